@@ -1,0 +1,377 @@
+//! pcap and pcapng files, memory-mapped and walked without copying.
+//!
+//! Hand-written rather than `pcap-file` 2.x: that crate reads pcapng
+//! timestamps as nanoseconds whatever the interface's `if_tsresol` says
+//! (dumpcap writes microseconds), and a replay must keep exact packet times.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::decode::LinkType;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a pcap or pcapng file (magic {magic:02x?})")]
+    NotPcap { path: PathBuf, magic: Vec<u8> },
+    #[error(
+        "{path}: unsupported link type {linktype} (Ethernet, Linux SLL and raw IP are supported)"
+    )]
+    LinkType { path: PathBuf, linktype: u32 },
+    #[error("{path}: corrupt {what} at byte offset {offset}")]
+    Corrupt {
+        path: PathBuf,
+        what: &'static str,
+        offset: usize,
+    },
+}
+
+/// How a file read ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadSummary {
+    pub frames: u64,
+    /// Frames of interfaces with a link type we cannot decode (pcapng only).
+    pub skipped_frames: u64,
+    /// Set when the file ends in the middle of a record (capture cut short).
+    pub truncated_at: Option<usize>,
+}
+
+/// Read every frame of `path`, calling `f(link, ts_unix_ns, frame)`.
+pub fn read_file<F>(path: &Path, f: F) -> Result<ReadSummary, FileError>
+where
+    F: FnMut(LinkType, u64, &[u8]),
+{
+    let file = File::open(path).map_err(|source| FileError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    let len = file
+        .metadata()
+        .map_err(|source| FileError::Open {
+            path: path.to_owned(),
+            source,
+        })?
+        .len();
+    if len == 0 {
+        return Err(FileError::NotPcap {
+            path: path.to_owned(),
+            magic: Vec::new(),
+        });
+    }
+    // SAFETY: the map is read-only and private; a file truncated underneath us
+    // by another process is the documented risk of mmap, accepted for replay.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| FileError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    #[cfg(unix)]
+    let _ = map.advise(memmap2::Advice::Sequential);
+    read_bytes(&map, path, f)
+}
+
+/// Same as [`read_file`] over bytes in memory (`path` labels errors).
+pub fn read_bytes<F>(data: &[u8], path: &Path, f: F) -> Result<ReadSummary, FileError>
+where
+    F: FnMut(LinkType, u64, &[u8]),
+{
+    match data.get(..4) {
+        Some([0x0a, 0x0d, 0x0d, 0x0a]) => read_pcapng(data, path, f),
+        Some(m) if pcap_magic(m).is_some() => read_pcap(data, path, f),
+        _ => Err(FileError::NotPcap {
+            path: path.to_owned(),
+            magic: data.iter().take(4).copied().collect(),
+        }),
+    }
+}
+
+/// (big endian, nanosecond timestamps)
+fn pcap_magic(m: &[u8]) -> Option<(bool, bool)> {
+    match m {
+        [0xd4, 0xc3, 0xb2, 0xa1] => Some((false, false)),
+        [0xa1, 0xb2, 0xc3, 0xd4] => Some((true, false)),
+        [0x4d, 0x3c, 0xb2, 0xa1] => Some((false, true)),
+        [0xa1, 0xb2, 0x3c, 0x4d] => Some((true, true)),
+        _ => None,
+    }
+}
+
+#[inline]
+fn u32_at(d: &[u8], off: usize, be: bool) -> Option<u32> {
+    let b: [u8; 4] = d.get(off..off + 4)?.try_into().ok()?;
+    Some(if be {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
+    })
+}
+
+#[inline]
+fn u16_at(d: &[u8], off: usize, be: bool) -> Option<u16> {
+    let b: [u8; 2] = d.get(off..off + 2)?.try_into().ok()?;
+    Some(if be {
+        u16::from_be_bytes(b)
+    } else {
+        u16::from_le_bytes(b)
+    })
+}
+
+fn read_pcap<F>(data: &[u8], path: &Path, mut f: F) -> Result<ReadSummary, FileError>
+where
+    F: FnMut(LinkType, u64, &[u8]),
+{
+    let corrupt = |what, offset| FileError::Corrupt {
+        path: path.to_owned(),
+        what,
+        offset,
+    };
+    let (be, nanos) = data
+        .get(..4)
+        .and_then(pcap_magic)
+        .ok_or_else(|| corrupt("header", 0))?;
+    // The top bits of the link type field carry FCS information (pcap 2.4 addendum).
+    let linktype = u32_at(data, 20, be).ok_or_else(|| corrupt("header", 0))? & 0x0fff_ffff;
+    let link = LinkType::from_pcap(linktype).ok_or_else(|| FileError::LinkType {
+        path: path.to_owned(),
+        linktype,
+    })?;
+    let frac_ns: u64 = if nanos { 1 } else { 1000 };
+    let mut summary = ReadSummary::default();
+    let mut off = 24;
+    while off < data.len() {
+        let (Some(sec), Some(frac), Some(incl)) = (
+            u32_at(data, off, be),
+            u32_at(data, off + 4, be),
+            u32_at(data, off + 8, be),
+        ) else {
+            summary.truncated_at = Some(off);
+            break;
+        };
+        let start = off + 16;
+        let Some(frame) = data.get(start..start + incl as usize) else {
+            summary.truncated_at = Some(off);
+            break;
+        };
+        let ts = u64::from(sec) * 1_000_000_000 + u64::from(frac) * frac_ns;
+        f(link, ts, frame);
+        summary.frames += 1;
+        off = start + incl as usize;
+    }
+    Ok(summary)
+}
+
+struct Interface {
+    link: Option<LinkType>,
+    /// Nanoseconds per timestamp unit, or a divisor when units are finer than 1 ns.
+    unit_ns: u64,
+    finer_div: u64,
+}
+
+fn read_pcapng<F>(data: &[u8], path: &Path, mut f: F) -> Result<ReadSummary, FileError>
+where
+    F: FnMut(LinkType, u64, &[u8]),
+{
+    let corrupt = |what, offset| FileError::Corrupt {
+        path: path.to_owned(),
+        what,
+        offset,
+    };
+    let mut summary = ReadSummary::default();
+    let mut be = false;
+    let mut ifaces: Vec<Interface> = Vec::new();
+    let mut off = 0usize;
+    while off < data.len() {
+        if data.len() - off < 12 {
+            summary.truncated_at = Some(off);
+            break;
+        }
+        let raw_type = &data[off..off + 4];
+        if raw_type == [0x0a, 0x0d, 0x0d, 0x0a] {
+            // Section header: its byte-order magic decides the endianness of the section.
+            be = match data.get(off + 8..off + 12) {
+                Some([0x1a, 0x2b, 0x3c, 0x4d]) => true,
+                Some([0x4d, 0x3c, 0x2b, 0x1a]) => false,
+                _ => return Err(corrupt("section header byte-order magic", off)),
+            };
+            ifaces.clear();
+        }
+        let btype = u32_at(data, off, be).ok_or_else(|| corrupt("block", off))?;
+        let blen = u32_at(data, off + 4, be).ok_or_else(|| corrupt("block", off))? as usize;
+        if blen < 12 || blen % 4 != 0 {
+            return Err(corrupt("block length", off));
+        }
+        let Some(block) = data.get(off..off + blen) else {
+            summary.truncated_at = Some(off);
+            break;
+        };
+        let body = &block[8..blen - 4];
+        match btype {
+            // Interface description
+            1 => {
+                let lt =
+                    u32::from(u16_at(body, 0, be).ok_or_else(|| corrupt("interface block", off))?);
+                let mut iface = Interface {
+                    link: LinkType::from_pcap(lt),
+                    unit_ns: 1000,
+                    finer_div: 1,
+                };
+                // Options: code(2) len(2) value padded to 4.
+                let mut o = 8;
+                while let (Some(code), Some(olen)) = (u16_at(body, o, be), u16_at(body, o + 2, be))
+                {
+                    if code == 0 {
+                        break;
+                    }
+                    let olen = olen as usize;
+                    if code == 9 && olen >= 1 {
+                        if let Some(&r) = body.get(o + 4) {
+                            let (unit_ns, finer_div) = tsresol(r);
+                            iface.unit_ns = unit_ns;
+                            iface.finer_div = finer_div;
+                        }
+                    }
+                    o += 4 + olen.div_ceil(4) * 4;
+                }
+                ifaces.push(iface);
+            }
+            // Enhanced packet
+            6 => {
+                let (Some(id), Some(hi), Some(lo), Some(cap)) = (
+                    u32_at(body, 0, be),
+                    u32_at(body, 4, be),
+                    u32_at(body, 8, be),
+                    u32_at(body, 12, be),
+                ) else {
+                    return Err(corrupt("enhanced packet block", off));
+                };
+                let frame = body
+                    .get(20..20 + cap as usize)
+                    .ok_or_else(|| corrupt("enhanced packet length", off))?;
+                let iface = ifaces
+                    .get(id as usize)
+                    .ok_or_else(|| corrupt("packet on undeclared interface", off))?;
+                let raw = (u64::from(hi) << 32) | u64::from(lo);
+                match iface.link {
+                    Some(link) => {
+                        let ts = raw.saturating_mul(iface.unit_ns) / iface.finer_div;
+                        f(link, ts, frame);
+                        summary.frames += 1;
+                    }
+                    None => summary.skipped_frames += 1,
+                }
+            }
+            // Simple packet: no timestamp, interface 0.
+            3 => {
+                let orig =
+                    u32_at(body, 0, be).ok_or_else(|| corrupt("simple packet block", off))?;
+                let frame = body
+                    .get(4..(4 + orig as usize).min(body.len()))
+                    .ok_or_else(|| corrupt("simple packet block", off))?;
+                match ifaces.first().and_then(|i| i.link) {
+                    Some(link) => {
+                        f(link, 0, frame);
+                        summary.frames += 1;
+                    }
+                    None => summary.skipped_frames += 1,
+                }
+            }
+            _ => {}
+        }
+        off += blen;
+    }
+    if summary.frames == 0 && summary.skipped_frames > 0 {
+        return Err(FileError::LinkType {
+            path: path.to_owned(),
+            linktype: 0,
+        });
+    }
+    Ok(summary)
+}
+
+/// if_tsresol: high bit set = negative power of 2, else negative power of 10.
+fn tsresol(r: u8) -> (u64, u64) {
+    let exp = u32::from(r & 0x7f);
+    if r & 0x80 != 0 {
+        // 2^-exp seconds per unit.
+        (1_000_000_000, 1u64.checked_shl(exp).unwrap_or(u64::MAX))
+    } else if exp <= 9 {
+        (10u64.pow(9 - exp), 1)
+    } else {
+        (1, 10u64.checked_pow(exp - 9).unwrap_or(u64::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pcap_le(frames: &[(u32, u32, &[u8])]) -> Vec<u8> {
+        let mut v = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        v.extend_from_slice(&[0; 8]);
+        v.extend_from_slice(&65535u32.to_le_bytes());
+        v.extend_from_slice(&1u32.to_le_bytes());
+        for (s, us, d) in frames {
+            v.extend_from_slice(&s.to_le_bytes());
+            v.extend_from_slice(&us.to_le_bytes());
+            v.extend_from_slice(&(d.len() as u32).to_le_bytes());
+            v.extend_from_slice(&(d.len() as u32).to_le_bytes());
+            v.extend_from_slice(d);
+        }
+        v
+    }
+
+    #[test]
+    fn pcap_frames_and_timestamps() {
+        let data = pcap_le(&[(10, 5, b"abc"), (11, 999_999, b"de")]);
+        let mut got = Vec::new();
+        let s = read_bytes(&data, Path::new("t"), |_, ts, fr| {
+            got.push((ts, fr.to_vec()))
+        })
+        .unwrap();
+        assert_eq!(s.frames, 2);
+        assert_eq!(got[0], (10_000_005_000, b"abc".to_vec()));
+        assert_eq!(got[1].0, 11_999_999_000);
+    }
+
+    #[test]
+    fn cut_file_reports_where() {
+        let data = pcap_le(&[(10, 5, b"abcdef"), (11, 0, b"xyz")]);
+        let cut = &data[..data.len() - 2];
+        let s = read_bytes(cut, Path::new("t"), |_, _, _| {}).unwrap();
+        assert_eq!(s.frames, 1);
+        assert_eq!(s.truncated_at, Some(24 + 16 + 6));
+    }
+
+    #[test]
+    fn not_a_pcap() {
+        let e = read_bytes(b"hello world", Path::new("x.txt"), |_, _, _| {}).unwrap_err();
+        assert!(e.to_string().contains("not a pcap"), "{e}");
+    }
+
+    #[test]
+    fn tsresol_units() {
+        assert_eq!(tsresol(6), (1000, 1));
+        assert_eq!(tsresol(9), (1, 1));
+        assert_eq!(tsresol(0x80 | 10), (1_000_000_000, 1024));
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut x: u32 = 0x1234_5678;
+        for len in 0..600 {
+            let mut d = vec![0x0a, 0x0d, 0x0d, 0x0a];
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                d.push(x as u8);
+            }
+            let _ = read_bytes(&d, Path::new("t"), |_, _, _| {});
+            d[..4].copy_from_slice(&[0xd4, 0xc3, 0xb2, 0xa1]);
+            let _ = read_bytes(&d, Path::new("t"), |_, _, _| {});
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Where frames come from: pcap/pcapng files (replay) and live interfaces.
+
+pub mod file;
+pub mod live;

@@ -1,0 +1,16 @@
+//! Simpul agent: packets in, exact flows with names and agencies out.
+//!
+//! Pure logic (no I/O): [`decode`], [`dpi`], [`flow`], [`naming`], [`agency`],
+//! [`counters`], [`processor`]. I/O: [`capture`] (pcap files, AF_PACKET) and
+//! [`output`].
+
+pub mod agency;
+pub mod capture;
+pub mod config;
+pub mod counters;
+pub mod decode;
+pub mod dpi;
+pub mod flow;
+pub mod naming;
+pub mod output;
+pub mod processor;

@@ -1,0 +1,574 @@
+//! The per-packet pipeline: decode → fragments → flow table → naming →
+//! counters, and flow records out. Pure: time comes from the caller.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use simpul_proto::{proto_name, CounterSample, FlowRecord, TrafficScope};
+use time::OffsetDateTime;
+
+use crate::agency::{AgencyMap, UnitId};
+use crate::config::AgentConfig;
+use crate::counters::{self, SecondCounters, Slot};
+use crate::decode::{self, DecodeError, LinkType, Packet};
+use crate::dpi::dns;
+use crate::flow::{Direction, Export, FlowKey, FlowLimits, FlowStats, FlowTable, Side};
+use crate::naming::{DnsCache, FlowNames, InspectLimits, StreamInspector, Verdict};
+
+const NS: u64 = 1_000_000_000;
+/// Unmatched IP fragments are kept this long waiting for their first fragment.
+const FRAGMENT_TIMEOUT_NS: u64 = 30 * NS;
+
+/// Where records go.
+pub trait RecordSink {
+    fn flow(&mut self, record: FlowRecord);
+    fn counters(&mut self, sample: CounterSample);
+}
+
+/// Per-flow state owned by the processor.
+#[derive(Debug, Default)]
+pub struct FlowExt {
+    /// Which side of the key is inside the agency (or the initiator when neither is).
+    local: Option<Side>,
+    unit: UnitId,
+    scope: Option<TrafficScope>,
+    slot: Slot,
+    names: FlowNames,
+    inspector: Option<Box<StreamInspector>>,
+}
+
+/// Counters of the processor's own work ("everything that moves gets a counter").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessorStats {
+    pub frames: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub decode_errors: [u64; DecodeError::ALL.len()],
+    pub fragments: u64,
+    /// Non-first fragments whose first fragment never came.
+    pub orphan_fragments: u64,
+    pub dns_messages: u64,
+    pub dns_malformed: u64,
+    pub named_sni: u64,
+    pub named_quic: u64,
+    pub named_http: u64,
+    pub named_dns: u64,
+    pub records_final: u64,
+    pub records_interim: u64,
+}
+
+impl ProcessorStats {
+    pub fn decode_error_total(&self) -> u64 {
+        self.decode_errors.iter().sum()
+    }
+}
+
+struct FragEntry {
+    target: Option<(FlowKey, Side)>,
+    pending_packets: u64,
+    pending_bytes: u64,
+    /// First sighting, for expiry.
+    ts: u64,
+    /// Who sent the pending fragments (for orphans).
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    vlan: (Option<u16>, Option<u16>),
+}
+
+type FragKey = (IpAddr, IpAddr, u8, u32);
+
+pub struct Processor<S: RecordSink> {
+    table: FlowTable<FlowExt>,
+    frags: HashMap<FragKey, FragEntry>,
+    dns: DnsCache,
+    agencies: AgencyMap,
+    counters: SecondCounters,
+    inspect: InspectLimits,
+    stats: ProcessorStats,
+    next_sweep: u64,
+    interim_out: bool,
+    sink: S,
+}
+
+impl<S: RecordSink> Processor<S> {
+    pub fn new(cfg: &AgentConfig, agencies: AgencyMap, sink: S) -> Self {
+        let units = agencies.labels().len();
+        Self {
+            table: FlowTable::new(FlowLimits::from_config(&cfg.flows)),
+            frags: HashMap::new(),
+            dns: DnsCache::new(cfg.naming.dns_cache_entries),
+            agencies,
+            counters: SecondCounters::new(units),
+            inspect: InspectLimits {
+                max_bytes: cfg.naming.dpi_max_bytes,
+                max_packets: cfg.naming.dpi_max_packets,
+            },
+            stats: ProcessorStats::default(),
+            next_sweep: 0,
+            interim_out: true,
+            sink,
+        }
+    }
+
+    /// Do not build interim records at all (replay without `--interim`).
+    pub fn set_interim_records(&mut self, on: bool) {
+        self.interim_out = on;
+    }
+
+    pub fn stats(&self) -> &ProcessorStats {
+        &self.stats
+    }
+
+    pub fn flow_stats(&self) -> FlowStats {
+        self.table.stats()
+    }
+
+    pub fn active_flows(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
+    /// Handle one captured frame at `ts` (Unix nanoseconds).
+    pub fn handle_frame(&mut self, link: LinkType, ts: u64, frame: &[u8]) {
+        self.stats.frames += 1;
+        if ts >= self.next_sweep {
+            self.tick(ts);
+        }
+        match decode::decode(link, frame) {
+            Ok(p) => self.handle_packet(ts, &p),
+            Err(e) => self.stats.decode_errors[e.index()] += 1,
+        }
+    }
+
+    /// Advance time without a packet: timeouts, interim records, counters.
+    pub fn tick(&mut self, now: u64) {
+        self.next_sweep = now - now % NS + NS;
+        let Self {
+            table,
+            agencies,
+            sink,
+            stats,
+            interim_out,
+            counters,
+            frags,
+            ..
+        } = self;
+        counters.tick(now / NS, agencies, &mut |c| sink.counters(c));
+        table.sweep(now, &mut |e| export(e, agencies, sink, stats, *interim_out));
+        if !frags.is_empty() {
+            self.expire_fragments(now);
+        }
+    }
+
+    /// End of capture: every flow gets its final record.
+    pub fn finish(&mut self) {
+        self.expire_fragments(u64::MAX);
+        let Self {
+            table,
+            agencies,
+            sink,
+            stats,
+            interim_out,
+            counters,
+            ..
+        } = self;
+        table.flush(&mut |e| export(e, agencies, sink, stats, *interim_out));
+        counters.flush(agencies, &mut |c| sink.counters(c));
+    }
+
+    fn handle_packet(&mut self, ts: u64, p: &Packet<'_>) {
+        self.stats.packets += 1;
+        self.stats.bytes += u64::from(p.ip_len);
+        if let Some(frag) = p.fragment {
+            self.stats.fragments += 1;
+            if !frag.first {
+                self.handle_later_fragment(ts, p, frag.id);
+                return;
+            }
+        }
+        let (sport, dport) = p.ports.unwrap_or((0, 0));
+        let (key, sender) = FlowKey::new(p.src, sport, p.dst, dport, p.proto, p.vlan, p.vlan_inner);
+        let tcp_flags = p.tcp.map(|t| t.flags);
+
+        let Self {
+            table,
+            agencies,
+            sink,
+            stats,
+            interim_out,
+            dns,
+            counters,
+            inspect,
+            ..
+        } = self;
+        let obs = table.observe(key, sender, ts, p.ip_len, tcp_flags, &mut |e| {
+            export(e, agencies, sink, stats, *interim_out)
+        });
+        let flow = obs.flow;
+        if obs.created {
+            attribute(
+                &key,
+                flow.core.initiator,
+                &mut flow.ext,
+                agencies,
+                dns,
+                stats,
+            );
+        }
+        let ext = &mut flow.ext;
+
+        // Naming: the client's first bytes.
+        if obs.direction == Direction::Up && !p.payload.is_empty() {
+            if let Some(insp) = ext.inspector.as_mut() {
+                let verdict = match p.tcp {
+                    Some(t) => insp.feed_tcp(t.seq, p.payload, *inspect, &mut ext.names),
+                    None => insp.feed_udp(p.payload, *inspect, &mut ext.names),
+                };
+                if verdict == Verdict::Done {
+                    ext.inspector = None;
+                    if ext.names.sni.is_some() {
+                        stats.named_sni += 1;
+                    } else if ext.names.quic_sni.is_some() {
+                        stats.named_quic += 1;
+                    } else if ext.names.http_host.is_some() {
+                        stats.named_http += 1;
+                    }
+                }
+            }
+        }
+        if p.proto == 17 && (sport == 53 || dport == 53) && !p.payload.is_empty() {
+            learn_dns(dns::parse(p.payload), p, &mut ext.names, dns, stats);
+        } else if p.proto == 6 && (sport == 53 || dport == 53) && p.payload.len() > 2 {
+            learn_dns(dns::parse_tcp(p.payload), p, &mut ext.names, dns, stats);
+        }
+
+        let outbound = Some(sender) == ext.local;
+        let slot = ext.slot;
+        counters.add(
+            ts / NS,
+            slot,
+            outbound,
+            u64::from(p.ip_len),
+            1,
+            agencies,
+            &mut |c| sink.counters(c),
+        );
+
+        if let Some(frag) = p.fragment {
+            self.first_fragment_seen(ts, p, frag.id, key, sender);
+        }
+    }
+
+    fn first_fragment_seen(
+        &mut self,
+        ts: u64,
+        p: &Packet<'_>,
+        id: u32,
+        key: FlowKey,
+        sender: Side,
+    ) {
+        let fk = (p.src, p.dst, p.proto, id);
+        let entry = self.frags.entry(fk).or_insert(FragEntry {
+            target: None,
+            pending_packets: 0,
+            pending_bytes: 0,
+            ts,
+            src: p.src,
+            dst: p.dst,
+            proto: p.proto,
+            vlan: (p.vlan, p.vlan_inner),
+        });
+        entry.target = Some((key, sender));
+        if entry.pending_packets > 0 {
+            let (pk, pb) = (entry.pending_packets, entry.pending_bytes);
+            entry.pending_packets = 0;
+            entry.pending_bytes = 0;
+            self.credit(ts, &key, sender, pk, pb);
+        }
+    }
+
+    fn handle_later_fragment(&mut self, ts: u64, p: &Packet<'_>, id: u32) {
+        let fk = (p.src, p.dst, p.proto, id);
+        let entry = self.frags.entry(fk).or_insert(FragEntry {
+            target: None,
+            pending_packets: 0,
+            pending_bytes: 0,
+            ts,
+            src: p.src,
+            dst: p.dst,
+            proto: p.proto,
+            vlan: (p.vlan, p.vlan_inner),
+        });
+        match entry.target {
+            Some((key, sender)) => self.credit(ts, &key, sender, 1, u64::from(p.ip_len)),
+            None => {
+                entry.pending_packets += 1;
+                entry.pending_bytes += u64::from(p.ip_len);
+            }
+        }
+    }
+
+    fn credit(&mut self, ts: u64, key: &FlowKey, sender: Side, packets: u64, bytes: u64) {
+        if !self.table.credit(key, sender, ts, packets, bytes) {
+            // The flow ended between fragments: account them on a port-less flow.
+            self.orphan(
+                ts,
+                key.ip(sender),
+                key.ip(sender.other()),
+                key.proto,
+                (key.vlan, key.vlan_inner),
+                packets,
+                bytes,
+            );
+            return;
+        }
+        if let Some(flow) = self.table.get(key) {
+            let outbound = Some(sender) == flow.ext.local;
+            let slot = flow.ext.slot;
+            let Self {
+                counters,
+                agencies,
+                sink,
+                ..
+            } = self;
+            counters.add(
+                ts / NS,
+                slot,
+                outbound,
+                bytes,
+                packets,
+                agencies,
+                &mut |c| sink.counters(c),
+            );
+        }
+    }
+
+    fn expire_fragments(&mut self, now: u64) {
+        let mut orphans = Vec::new();
+        self.frags.retain(|_, e| {
+            if now.saturating_sub(e.ts) < FRAGMENT_TIMEOUT_NS {
+                return true;
+            }
+            if e.pending_packets > 0 {
+                orphans.push((
+                    e.src,
+                    e.dst,
+                    e.proto,
+                    e.vlan,
+                    e.pending_packets,
+                    e.pending_bytes,
+                    e.ts,
+                ));
+            }
+            false
+        });
+        for (src, dst, proto, vlan, packets, bytes, ts) in orphans {
+            self.stats.orphan_fragments += packets;
+            let vlan = (vlan.0.unwrap_or(0), vlan.1.unwrap_or(0));
+            self.orphan(ts, src, dst, proto, vlan, packets, bytes);
+        }
+    }
+
+    /// Fragments that cannot be tied to ports still count: on a flow keyed by
+    /// addresses and protocol only.
+    #[allow(clippy::too_many_arguments)]
+    fn orphan(
+        &mut self,
+        ts: u64,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: u8,
+        vlan: (u16, u16),
+        packets: u64,
+        bytes: u64,
+    ) {
+        let nz = |v: u16| (v != 0).then_some(v);
+        let (key, sender) = FlowKey::new(src, 0, dst, 0, proto, nz(vlan.0), nz(vlan.1));
+        let Self {
+            table,
+            agencies,
+            sink,
+            stats,
+            interim_out,
+            dns,
+            ..
+        } = self;
+        // observe counts one packet of `bytes`; credit adds the rest.
+        let obs = table.observe(key, sender, ts, 0, None, &mut |e| {
+            export(e, agencies, sink, stats, *interim_out)
+        });
+        if obs.created {
+            attribute(
+                &key,
+                obs.flow.core.initiator,
+                &mut obs.flow.ext,
+                agencies,
+                dns,
+                stats,
+            );
+        }
+        obs.flow.ext.inspector = None;
+        let c = &mut obs.flow.core.sides[sender.index()];
+        c.packets = c.packets - 1 + packets;
+        c.bytes += bytes;
+    }
+}
+
+/// Resolve a new flow's agency, unit, scope, counter slot and DNS name.
+fn attribute(
+    key: &FlowKey,
+    initiator: Side,
+    ext: &mut FlowExt,
+    agencies: &AgencyMap,
+    dns: &mut DnsCache,
+    stats: &mut ProcessorStats,
+) {
+    let responder = initiator.other();
+    let (iu, ru) = (
+        agencies.unit_of(key.ip(initiator)),
+        agencies.unit_of(key.ip(responder)),
+    );
+    let local = if iu == 0 && ru != 0 {
+        responder
+    } else {
+        initiator
+    };
+    let unit = if local == initiator { iu } else { ru };
+    let remote_ip = key.ip(local.other());
+    let scope = agencies.scope_of(remote_ip);
+    ext.local = Some(local);
+    ext.unit = unit;
+    ext.scope = Some(scope);
+    ext.slot = counters::slot(unit, scope);
+    ext.names.dns_name = dns.lookup(key.ip(local), remote_ip);
+    if ext.names.dns_name.is_some() {
+        stats.named_dns += 1;
+    }
+    let inspect = match key.proto {
+        6 => key.port(responder) != 53 && key.port(initiator) != 53,
+        // QUIC: only datagrams to 443 are worth decrypting.
+        17 => key.port(responder) == 443,
+        _ => false,
+    };
+    if inspect {
+        ext.inspector = Some(Box::default());
+    }
+}
+
+fn learn_dns(
+    parsed: Result<dns::DnsMessage, dns::DnsError>,
+    p: &Packet<'_>,
+    names: &mut FlowNames,
+    cache: &mut DnsCache,
+    stats: &mut ProcessorStats,
+) {
+    let msg = match parsed {
+        Ok(m) => m,
+        Err(dns::DnsError::Incomplete) => return,
+        Err(dns::DnsError::Malformed(_)) => {
+            stats.dns_malformed += 1;
+            return;
+        }
+    };
+    stats.dns_messages += 1;
+    if names.dns_query.is_none() {
+        names.dns_query = msg.query.as_deref().map(Into::into);
+    }
+    if msg.is_response {
+        if let Some(q) = msg.query.as_deref() {
+            let name: Arc<str> = Arc::from(q);
+            for (addr, _ttl) in &msg.addresses {
+                cache.insert(p.dst, *addr, name.clone());
+            }
+        }
+    }
+}
+
+fn export<S: RecordSink>(
+    e: Export<'_, FlowExt>,
+    agencies: &AgencyMap,
+    sink: &mut S,
+    stats: &mut ProcessorStats,
+    interim_out: bool,
+) {
+    if e.kind == simpul_proto::RecordKind::Interim {
+        if !interim_out {
+            return;
+        }
+        stats.records_interim += 1;
+    } else {
+        stats.records_final += 1;
+    }
+    sink.flow(build_record(&e, agencies));
+}
+
+/// Turn a flow into its wire/JSON record.
+pub fn build_record(e: &Export<'_, FlowExt>, agencies: &AgencyMap) -> FlowRecord {
+    let key = e.key;
+    let core = e.core;
+    let ext = &*e.ext;
+    let (src, dst) = (core.initiator, core.initiator.other());
+    let ports = key.has_ports() && (key.lo_port != 0 || key.hi_port != 0);
+    let label = agencies.label(ext.unit);
+    let site = ext.names.site();
+    let is_tcp = key.proto == 6;
+    FlowRecord {
+        flow_id: core.id,
+        kind: e.kind,
+        end_reason: e.reason,
+        proto: proto_name(key.proto),
+        src_ip: key.ip(src).to_string(),
+        src_port: ports.then(|| key.port(src)),
+        dst_ip: key.ip(dst).to_string(),
+        dst_port: ports.then(|| key.port(dst)),
+        vlan: (key.vlan != 0).then_some(key.vlan),
+        vlan_inner: (key.vlan_inner != 0).then_some(key.vlan_inner),
+        packets_up: core.up().packets,
+        bytes_up: core.up().bytes,
+        packets_down: core.down().packets,
+        bytes_down: core.down().bytes,
+        first_seen: rfc3339(core.first_ts),
+        last_seen: rfc3339(core.last_ts),
+        tcp_flags_up: is_tcp.then(|| core.up().tcp_flags),
+        tcp_flags_down: is_tcp.then(|| core.down().tcp_flags),
+        sni: ext
+            .names
+            .sni
+            .as_deref()
+            .or(ext.names.quic_sni.as_deref())
+            .map(Into::into),
+        http_host: ext.names.http_host.as_deref().map(Into::into),
+        dns_query: ext.names.dns_query.as_deref().map(Into::into),
+        site: site.map(|(s, _)| s.to_string()),
+        site_source: site.map(|(_, src)| src),
+        agency: label.agency.clone(),
+        unit: label.unit.clone(),
+        scope: ext.scope.unwrap_or(TrafficScope::Internet),
+    }
+}
+
+/// RFC 3339 with microseconds, UTC.
+pub fn rfc3339(ts_ns: u64) -> String {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ns))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let us = t.microsecond();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        us
+    )
+}
