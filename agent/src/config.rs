@@ -71,12 +71,16 @@ pub struct CaptureConfig {
     /// each packet is seen once and before NAT.
     #[serde(default)]
     pub interfaces: Vec<String>,
-    /// Socket read buffer per packet; offloaded (GRO) frames exceed the MTU.
+    /// Socket read buffer per packet; offloaded (GSO/GRO) frames reach 64 KiB + headers.
     #[serde(default = "default_read_buffer")]
     pub read_buffer_size: usize,
     /// Batches between capture and processing threads before the capture drops.
     #[serde(default = "default_queue_batches")]
     pub queue_batches: usize,
+    /// Kernel socket receive buffer: absorbs bursts of 64 KiB offloaded frames
+    /// while the capture thread is descheduled.
+    #[serde(default = "default_socket_buffer")]
+    pub socket_buffer_bytes: usize,
 }
 
 impl Default for CaptureConfig {
@@ -85,12 +89,16 @@ impl Default for CaptureConfig {
             interfaces: Vec::new(),
             read_buffer_size: default_read_buffer(),
             queue_batches: default_queue_batches(),
+            socket_buffer_bytes: default_socket_buffer(),
         }
     }
 }
 
 fn default_read_buffer() -> usize {
-    65536
+    67584
+}
+fn default_socket_buffer() -> usize {
+    32 << 20
 }
 fn default_queue_batches() -> usize {
     1024
@@ -381,7 +389,7 @@ mod tests {
     fn minimal_config_has_defaults() {
         let c = parse("[agent]\nid = \"x\"\n").unwrap();
         assert_eq!(c.flows.idle_timeout_secs, 60);
-        assert_eq!(c.capture.read_buffer_size, 65536);
+        assert_eq!(c.capture.read_buffer_size, 67584);
     }
 
     #[test]

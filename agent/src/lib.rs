@@ -11,6 +11,7 @@ pub mod counters;
 pub mod decode;
 pub mod dpi;
 pub mod flow;
+pub mod fuzzing;
 pub mod naming;
 pub mod output;
 pub mod processor;

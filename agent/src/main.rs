@@ -62,6 +62,7 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -239,10 +240,15 @@ fn run(config: &Path) -> Result<()> {
         );
     }
     let st = proc.stats();
+    let errors: Vec<String> = DecodeError::ALL
+        .iter()
+        .filter(|e| st.decode_errors[e.index()] > 0)
+        .map(|e| format!("{}={}", e.name(), st.decode_errors[e.index()]))
+        .collect();
     tracing::info!(
         packets = st.packets,
         bytes = st.bytes,
-        decode_errors = st.decode_error_total(),
+        decode_errors = %errors.join(","),
         flows = proc.sink().flows_written,
         "agent stopped"
     );

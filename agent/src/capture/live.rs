@@ -111,6 +111,7 @@ impl LiveCapture {
                     source: std::io::Error::last_os_error(),
                 });
             }
+            set_receive_buffer(fd, cfg.socket_buffer_bytes, name);
             let config = Config {
                 read_buffer_size: cfg.read_buffer_size,
                 read_timeout: Some(Duration::from_millis(100)),
@@ -222,6 +223,27 @@ fn capture_loop(
         let _ = tx.send_timeout(batch, Duration::from_millis(200));
     }
     read_kernel_stats(fd, &stats);
+}
+
+/// SO_RCVBUFFORCE (root) ignores net.core.rmem_max; fall back to SO_RCVBUF.
+fn set_receive_buffer(fd: i32, bytes: usize, name: &str) {
+    let val = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: val outlives the call; fd is a fresh socket we own.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&val as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
+    tracing::warn!(interface = %name, bytes, "cannot enlarge the socket receive buffer; bursts may be dropped by the kernel");
 }
 
 /// PACKET_STATISTICS counts since the previous read, so accumulate.

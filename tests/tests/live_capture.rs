@@ -1,0 +1,219 @@
+//! Live capture on a veth inside network namespaces, with dumpcap capturing the
+//! same interface at the same time: the agent's flows must equal tshark's
+//! reading of dumpcap's file, packet for packet and byte for byte.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::time::Duration;
+
+use common::netns::{sh, wait_for, Lab};
+use common::*;
+
+#[test]
+fn live_flows_equal_tshark_on_the_same_interface() {
+    assert!(is_root(), "live capture needs root (CI runs as root)");
+    let agent = agent_bin();
+    let mut lab = Lab::new("lv");
+    let client = lab.ns("client");
+    let server = lab.ns("server");
+    lab.link(
+        &client,
+        "lan0",
+        "10.10.1.10/24",
+        &server,
+        "up0",
+        "10.10.1.1/24",
+    );
+    sh(&format!("ip -n {server} addr add 203.0.113.10/32 dev lo"));
+    sh(&format!(
+        "ip -n {client} route add 203.0.113.0/24 via 10.10.1.1"
+    ));
+
+    let dir = tempfile::tempdir().unwrap();
+    let www = dir.path().join("www");
+    std::fs::create_dir(&www).unwrap();
+    std::fs::write(www.join("big.bin"), vec![0x5a; 3_000_000]).unwrap();
+    std::fs::write(www.join("index.html"), "halo").unwrap();
+    let flows = dir.path().join("flows.jsonl");
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[agent]
+id = "live-test"
+[capture]
+interfaces = ["lan0"]
+[flows]
+active_timeout_secs = 1
+[output]
+flows_jsonl = "{}"
+[[agencies]]
+code = "diskominfo"
+[[agencies.units]]
+code = "sekretariat"
+subnets = ["10.10.1.0/24"]
+"#,
+            flows.display()
+        ),
+    )
+    .unwrap();
+    let pcap = dir.path().join("ref.pcapng");
+
+    lab.spawn(
+        &server,
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "-b",
+            "203.0.113.10",
+            "-d",
+            www.to_str().unwrap(),
+            "8080",
+        ],
+        true,
+    );
+    let ag = lab.spawn_piped(
+        &client,
+        &[
+            agent.to_str().unwrap(),
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    let dc = lab.spawn_piped(
+        &client,
+        &[
+            "dumpcap",
+            "-B",
+            "64",
+            "-i",
+            "lan0",
+            "-w",
+            pcap.to_str().unwrap(),
+        ],
+    );
+
+    // Both capturers must be up before the first packet.
+    let agent_err = lab.child(ag).stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(agent_err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut agent_log = Vec::new();
+    let up = wait_for(20, || {
+        while let Ok(l) = rx.try_recv() {
+            agent_log.push(l);
+        }
+        agent_log.iter().any(|l| l.contains("agent running"))
+    });
+    assert!(up, "agent did not start: {agent_log:#?}");
+    let dumpcap_err = lab.child(dc).stderr.take().unwrap();
+    let (dtx, drx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(dumpcap_err).lines().map_while(Result::ok) {
+            let _ = dtx.send(line);
+        }
+    });
+    assert!(
+        wait_for(20, || drx.try_recv().is_ok_and(|l| l.contains("Capturing"))) || pcap.exists(),
+        "dumpcap did not start"
+    );
+    assert!(
+        wait_for(20, || std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &client,
+                "curl",
+                "-sf",
+                "-o",
+                "/dev/null",
+                "http://203.0.113.10:8080/index.html"
+            ])
+            .status()
+            .is_ok_and(|s| s.success())),
+        "http server did not come up"
+    );
+
+    // Traffic: a 3 MB download limited to run past the 1 s active timeout,
+    // several small requests, pings and UDP datagrams.
+    lab.exec(
+        &client,
+        "curl -sf --limit-rate 1500k -o /dev/null http://203.0.113.10:8080/big.bin",
+    );
+    for _ in 0..5 {
+        lab.exec(&client, "curl -sf -o /dev/null -H 'Host: portal.example.go.id' http://203.0.113.10:8080/index.html");
+    }
+    lab.exec(&client, "ping -c 3 -i 0.2 -q 203.0.113.10");
+    lab.exec(&client, "python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [s.sendto(b'x'*n, ('203.0.113.10', 9999)) for n in (10, 500, 1400)]\"");
+    std::thread::sleep(Duration::from_millis(500));
+
+    let st = lab.signal_and_wait(dc, "INT");
+    assert!(st.success() || st.code().is_none(), "dumpcap exit {st:?}");
+    // The reference must be complete too: dumpcap reports its own drops at exit.
+    let mut dumpcap_log = Vec::new();
+    while let Ok(l) = drx.recv_timeout(Duration::from_millis(300)) {
+        dumpcap_log.push(l);
+    }
+    let summary = dumpcap_log
+        .iter()
+        .find(|l| l.contains("received/dropped on interface"))
+        .unwrap_or_else(|| panic!("no dumpcap summary: {dumpcap_log:?}"));
+    let counts = summary
+        .split("': ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or("");
+    assert!(counts.ends_with("/0"), "dumpcap dropped packets: {summary}");
+    let st = lab.signal_and_wait(ag, "TERM");
+    while let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+        agent_log.push(l);
+    }
+    assert!(st.success(), "agent exit {st:?}: {agent_log:#?}");
+
+    let records = read_jsonl(&flows);
+    let interim = records
+        .iter()
+        .filter(|r| r.kind == simpul_proto::RecordKind::Interim)
+        .count();
+    assert!(
+        interim >= 1,
+        "the download should have produced interim records"
+    );
+    let got = agent_conversations(&records);
+    let want = tshark_conversations(&pcap);
+    let diffs = diff_conversations(&got, &want);
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}\nagent log:\n{}",
+        diffs.len(),
+        diffs.join("\n"),
+        agent_log.join("\n")
+    );
+    let bytes: u64 = records
+        .iter()
+        .filter(|r| r.kind == simpul_proto::RecordKind::Final)
+        .map(|r| r.bytes_up + r.bytes_down)
+        .sum();
+    assert!(bytes > 3_000_000, "download missing: {bytes}");
+    assert!(records
+        .iter()
+        .any(|r| r.http_host.as_deref() == Some("portal.example.go.id")));
+    assert!(records
+        .iter()
+        .all(|r| r.src_ip != "10.10.1.10" || r.unit == "sekretariat"));
+    // The kernel and the hand-off dropped nothing at this rate.
+    let totals = agent_log
+        .iter()
+        .find(|l| l.contains("capture totals"))
+        .expect("capture totals logged");
+    assert!(
+        totals.contains("kernel_drops=0") && totals.contains("queue_drops=0"),
+        "{totals}"
+    );
+}
