@@ -36,18 +36,10 @@ impl SecondCounters {
         }
     }
 
-    /// Add one packet at `sec`; when the second changes the previous one is emitted.
+    /// Move to second `sec`, emitting the previous one when time has moved on.
+    /// Packets slightly out of order stay in the current second.
     #[inline]
-    pub fn add<F: FnMut(CounterSample)>(
-        &mut self,
-        sec: u64,
-        slot: Slot,
-        outbound: bool,
-        bytes: u64,
-        packets: u64,
-        map: &AgencyMap,
-        emit: &mut F,
-    ) {
+    pub fn roll<F: FnMut(CounterSample)>(&mut self, sec: u64, map: &AgencyMap, emit: &mut F) {
         match self.second {
             Some(s) if sec > s => {
                 self.flush(map, emit);
@@ -56,6 +48,11 @@ impl SecondCounters {
             Some(_) => {}
             None => self.second = Some(sec),
         }
+    }
+
+    /// Count traffic in the current second (call [`Self::roll`] first).
+    #[inline]
+    pub fn add(&mut self, slot: Slot, outbound: bool, bytes: u64, packets: u64) {
         let Some(cell) = self.cells.get_mut(slot as usize) else {
             return;
         };

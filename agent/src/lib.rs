@@ -15,3 +15,4 @@ pub mod fuzzing;
 pub mod naming;
 pub mod output;
 pub mod processor;
+pub mod replay;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use simpul_agent::agency::AgencyMap;
-use simpul_agent::capture::{file, live::LiveCapture};
+use simpul_agent::capture::live::LiveCapture;
 use simpul_agent::config::AgentConfig;
 use simpul_agent::decode::{DecodeError, LinkType};
 use simpul_agent::output::JsonlSink;
@@ -116,11 +116,10 @@ fn replay(
     proc.set_interim_records(interim);
     let started = Instant::now();
     let mut truncated = Vec::new();
-    for path in pcaps {
-        let summary = file::read_file(path, |link, ts, frame| proc.handle_frame(link, ts, frame))?;
-        if let Some(off) = summary.truncated_at {
-            tracing::warn!(file = %path.display(), offset = off, "file ends inside a record (capture cut short); read up to there");
-            truncated.push(path.display().to_string());
+    for outcome in simpul_agent::replay::replay_files(pcaps, &mut proc)? {
+        if let Some(off) = outcome.truncated_at {
+            tracing::warn!(file = %outcome.path.display(), offset = off, "file ends inside a record (capture cut short); read up to there");
+            truncated.push(outcome.path.display().to_string());
         }
     }
     proc.finish();

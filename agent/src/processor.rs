@@ -34,8 +34,16 @@ pub struct FlowExt {
     unit: UnitId,
     scope: Option<TrafficScope>,
     slot: Slot,
-    names: FlowNames,
+    /// Boxed and only allocated once a name or payload is seen: the table stays
+    /// small and cache-friendly for the many flows that never get one.
+    names: Option<Box<FlowNames>>,
     inspector: Option<Box<StreamInspector>>,
+}
+
+impl FlowExt {
+    fn names_mut(&mut self) -> &mut FlowNames {
+        self.names.get_or_insert_with(Default::default)
+    }
 }
 
 /// Counters of the processor's own work ("everything that moves gets a counter").
@@ -139,11 +147,23 @@ impl<S: RecordSink> Processor<S> {
 
     /// Handle one captured frame at `ts` (Unix nanoseconds).
     pub fn handle_frame(&mut self, link: LinkType, ts: u64, frame: &[u8]) {
+        self.handle_decoded(ts, decode::decode(link, frame));
+    }
+
+    /// Handle a frame decoded elsewhere (the replay decodes on another thread).
+    pub fn handle_decoded(&mut self, ts: u64, decoded: Result<Packet<'_>, DecodeError>) {
         self.stats.frames += 1;
         if ts >= self.next_sweep {
             self.tick(ts);
         }
-        match decode::decode(link, frame) {
+        let Self {
+            counters,
+            agencies,
+            sink,
+            ..
+        } = self;
+        counters.roll(ts / NS, agencies, &mut |c| sink.counters(c));
+        match decoded {
             Ok(p) => self.handle_packet(ts, &p),
             Err(e) => self.stats.decode_errors[e.index()] += 1,
         }
@@ -229,39 +249,32 @@ impl<S: RecordSink> Processor<S> {
         // Naming: the client's first bytes.
         if obs.direction == Direction::Up && !p.payload.is_empty() {
             if let Some(insp) = ext.inspector.as_mut() {
+                let names = ext.names.get_or_insert_with(Default::default);
                 let verdict = match p.tcp {
-                    Some(t) => insp.feed_tcp(t.seq, p.payload, *inspect, &mut ext.names),
-                    None => insp.feed_udp(p.payload, *inspect, &mut ext.names),
+                    Some(t) => insp.feed_tcp(t.seq, p.payload, *inspect, names),
+                    None => insp.feed_udp(p.payload, *inspect, names),
                 };
                 if verdict == Verdict::Done {
                     ext.inspector = None;
-                    if ext.names.sni.is_some() {
+                    if names.sni.is_some() {
                         stats.named_sni += 1;
-                    } else if ext.names.quic_sni.is_some() {
+                    } else if names.quic_sni.is_some() {
                         stats.named_quic += 1;
-                    } else if ext.names.http_host.is_some() {
+                    } else if names.http_host.is_some() {
                         stats.named_http += 1;
                     }
                 }
             }
         }
         if p.proto == 17 && (sport == 53 || dport == 53) && !p.payload.is_empty() {
-            learn_dns(dns::parse(p.payload), p, &mut ext.names, dns, stats);
+            learn_dns(dns::parse(p.payload), p, ext.names_mut(), dns, stats);
         } else if p.proto == 6 && (sport == 53 || dport == 53) && p.payload.len() > 2 {
-            learn_dns(dns::parse_tcp(p.payload), p, &mut ext.names, dns, stats);
+            learn_dns(dns::parse_tcp(p.payload), p, ext.names_mut(), dns, stats);
         }
 
         let outbound = Some(sender) == ext.local;
         let slot = ext.slot;
-        counters.add(
-            ts / NS,
-            slot,
-            outbound,
-            u64::from(p.ip_len),
-            1,
-            agencies,
-            &mut |c| sink.counters(c),
-        );
+        counters.add(slot, outbound, u64::from(p.ip_len), 1);
 
         if let Some(frag) = p.fragment {
             self.first_fragment_seen(ts, p, frag.id, key, sender);
@@ -334,21 +347,7 @@ impl<S: RecordSink> Processor<S> {
         if let Some(flow) = self.table.get(key) {
             let outbound = Some(sender) == flow.ext.local;
             let slot = flow.ext.slot;
-            let Self {
-                counters,
-                agencies,
-                sink,
-                ..
-            } = self;
-            counters.add(
-                ts / NS,
-                slot,
-                outbound,
-                bytes,
-                packets,
-                agencies,
-                &mut |c| sink.counters(c),
-            );
+            self.counters.add(slot, outbound, bytes, packets);
         }
     }
 
@@ -420,6 +419,9 @@ impl<S: RecordSink> Processor<S> {
         let c = &mut obs.flow.core.sides[sender.index()];
         c.packets = c.packets - 1 + packets;
         c.bytes += bytes;
+        let outbound = Some(sender) == obs.flow.ext.local;
+        let slot = obs.flow.ext.slot;
+        self.counters.add(slot, outbound, bytes, packets);
     }
 }
 
@@ -449,8 +451,8 @@ fn attribute(
     ext.unit = unit;
     ext.scope = Some(scope);
     ext.slot = counters::slot(unit, scope);
-    ext.names.dns_name = dns.lookup(key.ip(local), remote_ip);
-    if ext.names.dns_name.is_some() {
+    if let Some(name) = dns.lookup(key.ip(local), remote_ip) {
+        ext.names_mut().dns_name = Some(name);
         stats.named_dns += 1;
     }
     let inspect = match key.proto {
@@ -519,7 +521,9 @@ pub fn build_record(e: &Export<'_, FlowExt>, agencies: &AgencyMap) -> FlowRecord
     let (src, dst) = (core.initiator, core.initiator.other());
     let ports = key.has_ports() && (key.lo_port != 0 || key.hi_port != 0);
     let label = agencies.label(ext.unit);
-    let site = ext.names.site();
+    let empty = FlowNames::default();
+    let names = ext.names.as_deref().unwrap_or(&empty);
+    let site = names.site();
     let is_tcp = key.proto == 6;
     FlowRecord {
         flow_id: core.id,
@@ -540,14 +544,13 @@ pub fn build_record(e: &Export<'_, FlowExt>, agencies: &AgencyMap) -> FlowRecord
         last_seen: rfc3339(core.last_ts),
         tcp_flags_up: is_tcp.then(|| core.up().tcp_flags),
         tcp_flags_down: is_tcp.then(|| core.down().tcp_flags),
-        sni: ext
-            .names
+        sni: names
             .sni
             .as_deref()
-            .or(ext.names.quic_sni.as_deref())
+            .or(names.quic_sni.as_deref())
             .map(Into::into),
-        http_host: ext.names.http_host.as_deref().map(Into::into),
-        dns_query: ext.names.dns_query.as_deref().map(Into::into),
+        http_host: names.http_host.as_deref().map(Into::into),
+        dns_query: names.dns_query.as_deref().map(Into::into),
         site: site.map(|(s, _)| s.to_string()),
         site_source: site.map(|(_, src)| src),
         agency: label.agency.clone(),

@@ -40,23 +40,14 @@ pub struct ReadSummary {
     pub truncated_at: Option<usize>,
 }
 
-/// Read every frame of `path`, calling `f(link, ts_unix_ns, frame)`.
-pub fn read_file<F>(path: &Path, f: F) -> Result<ReadSummary, FileError>
-where
-    F: FnMut(LinkType, u64, &[u8]),
-{
-    let file = File::open(path).map_err(|source| FileError::Open {
+/// Map a capture file into memory (read-only).
+pub fn map_file(path: &Path) -> Result<memmap2::Mmap, FileError> {
+    let open_err = |source| FileError::Open {
         path: path.to_owned(),
         source,
-    })?;
-    let len = file
-        .metadata()
-        .map_err(|source| FileError::Open {
-            path: path.to_owned(),
-            source,
-        })?
-        .len();
-    if len == 0 {
+    };
+    let file = File::open(path).map_err(open_err)?;
+    if file.metadata().map_err(open_err)?.len() == 0 {
         return Err(FileError::NotPcap {
             path: path.to_owned(),
             magic: Vec::new(),
@@ -64,19 +55,25 @@ where
     }
     // SAFETY: the map is read-only and private; a file truncated underneath us
     // by another process is the documented risk of mmap, accepted for replay.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| FileError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(open_err)?;
     #[cfg(unix)]
     let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(map)
+}
+
+/// Read every frame of `path`, calling `f(link, ts_unix_ns, frame)`.
+pub fn read_file<F>(path: &Path, f: F) -> Result<ReadSummary, FileError>
+where
+    F: FnMut(LinkType, u64, &[u8]),
+{
+    let map = map_file(path)?;
     read_bytes(&map, path, f)
 }
 
 /// Same as [`read_file`] over bytes in memory (`path` labels errors).
-pub fn read_bytes<F>(data: &[u8], path: &Path, f: F) -> Result<ReadSummary, FileError>
+pub fn read_bytes<'a, F>(data: &'a [u8], path: &Path, f: F) -> Result<ReadSummary, FileError>
 where
-    F: FnMut(LinkType, u64, &[u8]),
+    F: FnMut(LinkType, u64, &'a [u8]),
 {
     match data.get(..4) {
         Some([0x0a, 0x0d, 0x0d, 0x0a]) => read_pcapng(data, path, f),
@@ -119,9 +116,9 @@ fn u16_at(d: &[u8], off: usize, be: bool) -> Option<u16> {
     })
 }
 
-fn read_pcap<F>(data: &[u8], path: &Path, mut f: F) -> Result<ReadSummary, FileError>
+fn read_pcap<'a, F>(data: &'a [u8], path: &Path, mut f: F) -> Result<ReadSummary, FileError>
 where
-    F: FnMut(LinkType, u64, &[u8]),
+    F: FnMut(LinkType, u64, &'a [u8]),
 {
     let corrupt = |what, offset| FileError::Corrupt {
         path: path.to_owned(),
@@ -170,9 +167,9 @@ struct Interface {
     finer_div: u64,
 }
 
-fn read_pcapng<F>(data: &[u8], path: &Path, mut f: F) -> Result<ReadSummary, FileError>
+fn read_pcapng<'a, F>(data: &'a [u8], path: &Path, mut f: F) -> Result<ReadSummary, FileError>
 where
-    F: FnMut(LinkType, u64, &[u8]),
+    F: FnMut(LinkType, u64, &'a [u8]),
 {
     let corrupt = |what, offset| FileError::Corrupt {
         path: path.to_owned(),
@@ -200,7 +197,7 @@ where
         }
         let btype = u32_at(data, off, be).ok_or_else(|| corrupt("block", off))?;
         let blen = u32_at(data, off + 4, be).ok_or_else(|| corrupt("block", off))? as usize;
-        if blen < 12 || blen % 4 != 0 {
+        if blen < 12 || !blen.is_multiple_of(4) {
             return Err(corrupt("block length", off));
         }
         let Some(block) = data.get(off..off + blen) else {

@@ -178,43 +178,39 @@ impl<X: Default> FlowTable<X> {
             }
         }
 
+        if self.map.len() >= self.limits.max_flows && !self.map.contains_key(&key) {
+            self.evict_oldest(export);
+        }
         let mut created = false;
-        if !self.map.contains_key(&key) {
-            if self.map.len() >= self.limits.max_flows {
-                self.evict_oldest(export);
-            }
+        let next_id = &mut self.next_id;
+        let stats = &mut self.stats;
+        // One hash lookup for the common case of a known flow.
+        let flow = self.map.entry(key).or_insert_with(|| {
             // A SYN-ACK without the SYN still tells us who initiated.
             let initiator = if flags & (TCP_SYN | TCP_ACK) == (TCP_SYN | TCP_ACK) {
                 sender.other()
             } else {
                 sender
             };
-            let id = self.next_id;
-            self.next_id += 1;
-            self.stats.created += 1;
+            let id = *next_id;
+            *next_id += 1;
+            stats.created += 1;
             created = true;
-            self.map.insert(
-                key,
-                Flow {
-                    core: FlowCore {
-                        id,
-                        initiator,
-                        first_ts: ts,
-                        last_ts: ts,
-                        sides: [DirCounters::default(); 2],
-                        fin_seen: [false; 2],
-                        closing: None,
-                        last_export_ts: ts,
-                        packets_at_export: 0,
-                    },
-                    ext: X::default(),
+            Flow {
+                core: FlowCore {
+                    id,
+                    initiator,
+                    first_ts: ts,
+                    last_ts: ts,
+                    sides: [DirCounters::default(); 2],
+                    fin_seen: [false; 2],
+                    closing: None,
+                    last_export_ts: ts,
+                    packets_at_export: 0,
                 },
-            );
-        }
-
-        let Some(flow) = self.map.get_mut(&key) else {
-            unreachable!("flow inserted above")
-        };
+                ext: X::default(),
+            }
+        });
         let core = &mut flow.core;
         let c = &mut core.sides[sender.index()];
         c.packets += 1;
