@@ -11,10 +11,10 @@ use crate::decode::LinkType;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}: {cause}")]
     Open {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path}: not a pcap or pcapng file (magic {magic:02x?})")]
     NotPcap { path: PathBuf, magic: Vec<u8> },
@@ -42,9 +42,9 @@ pub struct ReadSummary {
 
 /// Map a capture file into memory (read-only).
 pub fn map_file(path: &Path) -> Result<memmap2::Mmap, FileError> {
-    let open_err = |source| FileError::Open {
+    let open_err = |cause| FileError::Open {
         path: path.to_owned(),
-        source,
+        cause,
     };
     let file = File::open(path).map_err(open_err)?;
     if file.metadata().map_err(open_err)?.len() == 0 {

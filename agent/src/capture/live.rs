@@ -20,11 +20,11 @@ pub enum LiveError {
     #[error("interface {name:?} not found (available: {available})")]
     NoSuchInterface { name: String, available: String },
     #[error(
-        "cannot open AF_PACKET socket on {name}: {source} (capture needs root or CAP_NET_RAW)"
+        "cannot open AF_PACKET socket on {name}: {cause} (capture needs root or CAP_NET_RAW)"
     )]
     Socket {
         name: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -108,7 +108,7 @@ impl LiveCapture {
             if fd < 0 {
                 return Err(LiveError::Socket {
                     name: name.clone(),
-                    source: std::io::Error::last_os_error(),
+                    cause: std::io::Error::last_os_error(),
                 });
             }
             set_receive_buffer(fd, cfg.socket_buffer_bytes, name);
@@ -123,13 +123,13 @@ impl LiveCapture {
                 Ok(_) => {
                     return Err(LiveError::Socket {
                         name: name.clone(),
-                        source: std::io::Error::other("unexpected channel type"),
+                        cause: std::io::Error::other("unexpected channel type"),
                     })
                 }
-                Err(source) => {
+                Err(cause) => {
                     return Err(LiveError::Socket {
                         name: name.clone(),
-                        source,
+                        cause,
                     })
                 }
             };
@@ -143,9 +143,9 @@ impl LiveCapture {
             let handle = std::thread::Builder::new()
                 .name(format!("capture-{name}"))
                 .spawn(move || capture_loop(rx_chan, fd, tx, stop, stats))
-                .map_err(|source| LiveError::Socket {
+                .map_err(|cause| LiveError::Socket {
                     name: name.clone(),
-                    source,
+                    cause,
                 })?;
             cap.threads.push(handle);
             tracing::info!(interface = %name, "capturing");

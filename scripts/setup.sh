@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what Simpul's build, tests and benchmarks need on a fresh Debian
+# machine. Idempotent: packages already present are not fetched again.
+set -euo pipefail
+
+DEBIAN_PACKAGES=(
+  tshark            # reference decoder and dumpcap for tests
+  tcpreplay
+  iperf3
+  dnsmasq-base      # DNS server in test namespaces
+  softflowd pmacct nfdump   # peers for the replay benchmark
+  nftables iproute2 # enforcement and test topologies
+  dnsutils curl openssl python3 procps time
+)
+
+missing=()
+for p in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "setup: Debian packages present"

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The one command that sets up a fresh machine and runs every test.
+# Needs root (network namespaces, AF_PACKET capture, tc/nft) — CI runs as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== tests (unit, property, fixture replay vs tshark, live capture in namespaces)"
+# Tests that build network namespaces use distinct names and can run in parallel.
+cargo test --workspace --all-targets
