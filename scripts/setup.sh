@@ -10,7 +10,7 @@ DEBIAN_PACKAGES=(
   dnsmasq-base      # DNS server in test namespaces
   softflowd pmacct nfdump   # peers for the replay benchmark
   nftables iproute2 # enforcement and test topologies
-  dnsutils curl openssl python3 procps time
+  dnsutils curl wget openssl python3 procps time iputils-ping ethtool
 )
 
 missing=()
