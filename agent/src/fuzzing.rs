@@ -8,6 +8,14 @@ use crate::dpi::{dns, http, quic, tls};
 use crate::processor::{Processor, RecordSink};
 use simpul_proto::{CounterSample, FlowRecord};
 
+/// A small table keeps each fuzz iteration cheap (the default pre-sizes 64k flows).
+fn small_config() -> AgentConfig {
+    let mut cfg = AgentConfig::default();
+    cfg.flows.max_flows = 64;
+    cfg.naming.dns_cache_entries = 64;
+    cfg
+}
+
 struct Discard(u64);
 
 impl RecordSink for Discard {
@@ -29,7 +37,7 @@ pub fn decode_and_name(data: &[u8]) {
     let mut q = quic::QuicInitialState::default();
     let _ = q.feed(data);
 
-    let cfg = AgentConfig::default();
+    let cfg = small_config();
     let mut p = Processor::new(&cfg, AgencyMap::new(&[], &[], vec![]), Discard(0));
     // Split the input into frames with a one-byte length prefix each, so one
     // input exercises flow state across packets (reassembly, DNS then connect).
@@ -52,7 +60,7 @@ pub fn decode_and_name(data: &[u8]) {
 
 /// A pcap/pcapng file image through the file reader and the processor.
 pub fn capture_file(data: &[u8]) {
-    let cfg = AgentConfig::default();
+    let cfg = small_config();
     let mut p = Processor::new(&cfg, AgencyMap::new(&[], &[], vec![]), Discard(0));
     let _ = crate::capture::file::read_bytes(data, std::path::Path::new("fuzz"), |l, ts, f| {
         p.handle_frame(l, ts, f)

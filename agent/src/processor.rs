@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use hashbrown::HashMap;
 use simpul_proto::{proto_name, CounterSample, FlowRecord, TrafficScope};
-use time::OffsetDateTime;
 
 use crate::agency::{AgencyMap, UnitId};
 use crate::config::AgentConfig;
@@ -530,9 +529,9 @@ pub fn build_record(e: &Export<'_, FlowExt>, agencies: &AgencyMap) -> FlowRecord
         kind: e.kind,
         end_reason: e.reason,
         proto: proto_name(key.proto),
-        src_ip: key.ip(src).to_string(),
+        src_ip: key.ip(src),
         src_port: ports.then(|| key.port(src)),
-        dst_ip: key.ip(dst).to_string(),
+        dst_ip: key.ip(dst),
         dst_port: ports.then(|| key.port(dst)),
         vlan: (key.vlan != 0).then_some(key.vlan),
         vlan_inner: (key.vlan_inner != 0).then_some(key.vlan_inner),
@@ -540,8 +539,8 @@ pub fn build_record(e: &Export<'_, FlowExt>, agencies: &AgencyMap) -> FlowRecord
         bytes_up: core.up().bytes,
         packets_down: core.down().packets,
         bytes_down: core.down().bytes,
-        first_seen: rfc3339(core.first_ts),
-        last_seen: rfc3339(core.last_ts),
+        first_seen: core.first_ts,
+        last_seen: core.last_ts,
         tcp_flags_up: is_tcp.then(|| core.up().tcp_flags),
         tcp_flags_down: is_tcp.then(|| core.down().tcp_flags),
         sni: names
@@ -557,21 +556,4 @@ pub fn build_record(e: &Export<'_, FlowExt>, agencies: &AgencyMap) -> FlowRecord
         unit: label.unit.clone(),
         scope: ext.scope.unwrap_or(TrafficScope::Internet),
     }
-}
-
-/// RFC 3339 with microseconds, UTC.
-pub fn rfc3339(ts_ns: u64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ns))
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let us = t.microsecond();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        us
-    )
 }

@@ -48,15 +48,27 @@ fn replay_one<S: RecordSink + Send>(
         // (decoded packets, file offset just past the batch's last frame)
         let (full_tx, full_rx) = bounded::<(Vec<Decoded<'_>>, usize)>(16);
         let (empty_tx, empty_rx) = bounded::<(Vec<Decoded<'_>>, usize)>(16);
-        let consumer = scope.spawn(move || {
-            for (mut batch, end) in full_rx {
-                for (ts, decoded) in batch.drain(..) {
-                    proc.handle_decoded(ts, decoded);
+        let consumer = std::thread::Builder::new()
+            .name("flows".into())
+            .spawn_scoped(scope, move || {
+                for (mut batch, end) in full_rx {
+                    for (ts, decoded) in batch.drain(..) {
+                        proc.handle_decoded(ts, decoded);
+                    }
+                    // The reader may have finished; a closed return channel is fine.
+                    let _ = empty_tx.try_send((batch, end));
                 }
-                // The reader may have finished; a closed return channel is fine.
-                let _ = empty_tx.try_send((batch, end));
+            });
+        let consumer = match consumer {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the flow thread");
+                return Err(FileError::Open {
+                    path: path.to_owned(),
+                    cause: e,
+                });
             }
-        });
+        };
         let mut batch: Vec<Decoded<'_>> = Vec::with_capacity(BATCH);
         let mut consumer_gone = false;
         let mut released = 0usize;

@@ -1,5 +1,7 @@
 //! The flow record: what the agent knows about one bidirectional conversation.
 
+use std::net::IpAddr;
+
 use serde::{Deserialize, Serialize};
 
 /// How the site name of a flow was learned.
@@ -66,9 +68,9 @@ pub struct FlowRecord {
     pub end_reason: EndReason,
     /// "tcp", "udp", "icmp", "icmpv6", or the IP protocol number as a string.
     pub proto: String,
-    pub src_ip: String,
+    pub src_ip: IpAddr,
     pub src_port: Option<u16>,
-    pub dst_ip: String,
+    pub dst_ip: IpAddr,
     pub dst_port: Option<u16>,
     /// Outer 802.1Q VLAN id (the innermost one of a QinQ stack is in `vlan_inner`).
     pub vlan: Option<u16>,
@@ -77,9 +79,11 @@ pub struct FlowRecord {
     pub bytes_up: u64,
     pub packets_down: u64,
     pub bytes_down: u64,
-    /// RFC 3339, from packet timestamps.
-    pub first_seen: String,
-    pub last_seen: String,
+    /// Unix nanoseconds from packet timestamps; RFC 3339 in JSON.
+    #[serde(with = "crate::time_format")]
+    pub first_seen: u64,
+    #[serde(with = "crate::time_format")]
+    pub last_seen: u64,
     /// Union of TCP flags seen in each direction (FIN=0x01 … CWR=0x80).
     pub tcp_flags_up: Option<u8>,
     pub tcp_flags_down: Option<u8>,

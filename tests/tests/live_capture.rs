@@ -206,7 +206,7 @@ subnets = ["10.10.1.0/24"]
         .any(|r| r.http_host.as_deref() == Some("portal.example.go.id")));
     assert!(records
         .iter()
-        .all(|r| r.src_ip != "10.10.1.10" || r.unit == "sekretariat"));
+        .all(|r| r.src_ip.to_string() != "10.10.1.10" || r.unit == "sekretariat"));
     // The kernel and the hand-off dropped nothing at this rate.
     let totals = agent_log
         .iter()

@@ -19,13 +19,8 @@ pub enum LiveError {
     NoInterfaces,
     #[error("interface {name:?} not found (available: {available})")]
     NoSuchInterface { name: String, available: String },
-    #[error(
-        "cannot open AF_PACKET socket on {name}: {cause} (capture needs root or CAP_NET_RAW)"
-    )]
-    Socket {
-        name: String,
-        cause: std::io::Error,
-    },
+    #[error("cannot open AF_PACKET socket on {name}: {cause} (capture needs root or CAP_NET_RAW)")]
+    Socket { name: String, cause: std::io::Error },
 }
 
 /// Frames captured back to back, copied once into one buffer.

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Endpoints stored in canonical order (`lo` ≤ `hi` by address then port), so a
 /// packet and its reply find the same entry. Fixed-size arrays keep hashing cheap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FlowKey {
     pub lo_ip: [u8; 16],
     pub hi_ip: [u8; 16],
@@ -15,6 +15,37 @@ pub struct FlowKey {
     /// 0 = untagged (VLAN 0 is priority tagging, not a VLAN).
     pub vlan: u16,
     pub vlan_inner: u16,
+}
+
+/// Hashing the key as five words instead of field by field (the derived impl
+/// feeds each address as a length-prefixed slice) is the flow table's hot path.
+impl std::hash::Hash for FlowKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let w = |b: &[u8; 16], i: usize| {
+            u64::from_ne_bytes([
+                b[i],
+                b[i + 1],
+                b[i + 2],
+                b[i + 3],
+                b[i + 4],
+                b[i + 5],
+                b[i + 6],
+                b[i + 7],
+            ])
+        };
+        state.write_u64(w(&self.lo_ip, 0));
+        state.write_u64(w(&self.lo_ip, 8));
+        state.write_u64(w(&self.hi_ip, 0));
+        state.write_u64(w(&self.hi_ip, 8));
+        state.write_u64(
+            u64::from(self.lo_port)
+                | u64::from(self.hi_port) << 16
+                | u64::from(self.vlan) << 32
+                | u64::from(self.vlan_inner) << 48,
+        );
+        state.write_u16(u16::from(self.proto) | u16::from(self.v6) << 8);
+    }
 }
 
 /// Which endpoint of a [`FlowKey`] a packet came from.

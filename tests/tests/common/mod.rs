@@ -133,8 +133,8 @@ pub fn agent_conversations(records: &[FlowRecord]) -> BTreeMap<ConvKey, ConvTota
             (Some(a), None) => a.to_string(),
             _ => String::new(),
         };
-        let s = (canon_ip(&r.src_ip), r.src_port.unwrap_or(0));
-        let d = (canon_ip(&r.dst_ip), r.dst_port.unwrap_or(0));
+        let s = (r.src_ip.to_string(), r.src_port.unwrap_or(0));
+        let d = (r.dst_ip.to_string(), r.dst_port.unwrap_or(0));
         let k = conv_key(vlans, proto_number(&r.proto), s.clone(), d.clone());
         let t = out.entry(k).or_default();
         let e = t.sent.entry(s).or_default();
