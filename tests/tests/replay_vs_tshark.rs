@@ -73,7 +73,7 @@ fn every_flow_appears_once_per_connection() {
         {
             let key = (r.src_ip, r.src_port, r.dst_ip, r.dst_port, r.vlan);
             assert!(
-                seen.insert(key.clone()),
+                seen.insert(key),
                 "{}: connection split: {key:?}",
                 pcap.display()
             );
