@@ -42,6 +42,9 @@ pub struct AgentConfig {
     pub agencies: Vec<AgencyConfig>,
     #[serde(default)]
     pub output: OutputConfig,
+    /// The link to the central collector; absent: records only go to `[output]`.
+    #[serde(default)]
+    pub collector: Option<CollectorConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -215,6 +218,217 @@ pub struct OutputConfig {
     pub counters_jsonl: Option<PathBuf>,
 }
 
+/// `[collector]`: where and how the agent delivers its records.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// `wss://host:port/api/v1/agent` (`ws://` only for tests: no encryption).
+    pub url: String,
+    /// Node id presented to the collector; empty in the file means `agent.id`
+    /// (filled in by [`AgentConfig::parse`]).
+    #[serde(default)]
+    pub node_id: String,
+    /// One-time enrollment token, only used while no credential is stored.
+    #[serde(default)]
+    pub enroll_token: Option<String>,
+    /// PEM file with the collector's CA certificate(s); the only roots trusted.
+    /// Required for `wss://`.
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
+    /// Credential and spool (`state_dir/credential`, `state_dir/spool/`).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Disk the spool of undelivered batches may use; beyond it the oldest
+    /// batches are dropped and counted.
+    #[serde(default = "default_spool_quota")]
+    pub spool_quota_bytes: u64,
+    /// Records are sealed into a batch this often.
+    #[serde(default = "default_batch_interval")]
+    pub batch_interval_ms: u64,
+    /// Heartbeat period until the collector's Welcome names its own.
+    #[serde(default = "default_heartbeat_interval")]
+    pub heartbeat_interval_ms: u64,
+    /// Send JSON text frames instead of binary ones (debugging only).
+    #[serde(default)]
+    pub json_debug: bool,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/simpul-agent")
+}
+fn default_spool_quota() -> u64 {
+    512 << 20
+}
+fn default_batch_interval() -> u64 {
+    1000
+}
+fn default_heartbeat_interval() -> u64 {
+    2000
+}
+
+/// Smallest spool quota: a few busy batches must fit.
+pub const MIN_SPOOL_QUOTA_BYTES: u64 = 1 << 20;
+
+impl CollectorConfig {
+    /// A config for `url` with every other key at its default (`node_id`
+    /// must still be set); for callers that build the link in code.
+    pub fn new(url: impl Into<String>, node_id: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            node_id: node_id.into(),
+            enroll_token: None,
+            ca_cert: None,
+            state_dir: default_state_dir(),
+            spool_quota_bytes: default_spool_quota(),
+            batch_interval_ms: default_batch_interval(),
+            heartbeat_interval_ms: default_heartbeat_interval(),
+            json_debug: false,
+        }
+    }
+
+    /// Check every key; errors are `(key, message)` so callers can place them.
+    pub fn check(&self) -> Result<CollectorUrl, (&'static str, String)> {
+        let url = CollectorUrl::parse(&self.url).map_err(|m| ("url", m))?;
+        if !valid_code(&self.node_id) {
+            return Err((
+                "node_id",
+                format!(
+                    "{:?} is not a valid node id (1-64 letters, digits, '-', '_'; defaults to agent.id)",
+                    self.node_id
+                ),
+            ));
+        }
+        if let Some(t) = &self.enroll_token {
+            if t.trim().is_empty() {
+                return Err(("enroll_token", "must not be empty when set".into()));
+            }
+        }
+        if url.tls && self.ca_cert.is_none() {
+            return Err((
+                "ca_cert",
+                "required for wss:// (PEM file of the collector's CA)".into(),
+            ));
+        }
+        if self.state_dir.as_os_str().is_empty() {
+            return Err(("state_dir", "must not be empty".into()));
+        }
+        if self.spool_quota_bytes < MIN_SPOOL_QUOTA_BYTES {
+            return Err((
+                "spool_quota_bytes",
+                format!("must be at least {MIN_SPOOL_QUOTA_BYTES} (1 MiB)"),
+            ));
+        }
+        if !(100..=60_000).contains(&self.batch_interval_ms) {
+            return Err(("batch_interval_ms", "must be between 100 and 60000".into()));
+        }
+        if !(100..=300_000).contains(&self.heartbeat_interval_ms) {
+            return Err((
+                "heartbeat_interval_ms",
+                "must be between 100 and 300000".into(),
+            ));
+        }
+        Ok(url)
+    }
+}
+
+/// A parsed collector URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectorUrl {
+    /// `wss://` (true) or `ws://`.
+    pub tls: bool,
+    /// Host name or address, IPv6 without brackets.
+    pub host: String,
+    pub port: u16,
+    /// Path, `/api/v1/agent` when the URL has none.
+    pub path: String,
+}
+
+impl CollectorUrl {
+    /// Parse `ws[s]://host[:port][/path]`; hand-written because the agent
+    /// needs no general URL parser for this one shape.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("wss://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("ws://") {
+            (false, r)
+        } else {
+            return Err(format!(
+                "{url:?} must start with wss:// (or ws:// for tests)"
+            ));
+        };
+        let (authority, path) = match rest.find(['/', '?', '#']) {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        if path.contains(['?', '#']) {
+            return Err(format!(
+                "{url:?}: query strings and fragments are not supported"
+            ));
+        }
+        if authority.contains('@') {
+            return Err(format!("{url:?}: credentials in the URL are not supported"));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("{url:?}: unclosed '[' in the host"))?;
+            match after {
+                "" => (h, None),
+                p => (
+                    h,
+                    Some(
+                        p.strip_prefix(':')
+                            .ok_or_else(|| format!("{url:?}: junk after ']'"))?,
+                    ),
+                ),
+            }
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(format!("{url:?}: missing or invalid host"));
+        }
+        let port = match port {
+            None => {
+                if tls {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| format!("{url:?}: invalid port {p:?}"))?,
+        };
+        let path = if path.is_empty() || path == "/" {
+            simpul_proto::wire::AGENT_PATH.to_string()
+        } else {
+            path.to_string()
+        };
+        Ok(Self {
+            tls,
+            host: host.to_string(),
+            port,
+            path,
+        })
+    }
+
+    /// The URL again, normalized (explicit port and path).
+    pub fn to_url(&self) -> String {
+        let scheme = if self.tls { "wss" } else { "ws" };
+        if self.host.contains(':') {
+            format!("{scheme}://[{}]:{}{}", self.host, self.port, self.path)
+        } else {
+            format!("{scheme}://{}:{}{}", self.host, self.port, self.path)
+        }
+    }
+}
+
 /// A subnet parsed and placed: which agency/unit it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubnetAssignment {
@@ -234,10 +448,15 @@ impl AgentConfig {
 
     /// Parse and validate; `path` only labels error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let cfg: AgentConfig = toml::from_str(text).map_err(|cause| ConfigError::Parse {
+        let mut cfg: AgentConfig = toml::from_str(text).map_err(|cause| ConfigError::Parse {
             path: path.to_owned(),
             cause: Box::new(cause),
         })?;
+        if let Some(c) = cfg.collector.as_mut() {
+            if c.node_id.is_empty() {
+                c.node_id = cfg.agent.id.clone();
+            }
+        }
         cfg.validate(path)?;
         Ok(cfg)
     }
@@ -269,6 +488,10 @@ impl AgentConfig {
                 "capture.read_buffer_size".into(),
                 "must be at least 2048 bytes".into(),
             ));
+        }
+        if let Some(c) = &self.collector {
+            c.check()
+                .map_err(|(key, message)| invalid(format!("collector.{key}"), message))?;
         }
         self.intranet_networks(path)?;
         self.subnet_assignments(path)?;
@@ -427,6 +650,59 @@ subnets = ["10.1.2.0/24"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("network.intranet[0]"), "{e}");
+    }
+
+    #[test]
+    fn collector_section_defaults_and_node_id() {
+        let c = parse("[agent]\nid = \"dinkes-01\"\n[collector]\nurl = \"ws://127.0.0.1:9000\"\n")
+            .unwrap();
+        let col = c.collector.unwrap();
+        assert_eq!(col.node_id, "dinkes-01");
+        assert_eq!(col.spool_quota_bytes, 512 << 20);
+        assert_eq!(col.batch_interval_ms, 1000);
+        assert_eq!(col.heartbeat_interval_ms, 2000);
+        assert_eq!(col.state_dir, PathBuf::from("/var/lib/simpul-agent"));
+        assert!(!col.json_debug);
+        let url = col.check().unwrap();
+        assert_eq!(url.to_url(), "ws://127.0.0.1:9000/api/v1/agent");
+        assert!(parse("[agent]\nid = \"x\"\n").unwrap().collector.is_none());
+    }
+
+    #[test]
+    fn collector_errors_name_the_key() {
+        let e = |t: &str| parse(t).unwrap_err().to_string();
+        let m = e("[collector]\nurl = \"https://c:1/\"\n");
+        assert!(m.contains("collector.url") && m.contains("wss://"), "{m}");
+        let m = e("[collector]\nurl = \"wss://c:1/api/v1/agent\"\n");
+        assert!(m.contains("collector.ca_cert"), "{m}");
+        let m = e("[collector]\nurl = \"ws://c:99999\"\n");
+        assert!(m.contains("invalid port"), "{m}");
+        let m = e("[collector]\nurl = \"ws://c\"\nnode_id = \"a b\"\n");
+        assert!(m.contains("collector.node_id"), "{m}");
+        let m = e("[collector]\nurl = \"ws://c\"\nspool_quota_bytes = 10\n");
+        assert!(m.contains("collector.spool_quota_bytes"), "{m}");
+        let m = e("[collector]\nurl = \"ws://c\"\nbatch_interval_ms = 0\n");
+        assert!(m.contains("collector.batch_interval_ms"), "{m}");
+        let m = e("[collector]\nurl = \"ws://c\"\nenroll_token = \" \"\n");
+        assert!(m.contains("collector.enroll_token"), "{m}");
+        let m = e("[collector]\nurl = \"ws://c\"\nspool = 1\n");
+        assert!(m.contains("spool"), "{m}");
+    }
+
+    #[test]
+    fn collector_urls() {
+        let u = CollectorUrl::parse("wss://[::1]:8443/x").unwrap();
+        assert_eq!(
+            (u.tls, u.host.as_str(), u.port, u.path.as_str()),
+            (true, "::1", 8443, "/x")
+        );
+        assert_eq!(u.to_url(), "wss://[::1]:8443/x");
+        let u = CollectorUrl::parse("wss://noc.example.go.id").unwrap();
+        assert_eq!((u.port, u.path.as_str()), (443, "/api/v1/agent"));
+        assert!(CollectorUrl::parse("ws://:80/").is_err());
+        assert!(CollectorUrl::parse("ws://u@h/").is_err());
+        assert!(CollectorUrl::parse("ws://h/?a=1").is_err());
+        assert!(CollectorUrl::parse("ws://[::1/").is_err());
     }
 
     #[test]

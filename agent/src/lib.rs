@@ -2,7 +2,7 @@
 //!
 //! Pure logic (no I/O): [`decode`], [`dpi`], [`flow`], [`naming`], [`agency`],
 //! [`counters`], [`processor`]. I/O: [`capture`] (pcap files, AF_PACKET) and
-//! [`output`].
+//! [`output`], [`link`] (the collector link: spool, WebSocket client).
 
 pub mod agency;
 pub mod capture;
@@ -12,6 +12,7 @@ pub mod decode;
 pub mod dpi;
 pub mod flow;
 pub mod fuzzing;
+pub mod link;
 pub mod naming;
 pub mod output;
 pub mod processor;

@@ -5,14 +5,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use simpul_agent::agency::AgencyMap;
 use simpul_agent::capture::live::LiveCapture;
 use simpul_agent::config::AgentConfig;
 use simpul_agent::decode::{DecodeError, LinkType};
+use simpul_agent::link::{HealthState, LinkSink, Tee, TimedSink, Uplink};
 use simpul_agent::output::JsonlSink;
 use simpul_agent::processor::{Processor, ProcessorStats};
+
+/// Where records go: JSON lines (either file optional) and the collector link
+/// when the config has `[collector]`.
+type Sinks = Tee<JsonlSink, Option<LinkSink>>;
 
 #[derive(Parser)]
 #[command(
@@ -27,17 +32,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Read pcap/pcapng files as fast as possible and write their flows.
+    /// Read pcap/pcapng files (as fast as possible, or at recorded speed
+    /// with --realtime) and write their flows to files and/or the collector.
     Replay {
         /// pcap or pcapng file (repeat for several, read in order).
         #[arg(long, required = true)]
         pcap: Vec<PathBuf>,
-        /// agent.toml (agencies, intranet, timeouts); defaults apply without it.
+        /// agent.toml (agencies, intranet, timeouts, [collector]); defaults
+        /// apply without it. With [collector], records stream to the collector.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Final flow records, one JSON object per line.
+        /// Final flow records, one JSON object per line (optional when the
+        /// config has a [collector] section).
         #[arg(long)]
-        flows_out: PathBuf,
+        flows_out: Option<PathBuf>,
         /// Also write interim (active-timeout) records to --flows-out.
         #[arg(long)]
         interim: bool,
@@ -47,6 +55,13 @@ enum Command {
         /// Print the summary as JSON instead of text.
         #[arg(long)]
         json_summary: bool,
+        /// Pace packets at their recorded speed with timestamps shifted to
+        /// now, so the replay looks like live capture.
+        #[arg(long)]
+        realtime: bool,
+        /// With --realtime: start over at the end, until interrupted.
+        #[arg(long = "loop", requires = "realtime")]
+        looping: bool,
     },
     /// Capture live on the configured interfaces.
     Run {
@@ -73,14 +88,18 @@ fn main() {
             interim,
             counters_out,
             json_summary,
-        } => replay(
-            &pcap,
-            config.as_deref(),
-            &flows_out,
+            realtime,
+            looping,
+        } => replay(&ReplayArgs {
+            pcaps: &pcap,
+            config: config.as_deref(),
+            flows_out: flows_out.as_deref(),
             interim,
-            counters_out.as_deref(),
+            counters_out: counters_out.as_deref(),
             json_summary,
-        ),
+            realtime,
+            looping,
+        }),
         Command::Run { config } => run(&config),
     };
     if let Err(e) = result {
@@ -101,39 +120,118 @@ fn load(config: Option<&Path>) -> Result<(AgentConfig, AgencyMap)> {
     Ok((cfg, map))
 }
 
-fn replay(
-    pcaps: &[PathBuf],
-    config: Option<&Path>,
-    flows_out: &Path,
+struct ReplayArgs<'a> {
+    pcaps: &'a [PathBuf],
+    config: Option<&'a Path>,
+    flows_out: Option<&'a Path>,
     interim: bool,
-    counters_out: Option<&Path>,
+    counters_out: Option<&'a Path>,
     json_summary: bool,
-) -> Result<()> {
-    let (cfg, map) = load(config)?;
-    let sink = JsonlSink::create(Some(flows_out), counters_out, interim)
-        .with_context(|| format!("cannot create {}", flows_out.display()))?;
-    let mut proc = Processor::new(&cfg, map, sink);
-    proc.set_interim_records(interim);
+    realtime: bool,
+    looping: bool,
+}
+
+/// Start the collector link when the config has `[collector]`.
+fn start_link(
+    cfg: &AgentConfig,
+    health: &Arc<HealthState>,
+) -> Result<(Option<Uplink>, Option<LinkSink>)> {
+    match &cfg.collector {
+        Some(c) => {
+            let (uplink, sink) =
+                Uplink::start(c, health.clone()).context("cannot start the collector link")?;
+            Ok((Some(uplink), Some(sink)))
+        }
+        None => Ok((None, None)),
+    }
+}
+
+/// Hand the last records to the link and deliver them for a bounded time.
+fn stop_link(
+    proc: &mut Processor<Sinks>,
+    uplink: Option<Uplink>,
+) -> Option<simpul_agent::link::StopReport> {
+    if let Some(link) = proc.sink_mut().1.as_mut() {
+        link.seal_now();
+    }
+    uplink.map(Uplink::stop)
+}
+
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
+    }
+    Ok(stop)
+}
+
+fn replay(a: &ReplayArgs<'_>) -> Result<()> {
+    let (cfg, map) = load(a.config)?;
+    if a.flows_out.is_none() && cfg.collector.is_none() {
+        bail!("--flows-out is required unless the config has a [collector] section");
+    }
+    let jsonl = JsonlSink::create(a.flows_out, a.counters_out, a.interim)
+        .context("cannot create the output files")?;
+    let health = Arc::new(HealthState::new());
+    let (uplink, link) = start_link(&cfg, &health)?;
+    let to_collector = link.is_some();
+    let mut proc = Processor::new(&cfg, map, Tee(jsonl, link));
+    // The collector wants interim records (long flows show up live); the
+    // JSONL sink still writes them only with --interim.
+    proc.set_interim_records(a.interim || to_collector);
     let started = Instant::now();
     let mut truncated = Vec::new();
-    for outcome in simpul_agent::replay::replay_files(pcaps, &mut proc)? {
+    let outcomes = if a.realtime {
+        let stop = stop_flag()?;
+        let summary = simpul_agent::replay::replay_realtime_with(
+            a.pcaps,
+            &mut proc,
+            a.looping,
+            &stop,
+            |p, now| {
+                p.sink_mut().on_tick(now);
+                health.record_processor(p);
+            },
+        )?;
+        if summary.stopped {
+            tracing::info!(passes = summary.passes, "replay interrupted");
+        }
+        summary.files
+    } else {
+        simpul_agent::replay::replay_files(a.pcaps, &mut proc)?
+    };
+    for outcome in outcomes {
         if let Some(off) = outcome.truncated_at {
             tracing::warn!(file = %outcome.path.display(), offset = off, "file ends inside a record (capture cut short); read up to there");
             truncated.push(outcome.path.display().to_string());
         }
     }
     proc.finish();
+    health.record_processor(&proc);
     proc.sink_mut()
+        .0
         .flush()
-        .with_context(|| format!("cannot write {}", flows_out.display()))?;
+        .context("cannot write the output files")?;
+    let report = stop_link(&mut proc, uplink);
     let secs = started.elapsed().as_secs_f64();
-    print_summary(
-        proc.stats(),
-        proc.sink().flows_written,
-        secs,
-        json_summary,
-        &truncated,
-    );
+    let flows = if a.flows_out.is_some() {
+        proc.sink().0.flows_written
+    } else {
+        let s = proc.stats();
+        s.records_final + if a.interim { s.records_interim } else { 0 }
+    };
+    print_summary(proc.stats(), flows, secs, a.json_summary, &truncated);
+    if let Some(r) = report {
+        let sealed = proc.sink().1.as_ref().map_or(0, |l| l.sealed_batches);
+        if r.spooled_batches > 0 {
+            eprintln!(
+                "collector: {sealed} batches sealed, {} not yet acknowledged (spooled for the next run)",
+                r.spooled_batches
+            );
+        } else if !a.json_summary {
+            println!("collector   {sealed} batches delivered");
+        }
+    }
     Ok(())
 }
 
@@ -185,18 +283,23 @@ fn now_ns() -> u64 {
 
 fn run(config: &Path) -> Result<()> {
     let (cfg, map) = load(Some(config))?;
-    let sink = JsonlSink::create(
+    let jsonl = JsonlSink::create(
         cfg.output.flows_jsonl.as_deref(),
         cfg.output.counters_jsonl.as_deref(),
         true,
     )
     .context("cannot open output files")?;
-    let mut proc = Processor::new(&cfg, map, sink);
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
+    if cfg.collector.is_none() && cfg.output.flows_jsonl.is_none() {
+        tracing::warn!(
+            "neither [collector] nor output.flows_jsonl is configured: flow records go nowhere"
+        );
     }
+    let stop = stop_flag()?;
+    let health = Arc::new(HealthState::new());
+    let (uplink, link) = start_link(&cfg, &health)?;
+    let mut proc = Processor::new(&cfg, map, Tee(jsonl, link));
     let (capture, batches) = LiveCapture::start(&cfg.capture)?;
+    health.set_interfaces(capture.stats());
     tracing::info!(agent = %cfg.agent.id, "agent running");
     let mut last_flush = Instant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -209,10 +312,13 @@ fn run(config: &Path) -> Result<()> {
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => proc.tick(now_ns()),
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
+        // Sealing is a clock comparison until due; the link never blocks here.
+        proc.sink_mut().1.on_tick(Instant::now());
         if last_flush.elapsed() >= Duration::from_secs(1) {
             last_flush = Instant::now();
             proc.tick(now_ns());
-            if let Err(e) = proc.sink_mut().flush() {
+            health.record_processor(&proc);
+            if let Err(e) = proc.sink_mut().0.flush() {
                 tracing::warn!(error = %e, "cannot flush output");
             }
         }
@@ -226,7 +332,9 @@ fn run(config: &Path) -> Result<()> {
         }
     }
     proc.finish();
-    proc.sink_mut().flush().context("cannot flush output")?;
+    health.record_processor(&proc);
+    proc.sink_mut().0.flush().context("cannot flush output")?;
+    stop_link(&mut proc, uplink);
     for s in &stats {
         use std::sync::atomic::Ordering::Relaxed;
         tracing::info!(
@@ -248,7 +356,7 @@ fn run(config: &Path) -> Result<()> {
         packets = st.packets,
         bytes = st.bytes,
         decode_errors = %errors.join(","),
-        flows = proc.sink().flows_written,
+        flows = st.records_final,
         "agent stopped"
     );
     Ok(())

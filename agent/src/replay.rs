@@ -1,13 +1,20 @@
 //! Replay of capture files as fast as the machine allows: one thread walks the
 //! memory-mapped file and decodes, the other runs the flow table, naming and
 //! counters. Decoded packets borrow the map, so nothing is copied between them.
+//!
+//! [`replay_realtime`] instead paces packets at their recorded speed with
+//! timestamps shifted to now, so a capture file can stand in for a live
+//! router (demos, soak tests of the collector link).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::bounded;
 
 use crate::capture::file::{self, FileError};
 use crate::decode::{self, DecodeError, Packet};
+use crate::link::TimedSink;
 use crate::processor::{Processor, RecordSink};
 
 const BATCH: usize = 1024;
@@ -126,4 +133,132 @@ fn replay_one<S: RecordSink + Send>(
             truncated_at: summary.truncated_at,
         })
     })
+}
+
+/// How often a real-time replay advances the processor's clock and calls the
+/// tick hook while it waits for the next packet.
+const REALTIME_TICK: Duration = Duration::from_millis(100);
+/// Loop offset floor, so a capture of one instant does not loop at full speed.
+const MIN_LOOP_NS: u64 = 1_000_000_000;
+
+/// What a real-time replay did.
+#[derive(Debug, Clone, Default)]
+pub struct RealtimeSummary {
+    /// The files as read in the first pass.
+    pub files: Vec<FileOutcome>,
+    /// Passes over all the files that were started.
+    pub passes: u64,
+    /// Frames handed to the processor, all passes.
+    pub frames: u64,
+    /// Ended by `stop` rather than by the end of the files.
+    pub stopped: bool,
+}
+
+/// Replay `paths` at their recorded speed, as if captured now: a packet
+/// recorded at `ts` is handled at `now_at_start + (ts - first_ts)` (wall
+/// clock) with that as its timestamp; each further pass with `looping` adds
+/// the capture's duration (first to last packet, at least 1 s). While waiting
+/// for packets the processor's clock advances and the sink's
+/// [`TimedSink::on_tick`] runs at least every 100 ms, so batches are sealed
+/// and counters flow during quiet stretches too.
+///
+/// Returns after the last packet (without `looping`) or soon after `stop` is
+/// set. Call `Processor::finish` afterwards, as after [`replay_files`].
+/// Decoding runs on the calling thread: real-time rates need no second one.
+pub fn replay_realtime<S: TimedSink>(
+    paths: &[PathBuf],
+    proc: &mut Processor<S>,
+    looping: bool,
+    stop: &AtomicBool,
+) -> Result<RealtimeSummary, FileError> {
+    replay_realtime_with(paths, proc, looping, stop, |p, now| {
+        p.sink_mut().on_tick(now)
+    })
+}
+
+/// [`replay_realtime`] with a custom hook instead of the sink's `on_tick`,
+/// called at least every 100 ms (e.g. to publish health as well).
+pub fn replay_realtime_with<S, F>(
+    paths: &[PathBuf],
+    proc: &mut Processor<S>,
+    looping: bool,
+    stop: &AtomicBool,
+    mut on_tick: F,
+) -> Result<RealtimeSummary, FileError>
+where
+    S: RecordSink,
+    F: FnMut(&mut Processor<S>, Instant),
+{
+    let start_wall = Instant::now();
+    let start_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let wall_ns = |now: Instant| start_ns + now.duration_since(start_wall).as_nanos() as u64;
+    let mut summary = RealtimeSummary::default();
+    let mut first_ts: Option<u64> = None;
+    let mut last_ts = 0u64;
+    let mut offset = 0u64;
+    // Shifted timestamps never go back, whatever order the files are in.
+    let mut last_out = start_ns;
+    let mut last_tick = start_wall;
+    loop {
+        summary.passes += 1;
+        for path in paths {
+            let map = file::map_file(path)?;
+            let read = file::read_bytes(&map, path, |link, ts, frame| {
+                if stop.load(Ordering::Relaxed) {
+                    return; // the reader cannot be interrupted; skip the rest
+                }
+                let first = *first_ts.get_or_insert(ts);
+                if summary.passes == 1 {
+                    last_ts = last_ts.max(ts);
+                }
+                let out = (start_ns + ts.saturating_sub(first) + offset).max(last_out);
+                last_out = out;
+                let target = start_wall + Duration::from_nanos(out - start_ns);
+                loop {
+                    let now = Instant::now();
+                    if now >= target {
+                        break;
+                    }
+                    if now.duration_since(last_tick) >= REALTIME_TICK {
+                        // now < target, so this never runs the clock past the packet.
+                        proc.tick(wall_ns(now));
+                        on_tick(proc, now);
+                        last_tick = now;
+                    }
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep((target - now).min(REALTIME_TICK));
+                }
+                proc.handle_frame(link, out, frame);
+                summary.frames += 1;
+                let now = Instant::now();
+                if now.duration_since(last_tick) >= REALTIME_TICK {
+                    on_tick(proc, now);
+                    last_tick = now;
+                }
+            })?;
+            if summary.passes == 1 {
+                summary.files.push(FileOutcome {
+                    path: path.to_owned(),
+                    frames: read.frames,
+                    truncated_at: read.truncated_at,
+                });
+            }
+        }
+        if stop.load(Ordering::Relaxed) {
+            summary.stopped = true;
+            break;
+        }
+        if !looping || first_ts.is_none() {
+            break;
+        }
+        offset += last_ts
+            .saturating_sub(first_ts.unwrap_or(last_ts))
+            .max(MIN_LOOP_NS);
+    }
+    on_tick(proc, Instant::now());
+    Ok(summary)
 }

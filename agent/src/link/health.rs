@@ -1,0 +1,197 @@
+//! The agent's own health, shared between the threads that know it (capture,
+//! processor, spool) and the link task that reports it in every heartbeat.
+//!
+//! Plain atomics: the processor thread publishes its counters about once a
+//! second and must never wait on a lock the network side holds.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use simpul_proto::wire::{Health, InterfaceHealth};
+
+use crate::capture::live::InterfaceStats;
+use crate::processor::{Processor, RecordSink};
+
+/// Counters behind [`Health`]; cheap to update from any thread.
+#[derive(Debug)]
+pub struct HealthState {
+    started: Instant,
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    pub decode_errors: AtomicU64,
+    pub active_flows: AtomicU64,
+    pub flows_evicted: AtomicU64,
+    pub spool_batches: AtomicU64,
+    pub spool_bytes: AtomicU64,
+    pub spool_quota_bytes: AtomicU64,
+    /// Records lost since start: spool quota, an unwritable spool, a stalled
+    /// spool writer, corrupt spool files.
+    pub spool_dropped_records: AtomicU64,
+    /// Capture interfaces; set once at start, read at each heartbeat.
+    interfaces: Mutex<Vec<Arc<InterfaceStats>>>,
+}
+
+impl Default for HealthState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HealthState {
+    pub fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            packets: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            decode_errors: AtomicU64::new(0),
+            active_flows: AtomicU64::new(0),
+            flows_evicted: AtomicU64::new(0),
+            spool_batches: AtomicU64::new(0),
+            spool_bytes: AtomicU64::new(0),
+            spool_quota_bytes: AtomicU64::new(0),
+            spool_dropped_records: AtomicU64::new(0),
+            interfaces: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Report these capture interfaces (live capture's per-interface stats).
+    pub fn set_interfaces(&self, stats: &[Arc<InterfaceStats>]) {
+        // A poisoned lock only means a panic elsewhere; the data is still valid.
+        let mut g = self.interfaces.lock().unwrap_or_else(|p| p.into_inner());
+        *g = stats.to_vec();
+    }
+
+    /// Copy the processor's counters (call about once a second from the
+    /// processor's own thread).
+    pub fn record_processor<S: RecordSink>(&self, proc: &Processor<S>) {
+        let s = proc.stats();
+        self.packets.store(s.packets, Relaxed);
+        self.bytes.store(s.bytes, Relaxed);
+        self.decode_errors.store(s.decode_error_total(), Relaxed);
+        self.active_flows.store(proc.active_flows() as u64, Relaxed);
+        self.flows_evicted.store(proc.flow_stats().evicted, Relaxed);
+    }
+
+    pub fn uptime_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// The health as sent in a heartbeat; `cpu_percent` is left at 0 for the
+    /// caller that measures intervals ([`CpuMeter`]).
+    pub fn snapshot(&self) -> Health {
+        let interfaces = self
+            .interfaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|i| InterfaceHealth {
+                name: i.name.clone(),
+                frames: i.frames.load(Relaxed),
+                kernel_drops: i.kernel_drops.load(Relaxed),
+                queue_drops: i.queue_drops.load(Relaxed),
+            })
+            .collect();
+        Health {
+            agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_secs: self.uptime_secs(),
+            cpu_percent: 0.0,
+            rss_bytes: rss_bytes().unwrap_or(0),
+            interfaces,
+            packets: self.packets.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+            decode_errors: self.decode_errors.load(Relaxed),
+            active_flows: self.active_flows.load(Relaxed),
+            flows_evicted: self.flows_evicted.load(Relaxed),
+            spool_batches: self.spool_batches.load(Relaxed),
+            spool_bytes: self.spool_bytes.load(Relaxed),
+            spool_quota_bytes: self.spool_quota_bytes.load(Relaxed),
+            spool_dropped_records: self.spool_dropped_records.load(Relaxed),
+        }
+    }
+}
+
+/// Resident set size from /proc (Linux); None elsewhere or on any error.
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok().filter(|&p| p > 0)?)
+}
+
+/// Process CPU time since the previous call, as percent of one core.
+#[derive(Debug)]
+pub struct CpuMeter {
+    last: Option<(Instant, f64)>,
+}
+
+impl Default for CpuMeter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CpuMeter {
+    pub fn new() -> Self {
+        Self { last: None }
+    }
+
+    /// Percent of one core used by the whole process since the last sample
+    /// (0 on the first call).
+    pub fn sample(&mut self) -> f32 {
+        let now = Instant::now();
+        let Some(cpu) = process_cpu_secs() else {
+            return 0.0;
+        };
+        let pct = match self.last {
+            Some((t, c)) => {
+                let wall = now.duration_since(t).as_secs_f64();
+                if wall > 0.0 {
+                    ((cpu - c) / wall * 100.0).max(0.0)
+                } else {
+                    0.0
+                }
+            }
+            None => 0.0,
+        };
+        self.last = Some((now, cpu));
+        pct as f32
+    }
+}
+
+fn process_cpu_secs() -> Option<f64> {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a full rusage into the pointer on success.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: rc == 0, so the struct was written (and it was zeroed before).
+    let ru = unsafe { ru.assume_init() };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some(tv(ru.ru_utime) + tv(ru.ru_stime))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_reads_process_facts() {
+        let h = HealthState::new();
+        h.packets.store(5, Relaxed);
+        let s = h.snapshot();
+        assert_eq!(s.packets, 5);
+        assert!(s.rss_bytes > 0);
+        assert_eq!(s.agent_version, env!("CARGO_PKG_VERSION"));
+        let mut m = CpuMeter::new();
+        assert_eq!(m.sample(), 0.0);
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(m.sample() >= 0.0);
+    }
+}

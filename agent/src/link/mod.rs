@@ -1,0 +1,528 @@
+//! The agent's link to the collector (`proto::wire` over WebSocket).
+//!
+//! ```text
+//!  processor thread          spool writer thread            uplink thread (tokio)
+//!  LinkSink ──sealed──► bounded queue ──► Spool (disk) ◄──read/ack── client: Enroll/Hello,
+//!  (never blocks)                         numbered seq 1,2,3…       batches, heartbeats, acks
+//! ```
+//!
+//! - [`sink::LinkSink`] gathers records and seals a batch every
+//!   `batch_interval_ms`; a full queue drops (counted), it never waits.
+//! - The spool writer numbers each batch (`boot_epoch`, `seq`), and makes it
+//!   durable in [`spool::Spool`] before it can be sent.
+//! - The client sends spooled batches oldest first, a window at a time, and
+//!   deletes each on the collector's `Ack`. Reconnects re-send everything
+//!   unacknowledged; the collector drops what it already committed.
+//!
+//! Start it with [`Uplink::start`], feed the returned [`LinkSink`] to a
+//! [`Processor`](crate::processor::Processor), stop with [`Uplink::stop`]:
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use simpul_agent::{config::{AgentConfig, CollectorConfig}, agency::AgencyMap, processor::Processor};
+//! # use simpul_agent::link::{HealthState, Uplink};
+//! # fn demo(cfg: &AgentConfig, col: &CollectorConfig, map: AgencyMap) -> anyhow::Result<()> {
+//! let health = Arc::new(HealthState::new());
+//! let (uplink, sink) = Uplink::start(col, health.clone())?;
+//! let mut proc = Processor::new(cfg, map, sink);
+//! // … proc.handle_frame(…), proc.sink_mut().seal_if_due(Instant::now()) …
+//! proc.finish();
+//! proc.sink_mut().seal_now();
+//! uplink.stop();
+//! # Ok(()) }
+//! ```
+
+pub mod client;
+pub mod health;
+pub mod sink;
+pub mod spool;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use simpul_proto::wire::{self, Batch};
+use tokio::sync::{watch, Notify};
+
+pub use health::{CpuMeter, HealthState};
+pub use sink::{LinkSink, Tee, TimedSink};
+pub use spool::{BatchId, Spool, SpoolError, SpoolStats};
+
+use crate::config::CollectorConfig;
+use sink::Sealed;
+
+/// Sealed batches queued between the processor and the spool writer: about a
+/// minute of batches at the default interval before the sink starts dropping.
+const SEAL_QUEUE: usize = 64;
+/// Default time [`Uplink::stop`] spends delivering what is left.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("collector.{key}: {message}")]
+    Config { key: &'static str, message: String },
+    #[error("collector CA certificate {path}: {message}")]
+    CaCert {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("cannot create the state directory {path}: {cause}")]
+    StateDir {
+        path: std::path::PathBuf,
+        cause: std::io::Error,
+    },
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error("cannot start the {what} thread: {cause}")]
+    Thread {
+        what: &'static str,
+        cause: std::io::Error,
+    },
+    #[error("cannot start the uplink's async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// State shared by the spool writer and the client task.
+pub(crate) struct Shared {
+    spool: Mutex<Spool>,
+    /// Wakes the client when the writer committed a batch.
+    pub new_batch: Notify,
+    pub health: Arc<HealthState>,
+    pub boot_epoch: u64,
+    /// Next batch sequence number of this boot (1, 2, 3…).
+    next_seq: AtomicU64,
+    writer_done: AtomicBool,
+}
+
+impl Shared {
+    pub fn lock_spool(&self) -> MutexGuard<'_, Spool> {
+        // A panic while holding the lock leaves a consistent-enough index:
+        // files on disk stay the truth and are re-read on the next start.
+        self.spool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn writer_done(&self) -> bool {
+        self.writer_done.load(Ordering::Acquire)
+    }
+
+    /// Mirror the spool's totals into the health atomics.
+    pub fn publish(&self, spool: &Spool) {
+        let s = spool.stats();
+        let h = &self.health;
+        h.spool_batches.store(s.batches, Ordering::Relaxed);
+        h.spool_bytes.store(s.bytes, Ordering::Relaxed);
+        h.spool_quota_bytes.store(s.quota_bytes, Ordering::Relaxed);
+        h.spool_dropped_records
+            .store(s.dropped_records, Ordering::Relaxed);
+    }
+}
+
+/// What was left when the uplink stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopReport {
+    /// Batches still spooled (sent next start).
+    pub spooled_batches: u64,
+    /// Every thread ended within the time given.
+    pub clean: bool,
+}
+
+/// A running link: the spool writer thread and the client thread.
+///
+/// Dropping it without [`Uplink::stop`] signals both threads to end at once
+/// without waiting (spooled batches stay on disk for the next start).
+pub struct Uplink {
+    shared: Arc<Shared>,
+    writer_stop: Arc<AtomicBool>,
+    stop_tx: watch::Sender<Option<Instant>>,
+    writer: Option<JoinHandle<()>>,
+    client: Option<JoinHandle<()>>,
+}
+
+impl Uplink {
+    /// Open the spool under `cfg.state_dir`, load the collector CA and start
+    /// the spool writer and the client (a tokio runtime on its own thread,
+    /// so this works from sync code and from inside another runtime alike).
+    ///
+    /// Returns the running link and the [`LinkSink`] to hand to the
+    /// processor. Fails on configuration errors (invalid `cfg`, unreadable CA,
+    /// uncreatable state directory), never on the collector being down.
+    pub fn start(
+        cfg: &CollectorConfig,
+        health: Arc<HealthState>,
+    ) -> Result<(Uplink, LinkSink), LinkError> {
+        let url = cfg
+            .check()
+            .map_err(|(key, message)| LinkError::Config { key, message })?;
+        let tls = match (&url.tls, &cfg.ca_cert) {
+            (true, Some(ca)) => Some(client::tls_config(ca)?),
+            (true, None) => {
+                return Err(LinkError::Config {
+                    key: "ca_cert",
+                    message: "required for wss://".into(),
+                })
+            }
+            (false, _) => {
+                tracing::warn!(url = %cfg.url, "collector link is unencrypted (ws://): for tests only");
+                None
+            }
+        };
+        std::fs::create_dir_all(&cfg.state_dir).map_err(|cause| LinkError::StateDir {
+            path: cfg.state_dir.clone(),
+            cause,
+        })?;
+        let (spool, _report) = Spool::open(&cfg.state_dir.join("spool"), cfg.spool_quota_bytes)?;
+        // Start time in ns, and after every spooled epoch: batches of this boot
+        // sort after older ones even if the clock was set back (routers
+        // without an RTC boot in 1970 until NTP answers).
+        let boot_epoch = unix_ns().max(spool.max_epoch().map_or(0, |e| e.saturating_add(1)));
+        let shared = Arc::new(Shared {
+            spool: Mutex::new(spool),
+            new_batch: Notify::new(),
+            health,
+            boot_epoch,
+            next_seq: AtomicU64::new(1),
+            writer_done: AtomicBool::new(false),
+        });
+        shared.publish(&shared.lock_spool());
+
+        let lost = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = crossbeam_channel::bounded(SEAL_QUEUE);
+        let writer_stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (shared, stop, lost) = (shared.clone(), writer_stop.clone(), lost.clone());
+            std::thread::Builder::new()
+                .name("simpul-spool".into())
+                .spawn(move || writer_loop(&shared, &rx, &stop, &lost))
+                .map_err(|cause| LinkError::Thread {
+                    what: "spool writer",
+                    cause,
+                })?
+        };
+        let (stop_tx, stop_rx) = watch::channel(None);
+        let ctx = client::ClientCtx {
+            shared: shared.clone(),
+            cfg: cfg.clone(),
+            url,
+            tls,
+            stop: stop_rx,
+            hostname: client::hostname(),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(LinkError::Runtime)?;
+        let spawned = std::thread::Builder::new()
+            .name("simpul-uplink".into())
+            .spawn(move || rt.block_on(client::run(ctx)));
+        let client = match spawned {
+            Ok(h) => h,
+            Err(cause) => {
+                writer_stop.store(true, Ordering::Release);
+                return Err(LinkError::Thread {
+                    what: "uplink",
+                    cause,
+                });
+            }
+        };
+        tracing::info!(collector = %cfg.url, node_id = %cfg.node_id, boot_epoch, "collector link started");
+        let sink = LinkSink::new(
+            Duration::from_millis(cfg.batch_interval_ms),
+            tx,
+            lost,
+            Some(shared.clone()),
+        );
+        Ok((
+            Uplink {
+                shared,
+                writer_stop,
+                stop_tx,
+                writer: Some(writer),
+                client: Some(client),
+            },
+            sink,
+        ))
+    }
+
+    /// This run's boot epoch (batches sealed now carry it).
+    pub fn boot_epoch(&self) -> u64 {
+        self.shared.boot_epoch
+    }
+
+    /// Spool totals right now.
+    pub fn spool_stats(&self) -> SpoolStats {
+        self.shared.lock_spool().stats()
+    }
+
+    /// Stop within [`STOP_TIMEOUT`]; see [`Uplink::stop_within`].
+    pub fn stop(self) -> StopReport {
+        self.stop_within(STOP_TIMEOUT)
+    }
+
+    /// Flush and stop: the writer spools every batch already sealed (call
+    /// [`LinkSink::seal_now`] first for the records still gathered), then the
+    /// client keeps delivering until everything is acknowledged or `timeout`
+    /// passes. Undelivered batches stay spooled for the next start.
+    ///
+    /// Blocks the calling thread; from async code call it in `spawn_blocking`.
+    pub fn stop_within(mut self, timeout: Duration) -> StopReport {
+        let deadline = Instant::now() + timeout;
+        self.writer_stop.store(true, Ordering::Release);
+        let mut clean = join_until(self.writer.take(), deadline, "spool writer");
+        // Deliver until the deadline, then give the client a moment to close.
+        self.stop_tx.send_replace(Some(deadline));
+        clean &= join_until(
+            self.client.take(),
+            deadline + Duration::from_secs(1),
+            "uplink",
+        );
+        let spooled_batches = self.shared.lock_spool().len() as u64;
+        if spooled_batches > 0 {
+            tracing::info!(
+                spooled_batches,
+                "collector link stopped; undelivered batches stay spooled for the next start"
+            );
+        }
+        StopReport {
+            spooled_batches,
+            clean,
+        }
+    }
+}
+
+impl Drop for Uplink {
+    fn drop(&mut self) {
+        if self.writer.is_some() || self.client.is_some() {
+            self.writer_stop.store(true, Ordering::Release);
+            self.stop_tx.send_replace(Some(Instant::now()));
+        }
+    }
+}
+
+/// Join `handle` if it ends before `deadline`; otherwise leave it running
+/// detached (it ends with the process) rather than hang a shutdown.
+fn join_until(handle: Option<JoinHandle<()>>, deadline: Instant, what: &str) -> bool {
+    let Some(h) = handle else { return true };
+    while !h.is_finished() {
+        if Instant::now() >= deadline {
+            tracing::warn!(thread = what, "did not stop in time; leaving it");
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if h.join().is_err() {
+        tracing::error!(thread = what, "thread panicked");
+        return false;
+    }
+    true
+}
+
+fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The spool writer: numbers sealed batches and makes them durable.
+fn writer_loop(shared: &Shared, rx: &Receiver<Sealed>, stop: &AtomicBool, lost: &AtomicU64) {
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(sealed) => write_sealed(shared, sealed, lost),
+            Err(RecvTimeoutError::Timeout) => {
+                if stop.load(Ordering::Acquire) {
+                    // Whatever was sealed before the stop still goes to disk.
+                    while let Ok(sealed) = rx.try_recv() {
+                        write_sealed(shared, sealed, lost);
+                    }
+                    break;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let stranded = lost.swap(0, Ordering::Relaxed);
+    if stranded > 0 {
+        let mut sp = shared.lock_spool();
+        sp.note_lost(stranded);
+        shared.publish(&sp);
+    }
+    shared.writer_done.store(true, Ordering::Release);
+    shared.new_batch.notify_one();
+}
+
+/// Number `sealed` (splitting it if needed) and make it durable. Runs on the
+/// writer thread, or on the caller's for a sink used after the writer ended.
+pub(crate) fn write_sealed(shared: &Shared, sealed: Sealed, lost: &AtomicU64) {
+    // Split anything that would exceed the wire's message limit, keeping order.
+    let mut parts = vec![(sealed.flows, sealed.counters)];
+    let mut ready = Vec::new();
+    while let Some((flows, counters)) = parts.pop() {
+        let batch = Batch {
+            boot_epoch: shared.boot_epoch,
+            seq: 0,
+            sealed_ms: sealed.sealed_ms,
+            flows,
+            counters,
+            dropped_records: 0,
+        };
+        let records = batch.flows.len() + batch.counters.len();
+        if records > 1 && too_large(&batch) {
+            let Batch {
+                mut flows,
+                mut counters,
+                ..
+            } = batch;
+            let (f2, c2) = if flows.len() > 1 {
+                (flows.split_off(flows.len() / 2), Vec::new())
+            } else if !flows.is_empty() {
+                (Vec::new(), counters.split_off(0))
+            } else {
+                (Vec::new(), counters.split_off(counters.len() / 2))
+            };
+            parts.push((f2, c2));
+            parts.push((flows, counters));
+            continue;
+        }
+        ready.push(batch);
+    }
+    for mut batch in ready {
+        batch.seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
+        let prepared = {
+            let mut sp = shared.lock_spool();
+            sp.note_lost(lost.swap(0, Ordering::Relaxed));
+            let p = sp.prepare(batch);
+            shared.publish(&sp);
+            p
+        };
+        let Some(prepared) = prepared else { continue };
+        // The slow part (fsyncs) without the lock: the client keeps acking.
+        let written = prepared.write();
+        {
+            let mut sp = shared.lock_spool();
+            sp.commit(written);
+            shared.publish(&sp);
+        }
+        shared.new_batch.notify_one();
+    }
+}
+
+/// Whether `batch` may exceed the wire's message limit. A cheap upper bound
+/// first (string lengths plus a generous fixed size per record); only a
+/// batch near the limit is actually encoded to find out.
+fn too_large(batch: &Batch) -> bool {
+    // Every fixed field of a record, varint-encoded, fits in 256 bytes (two
+    // IPv6 addresses, ten u64 of at most 10 bytes, options and tags); each
+    // string adds its length plus at most 10 bytes of prefix.
+    let s = |o: &Option<String>| o.as_ref().map_or(0, |v| v.len() + 10);
+    let flows: usize = batch
+        .flows
+        .iter()
+        .map(|f| {
+            256 + f.proto.len()
+                + f.agency.len()
+                + f.unit.len()
+                + 30
+                + s(&f.sni)
+                + s(&f.http_host)
+                + s(&f.dns_query)
+                + s(&f.site)
+        })
+        .sum();
+    let counters: usize = batch
+        .counters
+        .iter()
+        .map(|c| 128 + c.agency.len() + c.unit.len())
+        .sum();
+    // Headroom for the message envelope, seq and dropped_records (0 here).
+    let limit = wire::MAX_MESSAGE_BYTES - 64;
+    flows + counters > limit && wire::encode(batch).len() > limit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simpul_proto::{CounterSample, TrafficScope};
+
+    fn sample(unit: &str) -> CounterSample {
+        CounterSample {
+            ts: u64::MAX,
+            agency: "a".repeat(64),
+            unit: unit.into(),
+            scope: TrafficScope::Internet,
+            bytes_in: u64::MAX,
+            bytes_out: u64::MAX,
+            packets_in: u64::MAX,
+            packets_out: u64::MAX,
+        }
+    }
+
+    #[test]
+    fn size_bound_is_an_upper_bound() {
+        let batch = Batch {
+            boot_epoch: u64::MAX,
+            seq: u64::MAX,
+            sealed_ms: u64::MAX,
+            flows: vec![],
+            counters: vec![sample("unit"); 100],
+            dropped_records: u64::MAX,
+        };
+        let encoded = wire::encode(&simpul_proto::wire::AgentMessage::Batch(batch.clone())).len();
+        let bound: usize = batch
+            .counters
+            .iter()
+            .map(|c| 128 + c.agency.len() + c.unit.len())
+            .sum();
+        assert!(encoded + 64 < bound, "{encoded} vs {bound}");
+        assert!(!too_large(&batch));
+    }
+
+    #[test]
+    fn oversized_batches_are_split_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (spool, _) = Spool::open(tmp.path(), 1 << 30).unwrap();
+        let shared = Shared {
+            spool: Mutex::new(spool),
+            new_batch: Notify::new(),
+            health: Arc::new(HealthState::new()),
+            boot_epoch: 9,
+            next_seq: AtomicU64::new(1),
+            writer_done: AtomicBool::new(false),
+        };
+        // ~24 MiB of counters: must become at least two batches under 16 MiB.
+        let big = "u".repeat(64 << 10);
+        let counters: Vec<CounterSample> = (0..384)
+            .map(|i| {
+                let mut c = sample(&big);
+                c.ts = i;
+                c
+            })
+            .collect();
+        write_sealed(
+            &shared,
+            Sealed {
+                flows: vec![],
+                counters,
+                sealed_ms: 1,
+            },
+            &AtomicU64::new(0),
+        );
+        let mut sp = shared.lock_spool();
+        let ids = sp.ids();
+        assert!(ids.len() >= 2, "{ids:?}");
+        let seqs: Vec<u64> = ids.iter().map(|i| i.seq).collect();
+        assert_eq!(seqs, (1..=ids.len() as u64).collect::<Vec<_>>());
+        let mut ts = Vec::new();
+        for id in ids {
+            let frame = sp.read_frame(id).unwrap();
+            assert!(frame.len() <= wire::MAX_MESSAGE_BYTES);
+            match wire::decode::<simpul_proto::wire::AgentMessage>(&frame).unwrap() {
+                simpul_proto::wire::AgentMessage::Batch(b) => {
+                    ts.extend(b.counters.iter().map(|c| c.ts))
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(ts, (0..384).collect::<Vec<_>>());
+    }
+}
