@@ -1,0 +1,247 @@
+//! JSON API under /api/v1 (see collector/API.md and /api/v1/openapi.json).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::state::{now_secs, AppState};
+use crate::store::{FlowFilter, Reader, Step};
+
+/// An API error: status and a sentence that says what was wrong.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+/// Run a query on a fresh read connection off the async threads.
+pub async fn read<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Reader) -> Result<T, crate::store::StoreError> + Send + 'static,
+{
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let r = store.reader()?;
+        f(&r)
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| match e {
+        crate::store::StoreError::UnknownAgency(_) | crate::store::StoreError::UnknownNode(_) => {
+            ApiError(StatusCode::NOT_FOUND, e.to_string())
+        }
+        crate::store::StoreError::Invalid { .. } => bad(e.to_string()),
+        other => ApiError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    })
+}
+
+/// `from`/`to` as RFC 3339 or Unix seconds.
+fn parse_time(name: &str, v: &str) -> Result<u64, ApiError> {
+    if let Ok(secs) = v.parse::<u64>() {
+        return Ok(secs);
+    }
+    simpul_proto::time_format::parse_rfc3339(v)
+        .map(|ns| ns / 1_000_000_000)
+        .map_err(|e| bad(format!("{name}: {e}")))
+}
+
+fn check_code(name: &str, v: &str) -> Result<(), ApiError> {
+    if crate::config::valid_code(v) {
+        Ok(())
+    } else {
+        Err(bad(format!("{name}: {v:?} is not a valid code")))
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RangeQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub agency: Option<String>,
+    pub limit: Option<usize>,
+    pub step: Option<String>,
+    pub host: Option<String>,
+    pub site: Option<String>,
+}
+
+impl RangeQuery {
+    /// Resolve the range, defaulting to the last `default_secs`.
+    fn range(&self, default_secs: u64) -> Result<(u64, u64), ApiError> {
+        let to = match &self.to {
+            Some(t) => parse_time("to", t)?,
+            None => now_secs() + 1,
+        };
+        let from = match &self.from {
+            Some(f) => parse_time("from", f)?,
+            None => to.saturating_sub(default_secs),
+        };
+        if from >= to {
+            return Err(bad("from must be before to"));
+        }
+        Ok((from, to))
+    }
+
+    fn agency(&self) -> Result<Option<String>, ApiError> {
+        if let Some(a) = &self.agency {
+            check_code("agency", a)?;
+        }
+        Ok(self.agency.clone())
+    }
+
+    fn limit(&self, default: usize, max: usize) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(default),
+            Some(0) => Err(bad("limit must be at least 1")),
+            Some(n) if n > max => Err(bad(format!("limit must be at most {max}"))),
+            Some(n) => Ok(n),
+        }
+    }
+}
+
+pub async fn nodes(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let timeout = Duration::from_secs(s.config.nodes.down_after_secs);
+    let nodes = read(&s, move |r| r.nodes(SystemTime::now(), timeout)).await?;
+    Ok(Json(nodes))
+}
+
+pub async fn agencies(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(read(&s, |r| r.agencies()).await?))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OverviewQuery {
+    pub window: Option<u32>,
+}
+
+/// The overview covers whole seconds that have fully arrived: agents seal a
+/// batch every second, so the newest two seconds are still filling. Every
+/// request within one second sees the same window.
+pub fn overview_end() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(now_secs().saturating_sub(2))
+}
+
+pub async fn overview(
+    State(s): State<AppState>,
+    Query(q): Query<OverviewQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let window = q.window.unwrap_or(5);
+    if !(1..=3600).contains(&window) {
+        return Err(bad("window must be 1..3600 seconds"));
+    }
+    let timeout = Duration::from_secs(s.config.nodes.down_after_secs);
+    let end = overview_end();
+    Ok(Json(
+        read(&s, move |r| r.overview(end, window, timeout)).await?,
+    ))
+}
+
+pub async fn usage(
+    State(s): State<AppState>,
+    Path(agency): Path<String>,
+    Query(q): Query<RangeQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_code("agency", &agency)?;
+    let (from, to) = q.range(24 * 3600)?;
+    let step = match q.step.as_deref() {
+        None => Step::auto(from, to, SystemTime::now()),
+        Some(s) => Step::parse(s).ok_or_else(|| bad(format!("step {s:?}: use 1s, 1m or 1h")))?,
+    };
+    Ok(Json(
+        read(&s, move |r| r.usage(&agency, from, to, step)).await?,
+    ))
+}
+
+pub async fn top_hosts(
+    State(s): State<AppState>,
+    Query(q): Query<RangeQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (from, to) = q.range(15 * 60)?;
+    let agency = q.agency()?;
+    let limit = q.limit(10, 1000)?;
+    Ok(Json(
+        read(&s, move |r| r.top_hosts(agency.as_deref(), from, to, limit)).await?,
+    ))
+}
+
+pub async fn top_sites(
+    State(s): State<AppState>,
+    Query(q): Query<RangeQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (from, to) = q.range(15 * 60)?;
+    let agency = q.agency()?;
+    let limit = q.limit(10, 1000)?;
+    Ok(Json(
+        read(&s, move |r| r.top_sites(agency.as_deref(), from, to, limit)).await?,
+    ))
+}
+
+pub async fn flows(
+    State(s): State<AppState>,
+    Query(q): Query<RangeQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (from, to) = q.range(3600)?;
+    let filter = FlowFilter {
+        from,
+        to,
+        agency: q.agency()?,
+        host: match &q.host {
+            Some(h) => Some(
+                h.parse::<std::net::IpAddr>()
+                    .map_err(|_| bad(format!("host: {h:?} is not an IP address")))?,
+            ),
+            None => None,
+        },
+        site: q
+            .site
+            .clone()
+            .map(|s| s.trim_end_matches('.').to_ascii_lowercase()),
+        limit: q.limit(100, 1000)?,
+    };
+    Ok(Json(read(&s, move |r| r.flows(&filter)).await?))
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    db: String,
+}
+
+pub async fn healthz(State(s): State<AppState>) -> Response {
+    match read(&s, |r| r.check()).await {
+        Ok(()) => Json(Health {
+            status: "ok",
+            db: "ok".into(),
+        })
+        .into_response(),
+        Err(ApiError(_, e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "degraded",
+                db: e,
+            }),
+        )
+            .into_response(),
+    }
+}
+
+pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        s.metrics.render(),
+    )
+}

@@ -1,0 +1,308 @@
+//! collector.toml: every section has defaults; see configs/collector.toml.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {cause}")]
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("{path}: {cause}")]
+    Parse {
+        path: PathBuf,
+        cause: Box<toml::de::Error>,
+    },
+    #[error("{path}: {location}: {message}")]
+    Invalid {
+        path: PathBuf,
+        location: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub nodes: NodesConfig,
+    #[serde(default)]
+    pub uplink: UplinkConfig,
+    #[serde(default)]
+    pub agencies: Vec<AgencyConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Plain HTTP for the dashboard and API (keep on loopback or behind a
+    /// TLS-terminating proxy). Agents are never accepted here.
+    #[serde(default = "default_listen")]
+    pub listen: Option<SocketAddr>,
+    /// HTTPS + WSS: agents, and browsers from other machines.
+    #[serde(default = "default_listen_tls")]
+    pub listen_tls: Option<SocketAddr>,
+    /// Certificate chain and key (PEM). When absent, a private CA and a server
+    /// certificate are generated under `data_dir/tls/` on first start.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Extra DNS names / addresses for the generated server certificate.
+    #[serde(default)]
+    pub tls_names: Vec<String>,
+    /// Largest agent message accepted, bytes.
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            listen_tls: default_listen_tls(),
+            tls_cert: None,
+            tls_key: None,
+            tls_names: Vec::new(),
+            max_message_bytes: default_max_message(),
+        }
+    }
+}
+
+fn default_listen() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([127, 0, 0, 1], 8080)))
+}
+fn default_listen_tls() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([0, 0, 0, 0], 8443)))
+}
+fn default_max_message() -> usize {
+    simpul_proto::wire::MAX_MESSAGE_BYTES
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default = "default_flow_retention")]
+    pub flow_retention_days: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            flow_retention_days: default_flow_retention(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_flow_retention() -> u32 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodesConfig {
+    /// Agents send a heartbeat this often.
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_interval_ms: u64,
+    /// A node silent this long is DOWN.
+    #[serde(default = "default_down_after")]
+    pub down_after_secs: u64,
+}
+
+impl Default for NodesConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_ms: default_heartbeat_ms(),
+            down_after_secs: default_down_after(),
+        }
+    }
+}
+
+fn default_heartbeat_ms() -> u64 {
+    2000
+}
+fn default_down_after() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UplinkConfig {
+    /// The central internet uplink Diskominfo buys and divides.
+    #[serde(default = "default_uplink")]
+    pub capacity_down_bps: u64,
+    #[serde(default = "default_uplink")]
+    pub capacity_up_bps: u64,
+}
+
+impl Default for UplinkConfig {
+    fn default() -> Self {
+        Self {
+            capacity_down_bps: default_uplink(),
+            capacity_up_bps: default_uplink(),
+        }
+    }
+}
+
+fn default_uplink() -> u64 {
+    1_000_000_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgencyConfig {
+    pub code: String,
+    #[serde(default)]
+    pub name: String,
+    /// Allocated internet bandwidth (download / upload), bits per second.
+    pub alloc_down_bps: u64,
+    pub alloc_up_bps: u64,
+    #[serde(default)]
+    pub units: Vec<UnitConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitConfig {
+    pub code: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+pub(crate) fn valid_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl CollectorConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+            path: path.to_owned(),
+            cause,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let cfg: CollectorConfig = toml::from_str(text).map_err(|cause| ConfigError::Parse {
+            path: path.to_owned(),
+            cause: Box::new(cause),
+        })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |location: String, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            location,
+            message,
+        };
+        if self.server.listen.is_none() && self.server.listen_tls.is_none() {
+            return Err(invalid(
+                "server".into(),
+                "set listen and/or listen_tls".into(),
+            ));
+        }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return Err(invalid(
+                "server".into(),
+                "tls_cert and tls_key go together".into(),
+            ));
+        }
+        if self.nodes.heartbeat_interval_ms == 0
+            || self.nodes.down_after_secs * 1000 <= self.nodes.heartbeat_interval_ms
+        {
+            return Err(invalid(
+                "nodes".into(),
+                "down_after_secs must be longer than heartbeat_interval_ms".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut down = 0u64;
+        let mut up = 0u64;
+        for (i, a) in self.agencies.iter().enumerate() {
+            let loc = format!("agencies[{i}] ({})", a.code);
+            if !valid_code(&a.code) {
+                return Err(invalid(
+                    loc,
+                    "invalid code (letters, digits, '-', '_')".into(),
+                ));
+            }
+            if !seen.insert(a.code.as_str()) {
+                return Err(invalid(loc, "duplicate agency code".into()));
+            }
+            let mut units = std::collections::HashSet::new();
+            for (j, u) in a.units.iter().enumerate() {
+                if !valid_code(&u.code) || !units.insert(u.code.as_str()) {
+                    return Err(invalid(
+                        format!("{loc}.units[{j}]"),
+                        format!("invalid or duplicate unit code {:?}", u.code),
+                    ));
+                }
+            }
+            down = down.saturating_add(a.alloc_down_bps);
+            up = up.saturating_add(a.alloc_up_bps);
+        }
+        if down > self.uplink.capacity_down_bps || up > self.uplink.capacity_up_bps {
+            return Err(invalid(
+                "agencies".into(),
+                format!(
+                    "allocations ({down} bps down, {up} bps up) exceed the uplink ({} / {} bps)",
+                    self.uplink.capacity_down_bps, self.uplink.capacity_up_bps
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocations_above_the_uplink_are_refused() {
+        let e = CollectorConfig::parse(
+            r#"
+[uplink]
+capacity_down_bps = 100
+capacity_up_bps = 100
+[[agencies]]
+code = "a"
+alloc_down_bps = 60
+alloc_up_bps = 10
+[[agencies]]
+code = "b"
+alloc_down_bps = 60
+alloc_up_bps = 10
+"#,
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("exceed the uplink"), "{e}");
+    }
+
+    #[test]
+    fn defaults() {
+        let c = CollectorConfig::parse("", Path::new("c.toml")).unwrap();
+        assert_eq!(c.nodes.down_after_secs, 10);
+        assert_eq!(c.server.listen.unwrap().port(), 8080);
+    }
+}

@@ -1,0 +1,206 @@
+//! The single storage writer: agent batches from every connection are grouped
+//! into short windows and committed together; each batch is acknowledged only
+//! after its transaction is durable.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use simpul_proto::wire::{Batch, Health};
+use tokio::sync::oneshot;
+
+use crate::store::{BatchOutcome, Store};
+
+/// Work for the writer thread.
+pub enum WriteJob {
+    Batch {
+        node_id: String,
+        agency: String,
+        batch: Box<Batch>,
+        done: oneshot::Sender<Result<BatchOutcome, String>>,
+    },
+    NodeSeen {
+        node_id: String,
+        address: String,
+        version: String,
+        hostname: String,
+        health: Option<Box<Health>>,
+        at_secs: u64,
+    },
+    Retention {
+        now_secs: u64,
+    },
+    /// Issue a one-time enrollment token (the server's own, e.g. the demo).
+    CreateToken {
+        agency: String,
+        node_id: String,
+        ttl: Duration,
+        done: oneshot::Sender<Result<String, String>>,
+    },
+    /// Enrollment marks a token used: a write, so it goes through here.
+    Enroll {
+        node_id: String,
+        token: String,
+        done: oneshot::Sender<Result<(String, String), String>>,
+    },
+}
+
+fn at(secs: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// Batches arriving within this window share one transaction.
+const GROUP_WINDOW: Duration = Duration::from_millis(20);
+const GROUP_MAX: usize = 256;
+
+pub struct Writer {
+    tx: SyncSender<WriteJob>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    pub fn start(store: &Store) -> anyhow::Result<Writer> {
+        let mut writer = store.writer()?;
+        let (tx, rx) = mpsc::sync_channel::<WriteJob>(4096);
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(&mut writer, rx))?;
+        Ok(Writer {
+            tx,
+            thread: Some(thread),
+        })
+    }
+
+    /// A cloneable handle for connection tasks.
+    pub fn sender(&self) -> SyncSender<WriteJob> {
+        self.tx.clone()
+    }
+
+    /// Stop after the queued jobs are written.
+    pub fn stop(mut self) {
+        let (tx, _) = mpsc::sync_channel(1);
+        drop(std::mem::replace(&mut self.tx, tx));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(writer: &mut crate::store::Writer, rx: Receiver<WriteJob>) {
+    loop {
+        let first = match rx.recv() {
+            Ok(j) => j,
+            Err(_) => return,
+        };
+        let started = Instant::now();
+        let mut jobs = vec![first];
+        while jobs.len() < GROUP_MAX {
+            let left = GROUP_WINDOW.saturating_sub(started.elapsed());
+            match rx.recv_timeout(left) {
+                Ok(j) => jobs.push(j),
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        write_group(writer, jobs);
+    }
+}
+
+type AckSender = oneshot::Sender<Result<BatchOutcome, String>>;
+
+fn write_group(writer: &mut crate::store::Writer, jobs: Vec<WriteJob>) {
+    // Group batches per node (one ingest transaction per node and window).
+    let mut per_node: Vec<(String, String, Vec<Batch>, Vec<AckSender>)> = Vec::new();
+    for job in jobs {
+        match job {
+            WriteJob::Batch {
+                node_id,
+                agency,
+                batch,
+                done,
+            } => {
+                match per_node
+                    .iter_mut()
+                    .find(|(n, a, _, _)| *n == node_id && *a == agency)
+                {
+                    Some(g) => {
+                        g.2.push(*batch);
+                        g.3.push(done);
+                    }
+                    None => per_node.push((node_id, agency, vec![*batch], vec![done])),
+                }
+            }
+            WriteJob::NodeSeen {
+                node_id,
+                address,
+                version,
+                hostname,
+                health,
+                at_secs,
+            } => {
+                if let Err(e) = writer.node_seen(
+                    &node_id,
+                    &address,
+                    &version,
+                    &hostname,
+                    health.as_deref(),
+                    at(at_secs),
+                ) {
+                    tracing::warn!(node = %node_id, error = %e, "cannot record node status");
+                }
+            }
+            WriteJob::Retention { now_secs } => {
+                if let Err(e) = writer.apply_retention(at(now_secs)) {
+                    tracing::warn!(error = %e, "retention failed");
+                }
+            }
+            WriteJob::CreateToken {
+                agency,
+                node_id,
+                ttl,
+                done,
+            } => {
+                let _ = done.send(
+                    writer
+                        .create_enrollment_token(&agency, &node_id, ttl)
+                        .map_err(|e| e.to_string()),
+                );
+            }
+            WriteJob::Enroll {
+                node_id,
+                token,
+                done,
+            } => {
+                let _ = done.send(writer.enroll(&node_id, &token).map_err(|e| e.to_string()));
+            }
+        }
+    }
+    for (node_id, agency, batches, dones) in per_node {
+        let started = Instant::now();
+        let records: usize = batches
+            .iter()
+            .map(|b| b.flows.len() + b.counters.len())
+            .sum();
+        match writer.ingest(&node_id, &agency, &batches) {
+            Ok(outcomes) => {
+                metrics::counter!("simpul_ingest_batches_total").increment(batches.len() as u64);
+                metrics::counter!("simpul_ingest_records_total").increment(records as u64);
+                metrics::histogram!("simpul_ingest_commit_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                for (done, outcome) in dones.into_iter().zip(outcomes) {
+                    if matches!(outcome, BatchOutcome::Duplicate) {
+                        metrics::counter!("simpul_ingest_duplicate_batches_total").increment(1);
+                    }
+                    let _ = done.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                metrics::counter!("simpul_ingest_errors_total").increment(1);
+                tracing::error!(node = %node_id, error = %e, "ingest transaction failed; batches not acknowledged");
+                for done in dones {
+                    let _ = done.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The dashboard's live feed: one overview per second, computed once and
+//! broadcast to every open page; a snapshot with 15 minutes of per-second
+//! history when a page connects.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use serde_json::json;
+
+use crate::api::overview_end;
+use crate::state::AppState;
+
+const HISTORY_SECS: u64 = 15 * 60;
+const WINDOW_SECS: u32 = 5;
+
+/// Compute the overview every second and publish it (only while someone listens).
+pub async fn ticker(state: AppState) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        interval.tick().await;
+        if state.live.receiver_count() == 0 {
+            continue;
+        }
+        let end = overview_end();
+        let timeout = std::time::Duration::from_secs(state.config.nodes.down_after_secs);
+        let store = state.store.clone();
+        let ov = tokio::task::spawn_blocking(move || {
+            let r = store.reader()?;
+            r.overview(end, WINDOW_SECS, timeout)
+        })
+        .await;
+        let ov = match ov {
+            Ok(Ok(ov)) => ov,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "live overview failed");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let value = match serde_json::to_value(&ov) {
+            Ok(v) => v,
+            Err(_) => continue,
+        };
+        let ts = value.get("ts").cloned().unwrap_or_default();
+        let mut points = serde_json::Map::new();
+        if let Some(list) = value.get("agencies").and_then(|a| a.as_array()) {
+            for a in list {
+                if let Some(code) = a.get("code").and_then(|c| c.as_str()) {
+                    points.insert(
+                        code.to_string(),
+                        json!({"ts": ts, "in_bps": a.get("in_bps"), "out_bps": a.get("out_bps")}),
+                    );
+                }
+            }
+        }
+        let msg = json!({"type": "tick", "overview": value, "points": points}).to_string();
+        let _ = state.live.send(Arc::from(msg));
+    }
+}
+
+pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    ws.on_upgrade(move |socket| feed(socket, state))
+}
+
+async fn feed(mut socket: WebSocket, state: AppState) {
+    // Subscribe first so no tick falls between the snapshot and the stream.
+    let mut rx = state.live.subscribe();
+    let end = overview_end();
+    let timeout = std::time::Duration::from_secs(state.config.nodes.down_after_secs);
+    let store = state.store.clone();
+    let snapshot = tokio::task::spawn_blocking(move || {
+        let r = store.reader()?;
+        let ov = r.overview(end, WINDOW_SECS, timeout)?;
+        let end_secs = end
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let series = r.usage_series_since(end_secs.saturating_sub(HISTORY_SECS))?;
+        Ok::<_, crate::store::StoreError>(
+            json!({"type": "snapshot", "overview": ov, "series": series}),
+        )
+    })
+    .await;
+    let snapshot = match snapshot {
+        Ok(Ok(s)) => s.to_string(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "live snapshot failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    if socket.send(Message::Text(snapshot.into())).await.is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Ok(text) => {
+                    if socket.send(Message::Text(text.to_string().into())).await.is_err() {
+                        return;
+                    }
+                }
+                // A slow page skips ticks rather than slowing everyone.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            },
+            incoming = socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}

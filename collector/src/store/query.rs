@@ -1,0 +1,755 @@
+//! Read-side queries. The structs serialize to exactly the JSON of
+//! `collector/API.md`; times are RFC 3339 strings, volumes bytes, rates bps.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use rusqlite::types::ToSql;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+use simpul_proto::{FlowRecord, RecordKind, SiteSource};
+
+use super::codec::{
+    end_reason_from, floor, id_back, ip_from_blob, nanos, rfc_ns, rfc_s, scope_from, secs,
+    site_range, site_source_from, time, IpBlob,
+};
+use super::{Reader, StoreError, USAGE_1M_RETENTION_SECS, USAGE_1S_RETENTION_SECS};
+
+/// The distinct agencies of a usage table, by jumping from one to the next in
+/// the primary key (a "skip scan"): a handful of index seeks instead of a
+/// scan of every row. `{table}` is replaced by the table name.
+pub(crate) const AGENCIES_IN_USAGE: &str = "WITH RECURSIVE ag(a) AS (
+        SELECT (SELECT min(agency) FROM {table})
+        UNION ALL
+        SELECT (SELECT min(agency) FROM {table} WHERE agency > ag.a) FROM ag
+        WHERE ag.a IS NOT NULL)
+    SELECT a FROM ag WHERE a IS NOT NULL";
+
+/// Same walk, as a CTE named `ag(a)` to join usage rows against.
+fn agencies_cte(table: &str) -> String {
+    format!(
+        "WITH RECURSIVE ag(a) AS (
+            SELECT (SELECT min(agency) FROM {table})
+            UNION ALL
+            SELECT (SELECT min(agency) FROM {table} WHERE agency > ag.a) FROM ag
+            WHERE ag.a IS NOT NULL)"
+    )
+}
+
+/// How many sites and which minutes the overview's "last 15 minutes" covers:
+/// the current minute and the 14 before it.
+const OVERVIEW_TOP_SITES: i64 = 10;
+const OVERVIEW_MINUTES: i64 = 15;
+/// Flows API page limit (API.md: max 1000).
+const MAX_FLOWS: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatus {
+    Up,
+    Down,
+    Never,
+    Revoked,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub node_id: String,
+    pub agency: String,
+    pub hostname: Option<String>,
+    pub address: Option<String>,
+    pub agent_version: Option<String>,
+    pub status: NodeStatus,
+    pub last_seen: Option<String>,
+    pub enrolled_at: String,
+    pub revoked: bool,
+    /// The last `proto::wire::Health` exactly as the agent reported it.
+    pub health: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitInfo {
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgencyInfo {
+    pub code: String,
+    pub name: String,
+    pub alloc_down_bps: u64,
+    pub alloc_up_bps: u64,
+    pub units: Vec<UnitInfo>,
+    pub nodes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Uplink {
+    pub capacity_down_bps: u64,
+    pub capacity_up_bps: u64,
+    /// Internet scope only: the central uplink carries internet traffic.
+    pub in_bps: u64,
+    pub out_bps: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgencyUsage {
+    pub code: String,
+    pub name: String,
+    pub alloc_down_bps: u64,
+    pub alloc_up_bps: u64,
+    pub in_bps: u64,
+    pub out_bps: u64,
+    pub internet_in_bps: u64,
+    pub internet_out_bps: u64,
+    pub intranet_in_bps: u64,
+    pub intranet_out_bps: u64,
+    pub nodes_up: u32,
+    pub nodes_total: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverviewSite {
+    pub site: String,
+    pub bytes: u64,
+    pub flows: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopAgency {
+    pub code: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overview {
+    pub ts: String,
+    pub window_secs: u32,
+    pub uplink: Uplink,
+    pub agencies: Vec<AgencyUsage>,
+    pub nodes: Vec<NodeInfo>,
+    pub top_sites: Vec<OverviewSite>,
+    pub top_agencies: Vec<TopAgency>,
+}
+
+/// Resolution of a usage series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Step {
+    #[serde(rename = "1s")]
+    Second,
+    #[serde(rename = "1m")]
+    Minute,
+    #[serde(rename = "1h")]
+    Hour,
+}
+
+impl Step {
+    pub fn secs(self) -> u64 {
+        match self {
+            Step::Second => 1,
+            Step::Minute => 60,
+            Step::Hour => 3600,
+        }
+    }
+
+    fn table(self) -> &'static str {
+        match self {
+            Step::Second => "usage_1s",
+            Step::Minute => "usage_1m",
+            Step::Hour => "usage_1h",
+        }
+    }
+
+    /// "1s", "1m", "1h" as in the API's `step` parameter.
+    pub fn parse(s: &str) -> Option<Step> {
+        match s {
+            "1s" => Some(Step::Second),
+            "1m" => Some(Step::Minute),
+            "1h" => Some(Step::Hour),
+            _ => None,
+        }
+    }
+
+    /// The API default: the finest step giving at most 1500 points whose
+    /// table still holds `from` (per-second rows live an hour, minutes 30
+    /// days).
+    pub fn auto(from: u64, to: u64, now: SystemTime) -> Step {
+        let span = to.saturating_sub(from);
+        let now = secs(now);
+        if span <= 1500 && from >= now.saturating_sub(USAGE_1S_RETENTION_SECS) {
+            Step::Second
+        } else if span <= 1500 * 60 && from >= now.saturating_sub(USAGE_1M_RETENTION_SECS) {
+            Step::Minute
+        } else {
+            Step::Hour
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsagePoint {
+    pub ts: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub in_bps: f64,
+    pub out_bps: f64,
+    pub internet_bytes_in: u64,
+    pub internet_bytes_out: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageSeries {
+    pub agency: String,
+    pub step_secs: u64,
+    /// The requested range widened to whole steps; the totals are exact over it.
+    pub from: String,
+    pub to: String,
+    pub points: Vec<UsagePoint>,
+    pub total_bytes_in: u64,
+    pub total_bytes_out: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopHost {
+    pub host: String,
+    pub agency: String,
+    pub unit: String,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub flows: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopSite {
+    pub site: String,
+    pub bytes: u64,
+    pub flows: u64,
+    /// The best source any of its flows named it by (sni > quic > http > dns).
+    pub site_source: Option<SiteSource>,
+}
+
+/// `GET /api/v1/flows` parameters; `from`/`to` are Unix seconds and select
+/// flows by their last packet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowFilter {
+    pub from: u64,
+    pub to: u64,
+    pub agency: Option<String>,
+    /// Either address of the flow.
+    pub host: Option<IpAddr>,
+    /// The site or any subdomain of it (ASCII case-insensitive).
+    pub site: Option<String>,
+    /// At most 1000; 0 means the API default of 100.
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowRow {
+    pub node_id: String,
+    #[serde(flatten)]
+    pub record: FlowRecord,
+}
+
+/// One second of one agency for the live feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    pub ts: String,
+    pub in_bps: u64,
+    pub out_bps: u64,
+}
+
+/// Sums from `total()` are floats (it never fails on overflow, unlike
+/// `sum()`); they are exact for every value below 2^53, which stored counters
+/// are.
+fn u(v: f64) -> u64 {
+    v as u64
+}
+
+fn bps(bytes: u64, secs: u64) -> u64 {
+    bytes.saturating_mul(8) / secs.max(1)
+}
+
+fn nodes_on(
+    conn: &Connection,
+    now: SystemTime,
+    timeout: Duration,
+) -> Result<Vec<NodeInfo>, StoreError> {
+    let now_ns = nanos(now);
+    let timeout_ns = i64::try_from(timeout.as_nanos()).unwrap_or(i64::MAX);
+    let mut st = conn.prepare_cached(
+        "SELECT node_id, agency, hostname, address, agent_version, last_seen, enrolled_at,
+                revoked, last_health_json
+         FROM nodes ORDER BY agency, node_id",
+    )?;
+    let mut rows = st.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let last_seen: Option<i64> = r.get(5)?;
+        let revoked: bool = r.get(7)?;
+        let status = match last_seen {
+            _ if revoked => NodeStatus::Revoked,
+            None => NodeStatus::Never,
+            Some(t) if now_ns.saturating_sub(t) <= timeout_ns => NodeStatus::Up,
+            Some(_) => NodeStatus::Down,
+        };
+        let health: Option<String> = r.get(8)?;
+        let health = match health {
+            Some(h) => Some(serde_json::from_str(&h).map_err(|e| StoreError::Corrupt {
+                table: "nodes",
+                detail: format!("health JSON: {e}"),
+            })?),
+            None => None,
+        };
+        out.push(NodeInfo {
+            node_id: r.get(0)?,
+            agency: r.get(1)?,
+            hostname: r.get(2)?,
+            address: r.get(3)?,
+            agent_version: r.get(4)?,
+            status,
+            last_seen: last_seen.map(rfc_ns),
+            enrolled_at: rfc_ns(r.get(6)?),
+            revoked,
+            health,
+        });
+    }
+    Ok(out)
+}
+
+fn flow_from_row(r: &Row<'_>) -> Result<FlowRow, StoreError> {
+    let ip = |i| -> Result<IpAddr, StoreError> {
+        let b: Vec<u8> = r.get(i)?;
+        ip_from_blob(&b, "flows")
+    };
+    let time_col =
+        |i| -> Result<u64, StoreError> { Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0)) };
+    let cnt =
+        |i| -> Result<u64, StoreError> { Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0)) };
+    let final_: bool = r.get(2)?;
+    Ok(FlowRow {
+        node_id: r.get(0)?,
+        record: FlowRecord {
+            flow_id: id_back(r.get(1)?),
+            kind: if final_ {
+                RecordKind::Final
+            } else {
+                RecordKind::Interim
+            },
+            end_reason: end_reason_from(r.get(3)?)?,
+            proto: r.get(4)?,
+            src_ip: ip(5)?,
+            src_port: r.get(6)?,
+            dst_ip: ip(7)?,
+            dst_port: r.get(8)?,
+            vlan: r.get(9)?,
+            vlan_inner: r.get(10)?,
+            packets_up: cnt(11)?,
+            bytes_up: cnt(12)?,
+            packets_down: cnt(13)?,
+            bytes_down: cnt(14)?,
+            first_seen: time_col(15)?,
+            last_seen: time_col(16)?,
+            tcp_flags_up: r.get(17)?,
+            tcp_flags_down: r.get(18)?,
+            sni: r.get(19)?,
+            http_host: r.get(20)?,
+            dns_query: r.get(21)?,
+            site: r.get(22)?,
+            site_source: r
+                .get::<_, Option<i64>>(23)?
+                .map(site_source_from)
+                .transpose()?,
+            agency: r.get(24)?,
+            unit: r.get(25)?,
+            scope: scope_from(r.get(26)?)?,
+        },
+    })
+}
+
+impl Reader {
+    /// All enrolled nodes. Status: revoked; never (enrolled, never seen); up
+    /// if seen within `heartbeat_timeout` of `now`; else down.
+    pub fn nodes(
+        &self,
+        now: SystemTime,
+        heartbeat_timeout: Duration,
+    ) -> Result<Vec<NodeInfo>, StoreError> {
+        nodes_on(&self.conn, now, heartbeat_timeout)
+    }
+
+    /// The configured (active) agencies with their units and node ids.
+    pub fn agencies(&self) -> Result<Vec<AgencyInfo>, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let mut out: Vec<AgencyInfo> = {
+            let mut st = tx.prepare_cached(
+                "SELECT code, name, alloc_down_bps, alloc_up_bps FROM agencies
+                 WHERE active = 1 ORDER BY code",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(AgencyInfo {
+                    code: r.get(0)?,
+                    name: r.get(1)?,
+                    alloc_down_bps: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    alloc_up_bps: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    units: Vec::new(),
+                    nodes: Vec::new(),
+                })
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let index: HashMap<String, usize> = out
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.code.clone(), i))
+            .collect();
+        {
+            let mut st =
+                tx.prepare_cached("SELECT agency, code, name FROM units ORDER BY agency, code")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let agency: String = r.get(0)?;
+                if let Some(&i) = index.get(&agency) {
+                    out[i].units.push(UnitInfo {
+                        code: r.get(1)?,
+                        name: r.get(2)?,
+                    });
+                }
+            }
+            let mut st =
+                tx.prepare_cached("SELECT agency, node_id FROM nodes ORDER BY agency, node_id")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let agency: String = r.get(0)?;
+                if let Some(&i) = index.get(&agency) {
+                    out[i].nodes.push(r.get(1)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The NOC wall: rates over the `window_secs` whole seconds before `now`,
+    /// node states, and the top sites and agencies of the last 15 minutes.
+    pub fn overview(
+        &self,
+        now: SystemTime,
+        window_secs: u32,
+        heartbeat_timeout: Duration,
+    ) -> Result<Overview, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let nodes = nodes_on(&tx, now, heartbeat_timeout)?;
+        let w = u64::from(window_secs.max(1));
+        let end = time(secs(now));
+        let start = end.saturating_sub(time(w));
+
+        // (agency, scope) → (bytes_in, bytes_out) over the window.
+        let mut traffic: HashMap<String, [u64; 4]> = HashMap::new();
+        let (mut up_in, mut up_out) = (0u64, 0u64);
+        {
+            let mut st = tx.prepare_cached(&format!(
+                "{} SELECT u.agency, u.scope, total(u.bytes_in), total(u.bytes_out)
+                 FROM ag CROSS JOIN usage_1s u
+                 WHERE ag.a IS NOT NULL AND u.agency = ag.a AND u.ts >= ?1 AND u.ts < ?2
+                 GROUP BY u.agency, u.scope",
+                agencies_cte("usage_1s")
+            ))?;
+            let mut rows = st.query(params![start, end])?;
+            while let Some(r) = rows.next()? {
+                let agency: String = r.get(0)?;
+                let scope: i64 = r.get(1)?;
+                let (bi, bo) = (u(r.get(2)?), u(r.get(3)?));
+                let t = traffic.entry(agency).or_default();
+                // [internet in, internet out, intranet in, intranet out]
+                let at = if scope == 0 { 0 } else { 2 };
+                t[at] = t[at].saturating_add(bi);
+                t[at + 1] = t[at + 1].saturating_add(bo);
+                if scope == 0 {
+                    up_in = up_in.saturating_add(bi);
+                    up_out = up_out.saturating_add(bo);
+                }
+            }
+        }
+
+        let mut agencies = Vec::new();
+        {
+            let mut st = tx.prepare_cached(
+                "SELECT code, name, alloc_down_bps, alloc_up_bps FROM agencies
+                 WHERE active = 1 ORDER BY code",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let code: String = r.get(0)?;
+                let t = traffic.get(&code).copied().unwrap_or_default();
+                let mine = nodes.iter().filter(|n| n.agency == code);
+                let nodes_total = mine.clone().count() as u32;
+                let nodes_up = mine.filter(|n| n.status == NodeStatus::Up).count() as u32;
+                agencies.push(AgencyUsage {
+                    name: r.get(1)?,
+                    alloc_down_bps: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    alloc_up_bps: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    in_bps: bps(t[0].saturating_add(t[2]), w),
+                    out_bps: bps(t[1].saturating_add(t[3]), w),
+                    internet_in_bps: bps(t[0], w),
+                    internet_out_bps: bps(t[1], w),
+                    intranet_in_bps: bps(t[2], w),
+                    intranet_out_bps: bps(t[3], w),
+                    nodes_up,
+                    nodes_total,
+                    code,
+                });
+            }
+        }
+
+        let first_minute = floor(end, 60) - (OVERVIEW_MINUTES - 1) * 60;
+        let top_sites = {
+            let mut st = tx.prepare_cached(
+                "SELECT site, total(bytes) AS b, total(flows) FROM top_sites_1m
+                 WHERE minute >= ?1 AND minute <= ?2
+                 GROUP BY site ORDER BY b DESC, site LIMIT ?3",
+            )?;
+            let rows = st.query_map(params![first_minute, end, OVERVIEW_TOP_SITES], |r| {
+                Ok(OverviewSite {
+                    site: r.get(0)?,
+                    bytes: u(r.get(1)?),
+                    flows: u(r.get(2)?),
+                })
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let top_agencies = {
+            let mut st = tx.prepare_cached(&format!(
+                "{} SELECT u.agency, total(u.bytes_in) + total(u.bytes_out) AS b
+                 FROM ag CROSS JOIN usage_1m u
+                 WHERE ag.a IS NOT NULL AND u.agency = ag.a AND u.ts >= ?1 AND u.ts <= ?2
+                 GROUP BY u.agency ORDER BY b DESC, u.agency",
+                agencies_cte("usage_1m")
+            ))?;
+            let rows = st.query_map(params![first_minute, end], |r| {
+                Ok(TopAgency {
+                    code: r.get(0)?,
+                    bytes: u(r.get(1)?),
+                })
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        Ok(Overview {
+            ts: rfc_ns(nanos(now)),
+            window_secs: window_secs.max(1),
+            uplink: Uplink {
+                capacity_down_bps: self.cfg.uplink_down_bps,
+                capacity_up_bps: self.cfg.uplink_up_bps,
+                in_bps: bps(up_in, w),
+                out_bps: bps(up_out, w),
+            },
+            agencies,
+            nodes,
+            top_sites,
+            top_agencies,
+        })
+    }
+
+    /// One agency's traffic (all units) over [from, to) (Unix seconds),
+    /// widened to whole steps. Steps without traffic are omitted; the totals
+    /// are the exact sums of the stored counters over the range.
+    pub fn usage(
+        &self,
+        agency: &str,
+        from: u64,
+        to: u64,
+        step: Step,
+    ) -> Result<UsageSeries, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let known: Option<i64> = tx
+            .query_row("SELECT 1 FROM agencies WHERE code = ?1", [agency], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if known.is_none() {
+            return Err(StoreError::UnknownAgency(agency.to_owned()));
+        }
+        let s = time(step.secs());
+        let from = floor(time(from), s);
+        let to = floor(time(to).saturating_add(s - 1), s).max(from);
+        // sum() is exact and cannot overflow here: a bucket has one row per
+        // unit and scope, each below 2^53.
+        let mut st = tx.prepare_cached(&format!(
+            "SELECT ts, sum(bytes_in), sum(bytes_out),
+                    sum(CASE WHEN scope = 0 THEN bytes_in ELSE 0 END),
+                    sum(CASE WHEN scope = 0 THEN bytes_out ELSE 0 END)
+             FROM {} WHERE agency = ?1 AND ts >= ?2 AND ts < ?3
+             GROUP BY ts HAVING sum(bytes_in) + sum(bytes_out) > 0 ORDER BY ts",
+            step.table()
+        ))?;
+        let mut rows = st.query(params![agency, from, to])?;
+        let (mut total_in, mut total_out) = (0u64, 0u64);
+        let mut points = Vec::new();
+        let c = |v: i64| u64::try_from(v).unwrap_or(0);
+        while let Some(r) = rows.next()? {
+            let (bytes_in, bytes_out) = (c(r.get(1)?), c(r.get(2)?));
+            total_in = total_in.saturating_add(bytes_in);
+            total_out = total_out.saturating_add(bytes_out);
+            points.push(UsagePoint {
+                ts: rfc_s(r.get(0)?),
+                bytes_in,
+                bytes_out,
+                in_bps: bytes_in as f64 * 8.0 / s as f64,
+                out_bps: bytes_out as f64 * 8.0 / s as f64,
+                internet_bytes_in: c(r.get(3)?),
+                internet_bytes_out: c(r.get(4)?),
+            });
+        }
+        Ok(UsageSeries {
+            agency: agency.to_owned(),
+            step_secs: step.secs(),
+            from: rfc_s(from),
+            to: rfc_s(to),
+            points,
+            total_bytes_in: total_in,
+            total_bytes_out: total_out,
+        })
+    }
+
+    /// Agency-side hosts by bytes over the minutes overlapping [from, to).
+    pub fn top_hosts(
+        &self,
+        agency: Option<&str>,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<TopHost>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT host, agency, unit, total(bytes_up) AS up, total(bytes_down) AS down,
+                    total(flows)
+             FROM top_hosts_1m
+             WHERE minute >= ?1 AND minute < ?2 AND (?3 IS NULL OR agency = ?3)
+             GROUP BY agency, unit, host ORDER BY up + down DESC, host LIMIT ?4",
+        )?;
+        let mut rows = st.query(params![
+            floor(time(from), 60),
+            time(to),
+            agency,
+            limit.min(MAX_FLOWS) as i64
+        ])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let host: Vec<u8> = r.get(0)?;
+            out.push(TopHost {
+                host: ip_from_blob(&host, "top_hosts_1m")?.to_string(),
+                agency: r.get(1)?,
+                unit: r.get(2)?,
+                bytes_up: u(r.get(3)?),
+                bytes_down: u(r.get(4)?),
+                flows: u(r.get(5)?),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Sites by bytes over the minutes overlapping [from, to).
+    pub fn top_sites(
+        &self,
+        agency: Option<&str>,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<TopSite>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT site, total(bytes) AS b, total(flows), min(site_source)
+             FROM top_sites_1m
+             WHERE minute >= ?1 AND minute < ?2 AND (?3 IS NULL OR agency = ?3)
+             GROUP BY site ORDER BY b DESC, site LIMIT ?4",
+        )?;
+        let mut rows = st.query(params![
+            floor(time(from), 60),
+            time(to),
+            agency,
+            limit.min(MAX_FLOWS) as i64
+        ])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(TopSite {
+                site: r.get(0)?,
+                bytes: u(r.get(1)?),
+                flows: u(r.get(2)?),
+                site_source: r
+                    .get::<_, Option<i64>>(3)?
+                    .map(site_source_from)
+                    .transpose()?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Flow records whose last packet is in [from, to), newest first.
+    pub fn flows(&self, filter: &FlowFilter) -> Result<Vec<FlowRow>, StoreError> {
+        let from_ns = time(filter.from).saturating_mul(1_000_000_000);
+        let to_ns = time(filter.to).saturating_mul(1_000_000_000);
+        let limit = match filter.limit {
+            0 => 100,
+            n => n.min(MAX_FLOWS),
+        } as i64;
+        let host = filter.host.map(IpBlob::new);
+        let site = filter.site.as_deref().map(site_range);
+        let mut sql = String::from(
+            "SELECT s.node_id, f.flow_id, f.final, f.end_reason, f.proto, f.src_ip, f.src_port,
+                    f.dst_ip, f.dst_port, f.vlan, f.vlan_inner, f.packets_up, f.bytes_up,
+                    f.packets_down, f.bytes_down, f.first_seen, f.last_seen, f.tcp_flags_up,
+                    f.tcp_flags_down, f.sni, f.http_host, f.dns_query, f.site, f.site_source,
+                    f.agency, f.unit, f.scope
+             FROM flows f JOIN streams s ON s.id = f.stream
+             WHERE f.last_seen >= :from AND f.last_seen < :to",
+        );
+        let mut p: Vec<(&str, &dyn ToSql)> = vec![(":from", &from_ns), (":to", &to_ns)];
+        if let Some(a) = &filter.agency {
+            sql.push_str(" AND f.agency = :agency");
+            p.push((":agency", a));
+        }
+        let host_slice = host.as_ref().map(|h| h.as_slice());
+        if let Some(h) = &host_slice {
+            sql.push_str(" AND (f.src_ip = :host OR f.dst_ip = :host)");
+            p.push((":host", h));
+        }
+        if let Some((lo, hi)) = &site {
+            sql.push_str(" AND f.site_key >= :site_lo AND f.site_key < :site_hi");
+            p.push((":site_lo", lo));
+            p.push((":site_hi", hi));
+        }
+        sql.push_str(" ORDER BY f.last_seen DESC LIMIT :limit");
+        p.push((":limit", &limit));
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let mut rows = st.query(&p[..])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(flow_from_row(r)?);
+        }
+        Ok(out)
+    }
+
+    /// Per-second rates of every agency from `since_sec` (Unix seconds) on,
+    /// for the live feed's snapshot. Per-second rows are kept one hour.
+    pub fn usage_series_since(
+        &self,
+        since_sec: u64,
+    ) -> Result<HashMap<String, Vec<SeriesPoint>>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "{} SELECT u.agency, u.ts, sum(u.bytes_in), sum(u.bytes_out)
+             FROM ag CROSS JOIN usage_1s u
+             WHERE ag.a IS NOT NULL AND u.agency = ag.a AND u.ts >= ?1
+             GROUP BY u.agency, u.ts ORDER BY u.agency, u.ts",
+            agencies_cte("usage_1s")
+        ))?;
+        let mut rows = st.query([time(since_sec)])?;
+        let mut out: HashMap<String, Vec<SeriesPoint>> = HashMap::new();
+        let c = |v: i64| u64::try_from(v).unwrap_or(0);
+        while let Some(r) = rows.next()? {
+            let agency: String = r.get(0)?;
+            out.entry(agency).or_default().push(SeriesPoint {
+                ts: rfc_s(r.get(1)?),
+                in_bps: c(r.get(2)?).saturating_mul(8),
+                out_bps: c(r.get(3)?).saturating_mul(8),
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,256 @@
+//! The database schema and its migrations.
+//!
+//! Migrations are applied in order inside one transaction each, and
+//! `PRAGMA user_version` records how many ran, so opening a database twice (or
+//! after a crash halfway) applies exactly the missing ones. A migration is
+//! never edited once released: changes go into a new entry.
+//!
+//! Conventions, chosen for ingest speed and compactness:
+//! - Times: Unix seconds for buckets (`ts`, `minute`), Unix nanoseconds for
+//!   flow first/last seen and registry instants.
+//! - IP addresses: BLOBs of 4 or 16 bytes (compact, and ordered by address,
+//!   so subnet range queries are possible later).
+//! - Enums as small integers (see `codec.rs`): `scope` 0 internet 1 intranet;
+//!   `site_source` 0 sni 1 quic 2 http 3 dns (lower is the better name, the
+//!   agent's own preference order); `end_reason` 0 idle 1 fin 2 rst 3 evicted
+//!   4 shutdown 5 active.
+//! - Counters are clamped to 2^53-1 on the way in so SQLite's 64-bit integer
+//!   arithmetic can never overflow, whatever a broken agent sends.
+//! - Aggregate tables are WITHOUT ROWID with the natural key as primary key:
+//!   the UPSERT that adds to them touches one b-tree instead of two.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // v1
+    r#"
+-- Registry ------------------------------------------------------------------
+
+-- Upserted from the collector config at start. An agency that left the config
+-- keeps its row (active = 0): nodes and history still name it.
+CREATE TABLE agencies (
+    code            TEXT PRIMARY KEY NOT NULL,
+    name            TEXT NOT NULL,
+    alloc_down_bps  INTEGER NOT NULL,
+    alloc_up_bps    INTEGER NOT NULL,
+    active          INTEGER NOT NULL DEFAULT 1
+) WITHOUT ROWID;
+
+-- Replaced wholesale per agency on every config sync: nothing references units.
+CREATE TABLE units (
+    agency  TEXT NOT NULL REFERENCES agencies(code),
+    code    TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    PRIMARY KEY (agency, code)
+) WITHOUT ROWID;
+
+-- A row exists once the node enrolled. Only a SHA-256 of the credential is
+-- kept: it is 32 random bytes, so a fast hash is enough and a stolen database
+-- does not let anyone log in as a node.
+CREATE TABLE nodes (
+    node_id            TEXT PRIMARY KEY NOT NULL,
+    agency             TEXT NOT NULL REFERENCES agencies(code),
+    hostname           TEXT,
+    address            TEXT,
+    agent_version      TEXT,
+    enrolled_at        INTEGER NOT NULL,
+    last_seen          INTEGER,
+    revoked            INTEGER NOT NULL DEFAULT 0,
+    credential_sha256  BLOB NOT NULL,
+    last_health_json   TEXT
+);
+
+-- One-time tokens, stored hashed for the same reason as credentials. Bound to
+-- one node id so a leaked token cannot enroll an impostor under another name.
+CREATE TABLE enrollment_tokens (
+    token_sha256  BLOB PRIMARY KEY NOT NULL,
+    agency        TEXT NOT NULL REFERENCES agencies(code),
+    node_id       TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    used_at       INTEGER
+) WITHOUT ROWID;
+
+-- Ingest --------------------------------------------------------------------
+
+-- One row per agent boot: the dedup high-water mark (batches with seq <=
+-- max_seq were committed, so a re-sent one is acknowledged without writing),
+-- and a small integer id that keys the flows of that boot compactly.
+-- boot_epoch and max_seq are u64 stored bit-cast.
+CREATE TABLE streams (
+    id               INTEGER PRIMARY KEY,
+    node_id          TEXT NOT NULL,
+    boot_epoch       INTEGER NOT NULL,
+    max_seq          INTEGER NOT NULL,
+    dropped_records  INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (node_id, boot_epoch)
+);
+
+-- Ingest bookkeeping that must commit with the data: `next_row` is the id
+-- the next flow row gets; flow rows below `folded_row` are credited to the
+-- top_* tables (see "flows" and ingest.rs).
+CREATE TABLE ingest_state (
+    name   TEXT PRIMARY KEY NOT NULL,
+    value  INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO ingest_state (name, value) VALUES ('next_row', 1), ('folded_row', 1);
+
+-- One row per flow: interim records update it in place (their counters are
+-- cumulative), the final record closes it.
+--
+-- The hottest table, laid out so that every b-tree is written at its right
+-- edge only. `id` is assigned in arrival order and never reused, and
+-- `chunk` = id >> 16 groups 65536 consecutive rows. Each secondary index
+-- starts with `chunk`, so a commit's entries all land in the current chunk's
+-- small region instead of one page per entry all over an index ordered by
+-- address or name (which costs a 4 KiB page write per record per index and
+-- caps ingest far below target). Queries find the chunks overlapping their
+-- time range in `flow_chunks`, then seek (chunk, address) etc. per chunk.
+--
+-- `folded` = 1 once an update credited the row's first state to the top_*
+-- tables itself (see ingest.rs). site_key is the site lowercased with its
+-- labels reversed plus a final dot ("id.go.example.portal."), so "this site
+-- or any subdomain" is one index range.
+CREATE TABLE flows (
+    id              INTEGER PRIMARY KEY,
+    chunk           INTEGER NOT NULL,
+    stream          INTEGER NOT NULL,
+    flow_id         INTEGER NOT NULL,
+    folded          INTEGER NOT NULL,
+    final           INTEGER NOT NULL,
+    end_reason      INTEGER NOT NULL,
+    proto           TEXT NOT NULL,
+    src_ip          BLOB NOT NULL,
+    src_port        INTEGER,
+    dst_ip          BLOB NOT NULL,
+    dst_port        INTEGER,
+    vlan            INTEGER,
+    vlan_inner      INTEGER,
+    packets_up      INTEGER NOT NULL,
+    bytes_up        INTEGER NOT NULL,
+    packets_down    INTEGER NOT NULL,
+    bytes_down      INTEGER NOT NULL,
+    first_seen      INTEGER NOT NULL,
+    last_seen       INTEGER NOT NULL,
+    tcp_flags_up    INTEGER,
+    tcp_flags_down  INTEGER,
+    sni             TEXT,
+    http_host       TEXT,
+    dns_query       TEXT,
+    site            TEXT,
+    site_key        TEXT,
+    site_source     INTEGER,
+    agency          TEXT NOT NULL,
+    unit            TEXT NOT NULL,
+    scope           INTEGER NOT NULL
+);
+-- Interim and final records of one flow meet here (flow ids grow per boot, so
+-- this one is append-only per stream too).
+CREATE UNIQUE INDEX flows_key ON flows(stream, flow_id);
+CREATE INDEX flows_agency ON flows(chunk, agency);
+CREATE INDEX flows_src ON flows(chunk, src_ip);
+CREATE INDEX flows_dst ON flows(chunk, dst_ip);
+CREATE INDEX flows_site ON flows(chunk, site_key) WHERE site_key IS NOT NULL;
+
+-- The last_seen range of each chunk's rows: the time index of `flows`, one
+-- row per 65536 flows. An update of an old flow widens its chunk's range.
+CREATE TABLE flow_chunks (
+    chunk          INTEGER PRIMARY KEY,
+    min_last_seen  INTEGER NOT NULL,
+    max_last_seen  INTEGER NOT NULL
+);
+CREATE INDEX flow_chunks_time ON flow_chunks(max_last_seen);
+
+-- Per-second counters per unit and scope, with rollups maintained in the same
+-- transaction so every resolution agrees. Agency leads the key: the usage API
+-- reads one agency, and the all-agency reads (overview, live feed, retention)
+-- walk the distinct agencies with a skip scan (see query.rs).
+CREATE TABLE usage_1s (
+    agency       TEXT NOT NULL,
+    ts           INTEGER NOT NULL,
+    unit         TEXT NOT NULL,
+    scope        INTEGER NOT NULL,
+    bytes_in     INTEGER NOT NULL,
+    bytes_out    INTEGER NOT NULL,
+    packets_in   INTEGER NOT NULL,
+    packets_out  INTEGER NOT NULL,
+    PRIMARY KEY (agency, ts, unit, scope)
+) WITHOUT ROWID;
+CREATE TABLE usage_1m (
+    agency       TEXT NOT NULL,
+    ts           INTEGER NOT NULL,
+    unit         TEXT NOT NULL,
+    scope        INTEGER NOT NULL,
+    bytes_in     INTEGER NOT NULL,
+    bytes_out    INTEGER NOT NULL,
+    packets_in   INTEGER NOT NULL,
+    packets_out  INTEGER NOT NULL,
+    PRIMARY KEY (agency, ts, unit, scope)
+) WITHOUT ROWID;
+CREATE TABLE usage_1h (
+    agency       TEXT NOT NULL,
+    ts           INTEGER NOT NULL,
+    unit         TEXT NOT NULL,
+    scope        INTEGER NOT NULL,
+    bytes_in     INTEGER NOT NULL,
+    bytes_out    INTEGER NOT NULL,
+    packets_in   INTEGER NOT NULL,
+    packets_out  INTEGER NOT NULL,
+    PRIMARY KEY (agency, ts, unit, scope)
+) WITHOUT ROWID;
+
+-- Per-minute top-N material from flow records, credited at the minute of each
+-- record's last_seen with only what the record adds to the stored flow row,
+-- so a flow's bytes are counted once however many interim records it had.
+-- New flow rows are folded in a few seconds at a time rather than per record
+-- (one UPSERT per host and minute instead of per flow); see ingest.rs.
+-- Minute leads the key: every read is a time range (often all agencies).
+-- host is the agency-side address; bytes_up is what it sent.
+CREATE TABLE top_hosts_1m (
+    minute      INTEGER NOT NULL,
+    agency      TEXT NOT NULL,
+    unit        TEXT NOT NULL,
+    host        BLOB NOT NULL,
+    bytes_up    INTEGER NOT NULL,
+    bytes_down  INTEGER NOT NULL,
+    flows       INTEGER NOT NULL,
+    PRIMARY KEY (minute, agency, unit, host)
+) WITHOUT ROWID;
+-- site_source keeps the best source any flow of that minute named the site by.
+CREATE TABLE top_sites_1m (
+    minute       INTEGER NOT NULL,
+    agency       TEXT NOT NULL,
+    site         TEXT NOT NULL,
+    site_source  INTEGER,
+    bytes        INTEGER NOT NULL,
+    flows        INTEGER NOT NULL,
+    PRIMARY KEY (minute, agency, site)
+) WITHOUT ROWID;
+"#,
+];
+
+/// Schema version this code writes.
+pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    // IMMEDIATE: two processes opening the same directory at once must not
+    // both run the same migration.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported: VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql)?;
+        // user_version lives in the database header and is transactional, so a
+        // crash leaves either the old version with no change or both.
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+    }
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,533 @@
+//! Agents → collector, end to end with the real binaries: TLS WebSocket,
+//! enrollment, SQLite, the HTTP API. Per-agency byte totals must equal
+//! tshark's reading of the same captures, across a link cut and a collector
+//! killed with SIGKILL mid-stream; wrong credentials and foreign agencies are
+//! refused.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::netns::{sh, wait_for};
+use common::*;
+
+fn collector_bin() -> PathBuf {
+    binary("simpul-collector", "simpul-collector")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Collector {
+    dir: PathBuf,
+    config: PathBuf,
+    http: u16,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Collector {
+    fn new(dir: &Path, agencies: &[(&str, u64)], tls_bind: &str, tls_names: &[&str]) -> Collector {
+        let http = free_port();
+        let tls = free_port();
+        let mut text = format!(
+            "[server]\nlisten = \"127.0.0.1:{http}\"\nlisten_tls = \"{tls_bind}:{tls}\"\ntls_names = {names:?}\n[storage]\ndata_dir = \"{}\"\n[nodes]\nheartbeat_interval_ms = 500\ndown_after_secs = 3\n[uplink]\ncapacity_down_bps = 1000000000\ncapacity_up_bps = 1000000000\n",
+            dir.join("data").display(),
+            names = tls_names,
+        );
+        for (code, alloc) in agencies {
+            text.push_str(&format!(
+                "[[agencies]]\ncode = \"{code}\"\nname = \"{code}\"\nalloc_down_bps = {alloc}\nalloc_up_bps = {alloc}\n"
+            ));
+        }
+        let config = dir.join("collector.toml");
+        std::fs::write(&config, text).unwrap();
+        let mut c = Collector {
+            dir: dir.to_owned(),
+            config,
+            http,
+            child: None,
+            log: dir.join("collector.log"),
+        };
+        c.tls_port_store(tls);
+        c
+    }
+
+    fn tls_port_store(&mut self, port: u16) {
+        std::fs::write(self.dir.join("tls.port"), port.to_string()).unwrap();
+    }
+
+    fn tls_port(&self) -> u16 {
+        std::fs::read_to_string(self.dir.join("tls.port"))
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(collector_bin())
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start collector");
+        self.child = Some(child);
+        let port = self.http;
+        assert!(
+            wait_for(30, || curl(port, "/healthz").is_some()),
+            "collector did not become healthy: {}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-9", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    fn token(&self, agency: &str, node: &str) -> String {
+        let o = Command::new(collector_bin())
+            .args(["token", "--config"])
+            .arg(&self.config)
+            .args(["--agency", agency, "--node", node])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.join("data/tls/ca.pem")
+    }
+
+    fn get(&self, path: &str) -> serde_json::Value {
+        let body = curl(self.http, path).unwrap_or_else(|| panic!("GET {path} failed"));
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn curl(port: u16, path: &str) -> Option<String> {
+    let o = Command::new("curl")
+        .args([
+            "-sf",
+            "--max-time",
+            "10",
+            &format!("http://127.0.0.1:{port}{path}"),
+        ])
+        .output()
+        .ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// The fixtures' client subnets, given to one agency.
+const SUBNETS: &[&str] = &[
+    "10.10.1.0/24",
+    "10.10.2.0/24",
+    "10.110.0.0/24",
+    "10.120.0.0/24",
+    "fd00:10:10:1::/64",
+];
+
+fn agent_config(
+    dir: &Path,
+    agency: &str,
+    node: &str,
+    url: &str,
+    ca: &Path,
+    token: &str,
+) -> PathBuf {
+    let state = dir.join(format!("agent-{node}"));
+    std::fs::create_dir_all(&state).unwrap();
+    let cfg = format!(
+        r#"[agent]
+id = "{node}"
+[flows]
+active_timeout_secs = 2
+[network]
+intranet = ["10.99.0.0/16"]
+[collector]
+url = "{url}"
+ca_cert = "{ca}"
+state_dir = "{state}"
+enroll_token = "{token}"
+batch_interval_ms = 500
+heartbeat_interval_ms = 500
+[[agencies]]
+code = "{agency}"
+[[agencies.units]]
+code = "sekretariat"
+subnets = ["10.10.1.0/24", "fd00:10:10:1::/64", "10.110.0.0/24"]
+[[agencies.units]]
+code = "bidang-it"
+subnets = ["10.10.2.0/24", "10.120.0.0/24"]
+"#,
+        ca = ca.display(),
+        state = state.display(),
+    );
+    let p = dir.join(format!("agent-{node}.toml"));
+    std::fs::write(&p, cfg).unwrap();
+    p
+}
+
+/// tshark's IP bytes of everything in the captures: a node speaks for one
+/// agency, so traffic of addresses outside its units (link-local, the
+/// router's own) still crossed that agency's router and counts there.
+fn tshark_agency_bytes(pcaps: &[PathBuf]) -> u64 {
+    pcaps
+        .iter()
+        .flat_map(|p| tshark_conversations(p))
+        .map(|(_, t)| t.sent.values().map(|v| v.1).sum::<u64>())
+        .sum()
+}
+
+fn agency_total(c: &Collector, agency: &str) -> u64 {
+    let v = c.get(&format!("/api/v1/agencies/{agency}/usage?from=0&step=1h"));
+    v["total_bytes_in"].as_u64().unwrap() + v["total_bytes_out"].as_u64().unwrap()
+}
+
+fn run_agent(config: &Path, pcaps: &[PathBuf], realtime: bool) -> Child {
+    let mut cmd = Command::new(agent_bin());
+    cmd.arg("replay");
+    for p in pcaps {
+        cmd.arg("--pcap").arg(p);
+    }
+    cmd.arg("--config").arg(config);
+    if realtime {
+        cmd.arg("--realtime");
+    }
+    let log = std::fs::File::create(config.with_extension("log")).unwrap();
+    cmd.stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("agent")
+}
+
+fn wait_agent(mut child: Child, config: &Path) -> String {
+    let ok = wait_for(120, || child.try_wait().ok().flatten().is_some());
+    let log = std::fs::read_to_string(config.with_extension("log")).unwrap_or_default();
+    assert!(ok, "agent did not finish: {log}");
+    let st = child.wait().unwrap();
+    assert!(st.success(), "agent failed: {log}");
+    log
+}
+
+fn kill(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn fixture(name: &str) -> PathBuf {
+    fixtures_dir().join(name)
+}
+
+#[test]
+fn agency_totals_equal_tshark_for_two_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Collector::new(
+        dir.path(),
+        &[("dinkes", 100_000_000), ("bappeda", 100_000_000)],
+        "127.0.0.1",
+        &[],
+    );
+    c.start();
+    let url = format!("wss://localhost:{}/api/v1/agent", c.tls_port());
+    let a_pcaps = vec![
+        fixture("https.pcapng"),
+        fixture("http.pcap"),
+        fixture("quic.pcapng"),
+    ];
+    let b_pcaps = vec![
+        fixture("dns.pcapng"),
+        fixture("intranet.pcapng"),
+        fixture("vlan.pcapng"),
+        fixture("ipv6-frag.pcapng"),
+    ];
+    let a = agent_config(
+        dir.path(),
+        "dinkes",
+        "dinkes-01",
+        &url,
+        &c.ca(),
+        &c.token("dinkes", "dinkes-01"),
+    );
+    let b = agent_config(
+        dir.path(),
+        "bappeda",
+        "bappeda-01",
+        &url,
+        &c.ca(),
+        &c.token("bappeda", "bappeda-01"),
+    );
+    let ra = run_agent(&a, &a_pcaps, true);
+    let rb = run_agent(&b, &b_pcaps, true);
+    wait_agent(ra, &a);
+    wait_agent(rb, &b);
+    assert_eq!(
+        agency_total(&c, "dinkes"),
+        tshark_agency_bytes(&a_pcaps),
+        "dinkes: {}",
+        c.log_text()
+    );
+    assert_eq!(
+        agency_total(&c, "bappeda"),
+        tshark_agency_bytes(&b_pcaps),
+        "bappeda"
+    );
+    // Both nodes are known, named, and were up.
+    let nodes = c.get("/api/v1/nodes");
+    let ids: BTreeSet<String> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        ids.contains("dinkes-01") && ids.contains("bappeda-01"),
+        "{nodes}"
+    );
+    // Sites seen by the agents are in the top sites and the flow search.
+    let sites = c.get("/api/v1/top/sites?agency=dinkes&from=0&limit=50");
+    let names: BTreeSet<String> = sites
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["site"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(names.contains("portal.example.go.id"), "{sites}");
+    let flows = c.get("/api/v1/flows?agency=dinkes&from=0&site=example.go.id&limit=1000");
+    assert!(!flows.as_array().unwrap().is_empty());
+    // OpenAPI document names every endpoint the dashboard uses.
+    let doc = c.get("/api/v1/openapi.json");
+    for p in [
+        "/api/v1/overview",
+        "/api/v1/flows",
+        "/api/v1/top/sites",
+        "/api/v1/agencies/{code}/usage",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "openapi lacks {p}");
+    }
+    assert!(curl(c.http, "/metrics")
+        .unwrap()
+        .contains("simpul_ingest_batches_total"));
+}
+
+#[test]
+fn link_cut_and_collector_kill_lose_and_double_nothing() {
+    assert!(is_root(), "needs root for the network namespace");
+    let dir = tempfile::tempdir().unwrap();
+    // The agent lives in its own namespace behind a veth we can cut.
+    let mut lab = common::netns::Lab::new("cl");
+    let ns = lab.ns("agent");
+    let host_if = format!("{}h", &lab.prefix);
+    sh(&format!(
+        "ip link add {host_if} type veth peer name wan0 netns {ns}"
+    ));
+    sh(&format!("ip addr add 10.254.7.1/30 dev {host_if}"));
+    sh(&format!("ip link set {host_if} up"));
+    sh(&format!("ip -n {ns} addr add 10.254.7.2/30 dev wan0"));
+    sh(&format!("ip -n {ns} link set wan0 up"));
+    let mut c = Collector::new(
+        dir.path(),
+        &[("dinkes", 100_000_000)],
+        "10.254.7.1",
+        &["10.254.7.1"],
+    );
+    c.start();
+    let url = format!("wss://10.254.7.1:{}/api/v1/agent", c.tls_port());
+    let pcaps = vec![
+        fixture("download.pcapng"),
+        fixture("https.pcapng"),
+        fixture("http.pcap"),
+    ];
+    let cfg = agent_config(
+        dir.path(),
+        "dinkes",
+        "dinkes-01",
+        &url,
+        &c.ca(),
+        &c.token("dinkes", "dinkes-01"),
+    );
+
+    let log = std::fs::File::create(cfg.with_extension("log")).unwrap();
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns])
+        .arg(agent_bin())
+        .arg("replay");
+    for p in &pcaps {
+        cmd.arg("--pcap").arg(p);
+    }
+    let agent = cmd
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--realtime")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // Let it stream, cut the link, restore it, then kill the collector hard
+    // mid-stream and bring it back.
+    std::thread::sleep(Duration::from_millis(1500));
+    sh(&format!("ip link set {host_if} down"));
+    std::thread::sleep(Duration::from_secs(2));
+    sh(&format!("ip link set {host_if} up"));
+    std::thread::sleep(Duration::from_millis(1500));
+    c.kill9();
+    std::thread::sleep(Duration::from_secs(2));
+    c.start();
+    let agent_log = wait_agent(agent, &cfg);
+
+    assert_eq!(
+        agency_total(&c, "dinkes"),
+        tshark_agency_bytes(&pcaps),
+        "agent log:\n{agent_log}\ncollector log:\n{}",
+        c.log_text()
+    );
+    // Every flow exactly once: the same flows an offline replay produces.
+    let flows = c.get("/api/v1/flows?agency=dinkes&from=0&limit=1000");
+    let mut seen = BTreeMap::new();
+    for f in flows.as_array().unwrap() {
+        let key = (
+            f["src_ip"].to_string(),
+            f["src_port"].to_string(),
+            f["dst_ip"].to_string(),
+            f["dst_port"].to_string(),
+            f["proto"].to_string(),
+        );
+        *seen.entry(key).or_insert(0) += 1;
+    }
+    let mut offline = BTreeMap::new();
+    for p in &pcaps {
+        for r in replay(p, Some(&fixtures_dir().join("agent.toml")), &[]) {
+            let key = (
+                format!("\"{}\"", r.src_ip),
+                r.src_port.map_or("null".into(), |p| p.to_string()),
+                format!("\"{}\"", r.dst_ip),
+                r.dst_port.map_or("null".into(), |p| p.to_string()),
+                format!("\"{}\"", r.proto),
+            );
+            *offline.entry(key).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(seen, offline, "stored flows differ from an offline replay");
+}
+
+#[test]
+fn wrong_revoked_or_foreign_agents_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Collector::new(
+        dir.path(),
+        &[("dinkes", 100_000_000), ("bappeda", 100_000_000)],
+        "127.0.0.1",
+        &[],
+    );
+    c.start();
+    let url = format!("wss://localhost:{}/api/v1/agent", c.tls_port());
+    let pcaps = vec![fixture("http.pcap")];
+
+    // 1. A made-up token.
+    let bogus = agent_config(
+        dir.path(),
+        "dinkes",
+        "rogue-01",
+        &url,
+        &c.ca(),
+        "00000000000000000000000000000000",
+    );
+    let child = run_agent(&bogus, &pcaps, false);
+    let _ = wait_for(20, || c.log_text().contains("rogue-01"));
+    kill(child);
+    assert!(c.log_text().contains("agent refused"), "{}", c.log_text());
+
+    // 2. A node enrolled for bappeda whose records claim dinkes.
+    let foreign_token = c.token("bappeda", "bappeda-01");
+    let foreign = agent_config(
+        dir.path(),
+        "dinkes",
+        "bappeda-01",
+        &url,
+        &c.ca(),
+        &foreign_token,
+    );
+    let child = run_agent(&foreign, &pcaps, false);
+    assert!(
+        wait_for(30, || c.log_text().contains("speaks for")),
+        "foreign agency not refused: {}",
+        c.log_text()
+    );
+    kill(child);
+    assert_eq!(
+        agency_total(&c, "dinkes"),
+        0,
+        "records of a foreign node were stored"
+    );
+
+    // 3. A good node, then revoked: its next connection is refused.
+    let good = agent_config(
+        dir.path(),
+        "dinkes",
+        "dinkes-01",
+        &url,
+        &c.ca(),
+        &c.token("dinkes", "dinkes-01"),
+    );
+    wait_agent(run_agent(&good, &pcaps, false), &good);
+    let before = agency_total(&c, "dinkes");
+    assert!(before > 0);
+    let o = Command::new(collector_bin())
+        .args(["revoke", "--config"])
+        .arg(&c.config)
+        .args(["--node", "dinkes-01"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let child = run_agent(&good, &pcaps, false);
+    assert!(
+        wait_for(30, || c.log_text().matches("agent refused").count() >= 2),
+        "revoked node not refused: {}",
+        c.log_text()
+    );
+    kill(child);
+    assert_eq!(
+        agency_total(&c, "dinkes"),
+        before,
+        "a revoked node's records were stored"
+    );
+    let nodes = c.get("/api/v1/nodes");
+    let node = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node_id"] == "dinkes-01")
+        .unwrap()
+        .clone();
+    assert_eq!(node["status"], "revoked", "{node}");
+}
