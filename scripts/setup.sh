@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
   softflowd pmacct nfdump   # peers for the replay benchmark
   nftables iproute2 # enforcement and test topologies
   dnsutils curl wget openssl python3 procps time iputils-ping ethtool
+  chromium nodejs   # dashboard tests in a real browser (npm ships with nodejs)
 )
 
 missing=()
@@ -25,3 +26,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 echo "setup: Debian packages present"
+
+# Browser tests: playwright-core only (it drives Debian's chromium; it never
+# downloads a browser).
+if [ -f tests/browser/package-lock.json ] && [ ! -d tests/browser/node_modules/playwright-core ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --silent)
+fi
