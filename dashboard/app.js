@@ -1,0 +1,923 @@
+// Simpul NOC dashboard: hash routes "#/" (overview, the wall) and
+// "#/agency/<code>" (one agency). Plain ES module, no build step.
+import {
+  t, lang, setLang, onLangChange, bpsParts, fmtBps, fmtCap, fmtBytes, fmtPct, fmtInt, fmtNum,
+  fmtTime, fmtDate, fmtDateTime, fmtAgo, fmtDuration, zoneLabel,
+} from './i18n.js';
+import { LiveFeed, getJSON, POLL_MS } from './live.js';
+import { RateChart } from './charts.js';
+
+const SERIES_SPAN = 900; // seconds of per-second history kept per agency
+const STALE_MS = 5000; // no data this long while "live" → show "delayed"
+const CRIT = 0.95;
+const WARN = 0.8;
+const STATUS_ORDER = { down: 0, never: 1, up: 2, revoked: 3 };
+
+// ---- state -----------------------------------------------------------------
+
+const state = {
+  overview: null, // last overview (snapshot, tick or poll)
+  source: null, // 'ws' | 'poll'
+  receivedAt: 0, // browser time of the last overview
+  clockOffset: 0, // collector clock − browser clock (ms), only when large
+  series: new Map(), // agency code → { t: [sec], in: [bps], out: [bps] }
+  zeroUntil: -Infinity, // up to this second a missing series point means zero traffic
+  feed: 'connecting',
+  feedInfo: {},
+};
+
+const cache = new Map(); // API path → last response, so re-renders need no refetch
+
+function serverNow() { return Date.now() + state.clockOffset; }
+
+function acceptOverview(ov, source) {
+  if (!ov || typeof ov !== 'object') return;
+  state.overview = ov;
+  state.source = source;
+  state.receivedAt = Date.now();
+  const ts = Date.parse(ov.ts);
+  if (Number.isFinite(ts)) {
+    const off = ts - Date.now();
+    state.clockOffset = Math.abs(off) > 5000 ? off : 0;
+  }
+}
+
+function seriesFor(code) {
+  let s = state.series.get(code);
+  if (!s) { s = { t: [], in: [], out: [] }; state.series.set(code, s); }
+  return s;
+}
+
+function pushPoint(code, p) {
+  const sec = Date.parse(p.ts) / 1000;
+  if (!Number.isFinite(sec)) return;
+  const s = seriesFor(code);
+  const n = s.t.length;
+  if (n && sec <= s.t[n - 1]) {
+    // Same second again (or out of order): replace in place.
+    const i = s.t.lastIndexOf(sec);
+    if (i >= 0) { s.in[i] = p.in_bps; s.out[i] = p.out_bps; }
+    return;
+  }
+  s.t.push(sec); s.in.push(p.in_bps); s.out.push(p.out_bps);
+  const cut = sec - SERIES_SPAN;
+  let k = 0;
+  while (k < s.t.length && s.t[k] <= cut) k++;
+  if (k) { s.t.splice(0, k); s.in.splice(0, k); s.out.splice(0, k); }
+}
+
+/**
+ * The last 15 min ending at `end` (Unix s), one value per second. Up to the
+ * snapshot's end a missing second had no traffic (zero); after it, ticks carry
+ * every agency each second, so a missing second is a skipped tick (null: the
+ * charts bridge it).
+ */
+function denseSeries(code, end) {
+  const s = state.series.get(code) || { t: [], in: [], out: [] };
+  if (!Number.isFinite(end)) end = s.t.length ? s.t[s.t.length - 1] : NaN;
+  if (!Number.isFinite(end)) return null;
+  const start = end - SERIES_SPAN + 1;
+  const xs = []; const ins = []; const outs = [];
+  let j = 0;
+  while (j < s.t.length && s.t[j] < start) j++;
+  for (let x = start; x <= end; x++) {
+    xs.push(x);
+    if (j < s.t.length && s.t[j] === x) { ins.push(s.in[j]); outs.push(s.out[j]); j++; } else {
+      const v = x <= state.zeroUntil ? 0 : null;
+      ins.push(v); outs.push(v);
+    }
+  }
+  return { xs, ins, outs, known: s.t.length };
+}
+
+/** End of the live charts: the newer of the last overview and the last point. */
+function liveEnd(code) {
+  const s = state.series.get(code);
+  const ov = state.overview ? Math.floor(Date.parse(state.overview.ts) / 1000) : -Infinity;
+  const last = s && s.t.length ? s.t[s.t.length - 1] : -Infinity;
+  const end = Math.max(Number.isFinite(ov) ? ov : -Infinity, last);
+  return Number.isFinite(end) ? end : NaN;
+}
+
+/** A small in/out chart of the last 15 min on a canvas (wall rows). */
+function drawSpark(canvas, code, scaleMax) {
+  const w = canvas.clientWidth; const hh = canvas.clientHeight;
+  if (!w || !hh) return;
+  const dpr = window.devicePixelRatio || 1;
+  const W = Math.round(w * dpr); const H = Math.round(hh * dpr);
+  if (canvas.width !== W || canvas.height !== H) { canvas.width = W; canvas.height = H; }
+  const ctx = canvas.getContext('2d');
+  ctx.clearRect(0, 0, W, H);
+  const d = denseSeries(code, liveEnd(code));
+  if (!d) return;
+  const n = d.xs.length;
+  const max = Math.max(scaleMax || 0, ...d.ins.filter((v) => v != null), ...d.outs.filter((v) => v != null), 1);
+  const x = (i) => (i / (n - 1)) * W;
+  const y = (v) => H - 1 - (Math.max(0, v) / max) * (H - 3);
+  /** Trace a series, bridging nulls (skipped ticks); returns the first and last x drawn. */
+  const path = (vals) => {
+    ctx.beginPath();
+    let x0 = null; let x1 = null;
+    vals.forEach((v, i) => {
+      if (v == null) return;
+      if (x0 == null) { x0 = x(i); ctx.moveTo(x0, y(v)); } else ctx.lineTo(x(i), y(v));
+      x1 = x(i);
+    });
+    return [x0, x1];
+  };
+  if (scaleMax) { // the allocation (the top edge unless traffic went above it)
+    const ya = Math.max(dpr, y(scaleMax));
+    ctx.strokeStyle = 'rgba(251, 191, 36, .6)'; ctx.setLineDash([4 * dpr, 4 * dpr]); ctx.lineWidth = dpr;
+    ctx.beginPath(); ctx.moveTo(0, ya); ctx.lineTo(W, ya); ctx.stroke(); ctx.setLineDash([]);
+  }
+  const [x0, x1] = path(d.ins);
+  if (x0 == null) return;
+  ctx.lineTo(x1, H); ctx.lineTo(x0, H); ctx.closePath();
+  ctx.fillStyle = 'rgba(56, 189, 248, .22)'; ctx.fill();
+  ctx.lineWidth = 1.5 * dpr;
+  path(d.ins); ctx.strokeStyle = '#38bdf8'; ctx.stroke();
+  path(d.outs); ctx.strokeStyle = '#f472b6'; ctx.stroke();
+}
+
+function replaceSeries(code, points) {
+  state.series.delete(code);
+  const sorted = [...points].sort((a, b) => Date.parse(a.ts) - Date.parse(b.ts));
+  for (const p of sorted) pushPoint(code, p);
+}
+
+// ---- DOM helpers -----------------------------------------------------------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  if (attrs) {
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v == null || v === false) continue;
+      if (k === 'class') el.className = v;
+      else if (k === 'text') el.textContent = v;
+      else if (k === 'style') el.setAttribute('style', v);
+      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v === true ? '' : v);
+    }
+  }
+  for (const c of children.flat()) {
+    if (c == null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function setText(el, s) { if (el && el.textContent !== s) el.textContent = s; }
+
+/** A big rate: number and unit in separate spans, raw bps in data-value. */
+function bigBps(testid) {
+  return h('span', { class: 'big-rate', 'data-testid': testid },
+    h('span', { class: 'num' }), ' ', h('span', { class: 'unit' }));
+}
+function setBigBps(el, v) {
+  const [n, u] = bpsParts(v);
+  el.dataset.value = String(v);
+  setText(el.firstChild, n);
+  setText(el.lastChild, u);
+}
+
+function level(ratio) {
+  if (ratio == null || !Number.isFinite(ratio)) return 'none';
+  return ratio >= CRIT ? 'crit' : ratio >= WARN ? 'warn' : 'ok';
+}
+function ratioOf(v, cap) { return cap > 0 && Number.isFinite(v) ? v / cap : null; }
+
+function bar(extraClass) {
+  return h('div', { class: `bar ${extraClass || ''}`, role: 'meter', 'aria-valuemin': '0', 'aria-valuemax': '100' },
+    h('div', { class: 'fill' }), h('div', { class: 'mark95', title: '95%' }));
+}
+function setBar(el, ratio, label) {
+  const lv = level(ratio);
+  el.dataset.level = lv;
+  const pct = ratio == null ? 0 : Math.min(100, ratio * 100);
+  el.firstChild.style.width = `${pct.toFixed(2)}%`;
+  el.setAttribute('aria-valuenow', ratio == null ? '0' : (ratio * 100).toFixed(1));
+  el.setAttribute('aria-label', label);
+}
+
+function statusLabel(s) { return t(`status.${s}`) || s; }
+
+function agencyName(code) {
+  const a = state.overview?.agencies?.find((x) => x.code === code);
+  return a ? a.name : code;
+}
+
+// ---- header, clock, connection banner ----------------------------------------
+
+const els = {
+  subtitle: document.getElementById('subtitle'),
+  clockTime: document.getElementById('clock-time'),
+  clockZone: document.getElementById('clock-zone'),
+  clockDate: document.getElementById('clock-date'),
+  conn: document.getElementById('conn'),
+  connLabel: document.getElementById('conn-label'),
+  updated: document.getElementById('updated'),
+  lang: document.getElementById('lang'),
+  banner: document.getElementById('banner'),
+  view: document.getElementById('view'),
+};
+
+function renderChrome() {
+  setText(els.subtitle, t('app.subtitle'));
+  setText(els.lang, t('lang.switch'));
+  els.lang.setAttribute('aria-label', t('lang.switch.label'));
+  els.lang.title = t('lang.switch.label');
+  renderClock();
+  renderConn();
+}
+
+function renderClock() {
+  const now = serverNow();
+  setText(els.clockTime, fmtTime(now));
+  setText(els.clockZone, zoneLabel());
+  setText(els.clockDate, fmtDate(now));
+}
+
+function renderConn() {
+  let s = state.feed;
+  const stale = state.receivedAt && Date.now() - state.receivedAt > STALE_MS;
+  if (s === 'live' && stale) s = 'stale';
+  els.conn.dataset.state = s;
+  setText(els.connLabel, t(`conn.${s}`));
+  const ov = state.overview;
+  if (ov) {
+    els.updated.dataset.ts = ov.ts;
+    els.updated.dataset.source = state.source;
+    setText(els.updated, t('updated', { t: fmtTime(Date.parse(ov.ts)) }));
+  }
+  let msg = null;
+  const last = state.receivedAt ? fmtTime(Date.parse(ov?.ts) || state.receivedAt) : null;
+  if (s === 'down') {
+    const secs = Math.max(0, Math.ceil(((state.feedInfo.retryAt || Date.now()) - Date.now()) / 1000));
+    msg = last ? t('banner.down', { s: secs, t: last }) : t('banner.downNever', { s: secs });
+  } else if (s === 'polling') {
+    msg = t('banner.polling', { s: Math.round(POLL_MS / 1000) });
+  } else if (s === 'stale') {
+    msg = t('banner.stale', { t: last });
+  }
+  els.banner.dataset.state = s;
+  if (msg) { setText(els.banner, msg); els.banner.hidden = false; } else { els.banner.hidden = true; setText(els.banner, ''); }
+}
+
+els.lang.addEventListener('click', () => setLang(lang() === 'id' ? 'en' : 'id'));
+
+// ---- overview (the wall) ---------------------------------------------------
+
+class OverviewView {
+  mount(root) {
+    this.root = root;
+    this.agencyKey = null;
+    this.nodeKey = null;
+    document.title = `Simpul NOC · ${t('nav.overview')}`;
+    const kpi = (id, label, aside, ...body) => h('section', { class: 'kpi', id, 'aria-labelledby': `${id}-h` },
+      h('div', { class: 'kpi-head' }, h('h2', { class: 'kpi-label', id: `${id}-h`, text: label }), aside), ...body);
+    this.k = {
+      nodesUp: h('span', { class: 'num', 'data-testid': 'nodes-up-count' }),
+      nodesTotal: h('span', { class: 'of' }),
+      nodesDetail: h('div', { class: 'kpi-detail' }),
+      upIn: bigBps('uplink-in-bps'), upInBar: bar('wide'), upInNote: h('span', { class: 'kpi-aside' }),
+      upInPct: h('span', { class: 'kpi-pct', 'data-testid': 'uplink-in-pct' }),
+      upOut: bigBps('uplink-out-bps'), upOutBar: bar('wide'), upOutNote: h('span', { class: 'kpi-aside' }),
+      upOutPct: h('span', { class: 'kpi-pct', 'data-testid': 'uplink-out-pct' }),
+      over: h('span', { class: 'num', 'data-testid': 'over-alloc-count' }),
+      overList: h('span', { class: 'over-list' }),
+    };
+    const k = this.k;
+    this.agencyList = h('ul', { class: 'agency-list', 'data-testid': 'agency-list' });
+    this.nodeGrid = h('ul', { class: 'node-grid', 'data-testid': 'node-grid' });
+    this.topAgencies = h('ol', { class: 'rank-list', 'data-testid': 'top-agencies' });
+    this.topSites = h('ol', { class: 'rank-list', 'data-testid': 'top-sites' });
+    this.agencyNote = h('span', { class: 'panel-note' });
+    root.replaceChildren(
+      h('h2', { class: 'sr-only', text: t('nav.overview') }),
+      h('div', { class: 'kpis' },
+        kpi('kpi-nodes', t('kpi.nodes'), null, h('div', { class: 'kpi-value' }, k.nodesUp, k.nodesTotal), k.nodesDetail),
+        kpi('kpi-up-in', `↓ ${t('kpi.uplinkIn')}`, k.upInNote, h('div', { class: 'kpi-value' }, k.upIn, k.upInPct), k.upInBar),
+        kpi('kpi-up-out', `↑ ${t('kpi.uplinkOut')}`, k.upOutNote, h('div', { class: 'kpi-value' }, k.upOut, k.upOutPct), k.upOutBar),
+        kpi('kpi-over', t('kpi.over'), null, h('div', { class: 'kpi-value' }, k.over, k.overList))),
+      this.wall = h('div', { class: 'wall' },
+        this.agPanel = h('section', { class: 'panel agencies-panel', 'aria-labelledby': 'h-agencies' },
+          h('div', { class: 'panel-head' }, h('h2', { id: 'h-agencies', text: t('panel.agencies') }), this.agencyNote,
+            h('span', { class: 'legend' },
+              h('span', { class: 'lg lg-ok' }, '< 80%'), h('span', { class: 'lg lg-warn' }, '≥ 80%'), h('span', { class: 'lg lg-crit' }, '≥ 95%'))),
+          this.agencyList),
+        h('div', { class: 'side' },
+          h('section', { class: 'panel nodes-panel', 'aria-labelledby': 'h-nodes' },
+            h('div', { class: 'panel-head' }, h('h2', { id: 'h-nodes', text: t('panel.nodes') })), this.nodeGrid),
+          h('section', { class: 'panel', 'aria-labelledby': 'h-topag' },
+            h('div', { class: 'panel-head' }, h('h2', { id: 'h-topag', text: t('panel.topAgencies') })), this.topAgencies),
+          h('section', { class: 'panel', 'aria-labelledby': 'h-topsite' },
+            h('div', { class: 'panel-head' }, h('h2', { id: 'h-topsite', text: t('panel.topSites') })), this.topSites))),
+    );
+    if (state.overview) this.update();
+    else this.agencyList.replaceChildren(h('li', { class: 'empty', text: t('loading') }));
+  }
+
+  update() {
+    const ov = state.overview;
+    if (!ov) return;
+    this.root.dataset.ts = ov.ts;
+    this.updateKpis(ov);
+    this.updateAgencies(ov);
+    this.updateNodes(ov.nodes || []);
+    this.updateTops(ov);
+    const bannerShown = !els.banner.hidden;
+    if (bannerShown !== this.bannerShown) { this.bannerShown = bannerShown; this.needsFit = true; }
+    if (this.needsFit) this.fit();
+    else this.clipRanks();
+  }
+
+  /**
+   * Wall mode (wide screen): the overview fills exactly one screen. Agency rows
+   * go to one line each when they would not fit; the top lists show as many
+   * entries as fit. Narrower screens scroll normally.
+   */
+  fit() {
+    this.needsFit = false;
+    const { wall, agencyList: list } = this;
+    list.classList.remove('fit-roomy', 'fit-compact', 'fit-dense');
+    wall.classList.remove('fixed');
+    wall.style.removeProperty('--wall-h');
+    const top = wall.getBoundingClientRect().top + window.scrollY;
+    const pad = parseFloat(getComputedStyle(this.root).paddingBottom) || 0;
+    const avail = Math.floor(window.innerHeight - top - pad);
+    if (window.innerWidth >= 1500 && avail >= 480) {
+      wall.style.setProperty('--wall-h', `${avail}px`);
+      wall.classList.add('fixed');
+      // Largest row style that fits: roomy, normal, compact, one line.
+      const overflows = () => this.agPanel.scrollHeight > this.agPanel.clientHeight + 1;
+      for (const cls of ['fit-roomy', null, 'fit-compact', 'fit-dense']) {
+        list.classList.remove('fit-roomy', 'fit-compact', 'fit-dense');
+        if (cls) list.classList.add(cls);
+        if (!overflows()) break;
+      }
+    }
+    this.clipRanks();
+  }
+
+  clipRanks() {
+    const fixed = this.wall.classList.contains('fixed');
+    for (const ol of [this.topAgencies, this.topSites]) {
+      const items = [...ol.children];
+      // Wall mode: the two lists share the height left under the nodes by entry count.
+      ol.parentElement.style.flexGrow = String(items.length + 2);
+      items.forEach((li) => { li.hidden = false; });
+      if (!fixed) continue;
+      const bottom = ol.getBoundingClientRect().bottom;
+      items.forEach((li, i) => { li.hidden = i > 0 && li.getBoundingClientRect().bottom > bottom + 0.5; });
+    }
+  }
+
+  updateKpis(ov) {
+    const k = this.k;
+    const nodes = ov.nodes || [];
+    const count = (s) => nodes.filter((n) => n.status === s).length;
+    const up = count('up');
+    const active = nodes.length - count('revoked');
+    setText(k.nodesUp, fmtInt(up));
+    k.nodesUp.dataset.value = String(up);
+    setText(k.nodesTotal, ` / ${fmtInt(active)}`);
+    setText(k.nodesDetail, t('kpi.nodes.detail', { down: count('down'), never: count('never'), revoked: count('revoked') }));
+    k.nodesUp.closest('.kpi').dataset.level = count('down') > 0 ? 'crit' : count('never') > 0 ? 'warn' : 'ok';
+
+    const u = ov.uplink || {};
+    const rin = ratioOf(u.in_bps, u.capacity_down_bps);
+    const rout = ratioOf(u.out_bps, u.capacity_up_bps);
+    setBigBps(k.upIn, u.in_bps);
+    setBigBps(k.upOut, u.out_bps);
+    setText(k.upInPct, fmtPct(rin)); k.upInPct.dataset.level = level(rin);
+    setText(k.upOutPct, fmtPct(rout)); k.upOutPct.dataset.level = level(rout);
+    setBar(k.upInBar, rin, t('kpi.uplinkIn'));
+    setBar(k.upOutBar, rout, t('kpi.uplinkOut'));
+    setText(k.upInNote, t('kpi.of', { cap: fmtCap(u.capacity_down_bps) }));
+    setText(k.upOutNote, t('kpi.of', { cap: fmtCap(u.capacity_up_bps) }));
+
+    const over = (ov.agencies || []).filter((a) => Math.max(ratioOf(a.in_bps, a.alloc_down_bps) ?? 0, ratioOf(a.out_bps, a.alloc_up_bps) ?? 0) >= CRIT);
+    setText(k.over, fmtInt(over.length));
+    k.over.dataset.value = String(over.length);
+    k.over.closest('.kpi').dataset.level = over.length ? 'crit' : 'ok';
+    setText(k.overList, over.length ? over.map((a) => a.name).join(' · ') : t('kpi.over.none'));
+  }
+
+  updateAgencies(ov) {
+    const list = [...(ov.agencies || [])].sort((a, b) => a.name.localeCompare(b.name, 'id'));
+    setText(this.agencyNote, t('panel.agencies.note', { n: ov.window_secs ?? 5 }));
+    const key = list.map((a) => a.code).join('|');
+    if (key !== this.agencyKey) {
+      this.agencyKey = key;
+      this.rows = new Map();
+      this.agencyList.className = `agency-list${list.length > 9 ? ' dense' : ''}${list.length > 18 ? ' two-col' : ''}`;
+      if (!list.length) this.agencyList.replaceChildren(h('li', { class: 'empty', text: t('empty') }));
+      else this.agencyList.replaceChildren(...list.map((a) => this.agencyRow(a)));
+      this.needsFit = true;
+    }
+    for (const a of list) {
+      const r = this.rows.get(a.code);
+      setText(r.name, a.name);
+      r.name.title = a.name;
+      setText(r.nodes, t('nodes.count', { up: a.nodes_up, total: a.nodes_total }));
+      r.nodes.dataset.level = a.nodes_total === 0 ? 'none' : a.nodes_up < a.nodes_total ? 'crit' : 'ok';
+      const rin = ratioOf(a.in_bps, a.alloc_down_bps);
+      const rout = ratioOf(a.out_bps, a.alloc_up_bps);
+      this.setDir(r.in, a.in_bps, a.alloc_down_bps, rin, `${a.name} ${t('dir.in')}`);
+      this.setDir(r.out, a.out_bps, a.alloc_up_bps, rout, `${a.name} ${t('dir.out')}`);
+      r.li.dataset.level = level(Math.max(rin ?? 0, rout ?? 0));
+      drawSpark(r.spark, a.code, Math.max(a.alloc_down_bps || 0, a.alloc_up_bps || 0));
+    }
+  }
+
+  agencyRow(a) {
+    const dir = (d, arrow) => {
+      const val = h('span', { class: 'val', 'data-testid': `agency-${d}-bps-${a.code}` });
+      const pct = h('span', { class: 'pct', 'data-testid': `agency-${d}-pct-${a.code}` });
+      const alloc = h('span', { class: 'alloc' });
+      const b = bar();
+      const cell = h('div', { class: `dir dir-${d}` },
+        h('div', { class: 'dir-line' }, h('span', { class: 'arrow', 'aria-hidden': 'true', text: arrow }), val, alloc, pct), b);
+      return { cell, val, pct, alloc, bar: b };
+    };
+    const name = h('a', { class: 'agency-name', href: `#/agency/${encodeURIComponent(a.code)}` });
+    const nodes = h('span', { class: 'nodes-badge' });
+    const din = dir('in', '↓');
+    const dout = dir('out', '↑');
+    const spark = h('canvas', { 'aria-hidden': 'true', 'data-testid': `agency-spark-${a.code}` });
+    const li = h('li', { class: 'agency', 'data-testid': `agency-row-${a.code}`, 'data-code': a.code },
+      h('div', { class: 'agency-id' }, name, h('span', { class: 'code', text: a.code }), nodes),
+      din.cell, dout.cell, h('div', { class: 'spark' }, spark));
+    this.rows.set(a.code, { li, name, nodes, in: din, out: dout, spark });
+    return li;
+  }
+
+  setDir(d, v, alloc, ratio, label) {
+    d.val.dataset.value = String(v);
+    setText(d.val, fmtBps(v));
+    setText(d.alloc, alloc > 0 ? `/ ${fmtCap(alloc)}` : t('alloc.none'));
+    d.alloc.title = `${t('alloc')} ${alloc > 0 ? fmtCap(alloc) : '—'}`;
+    d.pct.dataset.value = ratio == null ? '' : String(ratio);
+    setText(d.pct, ratio == null ? '' : fmtPct(ratio));
+    d.pct.dataset.level = level(ratio);
+    d.cell.dataset.level = level(ratio);
+    setBar(d.bar, ratio, label);
+  }
+
+  updateNodes(nodes) {
+    const list = [...nodes].sort((a, b) => (STATUS_ORDER[a.status] ?? 9) - (STATUS_ORDER[b.status] ?? 9) || a.node_id.localeCompare(b.node_id));
+    const key = list.map((n) => `${n.node_id}:${n.status}`).join('|');
+    if (key !== this.nodeKey) {
+      this.nodeKey = key;
+      this.tiles = new Map();
+      this.nodeGrid.className = `node-grid${list.length > 16 ? ' dense' : ''}`;
+      if (!list.length) this.nodeGrid.replaceChildren(h('li', { class: 'empty', text: t('empty') }));
+      else this.nodeGrid.replaceChildren(...list.map((n) => this.nodeTile(n)));
+    }
+    this.nodes = list;
+    this.tick();
+  }
+
+  nodeTile(n) {
+    const seen = h('span', { class: 'node-seen', 'data-testid': `node-last-seen-${n.node_id}` });
+    const showSeen = n.status === 'up' || n.status === 'down';
+    const li = h('li', {
+      class: 'node', 'data-testid': `node-status-${n.node_id}`, 'data-status': n.status,
+      title: [n.hostname, n.address, n.agent_version && `v${n.agent_version}`].filter(Boolean).join(' · '),
+    },
+    h('span', { class: 'node-dot', 'aria-hidden': 'true' }),
+    h('a', { class: 'node-id', href: `#/agency/${encodeURIComponent(n.agency)}`, text: n.node_id }),
+    h('span', { class: 'node-line' }, h('span', { class: 'node-state', text: statusLabel(n.status) }), showSeen ? ' · ' : null, showSeen ? seen : null));
+    this.tiles.set(n.node_id, { li, seen });
+    return li;
+  }
+
+  /** Every second: relative "last seen" times. */
+  tick() {
+    if (!this.nodes) return;
+    const now = serverNow();
+    for (const n of this.nodes) {
+      const tile = this.tiles.get(n.node_id);
+      if (!tile) continue;
+      const seen = n.last_seen ? Date.parse(n.last_seen) : null;
+      setText(tile.seen, seen == null ? t('seen.never') : fmtAgo(now - seen));
+      if (seen != null) tile.seen.title = fmtDateTime(seen);
+    }
+  }
+
+  updateTops(ov) {
+    const ags = (ov.top_agencies || []).slice(0, 10);
+    const maxA = Math.max(1, ...ags.map((a) => a.bytes));
+    this.topAgencies.replaceChildren(...(ags.length ? ags.map((a, i) => h('li', {
+      class: 'rank', 'data-testid': `top-agency-${i + 1}`, 'data-value': String(a.bytes), 'data-code': a.code,
+      style: `--share:${((a.bytes / maxA) * 100).toFixed(1)}%`,
+    },
+    h('span', { class: 'rank-n', text: String(i + 1) }),
+    h('a', { class: 'rank-name', href: `#/agency/${encodeURIComponent(a.code)}`, text: agencyName(a.code), title: agencyName(a.code) }),
+    h('span', { class: 'rank-val', text: fmtBytes(a.bytes) }),
+    )) : [h('li', { class: 'empty', text: t('empty') })]));
+
+    const sites = (ov.top_sites || []).slice(0, 10);
+    const maxS = Math.max(1, ...sites.map((s) => s.bytes));
+    this.topSites.replaceChildren(...(sites.length ? sites.map((s, i) => h('li', {
+      class: 'rank', 'data-testid': `top-site-${i + 1}`, 'data-value': String(s.bytes), 'data-site': s.site,
+      style: `--share:${((s.bytes / maxS) * 100).toFixed(1)}%`,
+    },
+    h('span', { class: 'rank-n', text: String(i + 1) }),
+    h('span', { class: 'rank-name site', text: s.site || t('site.unknown'), title: s.site }),
+    h('span', { class: 'rank-val', text: fmtBytes(s.bytes) }),
+    h('span', { class: 'rank-sub', text: t('flows.n', { n: fmtInt(s.flows) }) }),
+    )) : [h('li', { class: 'empty', text: t('empty') })]));
+  }
+
+  destroy() {}
+}
+
+// ---- agency page -------------------------------------------------------------
+
+const RANGES = {
+  '24h': { secs: 86400, step: '1m', stepSecs: 60 },
+  '7d': { secs: 7 * 86400, step: '1h', stepSecs: 3600 },
+};
+let historyRange = '24h';
+
+class AgencyView {
+  constructor(code) {
+    this.code = code;
+    this.timers = [];
+    this.ctl = new AbortController();
+  }
+
+  mount(root) {
+    this.root = root;
+    const code = this.code;
+    document.title = `${agencyName(code)} · Simpul NOC`;
+    const c = this.c = {
+      title: h('h2', { class: 'agency-title', id: 'agency-title' }),
+      notfound: h('p', { class: 'notice', hidden: true }),
+      inRate: bigBps('agency-page-in-bps'), outRate: bigBps('agency-page-out-bps'),
+      inPct: h('span', { class: 'kpi-pct', 'data-testid': 'agency-page-in-pct' }),
+      outPct: h('span', { class: 'kpi-pct', 'data-testid': 'agency-page-out-pct' }),
+      inBar: bar('wide'), outBar: bar('wide'),
+      inNote: h('div', { class: 'kpi-detail' }), outNote: h('div', { class: 'kpi-detail' }),
+      inSplit: h('div', { class: 'kpi-detail split' }), outSplit: h('div', { class: 'kpi-detail split' }),
+      nodeChips: h('ul', { class: 'chips' }),
+      liveChart: h('div', { class: 'chart', 'data-testid': 'live-chart' }),
+      histChart: h('div', { class: 'chart', 'data-testid': 'history-chart' }),
+      totals: h('span', { class: 'panel-note', 'data-testid': 'history-totals' }),
+      hosts: h('table', { class: 'data', 'data-testid': 'top-hosts-table' }),
+      sites: h('table', { class: 'data', 'data-testid': 'top-sites-table' }),
+      nodes: h('table', { class: 'data', 'data-testid': 'nodes-table' }),
+      flows: h('table', { class: 'data', 'data-testid': 'flows-table' }),
+    };
+    const rangeBtn = (r) => h('button', {
+      type: 'button', class: 'range', 'data-testid': `range-${r}`, 'aria-pressed': String(r === historyRange),
+      onclick: () => this.setRange(r), text: t(`agency.range.${r}`),
+    });
+    this.rangeBtns = [rangeBtn('24h'), rangeBtn('7d')];
+    const panel = (id, title, extra, ...body) => h('section', { class: 'panel', 'aria-labelledby': id },
+      h('div', { class: 'panel-head' }, h('h3', { id, text: title }), extra), ...body);
+    root.replaceChildren(
+      h('div', { class: 'agency-page', 'data-testid': 'agency-page', 'data-code': code },
+        h('nav', { class: 'crumbs', 'aria-label': 'breadcrumb' }, h('a', { href: '#/', text: t('nav.back') })),
+        h('div', { class: 'agency-hero' },
+          h('div', { class: 'hero-id' }, c.title, h('span', { class: 'code', text: code }), c.nodeChips, c.notfound),
+          h('section', { class: 'kpi', 'aria-labelledby': 'k-in' },
+            h('h3', { class: 'kpi-label', id: 'k-in', text: `↓ ${t('dir.in')}` }),
+            h('div', { class: 'kpi-value' }, c.inRate, c.inPct), c.inBar, c.inNote, c.inSplit),
+          h('section', { class: 'kpi', 'aria-labelledby': 'k-out' },
+            h('h3', { class: 'kpi-label', id: 'k-out', text: `↑ ${t('dir.out')}` }),
+            h('div', { class: 'kpi-value' }, c.outRate, c.outPct), c.outBar, c.outNote, c.outSplit)),
+        panel('h-live', t('agency.live'), null, c.liveChart),
+        panel('h-hist', t('agency.history'), h('div', { class: 'head-tools' }, c.totals,
+          h('div', { class: 'range-group', role: 'group', 'aria-label': t('agency.history') }, ...this.rangeBtns)), c.histChart),
+        h('div', { class: 'two' },
+          panel('h-hosts', t('agency.topHosts'), null, h('div', { class: 'table-wrap' }, c.hosts)),
+          panel('h-sites', t('agency.topSites'), null, h('div', { class: 'table-wrap' }, c.sites))),
+        panel('h-flows', t('agency.flows'), null, h('div', { class: 'table-wrap' }, c.flows)),
+        panel('h-nodes', t('agency.nodes'), null, h('div', { class: 'table-wrap' }, c.nodes)),
+      ),
+    );
+    const alloc = () => {
+      const a = state.overview?.agencies?.find((x) => x.code === code);
+      return a ? { down: a.alloc_down_bps, up: a.alloc_up_bps } : null;
+    };
+    this.live = new RateChart(c.liveChart, { height: 300, live: true, span: SERIES_SPAN, alloc });
+    this.hist = new RateChart(c.histChart, { height: 260, live: false, alloc });
+    this.update();
+    this.renderCached();
+    this.loadTables();
+    this.loadHistory();
+    this.every(15000, () => this.loadTables());
+    this.every(60000, () => this.loadHistory());
+    this.every(5000, () => { if (state.feed !== 'live') this.loadSeries(); });
+    if (state.feed !== 'live') this.loadSeries();
+  }
+
+  every(ms, fn) { this.timers.push(setInterval(fn, ms)); }
+
+  destroy() {
+    this.timers.forEach(clearInterval);
+    this.ctl.abort();
+    this.live?.destroy();
+    this.hist?.destroy();
+  }
+
+  /** Fetch and remember the answer under `key` (default: the path) for instant re-renders. */
+  async fetchCached(path, key = path) {
+    const data = await getJSON(path, { signal: this.ctl.signal });
+    cache.set(key, data);
+    return data;
+  }
+
+  historyKey() { return `history:${this.code}:${historyRange}`; }
+
+  update() {
+    const c = this.c;
+    const ov = state.overview;
+    const a = ov?.agencies?.find((x) => x.code === this.code);
+    setText(c.title, a ? a.name : this.code);
+    if (a) document.title = `${a.name} · Simpul NOC`;
+    c.notfound.hidden = !(ov && !a);
+    if (ov && !a) setText(c.notfound, t('agency.notfound', { code: this.code }));
+    if (a) {
+      this.root.firstChild.dataset.ts = ov.ts;
+      const rin = ratioOf(a.in_bps, a.alloc_down_bps);
+      const rout = ratioOf(a.out_bps, a.alloc_up_bps);
+      setBigBps(c.inRate, a.in_bps);
+      setBigBps(c.outRate, a.out_bps);
+      setText(c.inPct, fmtPct(rin)); c.inPct.dataset.level = level(rin);
+      setText(c.outPct, fmtPct(rout)); c.outPct.dataset.level = level(rout);
+      setBar(c.inBar, rin, t('dir.in'));
+      setBar(c.outBar, rout, t('dir.out'));
+      setText(c.inNote, a.alloc_down_bps > 0 ? `${t('kpi.of', { cap: fmtCap(a.alloc_down_bps) })} ${t('alloc')}` : t('alloc.none'));
+      setText(c.outNote, a.alloc_up_bps > 0 ? `${t('kpi.of', { cap: fmtCap(a.alloc_up_bps) })} ${t('alloc')}` : t('alloc.none'));
+      setText(c.inSplit, `${t('agency.internet')} ${fmtBps(a.internet_in_bps)} · ${t('agency.intranet')} ${fmtBps(a.intranet_in_bps)}`);
+      setText(c.outSplit, `${t('agency.internet')} ${fmtBps(a.internet_out_bps)} · ${t('agency.intranet')} ${fmtBps(a.intranet_out_bps)}`);
+    }
+    const nodes = (ov?.nodes || []).filter((n) => n.agency === this.code);
+    this.nodeList = nodes;
+    const key = nodes.map((n) => `${n.node_id}:${n.status}`).join('|');
+    if (key !== this.nodeKey) {
+      this.nodeKey = key;
+      c.nodeChips.replaceChildren(...nodes.map((n) => h('li', { class: 'chip node', 'data-status': n.status, 'data-testid': `agency-node-${n.node_id}` },
+        h('span', { class: 'node-dot', 'aria-hidden': 'true' }), `${n.node_id} · ${statusLabel(n.status)}`)));
+    }
+    this.renderNodesTable();
+    this.drawLive();
+  }
+
+  /** One value per second over the last 15 min; a second without a point is zero. */
+  drawLive() {
+    const d = denseSeries(this.code, liveEnd(this.code));
+    if (!d) return;
+    this.live.setData(d.xs, d.ins, d.outs);
+    this.c.liveChart.dataset.known = String(d.known);
+  }
+
+  tick() { this.renderNodesTable(); }
+
+  renderNodesTable() {
+    const now = serverNow();
+    renderTable(this.c.nodes, [
+      { h: 'col.node', cell: (n) => n.node_id },
+      { h: 'col.status', cell: (n) => h('span', { class: 'node status-cell', 'data-status': n.status }, h('span', { class: 'node-dot', 'aria-hidden': 'true' }), statusLabel(n.status)) },
+      { h: 'col.lastSeen', cell: (n) => (n.last_seen ? fmtAgo(now - Date.parse(n.last_seen)) : t('seen.never')) },
+      { h: 'col.address', cell: (n) => n.address || '—', cls: 'mono' },
+      { h: 'col.version', cell: (n) => n.agent_version || n.health?.agent_version || '—' },
+      { h: 'col.uptime', cell: (n) => (n.health ? fmtDuration(n.health.uptime_secs) : '—'), cls: 'num' },
+      { h: 'col.cpu', cell: (n) => (n.health ? `${fmtNum(n.health.cpu_percent, 1)}%` : '—'), cls: 'num' },
+      { h: 'col.drops', cell: (n) => (n.health ? fmtInt((n.health.interfaces || []).reduce((s, i) => s + (i.kernel_drops || 0) + (i.queue_drops || 0), 0)) : '—'), cls: 'num' },
+    ], this.nodeList || [], (n) => `agency-node-row-${n.node_id}`);
+  }
+
+  paths() {
+    const q = encodeURIComponent(this.code);
+    return {
+      hosts: `api/v1/top/hosts?agency=${q}&limit=10`,
+      sites: `api/v1/top/sites?agency=${q}&limit=10`,
+      flows: `api/v1/flows?agency=${q}&limit=50`,
+      units: 'api/v1/agencies',
+    };
+  }
+
+  renderCached() {
+    const p = this.paths();
+    if (cache.has(p.hosts)) this.renderHosts(cache.get(p.hosts));
+    if (cache.has(p.sites)) this.renderSites(cache.get(p.sites));
+    if (cache.has(p.flows)) this.renderFlows(cache.get(p.flows));
+    if (cache.has(this.historyKey())) this.renderHistory(cache.get(this.historyKey()));
+  }
+
+  unitName(code) {
+    const ags = cache.get('api/v1/agencies');
+    const a = Array.isArray(ags) ? ags.find((x) => x.code === this.code) : null;
+    const u = a?.units?.find((x) => x.code === code);
+    if (u) return u.name;
+    return code === 'unknown' ? t('unit.unknown') : code;
+  }
+
+  async loadTables() {
+    const p = this.paths();
+    // Unit names first, so the tables show names rather than codes.
+    if (!cache.has(p.units)) {
+      try { await this.fetchCached(p.units); } catch (e) { if (e.name === 'AbortError') return; }
+    }
+    const jobs = [
+      [p.hosts, (d) => this.renderHosts(d)],
+      [p.sites, (d) => this.renderSites(d)],
+      [p.flows, (d) => this.renderFlows(d)],
+    ];
+    await Promise.all(jobs.map(async ([path, render]) => {
+      try { render(await this.fetchCached(path)); } catch (e) {
+        if (e.name === 'AbortError') return;
+        const table = { [p.hosts]: this.c.hosts, [p.sites]: this.c.sites, [p.flows]: this.c.flows }[path];
+        if (table && !cache.has(path)) showTableMessage(table, t('error', { e: e.message }));
+      }
+    }));
+  }
+
+  renderHosts(rows) {
+    renderTable(this.c.hosts, [
+      { h: 'col.host', cell: (r) => r.host, cls: 'mono' },
+      { h: 'col.unit', cell: (r) => this.unitName(r.unit) },
+      { h: 'col.down', cell: (r) => fmtBytes(r.bytes_down), cls: 'num' },
+      { h: 'col.up', cell: (r) => fmtBytes(r.bytes_up), cls: 'num' },
+      { h: 'col.flows', cell: (r) => fmtInt(r.flows), cls: 'num' },
+    ], rows, (r, i) => `agency-top-host-${i + 1}`);
+  }
+
+  renderSites(rows) {
+    renderTable(this.c.sites, [
+      { h: 'col.site', cell: (r) => r.site || t('site.unknown'), cls: 'site' },
+      { h: 'col.source', cell: (r) => sourceBadge(r.site_source) },
+      { h: 'col.bytes', cell: (r) => fmtBytes(r.bytes), cls: 'num' },
+      { h: 'col.flows', cell: (r) => fmtInt(r.flows), cls: 'num' },
+    ], rows, (r, i) => `agency-top-site-${i + 1}`);
+  }
+
+  renderFlows(rows) {
+    const today = new Date().toDateString();
+    const when = (iso) => {
+      const d = Date.parse(iso);
+      return new Date(d).toDateString() === today ? fmtTime(d) : fmtDateTime(d);
+    };
+    renderTable(this.c.flows, [
+      { h: 'col.time', cell: (r) => when(r.last_seen), cls: 'num' },
+      { h: 'col.unit', cell: (r) => this.unitName(r.unit) },
+      { h: 'col.src', cell: (r) => endpoint(r.src_ip, r.src_port), cls: 'mono' },
+      { h: 'col.dst', cell: (r) => endpoint(r.dst_ip, r.dst_port), cls: 'mono' },
+      { h: 'col.site', cell: (r) => r.site || '—', cls: 'site' },
+      { h: 'col.source', cell: (r) => sourceBadge(r.site_source) },
+      { h: 'col.proto', cell: (r) => protoName(r.proto) + (r.kind === 'interim' ? ` · ${t('kind.interim')}` : '') },
+      { h: 'col.scope', cell: (r) => (r.scope ? t(`scope.${r.scope}`) : '—') },
+      { h: 'col.bytesUp', cell: (r) => fmtBytes(r.bytes_up), cls: 'num' },
+      { h: 'col.bytesDown', cell: (r) => fmtBytes(r.bytes_down), cls: 'num' },
+    ], rows, (r, i) => `flow-row-${i + 1}`);
+  }
+
+  setRange(r) {
+    if (!RANGES[r] || r === historyRange) return;
+    historyRange = r;
+    this.rangeBtns.forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.testid === `range-${r}`)));
+    this.loadHistory();
+  }
+
+  async loadHistory() {
+    const r = RANGES[historyRange];
+    const to = Math.floor(serverNow() / 1000);
+    // Start on a step boundary so every bucket is whole.
+    const from = Math.floor((to - r.secs) / r.stepSecs) * r.stepSecs;
+    const path = `api/v1/agencies/${encodeURIComponent(this.code)}/usage?from=${from}&step=${r.step}`;
+    this.historyPath = path;
+    try {
+      const d = await this.fetchCached(path, this.historyKey());
+      if (this.historyPath === path) this.renderHistory(d, from, to);
+    } catch (e) {
+      if (e.name !== 'AbortError') setText(this.c.totals, t('error', { e: e.message }));
+    }
+  }
+
+  renderHistory(d, from, to) {
+    const step = d.step_secs || RANGES[historyRange].stepSecs;
+    const f = from ?? Math.floor(Date.parse(d.from) / 1000);
+    const e = to ?? Math.floor(Date.parse(d.to) / 1000);
+    // Points with no traffic are omitted: a gap means zero.
+    const byTs = new Map((d.points || []).map((p) => [Math.floor(Date.parse(p.ts) / 1000), p]));
+    const xs = []; const ins = []; const outs = [];
+    for (let x = Math.floor(f / step) * step; x < e; x += step) {
+      const p = byTs.get(x);
+      xs.push(x); ins.push(p ? p.in_bps : 0); outs.push(p ? p.out_bps : 0);
+    }
+    this.hist.setData(xs, ins, outs);
+    this.c.histChart.dataset.range = historyRange; // set once drawn, so tests wait for the drawing
+    this.c.histChart.dataset.nonzero = String((d.points || []).length);
+    setText(this.c.totals, t('agency.total', { in: fmtBytes(d.total_bytes_in), out: fmtBytes(d.total_bytes_out) }));
+  }
+
+  /** Polling fallback: the last 15 min per second from the usage API. */
+  async loadSeries() {
+    const from = Math.floor(serverNow() / 1000) - SERIES_SPAN;
+    try {
+      const d = await getJSON(`api/v1/agencies/${encodeURIComponent(this.code)}/usage?from=${from}&step=1s`, { signal: this.ctl.signal });
+      if (state.feed === 'live') return;
+      const byTs = new Map((d.points || []).map((p) => [Math.floor(Date.parse(p.ts) / 1000), p]));
+      const pts = [];
+      const end = Math.floor(Date.parse(d.to) / 1000) || from + SERIES_SPAN;
+      for (let x = from; x < end; x++) {
+        const p = byTs.get(x);
+        pts.push({ ts: new Date(x * 1000).toISOString(), in_bps: p ? p.in_bps : 0, out_bps: p ? p.out_bps : 0 });
+      }
+      replaceSeries(this.code, pts);
+      this.drawLive();
+    } catch (_) { /* the banner already says we are disconnected */ }
+  }
+}
+
+function endpoint(ip, port) {
+  if (ip == null) return '—';
+  const a = String(ip).includes(':') ? `[${ip}]` : ip;
+  return port ? `${a}:${port}` : String(ip);
+}
+
+const PROTOS = { tcp: 'TCP', udp: 'UDP', icmp: 'ICMP', icmpv6: 'ICMPv6' };
+function protoName(p) { return PROTOS[p] || String(p ?? '—'); }
+
+function sourceBadge(src) {
+  return src ? h('span', { class: `badge src-${src}`, text: src.toUpperCase() }) : '—';
+}
+
+function showTableMessage(table, msg) {
+  table.replaceChildren(h('tbody', null, h('tr', null, h('td', { class: 'empty', text: msg }))));
+}
+
+/** Rebuild a table: columns [{h: i18n key, cell: row → text|Node, cls}]. */
+function renderTable(table, cols, rows, testid) {
+  const thead = h('thead', null, h('tr', null, ...cols.map((c) => h('th', { scope: 'col', class: c.cls, text: t(c.h) }))));
+  const tbody = h('tbody');
+  if (!rows || !rows.length) {
+    tbody.append(h('tr', { class: 'empty-row' }, h('td', { class: 'empty', colspan: String(cols.length), text: t('empty') })));
+  } else {
+    rows.forEach((r, i) => tbody.append(h('tr', { 'data-testid': testid ? testid(r, i) : null },
+      ...cols.map((c) => h('td', { class: c.cls }, c.cell(r))))));
+  }
+  table.replaceChildren(thead, tbody);
+  table.dataset.rows = String(rows ? rows.length : 0);
+}
+
+// ---- router and wiring -------------------------------------------------------
+
+let view = null;
+
+function route() {
+  const hash = decodeURIComponent(location.hash.replace(/^#/, '')) || '/';
+  const m = hash.match(/^\/agency\/([A-Za-z0-9_-]{1,64})\/?$/);
+  view?.destroy();
+  view = m ? new AgencyView(m[1]) : new OverviewView();
+  els.view.dataset.route = m ? 'agency' : 'overview';
+  view.mount(els.view);
+}
+
+function refresh() {
+  renderConn();
+  view?.update();
+}
+
+const feed = new LiveFeed({
+  onSnapshot(msg) {
+    acceptOverview(msg.overview, 'ws');
+    state.series = new Map();
+    for (const [code, pts] of Object.entries(msg.series || {})) replaceSeries(code, pts || []);
+    let end = Math.floor(Date.parse(msg.overview?.ts) / 1000);
+    for (const s of state.series.values()) if (s.t.length) end = Math.max(Number.isFinite(end) ? end : -Infinity, s.t[s.t.length - 1]);
+    state.zeroUntil = Number.isFinite(end) ? end : -Infinity;
+    refresh();
+  },
+  onTick(msg) {
+    acceptOverview(msg.overview, 'ws');
+    for (const [code, p] of Object.entries(msg.points || {})) if (p) pushPoint(code, p);
+    refresh();
+  },
+  onOverview(ov) {
+    acceptOverview(ov, 'poll');
+    refresh();
+  },
+  onState(s, info) {
+    state.feed = s;
+    state.feedInfo = info || {};
+    renderConn();
+  },
+});
+
+onLangChange(() => { renderChrome(); route(); });
+let resizeTimer = null;
+window.addEventListener('resize', () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => { if (view) { view.needsFit = true; view.update(); } }, 200);
+});
+window.addEventListener('hashchange', () => { route(); els.view.focus({ preventScroll: true }); window.scrollTo(0, 0); });
+setInterval(() => { renderClock(); renderConn(); view?.tick?.(); }, 1000);
+
+renderChrome();
+route();
+feed.start();

@@ -1,0 +1,116 @@
+// Rate charts on uPlot (vendor/uplot, loaded as a classic script: global uPlot).
+import { fmtBps, fmtBpsAxis, fmtCap, fmtTime, fmtTimeHM, fmtDay, fmtDateTime, t } from './i18n.js';
+
+export const COLORS = { in: '#38bdf8', out: '#f472b6', alloc: '#fbbf24' };
+const AXIS = '#c7d2e3';
+const GRID = 'rgba(148, 163, 184, 0.14)';
+const FONT = '14px "DejaVu Sans", "Liberation Sans", system-ui, sans-serif';
+
+function fill(color) {
+  // hex → 18 % alpha
+  const n = parseInt(color.slice(1), 16);
+  return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, 0.16)`;
+}
+
+/**
+ * A two-series (in/out bps) chart.
+ * opts: height, live (x range = last `span` seconds), span, alloc() → {down, up}
+ */
+export class RateChart {
+  constructor(el, opts) {
+    this.el = el;
+    this.opts = opts;
+    this.data = [[], [], []];
+    const span = opts.span;
+    const xValues = (u, splits) => {
+      const range = u.scales.x.max - u.scales.x.min;
+      return splits.map((s) => {
+        const ms = s * 1000;
+        if (range <= 2 * 3600) return range <= 600 ? fmtTime(ms) : fmtTimeHM(ms);
+        if (range <= 36 * 3600) return fmtTimeHM(ms);
+        return fmtDay(ms);
+      });
+    };
+    const self = this;
+    this.u = new uPlot({
+      width: Math.max(200, el.clientWidth),
+      height: opts.height,
+      padding: [14, 16, 0, 4],
+      cursor: { drag: { x: false, y: false }, points: { size: 8 } },
+      legend: { show: true, live: true },
+      scales: {
+        x: {
+          time: true,
+          range: opts.live ? (u, min, max) => [max - span, max] : undefined,
+        },
+        y: {
+          range: (u, min, max) => {
+            let top = Math.max(max || 0, 1000);
+            const a = self.opts.alloc?.();
+            // Show the allocation line when traffic is within reach of it.
+            if (a && a.down && a.down < top * 1.6) top = Math.max(top, a.down);
+            return [0, top * 1.12];
+          },
+        },
+      },
+      axes: [
+        { stroke: AXIS, font: FONT, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 }, values: xValues, space: 110 },
+        {
+          stroke: AXIS, font: FONT, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 },
+          values: (u, splits) => splits.map(fmtBpsAxis), size: 96, space: 44,
+        },
+      ],
+      series: [
+        { label: t('chart.time'), value: (u, v) => (v == null ? '—' : fmtDateTime(v * 1000)) },
+        { label: `↓ ${t('dir.in')}`, stroke: COLORS.in, width: 2, fill: fill(COLORS.in), spanGaps: true, points: { show: false }, value: (u, v) => (v == null ? '—' : fmtBps(v)) },
+        { label: `↑ ${t('dir.out')}`, stroke: COLORS.out, width: 2, fill: fill(COLORS.out), spanGaps: true, points: { show: false }, value: (u, v) => (v == null ? '—' : fmtBps(v)) },
+      ],
+      hooks: {
+        draw: [(u) => self.drawAlloc(u)],
+      },
+    }, this.data, el);
+    this.ro = new ResizeObserver(() => {
+      const w = Math.max(200, this.el.clientWidth);
+      if (w !== this.u.width) this.u.setSize({ width: w, height: this.opts.height });
+    });
+    this.ro.observe(el);
+  }
+
+  drawAlloc(u) {
+    const a = this.opts.alloc?.();
+    if (!a) return;
+    const ctx = u.ctx;
+    const lines = [[a.down, `${t('agency.allocLine')} ↓ ${fmtCap(a.down)}`], [a.up, `${t('agency.allocLine')} ↑ ${fmtCap(a.up)}`]];
+    ctx.save();
+    ctx.setLineDash([8, 6]);
+    ctx.lineWidth = 1.5 * devicePixelRatio;
+    ctx.strokeStyle = COLORS.alloc;
+    ctx.fillStyle = COLORS.alloc;
+    ctx.font = `${13 * devicePixelRatio}px "DejaVu Sans", sans-serif`;
+    ctx.textAlign = 'right';
+    for (const [v, label] of lines) {
+      if (!v || v > u.scales.y.max) continue;
+      const y = Math.round(u.valToPos(v, 'y', true));
+      ctx.beginPath();
+      ctx.moveTo(u.bbox.left, y);
+      ctx.lineTo(u.bbox.left + u.bbox.width, y);
+      ctx.stroke();
+      ctx.fillText(label, u.bbox.left + u.bbox.width - 6 * devicePixelRatio, y - 5 * devicePixelRatio);
+    }
+    ctx.restore();
+  }
+
+  /** xs: Unix seconds; ins/outs: bps (null = unknown). */
+  setData(xs, ins, outs) {
+    this.data = [xs, ins, outs];
+    this.u.setData(this.data);
+    this.el.dataset.points = String(xs.length);
+    // Without a hovering cursor the legend shows the newest values.
+    if (xs.length && !(this.u.cursor.left >= 0)) this.u.setLegend({ idx: xs.length - 1 });
+  }
+
+  destroy() {
+    this.ro.disconnect();
+    this.u.destroy();
+  }
+}
