@@ -242,6 +242,7 @@ function renderConn() {
   const stale = state.receivedAt && Date.now() - state.receivedAt > STALE_MS;
   if (s === 'live' && stale) s = 'stale';
   els.conn.dataset.state = s;
+  document.body.dataset.conn = s; // style.css greys out figures that are no longer current
   setText(els.connLabel, t(`conn.${s}`));
   const ov = state.overview;
   if (ov) {
