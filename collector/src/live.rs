@@ -16,6 +16,11 @@ use crate::state::AppState;
 const HISTORY_SECS: u64 = 15 * 60;
 const WINDOW_SECS: u32 = 5;
 
+fn secs_of(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Compute the overview every second and publish it (only while someone listens).
 pub async fn ticker(state: AppState) {
     let mut interval = tokio::time::interval(Duration::from_secs(1));
@@ -30,11 +35,16 @@ pub async fn ticker(state: AppState) {
         let store = state.store.clone();
         let ov = tokio::task::spawn_blocking(move || {
             let r = store.reader()?;
-            r.overview(end, WINDOW_SECS, timeout)
+            let ov = r.overview(end, WINDOW_SECS, timeout)?;
+            // The chart's point is the newest complete second, like the
+            // snapshot's per-second series (the overview is a 5 s average).
+            let last = secs_of(end).saturating_sub(1);
+            let latest = r.usage_series_since(last)?;
+            Ok::<_, crate::store::StoreError>((ov, latest, last))
         })
         .await;
-        let ov = match ov {
-            Ok(Ok(ov)) => ov,
+        let (ov, latest, last) = match ov {
+            Ok(Ok(v)) => v,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "live overview failed");
                 continue;
@@ -45,14 +55,18 @@ pub async fn ticker(state: AppState) {
             Ok(v) => v,
             Err(_) => continue,
         };
-        let ts = value.get("ts").cloned().unwrap_or_default();
+        let ts = simpul_proto::time_format::rfc3339(last * 1_000_000_000);
         let mut points = serde_json::Map::new();
         if let Some(list) = value.get("agencies").and_then(|a| a.as_array()) {
             for a in list {
                 if let Some(code) = a.get("code").and_then(|c| c.as_str()) {
+                    let (inb, outb) = latest
+                        .get(code)
+                        .and_then(|pts| pts.iter().find(|p| p.ts == ts))
+                        .map_or((0, 0), |p| (p.in_bps, p.out_bps));
                     points.insert(
                         code.to_string(),
-                        json!({"ts": ts, "in_bps": a.get("in_bps"), "out_bps": a.get("out_bps")}),
+                        json!({"ts": ts, "in_bps": inb, "out_bps": outb}),
                     );
                 }
             }
