@@ -204,7 +204,7 @@ impl Generator {
         let unit = (self.rand() % UNITS as u64) as u8;
         let host = 1 + self.skewed(250) as u8;
         let src_ip = IpAddr::V4(Ipv4Addr::new(10, node as u8, unit, host));
-        let intranet = self.rand() % 5 == 0;
+        let intranet = self.rand().is_multiple_of(5);
         let dst_ip = if intranet {
             IpAddr::V4(Ipv4Addr::new(
                 10,
@@ -231,7 +231,7 @@ impl Generator {
             }
             _ => (None, None),
         };
-        let udp = site_source == Some(SiteSource::Quic) || self.rand() % 8 == 0;
+        let udp = site_source == Some(SiteSource::Quic) || self.rand().is_multiple_of(8);
         let flow_id = self.next_flow[node];
         self.next_flow[node] += 1;
         let duration = self.rand() % 30_000_000_000;

@@ -199,7 +199,7 @@ pub(crate) fn site_range(site: &str) -> (String, String) {
 /// responder (an inbound connection from the internet). Replace with the
 /// agent's answer once `FlowRecord` carries it.
 pub(crate) fn local_is_src(src: IpAddr, dst: IpAddr) -> bool {
-    !(is_public(src) && !is_public(dst))
+    !is_public(src) || is_public(dst)
 }
 
 fn is_public(ip: IpAddr) -> bool {
