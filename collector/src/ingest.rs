@@ -37,6 +37,9 @@ pub enum WriteJob {
         ttl: Duration,
         done: oneshot::Sender<Result<String, String>>,
     },
+    /// Finish what is queued before this, then end the writer thread
+    /// (connection tasks still hold senders, so a closed channel never comes).
+    Shutdown,
     /// Enrollment marks a token used: a write, so it goes through here.
     Enroll {
         node_id: String,
@@ -78,8 +81,7 @@ impl Writer {
 
     /// Stop after the queued jobs are written.
     pub fn stop(mut self) {
-        let (tx, _) = mpsc::sync_channel(1);
-        drop(std::mem::replace(&mut self.tx, tx));
+        let _ = self.tx.send(WriteJob::Shutdown);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -102,7 +104,11 @@ fn run(writer: &mut crate::store::Writer, rx: Receiver<WriteJob>) {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
+        let shutdown = jobs.iter().any(|j| matches!(j, WriteJob::Shutdown));
         write_group(writer, jobs);
+        if shutdown {
+            return;
+        }
     }
 }
 
@@ -154,6 +160,7 @@ fn write_group(writer: &mut crate::store::Writer, jobs: Vec<WriteJob>) {
                     tracing::warn!(error = %e, "retention failed");
                 }
             }
+            WriteJob::Shutdown => {}
             WriteJob::CreateToken {
                 agency,
                 node_id,

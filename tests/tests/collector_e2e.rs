@@ -148,15 +148,6 @@ fn curl(port: u16, path: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
-/// The fixtures' client subnets, given to one agency.
-const SUBNETS: &[&str] = &[
-    "10.10.1.0/24",
-    "10.10.2.0/24",
-    "10.110.0.0/24",
-    "10.120.0.0/24",
-    "fd00:10:10:1::/64",
-];
-
 fn agent_config(
     dir: &Path,
     agency: &str,

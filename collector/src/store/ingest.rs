@@ -1,41 +1,53 @@
 //! Batch ingest: dedup, flow rows, counters and their rollups, all in one
 //! transaction per call.
 //!
+//! Flow rows go to the open chunk of the node's agency (see schema.rs); the
+//! chunk's new addresses and sites go to `flow_terms`.
+//!
 //! Top hosts/sites crediting, exactly once per byte:
 //! - a new flow row is credited later, by [`fold`], with the state it had
-//!   when inserted (rows from `folded_row` up to `next_row` are pending);
+//!   when inserted (a chunk's rows from `folded` up to `rows` are pending);
 //! - an update credits, in the same transaction, the growth of the counters
 //!   at the minute of the new record; if the row was still pending it also
 //!   credits the row's previous state itself and marks it `folded` so the
 //!   fold skips it.
 //!
-//! Folding a few seconds of rows at once turns one UPSERT per flow into one
-//! per (minute, host) and (minute, site): the difference between ~60k and
-//! well over 200k records/s. Folding is part of an ingest transaction, so a
-//! crash can never credit a row twice or lose it.
+//! Folding seconds' worth of rows at once turns two UPSERTs per flow into one
+//! per (minute, host) and (minute, site) per fold: per-flow UPSERTs cost as
+//! much as inserting the flow itself (measured ~5 µs per record). The fold
+//! runs inside an ingest transaction (or its own) and its watermark commits
+//! with it, so a crash never credits a row twice or loses one.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use rusqlite::{
-    params, CachedStatement, OptionalExtension, Statement, Transaction, TransactionBehavior,
-};
+use rusqlite::{params, CachedStatement, OptionalExtension, Transaction, TransactionBehavior};
 use serde::Serialize;
 use simpul_proto::wire::Batch;
 use simpul_proto::{FlowRecord, RecordKind};
 
 use super::codec::{
-    add_count, count, end_reason_code, floor, id, id_back, ip_from_blob, local_is_src, scope_code,
-    site_key, site_source_code, time, IpBlob, MAX_COUNT,
+    add_count, count, floor, id, id_back, local_is_src, scope_code, site_key, site_source_code,
+    time, IpBlob, MAX_COUNT,
 };
+use super::record::{self, View};
 use super::{StoreError, Writer};
 
-/// Rows per chunk, as a shift: chunk = row id >> CHUNK_BITS.
+/// `flows.state` bits.
+pub(crate) const STATE_FINAL: i64 = 1;
+pub(crate) const STATE_FOLDED: i64 = 2;
+
+/// Rows per chunk, as a shift: chunk = row id >> CHUNK_BITS. 65536 rows of
+/// one agency: a query reads a whole chunk in some 20 ms, and a chunk's
+/// addresses and sites repeat enough that `flow_terms` gets about one entry
+/// per four rows (one per 1.3 rows with 16384-row chunks).
 pub(crate) const CHUNK_BITS: u32 = 16;
+pub(crate) const CHUNK_ROWS: i64 = 1 << CHUNK_BITS;
 
 /// Fold at the latest once this many rows are pending, whatever the delay:
-/// bounds the fold's memory and the latency of the call that runs it.
-const FOLD_MAX_ROWS: i64 = 1 << 20;
+/// bounds the fold's memory and the latency it adds to the call that runs
+/// it (a few hundred ms at this size; acks wait for it).
+const FOLD_MAX_ROWS: i64 = 1 << 18;
 
 /// What happened to one batch; the server acknowledges both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,29 +72,19 @@ pub struct NodeBatches<'a> {
     pub batches: &'a [Batch],
 }
 
-const INSERT_FLOW: &str = "INSERT INTO flows (id, chunk, stream, flow_id, folded, final,
-    end_reason, proto, src_ip, src_port, dst_ip, dst_port, vlan, vlan_inner,
-    packets_up, bytes_up, packets_down, bytes_down, first_seen, last_seen,
-    tcp_flags_up, tcp_flags_down, sni, http_host, dns_query, site, site_key, site_source,
-    agency, unit, scope)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-    ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)
-ON CONFLICT (stream, flow_id) DO NOTHING";
+const INSERT_FLOW: &str = "INSERT INTO flows (id, stream, flow_id, state, last_seen, rec)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+    ON CONFLICT (stream, flow_id) DO NOTHING";
 
-// Same parameter numbering as INSERT_FLOW (?1 being the existing row's id) so
-// one parameter list serves both; chunk, stream and flow id (?2-?4) stay, and
-// SQLite accepts values bound to numbers a statement does not use.
-const UPDATE_FLOW: &str = "UPDATE flows SET folded = ?5, final = ?6, end_reason = ?7,
-    proto = ?8, src_ip = ?9, src_port = ?10, dst_ip = ?11, dst_port = ?12, vlan = ?13,
-    vlan_inner = ?14, packets_up = ?15, bytes_up = ?16, packets_down = ?17, bytes_down = ?18,
-    first_seen = min(first_seen, ?19), last_seen = ?20, tcp_flags_up = ?21,
-    tcp_flags_down = ?22, sni = ?23, http_host = ?24, dns_query = ?25, site = ?26,
-    site_key = ?27, site_source = ?28, agency = ?29, unit = ?30, scope = ?31
-WHERE id = ?1";
+const UPDATE_FLOW: &str = "UPDATE flows SET state = ?2, last_seen = ?3, rec = ?4 WHERE id = ?1";
 
-const SELECT_FLOW: &str = "SELECT id, final, folded, bytes_up, bytes_down, last_seen,
-    unit, src_ip, dst_ip, site, site_source
-    FROM flows WHERE stream = ?1 AND flow_id = ?2";
+fn select_flow() -> String {
+    format!(
+        "SELECT f.id, f.state, f.rec, c.folded
+         FROM flows f JOIN flow_chunks c ON c.chunk = f.id >> {CHUNK_BITS}
+         WHERE f.stream = ?1 AND f.flow_id = ?2"
+    )
+}
 
 fn usage_upsert(table: &str) -> String {
     format!(
@@ -148,6 +150,25 @@ struct Credit<'r> {
     bytes_up: i64,
     bytes_down: i64,
     flows: i64,
+}
+
+impl Credit<'_> {
+    /// A whole stored record's credit.
+    fn of<'v>(v: &View<'v>, flows: i64) -> Credit<'v> {
+        Credit {
+            last_seen_ns: time(v.last_seen),
+            agency: v.agency,
+            unit: v.unit,
+            src: IpBlob::new(v.src_ip),
+            dst: IpBlob::new(v.dst_ip),
+            local_is_src: local_is_src(v.src_ip, v.dst_ip),
+            site: v.site,
+            site_source: v.site_source.map(site_source_code),
+            bytes_up: count(v.bytes_up),
+            bytes_down: count(v.bytes_down),
+            flows,
+        }
+    }
 }
 
 impl TopSums {
@@ -246,25 +267,96 @@ impl TopSums {
     }
 }
 
+/// A `flow_terms` entry: an address (BLOB) or a site key (TEXT). BLOB and
+/// TEXT never compare equal in SQLite, so both kinds share the column.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Term {
+    Ip(IpBlob),
+    Site(String),
+}
+
+/// Terms known to be stored for the chunks still open, so a repeated address
+/// or site costs a hash lookup (no allocation) instead of an
+/// `INSERT OR IGNORE`. Only filled after a commit, emptied on a failed call.
+#[derive(Debug, Default)]
+pub(crate) struct TermCache {
+    chunks: HashMap<i64, ChunkTerms>,
+}
+
+impl TermCache {
+    pub(crate) fn forget(&mut self, chunk: i64) {
+        self.chunks.remove(&chunk);
+    }
+}
+
+#[derive(Debug, Default)]
+struct ChunkTerms {
+    ips: std::collections::HashSet<IpBlob>,
+    /// Sites as the records spell them (the key is derived only on a miss).
+    sites: std::collections::HashSet<String>,
+}
+
+/// A chunk written by this call.
+struct ChunkState {
+    /// Ids used (offset of the next row).
+    rows: i64,
+    min_last_seen: i64,
+    max_last_seen: i64,
+    /// False for an older chunk whose flow was only updated.
+    new_rows: bool,
+}
+
 /// State of one ingest call.
-struct Call<'a> {
-    next_row: i64,
-    folded_row: i64,
-    /// chunk → (min, max) last_seen of the rows this call wrote.
-    chunks: HashMap<i64, (i64, i64)>,
+struct Call<'a, 'w> {
+    /// Open chunk per agency of this call.
+    open: HashMap<&'a str, i64>,
+    chunks: HashMap<i64, ChunkState>,
+    cache: &'w TermCache,
+    /// Terms of this call not in the cache: (chunk, term, site as spelled).
+    new_terms: std::collections::HashSet<(i64, Term, Option<String>)>,
+    new_rows: i64,
     usage_1s: HashMap<UsageKey<'a>, [i64; 4]>,
     /// Credits of updated flows (new rows wait for the fold).
     top: TopSums,
 }
 
-impl Call<'_> {
-    fn touch_chunk(&mut self, row: i64, last_seen: i64) {
-        let e = self
+impl Call<'_, '_> {
+    fn ip_term(&mut self, chunk: i64, ip: IpBlob) {
+        let known = self
+            .cache
             .chunks
-            .entry(row >> CHUNK_BITS)
-            .or_insert((last_seen, last_seen));
-        e.0 = e.0.min(last_seen);
-        e.1 = e.1.max(last_seen);
+            .get(&chunk)
+            .is_some_and(|t| t.ips.contains(&ip));
+        if !known {
+            self.new_terms.insert((chunk, Term::Ip(ip), None));
+        }
+    }
+
+    fn site_term(&mut self, chunk: i64, site: &str) {
+        let known = self
+            .cache
+            .chunks
+            .get(&chunk)
+            .is_some_and(|t| t.sites.contains(site));
+        if !known {
+            self.new_terms
+                .insert((chunk, Term::Site(site_key(site)), Some(site.to_owned())));
+        }
+    }
+
+    fn touch(&mut self, chunk: i64, rows: Option<i64>, last_seen: i64) {
+        let e = self.chunks.entry(chunk).or_insert(ChunkState {
+            rows: 0,
+            min_last_seen: last_seen,
+            max_last_seen: last_seen,
+            new_rows: false,
+        });
+        if let Some(rows) = rows {
+            e.rows = rows;
+            e.new_rows = true;
+        }
+        e.min_last_seen = e.min_last_seen.min(last_seen);
+        e.max_last_seen = e.max_last_seen.max(last_seen);
     }
 }
 
@@ -280,8 +372,6 @@ fn write_state(tx: &Transaction<'_>, name: &str, value: i64) -> Result<(), Store
     Ok(())
 }
 
-pub static T: [std::sync::atomic::AtomicU64; 6] =
-    [const { std::sync::atomic::AtomicU64::new(0) }; 6];
 impl Writer {
     /// Store the batches of one node in one transaction; see
     /// [`Writer::ingest_many`].
@@ -311,10 +401,23 @@ impl Writer {
     /// group does not turn its own lower seqs into "duplicates" that were
     /// never stored.
     ///
-    /// Usage counters are visible to readers on return; top hosts/sites of
-    /// new flows after the next fold (at most `aggregate_delay_ms` later
-    /// while ingest continues; see [`Writer::fold_aggregates`]).
+    /// Flows and usage counters are visible to readers on return, and so are
+    /// the top hosts/sites of new flows while traffic is light; under heavy
+    /// traffic those follow at the next fold (at most `aggregate_delay_ms`
+    /// later while ingest continues; see [`Writer::fold_aggregates`]).
     pub fn ingest_many(
+        &mut self,
+        groups: &[NodeBatches<'_>],
+    ) -> Result<Vec<Vec<BatchOutcome>>, StoreError> {
+        let result = self.ingest_tx(groups);
+        if result.is_err() {
+            // Terms of the failed call may be cached as stored; forget all.
+            self.terms.chunks.clear();
+        }
+        result
+    }
+
+    fn ingest_tx(
         &mut self,
         groups: &[NodeBatches<'_>],
     ) -> Result<Vec<Vec<BatchOutcome>>, StoreError> {
@@ -322,129 +425,173 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut call = Call {
-            next_row: read_state(&tx, "next_row")?,
-            folded_row: read_state(&tx, "folded_row")?,
+            open: HashMap::new(),
             chunks: HashMap::new(),
+            cache: &self.terms,
+            new_terms: Default::default(),
+            new_rows: 0,
             usage_1s: HashMap::new(),
             top: TopSums::default(),
         };
-        let first_row = call.next_row;
         let mut outcomes = Vec::with_capacity(groups.len());
         {
             let mut st = FlowStmts {
                 insert: tx.prepare_cached(INSERT_FLOW)?,
                 update: tx.prepare_cached(UPDATE_FLOW)?,
-                select: tx.prepare_cached(SELECT_FLOW)?,
+                select: tx.prepare_cached(&select_flow())?,
+                buf: Vec::with_capacity(256),
             };
-            let t = Instant::now();
             for g in groups {
                 outcomes.push(ingest_group(&tx, &mut st, &mut call, g)?);
             }
-            T[0].fetch_add(
-                t.elapsed().as_micros() as u64,
-                std::sync::atomic::Ordering::Relaxed,
-            );
         }
-        let t = Instant::now();
         write_usage(&tx, &call.usage_1s)?;
         call.top.write(&tx)?;
-        let mut st = tx.prepare_cached(
-            "INSERT INTO flow_chunks (chunk, min_last_seen, max_last_seen) VALUES (?1, ?2, ?3)
-             ON CONFLICT (chunk) DO UPDATE SET
-                 min_last_seen = min(min_last_seen, excluded.min_last_seen),
-                 max_last_seen = max(max_last_seen, excluded.max_last_seen)",
-        )?;
-        for (chunk, (lo, hi)) in &call.chunks {
-            st.execute(params![chunk, lo, hi])?;
+        write_chunks(&tx, &call.chunks)?;
+        let mut terms: Vec<_> = call.new_terms.into_iter().collect();
+        terms.sort_unstable();
+        {
+            let mut st = tx
+                .prepare_cached("INSERT OR IGNORE INTO flow_terms (chunk, term) VALUES (?1, ?2)")?;
+            for (chunk, term, _) in &terms {
+                match term {
+                    Term::Ip(ip) => st.execute(params![chunk, ip.as_slice()])?,
+                    Term::Site(s) => st.execute(params![chunk, s])?,
+                };
+            }
         }
-        drop(st);
-        T[1].fetch_add(
-            t.elapsed().as_micros() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        T[4].fetch_add(
-            call.top.hosts.len() as u64 * 1_000_000 + call.top.sites.len() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        let t = Instant::now();
-        if call.next_row != first_row {
-            write_state(&tx, "next_row", call.next_row)?;
+        self.pending_rows += call.new_rows;
+        let due = self
+            .last_fold
+            .is_none_or(|t| t.elapsed().as_millis() >= u128::from(self.cfg.aggregate_delay_ms));
+        let eager =
+            u64::try_from(self.pending_rows).is_ok_and(|n| n <= self.cfg.aggregate_eager_rows);
+        let fold_now =
+            due || self.pending_rows >= FOLD_MAX_ROWS || (eager && self.pending_rows > 0);
+        if fold_now {
+            fold(&tx)?;
         }
-        let pending = call.next_row - call.folded_row;
-        let due = self.last_fold.elapsed().as_millis() >= u128::from(self.cfg.aggregate_delay_ms);
-        if pending > 0 && (due || pending >= FOLD_MAX_ROWS) {
-            fold(&tx, call.folded_row, call.next_row)?;
-        }
-        T[2].fetch_add(
-            t.elapsed().as_micros() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        let t = Instant::now();
+        let full: Vec<i64> = call
+            .chunks
+            .iter()
+            .filter(|(_, c)| c.rows >= CHUNK_ROWS)
+            .map(|(&chunk, _)| chunk)
+            .collect();
         tx.commit()?;
-        T[3].fetch_add(
-            t.elapsed().as_micros() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        if pending > 0 && (due || pending >= FOLD_MAX_ROWS) {
-            self.last_fold = Instant::now();
+        if fold_now {
+            self.last_fold = Some(Instant::now());
+            self.pending_rows = 0;
+        }
+        for (chunk, term, site) in terms {
+            let cached = self.terms.chunks.entry(chunk).or_default();
+            match (term, site) {
+                (Term::Ip(ip), _) => cached.ips.insert(ip),
+                (Term::Site(_), Some(site)) => cached.sites.insert(site),
+                (Term::Site(_), None) => false,
+            };
+        }
+        // Full chunks get no more rows (updates add the odd term, and
+        // INSERT OR IGNORE covers those).
+        for chunk in full {
+            self.terms.chunks.remove(&chunk);
         }
         Ok(outcomes)
     }
 
     /// Credit all pending flow rows to the top hosts/sites tables now. The
-    /// writer thread should call this when ingest goes idle (e.g. once a
-    /// second without batches) so the top lists catch up with the last
-    /// batches; ingest does it by itself every `aggregate_delay_ms`.
+    /// writer thread should call this when ingest goes idle (e.g. after a
+    /// second without batches) so the top lists include the last batches;
+    /// while ingest runs it folds by itself every `aggregate_delay_ms`.
     pub fn fold_aggregates(&mut self) -> Result<u64, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let from = read_state(&tx, "folded_row")?;
-        let to = read_state(&tx, "next_row")?;
-        let n = if to > from { fold(&tx, from, to)? } else { 0 };
+        let n = fold(&tx)?;
         tx.commit()?;
-        self.last_fold = Instant::now();
+        self.last_fold = Some(Instant::now());
+        self.pending_rows = 0;
         Ok(n)
     }
 }
 
-/// Credit flow rows [from, to) not credited by an update yet, and move the
-/// watermark. Returns the rows credited.
-fn fold(tx: &Transaction<'_>, from: i64, to: i64) -> Result<u64, StoreError> {
+fn write_chunks(tx: &Transaction<'_>, chunks: &HashMap<i64, ChunkState>) -> Result<(), StoreError> {
+    let mut grow = tx.prepare_cached(
+        "UPDATE flow_chunks SET rows = ?2,
+             min_last_seen = min(coalesce(min_last_seen, ?3), ?3),
+             max_last_seen = max(coalesce(max_last_seen, ?4), ?4)
+         WHERE chunk = ?1",
+    )?;
+    let mut widen = tx.prepare_cached(
+        "UPDATE flow_chunks SET max_last_seen = max(coalesce(max_last_seen, ?2), ?2)
+         WHERE chunk = ?1",
+    )?;
+    for (chunk, c) in chunks {
+        if c.new_rows {
+            grow.execute(params![chunk, c.rows, c.min_last_seen, c.max_last_seen])?;
+        } else {
+            widen.execute(params![chunk, c.max_last_seen])?;
+        }
+    }
+    Ok(())
+}
+
+/// The chunk the next row of `agency` goes to, and its offset; opens a new
+/// chunk when the agency has none or its last one is full.
+fn open_chunk(
+    tx: &Transaction<'_>,
+    agency: &str,
+    full: Option<i64>,
+) -> Result<(i64, i64), StoreError> {
+    if full.is_none() {
+        let last: Option<(i64, i64)> = tx
+            .prepare_cached(
+                "SELECT chunk, rows FROM flow_chunks WHERE agency = ?1
+                 ORDER BY chunk DESC LIMIT 1",
+            )?
+            .query_row([agency], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((chunk, rows)) = last.filter(|&(_, rows)| rows < CHUNK_ROWS) {
+            return Ok((chunk, rows));
+        }
+    }
+    let chunk = read_state(tx, "next_chunk")?;
+    write_state(tx, "next_chunk", chunk + 1)?;
+    tx.prepare_cached(
+        "INSERT INTO flow_chunks (chunk, agency, rows, folded) VALUES (?1, ?2, 0, 0)",
+    )?
+    .execute(params![chunk, agency])?;
+    Ok((chunk, 0))
+}
+
+/// Credit every pending flow row (not credited by an update yet) and move
+/// the chunks' watermarks. Returns the rows credited.
+fn fold(tx: &Transaction<'_>) -> Result<u64, StoreError> {
+    let pending: Vec<(i64, i64, i64)> = {
+        let mut st =
+            tx.prepare_cached("SELECT chunk, folded, rows FROM flow_chunks WHERE folded < rows")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
     let mut top = TopSums::default();
     let mut n = 0u64;
     {
-        let mut st = tx.prepare_cached(
-            "SELECT last_seen, agency, unit, src_ip, dst_ip, site, site_source,
-                    bytes_up, bytes_down
-             FROM flows WHERE id >= ?1 AND id < ?2 AND folded = 0",
-        )?;
-        let mut rows = st.query(params![from, to])?;
-        while let Some(r) = rows.next()? {
-            let src = ip_from_blob(r.get_ref(3)?.as_blob()?, "flows")?;
-            let dst = ip_from_blob(r.get_ref(4)?.as_blob()?, "flows")?;
-            top.credit(Credit {
-                last_seen_ns: r.get(0)?,
-                agency: r.get_ref(1)?.as_str()?,
-                unit: r.get_ref(2)?.as_str()?,
-                src: IpBlob::new(src),
-                dst: IpBlob::new(dst),
-                local_is_src: local_is_src(src, dst),
-                site: r.get_ref(5)?.as_str_or_null()?,
-                site_source: r.get::<_, Option<u8>>(6)?,
-                bytes_up: r.get(7)?,
-                bytes_down: r.get(8)?,
-                flows: 1,
-            });
-            n += 1;
+        let mut st = tx
+            .prepare_cached("SELECT rec FROM flows WHERE id >= ?1 AND id < ?2 AND state & 2 = 0")?;
+        for &(chunk, from, to) in &pending {
+            let base = chunk << CHUNK_BITS;
+            let mut rows = st.query(params![base + from, base + to])?;
+            while let Some(r) = rows.next()? {
+                let v = record::decode(r.get_ref(0)?.as_blob()?)?;
+                top.credit(Credit::of(&v, 1));
+                n += 1;
+            }
         }
     }
-    T[5].fetch_add(
-        top.hosts.len() as u64 * 1_000_000 + top.sites.len() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
     top.write(tx)?;
-    write_state(tx, "folded_row", to)?;
+    let mut st = tx.prepare_cached("UPDATE flow_chunks SET folded = ?2 WHERE chunk = ?1")?;
+    for &(chunk, _, to) in &pending {
+        st.execute(params![chunk, to])?;
+    }
     Ok(n)
 }
 
@@ -452,12 +599,14 @@ struct FlowStmts<'c> {
     insert: CachedStatement<'c>,
     update: CachedStatement<'c>,
     select: CachedStatement<'c>,
+    /// Reused for every record's encoding.
+    buf: Vec<u8>,
 }
 
 fn ingest_group<'a>(
     tx: &Transaction<'_>,
     st: &mut FlowStmts<'_>,
-    call: &mut Call<'a>,
+    call: &mut Call<'a, '_>,
     g: &NodeBatches<'a>,
 ) -> Result<Vec<BatchOutcome>, StoreError> {
     let mut outcomes = vec![BatchOutcome::Duplicate; g.batches.len()];
@@ -498,7 +647,7 @@ fn ingest_group<'a>(
             )?,
         };
         for rec in &b.flows {
-            ingest_flow(st, call, stream, g.agency, rec)?;
+            ingest_flow(tx, st, call, stream, g.agency, rec)?;
         }
         for c in &b.counters {
             let key = (time(c.ts), g.agency, c.unit.as_str(), scope_code(c.scope));
@@ -515,89 +664,44 @@ fn ingest_group<'a>(
     Ok(outcomes)
 }
 
-/// A record's column values, bound straight into the statement (no
-/// parameter slice of trait objects: this runs once per record).
-struct Values<'r> {
-    stream: i64,
-    flow_id: i64,
-    is_final: bool,
-    rec: &'r FlowRecord,
-    src: IpBlob,
-    dst: IpBlob,
-    site_key: Option<String>,
-    bytes_up: i64,
-    bytes_down: i64,
-    last_seen: i64,
-    agency: &'r str,
-}
-
-impl Values<'_> {
-    /// Parameter numbers as in INSERT_FLOW / UPDATE_FLOW.
-    fn bind(&self, st: &mut Statement<'_>, row: i64, folded: bool) -> rusqlite::Result<()> {
-        let r = self.rec;
-        st.raw_bind_parameter(1, row)?;
-        st.raw_bind_parameter(2, row >> CHUNK_BITS)?;
-        st.raw_bind_parameter(3, self.stream)?;
-        st.raw_bind_parameter(4, self.flow_id)?;
-        st.raw_bind_parameter(5, folded)?;
-        st.raw_bind_parameter(6, self.is_final)?;
-        st.raw_bind_parameter(7, end_reason_code(r.end_reason))?;
-        st.raw_bind_parameter(8, &r.proto)?;
-        st.raw_bind_parameter(9, self.src.as_slice())?;
-        st.raw_bind_parameter(10, r.src_port)?;
-        st.raw_bind_parameter(11, self.dst.as_slice())?;
-        st.raw_bind_parameter(12, r.dst_port)?;
-        st.raw_bind_parameter(13, r.vlan)?;
-        st.raw_bind_parameter(14, r.vlan_inner)?;
-        st.raw_bind_parameter(15, count(r.packets_up))?;
-        st.raw_bind_parameter(16, self.bytes_up)?;
-        st.raw_bind_parameter(17, count(r.packets_down))?;
-        st.raw_bind_parameter(18, self.bytes_down)?;
-        st.raw_bind_parameter(19, time(r.first_seen))?;
-        st.raw_bind_parameter(20, self.last_seen)?;
-        st.raw_bind_parameter(21, r.tcp_flags_up)?;
-        st.raw_bind_parameter(22, r.tcp_flags_down)?;
-        st.raw_bind_parameter(23, &r.sni)?;
-        st.raw_bind_parameter(24, &r.http_host)?;
-        st.raw_bind_parameter(25, &r.dns_query)?;
-        st.raw_bind_parameter(26, &r.site)?;
-        st.raw_bind_parameter(27, &self.site_key)?;
-        st.raw_bind_parameter(28, r.site_source.map(site_source_code))?;
-        st.raw_bind_parameter(29, self.agency)?;
-        st.raw_bind_parameter(30, &r.unit)?;
-        st.raw_bind_parameter(31, scope_code(r.scope))
-    }
-}
-
-fn ingest_flow(
+fn ingest_flow<'a>(
+    tx: &Transaction<'_>,
     st: &mut FlowStmts<'_>,
-    call: &mut Call<'_>,
+    call: &mut Call<'a, '_>,
     stream: i64,
-    agency: &str,
+    agency: &'a str,
     rec: &FlowRecord,
 ) -> Result<(), StoreError> {
-    let v = Values {
-        stream,
-        flow_id: id(rec.flow_id),
-        is_final: rec.kind == RecordKind::Final,
-        rec,
-        src: IpBlob::new(rec.src_ip),
-        dst: IpBlob::new(rec.dst_ip),
-        site_key: rec.site.as_deref().map(site_key),
-        bytes_up: count(rec.bytes_up),
-        bytes_down: count(rec.bytes_down),
-        last_seen: time(rec.last_seen),
-        agency,
+    let flow_id = id(rec.flow_id);
+    let is_final = rec.kind == RecordKind::Final;
+    let last_seen = time(rec.last_seen);
+    let chunk = match call.open.get(agency) {
+        Some(&c) if call.chunks.get(&c).is_none_or(|s| s.rows < CHUNK_ROWS) => c,
+        full => {
+            let (c, rows) = open_chunk(tx, agency, full.copied())?;
+            call.open.insert(agency, c);
+            call.touch(c, Some(rows), last_seen);
+            c
+        }
     };
-    let (is_final, flow_id, last_seen) = (v.is_final, v.flow_id, v.last_seen);
-    let (bytes_up, bytes_down, src, dst) = (v.bytes_up, v.bytes_down, v.src, v.dst);
-    let row = call.next_row;
+    let offset = call.chunks.get(&chunk).map_or(0, |s| s.rows);
+    st.buf.clear();
+    record::encode(rec, agency, &mut st.buf);
     // Most flows arrive once, as a final record: try the insert first and
     // only look at the stored row when the flow is already known.
-    v.bind(&mut st.insert, row, false)?;
-    if st.insert.raw_execute()? == 1 {
-        call.next_row += 1;
-        call.touch_chunk(row, last_seen);
+    let state = if is_final { STATE_FINAL } else { 0 };
+    let inserted = st.insert.execute(params![
+        (chunk << CHUNK_BITS) | offset,
+        stream,
+        flow_id,
+        state,
+        last_seen,
+        &st.buf[..]
+    ])?;
+    if inserted == 1 {
+        call.new_rows += 1;
+        call.touch(chunk, Some(offset + 1), last_seen);
+        add_terms(call, chunk, rec);
         return Ok(());
     }
     let mut old = st.select.query(params![stream, flow_id])?;
@@ -607,54 +711,63 @@ fn ingest_flow(
             detail: format!("flow {flow_id} of stream {stream} conflicts but cannot be read"),
         });
     };
-    let (old_row, was_final, folded): (i64, bool, bool) = (o.get(0)?, o.get(1)?, o.get(2)?);
-    let (old_up, old_down, old_last): (i64, i64, i64) = (o.get(3)?, o.get(4)?, o.get(5)?);
+    let (old_row, old_state, chunk_folded): (i64, i64, i64) = (o.get(0)?, o.get(1)?, o.get(3)?);
+    let prev = record::decode(o.get_ref(2)?.as_blob()?)?;
     // A closed flow never changes again, and an interim record older than
     // the stored one (re-sent out of order) would move counters backwards.
-    if was_final || (!is_final && last_seen < old_last) {
+    if old_state & STATE_FINAL != 0 || (!is_final && rec.last_seen < prev.last_seen) {
         return Ok(());
     }
-    let pending = old_row >= call.folded_row && !folded;
+    let pending = (old_row & (CHUNK_ROWS - 1)) >= chunk_folded && old_state & STATE_FOLDED == 0;
     if pending {
         // The fold has not credited the row yet and now never will: credit
         // its stored state here, where that state is still known.
-        let (osrc, odst) = (
-            ip_from_blob(o.get_ref(7)?.as_blob()?, "flows")?,
-            ip_from_blob(o.get_ref(8)?.as_blob()?, "flows")?,
-        );
-        call.top.credit(Credit {
-            last_seen_ns: old_last,
-            agency,
-            unit: o.get_ref(6)?.as_str()?,
-            src: IpBlob::new(osrc),
-            dst: IpBlob::new(odst),
-            local_is_src: local_is_src(osrc, odst),
-            site: o.get_ref(9)?.as_str_or_null()?,
-            site_source: o.get::<_, Option<u8>>(10)?,
-            bytes_up: old_up,
-            bytes_down: old_down,
-            flows: 1,
-        });
+        call.top.credit(Credit::of(&prev, 1));
     }
-    drop(old);
-    v.bind(&mut st.update, old_row, folded || pending)?;
-    st.update.raw_execute()?;
-    call.touch_chunk(old_row, last_seen);
     // Interim counters are cumulative: only the growth is new traffic.
     call.top.credit(Credit {
         last_seen_ns: last_seen,
         agency,
         unit: &rec.unit,
-        src,
-        dst,
+        src: IpBlob::new(rec.src_ip),
+        dst: IpBlob::new(rec.dst_ip),
         local_is_src: local_is_src(rec.src_ip, rec.dst_ip),
         site: rec.site.as_deref(),
         site_source: rec.site_source.map(site_source_code),
-        bytes_up: (bytes_up - old_up).max(0),
-        bytes_down: (bytes_down - old_down).max(0),
+        bytes_up: (count(rec.bytes_up) - count(prev.bytes_up)).max(0),
+        bytes_down: (count(rec.bytes_down) - count(prev.bytes_down)).max(0),
         flows: 0,
     });
+    st.buf.clear();
+    if prev.first_seen < rec.first_seen {
+        // The flow started when its first record said, whatever later ones say.
+        let mut merged = rec.clone();
+        merged.first_seen = prev.first_seen;
+        record::encode(&merged, agency, &mut st.buf);
+    } else {
+        record::encode(rec, agency, &mut st.buf);
+    }
+    drop(old);
+    let state = state
+        | if pending {
+            STATE_FOLDED
+        } else {
+            old_state & STATE_FOLDED
+        };
+    st.update
+        .execute(params![old_row, state, last_seen, &st.buf[..]])?;
+    let old_chunk = old_row >> CHUNK_BITS;
+    call.touch(old_chunk, None, last_seen);
+    add_terms(call, old_chunk, rec);
     Ok(())
+}
+
+fn add_terms(call: &mut Call<'_, '_>, chunk: i64, rec: &FlowRecord) {
+    call.ip_term(chunk, IpBlob::new(rec.src_ip));
+    call.ip_term(chunk, IpBlob::new(rec.dst_ip));
+    if let Some(site) = &rec.site {
+        call.site_term(chunk, site);
+    }
 }
 
 /// Per-second sums of the call, rolled up into minutes and hours here so all

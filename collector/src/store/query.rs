@@ -5,15 +5,16 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use rusqlite::types::ToSql;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
-use simpul_proto::{FlowRecord, RecordKind, SiteSource};
+use simpul_proto::{FlowRecord, SiteSource};
 
 use super::codec::{
-    end_reason_from, floor, id_back, ip_from_blob, nanos, rfc_ns, rfc_s, scope_from, secs,
-    site_range, site_source_from, time, IpBlob,
+    floor, id_back, ip_from_blob, nanos, rfc_ns, rfc_s, secs, site_range, site_source_from, time,
+    IpBlob,
 };
+use super::ingest::{CHUNK_BITS, STATE_FINAL};
+use super::record;
 use super::{Reader, StoreError, USAGE_1M_RETENTION_SECS, USAGE_1S_RETENTION_SECS};
 
 /// The distinct agencies of a usage table, by jumping from one to the next in
@@ -317,54 +318,13 @@ fn nodes_on(
     Ok(out)
 }
 
-fn flow_from_row(r: &Row<'_>) -> Result<FlowRow, StoreError> {
-    let ip = |i| -> Result<IpAddr, StoreError> {
-        let b: Vec<u8> = r.get(i)?;
-        ip_from_blob(&b, "flows")
-    };
-    let time_col =
-        |i| -> Result<u64, StoreError> { Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0)) };
-    let cnt =
-        |i| -> Result<u64, StoreError> { Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0)) };
-    let final_: bool = r.get(2)?;
-    Ok(FlowRow {
-        node_id: r.get(0)?,
-        record: FlowRecord {
-            flow_id: id_back(r.get(1)?),
-            kind: if final_ {
-                RecordKind::Final
-            } else {
-                RecordKind::Interim
-            },
-            end_reason: end_reason_from(r.get(3)?)?,
-            proto: r.get(4)?,
-            src_ip: ip(5)?,
-            src_port: r.get(6)?,
-            dst_ip: ip(7)?,
-            dst_port: r.get(8)?,
-            vlan: r.get(9)?,
-            vlan_inner: r.get(10)?,
-            packets_up: cnt(11)?,
-            bytes_up: cnt(12)?,
-            packets_down: cnt(13)?,
-            bytes_down: cnt(14)?,
-            first_seen: time_col(15)?,
-            last_seen: time_col(16)?,
-            tcp_flags_up: r.get(17)?,
-            tcp_flags_down: r.get(18)?,
-            sni: r.get(19)?,
-            http_host: r.get(20)?,
-            dns_query: r.get(21)?,
-            site: r.get(22)?,
-            site_source: r
-                .get::<_, Option<i64>>(23)?
-                .map(site_source_from)
-                .transpose()?,
-            agency: r.get(24)?,
-            unit: r.get(25)?,
-            scope: scope_from(r.get(26)?)?,
-        },
-    })
+/// `site` is `filter` or a subdomain of it, ASCII case-insensitively, as the
+/// `flow_terms` site keys match (see codec::site_key).
+fn site_matches(site: &str, filter: &str) -> bool {
+    let (s, f) = (site.trim_end_matches('.').as_bytes(), filter.as_bytes());
+    s.len() >= f.len()
+        && s[s.len() - f.len()..].eq_ignore_ascii_case(f)
+        && (s.len() == f.len() || s[s.len() - f.len() - 1] == b'.')
 }
 
 impl Reader {
@@ -681,49 +641,122 @@ impl Reader {
         Ok(out)
     }
 
-    /// Flow records whose last packet is in [from, to), newest first.
+    /// Flow records whose last packet is in [from, to), newest first, one
+    /// per flow (the latest record of a flow that sent interim ones).
+    ///
+    /// Reads the chunks of the range newest first (see schema.rs), skipping
+    /// chunks whose term set lacks the host or site, and stops once no
+    /// remaining chunk can hold a newer match.
     pub fn flows(&self, filter: &FlowFilter) -> Result<Vec<FlowRow>, StoreError> {
         let from_ns = time(filter.from).saturating_mul(1_000_000_000);
         let to_ns = time(filter.to).saturating_mul(1_000_000_000);
         let limit = match filter.limit {
             0 => 100,
             n => n.min(MAX_FLOWS),
-        } as i64;
+        };
+        let site = match filter.site.as_deref().map(|s| s.trim_end_matches('.')) {
+            Some("") => {
+                return Err(StoreError::Invalid {
+                    what: "site filter",
+                    value: filter.site.clone().unwrap_or_default(),
+                    reason: "is empty",
+                })
+            }
+            other => other,
+        };
+        if to_ns <= from_ns {
+            return Ok(Vec::new());
+        }
+        // One snapshot for all the chunk reads.
+        let tx = self.conn.unchecked_transaction()?;
+        let mut chunks: Vec<(i64, i64)> = {
+            let mut st = tx.prepare_cached(
+                "SELECT chunk, max_last_seen FROM flow_chunks
+                 WHERE (?3 IS NULL OR agency = ?3)
+                   AND max_last_seen >= ?1 AND min_last_seen < ?2",
+            )?;
+            let rows = st.query_map(params![from_ns, to_ns, filter.agency], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        chunks.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
         let host = filter.host.map(IpBlob::new);
-        let site = filter.site.as_deref().map(site_range);
-        let mut sql = String::from(
-            "SELECT s.node_id, f.flow_id, f.final, f.end_reason, f.proto, f.src_ip, f.src_port,
-                    f.dst_ip, f.dst_port, f.vlan, f.vlan_inner, f.packets_up, f.bytes_up,
-                    f.packets_down, f.bytes_down, f.first_seen, f.last_seen, f.tcp_flags_up,
-                    f.tcp_flags_down, f.sni, f.http_host, f.dns_query, f.site, f.site_source,
-                    f.agency, f.unit, f.scope
-             FROM flows f JOIN streams s ON s.id = f.stream
-             WHERE f.last_seen >= :from AND f.last_seen < :to",
-        );
-        let mut p: Vec<(&str, &dyn ToSql)> = vec![(":from", &from_ns), (":to", &to_ns)];
-        if let Some(a) = &filter.agency {
-            sql.push_str(" AND f.agency = :agency");
-            p.push((":agency", a));
+        let site_terms = site.map(site_range);
+        let filtered = host.is_some() || site.is_some();
+        let mut has_ip =
+            tx.prepare_cached("SELECT 1 FROM flow_terms WHERE chunk = ?1 AND term = ?2")?;
+        let mut has_site = tx.prepare_cached(
+            "SELECT 1 FROM flow_terms WHERE chunk = ?1 AND term >= ?2 AND term < ?3 LIMIT 1",
+        )?;
+        // Without a host or site filter SQL picks the chunk's newest rows;
+        // with one, every row in range must be looked at anyway (in id order,
+        // sparing SQLite a sort).
+        let mut scan = tx.prepare_cached(if filtered {
+            "SELECT id, stream, flow_id, state, last_seen, rec FROM flows
+             WHERE id >= ?1 AND id < ?2 AND last_seen >= ?3 AND last_seen < ?4"
+        } else {
+            "SELECT id, stream, flow_id, state, last_seen, rec FROM flows
+             WHERE id >= ?1 AND id < ?2 AND last_seen >= ?3 AND last_seen < ?4
+             ORDER BY last_seen DESC, id DESC LIMIT ?5"
+        })?;
+        let mut node_of = tx.prepare_cached("SELECT node_id FROM streams WHERE id = ?1")?;
+        let mut nodes: HashMap<i64, String> = HashMap::new();
+        // (last_seen, id, row), newest first, at most `limit`.
+        let mut found: Vec<(i64, i64, FlowRow)> = Vec::new();
+        for (chunk, max_last_seen) in chunks {
+            if found.len() >= limit && found.last().is_some_and(|f| max_last_seen < f.0) {
+                break;
+            }
+            if let Some(h) = &host {
+                if !has_ip.exists(params![chunk, h.as_slice()])? {
+                    continue;
+                }
+            }
+            if let Some((lo, hi)) = &site_terms {
+                if !has_site.exists(params![chunk, lo, hi])? {
+                    continue;
+                }
+            }
+            let (lo, hi) = (chunk << CHUNK_BITS, (chunk + 1) << CHUNK_BITS);
+            let mut rows = if filtered {
+                scan.query(params![lo, hi, from_ns, to_ns])?
+            } else {
+                scan.query(params![lo, hi, from_ns, to_ns, limit as i64])?
+            };
+            while let Some(r) = rows.next()? {
+                let last_seen: i64 = r.get(4)?;
+                if found.len() >= limit && found.last().is_some_and(|f| last_seen < f.0) {
+                    if filtered {
+                        continue;
+                    }
+                    break;
+                }
+                let v = record::decode(r.get_ref(5)?.as_blob()?)?;
+                let host_ok =
+                    host.is_none_or(|h| IpBlob::new(v.src_ip) == h || IpBlob::new(v.dst_ip) == h);
+                let site_ok = site.is_none_or(|s| v.site.is_some_and(|vs| site_matches(vs, s)));
+                if !(host_ok && site_ok) {
+                    continue;
+                }
+                let stream: i64 = r.get(1)?;
+                let node_id = match nodes.get(&stream) {
+                    Some(n) => n.clone(),
+                    None => {
+                        let n: String = node_of.query_row([stream], |r| r.get(0))?;
+                        nodes.insert(stream, n.clone());
+                        n
+                    }
+                };
+                let state: i64 = r.get(3)?;
+                let record = v.to_record(id_back(r.get(2)?), state & STATE_FINAL != 0)?;
+                let id: i64 = r.get(0)?;
+                let at = found.partition_point(|f| (f.0, f.1) > (last_seen, id));
+                found.insert(at, (last_seen, id, FlowRow { node_id, record }));
+                found.truncate(limit);
+            }
         }
-        let host_slice = host.as_ref().map(|h| h.as_slice());
-        if let Some(h) = &host_slice {
-            sql.push_str(" AND (f.src_ip = :host OR f.dst_ip = :host)");
-            p.push((":host", h));
-        }
-        if let Some((lo, hi)) = &site {
-            sql.push_str(" AND f.site_key >= :site_lo AND f.site_key < :site_hi");
-            p.push((":site_lo", lo));
-            p.push((":site_hi", hi));
-        }
-        sql.push_str(" ORDER BY f.last_seen DESC LIMIT :limit");
-        p.push((":limit", &limit));
-        let mut st = self.conn.prepare_cached(&sql)?;
-        let mut rows = st.query(&p[..])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(flow_from_row(r)?);
-        }
-        Ok(out)
+        Ok(found.into_iter().map(|(_, _, row)| row).collect())
     }
 
     /// Per-second rates of every agency from `since_sec` (Unix seconds) on,

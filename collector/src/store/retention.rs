@@ -36,6 +36,8 @@ impl Writer {
     /// transactions; call it every minute or so from the writer thread (after
     /// the first run only a minute's worth expires each time).
     pub fn apply_retention(&mut self, now: SystemTime) -> Result<RetentionStats, StoreError> {
+        // Rows about to go must have reached the top-N tables first.
+        self.fold_aggregates()?;
         let now_s = time(secs(now));
         let before = |keep: u64| now_s.saturating_sub(time(keep));
         let flow_keep_ns =
@@ -77,8 +79,8 @@ impl Writer {
 
     /// Flows go by whole chunks once the newest row of the chunk is past the
     /// cutoff: a chunk is a contiguous id range, so this is a sequential
-    /// delete with no index lookups. Rows can thus outlive the cutoff by as
-    /// long as their chunk's newer rows do (one chunk is 65536 flows).
+    /// delete. Rows can thus outlive the cutoff by as long as their chunk's
+    /// newer rows do (a chunk is 16384 flows of one agency).
     fn delete_flows(&mut self, cutoff_ns: i64) -> Result<u64, StoreError> {
         let chunks: Vec<i64> = {
             let mut st = self.conn.prepare_cached(
@@ -101,6 +103,9 @@ impl Writer {
                     .prepare_cached("DELETE FROM flows WHERE id >= ?1 AND id < ?2")?
                     .execute(params![lo, hi])?;
                 if hi == end {
+                    self.terms.forget(chunk);
+                    tx.prepare_cached("DELETE FROM flow_terms WHERE chunk = ?1")?
+                        .execute([chunk])?;
                     tx.prepare_cached("DELETE FROM flow_chunks WHERE chunk = ?1")?
                         .execute([chunk])?;
                 }

@@ -88,80 +88,66 @@ CREATE TABLE streams (
     UNIQUE (node_id, boot_epoch)
 );
 
--- Ingest bookkeeping that must commit with the data: `next_row` is the id
--- the next flow row gets; flow rows below `folded_row` are credited to the
--- top_* tables (see "flows" and ingest.rs).
+-- Ingest bookkeeping that commits with the data.
 CREATE TABLE ingest_state (
     name   TEXT PRIMARY KEY NOT NULL,
     value  INTEGER NOT NULL
 ) WITHOUT ROWID;
-INSERT INTO ingest_state (name, value) VALUES ('next_row', 1), ('folded_row', 1);
+INSERT INTO ingest_state (name, value) VALUES ('next_chunk', 1);
 
 -- One row per flow: interim records update it in place (their counters are
 -- cumulative), the final record closes it.
 --
--- The hottest table, laid out so that every b-tree is written at its right
--- edge only. `id` is assigned in arrival order and never reused, and
--- `chunk` = id >> 16 groups 65536 consecutive rows. Each secondary index
--- starts with `chunk`, so a commit's entries all land in the current chunk's
--- small region instead of one page per entry all over an index ordered by
--- address or name (which costs a 4 KiB page write per record per index and
--- caps ingest far below target). Queries find the chunks overlapping their
--- time range in `flow_chunks`, then seek (chunk, address) etc. per chunk.
---
--- `folded` = 1 once an update credited the row's first state to the top_*
--- tables itself (see ingest.rs). site_key is the site lowercased with its
--- labels reversed plus a final dot ("id.go.example.portal."), so "this site
--- or any subdomain" is one index range.
+-- The hottest table, built for ingest speed (measured, see store/mod.rs):
+-- - The record itself is one compact BLOB (record.rs): SQLite's per-row cost
+--   grows with the column count, about doubling from 8 to 29 columns.
+--   Columns are only what SQL needs: the flow key, `state` (bit 0: the final
+--   record arrived; bit 1: an update already credited the row's first state
+--   to the top_* tables, see ingest.rs) and last_seen (Unix ns).
+-- - A single secondary index. Rows are grouped in chunks of 65536
+--   consecutive ids (id = chunk << 16 | offset), each chunk holding one
+--   agency's flows in arrival order, so every b-tree is written near its
+--   right edge. An index on address or site would cost a b-tree descent and,
+--   at commit, a 4 KiB page write per record. Instead `flow_chunks` tells
+--   which chunks cover a time range and an agency, `flow_terms` which of them
+--   contain an address or a site, and a query reads only those chunks.
 CREATE TABLE flows (
-    id              INTEGER PRIMARY KEY,
-    chunk           INTEGER NOT NULL,
-    stream          INTEGER NOT NULL,
-    flow_id         INTEGER NOT NULL,
-    folded          INTEGER NOT NULL,
-    final           INTEGER NOT NULL,
-    end_reason      INTEGER NOT NULL,
-    proto           TEXT NOT NULL,
-    src_ip          BLOB NOT NULL,
-    src_port        INTEGER,
-    dst_ip          BLOB NOT NULL,
-    dst_port        INTEGER,
-    vlan            INTEGER,
-    vlan_inner      INTEGER,
-    packets_up      INTEGER NOT NULL,
-    bytes_up        INTEGER NOT NULL,
-    packets_down    INTEGER NOT NULL,
-    bytes_down      INTEGER NOT NULL,
-    first_seen      INTEGER NOT NULL,
-    last_seen       INTEGER NOT NULL,
-    tcp_flags_up    INTEGER,
-    tcp_flags_down  INTEGER,
-    sni             TEXT,
-    http_host       TEXT,
-    dns_query       TEXT,
-    site            TEXT,
-    site_key        TEXT,
-    site_source     INTEGER,
-    agency          TEXT NOT NULL,
-    unit            TEXT NOT NULL,
-    scope           INTEGER NOT NULL
+    id         INTEGER PRIMARY KEY,
+    stream     INTEGER NOT NULL,
+    flow_id    INTEGER NOT NULL,
+    state      INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL,
+    rec        BLOB NOT NULL
 );
--- Interim and final records of one flow meet here (flow ids grow per boot, so
--- this one is append-only per stream too).
+-- Interim and final records of one flow meet here. Flow ids grow per boot, so
+-- this index too is written at one point per node.
 CREATE UNIQUE INDEX flows_key ON flows(stream, flow_id);
-CREATE INDEX flows_agency ON flows(chunk, agency);
-CREATE INDEX flows_src ON flows(chunk, src_ip);
-CREATE INDEX flows_dst ON flows(chunk, dst_ip);
-CREATE INDEX flows_site ON flows(chunk, site_key) WHERE site_key IS NOT NULL;
 
--- The last_seen range of each chunk's rows: the time index of `flows`, one
--- row per 65536 flows. An update of an old flow widens its chunk's range.
+-- `rows` ids of the chunk are used; rows below `folded` (offsets) are
+-- credited to the top_* tables. The last_seen range covers every row (an update of an old
+-- flow widens it). A chunk is never reopened once full.
 CREATE TABLE flow_chunks (
     chunk          INTEGER PRIMARY KEY,
-    min_last_seen  INTEGER NOT NULL,
-    max_last_seen  INTEGER NOT NULL
+    agency         TEXT NOT NULL,
+    rows           INTEGER NOT NULL,
+    folded         INTEGER NOT NULL,
+    min_last_seen  INTEGER,
+    max_last_seen  INTEGER
 );
+CREATE INDEX flow_chunks_agency ON flow_chunks(agency, chunk);
 CREATE INDEX flow_chunks_time ON flow_chunks(max_last_seen);
+CREATE INDEX flow_chunks_unfolded ON flow_chunks(chunk) WHERE folded < rows;
+
+-- Which addresses (BLOB, either side) and sites (TEXT site key: lowercased,
+-- labels reversed, final dot: "id.go.example.portal.", so a site and all its
+-- subdomains are one key range) occur in a chunk: one entry per distinct
+-- term per chunk, not per row. Untyped column: no affinity may turn a site
+-- key like "123." into a number.
+CREATE TABLE flow_terms (
+    chunk  INTEGER NOT NULL,
+    term   NOT NULL,
+    PRIMARY KEY (chunk, term)
+) WITHOUT ROWID;
 
 -- Per-second counters per unit and scope, with rollups maintained in the same
 -- transaction so every resolution agrees. Agency leads the key: the usage API

@@ -1,1 +1,1123 @@
+//! Store tests on real SQLite files in temporary directories.
 
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use simpul_proto::wire::{Batch, Health};
+use simpul_proto::{CounterSample, EndReason, FlowRecord, RecordKind, SiteSource, TrafficScope};
+
+use super::*;
+
+/// 2025-11-27T09:35:00Z, a minute boundary.
+const T0: u64 = 1_764_236_100;
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn ns(secs: u64) -> u64 {
+    secs * 1_000_000_000
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// Folds on every call, so top hosts/sites are current after each ingest.
+fn eager() -> StoreConfig {
+    StoreConfig {
+        aggregate_delay_ms: 0,
+        ..StoreConfig::default()
+    }
+}
+
+#[test]
+fn light_traffic_reaches_the_top_lists_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // The defaults: a long fold delay, but few rows pending.
+    let (_s, mut w, r) = open(dir.path(), StoreConfig::default());
+    w.fold_aggregates().unwrap();
+    for seq in 1..=3 {
+        w.ingest(
+            "dinkes-01",
+            "dinkes",
+            &[batch(
+                seq,
+                vec![flow(seq, RecordKind::Final, 10, 20, T0)],
+                vec![],
+            )],
+        )
+        .unwrap();
+        let sites = r.top_sites(Some("dinkes"), T0, T0 + 60, 10).unwrap();
+        assert_eq!(sites[0].flows, seq);
+    }
+}
+
+fn agencies() -> Vec<AgencyDef> {
+    vec![
+        AgencyDef {
+            code: "dinkes".into(),
+            name: "Dinas Kesehatan".into(),
+            alloc_down_bps: 50_000_000,
+            alloc_up_bps: 20_000_000,
+            units: vec![
+                UnitDef {
+                    code: "sekretariat".into(),
+                    name: "Sekretariat".into(),
+                },
+                UnitDef {
+                    code: "p2p".into(),
+                    name: "Bidang P2P".into(),
+                },
+            ],
+        },
+        AgencyDef {
+            code: "diskominfo".into(),
+            name: "Dinas Komunikasi dan Informatika".into(),
+            alloc_down_bps: 100_000_000,
+            alloc_up_bps: 50_000_000,
+            units: vec![],
+        },
+    ]
+}
+
+fn open(dir: &std::path::Path, cfg: StoreConfig) -> (Store, Writer, Reader) {
+    let store = Store::open(dir, cfg).unwrap();
+    let mut w = store.writer().unwrap();
+    w.sync_agencies(&agencies()).unwrap();
+    let r = store.reader().unwrap();
+    (store, w, r)
+}
+
+fn flow(flow_id: u64, kind: RecordKind, up: u64, down: u64, last_seen: u64) -> FlowRecord {
+    FlowRecord {
+        flow_id,
+        kind,
+        end_reason: match kind {
+            RecordKind::Interim => EndReason::Active,
+            RecordKind::Final => EndReason::Fin,
+        },
+        proto: "tcp".into(),
+        src_ip: ip("10.20.1.10"),
+        src_port: Some(50_000u16.wrapping_add(flow_id as u16)),
+        dst_ip: ip("203.0.113.10"),
+        dst_port: Some(443),
+        vlan: None,
+        vlan_inner: None,
+        packets_up: up / 100,
+        bytes_up: up,
+        packets_down: down / 100,
+        bytes_down: down,
+        first_seen: ns(T0),
+        last_seen: ns(last_seen),
+        tcp_flags_up: Some(0x1b),
+        tcp_flags_down: Some(0x1b),
+        sni: Some("portal.example.go.id".into()),
+        http_host: None,
+        dns_query: None,
+        site: Some("portal.example.go.id".into()),
+        site_source: Some(SiteSource::Sni),
+        agency: "dinkes".into(),
+        unit: "sekretariat".into(),
+        scope: TrafficScope::Internet,
+    }
+}
+
+fn counter(
+    ts: u64,
+    unit: &str,
+    scope: TrafficScope,
+    bytes_in: u64,
+    bytes_out: u64,
+) -> CounterSample {
+    CounterSample {
+        ts,
+        agency: "dinkes".into(),
+        unit: unit.into(),
+        scope,
+        bytes_in,
+        bytes_out,
+        packets_in: bytes_in / 100,
+        packets_out: bytes_out / 100,
+    }
+}
+
+fn batch(seq: u64, flows: Vec<FlowRecord>, counters: Vec<CounterSample>) -> Batch {
+    Batch {
+        boot_epoch: 7,
+        seq,
+        sealed_ms: 0,
+        flows,
+        counters,
+        dropped_records: 0,
+    }
+}
+
+fn totals(r: &Reader, from: u64, to: u64, step: Step) -> (u64, u64) {
+    let u = r.usage("dinkes", from, to, step).unwrap();
+    let (pin, pout) = u
+        .points
+        .iter()
+        .fold((0, 0), |(a, b), p| (a + p.bytes_in, b + p.bytes_out));
+    assert_eq!((pin, pout), (u.total_bytes_in, u.total_bytes_out));
+    (u.total_bytes_in, u.total_bytes_out)
+}
+
+#[test]
+fn usage_totals_match_counters_and_duplicates_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_s, mut w, r) = open(dir.path(), eager());
+    let mut sent = (0u64, 0u64);
+    let mut batches = Vec::new();
+    for seq in 1..=5u64 {
+        let mut counters = Vec::new();
+        for i in 0..30 {
+            let ts = T0 + seq * 50 + i;
+            for (unit, scope) in [
+                ("sekretariat", TrafficScope::Internet),
+                ("p2p", TrafficScope::Intranet),
+            ] {
+                let c = counter(ts, unit, scope, 1000 + i * seq, 10 + i);
+                sent.0 += c.bytes_in;
+                sent.1 += c.bytes_out;
+                counters.push(c);
+            }
+        }
+        // The same second again in the next batch: must add, not replace.
+        let c = counter(
+            T0 + seq * 50 + 29,
+            "sekretariat",
+            TrafficScope::Internet,
+            5,
+            6,
+        );
+        sent.0 += c.bytes_in;
+        sent.1 += c.bytes_out;
+        counters.push(c);
+        batches.push(batch(seq, vec![], counters));
+    }
+    let out = w.ingest("dinkes-01", "dinkes", &batches[..3]).unwrap();
+    assert_eq!(out, vec![BatchOutcome::Stored; 3]);
+    // Given out of order: both stored, neither mistaken for a duplicate.
+    let out = w
+        .ingest(
+            "dinkes-01",
+            "dinkes",
+            &[batches[4].clone(), batches[3].clone()],
+        )
+        .unwrap();
+    assert_eq!(out, vec![BatchOutcome::Stored; 2]);
+    let (from, to) = (T0, T0 + 3600);
+    for step in [Step::Second, Step::Minute, Step::Hour] {
+        assert_eq!(totals(&r, from, to, step), sent, "{step:?}");
+    }
+    let again = w.ingest("dinkes-01", "dinkes", &batches).unwrap();
+    assert_eq!(again, vec![BatchOutcome::Duplicate; 5]);
+    let again = w
+        .ingest_many(&[NodeBatches {
+            node_id: "dinkes-01",
+            agency: "dinkes",
+            batches: &batches[1..2],
+        }])
+        .unwrap();
+    assert_eq!(again, vec![vec![BatchOutcome::Duplicate]]);
+    for step in [Step::Second, Step::Minute, Step::Hour] {
+        assert_eq!(
+            totals(&r, from, to, step),
+            sent,
+            "{step:?} after duplicates"
+        );
+    }
+    // Another boot of the same node numbers its batches from 1 again.
+    let mut other_boot = batch(
+        1,
+        vec![],
+        vec![counter(T0 + 10, "p2p", TrafficScope::Internet, 7, 0)],
+    );
+    other_boot.boot_epoch = 8;
+    assert_eq!(
+        w.ingest("dinkes-01", "dinkes", &[other_boot]).unwrap(),
+        vec![BatchOutcome::Stored]
+    );
+    assert_eq!(totals(&r, from, to, Step::Minute), (sent.0 + 7, sent.1));
+}
+
+#[test]
+fn rollups_agree_and_points_are_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_s, mut w, r) = open(dir.path(), eager());
+    let mut counters = Vec::new();
+    let mut x = 12345u64;
+    for i in 0..2 * 3600 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        if x.is_multiple_of(3) {
+            continue;
+        }
+        let scope = if x.is_multiple_of(5) {
+            TrafficScope::Intranet
+        } else {
+            TrafficScope::Internet
+        };
+        counters.push(counter(
+            T0 + i,
+            "sekretariat",
+            scope,
+            x % 100_000,
+            (x >> 20) % 50_000,
+        ));
+    }
+    for (seq, chunk) in counters.chunks(500).enumerate() {
+        w.ingest(
+            "dinkes-01",
+            "dinkes",
+            &[batch(seq as u64 + 1, vec![], chunk.to_vec())],
+        )
+        .unwrap();
+    }
+    let (from, to) = (T0, T0 + 2 * 3600);
+    let s = totals(&r, from, to, Step::Second);
+    assert_eq!(s, totals(&r, from, to, Step::Minute));
+    assert_eq!(s, totals(&r, from, to, Step::Hour));
+    let want: (u64, u64) = counters
+        .iter()
+        .fold((0, 0), |(a, b), c| (a + c.bytes_in, b + c.bytes_out));
+    assert_eq!(s, want);
+    // An unaligned range widens to whole steps, and says so.
+    let u = r.usage("dinkes", T0 + 61, T0 + 119, Step::Minute).unwrap();
+    assert_eq!(
+        (u.from.as_str(), u.to.as_str()),
+        ("2025-11-27T09:36:00.000000Z", "2025-11-27T09:37:00.000000Z")
+    );
+    assert_eq!(u.points.len(), 1);
+    let p = &u.points[0];
+    assert_eq!(p.in_bps, p.bytes_in as f64 * 8.0 / 60.0);
+    let internet: u64 = counters
+        .iter()
+        .filter(|c| c.ts >= T0 + 60 && c.ts < T0 + 120 && c.scope == TrafficScope::Internet)
+        .map(|c| c.bytes_in)
+        .sum();
+    assert_eq!(p.internet_bytes_in, internet);
+    assert!(matches!(
+        r.usage("nope", from, to, Step::Hour),
+        Err(StoreError::UnknownAgency(_))
+    ));
+}
+
+#[test]
+fn interim_then_final_is_one_flow_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_s, mut w, r) = open(dir.path(), eager());
+    // Same batch: interim at T0+30 s, final two minutes later.
+    let interim = flow(1, RecordKind::Interim, 1000, 2000, T0 + 30);
+    let fin = flow(1, RecordKind::Final, 3000, 5000, T0 + 150);
+    w.ingest(
+        "dinkes-01",
+        "dinkes",
+        &[batch(1, vec![interim.clone(), fin.clone()], vec![])],
+    )
+    .unwrap();
+    let rows = r
+        .flows(&FlowFilter {
+            from: T0,
+            to: T0 + 3600,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].node_id, "dinkes-01");
+    assert_eq!(rows[0].record, fin);
+    let sites = r.top_sites(None, T0, T0 + 3600, 10).unwrap();
+    assert_eq!(
+        sites,
+        vec![TopSite {
+            site: "portal.example.go.id".into(),
+            bytes: 8000,
+            flows: 1,
+            site_source: Some(SiteSource::Sni)
+        }]
+    );
+    let hosts = r.top_hosts(Some("dinkes"), T0, T0 + 3600, 10).unwrap();
+    assert_eq!(
+        hosts,
+        vec![TopHost {
+            host: "10.20.1.10".into(),
+            agency: "dinkes".into(),
+            unit: "sekretariat".into(),
+            bytes_up: 3000,
+            bytes_down: 5000,
+            flows: 1
+        }]
+    );
+    // Bytes sit at the minute of the record that reported them.
+    let first_minute = r.top_sites(None, T0, T0 + 60, 10).unwrap();
+    assert_eq!(first_minute[0].bytes, 3000);
+    let last_minute = r.top_sites(None, T0 + 120, T0 + 180, 10).unwrap();
+    assert_eq!(last_minute[0].bytes, 5000);
+    assert_eq!(last_minute[0].flows, 0);
+}
+
+#[test]
+fn interim_and_final_across_calls_and_folds() {
+    let dir = tempfile::tempdir().unwrap();
+    // Never folds by itself: the test decides when.
+    let lazy = StoreConfig {
+        aggregate_delay_ms: u64::MAX,
+        aggregate_eager_rows: 0,
+        ..StoreConfig::default()
+    };
+    let (_s, mut w, r) = open(dir.path(), lazy);
+    w.fold_aggregates().unwrap();
+    let site_bytes = |r: &Reader| -> u64 {
+        r.top_sites(None, T0, T0 + 3600, 10)
+            .unwrap()
+            .iter()
+            .map(|s| s.bytes)
+            .sum()
+    };
+    // Flow 1: interim folded before its final. Flow 2: interim still pending
+    // when its final arrives. Flow 3: final only.
+    let b1 = batch(
+        1,
+        vec![
+            flow(1, RecordKind::Interim, 100, 200, T0 + 60),
+            flow(2, RecordKind::Interim, 10, 20, T0 + 70),
+        ],
+        vec![],
+    );
+    w.ingest("dinkes-01", "dinkes", &[b1]).unwrap();
+    // Flow 2's interim is pending: fold only after moving it past.
+    let b2 = batch(
+        2,
+        vec![flow(2, RecordKind::Interim, 40, 50, T0 + 130)],
+        vec![],
+    );
+    w.ingest("dinkes-01", "dinkes", &[b2]).unwrap();
+    assert_eq!(
+        w.fold_aggregates().unwrap(),
+        1,
+        "flow 2 was credited by its update"
+    );
+    assert_eq!(site_bytes(&r), 300 + 90);
+    let b3 = batch(
+        3,
+        vec![
+            flow(1, RecordKind::Final, 1000, 2000, T0 + 200),
+            flow(2, RecordKind::Final, 400, 500, T0 + 210),
+            flow(3, RecordKind::Final, 7, 8, T0 + 220),
+            // Stale and repeated records change nothing.
+            flow(1, RecordKind::Interim, 5000, 5000, T0 + 100),
+            flow(3, RecordKind::Final, 7000, 8000, T0 + 230),
+        ],
+        vec![],
+    );
+    w.ingest("dinkes-01", "dinkes", &[b3]).unwrap();
+    w.fold_aggregates().unwrap();
+    assert_eq!(w.fold_aggregates().unwrap(), 0);
+    assert_eq!(site_bytes(&r), 3000 + 900 + 15);
+    let flows: u64 = r
+        .top_hosts(None, T0, T0 + 3600, 10)
+        .unwrap()
+        .iter()
+        .map(|h| h.flows)
+        .sum();
+    assert_eq!(flows, 3);
+    let rows = r
+        .flows(&FlowFilter {
+            from: T0,
+            to: T0 + 3600,
+            ..Default::default()
+        })
+        .unwrap();
+    let got: Vec<(u64, u64, RecordKind)> = rows
+        .iter()
+        .map(|f| (f.record.flow_id, f.record.bytes_up, f.record.kind))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (3, 7, RecordKind::Final),
+            (2, 400, RecordKind::Final),
+            (1, 1000, RecordKind::Final)
+        ]
+    );
+}
+
+#[test]
+fn restart_keeps_dedup_and_pending_folds() {
+    let dir = tempfile::tempdir().unwrap();
+    let lazy = StoreConfig {
+        aggregate_delay_ms: u64::MAX,
+        aggregate_eager_rows: 0,
+        ..StoreConfig::default()
+    };
+    let b = batch(
+        1,
+        vec![flow(1, RecordKind::Final, 100, 200, T0 + 5)],
+        vec![counter(
+            T0 + 5,
+            "sekretariat",
+            TrafficScope::Internet,
+            1000,
+            2000,
+        )],
+    );
+    {
+        let (_s, mut w, _r) = open(dir.path(), lazy.clone());
+        w.fold_aggregates().unwrap();
+        assert_eq!(
+            w.ingest("dinkes-01", "dinkes", std::slice::from_ref(&b))
+                .unwrap(),
+            vec![BatchOutcome::Stored]
+        );
+        // Dropped with the flow not yet folded.
+    }
+    let (_s, mut w, r) = open(dir.path(), lazy);
+    assert!(r.top_sites(None, T0, T0 + 60, 10).unwrap().is_empty());
+    assert_eq!(w.fold_aggregates().unwrap(), 1);
+    assert_eq!(
+        w.ingest("dinkes-01", "dinkes", std::slice::from_ref(&b))
+            .unwrap(),
+        vec![BatchOutcome::Duplicate]
+    );
+    assert_eq!(r.top_sites(None, T0, T0 + 60, 10).unwrap()[0].bytes, 300);
+    assert_eq!(totals(&r, T0, T0 + 60, Step::Second), (1000, 2000));
+    // The next batch continues the same chunk after the restart.
+    w.ingest(
+        "dinkes-01",
+        "dinkes",
+        &[batch(
+            2,
+            vec![flow(2, RecordKind::Final, 1, 1, T0 + 6)],
+            vec![],
+        )],
+    )
+    .unwrap();
+    let all = FlowFilter {
+        from: T0,
+        to: T0 + 60,
+        ..Default::default()
+    };
+    assert_eq!(r.flows(&all).unwrap().len(), 2);
+}
+
+#[test]
+fn retention_deletes_only_old_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_s, mut w, r) = open(dir.path(), eager());
+    let day = 86_400;
+    let now = T0 + 40 * day;
+    // diskominfo has only old flows, dinkes only recent ones; each agency
+    // has its own chunks.
+    let mut old = flow(1, RecordKind::Final, 1, 1, T0);
+    old.agency = "diskominfo".into();
+    w.ingest("kominfo-01", "diskominfo", &[batch(1, vec![old], vec![])])
+        .unwrap();
+    let counters = vec![
+        counter(T0, "sekretariat", TrafficScope::Internet, 1, 0), // 40 days old
+        counter(now - 20 * day, "sekretariat", TrafficScope::Internet, 10, 0),
+        counter(
+            now - 2 * 3600,
+            "sekretariat",
+            TrafficScope::Internet,
+            100,
+            0,
+        ),
+        counter(now - 60, "sekretariat", TrafficScope::Internet, 1000, 0),
+    ];
+    w.ingest(
+        "dinkes-01",
+        "dinkes",
+        &[batch(
+            1,
+            vec![flow(5, RecordKind::Final, 2, 2, now - 60)],
+            counters,
+        )],
+    )
+    .unwrap();
+    let stats = w.apply_retention(at(now)).unwrap();
+    assert_eq!(stats.flows, 1);
+    assert_eq!(stats.usage_1s, 3);
+    assert_eq!(stats.usage_1m, 1);
+    assert_eq!(stats.usage_1h, 0);
+    assert_eq!(stats.top_hosts_1m, 1);
+    assert_eq!(stats.top_sites_1m, 1);
+    let all = FlowFilter {
+        from: 0,
+        to: now + 1,
+        ..Default::default()
+    };
+    let left: Vec<u64> = r
+        .flows(&all)
+        .unwrap()
+        .iter()
+        .map(|f| f.record.flow_id)
+        .collect();
+    assert_eq!(left, vec![5]);
+    assert_eq!(totals(&r, now - 3600, now, Step::Second).0, 1000);
+    assert_eq!(totals(&r, 0, now, Step::Minute).0, 1110);
+    assert_eq!(totals(&r, 0, now, Step::Hour).0, 1111);
+    assert_eq!(
+        w.apply_retention(at(now)).unwrap(),
+        RetentionStats::default()
+    );
+    // A batch for the agency whose chunk was deleted opens a new one.
+    let mut again = flow(2, RecordKind::Final, 1, 1, now);
+    again.agency = "diskominfo".into();
+    w.ingest("kominfo-01", "diskominfo", &[batch(2, vec![again], vec![])])
+        .unwrap();
+    assert_eq!(r.flows(&all).unwrap().len(), 2);
+}
+
+#[test]
+fn enrollment_tokens_work_once_for_their_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_s, mut w, r) = open(dir.path(), eager());
+    let hour = Duration::from_secs(3600);
+    let token = w
+        .create_enrollment_token("dinkes", "dinkes-01", hour)
+        .unwrap();
+    assert_eq!(token.len(), 64);
+    assert!(matches!(
+        w.enroll("dinkes-02", &token),
+        Err(AuthError::TokenForOtherNode)
+    ));
+    let (credential, agency) = w.enroll("dinkes-01", &token).unwrap();
+    assert_eq!(agency, "dinkes");
+    assert!(matches!(
+        w.enroll("dinkes-01", &token),
+        Err(AuthError::TokenUsed)
+    ));
+    assert!(matches!(
+        w.enroll("dinkes-01", "00".repeat(32).as_str()),
+        Err(AuthError::UnknownToken)
+    ));
+    let expired = w
+        .create_enrollment_token("dinkes", "dinkes-03", Duration::ZERO)
+        .unwrap();
+    assert!(matches!(
+        w.enroll("dinkes-03", &expired),
+        Err(AuthError::TokenExpired)
+    ));
+
+    assert_eq!(r.authenticate("dinkes-01", &credential).unwrap(), "dinkes");
+    assert_eq!(w.authenticate("dinkes-01", &credential).unwrap(), "dinkes");
+    assert!(matches!(
+        r.authenticate("dinkes-01", &token),
+        Err(AuthError::BadCredential(_))
+    ));
+    assert!(matches!(
+        r.authenticate("dinkes-01", ""),
+        Err(AuthError::BadCredential(_))
+    ));
+    assert!(matches!(
+        r.authenticate("dinkes-09", &credential),
+        Err(AuthError::UnknownNode(_))
+    ));
+    let pending = w
+        .create_enrollment_token("dinkes", "dinkes-01", hour)
+        .unwrap();
+    w.revoke_node("dinkes-01").unwrap();
+    assert!(matches!(
+        r.authenticate("dinkes-01", &credential),
+        Err(AuthError::Revoked(_))
+    ));
+    // Revoking drops the node's pending tokens too.
+    assert!(matches!(
+        w.enroll("dinkes-01", &pending),
+        Err(AuthError::UnknownToken)
+    ));
+    // A new token is the operator's decision to bring the node back.
+    let token = w
+        .create_enrollment_token("dinkes", "dinkes-01", hour)
+        .unwrap();
+    let (second, _) = w.enroll("dinkes-01", &token).unwrap();
+    assert_ne!(second, credential);
+    assert!(r.authenticate("dinkes-01", &credential).is_err());
+    assert_eq!(r.authenticate("dinkes-01", &second).unwrap(), "dinkes");
+
+    assert!(matches!(
+        w.create_enrollment_token("nope", "x-01", hour),
+        Err(StoreError::UnknownAgency(_))
+    ));
+    assert!(matches!(
+        w.create_enrollment_token("dinkes", "bad id/..", hour),
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        w.revoke_node("nope"),
+        Err(StoreError::UnknownNode(_))
+    ));
+    // Refusal reasons are readable for the agent's log.
+    assert_eq!(
+        AuthError::TokenUsed.to_string(),
+        "enrollment token already used; ask the NOC for a new one"
+    );
+}
+
+#[test]
+fn hostile_strings_are_stored_and_returned_verbatim() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut w, r) = open(dir.path(), eager());
+    let evil_sites = [
+        "x'); DROP TABLE flows;--",
+        "Ünïcødé.例え.jp",
+        "%_.example.go.id",
+        "a\"b\\c\0d",
+        "💥.go.id",
+    ];
+    let flows: Vec<FlowRecord> = evil_sites
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut f = flow(i as u64 + 1, RecordKind::Final, 10, 10, T0 + i as u64);
+            f.site = Some(s.to_string());
+            f.sni = Some(s.to_string());
+            f.http_host = Some(format!("{s}' OR '1'='1"));
+            f.unit = "unit'; --".into();
+            f
+        })
+        .collect();
+    w.ingest("dinkes-01", "dinkes", &[batch(1, flows.clone(), vec![])])
+        .unwrap();
+    let got = r
+        .flows(&FlowFilter {
+            from: T0,
+            to: T0 + 60,
+            ..Default::default()
+        })
+        .unwrap();
+    let mut got: Vec<FlowRecord> = got.into_iter().map(|f| f.record).collect();
+    got.reverse();
+    assert_eq!(got, flows);
+    let mut sites: Vec<String> = r
+        .top_sites(None, T0, T0 + 60, 10)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.site)
+        .collect();
+    sites.sort();
+    let mut want: Vec<String> = evil_sites.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(sites, want);
+    // LIKE wildcards in a filter are just characters.
+    let by_site = |site: &str| {
+        r.flows(&FlowFilter {
+            from: T0,
+            to: T0 + 60,
+            site: Some(site.into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .len()
+    };
+    assert_eq!(by_site("%_.example.go.id"), 1);
+    assert_eq!(by_site("example.go.id"), 1);
+    assert_eq!(by_site("_.example.go.id"), 0);
+    assert_eq!(by_site("x'); DROP TABLE flows;--"), 1);
+    assert_eq!(by_site("例え.jp"), 1);
+    assert_eq!(by_site("go.id"), 2);
+
+    let mut defs = agencies();
+    defs[1].name = "Robert'); DROP TABLE agencies;-- «Ünïcødé»".into();
+    w.sync_agencies(&defs).unwrap();
+    let listed = r.agencies().unwrap();
+    assert_eq!(listed[1].name, defs[1].name);
+    let token = w
+        .create_enrollment_token("dinkes", "dinkes-01", Duration::from_secs(60))
+        .unwrap();
+    w.enroll("dinkes-01", &token).unwrap();
+    let health = Health {
+        agent_version: "0.1.0'; --".into(),
+        ..Health::default()
+    };
+    w.node_seen(
+        "dinkes-01",
+        "10.0.5.2:51234",
+        "0.1.0",
+        "rtr-dinkes ☃ '--",
+        Some(&health),
+        at(T0),
+    )
+    .unwrap();
+    let nodes = r.nodes(at(T0), Duration::from_secs(30)).unwrap();
+    assert_eq!(nodes[0].hostname.as_deref(), Some("rtr-dinkes ☃ '--"));
+    let back: Health = serde_json::from_value(nodes[0].health.clone().unwrap()).unwrap();
+    assert_eq!(back, health);
+    drop(r);
+    assert!(store.reader().unwrap().check().is_ok());
+}
+
+#[test]
+fn flow_filters_host_site_agency() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_s, mut w, r) = open(dir.path(), eager());
+    let mut a = flow(1, RecordKind::Final, 1, 1, T0 + 1);
+    a.site = Some("WWW.Example.go.id".into());
+    let mut b = flow(2, RecordKind::Final, 1, 1, T0 + 2);
+    b.src_ip = ip("10.20.1.11");
+    b.site = Some("example.go.id.evil.com".into());
+    let mut c = flow(3, RecordKind::Final, 1, 1, T0 + 3);
+    c.src_ip = ip("198.51.100.7");
+    c.dst_ip = ip("10.20.1.10");
+    c.site = None;
+    c.site_source = None;
+    let mut d = flow(4, RecordKind::Final, 1, 1, T0 + 4);
+    d.src_ip = ip("fd00:20:1::5");
+    w.ingest("dinkes-01", "dinkes", &[batch(1, vec![a, b, c], vec![])])
+        .unwrap();
+    w.ingest("kominfo-01", "diskominfo", &[batch(1, vec![d], vec![])])
+        .unwrap();
+    let ids = |f: FlowFilter| -> Vec<u64> {
+        r.flows(&FlowFilter {
+            from: T0,
+            to: T0 + 60,
+            ..f
+        })
+        .unwrap()
+        .iter()
+        .map(|f| f.record.flow_id)
+        .collect()
+    };
+    assert_eq!(ids(FlowFilter::default()), vec![4, 3, 2, 1]);
+    assert_eq!(
+        ids(FlowFilter {
+            host: Some(ip("10.20.1.10")),
+            ..Default::default()
+        }),
+        vec![3, 1]
+    );
+    // d keeps the default site portal.example.go.id, a subdomain too.
+    assert_eq!(
+        ids(FlowFilter {
+            site: Some("example.go.id".into()),
+            ..Default::default()
+        }),
+        vec![4, 1]
+    );
+    assert_eq!(
+        ids(FlowFilter {
+            site: Some("www.example.go.id".into()),
+            agency: Some("dinkes".into()),
+            ..Default::default()
+        }),
+        vec![1]
+    );
+    assert_eq!(
+        ids(FlowFilter {
+            agency: Some("diskominfo".into()),
+            ..Default::default()
+        }),
+        vec![4]
+    );
+    assert_eq!(
+        ids(FlowFilter {
+            host: Some(ip("fd00:20:1::5")),
+            agency: Some("dinkes".into()),
+            ..Default::default()
+        }),
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        ids(FlowFilter {
+            limit: 2,
+            ..Default::default()
+        }),
+        vec![4, 3]
+    );
+    // The record's agency is the node's, whatever the agent wrote.
+    let rows = r
+        .flows(&FlowFilter {
+            from: T0,
+            to: T0 + 60,
+            agency: Some("diskominfo".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rows[0].record.agency, "diskominfo");
+    // Host is the agency side: 10.20.1.10 answered the inbound flow 3.
+    let hosts = r.top_hosts(Some("dinkes"), T0, T0 + 60, 10).unwrap();
+    let h = hosts.iter().find(|h| h.host == "10.20.1.10").unwrap();
+    assert_eq!(h.flows, 2);
+    assert!(r
+        .flows(&FlowFilter {
+            from: T0,
+            to: T0 + 60,
+            site: Some(".".into()),
+            ..Default::default()
+        })
+        .is_err());
+    let json = serde_json::to_value(&rows[0]).unwrap();
+    assert_eq!(json["node_id"], "kominfo-01");
+    assert_eq!(json["kind"], "final");
+    assert_eq!(json["src_ip"], "fd00:20:1::5");
+    assert_eq!(json["last_seen"], "2025-11-27T09:35:04.000000Z");
+}
+
+#[test]
+fn many_flows_fill_chunks_and_queries_stop_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_s, mut w, r) = open(dir.path(), eager());
+    let n = 70_000u64;
+    let flows: Vec<FlowRecord> = (1..=n)
+        .map(|i| {
+            let mut f = flow(i, RecordKind::Final, i, 1, T0 + i / 1000);
+            f.src_ip = IpAddr::from([10, 20, (i % 7) as u8, (i % 100) as u8]);
+            f
+        })
+        .collect();
+    for (seq, part) in flows.chunks(5000).enumerate() {
+        w.ingest(
+            "dinkes-01",
+            "dinkes",
+            &[batch(seq as u64 + 1, part.to_vec(), vec![])],
+        )
+        .unwrap();
+    }
+    let newest = r
+        .flows(&FlowFilter {
+            from: T0,
+            to: T0 + 3600,
+            limit: 5,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(newest.len(), 5);
+    assert_eq!(newest[0].record.flow_id, n);
+    assert!(newest[1..]
+        .iter()
+        .all(|f| f.record.last_seen == ns(T0 + n / 1000 - 1)));
+    let host = r
+        .flows(&FlowFilter {
+            from: T0,
+            to: T0 + 3600,
+            host: Some(ip("10.20.3.3")),
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap();
+    let want = flows.iter().filter(|f| f.src_ip == ip("10.20.3.3")).count();
+    assert_eq!(host.len(), want);
+    assert!(host
+        .windows(2)
+        .all(|p| p[0].record.last_seen >= p[1].record.last_seen));
+    let bytes: u64 = r
+        .top_hosts(None, T0, T0 + 3600, 2000)
+        .unwrap()
+        .iter()
+        .map(|h| h.bytes_up)
+        .sum();
+    assert_eq!(bytes, n * (n + 1) / 2);
+}
+
+#[test]
+fn overview_nodes_and_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig {
+        uplink_down_bps: 2_000_000_000,
+        ..eager()
+    };
+    let (_s, mut w, r) = open(dir.path(), cfg);
+    let hour = Duration::from_secs(3600);
+    for node in ["dinkes-01", "dinkes-02", "dinkes-03", "dinkes-04"] {
+        let t = w.create_enrollment_token("dinkes", node, hour).unwrap();
+        w.enroll(node, &t).unwrap();
+    }
+    let now = T0 + 600;
+    w.node_seen("dinkes-01", "10.0.5.2:1", "0.1.0", "a", None, at(now - 5))
+        .unwrap();
+    w.node_seen("dinkes-02", "10.0.5.3:1", "0.1.0", "b", None, at(now - 500))
+        .unwrap();
+    w.node_seen("dinkes-04", "10.0.5.4:1", "0.1.0", "c", None, at(now - 1))
+        .unwrap();
+    w.revoke_node("dinkes-04").unwrap();
+    assert!(matches!(
+        w.node_seen("ghost", "", "", "", None, at(now)),
+        Err(StoreError::UnknownNode(_))
+    ));
+    let mut counters = Vec::new();
+    for ts in now - 10..now {
+        counters.push(counter(
+            ts,
+            "sekretariat",
+            TrafficScope::Internet,
+            1000,
+            100,
+        ));
+        counters.push(counter(ts, "p2p", TrafficScope::Intranet, 500, 50));
+    }
+    // The current second is incomplete and left out of rates.
+    counters.push(counter(now, "p2p", TrafficScope::Internet, 999_999, 0));
+    let mut f = flow(1, RecordKind::Final, 4000, 6000, now - 30);
+    f.site = Some("portal.example.go.id".into());
+    w.ingest("dinkes-01", "dinkes", &[batch(1, vec![f], counters)])
+        .unwrap();
+    let o = r.overview(at(now), 5, Duration::from_secs(30)).unwrap();
+    assert_eq!(o.window_secs, 5);
+    assert_eq!(o.ts, "2025-11-27T09:45:00.000000Z");
+    assert_eq!(o.uplink.capacity_down_bps, 2_000_000_000);
+    assert_eq!((o.uplink.in_bps, o.uplink.out_bps), (1000 * 8, 100 * 8));
+    let dinkes = o.agencies.iter().find(|a| a.code == "dinkes").unwrap();
+    assert_eq!(dinkes.in_bps, 1500 * 8);
+    assert_eq!(dinkes.intranet_out_bps, 50 * 8);
+    assert_eq!((dinkes.nodes_up, dinkes.nodes_total), (1, 4));
+    let status: Vec<(String, NodeStatus)> = o
+        .nodes
+        .iter()
+        .map(|n| (n.node_id.clone(), n.status))
+        .collect();
+    assert_eq!(
+        status,
+        vec![
+            ("dinkes-01".into(), NodeStatus::Up),
+            ("dinkes-02".into(), NodeStatus::Down),
+            ("dinkes-03".into(), NodeStatus::Never),
+            ("dinkes-04".into(), NodeStatus::Revoked),
+        ]
+    );
+    assert_eq!(
+        o.top_sites,
+        vec![OverviewSite {
+            site: "portal.example.go.id".into(),
+            bytes: 10_000,
+            flows: 1
+        }]
+    );
+    assert_eq!(o.top_agencies[0].code, "dinkes");
+    assert_eq!(o.top_agencies[0].bytes, 10 * 1650 + 999_999);
+    let json = serde_json::to_value(&o).unwrap();
+    assert_eq!(json["nodes"][2]["status"], "never");
+    assert!(json["nodes"][2]["last_seen"].is_null());
+
+    let series = r.usage_series_since(now - 900).unwrap();
+    let pts = &series["dinkes"];
+    assert_eq!(pts.len(), 11);
+    assert_eq!(pts[0].in_bps, 1500 * 8);
+    assert_eq!(pts[0].ts, "2025-11-27T09:44:50.000000Z");
+
+    let agencies = r.agencies().unwrap();
+    assert_eq!(agencies.len(), 2);
+    assert_eq!(agencies[0].code, "dinkes");
+    assert_eq!(agencies[0].nodes.len(), 4);
+    assert_eq!(agencies[0].units[0].code, "p2p");
+    // An agency dropped from the config is no longer listed.
+    w.sync_agencies(&agencies_without_kominfo()).unwrap();
+    assert_eq!(r.agencies().unwrap().len(), 1);
+}
+
+fn agencies_without_kominfo() -> Vec<AgencyDef> {
+    agencies()
+        .into_iter()
+        .filter(|a| a.code == "dinkes")
+        .collect()
+}
+
+#[test]
+fn step_auto_picks_the_finest_kept_step() {
+    let now = at(T0 + 86_400 * 100);
+    let n = T0 + 86_400 * 100;
+    assert_eq!(Step::auto(n - 900, n, now), Step::Second);
+    assert_eq!(Step::auto(n - 7200, n, now), Step::Minute);
+    assert_eq!(Step::auto(n - 86_400 * 2, n, now), Step::Hour);
+    assert_eq!(
+        Step::auto(n - 86_400 * 40, n - 86_400 * 39, now),
+        Step::Hour
+    );
+    assert_eq!(Step::parse("1m"), Some(Step::Minute));
+    assert_eq!(Step::parse("5m"), None);
+}
+
+#[test]
+fn one_writer_migrations_and_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let w = store.writer().unwrap();
+    assert!(matches!(store.writer(), Err(StoreError::WriterInUse)));
+    drop(w);
+    let mut w = store.writer().unwrap();
+    w.sync_agencies(&agencies()).unwrap();
+    // Opening again applies nothing twice and keeps the data.
+    let again = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    assert_eq!(again.reader().unwrap().agencies().unwrap().len(), 2);
+    assert!(again.checkpoint().unwrap() >= 0);
+    drop(w);
+    drop((store, again));
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    assert!(matches!(
+        Store::open(dir.path(), StoreConfig::default()),
+        Err(StoreError::SchemaTooNew { found: 99, .. })
+    ));
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    assert!(matches!(
+        Store::open(&file, StoreConfig::default()),
+        Err(StoreError::DataDir { .. })
+    ));
+}
+
+#[test]
+fn absurd_numbers_saturate_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_s, mut w, r) = open(dir.path(), eager());
+    let mut flows = Vec::new();
+    for i in 1..=3 {
+        let mut f = flow(i, RecordKind::Final, u64::MAX, u64::MAX, T0);
+        f.flow_id = u64::MAX - i;
+        flows.push(f);
+    }
+    let mut far = flow(9, RecordKind::Final, 1, 1, T0);
+    far.last_seen = u64::MAX;
+    far.first_seen = u64::MAX;
+    flows.push(far);
+    let counters = vec![
+        counter(
+            T0,
+            "sekretariat",
+            TrafficScope::Internet,
+            u64::MAX,
+            u64::MAX,
+        ),
+        counter(T0, "sekretariat", TrafficScope::Internet, u64::MAX, 0),
+    ];
+    let mut b = batch(u64::MAX, flows, counters);
+    b.boot_epoch = u64::MAX;
+    b.dropped_records = u64::MAX;
+    w.ingest("dinkes-01", "dinkes", std::slice::from_ref(&b))
+        .unwrap();
+    assert_eq!(
+        w.ingest("dinkes-01", "dinkes", &[b]).unwrap(),
+        vec![BatchOutcome::Duplicate]
+    );
+    let (bytes_in, _) = totals(&r, T0, T0 + 60, Step::Second);
+    assert_eq!(bytes_in, (1 << 53) - 1);
+    let sites = r.top_sites(None, T0, T0 + 60, 10).unwrap();
+    assert!(sites[0].bytes >= (1 << 53) - 1);
+    let rows = r
+        .flows(&FlowFilter {
+            from: T0,
+            to: T0 + 60,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].record.bytes_up, u64::MAX, "stored verbatim");
+}
+
+#[test]
+fn bench_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let rate = bench_ingest(dir.path(), 3000).unwrap();
+    assert!(rate > 0.0);
+}
+
+#[test]
+fn handles_move_between_threads() {
+    fn send<T: Send>() {}
+    fn shared<T: Send + Sync>() {}
+    send::<Writer>();
+    send::<Reader>();
+    shared::<Store>();
+}

@@ -1,0 +1,252 @@
+//! Hostile and malformed agent messages against a real collector (in-process,
+//! real TLS, real SQLite): each connection is closed with a reason, the
+//! collector keeps serving, and nothing of a refused batch is stored.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use simpul_collector::config::{AgencyConfig, CollectorConfig};
+use simpul_collector::server::Collector;
+use simpul_proto::wire::{self, AgentMessage, Batch, CollectorMessage, Enroll, Hello};
+use simpul_proto::{CounterSample, TrafficScope};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+async fn connect(addr: SocketAddr, ca: &std::path::Path) -> Ws {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let url = format!("wss://localhost:{}{}", addr.port(), wire::AGENT_PATH);
+    let (ws, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+    ws
+}
+
+/// Read until the collector's Refused and the close; return the reason.
+async fn refused(ws: &mut Ws) -> String {
+    let mut reason = None;
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(15), ws.next())
+            .await
+            .expect("collector answers within 15 s");
+        let Some(Ok(m)) = next else { break };
+        match m {
+            Message::Binary(b) => {
+                if let Ok(CollectorMessage::Refused { reason: r }) = wire::decode(&b) {
+                    reason = Some(r);
+                }
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    reason.expect("collector sent Refused before closing")
+}
+
+fn counters(agency: &str, seq: u64) -> Batch {
+    Batch {
+        boot_epoch: 1,
+        seq,
+        sealed_ms: 1,
+        flows: vec![],
+        counters: vec![CounterSample {
+            ts: 1_800_000_000,
+            agency: agency.into(),
+            unit: "sekretariat".into(),
+            scope: TrafficScope::Internet,
+            bytes_in: 1000,
+            bytes_out: 10,
+            packets_in: 1,
+            packets_out: 1,
+        }],
+        dropped_records: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_messages_close_the_connection_and_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = CollectorConfig::default();
+    cfg.server.listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.server.listen_tls = Some("127.0.0.1:0".parse().unwrap());
+    cfg.storage.data_dir = dir.path().to_owned();
+    for code in ["dinkes", "bappeda"] {
+        cfg.agencies.push(AgencyConfig {
+            code: code.into(),
+            name: code.into(),
+            alloc_down_bps: 1_000_000,
+            alloc_up_bps: 1_000_000,
+            units: vec![],
+        });
+    }
+    let c = Collector::start(cfg).await.unwrap();
+    let tls = c.tls_addr.unwrap();
+    let ca = c.tls.ca_cert.clone().unwrap();
+
+    // Garbage bytes, a wrong protocol version, a batch before Hello, a bogus credential.
+    let cases: Vec<(Message, &str)> = vec![
+        (
+            Message::Binary(vec![wire::PROTOCOL_VERSION, 0xff, 0xff, 0xff].into()),
+            "malformed",
+        ),
+        (Message::Binary(vec![99, 1, 2, 3].into()), "version 99"),
+        (
+            Message::Binary(wire::encode(&AgentMessage::Batch(counters("dinkes", 1))).into()),
+            "expected Hello or Enroll",
+        ),
+        (
+            Message::Binary(
+                wire::encode(&AgentMessage::Hello(Hello {
+                    node_id: "ghost-01".into(),
+                    credential: "nope".into(),
+                    agent_version: "x".into(),
+                    hostname: "x".into(),
+                    boot_epoch: 1,
+                }))
+                .into(),
+            ),
+            "unknown node",
+        ),
+        (
+            Message::Binary(
+                wire::encode(&AgentMessage::Enroll(Enroll {
+                    node_id: "../../etc".into(),
+                    token: "x".into(),
+                    agent_version: "x".into(),
+                    hostname: "x".into(),
+                }))
+                .into(),
+            ),
+            "invalid node id",
+        ),
+        (Message::Text("{\"Hello\": 42}".into()), "malformed"),
+    ];
+    for (msg, expect) in cases {
+        let mut ws = connect(tls, &ca).await;
+        ws.send(msg).await.unwrap();
+        let reason = refused(&mut ws).await;
+        assert!(reason.contains(expect), "expected {expect:?} in {reason:?}");
+    }
+
+    // An enrolled node that then sends another agency's records: refused, nothing stored.
+    let token = c.enrollment_token("bappeda", "bappeda-01").await.unwrap();
+    let mut ws = connect(tls, &ca).await;
+    ws.send(Message::Binary(
+        wire::encode(&AgentMessage::Enroll(Enroll {
+            node_id: "bappeda-01".into(),
+            token,
+            agent_version: "t".into(),
+            hostname: "t".into(),
+        }))
+        .into(),
+    ))
+    .await
+    .unwrap();
+    let Some(Ok(Message::Binary(b))) = ws.next().await else {
+        panic!("no Enrolled")
+    };
+    let Ok(CollectorMessage::Enrolled { credential, .. }) = wire::decode(&b) else {
+        panic!("not Enrolled")
+    };
+    let mut ok = counters("bappeda", 1);
+    ok.counters.push(counters("dinkes", 1).counters[0].clone());
+    ws.send(Message::Binary(
+        wire::encode(&AgentMessage::Batch(ok)).into(),
+    ))
+    .await
+    .unwrap();
+    let reason = refused(&mut ws).await;
+    assert!(reason.contains("speaks for"), "{reason}");
+
+    // The same node, behaving: its batch is acknowledged and only it is stored.
+    let mut ws = connect(tls, &ca).await;
+    ws.send(Message::Binary(
+        wire::encode(&AgentMessage::Hello(Hello {
+            node_id: "bappeda-01".into(),
+            credential,
+            agent_version: "t".into(),
+            hostname: "t".into(),
+            boot_epoch: 1,
+        }))
+        .into(),
+    ))
+    .await
+    .unwrap();
+    let Some(Ok(Message::Binary(b))) = ws.next().await else {
+        panic!("no Welcome")
+    };
+    assert!(matches!(
+        wire::decode(&b),
+        Ok(CollectorMessage::Welcome { .. })
+    ));
+    ws.send(Message::Binary(
+        wire::encode(&AgentMessage::Batch(counters("bappeda", 1))).into(),
+    ))
+    .await
+    .unwrap();
+    let Some(Ok(Message::Binary(b))) = ws.next().await else {
+        panic!("no Ack")
+    };
+    assert_eq!(
+        wire::decode::<CollectorMessage>(&b),
+        Ok(CollectorMessage::Ack {
+            boot_epoch: 1,
+            seq: 1
+        })
+    );
+    // A replay of the same batch is acknowledged again, not stored twice.
+    ws.send(Message::Binary(
+        wire::encode(&AgentMessage::Batch(counters("bappeda", 1))).into(),
+    ))
+    .await
+    .unwrap();
+    let Some(Ok(Message::Binary(b))) = ws.next().await else {
+        panic!("no Ack")
+    };
+    assert_eq!(
+        wire::decode::<CollectorMessage>(&b),
+        Ok(CollectorMessage::Ack {
+            boot_epoch: 1,
+            seq: 1
+        })
+    );
+
+    let r = c.state.store.reader().unwrap();
+    let to = 1_800_000_100;
+    let b = r
+        .usage(
+            "bappeda",
+            1_799_999_000,
+            to,
+            simpul_collector::store::Step::Second,
+        )
+        .unwrap();
+    assert_eq!((b.total_bytes_in, b.total_bytes_out), (1000, 10));
+    let d = r
+        .usage(
+            "dinkes",
+            1_799_999_000,
+            to,
+            simpul_collector::store::Step::Second,
+        )
+        .unwrap();
+    assert_eq!((d.total_bytes_in, d.total_bytes_out), (0, 0));
+    c.stop().await;
+}
