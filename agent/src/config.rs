@@ -45,6 +45,48 @@ pub struct AgentConfig {
     /// The link to the central collector; absent: records only go to `[output]`.
     #[serde(default)]
     pub collector: Option<CollectorConfig>,
+    /// Bandwidth and access enforcement through the kernel (tc HTB + nftables).
+    #[serde(default)]
+    pub enforce: EnforceConfig,
+}
+
+/// `[enforce]`: where the agent shapes and filters, and with what policy.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EnforceConfig {
+    /// LAN-side interface (towards the units): download is shaped on its egress.
+    #[serde(default)]
+    pub lan_interface: Option<String>,
+    /// WAN-side interface (towards the internet): upload is shaped on its egress.
+    #[serde(default)]
+    pub wan_interface: Option<String>,
+    /// Capacity of the uplink; a policy allocating more is refused.
+    #[serde(default)]
+    pub uplink_down_bps: Option<u64>,
+    #[serde(default)]
+    pub uplink_up_bps: Option<u64>,
+    /// Local policy (TOML or JSON), applied by `run` at start.
+    #[serde(default)]
+    pub policy_file: Option<PathBuf>,
+    /// Where the last good policy is kept (`last-good-policy.toml`); it is
+    /// applied at start before anything else. Default: /var/lib/simpul-agent.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// Addresses that are never capped, blocked or suspended (the collector);
+    /// the host of `[collector] url` is added when it is an IP address.
+    #[serde(default)]
+    pub always_allow: Vec<String>,
+}
+
+impl EnforceConfig {
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(default_state_dir)
+    }
+
+    /// Whether the agent shapes and filters at all.
+    pub fn enabled(&self) -> bool {
+        self.lan_interface.is_some() || self.wan_interface.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -495,7 +537,73 @@ impl AgentConfig {
         }
         self.intranet_networks(path)?;
         self.subnet_assignments(path)?;
+        self.enforce_check(path)?;
         Ok(())
+    }
+
+    fn enforce_check(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |location: String, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            location,
+            message,
+        };
+        let e = &self.enforce;
+        for (key, name) in [
+            ("enforce.lan_interface", &e.lan_interface),
+            ("enforce.wan_interface", &e.wan_interface),
+        ] {
+            if let Some(n) = name {
+                if !valid_interface_name(n) {
+                    return Err(invalid(
+                        key.into(),
+                        format!("{n:?} is not an interface name (1-15 of letters, digits, '-', '_', '.')"),
+                    ));
+                }
+            }
+        }
+        if e.enabled() && (e.lan_interface.is_none() || e.wan_interface.is_none()) {
+            return Err(invalid(
+                "enforce".into(),
+                "set both lan_interface and wan_interface (or neither)".into(),
+            ));
+        }
+        if e.lan_interface.is_some() && e.lan_interface == e.wan_interface {
+            return Err(invalid(
+                "enforce.wan_interface".into(),
+                "must differ from lan_interface".into(),
+            ));
+        }
+        for (key, v) in [
+            ("enforce.uplink_down_bps", e.uplink_down_bps),
+            ("enforce.uplink_up_bps", e.uplink_up_bps),
+        ] {
+            if v == Some(0) {
+                return Err(invalid(key.into(), "must be at least 1".into()));
+            }
+        }
+        for (i, a) in e.always_allow.iter().enumerate() {
+            parse_cidr(a).map_err(|m| invalid(format!("enforce.always_allow[{i}]"), m))?;
+        }
+        Ok(())
+    }
+
+    /// `[enforce] always_allow` plus the collector's address when its URL
+    /// names an IP address.
+    pub fn always_allowed(&self) -> Vec<IpNetwork> {
+        let mut out: Vec<IpNetwork> = self
+            .enforce
+            .always_allow
+            .iter()
+            .filter_map(|a| parse_cidr(a).ok())
+            .collect();
+        if let Some(c) = &self.collector {
+            if let Ok(u) = CollectorUrl::parse(&c.url) {
+                if let Ok(ip) = u.host.parse::<std::net::IpAddr>() {
+                    out.push(IpNetwork::from(ip));
+                }
+            }
+        }
+        out
     }
 
     pub fn intranet_networks(&self, path: &Path) -> Result<Vec<IpNetwork>, ConfigError> {
@@ -570,6 +678,13 @@ impl AgentConfig {
         }
         Ok(out.into_iter().map(|(a, _)| a).collect())
     }
+}
+
+fn valid_interface_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 15
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 fn valid_code(code: &str) -> bool {
@@ -711,5 +826,43 @@ subnets = ["10.1.2.0/24"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("idle_timeout"), "{e}");
+    }
+
+    #[test]
+    fn enforce_section_is_checked() {
+        let c = parse(
+            "[collector]\nurl = \"ws://192.0.2.9:9000\"\n[enforce]\nlan_interface = \"lan0\"\nwan_interface = \"wan0\"\nalways_allow = [\"10.255.0.10/32\"]\n",
+        )
+        .unwrap();
+        assert!(c.enforce.enabled());
+        let allowed: Vec<String> = c.always_allowed().iter().map(|n| n.to_string()).collect();
+        assert_eq!(allowed, ["10.255.0.10/32", "192.0.2.9/32"]);
+        assert_eq!(
+            c.enforce.state_dir(),
+            PathBuf::from("/var/lib/simpul-agent")
+        );
+        for (text, place) in [
+            ("[enforce]\nlan_interface = \"lan0\"\n", "enforce: set both"),
+            (
+                "[enforce]\nlan_interface = \"x\"\nwan_interface = \"x\"\n",
+                "enforce.wan_interface: must differ",
+            ),
+            (
+                "[enforce]\nlan_interface = \"a b\"\nwan_interface = \"x\"\n",
+                "enforce.lan_interface: ",
+            ),
+            (
+                "[enforce]\nuplink_down_bps = 0\n",
+                "enforce.uplink_down_bps: ",
+            ),
+            (
+                "[enforce]\nalways_allow = [\"10.0.0.1/8\"]\n",
+                "enforce.always_allow[0]: ",
+            ),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(place), "{text}: {e}");
+        }
+        assert!(!parse("[agent]\nid = \"x\"\n").unwrap().enforce.enabled());
     }
 }

@@ -11,9 +11,12 @@ use simpul_agent::agency::AgencyMap;
 use simpul_agent::capture::live::LiveCapture;
 use simpul_agent::config::AgentConfig;
 use simpul_agent::decode::{DecodeError, LinkType};
+use simpul_agent::enforce::{EnforceError, Enforcer, Outcome};
 use simpul_agent::link::{HealthState, LinkSink, Tee, TimedSink, Uplink};
 use simpul_agent::output::JsonlSink;
+use simpul_agent::policy::load::{load_policy, parse_policy};
 use simpul_agent::processor::{Processor, ProcessorStats};
+use simpul_proto::policy::Policy;
 
 /// Where records go: JSON lines (either file optional) and the collector link
 /// when the config has `[collector]`.
@@ -63,10 +66,51 @@ enum Command {
         #[arg(long = "loop", requires = "realtime")]
         looping: bool,
     },
-    /// Capture live on the configured interfaces.
+    /// Capture live on the configured interfaces. With [enforce], the last
+    /// good policy and then enforce.policy_file are applied first.
     Run {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Bandwidth/access policy: check, show the kernel plan, apply once.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+    /// Debugging tool: run only the DNS responder — blocked names get
+    /// NXDOMAIN (or the block-page address), the rest go to --upstream.
+    #[command(hide = true)]
+    DnsProxy(simpul_agent::dnsproxy::DnsProxyArgs),
+}
+
+#[derive(Subcommand)]
+enum PolicyAction {
+    /// Validate a policy file (TOML or JSON); every problem with its place.
+    Check {
+        file: PathBuf,
+        /// agent.toml: unit codes, [enforce] uplink. Without it only the
+        /// policy's own structure is checked.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the nft and tc batches the policy becomes on this node.
+    Plan {
+        file: PathBuf,
+        #[arg(long)]
+        config: PathBuf,
+        /// Plan for this time (RFC 3339) instead of now (schedules).
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Validate and apply a policy now, then exit (the kernel keeps it).
+    Apply {
+        file: PathBuf,
+        #[arg(long)]
+        config: PathBuf,
+        /// Apply the rates of this time (RFC 3339) instead of now: previews
+        /// and tests of schedule windows.
+        #[arg(long)]
+        at: Option<String>,
     },
 }
 
@@ -101,6 +145,8 @@ fn main() {
             looping,
         }),
         Command::Run { config } => run(&config),
+        Command::Policy { action } => policy_command(action),
+        Command::DnsProxy(args) => simpul_agent::dnsproxy::run_cli(&args).map_err(Into::into),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -295,6 +341,9 @@ fn run(config: &Path) -> Result<()> {
         );
     }
     let stop = stop_flag()?;
+    // Enforcement first: the last good policy is in force before the
+    // collector is reachable or any packet is looked at.
+    let enforcer = start_enforcement(&cfg, &stop);
     let health = Arc::new(HealthState::new());
     let (uplink, link) = start_link(&cfg, &health)?;
     let mut proc = Processor::new(&cfg, map, Tee(jsonl, link));
@@ -335,6 +384,10 @@ fn run(config: &Path) -> Result<()> {
     health.record_processor(&proc);
     proc.sink_mut().0.flush().context("cannot flush output")?;
     stop_link(&mut proc, uplink);
+    if let Some(t) = enforcer {
+        // The kernel state stays in force after the agent exits.
+        let _ = t.join();
+    }
     for s in &stats {
         use std::sync::atomic::Ordering::Relaxed;
         tracing::info!(
@@ -360,4 +413,169 @@ fn run(config: &Path) -> Result<()> {
         "agent stopped"
     );
     Ok(())
+}
+
+fn policy_command(action: PolicyAction) -> Result<()> {
+    match action {
+        PolicyAction::Check { file, config } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let cfg = match &config {
+                Some(c) => AgentConfig::load(c)?,
+                None => {
+                    let policy = Policy::parse(&text)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                    structure_only_config(&policy)
+                }
+            };
+            let policy = parse_policy(&text, &file, &cfg)?;
+            println!(
+                "{}: policy {} for agency {} is valid ({} units, {} schedules{})",
+                file.display(),
+                policy.version,
+                policy.agency,
+                policy.allocation.units.len(),
+                policy.schedules.len(),
+                if config.is_none() {
+                    "; unit codes and uplink not checked without --config"
+                } else {
+                    ""
+                }
+            );
+            Ok(())
+        }
+        PolicyAction::Plan { file, config, at } => {
+            let cfg = AgentConfig::load(&config)?;
+            let policy = load_policy(&file, &cfg)?;
+            let now = parse_at(at.as_deref())?;
+            let leaf = simpul_agent::enforce::apply::detect_leaf_qdisc();
+            let plan = simpul_agent::enforce::plan::plan(&policy, &cfg, now, leaf)?;
+            println!(
+                "# policy {} schedule {}",
+                plan.policy_version,
+                plan.schedule.as_deref().unwrap_or("(base rates)")
+            );
+            for c in &plan.classes {
+                println!(
+                    "# class {:<6} {:<28} down {}/{} up {}/{} bps (rate/ceil)",
+                    c.classid,
+                    c.name,
+                    c.download.rate_bps,
+                    c.download.ceil_bps,
+                    c.upload.rate_bps,
+                    c.upload.ceil_bps
+                );
+            }
+            println!("# ---- nft -f - ----\n{}", plan.nft);
+            println!("# ---- tc -batch - ----\n{}", plan.tc);
+            Ok(())
+        }
+        PolicyAction::Apply { file, config, at } => {
+            let cfg = AgentConfig::load(&config)?;
+            let policy = load_policy(&file, &cfg)?;
+            let now = parse_at(at.as_deref())?;
+            let mut enforcer = Enforcer::new(cfg);
+            enforcer.assume_last_good(now);
+            match enforcer.enforce(policy, now)? {
+                Outcome::Applied {
+                    version,
+                    schedule,
+                    millis,
+                } => println!(
+                    "policy {version} applied in {millis} ms (schedule {})",
+                    schedule.as_deref().unwrap_or("none")
+                ),
+                Outcome::Unchanged => println!("policy unchanged"),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `--at`: an RFC 3339 time, or now.
+fn parse_at(at: Option<&str>) -> Result<time::OffsetDateTime> {
+    match at {
+        Some(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .with_context(|| format!("--at {t:?} is not an RFC 3339 time")),
+        None => Ok(time::OffsetDateTime::now_utc()),
+    }
+}
+
+/// A config whose only agency is the policy's, with every unit the policy
+/// names: `policy check` without `--config` checks the structure only.
+fn structure_only_config(policy: &Policy) -> AgentConfig {
+    let mut codes: std::collections::BTreeSet<String> =
+        policy.allocation.units.keys().cloned().collect();
+    codes.extend(policy.suspension.units.iter().cloned());
+    for s in &policy.schedules {
+        codes.extend(s.units.keys().cloned());
+    }
+    let mut cfg = AgentConfig::default();
+    cfg.agencies.push(simpul_agent::config::AgencyConfig {
+        code: policy.agency.clone(),
+        name: String::new(),
+        units: codes
+            .into_iter()
+            .map(|code| simpul_agent::config::UnitConfig {
+                code,
+                name: String::new(),
+                subnets: Vec::new(),
+            })
+            .collect(),
+    });
+    cfg
+}
+
+/// With `[enforce]`: apply the last good policy, then `policy_file`, and keep
+/// enforcing in a thread (schedule windows, suspension expiry, edits of the
+/// policy file) until `stop`. Failures are logged; the state in force stays.
+fn start_enforcement(
+    cfg: &AgentConfig,
+    stop: &Arc<AtomicBool>,
+) -> Option<std::thread::JoinHandle<()>> {
+    if !cfg.enforce.enabled() {
+        return None;
+    }
+    let mut enforcer = Enforcer::new(cfg.clone());
+    let now = time::OffsetDateTime::now_utc();
+    match enforcer.restore_last_good(now) {
+        Ok(Some(v)) => tracing::info!(version = v, "last good policy restored"),
+        Ok(None) => tracing::info!("no last good policy on disk"),
+        Err(e) => tracing::error!(error = %e, "cannot restore the last good policy"),
+    }
+    let file = cfg.enforce.policy_file.clone();
+    let mut last_text: Option<String> = None;
+    let load_file = move |enforcer: &mut Enforcer, last_text: &mut Option<String>| {
+        let Some(path) = &file else { return };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                if last_text.is_some() || enforcer.policy().is_none() {
+                    tracing::error!(path = %path.display(), error = %e, "cannot read the policy file");
+                }
+                return;
+            }
+        };
+        if last_text.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        *last_text = Some(text.clone());
+        let result = parse_policy(&text, path, enforcer.config())
+            .map_err(EnforceError::from)
+            .and_then(|p| enforcer.enforce(p, time::OffsetDateTime::now_utc()));
+        if let Err(e) = result {
+            tracing::error!(error = %e, "policy file refused; the policy in force stays");
+        }
+    };
+    load_file(&mut enforcer, &mut last_text);
+    let stop = stop.clone();
+    Some(std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(250));
+            load_file(&mut enforcer, &mut last_text);
+            if let Err(e) = enforcer.tick(time::OffsetDateTime::now_utc()) {
+                tracing::error!(error = %e, "cannot apply the policy for the current time");
+            }
+        }
+    }))
 }

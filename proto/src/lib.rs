@@ -5,6 +5,7 @@
 
 pub mod counters;
 pub mod flow;
+pub mod policy;
 pub mod time_format;
 pub mod wire;
 

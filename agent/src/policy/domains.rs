@@ -1,0 +1,1236 @@
+//! Compact domain sets for blocklists of millions of names.
+//!
+//! A rule covers its domain and every subdomain: the rule `example.go.id`
+//! matches `example.go.id`, `www.example.go.id` and `a.b.example.go.id`, not
+//! `notexample.go.id`. Lists come as plain text (one domain a line), hosts
+//! files (`0.0.0.0 domain [domain …]`) or adblock rules (`||domain^`);
+//! comments and blank lines are skipped, invalid entries are counted and the
+//! first [`MAX_REPORTED_INVALID`] reported with their line numbers — never
+//! fatal, because one bad line in a national list of millions must not leave
+//! an agency unprotected.
+//!
+//! Layout (measured for 3 M names; see BENCHMARKS.md, section `domains`):
+//! - one contiguous byte arena holding every rule as `[len u8][name bytes]`,
+//!   lowercased ASCII, without the trailing dot (IDNs arrive as punycode);
+//! - an open-addressing (linear probing) table of `u64` slots, each the high
+//!   32 bits of the rule's 64-bit hash (a fingerprint) and the rule's arena
+//!   offset. A fingerprint match is verified against the arena bytes, so hash
+//!   collisions never produce a false match.
+//!
+//! The hash is computed label by label from the right (TLD first), so all
+//! suffixes of a queried name (`id`, `go.id`, `example.go.id`, …) are hashed
+//! in one pass; their first table slots are loaded before any is inspected so
+//! the cache misses overlap.
+
+use std::io::BufRead;
+use std::net::IpAddr;
+use std::path::Path;
+use std::str::FromStr;
+
+/// How many invalid lines a [`LoadReport`] keeps verbatim (all are counted).
+pub const MAX_REPORTED_INVALID: usize = 20;
+
+/// Longest domain name in presentation form without the trailing dot.
+pub const MAX_NAME_LEN: usize = 253;
+
+const MAX_LABEL_LEN: usize = 63;
+const EMPTY: u64 = u64::MAX;
+/// Suffixes whose first slot is fetched before probing (deeper ones are
+/// probed one after the other).
+const BATCH: usize = 8;
+const SEED: u64 = 0x243F_6A88_85A3_08D3;
+const K: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The syntax of a list file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    /// One domain a line; `#` starts a comment.
+    Plain,
+    /// `ADDRESS name [name …]`; `#` starts a comment.
+    Hosts,
+    /// `||domain^` (optionally `$important`); `!` and `#` lines are comments.
+    Adblock,
+    /// Decide per line: `||`/`@@` → adblock, a leading IP address → hosts,
+    /// otherwise plain.
+    Auto,
+}
+
+impl FromStr for ListFormat {
+    type Err = DomainsError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "plain" | "domains" => Ok(ListFormat::Plain),
+            "hosts" => Ok(ListFormat::Hosts),
+            "adblock" | "abp" => Ok(ListFormat::Adblock),
+            "auto" => Ok(ListFormat::Auto),
+            _ => Err(DomainsError::UnknownFormat(s.to_string())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DomainsError {
+    #[error("cannot read the list after line {line}: {source}")]
+    Io {
+        line: u64,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("unknown list format {0:?} (plain, hosts, adblock or auto)")]
+    UnknownFormat(String),
+}
+
+/// Why an entry was not added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidReason {
+    #[error("empty name or empty label")]
+    EmptyLabel,
+    #[error("label longer than 63 bytes")]
+    LabelTooLong,
+    #[error("name longer than 253 bytes")]
+    NameTooLong,
+    #[error("character not allowed in a domain name (IDNs must be punycode)")]
+    BadChar,
+    #[error("an IP address, not a domain")]
+    IpAddress,
+    #[error("hosts line without an address before the name")]
+    MissingAddress,
+    #[error("hosts line with an address but no name")]
+    MissingName,
+    #[error("the set is full (4 GiB of names)")]
+    SetFull,
+    #[error("unsupported adblock rule (only ||domain^ and ||domain^$important)")]
+    UnsupportedRule,
+}
+
+/// One rejected entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidLine {
+    /// 1-based line number in the source.
+    pub line: u64,
+    /// The offending entry (truncated to 120 bytes, lossy UTF-8).
+    pub text: String,
+    pub reason: InvalidReason,
+}
+
+/// What loading one list did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    pub lines: u64,
+    /// New rules added to the set.
+    pub added: u64,
+    /// Rules already in the set (from this list or an earlier one).
+    pub duplicates: u64,
+    /// Every rejected entry is counted here …
+    pub invalid: u64,
+    /// … and the first [`MAX_REPORTED_INVALID`] are kept.
+    pub first_invalid: Vec<InvalidLine>,
+}
+
+impl LoadReport {
+    fn reject(&mut self, line: u64, text: &[u8], reason: InvalidReason) {
+        self.invalid += 1;
+        if self.first_invalid.len() < MAX_REPORTED_INVALID {
+            let cut = &text[..text.len().min(120)];
+            self.first_invalid.push(InvalidLine {
+                line,
+                text: String::from_utf8_lossy(cut).into_owned(),
+                reason,
+            });
+        }
+    }
+
+    /// Add another report's counts (several files into one set).
+    pub fn merge(&mut self, other: &LoadReport) {
+        self.lines += other.lines;
+        self.added += other.added;
+        self.duplicates += other.duplicates;
+        self.invalid += other.invalid;
+        for i in &other.first_invalid {
+            if self.first_invalid.len() < MAX_REPORTED_INVALID {
+                self.first_invalid.push(i.clone());
+            }
+        }
+    }
+}
+
+/// A rule that matched a queried name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Match<'a> {
+    /// The rule as stored (lowercase, no trailing dot).
+    pub rule: &'a str,
+    /// The list (category) the rule was first loaded from.
+    pub list: u16,
+}
+
+/// Whether [`DomainSetBuilder::insert`] added a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Added,
+    Duplicate,
+}
+
+/// An immutable set of domain rules. Build it with [`DomainSetBuilder`] or
+/// [`DomainSet::from_lines`].
+#[derive(Debug, Clone)]
+pub struct DomainSet {
+    arena: Vec<u8>,
+    table: Vec<u64>,
+    mask: usize,
+    len: usize,
+    /// (first arena offset, list id), ascending offsets.
+    lists: Vec<(u32, u16)>,
+    report: LoadReport,
+}
+
+impl Default for DomainSet {
+    fn default() -> Self {
+        DomainSetBuilder::new().build()
+    }
+}
+
+impl DomainSet {
+    /// Load one list (list id 0). Only I/O errors fail; invalid lines are in
+    /// [`DomainSet::report`].
+    pub fn from_lines<R: BufRead>(
+        reader: R,
+        format: ListFormat,
+    ) -> Result<DomainSet, DomainsError> {
+        let mut b = DomainSetBuilder::new();
+        let report = b.add_lines(reader, format, 0)?;
+        let mut set = b.build();
+        set.report = report;
+        Ok(set)
+    }
+
+    /// Load one list file (list id 0).
+    pub fn from_path(path: &Path, format: ListFormat) -> Result<DomainSet, DomainsError> {
+        let mut b = DomainSetBuilder::new();
+        b.add_path(path, format, 0)?;
+        Ok(b.build())
+    }
+
+    /// Number of distinct rules.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// What loading produced (merged over every list of the builder).
+    pub fn report(&self) -> &LoadReport {
+        &self.report
+    }
+
+    /// Heap bytes held (arena + table + list index).
+    pub fn memory_bytes(&self) -> usize {
+        self.arena.capacity() + self.table.capacity() * 8 + self.lists.capacity() * 8
+    }
+
+    /// Every rule in load order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        let mut off = 0usize;
+        std::iter::from_fn(move || {
+            let len = usize::from(*self.arena.get(off)?);
+            let bytes = self.arena.get(off + 1..off + 1 + len)?;
+            off += 1 + len;
+            Some(std::str::from_utf8(bytes).unwrap_or(""))
+        })
+    }
+
+    /// Whether `name` or one of its parent domains is a rule.
+    pub fn contains(&self, name: &str) -> bool {
+        self.lookup(name).is_some()
+    }
+
+    /// The rule covering `name` (the name itself or a parent domain), the
+    /// broadest one when several do. ASCII case is ignored, as is one
+    /// trailing dot.
+    pub fn lookup(&self, name: &str) -> Option<Match<'_>> {
+        self.lookup_bytes(name.as_bytes())
+    }
+
+    /// [`DomainSet::lookup`] for raw bytes (e.g. a DNS question name).
+    pub fn lookup_bytes(&self, name: &[u8]) -> Option<Match<'_>> {
+        if self.len == 0 {
+            return None;
+        }
+        let name = name.strip_suffix(b".").unwrap_or(name);
+        if name.is_empty() || name.len() > MAX_NAME_LEN {
+            return None;
+        }
+        // Phase 1: hashes and label starts of the first BATCH suffixes.
+        let mut hashes = [0u64; BATCH];
+        let mut starts = [0usize; BATCH];
+        let mut n = 0;
+        let mut h = SEED;
+        let mut end = name.len();
+        let mut more = true;
+        while n < BATCH {
+            let start = label_start(name, end);
+            h = mix_label(h, &name[start..end]);
+            hashes[n] = finish(h);
+            starts[n] = start;
+            n += 1;
+            if start == 0 {
+                more = false;
+                break;
+            }
+            end = start - 1;
+        }
+        // Phase 2: independent loads of each suffix's home slot, so their
+        // cache misses overlap.
+        let mut first = [EMPTY; BATCH];
+        for i in 0..n {
+            first[i] = self.table[(hashes[i] as usize) & self.mask];
+        }
+        // Phase 3: probe in order (TLD first: the broadest rule wins).
+        for i in 0..n {
+            if first[i] == EMPTY {
+                continue;
+            }
+            if let Some(off) = self.probe(hashes[i], first[i], &name[starts[i]..]) {
+                return Some(self.match_at(off));
+            }
+        }
+        // Names with more than BATCH labels: the rest one by one.
+        while more {
+            let start = label_start(name, end);
+            h = mix_label(h, &name[start..end]);
+            let hash = finish(h);
+            let slot = self.table[(hash as usize) & self.mask];
+            if let Some(off) = self.probe(hash, slot, &name[start..]) {
+                return Some(self.match_at(off));
+            }
+            if start == 0 {
+                more = false;
+            } else {
+                end = start - 1;
+            }
+        }
+        None
+    }
+
+    /// Linear probing from the home slot (already loaded as `slot`).
+    #[inline]
+    fn probe(&self, hash: u64, mut slot: u64, name: &[u8]) -> Option<u32> {
+        let fp = hash >> 32;
+        let mut i = (hash as usize) & self.mask;
+        loop {
+            if slot == EMPTY {
+                return None;
+            }
+            if slot >> 32 == fp {
+                let off = slot as u32;
+                if self.name_at(off).eq_ignore_ascii_case(name) {
+                    return Some(off);
+                }
+            }
+            i = (i + 1) & self.mask;
+            slot = self.table[i];
+        }
+    }
+
+    #[inline]
+    fn name_at(&self, off: u32) -> &[u8] {
+        let off = off as usize;
+        let len = usize::from(self.arena[off]);
+        &self.arena[off + 1..off + 1 + len]
+    }
+
+    fn match_at(&self, off: u32) -> Match<'_> {
+        let idx = self.lists.partition_point(|&(start, _)| start <= off);
+        let list = match idx {
+            0 => 0,
+            i => self.lists[i - 1].1,
+        };
+        Match {
+            rule: std::str::from_utf8(self.name_at(off)).unwrap_or(""),
+            list,
+        }
+    }
+}
+
+/// Start of the label ending at `end` (exclusive).
+#[inline]
+fn label_start(name: &[u8], end: usize) -> usize {
+    match name[..end].iter().rposition(|&b| b == b'.') {
+        Some(dot) => dot + 1,
+        None => 0,
+    }
+}
+
+/// ASCII-lowercase eight bytes at once (bytes ≥ 0x80 unchanged).
+#[inline]
+fn lower8(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let heptets = x & LOW7;
+    let ge_a = heptets + 0x3f3f_3f3f_3f3f_3f3f; // byte ≥ 'A' sets bit 7
+    let gt_z = heptets + 0x2525_2525_2525_2525; // byte > 'Z' sets bit 7
+    let upper = ge_a & !gt_z & !x & HIGH;
+    x | (upper >> 2)
+}
+
+/// Hash state after one more label (case-folded as it is read).
+#[inline]
+fn mix_label(h: u64, label: &[u8]) -> u64 {
+    let mut h = (h ^ label.len() as u64).wrapping_mul(K);
+    let mut chunks = label.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(23) ^ lower8(u64::from_le_bytes(w))).wrapping_mul(K);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        h = (h.rotate_left(23) ^ lower8(load_tail(rest))).wrapping_mul(K);
+    }
+    h
+}
+
+/// 1–7 bytes as a little-endian word, in registers: a partial copy into a
+/// stack buffer read back as one word stalls store-to-load forwarding.
+#[inline]
+fn load_tail(b: &[u8]) -> u64 {
+    let n = b.len();
+    if n >= 4 {
+        let lo = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let hi = u32::from_le_bytes([b[n - 4], b[n - 3], b[n - 2], b[n - 1]]);
+        u64::from(lo) | u64::from(hi) << (8 * (n - 4))
+    } else {
+        let mut w = 0u64;
+        for (i, &x) in b.iter().enumerate() {
+            w |= u64::from(x) << (8 * i);
+        }
+        w
+    }
+}
+
+/// murmur3's fmix64: every input bit affects the table index and fingerprint.
+#[inline]
+fn finish(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// Hash of a normalized rule (same as a lookup's hash of that suffix).
+fn rule_hash(name: &[u8]) -> u64 {
+    let mut h = SEED;
+    let mut end = name.len();
+    loop {
+        let start = label_start(name, end);
+        h = mix_label(h, &name[start..end]);
+        if start == 0 {
+            return finish(h);
+        }
+        end = start - 1;
+    }
+}
+
+/// Accumulates rules from one or more lists.
+#[derive(Debug)]
+pub struct DomainSetBuilder {
+    arena: Vec<u8>,
+    table: Vec<u64>,
+    mask: usize,
+    len: usize,
+    lists: Vec<(u32, u16)>,
+    report: LoadReport,
+}
+
+impl Default for DomainSetBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DomainSetBuilder {
+    pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// Pre-size for about `rules` rules (avoids rehashing while loading).
+    pub fn with_capacity(rules: usize) -> Self {
+        let slots = table_slots(rules).max(16);
+        DomainSetBuilder {
+            arena: Vec::with_capacity(rules * 20),
+            table: new_table(slots),
+            mask: slots - 1,
+            len: 0,
+            lists: Vec::new(),
+            report: LoadReport::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Add one rule (`example.com`, `Example.COM.`, `*.example.com`).
+    pub fn insert(&mut self, name: &str, list: u16) -> Result<Inserted, InvalidReason> {
+        self.insert_bytes(name.as_bytes(), list)
+    }
+
+    /// Add one rule given as bytes.
+    pub fn insert_bytes(&mut self, name: &[u8], list: u16) -> Result<Inserted, InvalidReason> {
+        let name = name.strip_prefix(b"*.").unwrap_or(name);
+        let name = name.strip_suffix(b".").unwrap_or(name);
+        validate(name)?;
+        if self.arena.len() + 1 + name.len() >= u32::MAX as usize {
+            return Err(InvalidReason::SetFull);
+        }
+        // Grow first: `grow` rehashes every rule in the arena.
+        if (self.len + 1) * 5 > self.table.len() * 4 {
+            self.grow();
+        }
+        let off = self.arena.len();
+        self.arena.push(name.len() as u8);
+        self.arena.extend(name.iter().map(u8::to_ascii_lowercase));
+        let hash = rule_hash(&self.arena[off + 1..]);
+        if self.find(hash, off) {
+            self.arena.truncate(off);
+            return Ok(Inserted::Duplicate);
+        }
+        place(&mut self.table, self.mask, hash, off as u32);
+        self.len += 1;
+        if self.lists.last().map(|&(_, l)| l) != Some(list) {
+            self.lists.push((off as u32, list));
+        }
+        Ok(Inserted::Added)
+    }
+
+    /// Whether the rule just written at `off` (the arena's tail) is already in.
+    fn find(&self, hash: u64, off: usize) -> bool {
+        let fp = hash >> 32;
+        let name = &self.arena[off + 1..];
+        let mut i = (hash as usize) & self.mask;
+        loop {
+            let slot = self.table[i];
+            if slot == EMPTY {
+                return false;
+            }
+            if slot >> 32 == fp {
+                let o = slot as u32 as usize;
+                let len = usize::from(self.arena[o]);
+                if &self.arena[o + 1..o + 1 + len] == name {
+                    return true;
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Make room for `additional` more rules without rehashing on the way.
+    pub fn reserve(&mut self, additional: usize) {
+        let slots = table_slots(self.len.saturating_add(additional));
+        if slots > self.table.len() {
+            self.rehash(slots);
+        }
+    }
+
+    fn grow(&mut self) {
+        self.rehash(self.table.len() * 2);
+    }
+
+    fn rehash(&mut self, slots: usize) {
+        let mut table = new_table(slots);
+        let mask = slots - 1;
+        let mut off = 0;
+        while off < self.arena.len() {
+            let len = usize::from(self.arena[off]);
+            let name = &self.arena[off + 1..off + 1 + len];
+            place(&mut table, mask, rule_hash(name), off as u32);
+            off += 1 + len;
+        }
+        self.table = table;
+        self.mask = mask;
+    }
+
+    /// Read a list; `list` is the id lookups report for its rules.
+    pub fn add_lines<R: BufRead>(
+        &mut self,
+        mut reader: R,
+        format: ListFormat,
+        list: u16,
+    ) -> Result<LoadReport, DomainsError> {
+        let mut report = LoadReport::default();
+        let mut buf = Vec::with_capacity(256);
+        loop {
+            buf.clear();
+            let n = reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|source| DomainsError::Io {
+                    line: report.lines,
+                    source,
+                })?;
+            if n == 0 {
+                break;
+            }
+            report.lines += 1;
+            let line_no = report.lines;
+            self.add_line(&buf, format, list, line_no, &mut report);
+        }
+        self.report.merge(&report);
+        tracing::debug!(
+            lines = report.lines,
+            added = report.added,
+            duplicates = report.duplicates,
+            invalid = report.invalid,
+            "domain list loaded"
+        );
+        Ok(report)
+    }
+
+    /// Read a list file.
+    pub fn add_path(
+        &mut self,
+        path: &Path,
+        format: ListFormat,
+        list: u16,
+    ) -> Result<LoadReport, DomainsError> {
+        let f = std::fs::File::open(path).map_err(|source| DomainsError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        // Size both structures once: a quick pass counts the lines (an upper
+        // bound on the rules, bar multi-name hosts lines), and the file is at
+        // least as long as the arena it fills (each line holds its name and a
+        // newline; the arena a length byte and the name).
+        let lines = count_lines(&f).map_err(|source| DomainsError::Io { line: 0, source })?;
+        self.reserve(lines);
+        if let Ok(meta) = f.metadata() {
+            let want = usize::try_from(meta.len())
+                .unwrap_or(0)
+                .min(u32::MAX as usize);
+            if want > self.arena.capacity() - self.arena.len() {
+                self.arena.reserve_exact(want);
+                advise_huge_pages(&self.arena);
+            }
+        }
+        self.add_lines(std::io::BufReader::with_capacity(1 << 16, f), format, list)
+    }
+
+    fn add_line(
+        &mut self,
+        raw: &[u8],
+        format: ListFormat,
+        list: u16,
+        line_no: u64,
+        report: &mut LoadReport,
+    ) {
+        let line = raw.trim_ascii();
+        if line.is_empty() || line[0] == b'#' {
+            return;
+        }
+        let format = match format {
+            ListFormat::Auto => {
+                if line.starts_with(b"||") || line.starts_with(b"@@") || line[0] == b'!' {
+                    ListFormat::Adblock
+                } else if first_token_is_ip(line) {
+                    ListFormat::Hosts
+                } else {
+                    ListFormat::Plain
+                }
+            }
+            f => f,
+        };
+        match format {
+            ListFormat::Plain | ListFormat::Auto => {
+                let entry = strip_comment(line);
+                self.add_entry(entry, list, line_no, report);
+            }
+            ListFormat::Hosts => {
+                let entry = strip_comment(line);
+                let mut tokens = entry
+                    .split(|b| b.is_ascii_whitespace())
+                    .filter(|t| !t.is_empty());
+                let Some(addr) = tokens.next() else { return };
+                if !is_ip(addr) {
+                    report.reject(line_no, entry, InvalidReason::MissingAddress);
+                    return;
+                }
+                let mut any = false;
+                for name in tokens {
+                    any = true;
+                    if is_hosts_boilerplate(name) {
+                        continue;
+                    }
+                    self.add_entry(name, list, line_no, report);
+                }
+                if !any {
+                    report.reject(line_no, entry, InvalidReason::MissingName);
+                }
+            }
+            ListFormat::Adblock => {
+                if line[0] == b'!' || line[0] == b'[' {
+                    return;
+                }
+                match adblock_domain(line) {
+                    Some(d) => self.add_entry(d, list, line_no, report),
+                    None => report.reject(line_no, line, InvalidReason::UnsupportedRule),
+                }
+            }
+        }
+    }
+
+    fn add_entry(&mut self, entry: &[u8], list: u16, line_no: u64, report: &mut LoadReport) {
+        match self.insert_bytes(entry, list) {
+            Ok(Inserted::Added) => report.added += 1,
+            Ok(Inserted::Duplicate) => report.duplicates += 1,
+            Err(reason) => report.reject(line_no, entry, reason),
+        }
+    }
+
+    /// Freeze: spare capacity is returned to the allocator.
+    pub fn build(mut self) -> DomainSet {
+        self.arena.shrink_to_fit();
+        self.lists.shrink_to_fit();
+        DomainSet {
+            arena: self.arena,
+            table: self.table,
+            mask: self.mask,
+            len: self.len,
+            lists: self.lists,
+            report: self.report,
+        }
+    }
+}
+
+/// Newlines in a file, plus one; the position of `f` is put back at the start.
+fn count_lines(f: &std::fs::File) -> std::io::Result<usize> {
+    use std::io::{Read, Seek};
+    let mut r = f;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n = 0;
+    loop {
+        let k = r.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        n += buf[..k].iter().filter(|&&b| b == b'\n').count();
+    }
+    r.seek(std::io::SeekFrom::Start(0))?;
+    Ok(n + 1)
+}
+
+fn new_table(slots: usize) -> Vec<u64> {
+    let mut t = Vec::with_capacity(slots);
+    advise_huge_pages(&t);
+    t.resize(slots, EMPTY);
+    t
+}
+
+/// Ask for transparent huge pages on a big buffer: random probes into tens
+/// of megabytes otherwise pay a TLB miss (a costly one under a hypervisor) on
+/// top of the cache miss. Only advice; nothing changes where THP is off.
+fn advise_huge_pages<T>(v: &Vec<T>) {
+    const HUGE: usize = 2 << 20;
+    let bytes = v.capacity() * std::mem::size_of::<T>();
+    if bytes < 2 * HUGE {
+        return;
+    }
+    let start = v.as_ptr() as usize;
+    let aligned = (start + HUGE - 1) & !(HUGE - 1);
+    let end = (start + bytes) & !(HUGE - 1);
+    if end > aligned {
+        // SAFETY: [aligned, end) lies inside the vector's allocation and is
+        // page-aligned; MADV_HUGEPAGE changes how the kernel backs the pages,
+        // never their contents or validity.
+        unsafe {
+            libc::madvise(
+                aligned as *mut libc::c_void,
+                end - aligned,
+                libc::MADV_HUGEPAGE,
+            );
+        }
+    }
+}
+
+fn table_slots(rules: usize) -> usize {
+    // Load factor at most 0.8.
+    (rules.saturating_mul(5) / 4 + 1).next_power_of_two()
+}
+
+fn place(table: &mut [u64], mask: usize, hash: u64, off: u32) {
+    let mut i = (hash as usize) & mask;
+    while table[i] != EMPTY {
+        i = (i + 1) & mask;
+    }
+    table[i] = (hash >> 32) << 32 | u64::from(off);
+}
+
+/// Check a rule (before lowercasing): LDH plus `_`, label and name lengths,
+/// not an IP address.
+fn validate(name: &[u8]) -> Result<(), InvalidReason> {
+    if name.is_empty() {
+        return Err(InvalidReason::EmptyLabel);
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(InvalidReason::NameTooLong);
+    }
+    let mut label_len = 0usize;
+    let mut labels = 0usize;
+    let mut all_digits = true;
+    for &b in name {
+        match b {
+            b'.' => {
+                if label_len == 0 {
+                    return Err(InvalidReason::EmptyLabel);
+                }
+                label_len = 0;
+                labels += 1;
+            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'-' | b'_' => {
+                all_digits = false;
+                label_len += 1;
+            }
+            b'0'..=b'9' => label_len += 1,
+            b':' if is_ip(name) => return Err(InvalidReason::IpAddress),
+            _ => return Err(InvalidReason::BadChar),
+        }
+        if label_len > MAX_LABEL_LEN {
+            return Err(InvalidReason::LabelTooLong);
+        }
+    }
+    if label_len == 0 {
+        return Err(InvalidReason::EmptyLabel);
+    }
+    if all_digits && labels == 3 {
+        return Err(InvalidReason::IpAddress);
+    }
+    Ok(())
+}
+
+fn is_ip(token: &[u8]) -> bool {
+    std::str::from_utf8(token)
+        .ok()
+        .and_then(|s| s.parse::<IpAddr>().ok())
+        .is_some()
+}
+
+fn first_token_is_ip(line: &[u8]) -> bool {
+    let first = line
+        .split(|b| b.is_ascii_whitespace())
+        .next()
+        .unwrap_or_default();
+    // Cheap pre-check: an address starts with a digit or contains ':'.
+    (first.first().is_some_and(u8::is_ascii_digit) || first.contains(&b':'))
+        && line.len() > first.len()
+        && is_ip(first)
+}
+
+fn strip_comment(line: &[u8]) -> &[u8] {
+    match line.iter().position(|&b| b == b'#') {
+        Some(i) => line[..i].trim_ascii(),
+        None => line,
+    }
+}
+
+/// Names every hosts file maps to loopback; never rules.
+fn is_hosts_boilerplate(name: &[u8]) -> bool {
+    const NAMES: &[&[u8]] = &[
+        b"localhost",
+        b"localhost.localdomain",
+        b"local",
+        b"broadcasthost",
+        b"ip6-localhost",
+        b"ip6-loopback",
+        b"ip6-localnet",
+        b"ip6-mcastprefix",
+        b"ip6-allnodes",
+        b"ip6-allrouters",
+        b"ip6-allhosts",
+        b"0.0.0.0",
+    ];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// `||domain^`, `||domain^$important`, `||domain` → `domain`.
+fn adblock_domain(line: &[u8]) -> Option<&[u8]> {
+    let rest = line.strip_prefix(b"||")?;
+    let (domain, tail) = match rest.iter().position(|&b| b == b'^') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, &b""[..]),
+    };
+    let tail = tail.trim_ascii();
+    if !(tail.is_empty() || tail == b"$important") {
+        return None;
+    }
+    if domain.is_empty()
+        || domain
+            .iter()
+            .any(|&b| matches!(b, b'/' | b'*' | b'$' | b'|'))
+    {
+        return None;
+    }
+    Some(domain)
+}
+
+/// A blocklist with its allowlist: an allowlisted name (or a subdomain of an
+/// allowlisted name) is never blocked, whatever the blocklist says.
+#[derive(Debug, Clone, Default)]
+pub struct DomainFilter {
+    pub blocked: DomainSet,
+    pub allowed: DomainSet,
+    /// Names of the blocklists by list id (for events), e.g. `judi`.
+    pub list_names: Vec<String>,
+}
+
+/// Why a name is blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockMatch<'a> {
+    pub rule: &'a str,
+    pub list: u16,
+    /// `list_names[list]`, or `""` when unnamed.
+    pub list_name: &'a str,
+}
+
+impl DomainFilter {
+    pub fn new(blocked: DomainSet, allowed: DomainSet, list_names: Vec<String>) -> Self {
+        DomainFilter {
+            blocked,
+            allowed,
+            list_names,
+        }
+    }
+
+    /// The blocking rule for `name`, unless the allowlist covers it.
+    pub fn check(&self, name: &[u8]) -> Option<BlockMatch<'_>> {
+        let m = self.blocked.lookup_bytes(name)?;
+        if self.allowed.lookup_bytes(name).is_some() {
+            return None;
+        }
+        Some(BlockMatch {
+            rule: m.rule,
+            list: m.list,
+            list_name: self
+                .list_names
+                .get(usize::from(m.list))
+                .map(String::as_str)
+                .unwrap_or(""),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    fn set(text: &str, format: ListFormat) -> DomainSet {
+        DomainSet::from_lines(text.as_bytes(), format).expect("in-memory read")
+    }
+
+    #[test]
+    fn load_tail_is_zero_padded_le() {
+        let b = [1u8, 2, 3, 4, 5, 6, 7];
+        for n in 1..=7 {
+            let mut w = [0u8; 8];
+            w[..n].copy_from_slice(&b[..n]);
+            assert_eq!(load_tail(&b[..n]), u64::from_le_bytes(w), "{n}");
+        }
+    }
+
+    #[test]
+    fn lower8_matches_ascii_lowercase() {
+        for b in 0..=255u8 {
+            let x = u64::from_le_bytes([b, b'A', b'z', b'Z', b'@', b'[', 0x80 | b, b]);
+            let want: Vec<u8> = x.to_le_bytes().iter().map(u8::to_ascii_lowercase).collect();
+            assert_eq!(lower8(x).to_le_bytes().to_vec(), want, "{b}");
+        }
+    }
+
+    #[test]
+    fn rule_covers_subdomains_only() {
+        let s = set("example.go.id\n", ListFormat::Plain);
+        for yes in [
+            "example.go.id",
+            "www.example.go.id",
+            "a.b.example.go.id",
+            "EXAMPLE.Go.Id.",
+            "x.example.go.id.",
+        ] {
+            assert_eq!(
+                s.lookup(yes).map(|m| m.rule),
+                Some("example.go.id"),
+                "{yes}"
+            );
+        }
+        for no in [
+            "notexample.go.id",
+            "go.id",
+            "id",
+            "example.go.id.evil",
+            "example.go",
+            "",
+            ".",
+            "..",
+            "example..go.id",
+        ] {
+            assert!(s.lookup(no).is_none(), "{no}");
+        }
+    }
+
+    #[test]
+    fn broadest_rule_wins_and_lists_are_tracked() {
+        let mut b = DomainSetBuilder::new();
+        b.add_lines("sub.judi.com\n".as_bytes(), ListFormat::Plain, 3)
+            .expect("read");
+        b.add_lines("judi.com\nporn.xyz\n".as_bytes(), ListFormat::Plain, 7)
+            .expect("read");
+        b.add_lines("porn.xyz\n".as_bytes(), ListFormat::Plain, 9)
+            .expect("read");
+        let s = b.build();
+        assert_eq!(s.len(), 3);
+        assert_eq!(
+            s.lookup("a.sub.judi.com"),
+            Some(Match {
+                rule: "judi.com",
+                list: 7
+            })
+        );
+        assert_eq!(s.lookup("x.porn.xyz").map(|m| m.list), Some(7));
+        assert_eq!(s.report().duplicates, 1);
+    }
+
+    #[test]
+    fn plain_format_comments_and_invalid_lines() {
+        let text = "# TrustPositif\n\nexample.com\n  Foo.Example.NET.  # trailing\n*.wild.id\nbad domain\n\
+                    -ok-.com\nexa_mple.org\nä.com\n1.2.3.4\na..b\n";
+        let s = set(text, ListFormat::Plain);
+        let r = s.report();
+        assert_eq!(r.lines, 11);
+        assert_eq!(r.added, 5, "{r:?}");
+        assert_eq!(r.invalid, 4);
+        let lines: Vec<_> = r.first_invalid.iter().map(|i| (i.line, i.reason)).collect();
+        assert_eq!(
+            lines,
+            vec![
+                (6, InvalidReason::BadChar),
+                (9, InvalidReason::BadChar),
+                (10, InvalidReason::IpAddress),
+                (11, InvalidReason::EmptyLabel),
+            ]
+        );
+        assert!(s.contains("foo.example.net"));
+        assert!(s.contains("x.wild.id"));
+        assert!(s.contains("exa_mple.org"));
+        let long = format!("{}.com", "a".repeat(64));
+        let s = set(&long, ListFormat::Plain);
+        assert_eq!(
+            s.report().first_invalid[0].reason,
+            InvalidReason::LabelTooLong
+        );
+        let long = format!("{}com", "abcdefgh.".repeat(29));
+        let s = set(&long, ListFormat::Plain);
+        assert_eq!(
+            s.report().first_invalid[0].reason,
+            InvalidReason::NameTooLong
+        );
+    }
+
+    #[test]
+    fn hosts_format() {
+        let text = "127.0.0.1 localhost\n::1 ip6-localhost ip6-loopback\n0.0.0.0 ads.example.com tracker.example.net # c\n\
+                    0.0.0.0\nexample.org\n127.0.0.1\tslot.xyz\n# 0.0.0.0 commented.com\n";
+        let s = set(text, ListFormat::Hosts);
+        let r = s.report();
+        assert_eq!(r.added, 3, "{r:?}");
+        assert!(s.contains("ads.example.com") && s.contains("a.tracker.example.net"));
+        assert!(s.contains("slot.xyz"));
+        assert!(!s.contains("localhost") && !s.contains("commented.com"));
+        let reasons: Vec<_> = r.first_invalid.iter().map(|i| (i.line, i.reason)).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                (4, InvalidReason::MissingName),
+                (5, InvalidReason::MissingAddress)
+            ]
+        );
+    }
+
+    #[test]
+    fn adblock_format() {
+        let text =
+            "[Adblock Plus 2.0]\n! comment\n||judi.com^\n||Slot.XYZ^$important\n||bare.net\n\
+                    @@||ok.judi.com^\n||x.com^$third-party\n/banner/*\nexample.com##.ad\n";
+        let s = set(text, ListFormat::Adblock);
+        let r = s.report();
+        assert_eq!(r.added, 3, "{r:?}");
+        assert!(s.contains("a.judi.com") && s.contains("slot.xyz") && s.contains("bare.net"));
+        assert_eq!(r.invalid, 4);
+        assert!(r
+            .first_invalid
+            .iter()
+            .all(|i| i.reason == InvalidReason::UnsupportedRule));
+        assert_eq!(r.first_invalid[0].line, 6);
+    }
+
+    #[test]
+    fn auto_format_mixes() {
+        let text = "plain.com\n0.0.0.0 hosts.com\n||adblock.com^\n! c\n";
+        let s = set(text, ListFormat::Auto);
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.report().invalid, 0);
+    }
+
+    #[test]
+    fn invalid_lines_reported_up_to_limit() {
+        let text = "bad line\n".repeat(100);
+        let s = set(&text, ListFormat::Plain);
+        assert_eq!(s.report().invalid, 100);
+        assert_eq!(s.report().first_invalid.len(), MAX_REPORTED_INVALID);
+        assert_eq!(s.report().first_invalid[19].line, 20);
+    }
+
+    #[test]
+    fn allowlist_overrides() {
+        let f = DomainFilter::new(
+            set("judi.com\nblocked.go.id\n", ListFormat::Plain),
+            set("ok.judi.com\n", ListFormat::Plain),
+            vec!["judi".into()],
+        );
+        assert_eq!(
+            f.check(b"www.judi.com").map(|m| (m.rule, m.list_name)),
+            Some(("judi.com", "judi"))
+        );
+        assert!(f.check(b"ok.judi.com").is_none());
+        assert!(f.check(b"a.ok.judi.com").is_none());
+        assert!(f.check(b"other.com").is_none());
+        assert!(f.check(b"blocked.go.id").is_some());
+    }
+
+    #[test]
+    fn grows_and_keeps_everything() {
+        let mut b = DomainSetBuilder::new();
+        for i in 0..50_000 {
+            b.insert(&format!("d{i}.example{}.com", i % 7), (i % 3) as u16)
+                .expect("valid");
+        }
+        let s = b.build();
+        assert_eq!(s.len(), 50_000);
+        for i in 0..50_000 {
+            let m = s.lookup(&format!("www.d{i}.example{}.com", i % 7));
+            assert!(m.is_some(), "{i}");
+        }
+        assert!(s.lookup("d50000.example0.com").is_none());
+        assert_eq!(s.iter().count(), 50_000);
+    }
+
+    #[test]
+    fn deep_names_beyond_batch() {
+        let s = set("deep.example.com\n", ListFormat::Plain);
+        let name = format!("{}deep.example.com", "x.".repeat(40));
+        assert!(s.contains(&name));
+        let t = set(
+            &format!("{}deep.example.com\n", "x.".repeat(20)),
+            ListFormat::Plain,
+        );
+        assert!(t.contains(&format!("y.{}deep.example.com", "x.".repeat(20))));
+        assert!(!t.contains(&format!("{}deep.example.com", "x.".repeat(19))));
+        assert!(!s.contains(&"a.".repeat(200)));
+    }
+
+    fn naive_lookup(rules: &HashSet<String>, name: &str) -> Option<String> {
+        let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+        if name.is_empty() || name.len() > MAX_NAME_LEN {
+            return None;
+        }
+        let labels: Vec<&str> = name.split('.').collect();
+        (1..=labels.len())
+            .map(|k| labels[labels.len() - k..].join("."))
+            .find(|s| rules.contains(s))
+    }
+
+    fn label() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("a".to_string()),
+            Just("b".to_string()),
+            Just("ab".to_string()),
+            Just("go".to_string()),
+            Just("id".to_string()),
+            Just("Co".to_string()),
+            Just("x-y".to_string()),
+            "[a-z0-9]{1,12}",
+        ]
+    }
+
+    fn domain() -> impl Strategy<Value = String> {
+        prop::collection::vec(label(), 1..5).prop_map(|v| v.join("."))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn matches_naive_model(
+            rules in prop::collection::vec(domain(), 0..60),
+            queries in prop::collection::vec((domain(), prop::bool::ANY), 1..60),
+        ) {
+            let mut b = DomainSetBuilder::new();
+            let mut naive = HashSet::new();
+            for r in &rules {
+                b.insert(r, 0).expect("generated rules are valid");
+                naive.insert(r.to_ascii_lowercase());
+            }
+            let s = b.build();
+            prop_assert_eq!(s.len(), naive.len());
+            for (q, dot) in &queries {
+                let q = if *dot { format!("{q}.") } else { q.clone() };
+                let got = s.lookup(&q).map(|m| m.rule.to_string());
+                prop_assert_eq!(got, naive_lookup(&naive, &q), "query {}", q);
+            }
+            // Every rule matches itself and a subdomain of itself.
+            for r in &rules {
+                prop_assert!(s.contains(r));
+                let sub = format!("zz.{r}");
+                prop_assert!(s.contains(&sub));
+            }
+        }
+
+        #[test]
+        fn filter_matches_naive_model(
+            block in prop::collection::vec(domain(), 0..30),
+            allow in prop::collection::vec(domain(), 0..10),
+            queries in prop::collection::vec(domain(), 1..40),
+        ) {
+            let bs = DomainSet::from_lines(block.join("\n").as_bytes(), ListFormat::Plain).expect("read");
+            let al = DomainSet::from_lines(allow.join("\n").as_bytes(), ListFormat::Plain).expect("read");
+            let f = DomainFilter::new(bs, al, vec![]);
+            let nb: HashSet<String> = block.iter().map(|s| s.to_ascii_lowercase()).collect();
+            let na: HashSet<String> = allow.iter().map(|s| s.to_ascii_lowercase()).collect();
+            for q in &queries {
+                let want = naive_lookup(&nb, q).filter(|_| naive_lookup(&na, q).is_none());
+                prop_assert_eq!(f.check(q.as_bytes()).map(|m| m.rule.to_string()), want);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(lines in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..80), 0..30), q in prop::collection::vec(any::<u8>(), 0..300)) {
+            let text: Vec<u8> = lines.join(&b'\n');
+            for f in [ListFormat::Plain, ListFormat::Hosts, ListFormat::Adblock, ListFormat::Auto] {
+                let s = DomainSet::from_lines(&text[..], f).expect("in-memory read");
+                let _ = s.lookup_bytes(&q);
+                for r in s.iter() {
+                    prop_assert!(s.contains(r));
+                }
+            }
+        }
+    }
+}

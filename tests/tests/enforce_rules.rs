@@ -1,0 +1,359 @@
+//! Access enforcement with real connections in namespaces: blocked CIDRs and
+//! ports, suspension (internet cut, intranet and the always-allowed
+//! collector address kept), refusal of malformed policies without any
+//! kernel change, and a killed agent leaving its policy in force (restored
+//! from the last good policy on restart).
+
+mod common;
+mod enforce_lab;
+
+use std::process::Command;
+use std::time::Instant;
+
+use common::is_root;
+use common::netns::{sh, wait_for};
+use enforce_lab::{Topo, ALWAYS_ALLOWED, INTERNET, INTERNET_BLOCKED, INTRANET};
+
+fn policy(version: u64, extra: &str) -> String {
+    format!(
+        r#"
+version = {version}
+agency = "dinkes"
+intranet = ["10.0.0.0/8"]
+[allocation]
+download = {{ rate_bps = 40000000, ceil_bps = 40000000 }}
+upload = {{ rate_bps = 40000000, ceil_bps = 40000000 }}
+[allocation.units.a]
+download = {{ rate_bps = 20000000, ceil_bps = 40000000 }}
+upload = {{ rate_bps = 20000000, ceil_bps = 40000000 }}
+[allocation.units.b]
+download = {{ rate_bps = 20000000, ceil_bps = 40000000 }}
+upload = {{ rate_bps = 20000000, ceil_bps = 40000000 }}
+{extra}
+"#
+    )
+}
+
+const BLOCKS: &str = r#"
+[blocking]
+cidrs = ["198.51.100.20/32"]
+ports = [{ proto = "tcp", port = 5299 }, { proto = "udp", port = "6881-6889" }]
+block_dot = true
+block_quic = true
+"#;
+
+/// Servers every test uses: internet 5201 and 5299, intranet 5201 and 5203.
+fn servers(t: &mut Topo) {
+    let inet = t.inet.clone();
+    let intra = t.intra.clone();
+    t.iperf_server(&inet, 5201);
+    t.iperf_server(&inet, 5299);
+    t.iperf_server(&intra, 5201);
+    t.iperf_server(&intra, 5203);
+}
+
+#[test]
+fn blocked_cidr_and_port_are_unreachable_while_others_work() {
+    assert!(is_root(), "enforcement tests need root (CI runs as root)");
+    let mut t = Topo::new("eb");
+    servers(&mut t);
+    // The probes work before any policy.
+    assert!(t.can_connect(&t.a, INTERNET_BLOCKED, 5201));
+    assert!(t.can_connect(&t.a, INTERNET, 5299));
+
+    let p = t.write_policy("policy.toml", &policy(1, BLOCKS));
+    t.apply_ok(&p);
+    assert!(
+        !t.can_connect(&t.a, INTERNET_BLOCKED, 5201),
+        "blocked CIDR {INTERNET_BLOCKED} still reachable"
+    );
+    assert!(
+        !t.can_connect(&t.b, INTERNET, 5299),
+        "blocked port 5299 still reachable"
+    );
+    assert!(
+        t.can_connect(&t.a, INTERNET, 5201),
+        "allowed internet address blocked"
+    );
+    assert!(
+        t.can_connect(&t.b, INTERNET, 5201),
+        "allowed internet address blocked"
+    );
+    assert!(t.can_connect(&t.a, INTRANET, 5201), "intranet blocked");
+    let table = t.kernel_state();
+    assert!(table.contains("comment \"blocked: cidr\""), "{table}");
+
+    // A new version without the blocks opens them again.
+    let p = t.write_policy("policy2.toml", &policy(2, ""));
+    t.apply_ok(&p);
+    assert!(t.can_connect(&t.a, INTERNET_BLOCKED, 5201));
+    assert!(t.can_connect(&t.b, INTERNET, 5299));
+}
+
+#[test]
+fn suspension_cuts_internet_but_not_intranet_or_the_collector() {
+    assert!(is_root(), "enforcement tests need root (CI runs as root)");
+    let mut t = Topo::new("ep");
+    servers(&mut t);
+
+    let p = t.write_policy("unit.toml", &policy(1, "[suspension]\nunits = [\"a\"]\n"));
+    t.apply_ok(&p);
+    assert!(
+        !t.can_connect(&t.a, INTERNET, 5201),
+        "suspended unit a reaches the internet"
+    );
+    assert!(
+        t.can_connect(&t.a, INTRANET, 5201),
+        "suspended unit a lost the intranet"
+    );
+    assert!(
+        t.can_connect(&t.a, ALWAYS_ALLOWED, 5201),
+        "suspended unit a lost the always-allowed (collector) address"
+    );
+    assert!(
+        t.can_connect(&t.b, INTERNET, 5201),
+        "unit b is not suspended"
+    );
+
+    let p = t.write_policy(
+        "agency.toml",
+        &policy(2, "[suspension]\nagency = true\nreason = \"test\"\n"),
+    );
+    t.apply_ok(&p);
+    for ns in [&t.a, &t.b] {
+        assert!(
+            !t.can_connect(ns, INTERNET, 5201),
+            "suspended agency reaches the internet from {ns}"
+        );
+        assert!(
+            t.can_connect(ns, INTRANET, 5201),
+            "suspended agency lost the intranet from {ns}"
+        );
+        assert!(
+            t.can_connect(ns, ALWAYS_ALLOWED, 5201),
+            "suspended agency lost the always-allowed (collector) address from {ns}"
+        );
+    }
+
+    // An expired suspension is not enforced.
+    let p = t.write_policy(
+        "expired.toml",
+        &policy(
+            3,
+            "[suspension]\nagency = true\nuntil = \"2020-01-01T00:00:00+07:00\"\n",
+        ),
+    );
+    t.apply_ok(&p);
+    assert!(
+        t.can_connect(&t.a, INTERNET, 5201),
+        "expired suspension still enforced"
+    );
+}
+
+#[test]
+fn malformed_policy_is_refused_and_changes_nothing() {
+    assert!(is_root(), "enforcement tests need root (CI runs as root)");
+    let t = Topo::new("em");
+    let good = t.write_policy("good.toml", &policy(1, BLOCKS));
+    t.apply_ok(&good);
+    let before = t.kernel_state();
+    let last_good = t.dir.path().join("state/last-good-policy.toml");
+    let saved = std::fs::read_to_string(&last_good).expect("last good policy saved");
+
+    let over = policy(2, BLOCKS).replace(
+        "[allocation.units.b]\ndownload = { rate_bps = 20000000",
+        "[allocation.units.b]\ndownload = { rate_bps = 30000000",
+    );
+    let cases = [
+        (
+            "over.toml",
+            over,
+            "allocation.units: download unit rates sum to 50000000 bps, above the agency's rate_bps 40000000",
+        ),
+        (
+            "cidr.toml",
+            policy(2, "[blocking]\ncidrs = [\"198.51.100.0/33\"]\n"),
+            "blocking.cidrs[0]: ",
+        ),
+        (
+            "unit.toml",
+            policy(2, "[suspension]\nunits = [\"zz\"]\n"),
+            "suspension.units[0]: unknown unit \"zz\"",
+        ),
+        ("syntax.toml", "version = 2\nagency = \n".to_string(), "TOML"),
+    ];
+    for (name, text, want) in cases {
+        let p = t.write_policy(name, &text);
+        let out = t.apply(&p);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} was accepted");
+        assert!(
+            err.contains(want),
+            "{name}: error does not say {want:?}: {err}"
+        );
+        assert_eq!(t.kernel_state(), before, "{name} changed the kernel state");
+        assert_eq!(
+            std::fs::read_to_string(&last_good).expect("last good"),
+            saved,
+            "{name} replaced the last good policy"
+        );
+    }
+
+    // `policy check` reports the same problems without touching anything.
+    let out = Command::new(common::agent_bin())
+        .args(["policy", "check"])
+        .arg(t.dir.path().join("over.toml"))
+        .arg("--config")
+        .arg(&t.config)
+        .output()
+        .expect("policy check");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("allocation.units: download unit rates sum")
+    );
+}
+
+#[test]
+fn failed_tc_batch_is_reported_and_the_previous_shaping_restored() {
+    assert!(is_root(), "enforcement tests need root (CI runs as root)");
+    let t = Topo::new("ef");
+    let good = t.write_policy("good.toml", &policy(1, BLOCKS));
+    t.apply_ok(&good);
+    let before = t.kernel_config();
+
+    // A `tc` that applies only the first lines of a batch holding the marker
+    // rate and then fails: a half-applied batch, as a kernel refusal midway
+    // would leave it.
+    let real_tc = common::netns::sh_out("command -v tc").trim().to_string();
+    let bin = t.dir.path().join("fakebin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    let fake = bin.join("tc");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = -batch ]; then\n  input=$(cat)\n  case \"$input\" in\n    *39000000bit*) printf '%s\\n' \"$input\" | head -n 5 | {real_tc} -batch -; echo 'injected failure' >&2; exit 1;;\n  esac\n  printf '%s\\n' \"$input\" | exec {real_tc} -batch -\nfi\nexec {real_tc} \"$@\"\n"
+        ),
+    )
+    .expect("write fake tc");
+    sh(&format!("chmod +x {}", fake.display()));
+
+    let bad = policy(2, "").replace(
+        "[allocation.units.a]\ndownload = { rate_bps = 20000000, ceil_bps = 40000000 }",
+        "[allocation.units.a]\ndownload = { rate_bps = 20000000, ceil_bps = 39000000 }",
+    );
+    assert!(bad.contains("39000000"));
+    let bad = t.write_policy("bad.toml", &bad);
+    let out = t.apply_with_path(&bad, Some(&bin));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "half-applied policy reported as applied"
+    );
+    assert!(err.contains("tc failed for policy 2"), "{err}");
+    assert!(err.contains("injected failure"), "{err}");
+    assert!(
+        err.contains("the previous shaping (policy 1) is back in force"),
+        "{err}"
+    );
+    assert_eq!(t.kernel_config(), before, "previous state not restored");
+    let last_good = std::fs::read_to_string(t.dir.path().join("state/last-good-policy.toml"))
+        .expect("last good");
+    assert!(last_good.starts_with("version = 1\n"), "{last_good}");
+}
+
+#[test]
+fn killed_agent_leaves_the_policy_enforcing_and_restart_restores_last_good() {
+    assert!(is_root(), "enforcement tests need root (CI runs as root)");
+    let mut t = Topo::new("ek");
+    servers(&mut t);
+    let agent = common::agent_bin();
+    let agent = agent.to_str().expect("utf-8 path").to_string();
+    let config = t.config.to_str().expect("utf-8 path").to_string();
+    let policy_file = t.dir.path().join("policy.toml");
+    std::fs::write(&policy_file, policy(1, BLOCKS)).expect("write policy");
+    t.write_config(Some(&policy_file));
+
+    let router = t.router.clone();
+    let idx = t
+        .lab
+        .spawn(&router, &[&agent, "run", "--config", &config], true);
+    assert!(
+        wait_for(30, || t.has_table()
+            && t.kernel_state().contains("class htb 1:10")),
+        "agent run did not apply the policy file"
+    );
+    assert!(
+        !t.can_connect(&t.a, INTERNET, 5299),
+        "port block not enforced by run"
+    );
+
+    // An edited policy file is applied by the running agent.
+    std::fs::write(
+        &policy_file,
+        policy(
+            2,
+            &BLOCKS.replace(
+                "port = 5299 }",
+                "port = 5299 }, { proto = \"tcp\", port = 5201 }",
+            ),
+        ),
+    )
+    .expect("rewrite policy");
+    let started = Instant::now();
+    assert!(
+        wait_for(10, || t.nft_table().contains("elements = { 5201, 5299 }")),
+        "edited policy file not applied"
+    );
+    eprintln!("edited policy in force after {:?}", started.elapsed());
+    assert!(
+        !t.can_connect(&t.a, INTERNET, 5201),
+        "new port block not enforced"
+    );
+
+    let status = t.lab.signal_and_wait(idx, "KILL");
+    assert!(!status.success());
+    let after_kill = t.kernel_state();
+    assert!(
+        after_kill.contains("class htb 1:10"),
+        "HTB gone after kill: {after_kill}"
+    );
+    assert!(
+        !t.can_connect(&t.a, INTERNET, 5299),
+        "port block gone after kill"
+    );
+    assert!(
+        !t.can_connect(&t.b, INTERNET, 5201),
+        "port block gone after kill"
+    );
+    // (Port blocks hold for every destination: the intranet is probed on 5203.)
+    assert!(
+        t.can_connect(&t.a, INTRANET, 5203),
+        "intranet lost after kill"
+    );
+
+    // Reboot: the kernel state is gone and the policy file is unreadable;
+    // the agent restores the last good policy (version 2) at start, with no
+    // collector configured.
+    sh(&format!(
+        "ip netns exec {router} sh -c 'nft delete table inet simpul; tc qdisc del dev lan0 root; tc qdisc del dev wan0 root'"
+    ));
+    assert!(!t.has_table());
+    assert!(t.can_connect(&t.a, INTERNET, 5299));
+    t.write_config(Some(&t.dir.path().join("missing.toml")));
+    t.lab
+        .spawn(&router, &[&agent, "run", "--config", &config], true);
+    assert!(
+        wait_for(30, || t.has_table()
+            && t.kernel_state().contains("class htb 1:10")),
+        "restarted agent did not restore the last good policy"
+    );
+    assert!(
+        !t.can_connect(&t.a, INTERNET, 5299),
+        "restored policy does not block 5299"
+    );
+    assert!(
+        !t.can_connect(&t.a, INTERNET, 5201),
+        "restored policy is not the last good (v2)"
+    );
+    assert!(t.can_connect(&t.a, ALWAYS_ALLOWED, 5201));
+}
