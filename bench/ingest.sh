@@ -6,7 +6,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS=${RECORDS:-1000000}
 RUNS=${RUNS:-3}
-cargo build --release -q -p simpul-collector
+cargo build --release -q -p simpul-collector -p simpul-agent
+cargo build --release -q -p simpul-proto --example record_size
+# Wire size of real records: the recorded fixtures, replayed.
+sizes_dir=$(mktemp -d)
+for f in tests/fixtures/*.pcap tests/fixtures/*.pcapng; do
+  target/release/simpul-agent replay --pcap "$f" --config tests/fixtures/agent.toml --interim \
+    --flows-out "$sizes_dir/$(basename "$f").jsonl" >/dev/null
+done
+sizes=$(cat "$sizes_dir"/*.jsonl | target/release/examples/record_size)
+rm -rf "$sizes_dir"
+bin_per=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["binary_bytes_per_record"])' "$sizes")
+json_per=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["json_bytes_per_record"])' "$sizes")
+nrec=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["records"])' "$sizes")
+echo "wire: $bin_per B/record binary, $json_per B/record JSON ($nrec records)"
 results=()
 for i in $(seq 1 "$RUNS"); do
   out=$(taskset -c 0 target/release/simpul-collector bench-ingest --records "$RECORDS")
@@ -29,6 +42,10 @@ flow upsert, 1 s / 1 min / 1 h rollups, top hosts/sites per minute, WAL with
 | runs (records/s) | median | target ≥ 200 k records/s |
 |---|---:|---|
 | ${results[*]} | $median | $verdict |
+
+Wire size of a flow record (the $nrec records of the recorded fixtures, batches
+of 1000, \`proto/examples/record_size.rs\`): **$bin_per bytes** in the binary
+protocol (postcard), $json_per bytes as JSON.
 
 Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r); run $(date -u '+%Y-%m-%d %H:%M UTC').
 MD

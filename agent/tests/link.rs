@@ -416,10 +416,10 @@ fn exactly_once_across_collector_restart() {
             "unacknowledged {unacked:?} was not re-sent: {after:?}"
         );
     }
-    // Acknowledged ones were not.
-    for acked in &seen_by_first[..3] {
-        assert!(!after.contains(acked), "acknowledged {acked:?} re-sent");
-    }
+    // Acknowledged batches may still come again: an ack in flight when the
+    // first collector dropped the connection is never read by the agent.
+    // Delivery is at least once; the committed set above shows the collector
+    // side's dedup makes it exactly once.
     // Re-sent in order: the second collector saw the sequence ascending.
     let resent_seqs: Vec<u64> = after.iter().map(|k| k.1).collect();
     let mut sorted = resent_seqs.clone();
