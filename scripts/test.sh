@@ -12,7 +12,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== tests (unit, property, fixture replay vs tshark, live capture in namespaces)"
 # Tests that build network namespaces use distinct names and can run in parallel.
-cargo test --workspace --all-targets
+cargo test --workspace --all-targets --no-fail-fast
 
 echo "== dashboard in a real browser (playwright-core driving Debian's chromium)"
 cargo build -q -p simpul-collector
