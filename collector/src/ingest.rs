@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use simpul_proto::wire::{Batch, Health};
 use tokio::sync::oneshot;
 
-use crate::store::{BatchOutcome, Store};
+use crate::store::{BatchOutcome, NodeBatches, Store};
 
 /// Work for the writer thread.
 pub enum WriteJob {
@@ -88,11 +88,25 @@ impl Writer {
     }
 }
 
+/// With no batch for this long, pending top-N credits are folded so the top
+/// lists include the last batches.
+const IDLE_FOLD: Duration = Duration::from_secs(1);
+
 fn run(writer: &mut crate::store::Writer, rx: Receiver<WriteJob>) {
+    let mut dirty = false;
     loop {
-        let first = match rx.recv() {
+        let first = match rx.recv_timeout(IDLE_FOLD) {
             Ok(j) => j,
-            Err(_) => return,
+            Err(RecvTimeoutError::Timeout) => {
+                if dirty {
+                    dirty = false;
+                    if let Err(e) = writer.fold_aggregates() {
+                        tracing::warn!(error = %e, "cannot fold top hosts/sites");
+                    }
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
         };
         let started = Instant::now();
         let mut jobs = vec![first];
@@ -105,8 +119,10 @@ fn run(writer: &mut crate::store::Writer, rx: Receiver<WriteJob>) {
             }
         }
         let shutdown = jobs.iter().any(|j| matches!(j, WriteJob::Shutdown));
+        dirty |= jobs.iter().any(|j| matches!(j, WriteJob::Batch { .. }));
         write_group(writer, jobs);
         if shutdown {
+            let _ = writer.fold_aggregates();
             return;
         }
     }
@@ -182,28 +198,44 @@ fn write_group(writer: &mut crate::store::Writer, jobs: Vec<WriteJob>) {
             }
         }
     }
-    for (node_id, agency, batches, dones) in per_node {
-        let started = Instant::now();
-        let records: usize = batches
-            .iter()
-            .map(|b| b.flows.len() + b.counters.len())
-            .sum();
-        match writer.ingest(&node_id, &agency, &batches) {
-            Ok(outcomes) => {
-                metrics::counter!("simpul_ingest_batches_total").increment(batches.len() as u64);
-                metrics::counter!("simpul_ingest_records_total").increment(records as u64);
-                metrics::histogram!("simpul_ingest_commit_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                for (done, outcome) in dones.into_iter().zip(outcomes) {
+    if per_node.is_empty() {
+        return;
+    }
+    // Every node's batches of this window in one transaction: one fsync.
+    let started = Instant::now();
+    let groups: Vec<NodeBatches<'_>> = per_node
+        .iter()
+        .map(|(node_id, agency, batches, _)| NodeBatches {
+            node_id,
+            agency,
+            batches,
+        })
+        .collect();
+    let batches: usize = per_node.iter().map(|g| g.2.len()).sum();
+    let records: usize = per_node
+        .iter()
+        .flat_map(|g| g.2.iter())
+        .map(|b| b.flows.len() + b.counters.len())
+        .sum();
+    match writer.ingest_many(&groups) {
+        Ok(outcomes) => {
+            metrics::counter!("simpul_ingest_batches_total").increment(batches as u64);
+            metrics::counter!("simpul_ingest_records_total").increment(records as u64);
+            metrics::histogram!("simpul_ingest_commit_seconds")
+                .record(started.elapsed().as_secs_f64());
+            for ((_, _, _, dones), outs) in per_node.into_iter().zip(outcomes) {
+                for (done, outcome) in dones.into_iter().zip(outs) {
                     if matches!(outcome, BatchOutcome::Duplicate) {
                         metrics::counter!("simpul_ingest_duplicate_batches_total").increment(1);
                     }
                     let _ = done.send(Ok(outcome));
                 }
             }
-            Err(e) => {
-                metrics::counter!("simpul_ingest_errors_total").increment(1);
-                tracing::error!(node = %node_id, error = %e, "ingest transaction failed; batches not acknowledged");
+        }
+        Err(e) => {
+            metrics::counter!("simpul_ingest_errors_total").increment(1);
+            tracing::error!(error = %e, "ingest transaction failed; batches not acknowledged");
+            for (_, _, _, dones) in per_node {
                 for done in dones {
                     let _ = done.send(Err(e.to_string()));
                 }

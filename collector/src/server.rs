@@ -74,6 +74,9 @@ impl Collector {
             .tasks
             .push(tokio::spawn(crate::live::ticker(state.clone())));
         collector.tasks.push(tokio::spawn(retention(state.clone())));
+        collector
+            .tasks
+            .push(tokio::spawn(checkpoint(state.clone())));
 
         if let Some(addr) = config.server.listen {
             let app = router(state.clone(), false);
@@ -193,6 +196,19 @@ fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// Copy the WAL into the database beside the writer (never on it), so
+/// commits never stall on a checkpoint and the WAL stays short.
+async fn checkpoint(state: AppState) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        interval.tick().await;
+        let store = state.store.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.checkpoint()).await {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
 }
 
 async fn retention(state: AppState) {
