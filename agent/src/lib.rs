@@ -15,6 +15,7 @@ pub mod enforce;
 pub mod flow;
 pub mod fuzzing;
 pub mod link;
+pub mod logging;
 pub mod naming;
 pub mod output;
 pub mod policy;
