@@ -687,7 +687,9 @@ fn valid_interface_name(n: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
-fn valid_code(code: &str) -> bool {
+/// Agency, unit and node codes: `[A-Za-z0-9_-]{1,64}`, safe in URLs, logs
+/// and file names (the collector checks the same).
+pub fn valid_code(code: &str) -> bool {
     !code.is_empty()
         && code.len() <= 64
         && code

@@ -5,25 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {cause}")]
-    Read {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("{path}: {cause}")]
-    Parse {
-        path: PathBuf,
-        cause: Box<toml::de::Error>,
-    },
-    #[error("{path}: {location}: {message}")]
-    Invalid {
-        path: PathBuf,
-        location: String,
-        message: String,
-    },
-}
+/// Same errors and same code rules as the agent's configuration.
+pub use simpul_agent::config::{valid_code, ConfigError};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,14 +162,6 @@ pub struct UnitConfig {
     pub code: String,
     #[serde(default)]
     pub name: String,
-}
-
-pub(crate) fn valid_code(code: &str) -> bool {
-    !code.is_empty()
-        && code.len() <= 64
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl CollectorConfig {
