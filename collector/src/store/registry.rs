@@ -33,10 +33,7 @@ pub struct UnitDef {
 /// Agency codes, unit codes and node ids: `[A-Za-z0-9_-]{1,64}` (API.md), so
 /// they are safe in URLs, logs and file names.
 pub(crate) fn check_code(what: &'static str, s: &str) -> Result<(), StoreError> {
-    let ok = (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
+    if simpul_agent::config::valid_code(s) {
         Ok(())
     } else {
         Err(StoreError::Invalid {
