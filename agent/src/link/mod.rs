@@ -59,6 +59,11 @@ const SEAL_QUEUE: usize = 64;
 /// Default time [`Uplink::stop`] spends delivering what is left.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a stop waits for the spool writer to make already-sealed batches
+/// durable. Separate from the delivery timeout: a short delivery window must
+/// not turn a slow disk (fsync under load can take seconds) into lost records.
+const WRITER_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     #[error("collector.{key}: {message}")]
@@ -265,11 +270,19 @@ impl Uplink {
     /// client keeps delivering until everything is acknowledged or `timeout`
     /// passes. Undelivered batches stay spooled for the next start.
     ///
+    /// `timeout` bounds delivery only; writing sealed batches to the spool
+    /// is always waited for (up to [`WRITER_FLUSH_TIMEOUT`]), because a batch
+    /// not on disk when the process exits is a batch lost.
+    ///
     /// Blocks the calling thread; from async code call it in `spawn_blocking`.
     pub fn stop_within(mut self, timeout: Duration) -> StopReport {
-        let deadline = Instant::now() + timeout;
         self.writer_stop.store(true, Ordering::Release);
-        let mut clean = join_until(self.writer.take(), deadline, "spool writer");
+        let mut clean = join_until(
+            self.writer.take(),
+            Instant::now() + WRITER_FLUSH_TIMEOUT,
+            "spool writer",
+        );
+        let deadline = Instant::now() + timeout;
         // Deliver until the deadline, then give the client a moment to close.
         self.stop_tx.send_replace(Some(deadline));
         clean &= join_until(
