@@ -12,7 +12,7 @@ use simpul_agent::decode::{decode, LinkType};
 use simpul_agent::dpi::{quic, tls};
 use simpul_agent::flow::{FlowKey, FlowLimits, FlowTable};
 use simpul_agent::processor::{Processor, RecordSink};
-use simpul_proto::{CounterSample, FlowRecord};
+use simpul_proto::{BlockedAttempt, CounterSample, FlowRecord};
 
 fn tcp_frame(client: [u8; 4], sport: u16, payload_len: usize, vlan: bool) -> Vec<u8> {
     let payload = vec![0u8; payload_len];
@@ -123,6 +123,9 @@ impl RecordSink for Null {
     }
     fn counters(&mut self, s: CounterSample) {
         black_box(s);
+    }
+    fn blocked(&mut self, b: BlockedAttempt) {
+        black_box(b);
     }
 }
 

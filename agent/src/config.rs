@@ -258,6 +258,8 @@ pub struct OutputConfig {
     pub flows_jsonl: Option<PathBuf>,
     /// Write per-second counters here as JSON lines.
     pub counters_jsonl: Option<PathBuf>,
+    /// Write blocked attempts (enforcement events) here as JSON lines.
+    pub blocked_jsonl: Option<PathBuf>,
 }
 
 /// `[collector]`: where and how the agent delivers its records.

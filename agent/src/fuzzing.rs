@@ -6,7 +6,7 @@ use crate::config::AgentConfig;
 use crate::decode::LinkType;
 use crate::dpi::{dns, http, quic, tls};
 use crate::processor::{Processor, RecordSink};
-use simpul_proto::{CounterSample, FlowRecord};
+use simpul_proto::{BlockedAttempt, CounterSample, FlowRecord};
 
 /// A small table keeps each fuzz iteration cheap (the default pre-sizes 64k flows).
 fn small_config() -> AgentConfig {
@@ -24,6 +24,9 @@ impl RecordSink for Discard {
     }
     fn counters(&mut self, s: CounterSample) {
         self.0 += s.bytes_in;
+    }
+    fn blocked(&mut self, b: BlockedAttempt) {
+        self.0 += u64::from(b.attempts);
     }
 }
 

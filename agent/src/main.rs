@@ -322,9 +322,10 @@ fn now_ns() -> u64 {
 
 fn run(config: &Path) -> Result<()> {
     let (cfg, map) = load(Some(config))?;
-    let jsonl = JsonlSink::create(
+    let jsonl = JsonlSink::create_all(
         cfg.output.flows_jsonl.as_deref(),
         cfg.output.counters_jsonl.as_deref(),
+        cfg.output.blocked_jsonl.as_deref(),
         true,
     )
     .context("cannot open output files")?;

@@ -1,10 +1,10 @@
-//! JSON-lines output of flow records and counters.
+//! JSON-lines output of flow records, counters and blocked attempts.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use simpul_proto::{CounterSample, FlowRecord, RecordKind};
+use simpul_proto::{BlockedAttempt, CounterSample, FlowRecord, RecordKind};
 
 use crate::processor::RecordSink;
 
@@ -13,9 +13,11 @@ use crate::processor::RecordSink;
 pub struct JsonlSink {
     flows: Option<BufWriter<File>>,
     counters: Option<BufWriter<File>>,
+    blocked: Option<BufWriter<File>>,
     include_interim: bool,
     pub flows_written: u64,
     pub counters_written: u64,
+    pub blocked_written: u64,
     pub write_errors: u64,
 }
 
@@ -25,13 +27,34 @@ impl JsonlSink {
         counters: Option<&Path>,
         include_interim: bool,
     ) -> std::io::Result<Self> {
+        Self::create_all(flows, counters, None, include_interim)
+    }
+
+    /// Like [`JsonlSink::create`], with a file for blocked attempts (appended
+    /// to: enforcement events are an audit trail across restarts).
+    pub fn create_all(
+        flows: Option<&Path>,
+        counters: Option<&Path>,
+        blocked: Option<&Path>,
+        include_interim: bool,
+    ) -> std::io::Result<Self> {
         let open = |p: &Path| File::create(p).map(|f| BufWriter::with_capacity(1 << 20, f));
         Ok(Self {
             flows: flows.map(open).transpose()?,
             counters: counters.map(open).transpose()?,
+            blocked: blocked
+                .map(|p| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(p)
+                        .map(|f| BufWriter::with_capacity(64 << 10, f))
+                })
+                .transpose()?,
             include_interim,
             flows_written: 0,
             counters_written: 0,
+            blocked_written: 0,
             write_errors: 0,
         })
     }
@@ -41,6 +64,9 @@ impl JsonlSink {
             w.flush()?;
         }
         if let Some(w) = self.counters.as_mut() {
+            w.flush()?;
+        }
+        if let Some(w) = self.blocked.as_mut() {
             w.flush()?;
         }
         Ok(())
@@ -76,6 +102,15 @@ impl RecordSink for JsonlSink {
         if let Some(w) = self.counters.as_mut() {
             match Self::write_line(w, &sample) {
                 Ok(()) => self.counters_written += 1,
+                Err(e) => self.error(e),
+            }
+        }
+    }
+
+    fn blocked(&mut self, attempt: BlockedAttempt) {
+        if let Some(w) = self.blocked.as_mut() {
+            match Self::write_line(w, &attempt) {
+                Ok(()) => self.blocked_written += 1,
                 Err(e) => self.error(e),
             }
         }

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use hashbrown::HashMap;
-use simpul_proto::{proto_name, CounterSample, FlowRecord, TrafficScope};
+use simpul_proto::{proto_name, BlockedAttempt, CounterSample, FlowRecord, TrafficScope};
 
 use crate::agency::{AgencyMap, UnitId};
 use crate::config::AgentConfig;
@@ -23,6 +23,7 @@ const FRAGMENT_TIMEOUT_NS: u64 = 30 * NS;
 pub trait RecordSink {
     fn flow(&mut self, record: FlowRecord);
     fn counters(&mut self, sample: CounterSample);
+    fn blocked(&mut self, attempt: BlockedAttempt);
 }
 
 /// Per-flow state owned by the processor.

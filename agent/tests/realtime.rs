@@ -9,7 +9,7 @@ use simpul_agent::config::AgentConfig;
 use simpul_agent::link::TimedSink;
 use simpul_agent::processor::{Processor, RecordSink};
 use simpul_agent::replay::{replay_files, replay_realtime};
-use simpul_proto::{CounterSample, FlowRecord};
+use simpul_proto::{BlockedAttempt, CounterSample, FlowRecord};
 
 #[derive(Default)]
 struct Rec {
@@ -24,6 +24,9 @@ impl RecordSink for Rec {
     }
     fn counters(&mut self, c: CounterSample) {
         self.counters.push(c);
+    }
+    fn blocked(&mut self, b: BlockedAttempt) {
+        panic!("no policy in this test, yet blocked: {b:?}");
     }
 }
 

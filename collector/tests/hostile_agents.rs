@@ -76,6 +76,7 @@ fn counters(agency: &str, seq: u64) -> Batch {
             packets_in: 1,
             packets_out: 1,
         }],
+        blocked: Vec::new(),
         dropped_records: 0,
     }
 }

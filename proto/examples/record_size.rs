@@ -27,6 +27,7 @@ fn main() {
             sealed_ms: 0,
             flows: chunk.to_vec(),
             counters: vec![],
+            blocked: vec![],
             dropped_records: 0,
         });
         binary += wire::encode(&msg).len();

@@ -3,11 +3,13 @@
 //! One definition drives the agent's JSONL output, the wire protocol, the
 //! collector's storage and the API: a field added here shows up everywhere.
 
+pub mod blocked;
 pub mod counters;
 pub mod flow;
 pub mod policy;
 pub mod time_format;
 pub mod wire;
 
+pub use blocked::{BlockMethod, BlockedAttempt};
 pub use counters::CounterSample;
 pub use flow::{proto_name, EndReason, FlowRecord, RecordKind, SiteSource, TrafficScope, UNKNOWN};

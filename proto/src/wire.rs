@@ -11,10 +11,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CounterSample, FlowRecord};
+use crate::{BlockedAttempt, CounterSample, FlowRecord};
 
 /// Bumped on any incompatible change; both sides refuse other versions.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Upper bound of one encoded message; larger frames are refused unread.
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
@@ -65,6 +65,8 @@ pub struct Batch {
     pub sealed_ms: u64,
     pub flows: Vec<FlowRecord>,
     pub counters: Vec<CounterSample>,
+    /// Blocked attempts seen in the interval (policy enforcement).
+    pub blocked: Vec<BlockedAttempt>,
     /// Records the agent had to drop (spool quota) since the previous batch.
     pub dropped_records: u64,
 }
@@ -219,6 +221,21 @@ mod tests {
             sealed_ms: 1_764_236_141_000,
             flows: vec![sample_record(); 100],
             counters: vec![],
+            blocked: vec![crate::BlockedAttempt {
+                first_seen: 1_764_236_140_000_000_000,
+                last_seen: 1_764_236_140_500_000_000,
+                client: "10.1.1.20".parse().unwrap(),
+                agency: "diskominfo".into(),
+                unit: "sekretariat".into(),
+                method: crate::BlockMethod::Sni,
+                target: "slot88.example".into(),
+                server: Some("198.51.100.7".parse().unwrap()),
+                port: Some(443),
+                proto: "tcp".into(),
+                rule: "slot88.example".into(),
+                list: "judi".into(),
+                attempts: 3,
+            }],
             dropped_records: 0,
         };
         let bytes = encode(&AgentMessage::Batch(batch.clone()));

@@ -368,33 +368,36 @@ fn writer_loop(shared: &Shared, rx: &Receiver<Sealed>, stop: &AtomicBool, lost: 
 /// writer thread, or on the caller's for a sink used after the writer ended.
 pub(crate) fn write_sealed(shared: &Shared, sealed: Sealed, lost: &AtomicU64) {
     // Split anything that would exceed the wire's message limit, keeping order.
-    let mut parts = vec![(sealed.flows, sealed.counters)];
+    let mut parts = vec![(sealed.flows, sealed.counters, sealed.blocked)];
     let mut ready = Vec::new();
-    while let Some((flows, counters)) = parts.pop() {
+    while let Some((flows, counters, blocked)) = parts.pop() {
         let batch = Batch {
             boot_epoch: shared.boot_epoch,
             seq: 0,
             sealed_ms: sealed.sealed_ms,
             flows,
             counters,
+            blocked,
             dropped_records: 0,
         };
-        let records = batch.flows.len() + batch.counters.len();
+        let records = batch.flows.len() + batch.counters.len() + batch.blocked.len();
         if records > 1 && too_large(&batch) {
             let Batch {
                 mut flows,
                 mut counters,
+                mut blocked,
                 ..
             } = batch;
-            let (f2, c2) = if flows.len() > 1 {
-                (flows.split_off(flows.len() / 2), Vec::new())
-            } else if !flows.is_empty() {
-                (Vec::new(), counters.split_off(0))
-            } else {
-                (Vec::new(), counters.split_off(counters.len() / 2))
-            };
-            parts.push((f2, c2));
-            parts.push((flows, counters));
+            // Halve the records in order (flows, then counters, then
+            // blocked attempts); both halves are non-empty since records > 1.
+            let mut at = records / 2;
+            let second = (
+                split_tail(&mut flows, &mut at),
+                split_tail(&mut counters, &mut at),
+                split_tail(&mut blocked, &mut at),
+            );
+            parts.push(second);
+            parts.push((flows, counters, blocked));
             continue;
         }
         ready.push(batch);
@@ -418,6 +421,14 @@ pub(crate) fn write_sealed(shared: &Shared, sealed: Sealed, lost: &AtomicU64) {
         }
         shared.new_batch.notify_one();
     }
+}
+
+/// Keep the first `*at` elements of `v` (fewer if it is shorter, taking them
+/// off `*at`) and return the rest.
+fn split_tail<T>(v: &mut Vec<T>, at: &mut usize) -> Vec<T> {
+    let keep = (*at).min(v.len());
+    *at -= keep;
+    v.split_off(keep)
 }
 
 /// Whether `batch` may exceed the wire's message limit. A cheap upper bound
@@ -447,9 +458,21 @@ fn too_large(batch: &Batch) -> bool {
         .iter()
         .map(|c| 128 + c.agency.len() + c.unit.len())
         .sum();
+    let blocked: usize = batch
+        .blocked
+        .iter()
+        .map(|b| {
+            160 + b.agency.len()
+                + b.unit.len()
+                + b.target.len()
+                + b.proto.len()
+                + b.rule.len()
+                + b.list.len()
+        })
+        .sum();
     // Headroom for the message envelope, seq and dropped_records (0 here).
     let limit = wire::MAX_MESSAGE_BYTES - 64;
-    flows + counters > limit && wire::encode(batch).len() > limit
+    flows + counters + blocked > limit && wire::encode(batch).len() > limit
 }
 
 #[cfg(test)]
@@ -478,6 +501,7 @@ mod tests {
             sealed_ms: u64::MAX,
             flows: vec![],
             counters: vec![sample("unit"); 100],
+            blocked: vec![],
             dropped_records: u64::MAX,
         };
         let encoded = wire::encode(&simpul_proto::wire::AgentMessage::Batch(batch.clone())).len();
@@ -502,8 +526,26 @@ mod tests {
             next_seq: AtomicU64::new(1),
             writer_done: AtomicBool::new(false),
         };
-        // ~24 MiB of counters: must become at least two batches under 16 MiB.
+        // ~24 MiB of counters and 8 MiB of blocked attempts: must become at
+        // least three batches under 16 MiB, every record once and in order.
         let big = "u".repeat(64 << 10);
+        let blocked: Vec<simpul_proto::BlockedAttempt> = (0..128u32)
+            .map(|i| simpul_proto::BlockedAttempt {
+                first_seen: 1,
+                last_seen: 2,
+                client: std::net::Ipv4Addr::LOCALHOST.into(),
+                agency: "a".into(),
+                unit: big.clone(),
+                method: simpul_proto::BlockMethod::Sni,
+                target: "x.example".into(),
+                server: None,
+                port: None,
+                proto: "tcp".into(),
+                rule: "x.example".into(),
+                list: "domains".into(),
+                attempts: i + 1,
+            })
+            .collect();
         let counters: Vec<CounterSample> = (0..384)
             .map(|i| {
                 let mut c = sample(&big);
@@ -516,26 +558,30 @@ mod tests {
             Sealed {
                 flows: vec![],
                 counters,
+                blocked,
                 sealed_ms: 1,
             },
             &AtomicU64::new(0),
         );
         let mut sp = shared.lock_spool();
         let ids = sp.ids();
-        assert!(ids.len() >= 2, "{ids:?}");
+        assert!(ids.len() >= 3, "{ids:?}");
         let seqs: Vec<u64> = ids.iter().map(|i| i.seq).collect();
         assert_eq!(seqs, (1..=ids.len() as u64).collect::<Vec<_>>());
         let mut ts = Vec::new();
+        let mut attempts = Vec::new();
         for id in ids {
             let frame = sp.read_frame(id).unwrap();
             assert!(frame.len() <= wire::MAX_MESSAGE_BYTES);
             match wire::decode::<simpul_proto::wire::AgentMessage>(&frame).unwrap() {
                 simpul_proto::wire::AgentMessage::Batch(b) => {
-                    ts.extend(b.counters.iter().map(|c| c.ts))
+                    ts.extend(b.counters.iter().map(|c| c.ts));
+                    attempts.extend(b.blocked.iter().map(|a| a.attempts));
                 }
                 other => panic!("{other:?}"),
             }
         }
         assert_eq!(ts, (0..384).collect::<Vec<_>>());
+        assert_eq!(attempts, (1..=128).collect::<Vec<_>>());
     }
 }

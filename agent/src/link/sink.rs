@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Sender, TrySendError};
-use simpul_proto::{CounterSample, FlowRecord};
+use simpul_proto::{BlockedAttempt, CounterSample, FlowRecord};
 
 use super::Shared;
 use crate::output::JsonlSink;
@@ -25,6 +25,7 @@ pub const MAX_RECORDS_PER_BATCH: usize = 20_000;
 pub(crate) struct Sealed {
     pub flows: Vec<FlowRecord>,
     pub counters: Vec<CounterSample>,
+    pub blocked: Vec<BlockedAttempt>,
     pub sealed_ms: u64,
 }
 
@@ -40,6 +41,7 @@ pub(crate) struct Sealed {
 pub struct LinkSink {
     flows: Vec<FlowRecord>,
     counters: Vec<CounterSample>,
+    blocked: Vec<BlockedAttempt>,
     interval: Duration,
     next_seal: Instant,
     tx: Sender<Sealed>,
@@ -66,6 +68,7 @@ impl LinkSink {
         Self {
             flows: Vec::new(),
             counters: Vec::new(),
+            blocked: Vec::new(),
             interval,
             next_seal: Instant::now() + interval,
             tx,
@@ -79,7 +82,7 @@ impl LinkSink {
 
     /// Records gathered and not sealed yet.
     pub fn pending(&self) -> usize {
-        self.flows.len() + self.counters.len()
+        self.flows.len() + self.counters.len() + self.blocked.len()
     }
 
     /// Seal the current batch if the interval has passed (`now` is monotonic
@@ -98,15 +101,16 @@ impl LinkSink {
     }
 
     fn seal(&mut self) {
-        if self.flows.is_empty() && self.counters.is_empty() {
+        if self.pending() == 0 {
             return; // heartbeats carry liveness; empty batches would only cost disk writes
         }
         let sealed = Sealed {
             flows: std::mem::take(&mut self.flows),
             counters: std::mem::take(&mut self.counters),
+            blocked: std::mem::take(&mut self.blocked),
             sealed_ms: unix_ms(),
         };
-        let n = (sealed.flows.len() + sealed.counters.len()) as u64;
+        let n = (sealed.flows.len() + sealed.counters.len() + sealed.blocked.len()) as u64;
         match self.tx.try_send(sealed) {
             Ok(()) => {
                 self.sealed_batches += 1;
@@ -150,7 +154,7 @@ impl LinkSink {
     }
 
     fn maybe_seal_early(&mut self) {
-        if self.flows.len() + self.counters.len() >= MAX_RECORDS_PER_BATCH {
+        if self.pending() >= MAX_RECORDS_PER_BATCH {
             self.seal_now();
         }
     }
@@ -164,6 +168,11 @@ impl RecordSink for LinkSink {
 
     fn counters(&mut self, sample: CounterSample) {
         self.counters.push(sample);
+        self.maybe_seal_early();
+    }
+
+    fn blocked(&mut self, attempt: BlockedAttempt) {
+        self.blocked.push(attempt);
         self.maybe_seal_early();
     }
 }
@@ -215,6 +224,11 @@ impl<A: RecordSink, B: RecordSink> RecordSink for Tee<A, B> {
         self.0.counters(sample.clone());
         self.1.counters(sample);
     }
+
+    fn blocked(&mut self, attempt: BlockedAttempt) {
+        self.0.blocked(attempt.clone());
+        self.1.blocked(attempt);
+    }
 }
 
 impl<A: TimedSink, B: TimedSink> TimedSink for Tee<A, B> {
@@ -235,6 +249,12 @@ impl<S: RecordSink> RecordSink for Option<S> {
     fn counters(&mut self, sample: CounterSample) {
         if let Some(s) = self {
             s.counters(sample);
+        }
+    }
+
+    fn blocked(&mut self, attempt: BlockedAttempt) {
+        if let Some(s) = self {
+            s.blocked(attempt);
         }
     }
 }

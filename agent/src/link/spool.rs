@@ -831,6 +831,7 @@ mod tests {
             counters: (0..records)
                 .map(|i| sample(seq * 1000 + i as u64))
                 .collect(),
+            blocked: vec![],
             dropped_records: 0,
         }
     }

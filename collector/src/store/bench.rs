@@ -222,6 +222,7 @@ impl Generator {
             sealed_ms: self.clock / 1_000_000,
             flows,
             counters,
+            blocked: Vec::new(),
             dropped_records: 0,
         };
         (node, batch)

@@ -149,6 +149,7 @@ fn batch(seq: u64, flows: Vec<FlowRecord>, counters: Vec<CounterSample>) -> Batc
         sealed_ms: 0,
         flows,
         counters,
+        blocked: Vec::new(),
         dropped_records: 0,
     }
 }
