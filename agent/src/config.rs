@@ -51,7 +51,7 @@ pub struct AgentConfig {
 }
 
 /// `[enforce]`: where the agent shapes and filters, and with what policy.
-#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct EnforceConfig {
     /// LAN-side interface (towards the units): download is shaped on its egress.
@@ -76,6 +76,69 @@ pub struct EnforceConfig {
     /// the host of `[collector] url` is added when it is an IP address.
     #[serde(default)]
     pub always_allow: Vec<String>,
+    /// Repeats of one blocked attempt (client, target, rule) are folded into
+    /// one event per this many seconds; the first is reported at once.
+    #[serde(default = "default_attempt_fold_secs")]
+    pub attempt_fold_secs: u64,
+    /// How long a connection refused because of a blocked TLS/QUIC/HTTP
+    /// name stays refused in the kernel (client, server and port).
+    #[serde(default = "default_name_block_secs")]
+    pub name_block_secs: u64,
+    /// The agency's DNS responder (absent: no DNS answering by the agent).
+    #[serde(default)]
+    pub dns: Option<DnsConfig>,
+}
+
+fn default_attempt_fold_secs() -> u64 {
+    10
+}
+
+fn default_name_block_secs() -> u64 {
+    300
+}
+
+/// `[enforce.dns]`: the agent answers DNS for its agency, blocks names of the
+/// policy and forwards the rest.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Address the responder listens on (UDP and TCP), normally the router's
+    /// LAN address and port 53, or `0.0.0.0:53`.
+    pub listen: std::net::SocketAddr,
+    /// Resolver allowed queries are forwarded to.
+    pub upstream: std::net::SocketAddr,
+    /// Redirect DNS (port 53) from the LAN to other resolvers to this
+    /// responder, so hard-coded resolvers cannot bypass the blocklist.
+    #[serde(default = "default_true")]
+    pub redirect: bool,
+    /// Upstream timeout in milliseconds.
+    #[serde(default = "default_dns_timeout_ms")]
+    pub upstream_timeout_ms: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_dns_timeout_ms() -> u64 {
+    2000
+}
+
+impl Default for EnforceConfig {
+    fn default() -> Self {
+        EnforceConfig {
+            lan_interface: None,
+            wan_interface: None,
+            uplink_down_bps: None,
+            uplink_up_bps: None,
+            policy_file: None,
+            state_dir: None,
+            always_allow: Vec::new(),
+            attempt_fold_secs: default_attempt_fold_secs(),
+            name_block_secs: default_name_block_secs(),
+            dns: None,
+        }
+    }
 }
 
 impl EnforceConfig {
@@ -606,6 +669,17 @@ impl AgentConfig {
             }
         }
         out
+    }
+
+    /// The address → agency/unit map of this config; `path` labels errors.
+    pub fn agency_map(&self, path: &Path) -> Result<crate::agency::AgencyMap, ConfigError> {
+        let subnets = self.subnet_assignments(path)?;
+        let intranet = self.intranet_networks(path)?;
+        Ok(crate::agency::AgencyMap::new(
+            &self.agencies,
+            &subnets,
+            intranet,
+        ))
     }
 
     pub fn intranet_networks(&self, path: &Path) -> Result<Vec<IpNetwork>, ConfigError> {

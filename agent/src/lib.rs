@@ -5,6 +5,7 @@
 //! [`output`], [`link`] (the collector link: spool, WebSocket client).
 
 pub mod agency;
+pub mod attempts;
 pub mod capture;
 pub mod config;
 pub mod counters;
@@ -14,6 +15,7 @@ pub mod dpi;
 pub mod enforce;
 pub mod flow;
 pub mod fuzzing;
+pub mod guard;
 pub mod link;
 pub mod logging;
 pub mod naming;

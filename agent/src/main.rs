@@ -15,6 +15,7 @@ use simpul_agent::enforce::{EnforceError, Enforcer, Outcome};
 use simpul_agent::link::{HealthState, LinkSink, Tee, TimedSink, Uplink};
 use simpul_agent::output::JsonlSink;
 use simpul_agent::policy::load::{load_policy, parse_policy};
+use simpul_agent::policy::matcher::BlockMatcher;
 use simpul_agent::processor::{Processor, ProcessorStats};
 use simpul_proto::policy::Policy;
 
@@ -65,6 +66,14 @@ enum Command {
         /// With --realtime: start over at the end, until interrupted.
         #[arg(long = "loop", requires = "realtime")]
         looping: bool,
+        /// Check the traffic against this policy's blocking rules (nothing is
+        /// enforced in a replay): blocked attempts go to --blocked-out and
+        /// to the collector.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Blocked attempts, one JSON object per line (appended).
+        #[arg(long, requires = "policy")]
+        blocked_out: Option<PathBuf>,
     },
     /// Capture live on the configured interfaces. With [enforce], the last
     /// good policy and then enforce.policy_file are applied first.
@@ -127,6 +136,8 @@ fn main() {
             json_summary,
             realtime,
             looping,
+            policy,
+            blocked_out,
         } => replay(&ReplayArgs {
             pcaps: &pcap,
             config: config.as_deref(),
@@ -136,6 +147,8 @@ fn main() {
             json_summary,
             realtime,
             looping,
+            policy: policy.as_deref(),
+            blocked_out: blocked_out.as_deref(),
         }),
         Command::Run { config } => run(&config),
         Command::Policy { action } => policy_command(action),
@@ -153,9 +166,7 @@ fn load(config: Option<&Path>) -> Result<(AgentConfig, AgencyMap)> {
         None => AgentConfig::default(),
     };
     let label = config.unwrap_or(Path::new("<defaults>"));
-    let subnets = cfg.subnet_assignments(label)?;
-    let intranet = cfg.intranet_networks(label)?;
-    let map = AgencyMap::new(&cfg.agencies, &subnets, intranet);
+    let map = cfg.agency_map(label)?;
     Ok((cfg, map))
 }
 
@@ -168,6 +179,8 @@ struct ReplayArgs<'a> {
     json_summary: bool,
     realtime: bool,
     looping: bool,
+    policy: Option<&'a Path>,
+    blocked_out: Option<&'a Path>,
 }
 
 /// Start the collector link when the config has `[collector]`.
@@ -209,12 +222,17 @@ fn replay(a: &ReplayArgs<'_>) -> Result<()> {
     if a.flows_out.is_none() && cfg.collector.is_none() {
         bail!("--flows-out is required unless the config has a [collector] section");
     }
-    let jsonl = JsonlSink::create(a.flows_out, a.counters_out, a.interim)
+    let matcher = match a.policy {
+        Some(path) => Some(Arc::new(BlockMatcher::new(&load_policy(path, &cfg)?, &cfg))),
+        None => None,
+    };
+    let jsonl = JsonlSink::create_all(a.flows_out, a.counters_out, a.blocked_out, a.interim)
         .context("cannot create the output files")?;
     let health = Arc::new(HealthState::new());
     let (uplink, link) = start_link(&cfg, &health)?;
     let to_collector = link.is_some();
     let mut proc = Processor::new(&cfg, map, Tee(jsonl, link));
+    proc.guard_mut().set_matcher(matcher);
     // The collector wants interim records (long flows show up live); the
     // JSONL sink still writes them only with --interim.
     proc.set_interim_records(a.interim || to_collector);

@@ -13,6 +13,7 @@ use crate::counters::{self, SecondCounters, Slot};
 use crate::decode::{self, DecodeError, LinkType, Packet};
 use crate::dpi::dns;
 use crate::flow::{Direction, Export, FlowKey, FlowLimits, FlowStats, FlowTable, Side};
+use crate::guard::Guard;
 use crate::naming::{DnsCache, FlowNames, InspectLimits, StreamInspector, Verdict};
 
 const NS: u64 = 1_000_000_000;
@@ -38,6 +39,9 @@ pub struct FlowExt {
     /// small and cache-friendly for the many flows that never get one.
     names: Option<Box<FlowNames>>,
     inspector: Option<Box<StreamInspector>>,
+    /// Opened on a client/server/port the kernel refuses because of a
+    /// blocked name: counted as an attempt when it ends without a name.
+    refused_by_name: bool,
 }
 
 impl FlowExt {
@@ -97,6 +101,9 @@ pub struct Processor<S: RecordSink> {
     stats: ProcessorStats,
     next_sweep: u64,
     interim_out: bool,
+    /// Policy checks (events, name-triggered kernel entries); idle until a
+    /// policy is set.
+    guard: Guard,
     sink: S,
 }
 
@@ -116,8 +123,30 @@ impl<S: RecordSink> Processor<S> {
             stats: ProcessorStats::default(),
             next_sweep: 0,
             interim_out: true,
+            guard: Guard::new(cfg.enforce.attempt_fold_secs, cfg.enforce.name_block_secs),
             sink,
         }
+    }
+
+    /// The policy checks: set a matcher, connect the kernel side, see counters.
+    pub fn guard_mut(&mut self) -> &mut Guard {
+        &mut self.guard
+    }
+
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// Report a blocked attempt seen outside the packet path (the DNS
+    /// responder), folded with the others.
+    pub fn record_attempt(&mut self, a: crate::attempts::Attempt) {
+        let Self {
+            guard,
+            agencies,
+            sink,
+            ..
+        } = self;
+        guard.record(a, agencies, &mut |b| sink.blocked(b));
     }
 
     /// Do not build interim records at all (replay without `--interim`).
@@ -180,10 +209,14 @@ impl<S: RecordSink> Processor<S> {
             interim_out,
             counters,
             frags,
+            guard,
             ..
         } = self;
         counters.tick(now / NS, agencies, &mut |c| sink.counters(c));
-        table.sweep(now, &mut |e| export(e, agencies, sink, stats, *interim_out));
+        guard.tick(now, agencies, &mut |b| sink.blocked(b));
+        table.sweep(now, &mut |e| {
+            export(e, agencies, sink, stats, guard, *interim_out)
+        });
         if !frags.is_empty() {
             self.expire_fragments(now);
         }
@@ -199,10 +232,12 @@ impl<S: RecordSink> Processor<S> {
             stats,
             interim_out,
             counters,
+            guard,
             ..
         } = self;
-        table.flush(&mut |e| export(e, agencies, sink, stats, *interim_out));
+        table.flush(&mut |e| export(e, agencies, sink, stats, guard, *interim_out));
         counters.flush(agencies, &mut |c| sink.counters(c));
+        guard.flush(agencies, &mut |b| sink.blocked(b));
     }
 
     fn handle_packet(&mut self, ts: u64, p: &Packet<'_>) {
@@ -228,21 +263,28 @@ impl<S: RecordSink> Processor<S> {
             dns,
             counters,
             inspect,
+            guard,
             ..
         } = self;
         let obs = table.observe(key, sender, ts, p.ip_len, tcp_flags, &mut |e| {
-            export(e, agencies, sink, stats, *interim_out)
+            export(e, agencies, sink, stats, guard, *interim_out)
         });
         let flow = obs.flow;
+        let initiator = flow.core.initiator;
         if obs.created {
-            attribute(
-                &key,
-                flow.core.initiator,
-                &mut flow.ext,
-                agencies,
-                dns,
-                stats,
-            );
+            attribute(&key, initiator, &mut flow.ext, agencies, dns, stats);
+            if guard.active() {
+                let server = initiator.other();
+                flow.ext.refused_by_name = guard.on_new_flow(
+                    ts,
+                    key.ip(initiator),
+                    key.ip(server),
+                    key.proto,
+                    key.port(server),
+                    agencies,
+                    &mut |b| sink.blocked(b),
+                );
+            }
         }
         let ext = &mut flow.ext;
 
@@ -256,12 +298,33 @@ impl<S: RecordSink> Processor<S> {
                 };
                 if verdict == Verdict::Done {
                     ext.inspector = None;
-                    if names.sni.is_some() {
+                    let named = if let Some(n) = &names.sni {
                         stats.named_sni += 1;
-                    } else if names.quic_sni.is_some() {
+                        Some((n, simpul_proto::BlockMethod::Sni))
+                    } else if let Some(n) = &names.quic_sni {
                         stats.named_quic += 1;
-                    } else if names.http_host.is_some() {
+                        Some((n, simpul_proto::BlockMethod::Quic))
+                    } else if let Some(n) = &names.http_host {
                         stats.named_http += 1;
+                        Some((n, simpul_proto::BlockMethod::Http))
+                    } else {
+                        None
+                    };
+                    if let (Some((name, method)), true) = (named, guard.active()) {
+                        // It showed its name, so the kernel did not refuse it.
+                        ext.refused_by_name = false;
+                        let server = initiator.other();
+                        guard.on_name(
+                            ts,
+                            key.ip(initiator),
+                            key.ip(server),
+                            key.proto,
+                            key.port(server),
+                            name,
+                            method,
+                            agencies,
+                            &mut |b| sink.blocked(b),
+                        );
                     }
                 }
             }
@@ -399,11 +462,12 @@ impl<S: RecordSink> Processor<S> {
             stats,
             interim_out,
             dns,
+            guard,
             ..
         } = self;
         // observe counts one packet of `bytes`; credit adds the rest.
         let obs = table.observe(key, sender, ts, 0, None, &mut |e| {
-            export(e, agencies, sink, stats, *interim_out)
+            export(e, agencies, sink, stats, guard, *interim_out)
         });
         if obs.created {
             attribute(
@@ -500,8 +564,24 @@ fn export<S: RecordSink>(
     agencies: &AgencyMap,
     sink: &mut S,
     stats: &mut ProcessorStats,
+    guard: &mut Guard,
     interim_out: bool,
 ) {
+    if e.ext.refused_by_name && e.kind == simpul_proto::RecordKind::Final {
+        let key = e.key;
+        let (client, server) = (e.core.initiator, e.core.initiator.other());
+        guard.on_refused_end(
+            e.core.first_ts,
+            crate::guard::NameBlock {
+                client: key.ip(client),
+                server: key.ip(server),
+                proto: key.proto,
+                port: key.port(server),
+            },
+            agencies,
+            &mut |b| sink.blocked(b),
+        );
+    }
     if e.kind == simpul_proto::RecordKind::Interim {
         if !interim_out {
             return;

@@ -3,4 +3,5 @@
 
 pub mod domains;
 pub mod load;
+pub mod matcher;
 pub mod validate;
