@@ -22,6 +22,9 @@ const SEEN_PERSIST_EVERY: Duration = Duration::from_secs(2);
 /// Bounds on what one batch may hold.
 const MAX_RECORDS_PER_BATCH: usize = 200_000;
 const MAX_STRING: usize = 512;
+/// A blocked attempt's target: a DNS name (at most 253 bytes written out) or
+/// `address:port` (at most 53 bytes: `[IPv6]:65535`).
+const MAX_TARGET: usize = 253;
 
 /// Who is on the other end, once authenticated.
 struct Peer {
@@ -275,14 +278,21 @@ fn persist_seen(state: &AppState, peer: &Peer, health: Option<simpul_proto::wire
     });
 }
 
+/// Times of a record (Unix ns) that could be true: it ends no earlier than
+/// it starts. There is deliberately no bound against the collector's clock: a
+/// refused batch stays in the agent's spool and is re-sent forever, so an
+/// agent with a wrong clock would stop reporting altogether.
+fn plausible_times(first_seen: u64, last_seen: u64) -> bool {
+    first_seen <= last_seen
+}
+
 /// Refuse a batch that speaks for another agency or is absurd, before any of it is written.
 fn validate(batch: &Batch, agency: &str) -> Result<(), String> {
-    if batch.flows.len() + batch.counters.len() > MAX_RECORDS_PER_BATCH {
+    let records = batch.flows.len() + batch.counters.len() + batch.blocked.len();
+    if records > MAX_RECORDS_PER_BATCH {
         return Err(format!(
-            "batch {}/{} holds {} records (limit {MAX_RECORDS_PER_BATCH})",
-            batch.boot_epoch,
-            batch.seq,
-            batch.flows.len() + batch.counters.len()
+            "batch {}/{} holds {records} records (limit {MAX_RECORDS_PER_BATCH})",
+            batch.boot_epoch, batch.seq,
         ));
     }
     let allowed = |a: &str| a == agency || a == UNKNOWN;
@@ -312,7 +322,7 @@ fn validate(batch: &Batch, agency: &str) -> Result<(), String> {
                 batch.boot_epoch, batch.seq
             ));
         }
-        if f.last_seen < f.first_seen {
+        if !plausible_times(f.first_seen, f.last_seen) {
             return Err(format!(
                 "batch {}/{}: flow {} ends before it starts",
                 batch.boot_epoch, batch.seq, f.flow_id
@@ -335,5 +345,202 @@ fn validate(batch: &Batch, agency: &str) -> Result<(), String> {
             ));
         }
     }
+    for (i, b) in batch.blocked.iter().enumerate() {
+        validate_blocked(b, agency, allowed(&b.agency)).map_err(|why| {
+            format!(
+                "batch {}/{}: blocked attempt {i} (target {:?}): {why}",
+                batch.boot_epoch,
+                batch.seq,
+                clip(&b.target)
+            )
+        })?;
+    }
     Ok(())
+}
+
+/// One blocked attempt; the error says what is wrong with it.
+fn validate_blocked(
+    b: &simpul_proto::BlockedAttempt,
+    agency: &str,
+    agency_ok: bool,
+) -> Result<(), String> {
+    if !agency_ok {
+        return Err(format!(
+            "for agency {:?} but this node speaks for {agency:?}",
+            clip(&b.agency)
+        ));
+    }
+    if b.target.is_empty() {
+        return Err("target is empty".into());
+    }
+    if b.target.len() > MAX_TARGET {
+        return Err(format!(
+            "target of {} bytes (limit {MAX_TARGET})",
+            b.target.len()
+        ));
+    }
+    for (name, v) in [
+        ("unit", &b.unit),
+        ("rule", &b.rule),
+        ("list", &b.list),
+        ("proto", &b.proto),
+    ] {
+        if v.len() > MAX_STRING {
+            return Err(format!("{name} of {} bytes (limit {MAX_STRING})", v.len()));
+        }
+    }
+    if b.attempts == 0 {
+        return Err("attempts is 0 (a record is at least one attempt)".into());
+    }
+    if !plausible_times(b.first_seen, b.last_seen) {
+        return Err(format!(
+            "last_seen {} is before first_seen {}",
+            b.last_seen, b.first_seen
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simpul_proto::{BlockMethod, BlockedAttempt};
+
+    fn attempt() -> BlockedAttempt {
+        BlockedAttempt {
+            first_seen: 1_764_236_140_000_000_000,
+            last_seen: 1_764_236_140_500_000_000,
+            client: "10.1.1.20".parse().unwrap(),
+            agency: "dinkes".into(),
+            unit: "sekretariat".into(),
+            method: BlockMethod::Sni,
+            target: "slot88.example".into(),
+            server: Some("198.51.100.7".parse().unwrap()),
+            port: Some(443),
+            proto: "tcp".into(),
+            rule: "slot88.example".into(),
+            list: "judi".into(),
+            attempts: 3,
+        }
+    }
+
+    fn check(a: BlockedAttempt) -> Result<(), String> {
+        let batch = Batch {
+            boot_epoch: 1,
+            seq: 9,
+            sealed_ms: 0,
+            flows: vec![],
+            counters: vec![],
+            blocked: vec![attempt(), a],
+            dropped_records: 0,
+        };
+        validate(&batch, "dinkes")
+    }
+
+    #[test]
+    fn blocked_attempts_are_validated() {
+        assert_eq!(check(attempt()), Ok(()));
+        let unknown = BlockedAttempt {
+            agency: UNKNOWN.into(),
+            unit: UNKNOWN.into(),
+            ..attempt()
+        };
+        assert_eq!(check(unknown), Ok(()));
+        let v6 = BlockedAttempt {
+            method: BlockMethod::Address,
+            target: "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535".into(),
+            ..attempt()
+        };
+        assert_eq!(check(v6), Ok(()));
+        let longest_name = BlockedAttempt {
+            target: format!("{}.example", "a".repeat(MAX_TARGET - 8)),
+            ..attempt()
+        };
+        assert_eq!(check(longest_name), Ok(()));
+        let same_instant = BlockedAttempt {
+            first_seen: 5,
+            last_seen: 5,
+            ..attempt()
+        };
+        assert_eq!(check(same_instant), Ok(()));
+
+        let refused = |a: BlockedAttempt, why: &str| {
+            let e = check(a).expect_err(why);
+            assert!(
+                e.starts_with("batch 1/9: blocked attempt 1 (target ") && e.contains(why),
+                "{why:?} not in {e:?}"
+            );
+        };
+        refused(
+            BlockedAttempt {
+                agency: "bappeda".into(),
+                ..attempt()
+            },
+            "for agency \"bappeda\" but this node speaks for \"dinkes\"",
+        );
+        refused(
+            BlockedAttempt {
+                target: "a".repeat(MAX_TARGET + 1),
+                ..attempt()
+            },
+            "target of 254 bytes (limit 253)",
+        );
+        refused(
+            BlockedAttempt {
+                target: String::new(),
+                ..attempt()
+            },
+            "target is empty",
+        );
+        for (field, set) in [
+            (
+                "unit",
+                (|a: &mut BlockedAttempt, v| a.unit = v) as fn(&mut BlockedAttempt, String),
+            ),
+            ("rule", |a, v| a.rule = v),
+            ("list", |a, v| a.list = v),
+            ("proto", |a, v| a.proto = v),
+        ] {
+            let mut a = attempt();
+            set(&mut a, "x".repeat(MAX_STRING + 1));
+            refused(a, &format!("{field} of 513 bytes (limit 512)"));
+        }
+        refused(
+            BlockedAttempt {
+                attempts: 0,
+                ..attempt()
+            },
+            "attempts is 0",
+        );
+        refused(
+            BlockedAttempt {
+                first_seen: 10,
+                last_seen: 9,
+                ..attempt()
+            },
+            "last_seen 9 is before first_seen 10",
+        );
+        // A hostile target is clipped in the reason, not echoed whole.
+        let e = check(BlockedAttempt {
+            target: "z".repeat(100_000),
+            ..attempt()
+        })
+        .unwrap_err();
+        assert!(e.len() < 300, "{} bytes", e.len());
+    }
+
+    #[test]
+    fn record_limit_counts_blocked_attempts() {
+        let batch = Batch {
+            boot_epoch: 1,
+            seq: 1,
+            sealed_ms: 0,
+            flows: vec![],
+            counters: vec![],
+            blocked: vec![attempt(); MAX_RECORDS_PER_BATCH + 1],
+            dropped_records: 0,
+        };
+        let e = validate(&batch, "dinkes").unwrap_err();
+        assert!(e.contains("limit 200000"), "{e}");
+    }
 }

@@ -1,14 +1,16 @@
 //! JSON API under /api/v1 (see collector/API.md and /api/v1/openapi.json).
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use simpul_proto::BlockMethod;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::state::{now_secs, AppState};
-use crate::store::{FlowFilter, Reader, Step};
+use crate::store::{BlockedFilter, FlowFilter, Reader, Step, MAX_BLOCKED};
 
 /// An API error: status and a sentence that says what was wrong.
 pub struct ApiError(StatusCode, String);
@@ -75,37 +77,87 @@ pub struct RangeQuery {
     pub site: Option<String>,
 }
 
+/// `from`/`to` resolved to Unix seconds, defaulting to the last `default_secs`.
+fn time_range(
+    from: Option<&str>,
+    to: Option<&str>,
+    default_secs: u64,
+) -> Result<(u64, u64), ApiError> {
+    let to = match to {
+        Some(t) => parse_time("to", t)?,
+        None => now_secs() + 1,
+    };
+    let from = match from {
+        Some(f) => parse_time("from", f)?,
+        None => to.saturating_sub(default_secs),
+    };
+    if from >= to {
+        return Err(bad("from must be before to"));
+    }
+    Ok((from, to))
+}
+
+fn optional_code(name: &str, v: Option<&String>) -> Result<Option<String>, ApiError> {
+    if let Some(a) = v {
+        check_code(name, a)?;
+    }
+    Ok(v.cloned())
+}
+
+fn row_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(0) => Err(bad("limit must be at least 1")),
+        Some(n) if n > max => Err(bad(format!("limit must be at most {max}"))),
+        Some(n) => Ok(n),
+    }
+}
+
 impl RangeQuery {
     /// Resolve the range, defaulting to the last `default_secs`.
     fn range(&self, default_secs: u64) -> Result<(u64, u64), ApiError> {
-        let to = match &self.to {
-            Some(t) => parse_time("to", t)?,
-            None => now_secs() + 1,
-        };
-        let from = match &self.from {
-            Some(f) => parse_time("from", f)?,
-            None => to.saturating_sub(default_secs),
-        };
-        if from >= to {
-            return Err(bad("from must be before to"));
-        }
-        Ok((from, to))
+        time_range(self.from.as_deref(), self.to.as_deref(), default_secs)
     }
 
     fn agency(&self) -> Result<Option<String>, ApiError> {
-        if let Some(a) = &self.agency {
-            check_code("agency", a)?;
-        }
-        Ok(self.agency.clone())
+        optional_code("agency", self.agency.as_ref())
     }
 
     fn limit(&self, default: usize, max: usize) -> Result<usize, ApiError> {
-        match self.limit {
-            None => Ok(default),
-            Some(0) => Err(bad("limit must be at least 1")),
-            Some(n) if n > max => Err(bad(format!("limit must be at most {max}"))),
-            Some(n) => Ok(n),
-        }
+        row_limit(self.limit, default, max)
+    }
+}
+
+/// `/api/v1/blocked` and `/api/v1/blocked/summary` parameters.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BlockedQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub agency: Option<String>,
+    pub node: Option<String>,
+    pub method: Option<String>,
+    pub limit: Option<usize>,
+}
+
+impl BlockedQuery {
+    fn filter(&self, default_secs: u64, default_limit: usize) -> Result<BlockedFilter, ApiError> {
+        let (from, to) = time_range(self.from.as_deref(), self.to.as_deref(), default_secs)?;
+        let method = match self.method.as_deref() {
+            None => None,
+            Some(m) => Some(BlockMethod::from_name(m).ok_or_else(|| {
+                let names: Vec<&str> = BlockMethod::ALL.iter().map(|m| m.name()).collect();
+                bad(format!("method: {m:?} is not one of {}", names.join(", ")))
+            })?),
+        };
+        Ok(BlockedFilter {
+            from,
+            to,
+            agency: optional_code("agency", self.agency.as_ref())?,
+            node: optional_code("node", self.node.as_ref())?,
+            method,
+            limit: row_limit(self.limit, default_limit, MAX_BLOCKED)?,
+        })
     }
 }
 
@@ -210,6 +262,31 @@ pub async fn flows(
         limit: q.limit(100, 1000)?,
     };
     Ok(Json(read(&s, move |r| r.flows(&filter)).await?))
+}
+
+/// The query string, or a 400 in the API's JSON error shape (an unknown
+/// parameter or a `limit` that is not a number).
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v).map_err(|e| bad(e.body_text()))
+}
+
+/// Blocked attempts, newest first (default: the last hour, 100 rows).
+pub async fn blocked(
+    State(s): State<AppState>,
+    q: Result<Query<BlockedQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let filter = query(q)?.filter(3600, 100)?;
+    Ok(Json(read(&s, move |r| r.blocked(&filter)).await?))
+}
+
+/// Attempts per agency, top targets and top clients (default: the last 15
+/// minutes, 10 entries per list).
+pub async fn blocked_summary(
+    State(s): State<AppState>,
+    q: Result<Query<BlockedQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let filter = query(q)?.filter(15 * 60, 10)?;
+    Ok(Json(read(&s, move |r| r.blocked_summary(&filter)).await?))
 }
 
 #[derive(Serialize)]

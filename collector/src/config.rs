@@ -75,6 +75,9 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     #[serde(default = "default_flow_retention")]
     pub flow_retention_days: u32,
+    /// Blocked attempts are kept this long; unset: as long as flows.
+    #[serde(default)]
+    pub blocked_retention_days: Option<u32>,
 }
 
 impl Default for StorageConfig {
@@ -82,6 +85,7 @@ impl Default for StorageConfig {
         Self {
             data_dir: default_data_dir(),
             flow_retention_days: default_flow_retention(),
+            blocked_retention_days: None,
         }
     }
 }

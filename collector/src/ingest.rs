@@ -215,12 +215,18 @@ fn write_group(writer: &mut crate::store::Writer, jobs: Vec<WriteJob>) {
     let records: usize = per_node
         .iter()
         .flat_map(|g| g.2.iter())
-        .map(|b| b.flows.len() + b.counters.len())
+        .map(|b| b.flows.len() + b.counters.len() + b.blocked.len())
+        .sum();
+    let blocked: usize = per_node
+        .iter()
+        .flat_map(|g| g.2.iter())
+        .map(|b| b.blocked.len())
         .sum();
     match writer.ingest_many(&groups) {
         Ok(outcomes) => {
             metrics::counter!("simpul_ingest_batches_total").increment(batches as u64);
             metrics::counter!("simpul_ingest_records_total").increment(records as u64);
+            metrics::counter!("simpul_ingest_blocked_records_total").increment(blocked as u64);
             metrics::histogram!("simpul_ingest_commit_seconds")
                 .record(started.elapsed().as_secs_f64());
             for ((_, _, _, dones), outs) in per_node.into_iter().zip(outcomes) {

@@ -3,6 +3,7 @@
 
 use axum::Json;
 use serde_json::{json, Value};
+use simpul_proto::BlockMethod;
 
 /// (path, summary, query parameters, response schema name)
 pub const ENDPOINTS: &[(&str, &str, &[&str], &str)] = &[
@@ -48,6 +49,18 @@ pub const ENDPOINTS: &[(&str, &str, &[&str], &str)] = &[
         &["from", "to", "agency", "host", "site", "limit"],
         "Flows",
     ),
+    (
+        "/api/v1/blocked",
+        "Blocked attempts (policy enforcement), newest first",
+        &["from", "to", "agency", "node", "method", "limit"],
+        "BlockedList",
+    ),
+    (
+        "/api/v1/blocked/summary",
+        "Blocked attempts per agency, top targets and top clients",
+        &["from", "to", "agency", "node", "method", "limit"],
+        "BlockedSummary",
+    ),
 ];
 
 fn param(name: &str) -> Value {
@@ -70,6 +83,14 @@ fn param(name: &str) -> Value {
             json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}),
         ),
         "host" => ("IP address on either side", json!({"type": "string"})),
+        "node" => (
+            "node id",
+            json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}),
+        ),
+        "method" => (
+            "where the agent stopped the attempt",
+            json!({"type": "string", "enum": BlockMethod::ALL.iter().map(|m| m.name()).collect::<Vec<_>>()}),
+        ),
         "site" => (
             "site name; matches subdomains too",
             json!({"type": "string"}),
@@ -82,6 +103,7 @@ fn param(name: &str) -> Value {
 fn schemas() -> Value {
     let rate = json!({"type": "number", "description": "bits per second"});
     let time = json!({"type": "string", "format": "date-time"});
+    let method = json!({"type": "string", "enum": BlockMethod::ALL.iter().map(|m| m.name()).collect::<Vec<_>>()});
     json!({
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
         "Node": {"type": "object", "properties": {
@@ -119,6 +141,23 @@ fn schemas() -> Value {
         "TopSites": {"type": "array", "items": {"type": "object", "properties": {
             "site": {"type": "string"}, "bytes": {"type": "integer"}, "flows": {"type": "integer"}, "site_source": {"type": ["string", "null"]}}}},
         "Flows": {"type": "array", "items": {"type": "object", "description": "node_id plus every FlowRecord field (see proto/src/flow.rs)"}},
+        "Blocked": {"type": "object", "description": "node_id plus every BlockedAttempt field (see proto/src/blocked.rs)", "properties": {
+            "node_id": {"type": "string"}, "first_seen": time, "last_seen": time,
+            "client": {"type": "string"}, "agency": {"type": "string"}, "unit": {"type": "string"}, "method": method,
+            "target": {"type": "string"}, "server": {"type": ["string", "null"]}, "port": {"type": ["integer", "null"]},
+            "proto": {"type": "string"}, "rule": {"type": "string"}, "list": {"type": "string"},
+            "attempts": {"type": "integer", "minimum": 1}}},
+        "BlockedList": {"type": "array", "items": {"$ref": "#/components/schemas/Blocked"}},
+        "BlockedSummary": {"type": "object", "properties": {
+            "from": time, "to": time, "attempts": {"type": "integer"}, "records": {"type": "integer"},
+            "agencies": {"type": "array", "items": {"type": "object", "properties": {
+                "agency": {"type": "string"}, "attempts": {"type": "integer"}, "clients": {"type": "integer"}}}},
+            "targets": {"type": "array", "items": {"type": "object", "properties": {
+                "target": {"type": "string"}, "attempts": {"type": "integer"}, "clients": {"type": "integer"},
+                "method": method, "rule": {"type": "string"}, "list": {"type": "string"}, "last_seen": time}}},
+            "clients": {"type": "array", "items": {"type": "object", "properties": {
+                "client": {"type": "string"}, "agency": {"type": "string"}, "unit": {"type": "string"},
+                "attempts": {"type": "integer"}, "targets": {"type": "integer"}, "last_seen": time}}}}},
     })
 }
 

@@ -39,6 +39,10 @@ impl Collector {
             .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
         let store_cfg = StoreConfig {
             flow_retention_days: config.storage.flow_retention_days,
+            blocked_retention_days: config
+                .storage
+                .blocked_retention_days
+                .unwrap_or(config.storage.flow_retention_days),
             uplink_down_bps: config.uplink.capacity_down_bps,
             uplink_up_bps: config.uplink.capacity_up_bps,
             ..StoreConfig::default()
@@ -235,6 +239,8 @@ pub fn router(state: AppState, tls: bool) -> Router {
         .route("/api/v1/top/hosts", get(api::top_hosts))
         .route("/api/v1/top/sites", get(api::top_sites))
         .route("/api/v1/flows", get(api::flows))
+        .route("/api/v1/blocked", get(api::blocked))
+        .route("/api/v1/blocked/summary", get(api::blocked_summary))
         .route("/api/v1/live", get(crate::live::upgrade));
     if tls {
         r = r.route(simpul_proto::wire::AGENT_PATH, get(agent_upgrade));

@@ -2,42 +2,15 @@
 //! real TLS, real SQLite): each connection is closed with a reason, the
 //! collector keeps serving, and nothing of a refused batch is stored.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod common;
 
+use common::{connect, hello, Ws};
 use futures_util::{SinkExt, StreamExt};
 use simpul_collector::config::{AgencyConfig, CollectorConfig};
 use simpul_collector::server::Collector;
 use simpul_proto::wire::{self, AgentMessage, Batch, CollectorMessage, Enroll, Hello};
-use simpul_proto::{CounterSample, TrafficScope};
+use simpul_proto::{BlockMethod, BlockedAttempt, CounterSample, TrafficScope};
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
-
-async fn connect(addr: SocketAddr, ca: &std::path::Path) -> Ws {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(name, tcp)
-        .await
-        .unwrap();
-    let url = format!("wss://localhost:{}{}", addr.port(), wire::AGENT_PATH);
-    let (ws, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
-    ws
-}
 
 /// Read until the collector's Refused and the close; return the reason.
 async fn refused(ws: &mut Ws) -> String {
@@ -78,6 +51,24 @@ fn counters(agency: &str, seq: u64) -> Batch {
         }],
         blocked: Vec::new(),
         dropped_records: 0,
+    }
+}
+
+fn blocked(agency: &str) -> BlockedAttempt {
+    BlockedAttempt {
+        first_seen: 1_800_000_000_000_000_000,
+        last_seen: 1_800_000_010_000_000_000,
+        client: "10.1.1.20".parse().unwrap(),
+        agency: agency.into(),
+        unit: "sekretariat".into(),
+        method: BlockMethod::Sni,
+        target: "slot88.example".into(),
+        server: Some("198.51.100.7".parse().unwrap()),
+        port: Some(443),
+        proto: "tcp".into(),
+        rule: "slot88.example".into(),
+        list: "judi".into(),
+        attempts: 3,
     }
 }
 
@@ -176,29 +167,83 @@ async fn hostile_messages_close_the_connection_and_store_nothing() {
     let reason = refused(&mut ws).await;
     assert!(reason.contains("speaks for"), "{reason}");
 
+    // Blocked attempts that speak for another agency or are absurd: the
+    // whole batch (its good counters too) is refused with the reason.
+    let bad: Vec<(BlockedAttempt, &str)> = vec![
+        (blocked("dinkes"), "speaks for \"bappeda\""),
+        (
+            BlockedAttempt {
+                target: "a".repeat(254),
+                ..blocked("bappeda")
+            },
+            "target of 254 bytes (limit 253)",
+        ),
+        (
+            BlockedAttempt {
+                target: String::new(),
+                ..blocked("bappeda")
+            },
+            "target is empty",
+        ),
+        (
+            BlockedAttempt {
+                rule: "r".repeat(10_000),
+                ..blocked("bappeda")
+            },
+            "rule of 10000 bytes (limit 512)",
+        ),
+        (
+            BlockedAttempt {
+                list: "l".repeat(513),
+                ..blocked("bappeda")
+            },
+            "list of 513 bytes",
+        ),
+        (
+            BlockedAttempt {
+                unit: "u".repeat(513),
+                ..blocked("bappeda")
+            },
+            "unit of 513 bytes",
+        ),
+        (
+            BlockedAttempt {
+                attempts: 0,
+                ..blocked("bappeda")
+            },
+            "attempts is 0",
+        ),
+        (
+            BlockedAttempt {
+                first_seen: 2_000_000_000_000_000_000,
+                ..blocked("bappeda")
+            },
+            "is before first_seen",
+        ),
+    ];
+    for (attempt, expect) in bad {
+        let mut ws = hello(tls, &ca, "bappeda-01", &credential).await;
+        let mut batch = counters("bappeda", 1);
+        batch.blocked = vec![blocked("bappeda"), attempt];
+        ws.send(Message::Binary(
+            wire::encode(&AgentMessage::Batch(batch)).into(),
+        ))
+        .await
+        .unwrap();
+        let reason = refused(&mut ws).await;
+        assert!(
+            reason.contains("batch 1/1: blocked attempt 1") && reason.contains(expect),
+            "expected {expect:?} in {reason:?}"
+        );
+    }
+
     // The same node, behaving: its batch is acknowledged and only it is stored.
-    let mut ws = connect(tls, &ca).await;
+    let mut ws = hello(tls, &ca, "bappeda-01", &credential).await;
+    let mut good = counters("bappeda", 1);
+    // "unknown": a client outside the agent's subnets, behind this router.
+    good.blocked = vec![blocked("bappeda"), blocked("unknown")];
     ws.send(Message::Binary(
-        wire::encode(&AgentMessage::Hello(Hello {
-            node_id: "bappeda-01".into(),
-            credential,
-            agent_version: "t".into(),
-            hostname: "t".into(),
-            boot_epoch: 1,
-        }))
-        .into(),
-    ))
-    .await
-    .unwrap();
-    let Some(Ok(Message::Binary(b))) = ws.next().await else {
-        panic!("no Welcome")
-    };
-    assert!(matches!(
-        wire::decode(&b),
-        Ok(CollectorMessage::Welcome { .. })
-    ));
-    ws.send(Message::Binary(
-        wire::encode(&AgentMessage::Batch(counters("bappeda", 1))).into(),
+        wire::encode(&AgentMessage::Batch(good.clone())).into(),
     ))
     .await
     .unwrap();
@@ -214,7 +259,7 @@ async fn hostile_messages_close_the_connection_and_store_nothing() {
     );
     // A replay of the same batch is acknowledged again, not stored twice.
     ws.send(Message::Binary(
-        wire::encode(&AgentMessage::Batch(counters("bappeda", 1))).into(),
+        wire::encode(&AgentMessage::Batch(good)).into(),
     ))
     .await
     .unwrap();
@@ -249,5 +294,17 @@ async fn hostile_messages_close_the_connection_and_store_nothing() {
         )
         .unwrap();
     assert_eq!((d.total_bytes_in, d.total_bytes_out), (0, 0));
+    // Exactly the good batch's two blocked attempts, both under bappeda.
+    let all = simpul_collector::store::BlockedFilter {
+        from: 1_799_999_000,
+        to,
+        ..Default::default()
+    };
+    let rows = r.blocked(&all).unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows
+        .iter()
+        .all(|b| b.node_id == "bappeda-01" && b.attempt.agency == "bappeda"));
+    assert_eq!(r.blocked_summary(&all).unwrap().attempts, 6);
     c.stop().await;
 }

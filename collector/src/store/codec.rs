@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use simpul_proto::{EndReason, SiteSource, TrafficScope};
+use simpul_proto::{BlockMethod, EndReason, SiteSource, TrafficScope};
 
 use super::StoreError;
 
@@ -119,6 +119,32 @@ pub(crate) fn end_reason_from(c: i64) -> Result<EndReason, StoreError> {
         5 => Ok(EndReason::Active),
         _ => Err(corrupt("end_reason", c)),
     }
+}
+
+/// `blocked_attempts.method`: the order of [`BlockMethod::ALL`]; a new
+/// method gets the next code (stored codes never change meaning).
+pub(crate) fn block_method_code(m: BlockMethod) -> u8 {
+    match m {
+        BlockMethod::Dns => 0,
+        BlockMethod::Sni => 1,
+        BlockMethod::Quic => 2,
+        BlockMethod::Http => 3,
+        BlockMethod::Address => 4,
+        BlockMethod::Port => 5,
+        BlockMethod::Dot => 6,
+        BlockMethod::Doh => 7,
+        BlockMethod::QuicProtocol => 8,
+    }
+}
+
+pub(crate) fn block_method_from(c: i64) -> Result<BlockMethod, StoreError> {
+    BlockMethod::ALL
+        .into_iter()
+        .find(|&m| i64::from(block_method_code(m)) == c)
+        .ok_or_else(|| StoreError::Corrupt {
+            table: "blocked_attempts",
+            detail: format!("method code {c}"),
+        })
 }
 
 fn corrupt(what: &str, c: i64) -> StoreError {
@@ -252,6 +278,12 @@ mod tests {
             assert_eq!(scope_from(scope_code(s).into()).ok(), Some(s));
         }
         assert!(end_reason_from(99).is_err());
+        let mut codes = std::collections::HashSet::new();
+        for m in BlockMethod::ALL {
+            assert!(codes.insert(block_method_code(m)), "{m:?} shares a code");
+            assert_eq!(block_method_from(block_method_code(m).into()).ok(), Some(m));
+        }
+        assert!(block_method_from(99).is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Batch ingest: dedup, flow rows, counters and their rollups, all in one
-//! transaction per call.
+//! Batch ingest: dedup, flow rows, counters and their rollups, blocked
+//! attempts, all in one transaction per call.
 //!
 //! Flow rows go to the open chunk of the node's agency (see schema.rs); the
 //! chunk's new addresses and sites go to `flow_terms`.
@@ -659,6 +659,7 @@ fn ingest_group<'a>(
             ];
             add_into(call.usage_1s.entry(key).or_default(), v);
         }
+        super::blocked::insert(tx, stream, g.agency, &b.blocked)?;
         outcomes[i] = BatchOutcome::Stored;
     }
     Ok(outcomes)

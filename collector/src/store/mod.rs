@@ -27,6 +27,7 @@
 //! interim/final pairs at query time.
 
 mod bench;
+mod blocked;
 mod codec;
 mod error;
 mod ingest;
@@ -47,6 +48,10 @@ use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
 pub use bench::{bench_ingest, bench_ingest_with};
+pub use blocked::{
+    BlockedAgency, BlockedClient, BlockedFilter, BlockedRow, BlockedSummary, BlockedTarget,
+    MAX_BLOCKED,
+};
 pub use error::{AuthError, StoreError};
 pub use ingest::{BatchOutcome, NodeBatches};
 pub use query::{
@@ -74,6 +79,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct StoreConfig {
     /// Raw flow records are deleted this many days after their last packet.
     pub flow_retention_days: u32,
+    /// Blocked attempts are deleted this many days after their last attempt.
+    pub blocked_retention_days: u32,
     /// Central uplink capacity shown on the overview.
     pub uplink_down_bps: u64,
     pub uplink_up_bps: u64,
@@ -96,6 +103,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             flow_retention_days: 30,
+            blocked_retention_days: 30,
             uplink_down_bps: 1_000_000_000,
             uplink_up_bps: 1_000_000_000,
             writer_cache_mib: 256,

@@ -23,6 +23,7 @@ const TOKEN_RETENTION_NS: i64 = 30 * 86_400 * 1_000_000_000;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RetentionStats {
     pub flows: u64,
+    pub blocked_attempts: u64,
     pub usage_1s: u64,
     pub usage_1m: u64,
     pub usage_1h: u64,
@@ -44,6 +45,14 @@ impl Writer {
             i64::from(self.cfg.flow_retention_days).saturating_mul(86_400 * 1_000_000_000);
         let mut stats = RetentionStats {
             flows: self.delete_flows(nanos(now).saturating_sub(flow_keep_ns))?,
+            blocked_attempts: self.delete_batched(
+                "DELETE FROM blocked_attempts WHERE id IN
+                     (SELECT id FROM blocked_attempts WHERE last_seen < ?1 LIMIT ?2)",
+                nanos(now).saturating_sub(
+                    i64::from(self.cfg.blocked_retention_days)
+                        .saturating_mul(86_400 * 1_000_000_000),
+                ),
+            )?,
             top_hosts_1m: self.delete_batched(
                 "DELETE FROM top_hosts_1m WHERE (minute, agency, unit, host) IN
                      (SELECT minute, agency, unit, host FROM top_hosts_1m

@@ -215,6 +215,43 @@ CREATE TABLE top_sites_1m (
     PRIMARY KEY (minute, agency, site)
 ) WITHOUT ROWID;
 "#,
+    // v2
+    r#"
+-- Blocked attempts (policy enforcement at the edge, proto::BlockedAttempt):
+-- one row per agent record, i.e. one client, target and rule over the agent's
+-- reporting window with the attempts folded in. Written in the ingest
+-- transaction of the batch that carried them, so the (node, boot, seq) dedup
+-- of `streams` covers them: a re-sent batch adds nothing.
+-- - stream: streams.id, which names the node;
+-- - agency: the node's enrolled agency (as for flows, whatever the record
+--   says: a node never writes into another agency's figures); unit as sent;
+-- - first_seen/last_seen: Unix ns; method: small integer (codec.rs);
+-- - client/server: address BLOBs of 4 or 16 bytes.
+-- Far fewer rows than flows (attempts are folded by the agent), so a plain
+-- table with two time indexes serves every read, aggregates included.
+CREATE TABLE blocked_attempts (
+    id          INTEGER PRIMARY KEY,
+    stream      INTEGER NOT NULL,
+    agency      TEXT NOT NULL,
+    unit        TEXT NOT NULL,
+    first_seen  INTEGER NOT NULL,
+    last_seen   INTEGER NOT NULL,
+    client      BLOB NOT NULL,
+    method      INTEGER NOT NULL,
+    target      TEXT NOT NULL,
+    server      BLOB,
+    port        INTEGER,
+    proto       TEXT NOT NULL,
+    rule        TEXT NOT NULL,
+    list        TEXT NOT NULL,
+    attempts    INTEGER NOT NULL
+);
+-- One agency's attempts over a time range, newest first (agency page, API
+-- filter), and its aggregates.
+CREATE INDEX blocked_agency_time ON blocked_attempts(agency, last_seen);
+-- All agencies over a time range (the wall), and retention.
+CREATE INDEX blocked_time ON blocked_attempts(last_seen);
+"#,
 ];
 
 /// Schema version this code writes.

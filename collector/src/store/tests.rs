@@ -1122,3 +1122,345 @@ fn handles_move_between_threads() {
     send::<Reader>();
     shared::<Store>();
 }
+
+// ---- blocked attempts ------------------------------------------------------
+
+fn attempt(
+    client: &str,
+    target: &str,
+    method: simpul_proto::BlockMethod,
+    last_seen: u64,
+    attempts: u32,
+) -> simpul_proto::BlockedAttempt {
+    simpul_proto::BlockedAttempt {
+        first_seen: ns(last_seen) - 5_000_000_000,
+        last_seen: ns(last_seen),
+        client: ip(client),
+        agency: "dinkes".into(),
+        unit: "sekretariat".into(),
+        method,
+        target: target.into(),
+        server: Some(ip("198.51.100.7")),
+        port: Some(443),
+        proto: "tcp".into(),
+        rule: target.into(),
+        list: "judi".into(),
+        attempts,
+    }
+}
+
+fn with_blocked(seq: u64, blocked: Vec<simpul_proto::BlockedAttempt>) -> Batch {
+    let mut b = batch(seq, vec![], vec![]);
+    b.blocked = blocked;
+    b
+}
+
+fn all_blocked(to: u64) -> BlockedFilter {
+    BlockedFilter {
+        from: 0,
+        to,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn blocked_attempts_commit_with_their_batch_and_resends_add_nothing() {
+    use simpul_proto::BlockMethod;
+    let dir = tempfile::tempdir().unwrap();
+    let (_s, mut w, r) = open(dir.path(), eager());
+    let mut dns = attempt("10.20.1.10", "slot88.example", BlockMethod::Dns, T0 + 10, 4);
+    dns.server = None;
+    dns.port = None;
+    dns.proto = "udp".into();
+    // Whatever agency a record names, it is stored under the node's own
+    // ("unknown": a client outside the agent's subnets, behind this router).
+    dns.agency = "unknown".into();
+    dns.unit = "unknown".into();
+    let mut v6 = attempt(
+        "fd00:10::20",
+        "Ünïcode.example",
+        BlockMethod::Sni,
+        T0 + 20,
+        1,
+    );
+    v6.rule = "x'); DROP TABLE blocked_attempts;--".into();
+    v6.list = String::new();
+    let mut b1 = batch(1, vec![flow(1, RecordKind::Final, 10, 20, T0)], vec![]);
+    b1.blocked = vec![dns.clone(), v6.clone()];
+    let b2 = with_blocked(
+        2,
+        vec![attempt(
+            "10.20.1.11",
+            "judi.example",
+            BlockMethod::Http,
+            T0 + 30,
+            2,
+        )],
+    );
+    assert_eq!(
+        w.ingest("dinkes-01", "dinkes", &[b1.clone(), b2.clone()])
+            .unwrap(),
+        vec![BatchOutcome::Stored; 2]
+    );
+    let rows = r.blocked(&all_blocked(T0 + 3600)).unwrap();
+    let targets: Vec<&str> = rows.iter().map(|b| b.attempt.target.as_str()).collect();
+    assert_eq!(
+        targets,
+        ["judi.example", "Ünïcode.example", "slot88.example"]
+    );
+    assert!(rows.iter().all(|b| b.node_id == "dinkes-01"));
+    // Stored and returned verbatim, except the agency (the node's).
+    let mut want = dns.clone();
+    want.agency = "dinkes".into();
+    assert_eq!(rows[2].attempt, want);
+    assert_eq!(rows[1].attempt, v6);
+    let json = serde_json::to_value(&rows[2]).unwrap();
+    assert_eq!(json["node_id"], "dinkes-01");
+    assert_eq!(json["method"], "dns");
+    assert_eq!(json["server"], serde_json::Value::Null);
+    assert_eq!(json["last_seen"], "2025-11-27T09:35:10.000000Z");
+
+    // The agent re-sends after a lost ack: acknowledged, nothing doubled.
+    assert_eq!(
+        w.ingest("dinkes-01", "dinkes", &[b2, b1]).unwrap(),
+        vec![BatchOutcome::Duplicate; 2]
+    );
+    let again = r.blocked(&all_blocked(T0 + 3600)).unwrap();
+    assert_eq!(again, rows);
+    let sum = r.blocked_summary(&all_blocked(T0 + 3600)).unwrap();
+    assert_eq!((sum.attempts, sum.records), (7, 3));
+    // A batch of only blocked attempts, from a new boot, is stored.
+    let mut b = with_blocked(
+        1,
+        vec![attempt("10.20.1.10", "a.example", BlockMethod::Sni, T0, 1)],
+    );
+    b.boot_epoch = 8;
+    assert_eq!(
+        w.ingest("dinkes-01", "dinkes", &[b]).unwrap(),
+        vec![BatchOutcome::Stored]
+    );
+    assert_eq!(r.blocked(&all_blocked(T0 + 3600)).unwrap().len(), 4);
+}
+
+#[test]
+fn blocked_filters_and_summary() {
+    use simpul_proto::BlockMethod;
+    let dir = tempfile::tempdir().unwrap();
+    let (_s, mut w, r) = open(dir.path(), eager());
+    w.ingest(
+        "dinkes-01",
+        "dinkes",
+        &[with_blocked(
+            1,
+            vec![
+                attempt("10.20.1.10", "slot88.example", BlockMethod::Dns, T0 + 10, 5),
+                attempt("10.20.1.10", "slot88.example", BlockMethod::Sni, T0 + 70, 3),
+                attempt("10.20.1.11", "slot88.example", BlockMethod::Sni, T0 + 80, 1),
+                attempt("10.20.1.11", "dns.google", BlockMethod::Doh, T0 + 90, 2),
+            ],
+        )],
+    )
+    .unwrap();
+    w.ingest(
+        "dinkes-02",
+        "dinkes",
+        &[with_blocked(
+            1,
+            vec![attempt(
+                "10.20.2.10",
+                "judi.example",
+                BlockMethod::Http,
+                T0 + 100,
+                1,
+            )],
+        )],
+    )
+    .unwrap();
+    let mut k = attempt(
+        "10.30.1.5",
+        "slot88.example",
+        BlockMethod::Quic,
+        T0 + 200,
+        7,
+    );
+    k.agency = "diskominfo".into();
+    w.ingest("kominfo-01", "diskominfo", &[with_blocked(1, vec![k])])
+        .unwrap();
+
+    let count = |f: BlockedFilter| r.blocked(&f).unwrap().len();
+    let base = all_blocked(T0 + 3600);
+    assert_eq!(count(base.clone()), 6);
+    let dinkes = BlockedFilter {
+        agency: Some("dinkes".into()),
+        ..base.clone()
+    };
+    assert_eq!(count(dinkes.clone()), 5);
+    assert_eq!(
+        count(BlockedFilter {
+            node: Some("dinkes-02".into()),
+            ..base.clone()
+        }),
+        1
+    );
+    assert_eq!(
+        count(BlockedFilter {
+            method: Some(BlockMethod::Sni),
+            ..base.clone()
+        }),
+        2
+    );
+    assert_eq!(
+        count(BlockedFilter {
+            agency: Some("dinkes".into()),
+            node: Some("kominfo-01".into()),
+            ..base.clone()
+        }),
+        0
+    );
+    // [from, to) by last attempt: T0+70 and T0+80 only.
+    let window = BlockedFilter {
+        from: T0 + 70,
+        to: T0 + 90,
+        ..base.clone()
+    };
+    assert_eq!(count(window.clone()), 2);
+    assert_eq!(
+        count(BlockedFilter {
+            limit: 2,
+            ..base.clone()
+        }),
+        2
+    );
+    assert_eq!(
+        count(BlockedFilter {
+            to: 0,
+            ..base.clone()
+        }),
+        0
+    );
+    let newest = r
+        .blocked(&BlockedFilter {
+            limit: 1,
+            ..base.clone()
+        })
+        .unwrap();
+    assert_eq!(newest[0].node_id, "kominfo-01");
+    assert_eq!(newest[0].attempt.agency, "diskominfo");
+
+    let s = r.blocked_summary(&base).unwrap();
+    assert_eq!((s.attempts, s.records), (19, 6));
+    assert_eq!(
+        s.agencies,
+        vec![
+            BlockedAgency {
+                agency: "dinkes".into(),
+                attempts: 12,
+                clients: 3
+            },
+            BlockedAgency {
+                agency: "diskominfo".into(),
+                attempts: 7,
+                clients: 1
+            }
+        ]
+    );
+    let t = &s.targets[0];
+    assert_eq!(
+        (t.target.as_str(), t.attempts, t.clients),
+        ("slot88.example", 16, 3)
+    );
+    // Method, rule and list of its newest record (the QUIC one).
+    assert_eq!(t.method, BlockMethod::Quic);
+    assert_eq!(t.last_seen, "2025-11-27T09:38:20.000000Z");
+    let targets: Vec<(&str, u64)> = s
+        .targets
+        .iter()
+        .map(|t| (t.target.as_str(), t.attempts))
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            ("slot88.example", 16),
+            ("dns.google", 2),
+            ("judi.example", 1)
+        ]
+    );
+    let clients: Vec<(&str, &str, u64, u64)> = s
+        .clients
+        .iter()
+        .map(|c| (c.client.as_str(), c.agency.as_str(), c.attempts, c.targets))
+        .collect();
+    assert_eq!(
+        clients,
+        [
+            ("10.20.1.10", "dinkes", 8, 1),
+            ("10.30.1.5", "diskominfo", 7, 1),
+            ("10.20.1.11", "dinkes", 3, 2),
+            ("10.20.2.10", "dinkes", 1, 1),
+        ]
+    );
+    // Per agency, with a limit per list.
+    let d = r
+        .blocked_summary(&BlockedFilter { limit: 1, ..dinkes })
+        .unwrap();
+    assert_eq!((d.attempts, d.records), (12, 5));
+    assert_eq!(d.targets.len(), 1);
+    assert_eq!(d.targets[0].attempts, 9);
+    assert_eq!(d.targets[0].method, BlockMethod::Sni);
+    assert_eq!(d.clients.len(), 1);
+    assert_eq!(d.clients[0].client, "10.20.1.10");
+    let w = r.blocked_summary(&window).unwrap();
+    assert_eq!((w.attempts, w.records), (4, 2));
+    assert_eq!(w.from, "2025-11-27T09:36:10.000000Z");
+    let empty = r
+        .blocked_summary(&BlockedFilter {
+            agency: Some("nope".into()),
+            ..base
+        })
+        .unwrap();
+    assert_eq!((empty.attempts, empty.targets.len()), (0, 0));
+}
+
+#[test]
+fn blocked_retention_keeps_recent_attempts() {
+    use simpul_proto::BlockMethod;
+    let dir = tempfile::tempdir().unwrap();
+    // Blocked attempts kept 7 days, flows the default 30.
+    let cfg = StoreConfig {
+        blocked_retention_days: 7,
+        ..eager()
+    };
+    let (_s, mut w, r) = open(dir.path(), cfg);
+    let day = 86_400;
+    let now = T0 + 10 * day;
+    let blocked: Vec<_> = [T0, now - 8 * day, now - 6 * day, now - 60]
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| {
+            attempt(
+                "10.20.1.10",
+                &format!("t{i}.example"),
+                BlockMethod::Sni,
+                t,
+                1,
+            )
+        })
+        .collect();
+    let mut b = with_blocked(1, blocked);
+    b.flows = vec![flow(1, RecordKind::Final, 1, 1, T0)];
+    w.ingest("dinkes-01", "dinkes", &[b]).unwrap();
+    let stats = w.apply_retention(at(now)).unwrap();
+    assert_eq!(stats.blocked_attempts, 2);
+    assert_eq!(stats.flows, 0, "the 10-day-old flow is within 30 days");
+    let left: Vec<String> = r
+        .blocked(&all_blocked(now + 1))
+        .unwrap()
+        .into_iter()
+        .map(|b| b.attempt.target)
+        .collect();
+    assert_eq!(left, ["t3.example", "t2.example"]);
+    assert_eq!(
+        w.apply_retention(at(now)).unwrap(),
+        RetentionStats::default()
+    );
+}

@@ -1,0 +1,180 @@
+//! Helpers for tests against an in-process collector: an agent's TLS
+//! WebSocket (enroll, hello, batches) and plain HTTP GETs of the API.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use simpul_collector::config::{AgencyConfig, CollectorConfig};
+use simpul_collector::server::Collector;
+use simpul_proto::wire::{self, AgentMessage, Batch, CollectorMessage, Enroll, Hello};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+/// A collector on loopback ports in `dir` with these agencies.
+pub async fn collector(dir: &std::path::Path, agencies: &[&str]) -> Collector {
+    let mut cfg = CollectorConfig::default();
+    cfg.server.listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.server.listen_tls = Some("127.0.0.1:0".parse().unwrap());
+    cfg.storage.data_dir = dir.to_owned();
+    for code in agencies {
+        cfg.agencies.push(AgencyConfig {
+            code: (*code).into(),
+            name: (*code).into(),
+            alloc_down_bps: 1_000_000,
+            alloc_up_bps: 1_000_000,
+            units: vec![],
+        });
+    }
+    Collector::start(cfg).await.unwrap()
+}
+
+pub async fn connect(addr: SocketAddr, ca: &std::path::Path) -> Ws {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let url = format!("wss://localhost:{}{}", addr.port(), wire::AGENT_PATH);
+    let (ws, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+    ws
+}
+
+/// The next message from the collector (binary frames only).
+pub async fn next(ws: &mut Ws) -> CollectorMessage {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(15), ws.next())
+            .await
+            .expect("collector answers within 15 s")
+            .expect("connection open")
+            .expect("no websocket error");
+        if let Message::Binary(b) = m {
+            return wire::decode(&b).expect("a collector message");
+        }
+    }
+}
+
+/// Say Hello with a credential and wait for Welcome.
+pub async fn hello(addr: SocketAddr, ca: &std::path::Path, node: &str, credential: &str) -> Ws {
+    let mut ws = connect(addr, ca).await;
+    ws.send(Message::Binary(
+        wire::encode(&AgentMessage::Hello(Hello {
+            node_id: node.into(),
+            credential: credential.into(),
+            agent_version: "t".into(),
+            hostname: "t".into(),
+            boot_epoch: 1,
+        }))
+        .into(),
+    ))
+    .await
+    .unwrap();
+    let Some(Ok(Message::Binary(b))) = ws.next().await else {
+        panic!("no Welcome")
+    };
+    assert!(matches!(
+        wire::decode(&b),
+        Ok(CollectorMessage::Welcome { .. })
+    ));
+    ws
+}
+
+/// Enroll `node` of `agency` with a fresh token; the connection stays open.
+pub async fn enroll(c: &Collector, agency: &str, node: &str) -> Ws {
+    let token = c.enrollment_token(agency, node).await.unwrap();
+    let mut ws = connect(c.tls_addr.unwrap(), c.tls.ca_cert.as_ref().unwrap()).await;
+    ws.send(Message::Binary(
+        wire::encode(&AgentMessage::Enroll(Enroll {
+            node_id: node.into(),
+            token,
+            agent_version: "t".into(),
+            hostname: "t".into(),
+        }))
+        .into(),
+    ))
+    .await
+    .unwrap();
+    match next(&mut ws).await {
+        CollectorMessage::Enrolled { .. } => ws,
+        other => panic!("not Enrolled: {other:?}"),
+    }
+}
+
+/// Send a batch and wait for its Ack.
+pub async fn send_batch(ws: &mut Ws, batch: Batch) {
+    let (boot_epoch, seq) = (batch.boot_epoch, batch.seq);
+    ws.send(Message::Binary(
+        wire::encode(&AgentMessage::Batch(batch)).into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        next(ws).await,
+        CollectorMessage::Ack { boot_epoch, seq },
+        "batch {boot_epoch}/{seq} acknowledged"
+    );
+}
+
+/// GET `path` from the plain HTTP listener: (status, body as JSON or, when
+/// not JSON, as a string).
+pub async fn get(c: &Collector, path: &str) -> (u16, serde_json::Value) {
+    let mut tcp = tokio::net::TcpStream::connect(c.http_addr.unwrap())
+        .await
+        .unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), tcp.read_to_end(&mut raw))
+        .await
+        .expect("response within 15 s")
+        .unwrap();
+    let text = String::from_utf8(raw).expect("UTF-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    let value = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+    (status, value)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n..];
+        s = s.strip_prefix("\r\n").unwrap_or(s);
+    }
+    out
+}
