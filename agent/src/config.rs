@@ -649,6 +649,53 @@ impl AgentConfig {
         for (i, a) in e.always_allow.iter().enumerate() {
             parse_cidr(a).map_err(|m| invalid(format!("enforce.always_allow[{i}]"), m))?;
         }
+        if !(1..=3600).contains(&e.attempt_fold_secs) {
+            return Err(invalid(
+                "enforce.attempt_fold_secs".into(),
+                "must be 1-3600 seconds".into(),
+            ));
+        }
+        if !(1..=86_400).contains(&e.name_block_secs) {
+            return Err(invalid(
+                "enforce.name_block_secs".into(),
+                "must be 1-86400 seconds".into(),
+            ));
+        }
+        if let Some(d) = &e.dns {
+            if !e.enabled() {
+                return Err(invalid(
+                    "enforce.dns".into(),
+                    "needs lan_interface and wan_interface (the responder blocks by policy)".into(),
+                ));
+            }
+            if d.listen.port() == 0 || d.upstream.port() == 0 {
+                return Err(invalid(
+                    "enforce.dns".into(),
+                    "listen and upstream need a port (53 normally)".into(),
+                ));
+            }
+            if d.listen == d.upstream {
+                return Err(invalid(
+                    "enforce.dns.upstream".into(),
+                    "must not be the responder itself".into(),
+                ));
+            }
+            if d.redirect && d.listen.ip().is_loopback() {
+                return Err(invalid(
+                    "enforce.dns.listen".into(),
+                    format!(
+                        "{} is loopback, but redirected DNS arrives at the LAN interface's address: listen on it or on 0.0.0.0",
+                        d.listen
+                    ),
+                ));
+            }
+            if !(1..=30_000).contains(&d.upstream_timeout_ms) {
+                return Err(invalid(
+                    "enforce.dns.upstream_timeout_ms".into(),
+                    "must be 1-30000".into(),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -936,6 +983,19 @@ subnets = ["10.1.2.0/24"]
             (
                 "[enforce]\nalways_allow = [\"10.0.0.1/8\"]\n",
                 "enforce.always_allow[0]: ",
+            ),
+            ("[enforce]\nname_block_secs = 0\n", "enforce.name_block_secs: "),
+            (
+                "[enforce.dns]\nlisten = \"0.0.0.0:53\"\nupstream = \"192.0.2.53:53\"\n",
+                "enforce.dns: needs lan_interface",
+            ),
+            (
+                "[enforce]\nlan_interface = \"l\"\nwan_interface = \"w\"\n[enforce.dns]\nlisten = \"127.0.0.1:53\"\nupstream = \"192.0.2.53:53\"\n",
+                "enforce.dns.listen: 127.0.0.1:53 is loopback",
+            ),
+            (
+                "[enforce]\nlan_interface = \"l\"\nwan_interface = \"w\"\n[enforce.dns]\nlisten = \"10.0.0.1:53\"\nupstream = \"bogus\"\n",
+                "line 6, column 12",
             ),
         ] {
             let e = parse(text).unwrap_err().to_string();

@@ -277,6 +277,8 @@ fn block_reply(query: &Packet<'_>, action: &BlockAction) -> Option<Vec<u8>> {
 struct Shared {
     config: DnsProxyConfig,
     filter: RwLock<Arc<DomainFilter>>,
+    /// What blocked names get (starts as `config.action`; follows the policy).
+    action: RwLock<BlockAction>,
     sink: BlockSink,
     counters: Counters,
 }
@@ -306,7 +308,11 @@ impl Shared {
 
     async fn handle(&self, query: &[u8], client: IpAddr, transport: Transport) -> Option<Vec<u8>> {
         let filter = self.filter();
-        match decide(query, &filter, &self.config.action) {
+        let action = match self.action.read() {
+            Ok(a) => *a,
+            Err(poisoned) => *poisoned.into_inner(),
+        };
+        match decide(query, &filter, &action) {
             Decision::Drop => {
                 self.counters.malformed.fetch_add(1, Ordering::Relaxed);
                 None
@@ -451,6 +457,7 @@ impl DnsProxy {
         })?;
         let shared = Arc::new(Shared {
             filter: RwLock::new(Arc::new(filter)),
+            action: RwLock::new(config.action),
             sink,
             counters: Counters::default(),
             config,
@@ -482,6 +489,14 @@ impl DnsProxy {
         match self.shared.filter.write() {
             Ok(mut f) => *f = new,
             Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+
+    /// Change what blocked names get (NXDOMAIN or a block page).
+    pub fn set_action(&self, action: BlockAction) {
+        match self.shared.action.write() {
+            Ok(mut a) => *a = action,
+            Err(poisoned) => *poisoned.into_inner() = action,
         }
     }
 
@@ -737,6 +752,94 @@ pub fn run_cli(args: &DnsProxyArgs) -> Result<(), DnsProxyError> {
         );
         Ok(())
     })
+}
+
+/// The responder on a thread of its own (with its own runtime), for the
+/// synchronous agent: `set_filter` and `stats` work from any thread.
+pub struct DnsService {
+    proxy: Option<DnsProxy>,
+    stop: Arc<tokio::sync::Notify>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DnsService {
+    pub fn start(
+        config: DnsProxyConfig,
+        filter: DomainFilter,
+        sink: BlockSink,
+    ) -> Result<DnsService, DnsProxyError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(DnsProxyError::Runtime)?;
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("simpul-dns".into())
+                .spawn(move || {
+                    rt.block_on(async move {
+                        match DnsProxy::start(config, filter, sink).await {
+                            Ok(p) => {
+                                let _ = tx.send(Ok(p));
+                                stop.notified().await;
+                            }
+                            Err(e) => {
+                                let _ = tx.send(Err(e));
+                            }
+                        }
+                    });
+                })
+                .map_err(DnsProxyError::Runtime)?
+        };
+        let proxy = rx
+            .recv()
+            .map_err(|_| DnsProxyError::Arg("the DNS thread ended before it started".into()))??;
+        Ok(DnsService {
+            proxy: Some(proxy),
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn set_filter(&self, filter: DomainFilter) {
+        if let Some(p) = &self.proxy {
+            p.set_filter(filter);
+        }
+    }
+
+    pub fn set_action(&self, action: BlockAction) {
+        if let Some(p) = &self.proxy {
+            p.set_action(action);
+        }
+    }
+
+    pub fn stats(&self) -> DnsStats {
+        self.proxy.as_ref().map(DnsProxy::stats).unwrap_or_default()
+    }
+
+    pub fn udp_addr(&self) -> Option<SocketAddr> {
+        self.proxy.as_ref().map(DnsProxy::udp_addr)
+    }
+
+    /// Stop serving; the final counters are logged.
+    pub fn stop(mut self) {
+        let s = self.stats();
+        self.proxy = None;
+        self.stop.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        tracing::info!(
+            queries_udp = s.queries_udp,
+            queries_tcp = s.queries_tcp,
+            blocked = s.blocked,
+            forwarded = s.forwarded,
+            upstream_errors = s.upstream_errors,
+            "DNS responder stopped"
+        );
+    }
 }
 
 /// A sink appending each event as one JSON line (flushed per event).

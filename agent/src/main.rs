@@ -8,14 +8,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use simpul_agent::agency::AgencyMap;
+use simpul_agent::attempts::Attempt;
 use simpul_agent::capture::live::LiveCapture;
 use simpul_agent::config::AgentConfig;
 use simpul_agent::decode::{DecodeError, LinkType};
+use simpul_agent::dnsproxy::{BlockAction, BlockEvent, DnsProxyConfig, DnsService};
+use simpul_agent::enforce::names::NameBlocker;
 use simpul_agent::enforce::{EnforceError, Enforcer, Outcome};
 use simpul_agent::link::{HealthState, LinkSink, Tee, TimedSink, Uplink};
 use simpul_agent::output::JsonlSink;
 use simpul_agent::policy::load::{load_policy, parse_policy};
-use simpul_agent::policy::matcher::BlockMatcher;
+use simpul_agent::policy::matcher::{BlockMatcher, RuleHit};
 use simpul_agent::processor::{Processor, ProcessorStats};
 use simpul_proto::policy::Policy;
 
@@ -355,15 +358,26 @@ fn run(config: &Path) -> Result<()> {
     let stop = stop_flag()?;
     // Enforcement first: the last good policy is in force before the
     // collector is reachable or any packet is looked at.
-    let enforcer = start_enforcement(&cfg, &stop);
+    let rules = Arc::new(RulesInForce::default());
+    let enforcer = start_enforcement(&cfg, &stop, &rules);
     let health = Arc::new(HealthState::new());
     let (uplink, link) = start_link(&cfg, &health)?;
     let mut proc = Processor::new(&cfg, map, Tee(jsonl, link));
+    let names = start_name_blocker(&cfg, &mut proc);
+    let (dns_events_tx, dns_events) = crossbeam_channel::bounded(DNS_EVENT_QUEUE);
+    let dns = start_dns(&cfg, dns_events_tx)?;
+    let mut rules_seen = u64::MAX;
     let (capture, batches) = LiveCapture::start(&cfg.capture)?;
     health.set_interfaces(capture.stats());
     tracing::info!(agent = %cfg.agent.id, "agent running");
     let mut last_flush = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        if let Some(m) = rules.changed(&mut rules_seen) {
+            adopt_rules(m, &mut proc, dns.as_ref());
+        }
+        while let Ok(ev) = dns_events.try_recv() {
+            proc.record_attempt(dns_attempt(ev));
+        }
         match batches.recv_timeout(Duration::from_millis(200)) {
             Ok(batch) => {
                 for (ts, frame) in batch.iter() {
@@ -387,6 +401,16 @@ fn run(config: &Path) -> Result<()> {
     tracing::info!("stopping: draining capture and ending flows");
     let stats: Vec<_> = capture.stats().to_vec();
     capture.stop();
+    if let Some(d) = dns {
+        d.stop();
+    }
+    while let Ok(ev) = dns_events.try_recv() {
+        proc.record_attempt(dns_attempt(ev));
+    }
+    if let Some(n) = names {
+        // The entries stay in the kernel until they time out.
+        n.stop();
+    }
     while let Ok(batch) = batches.try_recv() {
         for (ts, frame) in batch.iter() {
             proc.handle_frame(LinkType::Ethernet, ts, frame);
@@ -538,12 +562,143 @@ fn structure_only_config(policy: &Policy) -> AgentConfig {
     cfg
 }
 
+/// DNS block events waiting for the capture loop; more are dropped (the DNS
+/// answer itself is never held up).
+const DNS_EVENT_QUEUE: usize = 10_000;
+
+/// The blocking rules of the policy in force, handed from the enforcement
+/// thread to the capture loop and the DNS responder.
+#[derive(Default)]
+struct RulesInForce {
+    matcher: std::sync::Mutex<Option<Arc<BlockMatcher>>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl RulesInForce {
+    fn publish(&self, m: Option<Arc<BlockMatcher>>) {
+        match self.matcher.lock() {
+            Ok(mut g) => *g = m,
+            Err(p) => *p.into_inner() = m,
+        }
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The rules, if they changed since generation `*seen`.
+    fn changed(&self, seen: &mut u64) -> Option<Option<Arc<BlockMatcher>>> {
+        let g = self.generation.load(Ordering::Acquire);
+        if g == *seen {
+            return None;
+        }
+        *seen = g;
+        Some(match self.matcher.lock() {
+            Ok(m) => m.clone(),
+            Err(p) => p.into_inner().clone(),
+        })
+    }
+}
+
+/// New blocking rules: the packet path's checks and the DNS responder.
+fn adopt_rules(
+    m: Option<Arc<BlockMatcher>>,
+    proc: &mut Processor<Tee<JsonlSink, Option<LinkSink>>>,
+    dns: Option<&DnsService>,
+) {
+    if let Some(d) = dns {
+        let filter = m
+            .as_ref()
+            .map_or_else(simpul_agent::dnsproxy::empty_filter, |m| {
+                m.domains().clone()
+            });
+        d.set_filter(filter);
+        d.set_action(match m.as_ref().and_then(|m| m.block_page) {
+            Some(std::net::IpAddr::V4(v4)) => BlockAction::BlockPage {
+                v4: Some(v4),
+                v6: None,
+                ttl: 60,
+            },
+            Some(std::net::IpAddr::V6(v6)) => BlockAction::BlockPage {
+                v4: None,
+                v6: Some(v6),
+                ttl: 60,
+            },
+            None => BlockAction::NxDomain,
+        });
+    }
+    tracing::info!(
+        policy = m.as_ref().map(|m| m.version),
+        "blocking rules in force for events and names"
+    );
+    proc.guard_mut().set_matcher(m);
+}
+
+/// A DNS responder block event as an attempt for the collector.
+fn dns_attempt(ev: BlockEvent) -> Attempt {
+    Attempt {
+        ts: now_ns(),
+        client: ev.client,
+        hit: RuleHit {
+            method: simpul_proto::BlockMethod::Dns,
+            rule: ev.rule,
+            list: ev.list,
+        },
+        target: ev.name,
+        server: None,
+        port: Some(53),
+        proto: ev.transport.to_string(),
+    }
+}
+
+/// With `[enforce]`: the table for name-triggered refusals, fed by the
+/// processor's guard. Without nftables the agent still reports attempts.
+fn start_name_blocker(
+    cfg: &AgentConfig,
+    proc: &mut Processor<Tee<JsonlSink, Option<LinkSink>>>,
+) -> Option<NameBlocker> {
+    if !cfg.enforce.enabled() {
+        return None;
+    }
+    match NameBlocker::start(cfg.enforce.name_block_secs) {
+        Ok((n, tx)) => {
+            proc.guard_mut().set_kernel(tx);
+            Some(n)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up name-triggered refusals; blocked names are still reported and answered by DNS");
+            None
+        }
+    }
+}
+
+/// With `[enforce.dns]`: the agency's DNS responder; its block events go
+/// to `events`. Rules arrive with the policy (nothing is blocked before).
+fn start_dns(
+    cfg: &AgentConfig,
+    events: crossbeam_channel::Sender<BlockEvent>,
+) -> Result<Option<DnsService>> {
+    let Some(d) = cfg.enforce.dns.as_ref().filter(|_| cfg.enforce.enabled()) else {
+        return Ok(None);
+    };
+    let mut c = DnsProxyConfig::new(d.listen, d.upstream);
+    c.upstream_timeout = Duration::from_millis(d.upstream_timeout_ms.max(1));
+    let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sink: simpul_agent::dnsproxy::BlockSink = Arc::new(move |ev| {
+        if events.try_send(ev).is_err() && dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!("DNS block events are arriving faster than they are reported; dropping (counted once)");
+        }
+    });
+    let svc = DnsService::start(c, simpul_agent::dnsproxy::empty_filter(), sink)
+        .with_context(|| format!("cannot start the DNS responder on {}", d.listen))?;
+    Ok(Some(svc))
+}
+
 /// With `[enforce]`: apply the last good policy, then `policy_file`, and keep
 /// enforcing in a thread (schedule windows, suspension expiry, edits of the
 /// policy file) until `stop`. Failures are logged; the state in force stays.
+/// Each change of the blocking rules is published to `rules`.
 fn start_enforcement(
     cfg: &AgentConfig,
     stop: &Arc<AtomicBool>,
+    rules: &Arc<RulesInForce>,
 ) -> Option<std::thread::JoinHandle<()>> {
     if !cfg.enforce.enabled() {
         return None;
@@ -580,6 +735,25 @@ fn start_enforcement(
         }
     };
     load_file(&mut enforcer, &mut last_text);
+    // The rules follow the policy in force (not a refused one).
+    let publish = {
+        let (rules, cfg) = (rules.clone(), cfg.clone());
+        let mut published: Option<(u64, simpul_proto::policy::Blocking)> = None;
+        move |enforcer: &Enforcer| {
+            let now = enforcer.policy().map(|p| (p.version, p.blocking.clone()));
+            if now == published {
+                return;
+            }
+            rules.publish(
+                enforcer
+                    .policy()
+                    .map(|p| Arc::new(BlockMatcher::new(p, &cfg))),
+            );
+            published = now;
+        }
+    };
+    let mut publish = publish;
+    publish(&enforcer);
     let stop = stop.clone();
     Some(std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
@@ -588,6 +762,7 @@ fn start_enforcement(
             if let Err(e) = enforcer.tick(time::OffsetDateTime::now_utc()) {
                 tracing::error!(error = %e, "cannot apply the policy for the current time");
             }
+            publish(&enforcer);
         }
     }))
 }

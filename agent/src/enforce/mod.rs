@@ -9,6 +9,7 @@
 //! restarting agent enforces it before anything else.
 
 pub mod apply;
+pub mod names;
 pub mod plan;
 
 use std::path::{Path, PathBuf};

@@ -453,7 +453,18 @@ pub fn plan(
             "\t\tudp dport 443 counter {reject} comment \"blocked: quic\""
         );
     }
-    nft.push_str("\t}\n}\n");
+    nft.push_str("\t}\n");
+
+    // Stray DNS from the LAN to any resolver goes to the agent's responder,
+    // so a hard-coded 8.8.8.8 cannot bypass the blocklist.
+    if let Some(dns) = cfg.enforce.dns.as_ref().filter(|d| d.redirect) {
+        let port = dns.listen.port();
+        let _ = writeln!(
+            nft,
+            "\tchain dns_redirect {{\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tiifname \"{lan}\" meta l4proto {{ tcp, udp }} th dport 53 counter redirect to :{port} comment \"DNS to the agent's responder\"\n\t}}"
+        );
+    }
+    nft.push_str("}\n");
 
     Ok(Plan {
         policy_version: policy.version,

@@ -42,6 +42,8 @@ pub struct BlockMatcher {
     ports: Vec<(u8, u16, u16, String)>,
     dot: bool,
     quic: bool,
+    /// Where the DNS responder sends blocked names (absent: NXDOMAIN).
+    pub block_page: Option<IpAddr>,
 }
 
 /// List id 0 is the policy's own `domains`; categories follow in order.
@@ -104,6 +106,7 @@ impl BlockMatcher {
             ports,
             dot: b.block_dot,
             quic: b.block_quic,
+            block_page: b.block_page.as_deref().and_then(|s| s.parse().ok()),
         }
     }
 
