@@ -1,6 +1,8 @@
 //! `simpul-collector demo`: the collector on its embedded storage plus several
 //! agencies' agents — the real agent code — replaying recorded captures at
 //! their recorded speed, in a loop, over real TLS WebSocket connections.
+//! Each agent also checks the traffic against a demo blocking policy, so the
+//! dashboard's blocked-attempts panel has something to show.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,7 +12,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use simpul_agent::agency::AgencyMap;
 use simpul_agent::config::AgentConfig;
+use simpul_agent::policy::load::parse_policy;
+use simpul_agent::policy::matcher::BlockMatcher;
 use simpul_agent::processor::Processor;
+use simpul_proto::policy::Policy;
 
 use crate::config::{AgencyConfig, CollectorConfig, UnitConfig};
 use crate::server::Collector;
@@ -147,6 +152,53 @@ subnets = ["10.10.2.0/24", "10.120.0.0/24"]
     AgentConfig::parse(&text, Path::new("<demo agent>")).context("demo agent config")
 }
 
+/// DEMO DATA: the blocking policy of demo agency number `i`. Its rules are
+/// picked so that the recorded fixture traffic (tests/fixtures/README.md)
+/// hits them: SNI `mail.example.com`, `sso.example.go.id`, QUIC
+/// `video.example.com`, HTTP `www.example.com`/`news.example.com`, the echo
+/// service on tcp/7000, QUIC itself. A replay enforces nothing (the traffic
+/// still shows on the wall); the agent's policy matcher reports what it
+/// would have blocked as `BlockedAttempt`s, which travel through the same
+/// link, spool, WebSocket and ingest as a live agent's.
+fn demo_policy(agency: &str, i: usize) -> String {
+    let blocking = match i % 4 {
+        0 => {
+            r#"domains = ["mail.example.com"]
+ports = [{ proto = "tcp", port = 7000 }]
+enabled_categories = ["judi"]
+[blocking.categories]
+judi = ["sso.example.go.id"]"#
+        }
+        1 => {
+            r#"domains = ["www.example.com"]
+enabled_categories = ["hiburan"]
+[blocking.categories]
+hiburan = ["video.example.com", "news.example.com"]"#
+        }
+        2 => {
+            r#"domains = ["example.com"]
+allow_domains = ["news.example.com"]
+ports = [{ proto = "tcp", port = 7000 }]"#
+        }
+        _ => {
+            r#"enabled_categories = ["hiburan"]
+block_quic = true
+[blocking.categories]
+hiburan = ["news.example.com", "mail.example.com"]"#
+        }
+    };
+    format!(
+        r#"version = 1
+agency = "{agency}"
+[allocation]
+download = {{ rate_bps = 1000000, ceil_bps = 2000000 }}
+upload = {{ rate_bps = 500000, ceil_bps = 1000000 }}
+[blocking]
+{blocking}
+"#
+    )
+}
+
 /// Run until Ctrl-C.
 pub async fn run(opts: DemoOptions) -> Result<()> {
     let cfg = demo_config(&opts);
@@ -180,6 +232,12 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
             simpul_proto::wire::AGENT_PATH
         );
         let agent_cfg = agent_config(code, &url, &ca, &state_dir, &token)?;
+        let policy = parse_policy(
+            &demo_policy(code, i),
+            Path::new("<demo policy>"),
+            &agent_cfg,
+        )
+        .context("demo policy")?;
         // Each agency starts at a different capture so the wall is not uniform.
         let mut order = pcaps.clone();
         order.rotate_left(i % pcaps.len());
@@ -188,7 +246,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
             std::thread::Builder::new()
                 .name(format!("demo-{code}"))
                 .spawn(move || {
-                    if let Err(e) = run_agent(&agent_cfg, &order, &stop) {
+                    if let Err(e) = run_agent(&agent_cfg, &policy, &order, &stop) {
                         tracing::error!(agency = %agent_cfg.agent.id, error = %e, "demo agent failed");
                     }
                 })?,
@@ -218,7 +276,12 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     Ok(())
 }
 
-fn run_agent(cfg: &AgentConfig, pcaps: &[PathBuf], stop: &AtomicBool) -> Result<()> {
+fn run_agent(
+    cfg: &AgentConfig,
+    policy: &Policy,
+    pcaps: &[PathBuf],
+    stop: &AtomicBool,
+) -> Result<()> {
     let label = Path::new("<demo agent>");
     let map = AgencyMap::new(
         &cfg.agencies,
@@ -232,6 +295,8 @@ fn run_agent(cfg: &AgentConfig, pcaps: &[PathBuf], stop: &AtomicBool) -> Result<
     let health = Arc::new(simpul_agent::link::HealthState::new());
     let (uplink, sink) = simpul_agent::link::Uplink::start(collector, health.clone())?;
     let mut proc = Processor::new(cfg, map, sink);
+    proc.guard_mut()
+        .set_matcher(Some(Arc::new(BlockMatcher::new(policy, cfg))));
     simpul_agent::replay::replay_realtime_with(pcaps, &mut proc, true, stop, |p, now| {
         health.record_processor(p);
         simpul_agent::link::TimedSink::on_tick(p.sink_mut(), now);
@@ -240,4 +305,21 @@ fn run_agent(cfg: &AgentConfig, pcaps: &[PathBuf], stop: &AtomicBool) -> Result<
     proc.sink_mut().seal_now();
     uplink.stop();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_policies_are_valid_and_block_something() {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, (code, _, _, _)) in AGENCIES.iter().enumerate() {
+            let cfg =
+                agent_config(code, "wss://localhost:1/x", dir.path(), dir.path(), "t").unwrap();
+            let policy = parse_policy(&demo_policy(code, i), Path::new("<demo>"), &cfg)
+                .unwrap_or_else(|e| panic!("{code}: {e}"));
+            assert!(BlockMatcher::new(&policy, &cfg).blocks_names() || policy.blocking.block_quic);
+        }
+    }
 }
