@@ -102,8 +102,11 @@ fn default_name_block_secs() -> u64 {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct DnsConfig {
-    /// Address the responder listens on (UDP and TCP), normally the router's
-    /// LAN address and port 53, or `0.0.0.0:53`.
+    /// Address the responder listens on (UDP and TCP): the router's LAN
+    /// address and port 53. Redirected DNS is sent to exactly this address.
+    /// A wildcard (`0.0.0.0:53`) only suits a LAN interface with one
+    /// address: answers leave from whichever address the kernel picks, and
+    /// clients drop answers from an address they did not ask.
     pub listen: std::net::SocketAddr,
     /// Resolver allowed queries are forwarded to.
     pub upstream: std::net::SocketAddr,

@@ -457,11 +457,23 @@ pub fn plan(
 
     // Stray DNS from the LAN to any resolver goes to the agent's responder,
     // so a hard-coded 8.8.8.8 cannot bypass the blocklist.
+    // To the listen address itself when it is one (the responder's socket
+    // is bound to it, so its answers carry the address conntrack expects);
+    // `redirect` (the interface's primary address) for a wildcard listener.
     if let Some(dns) = cfg.enforce.dns.as_ref().filter(|d| d.redirect) {
         let port = dns.listen.port();
+        let to = match dns.listen.ip() {
+            std::net::IpAddr::V4(ip) if !ip.is_unspecified() => {
+                format!("meta nfproto ipv4 dnat ip to {ip}:{port}")
+            }
+            std::net::IpAddr::V6(ip) if !ip.is_unspecified() => {
+                format!("meta nfproto ipv6 dnat ip6 to [{ip}]:{port}")
+            }
+            _ => format!("redirect to :{port}"),
+        };
         let _ = writeln!(
             nft,
-            "\tchain dns_redirect {{\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tiifname \"{lan}\" meta l4proto {{ tcp, udp }} th dport 53 counter redirect to :{port} comment \"DNS to the agent's responder\"\n\t}}"
+            "\tchain dns_redirect {{\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tiifname \"{lan}\" meta l4proto {{ tcp, udp }} th dport 53 counter {to} comment \"DNS to the agent's responder\"\n\t}}"
         );
     }
     nft.push_str("}\n");
