@@ -1,7 +1,8 @@
-// Simpul NOC dashboard: hash routes "#/" (overview, the wall) and
-// "#/agency/<code>" (one agency). Plain ES module, no build step.
+// Simpul NOC dashboard: hash routes "#/" (overview, the wall),
+// "#/agency/<code>" (one agency) and "#/blocked" (blocked attempts of every
+// agency). Plain ES module, no build step.
 import {
-  t, lang, setLang, onLangChange, bpsParts, fmtBps, fmtCap, fmtBytes, fmtPct, fmtInt, fmtNum,
+  t, tn, lang, setLang, onLangChange, bpsParts, fmtBps, fmtCap, fmtBytes, fmtPct, fmtInt, fmtNum,
   fmtTime, fmtDate, fmtDateTime, fmtAgo, fmtDuration, zoneLabel,
 } from './i18n.js';
 import { LiveFeed, getJSON, POLL_MS } from './live.js';
@@ -12,6 +13,7 @@ const STALE_MS = 5000; // no data this long while "live" → show "delayed"
 const CRIT = 0.95;
 const WARN = 0.8;
 const STATUS_ORDER = { down: 0, never: 1, up: 2, revoked: 3 };
+const BLOCKED_REFRESH_MS = 5000; // blocked attempts are polled (the live feed carries the overview only)
 
 // ---- state -----------------------------------------------------------------
 
@@ -292,6 +294,9 @@ class OverviewView {
     this.nodeGrid = h('ul', { class: 'node-grid', 'data-testid': 'node-grid' });
     this.topAgencies = h('ol', { class: 'rank-list', 'data-testid': 'top-agencies' });
     this.topSites = h('ol', { class: 'rank-list', 'data-testid': 'top-sites' });
+    this.blockedList = h('ol', { class: 'rank-list', 'data-testid': 'blocked-wall' });
+    this.blockedNote = h('span', { class: 'panel-note', 'data-testid': 'blocked-wall-total' });
+    this.ctl = new AbortController();
     this.agencyNote = h('span', { class: 'panel-note' });
     root.replaceChildren(
       h('h2', { class: 'sr-only', text: t('nav.overview') }),
@@ -312,10 +317,48 @@ class OverviewView {
           h('section', { class: 'panel', 'aria-labelledby': 'h-topag' },
             h('div', { class: 'panel-head' }, h('h2', { id: 'h-topag', text: t('panel.topAgencies') })), this.topAgencies),
           h('section', { class: 'panel', 'aria-labelledby': 'h-topsite' },
-            h('div', { class: 'panel-head' }, h('h2', { id: 'h-topsite', text: t('panel.topSites') })), this.topSites))),
+            h('div', { class: 'panel-head' }, h('h2', { id: 'h-topsite', text: t('panel.topSites') })), this.topSites),
+          h('section', { class: 'panel blocked-wall-panel', 'aria-labelledby': 'h-blocked', 'data-testid': 'blocked-wall-panel' },
+            h('div', { class: 'panel-head' }, h('h2', { id: 'h-blocked', text: t('panel.blocked') }), this.blockedNote,
+              h('a', { class: 'panel-link', href: '#/blocked', 'data-testid': 'blocked-details-link', text: t('blocked.details') })),
+            this.blockedList))),
     );
     if (state.overview) this.update();
     else this.agencyList.replaceChildren(h('li', { class: 'empty', text: t('loading') }));
+    if (cache.has(WALL_BLOCKED)) this.renderBlocked(cache.get(WALL_BLOCKED));
+    this.loadBlocked();
+    this.timer = setInterval(() => this.loadBlocked(), BLOCKED_REFRESH_MS);
+  }
+
+  async loadBlocked() {
+    try {
+      const d = await getJSON(WALL_BLOCKED, { signal: this.ctl.signal });
+      cache.set(WALL_BLOCKED, d);
+      this.renderBlocked(d);
+    } catch (e) {
+      if (e.name !== 'AbortError' && !cache.has(WALL_BLOCKED)) {
+        this.blockedList.replaceChildren(h('li', { class: 'empty', text: t('error', { e: e.message }) }));
+      }
+    }
+  }
+
+  /** Top blocked targets of the last 15 min, ranked like the other top lists. */
+  renderBlocked(d) {
+    const list = (d.targets || []).slice(0, 10);
+    const max = Math.max(1, ...list.map((x) => x.attempts));
+    setText(this.blockedNote, tn('blocked.count', d.attempts, { n: fmtInt(d.attempts ?? 0) }));
+    this.blockedNote.dataset.value = String(d.attempts ?? 0);
+    this.blockedList.replaceChildren(...(list.length ? list.map((x, i) => h('li', {
+      class: 'rank', 'data-testid': `blocked-wall-${i + 1}`, 'data-value': String(x.attempts), 'data-target': x.target,
+      style: `--share:${((x.attempts / max) * 100).toFixed(1)}%`,
+      title: `${x.rule} · ${x.list}`,
+    },
+    h('span', { class: 'rank-n', text: String(i + 1) }),
+    h('span', { class: 'rank-name site', text: x.target }),
+    h('span', { class: 'rank-val', text: fmtInt(x.attempts) }),
+    h('span', { class: 'rank-sub' }, methodBadge(x.method)),
+    )) : [h('li', { class: 'empty', text: t('blocked.none') })]));
+    this.clipRanks();
   }
 
   update() {
@@ -362,9 +405,9 @@ class OverviewView {
 
   clipRanks() {
     const fixed = this.wall.classList.contains('fixed');
-    for (const ol of [this.topAgencies, this.topSites]) {
+    for (const ol of [this.topAgencies, this.topSites, this.blockedList]) {
       const items = [...ol.children];
-      // Wall mode: the two lists share the height left under the nodes by entry count.
+      // Wall mode: the lists share the height left under the nodes by entry count.
       ol.parentElement.style.flexGrow = String(items.length + 2);
       items.forEach((li) => { li.hidden = false; });
       if (!fixed) continue;
@@ -531,7 +574,158 @@ class OverviewView {
     )) : [h('li', { class: 'empty', text: t('empty') })]));
   }
 
-  destroy() {}
+  destroy() {
+    clearInterval(this.timer);
+    this.ctl.abort();
+  }
+}
+
+const WALL_BLOCKED = 'api/v1/blocked/summary?limit=10';
+
+// ---- blocked attempts ----------------------------------------------------------
+
+function methodBadge(m) {
+  return m ? h('span', { class: `badge method m-${m}`, 'data-method': m, text: t(`method.${m}`) }) : '—';
+}
+
+/** Unit name from the agencies list (fetched once), else its code. */
+function unitLabel(agency, unit) {
+  const ags = cache.get('api/v1/agencies');
+  const a = Array.isArray(ags) ? ags.find((x) => x.code === agency) : null;
+  const u = a?.units?.find((x) => x.code === unit);
+  if (u) return u.name;
+  return unit === 'unknown' ? t('unit.unknown') : unit;
+}
+
+/** "10:15:03" today, "27 Nov 10:15:03" on other days. */
+function when(iso) {
+  const d = Date.parse(iso);
+  return new Date(d).toDateString() === new Date().toDateString() ? fmtTime(d) : fmtDateTime(d);
+}
+
+/**
+ * The "Upaya akses diblokir" panel: attempts per agency (all agencies only),
+ * top targets and clients of the last 15 min, and the newest attempts, for
+ * one agency (its page) or all (#/blocked). Polled every 5 s by its view.
+ */
+class BlockedPanel {
+  constructor(agency, signal) {
+    this.agency = agency;
+    this.signal = signal;
+    this.c = {
+      total: h('span', { class: 'panel-note', 'data-testid': 'blocked-total' }),
+      agencies: h('ul', { class: 'chips blocked-agencies', 'data-testid': 'blocked-agencies' }),
+      targets: h('table', { class: 'data', 'data-testid': 'blocked-targets-table' }),
+      clients: h('table', { class: 'data', 'data-testid': 'blocked-clients-table' }),
+      recent: h('table', { class: 'data', 'data-testid': 'blocked-recent-table' }),
+    };
+    const q = agency ? `agency=${encodeURIComponent(agency)}&` : '';
+    this.paths = { summary: `api/v1/blocked/summary?${q}limit=10`, recent: `api/v1/blocked?${q}limit=50` };
+  }
+
+  /** The panel; `hn` is the heading level of its title ('h2' on its own page, 'h3' inside the agency page). */
+  element(hn) {
+    const c = this.c;
+    const sub = (id, title, table) => h('div', { class: 'blocked-part', role: 'group', 'aria-labelledby': id },
+      h('h4', { id, class: 'part-title', text: title }), h('div', { class: 'table-wrap' }, table));
+    return h('section', { class: 'panel blocked-panel', 'aria-labelledby': 'h-blocked-panel', 'data-testid': 'blocked-panel' },
+      h('div', { class: 'panel-head' }, h(hn, { id: 'h-blocked-panel', text: t('blocked.title') }), c.total),
+      this.agency ? null : c.agencies,
+      h('div', { class: 'two' },
+        sub('h-blocked-targets', t('blocked.topTargets'), c.targets),
+        sub('h-blocked-clients', t('blocked.topClients'), c.clients)),
+      sub('h-blocked-recent', t('blocked.recent'), c.recent));
+  }
+
+  renderCached() {
+    if (cache.has(this.paths.summary)) this.renderSummary(cache.get(this.paths.summary));
+    if (cache.has(this.paths.recent)) this.renderRecent(cache.get(this.paths.recent));
+  }
+
+  async load() {
+    if (!cache.has('api/v1/agencies')) {
+      try { cache.set('api/v1/agencies', await getJSON('api/v1/agencies', { signal: this.signal })); } catch (e) {
+        if (e.name === 'AbortError') return;
+      }
+    }
+    const jobs = [
+      [this.paths.summary, (d) => this.renderSummary(d), [this.c.targets, this.c.clients]],
+      [this.paths.recent, (d) => this.renderRecent(d), [this.c.recent]],
+    ];
+    await Promise.all(jobs.map(async ([path, render, tables]) => {
+      try {
+        const d = await getJSON(path, { signal: this.signal });
+        cache.set(path, d);
+        render(d);
+      } catch (e) {
+        if (e.name === 'AbortError' || cache.has(path)) return;
+        tables.forEach((tb) => showTableMessage(tb, t('error', { e: e.message })));
+      }
+    }));
+  }
+
+  agencyUnit(r) {
+    const unit = unitLabel(r.agency, r.unit);
+    return this.agency ? unit : `${agencyName(r.agency)} / ${unit}`;
+  }
+
+  renderSummary(d) {
+    const c = this.c;
+    setText(c.total, tn('blocked.total', d.attempts, { n: fmtInt(d.attempts ?? 0) }));
+    c.total.dataset.value = String(d.attempts ?? 0);
+    c.agencies.replaceChildren(...(d.agencies || []).map((a) => h('li', { class: 'chip', 'data-testid': `blocked-agency-${a.agency}`, 'data-value': String(a.attempts) },
+      h('a', { href: `#/agency/${encodeURIComponent(a.agency)}`, text: tn('blocked.perAgency', a.attempts, { name: agencyName(a.agency), n: fmtInt(a.attempts) }) }))));
+    renderTable(c.targets, [
+      { h: 'col.target', cell: (r) => r.target, cls: 'site', title: (r) => r.target },
+      { h: 'col.method', cell: (r) => methodBadge(r.method) },
+      { h: 'col.rule', cell: (r) => `${r.rule} · ${r.list}`, cls: 'site', title: (r) => `${r.rule} · ${r.list}` },
+      { h: 'col.clients', cell: (r) => fmtInt(r.clients), cls: 'num' },
+      { h: 'col.attempts', cell: (r) => fmtInt(r.attempts), cls: 'num' },
+    ], d.targets || [], (r, i) => `blocked-target-${i + 1}`);
+    renderTable(c.clients, [
+      { h: 'col.client', cell: (r) => r.client, cls: 'mono' },
+      { h: this.agency ? 'col.unit' : 'col.agencyUnit', cell: (r) => this.agencyUnit(r) },
+      { h: 'col.targets', cell: (r) => fmtInt(r.targets), cls: 'num' },
+      { h: 'col.attempts', cell: (r) => fmtInt(r.attempts), cls: 'num' },
+    ], d.clients || [], (r, i) => `blocked-client-${i + 1}`);
+  }
+
+  renderRecent(rows) {
+    renderTable(this.c.recent, [
+      { h: 'col.time', cell: (r) => when(r.last_seen), cls: 'num', title: (r) => `${fmtDateTime(Date.parse(r.first_seen))} – ${fmtDateTime(Date.parse(r.last_seen))}` },
+      { h: this.agency ? 'col.unit' : 'col.agencyUnit', cell: (r) => this.agencyUnit(r) },
+      { h: 'col.client', cell: (r) => r.client, cls: 'mono' },
+      { h: 'col.target', cell: (r) => r.target, cls: 'site', title: (r) => r.target },
+      { h: 'col.method', cell: (r) => methodBadge(r.method) },
+      { h: 'col.rule', cell: (r) => `${r.rule} · ${r.list}`, cls: 'site', title: (r) => `${r.rule} · ${r.list}` },
+      { h: 'col.attempts', cell: (r) => fmtInt(r.attempts), cls: 'num' },
+    ], rows, (r, i) => `blocked-row-${i + 1}`);
+  }
+}
+
+/** #/blocked: the panel for every agency. */
+class BlockedView {
+  constructor() {
+    this.ctl = new AbortController();
+  }
+
+  mount(root) {
+    document.title = `${t('blocked.title')} · Simpul NOC`;
+    this.panel = new BlockedPanel(null, this.ctl.signal);
+    root.replaceChildren(h('div', { class: 'agency-page', 'data-testid': 'blocked-page' },
+      h('nav', { class: 'crumbs', 'aria-label': 'breadcrumb' }, h('a', { href: '#/', text: t('nav.back') })),
+      this.panel.element('h2')));
+    this.panel.renderCached();
+    this.panel.load();
+    this.timer = setInterval(() => this.panel.load(), BLOCKED_REFRESH_MS);
+  }
+
+  update() {}
+
+  destroy() {
+    clearInterval(this.timer);
+    this.ctl.abort();
+  }
 }
 
 // ---- agency page -------------------------------------------------------------
@@ -571,6 +765,7 @@ class AgencyView {
       nodes: h('table', { class: 'data', 'data-testid': 'nodes-table' }),
       flows: h('table', { class: 'data', 'data-testid': 'flows-table' }),
     };
+    this.blocked = new BlockedPanel(code, this.ctl.signal);
     const rangeBtn = (r) => h('button', {
       type: 'button', class: 'range', 'data-testid': `range-${r}`, 'aria-pressed': String(r === historyRange),
       onclick: () => this.setRange(r), text: t(`agency.range.${r}`),
@@ -596,6 +791,7 @@ class AgencyView {
           panel('h-hosts', t('agency.topHosts'), null, h('div', { class: 'table-wrap' }, c.hosts)),
           panel('h-sites', t('agency.topSites'), null, h('div', { class: 'table-wrap' }, c.sites))),
         panel('h-flows', t('agency.flows'), null, h('div', { class: 'table-wrap' }, c.flows)),
+        this.blocked.element('h3'),
         panel('h-nodes', t('agency.nodes'), null, h('div', { class: 'table-wrap' }, c.nodes)),
       ),
     );
@@ -609,6 +805,8 @@ class AgencyView {
     this.renderCached();
     this.loadTables();
     this.loadHistory();
+    this.blocked.load();
+    this.every(BLOCKED_REFRESH_MS, () => this.blocked.load());
     this.every(15000, () => this.loadTables());
     this.every(60000, () => this.loadHistory());
     this.every(5000, () => { if (state.feed !== 'live') this.loadSeries(); });
@@ -708,6 +906,7 @@ class AgencyView {
     if (cache.has(p.sites)) this.renderSites(cache.get(p.sites));
     if (cache.has(p.flows)) this.renderFlows(cache.get(p.flows));
     if (cache.has(this.historyKey())) this.renderHistory(cache.get(this.historyKey()));
+    this.blocked.renderCached();
   }
 
   unitName(code) {
@@ -758,11 +957,6 @@ class AgencyView {
   }
 
   renderFlows(rows) {
-    const today = new Date().toDateString();
-    const when = (iso) => {
-      const d = Date.parse(iso);
-      return new Date(d).toDateString() === today ? fmtTime(d) : fmtDateTime(d);
-    };
     renderTable(this.c.flows, [
       { h: 'col.time', cell: (r) => when(r.last_seen), cls: 'num' },
       { h: 'col.unit', cell: (r) => this.unitName(r.unit) },
@@ -852,7 +1046,7 @@ function showTableMessage(table, msg) {
   table.replaceChildren(h('tbody', null, h('tr', null, h('td', { class: 'empty', text: msg }))));
 }
 
-/** Rebuild a table: columns [{h: i18n key, cell: row → text|Node, cls}]. */
+/** Rebuild a table: columns [{h: i18n key, cell: row → text|Node, cls, title?: row → tooltip}]. */
 function renderTable(table, cols, rows, testid) {
   const thead = h('thead', null, h('tr', null, ...cols.map((c) => h('th', { scope: 'col', class: c.cls, text: t(c.h) }))));
   const tbody = h('tbody');
@@ -860,7 +1054,7 @@ function renderTable(table, cols, rows, testid) {
     tbody.append(h('tr', { class: 'empty-row' }, h('td', { class: 'empty', colspan: String(cols.length), text: t('empty') })));
   } else {
     rows.forEach((r, i) => tbody.append(h('tr', { 'data-testid': testid ? testid(r, i) : null },
-      ...cols.map((c) => h('td', { class: c.cls }, c.cell(r))))));
+      ...cols.map((c) => h('td', { class: c.cls, title: c.title ? c.title(r) : null }, c.cell(r))))));
   }
   table.replaceChildren(thead, tbody);
   table.dataset.rows = String(rows ? rows.length : 0);
@@ -873,9 +1067,10 @@ let view = null;
 function route() {
   const hash = decodeURIComponent(location.hash.replace(/^#/, '')) || '/';
   const m = hash.match(/^\/agency\/([A-Za-z0-9_-]{1,64})\/?$/);
+  const blocked = /^\/blocked\/?$/.test(hash);
   view?.destroy();
-  view = m ? new AgencyView(m[1]) : new OverviewView();
-  els.view.dataset.route = m ? 'agency' : 'overview';
+  view = m ? new AgencyView(m[1]) : blocked ? new BlockedView() : new OverviewView();
+  els.view.dataset.route = m ? 'agency' : blocked ? 'blocked' : 'overview';
   view.mount(els.view);
 }
 

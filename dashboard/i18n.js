@@ -92,6 +92,33 @@ const STRINGS = {
     'site.unknown': '(tanpa nama)',
     'unit.unknown': '(tak dikenal)',
     'kind.interim': 'berjalan',
+    'panel.blocked': 'Upaya akses diblokir · 15 mnt',
+    'blocked.title': 'Upaya akses diblokir',
+    'blocked.details': 'Rincian →',
+    'blocked.topTargets': 'Target teratas · 15 mnt',
+    'blocked.topClients': 'Klien teratas · 15 mnt',
+    'blocked.recent': 'Upaya terbaru',
+    'blocked.total': '{n} upaya dalam 15 mnt',
+    'blocked.none': 'Tidak ada upaya diblokir',
+    'blocked.perAgency': '{name}: {n} upaya',
+    'blocked.count': '{n} upaya',
+    'col.agencyUnit': 'Instansi / unit',
+    'col.client': 'Klien',
+    'col.target': 'Target',
+    'col.method': 'Metode',
+    'col.rule': 'Aturan · daftar',
+    'col.attempts': 'Upaya',
+    'col.clients': 'Klien',
+    'col.targets': 'Target',
+    'method.dns': 'DNS',
+    'method.sni': 'SNI',
+    'method.quic': 'QUIC SNI',
+    'method.http': 'HTTP Host',
+    'method.address': 'Alamat',
+    'method.port': 'Port',
+    'method.dot': 'DoT',
+    'method.doh': 'DoH',
+    'method.quic_protocol': 'QUIC',
   },
   en: {
     'app.subtitle': 'Intranet Network Operations Centre',
@@ -183,6 +210,36 @@ const STRINGS = {
     'site.unknown': '(unnamed)',
     'unit.unknown': '(unknown)',
     'kind.interim': 'running',
+    'panel.blocked': 'Blocked attempts · 15 min',
+    'blocked.title': 'Blocked attempts',
+    'blocked.details': 'Details →',
+    'blocked.topTargets': 'Top targets · 15 min',
+    'blocked.topClients': 'Top clients · 15 min',
+    'blocked.recent': 'Recent attempts',
+    'blocked.total': '{n} attempts in 15 min',
+    'blocked.none': 'No blocked attempts',
+    'blocked.perAgency': '{name}: {n} attempts',
+    'blocked.perAgency.one': '{name}: 1 attempt',
+    'blocked.total.one': '1 attempt in 15 min',
+    'blocked.count.one': '1 attempt',
+    'blocked.count': '{n} attempts',
+    'col.agencyUnit': 'Agency / unit',
+    'col.client': 'Client',
+    'col.target': 'Target',
+    'col.method': 'Method',
+    'col.rule': 'Rule · list',
+    'col.attempts': 'Attempts',
+    'col.clients': 'Clients',
+    'col.targets': 'Targets',
+    'method.dns': 'DNS',
+    'method.sni': 'SNI',
+    'method.quic': 'QUIC SNI',
+    'method.http': 'HTTP Host',
+    'method.address': 'Address',
+    'method.port': 'Port',
+    'method.dot': 'DoT',
+    'method.doh': 'DoH',
+    'method.quic_protocol': 'QUIC',
   },
 };
 
@@ -219,6 +276,12 @@ export function t(key, params) {
   let s = STRINGS[current][key] ?? STRINGS.id[key] ?? key;
   if (params) s = s.replace(/\{(\w+)\}/g, (m, k) => (k in params ? String(params[k]) : m));
   return s;
+}
+
+/** t() with a count: English has "{key}.one" for 1 (Indonesian needs no plural). */
+export function tn(key, n, params) {
+  const one = `${key}.one`;
+  return t(n === 1 && STRINGS[current][one] ? one : key, params);
 }
 
 // ---- numbers ---------------------------------------------------------------

@@ -258,6 +258,88 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     assert.deepEqual(pageErrors, [], 'no uncaught page errors');
   });
 
+  step('blocked attempts: wall panel, #/blocked and the agency page, in Indonesian then English', async () => {
+    // The demo agents check the replayed traffic against demo blocking policies.
+    await page.evaluate(() => localStorage.setItem('simpul.lang', 'id'));
+    await page.goto(collector.url);
+    await page.locator('[data-testid="conn-status"][data-state="live"]').waitFor({ timeout: 30000 });
+    assert.equal(await page.locator('#h-blocked').textContent(), 'Upaya akses diblokir · 15 mnt');
+    const wallRows = page.locator('[data-testid="blocked-wall"] li[data-testid^="blocked-wall-"]');
+    await waitFor(async () => (await wallRows.count()) > 0, { timeout: 60000, message: 'blocked targets on the wall' });
+    // The wall shows the API's top targets, in its order, with their attempts.
+    await waitFor(async () => {
+      const api = await getJSON(collector.url, 'api/v1/blocked/summary?limit=10');
+      const shown = await page.evaluate(() => [...document.querySelectorAll('[data-testid^="blocked-wall-"][data-target]')]
+        .map((li) => [li.dataset.target, Number(li.dataset.value)]));
+      const want = api.targets.map((x) => [x.target, x.attempts]);
+      return api.targets.length > 0 && JSON.stringify(shown) === JSON.stringify(want);
+    }, { timeout: 20000, message: 'wall blocked targets = /api/v1/blocked/summary' });
+    assert.match(await page.getByTestId('blocked-wall-total').textContent(), /^\d[\d.]* upaya$/);
+    const dims = await page.evaluate(() => ({ w: document.documentElement.scrollWidth, h: document.documentElement.scrollHeight }));
+    assert.ok(dims.w <= 1920 && dims.h <= 1080, `the wall with the blocked panel fits 1920×1080 (${dims.w}×${dims.h})`);
+
+    // #/blocked: every agency, Indonesian.
+    await page.getByTestId('blocked-details-link').click();
+    await page.getByTestId('blocked-page').waitFor();
+    const recent = page.locator('[data-testid="blocked-recent-table"] tbody tr[data-testid]');
+    await waitFor(async () => (await recent.count()) > 0, { timeout: 30000, message: 'recent blocked attempts' });
+    assert.equal(await page.locator('#h-blocked-panel').textContent(), 'Upaya akses diblokir');
+    assert.deepEqual(await page.locator('[data-testid="blocked-recent-table"] thead th').allTextContents(),
+      ['Terakhir', 'Instansi / unit', 'Klien', 'Target', 'Metode', 'Aturan · daftar', 'Upaya']);
+    assert.ok((await page.locator('[data-testid="blocked-targets-table"] tbody tr[data-testid]').count()) > 0, 'top targets rows');
+    assert.ok((await page.locator('[data-testid="blocked-clients-table"] tbody tr[data-testid]').count()) > 0, 'top clients rows');
+    assert.ok((await page.locator('[data-testid^="blocked-agency-"]').count()) > 0, 'attempts per agency');
+    // The rows are the API's, newest first (the page refreshes every 5 s).
+    const agencies = await getJSON(collector.url, 'api/v1/agencies');
+    const named = (code) => agencies.find((a) => a.code === code)?.name || code;
+    await waitFor(async () => {
+      const api = await getJSON(collector.url, 'api/v1/blocked?limit=50');
+      const cells = await page.evaluate(() => [...document.querySelectorAll('[data-testid="blocked-recent-table"] tbody tr[data-testid]')]
+        .map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+      if (cells.length !== api.length) return false;
+      return api.every((r, i) => cells[i][1].startsWith(`${named(r.agency)} / `) && cells[i][2] === r.client
+        && cells[i][3] === r.target && cells[i][5] === `${r.rule} · ${r.list}` && cells[i][6] === String(r.attempts));
+    }, { timeout: 30000, message: 'recent attempts table = /api/v1/blocked' });
+    const method = await page.locator('[data-testid="blocked-row-1"] [data-method]').getAttribute('data-method');
+    assert.ok(['dns', 'sni', 'quic', 'http', 'address', 'port', 'dot', 'doh', 'quic_protocol'].includes(method), `method ${method}`);
+    // Refreshed by itself.
+    const refresh = await page.waitForResponse((r) => /\/api\/v1\/blocked\?limit=50$/.test(r.url()), { timeout: 10000 });
+    assert.equal(refresh.status(), 200);
+    await page.screenshot({ path: path.join(SHOTS, 'blocked.png'), fullPage: true });
+
+    // English after switching, same rows.
+    await page.getByTestId('lang-switch').click();
+    await waitFor(async () => (await page.getAttribute('html', 'lang')) === 'en', { message: 'html lang="en"' });
+    assert.equal(await page.locator('#h-blocked-panel').textContent(), 'Blocked attempts');
+    assert.deepEqual(await page.locator('[data-testid="blocked-recent-table"] thead th').allTextContents(),
+      ['Last seen', 'Agency / unit', 'Client', 'Target', 'Method', 'Rule · list', 'Attempts']);
+    await waitFor(async () => (await recent.count()) > 0, { message: 'rows after the language switch' });
+    assert.match(await page.getByTestId('blocked-total').textContent(), /^\d[\d,]* attempts? in 15 min$/);
+    await page.screenshot({ path: path.join(SHOTS, 'blocked-en.png'), fullPage: true });
+
+    // The agency page shows the same panel for its agency only (units, no agency column).
+    const summary = await getJSON(collector.url, 'api/v1/blocked/summary');
+    const code = summary.agencies[0].agency;
+    await page.goto(`${collector.url}#/agency/${code}`);
+    await page.locator(`[data-testid="agency-page"][data-code="${code}"]`).waitFor();
+    await waitFor(async () => (await recent.count()) > 0, { timeout: 30000, message: `blocked attempts of ${code}` });
+    assert.equal(await page.locator('#h-blocked-panel').textContent(), 'Blocked attempts');
+    assert.equal((await page.locator('[data-testid="blocked-recent-table"] thead th').allTextContents())[1], 'Unit');
+    const mine = await getJSON(collector.url, `api/v1/blocked?agency=${code}&limit=50`);
+    assert.ok(mine.length > 0 && mine.every((r) => r.agency === code), 'the API filters by agency');
+    await waitFor(async () => {
+      const api = await getJSON(collector.url, `api/v1/blocked?agency=${code}&limit=50`);
+      const shown = await page.evaluate(() => [...document.querySelectorAll('[data-testid="blocked-recent-table"] tbody tr[data-testid]')]
+        .map((tr) => tr.querySelectorAll('td')[3].textContent));
+      return JSON.stringify(shown) === JSON.stringify(api.map((r) => r.target));
+    }, { timeout: 30000, message: `the agency page's rows = /api/v1/blocked?agency=${code}` });
+
+    await page.getByTestId('lang-switch').click();
+    await waitFor(async () => (await page.getAttribute('html', 'lang')) === 'id', { message: 'back to html lang="id"' });
+    assert.equal(await page.locator('#h-blocked-panel').textContent(), 'Upaya akses diblokir');
+    assert.deepEqual(pageErrors, [], 'no uncaught page errors');
+  });
+
   step('WebSocket failure shows the disconnect banner and falls back to polling', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1920, height: 1080 }, timezoneId: 'Asia/Jakarta' });
     try {
