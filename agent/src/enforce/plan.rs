@@ -660,6 +660,31 @@ until = "2026-11-30T00:00:00+07:00"
         assert!(!later.same_state(&plan));
     }
 
+    #[test]
+    fn dns_redirect_goes_to_the_listen_address() {
+        let (p, mut cfg) = inputs();
+        let at = datetime!(2026-11-28 03:00 UTC);
+        let nft = |cfg: &AgentConfig| plan(&p, cfg, at, LeafQdisc::Pfifo).unwrap().nft;
+        assert!(!nft(&cfg).contains("dns_redirect"), "no responder, no redirect");
+        let dns = |listen: &str, redirect: bool| crate::config::DnsConfig {
+            listen: listen.parse().unwrap(),
+            upstream: "192.0.2.53:53".parse().unwrap(),
+            redirect,
+            upstream_timeout_ms: 2000,
+        };
+        cfg.enforce.dns = Some(dns("10.1.1.1:53", true));
+        let text = nft(&cfg);
+        assert!(
+            text.contains("iifname \"lan0\" meta l4proto { tcp, udp } th dport 53 counter meta nfproto ipv4 dnat ip to 10.1.1.1:53"),
+            "{text}"
+        );
+        assert!(text.contains("type nat hook prerouting priority dstnat"));
+        cfg.enforce.dns = Some(dns("0.0.0.0:5353", true));
+        assert!(nft(&cfg).contains("th dport 53 counter redirect to :5353"));
+        cfg.enforce.dns = Some(dns("10.1.1.1:53", false));
+        assert!(!nft(&cfg).contains("dns_redirect"));
+    }
+
     fn plan_at(p: &Policy, cfg: &AgentConfig, now: OffsetDateTime) -> Plan {
         plan(p, cfg, now, LeafQdisc::FqCodel).unwrap()
     }
