@@ -12,6 +12,7 @@ pub mod demo;
 pub mod ingest;
 pub mod live;
 pub mod openapi;
+pub mod outage;
 pub mod server;
 pub mod state;
 pub mod store;

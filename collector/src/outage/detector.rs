@@ -1,0 +1,664 @@
+//! Node liveness as a state machine over heartbeats and time, pure: the
+//! caller passes the clock, so every rule is tested over simulated time.
+//!
+//! Rules, and why:
+//! - DOWN after `down_after_ms` of silence since the last heartbeat; a
+//!   closed link shortens that to `link_grace_ms` (an agent that restarts
+//!   reconnects well within it; one that died does not), because waiting the
+//!   full silence for a link we know is gone only delays the alert.
+//! - UP again only after `up_after_heartbeats` heartbeats in a row: one
+//!   stray packet through a dying rural link is not a recovery.
+//! - A node with a parent that goes silent is held for `group_wait_ms`: if
+//!   the parent goes down meanwhile the child is UNREACHABLE (recorded, not
+//!   alerted; the parent's alert names it), else it is DOWN on its own.
+//!   Heartbeat phases differ, so children are often seen silent before
+//!   their hub.
+//! - FLAPPING when a node changes state `flap_threshold` times within
+//!   `flap_window_ms`: one event, then quiet until it has been stable for a
+//!   whole window.
+//! - Nothing goes DOWN before `startup_grace_ms` after the detector started:
+//!   after a collector restart every node looks silent until its agent
+//!   reconnects.
+
+use std::collections::{BTreeMap, VecDeque};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetectorConfig {
+    pub down_after_ms: u64,
+    pub link_grace_ms: u64,
+    pub up_after_heartbeats: u32,
+    /// Heartbeats further apart than this are not "in a row".
+    pub consecutive_gap_ms: u64,
+    pub group_wait_ms: u64,
+    pub flap_window_ms: u64,
+    pub flap_threshold: u32,
+    pub startup_grace_ms: u64,
+}
+
+impl DetectorConfig {
+    /// Defaults derived from the heartbeat interval and the silence.
+    pub fn new(heartbeat_interval_ms: u64, down_after_ms: u64) -> Self {
+        DetectorConfig {
+            down_after_ms,
+            link_grace_ms: (heartbeat_interval_ms * 2).min(down_after_ms),
+            up_after_heartbeats: 2,
+            consecutive_gap_ms: heartbeat_interval_ms * 2,
+            group_wait_ms: heartbeat_interval_ms * 2,
+            flap_window_ms: 10 * 60 * 1000,
+            flap_threshold: 4,
+            startup_grace_ms: down_after_ms + heartbeat_interval_ms,
+        }
+    }
+}
+
+/// What the NOC sees for a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    /// Known but not heard from since the detector started.
+    Unknown,
+    Up,
+    Down,
+    /// Silent because an ancestor is down.
+    Unreachable,
+    Flapping,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Unknown => "unknown",
+            Status::Up => "up",
+            Status::Down => "down",
+            Status::Unreachable => "unreachable",
+            Status::Flapping => "flapping",
+        }
+    }
+}
+
+/// A change worth recording (and, for some, telling people about).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The node is down on its own account; `unreachable` are the
+    /// descendants silent because of it (one grouped alert).
+    Down {
+        node: String,
+        last_seen_ms: Option<u64>,
+        at_ms: u64,
+        unreachable: Vec<String>,
+    },
+    /// Back up after a `Down` (or after flapping ended while down).
+    Up {
+        node: String,
+        at_ms: u64,
+    },
+    /// Silent because `root` is down: recorded, not alerted.
+    Unreachable {
+        node: String,
+        root: String,
+        last_seen_ms: Option<u64>,
+        at_ms: u64,
+    },
+    /// Heard from again after being unreachable.
+    Reachable {
+        node: String,
+        at_ms: u64,
+    },
+    FlappingStarted {
+        node: String,
+        at_ms: u64,
+        changes: u32,
+    },
+    /// Stable for a whole flap window; `up` says in which state.
+    FlappingEnded {
+        node: String,
+        at_ms: u64,
+        up: bool,
+    },
+}
+
+#[derive(Debug)]
+struct Node {
+    status: Status,
+    parent: Option<String>,
+    last_heartbeat_ms: Option<u64>,
+    /// Heartbeats in a row while not up.
+    streak: u32,
+    /// The link closed at this time and has not come back.
+    link_closed_ms: Option<u64>,
+    /// Silent (deadline passed) since this time, waiting for the parent.
+    pending_since_ms: Option<u64>,
+    /// Underlying up/down, which flapping hides.
+    raw_up: bool,
+    changes: VecDeque<u64>,
+}
+
+impl Node {
+    fn new(parent: Option<String>) -> Self {
+        Node {
+            status: Status::Unknown,
+            parent,
+            last_heartbeat_ms: None,
+            streak: 0,
+            link_closed_ms: None,
+            pending_since_ms: None,
+            raw_up: false,
+            changes: VecDeque::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Detector {
+    cfg: DetectorConfig,
+    started_ms: u64,
+    nodes: BTreeMap<String, Node>,
+}
+
+impl Detector {
+    pub fn new(cfg: DetectorConfig, now_ms: u64) -> Self {
+        Detector {
+            cfg,
+            started_ms: now_ms,
+            nodes: BTreeMap::new(),
+        }
+    }
+
+    pub fn config(&self) -> &DetectorConfig {
+        &self.cfg
+    }
+
+    /// Make `node` known (from the registry at start, or on enrollment),
+    /// with its parent. A parent that would make a cycle is ignored.
+    pub fn add_node(&mut self, node: &str, parent: Option<&str>) {
+        let parent = parent
+            .filter(|p| *p != node && !self.is_ancestor(node, p))
+            .map(str::to_string);
+        match self.nodes.get_mut(node) {
+            Some(n) => n.parent = parent,
+            None => {
+                self.nodes.insert(node.to_string(), Node::new(parent));
+            }
+        }
+    }
+
+    pub fn status(&self, node: &str) -> Option<Status> {
+        self.nodes.get(node).map(|n| n.status)
+    }
+
+    pub fn statuses(&self) -> impl Iterator<Item = (&str, Status)> {
+        self.nodes.iter().map(|(k, n)| (k.as_str(), n.status))
+    }
+
+    pub fn last_heartbeat_ms(&self, node: &str) -> Option<u64> {
+        self.nodes.get(node).and_then(|n| n.last_heartbeat_ms)
+    }
+
+    /// Whether `candidate` is `node` or one of its ancestors.
+    fn is_ancestor(&self, candidate: &str, node: &str) -> bool {
+        let mut cur = Some(node.to_string());
+        let mut hops = 0;
+        while let Some(c) = cur {
+            if c == candidate {
+                return true;
+            }
+            hops += 1;
+            if hops > self.nodes.len() + 1 {
+                return false;
+            }
+            cur = self.nodes.get(&c).and_then(|n| n.parent.clone());
+        }
+        false
+    }
+
+    /// The topmost down ancestor of `node`, if any.
+    fn down_root(&self, node: &str) -> Option<String> {
+        let mut root = None;
+        let mut cur = self.nodes.get(node).and_then(|n| n.parent.clone());
+        let mut hops = 0;
+        while let Some(p) = cur {
+            hops += 1;
+            if hops > self.nodes.len() {
+                break;
+            }
+            let Some(pn) = self.nodes.get(&p) else { break };
+            if matches!(pn.status, Status::Down | Status::Unreachable) && !pn.raw_up {
+                root = Some(p.clone());
+            }
+            cur = pn.parent.clone();
+        }
+        root
+    }
+
+    pub fn link_opened(&mut self, node: &str) {
+        self.add_node_if_missing(node);
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.link_closed_ms = None;
+        }
+    }
+
+    pub fn link_closed(&mut self, node: &str, now_ms: u64) {
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.link_closed_ms = Some(now_ms);
+            n.streak = 0;
+        }
+    }
+
+    fn add_node_if_missing(&mut self, node: &str) {
+        if !self.nodes.contains_key(node) {
+            self.nodes.insert(node.to_string(), Node::new(None));
+        }
+    }
+
+    /// A heartbeat (or any message) from `node` at `now_ms`.
+    pub fn heartbeat(&mut self, node: &str, now_ms: u64) -> Vec<Event> {
+        self.add_node_if_missing(node);
+        let up_after = self.cfg.up_after_heartbeats.max(1);
+        let mut events = Vec::new();
+        let Some(n) = self.nodes.get_mut(node) else {
+            return events;
+        };
+        if n
+            .last_heartbeat_ms
+            .is_some_and(|prev| now_ms.saturating_sub(prev) > self.cfg.consecutive_gap_ms)
+        {
+            n.streak = 0;
+        }
+        n.last_heartbeat_ms = Some(now_ms);
+        n.link_closed_ms = None;
+        n.pending_since_ms = None;
+        if n.raw_up {
+            return events;
+        }
+        n.streak += 1;
+        match n.status {
+            // First contact since start: up at once (nothing was alerted).
+            Status::Unknown => {
+                n.raw_up = true;
+                n.status = Status::Up;
+                n.streak = 0;
+            }
+            Status::Unreachable => {
+                n.raw_up = true;
+                n.status = Status::Up;
+                n.streak = 0;
+                events.push(Event::Reachable {
+                    node: node.to_string(),
+                    at_ms: now_ms,
+                });
+            }
+            Status::Down | Status::Flapping if n.streak >= up_after => {
+                n.raw_up = true;
+                n.streak = 0;
+                self.changed(node, now_ms, true, &mut events);
+            }
+            _ => {}
+        }
+        events
+    }
+
+    /// Advance time: silences become DOWN/UNREACHABLE, flapping settles.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<Event> {
+        let mut events = Vec::new();
+        if now_ms < self.started_ms.saturating_add(self.cfg.startup_grace_ms) {
+            return events;
+        }
+        let names: Vec<String> = self.nodes.keys().cloned().collect();
+        // Parents first where possible: sort by depth so a hub's DOWN is
+        // decided before its children's in the same tick.
+        let mut by_depth: Vec<(usize, String)> =
+            names.into_iter().map(|n| (self.depth(&n), n)).collect();
+        by_depth.sort();
+        for (_, name) in by_depth {
+            self.tick_node(&name, now_ms, &mut events);
+        }
+        events
+    }
+
+    fn depth(&self, node: &str) -> usize {
+        let mut d = 0;
+        let mut cur = self.nodes.get(node).and_then(|n| n.parent.clone());
+        while let Some(p) = cur {
+            d += 1;
+            if d > self.nodes.len() {
+                break;
+            }
+            cur = self.nodes.get(&p).and_then(|n| n.parent.clone());
+        }
+        d
+    }
+
+    fn tick_node(&mut self, name: &str, now: u64, events: &mut Vec<Event>) {
+        let cfg = self.cfg;
+        let root = self.down_root(name);
+        let Some(n) = self.nodes.get_mut(name) else {
+            return;
+        };
+        // Flapping settles after a quiet window.
+        while n.changes.front().is_some_and(|&t| now.saturating_sub(t) > cfg.flap_window_ms) {
+            n.changes.pop_front();
+        }
+        if n.status == Status::Flapping && n.changes.is_empty() {
+            let up = n.raw_up;
+            n.status = if up { Status::Up } else { Status::Down };
+            events.push(Event::FlappingEnded {
+                node: name.to_string(),
+                at_ms: now,
+                up,
+            });
+        }
+        if !n.raw_up && n.status == Status::Unreachable && root.is_none() {
+            // The ancestor is back but this node is still silent: its own
+            // outage now (after the usual group wait).
+            n.status = Status::Unknown;
+            n.pending_since_ms = Some(now);
+        }
+        let silent_since = n.last_heartbeat_ms.unwrap_or(self.started_ms);
+        let mut deadline = silent_since.saturating_add(cfg.down_after_ms);
+        if let Some(closed) = n.link_closed_ms {
+            deadline = deadline.min(closed.saturating_add(cfg.link_grace_ms));
+        }
+        let silent = now >= deadline;
+        if !silent {
+            return;
+        }
+        if n.raw_up || n.status == Status::Unknown {
+            if let Some(root) = root {
+                let last = n.last_heartbeat_ms;
+                n.raw_up = false;
+                n.pending_since_ms = None;
+                n.status = Status::Unreachable;
+                events.push(Event::Unreachable {
+                    node: name.to_string(),
+                    root,
+                    last_seen_ms: last,
+                    at_ms: now,
+                });
+                return;
+            }
+            if n.parent.is_some() {
+                let since = *n.pending_since_ms.get_or_insert(now);
+                if now.saturating_sub(since) < cfg.group_wait_ms {
+                    return;
+                }
+            }
+            n.pending_since_ms = None;
+            n.raw_up = false;
+            if n.status == Status::Unknown && n.changes.is_empty() {
+                // Never heard from since start and silent: down, once.
+                n.status = Status::Up;
+            }
+            self.changed(name, now, false, events);
+        }
+    }
+
+    /// A raw state change of `name`: DOWN/UP events, or flap damping.
+    fn changed(&mut self, name: &str, now: u64, up: bool, events: &mut Vec<Event>) {
+        let cfg = self.cfg;
+        let Some(n) = self.nodes.get_mut(name) else {
+            return;
+        };
+        n.changes.push_back(now);
+        let flapping = n.status == Status::Flapping;
+        if !flapping && n.changes.len() as u32 >= cfg.flap_threshold.max(2) {
+            n.status = Status::Flapping;
+            events.push(Event::FlappingStarted {
+                node: name.to_string(),
+                at_ms: now,
+                changes: n.changes.len() as u32,
+            });
+            return;
+        }
+        if flapping {
+            return;
+        }
+        let last = n.last_heartbeat_ms;
+        if up {
+            n.status = Status::Up;
+            events.push(Event::Up {
+                node: name.to_string(),
+                at_ms: now,
+            });
+            return;
+        }
+        n.status = Status::Down;
+        // Descendants already silent (held in their group wait, or silent
+        // but not yet past it) become unreachable under this root.
+        let mut unreachable = Vec::new();
+        let children: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(c, _)| c.as_str() != name && self.is_ancestor(name, c))
+            .map(|(c, _)| c.clone())
+            .collect();
+        for c in children {
+            let Some(cn) = self.nodes.get_mut(&c) else {
+                continue;
+            };
+            let silent_since = cn.last_heartbeat_ms.unwrap_or(0);
+            let quiet = now.saturating_sub(silent_since) >= cfg.group_wait_ms;
+            if cn.pending_since_ms.is_some() || (cn.raw_up && quiet) || cn.status == Status::Unknown {
+                cn.pending_since_ms = None;
+                cn.raw_up = false;
+                cn.status = Status::Unreachable;
+                unreachable.push(c.clone());
+                events.push(Event::Unreachable {
+                    node: c,
+                    root: name.to_string(),
+                    last_seen_ms: cn.last_heartbeat_ms,
+                    at_ms: now,
+                });
+            }
+        }
+        events.insert(
+            events.len() - unreachable.len(),
+            Event::Down {
+                node: name.to_string(),
+                last_seen_ms: last,
+                at_ms: now,
+                unreachable,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HB: u64 = 2_000;
+
+    fn cfg() -> DetectorConfig {
+        DetectorConfig::new(HB, 10_000)
+    }
+
+    /// Drive `d` from `from` to `to` (exclusive) in 100 ms steps, with
+    /// heartbeats every 2 s from the nodes `alive(t)` returns.
+    fn run(
+        d: &mut Detector,
+        from: u64,
+        to: u64,
+        mut alive: impl FnMut(u64) -> Vec<&'static str>,
+    ) -> Vec<(u64, Event)> {
+        let mut out = Vec::new();
+        let mut t = from;
+        while t < to {
+            if t % HB == 0 {
+                for n in alive(t) {
+                    out.extend(d.heartbeat(n, t).into_iter().map(|e| (t, e)));
+                }
+            }
+            out.extend(d.tick(t).into_iter().map(|e| (t, e)));
+            t += 100;
+        }
+        out
+    }
+
+    fn kinds(evs: &[(u64, Event)]) -> Vec<String> {
+        evs.iter()
+            .map(|(_, e)| match e {
+                Event::Down { node, unreachable, .. } => {
+                    format!("down {node} {}", unreachable.join(","))
+                }
+                Event::Up { node, .. } => format!("up {node}"),
+                Event::Unreachable { node, root, .. } => format!("unreachable {node} <- {root}"),
+                Event::Reachable { node, .. } => format!("reachable {node}"),
+                Event::FlappingStarted { node, .. } => format!("flapping {node}"),
+                Event::FlappingEnded { node, up, .. } => format!("flapping-ended {node} up={up}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn down_after_the_silence_up_after_two_heartbeats() {
+        let mut d = Detector::new(cfg(), 0);
+        d.add_node("a", None);
+        let evs = run(&mut d, 0, 60_000, |t| {
+            if (20_000..40_000).contains(&t) {
+                vec![]
+            } else {
+                vec!["a"]
+            }
+        });
+        assert_eq!(kinds(&evs), ["down a ", "up a"]);
+        // Last heartbeat at 18 s: down exactly 10 s later.
+        assert_eq!(evs[0].0, 28_000);
+        // Heartbeats resume at 40 s; the second one (42 s) brings it up.
+        assert_eq!(evs[1].0, 42_000);
+        assert_eq!(d.status("a"), Some(Status::Up));
+    }
+
+    #[test]
+    fn a_closed_link_shortens_the_wait_and_a_quick_reconnect_cancels_it() {
+        let mut d = Detector::new(cfg(), 0);
+        d.add_node("a", None);
+        run(&mut d, 0, 20_000, |_| vec!["a"]);
+        // Agent restart: link closes at 20.1 s, back with a heartbeat at 22 s.
+        d.link_closed("a", 20_100);
+        let evs = run(&mut d, 20_100, 30_000, |t| if t >= 22_000 { vec!["a"] } else { vec![] });
+        assert!(evs.is_empty(), "{evs:?}");
+        // Process killed: link closes at 30.1 s and stays closed.
+        d.link_closed("a", 30_100);
+        let evs = run(&mut d, 30_100, 40_000, |_| vec![]);
+        assert_eq!(kinds(&evs), ["down a "]);
+        assert_eq!(evs[0].0, 34_100, "link grace of 2 heartbeats");
+    }
+
+    #[test]
+    fn a_single_stray_heartbeat_is_not_a_recovery() {
+        let mut d = Detector::new(cfg(), 0);
+        d.add_node("a", None);
+        let evs = run(&mut d, 0, 80_000, |t| {
+            if t < 20_000 || t == 40_000 || t >= 60_000 {
+                vec!["a"]
+            } else {
+                vec![]
+            }
+        });
+        assert_eq!(kinds(&evs), ["down a ", "up a"]);
+        assert_eq!(evs[1].0, 62_000);
+    }
+
+    #[test]
+    fn nothing_goes_down_during_the_startup_grace() {
+        let mut d = Detector::new(cfg(), 1_000_000);
+        for n in ["a", "b", "c"] {
+            d.add_node(n, None);
+        }
+        // a and b reconnect within the window; c never does.
+        let evs = run(&mut d, 1_000_000, 1_030_000, |t| {
+            if t >= 1_004_000 {
+                vec!["a", "b"]
+            } else {
+                vec![]
+            }
+        });
+        assert_eq!(kinds(&evs), ["down c "]);
+        assert_eq!(evs[0].0, 1_012_000, "grace = silence + one heartbeat");
+    }
+
+    #[test]
+    fn parent_down_groups_its_children_and_recovery_follows() {
+        let mut d = Detector::new(cfg(), 0);
+        d.add_node("hub", None);
+        for c in ["c1", "c2"] {
+            d.add_node(c, Some("hub"));
+        }
+        d.add_node("other", None);
+        // The hub's link is cut at 20 s: hub, c1 and c2 fall silent. The
+        // children's last heartbeats were a little earlier than the hub's.
+        let evs = run(&mut d, 0, 40_000, |t| {
+            if t < 20_000 {
+                if t >= 18_000 {
+                    vec!["hub", "other"]
+                } else {
+                    vec!["hub", "c1", "c2", "other"]
+                }
+            } else {
+                vec!["other"]
+            }
+        });
+        assert_eq!(
+            kinds(&evs),
+            ["down hub c1,c2", "unreachable c1 <- hub", "unreachable c2 <- hub"]
+        );
+        // Restore the hub only: c2 stays silent and becomes its own outage.
+        let evs = run(&mut d, 40_000, 80_000, |_| vec!["hub", "c1", "other"]);
+        assert_eq!(kinds(&evs), ["reachable c1", "up hub", "down c2 "]);
+    }
+
+    #[test]
+    fn a_child_silent_while_its_parent_is_fine_is_down_after_the_group_wait() {
+        let mut d = Detector::new(cfg(), 0);
+        d.add_node("hub", None);
+        d.add_node("c1", Some("hub"));
+        let evs = run(&mut d, 0, 40_000, |t| if t < 20_000 { vec!["hub", "c1"] } else { vec!["hub"] });
+        assert_eq!(kinds(&evs), ["down c1 "]);
+        assert_eq!(evs[0].0, 28_000 + 4_000);
+    }
+
+    #[test]
+    fn flapping_is_one_event_then_quiet_until_stable() {
+        let mut d = Detector::new(cfg(), 0);
+        d.add_node("a", None);
+        // Up 20 s, down 15 s, repeatedly, for 5 minutes; then stable up.
+        let evs = run(&mut d, 0, 20 * 60_000, |t| {
+            if t < 300_000 && (t % 35_000) >= 20_000 {
+                vec![]
+            } else {
+                vec!["a"]
+            }
+        });
+        let k = kinds(&evs);
+        assert_eq!(&k[..4], ["down a ", "up a", "down a ", "flapping a"], "{k:?}");
+        assert_eq!(k.last().map(String::as_str), Some("flapping-ended a up=true"));
+        assert_eq!(k.len(), 5, "{k:?}");
+    }
+
+    #[test]
+    fn loss_of_a_few_heartbeats_is_not_an_outage() {
+        // 2 % loss on a rural link: losing even 3 in a row is no DOWN.
+        let mut d = Detector::new(cfg(), 0);
+        d.add_node("a", None);
+        let mut x: u64 = 42;
+        let evs = run(&mut d, 0, 3_600_000, |t| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let drop = (x >> 33) % 100 < 2 || (1_000_000..1_006_000).contains(&t);
+            if drop {
+                vec![]
+            } else {
+                vec!["a"]
+            }
+        });
+        assert!(evs.is_empty(), "{evs:?}");
+    }
+
+    #[test]
+    fn cycles_in_the_topology_are_refused() {
+        let mut d = Detector::new(cfg(), 0);
+        d.add_node("a", Some("b"));
+        d.add_node("b", Some("a"));
+        d.add_node("c", Some("c"));
+        let evs = run(&mut d, 0, 30_000, |_| vec![]);
+        assert_eq!(evs.len(), 3, "{:?}", kinds(&evs));
+    }
+}

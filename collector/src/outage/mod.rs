@@ -1,0 +1,5 @@
+//! Node outages: the liveness state machine (`detector`, pure) and the
+//! monitor that feeds it heartbeats, keeps incidents and asks for
+//! notifications (`monitor`, I/O).
+
+pub mod detector;
