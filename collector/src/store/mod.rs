@@ -30,6 +30,7 @@ mod bench;
 mod blocked;
 mod codec;
 mod error;
+mod incidents;
 mod ingest;
 mod query;
 mod record;
@@ -53,6 +54,7 @@ pub use blocked::{
     MAX_BLOCKED,
 };
 pub use error::{AuthError, StoreError};
+pub use incidents::{Availability, Incident, IncidentFilter, IncidentStore, Maintenance, NewIncident};
 pub use ingest::{BatchOutcome, NodeBatches};
 pub use query::{
     AgencyInfo, AgencyUsage, FlowFilter, FlowRow, NodeInfo, NodeStatus, Overview, OverviewSite,
@@ -230,6 +232,15 @@ impl Store {
                 Ok((r.get(1)?, r.get(2)?))
             })?;
         Ok((log - done).max(0))
+    }
+
+    /// A read-write connection for the outage monitor's incidents and
+    /// maintenance windows: a few writes a minute beside the ingest writer
+    /// (SQLite serialises them; the busy timeout absorbs the wait).
+    pub fn incidents(&self) -> Result<IncidentStore, StoreError> {
+        let conn = open_rw(&self.inner.path)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(IncidentStore::new(conn))
     }
 
     /// A new read-only connection for queries. Readers see the last

@@ -252,6 +252,47 @@ CREATE INDEX blocked_agency_time ON blocked_attempts(agency, last_seen);
 -- All agencies over a time range (the wall), and retention.
 CREATE INDEX blocked_time ON blocked_attempts(last_seen);
 "#,
+    // 3: outages. One row per node outage (or unreachable/flapping spell);
+    // times in Unix ms. A node has at most one open incident: the partial
+    // unique index makes "open one unless open" safe across restarts.
+    r#"
+CREATE TABLE incidents (
+    id           INTEGER PRIMARY KEY,
+    node_id      TEXT NOT NULL,
+    agency       TEXT NOT NULL,
+    -- down | unreachable | flapping
+    kind         TEXT NOT NULL,
+    severity     TEXT NOT NULL,
+    -- For unreachable: the down ancestor. For a grouped down: NULL.
+    root_cause   TEXT,
+    -- Grouped down: JSON array of the descendants made unreachable.
+    children     TEXT NOT NULL DEFAULT '[]',
+    -- Last heartbeat before the outage (its real start) and detection.
+    started_ms   INTEGER NOT NULL,
+    detected_ms  INTEGER NOT NULL,
+    notified_ms  INTEGER,
+    acked_ms     INTEGER,
+    acked_by     TEXT,
+    escalation   INTEGER NOT NULL DEFAULT 0,
+    resolved_ms  INTEGER,
+    -- Started inside a maintenance window: recorded, not alerted.
+    maintenance  INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX incidents_one_open ON incidents(node_id) WHERE resolved_ms IS NULL;
+CREATE INDEX incidents_time ON incidents(started_ms);
+CREATE TABLE maintenance (
+    id          INTEGER PRIMARY KEY,
+    -- One of node_id / agency (NULL node and agency: everything).
+    node_id     TEXT,
+    agency      TEXT,
+    starts_ms   INTEGER NOT NULL,
+    ends_ms     INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL
+);
+CREATE INDEX maintenance_time ON maintenance(ends_ms);
+"#,
 ];
 
 /// Schema version this code writes.
