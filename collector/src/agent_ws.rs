@@ -51,6 +51,8 @@ pub async fn session(mut socket: WebSocket, addr: SocketAddr, state: AppState) {
     state
         .nodes
         .connected(&peer.node_id, &peer.agency, &peer.address);
+    state.outage.opened(&peer.node_id, &peer.agency);
+    state.outage.heartbeat(&peer.node_id, &peer.agency);
     persist_seen(&state, &peer, None);
     let reason = stream(&mut socket, &peer, &state).await;
     match &reason {
@@ -61,6 +63,7 @@ pub async fn session(mut socket: WebSocket, addr: SocketAddr, state: AppState) {
         }
     }
     state.nodes.disconnected(&peer.node_id);
+    state.outage.closed(&peer.node_id);
     metrics::gauge!("simpul_agent_connections").decrement(1.0);
 }
 
@@ -247,6 +250,7 @@ async fn stream(socket: &mut WebSocket, peer: &Peer, state: &AppState) -> Result
                     }
                     AgentMessage::Heartbeat(hb) => {
                         state.nodes.heartbeat(&peer.node_id, hb.sent_ms, &hb.health);
+                        state.outage.heartbeat(&peer.node_id, &peer.agency);
                         if last_persist.elapsed() >= SEEN_PERSIST_EVERY {
                             last_persist = Instant::now();
                             persist_seen(state, peer, Some(hb.health));

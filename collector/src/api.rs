@@ -13,7 +13,7 @@ use crate::state::{now_secs, AppState};
 use crate::store::{BlockedFilter, FlowFilter, Reader, Step, MAX_BLOCKED};
 
 /// An API error: status and a sentence that says what was wrong.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -21,7 +21,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn bad(msg: impl Into<String>) -> ApiError {
+pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
@@ -78,7 +78,7 @@ pub struct RangeQuery {
 }
 
 /// `from`/`to` resolved to Unix seconds, defaulting to the last `default_secs`.
-fn time_range(
+pub(crate) fn time_range(
     from: Option<&str>,
     to: Option<&str>,
     default_secs: u64,
@@ -97,14 +97,18 @@ fn time_range(
     Ok((from, to))
 }
 
-fn optional_code(name: &str, v: Option<&String>) -> Result<Option<String>, ApiError> {
+pub(crate) fn optional_code(name: &str, v: Option<&String>) -> Result<Option<String>, ApiError> {
     if let Some(a) = v {
         check_code(name, a)?;
     }
     Ok(v.cloned())
 }
 
-fn row_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+pub(crate) fn row_limit(
+    limit: Option<usize>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
     match limit {
         None => Ok(default),
         Some(0) => Err(bad("limit must be at least 1")),
@@ -163,7 +167,26 @@ impl BlockedQuery {
 
 pub async fn nodes(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let timeout = Duration::from_secs(s.config.nodes.down_after_secs);
-    let nodes = read(&s, move |r| r.nodes(SystemTime::now(), timeout)).await?;
+    let mut nodes = read(&s, move |r| r.nodes(SystemTime::now(), timeout)).await?;
+    let live: std::collections::HashMap<String, &'static str> = s
+        .outage
+        .nodes()
+        .into_iter()
+        .map(|v| (v.node_id, v.status))
+        .collect();
+    for n in &mut nodes {
+        let Some(l) = live.get(&n.node_id) else {
+            continue;
+        };
+        n.liveness = Some(l.to_string());
+        if n.status != crate::store::NodeStatus::Revoked {
+            match *l {
+                "up" => n.status = crate::store::NodeStatus::Up,
+                "down" | "unreachable" | "flapping" => n.status = crate::store::NodeStatus::Down,
+                _ => {}
+            }
+        }
+    }
     Ok(Json(nodes))
 }
 
@@ -266,7 +289,7 @@ pub async fn flows(
 
 /// The query string, or a 400 in the API's JSON error shape (an unknown
 /// parameter or a `limit` that is not a number).
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(v)| v).map_err(|e| bad(e.body_text()))
 }
 

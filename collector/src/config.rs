@@ -106,6 +106,57 @@ pub struct NodesConfig {
     /// A node silent this long is DOWN.
     #[serde(default = "default_down_after")]
     pub down_after_secs: u64,
+    /// ...and UP again after this many heartbeats in a row.
+    #[serde(default = "default_up_after")]
+    pub up_after_heartbeats: u32,
+    /// FLAPPING: this many changes of state within flap_window_secs.
+    #[serde(default = "default_flap_threshold")]
+    pub flap_threshold: u32,
+    #[serde(default = "default_flap_window")]
+    pub flap_window_secs: u64,
+    /// Notify the next escalation level when an outage stays
+    /// unacknowledged this long (0: never escalate).
+    #[serde(default = "default_escalate_after")]
+    pub escalate_after_mins: u64,
+    /// Severity of a node's outages when its topology entry names none.
+    #[serde(default = "default_criticality")]
+    pub default_criticality: String,
+    /// Parents and criticality of nodes (a district hub above the agencies
+    /// behind it). A node without an entry has no parent.
+    #[serde(default)]
+    pub topology: Vec<TopologyEntry>,
+}
+
+/// `[[nodes.topology]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologyEntry {
+    pub node: String,
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// critical, major, minor or info.
+    #[serde(default)]
+    pub criticality: Option<String>,
+}
+
+/// Severities, most severe first.
+pub const SEVERITIES: [&str; 4] = ["critical", "major", "minor", "info"];
+
+impl NodesConfig {
+    pub fn criticality_of(&self, node: &str) -> &str {
+        self.topology
+            .iter()
+            .find(|t| t.node == node)
+            .and_then(|t| t.criticality.as_deref())
+            .unwrap_or(&self.default_criticality)
+    }
+
+    pub fn parent_of(&self, node: &str) -> Option<&str> {
+        self.topology
+            .iter()
+            .find(|t| t.node == node)
+            .and_then(|t| t.parent.as_deref())
+    }
 }
 
 impl Default for NodesConfig {
@@ -113,8 +164,30 @@ impl Default for NodesConfig {
         Self {
             heartbeat_interval_ms: default_heartbeat_ms(),
             down_after_secs: default_down_after(),
+            up_after_heartbeats: default_up_after(),
+            flap_threshold: default_flap_threshold(),
+            flap_window_secs: default_flap_window(),
+            escalate_after_mins: default_escalate_after(),
+            default_criticality: default_criticality(),
+            topology: Vec::new(),
         }
     }
+}
+
+fn default_up_after() -> u32 {
+    2
+}
+fn default_flap_threshold() -> u32 {
+    4
+}
+fn default_flap_window() -> u64 {
+    600
+}
+fn default_escalate_after() -> u64 {
+    15
+}
+fn default_criticality() -> String {
+    "major".into()
 }
 
 fn default_heartbeat_ms() -> u64 {
@@ -211,6 +284,58 @@ impl CollectorConfig {
                 "nodes".into(),
                 "down_after_secs must be longer than heartbeat_interval_ms".into(),
             ));
+        }
+        let n = &self.nodes;
+        if n.up_after_heartbeats == 0 || n.flap_threshold < 2 || n.flap_window_secs == 0 {
+            return Err(invalid(
+                "nodes".into(),
+                "up_after_heartbeats ≥ 1, flap_threshold ≥ 2 and flap_window_secs ≥ 1".into(),
+            ));
+        }
+        if !SEVERITIES.contains(&n.default_criticality.as_str()) {
+            return Err(invalid(
+                "nodes.default_criticality".into(),
+                format!(
+                    "{:?} is not one of {}",
+                    n.default_criticality,
+                    SEVERITIES.join(", ")
+                ),
+            ));
+        }
+        let mut topo = std::collections::HashSet::new();
+        for (i, t) in n.topology.iter().enumerate() {
+            let loc = format!("nodes.topology[{i}] ({})", t.node);
+            if !valid_code(&t.node) || !topo.insert(t.node.as_str()) {
+                return Err(invalid(loc, "invalid or duplicate node id".into()));
+            }
+            if let Some(p) = &t.parent {
+                if !valid_code(p) || p == &t.node {
+                    return Err(invalid(loc, format!("invalid parent {p:?}")));
+                }
+            }
+            if let Some(c) = &t.criticality {
+                if !SEVERITIES.contains(&c.as_str()) {
+                    return Err(invalid(
+                        loc,
+                        format!("criticality {c:?} is not one of {}", SEVERITIES.join(", ")),
+                    ));
+                }
+            }
+        }
+        // A parent chain must end: follow each one at most len hops.
+        for t in &n.topology {
+            let mut cur = t.parent.as_deref();
+            let mut hops = 0;
+            while let Some(p) = cur {
+                hops += 1;
+                if p == t.node || hops > n.topology.len() {
+                    return Err(invalid(
+                        "nodes.topology".into(),
+                        format!("parents of {:?} form a cycle", t.node),
+                    ));
+                }
+                cur = n.parent_of(p);
+            }
         }
         let mut seen = std::collections::HashSet::new();
         let mut down = 0u64;

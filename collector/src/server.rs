@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use include_dir::{include_dir, Dir};
 
@@ -55,11 +55,26 @@ impl Collector {
         let writer = Writer::start(&store)?;
         let metrics = metrics_handle();
         let (live, _) = tokio::sync::broadcast::channel(16);
+        let known: Vec<(String, String)> = store
+            .reader()?
+            .nodes(
+                std::time::SystemTime::now(),
+                Duration::from_secs(config.nodes.down_after_secs),
+            )?
+            .into_iter()
+            .filter(|n| !n.revoked)
+            .map(|n| (n.node_id, n.agency))
+            .collect();
+        let alerts = alert_sink();
+        let outage =
+            crate::outage::monitor::OutageMonitor::start(&config.nodes, &store, known, alerts)
+                .context("cannot start the outage monitor")?;
         let state = AppState {
             config: Arc::new(config.clone()),
             store: Arc::new(store),
             writer: writer.sender(),
             nodes: Arc::new(NodeRegistry::default()),
+            outage: Arc::new(outage),
             live,
             metrics,
         };
@@ -144,6 +159,7 @@ impl Collector {
 
     /// Close listeners, let the writer finish what was queued.
     pub async fn stop(mut self) {
+        self.state.outage.shutdown();
         for h in &self.handles {
             h.graceful_shutdown(Some(Duration::from_secs(2)));
         }
@@ -154,6 +170,14 @@ impl Collector {
             let _ = tokio::task::spawn_blocking(move || w.stop()).await;
         }
     }
+}
+
+/// Where outage alerts go.
+fn alert_sink() -> crate::outage::monitor::AlertSink {
+    Arc::new(|a: &crate::outage::monitor::Alert| {
+        tracing::warn!(incident = a.incident_id, state = ?a.state, severity = %a.severity, node = %a.node, "{}", a.title);
+        Ok(())
+    })
 }
 
 /// The configured agencies, as the store records them.
@@ -241,6 +265,17 @@ pub fn router(state: AppState, tls: bool) -> Router {
         .route("/api/v1/flows", get(api::flows))
         .route("/api/v1/blocked", get(api::blocked))
         .route("/api/v1/blocked/summary", get(api::blocked_summary))
+        .route("/api/v1/incidents", get(crate::outage::api::incidents))
+        .route("/api/v1/incidents/stats", get(crate::outage::api::stats))
+        .route("/api/v1/incidents/{id}/ack", post(crate::outage::api::ack))
+        .route(
+            "/api/v1/availability",
+            get(crate::outage::api::availability),
+        )
+        .route(
+            "/api/v1/maintenance",
+            get(crate::outage::api::maintenance).post(crate::outage::api::add_maintenance),
+        )
         .route("/api/v1/live", get(crate::live::upgrade));
     if tls {
         r = r.route(simpul_proto::wire::AGENT_PATH, get(agent_upgrade));

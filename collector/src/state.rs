@@ -17,6 +17,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub writer: SyncSender<WriteJob>,
     pub nodes: Arc<NodeRegistry>,
+    /// Node liveness, incidents and alerts.
+    pub outage: Arc<crate::outage::monitor::OutageMonitor>,
     pub live: tokio::sync::broadcast::Sender<Arc<str>>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }

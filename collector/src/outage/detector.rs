@@ -87,10 +87,7 @@ pub enum Event {
         unreachable: Vec<String>,
     },
     /// Back up after a `Down` (or after flapping ended while down).
-    Up {
-        node: String,
-        at_ms: u64,
-    },
+    Up { node: String, at_ms: u64 },
     /// Silent because `root` is down: recorded, not alerted.
     Unreachable {
         node: String,
@@ -99,21 +96,14 @@ pub enum Event {
         at_ms: u64,
     },
     /// Heard from again after being unreachable.
-    Reachable {
-        node: String,
-        at_ms: u64,
-    },
+    Reachable { node: String, at_ms: u64 },
     FlappingStarted {
         node: String,
         at_ms: u64,
         changes: u32,
     },
     /// Stable for a whole flap window; `up` says in which state.
-    FlappingEnded {
-        node: String,
-        at_ms: u64,
-        up: bool,
-    },
+    FlappingEnded { node: String, at_ms: u64, up: bool },
 }
 
 #[derive(Debug)]
@@ -257,8 +247,7 @@ impl Detector {
         let Some(n) = self.nodes.get_mut(node) else {
             return events;
         };
-        if n
-            .last_heartbeat_ms
+        if n.last_heartbeat_ms
             .is_some_and(|prev| now_ms.saturating_sub(prev) > self.cfg.consecutive_gap_ms)
         {
             n.streak = 0;
@@ -334,7 +323,11 @@ impl Detector {
             return;
         };
         // Flapping settles after a quiet window.
-        while n.changes.front().is_some_and(|&t| now.saturating_sub(t) > cfg.flap_window_ms) {
+        while n
+            .changes
+            .front()
+            .is_some_and(|&t| now.saturating_sub(t) > cfg.flap_window_ms)
+        {
             n.changes.pop_front();
         }
         if n.status == Status::Flapping && n.changes.is_empty() {
@@ -436,7 +429,8 @@ impl Detector {
             };
             let silent_since = cn.last_heartbeat_ms.unwrap_or(0);
             let quiet = now.saturating_sub(silent_since) >= cfg.group_wait_ms;
-            if cn.pending_since_ms.is_some() || (cn.raw_up && quiet) || cn.status == Status::Unknown {
+            if cn.pending_since_ms.is_some() || (cn.raw_up && quiet) || cn.status == Status::Unknown
+            {
                 cn.pending_since_ms = None;
                 cn.raw_up = false;
                 cn.status = Status::Unreachable;
@@ -482,7 +476,7 @@ mod tests {
         let mut out = Vec::new();
         let mut t = from;
         while t < to {
-            if t % HB == 0 {
+            if t.is_multiple_of(HB) {
                 for n in alive(t) {
                     out.extend(d.heartbeat(n, t).into_iter().map(|e| (t, e)));
                 }
@@ -496,7 +490,9 @@ mod tests {
     fn kinds(evs: &[(u64, Event)]) -> Vec<String> {
         evs.iter()
             .map(|(_, e)| match e {
-                Event::Down { node, unreachable, .. } => {
+                Event::Down {
+                    node, unreachable, ..
+                } => {
                     format!("down {node} {}", unreachable.join(","))
                 }
                 Event::Up { node, .. } => format!("up {node}"),
@@ -534,7 +530,13 @@ mod tests {
         run(&mut d, 0, 20_000, |_| vec!["a"]);
         // Agent restart: link closes at 20.1 s, back with a heartbeat at 22 s.
         d.link_closed("a", 20_100);
-        let evs = run(&mut d, 20_100, 30_000, |t| if t >= 22_000 { vec!["a"] } else { vec![] });
+        let evs = run(&mut d, 20_100, 30_000, |t| {
+            if t >= 22_000 {
+                vec!["a"]
+            } else {
+                vec![]
+            }
+        });
         assert!(evs.is_empty(), "{evs:?}");
         // Process killed: link closes at 30.1 s and stays closed.
         d.link_closed("a", 30_100);
@@ -599,7 +601,11 @@ mod tests {
         });
         assert_eq!(
             kinds(&evs),
-            ["down hub c1,c2", "unreachable c1 <- hub", "unreachable c2 <- hub"]
+            [
+                "down hub c1,c2",
+                "unreachable c1 <- hub",
+                "unreachable c2 <- hub"
+            ]
         );
         // Restore the hub only: c2 stays silent and becomes its own outage.
         let evs = run(&mut d, 40_000, 80_000, |_| vec!["hub", "c1", "other"]);
@@ -611,7 +617,13 @@ mod tests {
         let mut d = Detector::new(cfg(), 0);
         d.add_node("hub", None);
         d.add_node("c1", Some("hub"));
-        let evs = run(&mut d, 0, 40_000, |t| if t < 20_000 { vec!["hub", "c1"] } else { vec!["hub"] });
+        let evs = run(&mut d, 0, 40_000, |t| {
+            if t < 20_000 {
+                vec!["hub", "c1"]
+            } else {
+                vec!["hub"]
+            }
+        });
         assert_eq!(kinds(&evs), ["down c1 "]);
         assert_eq!(evs[0].0, 28_000 + 4_000);
     }
@@ -629,8 +641,15 @@ mod tests {
             }
         });
         let k = kinds(&evs);
-        assert_eq!(&k[..4], ["down a ", "up a", "down a ", "flapping a"], "{k:?}");
-        assert_eq!(k.last().map(String::as_str), Some("flapping-ended a up=true"));
+        assert_eq!(
+            &k[..4],
+            ["down a ", "up a", "down a ", "flapping a"],
+            "{k:?}"
+        );
+        assert_eq!(
+            k.last().map(String::as_str),
+            Some("flapping-ended a up=true")
+        );
         assert_eq!(k.len(), 5, "{k:?}");
     }
 
@@ -641,7 +660,9 @@ mod tests {
         d.add_node("a", None);
         let mut x: u64 = 42;
         let evs = run(&mut d, 0, 3_600_000, |t| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let drop = (x >> 33) % 100 < 2 || (1_000_000..1_006_000).contains(&t);
             if drop {
                 vec![]

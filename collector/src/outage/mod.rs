@@ -2,4 +2,6 @@
 //! monitor that feeds it heartbeats, keeps incidents and asks for
 //! notifications (`monitor`, I/O).
 
+pub mod api;
 pub mod detector;
+pub mod monitor;

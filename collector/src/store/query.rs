@@ -67,6 +67,11 @@ pub struct NodeInfo {
     pub revoked: bool,
     /// The last `proto::wire::Health` exactly as the agent reported it.
     pub health: Option<serde_json::Value>,
+    /// The outage detector's view: up, down, unreachable, flapping or
+    /// unknown (not heard from since the collector started). Filled in by
+    /// the API; `status` follows it when the detector knows the node.
+    #[serde(default)]
+    pub liveness: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,6 +318,7 @@ fn nodes_on(
             enrolled_at: rfc_ns(r.get(6)?),
             revoked,
             health,
+            liveness: None,
         });
     }
     Ok(out)

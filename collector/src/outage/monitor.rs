@@ -1,0 +1,649 @@
+//! The outage monitor: one thread that owns the [`Detector`], the incident
+//! records and the decisions to alert.
+//!
+//! Everything about outages goes through its input queue — heartbeats, link
+//! changes, acknowledgements, maintenance windows — so incidents have a
+//! single writer and every decision is made in order. Alerts leave through an
+//! [`AlertSink`] (the notifier's durable log), and an incident is marked
+//! notified only once its alert is safely queued there.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use serde::Serialize;
+
+use super::detector::{Detector, DetectorConfig, Event, Status};
+use crate::config::NodesConfig;
+use crate::state::now_ms;
+use crate::store::{Incident, IncidentStore, Maintenance, NewIncident, Store, StoreError};
+
+/// What an alert says happened to an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    Firing,
+    Resolved,
+    Escalated(u32),
+    Acknowledged,
+}
+
+/// One message for the people on duty (Bahasa Indonesia).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Alert {
+    pub incident_id: i64,
+    pub state: AlertState,
+    pub severity: String,
+    pub agency: String,
+    pub node: String,
+    /// `node_down`, `group_down`, `flapping`.
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    pub starts_at_ms: u64,
+    pub ends_at_ms: Option<u64>,
+}
+
+/// Where alerts go. `Err` means the alert was not queued: the incident is
+/// not marked notified, and the monitor tries again.
+pub type AlertSink = Arc<dyn Fn(&Alert) -> Result<(), String> + Send + Sync>;
+
+/// A node as the dashboard and API see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeView {
+    pub node_id: String,
+    pub agency: String,
+    pub status: &'static str,
+    pub parent: Option<String>,
+    pub last_heartbeat_ms: Option<u64>,
+}
+
+enum Input {
+    Opened {
+        node: String,
+        agency: String,
+    },
+    Heartbeat {
+        node: String,
+        agency: String,
+        at_ms: u64,
+    },
+    Closed {
+        node: String,
+        at_ms: u64,
+    },
+    Ack {
+        id: i64,
+        by: String,
+        reply: tokio::sync::oneshot::Sender<Result<Option<Incident>, StoreError>>,
+    },
+    Maintenance {
+        m: Maintenance,
+        reply: tokio::sync::oneshot::Sender<Result<Maintenance, StoreError>>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot start the outage monitor thread: {0}")]
+    Thread(std::io::Error),
+    #[error("the outage monitor has stopped")]
+    Stopped,
+}
+
+/// Counters ("everything that moves gets a counter").
+#[derive(Debug, Default)]
+pub struct MonitorStats {
+    pub heartbeats: AtomicU64,
+    pub dropped_inputs: AtomicU64,
+    pub alerts: AtomicU64,
+    pub alert_failures: AtomicU64,
+}
+
+pub struct OutageMonitor {
+    tx: Sender<Input>,
+    view: Arc<RwLock<BTreeMap<String, NodeView>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    pub stats: Arc<MonitorStats>,
+}
+
+/// Heartbeats from 50 k agents every 2 s are 25 k inputs a second; the
+/// queue holds several seconds of them.
+const QUEUE: usize = 262_144;
+const TICK: Duration = Duration::from_millis(100);
+
+impl OutageMonitor {
+    /// `known`: every enrolled node with its agency (so a node that never
+    /// reconnects after a collector restart is still noticed).
+    pub fn start(
+        cfg: &NodesConfig,
+        store: &Store,
+        known: Vec<(String, String)>,
+        alerts: AlertSink,
+    ) -> Result<OutageMonitor, MonitorError> {
+        let mut incidents = store.incidents()?;
+        let started = now_ms();
+        let mut dcfg = DetectorConfig::new(cfg.heartbeat_interval_ms, cfg.down_after_secs * 1000);
+        dcfg.up_after_heartbeats = cfg.up_after_heartbeats;
+        dcfg.flap_threshold = cfg.flap_threshold;
+        dcfg.flap_window_ms = cfg.flap_window_secs * 1000;
+        let mut detector = Detector::new(dcfg, started);
+        let mut agencies = HashMap::new();
+        for (node, agency) in &known {
+            detector.add_node(node, cfg.parent_of(node));
+            agencies.insert(node.clone(), agency.clone());
+        }
+        let maintenance = incidents.maintenance_since(started)?;
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE);
+        let view = Arc::new(RwLock::new(BTreeMap::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(MonitorStats::default());
+        let mut worker = Worker {
+            cfg: cfg.clone(),
+            detector,
+            agencies,
+            maintenance,
+            alerts,
+            view: view.clone(),
+            stats: stats.clone(),
+            last_escalation_check: 0,
+            unsent: Vec::new(),
+        };
+        // Incidents left open by the previous run keep their state; their
+        // nodes start as Unknown and resolve with their first heartbeats.
+        worker.publish_view();
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("simpul-outage".into())
+                .spawn(move || worker.run(&rx, &mut incidents, &stop))
+                .map_err(MonitorError::Thread)?
+        };
+        tracing::info!(
+            nodes = known.len(),
+            down_after_secs = cfg.down_after_secs,
+            "outage monitor started (no node goes down before a full heartbeat window)"
+        );
+        Ok(OutageMonitor {
+            tx,
+            view,
+            stop,
+            thread: Some(thread),
+            stats,
+        })
+    }
+
+    fn send(&self, input: Input) {
+        match self.tx.try_send(input) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.stats.dropped_inputs.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    pub fn opened(&self, node: &str, agency: &str) {
+        self.send(Input::Opened {
+            node: node.to_string(),
+            agency: agency.to_string(),
+        });
+    }
+
+    /// A heartbeat (or any sign of life) from `node`.
+    pub fn heartbeat(&self, node: &str, agency: &str) {
+        self.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
+        self.send(Input::Heartbeat {
+            node: node.to_string(),
+            agency: agency.to_string(),
+            at_ms: now_ms(),
+        });
+    }
+
+    pub fn closed(&self, node: &str) {
+        self.send(Input::Closed {
+            node: node.to_string(),
+            at_ms: now_ms(),
+        });
+    }
+
+    /// Acknowledge an incident (the first acknowledgement counts).
+    pub async fn ack(&self, id: i64, by: &str) -> Result<Option<Incident>, MonitorError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .try_send(Input::Ack {
+                id,
+                by: by.to_string(),
+                reply,
+            })
+            .map_err(|_| MonitorError::Stopped)?;
+        Ok(rx.await.map_err(|_| MonitorError::Stopped)??)
+    }
+
+    pub async fn add_maintenance(&self, m: Maintenance) -> Result<Maintenance, MonitorError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .try_send(Input::Maintenance { m, reply })
+            .map_err(|_| MonitorError::Stopped)?;
+        Ok(rx.await.map_err(|_| MonitorError::Stopped)??)
+    }
+
+    pub fn nodes(&self) -> Vec<NodeView> {
+        let g = self.view.read().unwrap_or_else(|p| p.into_inner());
+        g.values().cloned().collect()
+    }
+
+    /// Ask the thread to end (within a tick) without waiting.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for OutageMonitor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+struct Worker {
+    cfg: NodesConfig,
+    detector: Detector,
+    agencies: HashMap<String, String>,
+    maintenance: Vec<Maintenance>,
+    alerts: AlertSink,
+    view: Arc<RwLock<BTreeMap<String, NodeView>>>,
+    stats: Arc<MonitorStats>,
+    last_escalation_check: u64,
+    /// Alerts the sink refused, retried every tick.
+    unsent: Vec<Alert>,
+}
+
+impl Worker {
+    fn run(&mut self, rx: &Receiver<Input>, store: &mut IncidentStore, stop: &AtomicBool) {
+        let mut next_tick = now_ms();
+        while !stop.load(Ordering::Acquire) {
+            let wait = next_tick.saturating_sub(now_ms());
+            match rx.recv_timeout(Duration::from_millis(wait)) {
+                Ok(input) => self.input(input, store),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let now = now_ms();
+            if now >= next_tick {
+                next_tick = now + TICK.as_millis() as u64;
+                let events = self.detector.tick(now);
+                self.handle(events, store);
+                self.retry_unsent(store);
+                if now.saturating_sub(self.last_escalation_check) >= 5_000 {
+                    self.last_escalation_check = now;
+                    self.escalate(now, store);
+                }
+                self.publish_view();
+            }
+        }
+    }
+
+    fn input(&mut self, input: Input, store: &mut IncidentStore) {
+        match input {
+            Input::Opened { node, agency } => {
+                self.known(&node, &agency);
+                self.detector.link_opened(&node);
+            }
+            Input::Heartbeat {
+                node,
+                agency,
+                at_ms,
+            } => {
+                self.known(&node, &agency);
+                let events = self.detector.heartbeat(&node, at_ms);
+                self.handle(events, store);
+            }
+            Input::Closed { node, at_ms } => self.detector.link_closed(&node, at_ms),
+            Input::Ack { id, by, reply } => {
+                let result = store.ack(id, &by, now_ms());
+                if let Ok(Some(inc)) = &result {
+                    if inc.acked_by.as_deref() == Some(by.as_str()) && inc.notified_ms.is_some() {
+                        let mut a = self.alert(inc, AlertState::Acknowledged, &inc.kind.clone());
+                        a.title = format!("Diterima: {}", a.title);
+                        a.body = format!("Ditangani oleh {by}.\n{}", a.body);
+                        self.send_alert(a, store);
+                    }
+                }
+                let _ = reply.send(result);
+            }
+            Input::Maintenance { m, reply } => {
+                let result = store.add_maintenance(&m);
+                if let Ok(saved) = &result {
+                    tracing::info!(target: "audit", node = ?saved.node_id, agency = ?saved.agency, starts_ms = saved.starts_ms, ends_ms = saved.ends_ms, by = %saved.created_by, reason = %saved.reason, "maintenance window added");
+                    self.maintenance.push(saved.clone());
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn known(&mut self, node: &str, agency: &str) {
+        if !self.agencies.contains_key(node) {
+            self.agencies.insert(node.to_string(), agency.to_string());
+            self.detector.add_node(node, self.cfg.parent_of(node));
+        }
+    }
+
+    fn agency(&self, node: &str) -> String {
+        self.agencies.get(node).cloned().unwrap_or_default()
+    }
+
+    fn in_maintenance(&self, node: &str, at_ms: u64) -> bool {
+        let agency = self.agency(node);
+        self.maintenance
+            .iter()
+            .any(|m| m.covers(node, &agency, at_ms))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        &self,
+        store: &mut IncidentStore,
+        node: &str,
+        kind: &str,
+        root: Option<&str>,
+        children: &[String],
+        started_ms: u64,
+        at_ms: u64,
+    ) -> Option<(Incident, bool)> {
+        let agency = self.agency(node);
+        let new = NewIncident {
+            node_id: node,
+            agency: &agency,
+            kind,
+            severity: self.cfg.criticality_of(node),
+            root_cause: root,
+            children,
+            started_ms,
+            detected_ms: at_ms,
+            maintenance: self.in_maintenance(node, at_ms),
+        };
+        match store.open(&new) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(node, error = %e, "cannot record an incident");
+                None
+            }
+        }
+    }
+
+    /// Resolve `node`'s open incident; send the recovery if its outage was sent.
+    fn resolve(&mut self, store: &mut IncidentStore, node: &str, at_ms: u64) {
+        let open = match store.open_for(node) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(node, error = %e, "cannot read incidents");
+                return;
+            }
+        };
+        let Some(inc) = open else { return };
+        if let Err(e) = store.resolve(inc.id, at_ms) {
+            tracing::error!(node, error = %e, "cannot resolve an incident");
+            return;
+        }
+        if inc.notified_ms.is_some() {
+            let mut resolved = inc.clone();
+            resolved.resolved_ms = Some(at_ms);
+            let a = self.alert(&resolved, AlertState::Resolved, &inc.kind);
+            self.send_alert(a, store);
+        }
+    }
+
+    fn handle(&mut self, events: Vec<Event>, store: &mut IncidentStore) {
+        for e in events {
+            tracing::info!(event = ?e, "node state");
+            match e {
+                Event::Down {
+                    node,
+                    last_seen_ms,
+                    at_ms,
+                    unreachable,
+                } => {
+                    // An unreachable spell that turns into its own outage.
+                    if let Ok(Some(open)) = store.open_for(&node) {
+                        if open.kind == "unreachable" {
+                            let _ = store.resolve(open.id, at_ms);
+                        }
+                    }
+                    let kind = if unreachable.is_empty() {
+                        "down"
+                    } else {
+                        "group_down"
+                    };
+                    let started = last_seen_ms.unwrap_or(at_ms);
+                    if let Some((inc, fresh)) =
+                        self.open(store, &node, kind, None, &unreachable, started, at_ms)
+                    {
+                        if fresh && !inc.maintenance {
+                            let a = self.alert(&inc, AlertState::Firing, kind);
+                            self.send_alert(a, store);
+                        }
+                    }
+                }
+                Event::Up { node, at_ms } | Event::Reachable { node, at_ms } => {
+                    self.resolve(store, &node, at_ms);
+                }
+                Event::Unreachable {
+                    node,
+                    root,
+                    last_seen_ms,
+                    at_ms,
+                } => {
+                    let started = last_seen_ms.unwrap_or(at_ms);
+                    self.open(
+                        store,
+                        &node,
+                        "unreachable",
+                        Some(&root),
+                        &[],
+                        started,
+                        at_ms,
+                    );
+                }
+                Event::FlappingStarted { node, at_ms, .. } => {
+                    // One incident for the whole unstable spell: whatever was
+                    // open ends here (its recovery sent if its outage was).
+                    self.resolve(store, &node, at_ms);
+                    if let Some((inc, fresh)) =
+                        self.open(store, &node, "flapping", None, &[], at_ms, at_ms)
+                    {
+                        if fresh && !inc.maintenance {
+                            let a = self.alert(&inc, AlertState::Firing, "flapping");
+                            self.send_alert(a, store);
+                        }
+                    }
+                }
+                Event::FlappingEnded { node, at_ms, up } => {
+                    self.resolve(store, &node, at_ms);
+                    if !up {
+                        let last = self.detector.last_heartbeat_ms(&node).unwrap_or(at_ms);
+                        if let Some((inc, fresh)) =
+                            self.open(store, &node, "down", None, &[], last, at_ms)
+                        {
+                            if fresh && !inc.maintenance {
+                                let a = self.alert(&inc, AlertState::Firing, "down");
+                                self.send_alert(a, store);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_alert(&mut self, a: Alert, store: &mut IncidentStore) {
+        match (self.alerts)(&a) {
+            Ok(()) => {
+                self.stats.alerts.fetch_add(1, Ordering::Relaxed);
+                if a.state == AlertState::Firing {
+                    if let Err(e) = store.mark_notified(a.incident_id, now_ms()) {
+                        tracing::error!(error = %e, "cannot mark an incident notified");
+                    }
+                }
+            }
+            Err(e) => {
+                self.stats.alert_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(incident = a.incident_id, error = %e, "cannot queue an alert; retrying");
+                self.unsent.push(a);
+            }
+        }
+    }
+
+    fn retry_unsent(&mut self, store: &mut IncidentStore) {
+        for a in std::mem::take(&mut self.unsent) {
+            self.send_alert(a, store);
+        }
+    }
+
+    /// Outages unacknowledged for `escalate_after_mins` × level go to the
+    /// next level's contacts (the notifier's routing decides who).
+    fn escalate(&mut self, now: u64, store: &mut IncidentStore) {
+        let after = self.cfg.escalate_after_mins * 60_000;
+        if after == 0 {
+            return;
+        }
+        let open = match store.unacknowledged() {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read unacknowledged incidents");
+                return;
+            }
+        };
+        for inc in open {
+            let Some(notified) = inc.notified_ms else {
+                continue;
+            };
+            let due = (now.saturating_sub(notified) / after) as u32;
+            if due > inc.escalation {
+                let level = inc.escalation + 1;
+                let _ = store.set_escalation(inc.id, level);
+                let mut a = self.alert(&inc, AlertState::Escalated(level), &inc.kind);
+                a.title = format!("Eskalasi {level}: {}", a.title);
+                self.send_alert(a, store);
+            }
+        }
+    }
+
+    fn alert(&self, inc: &Incident, state: AlertState, kind: &str) -> Alert {
+        let node = &inc.node_id;
+        let agency = &inc.agency;
+        let (title, body) = match (state, kind) {
+            (AlertState::Resolved, _) => (
+                format!("PULIH: {node} ({agency})"),
+                format!(
+                    "Node {node} kembali normal setelah {}.",
+                    human(inc.duration_ms(inc.resolved_ms.unwrap_or(inc.started_ms)))
+                ),
+            ),
+            (_, "flapping") => (
+                format!("TIDAK STABIL: {node} ({agency})"),
+                format!("Node {node} naik-turun berulang kali (flapping); notifikasi berikutnya saat stabil."),
+            ),
+            (_, "group_down") => (
+                format!("PADAM: {node} ({agency}) dan {} node di bawahnya", inc.children.len()),
+                format!(
+                    "Node {node} tidak mengirim heartbeat sejak {}. Tidak terjangkau karena ini: {}.",
+                    clock(inc.started_ms),
+                    inc.children.join(", ")
+                ),
+            ),
+            _ => (
+                format!("PADAM: {node} ({agency})"),
+                format!(
+                    "Node {node} tidak mengirim heartbeat sejak {}.",
+                    clock(inc.started_ms)
+                ),
+            ),
+        };
+        Alert {
+            incident_id: inc.id,
+            state,
+            severity: inc.severity.clone(),
+            agency: agency.clone(),
+            node: node.clone(),
+            kind: if kind == "down" {
+                "node_down".into()
+            } else {
+                kind.to_string()
+            },
+            title,
+            body,
+            starts_at_ms: inc.started_ms,
+            ends_at_ms: inc.resolved_ms,
+        }
+    }
+
+    fn publish_view(&self) {
+        let mut v = BTreeMap::new();
+        for (node, status) in self.detector.statuses() {
+            v.insert(
+                node.to_string(),
+                NodeView {
+                    node_id: node.to_string(),
+                    agency: self.agency(node),
+                    status: status_name(status),
+                    parent: self.cfg.parent_of(node).map(str::to_string),
+                    last_heartbeat_ms: self.detector.last_heartbeat_ms(node),
+                },
+            );
+        }
+        let mut g = self.view.write().unwrap_or_else(|p| p.into_inner());
+        *g = v;
+    }
+}
+
+fn status_name(s: Status) -> &'static str {
+    s.name()
+}
+
+/// "3 mnt 20 dtk", "2 jam 5 mnt".
+fn human(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=59 => format!("{s} dtk"),
+        60..=3599 => format!("{} mnt {} dtk", s / 60, s % 60),
+        _ => format!("{} jam {} mnt", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// RFC 3339 in UTC.
+fn clock(ms: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human(5_000), "5 dtk");
+        assert_eq!(human(200_000), "3 mnt 20 dtk");
+        assert_eq!(human(7_500_000), "2 jam 5 mnt");
+        assert!(clock(0).starts_with("1970-01-01T00:00:00"));
+    }
+}
