@@ -149,7 +149,9 @@ impl IncidentStore {
         Ok(self
             .conn
             .query_row(
-                &format!("SELECT {COLUMNS} FROM incidents WHERE node_id = ?1 AND resolved_ms IS NULL"),
+                &format!(
+                    "SELECT {COLUMNS} FROM incidents WHERE node_id = ?1 AND resolved_ms IS NULL"
+                ),
                 [node],
                 from_row,
             )
@@ -198,8 +200,10 @@ impl IncidentStore {
     }
 
     pub fn set_kind(&mut self, id: i64, kind: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute("UPDATE incidents SET kind = ?2 WHERE id = ?1", params![id, kind])?;
+        self.conn.execute(
+            "UPDATE incidents SET kind = ?2 WHERE id = ?1",
+            params![id, kind],
+        )?;
         Ok(())
     }
 
@@ -252,7 +256,10 @@ impl IncidentStore {
         }
         if let Some(from) = f.from_ms {
             args.push(i(from).into());
-            sql += &format!(" AND (resolved_ms IS NULL OR resolved_ms >= ?{})", args.len());
+            sql += &format!(
+                " AND (resolved_ms IS NULL OR resolved_ms >= ?{})",
+                args.len()
+            );
         }
         if let Some(to) = f.to_ms {
             args.push(i(to).into());
@@ -453,10 +460,15 @@ mod tests {
         let acked = s.ack(a.id, "budi", 20_000).expect("ack").expect("exists");
         assert_eq!(acked.acked_by.as_deref(), Some("budi"));
         let again = s.ack(a.id, "sari", 30_000).expect("ack").expect("exists");
-        assert_eq!((again.acked_by.as_deref(), again.acked_ms), (Some("budi"), Some(20_000)));
+        assert_eq!(
+            (again.acked_by.as_deref(), again.acked_ms),
+            (Some("budi"), Some(20_000))
+        );
         assert!(s.ack(999, "x", 1).expect("ack").is_none());
         s.resolve(a.id, 60_000).expect("resolve");
-        let (c, fresh) = s.open(&new("n1", "down", 70_000)).expect("open after resolve");
+        let (c, fresh) = s
+            .open(&new("n1", "down", 70_000))
+            .expect("open after resolve");
         assert!(fresh && c.id != a.id);
     }
 
@@ -497,7 +509,9 @@ mod tests {
             ("n1".to_string(), "dinkes".to_string()),
             ("n2".to_string(), "dinkes".to_string()),
         ];
-        let av = s.availability(&nodes, 0, 24 * H, 30 * H).expect("availability");
+        let av = s
+            .availability(&nodes, 0, 24 * H, 30 * H)
+            .expect("availability");
         assert_eq!(av[0].down_ms, H / 2);
         assert_eq!(av[0].maintenance_ms, H / 2);
         assert_eq!(av[0].unreachable_ms, 2 * H);

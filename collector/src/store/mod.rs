@@ -54,7 +54,9 @@ pub use blocked::{
     MAX_BLOCKED,
 };
 pub use error::{AuthError, StoreError};
-pub use incidents::{Availability, Incident, IncidentFilter, IncidentStore, Maintenance, NewIncident};
+pub use incidents::{
+    Availability, Incident, IncidentFilter, IncidentStore, Maintenance, NewIncident,
+};
 pub use ingest::{BatchOutcome, NodeBatches};
 pub use query::{
     AgencyInfo, AgencyUsage, FlowFilter, FlowRow, NodeInfo, NodeStatus, Overview, OverviewSite,
