@@ -171,6 +171,19 @@ impl Detector {
         }
     }
 
+    /// A node whose outage is still open from before a restart: it stays
+    /// DOWN (no new event) until it is really back, and then its recovery
+    /// is an `Up` event like any other.
+    pub fn assume_down(&mut self, node: &str, last_seen_ms: u64) {
+        self.add_node_if_missing(node);
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.status = Status::Down;
+            n.raw_up = false;
+            n.last_heartbeat_ms = Some(last_seen_ms);
+            n.streak = 0;
+        }
+    }
+
     pub fn status(&self, node: &str) -> Option<Status> {
         self.nodes.get(node).map(|n| n.status)
     }
@@ -671,6 +684,22 @@ mod tests {
             }
         });
         assert!(evs.is_empty(), "{evs:?}");
+    }
+
+    #[test]
+    fn an_outage_open_before_a_restart_recovers_with_an_up_event() {
+        let mut d = Detector::new(cfg(), 100_000);
+        d.add_node("a", None);
+        d.assume_down("a", 90_000);
+        let evs = run(&mut d, 100_000, 130_000, |t| {
+            if t >= 104_000 {
+                vec!["a"]
+            } else {
+                vec![]
+            }
+        });
+        assert_eq!(kinds(&evs), ["up a"]);
+        assert_eq!(evs[0].0, 106_000);
     }
 
     #[test]

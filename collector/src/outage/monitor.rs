@@ -139,6 +139,20 @@ impl OutageMonitor {
             detector.add_node(node, cfg.parent_of(node));
             agencies.insert(node.clone(), agency.clone());
         }
+        // Outages open from before a restart stay open until the node is
+        // really back; then their recovery is sent like any other.
+        let open = incidents.list(&crate::store::IncidentFilter {
+            open_only: true,
+            limit: 1_000_000,
+            ..Default::default()
+        })?;
+        for inc in &open {
+            detector.add_node(&inc.node_id, cfg.parent_of(&inc.node_id));
+            agencies
+                .entry(inc.node_id.clone())
+                .or_insert(inc.agency.clone());
+            detector.assume_down(&inc.node_id, inc.started_ms);
+        }
         let maintenance = incidents.maintenance_since(started)?;
         let (tx, rx) = crossbeam_channel::bounded(QUEUE);
         let view = Arc::new(RwLock::new(BTreeMap::new()));
@@ -155,8 +169,16 @@ impl OutageMonitor {
             last_escalation_check: 0,
             unsent: Vec::new(),
         };
-        // Incidents left open by the previous run keep their state; their
-        // nodes start as Unknown and resolve with their first heartbeats.
+        // An outage recorded but not yet handed to the notifier when the
+        // previous run died: hand it over now (the notifier's log drops it
+        // if it did get there).
+        for inc in open
+            .iter()
+            .filter(|i| i.notified_ms.is_none() && !i.maintenance && i.kind != "unreachable")
+        {
+            let a = worker.alert(inc, AlertState::Firing, &inc.kind);
+            worker.unsent.push(a);
+        }
         worker.publish_view();
         let thread = {
             let stop = stop.clone();

@@ -372,4 +372,6 @@ pub fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+pub mod collector;
 pub mod netns;
+pub mod receiver;
