@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod ingest;
 pub mod live;
+pub mod notify;
 pub mod openapi;
 pub mod outage;
 pub mod server;
