@@ -141,3 +141,24 @@ pub(crate) fn status_error(
         progress,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notify_http_status_classification() {
+        let mut h = HeaderMap::new();
+        let e = status_error(StatusCode::BAD_REQUEST, &h, "chat not found", 1);
+        assert!(e.permanent);
+        assert_eq!(e.progress, 1);
+        assert_eq!(e.message, "HTTP 400 Bad Request: chat not found");
+        for code in [408, 425, 429, 500, 502, 503] {
+            let e = status_error(StatusCode::from_u16(code).unwrap(), &h, "", 0);
+            assert!(!e.permanent, "{code}");
+        }
+        h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
+        let e = status_error(StatusCode::TOO_MANY_REQUESTS, &h, "", 0);
+        assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
+    }
+}
