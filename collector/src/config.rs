@@ -21,6 +21,9 @@ pub struct CollectorConfig {
     pub uplink: UplinkConfig,
     #[serde(default)]
     pub agencies: Vec<AgencyConfig>,
+    /// Who is told about outages, and how (see `notify`).
+    #[serde(default)]
+    pub notify: crate::notify::NotifyConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -285,6 +288,7 @@ impl CollectorConfig {
                 "down_after_secs must be longer than heartbeat_interval_ms".into(),
             ));
         }
+        self.notify.validate(path)?;
         let n = &self.nodes;
         if n.up_after_heartbeats == 0 || n.flap_threshold < 2 || n.flap_window_secs == 0 {
             return Err(invalid(

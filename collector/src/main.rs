@@ -55,6 +55,14 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Benchmark: heartbeats through decode, node registry and the outage
+    /// monitor, as fast as they go (pin to one core to measure one core).
+    BenchHeartbeats {
+        #[arg(long, default_value_t = 50_000)]
+        nodes: usize,
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+    },
     /// Revoke a node's credential: its connections are refused from now on.
     Revoke {
         #[arg(long)]
@@ -133,6 +141,14 @@ fn run(cli: Cli) -> Result<()> {
             let rate = simpul_collector::store::bench_ingest(&dir, records)?;
             println!("{{\"records\": {records}, \"records_per_sec\": {rate:.0}}}");
             let _ = std::fs::remove_dir_all(&dir);
+            Ok(())
+        }
+        Command::BenchHeartbeats { nodes, secs } => {
+            let dir = std::env::temp_dir().join(format!("simpul-hb-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let report = simpul_collector::outage::bench::bench_heartbeats(&dir, nodes, secs);
+            let _ = std::fs::remove_dir_all(&dir);
+            println!("{}", serde_json::to_string(&report?)?);
             Ok(())
         }
         Command::Revoke { config, node } => {

@@ -30,6 +30,7 @@ pub struct Collector {
     handles: Vec<axum_server::Handle>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     writer: Option<Writer>,
+    notifier: Option<crate::notify::Notifier>,
 }
 
 impl Collector {
@@ -65,7 +66,9 @@ impl Collector {
             .filter(|n| !n.revoked)
             .map(|n| (n.node_id, n.agency))
             .collect();
-        let alerts = alert_sink();
+        let notifier = crate::notify::Notifier::start(config.notify.clone(), store.path())
+            .context("cannot start notifications")?;
+        let alerts = notifier.handle().alert_sink();
         let outage =
             crate::outage::monitor::OutageMonitor::start(&config.nodes, &store, known, alerts)
                 .context("cannot start the outage monitor")?;
@@ -75,6 +78,7 @@ impl Collector {
             writer: writer.sender(),
             nodes: Arc::new(NodeRegistry::default()),
             outage: Arc::new(outage),
+            notify: notifier.handle(),
             live,
             metrics,
         };
@@ -88,6 +92,7 @@ impl Collector {
             handles: Vec::new(),
             tasks: Vec::new(),
             writer: Some(writer),
+            notifier: Some(notifier),
         };
         collector
             .tasks
@@ -159,7 +164,12 @@ impl Collector {
 
     /// Close listeners, let the writer finish what was queued.
     pub async fn stop(mut self) {
+        // Outages first, so their last alerts are queued; then the notifier
+        // finishes the sends in flight.
         self.state.outage.shutdown();
+        if let Some(n) = self.notifier.take() {
+            let _ = tokio::task::spawn_blocking(move || n.stop()).await;
+        }
         for h in &self.handles {
             h.graceful_shutdown(Some(Duration::from_secs(2)));
         }
@@ -170,14 +180,6 @@ impl Collector {
             let _ = tokio::task::spawn_blocking(move || w.stop()).await;
         }
     }
-}
-
-/// Where outage alerts go.
-fn alert_sink() -> crate::outage::monitor::AlertSink {
-    Arc::new(|a: &crate::outage::monitor::Alert| {
-        tracing::warn!(incident = a.incident_id, state = ?a.state, severity = %a.severity, node = %a.node, "{}", a.title);
-        Ok(())
-    })
 }
 
 /// The configured agencies, as the store records them.

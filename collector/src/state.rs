@@ -19,6 +19,8 @@ pub struct AppState {
     pub nodes: Arc<NodeRegistry>,
     /// Node liveness, incidents and alerts.
     pub outage: Arc<crate::outage::monitor::OutageMonitor>,
+    /// The notification log (what was sent to whom).
+    pub notify: crate::notify::NotifyHandle,
     pub live: tokio::sync::broadcast::Sender<Arc<str>>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }

@@ -241,3 +241,29 @@ pub async fn maintenance(State(s): State<AppState>) -> Result<impl IntoResponse,
         with_incidents(&s, move |st| st.maintenance_since(since)).await?,
     ))
 }
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsQuery {
+    pub limit: Option<usize>,
+    pub incident: Option<i64>,
+}
+
+/// The notification log: what was sent (or is pending, or failed) on which
+/// channel, newest first.
+pub async fn notifications(
+    State(s): State<AppState>,
+    q: Result<Query<NotificationsQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let q = query(q)?;
+    let limit = row_limit(q.limit, 100, 10_000)?;
+    let handle = s.notify.clone();
+    let rows = tokio::task::spawn_blocking(move || match q.incident {
+        Some(id) => handle.for_incident(id),
+        None => handle.recent(limit),
+    })
+    .await
+    .map_err(internal)?
+    .map_err(internal)?;
+    Ok(Json(rows))
+}

@@ -3,5 +3,6 @@
 //! notifications (`monitor`, I/O).
 
 pub mod api;
+pub mod bench;
 pub mod detector;
 pub mod monitor;

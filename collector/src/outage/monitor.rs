@@ -100,6 +100,8 @@ pub enum MonitorError {
 #[derive(Debug, Default)]
 pub struct MonitorStats {
     pub heartbeats: AtomicU64,
+    /// Inputs the monitor thread has handled.
+    pub processed: AtomicU64,
     pub dropped_inputs: AtomicU64,
     pub alerts: AtomicU64,
     pub alert_failures: AtomicU64,
@@ -299,7 +301,10 @@ impl Worker {
         while !stop.load(Ordering::Acquire) {
             let wait = next_tick.saturating_sub(now_ms());
             match rx.recv_timeout(Duration::from_millis(wait)) {
-                Ok(input) => self.input(input, store),
+                Ok(input) => {
+                    self.input(input, store);
+                    self.stats.processed.fetch_add(1, Ordering::Relaxed);
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
