@@ -168,13 +168,25 @@ impl BlockedQuery {
 pub async fn nodes(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let timeout = Duration::from_secs(s.config.nodes.down_after_secs);
     let mut nodes = read(&s, move |r| r.nodes(SystemTime::now(), timeout)).await?;
-    let live: std::collections::HashMap<String, &'static str> = s
-        .outage
+    apply_liveness(&s.outage, &mut nodes);
+    Ok(Json(nodes))
+}
+
+/// Fill in the outage detector's view of each node (`liveness`) and let
+/// `status` follow it where the detector knows the node: a node the
+/// detector holds down, unreachable or flapping is not "up" because its
+/// last heartbeat happens to be recent, and one it has heard from since
+/// the collector started is up.
+pub(crate) fn apply_liveness(
+    outage: &crate::outage::monitor::OutageMonitor,
+    nodes: &mut [crate::store::NodeInfo],
+) {
+    let live: std::collections::HashMap<String, &'static str> = outage
         .nodes()
         .into_iter()
         .map(|v| (v.node_id, v.status))
         .collect();
-    for n in &mut nodes {
+    for n in nodes {
         let Some(l) = live.get(&n.node_id) else {
             continue;
         };
@@ -187,7 +199,22 @@ pub async fn nodes(State(s): State<AppState>) -> Result<impl IntoResponse, ApiEr
             }
         }
     }
-    Ok(Json(nodes))
+}
+
+/// [`apply_liveness`] for an overview: its nodes, and each agency's
+/// `nodes_up` counted again from them.
+pub(crate) fn overview_liveness(
+    outage: &crate::outage::monitor::OutageMonitor,
+    ov: &mut crate::store::Overview,
+) {
+    apply_liveness(outage, &mut ov.nodes);
+    for a in &mut ov.agencies {
+        a.nodes_up = ov
+            .nodes
+            .iter()
+            .filter(|n| n.agency == a.code && n.status == crate::store::NodeStatus::Up)
+            .count() as u32;
+    }
 }
 
 pub async fn agencies(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
@@ -217,9 +244,9 @@ pub async fn overview(
     }
     let timeout = Duration::from_secs(s.config.nodes.down_after_secs);
     let end = overview_end();
-    Ok(Json(
-        read(&s, move |r| r.overview(end, window, timeout)).await?,
-    ))
+    let mut ov = read(&s, move |r| r.overview(end, window, timeout)).await?;
+    overview_liveness(&s.outage, &mut ov);
+    Ok(Json(ov))
 }
 
 pub async fn usage(

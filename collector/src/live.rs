@@ -43,7 +43,7 @@ pub async fn ticker(state: AppState) {
             Ok::<_, crate::store::StoreError>((ov, latest, last))
         })
         .await;
-        let (ov, latest, last) = match ov {
+        let (mut ov, latest, last) = match ov {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "live overview failed");
@@ -51,6 +51,8 @@ pub async fn ticker(state: AppState) {
             }
             Err(_) => continue,
         };
+        // The nodes as the outage detector sees them.
+        crate::api::overview_liveness(&state.outage, &mut ov);
         let value = match serde_json::to_value(&ov) {
             Ok(v) => v,
             Err(_) => continue,
@@ -86,9 +88,11 @@ async fn feed(mut socket: WebSocket, state: AppState) {
     let end = overview_end();
     let timeout = std::time::Duration::from_secs(state.config.nodes.down_after_secs);
     let store = state.store.clone();
+    let outage = state.outage.clone();
     let snapshot = tokio::task::spawn_blocking(move || {
         let r = store.reader()?;
-        let ov = r.overview(end, WINDOW_SECS, timeout)?;
+        let mut ov = r.overview(end, WINDOW_SECS, timeout)?;
+        crate::api::overview_liveness(&outage, &mut ov);
         let end_secs = end
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());

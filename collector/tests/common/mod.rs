@@ -136,10 +136,35 @@ pub async fn send_batch(ws: &mut Ws, batch: Batch) {
 /// GET `path` from the plain HTTP listener: (status, body as JSON or, when
 /// not JSON, as a string).
 pub async fn get(c: &Collector, path: &str) -> (u16, serde_json::Value) {
+    request(c, "GET", path, None, "").await
+}
+
+/// POST `body` as JSON to `path`.
+pub async fn post(c: &Collector, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    request(c, "POST", path, Some("application/json"), &body.to_string()).await
+}
+
+/// Any request to the plain HTTP listener, with this content type and body:
+/// (status, body as JSON or, when not JSON, as a string).
+pub async fn request(
+    c: &Collector,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> (u16, serde_json::Value) {
     let mut tcp = tokio::net::TcpStream::connect(c.http_addr.unwrap())
         .await
         .unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    if let Some(t) = content_type {
+        req += &format!("Content-Type: {t}\r\n");
+    }
+    if method != "GET" {
+        req += &format!("Content-Length: {}\r\n", body.len());
+    }
+    req += "\r\n";
+    req += body;
     tcp.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(15), tcp.read_to_end(&mut raw))
