@@ -1,18 +1,19 @@
 // Simpul NOC dashboard: hash routes "#/" (overview, the wall),
-// "#/agency/<code>" (one agency) and "#/blocked" (blocked attempts of every
-// agency). Plain ES module, no build step.
+// "#/agency/<code>" (one agency), "#/blocked" (blocked attempts of every
+// agency), "#/incidents" (node outages) and "#/availability" (availability
+// and maintenance windows). Plain ES module, no build step.
 import {
   t, tn, lang, setLang, onLangChange, bpsParts, fmtBps, fmtCap, fmtBytes, fmtPct, fmtInt, fmtNum,
-  fmtTime, fmtDate, fmtDateTime, fmtAgo, fmtDuration, zoneLabel,
+  fmtTime, fmtDate, fmtDateTime, fmtAgo, fmtDuration, fmtSpan, fmtDay, fmtTimeHM, zoneLabel,
 } from './i18n.js';
-import { LiveFeed, getJSON, POLL_MS } from './live.js';
+import { LiveFeed, getJSON, postJSON, POLL_MS } from './live.js';
 import { RateChart } from './charts.js';
 
 const SERIES_SPAN = 900; // seconds of per-second history kept per agency
 const STALE_MS = 5000; // no data this long while "live" → show "delayed"
 const CRIT = 0.95;
 const WARN = 0.8;
-const STATUS_ORDER = { down: 0, never: 1, up: 2, revoked: 3 };
+const STATUS_ORDER = { down: 0, flapping: 1, unreachable: 2, unknown: 3, never: 4, up: 5, revoked: 6 };
 const BLOCKED_REFRESH_MS = 5000; // blocked attempts are polled (the live feed carries the overview only)
 
 // ---- state -----------------------------------------------------------------
@@ -203,6 +204,19 @@ function setBar(el, ratio, label) {
 
 function statusLabel(s) { return t(`status.${s}`) || s; }
 
+/**
+ * What a node tile shows: the outage detector's liveness (up, down,
+ * unreachable, flapping) where it has one, else the registry's status
+ * (never connected, revoked).
+ */
+function nodeState(n) {
+  if (n.status === 'revoked') return 'revoked';
+  const l = n.liveness;
+  if (l === 'up' || l === 'down' || l === 'unreachable' || l === 'flapping') return l;
+  if (l === 'unknown') return n.status === 'never' ? 'never' : 'unknown';
+  return n.status;
+}
+
 function agencyName(code) {
   const a = state.overview?.agencies?.find((x) => x.code === code);
   return a ? a.name : code;
@@ -296,6 +310,9 @@ class OverviewView {
     this.topSites = h('ol', { class: 'rank-list', 'data-testid': 'top-sites' });
     this.blockedList = h('ol', { class: 'rank-list', 'data-testid': 'blocked-wall' });
     this.blockedNote = h('span', { class: 'panel-note', 'data-testid': 'blocked-wall-total' });
+    this.alertList = h('ul', { class: 'alert-list', 'data-testid': 'alerts' });
+    this.alertNote = h('span', { class: 'panel-note', 'data-testid': 'alerts-count' });
+    this.alertMore = h('a', { class: 'alerts-more', href: '#/incidents', 'data-testid': 'alerts-more', hidden: true });
     this.ctl = new AbortController();
     this.agencyNote = h('span', { class: 'panel-note' });
     root.replaceChildren(
@@ -306,11 +323,16 @@ class OverviewView {
         kpi('kpi-up-out', `↑ ${t('kpi.uplinkOut')}`, k.upOutNote, h('div', { class: 'kpi-value' }, k.upOut, k.upOutPct), k.upOutBar),
         kpi('kpi-over', t('kpi.over'), null, h('div', { class: 'kpi-value' }, k.over, k.overList))),
       this.wall = h('div', { class: 'wall' },
-        this.agPanel = h('section', { class: 'panel agencies-panel', 'aria-labelledby': 'h-agencies' },
-          h('div', { class: 'panel-head' }, h('h2', { id: 'h-agencies', text: t('panel.agencies') }), this.agencyNote,
-            h('span', { class: 'legend' },
-              h('span', { class: 'lg lg-ok' }, '< 80%'), h('span', { class: 'lg lg-warn' }, '≥ 80%'), h('span', { class: 'lg lg-crit' }, '≥ 95%'))),
-          this.agencyList),
+        h('div', { class: 'main-col' },
+          this.alertPanel = h('section', { class: 'panel alerts-panel', 'aria-labelledby': 'h-alerts', 'data-testid': 'alerts-panel', 'aria-live': 'polite' },
+            h('div', { class: 'panel-head' }, h('h2', { id: 'h-alerts', text: t('panel.alerts') }), this.alertNote,
+              h('a', { class: 'panel-link', href: '#/incidents', 'data-testid': 'incidents-link', text: t('alerts.link') })),
+            this.alertList, this.alertMore),
+          this.agPanel = h('section', { class: 'panel agencies-panel', 'aria-labelledby': 'h-agencies' },
+            h('div', { class: 'panel-head' }, h('h2', { id: 'h-agencies', text: t('panel.agencies') }), this.agencyNote,
+              h('span', { class: 'legend' },
+                h('span', { class: 'lg lg-ok' }, '< 80%'), h('span', { class: 'lg lg-warn' }, '≥ 80%'), h('span', { class: 'lg lg-crit' }, '≥ 95%'))),
+            this.agencyList)),
         h('div', { class: 'side' },
           h('section', { class: 'panel nodes-panel', 'aria-labelledby': 'h-nodes' },
             h('div', { class: 'panel-head' }, h('h2', { id: 'h-nodes', text: t('panel.nodes') })), this.nodeGrid),
@@ -326,8 +348,94 @@ class OverviewView {
     if (state.overview) this.update();
     else this.agencyList.replaceChildren(h('li', { class: 'empty', text: t('loading') }));
     if (cache.has(WALL_BLOCKED)) this.renderBlocked(cache.get(WALL_BLOCKED));
+    if (cache.has(WALL_INCIDENTS)) this.renderAlerts(cache.get(WALL_INCIDENTS));
     this.loadBlocked();
+    this.loadAlerts();
     this.timer = setInterval(() => this.loadBlocked(), BLOCKED_REFRESH_MS);
+    this.alertTimer = setInterval(() => this.loadAlerts(), INCIDENTS_REFRESH_MS);
+  }
+
+  async loadAlerts() {
+    try {
+      const d = await getJSON(WALL_INCIDENTS, { signal: this.ctl.signal });
+      cache.set(WALL_INCIDENTS, d);
+      this.renderAlerts(d);
+    } catch (e) {
+      if (e.name !== 'AbortError' && !cache.has(WALL_INCIDENTS)) {
+        this.alertList.replaceChildren(h('li', { class: 'empty', text: t('error', { e: e.message }) }));
+      }
+    }
+  }
+
+  /**
+   * Open incidents as alarms: unacknowledged first, then by severity and
+   * newest; unreachable nodes under the outage that cut them off.
+   */
+  renderAlerts(list) {
+    const top = alarms(list || []);
+    const unacked = top.filter((i) => i.acked_ms == null).length;
+    this.alertPanel.dataset.level = unacked ? (top.some((i) => i.acked_ms == null && i.severity === 'critical') ? 'crit' : 'warn') : top.length ? 'acked' : 'ok';
+    setText(this.alertNote, top.length ? tn('alerts.count', top.length, { n: fmtInt(top.length), u: fmtInt(unacked) }) : '');
+    this.alertNote.dataset.value = String(top.length);
+    this.alertNote.dataset.unacked = String(unacked);
+    const key = top.map((i) => `${i.id}:${i.under.length}`).join('|');
+    if (key !== this.alertKey) { this.alertKey = key; this.needsFit = true; }
+    this.alerts = top;
+    this.alertTiles = new Map();
+    this.alertList.replaceChildren(...(top.length ? top.map((i) => this.alertRow(i))
+      : [h('li', { class: 'empty ok', 'data-testid': 'alerts-none', text: t('alerts.none') })]));
+    this.tickAlerts();
+    // The alarms take what they need above the agencies; the rows adapt.
+    if (this.needsFit && state.overview) this.fit();
+    else { this.clipAlerts(); this.clipRanks(); }
+  }
+
+  alertRow(i) {
+    const since = h('span', { class: 'alert-since', 'data-testid': `alert-since-${i.id}`, title: fmtDateTime(i.started_ms) });
+    const li = h('li', {
+      class: 'alert', 'data-testid': `alert-${i.id}`, 'data-id': String(i.id), 'data-node': i.node_id,
+      'data-kind': i.kind, 'data-severity': i.severity, 'data-acked': String(i.acked_ms != null),
+    },
+    h('span', { class: `sev sev-${i.severity}`, text: t(`sev.${i.severity}`) }),
+    kindBadge(i),
+    h('span', { class: 'alert-who' },
+      h('a', { class: 'alert-node', href: `#/agency/${encodeURIComponent(i.agency)}`, text: i.node_id }),
+      h('span', { class: 'alert-agency', text: agencyName(i.agency) })),
+    since,
+    ackCell(i, (updated) => {
+      const idx = this.alerts.findIndex((x) => x.id === updated.id);
+      if (idx >= 0) this.alerts[idx] = { ...this.alerts[idx], ...updated };
+      li.dataset.acked = 'true';
+      const cached = cache.get(WALL_INCIDENTS);
+      if (Array.isArray(cached)) cache.set(WALL_INCIDENTS, cached.map((x) => (x.id === updated.id ? updated : x)));
+    }),
+    i.under.length ? h('div', { class: 'alert-children', 'data-testid': `alert-children-${i.id}` },
+      h('span', { class: 'under-label', text: t('inc.under') }),
+      ...i.under.map((c) => h('span', { class: 'child', 'data-node': c, text: c }))) : null);
+    this.alertTiles.set(i.id, { since, inc: i });
+    return li;
+  }
+
+  tickAlerts() {
+    if (!this.alertTiles) return;
+    const now = serverNow();
+    for (const { since, inc } of this.alertTiles.values()) setText(since, fmtAgo(now - inc.started_ms));
+  }
+
+  /** Wall mode: the alarms that do not fit are hidden behind "+N lainnya". */
+  clipAlerts() {
+    const items = [...this.alertList.children];
+    items.forEach((li) => { li.hidden = false; });
+    let hidden = 0;
+    if (this.wall.classList.contains('fixed')) {
+      const bottom = this.alertList.getBoundingClientRect().bottom;
+      items.forEach((li, i) => {
+        li.hidden = i > 0 && li.getBoundingClientRect().bottom > bottom + 0.5;
+        if (li.hidden) hidden++;
+      });
+    }
+    this.alertMore.hidden = hidden === 0;
+    setText(this.alertMore, hidden ? t('alerts.more', { n: fmtInt(hidden) }) : '');
   }
 
   async loadBlocked() {
@@ -372,7 +480,7 @@ class OverviewView {
     const bannerShown = !els.banner.hidden;
     if (bannerShown !== this.bannerShown) { this.bannerShown = bannerShown; this.needsFit = true; }
     if (this.needsFit) this.fit();
-    else this.clipRanks();
+    else { this.clipAlerts(); this.clipRanks(); }
   }
 
   /**
@@ -400,6 +508,7 @@ class OverviewView {
         if (!overflows()) break;
       }
     }
+    this.clipAlerts();
     this.clipRanks();
   }
 
@@ -419,14 +528,19 @@ class OverviewView {
   updateKpis(ov) {
     const k = this.k;
     const nodes = ov.nodes || [];
-    const count = (s) => nodes.filter((n) => n.status === s).length;
+    const count = (s) => nodes.filter((n) => nodeState(n) === s).length;
     const up = count('up');
     const active = nodes.length - count('revoked');
     setText(k.nodesUp, fmtInt(up));
     k.nodesUp.dataset.value = String(up);
     setText(k.nodesTotal, ` / ${fmtInt(active)}`);
-    setText(k.nodesDetail, t('kpi.nodes.detail', { down: count('down'), never: count('never'), revoked: count('revoked') }));
-    k.nodesUp.closest('.kpi').dataset.level = count('down') > 0 ? 'crit' : count('never') > 0 ? 'warn' : 'ok';
+    // "1 putus · 1 tak terjangkau · …": down always, the rest when there are any.
+    const parts = ['down', 'unreachable', 'flapping', 'unknown', 'never', 'revoked']
+      .filter((st) => st === 'down' || count(st) > 0)
+      .map((st) => t(`kpi.nodes.${st}`, { n: fmtInt(count(st)) }));
+    setText(k.nodesDetail, parts.join(' · '));
+    const bad = count('down') + count('unreachable') + count('flapping');
+    k.nodesUp.closest('.kpi').dataset.level = bad > 0 ? 'crit' : count('never') + count('unknown') > 0 ? 'warn' : 'ok';
 
     const u = ov.uplink || {};
     const rin = ratioOf(u.in_bps, u.capacity_down_bps);
@@ -509,8 +623,8 @@ class OverviewView {
   }
 
   updateNodes(nodes) {
-    const list = [...nodes].sort((a, b) => (STATUS_ORDER[a.status] ?? 9) - (STATUS_ORDER[b.status] ?? 9) || a.node_id.localeCompare(b.node_id));
-    const key = list.map((n) => `${n.node_id}:${n.status}`).join('|');
+    const list = [...nodes].sort((a, b) => (STATUS_ORDER[nodeState(a)] ?? 9) - (STATUS_ORDER[nodeState(b)] ?? 9) || a.node_id.localeCompare(b.node_id));
+    const key = list.map((n) => `${n.node_id}:${nodeState(n)}`).join('|');
     if (key !== this.nodeKey) {
       this.nodeKey = key;
       this.tiles = new Map();
@@ -524,20 +638,22 @@ class OverviewView {
 
   nodeTile(n) {
     const seen = h('span', { class: 'node-seen', 'data-testid': `node-last-seen-${n.node_id}` });
-    const showSeen = n.status === 'up' || n.status === 'down';
+    const st = nodeState(n);
+    const showSeen = st !== 'never' && st !== 'revoked' && n.last_seen;
     const li = h('li', {
-      class: 'node', 'data-testid': `node-status-${n.node_id}`, 'data-status': n.status,
+      class: 'node', 'data-testid': `node-status-${n.node_id}`, 'data-status': st, 'data-liveness': n.liveness || null,
       title: [n.hostname, n.address, n.agent_version && `v${n.agent_version}`].filter(Boolean).join(' · '),
     },
     h('span', { class: 'node-dot', 'aria-hidden': 'true' }),
     h('a', { class: 'node-id', href: `#/agency/${encodeURIComponent(n.agency)}`, text: n.node_id }),
-    h('span', { class: 'node-line' }, h('span', { class: 'node-state', text: statusLabel(n.status) }), showSeen ? ' · ' : null, showSeen ? seen : null));
+    h('span', { class: 'node-line' }, h('span', { class: 'node-state', text: statusLabel(st) }), showSeen ? ' · ' : null, showSeen ? seen : null));
     this.tiles.set(n.node_id, { li, seen });
     return li;
   }
 
-  /** Every second: relative "last seen" times. */
+  /** Every second: relative "last seen" and "since" times. */
   tick() {
+    this.tickAlerts();
     if (!this.nodes) return;
     const now = serverNow();
     for (const n of this.nodes) {
@@ -576,11 +692,14 @@ class OverviewView {
 
   destroy() {
     clearInterval(this.timer);
+    clearInterval(this.alertTimer);
     this.ctl.abort();
   }
 }
 
 const WALL_BLOCKED = 'api/v1/blocked/summary?limit=10';
+const WALL_INCIDENTS = 'api/v1/incidents?open=true&limit=500';
+const INCIDENTS_REFRESH_MS = 5000; // incidents are polled like the blocked attempts
 
 // ---- blocked attempts ----------------------------------------------------------
 
@@ -597,9 +716,9 @@ function unitLabel(agency, unit) {
   return unit === 'unknown' ? t('unit.unknown') : unit;
 }
 
-/** "10:15:03" today, "27 Nov 10:15:03" on other days. */
+/** "10:15:03" today, "27 Nov 10:15:03" on other days (RFC 3339 or Unix ms). */
 function when(iso) {
-  const d = Date.parse(iso);
+  const d = typeof iso === 'number' ? iso : Date.parse(iso);
   return new Date(d).toDateString() === new Date().toDateString() ? fmtTime(d) : fmtDateTime(d);
 }
 
@@ -725,6 +844,639 @@ class BlockedView {
   destroy() {
     clearInterval(this.timer);
     this.ctl.abort();
+  }
+}
+
+// ---- incidents ---------------------------------------------------------------
+
+const SEVERITIES = ['critical', 'major', 'minor', 'info'];
+const SEV_RANK = { critical: 0, major: 1, minor: 2, info: 3 };
+const OPERATOR_KEY = 'simpul.operator';
+
+/**
+ * Open incidents as alarms (copies, each with `under`: the nodes cut off by
+ * it). An unreachable node is not an alarm of its own: it is listed under
+ * its root's open incident (the root's `children` and the unreachable
+ * incidents naming it as `root_cause`); only when the root has no open
+ * incident does it stand alone. Unacknowledged first, then by severity,
+ * then newest.
+ */
+function alarms(list) {
+  const open = list.filter((i) => i.resolved_ms == null);
+  const roots = new Map(open.filter((i) => i.kind !== 'unreachable').map((i) => [i.node_id, i]));
+  const under = new Map();
+  const top = [];
+  for (const i of open) {
+    const root = i.kind === 'unreachable' && i.root_cause ? roots.get(i.root_cause) : null;
+    if (root) {
+      if (!under.has(root.id)) under.set(root.id, []);
+      under.get(root.id).push(i.node_id);
+    } else top.push({ ...i });
+  }
+  for (const i of top) i.under = [...new Set([...(i.children || []), ...(under.get(i.id) || [])])].sort();
+  return top.sort((a, b) => (a.acked_ms == null ? 0 : 1) - (b.acked_ms == null ? 0 : 1)
+    || (SEV_RANK[a.severity] ?? 9) - (SEV_RANK[b.severity] ?? 9)
+    || b.started_ms - a.started_ms || b.id - a.id);
+}
+
+function kindBadge(i) {
+  const extra = i.kind === 'group_down' && i.children?.length ? ` +${i.children.length}` : '';
+  return h('span', { class: `kind kind-${i.kind}`, 'data-kind': i.kind, 'data-testid': `kind-${i.id}`, text: t(`kind.${i.kind}`) + extra });
+}
+
+function sevBadge(sev) {
+  return h('span', { class: `sev sev-${sev}`, 'data-severity': sev, text: t(`sev.${sev}`) });
+}
+
+function operatorName() {
+  try { return (localStorage.getItem(OPERATOR_KEY) || '').trim() || null; } catch (_) { return null; }
+}
+
+function setOperatorName(name) {
+  try { localStorage.setItem(OPERATOR_KEY, name); } catch (_) { /* storage disabled: asked again next time */ }
+}
+
+/**
+ * Who acknowledges: the name remembered in this browser, else asked once in
+ * a dialog (`force`: ask again, to change it). Resolves to the name or null
+ * (cancelled).
+ */
+function askOperator(force = false) {
+  const saved = operatorName();
+  if (saved && !force) return Promise.resolve(saved);
+  return new Promise((resolve) => {
+    const input = h('input', {
+      type: 'text', id: 'operator-name', maxlength: '64', required: true, autocomplete: 'name',
+      'data-testid': 'operator-name', value: saved || '',
+    });
+    const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
+    const dlg = h('dialog', { class: 'operator-dialog', 'data-testid': 'operator-dialog', 'aria-labelledby': 'operator-title' });
+    const form = h('form', { method: 'dialog' },
+      h('h2', { id: 'operator-title', text: t('ack.dialog.title') }),
+      h('label', { for: 'operator-name', text: t('ack.dialog.label') }), input,
+      h('p', { class: 'note', text: t('ack.dialog.note') }), error,
+      h('div', { class: 'dialog-buttons' },
+        h('button', { type: 'button', class: 'btn', 'data-testid': 'operator-cancel', text: t('ack.dialog.cancel'), onclick: () => dlg.close('') }),
+        h('button', { type: 'submit', class: 'btn primary', 'data-testid': 'operator-ok', text: t('ack.dialog.ok') })));
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      const name = input.value.trim();
+      // eslint-disable-next-line no-control-regex
+      if (!name || name.length > 64 || /[\u0000-\u001f\u007f]/.test(name)) {
+        error.textContent = t('ack.dialog.label');
+        error.hidden = false;
+        input.focus();
+        return;
+      }
+      setOperatorName(name);
+      dlg.close(name);
+    });
+    dlg.append(form);
+    dlg.addEventListener('close', () => { dlg.remove(); resolve(dlg.returnValue || null); });
+    document.body.append(dlg);
+    dlg.showModal();
+    input.focus();
+  });
+}
+
+/**
+ * The "acknowledged" cell of an incident: who and when, or (open and not
+ * acknowledged) the button that asks for a name once, POSTs the
+ * acknowledgement and shows its answer; `onDone(incident)` after.
+ */
+function ackCell(inc, onDone) {
+  const cell = h('span', { class: 'ack-cell' });
+  const show = (i) => {
+    if (i.acked_ms != null) {
+      cell.replaceChildren(h('span', {
+        class: 'acked', 'data-testid': `acked-${i.id}`, 'data-by': i.acked_by, title: fmtDateTime(i.acked_ms),
+        text: t('ack.by', { by: i.acked_by, t: fmtTime(i.acked_ms) }),
+      }));
+    } else if (i.resolved_ms == null) {
+      const btn = h('button', {
+        type: 'button', class: 'btn ack', 'data-testid': `ack-${i.id}`, 'aria-label': t('ack.button.label', { node: i.node_id }), text: t('ack.button'),
+      });
+      const err = h('span', { class: 'form-error', role: 'alert', 'data-testid': `ack-error-${i.id}`, hidden: true });
+      btn.addEventListener('click', async () => {
+        const name = await askOperator();
+        if (!name) return;
+        btn.disabled = true;
+        err.hidden = true;
+        try {
+          const updated = await postJSON(`api/v1/incidents/${encodeURIComponent(i.id)}/ack`, { by: name });
+          show(updated);
+          onDone?.(updated);
+        } catch (e) {
+          btn.disabled = false;
+          err.textContent = t('ack.error', { e: e.message });
+          err.hidden = false;
+        }
+      });
+      cell.replaceChildren(btn, err);
+    } else {
+      cell.replaceChildren('—');
+    }
+  };
+  show(inc);
+  return cell;
+}
+
+/** "Berlaku untuk" of a maintenance window. */
+function maintenanceScope(m) {
+  if (m.node_id) return m.node_id;
+  if (m.agency) return t('mt.agencyScope', { name: agencyName(m.agency) });
+  return t('mt.all');
+}
+
+function windowCovers(m, node, agency) {
+  if (m.node_id) return m.node_id === node;
+  if (m.agency) return m.agency === agency;
+  return true;
+}
+
+/** Agency names when the overview has not arrived (pages opened directly). */
+function agencyLabel(code) {
+  const ags = cache.get('api/v1/agencies');
+  const a = Array.isArray(ags) ? ags.find((x) => x.code === code) : null;
+  return a ? a.name : agencyName(code);
+}
+
+/** Links between the outage pages. */
+function outageTabs(current) {
+  const tab = (route, key) => h('a', {
+    class: 'tab', href: `#/${route}`, 'data-testid': `tab-${route}`, 'aria-current': current === route ? 'page' : null, text: t(key),
+  });
+  return h('nav', { class: 'crumbs tabs', 'aria-label': t('nav.incidents') },
+    h('a', { href: '#/', text: t('nav.back') }), tab('incidents', 'nav.incidents'), tab('availability', 'nav.availability'));
+}
+
+function operatorButton() {
+  const btn = h('button', { type: 'button', class: 'btn link', 'data-testid': 'operator-button' });
+  const label = () => {
+    const n = operatorName();
+    setText(btn, `${n ? t('operator', { name: n }) : t('operator.none')} · ${t('operator.change')}`);
+  };
+  btn.addEventListener('click', async () => { await askOperator(true); label(); });
+  label();
+  return btn;
+}
+
+const TL_RANGES = { '24h': 86400, '7d': 7 * 86400 };
+const incFilter = { open: true, agency: '' };
+let timelineRange = '24h';
+
+/** #/incidents: list with filters, a timeline per node, response times by severity. */
+class IncidentsView {
+  constructor() {
+    this.ctl = new AbortController();
+    this.timers = [];
+  }
+
+  mount(root) {
+    document.title = `${t('inc.title')} · Simpul NOC`;
+    const c = this.c = {
+      table: h('table', { class: 'data incidents-table', 'data-testid': 'incidents-table' }),
+      stats: h('table', { class: 'data', 'data-testid': 'incident-stats-table' }),
+      timeline: h('div', { class: 'timeline', 'data-testid': 'timeline' }),
+      agency: h('select', { 'data-testid': 'inc-filter-agency', id: 'inc-agency', onchange: (e) => { incFilter.agency = e.target.value; this.reload(); } }),
+      count: h('span', { class: 'panel-note', 'data-testid': 'incidents-count' }),
+    };
+    const toggle = (open, key) => h('button', {
+      type: 'button', class: 'range', 'data-testid': `inc-filter-${open ? 'open' : 'all'}`, 'aria-pressed': String(incFilter.open === open),
+      text: t(key), onclick: (e) => {
+        incFilter.open = open;
+        e.target.parentElement.querySelectorAll('button').forEach((b) => b.setAttribute('aria-pressed', String(b === e.target)));
+        this.loadList();
+      },
+    });
+    const tlBtn = (r) => h('button', {
+      type: 'button', class: 'range', 'data-testid': `tl-range-${r}`, 'aria-pressed': String(r === timelineRange), text: t(`inc.range.${r}`),
+      onclick: (e) => {
+        timelineRange = r;
+        e.target.parentElement.querySelectorAll('button').forEach((b) => b.setAttribute('aria-pressed', String(b === e.target)));
+        this.loadTimeline();
+      },
+    });
+    const legend = h('span', { class: 'legend' }, ...['down', 'unreachable', 'flapping', 'maintenance'].map((k) => h('span', { class: `lg lg-${k}`, text: t(`tl.${k}`) })));
+    const panel = (id, title, extra, ...body) => h('section', { class: 'panel', 'aria-labelledby': id },
+      h('div', { class: 'panel-head' }, h('h3', { id, text: title }), extra), ...body);
+    root.replaceChildren(h('div', { class: 'agency-page incidents-page', 'data-testid': 'incidents-page' },
+      outageTabs('incidents'),
+      h('div', { class: 'page-head' }, h('h2', { class: 'agency-title', text: t('inc.title') }), operatorButton()),
+      panel('h-inc-list', t('inc.list'), h('div', { class: 'head-tools' }, c.count,
+        h('div', { class: 'range-group', role: 'group', 'aria-label': t('inc.list') }, toggle(true, 'inc.filter.open'), toggle(false, 'inc.filter.all')),
+        h('label', { class: 'select-label', for: 'inc-agency' }, t('inc.filter.agency'), ' ', c.agency)),
+      h('div', { class: 'table-wrap' }, c.table)),
+      panel('h-inc-tl', t('inc.timeline'), h('div', { class: 'head-tools' }, legend,
+        h('div', { class: 'range-group', role: 'group', 'aria-label': t('inc.timeline') }, tlBtn('24h'), tlBtn('7d'))), c.timeline),
+      panel('h-inc-stats', t('inc.stats'), null, h('div', { class: 'table-wrap' }, c.stats))));
+    this.fillAgencies();
+    this.reload();
+    this.every(INCIDENTS_REFRESH_MS, () => this.loadList());
+    this.every(30000, () => { this.loadTimeline(); this.loadStats(); });
+  }
+
+  every(ms, fn) { this.timers.push(setInterval(fn, ms)); }
+
+  destroy() {
+    this.timers.forEach(clearInterval);
+    this.ctl.abort();
+  }
+
+  update() {}
+
+  /** Every second: the durations of open incidents grow. */
+  tick() {
+    const now = serverNow();
+    for (const el of this.c.table.querySelectorAll('.dur[data-start]')) {
+      setText(el, `${fmtSpan(now - Number(el.dataset.start))} · ${t('inc.ongoing')}`);
+    }
+  }
+
+  reload() {
+    this.loadList();
+    this.loadTimeline();
+    this.loadStats();
+  }
+
+  q() { return incFilter.agency ? `&agency=${encodeURIComponent(incFilter.agency)}` : ''; }
+
+  async fetch(path) {
+    const d = await getJSON(path, { signal: this.ctl.signal });
+    cache.set(path, d);
+    return d;
+  }
+
+  async fillAgencies() {
+    let ags = cache.get('api/v1/agencies');
+    if (!Array.isArray(ags)) {
+      try { ags = await this.fetch('api/v1/agencies'); } catch (e) { if (e.name === 'AbortError') return; ags = []; }
+    }
+    this.c.agency.replaceChildren(h('option', { value: '', text: t('inc.filter.allAgencies') }),
+      ...ags.map((a) => h('option', { value: a.code, selected: a.code === incFilter.agency, text: a.name })));
+  }
+
+  async loadList() {
+    const path = `api/v1/incidents?limit=500${incFilter.open ? '&open=true' : ''}${this.q()}`;
+    this.listPath = path;
+    try {
+      const d = await this.fetch(path);
+      if (this.listPath === path) { this.list = d; this.renderList(d); }
+    } catch (e) {
+      if (e.name !== 'AbortError') showTableMessage(this.c.table, t('error', { e: e.message }));
+    }
+  }
+
+  /**
+   * Rows: every incident; an unreachable one under the outage of its root
+   * (when that is in the list and overlaps it), not as a row of its own.
+   */
+  renderList(list) {
+    const now = serverNow();
+    const nested = new Map();
+    const rows = [];
+    for (const i of list) {
+      if (i.kind === 'unreachable' && i.root_cause) {
+        const root = list.find((r) => r.node_id === i.root_cause && r.kind !== 'unreachable'
+          && r.started_ms <= i.detected_ms && (r.resolved_ms == null || r.resolved_ms >= i.started_ms));
+        if (root) {
+          if (!nested.has(root.id)) nested.set(root.id, new Set(root.children || []));
+          nested.get(root.id).add(i.node_id);
+          continue;
+        }
+      }
+      rows.push(i);
+    }
+    setText(this.c.count, tn('inc.count', rows.length, { n: fmtInt(rows.length) }));
+    this.c.count.dataset.value = String(rows.length);
+    renderTable(this.c.table, [
+      { h: 'col.severity', cell: (r) => sevBadge(r.severity) },
+      {
+        h: 'col.kind',
+        cell: (r) => {
+          const under = [...(nested.get(r.id) || new Set(r.children || []))].sort();
+          return h('span', { class: 'kind-cell' }, kindBadge(r),
+            r.maintenance ? h('span', { class: 'badge maint', text: t('inc.maintenance') }) : null,
+            r.kind === 'unreachable' && r.root_cause ? h('span', { class: 'sub', text: t('inc.because', { root: r.root_cause }) }) : null,
+            under.length ? h('span', { class: 'sub children', 'data-testid': `incident-children-${r.id}` }, `${t('inc.under')} ${under.join(', ')}`) : null);
+        },
+      },
+      { h: 'col.nodeAgency', cell: (r) => h('span', null, h('a', { href: `#/agency/${encodeURIComponent(r.agency)}`, class: 'strong', text: r.node_id }), h('span', { class: 'sub', text: agencyLabel(r.agency) })) },
+      { h: 'col.started', cell: (r) => when(r.started_ms), cls: 'num', title: (r) => fmtDateTime(r.started_ms) },
+      {
+        h: 'col.duration',
+        cell: (r) => (r.resolved_ms == null
+          ? h('span', { class: 'dur', 'data-start': String(r.started_ms), text: `${fmtSpan(now - r.started_ms)} · ${t('inc.ongoing')}` })
+          : fmtSpan(r.resolved_ms - r.started_ms)),
+        cls: 'num',
+      },
+      { h: 'col.acked', cell: (r) => ackCell(r, () => this.loadList()) },
+      { h: 'col.resolved', cell: (r) => (r.resolved_ms == null ? '—' : when(r.resolved_ms)), cls: 'num' },
+    ], rows, (r) => `incident-row-${r.id}`);
+    const trs = this.c.table.querySelectorAll('tbody tr[data-testid]');
+    rows.forEach((r, k) => {
+      const tr = trs[k];
+      if (!tr) return;
+      tr.dataset.state = r.resolved_ms == null ? 'open' : 'resolved';
+      tr.dataset.acked = String(r.acked_ms != null);
+      tr.dataset.severity = r.severity;
+      tr.dataset.kind = r.kind;
+      tr.dataset.node = r.node_id;
+    });
+  }
+
+  async loadStats() {
+    const path = `api/v1/incidents/stats?${this.q().slice(1)}`;
+    try {
+      this.renderStats(await this.fetch(path));
+    } catch (e) {
+      if (e.name !== 'AbortError') showTableMessage(this.c.stats, t('error', { e: e.message }));
+    }
+  }
+
+  renderStats(d) {
+    const rows = SEVERITIES.filter((s) => d && d[s]).map((s) => ({ sev: s, ...d[s] }));
+    const secs = (v) => (v == null ? '—' : fmtSpan(v * 1000));
+    renderTable(this.c.stats, [
+      { h: 'col.severity', cell: (r) => sevBadge(r.sev) },
+      { h: 'col.incidents', cell: (r) => fmtInt(r.incidents), cls: 'num' },
+      { h: 'col.ackedN', cell: (r) => fmtInt(r.acknowledged), cls: 'num' },
+      { h: 'col.resolvedN', cell: (r) => fmtInt(r.resolved), cls: 'num' },
+      { h: 'col.meanAck', cell: (r) => secs(r.mean_ack_secs), cls: 'num' },
+      { h: 'col.maxAck', cell: (r) => secs(r.max_ack_secs), cls: 'num' },
+      { h: 'col.meanResolve', cell: (r) => secs(r.mean_resolve_secs), cls: 'num' },
+      { h: 'col.maxResolve', cell: (r) => secs(r.max_resolve_secs), cls: 'num' },
+    ], rows, (r) => `incident-stats-${r.sev}`);
+    if (!rows.length) showTableMessage(this.c.stats, t('inc.stats.none'));
+  }
+
+  async loadTimeline() {
+    const range = timelineRange;
+    const end = serverNow();
+    const start = end - TL_RANGES[range] * 1000;
+    try {
+      const [nodes, incidents, windows] = await Promise.all([
+        this.fetch('api/v1/nodes'),
+        this.fetch(`api/v1/incidents?from=${Math.floor(start / 1000)}&limit=10000${this.q()}`),
+        this.fetch('api/v1/maintenance'),
+      ]);
+      if (range === timelineRange) this.renderTimeline(range, start, end, nodes, incidents, windows);
+    } catch (e) {
+      if (e.name !== 'AbortError') this.c.timeline.replaceChildren(h('p', { class: 'empty', text: t('error', { e: e.message }) }));
+    }
+  }
+
+  /** One track per node: outages (down, unreachable, flapping) over maintenance windows. */
+  renderTimeline(range, start, end, nodes, incidents, windows) {
+    const span = end - start;
+    const pct = (x) => `${(((Math.min(end, Math.max(start, x)) - start) / span) * 100).toFixed(3)}%`;
+    const seg = (from, to, cls, title, extra) => {
+      const a = Math.max(from, start);
+      const b = Math.min(to, end);
+      if (b <= a) return null;
+      return h('span', {
+        class: `seg ${cls}`, title, ...extra,
+        style: `left:${pct(a)};width:max(3px, calc(${pct(b)} - ${pct(a)}))`,
+      });
+    };
+    const list = nodes.filter((n) => n.status !== 'revoked' && (!incFilter.agency || n.agency === incFilter.agency))
+      .sort((a, b) => a.agency.localeCompare(b.agency) || a.node_id.localeCompare(b.node_id));
+    const rows = list.map((n) => {
+      const mine = incidents.filter((i) => i.node_id === n.node_id);
+      const enrolled = Date.parse(n.enrolled_at);
+      const track = h('div', { class: 'track' },
+        Number.isFinite(enrolled) ? seg(start, enrolled, 'seg-none', `${t('tl.none')} (${fmtDateTime(enrolled)})`, { 'data-kind': 'none' }) : null,
+        ...windows.filter((m) => windowCovers(m, n.node_id, n.agency)).map((m) => seg(m.starts_ms, m.ends_ms, 'seg-maintenance',
+          `${t('tl.maintenance')}: ${fmtDateTime(m.starts_ms)} – ${fmtDateTime(m.ends_ms)} · ${m.reason}`, { 'data-kind': 'maintenance' })),
+        ...mine.map((i) => {
+          const kind = i.kind === 'unreachable' ? 'unreachable' : i.kind === 'flapping' ? 'flapping' : 'down';
+          const to = i.resolved_ms ?? end;
+          return seg(i.started_ms, to, `seg-${kind}${i.maintenance ? ' in-maint' : ''}`,
+            `${t(`tl.${kind}`)}: ${fmtDateTime(i.started_ms)} – ${i.resolved_ms == null ? t('inc.ongoing') : fmtDateTime(i.resolved_ms)} (${fmtSpan(to - i.started_ms)})`,
+            { 'data-kind': kind, 'data-incident': String(i.id) });
+        }));
+      return h('div', { class: 'tl-row', 'data-testid': `timeline-row-${n.node_id}`, 'data-node': n.node_id },
+        h('div', { class: 'tl-label' }, h('span', { class: 'strong', text: n.node_id }), h('span', { class: 'sub', text: agencyLabel(n.agency) })),
+        track);
+    });
+    // Time axis: every 3 h (24 h) or every day (7 d), in the browser's zone.
+    const ticks = [];
+    const step = range === '24h' ? 3 * 3600e3 : 86400e3;
+    const first = new Date(start);
+    if (range === '24h') first.setMinutes(0, 0, 0); else first.setHours(0, 0, 0, 0);
+    for (let x = first.getTime(); x <= end; x += step) {
+      if (x < start) continue;
+      if (range === '24h' && new Date(x).getHours() % 3) continue;
+      ticks.push(h('span', { class: 'tick', style: `left:${pct(x)}`, text: range === '24h' ? fmtTimeHM(x) : fmtDay(x) }));
+    }
+    const axis = h('div', { class: 'tl-row tl-axis', 'aria-hidden': 'true' }, h('div', { class: 'tl-label' }), h('div', { class: 'axis' }, ...ticks));
+    this.c.timeline.dataset.range = range;
+    this.c.timeline.dataset.rows = String(rows.length);
+    this.c.timeline.replaceChildren(...(rows.length ? [...rows, axis] : [h('p', { class: 'empty', text: t('empty') })]));
+  }
+}
+
+/** "2026-11-27T10:15" in the browser's zone, for datetime-local inputs. */
+function localInput(ms) {
+  const d = new Date(ms);
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+function pctLevel(p) { return p >= 99.9 ? 'ok' : p >= 99 ? 'warn' : 'crit'; }
+
+/** #/availability: availability per node today and this month; maintenance windows and the form to add one. */
+class AvailabilityView {
+  constructor() {
+    this.ctl = new AbortController();
+    this.timers = [];
+  }
+
+  mount(root) {
+    document.title = `${t('nav.availability')} · Simpul NOC`;
+    const c = this.c = {
+      table: h('table', { class: 'data availability-table', 'data-testid': 'availability-table' }),
+      windows: h('table', { class: 'data', 'data-testid': 'maintenance-table' }),
+      message: h('p', { class: 'form-message', role: 'status', 'data-testid': 'maintenance-message', hidden: true }),
+    };
+    const now = serverNow();
+    const from = Math.ceil(now / 300000) * 300000;
+    const f = this.f = {
+      scopeNode: h('input', { type: 'radio', name: 'mt-scope', value: 'node', id: 'mt-scope-node', checked: true, 'data-testid': 'maintenance-scope-node' }),
+      scopeAgency: h('input', { type: 'radio', name: 'mt-scope', value: 'agency', id: 'mt-scope-agency', 'data-testid': 'maintenance-scope-agency' }),
+      node: h('select', { id: 'mt-node', 'data-testid': 'maintenance-node' }),
+      agency: h('select', { id: 'mt-agency', 'data-testid': 'maintenance-agency', hidden: true }),
+      from: h('input', { type: 'datetime-local', id: 'mt-from', required: true, value: localInput(from), 'data-testid': 'maintenance-from' }),
+      to: h('input', { type: 'datetime-local', id: 'mt-to', required: true, value: localInput(from + 2 * 3600e3), 'data-testid': 'maintenance-to' }),
+      reason: h('input', { type: 'text', id: 'mt-reason', required: true, maxlength: '200', placeholder: t('mt.reason.ph'), 'data-testid': 'maintenance-reason' }),
+      by: h('input', { type: 'text', id: 'mt-by', required: true, maxlength: '64', value: operatorName() || '', 'data-testid': 'maintenance-by' }),
+    };
+    const scopeChanged = () => { f.node.hidden = !f.scopeNode.checked; f.agency.hidden = !f.scopeAgency.checked; };
+    f.scopeNode.addEventListener('change', scopeChanged);
+    f.scopeAgency.addEventListener('change', scopeChanged);
+    const field = (label, id, ...input) => h('div', { class: 'field' }, h('label', { for: id, text: t(label) }), ...input);
+    const form = h('form', { class: 'mt-form', 'data-testid': 'maintenance-form', 'aria-labelledby': 'h-mt-add' },
+      h('fieldset', { class: 'field scope' }, h('legend', { text: t('mt.scope') }),
+        h('div', { class: 'radios' },
+          h('label', { class: 'radio' }, f.scopeNode, ` ${t('mt.scope.node')}`),
+          h('label', { class: 'radio' }, f.scopeAgency, ` ${t('mt.scope.agency')}`)),
+        f.node, f.agency),
+      field('mt.from', 'mt-from', f.from),
+      field('mt.to', 'mt-to', f.to),
+      field('mt.reason', 'mt-reason', f.reason),
+      field('mt.by', 'mt-by', f.by),
+      h('div', { class: 'field submit' }, h('button', { type: 'submit', class: 'btn primary', 'data-testid': 'maintenance-submit', text: t('mt.submit') })),
+      c.message);
+    form.addEventListener('submit', (e) => { e.preventDefault(); this.submit(); });
+    root.replaceChildren(h('div', { class: 'agency-page availability-page', 'data-testid': 'availability-page' },
+      outageTabs('availability'),
+      h('section', { class: 'panel', 'aria-labelledby': 'h-av' },
+        h('div', { class: 'panel-head' }, h('h2', { id: 'h-av', text: t('av.title') }), h('span', { class: 'panel-note', text: t('av.note') })),
+        h('div', { class: 'table-wrap' }, c.table)),
+      h('section', { class: 'panel', 'aria-labelledby': 'h-mt' },
+        h('div', { class: 'panel-head' }, h('h2', { id: 'h-mt', text: t('mt.title') })),
+        h('h3', { class: 'part-title', id: 'h-mt-add', text: t('mt.add') }), form,
+        h('div', { class: 'table-wrap' }, c.windows))));
+    this.fillSelects();
+    this.loadAvailability();
+    this.loadWindows();
+    this.every(30000, () => { this.loadAvailability(); this.loadWindows(); });
+  }
+
+  every(ms, fn) { this.timers.push(setInterval(fn, ms)); }
+
+  destroy() {
+    this.timers.forEach(clearInterval);
+    this.ctl.abort();
+  }
+
+  update() {}
+
+  async fetch(path) {
+    const d = await getJSON(path, { signal: this.ctl.signal });
+    cache.set(path, d);
+    return d;
+  }
+
+  async fillSelects() {
+    try {
+      const [nodes, ags] = await Promise.all([this.fetch('api/v1/nodes'), this.fetch('api/v1/agencies')]);
+      this.f.node.replaceChildren(...nodes.filter((n) => n.status !== 'revoked')
+        .map((n) => h('option', { value: n.node_id, text: `${n.node_id} · ${agencyLabel(n.agency)}` })));
+      this.f.agency.replaceChildren(...ags.map((a) => h('option', { value: a.code, text: a.name })));
+    } catch (e) {
+      if (e.name !== 'AbortError') this.say('error', t('error', { e: e.message }));
+    }
+  }
+
+  /** Local midnight today and on the 1st of this month, in Unix seconds. */
+  periods() {
+    const d = new Date(serverNow());
+    d.setHours(0, 0, 0, 0);
+    const month = new Date(d.getFullYear(), d.getMonth(), 1);
+    return { today: Math.floor(d.getTime() / 1000), month: Math.floor(month.getTime() / 1000) };
+  }
+
+  async loadAvailability() {
+    const p = this.periods();
+    try {
+      if (!cache.has('api/v1/agencies')) await this.fetch('api/v1/agencies');
+      const [today, month] = await Promise.all([
+        this.fetch(`api/v1/availability?from=${p.today}`),
+        this.fetch(`api/v1/availability?from=${p.month}`),
+      ]);
+      this.renderAvailability(today, month);
+    } catch (e) {
+      if (e.name !== 'AbortError') showTableMessage(this.c.table, t('error', { e: e.message }));
+    }
+  }
+
+  renderAvailability(today, month) {
+    const byNode = new Map(month.map((m) => [m.node_id, m]));
+    const rows = today.map((d) => ({ node_id: d.node_id, agency: d.agency, d, m: byNode.get(d.node_id) }))
+      .sort((a, b) => a.agency.localeCompare(b.agency) || a.node_id.localeCompare(b.node_id));
+    // Truncated, not rounded: 99.998 % with 48 s down is not "100,00%".
+    const pctCell = (x) => (x ? h('span', {
+      class: 'pct-cell', 'data-level': pctLevel(x.availability_pct), text: `${fmtNum(Math.floor(x.availability_pct * 100) / 100, 2)}%`,
+    }) : '—');
+    const ms = (v) => (v ? fmtSpan(v) : '—');
+    const table = this.c.table;
+    const head = h('thead', null,
+      h('tr', null, h('th'), h('th', { colspan: '4', class: 'group', scope: 'colgroup', text: t('av.today') }),
+        h('th', { colspan: '5', class: 'group', scope: 'colgroup', text: t('av.month') })),
+      h('tr', null, ...['col.nodeAgency', 'col.availability', 'col.downtime', 'col.unreachable', 'col.maintenance',
+        'col.availability', 'col.downtime', 'col.unreachable', 'col.maintenance', 'col.incidents']
+        .map((k, i) => h('th', { scope: 'col', class: i >= 1 ? `num${i === 1 || i === 5 ? ' group-start' : ''}` : null, text: t(k) }))));
+    const body = h('tbody', null, ...(rows.length ? rows.map((r) => h('tr', {
+      'data-testid': `availability-row-${r.node_id}`, 'data-node': r.node_id,
+      'data-today-pct': String(r.d.availability_pct), 'data-month-pct': r.m ? String(r.m.availability_pct) : null,
+    },
+    h('td', null, h('span', { class: 'strong', text: r.node_id }), h('span', { class: 'sub', text: agencyLabel(r.agency) })),
+    h('td', { class: 'num group-start' }, pctCell(r.d)), h('td', { class: 'num', text: ms(r.d.down_ms) }),
+    h('td', { class: 'num', text: ms(r.d.unreachable_ms) }), h('td', { class: 'num', text: ms(r.d.maintenance_ms) }),
+    h('td', { class: 'num group-start' }, pctCell(r.m)), h('td', { class: 'num', text: ms(r.m?.down_ms) }),
+    h('td', { class: 'num', text: ms(r.m?.unreachable_ms) }), h('td', { class: 'num', text: ms(r.m?.maintenance_ms) }),
+    h('td', { class: 'num', text: fmtInt(r.m?.incidents ?? 0) })))
+      : [h('tr', { class: 'empty-row' }, h('td', { class: 'empty', colspan: '10', text: t('empty') }))]));
+    table.replaceChildren(head, body);
+    table.dataset.rows = String(rows.length);
+  }
+
+  async loadWindows() {
+    try {
+      this.renderWindows(await this.fetch('api/v1/maintenance'));
+    } catch (e) {
+      if (e.name !== 'AbortError') showTableMessage(this.c.windows, t('error', { e: e.message }));
+    }
+  }
+
+  renderWindows(list) {
+    const now = serverNow();
+    const rows = [...list].sort((a, b) => b.starts_ms - a.starts_ms);
+    const state = (m) => (m.ends_ms <= now ? 'done' : m.starts_ms <= now ? 'active' : 'planned');
+    renderTable(this.c.windows, [
+      { h: 'col.scope', cell: (m) => maintenanceScope(m) },
+      { h: 'col.from', cell: (m) => fmtDateTime(m.starts_ms), cls: 'num' },
+      { h: 'col.to', cell: (m) => fmtDateTime(m.ends_ms), cls: 'num' },
+      { h: 'col.state', cell: (m) => h('span', { class: `badge mt-${state(m)}`, 'data-state': state(m), text: t(`mt.state.${state(m)}`) }) },
+      { h: 'col.reason', cell: (m) => m.reason, cls: 'site', title: (m) => m.reason },
+      { h: 'col.by', cell: (m) => m.created_by },
+    ], rows, (m) => `maintenance-row-${m.id}`);
+  }
+
+  say(kind, text) {
+    const m = this.c.message;
+    m.dataset.state = kind;
+    m.textContent = text;
+    m.hidden = false;
+  }
+
+  async submit() {
+    const f = this.f;
+    const from = new Date(f.from.value).getTime();
+    const to = new Date(f.to.value).getTime();
+    if (!Number.isFinite(from) || !Number.isFinite(to) || to <= from) {
+      this.say('error', t('mt.badRange'));
+      return;
+    }
+    const body = {
+      from: String(Math.floor(from / 1000)),
+      to: String(Math.floor(to / 1000)),
+      reason: f.reason.value.trim(),
+      by: f.by.value.trim(),
+    };
+    if (f.scopeNode.checked) body.node = f.node.value; else body.agency = f.agency.value;
+    try {
+      const saved = await postJSON('api/v1/maintenance', body, { signal: this.ctl.signal });
+      if (!operatorName() && body.by) setOperatorName(body.by);
+      f.reason.value = '';
+      this.say('ok', t('mt.saved'));
+      this.c.message.dataset.id = String(saved.id);
+      this.loadWindows();
+      this.loadAvailability();
+    } catch (e) {
+      if (e.name !== 'AbortError') this.say('error', t('mt.error', { e: e.message }));
+    }
   }
 }
 
@@ -856,11 +1608,11 @@ class AgencyView {
     }
     const nodes = (ov?.nodes || []).filter((n) => n.agency === this.code);
     this.nodeList = nodes;
-    const key = nodes.map((n) => `${n.node_id}:${n.status}`).join('|');
+    const key = nodes.map((n) => `${n.node_id}:${nodeState(n)}`).join('|');
     if (key !== this.nodeKey) {
       this.nodeKey = key;
-      c.nodeChips.replaceChildren(...nodes.map((n) => h('li', { class: 'chip node', 'data-status': n.status, 'data-testid': `agency-node-${n.node_id}` },
-        h('span', { class: 'node-dot', 'aria-hidden': 'true' }), `${n.node_id} · ${statusLabel(n.status)}`)));
+      c.nodeChips.replaceChildren(...nodes.map((n) => h('li', { class: 'chip node', 'data-status': nodeState(n), 'data-testid': `agency-node-${n.node_id}` },
+        h('span', { class: 'node-dot', 'aria-hidden': 'true' }), `${n.node_id} · ${statusLabel(nodeState(n))}`)));
     }
     this.renderNodesTable();
     this.drawLive();
@@ -880,7 +1632,7 @@ class AgencyView {
     const now = serverNow();
     renderTable(this.c.nodes, [
       { h: 'col.node', cell: (n) => n.node_id },
-      { h: 'col.status', cell: (n) => h('span', { class: 'node status-cell', 'data-status': n.status }, h('span', { class: 'node-dot', 'aria-hidden': 'true' }), statusLabel(n.status)) },
+      { h: 'col.status', cell: (n) => h('span', { class: 'node status-cell', 'data-status': nodeState(n) }, h('span', { class: 'node-dot', 'aria-hidden': 'true' }), statusLabel(nodeState(n))) },
       { h: 'col.lastSeen', cell: (n) => (n.last_seen ? fmtAgo(now - Date.parse(n.last_seen)) : t('seen.never')) },
       { h: 'col.address', cell: (n) => n.address || '—', cls: 'mono' },
       { h: 'col.version', cell: (n) => n.agent_version || n.health?.agent_version || '—' },
@@ -1064,13 +1816,15 @@ function renderTable(table, cols, rows, testid) {
 
 let view = null;
 
+const PAGES = { blocked: BlockedView, incidents: IncidentsView, availability: AvailabilityView };
+
 function route() {
   const hash = decodeURIComponent(location.hash.replace(/^#/, '')) || '/';
   const m = hash.match(/^\/agency\/([A-Za-z0-9_-]{1,64})\/?$/);
-  const blocked = /^\/blocked\/?$/.test(hash);
+  const page = hash.match(/^\/(blocked|incidents|availability)\/?$/)?.[1];
   view?.destroy();
-  view = m ? new AgencyView(m[1]) : blocked ? new BlockedView() : new OverviewView();
-  els.view.dataset.route = m ? 'agency' : blocked ? 'blocked' : 'overview';
+  view = m ? new AgencyView(m[1]) : page ? new PAGES[page]() : new OverviewView();
+  els.view.dataset.route = m ? 'agency' : page || 'overview';
   view.mount(els.view);
 }
 

@@ -18,6 +18,21 @@ export async function getJSON(path, { signal } = {}) {
   return body;
 }
 
+/** POST a JSON body; the answer's JSON, or an Error with the API's message. */
+export async function postJSON(path, data, { signal } = {}) {
+  const res = await fetch(apiUrl(path), {
+    method: 'POST',
+    signal,
+    headers: { accept: 'application/json', 'content-type': 'application/json' },
+    body: JSON.stringify(data),
+    cache: 'no-store',
+  });
+  let body = null;
+  try { body = await res.json(); } catch (_) { /* not JSON */ }
+  if (!res.ok) throw new Error((body && body.error) || `HTTP ${res.status}`);
+  return body;
+}
+
 /**
  * state: 'connecting' (first attempt), 'live' (WebSocket delivering),
  * 'polling' (WebSocket down, HTTP polling works), 'down' (nothing works).

@@ -12,6 +12,12 @@ import {
 const SERIES_COLORS = ['#38bdf8', '#f472b6']; // charts.js COLORS.in / COLORS.out
 const same = (a, b) => Math.abs(a - b) <= Math.max(1, Math.abs(b) * 1e-9);
 
+/** Ids of the open incidents that are alarms: all but the unreachable ones whose root has an open incident. */
+function alarmIds(open) {
+  const roots = new Set(open.filter((i) => i.kind !== 'unreachable').map((i) => i.node_id));
+  return open.filter((i) => !(i.kind === 'unreachable' && roots.has(i.root_cause))).map((i) => i.id).sort((a, b) => a - b);
+}
+
 describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
   let collector;
   let browser;
@@ -88,6 +94,101 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     const dims = await page.evaluate(() => ({ w: document.documentElement.scrollWidth, h: document.documentElement.scrollHeight }));
     assert.ok(dims.w <= 1920, `no horizontal overflow at 1920 px (scrollWidth ${dims.w})`);
     assert.ok(dims.h <= 1080, `no vertical overflow at 1080 px (scrollHeight ${dims.h})`);
+  });
+
+  step('outage alarms on the wall: demo incidents, unreachable under their root, liveness, acknowledge', async () => {
+    // The demo: bappeda-02 never connects (DOWN ~12 s after the start); the
+    // rural link of disdik-kec-01 and the school behind it is cut 20 s after
+    // the start (one grouped outage, the school unreachable under it).
+    await page.evaluate(() => localStorage.removeItem('simpul.operator'));
+    assert.equal(await page.locator('#h-alerts').textContent(), 'Gangguan aktif');
+    const rows = page.locator('[data-testid="alerts"] li.alert');
+    await waitFor(async () => (await rows.count()) > 0, { timeout: 30000, message: 'an incident of the demo on the wall' });
+    await waitFor(async () => (await getJSON(collector.url, 'api/v1/incidents?open=true&limit=500')).some((i) => i.kind === 'group_down'),
+      { timeout: 45000, message: 'the grouped outage of the flaky rural link' });
+
+    // The alarms are the open incidents, except unreachable nodes whose root has an open incident.
+    let open;
+    await waitFor(async () => {
+      open = await getJSON(collector.url, 'api/v1/incidents?open=true&limit=500');
+      const want = alarmIds(open);
+      const shown = await page.evaluate(() => [...document.querySelectorAll('[data-testid="alerts"] li.alert')].map((li) => Number(li.dataset.id)).sort((a, b) => a - b));
+      return open.some((i) => i.kind === 'group_down') && JSON.stringify(shown) === JSON.stringify(want);
+    }, { timeout: 20000, message: 'wall alarms = open incidents with unreachable ones under their root' });
+    const grouped = open.find((i) => i.kind === 'group_down');
+    const row = page.locator(`[data-testid="alerts"] li.alert[data-id="${grouped.id}"]`);
+    assert.equal(await row.getAttribute('data-node'), 'disdik-kec-01');
+    assert.equal(await row.getAttribute('data-severity'), 'critical', 'the demo topology makes the kecamatan router critical');
+    assert.match(await page.getByTestId(`kind-${grouped.id}`).textContent(), /^PADAM \+\d+$/);
+    const children = await row.locator('[data-testid^="alert-children-"] .child').evaluateAll((els) => els.map((e) => e.dataset.node));
+    const cutOff = new Set([...grouped.children, ...open.filter((i) => i.kind === 'unreachable' && i.root_cause === grouped.node_id).map((i) => i.node_id)]);
+    assert.deepEqual(children.sort(), [...cutOff].sort(), 'the nodes cut off are listed under their root');
+    assert.ok(cutOff.has('disdik-sd-01'), `the school is unreachable under the hub: ${JSON.stringify(grouped)}`);
+    for (const c of cutOff) {
+      assert.equal(await page.locator(`[data-testid="alerts"] li.alert[data-node="${c}"]`).count(), 0, `${c} is not an alarm of its own`);
+    }
+    for (const li of await rows.all()) {
+      assert.match(await li.locator('.kind').textContent(), /^(PADAM( \+\d+)?|TIDAK TERJANGKAU|TIDAK STABIL)$/);
+      assert.match(await li.locator('.alert-since').textContent(), /^(\d+ (dtk|mnt|jam|hari) lalu|baru saja)$/);
+      assert.ok(['critical', 'major', 'minor', 'info'].includes(await li.getAttribute('data-severity')));
+    }
+    // Unacknowledged first, then by severity.
+    const order = await rows.evaluateAll((els) => els.map((e) => [e.dataset.acked, e.dataset.severity]));
+    const rank = { critical: 0, major: 1, minor: 2, info: 3 };
+    for (let i = 1; i < order.length; i++) {
+      const [a, b] = [order[i - 1], order[i]];
+      assert.ok(a[0] < b[0] || (a[0] === b[0] && rank[a[1]] <= rank[b[1]]), `alarm order: ${JSON.stringify(order)}`);
+    }
+
+    // Node tiles follow the detector's liveness: unreachable and down are told apart.
+    await waitFor(async () => {
+      const nodes = await getJSON(collector.url, 'api/v1/nodes');
+      const tiles = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll('[data-testid^="node-status-"]')]
+        .map((el) => [el.dataset.testid.slice('node-status-'.length), el.dataset.status])));
+      const live = nodes.filter((n) => ['up', 'down', 'unreachable', 'flapping'].includes(n.liveness));
+      return live.some((n) => n.liveness === 'unreachable') && live.every((n) => tiles[n.node_id] === n.liveness);
+    }, { timeout: 20000, message: 'node tiles = /api/v1/nodes liveness, with an unreachable node' });
+    assert.equal(await page.locator('[data-testid="node-status-bappeda-02"]').getAttribute('data-status'), 'down');
+    assert.equal(await page.locator('[data-testid="node-status-disdik-sd-01"] .node-state').textContent(), 'Tak terjangkau');
+    const dims = await page.evaluate(() => ({ w: document.documentElement.scrollWidth, h: document.documentElement.scrollHeight }));
+    assert.ok(dims.w <= 1920 && dims.h <= 1080, `the wall with alarms fits 1920×1080 (${dims.w}×${dims.h})`);
+    await page.screenshot({ path: path.join(SHOTS, 'alarms.png') });
+
+    // Acknowledge the first alarm: the name is asked once, then remembered.
+    const first = rows.and(page.locator('[data-acked="false"]')).first();
+    const id = await first.getAttribute('data-id');
+    const node = await first.getAttribute('data-node');
+    const t0 = Date.now();
+    await page.getByTestId(`ack-${id}`).click();
+    await page.getByTestId('operator-dialog').waitFor();
+    assert.equal(await page.locator('#operator-title').textContent(), 'Siapa yang menangani?');
+    await page.getByTestId('operator-name').fill('Petugas Uji');
+    const posted = page.waitForResponse((r) => r.url().endsWith(`/api/v1/incidents/${id}/ack`) && r.request().method() === 'POST');
+    await page.getByTestId('operator-ok').click();
+    assert.equal((await posted).status(), 200);
+    await waitFor(async () => /^Diterima Petugas Uji · \d{2}\.\d{2}\.\d{2}$/.test(await page.getByTestId(`acked-${id}`).textContent()),
+      { timeout: 10000, message: 'the row says who acknowledged it' });
+    assert.equal(await page.locator(`[data-testid="alerts"] li.alert[data-id="${id}"]`).getAttribute('data-acked'), 'true');
+    const acked = (await getJSON(collector.url, `api/v1/incidents?node=${node}&limit=500`)).find((i) => String(i.id) === id);
+    assert.equal(acked.acked_by, 'Petugas Uji', 'the API shows who acknowledged it');
+    assert.ok(acked.acked_ms >= t0 - 5000 && acked.acked_ms <= Date.now() + 5000, `acked_ms ${acked.acked_ms} is now`);
+    assert.equal(await page.evaluate(() => localStorage.getItem('simpul.operator')), 'Petugas Uji');
+
+    // The next one goes straight through with the remembered name.
+    const second = rows.and(page.locator('[data-acked="false"]')).first();
+    const id2 = await second.getAttribute('data-id');
+    const posted2 = page.waitForResponse((r) => r.url().endsWith(`/api/v1/incidents/${id2}/ack`) && r.request().method() === 'POST');
+    await page.getByTestId(`ack-${id2}`).click();
+    assert.equal((await posted2).status(), 200);
+    assert.equal(await page.getByTestId('operator-dialog').count(), 0, 'no dialog the second time');
+    await page.getByTestId(`acked-${id2}`).waitFor({ timeout: 10000 });
+    // A later acknowledgement (another screen) keeps the first.
+    const res = await fetch(new URL(`api/v1/incidents/${id}/ack`, collector.url), {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ by: 'Orang Lain' }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).acked_by, 'Petugas Uji');
+    assert.deepEqual(pageErrors, [], 'no uncaught page errors');
   });
 
   step('live numbers change from tick to tick', async () => {
@@ -337,6 +438,133 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     await page.getByTestId('lang-switch').click();
     await waitFor(async () => (await page.getAttribute('html', 'lang')) === 'id', { message: 'back to html lang="id"' });
     assert.equal(await page.locator('#h-blocked-panel').textContent(), 'Upaya akses diblokir');
+    assert.deepEqual(pageErrors, [], 'no uncaught page errors');
+  });
+
+  step('incidents page and availability with maintenance windows, in Indonesian then English', async () => {
+    await page.evaluate(() => localStorage.setItem('simpul.lang', 'id'));
+    await page.goto(collector.url);
+    await page.locator('[data-testid="conn-status"][data-state="live"]').waitFor({ timeout: 30000 });
+    await page.getByTestId('incidents-link').click();
+    await page.getByTestId('incidents-page').waitFor();
+    assert.equal(new URL(page.url()).hash, '#/incidents');
+    const table = page.getByTestId('incidents-table');
+    const rowIds = () => page.evaluate(() => [...document.querySelectorAll('[data-testid="incidents-table"] tbody tr[data-testid]')]
+      .map((tr) => Number(tr.dataset.testid.slice('incident-row-'.length))).sort((a, b) => a - b));
+    await waitFor(async () => (await rowIds()).length > 0, { timeout: 20000, message: 'incident rows' });
+    assert.deepEqual(await table.locator('thead th').allTextContents(), ['Tingkat', 'Jenis', 'Node / instansi', 'Mulai', 'Durasi', 'Diterima', 'Pulih']);
+    // Open ones by default: the same alarms as the wall.
+    await waitFor(async () => JSON.stringify(await rowIds()) === JSON.stringify(alarmIds(await getJSON(collector.url, 'api/v1/incidents?open=true&limit=500'))),
+      { timeout: 15000, message: 'open incident rows = the open alarms' });
+    const ackedCells = await page.locator('[data-testid="incidents-table"] [data-testid^="acked-"]').allTextContents();
+    assert.ok(ackedCells.some((c) => /^Diterima Petugas Uji · /.test(c)), `acknowledged rows say who: ${ackedCells}`);
+
+    // All of the last 7 days: the grouped outage with the school under it, not as a row of its own.
+    await page.getByTestId('inc-filter-all').click();
+    await waitFor(async () => {
+      const all = await getJSON(collector.url, 'api/v1/incidents?limit=500');
+      const g = all.find((i) => i.kind === 'group_down' && i.node_id === 'disdik-kec-01');
+      if (!g) return false;
+      const text = await page.getByTestId(`incident-row-${g.id}`).textContent().catch(() => '');
+      const school = all.filter((i) => i.node_id === 'disdik-sd-01' && i.kind === 'unreachable' && i.root_cause === 'disdik-kec-01'
+        && i.detected_ms >= g.started_ms && (g.resolved_ms == null || i.started_ms <= g.resolved_ms));
+      const separate = await Promise.all(school.map((i) => page.getByTestId(`incident-row-${i.id}`).count()));
+      return text.includes('PADAM +') && text.includes('Tak terjangkau karena ini: disdik-sd-01') && separate.every((n) => n === 0);
+    }, { timeout: 20000, message: 'the grouped outage lists the school, which has no row of its own' });
+    // Agency filter.
+    await page.getByTestId('inc-filter-agency').selectOption('bappeda');
+    await waitFor(async () => {
+      const nodes = await page.evaluate(() => [...document.querySelectorAll('[data-testid="incidents-table"] tbody tr[data-testid]')].map((tr) => tr.dataset.node));
+      return nodes.length > 0 && nodes.every((n) => n.startsWith('bappeda-'));
+    }, { message: 'only Bappeda incidents' });
+    await page.getByTestId('inc-filter-agency').selectOption('');
+    await page.getByTestId('inc-filter-open').click();
+
+    // Timeline: a track per node, outages on it; 24 h then 7 days.
+    const timeline = page.getByTestId('timeline');
+    const nodes = (await getJSON(collector.url, 'api/v1/nodes')).filter((n) => n.status !== 'revoked');
+    await waitFor(async () => (await timeline.getAttribute('data-range')) === '24h' && Number(await timeline.getAttribute('data-rows')) === nodes.length,
+      { message: 'a timeline row per node' });
+    assert.ok(await page.locator('[data-testid="timeline-row-bappeda-02"] .seg[data-kind="down"]').count() > 0, 'bappeda-02 down on its track');
+    assert.ok(await page.locator('[data-testid="timeline-row-disdik-sd-01"] .seg[data-kind="unreachable"]').count() > 0, 'the school unreachable on its track');
+    await page.getByTestId('tl-range-7d').click();
+    await waitFor(async () => (await timeline.getAttribute('data-range')) === '7d', { message: '7 day timeline' });
+    await page.getByTestId('tl-range-24h').click();
+
+    // Time to acknowledge and resolve, by severity (= /api/v1/incidents/stats).
+    let stats;
+    await waitFor(async () => {
+      stats = await getJSON(collector.url, 'api/v1/incidents/stats');
+      const shown = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll('[data-testid="incident-stats-table"] tbody tr[data-testid]')]
+        .map((tr) => [tr.dataset.testid.slice('incident-stats-'.length), [...tr.querySelectorAll('td')].map((td) => td.textContent)])));
+      return Object.keys(stats).length > 0 && Object.keys(stats).every((s) => shown[s] && shown[s][1] === String(stats[s].incidents) && shown[s][2] === String(stats[s].acknowledged));
+    }, { timeout: 40000, message: 'stats table = /api/v1/incidents/stats' });
+    assert.ok(stats.critical?.acknowledged >= 1 || stats.major?.acknowledged >= 1, `the acknowledgements count: ${JSON.stringify(stats)}`);
+    await page.screenshot({ path: path.join(SHOTS, 'incidents.png'), fullPage: true });
+
+    // Availability today and this month, maintenance and unreachable apart.
+    await page.getByTestId('tab-availability').click();
+    await page.getByTestId('availability-page').waitFor();
+    const avRows = page.locator('[data-testid="availability-table"] tbody tr[data-testid]');
+    await waitFor(async () => (await avRows.count()) === nodes.length, { message: 'an availability row per node' });
+    assert.deepEqual(await page.locator('[data-testid="availability-table"] thead th.group').allTextContents(), ['Hari ini', 'Bulan ini']);
+    const down = page.getByTestId('availability-row-bappeda-02');
+    assert.ok(Number(await down.getAttribute('data-today-pct')) < 100, 'bappeda-02 lost availability today');
+    assert.match((await down.locator('td').nth(1).textContent()), /^\d{1,3},\d{2}%$/);
+    // The school's unreachable time is shown apart and not counted against it.
+    const school = page.getByTestId('availability-row-disdik-sd-01');
+    assert.match(await school.locator('td').nth(3).textContent(), /\d+ (dtk|mnt|jam)/, 'its unreachable time is shown apart');
+    const [schoolToday] = await getJSON(collector.url, `api/v1/availability?node=disdik-sd-01&from=${await page.evaluate(() => {
+      const d = new Date(); d.setHours(0, 0, 0, 0); return Math.floor(d.getTime() / 1000);
+    })}`);
+    assert.ok(schoolToday.unreachable_ms > 0, JSON.stringify(schoolToday));
+    if (schoolToday.down_ms === 0) assert.equal(await school.getAttribute('data-today-pct'), '100', 'unreachable time is not downtime');
+
+    // Add a maintenance window (the name is the one remembered).
+    assert.equal(await page.getByTestId('maintenance-by').inputValue(), 'Petugas Uji');
+    await page.getByTestId('maintenance-node').selectOption('bappeda-02');
+    await page.getByTestId('maintenance-reason').fill('Uji pemeliharaan router');
+    const saved = page.waitForResponse((r) => r.url().endsWith('/api/v1/maintenance') && r.request().method() === 'POST');
+    await page.getByTestId('maintenance-submit').click();
+    assert.equal((await saved).status(), 201);
+    await waitFor(async () => (await page.getByTestId('maintenance-message').textContent()) === 'Jadwal pemeliharaan tersimpan.', { message: 'saved message' });
+    const windows = await getJSON(collector.url, 'api/v1/maintenance');
+    const w = windows.find((m) => m.reason === 'Uji pemeliharaan router');
+    assert.ok(w && w.node_id === 'bappeda-02' && w.agency === null && w.created_by === 'Petugas Uji' && w.ends_ms - w.starts_ms === 2 * 3600e3,
+      `the window is stored: ${JSON.stringify(windows)}`);
+    await page.getByTestId(`maintenance-row-${w.id}`).waitFor();
+    // An end before the start is refused on the page, nothing is sent.
+    await page.getByTestId('maintenance-to').fill(await page.getByTestId('maintenance-from').inputValue());
+    await page.getByTestId('maintenance-reason').fill('Tidak valid');
+    await page.getByTestId('maintenance-submit').click();
+    await waitFor(async () => (await page.getByTestId('maintenance-message').getAttribute('data-state')) === 'error', { message: 'error message' });
+    assert.equal(await page.getByTestId('maintenance-message').textContent(), 'Waktu selesai harus setelah waktu mulai.');
+    assert.equal((await getJSON(collector.url, 'api/v1/maintenance')).length, windows.length, 'nothing stored');
+    await page.screenshot({ path: path.join(SHOTS, 'availability.png'), fullPage: true });
+
+    // English.
+    await page.getByTestId('lang-switch').click();
+    await waitFor(async () => (await page.getAttribute('html', 'lang')) === 'en', { message: 'html lang="en"' });
+    assert.equal(await page.locator('#h-av').textContent(), 'Node availability');
+    await waitFor(async () => JSON.stringify(await page.locator('[data-testid="availability-table"] thead th.group').allTextContents()) === '["Today","This month"]',
+      { message: 'English availability headers' });
+    assert.equal(await page.locator('#h-mt').textContent(), 'Maintenance windows');
+    await page.getByTestId('tab-incidents').click();
+    await page.getByTestId('incidents-page').waitFor();
+    await waitFor(async () => (await page.locator('[data-testid="incidents-table"] tbody tr[data-testid]').count()) > 0, { message: 'rows in English' });
+    assert.deepEqual(await page.locator('[data-testid="incidents-table"] thead th').allTextContents(),
+      ['Severity', 'Kind', 'Node / agency', 'Started', 'Duration', 'Acknowledged', 'Resolved']);
+    const kinds = await page.locator('[data-testid="incidents-table"] .kind').allTextContents();
+    assert.ok(kinds.every((k) => /^(DOWN( \+\d+)?|UNREACHABLE|FLAPPING)$/.test(k)), `English kinds: ${kinds}`);
+    assert.ok((await page.locator('[data-testid="incidents-table"] [data-testid^="acked-"]').allTextContents()).some((c) => /^Acknowledged by Petugas Uji · \d{2}:\d{2}:\d{2}$/.test(c)));
+    await page.screenshot({ path: path.join(SHOTS, 'incidents-en.png'), fullPage: true });
+    await page.getByTestId('home-link').click();
+    await page.locator('#h-alerts').waitFor();
+    assert.equal(await page.locator('#h-alerts').textContent(), 'Active alarms');
+    const wallKinds = await page.locator('[data-testid="alerts"] li.alert .kind').allTextContents();
+    assert.ok(wallKinds.length > 0 && wallKinds.every((k) => /^(DOWN( \+\d+)?|UNREACHABLE|FLAPPING)$/.test(k)), `English alarms: ${wallKinds}`);
+    await page.getByTestId('lang-switch').click();
+    await waitFor(async () => (await page.getAttribute('html', 'lang')) === 'id', { message: 'back to html lang="id"' });
     assert.deepEqual(pageErrors, [], 'no uncaught page errors');
   });
 
