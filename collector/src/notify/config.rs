@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::Severity;
 use crate::config::{valid_code, ConfigError};
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
     /// Local time of the NOC: times in messages, and the default offset of
@@ -39,6 +39,22 @@ pub struct NotifyConfig {
 
 fn default_offset() -> String {
     "+07:00".into()
+}
+
+/// A collector without `[notify]` (the serde defaults, field by field).
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            utc_offset: default_offset(),
+            dashboard_url: None,
+            telegram: BTreeMap::new(),
+            whatsapp: BTreeMap::new(),
+            email: BTreeMap::new(),
+            webhook: BTreeMap::new(),
+            routes: Vec::new(),
+            delivery: DeliveryConfig::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -723,6 +739,14 @@ fn check_ca(loc: &str, ca: &Option<PathBuf>) -> Result<(), Invalid> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn notify_default_equals_an_empty_section() {
+        let empty: NotifyConfig = toml::from_str("").expect("empty section");
+        assert_eq!(NotifyConfig::default(), empty);
+        assert_eq!(NotifyConfig::default().utc_offset, "+07:00");
+    }
+
     use super::*;
 
     #[derive(Deserialize)]

@@ -75,9 +75,12 @@ pub struct AckBody {
 
 pub async fn ack(
     State(s): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     body: Result<Json<AckBody>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| bad(format!("incident id {id:?} is not a number")))?;
     let Json(body) = body.map_err(|e| bad(e.body_text()))?;
     let by = body.by.trim();
     if by.is_empty() || by.chars().count() > 64 || by.chars().any(char::is_control) {
@@ -196,11 +199,27 @@ pub async fn stats(
 pub struct MaintenanceBody {
     pub node: Option<String>,
     pub agency: Option<String>,
-    /// RFC 3339 or Unix seconds.
-    pub from: String,
-    pub to: String,
+    /// RFC 3339 or Unix seconds (a string or a number).
+    pub from: TimeArg,
+    pub to: TimeArg,
     pub reason: String,
     pub by: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum TimeArg {
+    Secs(u64),
+    Text(String),
+}
+
+impl TimeArg {
+    fn text(&self) -> String {
+        match self {
+            TimeArg::Secs(s) => s.to_string(),
+            TimeArg::Text(t) => t.clone(),
+        }
+    }
 }
 
 pub async fn add_maintenance(
@@ -210,7 +229,7 @@ pub async fn add_maintenance(
     let Json(b) = body.map_err(|e| bad(e.body_text()))?;
     let node = optional_code("node", b.node.as_ref())?;
     let agency = optional_code("agency", b.agency.as_ref())?;
-    let (from, to) = time_range(Some(&b.from), Some(&b.to), 0)?;
+    let (from, to) = time_range(Some(&b.from.text()), Some(&b.to.text()), 0)?;
     let text_ok = |t: &str, max: usize| {
         !t.trim().is_empty() && t.chars().count() <= max && !t.chars().any(char::is_control)
     };

@@ -117,6 +117,9 @@ struct Node {
     link_closed_ms: Option<u64>,
     /// Silent (deadline passed) since this time, waiting for the parent.
     pending_since_ms: Option<u64>,
+    /// Unreachable, its ancestor back: its own outage only if still silent
+    /// at this time (its agent may be in reconnect backoff).
+    grace_until_ms: Option<u64>,
     /// Underlying up/down, which flapping hides.
     raw_up: bool,
     changes: VecDeque<u64>,
@@ -131,6 +134,7 @@ impl Node {
             streak: 0,
             link_closed_ms: None,
             pending_since_ms: None,
+            grace_until_ms: None,
             raw_up: false,
             changes: VecDeque::new(),
         }
@@ -268,6 +272,7 @@ impl Detector {
         n.last_heartbeat_ms = Some(now_ms);
         n.link_closed_ms = None;
         n.pending_since_ms = None;
+        n.grace_until_ms = None;
         if n.raw_up {
             return events;
         }
@@ -352,11 +357,21 @@ impl Detector {
                 up,
             });
         }
-        if !n.raw_up && n.status == Status::Unreachable && root.is_none() {
-            // The ancestor is back but this node is still silent: its own
-            // outage now (after the usual group wait).
-            n.status = Status::Unknown;
-            n.pending_since_ms = Some(now);
+        if !n.raw_up && n.status == Status::Unreachable {
+            if root.is_some() {
+                return;
+            }
+            // The ancestor is back: give this node a whole silence period to
+            // reconnect before it counts as its own outage.
+            let until = *n
+                .grace_until_ms
+                .get_or_insert(now.saturating_add(cfg.down_after_ms));
+            if now < until {
+                return;
+            }
+            n.grace_until_ms = None;
+            self.changed(name, now, false, events);
+            return;
         }
         let silent_since = n.last_heartbeat_ms.unwrap_or(self.started_ms);
         let mut deadline = silent_since.saturating_add(cfg.down_after_ms);
@@ -620,9 +635,19 @@ mod tests {
                 "unreachable c2 <- hub"
             ]
         );
-        // Restore the hub only: c2 stays silent and becomes its own outage.
-        let evs = run(&mut d, 40_000, 80_000, |_| vec!["hub", "c1", "other"]);
-        assert_eq!(kinds(&evs), ["reachable c1", "up hub", "down c2 "]);
+        // Restore the hub; c1's agent is in reconnect backoff and returns
+        // 6 s later (reachable, no outage of its own); c2 stays silent and
+        // becomes its own outage a whole silence period after the hub.
+        let evs = run(&mut d, 40_000, 80_000, |t| {
+            if t >= 48_000 {
+                vec!["hub", "c1", "other"]
+            } else {
+                vec!["hub", "other"]
+            }
+        });
+        assert_eq!(kinds(&evs), ["up hub", "reachable c1", "down c2 "]);
+        assert_eq!(evs[2].0, 42_000 + 10_000);
+        assert_eq!(d.status("c1"), Some(Status::Up));
     }
 
     #[test]

@@ -1,0 +1,233 @@
+//! Detection and delivery latency of node outages, over many cuts.
+//!
+//! A real collector (in-process, default detection settings, a webhook
+//! channel) and `NODES` real agent links (`simpul_agent::link::Uplink`,
+//! TLS WebSocket, heartbeats every 2 s). Each link goes through a small TCP
+//! relay that can black-hole it: the connection stays open and goes silent,
+//! as when a rural link dies. Every node is cut once, at a random moment;
+//! the latencies from the cut to detection (the incident's `detected_ms`)
+//! and to the webhook's arrival go into HDR histograms.
+//!
+//! Prints one JSON object. Run with `cargo run --release -p
+//! simpul-collector --example outage_latency -- [NODES]` (bench/outage.sh).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use simpul_agent::link::{HealthState, Uplink};
+use simpul_collector::config::CollectorConfig;
+use simpul_collector::server::Collector;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A TCP relay to `upstream` that can be black-holed.
+async fn relay(upstream: SocketAddr, cut: Arc<AtomicBool>) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((down, _)) = listener.accept().await {
+            let cut = cut.clone();
+            tokio::spawn(async move {
+                let Ok(up) = TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let (mut dr, mut dw) = down.into_split();
+                let (mut ur, mut uw) = up.into_split();
+                let c1 = cut.clone();
+                let a = tokio::spawn(async move { pump(&mut dr, &mut uw, &c1).await });
+                let b = tokio::spawn(async move { pump(&mut ur, &mut dw, &cut).await });
+                let _ = tokio::join!(a, b);
+            });
+        }
+    });
+    Ok(addr)
+}
+
+async fn pump(
+    r: &mut (impl AsyncReadExt + Unpin),
+    w: &mut (impl AsyncWriteExt + Unpin),
+    cut: &AtomicBool,
+) {
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if cut.load(Ordering::Relaxed) {
+            // Black hole: swallow, never answer, never close.
+            continue;
+        }
+        if w.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Webhook receiver: node → arrival time of its first "firing".
+async fn webhook(arrivals: Arc<Mutex<HashMap<String, Instant>>>) -> anyhow::Result<SocketAddr> {
+    let app = axum::Router::new().route(
+        "/alerts",
+        axum::routing::post(move |body: String| {
+            let arrivals = arrivals.clone();
+            async move {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
+                    if v["status"] == "firing" {
+                        if let Some(node) = v["alerts"][0]["labels"]["node"].as_str() {
+                            let mut a = arrivals.lock().unwrap_or_else(|p| p.into_inner());
+                            a.entry(node.to_string()).or_insert_with(Instant::now);
+                        }
+                    }
+                }
+                "ok"
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(addr)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let nodes: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    // reqwest is built without a default crypto provider (ring only here).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir()?;
+    let arrivals = Arc::new(Mutex::new(HashMap::new()));
+    let hook = webhook(arrivals.clone()).await?;
+    let cfg_text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nlisten_tls = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[[agencies]]\ncode = \"dinkes\"\nalloc_down_bps = 1000000\nalloc_up_bps = 1000000\n[notify]\n[notify.webhook.noc]\nurl = \"http://{hook}/alerts\"\nrate_per_minute = 100000\n[[notify.routes]]\nchannels = [\"noc\"]\n",
+        dir.path().join("data").display()
+    );
+    let cfg = CollectorConfig::parse(&cfg_text, std::path::Path::new("bench.toml"))?;
+    let collector = Collector::start(cfg).await?;
+    let tls = collector
+        .tls_addr
+        .ok_or_else(|| anyhow::anyhow!("no TLS listener"))?;
+    let http = collector
+        .http_addr
+        .ok_or_else(|| anyhow::anyhow!("no HTTP listener"))?;
+    let ca = dir.path().join("data/tls/ca.pem");
+
+    let mut links = Vec::new();
+    let mut cuts = Vec::new();
+    for i in 0..nodes {
+        let node = format!("node-{i:04}");
+        let token = collector.enrollment_token("dinkes", &node).await?;
+        let cut = Arc::new(AtomicBool::new(false));
+        let via = relay(tls, cut.clone()).await?;
+        let mut c = simpul_agent::config::CollectorConfig::new(
+            format!("wss://127.0.0.1:{}/api/v1/agent", via.port()),
+            &node,
+        );
+        c.state_dir = dir.path().join(&node);
+        c.enroll_token = Some(token);
+        c.ca_cert = Some(ca.clone());
+        let (uplink, sink) =
+            tokio::task::block_in_place(|| Uplink::start(&c, Arc::new(HealthState::new())))?;
+        links.push((uplink, sink));
+        cuts.push((node, cut));
+    }
+    // Wait until every node is up (the startup grace has passed too).
+    let client = reqwest::Client::new();
+    let all_up = async {
+        loop {
+            let nodes_json: serde_json::Value = client
+                .get(format!("http://{http}/api/v1/nodes"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let up = nodes_json
+                .as_array()
+                .map_or(0, |a| a.iter().filter(|n| n["liveness"] == "up").count());
+            if up == nodes {
+                return anyhow::Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), all_up).await??;
+    tokio::time::sleep(Duration::from_secs(13)).await;
+
+    // Cut each node once, at random moments spread over 20 s.
+    let mut cut_at: HashMap<String, (Instant, u64)> = HashMap::new();
+    let spread = Duration::from_secs(20);
+    let mut order: Vec<usize> = (0..nodes).collect();
+    use rand::seq::SliceRandom;
+    order.shuffle(&mut rand::thread_rng());
+    let start = Instant::now();
+    for (k, i) in order.iter().enumerate() {
+        let jitter = rand::random::<u64>() % 1000;
+        let at = start + spread * k as u32 / nodes as u32 + Duration::from_millis(jitter);
+        tokio::time::sleep_until(at.into()).await;
+        let (node, flag) = &cuts[*i];
+        flag.store(true, Ordering::Relaxed);
+        cut_at.insert(node.clone(), (Instant::now(), now_ms()));
+    }
+    // Wait for every alert (or give up after a minute).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if arrivals.lock().map(|a| a.len()).unwrap_or(0) >= nodes {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let incidents: serde_json::Value = client
+        .get(format!("http://{http}/api/v1/incidents?from=0&limit=10000"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let mut detect = Histogram::<u64>::new(3)?;
+    let mut deliver = Histogram::<u64>::new(3)?;
+    let mut missing = 0;
+    let arrived = arrivals.lock().map(|a| a.clone()).unwrap_or_default();
+    for (node, (t, wall)) in &cut_at {
+        match arrived.get(node) {
+            Some(a) => deliver.record(a.duration_since(*t).as_millis() as u64)?,
+            None => missing += 1,
+        }
+        if let Some(inc) = incidents.as_array().and_then(|l| {
+            l.iter()
+                .find(|i| i["node_id"] == node.as_str() && i["kind"] != "unreachable")
+        }) {
+            if let Some(d) = inc["detected_ms"].as_u64() {
+                detect.record(d.saturating_sub(*wall))?;
+            }
+        }
+    }
+    let pct = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q);
+    let out = serde_json::json!({
+        "nodes": nodes,
+        "cuts": cut_at.len(),
+        "alerts_missing": missing,
+        "heartbeat_interval_ms": 2000,
+        "down_after_secs": 10,
+        "detect_ms": { "p50": pct(&detect, 0.5), "p90": pct(&detect, 0.9), "p99": pct(&detect, 0.99), "max": detect.max(), "min": detect.min() },
+        "deliver_ms": { "p50": pct(&deliver, 0.5), "p90": pct(&deliver, 0.9), "p99": pct(&deliver, 0.99), "max": deliver.max(), "min": deliver.min() },
+    });
+    println!("{out}");
+    for (u, _s) in links {
+        tokio::task::block_in_place(|| u.stop_within(Duration::from_millis(100)));
+    }
+    collector.stop().await;
+    Ok(())
+}
