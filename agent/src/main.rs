@@ -359,8 +359,8 @@ fn run(config: &Path) -> Result<()> {
     // Enforcement first: the last good policy is in force before the
     // collector is reachable or any packet is looked at.
     let rules = Arc::new(RulesInForce::default());
-    let enforcer = start_enforcement(&cfg, &stop, &rules);
     let health = Arc::new(HealthState::new());
+    let enforcer = start_enforcement(&cfg, &stop, &rules, &health);
     let (uplink, link) = start_link(&cfg, &health)?;
     let mut proc = Processor::new(&cfg, map, Tee(jsonl, link));
     let names = start_name_blocker(&cfg, &mut proc);
@@ -699,6 +699,7 @@ fn start_enforcement(
     cfg: &AgentConfig,
     stop: &Arc<AtomicBool>,
     rules: &Arc<RulesInForce>,
+    health: &Arc<HealthState>,
 ) -> Option<std::thread::JoinHandle<()>> {
     if !cfg.enforce.enabled() {
         return None;
@@ -708,10 +709,14 @@ fn start_enforcement(
     match enforcer.restore_last_good(now) {
         Ok(Some(v)) => tracing::info!(version = v, "last good policy restored"),
         Ok(None) => tracing::info!("no last good policy on disk"),
-        Err(e) => tracing::error!(error = %e, "cannot restore the last good policy"),
+        Err(e) => {
+            health.policy_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "cannot restore the last good policy")
+        }
     }
     let file = cfg.enforce.policy_file.clone();
     let mut last_text: Option<String> = None;
+    let failures = health.clone();
     let load_file = move |enforcer: &mut Enforcer, last_text: &mut Option<String>| {
         let Some(path) = &file else { return };
         let text = match std::fs::read_to_string(path) {
@@ -731,15 +736,20 @@ fn start_enforcement(
             .map_err(EnforceError::from)
             .and_then(|p| enforcer.enforce(p, time::OffsetDateTime::now_utc()));
         if let Err(e) = result {
+            failures.policy_failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "policy file refused; the policy in force stays");
         }
     };
     load_file(&mut enforcer, &mut last_text);
     // The rules follow the policy in force (not a refused one).
     let publish = {
-        let (rules, cfg) = (rules.clone(), cfg.clone());
+        let (rules, cfg, health) = (rules.clone(), cfg.clone(), health.clone());
         let mut published: Option<(u64, simpul_proto::policy::Blocking)> = None;
         move |enforcer: &Enforcer| {
+            health.policy_version.store(
+                enforcer.policy().map_or(0, |p| p.version),
+                Ordering::Relaxed,
+            );
             let now = enforcer.policy().map(|p| (p.version, p.blocking.clone()));
             if now == published {
                 return;
@@ -755,11 +765,13 @@ fn start_enforcement(
     let mut publish = publish;
     publish(&enforcer);
     let stop = stop.clone();
+    let health = health.clone();
     Some(std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(250));
             load_file(&mut enforcer, &mut last_text);
             if let Err(e) = enforcer.tick(time::OffsetDateTime::now_utc()) {
+                health.policy_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, "cannot apply the policy for the current time");
             }
             publish(&enforcer);

@@ -250,7 +250,12 @@ async fn stream(socket: &mut WebSocket, peer: &Peer, state: &AppState) -> Result
                     }
                     AgentMessage::Heartbeat(hb) => {
                         state.nodes.heartbeat(&peer.node_id, hb.sent_ms, &hb.health);
-                        state.outage.heartbeat(&peer.node_id, &peer.agency);
+                        state.outage.heartbeat_with_health(
+                            &peer.node_id,
+                            &peer.agency,
+                            hb.sent_ms,
+                            &hb.health,
+                        );
                         if last_persist.elapsed() >= SEEN_PERSIST_EVERY {
                             last_persist = Instant::now();
                             persist_seen(state, peer, Some(hb.health));

@@ -121,6 +121,9 @@ pub struct NodesConfig {
     /// unacknowledged this long (0: never escalate).
     #[serde(default = "default_escalate_after")]
     pub escalate_after_mins: u64,
+    /// An agent clock further than this from the collector's is alerted.
+    #[serde(default = "default_max_skew")]
+    pub max_clock_skew_ms: u64,
     /// Severity of a node's outages when its topology entry names none.
     #[serde(default = "default_criticality")]
     pub default_criticality: String,
@@ -171,6 +174,7 @@ impl Default for NodesConfig {
             flap_threshold: default_flap_threshold(),
             flap_window_secs: default_flap_window(),
             escalate_after_mins: default_escalate_after(),
+            max_clock_skew_ms: default_max_skew(),
             default_criticality: default_criticality(),
             topology: Vec::new(),
         }
@@ -185,6 +189,9 @@ fn default_flap_threshold() -> u32 {
 }
 fn default_flap_window() -> u64 {
     600
+}
+fn default_max_skew() -> u64 {
+    5_000
 }
 fn default_escalate_after() -> u64 {
     15

@@ -97,6 +97,10 @@ pub struct Health {
     pub spool_quota_bytes: u64,
     /// Records dropped at the spool quota since start.
     pub spool_dropped_records: u64,
+    /// Version of the enforcement policy in force (0: none).
+    pub policy_version: u64,
+    /// Policies (or schedule changes) that failed to apply since start.
+    pub policy_failures: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -665,7 +665,10 @@ until = "2026-11-30T00:00:00+07:00"
         let (p, mut cfg) = inputs();
         let at = datetime!(2026-11-28 03:00 UTC);
         let nft = |cfg: &AgentConfig| plan(&p, cfg, at, LeafQdisc::Pfifo).unwrap().nft;
-        assert!(!nft(&cfg).contains("dns_redirect"), "no responder, no redirect");
+        assert!(
+            !nft(&cfg).contains("dns_redirect"),
+            "no responder, no redirect"
+        );
         let dns = |listen: &str, redirect: bool| crate::config::DnsConfig {
             listen: listen.parse().unwrap(),
             upstream: "192.0.2.53:53".parse().unwrap(),

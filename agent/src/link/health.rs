@@ -28,6 +28,8 @@ pub struct HealthState {
     /// Records lost since start: spool quota, an unwritable spool, a stalled
     /// spool writer, corrupt spool files.
     pub spool_dropped_records: AtomicU64,
+    pub policy_version: AtomicU64,
+    pub policy_failures: AtomicU64,
     /// Capture interfaces; set once at start, read at each heartbeat.
     interfaces: Mutex<Vec<Arc<InterfaceStats>>>,
 }
@@ -51,6 +53,8 @@ impl HealthState {
             spool_bytes: AtomicU64::new(0),
             spool_quota_bytes: AtomicU64::new(0),
             spool_dropped_records: AtomicU64::new(0),
+            policy_version: AtomicU64::new(0),
+            policy_failures: AtomicU64::new(0),
             interfaces: Mutex::new(Vec::new()),
         }
     }
@@ -107,6 +111,8 @@ impl HealthState {
             spool_bytes: self.spool_bytes.load(Relaxed),
             spool_quota_bytes: self.spool_quota_bytes.load(Relaxed),
             spool_dropped_records: self.spool_dropped_records.load(Relaxed),
+            policy_version: self.policy_version.load(Relaxed),
+            policy_failures: self.policy_failures.load(Relaxed),
         }
     }
 }

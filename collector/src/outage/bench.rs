@@ -62,6 +62,8 @@ pub fn bench_heartbeats(dir: &Path, nodes: usize, secs: f64) -> anyhow::Result<H
             spool_bytes: 0,
             spool_quota_bytes: 1 << 30,
             spool_dropped_records: 0,
+            policy_version: 7,
+            policy_failures: 0,
         },
     }));
     let started = Instant::now();
@@ -78,7 +80,7 @@ pub fn bench_heartbeats(dir: &Path, nodes: usize, secs: f64) -> anyhow::Result<H
             while sent - monitor.stats.processed.load(Ordering::Relaxed) > 100_000 {
                 std::thread::yield_now();
             }
-            monitor.heartbeat(n, "dinkes");
+            monitor.heartbeat_with_health(n, "dinkes", hb.sent_ms, &hb.health);
             sent += 1;
             if sent.is_multiple_of(4096) && Instant::now() >= deadline {
                 break 'feed;

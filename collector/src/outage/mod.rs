@@ -4,5 +4,6 @@
 
 pub mod api;
 pub mod bench;
+pub mod conditions;
 pub mod detector;
 pub mod monitor;

@@ -16,10 +16,12 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use serde::Serialize;
 
+use super::conditions::{Change, ConditionConfig, Conditions};
 use super::detector::{Detector, DetectorConfig, Event, Status};
 use crate::config::NodesConfig;
 use crate::state::now_ms;
 use crate::store::{Incident, IncidentStore, Maintenance, NewIncident, Store, StoreError};
+use simpul_proto::wire::Health;
 
 /// What an alert says happened to an incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -70,6 +72,8 @@ enum Input {
         node: String,
         agency: String,
         at_ms: u64,
+        /// With the agent's health and clock difference (live agents).
+        health: Option<(Box<Health>, i64)>,
     },
     Closed {
         node: String,
@@ -166,6 +170,10 @@ impl OutageMonitor {
             agencies,
             maintenance,
             alerts,
+            conditions: Conditions::new(ConditionConfig {
+                max_clock_skew_ms: i64::try_from(cfg.max_clock_skew_ms).unwrap_or(i64::MAX),
+                ..ConditionConfig::default()
+            }),
             view: view.clone(),
             stats: stats.clone(),
             last_escalation_check: 0,
@@ -227,6 +235,20 @@ impl OutageMonitor {
             node: node.to_string(),
             agency: agency.to_string(),
             at_ms: now_ms(),
+            health: None,
+        });
+    }
+
+    /// A heartbeat with the agent's health; `sent_ms` is the agent's clock.
+    pub fn heartbeat_with_health(&self, node: &str, agency: &str, sent_ms: u64, health: &Health) {
+        self.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
+        let at_ms = now_ms();
+        let skew = i64::try_from(sent_ms).unwrap_or(i64::MAX) - i64::try_from(at_ms).unwrap_or(0);
+        self.send(Input::Heartbeat {
+            node: node.to_string(),
+            agency: agency.to_string(),
+            at_ms,
+            health: Some((Box::new(health.clone()), skew)),
         });
     }
 
@@ -288,6 +310,7 @@ struct Worker {
     agencies: HashMap<String, String>,
     maintenance: Vec<Maintenance>,
     alerts: AlertSink,
+    conditions: Conditions,
     view: Arc<RwLock<BTreeMap<String, NodeView>>>,
     stats: Arc<MonitorStats>,
     last_escalation_check: u64,
@@ -333,10 +356,15 @@ impl Worker {
                 node,
                 agency,
                 at_ms,
+                health,
             } => {
                 self.known(&node, &agency);
                 let events = self.detector.heartbeat(&node, at_ms);
                 self.handle(events, store);
+                if let Some((h, skew)) = health {
+                    let changes = self.conditions.observe(&node, &h, skew);
+                    self.conditions_changed(&node, changes, at_ms, store);
+                }
             }
             Input::Closed { node, at_ms } => self.detector.link_closed(&node, at_ms),
             Input::Ack { id, by, reply } => {
@@ -516,6 +544,50 @@ impl Worker {
         }
     }
 
+    /// Conditions (clock skew, agent health) as incidents of their own
+    /// beside the node's outages.
+    fn conditions_changed(
+        &mut self,
+        node: &str,
+        changes: Vec<Change>,
+        at_ms: u64,
+        store: &mut IncidentStore,
+    ) {
+        for ch in changes {
+            let kind = ch.condition.kind();
+            tracing::info!(node, kind, active = ch.active, detail = %ch.detail, "node condition");
+            if ch.active {
+                if let Some((inc, fresh)) = self.open(store, node, kind, None, &[], at_ms, at_ms) {
+                    if fresh && !inc.maintenance {
+                        let mut a = self.alert(&inc, AlertState::Firing, kind);
+                        a.body = format!("{}.\n{}", ch.detail, a.body);
+                        self.send_alert(a, store);
+                    }
+                }
+                continue;
+            }
+            // Another condition of the same kind may still hold.
+            if self
+                .conditions
+                .active(node)
+                .iter()
+                .any(|c| c.kind() == kind)
+            {
+                continue;
+            }
+            if let Ok(Some(inc)) = store.open_for_kind(node, kind) {
+                let _ = store.resolve(inc.id, at_ms);
+                if inc.notified_ms.is_some() {
+                    let mut resolved = inc.clone();
+                    resolved.resolved_ms = Some(at_ms);
+                    let mut a = self.alert(&resolved, AlertState::Resolved, kind);
+                    a.body = format!("{}.", ch.detail);
+                    self.send_alert(a, store);
+                }
+            }
+        }
+    }
+
     fn send_alert(&mut self, a: Alert, store: &mut IncidentStore) {
         match (self.alerts)(&a) {
             Ok(()) => {
@@ -579,6 +651,14 @@ impl Worker {
                     "Node {node} kembali normal setelah {}.",
                     human(inc.duration_ms(inc.resolved_ms.unwrap_or(inc.started_ms)))
                 ),
+            ),
+            (_, "agent_health") => (
+                format!("GANGGUAN AGEN: {node} ({agency})"),
+                format!("Node {node} hidup, tetapi agennya bermasalah sejak {}.", clock(inc.started_ms)),
+            ),
+            (_, "clock_skew") => (
+                format!("JAM TIDAK SESUAI: {node} ({agency})"),
+                format!("Jam node {node} tidak sesuai dengan collector sejak {} (periksa NTP).", clock(inc.started_ms)),
             ),
             (_, "flapping") => (
                 format!("TIDAK STABIL: {node} ({agency})"),
@@ -665,6 +745,56 @@ fn clock(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Through the real monitor thread and a real store: a clock-skew
+    /// condition opens its own incident beside the node's liveness, alerts
+    /// once, and resolves with a recovery when the clock is right again.
+    #[test]
+    fn conditions_become_incidents_with_alerts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), crate::store::StoreConfig::default()).expect("store");
+        let alerts: Arc<std::sync::Mutex<Vec<Alert>>> = Arc::default();
+        let sink: AlertSink = {
+            let alerts = alerts.clone();
+            Arc::new(move |a: &Alert| {
+                alerts.lock().expect("lock").push(a.clone());
+                Ok(())
+            })
+        };
+        let m = OutageMonitor::start(&NodesConfig::default(), &store, vec![], sink).expect("start");
+        let h = Health::default();
+        let wait = |n: usize| {
+            let end = std::time::Instant::now() + Duration::from_secs(10);
+            while alerts.lock().expect("lock").len() < n && std::time::Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        m.heartbeat_with_health("n1", "dinkes", now_ms() + 60_000, &h);
+        m.heartbeat_with_health("n1", "dinkes", now_ms() + 60_000, &h);
+        wait(1);
+        m.heartbeat_with_health("n1", "dinkes", now_ms(), &h);
+        wait(2);
+        let got: Vec<(String, AlertState)> = alerts
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|a| (a.kind.clone(), a.state))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("clock_skew".to_string(), AlertState::Firing),
+                ("clock_skew".to_string(), AlertState::Resolved)
+            ]
+        );
+        assert!(alerts.lock().expect("lock")[0].body.contains("selisih 60"));
+        let views = m.nodes();
+        assert_eq!(
+            views[0].status, "up",
+            "liveness is separate from conditions"
+        );
+        m.stop();
+    }
 
     #[test]
     fn durations_read_naturally() {

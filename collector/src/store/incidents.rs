@@ -108,6 +108,13 @@ pub struct IncidentStore {
     conn: Connection,
 }
 
+/// Kinds that are outages (one open per node); others are conditions.
+const OUTAGE_KINDS: &str = "('down', 'group_down', 'unreachable', 'flapping')";
+
+pub fn is_outage_kind(kind: &str) -> bool {
+    matches!(kind, "down" | "group_down" | "unreachable" | "flapping")
+}
+
 const COLUMNS: &str = "id, node_id, agency, kind, severity, root_cause, children, started_ms, detected_ms, notified_ms, acked_ms, acked_by, escalation, resolved_ms, maintenance";
 
 fn u(v: i64) -> u64 {
@@ -144,17 +151,22 @@ impl IncidentStore {
         IncidentStore { conn }
     }
 
-    /// The open incident of `node`, if any.
+    /// The open outage (down, group_down, unreachable, flapping) of `node`.
     pub fn open_for(&self, node: &str) -> Result<Option<Incident>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM incidents WHERE node_id = ?1 AND resolved_ms IS NULL AND kind IN {OUTAGE_KINDS}"
+        );
+        Ok(self.conn.query_row(&sql, [node], from_row).optional()?)
+    }
+
+    /// The open incident of `node` of a condition `kind` (agent_health, …).
+    pub fn open_for_kind(&self, node: &str, kind: &str) -> Result<Option<Incident>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM incidents WHERE node_id = ?1 AND resolved_ms IS NULL AND kind = ?2"
+        );
         Ok(self
             .conn
-            .query_row(
-                &format!(
-                    "SELECT {COLUMNS} FROM incidents WHERE node_id = ?1 AND resolved_ms IS NULL"
-                ),
-                [node],
-                from_row,
-            )
+            .query_row(&sql, [node, kind], from_row)
             .optional()?)
     }
 
@@ -172,7 +184,12 @@ impl IncidentStore {
     /// Open an incident; if the node already has one open (e.g. from before
     /// a restart), that one is returned and nothing is written.
     pub fn open(&mut self, n: &NewIncident<'_>) -> Result<(Incident, bool), StoreError> {
-        if let Some(existing) = self.open_for(n.node_id)? {
+        let existing = if is_outage_kind(n.kind) {
+            self.open_for(n.node_id)?
+        } else {
+            self.open_for_kind(n.node_id, n.kind)?
+        };
+        if let Some(existing) = existing {
             return Ok((existing, false));
         }
         let children = serde_json::to_string(n.children).unwrap_or_else(|_| "[]".into());

@@ -278,7 +278,12 @@ CREATE TABLE incidents (
     -- Started inside a maintenance window: recorded, not alerted.
     maintenance  INTEGER NOT NULL DEFAULT 0
 );
-CREATE UNIQUE INDEX incidents_one_open ON incidents(node_id) WHERE resolved_ms IS NULL;
+-- One open outage per node, and one open incident per node and condition
+-- (agent_health, clock_skew, allocation_high) beside it.
+CREATE UNIQUE INDEX incidents_one_open ON incidents(
+    node_id,
+    CASE WHEN kind IN ('down', 'group_down', 'unreachable', 'flapping') THEN 'outage' ELSE kind END
+) WHERE resolved_ms IS NULL;
 CREATE INDEX incidents_time ON incidents(started_ms);
 CREATE TABLE maintenance (
     id          INTEGER PRIMARY KEY,

@@ -1,0 +1,318 @@
+//! Conditions of a node that is up but not well, from its heartbeats: the
+//! clock is off, capture is dropping packets, the spool is nearly full, the
+//! policy does not apply. Pure; each condition has hysteresis so a value
+//! hovering at the threshold does not alert on every heartbeat.
+
+use std::collections::HashMap;
+
+use simpul_proto::wire::Health;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConditionConfig {
+    /// |agent clock − collector clock| above this is a clock problem.
+    pub max_clock_skew_ms: i64,
+    /// Spool above this fraction of its quota.
+    pub spool_fraction: f64,
+    /// Capture drops growing in this many heartbeats in a row.
+    pub drop_heartbeats: u32,
+    /// A policy failure is cleared after this many heartbeats without one.
+    pub policy_clear_heartbeats: u32,
+}
+
+impl Default for ConditionConfig {
+    fn default() -> Self {
+        ConditionConfig {
+            max_clock_skew_ms: 5_000,
+            spool_fraction: 0.9,
+            drop_heartbeats: 3,
+            policy_clear_heartbeats: 30,
+        }
+    }
+}
+
+/// The incident kind a condition is recorded under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Condition {
+    ClockSkew,
+    CaptureDrops,
+    SpoolNearQuota,
+    PolicyFailing,
+}
+
+impl Condition {
+    /// `clock_skew` or `agent_health` (notification kinds).
+    pub fn kind(self) -> &'static str {
+        match self {
+            Condition::ClockSkew => "clock_skew",
+            _ => "agent_health",
+        }
+    }
+}
+
+/// A condition starting or ending, with what was seen (Bahasa Indonesia).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub condition: Condition,
+    pub active: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Default)]
+struct NodeState {
+    drops: Option<u64>,
+    growing: u32,
+    quiet: u32,
+    policy_failures: Option<u64>,
+    since_policy_failure: u32,
+    active: Vec<Condition>,
+}
+
+#[derive(Debug, Default)]
+pub struct Conditions {
+    cfg: ConditionConfig,
+    nodes: HashMap<String, NodeState>,
+}
+
+impl Conditions {
+    pub fn new(cfg: ConditionConfig) -> Self {
+        Conditions {
+            cfg,
+            nodes: HashMap::new(),
+        }
+    }
+
+    /// One heartbeat's health and the clock difference it showed.
+    pub fn observe(&mut self, node: &str, h: &Health, skew_ms: i64) -> Vec<Change> {
+        let cfg = self.cfg;
+        let st = self.nodes.entry(node.to_string()).or_default();
+        let mut out = Vec::new();
+        let mut set = |st: &mut NodeState, c: Condition, on: bool, detail: String| {
+            let was = st.active.contains(&c);
+            if on && !was {
+                st.active.push(c);
+                out.push(Change {
+                    condition: c,
+                    active: true,
+                    detail,
+                });
+            } else if !on && was {
+                st.active.retain(|x| *x != c);
+                out.push(Change {
+                    condition: c,
+                    active: false,
+                    detail,
+                });
+            }
+        };
+
+        // Clock: on above the limit, off below half of it.
+        let skew = skew_ms.saturating_abs();
+        let skew_on = st.active.contains(&Condition::ClockSkew);
+        if skew > cfg.max_clock_skew_ms || (skew_on && skew > cfg.max_clock_skew_ms / 2) {
+            set(
+                st,
+                Condition::ClockSkew,
+                true,
+                format!(
+                    "jam agen selisih {:.1} dtk dari collector",
+                    skew_ms as f64 / 1000.0
+                ),
+            );
+        } else {
+            set(
+                st,
+                Condition::ClockSkew,
+                false,
+                "jam agen kembali sesuai".into(),
+            );
+        }
+
+        // Capture drops growing heartbeat after heartbeat.
+        let drops: u64 = h
+            .interfaces
+            .iter()
+            .map(|i| i.kernel_drops.saturating_add(i.queue_drops))
+            .sum();
+        match st.drops {
+            Some(prev) if drops > prev => {
+                st.growing += 1;
+                st.quiet = 0;
+            }
+            Some(_) => {
+                st.quiet += 1;
+                st.growing = 0;
+            }
+            None => {}
+        }
+        let prev = st.drops.replace(drops);
+        if st.growing >= cfg.drop_heartbeats.max(1) {
+            set(
+                st,
+                Condition::CaptureDrops,
+                true,
+                format!(
+                    "capture kehilangan paket ({} paket sejak heartbeat sebelumnya)",
+                    drops.saturating_sub(prev.unwrap_or(drops))
+                ),
+            );
+        } else if st.quiet >= cfg.drop_heartbeats.max(1) {
+            set(
+                st,
+                Condition::CaptureDrops,
+                false,
+                "capture tidak lagi kehilangan paket".into(),
+            );
+        }
+
+        // Spool: on above the fraction, off below 80 % of it.
+        if h.spool_quota_bytes > 0 {
+            let used = h.spool_bytes as f64 / h.spool_quota_bytes as f64;
+            let on = st.active.contains(&Condition::SpoolNearQuota);
+            if used >= cfg.spool_fraction || (on && used >= cfg.spool_fraction * 0.8) {
+                set(
+                    st,
+                    Condition::SpoolNearQuota,
+                    true,
+                    format!(
+                        "spool agen {:.0} % dari kuota (collector tak terjangkau?)",
+                        used * 100.0
+                    ),
+                );
+            } else {
+                set(
+                    st,
+                    Condition::SpoolNearQuota,
+                    false,
+                    "spool agen kembali normal".into(),
+                );
+            }
+        }
+
+        // Policy failures: any new one; cleared after a quiet while.
+        match st.policy_failures.replace(h.policy_failures) {
+            Some(prev) if h.policy_failures > prev => {
+                st.since_policy_failure = 0;
+                set(
+                    st,
+                    Condition::PolicyFailing,
+                    true,
+                    format!(
+                        "kebijakan gagal diterapkan ({} kali sejak agen mulai)",
+                        h.policy_failures
+                    ),
+                );
+            }
+            Some(_) => {
+                st.since_policy_failure += 1;
+                if st.since_policy_failure >= cfg.policy_clear_heartbeats {
+                    set(
+                        st,
+                        Condition::PolicyFailing,
+                        false,
+                        format!("kebijakan versi {} berlaku", h.policy_version),
+                    );
+                }
+            }
+            None => {}
+        }
+        out
+    }
+
+    /// Conditions active for `node` now.
+    pub fn active(&self, node: &str) -> Vec<Condition> {
+        self.nodes
+            .get(node)
+            .map(|s| s.active.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simpul_proto::wire::InterfaceHealth;
+
+    fn health(drops: u64, spool: u64, failures: u64) -> Health {
+        Health {
+            interfaces: vec![InterfaceHealth {
+                name: "eth1".into(),
+                frames: 1,
+                kernel_drops: drops,
+                queue_drops: 0,
+            }],
+            spool_bytes: spool,
+            spool_quota_bytes: 1000,
+            policy_failures: failures,
+            policy_version: 3,
+            ..Default::default()
+        }
+    }
+
+    fn changes(c: &mut Conditions, h: &Health, skew: i64) -> Vec<(Condition, bool)> {
+        c.observe("n", h, skew)
+            .into_iter()
+            .map(|x| (x.condition, x.active))
+            .collect()
+    }
+
+    #[test]
+    fn clock_skew_with_hysteresis() {
+        let mut c = Conditions::new(ConditionConfig::default());
+        assert!(changes(&mut c, &health(0, 0, 0), 1_000).is_empty());
+        assert_eq!(
+            changes(&mut c, &health(0, 0, 0), -6_000),
+            [(Condition::ClockSkew, true)]
+        );
+        assert!(
+            changes(&mut c, &health(0, 0, 0), 4_000).is_empty(),
+            "hysteresis"
+        );
+        assert_eq!(
+            changes(&mut c, &health(0, 0, 0), 1_000),
+            [(Condition::ClockSkew, false)]
+        );
+    }
+
+    #[test]
+    fn drops_must_keep_growing_and_stop_for_a_while() {
+        let mut c = Conditions::new(ConditionConfig::default());
+        let mut seen = Vec::new();
+        for d in [0, 5, 5, 9, 12, 20, 20, 20, 20] {
+            seen.extend(changes(&mut c, &health(d, 0, 0), 0));
+        }
+        assert_eq!(
+            seen,
+            [
+                (Condition::CaptureDrops, true),
+                (Condition::CaptureDrops, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn spool_and_policy_failures() {
+        let mut c = Conditions::new(ConditionConfig::default());
+        assert!(changes(&mut c, &health(0, 100, 0), 0).is_empty());
+        assert_eq!(
+            changes(&mut c, &health(0, 950, 0), 0),
+            [(Condition::SpoolNearQuota, true)]
+        );
+        assert!(
+            changes(&mut c, &health(0, 800, 0), 0).is_empty(),
+            "hysteresis"
+        );
+        assert_eq!(
+            changes(&mut c, &health(0, 100, 1), 0),
+            [
+                (Condition::SpoolNearQuota, false),
+                (Condition::PolicyFailing, true)
+            ]
+        );
+        let mut off = Vec::new();
+        for _ in 0..30 {
+            off.extend(changes(&mut c, &health(0, 100, 1), 0));
+        }
+        assert_eq!(off, [(Condition::PolicyFailing, false)]);
+        assert!(c.active("n").is_empty());
+    }
+}
