@@ -392,6 +392,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_collector_toml_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/collector.toml");
+        let cfg = CollectorConfig::load(&path).expect("configs/collector.toml is valid");
+        assert_eq!(cfg.nodes.parent_of("dinkes-01"), Some("hub-kupang"));
+        assert_eq!(cfg.nodes.criticality_of("hub-kupang"), "critical");
+        assert_eq!(cfg.nodes.criticality_of("other"), "major");
+        let cyclic = "[[nodes.topology]]\nnode = \"a\"\nparent = \"b\"\n[[nodes.topology]]\nnode = \"b\"\nparent = \"a\"\n";
+        let e = CollectorConfig::parse(cyclic, Path::new("c.toml")).unwrap_err().to_string();
+        assert!(e.contains("form a cycle"), "{e}");
+        let bad = "[[nodes.topology]]\nnode = \"a\"\ncriticality = \"urgent\"\n";
+        let e = CollectorConfig::parse(bad, Path::new("c.toml")).unwrap_err().to_string();
+        assert!(e.contains("nodes.topology[0] (a)") && e.contains("urgent"), "{e}");
+    }
+
+    #[test]
     fn allocations_above_the_uplink_are_refused() {
         let e = CollectorConfig::parse(
             r#"
