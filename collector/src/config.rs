@@ -121,6 +121,12 @@ pub struct NodesConfig {
     /// unacknowledged this long (0: never escalate).
     #[serde(default = "default_escalate_after")]
     pub escalate_after_mins: u64,
+    /// An agency using at least this percent of its internet allocation...
+    #[serde(default = "default_alloc_pct")]
+    pub allocation_alert_pct: u32,
+    /// ...for this long is alerted (`allocation_high`).
+    #[serde(default = "default_alloc_secs")]
+    pub allocation_alert_secs: u64,
     /// An agent clock further than this from the collector's is alerted.
     #[serde(default = "default_max_skew")]
     pub max_clock_skew_ms: u64,
@@ -175,6 +181,8 @@ impl Default for NodesConfig {
             flap_window_secs: default_flap_window(),
             escalate_after_mins: default_escalate_after(),
             max_clock_skew_ms: default_max_skew(),
+            allocation_alert_pct: default_alloc_pct(),
+            allocation_alert_secs: default_alloc_secs(),
             default_criticality: default_criticality(),
             topology: Vec::new(),
         }
@@ -189,6 +197,12 @@ fn default_flap_threshold() -> u32 {
 }
 fn default_flap_window() -> u64 {
     600
+}
+fn default_alloc_pct() -> u32 {
+    95
+}
+fn default_alloc_secs() -> u64 {
+    300
 }
 fn default_max_skew() -> u64 {
     5_000
@@ -399,11 +413,18 @@ mod tests {
         assert_eq!(cfg.nodes.criticality_of("hub-kupang"), "critical");
         assert_eq!(cfg.nodes.criticality_of("other"), "major");
         let cyclic = "[[nodes.topology]]\nnode = \"a\"\nparent = \"b\"\n[[nodes.topology]]\nnode = \"b\"\nparent = \"a\"\n";
-        let e = CollectorConfig::parse(cyclic, Path::new("c.toml")).unwrap_err().to_string();
+        let e = CollectorConfig::parse(cyclic, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("form a cycle"), "{e}");
         let bad = "[[nodes.topology]]\nnode = \"a\"\ncriticality = \"urgent\"\n";
-        let e = CollectorConfig::parse(bad, Path::new("c.toml")).unwrap_err().to_string();
-        assert!(e.contains("nodes.topology[0] (a)") && e.contains("urgent"), "{e}");
+        let e = CollectorConfig::parse(bad, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("nodes.topology[0] (a)") && e.contains("urgent"),
+            "{e}"
+        );
     }
 
     #[test]

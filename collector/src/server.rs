@@ -100,6 +100,9 @@ impl Collector {
         collector.tasks.push(tokio::spawn(retention(state.clone())));
         collector
             .tasks
+            .push(tokio::spawn(allocation_watch(state.clone())));
+        collector
+            .tasks
             .push(tokio::spawn(checkpoint(state.clone())));
 
         if let Some(addr) = config.server.listen {
@@ -178,6 +181,34 @@ impl Collector {
         }
         if let Some(w) = self.writer.take() {
             let _ = tokio::task::spawn_blocking(move || w.stop()).await;
+        }
+    }
+}
+
+/// Every 5 s: each agency's internet use over the last minute against its
+/// allocation, for the outage monitor's `allocation_high` condition.
+async fn allocation_watch(state: AppState) {
+    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        interval.tick().await;
+        let store = state.store.clone();
+        let timeout = Duration::from_secs(state.config.nodes.down_after_secs);
+        let end = crate::api::overview_end();
+        let ov =
+            tokio::task::spawn_blocking(move || store.reader()?.overview(end, 60, timeout)).await;
+        let Ok(Ok(ov)) = ov else { continue };
+        for a in &ov.agencies {
+            let pct = |used: u64, alloc: u64| {
+                if alloc == 0 {
+                    0.0
+                } else {
+                    100.0 * used as f64 / alloc as f64
+                }
+            };
+            let used = pct(a.internet_in_bps, a.alloc_down_bps)
+                .max(pct(a.internet_out_bps, a.alloc_up_bps));
+            state.outage.allocation_usage(&a.code, used);
         }
     }
 }

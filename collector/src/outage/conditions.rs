@@ -37,6 +37,8 @@ pub enum Condition {
     CaptureDrops,
     SpoolNearQuota,
     PolicyFailing,
+    /// An agency near its allocation (from `AllocationWatch`).
+    AllocationHigh,
 }
 
 impl Condition {
@@ -44,6 +46,7 @@ impl Condition {
     pub fn kind(self) -> &'static str {
         match self {
             Condition::ClockSkew => "clock_skew",
+            Condition::AllocationHigh => "allocation_high",
             _ => "agent_health",
         }
     }
@@ -314,5 +317,91 @@ mod tests {
         }
         assert_eq!(off, [(Condition::PolicyFailing, false)]);
         assert!(c.active("n").is_empty());
+    }
+}
+
+/// An agency using ≥ `pct` % of its internet allocation (either direction)
+/// for `hold_ms`: the allocation may be too small, or something is
+/// hogging it. Cleared after `hold_ms` below `pct` − 5.
+#[derive(Debug)]
+pub struct AllocationWatch {
+    pct: f64,
+    hold_ms: u64,
+    agencies: HashMap<String, AllocState>,
+}
+
+#[derive(Debug, Default)]
+struct AllocState {
+    above_since: Option<u64>,
+    below_since: Option<u64>,
+    active: bool,
+}
+
+impl AllocationWatch {
+    pub fn new(pct: f64, hold_ms: u64) -> Self {
+        AllocationWatch {
+            pct,
+            hold_ms,
+            agencies: HashMap::new(),
+        }
+    }
+
+    /// Utilisation of `agency` (percent of allocation) at `now_ms`.
+    /// Returns `Some((active, detail))` when the condition starts or ends.
+    pub fn observe(&mut self, agency: &str, used_pct: f64, now_ms: u64) -> Option<(bool, String)> {
+        let st = self.agencies.entry(agency.to_string()).or_default();
+        if used_pct >= self.pct {
+            st.below_since = None;
+            let since = *st.above_since.get_or_insert(now_ms);
+            if !st.active && now_ms.saturating_sub(since) >= self.hold_ms {
+                st.active = true;
+                return Some((
+                    true,
+                    format!(
+                        "pemakaian {used_pct:.0} % dari alokasi selama {} mnt",
+                        self.hold_ms / 60_000
+                    ),
+                ));
+            }
+        } else {
+            st.above_since = None;
+            if used_pct < self.pct - 5.0 {
+                let since = *st.below_since.get_or_insert(now_ms);
+                if st.active && now_ms.saturating_sub(since) >= self.hold_ms {
+                    st.active = false;
+                    return Some((false, format!("pemakaian turun ke {used_pct:.0} %")));
+                }
+            } else {
+                st.below_since = None;
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod allocation_tests {
+    use super::*;
+
+    #[test]
+    fn sustained_use_alerts_once_and_clears_after_a_quiet_while() {
+        let mut w = AllocationWatch::new(95.0, 300_000);
+        let mut out = Vec::new();
+        // 4 min at 97 %, a dip, then 6 min at 98 %, then 10 min at 50 %.
+        let mut t = 0;
+        let mut step = |pct: f64, secs: u64, out: &mut Vec<(u64, bool)>| {
+            for _ in 0..secs / 5 {
+                if let Some((a, _)) = w.observe("dinkes", pct, t) {
+                    out.push((t / 1000, a));
+                }
+                t += 5_000;
+            }
+        };
+        step(97.0, 240, &mut out);
+        step(60.0, 10, &mut out);
+        step(98.0, 360, &mut out);
+        step(93.0, 120, &mut out);
+        step(50.0, 600, &mut out);
+        assert_eq!(out, [(250 + 300, true), (250 + 360 + 120 + 300, false)]);
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use serde::Serialize;
 
-use super::conditions::{Change, ConditionConfig, Conditions};
+use super::conditions::{AllocationWatch, Change, ConditionConfig, Conditions};
 use super::detector::{Detector, DetectorConfig, Event, Status};
 use crate::config::NodesConfig;
 use crate::state::now_ms;
@@ -74,6 +74,12 @@ enum Input {
         at_ms: u64,
         /// With the agent's health and clock difference (live agents).
         health: Option<(Box<Health>, i64)>,
+    },
+    /// An agency's internet use as a percentage of its allocation.
+    Allocation {
+        agency: String,
+        used_pct: f64,
+        at_ms: u64,
     },
     Closed {
         node: String,
@@ -170,6 +176,10 @@ impl OutageMonitor {
             agencies,
             maintenance,
             alerts,
+            allocation: AllocationWatch::new(
+                f64::from(cfg.allocation_alert_pct),
+                cfg.allocation_alert_secs * 1000,
+            ),
             conditions: Conditions::new(ConditionConfig {
                 max_clock_skew_ms: i64::try_from(cfg.max_clock_skew_ms).unwrap_or(i64::MAX),
                 ..ConditionConfig::default()
@@ -236,6 +246,15 @@ impl OutageMonitor {
             agency: agency.to_string(),
             at_ms: now_ms(),
             health: None,
+        });
+    }
+
+    /// An agency's current internet use, percent of its allocation.
+    pub fn allocation_usage(&self, agency: &str, used_pct: f64) {
+        self.send(Input::Allocation {
+            agency: agency.to_string(),
+            used_pct,
+            at_ms: now_ms(),
         });
     }
 
@@ -311,6 +330,7 @@ struct Worker {
     maintenance: Vec<Maintenance>,
     alerts: AlertSink,
     conditions: Conditions,
+    allocation: AllocationWatch,
     view: Arc<RwLock<BTreeMap<String, NodeView>>>,
     stats: Arc<MonitorStats>,
     last_escalation_check: u64,
@@ -367,6 +387,23 @@ impl Worker {
                 }
             }
             Input::Closed { node, at_ms } => self.detector.link_closed(&node, at_ms),
+            Input::Allocation {
+                agency,
+                used_pct,
+                at_ms,
+            } => {
+                if let Some((active, detail)) = self.allocation.observe(&agency, used_pct, at_ms) {
+                    // Recorded under a pseudo-node for the agency.
+                    let node = format!("agency:{agency}");
+                    self.agencies.insert(node.clone(), agency.clone());
+                    let change = Change {
+                        condition: super::conditions::Condition::AllocationHigh,
+                        active,
+                        detail,
+                    };
+                    self.conditions_changed(&node, vec![change], at_ms, store);
+                }
+            }
             Input::Ack { id, by, reply } => {
                 let result = store.ack(id, &by, now_ms());
                 if let Ok(Some(inc)) = &result {
@@ -655,6 +692,10 @@ impl Worker {
             (_, "agent_health") => (
                 format!("GANGGUAN AGEN: {node} ({agency})"),
                 format!("Node {node} hidup, tetapi agennya bermasalah sejak {}.", clock(inc.started_ms)),
+            ),
+            (_, "allocation_high") => (
+                format!("ALOKASI PENUH: {agency}"),
+                format!("Pemakaian internet {agency} di atas {} % alokasinya sejak {}.", self.cfg.allocation_alert_pct, clock(inc.started_ms)),
             ),
             (_, "clock_skew") => (
                 format!("JAM TIDAK SESUAI: {node} ({agency})"),
