@@ -837,6 +837,68 @@ mod tests {
         m.stop();
     }
 
+    /// Escalation over simulated time: one alert per level, none once
+    /// acknowledged.
+    #[test]
+    fn unacknowledged_outages_escalate_level_by_level() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), crate::store::StoreConfig::default()).expect("store");
+        let mut incidents = store.incidents().expect("incidents");
+        let alerts: Arc<std::sync::Mutex<Vec<Alert>>> = Arc::default();
+        let sink: AlertSink = {
+            let alerts = alerts.clone();
+            Arc::new(move |a: &Alert| {
+                alerts.lock().expect("lock").push(a.clone());
+                Ok(())
+            })
+        };
+        let cfg = NodesConfig::default();
+        let mut w = Worker {
+            cfg: cfg.clone(),
+            detector: Detector::new(DetectorConfig::new(2_000, 10_000), 0),
+            agencies: HashMap::new(),
+            maintenance: Vec::new(),
+            alerts: sink,
+            conditions: Conditions::new(ConditionConfig::default()),
+            allocation: AllocationWatch::new(95.0, 300_000),
+            view: Arc::default(),
+            stats: Arc::default(),
+            last_escalation_check: 0,
+            unsent: Vec::new(),
+        };
+        let t0 = 1_000_000;
+        let (inc, _) = incidents
+            .open(&NewIncident {
+                node_id: "n1",
+                agency: "dinkes",
+                kind: "down",
+                severity: "critical",
+                root_cause: None,
+                children: &[],
+                started_ms: t0,
+                detected_ms: t0,
+                maintenance: false,
+            })
+            .expect("open");
+        incidents.mark_notified(inc.id, t0).expect("notified");
+        let min = 60_000;
+        for t in [t0 + 14 * min, t0 + 15 * min, t0 + 16 * min, t0 + 30 * min] {
+            w.escalate(t, &mut incidents);
+        }
+        incidents.ack(inc.id, "budi", t0 + 31 * min).expect("ack");
+        w.escalate(t0 + 60 * min, &mut incidents);
+        let states: Vec<AlertState> = alerts
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|a| a.state)
+            .collect();
+        assert_eq!(states, [AlertState::Escalated(1), AlertState::Escalated(2)]);
+        assert!(alerts.lock().expect("lock")[0]
+            .title
+            .starts_with("Eskalasi 1"));
+    }
+
     #[test]
     fn durations_read_naturally() {
         assert_eq!(human(5_000), "5 dtk");
