@@ -98,6 +98,15 @@ impl Collector {
             .tasks
             .push(tokio::spawn(crate::live::ticker(state.clone())));
         collector.tasks.push(tokio::spawn(retention(state.clone())));
+        // "Terima" buttons pressed in the NOC's Telegram chats.
+        let outage = state.outage.clone();
+        let ack: crate::notify::telegram_ack::AckFn = Arc::new(move |id, by| {
+            let outage = outage.clone();
+            Box::pin(async move { matches!(outage.ack(id, &by).await, Ok(Some(_))) })
+        });
+        collector
+            .tasks
+            .extend(crate::notify::telegram_ack::start(&config.notify, ack)?);
         collector
             .tasks
             .push(tokio::spawn(allocation_watch(state.clone())));

@@ -79,6 +79,11 @@ pub struct TelegramConfig {
     /// Extra CA certificates (PEM) trusted besides the public roots.
     #[serde(default)]
     pub ca_cert: Option<PathBuf>,
+    /// Outage messages carry a "Terima" button; a press by a member of
+    /// one of `chat_ids` acknowledges the incident in their name (the
+    /// collector polls the bot's updates; no inbound connection needed).
+    #[serde(default = "default_true")]
+    pub ack_button: bool,
 }
 
 fn default_telegram_url() -> String {

@@ -40,6 +40,7 @@ mod http;
 mod log;
 mod routing;
 mod telegram;
+pub mod telegram_ack;
 #[cfg(test)]
 mod tests;
 mod webhook;

@@ -17,6 +17,7 @@ pub(crate) struct Telegram {
     url: String,
     chat_ids: Vec<String>,
     html: bool,
+    ack_button: bool,
 }
 
 impl Telegram {
@@ -37,12 +38,13 @@ impl Telegram {
             ),
             chat_ids: cfg.chat_ids.clone(),
             html: cfg.parse_mode == "HTML",
+            ack_button: cfg.ack_button,
         })
     }
 
     pub async fn send(
         &self,
-        _n: &Notification,
+        n: &Notification,
         r: &Rendered,
         progress: u32,
     ) -> Result<u32, SendError> {
@@ -56,6 +58,12 @@ impl Telegram {
             });
             if self.html {
                 body["parse_mode"] = json!("HTML");
+            }
+            if self.ack_button && n.state == super::NotifyState::Firing {
+                body["reply_markup"] = json!({"inline_keyboard": [[{
+                    "text": "Terima / Acknowledge",
+                    "callback_data": format!("ack:{}", n.incident_id),
+                }]]});
             }
             let resp = self
                 .client

@@ -366,6 +366,11 @@ channels = ["tg", "fonnte", "waha", "am"]
         let j = r.json();
         assert_eq!(j["chat_id"], chat);
         assert_eq!(j["parse_mode"], "HTML");
+        // The acknowledgement button (see telegram_ack.rs).
+        assert_eq!(
+            j["reply_markup"]["inline_keyboard"][0][0]["callback_data"],
+            "ack:42"
+        );
         let text = j["text"].as_str().unwrap();
         assert!(
             text.starts_with("<b>[KRITIS] GANGGUAN: Node dinkes-01 mati</b>\n\n"),
