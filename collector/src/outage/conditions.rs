@@ -87,7 +87,13 @@ impl Conditions {
     /// One heartbeat's health and the clock difference it showed.
     pub fn observe(&mut self, node: &str, h: &Health, skew_ms: i64) -> Vec<Change> {
         let cfg = self.cfg;
-        let st = self.nodes.entry(node.to_string()).or_default();
+        // Looked up before inserting: a heartbeat allocates nothing here.
+        if !self.nodes.contains_key(node) {
+            self.nodes.insert(node.to_string(), NodeState::default());
+        }
+        let Some(st) = self.nodes.get_mut(node) else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         let mut set = |st: &mut NodeState, c: Condition, on: bool, detail: String| {
             let was = st.active.contains(&c);

@@ -187,6 +187,8 @@ impl OutageMonitor {
             view: view.clone(),
             stats: stats.clone(),
             last_escalation_check: 0,
+            last_view_ms: 0,
+            view_dirty: true,
             unsent: Vec::new(),
         };
         // An outage recorded but not yet handed to the notifier when the
@@ -334,6 +336,9 @@ struct Worker {
     view: Arc<RwLock<BTreeMap<String, NodeView>>>,
     stats: Arc<MonitorStats>,
     last_escalation_check: u64,
+    last_view_ms: u64,
+    /// A node appeared or changed state since the last view.
+    view_dirty: bool,
     /// Alerts the sink refused, retried every tick.
     unsent: Vec<Alert>,
 }
@@ -361,7 +366,14 @@ impl Worker {
                     self.last_escalation_check = now;
                     self.escalate(now, store);
                 }
-                self.publish_view();
+                // The API's view: a copy of every node, so once a second
+                // (with 50 k nodes, every tick would cost more than the
+                // heartbeats themselves).
+                if self.view_dirty || now.saturating_sub(self.last_view_ms) >= 1_000 {
+                    self.view_dirty = false;
+                    self.last_view_ms = now;
+                    self.publish_view();
+                }
             }
         }
     }
@@ -429,6 +441,7 @@ impl Worker {
 
     fn known(&mut self, node: &str, agency: &str) {
         if !self.agencies.contains_key(node) {
+            self.view_dirty = true;
             self.agencies.insert(node.to_string(), agency.to_string());
             self.detector.add_node(node, self.cfg.parent_of(node));
         }
@@ -500,6 +513,7 @@ impl Worker {
     }
 
     fn handle(&mut self, events: Vec<Event>, store: &mut IncidentStore) {
+        self.view_dirty |= !events.is_empty();
         for e in events {
             tracing::info!(event = ?e, "node state");
             match e {
@@ -864,6 +878,8 @@ mod tests {
             view: Arc::default(),
             stats: Arc::default(),
             last_escalation_check: 0,
+            last_view_ms: 0,
+            view_dirty: true,
             unsent: Vec::new(),
         };
         let t0 = 1_000_000;
