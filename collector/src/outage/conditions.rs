@@ -60,8 +60,16 @@ pub struct Change {
     pub detail: String,
 }
 
+/// Heartbeats whose clock difference is considered together.
+const SKEW_SAMPLES: usize = 5;
+
 #[derive(Debug, Default)]
 struct NodeState {
+    /// Recent (agent − collector) clock differences. A heartbeat held up on
+    /// the way (a link coming back flushes a backlog) looks like an agent
+    /// clock that is behind, never ahead, so the largest of recent samples
+    /// is the best estimate of the real difference.
+    skews: std::collections::VecDeque<i64>,
     drops: Option<u64>,
     growing: u32,
     quiet: u32,
@@ -114,8 +122,18 @@ impl Conditions {
             }
         };
 
-        // Clock: on above the limit, off below half of it.
-        let skew = skew_ms.saturating_abs();
+        // Clock: on above the limit, off below half of it, judged on the
+        // least-delayed of recent heartbeats.
+        st.skews.push_back(skew_ms);
+        if st.skews.len() > SKEW_SAMPLES {
+            st.skews.pop_front();
+        }
+        let skew_ms = st.skews.iter().copied().max().unwrap_or(skew_ms);
+        let skew = if st.skews.len() < SKEW_SAMPLES {
+            0
+        } else {
+            skew_ms.saturating_abs()
+        };
         let skew_on = st.active.contains(&Condition::ClockSkew);
         if skew > cfg.max_clock_skew_ms || (skew_on && skew > cfg.max_clock_skew_ms / 2) {
             set(
@@ -267,19 +285,17 @@ mod tests {
     #[test]
     fn clock_skew_with_hysteresis() {
         let mut c = Conditions::new(ConditionConfig::default());
-        assert!(changes(&mut c, &health(0, 0, 0), 1_000).is_empty());
-        assert_eq!(
-            changes(&mut c, &health(0, 0, 0), -6_000),
-            [(Condition::ClockSkew, true)]
-        );
-        assert!(
-            changes(&mut c, &health(0, 0, 0), 4_000).is_empty(),
-            "hysteresis"
-        );
-        assert_eq!(
-            changes(&mut c, &health(0, 0, 0), 1_000),
-            [(Condition::ClockSkew, false)]
-        );
+        let mut feed = |skews: &[i64]| -> Vec<(Condition, bool)> {
+            skews
+                .iter()
+                .flat_map(|s| changes(&mut c, &health(0, 0, 0), *s))
+                .collect()
+        };
+        // A backlog of delayed heartbeats (a link coming back) is not skew.
+        assert!(feed(&[0, 0, -20_000, -15_000, -9_000, 0]).is_empty());
+        assert_eq!(feed(&[-6_000; 5]), [(Condition::ClockSkew, true)]);
+        assert!(feed(&[4_000; 5]).is_empty(), "hysteresis");
+        assert_eq!(feed(&[1_000; 5]), [(Condition::ClockSkew, false)]);
     }
 
     #[test]

@@ -824,10 +824,13 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(20));
             }
         };
-        m.heartbeat_with_health("n1", "dinkes", now_ms() + 60_000, &h);
-        m.heartbeat_with_health("n1", "dinkes", now_ms() + 60_000, &h);
+        for _ in 0..5 {
+            m.heartbeat_with_health("n1", "dinkes", now_ms() + 60_000, &h);
+        }
         wait(1);
-        m.heartbeat_with_health("n1", "dinkes", now_ms(), &h);
+        for _ in 0..5 {
+            m.heartbeat_with_health("n1", "dinkes", now_ms(), &h);
+        }
         wait(2);
         let got: Vec<(String, AlertState)> = alerts
             .lock()
