@@ -46,6 +46,29 @@ fn rule_for(name: &str) -> Option<(&'static str, &'static str)> {
     None
 }
 
+/// tshark's fields for the packets matching `filter`, one row per packet.
+fn fields(pcap: &Path, filter: &str, names: &[&str]) -> Vec<Vec<String>> {
+    let pcap = pcap.display().to_string();
+    let mut args = vec![
+        "-r",
+        &pcap,
+        "-n",
+        "-Y",
+        filter,
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+    ];
+    for n in names {
+        args.extend(["-e", n]);
+    }
+    tshark(&args)
+        .lines()
+        .map(|l| l.split('|').map(str::to_string).collect())
+        .collect()
+}
+
 /// tshark: one attempt per TCP/UDP stream whose first request names a
 /// blocked site.
 fn named_streams(
@@ -56,31 +79,12 @@ fn named_streams(
     field: &str,
     tally: &mut Tally,
 ) {
-    let text = tshark(&[
-        "-r",
-        &pcap.display().to_string(),
-        "-n",
-        "-Y",
-        filter,
-        "-T",
-        "fields",
-        "-E",
-        "separator=|",
-        "-e",
-        "ip.src",
-        "-e",
-        "ipv6.src",
-        "-e",
-        stream,
-        "-e",
-        field,
-    ]);
+    let rows = fields(pcap, filter, &["ip.src", "ipv6.src", stream, field]);
     let mut seen = std::collections::BTreeSet::new();
-    for line in text.lines() {
-        let f: Vec<&str> = line.split('|').collect();
+    for f in &rows {
         let (client, stream_id, name) = (
-            if f[0].is_empty() { f[1] } else { f[0] },
-            f[2],
+            if f[0].is_empty() { &f[1] } else { &f[0] },
+            &f[2],
             f[3].trim_end_matches('.'),
         );
         if name.is_empty() || !seen.insert(stream_id.to_string()) {
@@ -110,36 +114,22 @@ fn conversations(
     list: &str,
     tally: &mut Tally,
 ) {
-    let text = tshark(&[
-        "-r",
-        &pcap.display().to_string(),
-        "-n",
-        "-Y",
+    let rows = fields(
+        pcap,
         filter,
-        "-T",
-        "fields",
-        "-E",
-        "separator=|",
-        "-e",
-        "ip.src",
-        "-e",
-        "ipv6.src",
-        "-e",
-        "ip.dst",
-        "-e",
-        "ipv6.dst",
-        "-e",
-        "tcp.stream",
-        "-e",
-        "udp.stream",
-        "-e",
-        "tcp.dstport",
-        "-e",
-        "udp.dstport",
-    ]);
+        &[
+            "ip.src",
+            "ipv6.src",
+            "ip.dst",
+            "ipv6.dst",
+            "tcp.stream",
+            "udp.stream",
+            "tcp.dstport",
+            "udp.dstport",
+        ],
+    );
     let mut seen = std::collections::BTreeSet::new();
-    for line in text.lines() {
-        let f: Vec<&str> = line.split('|').collect();
+    for f in &rows {
         let pick = |a: &str, b: &str| {
             if a.is_empty() {
                 b.to_string()
@@ -147,12 +137,12 @@ fn conversations(
                 a.to_string()
             }
         };
-        let (client, server) = (pick(f[0], f[1]), pick(f[2], f[3]));
+        let (client, server) = (pick(&f[0], &f[1]), pick(&f[2], &f[3]));
         let stream = format!("{}/{}", f[4], f[5]);
         if !seen.insert(stream) {
             continue;
         }
-        let port = pick(f[6], f[7]);
+        let port = pick(&f[6], &f[7]);
         let target = if server.contains(':') {
             format!("[{server}]:{port}")
         } else {
@@ -167,26 +157,11 @@ fn conversations(
 /// tshark: ICMP echo flows (the agent keys ICMP by addresses) to a blocked
 /// network, one attempt per client/server pair.
 fn icmp_pairs(pcap: &Path, filter: &str, rule: &str, list: &str, tally: &mut Tally) {
-    let text = tshark(&[
-        "-r",
-        &pcap.display().to_string(),
-        "-n",
-        "-Y",
-        filter,
-        "-T",
-        "fields",
-        "-E",
-        "separator=|",
-        "-e",
-        "ipv6.src",
-        "-e",
-        "ipv6.dst",
-    ]);
-    let pairs: std::collections::BTreeSet<(String, String)> = text
-        .lines()
-        .filter_map(|l| l.split_once('|'))
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+    let pairs: std::collections::BTreeSet<(String, String)> =
+        fields(pcap, filter, &["ipv6.src", "ipv6.dst"])
+            .into_iter()
+            .filter_map(|f| Some((f.first()?.clone(), f.get(1)?.clone())))
+            .collect();
     for (client, server) in pairs {
         *tally
             .entry(("address".into(), client, server, rule.into(), list.into()))

@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use serde::Serialize;
 
 use super::conditions::{AllocationWatch, Change, ConditionConfig, Conditions};
-use super::detector::{Detector, DetectorConfig, Event, Status};
+use super::detector::{Detector, DetectorConfig, Event};
 use crate::config::NodesConfig;
 use crate::state::now_ms;
 use crate::store::{Incident, IncidentStore, Maintenance, NewIncident, Store, StoreError};
@@ -761,7 +761,7 @@ impl Worker {
                 NodeView {
                     node_id: node.to_string(),
                     agency: self.agency(node),
-                    status: status_name(status),
+                    status: status.name(),
                     parent: self.cfg.parent_of(node).map(str::to_string),
                     last_heartbeat_ms: self.detector.last_heartbeat_ms(node),
                 },
@@ -770,10 +770,6 @@ impl Worker {
         let mut g = self.view.write().unwrap_or_else(|p| p.into_inner());
         *g = v;
     }
-}
-
-fn status_name(s: Status) -> &'static str {
-    s.name()
 }
 
 /// "3 mnt 20 dtk", "2 jam 5 mnt".
