@@ -31,7 +31,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::policy::domains::{DomainFilter, DomainSet, DomainSetBuilder, ListFormat};
+use simpul_core::policy::domains::{DomainFilter, DomainSet, DomainSetBuilder, ListFormat};
 
 /// What a blocked name gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +89,7 @@ pub enum DnsProxyError {
     List {
         path: String,
         #[source]
-        source: crate::policy::domains::DomainsError,
+        source: simpul_core::policy::domains::DomainsError,
     },
     #[error("invalid argument: {0}")]
     Arg(String),
@@ -485,19 +485,17 @@ impl DnsProxy {
 
     /// Swap in a new blocklist/allowlist; queries in progress finish with the old one.
     pub fn set_filter(&self, filter: DomainFilter) {
-        let new = Arc::new(filter);
-        match self.shared.filter.write() {
-            Ok(mut f) => *f = new,
-            Err(poisoned) => *poisoned.into_inner() = new,
-        }
+        self.handle().set_filter(filter);
     }
 
     /// Change what blocked names get (NXDOMAIN or a block page).
     pub fn set_action(&self, action: BlockAction) {
-        match self.shared.action.write() {
-            Ok(mut a) => *a = action,
-            Err(poisoned) => *poisoned.into_inner() = action,
-        }
+        self.handle().set_action(action);
+    }
+
+    /// A handle that changes the rules from another thread.
+    pub fn handle(&self) -> DnsHandle {
+        DnsHandle(self.shared.clone())
     }
 
     pub fn stats(&self) -> DnsStats {
@@ -754,6 +752,27 @@ pub fn run_cli(args: &DnsProxyArgs) -> Result<(), DnsProxyError> {
     })
 }
 
+/// Changes the responder's rules from any thread.
+#[derive(Clone)]
+pub struct DnsHandle(Arc<Shared>);
+
+impl DnsHandle {
+    pub fn set_filter(&self, filter: DomainFilter) {
+        let new = Arc::new(filter);
+        match self.0.filter.write() {
+            Ok(mut f) => *f = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+
+    pub fn set_action(&self, action: BlockAction) {
+        match self.0.action.write() {
+            Ok(mut a) => *a = action,
+            Err(poisoned) => *poisoned.into_inner() = action,
+        }
+    }
+}
+
 /// The responder on a thread of its own (with its own runtime), for the
 /// synchronous agent: `set_filter` and `stats` work from any thread.
 pub struct DnsService {
@@ -821,6 +840,11 @@ impl DnsService {
 
     pub fn udp_addr(&self) -> Option<SocketAddr> {
         self.proxy.as_ref().map(DnsProxy::udp_addr)
+    }
+
+    /// A handle that changes the rules from another thread (None once stopped).
+    pub fn handle(&self) -> Option<DnsHandle> {
+        self.proxy.as_ref().map(DnsProxy::handle)
     }
 
     /// Stop serving; the final counters are logged.

@@ -1,25 +1,57 @@
-//! Simpul agent: packets in, exact flows with names and agencies out.
+//! Simpul agent: the I/O around `simpul_core` on an agency's edge router.
 //!
-//! Pure logic (no I/O): [`decode`], [`dpi`], [`flow`], [`naming`], [`agency`],
-//! [`counters`], [`processor`]. I/O: [`capture`] (pcap files, AF_PACKET) and
-//! [`output`], [`link`] (the collector link: spool, WebSocket client).
+//! [`agent::Agent`] is the component (start/stop) that `main.rs` runs.
+//! Inside: [`capture`] (AF_PACKET, pcap files) and [`replay`] feed packets
+//! to `simpul_core::processor`; records go to [`output`] (JSON lines) and
+//! [`link`] (spool and WebSocket to the collector); [`control`] follows the
+//! inventory and policy (collector or standalone files) and drives
+//! [`enforce`] (nft/tc) and the [`dnsproxy`] responder.
 
-pub mod agency;
-pub mod attempts;
+pub mod agent;
 pub mod capture;
 pub mod config;
-pub mod counters;
-pub mod decode;
+pub mod control;
 pub mod dnsproxy;
-pub mod dpi;
 pub mod enforce;
-pub mod flow;
 pub mod fuzzing;
-pub mod guard;
 pub mod link;
 pub mod logging;
-pub mod naming;
 pub mod output;
-pub mod policy;
-pub mod processor;
 pub mod replay;
+pub mod state_files;
+
+use std::path::Path;
+
+use simpul_core::inventory::NodeView;
+use simpul_proto::inventory::Inventory;
+
+/// The inventory this node would work with now: `[standalone]
+/// inventory_file`, or what the collector sent last (kept in the state
+/// directory), or `override_file`. None when there is none.
+pub fn current_inventory(
+    cfg: &config::AgentConfig,
+    override_file: Option<&Path>,
+) -> anyhow::Result<Option<(Inventory, NodeView)>> {
+    use anyhow::Context;
+    let file = override_file.map(Path::to_path_buf).or_else(|| {
+        cfg.standalone
+            .as_ref()
+            .and_then(|s| s.inventory_file.clone())
+    });
+    let inv = match file {
+        Some(f) => {
+            let text = std::fs::read_to_string(&f)
+                .with_context(|| format!("cannot read {}", f.display()))?;
+            Inventory::parse(&text).with_context(|| format!("{}", f.display()))?
+        }
+        None => {
+            let kept = cfg.agent.state_dir.join(control::INVENTORY_FILE);
+            match state_files::read_json::<Inventory>(&kept)? {
+                Some(i) => i,
+                None => return Ok(None),
+            }
+        }
+    };
+    let view = NodeView::from_inventory(&inv, &cfg.agent.id)?;
+    Ok(Some((inv, view)))
+}

@@ -1,4 +1,4 @@
-//! Process logging for both binaries: `tracing` to stderr, level from the
+//! Process logging of the agent: `tracing` to stderr, level from the
 //! `SIMPUL_LOG` environment variable (default `info`), colours only on a terminal.
 
 pub fn init() {

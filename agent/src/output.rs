@@ -6,7 +6,7 @@ use std::path::Path;
 
 use simpul_proto::{BlockedAttempt, CounterSample, FlowRecord, RecordKind};
 
-use crate::processor::RecordSink;
+use simpul_core::processor::RecordSink;
 
 /// Writes records as one JSON object per line. Write errors are counted and
 /// logged once, never fatal to capture.

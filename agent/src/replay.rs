@@ -13,9 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::bounded;
 
 use crate::capture::file::{self, FileError};
-use crate::decode::{self, DecodeError, Packet};
 use crate::link::TimedSink;
-use crate::processor::{Processor, RecordSink};
+use simpul_core::decode::{self, DecodeError, Packet};
+use simpul_core::processor::{Processor, RecordSink};
 
 const BATCH: usize = 1024;
 /// Hand consumed file pages back every this many bytes, so the replay's RSS

@@ -1,20 +1,39 @@
-//! One agent connection: authenticate (enroll or hello), then accept batches
-//! and heartbeats. Anything hostile or malformed closes the connection with a
-//! logged reason; nothing of a refused batch is written.
+//! One agent connection: the WebSocket upgrade, authentication (enroll or
+//! hello, with protocol negotiation), then batches, heartbeats and policy
+//! states in, acknowledgements, the inventory and signed policies out.
+//! Anything hostile or malformed closes the connection with a logged
+//! reason; nothing of a refused batch is written.
+//!
+//! The upgrade is done here rather than by axum's extractor so the session
+//! owns the transport: on a collector shutdown it sends a WebSocket Close
+//! and then shuts the TLS stream down (close_notify), so agents see an
+//! orderly end, not a cut connection.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use futures_util::stream::FuturesOrdered;
-use futures_util::StreamExt;
-use simpul_proto::wire::{self, AgentMessage, Batch, CollectorMessage};
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use simpul_proto::inventory::Inventory;
+use simpul_proto::wire::{self, feature, AgentMessage, Batch, CollectorMessage};
 use simpul_proto::UNKNOWN;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
 use crate::ingest::WriteJob;
 use crate::state::AppState;
 use crate::store::BatchOutcome;
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Node status is persisted at most this often per node (heartbeats are more frequent).
@@ -25,6 +44,67 @@ const MAX_STRING: usize = 512;
 /// A blocked attempt's target: a DNS name (at most 253 bytes written out) or
 /// `address:port` (at most 53 bytes: `[IPv6]:65535`).
 const MAX_TARGET: usize = 253;
+/// Closing politely on shutdown is not worth waiting longer for.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /api/v1/agent` on the TLS listener: the WebSocket handshake.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    mut req: Request,
+) -> Response {
+    let headers = req.headers();
+    let is_upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let version_ok = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        return bad_request("a WebSocket upgrade (Sec-WebSocket-Key) is required");
+    };
+    if !is_upgrade || !version_ok {
+        return bad_request("a WebSocket upgrade (version 13) is required");
+    }
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let max = state.config.server.max_message_bytes;
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let config = WebSocketConfig::default()
+                    .max_message_size(Some(max))
+                    .max_frame_size(Some(max));
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                session(ws, addr, state).await;
+            }
+            Err(e) => tracing::debug!(peer = %addr, error = %e, "agent upgrade failed"),
+        }
+    });
+    let mut res = Response::new(Body::empty());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    res
+}
+
+fn bad_request(msg: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(serde_json::json!({ "error": msg })),
+    )
+        .into_response()
+}
 
 /// Who is on the other end, once authenticated.
 struct Peer {
@@ -33,110 +113,161 @@ struct Peer {
     version: String,
     hostname: String,
     address: String,
+    /// The protocol version of the session.
+    protocol: u8,
+    json: bool,
+    wants_inventory: bool,
+    wants_policy: bool,
+    inventory_version: u64,
+    policy_version: u64,
 }
 
-pub async fn session(mut socket: WebSocket, addr: SocketAddr, state: AppState) {
-    metrics::gauge!("simpul_agent_connections").increment(1.0);
-    let peer = match authenticate(&mut socket, addr, &state).await {
+/// Connection bookkeeping that must happen however the session ends.
+struct Connected {
+    state: AppState,
+    node: Option<String>,
+}
+
+impl Connected {
+    fn new(state: &AppState) -> Connected {
+        metrics::gauge!("simpul_agent_connections").increment(1.0);
+        Connected {
+            state: state.clone(),
+            node: None,
+        }
+    }
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        metrics::gauge!("simpul_agent_connections").decrement(1.0);
+        if let Some(node) = &self.node {
+            self.state.nodes.disconnected(node);
+            self.state.outage.closed(node);
+        }
+    }
+}
+
+async fn session(mut ws: Ws, addr: SocketAddr, state: AppState) {
+    let mut guard = Connected::new(&state);
+    let mut shutdown = state.shutdown.subscribe();
+    let peer = tokio::select! {
+        p = authenticate(&mut ws, addr, &state) => p,
+        () = shutdown.wait() => Err((2, "the collector is stopping".to_string())),
+    };
+    let mut peer = match peer {
         Ok(p) => p,
-        Err(reason) => {
+        Err((version, reason)) => {
             metrics::counter!("simpul_agent_refused_total").increment(1);
             tracing::warn!(peer = %addr, %reason, "agent refused");
-            refuse(&mut socket, &reason).await;
-            metrics::gauge!("simpul_agent_connections").decrement(1.0);
+            refuse(&mut ws, version, &reason).await;
+            finish(&mut ws).await;
             return;
         }
     };
-    tracing::info!(node = %peer.node_id, agency = %peer.agency, peer = %addr, version = %peer.version, "agent connected");
+    guard.node = Some(peer.node_id.clone());
+    tracing::info!(node = %peer.node_id, agency = %peer.agency, peer = %addr, version = %peer.version, protocol = peer.protocol, "agent connected");
     state
         .nodes
         .connected(&peer.node_id, &peer.agency, &peer.address);
     state.outage.opened(&peer.node_id, &peer.agency);
     state.outage.heartbeat(&peer.node_id, &peer.agency);
     persist_seen(&state, &peer, None);
-    let reason = stream(&mut socket, &peer, &state).await;
+    let reason = stream(&mut ws, &mut peer, &state).await;
     match &reason {
         Ok(()) => tracing::info!(node = %peer.node_id, "agent disconnected"),
         Err(r) => {
             tracing::warn!(node = %peer.node_id, peer = %addr, reason = %r, "agent connection closed");
-            refuse(&mut socket, r).await;
+            refuse(&mut ws, peer.protocol, r).await;
         }
     }
-    state.nodes.disconnected(&peer.node_id);
-    state.outage.closed(&peer.node_id);
-    metrics::gauge!("simpul_agent_connections").decrement(1.0);
+    finish(&mut ws).await;
 }
 
-async fn refuse(socket: &mut WebSocket, reason: &str) {
+/// Close the WebSocket and shut the transport down (TLS close_notify).
+async fn finish(ws: &mut Ws) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        let _ = ws.close(None).await;
+        let _ = ws.get_mut().shutdown().await;
+    })
+    .await;
+}
+
+async fn refuse(ws: &mut Ws, version: u8, reason: &str) {
     let msg = CollectorMessage::Refused {
         reason: reason.to_string(),
     };
-    let _ = socket
-        .send(Message::Binary(wire::encode(&msg).into()))
-        .await;
-    let _ = socket.send(Message::Close(None)).await;
+    if let Ok(frame) = wire::encode_collector(version, &msg) {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::binary(frame))).await;
+    }
 }
 
 /// Decode one frame; `Ok(None)` for frames that carry no message (ping/pong).
-fn decode(msg: Message) -> Result<Option<AgentMessage>, String> {
+fn decode(msg: Message) -> Result<Option<(u8, AgentMessage, bool)>, String> {
     match msg {
-        Message::Binary(b) => wire::decode(&b).map(Some).map_err(|e| e.to_string()),
-        Message::Text(t) => wire::decode_json(t.as_str())
-            .map(Some)
+        Message::Binary(b) => wire::decode_agent(&b)
+            .map(|(v, m)| Some((v, m, false)))
             .map_err(|e| e.to_string()),
-        Message::Ping(_) | Message::Pong(_) => Ok(None),
+        Message::Text(t) => wire::decode_json(t.as_str())
+            .map(|m| Some((wire::PROTOCOL_VERSION, m, true)))
+            .map_err(|e| e.to_string()),
+        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(None),
         Message::Close(_) => Err("closed by agent".into()),
     }
 }
 
-async fn send(socket: &mut WebSocket, msg: &CollectorMessage, json: bool) -> Result<(), String> {
+async fn send(ws: &mut Ws, peer: &Peer, msg: &CollectorMessage) -> Result<(), String> {
+    send_as(ws, peer.protocol, peer.json, msg).await
+}
+
+async fn send_as(
+    ws: &mut Ws,
+    version: u8,
+    json: bool,
+    msg: &CollectorMessage,
+) -> Result<(), String> {
     let frame = if json {
-        Message::Text(serde_json::to_string(msg).unwrap_or_default().into())
+        Message::text(serde_json::to_string(msg).unwrap_or_default())
     } else {
-        Message::Binary(wire::encode(msg).into())
+        Message::binary(wire::encode_collector(version, msg).map_err(|e| e.to_string())?)
     };
-    socket
-        .send(frame)
+    ws.send(frame)
         .await
         .map_err(|e| format!("send failed: {e}"))
 }
 
-async fn authenticate(
-    socket: &mut WebSocket,
-    addr: SocketAddr,
-    state: &AppState,
-) -> Result<Peer, String> {
-    let first = tokio::time::timeout(AUTH_TIMEOUT, socket.recv())
+type Refusal = (u8, String);
+
+async fn authenticate(ws: &mut Ws, addr: SocketAddr, state: &AppState) -> Result<Peer, Refusal> {
+    let refuse2 = |m: String| (wire::OLDEST_PROTOCOL_VERSION, m);
+    let first = tokio::time::timeout(AUTH_TIMEOUT, ws.next())
         .await
-        .map_err(|_| "no Hello/Enroll within 10 s".to_string())?
-        .ok_or("connection closed before Hello")?
-        .map_err(|e| format!("websocket error: {e}"))?;
-    let json = matches!(first, Message::Text(_));
-    let msg = decode(first)?.ok_or("expected Hello or Enroll first")?;
-    let store = state.store.clone();
+        .map_err(|_| refuse2("no Hello/Enroll within 10 s".to_string()))?
+        .ok_or_else(|| refuse2("connection closed before Hello".into()))?
+        .map_err(|e| refuse2(format!("websocket error: {e}")))?;
+    let (version, msg, json) = decode(first)
+        .map_err(refuse2)?
+        .ok_or_else(|| refuse2("expected Hello or Enroll first".into()))?;
+    let refuse = |m: String| (version, m);
     match msg {
         AgentMessage::Enroll(e) => {
-            check_id(&e.node_id)?;
-            let (tx, rx) = oneshot::channel();
-            state
-                .writer
-                .send(WriteJob::Enroll {
-                    node_id: e.node_id.clone(),
-                    token: e.token.clone(),
-                    done: tx,
-                })
-                .map_err(|_| "collector is shutting down".to_string())?;
-            let (credential, agency) = rx.await.map_err(|_| "writer stopped".to_string())??;
-            send(
-                socket,
-                &CollectorMessage::Enrolled {
-                    node_id: e.node_id.clone(),
-                    credential,
-                    agency: agency.clone(),
-                },
-                json,
-            )
-            .await?;
+            check_id(&e.node_id).map_err(refuse)?;
+            let (node_id, token) = (e.node_id.clone(), e.token.clone());
+            let control = state.control.clone();
+            let (credential, enrolled) = tokio::task::spawn_blocking(move || {
+                control.enroll(&node_id, &token).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| refuse(e.to_string()))?
+            .map_err(refuse)?;
+            let agency = node_agency(state, &e.node_id, &enrolled);
+            let msg = CollectorMessage::Enrolled {
+                node_id: e.node_id.clone(),
+                credential,
+                agency: agency.clone(),
+                policy_key: state.policies.public_key(),
+            };
+            send_as(ws, version, json, &msg).await.map_err(refuse)?;
             tracing::info!(node = %e.node_id, %agency, "node enrolled");
             state.audit(&format!(
                 "node {} enrolled for agency {agency} from {addr}",
@@ -148,43 +279,98 @@ async fn authenticate(
                 version: clip(&e.agent_version),
                 hostname: clip(&e.hostname),
                 address: addr.to_string(),
+                protocol: version,
+                json,
+                wants_inventory: false,
+                wants_policy: false,
+                inventory_version: 0,
+                policy_version: 0,
             })
         }
         AgentMessage::Hello(h) => {
-            check_id(&h.node_id)?;
+            check_id(&h.node_id).map_err(refuse)?;
             let node_id = h.node_id.clone();
             let credential = h.credential.clone();
-            let agency = tokio::task::spawn_blocking(move || {
-                store
-                    .reader()
-                    .map_err(|e| e.to_string())?
+            let control = state.control.clone();
+            let enrolled = tokio::task::spawn_blocking(move || {
+                control
                     .authenticate(&node_id, &credential)
                     .map_err(|e| e.to_string())
             })
             .await
-            .map_err(|e| e.to_string())??;
-            send(
-                socket,
-                &CollectorMessage::Welcome {
-                    node_id: h.node_id.clone(),
-                    agency: agency.clone(),
-                    heartbeat_interval_ms: state.config.nodes.heartbeat_interval_ms,
-                },
-                json,
-            )
-            .await?;
+            .map_err(|e| refuse(e.to_string()))?
+            .map_err(refuse)?;
+            let agency = node_agency(state, &h.node_id, &enrolled);
+            // The newest version both speak; a version-2 Hello lists only 2.
+            let protocol = h
+                .protocols
+                .iter()
+                .copied()
+                .filter(|v| (wire::OLDEST_PROTOCOL_VERSION..=wire::PROTOCOL_VERSION).contains(v))
+                .max()
+                .ok_or_else(|| {
+                    refuse(format!(
+                        "no common protocol version (agent: {:?}; collector: {}-{})",
+                        h.protocols,
+                        wire::OLDEST_PROTOCOL_VERSION,
+                        wire::PROTOCOL_VERSION
+                    ))
+                })?;
+            let offered: Vec<String> = [feature::INVENTORY, feature::POLICY]
+                .into_iter()
+                .filter(|f| protocol >= 3 && h.features.iter().any(|x| x == f))
+                .map(str::to_string)
+                .collect();
+            let msg = CollectorMessage::Welcome {
+                node_id: h.node_id.clone(),
+                agency: agency.clone(),
+                heartbeat_interval_ms: state.config.nodes.heartbeat_interval_ms,
+                protocol,
+                features: offered.clone(),
+                policy_key: state.policies.public_key(),
+            };
+            send_as(ws, version, json, &msg).await.map_err(refuse)?;
+            // Flows the node's previous boots left running end now (their
+            // final records would have come before this Hello otherwise).
+            let _ = state.writer.try_send(WriteJob::CloseInterim {
+                node_id: h.node_id.clone(),
+                boot_epoch: h.boot_epoch,
+            });
             Ok(Peer {
                 node_id: h.node_id,
                 agency,
                 version: clip(&h.agent_version),
                 hostname: clip(&h.hostname),
                 address: addr.to_string(),
+                protocol,
+                json,
+                wants_inventory: offered.iter().any(|f| f == feature::INVENTORY),
+                wants_policy: offered.iter().any(|f| f == feature::POLICY),
+                inventory_version: h.inventory_version,
+                policy_version: h.policy_version,
             })
         }
-        other => Err(format!(
+        other => Err(refuse(format!(
             "expected Hello or Enroll first, got {}",
             kind(&other)
-        )),
+        ))),
+    }
+}
+
+/// The agency a node speaks for: the inventory's, else the one it enrolled
+/// with (a node enrolled before the inventory listed it).
+fn node_agency(state: &AppState, node: &str, enrolled: &str) -> String {
+    match state.inventory.node(node) {
+        Some(n) => {
+            if n.agency != enrolled {
+                tracing::warn!(node, inventory = %n.agency, enrolled, "the inventory puts the node in another agency than it enrolled for; the inventory wins");
+            }
+            n.agency
+        }
+        None => {
+            tracing::warn!(node, agency = enrolled, "node is not in the inventory: it gets no inventory and no policy; add it to inventory.toml");
+            enrolled.to_string()
+        }
     }
 }
 
@@ -194,11 +380,12 @@ fn kind(m: &AgentMessage) -> &'static str {
         AgentMessage::Hello(_) => "Hello",
         AgentMessage::Batch(_) => "Batch",
         AgentMessage::Heartbeat(_) => "Heartbeat",
+        AgentMessage::PolicyState(_) => "PolicyState",
     }
 }
 
 fn check_id(id: &str) -> Result<(), String> {
-    if crate::config::valid_code(id) {
+    if simpul_proto::valid_code(id) {
         Ok(())
     } else {
         Err(format!("invalid node id {:?}", clip(id)))
@@ -211,16 +398,43 @@ fn clip(s: &str) -> String {
 
 type PendingAck = oneshot::Receiver<Result<BatchOutcome, String>>;
 
-async fn stream(socket: &mut WebSocket, peer: &Peer, state: &AppState) -> Result<(), String> {
-    let json = false;
+/// Send the node its inventory and policy if it holds older ones.
+async fn push(ws: &mut Ws, peer: &mut Peer, state: &AppState) -> Result<(), String> {
+    if peer.wants_inventory {
+        let inv: Arc<Inventory> = state.inventory.current();
+        if inv.version != peer.inventory_version {
+            if let Some(slice) = simpul_core::inventory::for_node(&inv, &peer.node_id) {
+                send(ws, peer, &CollectorMessage::Inventory(slice)).await?;
+                peer.inventory_version = inv.version;
+                tracing::info!(node = %peer.node_id, version = inv.version, "inventory sent");
+            }
+        }
+    }
+    if peer.wants_policy {
+        if let Some(p) = state.policies.latest(&peer.agency) {
+            if p.policy.version > peer.policy_version {
+                send(ws, peer, &CollectorMessage::Policy(p.signed())).await?;
+                peer.policy_version = p.policy.version;
+                tracing::info!(node = %peer.node_id, version = p.policy.version, "policy sent");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn stream(ws: &mut Ws, peer: &mut Peer, state: &AppState) -> Result<(), String> {
     // Acks go out in batch order as the writer commits them, while reading goes on.
     let mut pending: FuturesOrdered<PendingAck> = FuturesOrdered::new();
     let mut pending_ids: std::collections::VecDeque<(u64, u64)> = Default::default();
     let mut last_persist = Instant::now();
     let silence = Duration::from_secs(state.config.nodes.down_after_secs.max(1) * 3);
+    let mut inventory = state.inventory.subscribe();
+    let mut policies = state.policies.subscribe();
+    let mut shutdown = state.shutdown.subscribe();
+    push(ws, peer, state).await?;
     loop {
         tokio::select! {
-            frame = tokio::time::timeout(silence, socket.recv()) => {
+            frame = tokio::time::timeout(silence, ws.next()) => {
                 let frame = match frame {
                     Err(_) => return Err("agent silent past three heartbeat timeouts".into()),
                     Ok(None) => return Ok(()),
@@ -230,7 +444,7 @@ async fn stream(socket: &mut WebSocket, peer: &Peer, state: &AppState) -> Result
                 if let Message::Close(_) = frame {
                     return Ok(());
                 }
-                let Some(msg) = decode(frame)? else { continue };
+                let Some((_, msg, _)) = decode(frame)? else { continue };
                 match msg {
                     AgentMessage::Batch(batch) => {
                         validate(&batch, &peer.agency)?;
@@ -261,29 +475,62 @@ async fn stream(socket: &mut WebSocket, peer: &Peer, state: &AppState) -> Result
                             persist_seen(state, peer, Some(hb.health));
                         }
                     }
+                    AgentMessage::PolicyState(s) => {
+                        if let Some(e) = &s.error {
+                            if e.len() > 4096 || s.problems.len() > 1000 {
+                                return Err("policy state too large".into());
+                            }
+                        }
+                        tracing::info!(node = %peer.node_id, version = s.version, state = s.state.name(), error = s.error.as_deref().unwrap_or(""), "policy state");
+                        let policies = state.policies.clone();
+                        let node = peer.node_id.clone();
+                        let _ = tokio::task::spawn_blocking(move || policies.set_state(&node, &s)).await;
+                    }
                     other => return Err(format!("unexpected {} after authentication", kind(&other))),
                 }
             }
             Some(done) = pending.next(), if !pending.is_empty() => {
                 let (boot_epoch, seq) = pending_ids.pop_front().unwrap_or((0, 0));
                 match done {
-                    Ok(Ok(_)) => send(socket, &CollectorMessage::Ack { boot_epoch, seq }, json).await?,
+                    Ok(Ok(_)) => send(ws, peer, &CollectorMessage::Ack { boot_epoch, seq }).await?,
                     Ok(Err(e)) => return Err(format!("storage error, batch {boot_epoch}/{seq} not stored: {e}")),
                     Err(_) => return Err("writer stopped".into()),
                 }
+            }
+            Ok(()) = inventory.changed() => push(ws, peer, state).await?,
+            Ok(()) = policies.changed() => push(ws, peer, state).await?,
+            () = shutdown.wait() => {
+                // Acknowledge what is committed; the rest is re-sent to the
+                // next collector run, which drops what it already has.
+                while let Ok(Some(Ok(Ok(_)))) = tokio::time::timeout(Duration::from_millis(500), pending.next()).await {
+                    let (boot_epoch, seq) = pending_ids.pop_front().unwrap_or((0, 0));
+                    send(ws, peer, &CollectorMessage::Ack { boot_epoch, seq }).await?;
+                }
+                return Ok(());
             }
         }
     }
 }
 
 fn persist_seen(state: &AppState, peer: &Peer, health: Option<simpul_proto::wire::Health>) {
-    let _ = state.writer.try_send(WriteJob::NodeSeen {
-        node_id: peer.node_id.clone(),
-        address: peer.address.clone(),
-        version: peer.version.clone(),
-        hostname: peer.hostname.clone(),
-        health: health.map(Box::new),
-        at_secs: crate::state::now_secs(),
+    let control = state.control.clone();
+    let (node, address, version, hostname) = (
+        peer.node_id.clone(),
+        peer.address.clone(),
+        peer.version.clone(),
+        peer.hostname.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = control.node_seen(
+            &node,
+            &address,
+            &version,
+            &hostname,
+            health.as_ref(),
+            SystemTime::now(),
+        ) {
+            tracing::warn!(node = %node, error = %e, "cannot record node status");
+        }
     });
 }
 
@@ -409,7 +656,6 @@ fn validate_blocked(
     }
     Ok(())
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use simpul_proto::BlockMethod;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::state::{now_secs, AppState};
-use crate::store::{BlockedFilter, FlowFilter, Reader, Step, MAX_BLOCKED};
+use crate::store::{BlockedFilter, FlowFilter, FlowReader, Step, StoreError, MAX_BLOCKED};
 
 /// An API error: status and a sentence that says what was wrong.
 pub struct ApiError(pub StatusCode, pub String);
@@ -25,26 +25,31 @@ pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
-/// Run a query on a fresh read connection off the async threads.
+/// Run a query with a fresh flow reader, off the async threads.
 pub async fn read<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
-    F: FnOnce(&Reader) -> Result<T, crate::store::StoreError> + Send + 'static,
+    F: FnOnce(&AppState, &dyn FlowReader) -> Result<T, StoreError> + Send + 'static,
 {
-    let store = state.store.clone();
+    let s = state.clone();
     tokio::task::spawn_blocking(move || {
-        let r = store.reader()?;
-        f(&r)
+        let r = s.flows.reader()?;
+        f(&s, r.as_ref())
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-    .map_err(|e| match e {
-        crate::store::StoreError::UnknownAgency(_) | crate::store::StoreError::UnknownNode(_) => {
+    .map_err(store_error)
+}
+
+/// A storage error as an API answer.
+pub(crate) fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::UnknownAgency(_) | StoreError::UnknownNode(_) => {
             ApiError(StatusCode::NOT_FOUND, e.to_string())
         }
-        crate::store::StoreError::Invalid { .. } => bad(e.to_string()),
+        StoreError::Invalid { .. } => bad(e.to_string()),
         other => ApiError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
-    })
+    }
 }
 
 /// `from`/`to` as RFC 3339 or Unix seconds.
@@ -166,8 +171,7 @@ impl BlockedQuery {
 }
 
 pub async fn nodes(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let timeout = Duration::from_secs(s.config.nodes.down_after_secs);
-    let mut nodes = read(&s, move |r| r.nodes(SystemTime::now(), timeout)).await?;
+    let mut nodes = read(&s, |s, _| crate::service::nodes(s, SystemTime::now())).await?;
     apply_liveness(&s.outage, &mut nodes);
     Ok(Json(nodes))
 }
@@ -218,7 +222,9 @@ pub(crate) fn overview_liveness(
 }
 
 pub async fn agencies(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(read(&s, |r| r.agencies()).await?))
+    Ok(Json(
+        read(&s, |s, _| crate::service::agencies(s, SystemTime::now())).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -242,9 +248,8 @@ pub async fn overview(
     if !(1..=3600).contains(&window) {
         return Err(bad("window must be 1..3600 seconds"));
     }
-    let timeout = Duration::from_secs(s.config.nodes.down_after_secs);
     let end = overview_end();
-    let mut ov = read(&s, move |r| r.overview(end, window, timeout)).await?;
+    let mut ov = read(&s, move |s, r| crate::service::overview(s, r, end, window)).await?;
     overview_liveness(&s.outage, &mut ov);
     Ok(Json(ov))
 }
@@ -255,13 +260,19 @@ pub async fn usage(
     Query(q): Query<RangeQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     check_code("agency", &agency)?;
+    if s.inventory.current().agency(&agency).is_none() {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("unknown agency {agency:?}"),
+        ));
+    }
     let (from, to) = q.range(24 * 3600)?;
     let step = match q.step.as_deref() {
         None => Step::auto(from, to, SystemTime::now()),
         Some(s) => Step::parse(s).ok_or_else(|| bad(format!("step {s:?}: use 1s, 1m or 1h")))?,
     };
     Ok(Json(
-        read(&s, move |r| r.usage(&agency, from, to, step)).await?,
+        read(&s, move |_, r| r.usage(&agency, from, to, step)).await?,
     ))
 }
 
@@ -273,7 +284,10 @@ pub async fn top_hosts(
     let agency = q.agency()?;
     let limit = q.limit(10, 1000)?;
     Ok(Json(
-        read(&s, move |r| r.top_hosts(agency.as_deref(), from, to, limit)).await?,
+        read(&s, move |_, r| {
+            r.top_hosts(agency.as_deref(), from, to, limit)
+        })
+        .await?,
     ))
 }
 
@@ -285,7 +299,10 @@ pub async fn top_sites(
     let agency = q.agency()?;
     let limit = q.limit(10, 1000)?;
     Ok(Json(
-        read(&s, move |r| r.top_sites(agency.as_deref(), from, to, limit)).await?,
+        read(&s, move |_, r| {
+            r.top_sites(agency.as_deref(), from, to, limit)
+        })
+        .await?,
     ))
 }
 
@@ -311,7 +328,7 @@ pub async fn flows(
             .map(|s| s.trim_end_matches('.').to_ascii_lowercase()),
         limit: q.limit(100, 1000)?,
     };
-    Ok(Json(read(&s, move |r| r.flows(&filter)).await?))
+    Ok(Json(read(&s, move |_, r| r.flows(&filter)).await?))
 }
 
 /// The query string, or a 400 in the API's JSON error shape (an unknown
@@ -326,7 +343,7 @@ pub async fn blocked(
     q: Result<Query<BlockedQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let filter = query(q)?.filter(3600, 100)?;
-    Ok(Json(read(&s, move |r| r.blocked(&filter)).await?))
+    Ok(Json(read(&s, move |_, r| r.blocked(&filter)).await?))
 }
 
 /// Attempts per agency, top targets and top clients (default: the last 15
@@ -336,7 +353,9 @@ pub async fn blocked_summary(
     q: Result<Query<BlockedQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let filter = query(q)?.filter(15 * 60, 10)?;
-    Ok(Json(read(&s, move |r| r.blocked_summary(&filter)).await?))
+    Ok(Json(
+        read(&s, move |_, r| r.blocked_summary(&filter)).await?,
+    ))
 }
 
 #[derive(Serialize)]
@@ -346,7 +365,12 @@ struct Health {
 }
 
 pub async fn healthz(State(s): State<AppState>) -> Response {
-    match read(&s, |r| r.check()).await {
+    match read(&s, |s, r| {
+        r.check()?;
+        s.control.check()
+    })
+    .await
+    {
         Ok(()) => Json(Health {
             status: "ok",
             db: "ok".into(),

@@ -1,269 +1,179 @@
-//! collector.toml: every section has defaults; see configs/collector.toml.
+//! collector.toml: every section has defaults (one `impl Default` each); see
+//! configs/collector.toml. What the NOC manages lives beside it: the
+//! inventory (`[inventory] file`) and the agencies' policies (`[policy]
+//! dir`). Validation reports every problem with its place at once; keys of
+//! older files say where their content went.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use simpul_proto::problem::describe;
+use simpul_proto::time_window::UtcOffset;
+use simpul_proto::Problem;
 
-/// Same errors and same code rules as the agent's configuration.
-pub use simpul_agent::config::{valid_code, ConfigError};
+pub use simpul_core::inventory::SEVERITIES;
+pub use simpul_proto::valid_code;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {cause}")]
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("{path}: {cause}")]
+    Parse {
+        path: PathBuf,
+        cause: Box<toml::de::Error>,
+    },
+    #[error("{path}: {}", describe(.problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct CollectorConfig {
-    #[serde(default)]
     pub server: ServerConfig,
-    #[serde(default)]
     pub storage: StorageConfig,
-    #[serde(default)]
     pub nodes: NodesConfig,
-    #[serde(default)]
-    pub uplink: UplinkConfig,
-    #[serde(default)]
-    pub agencies: Vec<AgencyConfig>,
+    pub inventory: InventoryConfig,
+    pub policy: PolicyConfig,
     /// Who is told about outages, and how (see `notify`).
-    #[serde(default)]
     pub notify: crate::notify::NotifyConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Plain HTTP for the dashboard and API (keep on loopback or behind a
     /// TLS-terminating proxy). Agents are never accepted here.
-    #[serde(default = "default_listen")]
     pub listen: Option<SocketAddr>,
     /// HTTPS + WSS: agents, and browsers from other machines.
-    #[serde(default = "default_listen_tls")]
     pub listen_tls: Option<SocketAddr>,
     /// Certificate chain and key (PEM). When absent, a private CA and a server
     /// certificate are generated under `data_dir/tls/` on first start.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     /// Extra DNS names / addresses for the generated server certificate.
-    #[serde(default)]
     pub tls_names: Vec<String>,
     /// Largest agent message accepted, bytes.
-    #[serde(default = "default_max_message")]
     pub max_message_bytes: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            listen: default_listen(),
-            listen_tls: default_listen_tls(),
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            listen_tls: Some(SocketAddr::from(([0, 0, 0, 0], 8443))),
             tls_cert: None,
             tls_key: None,
             tls_names: Vec::new(),
-            max_message_bytes: default_max_message(),
+            max_message_bytes: simpul_proto::wire::MAX_MESSAGE_BYTES,
         }
     }
 }
 
-fn default_listen() -> Option<SocketAddr> {
-    Some(SocketAddr::from(([127, 0, 0, 1], 8080)))
-}
-fn default_listen_tls() -> Option<SocketAddr> {
-    Some(SocketAddr::from(([0, 0, 0, 0], 8443)))
-}
-fn default_max_message() -> usize {
-    simpul_proto::wire::MAX_MESSAGE_BYTES
-}
-
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    #[serde(default = "default_data_dir")]
+    /// The embedded database, the TLS material and the policy signing key.
     pub data_dir: PathBuf,
-    #[serde(default = "default_flow_retention")]
+    /// Raw flow records are kept this long.
     pub flow_retention_days: u32,
     /// Blocked attempts are kept this long; unset: as long as flows.
-    #[serde(default)]
     pub blocked_retention_days: Option<u32>,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
-            data_dir: default_data_dir(),
-            flow_retention_days: default_flow_retention(),
+            data_dir: PathBuf::from("data"),
+            flow_retention_days: 30,
             blocked_retention_days: None,
         }
     }
 }
 
-fn default_data_dir() -> PathBuf {
-    PathBuf::from("data")
-}
-fn default_flow_retention() -> u32 {
-    30
-}
-
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct NodesConfig {
     /// Agents send a heartbeat this often.
-    #[serde(default = "default_heartbeat_ms")]
     pub heartbeat_interval_ms: u64,
     /// A node silent this long is DOWN.
-    #[serde(default = "default_down_after")]
     pub down_after_secs: u64,
     /// ...and UP again after this many heartbeats in a row.
-    #[serde(default = "default_up_after")]
     pub up_after_heartbeats: u32,
     /// FLAPPING: this many changes of state within flap_window_secs.
-    #[serde(default = "default_flap_threshold")]
     pub flap_threshold: u32,
-    #[serde(default = "default_flap_window")]
     pub flap_window_secs: u64,
     /// Notify the next escalation level when an outage stays
     /// unacknowledged this long (0: never escalate).
-    #[serde(default = "default_escalate_after")]
     pub escalate_after_mins: u64,
     /// An agency using at least this percent of its internet allocation...
-    #[serde(default = "default_alloc_pct")]
     pub allocation_alert_pct: u32,
     /// ...for this long is alerted (`allocation_high`).
-    #[serde(default = "default_alloc_secs")]
     pub allocation_alert_secs: u64,
     /// An agent clock further than this from the collector's is alerted.
-    #[serde(default = "default_max_skew")]
     pub max_clock_skew_ms: u64,
-    /// Severity of a node's outages when its topology entry names none.
-    #[serde(default = "default_criticality")]
+    /// Severity of a node's outages when its inventory entry names none.
     pub default_criticality: String,
-    /// Parents and criticality of nodes (a district hub above the agencies
-    /// behind it). A node without an entry has no parent.
-    #[serde(default)]
-    pub topology: Vec<TopologyEntry>,
-}
-
-/// `[[nodes.topology]]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TopologyEntry {
-    pub node: String,
-    #[serde(default)]
-    pub parent: Option<String>,
-    /// critical, major, minor or info.
-    #[serde(default)]
-    pub criticality: Option<String>,
-}
-
-/// Severities, most severe first.
-pub const SEVERITIES: [&str; 4] = ["critical", "major", "minor", "info"];
-
-impl NodesConfig {
-    pub fn criticality_of(&self, node: &str) -> &str {
-        self.topology
-            .iter()
-            .find(|t| t.node == node)
-            .and_then(|t| t.criticality.as_deref())
-            .unwrap_or(&self.default_criticality)
-    }
-
-    pub fn parent_of(&self, node: &str) -> Option<&str> {
-        self.topology
-            .iter()
-            .find(|t| t.node == node)
-            .and_then(|t| t.parent.as_deref())
-    }
 }
 
 impl Default for NodesConfig {
     fn default() -> Self {
         Self {
-            heartbeat_interval_ms: default_heartbeat_ms(),
-            down_after_secs: default_down_after(),
-            up_after_heartbeats: default_up_after(),
-            flap_threshold: default_flap_threshold(),
-            flap_window_secs: default_flap_window(),
-            escalate_after_mins: default_escalate_after(),
-            max_clock_skew_ms: default_max_skew(),
-            allocation_alert_pct: default_alloc_pct(),
-            allocation_alert_secs: default_alloc_secs(),
-            default_criticality: default_criticality(),
-            topology: Vec::new(),
+            heartbeat_interval_ms: 2000,
+            down_after_secs: 10,
+            up_after_heartbeats: 2,
+            flap_threshold: 4,
+            flap_window_secs: 600,
+            escalate_after_mins: 15,
+            allocation_alert_pct: 95,
+            allocation_alert_secs: 300,
+            max_clock_skew_ms: 5_000,
+            default_criticality: "major".into(),
         }
     }
 }
 
-fn default_up_after() -> u32 {
-    2
-}
-fn default_flap_threshold() -> u32 {
-    4
-}
-fn default_flap_window() -> u64 {
-    600
-}
-fn default_alloc_pct() -> u32 {
-    95
-}
-fn default_alloc_secs() -> u64 {
-    300
-}
-fn default_max_skew() -> u64 {
-    5_000
-}
-fn default_escalate_after() -> u64 {
-    15
-}
-fn default_criticality() -> String {
-    "major".into()
+/// `[inventory]`: the agencies, units, subnets, intranet and nodes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InventoryConfig {
+    /// inventory.toml (relative to collector.toml's directory); re-read
+    /// when it changes, and every change reaches the agents at once.
+    pub file: Option<PathBuf>,
 }
 
-fn default_heartbeat_ms() -> u64 {
-    2000
-}
-fn default_down_after() -> u64 {
-    10
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UplinkConfig {
-    /// The central internet uplink Diskominfo buys and divides.
-    #[serde(default = "default_uplink")]
-    pub capacity_down_bps: u64,
-    #[serde(default = "default_uplink")]
-    pub capacity_up_bps: u64,
+/// `[policy]`: where each agency's policy comes from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// A directory of `<agency>.toml` policies (relative to collector.toml's
+    /// directory); re-read when they change. Every change is a new version,
+    /// signed and pushed to the agency's nodes.
+    pub dir: Option<PathBuf>,
 }
 
-impl Default for UplinkConfig {
-    fn default() -> Self {
-        Self {
-            capacity_down_bps: default_uplink(),
-            capacity_up_bps: default_uplink(),
-        }
-    }
-}
-
-fn default_uplink() -> u64 {
-    1_000_000_000
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AgencyConfig {
-    pub code: String,
-    #[serde(default)]
-    pub name: String,
-    /// Allocated internet bandwidth (download / upload), bits per second.
-    pub alloc_down_bps: u64,
-    pub alloc_up_bps: u64,
-    #[serde(default)]
-    pub units: Vec<UnitConfig>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UnitConfig {
-    pub code: String,
-    #[serde(default)]
-    pub name: String,
-}
+/// Keys of older collector.toml files and where their content went.
+const MOVED: &[(&str, &str)] = &[
+    (
+        "agencies",
+        "moved to the inventory file ([inventory] file): agencies, units and subnets are defined once there; allocations (alloc_*_bps) are policy ([policy] dir, one <agency>.toml each)",
+    ),
+    (
+        "uplink",
+        "moved to the inventory file: `uplink = { down_bps = …, up_bps = … }`",
+    ),
+    (
+        "nodes.topology",
+        "moved to the inventory file: each node's `parent` and `criticality` in `nodes`",
+    ),
+];
 
 impl CollectorConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -274,130 +184,117 @@ impl CollectorConfig {
         Self::parse(&text, path)
     }
 
+    /// Parse and validate; `path` labels errors, and relative inventory and
+    /// policy paths resolve from its directory.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let cfg: CollectorConfig = toml::from_str(text).map_err(|cause| ConfigError::Parse {
+        let invalid = |problems| ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        };
+        let parse_err = |cause| ConfigError::Parse {
             path: path.to_owned(),
             cause: Box::new(cause),
-        })?;
-        cfg.validate(path)?;
-        Ok(cfg)
+        };
+        let raw: toml::Table = toml::from_str(text).map_err(parse_err)?;
+        let moved: Vec<Problem> = MOVED
+            .iter()
+            .filter(|(key, _)| has_key(&raw, key))
+            .map(|(key, why)| Problem::new(*key, *why))
+            .collect();
+        if !moved.is_empty() {
+            return Err(invalid(moved));
+        }
+        let mut cfg: CollectorConfig = toml::from_str(text).map_err(parse_err)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut cfg.inventory.file, &mut cfg.policy.dir]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        let problems = cfg.problems();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(invalid(problems))
+        }
     }
 
-    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |location: String, message: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            location,
-            message,
-        };
-        if self.server.listen.is_none() && self.server.listen_tls.is_none() {
-            return Err(invalid(
-                "server".into(),
-                "set listen and/or listen_tls".into(),
-            ));
+    /// Every problem of the configuration, with its place.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut bad = |place: &str, m: String| out.push(Problem::new(place, m));
+        let s = &self.server;
+        if s.listen.is_none() && s.listen_tls.is_none() {
+            bad("server", "set listen and/or listen_tls".into());
         }
-        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
-            return Err(invalid(
-                "server".into(),
-                "tls_cert and tls_key go together".into(),
-            ));
+        if s.tls_cert.is_some() != s.tls_key.is_some() {
+            bad("server", "tls_cert and tls_key go together".into());
         }
-        if self.nodes.heartbeat_interval_ms == 0
-            || self.nodes.down_after_secs * 1000 <= self.nodes.heartbeat_interval_ms
+        if s.max_message_bytes < 4096 || s.max_message_bytes > simpul_proto::wire::MAX_MESSAGE_BYTES
         {
-            return Err(invalid(
-                "nodes".into(),
-                "down_after_secs must be longer than heartbeat_interval_ms".into(),
-            ));
+            bad(
+                "server.max_message_bytes",
+                format!("must be 4096..{}", simpul_proto::wire::MAX_MESSAGE_BYTES),
+            );
         }
-        self.notify.validate(path)?;
+        if self.storage.flow_retention_days == 0 {
+            bad("storage.flow_retention_days", "must be at least 1".into());
+        }
+        if self.storage.blocked_retention_days == Some(0) {
+            bad(
+                "storage.blocked_retention_days",
+                "must be at least 1".into(),
+            );
+        }
         let n = &self.nodes;
+        if n.heartbeat_interval_ms == 0 || n.down_after_secs * 1000 <= n.heartbeat_interval_ms {
+            bad(
+                "nodes",
+                "down_after_secs must be longer than heartbeat_interval_ms".into(),
+            );
+        }
         if n.up_after_heartbeats == 0 || n.flap_threshold < 2 || n.flap_window_secs == 0 {
-            return Err(invalid(
-                "nodes".into(),
+            bad(
+                "nodes",
                 "up_after_heartbeats ≥ 1, flap_threshold ≥ 2 and flap_window_secs ≥ 1".into(),
-            ));
+            );
         }
         if !SEVERITIES.contains(&n.default_criticality.as_str()) {
-            return Err(invalid(
-                "nodes.default_criticality".into(),
+            bad(
+                "nodes.default_criticality",
                 format!(
                     "{:?} is not one of {}",
                     n.default_criticality,
                     SEVERITIES.join(", ")
                 ),
-            ));
+            );
         }
-        let mut topo = std::collections::HashSet::new();
-        for (i, t) in n.topology.iter().enumerate() {
-            let loc = format!("nodes.topology[{i}] ({})", t.node);
-            if !valid_code(&t.node) || !topo.insert(t.node.as_str()) {
-                return Err(invalid(loc, "invalid or duplicate node id".into()));
-            }
-            if let Some(p) = &t.parent {
-                if !valid_code(p) || p == &t.node {
-                    return Err(invalid(loc, format!("invalid parent {p:?}")));
-                }
-            }
-            if let Some(c) = &t.criticality {
-                if !SEVERITIES.contains(&c.as_str()) {
-                    return Err(invalid(
-                        loc,
-                        format!("criticality {c:?} is not one of {}", SEVERITIES.join(", ")),
-                    ));
-                }
-            }
+        if !(1..=100).contains(&n.allocation_alert_pct) {
+            bad("nodes.allocation_alert_pct", "must be 1-100".into());
         }
-        // A parent chain must end: follow each one at most len hops.
-        for t in &n.topology {
-            let mut cur = t.parent.as_deref();
-            let mut hops = 0;
-            while let Some(p) = cur {
-                hops += 1;
-                if p == t.node || hops > n.topology.len() {
-                    return Err(invalid(
-                        "nodes.topology".into(),
-                        format!("parents of {:?} form a cycle", t.node),
-                    ));
-                }
-                cur = n.parent_of(p);
-            }
+        if let Err(p) = self.notify.validate_all() {
+            out.extend(p);
         }
-        let mut seen = std::collections::HashSet::new();
-        let mut down = 0u64;
-        let mut up = 0u64;
-        for (i, a) in self.agencies.iter().enumerate() {
-            let loc = format!("agencies[{i}] ({})", a.code);
-            if !valid_code(&a.code) {
-                return Err(invalid(
-                    loc,
-                    "invalid code (letters, digits, '-', '_')".into(),
-                ));
-            }
-            if !seen.insert(a.code.as_str()) {
-                return Err(invalid(loc, "duplicate agency code".into()));
-            }
-            let mut units = std::collections::HashSet::new();
-            for (j, u) in a.units.iter().enumerate() {
-                if !valid_code(&u.code) || !units.insert(u.code.as_str()) {
-                    return Err(invalid(
-                        format!("{loc}.units[{j}]"),
-                        format!("invalid or duplicate unit code {:?}", u.code),
-                    ));
-                }
-            }
-            down = down.saturating_add(a.alloc_down_bps);
-            up = up.saturating_add(a.alloc_up_bps);
-        }
-        if down > self.uplink.capacity_down_bps || up > self.uplink.capacity_up_bps {
-            return Err(invalid(
-                "agencies".into(),
-                format!(
-                    "allocations ({down} bps down, {up} bps up) exceed the uplink ({} / {} bps)",
-                    self.uplink.capacity_down_bps, self.uplink.capacity_up_bps
-                ),
-            ));
-        }
-        Ok(())
+        out
+    }
+
+    /// The NOC's local time (notifications, reports).
+    pub fn utc_offset(&self) -> UtcOffset {
+        UtcOffset::parse(&self.notify.utc_offset).unwrap_or(UtcOffset::WIB)
+    }
+}
+
+/// Whether the dotted `key` ("nodes.topology") is in the table.
+fn has_key(table: &toml::Table, key: &str) -> bool {
+    match key.split_once('.') {
+        None => table.contains_key(key),
+        Some((head, rest)) => table
+            .get(head)
+            .and_then(toml::Value::as_table)
+            .is_some_and(|t| has_key(t, rest)),
     }
 }
 
@@ -405,55 +302,65 @@ impl CollectorConfig {
 mod tests {
     use super::*;
 
+    fn err(text: &str) -> String {
+        CollectorConfig::parse(text, Path::new("/etc/simpul/collector.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn the_example_collector_toml_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/collector.toml");
         let cfg = CollectorConfig::load(&path).expect("configs/collector.toml is valid");
-        assert_eq!(cfg.nodes.parent_of("dinkes-01"), Some("hub-kupang"));
-        assert_eq!(cfg.nodes.criticality_of("hub-kupang"), "critical");
-        assert_eq!(cfg.nodes.criticality_of("other"), "major");
-        let cyclic = "[[nodes.topology]]\nnode = \"a\"\nparent = \"b\"\n[[nodes.topology]]\nnode = \"b\"\nparent = \"a\"\n";
-        let e = CollectorConfig::parse(cyclic, Path::new("c.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("form a cycle"), "{e}");
-        let bad = "[[nodes.topology]]\nnode = \"a\"\ncriticality = \"urgent\"\n";
-        let e = CollectorConfig::parse(bad, Path::new("c.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("nodes.topology[0] (a)") && e.contains("urgent"),
-            "{e}"
+        let inv = cfg.inventory.file.expect("an inventory file");
+        assert!(inv.ends_with("inventory.toml"), "{}", inv.display());
+        assert!(inv.exists(), "{}", inv.display());
+        assert!(cfg.policy.dir.expect("a policy dir").is_dir());
+    }
+
+    #[test]
+    fn old_keys_say_where_they_moved() {
+        let e = err(
+            "[uplink]\ncapacity_down_bps = 1\n[[agencies]]\ncode = \"a\"\nalloc_down_bps = 1\nalloc_up_bps = 1\n[[nodes.topology]]\nnode = \"a\"\n",
         );
+        for want in [
+            "agencies: moved to the inventory file",
+            "alloc_*_bps) are policy",
+            "uplink: moved to the inventory file",
+            "nodes.topology: moved to the inventory file",
+        ] {
+            assert!(e.contains(want), "{want} not in {e}");
+        }
     }
 
     #[test]
-    fn allocations_above_the_uplink_are_refused() {
-        let e = CollectorConfig::parse(
-            r#"
-[uplink]
-capacity_down_bps = 100
-capacity_up_bps = 100
-[[agencies]]
-code = "a"
-alloc_down_bps = 60
-alloc_up_bps = 10
-[[agencies]]
-code = "b"
-alloc_down_bps = 60
-alloc_up_bps = 10
-"#,
-            Path::new("c.toml"),
+    fn every_problem_is_reported_at_once() {
+        let e = err(
+            "[server]\nlisten_tls = \"0.0.0.0:1\"\ntls_cert = \"c.pem\"\n[nodes]\ndown_after_secs = 1\nflap_threshold = 1\ndefault_criticality = \"urgent\"\n",
+        );
+        for want in [
+            "server: tls_cert and tls_key go together",
+            "nodes: down_after_secs",
+            "nodes: up_after_heartbeats",
+            "nodes.default_criticality: \"urgent\"",
+        ] {
+            assert!(e.contains(want), "{want} not in {e}");
+        }
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let c = CollectorConfig::parse(
+            "[inventory]\nfile = \"inventory.toml\"\n[policy]\ndir = \"/p\"\n",
+            Path::new("/etc/simpul/collector.toml"),
         )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("exceed the uplink"), "{e}");
-    }
-
-    #[test]
-    fn defaults() {
-        let c = CollectorConfig::parse("", Path::new("c.toml")).unwrap();
+        .unwrap();
         assert_eq!(c.nodes.down_after_secs, 10);
         assert_eq!(c.server.listen.unwrap().port(), 8080);
+        assert_eq!(
+            c.inventory.file,
+            Some(PathBuf::from("/etc/simpul/inventory.toml"))
+        );
+        assert_eq!(c.policy.dir, Some(PathBuf::from("/p")));
     }
 }

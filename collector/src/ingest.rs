@@ -6,10 +6,10 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use simpul_proto::wire::{Batch, Health};
+use simpul_proto::wire::Batch;
 use tokio::sync::oneshot;
 
-use crate::store::{BatchOutcome, NodeBatches, Store};
+use crate::store::{BatchOutcome, FlowStore, FlowWriter, NodeBatches};
 
 /// Work for the writer thread.
 pub enum WriteJob {
@@ -19,33 +19,18 @@ pub enum WriteJob {
         batch: Box<Batch>,
         done: oneshot::Sender<Result<BatchOutcome, String>>,
     },
-    NodeSeen {
+    /// The node's new boot said Hello: close what its older boots left
+    /// running (the agent was killed before it could).
+    CloseInterim {
         node_id: String,
-        address: String,
-        version: String,
-        hostname: String,
-        health: Option<Box<Health>>,
-        at_secs: u64,
+        boot_epoch: u64,
     },
     Retention {
         now_secs: u64,
     },
-    /// Issue a one-time enrollment token (the server's own, e.g. the demo).
-    CreateToken {
-        agency: String,
-        node_id: String,
-        ttl: Duration,
-        done: oneshot::Sender<Result<String, String>>,
-    },
     /// Finish what is queued before this, then end the writer thread
     /// (connection tasks still hold senders, so a closed channel never comes).
     Shutdown,
-    /// Enrollment marks a token used: a write, so it goes through here.
-    Enroll {
-        node_id: String,
-        token: String,
-        done: oneshot::Sender<Result<(String, String), String>>,
-    },
 }
 
 fn at(secs: u64) -> std::time::SystemTime {
@@ -62,12 +47,12 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(store: &Store) -> anyhow::Result<Writer> {
+    pub fn start(store: &dyn FlowStore) -> anyhow::Result<Writer> {
         let mut writer = store.writer()?;
         let (tx, rx) = mpsc::sync_channel::<WriteJob>(4096);
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(&mut writer, rx))?;
+            .spawn(move || run(writer.as_mut(), rx))?;
         Ok(Writer {
             tx,
             thread: Some(thread),
@@ -92,7 +77,7 @@ impl Writer {
 /// lists include the last batches.
 const IDLE_FOLD: Duration = Duration::from_secs(1);
 
-fn run(writer: &mut crate::store::Writer, rx: Receiver<WriteJob>) {
+fn run(writer: &mut dyn FlowWriter, rx: Receiver<WriteJob>) {
     let mut dirty = false;
     loop {
         let first = match rx.recv_timeout(IDLE_FOLD) {
@@ -130,7 +115,7 @@ fn run(writer: &mut crate::store::Writer, rx: Receiver<WriteJob>) {
 
 type AckSender = oneshot::Sender<Result<BatchOutcome, String>>;
 
-fn write_group(writer: &mut crate::store::Writer, jobs: Vec<WriteJob>) {
+fn write_group(writer: &mut dyn FlowWriter, jobs: Vec<WriteJob>) {
     // Group batches per node (one ingest transaction per node and window).
     let mut per_node: Vec<(String, String, Vec<Batch>, Vec<AckSender>)> = Vec::new();
     for job in jobs {
@@ -152,50 +137,24 @@ fn write_group(writer: &mut crate::store::Writer, jobs: Vec<WriteJob>) {
                     None => per_node.push((node_id, agency, vec![*batch], vec![done])),
                 }
             }
-            WriteJob::NodeSeen {
+            WriteJob::CloseInterim {
                 node_id,
-                address,
-                version,
-                hostname,
-                health,
-                at_secs,
-            } => {
-                if let Err(e) = writer.node_seen(
-                    &node_id,
-                    &address,
-                    &version,
-                    &hostname,
-                    health.as_deref(),
-                    at(at_secs),
-                ) {
-                    tracing::warn!(node = %node_id, error = %e, "cannot record node status");
+                boot_epoch,
+            } => match writer.close_interim(&node_id, boot_epoch) {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(node = %node_id, flows = n, "flows left running by the node's previous boot closed (agent restart)")
                 }
-            }
+                Err(e) => {
+                    tracing::warn!(node = %node_id, error = %e, "cannot close the previous boot's flows")
+                }
+            },
             WriteJob::Retention { now_secs } => {
                 if let Err(e) = writer.apply_retention(at(now_secs)) {
                     tracing::warn!(error = %e, "retention failed");
                 }
             }
             WriteJob::Shutdown => {}
-            WriteJob::CreateToken {
-                agency,
-                node_id,
-                ttl,
-                done,
-            } => {
-                let _ = done.send(
-                    writer
-                        .create_enrollment_token(&agency, &node_id, ttl)
-                        .map_err(|e| e.to_string()),
-                );
-            }
-            WriteJob::Enroll {
-                node_id,
-                token,
-                done,
-            } => {
-                let _ = done.send(writer.enroll(&node_id, &token).map_err(|e| e.to_string()));
-            }
         }
     }
     if per_node.is_empty() {

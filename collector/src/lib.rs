@@ -1,20 +1,27 @@
 //! Simpul collector: authenticates agents, stores their flows and counters,
-//! serves the API and the live NOC dashboard.
+//! serves the inventory and signed policies to them, and serves the API and
+//! the live NOC dashboard.
 //!
 //! Components: [`server::Collector`] (start/stop), [`agent_ws`] (agent
-//! sessions), [`ingest`] (the single storage writer), [`store`] (SQLite),
-//! [`api`] and [`live`] (dashboard), [`tls`], [`demo`].
+//! sessions), [`ingest`] (the single flow writer), [`store`] (the storage
+//! seams and their SQLite and in-memory implementations), [`inventory`] and
+//! [`policies`] (what the agents get), [`service`] (what the API asks of
+//! storage), [`api`] and [`live`] (dashboard), [`outage`] and [`notify`]
+//! (incidents and alerts), [`tls`].
 
 pub mod agent_ws;
 pub mod api;
 pub mod config;
-pub mod demo;
 pub mod ingest;
+pub mod inventory;
 pub mod live;
+pub mod logging;
 pub mod notify;
 pub mod openapi;
 pub mod outage;
+pub mod policies;
 pub mod server;
+pub mod service;
 pub mod state;
 pub mod store;
 pub mod tls;

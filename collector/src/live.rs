@@ -25,17 +25,20 @@ fn secs_of(t: std::time::SystemTime) -> u64 {
 pub async fn ticker(state: AppState) {
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut stop = state.shutdown.subscribe();
     loop {
-        interval.tick().await;
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = stop.wait() => return,
+        }
         if state.live.receiver_count() == 0 {
             continue;
         }
         let end = overview_end();
-        let timeout = std::time::Duration::from_secs(state.config.nodes.down_after_secs);
-        let store = state.store.clone();
+        let s = state.clone();
         let ov = tokio::task::spawn_blocking(move || {
-            let r = store.reader()?;
-            let ov = r.overview(end, WINDOW_SECS, timeout)?;
+            let r = s.flows.reader()?;
+            let ov = crate::service::overview(&s, r.as_ref(), end, WINDOW_SECS)?;
             // The chart's point is the newest complete second, like the
             // snapshot's per-second series (the overview is a 5 s average).
             let last = secs_of(end).saturating_sub(1);
@@ -85,14 +88,13 @@ pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
 async fn feed(mut socket: WebSocket, state: AppState) {
     // Subscribe first so no tick falls between the snapshot and the stream.
     let mut rx = state.live.subscribe();
+    let mut stop = state.shutdown.subscribe();
     let end = overview_end();
-    let timeout = std::time::Duration::from_secs(state.config.nodes.down_after_secs);
-    let store = state.store.clone();
-    let outage = state.outage.clone();
+    let s = state.clone();
     let snapshot = tokio::task::spawn_blocking(move || {
-        let r = store.reader()?;
-        let mut ov = r.overview(end, WINDOW_SECS, timeout)?;
-        crate::api::overview_liveness(&outage, &mut ov);
+        let r = s.flows.reader()?;
+        let mut ov = crate::service::overview(&s, r.as_ref(), end, WINDOW_SECS)?;
+        crate::api::overview_liveness(&s.outage, &mut ov);
         let end_secs = end
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -129,6 +131,10 @@ async fn feed(mut socket: WebSocket, state: AppState) {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(_)) => {}
             },
+            () = stop.wait() => {
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
         }
     }
 }

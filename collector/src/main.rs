@@ -1,14 +1,13 @@
-//! `simpul-collector`: serve, demo, enrollment tokens and node revocation.
+//! `simpul-collector`: the command line (serve, enrollment tokens, node
+//! revocation, inventory checks, benchmarks). The work is in the library.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use simpul_collector::config::CollectorConfig;
-use simpul_collector::demo::{self, DemoOptions};
 use simpul_collector::server::Collector;
-use simpul_collector::store::{Store, StoreConfig};
+use simpul_collector::store::{ControlStore, Store};
 
 #[derive(Parser)]
 #[command(
@@ -23,30 +22,36 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the collector.
+    /// Run the collector until SIGINT or SIGTERM (both stop it cleanly).
     Serve {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Run the collector with demo agencies whose agents replay recorded traffic.
-    Demo {
-        /// Dashboard address.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        #[arg(long, default_value = "data")]
-        data_dir: PathBuf,
-    },
-    /// Issue a one-time enrollment token for a node of an agency.
+    /// Issue a one-time enrollment token for a node of the inventory.
     Token {
         #[arg(long)]
         config: PathBuf,
         #[arg(long)]
-        agency: String,
-        #[arg(long)]
         node: String,
+        /// The node's agency; must match the inventory when given.
+        #[arg(long)]
+        agency: Option<String>,
         /// Hours until the token expires.
         #[arg(long, default_value_t = 72)]
         valid_hours: u64,
+    },
+    /// Revoke a node's credential: its connections are refused from now on.
+    Revoke {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        node: String,
+    },
+    /// Check collector.toml, the inventory and the policy directory; every
+    /// problem with its place.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Measure ingest of agent batches into SQLite (records per second, one core).
     BenchIngest {
@@ -63,17 +68,10 @@ enum Command {
         #[arg(long, default_value_t = 5.0)]
         secs: f64,
     },
-    /// Revoke a node's credential: its connections are refused from now on.
-    Revoke {
-        #[arg(long)]
-        config: PathBuf,
-        #[arg(long)]
-        node: String,
-    },
 }
 
 fn main() {
-    simpul_agent::logging::init();
+    simpul_collector::logging::init();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
@@ -82,12 +80,23 @@ fn main() {
 }
 
 fn open_store(cfg: &CollectorConfig) -> Result<Store> {
-    std::fs::create_dir_all(&cfg.storage.data_dir)?;
-    let store = Store::open(&cfg.storage.data_dir, StoreConfig::default())?;
-    store
-        .writer()?
-        .sync_agencies(&simpul_collector::server::agency_defs(&cfg.agencies))?;
-    Ok(store)
+    Ok(Store::open(
+        &cfg.storage.data_dir,
+        simpul_collector::server::store_config(cfg),
+    )?)
+}
+
+/// Resolves on SIGINT or SIGTERM (systemd and container runtimes stop
+/// services with SIGTERM).
+async fn stop_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -100,32 +109,83 @@ fn run(cli: Cli) -> Result<()> {
                 if let Some(a) = c.http_addr {
                     println!("Dashboard: http://{a}/");
                 }
-                tokio::signal::ctrl_c().await.ok();
+                stop_signal().await?;
                 c.stop().await;
                 Ok(())
             })
         }
-        Command::Demo { listen, data_dir } => {
-            let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
-            rt.block_on(demo::run(DemoOptions { listen, data_dir }))
-        }
         Command::Token {
             config,
-            agency,
             node,
+            agency,
             valid_hours,
         } => {
             let cfg = CollectorConfig::load(&config)?;
-            if !cfg.agencies.iter().any(|a| a.code == agency) {
-                anyhow::bail!("agency {agency:?} is not in {}", config.display());
-            }
             let store = open_store(&cfg)?;
-            let token = store.writer()?.create_enrollment_token(
-                &agency,
+            let inv = simpul_collector::inventory::Inventories::load(
+                std::sync::Arc::new(store.clone()),
+                cfg.inventory.file.clone(),
+            )?;
+            let entry = inv.node(&node).with_context(|| {
+                format!(
+                    "node {node:?} is not in the inventory{}: add it to `nodes` there first",
+                    cfg.inventory
+                        .file
+                        .as_ref()
+                        .map(|f| format!(" ({})", f.display()))
+                        .unwrap_or_default()
+                )
+            })?;
+            if let Some(a) = agency {
+                anyhow::ensure!(
+                    a == entry.agency,
+                    "the inventory puts node {node:?} in agency {:?}, not {a:?}",
+                    entry.agency
+                );
+            }
+            let token = store.create_enrollment_token(
+                &entry.agency,
                 &node,
                 std::time::Duration::from_secs(valid_hours * 3600),
             )?;
             println!("{token}");
+            Ok(())
+        }
+        Command::Revoke { config, node } => {
+            let cfg = CollectorConfig::load(&config)?;
+            let store = open_store(&cfg)?;
+            store.revoke_node(&node)?;
+            println!("node {node} revoked");
+            Ok(())
+        }
+        Command::Check { config } => {
+            let cfg = CollectorConfig::load(&config)?;
+            // A scratch store: nothing of the real data directory is touched.
+            let dir = std::env::temp_dir().join(format!("simpul-check-{}", std::process::id()));
+            let store = Store::open(&dir, Default::default())?;
+            let inv = simpul_collector::inventory::Inventories::load(
+                std::sync::Arc::new(store),
+                cfg.inventory.file.clone(),
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+            let inv = inv?;
+            let errors = cfg
+                .policy
+                .dir
+                .as_deref()
+                .map(|d| simpul_collector::policies::Policies::check_dir(d, &inv))
+                .unwrap_or_default();
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            anyhow::ensure!(errors.is_empty(), "{} policy file(s) refused", errors.len());
+            let current = inv.current();
+            println!(
+                "{}: valid ({} agencies, {} nodes in the inventory)",
+                config.display(),
+                current.agencies.len(),
+                current.nodes.len()
+            );
             Ok(())
         }
         Command::BenchIngest { records, data_dir } => {
@@ -149,13 +209,6 @@ fn run(cli: Cli) -> Result<()> {
             let report = simpul_collector::outage::bench::bench_heartbeats(&dir, nodes, secs);
             let _ = std::fs::remove_dir_all(&dir);
             println!("{}", serde_json::to_string(&report?)?);
-            Ok(())
-        }
-        Command::Revoke { config, node } => {
-            let cfg = CollectorConfig::load(&config)?;
-            let store = open_store(&cfg)?;
-            store.writer()?.revoke_node(&node)?;
-            println!("node {node} revoked");
             Ok(())
         }
     }

@@ -1,25 +1,67 @@
-//! The collector as a component: `Collector::start(config)` opens storage,
-//! starts the writer, the live ticker and the listeners; `stop()` ends them.
+//! The collector as a component: [`Collector::start`] opens storage, loads
+//! the inventory and policies, starts the writer, the outage monitor, the
+//! notifier, the background tasks and the listeners; [`Collector::stop`]
+//! signals every task and connection to end (none is aborted), lets agent
+//! sessions close cleanly, then stops the notifier and the writer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use include_dir::{include_dir, Dir};
+use tokio::sync::watch;
 
 use crate::config::CollectorConfig;
 use crate::ingest::{WriteJob, Writer};
+use crate::inventory::Inventories;
+use crate::policies::Policies;
 use crate::state::{AppState, NodeRegistry};
-use crate::store::{Store, StoreConfig};
+use crate::store::{ControlStore, FlowStore, Store, StoreConfig};
 use crate::tls::TlsFiles;
 
 static DASHBOARD: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../dashboard");
+
+/// How long agent sessions and HTTP requests get to finish on a stop.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Tells every task and connection the collector is stopping.
+#[derive(Clone)]
+pub struct Shutdown(Arc<watch::Sender<bool>>);
+
+/// One listener's view of [`Shutdown`].
+pub struct ShutdownSignal(watch::Receiver<bool>);
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown(Arc::new(watch::channel(false).0))
+    }
+}
+
+impl Shutdown {
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+
+    pub fn subscribe(&self) -> ShutdownSignal {
+        ShutdownSignal(self.0.subscribe())
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
+impl ShutdownSignal {
+    /// Resolves once the collector is stopping.
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|stopping| *stopping).await;
+    }
+}
 
 /// A running collector.
 pub struct Collector {
@@ -34,30 +76,42 @@ pub struct Collector {
 }
 
 impl Collector {
+    /// Start on the embedded SQLite store in `storage.data_dir`.
     pub async fn start(config: CollectorConfig) -> Result<Collector> {
         let data_dir = config.storage.data_dir.clone();
-        std::fs::create_dir_all(&data_dir)
+        let store = Store::open(&data_dir, store_config(&config)).context("cannot open storage")?;
+        let store = Arc::new(store);
+        let flows: Arc<dyn FlowStore> = store.clone();
+        let control: Arc<dyn ControlStore> = store;
+        Self::start_with(config, flows, control).await
+    }
+
+    /// Start on the given stores (tests use an in-memory flow store).
+    pub async fn start_with(
+        config: CollectorConfig,
+        flows: Arc<dyn FlowStore>,
+        control: Arc<dyn ControlStore>,
+    ) -> Result<Collector> {
+        let data_dir = config.storage.data_dir.clone();
+        crate::store::private_dir(&data_dir)
             .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-        let store_cfg = StoreConfig {
-            flow_retention_days: config.storage.flow_retention_days,
-            blocked_retention_days: config
-                .storage
-                .blocked_retention_days
-                .unwrap_or(config.storage.flow_retention_days),
-            uplink_down_bps: config.uplink.capacity_down_bps,
-            uplink_up_bps: config.uplink.capacity_up_bps,
-            ..StoreConfig::default()
-        };
-        let store = Store::open(&data_dir, store_cfg).context("cannot open storage")?;
-        store
-            .writer()?
-            .sync_agencies(&agency_defs(&config.agencies))
-            .context("cannot store agencies")?;
-        let writer = Writer::start(&store)?;
+        let inventory = Arc::new(
+            Inventories::load(control.clone(), config.inventory.file.clone())
+                .context("cannot load the inventory")?,
+        );
+        let policies = Arc::new(
+            Policies::start(
+                &data_dir,
+                control.clone(),
+                config.policy.dir.clone(),
+                &inventory,
+            )
+            .context("cannot load the policies")?,
+        );
+        let writer = Writer::start(flows.as_ref())?;
         let metrics = metrics_handle();
         let (live, _) = tokio::sync::broadcast::channel(16);
-        let known: Vec<(String, String)> = store
-            .reader()?
+        let known: Vec<(String, String)> = control
             .nodes(
                 std::time::SystemTime::now(),
                 Duration::from_secs(config.nodes.down_after_secs),
@@ -66,21 +120,31 @@ impl Collector {
             .filter(|n| !n.revoked)
             .map(|n| (n.node_id, n.agency))
             .collect();
-        let notifier = crate::notify::Notifier::start(config.notify.clone(), store.path())
-            .context("cannot start notifications")?;
+        let notifier =
+            crate::notify::Notifier::start(config.notify.clone(), control.database_path())
+                .context("cannot start notifications")?;
         let alerts = notifier.handle().alert_sink();
-        let outage =
-            crate::outage::monitor::OutageMonitor::start(&config.nodes, &store, known, alerts)
-                .context("cannot start the outage monitor")?;
+        let outage = crate::outage::monitor::OutageMonitor::start(
+            &config.nodes,
+            control.as_ref(),
+            known,
+            inventory.topology(),
+            alerts,
+        )
+        .context("cannot start the outage monitor")?;
         let state = AppState {
             config: Arc::new(config.clone()),
-            store: Arc::new(store),
+            flows,
+            control,
+            inventory,
+            policies,
             writer: writer.sender(),
             nodes: Arc::new(NodeRegistry::default()),
             outage: Arc::new(outage),
             notify: notifier.handle(),
             live,
             metrics,
+            shutdown: Shutdown::default(),
         };
         let tls = crate::tls::ensure(&config.server, &data_dir)?;
 
@@ -94,25 +158,28 @@ impl Collector {
             writer: Some(writer),
             notifier: Some(notifier),
         };
-        collector
-            .tasks
-            .push(tokio::spawn(crate::live::ticker(state.clone())));
-        collector.tasks.push(tokio::spawn(retention(state.clone())));
+        let every = |period: Duration, f: fn(&AppState)| {
+            let state = state.clone();
+            tokio::spawn(periodic(state, period, f))
+        };
+        collector.tasks.extend([
+            tokio::spawn(crate::live::ticker(state.clone())),
+            every(Duration::from_secs(3600), retention),
+            every(Duration::from_secs(5), allocation_watch),
+            every(Duration::from_secs(1), maintain),
+            every(Duration::from_secs(2), reload_inventory_and_policies),
+        ]);
         // "Terima" buttons pressed in the NOC's Telegram chats.
         let outage = state.outage.clone();
         let ack: crate::notify::telegram_ack::AckFn = Arc::new(move |id, by| {
             let outage = outage.clone();
             Box::pin(async move { matches!(outage.ack(id, &by).await, Ok(Some(_))) })
         });
-        collector
-            .tasks
-            .extend(crate::notify::telegram_ack::start(&config.notify, ack)?);
-        collector
-            .tasks
-            .push(tokio::spawn(allocation_watch(state.clone())));
-        collector
-            .tasks
-            .push(tokio::spawn(checkpoint(state.clone())));
+        collector.tasks.extend(crate::notify::telegram_ack::start(
+            &config.notify,
+            ack,
+            state.shutdown.clone(),
+        )?);
 
         if let Some(addr) = config.server.listen {
             let app = router(state.clone(), false);
@@ -159,96 +226,134 @@ impl Collector {
         Ok(collector)
     }
 
-    /// Issue a one-time enrollment token for `node` of `agency` (valid a day).
-    pub async fn enrollment_token(&self, agency: &str, node: &str) -> Result<String> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.state
-            .writer
-            .send(WriteJob::CreateToken {
-                agency: agency.to_string(),
-                node_id: node.to_string(),
-                ttl: Duration::from_secs(24 * 3600),
-                done: tx,
-            })
-            .map_err(|_| anyhow::anyhow!("writer stopped"))?;
-        rx.await?.map_err(|e| anyhow::anyhow!(e))
+    /// Issue a one-time enrollment token for `node` (valid a day). The node
+    /// must be in the inventory; its agency is the inventory's.
+    pub async fn enrollment_token(&self, node: &str) -> Result<String> {
+        let agency = self
+            .state
+            .inventory
+            .node(node)
+            .map(|n| n.agency)
+            .with_context(|| format!("node {node:?} is not in the inventory"))?;
+        let control = self.state.control.clone();
+        let node = node.to_string();
+        Ok(tokio::task::spawn_blocking(move || {
+            control.create_enrollment_token(&agency, &node, Duration::from_secs(24 * 3600))
+        })
+        .await??)
     }
 
-    /// Close listeners, let the writer finish what was queued.
+    /// Stop: listeners stop accepting; every task and agent session ends on
+    /// the shutdown signal (sessions acknowledge what is committed and close
+    /// with a WebSocket Close and a TLS close_notify); outages are flushed to
+    /// the notifier, which finishes its sends within its grace; the writer
+    /// commits what is queued.
     pub async fn stop(mut self) {
+        self.state.shutdown.trigger();
+        for h in &self.handles {
+            h.graceful_shutdown(Some(STOP_GRACE));
+        }
+        for t in self.tasks.drain(..) {
+            if tokio::time::timeout(STOP_GRACE + Duration::from_secs(1), t)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a collector task did not stop in time");
+            }
+        }
         // Outages first, so their last alerts are queued; then the notifier
         // finishes the sends in flight.
         self.state.outage.shutdown();
         if let Some(n) = self.notifier.take() {
             let _ = tokio::task::spawn_blocking(move || n.stop()).await;
         }
-        for h in &self.handles {
-            h.graceful_shutdown(Some(Duration::from_secs(2)));
-        }
-        for t in self.tasks.drain(..) {
-            t.abort();
-        }
         if let Some(w) = self.writer.take() {
             let _ = tokio::task::spawn_blocking(move || w.stop()).await;
         }
+        tracing::info!("collector stopped");
     }
 }
 
-/// Every 5 s: each agency's internet use over the last minute against its
-/// allocation, for the outage monitor's `allocation_high` condition.
-async fn allocation_watch(state: AppState) {
-    let mut interval = tokio::time::interval(Duration::from_secs(5));
+pub fn store_config(config: &CollectorConfig) -> StoreConfig {
+    StoreConfig {
+        flow_retention_days: config.storage.flow_retention_days,
+        blocked_retention_days: config
+            .storage
+            .blocked_retention_days
+            .unwrap_or(config.storage.flow_retention_days),
+        ..StoreConfig::default()
+    }
+}
+
+/// Run `f` every `period` until the collector stops (blocking work: `f`
+/// runs off the async threads).
+async fn periodic(state: AppState, period: Duration, f: fn(&AppState)) {
+    let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut stop = state.shutdown.subscribe();
     loop {
-        interval.tick().await;
-        let store = state.store.clone();
-        let timeout = Duration::from_secs(state.config.nodes.down_after_secs);
-        let end = crate::api::overview_end();
-        let ov =
-            tokio::task::spawn_blocking(move || store.reader()?.overview(end, 60, timeout)).await;
-        let Ok(Ok(ov)) = ov else { continue };
-        for a in &ov.agencies {
-            let pct = |used: u64, alloc: u64| {
-                if alloc == 0 {
-                    0.0
-                } else {
-                    100.0 * used as f64 / alloc as f64
-                }
-            };
-            let used = pct(a.internet_in_bps, a.alloc_down_bps)
-                .max(pct(a.internet_out_bps, a.alloc_up_bps));
-            state.outage.allocation_usage(&a.code, used);
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = stop.wait() => return,
+        }
+        let s = state.clone();
+        let _ = tokio::task::spawn_blocking(move || f(&s)).await;
+    }
+}
+
+/// Each agency's internet use over the last minute against its allocation
+/// in force, for the outage monitor's `allocation_high` condition.
+fn allocation_watch(state: &AppState) {
+    let end = crate::api::overview_end();
+    let Ok(reader) = state.flows.reader() else {
+        return;
+    };
+    let Ok(traffic) = reader.traffic(end, 60) else {
+        return;
+    };
+    for a in &state.inventory.current().agencies {
+        let t = traffic.agencies.get(&a.code).copied().unwrap_or_default();
+        let (down, up) = crate::service::allocation(state, &a.code, end);
+        let pct = |bytes: u64, alloc: u64| {
+            if alloc == 0 {
+                0.0
+            } else {
+                100.0 * (bytes as f64 * 8.0 / 60.0) / alloc as f64
+            }
+        };
+        state
+            .outage
+            .allocation_usage(&a.code, pct(t[0], down).max(pct(t[1], up)));
+    }
+}
+
+/// Storage housekeeping beside the writer (SQLite: copy the WAL into the
+/// database, so commits never stall on a checkpoint).
+fn maintain(state: &AppState) {
+    if let Err(e) = state.flows.maintain() {
+        tracing::warn!(error = %e, "storage maintenance failed");
+    }
+}
+
+fn retention(state: &AppState) {
+    let _ = state.writer.try_send(WriteJob::Retention {
+        now_secs: crate::state::now_secs(),
+    });
+}
+
+/// Follow the inventory file and the policy directory: a change is in
+/// force (and sent to the agents) within a couple of seconds.
+fn reload_inventory_and_policies(state: &AppState) {
+    match state.inventory.reload() {
+        Ok(true) => state.outage.set_topology(state.inventory.topology()),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "inventory file refused; the inventory in force stays")
         }
     }
-}
-
-/// The configured agencies, as the store records them.
-pub fn agency_defs(agencies: &[crate::config::AgencyConfig]) -> Vec<crate::store::AgencyDef> {
-    agencies
-        .iter()
-        .map(|a| crate::store::AgencyDef {
-            code: a.code.clone(),
-            name: if a.name.is_empty() {
-                a.code.clone()
-            } else {
-                a.name.clone()
-            },
-            alloc_down_bps: a.alloc_down_bps,
-            alloc_up_bps: a.alloc_up_bps,
-            units: a
-                .units
-                .iter()
-                .map(|u| crate::store::UnitDef {
-                    code: u.code.clone(),
-                    name: if u.name.is_empty() {
-                        u.code.clone()
-                    } else {
-                        u.name.clone()
-                    },
-                })
-                .collect(),
-        })
-        .collect()
+    for e in state.policies.reload_dir(&state.inventory) {
+        tracing::error!(error = %e, "policy file refused; the version in force stays");
+    }
 }
 
 /// The process-wide Prometheus recorder (installed once, shared by every
@@ -266,29 +371,6 @@ fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
             handle
         })
         .clone()
-}
-
-/// Copy the WAL into the database beside the writer (never on it), so
-/// commits never stall on a checkpoint and the WAL stays short.
-async fn checkpoint(state: AppState) {
-    let mut interval = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        interval.tick().await;
-        let store = state.store.clone();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.checkpoint()).await {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
-        }
-    }
-}
-
-async fn retention(state: AppState) {
-    let mut interval = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        interval.tick().await;
-        let _ = state.writer.try_send(WriteJob::Retention {
-            now_secs: crate::state::now_secs(),
-        });
-    }
 }
 
 /// Routes; the agent endpoint exists only on the TLS listener.
@@ -320,24 +402,16 @@ pub fn router(state: AppState, tls: bool) -> Router {
         )
         .route("/api/v1/live", get(crate::live::upgrade));
     if tls {
-        r = r.route(simpul_proto::wire::AGENT_PATH, get(agent_upgrade));
+        r = r.route(
+            simpul_proto::wire::AGENT_PATH,
+            get(crate::agent_ws::upgrade),
+        );
     } else {
         r = r.route(simpul_proto::wire::AGENT_PATH, get(agent_needs_tls));
     }
     r.fallback(get(static_file))
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
-}
-
-async fn agent_upgrade(
-    ws: WebSocketUpgrade,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    State(state): State<AppState>,
-) -> Response {
-    let max = state.config.server.max_message_bytes;
-    ws.max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| crate::agent_ws::session(socket, addr, state))
 }
 
 async fn agent_needs_tls() -> Response {

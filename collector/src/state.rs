@@ -9,12 +9,19 @@ use simpul_proto::wire::Health;
 
 use crate::config::CollectorConfig;
 use crate::ingest::WriteJob;
-use crate::store::Store;
+use crate::inventory::Inventories;
+use crate::policies::Policies;
+use crate::store::{ControlStore, FlowStore};
 
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<CollectorConfig>,
-    pub store: Arc<Store>,
+    /// Flow records, counters, blocked attempts.
+    pub flows: Arc<dyn FlowStore>,
+    /// Registry, inventory, policies, incidents.
+    pub control: Arc<dyn ControlStore>,
+    pub inventory: Arc<Inventories>,
+    pub policies: Arc<Policies>,
     pub writer: SyncSender<WriteJob>,
     pub nodes: Arc<NodeRegistry>,
     /// Node liveness, incidents and alerts.
@@ -23,6 +30,8 @@ pub struct AppState {
     pub notify: crate::notify::NotifyHandle,
     pub live: tokio::sync::broadcast::Sender<Arc<str>>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Set once when the collector stops: every task and connection ends.
+    pub shutdown: crate::server::Shutdown,
 }
 
 impl AppState {

@@ -44,6 +44,9 @@ pub enum EndReason {
     Shutdown,
     /// Still running (interim records only).
     Active,
+    /// The agent stopped without ending the flow (killed, power cut): the
+    /// collector closes it when the node's next boot says Hello.
+    AgentRestart,
 }
 
 /// Where the remote side of a flow lives, seen from the agency.

@@ -2,10 +2,13 @@
 //! blocking and suspension.
 //!
 //! One definition for the agent (which enforces it), the collector (which
-//! will version, sign and push it) and the local `policy_file` used for
-//! standalone routers and tests. The same structure reads from TOML and JSON.
-//! Values are kept as written (times, CIDRs, ports as text where a typo must
-//! be reported with its place); the agent's `policy::validate` checks them.
+//! versions, signs and pushes it) and the local policy file of a standalone
+//! router. The same structure reads from TOML and JSON. Values are kept as
+//! written (times, CIDRs, ports as text where a typo must be reported with
+//! its place); `simpul_core::policy::validate` checks them.
+//!
+//! The intranet is not here: it is inventory (`crate::inventory`), the same
+//! for every agency.
 //!
 //! Rates are bits per second at the link layer (what the kernel's HTB
 //! counts: Ethernet frames including headers), so TCP goodput over a full
@@ -15,23 +18,23 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::time_window::Weekday;
+
 /// A complete policy for one agency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
-    /// Monotonic version assigned by the NOC; a node keeps the newest it applied.
+    /// Monotonic version assigned by the NOC (the collector sets it; a file
+    /// at the collector may leave it out); a node keeps the newest it applied.
+    #[serde(default)]
     pub version: u64,
-    /// Agency code, as in the agent's `[[agencies]] code`.
+    /// Agency code, as in the inventory.
     pub agency: String,
     /// Fixed UTC offset that schedule times are in: "+07:00" (WIB),
     /// "+08:00" (WITA), "+09:00" (WIT).
     #[serde(default = "default_utc_offset")]
     pub utc_offset: String,
     pub allocation: Allocation,
-    /// Destinations exempt from internet caps, blocks and suspension (the
-    /// government intranet).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub intranet: Vec<String>,
     /// Time windows with their own rates; outside every window the base
     /// [`Policy::allocation`] applies.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -70,35 +73,6 @@ pub struct Allocation {
     pub upload: Rates,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub units: BTreeMap<String, DirectionRates>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Weekday {
-    Mon,
-    Tue,
-    Wed,
-    Thu,
-    Fri,
-    Sat,
-    Sun,
-}
-
-impl Weekday {
-    pub const ALL: [Weekday; 7] = [
-        Weekday::Mon,
-        Weekday::Tue,
-        Weekday::Wed,
-        Weekday::Thu,
-        Weekday::Fri,
-        Weekday::Sat,
-        Weekday::Sun,
-    ];
-
-    /// 0 = Monday … 6 = Sunday.
-    pub fn index(self) -> usize {
-        self as usize
-    }
 }
 
 /// A weekly window, e.g. office hours "07:30"–"16:00" Monday to Friday.
@@ -210,15 +184,26 @@ pub enum PolicyParseError {
     Toml(#[from] Box<toml::de::Error>),
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("{key}: {moved}")]
+    Moved {
+        key: &'static str,
+        moved: &'static str,
+    },
 }
+
+/// Keys of older policy files and where their content went.
+const MOVED: &[(&str, &str)] = &[(
+    "intranet",
+    "moved to the inventory (inventory.toml `intranet`, at the collector or in [standalone] inventory_file): one intranet list for every agency",
+)];
 
 impl Policy {
     pub fn from_toml(text: &str) -> Result<Self, PolicyParseError> {
-        toml::from_str(text).map_err(|e| PolicyParseError::Toml(Box::new(e)))
+        toml::from_str(text).map_err(|e| moved_or(PolicyParseError::Toml(Box::new(e))))
     }
 
     pub fn from_json(text: &str) -> Result<Self, PolicyParseError> {
-        Ok(serde_json::from_str(text)?)
+        serde_json::from_str(text).map_err(|e| moved_or(PolicyParseError::Json(e)))
     }
 
     /// JSON when the text starts with `{`, TOML otherwise.
@@ -228,6 +213,12 @@ impl Policy {
         } else {
             Self::from_toml(text)
         }
+    }
+
+    /// The policy as JSON (what the collector stores, signs and sends).
+    pub fn to_json(&self) -> String {
+        // Plain data with string keys always serializes.
+        serde_json::to_string(self).unwrap_or_default()
     }
 
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
@@ -247,6 +238,18 @@ impl Policy {
     }
 }
 
+/// A parse error of a file that uses a key that moved elsewhere says where
+/// it went instead of "unknown field".
+fn moved_or(err: PolicyParseError) -> PolicyParseError {
+    let msg = err.to_string();
+    for (key, moved) in MOVED {
+        if msg.contains(&format!("unknown field `{key}`")) {
+            return PolicyParseError::Moved { key, moved };
+        }
+    }
+    err
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,7 +258,6 @@ mod tests {
 version = 3
 agency = "dinkes"
 utc_offset = "+08:00"
-intranet = ["10.0.0.0/8"]
 
 [allocation]
 download = { rate_bps = 40000000, ceil_bps = 50000000 }
@@ -295,6 +297,18 @@ units = ["a"]
         assert_eq!(Policy::parse(&toml).expect("toml parse"), p);
         let domains: Vec<&str> = p.blocked_domains().collect();
         assert_eq!(domains, ["judi.example", "slot.example"]);
+    }
+
+    #[test]
+    fn moved_keys_say_where_they_went() {
+        let e = Policy::parse("version = 1\nagency = \"x\"\nintranet = [\"10.0.0.0/8\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("intranet: moved to the inventory"), "{e}");
+        let e = Policy::parse(r#"{"version": 1, "agency": "x", "intranet": []}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("intranet: moved to the inventory"), "{e}");
     }
 
     #[test]

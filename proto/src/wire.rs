@@ -4,17 +4,43 @@
 //! varint-encoded serde). Text frames carry the same messages as JSON, for
 //! debugging only. Every message type is defined here and nowhere else.
 //!
+//! # Versions
+//! The opening messages (`Enroll`, `Hello` and the collector's `Enrolled`,
+//! `Welcome`, `Refused`) are sent in frames of version [`HANDSHAKE_VERSION`]
+//! and their layout never changes: new needs go into `features`. `Hello`
+//! lists the protocol versions the agent speaks; `Welcome` names the one the
+//! collector picked, and every later frame of the session uses it. A
+//! collector also serves agents of the previous version ([`v2`]: their
+//! `Hello` arrives in a version-2 frame and the whole session stays in it).
+//!
 //! Delivery: the agent numbers its batches per boot (`boot_epoch`, `seq`),
 //! keeps each on disk until the collector's [`CollectorMessage::Ack`] says it
 //! is durably committed, and re-sends unacknowledged batches in order after a
 //! reconnect. The collector drops batches it already committed.
 
+pub mod v2;
+
 use serde::{Deserialize, Serialize};
 
+use crate::inventory::Inventory;
+use crate::problem::Problem;
+use crate::signed::SignedPolicy;
 use crate::{BlockedAttempt, CounterSample, FlowRecord};
 
-/// Bumped on any incompatible change; both sides refuse other versions.
-pub const PROTOCOL_VERSION: u8 = 2;
+/// The newest protocol version this build speaks.
+pub const PROTOCOL_VERSION: u8 = 3;
+/// The oldest version a collector of this build still serves.
+pub const OLDEST_PROTOCOL_VERSION: u8 = 2;
+/// Frame version of the opening messages, whose layout is frozen.
+pub const HANDSHAKE_VERSION: u8 = 3;
+
+/// Optional abilities an agent announces in `Hello`.
+pub mod feature {
+    /// Wants the inventory (its agency, units, subnets, the intranet).
+    pub const INVENTORY: &str = "inventory";
+    /// Wants signed policies and reports their state.
+    pub const POLICY: &str = "policy";
+}
 
 /// Upper bound of one encoded message; larger frames are refused unread.
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
@@ -33,6 +59,8 @@ pub enum AgentMessage {
     Batch(Batch),
     /// Liveness and health, every heartbeat interval.
     Heartbeat(Heartbeat),
+    /// What became of a policy version: sent as soon as it is decided.
+    PolicyState(PolicyState),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +80,15 @@ pub struct Hello {
     pub hostname: String,
     /// Identifies this run of the agent; batch sequence numbers restart per boot.
     pub boot_epoch: u64,
+    /// Protocol versions the agent speaks.
+    pub protocols: Vec<u8>,
+    /// [`feature`] names.
+    pub features: Vec<String>,
+    /// The inventory version the agent holds (0: none); the collector sends
+    /// a newer one.
+    pub inventory_version: u64,
+    /// The policy version the agent enforces (0: none).
+    pub policy_version: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +138,8 @@ pub struct Health {
     pub policy_version: u64,
     /// Policies (or schedule changes) that failed to apply since start.
     pub policy_failures: u64,
+    /// Version of the inventory the agent attributes with (0: none).
+    pub inventory_version: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +150,41 @@ pub struct InterfaceHealth {
     pub queue_drops: u64,
 }
 
+/// What an agent did with a policy version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyState {
+    pub version: u64,
+    pub state: PolicyOutcome,
+    /// Why it was rejected (validation), each with its place.
+    pub problems: Vec<Problem>,
+    /// Why it failed (the kernel's error, a bad signature, a replay).
+    pub error: Option<String>,
+    /// When the agent decided, Unix milliseconds.
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyOutcome {
+    /// In force (in the kernel where the node enforces, in its checks
+    /// otherwise).
+    Applied,
+    /// Refused before anything changed: signature, replay, validation.
+    Rejected,
+    /// Valid, but the kernel refused it; the previous policy stays in force.
+    Failed,
+}
+
+impl PolicyOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyOutcome::Applied => "applied",
+            PolicyOutcome::Rejected => "rejected",
+            PolicyOutcome::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CollectorMessage {
     /// Enrollment accepted: store the credential and use [`Hello`] from now on.
@@ -118,50 +192,61 @@ pub enum CollectorMessage {
         node_id: String,
         credential: String,
         agency: String,
+        /// The collector's policy signing key (Ed25519, 32 bytes): the agent
+        /// pins it and accepts only policies it signed.
+        policy_key: Vec<u8>,
     },
     /// Hello accepted.
     Welcome {
         node_id: String,
         agency: String,
         heartbeat_interval_ms: u64,
+        /// The protocol version of the rest of the session.
+        protocol: u8,
+        /// The [`feature`]s the collector will serve.
+        features: Vec<String>,
+        /// As in `Enrolled` (an agent enrolled before signing existed pins it here).
+        policy_key: Vec<u8>,
     },
     /// The batch is committed to storage (or was already): delete it.
     Ack { boot_epoch: u64, seq: u64 },
     /// The connection is refused or closed for this reason.
     Refused { reason: String },
+    /// The node's view of the inventory (its agency; the intranet).
+    Inventory(Inventory),
+    /// The policy the node's agency must enforce.
+    Policy(SignedPolicy),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WireError {
     #[error("empty message")]
     Empty,
-    #[error("protocol version {0} not supported (this side speaks {PROTOCOL_VERSION})")]
+    #[error("protocol version {0} not supported (this side speaks {OLDEST_PROTOCOL_VERSION}-{PROTOCOL_VERSION})")]
     Version(u8),
     #[error("message of {0} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")]
     TooLarge(usize),
     #[error("malformed message: {0}")]
     Malformed(String),
+    #[error("{0} cannot be sent in protocol version 2")]
+    NotInV2(&'static str),
 }
 
-/// Encode for a binary WebSocket frame.
+/// Encode for a binary WebSocket frame of the current version.
 pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
-    let out = vec![PROTOCOL_VERSION];
+    encode_as(PROTOCOL_VERSION, msg)
+}
+
+fn encode_as<T: Serialize>(version: u8, msg: &T) -> Vec<u8> {
+    let out = vec![version];
     // Serializing plain data into a Vec cannot fail.
     match postcard::to_extend(msg, out) {
         Ok(v) => v,
-        Err(_) => vec![PROTOCOL_VERSION],
+        Err(_) => vec![version],
     }
 }
 
-/// Decode a binary WebSocket frame.
-pub fn decode<'a, T: Deserialize<'a>>(frame: &'a [u8]) -> Result<T, WireError> {
-    if frame.len() > MAX_MESSAGE_BYTES {
-        return Err(WireError::TooLarge(frame.len()));
-    }
-    let (&version, body) = frame.split_first().ok_or(WireError::Empty)?;
-    if version != PROTOCOL_VERSION {
-        return Err(WireError::Version(version));
-    }
+fn decode_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, WireError> {
     let (msg, rest) =
         postcard::take_from_bytes(body).map_err(|e| WireError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
@@ -173,7 +258,75 @@ pub fn decode<'a, T: Deserialize<'a>>(frame: &'a [u8]) -> Result<T, WireError> {
     Ok(msg)
 }
 
-/// Decode a JSON text frame (debug transport).
+fn split(frame: &[u8]) -> Result<(u8, &[u8]), WireError> {
+    if frame.len() > MAX_MESSAGE_BYTES {
+        return Err(WireError::TooLarge(frame.len()));
+    }
+    let (&version, body) = frame.split_first().ok_or(WireError::Empty)?;
+    Ok((version, body))
+}
+
+/// Decode a binary frame of the current version.
+pub fn decode<'a, T: Deserialize<'a>>(frame: &'a [u8]) -> Result<T, WireError> {
+    let (version, body) = split(frame)?;
+    if version != PROTOCOL_VERSION {
+        return Err(WireError::Version(version));
+    }
+    decode_body(body)
+}
+
+/// Decode an agent's frame of any version this build serves, as the current
+/// message, with the frame's version.
+pub fn decode_agent(frame: &[u8]) -> Result<(u8, AgentMessage), WireError> {
+    let (version, body) = split(frame)?;
+    match version {
+        PROTOCOL_VERSION => Ok((version, decode_body(body)?)),
+        2 => Ok((2, decode_body::<v2::AgentMessage>(body)?.into())),
+        v => Err(WireError::Version(v)),
+    }
+}
+
+/// Encode a collector message for a session of protocol `version`.
+pub fn encode_collector(version: u8, msg: &CollectorMessage) -> Result<Vec<u8>, WireError> {
+    match version {
+        PROTOCOL_VERSION => Ok(encode(msg)),
+        2 => Ok(encode_as(2, &v2::CollectorMessage::try_from(msg)?)),
+        v => Err(WireError::Version(v)),
+    }
+}
+
+/// Decode a collector frame on the agent: the current version, or a
+/// version-2 `Refused` (an older collector saying it does not speak ours).
+pub fn decode_collector(frame: &[u8]) -> Result<CollectorMessage, WireError> {
+    let (version, body) = split(frame)?;
+    match version {
+        PROTOCOL_VERSION => decode_body(body),
+        2 => match decode_body::<v2::CollectorMessage>(body)? {
+            v2::CollectorMessage::Refused { reason } => Ok(CollectorMessage::Refused { reason }),
+            _ => Err(WireError::Version(2)),
+        },
+        v => Err(WireError::Version(v)),
+    }
+}
+
+/// A batch on its own, tagged with the record schema version: what the
+/// agent's spool keeps (each session encodes it again for its protocol).
+pub fn encode_batch(batch: &Batch) -> Vec<u8> {
+    encode(batch)
+}
+
+/// A spooled batch: this version's, or a version-2 batch frame (what the
+/// previous release's spool files hold).
+pub fn decode_spooled_batch(bytes: &[u8]) -> Result<Batch, WireError> {
+    let (version, body) = split(bytes)?;
+    match version {
+        PROTOCOL_VERSION => decode_body(body),
+        2 => v2::decode_batch(bytes),
+        v => Err(WireError::Version(v)),
+    }
+}
+
+/// Decode a JSON text frame (debug transport, current version).
 pub fn decode_json<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, WireError> {
     if text.len() > MAX_MESSAGE_BYTES {
         return Err(WireError::TooLarge(text.len()));
@@ -182,7 +335,7 @@ pub fn decode_json<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, WireError
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{EndReason, RecordKind, SiteSource, TrafficScope};
 
@@ -266,6 +419,10 @@ mod tests {
     fn hostile_frames_are_errors() {
         assert_eq!(decode::<AgentMessage>(&[]), Err(WireError::Empty));
         assert_eq!(decode::<AgentMessage>(&[9, 0]), Err(WireError::Version(9)));
+        assert_eq!(
+            decode_agent(&[1, 0]).map(|m| m.0),
+            Err(WireError::Version(1))
+        );
         assert!(decode::<AgentMessage>(&[PROTOCOL_VERSION, 200, 1, 2]).is_err());
         // A length prefix claiming gigabytes must not allocate them.
         let mut evil = vec![PROTOCOL_VERSION, 2];
@@ -277,9 +434,108 @@ mod tests {
         }));
         for n in 0..good.len() {
             let _ = decode::<AgentMessage>(&good[..n]);
+            let _ = decode_agent(&good[..n]);
         }
         let mut trailing = good.clone();
         trailing.push(0);
         assert!(decode::<AgentMessage>(&trailing).is_err());
+    }
+
+    /// The opening messages' layout is frozen: these bytes are what every
+    /// later version must still read (see the module docs).
+    #[test]
+    fn handshake_layout_is_frozen() {
+        let hello = AgentMessage::Hello(Hello {
+            node_id: "n".into(),
+            credential: "c".into(),
+            agent_version: "v".into(),
+            hostname: "h".into(),
+            boot_epoch: 5,
+            protocols: vec![2, 3],
+            features: vec!["inventory".into()],
+            inventory_version: 7,
+            policy_version: 9,
+        });
+        assert_eq!(
+            encode(&hello),
+            [
+                3, 1, 1, b'n', 1, b'c', 1, b'v', 1, b'h', 5, 2, 2, 3, 1, 9, b'i', b'n', b'v', b'e',
+                b'n', b't', b'o', b'r', b'y', 7, 9
+            ]
+        );
+        let welcome = CollectorMessage::Welcome {
+            node_id: "n".into(),
+            agency: "a".into(),
+            heartbeat_interval_ms: 2,
+            protocol: 3,
+            features: vec![],
+            policy_key: vec![1],
+        };
+        assert_eq!(encode(&welcome), [3, 1, 1, b'n', 1, b'a', 2, 3, 0, 1, 1]);
+    }
+
+    /// Every collector message survives the binary encoding, empty fields
+    /// included (postcard is positional: a field skipped when empty would
+    /// shift everything after it).
+    #[test]
+    fn collector_messages_round_trip() {
+        let inv =
+            Inventory::parse("[[agencies]]\ncode = \"a\"\n[[nodes]]\nid = \"n\"\nagency = \"a\"\n")
+                .unwrap();
+        for m in [
+            CollectorMessage::Inventory(inv),
+            CollectorMessage::Inventory(Inventory::default()),
+            CollectorMessage::Policy(SignedPolicy {
+                policy_json: "{}".into(),
+                signature: vec![1; 64],
+                key_id: "k".into(),
+            }),
+        ] {
+            assert_eq!(decode_collector(&encode(&m)).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn v2_sessions_are_served() {
+        let old = v2::AgentMessage::Hello(v2::Hello {
+            node_id: "n".into(),
+            credential: "c".into(),
+            agent_version: "0.1.0".into(),
+            hostname: "h".into(),
+            boot_epoch: 5,
+        });
+        let frame = encode_as(2, &old);
+        let (version, msg) = decode_agent(&frame).unwrap();
+        assert_eq!(version, 2);
+        match msg {
+            AgentMessage::Hello(h) => {
+                assert_eq!(h.protocols, vec![2]);
+                assert!(h.features.is_empty());
+                assert_eq!(h.boot_epoch, 5);
+            }
+            other => panic!("{other:?}"),
+        }
+        let ack = encode_collector(
+            2,
+            &CollectorMessage::Ack {
+                boot_epoch: 1,
+                seq: 2,
+            },
+        )
+        .unwrap();
+        assert_eq!(ack, [2, 2, 1, 2]);
+        assert!(encode_collector(2, &CollectorMessage::Inventory(Inventory::default())).is_err());
+        let refused = encode_as(
+            2,
+            &v2::CollectorMessage::Refused {
+                reason: "old".into(),
+            },
+        );
+        assert_eq!(
+            decode_collector(&refused),
+            Ok(CollectorMessage::Refused {
+                reason: "old".into()
+            })
+        );
     }
 }

@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::decode::LinkType;
+use simpul_core::decode::LinkType;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {

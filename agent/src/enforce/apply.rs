@@ -14,7 +14,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use super::plan::LeafQdisc;
+use simpul_core::enforce::plan::LeafQdisc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {

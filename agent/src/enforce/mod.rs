@@ -1,34 +1,27 @@
-//! Enforcement through the kernel: the policy becomes a [`plan::Plan`] (pure),
-//! which [`apply`] hands to `nft` and `tc`.
+//! Enforcement through the kernel: a policy becomes a
+//! [`Plan`](simpul_core::enforce::plan::Plan) (pure, in core), which
+//! [`apply`] hands to `nft` and `tc`.
 //!
-//! [`Enforcer`] keeps the last applied plan: an unchanged plan is not applied
+//! [`Enforcer`] keeps the plan in force: an unchanged plan is not applied
 //! again; a plan that fails leaves the previous state in force (nftables:
 //! checked with `nft -c` first and applied as one transaction; tc: the
-//! previous batch is re-applied) and is reported as an [`EnforceError`]. The
-//! last good policy is persisted to `state_dir/last-good-policy.toml` so a
-//! restarting agent enforces it before anything else.
+//! previous batch is re-applied) and is reported as an [`EnforceError`].
+//! Keeping the last good policy on disk is the caller's (`control`).
 
 pub mod apply;
 pub mod names;
-pub mod plan;
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use simpul_core::enforce::plan::{self, EnforceTarget, LeafQdisc, Plan, PlanError};
+use simpul_core::inventory::NodeView;
 use simpul_proto::policy::Policy;
 use time::OffsetDateTime;
 
-use crate::config::AgentConfig;
-use crate::policy::load::{parse_policy, PolicyError};
 use apply::CommandError;
-use plan::{LeafQdisc, Plan, PlanError};
-
-pub const LAST_GOOD_FILE: &str = "last-good-policy.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnforceError {
-    #[error(transparent)]
-    Policy(#[from] PolicyError),
     #[error("cannot plan policy {version}: {cause}")]
     Plan { version: u64, cause: PlanError },
     #[error("nftables refused policy {version}; nothing changed: {cause}")]
@@ -45,11 +38,6 @@ pub enum EnforceError {
         cause: CommandError,
         restored: String,
     },
-    #[error("cannot save the last good policy to {path}: {cause}")]
-    Persist {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
 }
 
 /// What [`Enforcer::enforce`] did.
@@ -64,25 +52,26 @@ pub enum Outcome {
 }
 
 pub struct Enforcer {
-    cfg: AgentConfig,
+    target: EnforceTarget,
     leaf: LeafQdisc,
-    policy: Option<Policy>,
-    /// The plan in force (applied by this process, or the last good one
-    /// found on disk, which is what a rollback restores).
+    /// The policy in force and the inventory it was planned with.
+    policy: Option<(Policy, NodeView)>,
+    /// The plan in force (applied by this process, or assumed: what a
+    /// rollback restores).
     applied: Option<Plan>,
     applied_here: bool,
 }
 
 impl Enforcer {
     /// Detects the leaf qdisc (once).
-    pub fn new(cfg: AgentConfig) -> Self {
+    pub fn new(target: EnforceTarget) -> Self {
         let leaf = apply::detect_leaf_qdisc();
-        Self::with_leaf(cfg, leaf)
+        Self::with_leaf(target, leaf)
     }
 
-    pub fn with_leaf(cfg: AgentConfig, leaf: LeafQdisc) -> Self {
+    pub fn with_leaf(target: EnforceTarget, leaf: LeafQdisc) -> Self {
         Self {
-            cfg,
+            target,
             leaf,
             policy: None,
             applied: None,
@@ -90,8 +79,8 @@ impl Enforcer {
         }
     }
 
-    pub fn config(&self) -> &AgentConfig {
-        &self.cfg
+    pub fn target(&self) -> &EnforceTarget {
+        &self.target
     }
 
     pub fn leaf(&self) -> LeafQdisc {
@@ -99,69 +88,53 @@ impl Enforcer {
     }
 
     pub fn policy(&self) -> Option<&Policy> {
-        self.policy.as_ref()
+        self.policy.as_ref().map(|(p, _)| p)
     }
 
-    pub fn last_good_path(&self) -> PathBuf {
-        self.cfg.enforce.state_dir().join(LAST_GOOD_FILE)
+    /// The desired state of `policy` now, without applying it.
+    pub fn plan(
+        &self,
+        policy: &Policy,
+        node: &NodeView,
+        now: OffsetDateTime,
+    ) -> Result<Plan, EnforceError> {
+        plan::plan(policy, node, &self.target, now, self.leaf).map_err(|cause| EnforceError::Plan {
+            version: policy.version,
+            cause,
+        })
     }
 
-    /// The last good policy on disk, validated against the current config;
-    /// `Ok(None)` when there is none.
-    pub fn load_last_good(&self) -> Result<Option<Policy>, PolicyError> {
-        let path = self.last_good_path();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => parse_policy(&text, &path, &self.cfg).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(cause) => Err(PolicyError::Read { path, cause }),
+    /// Take `policy` as the state in force without applying it (a one-shot
+    /// `policy apply` rolls back to what the last run left).
+    pub fn assume(&mut self, policy: Policy, node: NodeView, now: OffsetDateTime) {
+        if let Ok(p) = self.plan(&policy, &node, now) {
+            self.applied = Some(p);
+            self.policy = Some((policy, node));
         }
     }
 
-    /// Take the last good policy on disk as the state in force without
-    /// applying it (a one-shot `policy apply` rolls back to it on failure).
-    pub fn assume_last_good(&mut self, now: OffsetDateTime) {
-        if let Ok(Some(p)) = self.load_last_good() {
-            if let Ok(plan) = plan::plan(&p, &self.cfg, now, self.leaf) {
-                self.applied = Some(plan);
-                self.policy = Some(p);
-            }
-        }
-    }
-
-    /// Apply the last good policy on disk, if any (agent start).
-    pub fn restore_last_good(&mut self, now: OffsetDateTime) -> Result<Option<u64>, EnforceError> {
-        match self.load_last_good()? {
-            Some(p) => {
-                let v = p.version;
-                self.enforce(p, now)?;
-                Ok(Some(v))
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// Re-plan the current policy for `now` (schedule windows, suspension
+    /// Re-plan the policy in force for `now` (schedule windows, suspension
     /// expiry) and apply it if the kernel state would change.
     pub fn tick(&mut self, now: OffsetDateTime) -> Result<Outcome, EnforceError> {
         match self.policy.clone() {
-            Some(p) => self.enforce(p, now),
+            Some((p, node)) => self.enforce(p, node, now),
             None => Ok(Outcome::Unchanged),
         }
     }
 
-    /// Make `policy` (already validated) the state in force.
+    /// Make `policy` (already validated against `node`) the state in force.
     pub fn enforce(
         &mut self,
         policy: Policy,
+        node: NodeView,
         now: OffsetDateTime,
     ) -> Result<Outcome, EnforceError> {
         let version = policy.version;
-        let new = plan::plan(&policy, &self.cfg, now, self.leaf)
-            .map_err(|cause| EnforceError::Plan { version, cause })?;
+        let new = self.plan(&policy, &node, now)?;
         if self.applied_here {
             if let Some(old) = &self.applied {
                 if old.same_state(&new) {
-                    self.policy = Some(policy);
+                    self.policy = Some((policy, node));
                     return Ok(Outcome::Unchanged);
                 }
             }
@@ -169,7 +142,6 @@ impl Enforcer {
         let started = Instant::now();
         self.apply_plan(&new)?;
         let millis = started.elapsed().as_millis();
-        let persist = self.persist(&policy);
         tracing::info!(
             version,
             agency = %policy.agency,
@@ -183,8 +155,7 @@ impl Enforcer {
         let schedule = new.schedule.clone();
         self.applied = Some(new);
         self.applied_here = true;
-        self.policy = Some(policy);
-        persist?;
+        self.policy = Some((policy, node));
         Ok(Outcome::Applied {
             version,
             schedule,
@@ -229,13 +200,7 @@ impl Enforcer {
             },
             None => {
                 let mut msgs = Vec::new();
-                for dev in [
-                    &self.cfg.enforce.lan_interface,
-                    &self.cfg.enforce.wan_interface,
-                ]
-                .into_iter()
-                .flatten()
-                {
+                for dev in [&self.target.lan, &self.target.wan] {
                     if let Err(e) = apply::tc_clear(dev) {
                         msgs.push(format!("{dev}: {e}"));
                     }
@@ -251,28 +216,4 @@ impl Enforcer {
             }
         }
     }
-
-    fn persist(&self, policy: &Policy) -> Result<(), EnforceError> {
-        let path = self.last_good_path();
-        let text = policy.to_toml().map_err(|e| EnforceError::Persist {
-            path: path.clone(),
-            cause: std::io::Error::other(e),
-        })?;
-        write_atomic(&path, text.as_bytes()).map_err(|cause| EnforceError::Persist { path, cause })
-    }
-}
-
-/// Write via a temporary file and rename, so a crash leaves the old or the
-/// new file, never half of one.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("toml.tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        std::io::Write::write_all(&mut f, bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::apply::{nft_apply, CommandError};
-use crate::guard::{KernelRequest, NameBlock};
+use simpul_core::guard::{KernelRequest, NameBlock};
 
 pub const NAMES_TABLE: &str = "simpul_names";
 

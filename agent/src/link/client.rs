@@ -20,6 +20,8 @@ use serde::{Deserialize, Serialize};
 use simpul_proto::wire::{
     self, AgentMessage, CollectorMessage, Enroll, Heartbeat, Hello, WireError,
 };
+
+use super::FromCollector;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -29,6 +31,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::health::CpuMeter;
 use super::spool::{BatchId, SpoolError};
+use super::LinkOptions;
 use super::{LinkError, Shared};
 use crate::config::{CollectorConfig, CollectorUrl};
 
@@ -97,6 +100,9 @@ enum SessionEnd {
 pub(crate) struct ClientCtx {
     pub shared: Arc<Shared>,
     pub cfg: CollectorConfig,
+    pub node_id: String,
+    pub state_dir: PathBuf,
+    pub options: LinkOptions,
     pub url: CollectorUrl,
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Some(deadline) once [`super::Uplink::stop`] asked to flush and stop.
@@ -106,7 +112,19 @@ pub(crate) struct ClientCtx {
 
 impl ClientCtx {
     fn credential_path(&self) -> PathBuf {
-        self.cfg.state_dir.join("credential")
+        self.state_dir.join("credential")
+    }
+
+    /// Hand a message to the agent (dropped with a log line when nobody listens).
+    fn deliver(&self, msg: FromCollector) {
+        match &self.options.inbox {
+            Some(tx) => {
+                if tx.send(msg).is_err() {
+                    tracing::debug!("the agent stopped listening to the collector");
+                }
+            }
+            None => tracing::debug!(?msg, "collector message not used by this agent"),
+        }
     }
 
     fn stopping(&self) -> Option<Instant> {
@@ -254,7 +272,7 @@ pub(crate) async fn run(mut ctx: ClientCtx) {
             }
             Ok(SessionEnd::Drained) => break,
             Err(SessionError::Refused(reason)) => {
-                tracing::error!(collector = %ctx.url.to_url(), node_id = %ctx.cfg.node_id, %reason,
+                tracing::error!(collector = %ctx.url.to_url(), node_id = %ctx.node_id, %reason,
                     "collector refused this agent; retrying later");
                 backoff.at_least(REFUSED_BACKOFF);
             }
@@ -316,7 +334,7 @@ async fn deadline_passed(stop: &mut watch::Receiver<Option<Instant>>) {
 async fn session(ctx: &mut ClientCtx, cpu: &mut CpuMeter) -> Result<SessionEnd, SessionError> {
     let json = ctx.cfg.json_debug;
     let cred_path = ctx.credential_path();
-    let cred = load_credential(&cred_path, &ctx.cfg.node_id);
+    let cred = load_credential(&cred_path, &ctx.node_id);
     if cred.is_none() && ctx.cfg.enroll_token.is_none() {
         // Checked before connecting: there would be nothing to say.
         return Err(SessionError::NoCredential { path: cred_path });
@@ -325,7 +343,7 @@ async fn session(ctx: &mut ClientCtx, cpu: &mut CpuMeter) -> Result<SessionEnd, 
     let Some(cred) = cred else {
         let token = ctx.cfg.enroll_token.clone().unwrap_or_default();
         let enroll = AgentMessage::Enroll(Enroll {
-            node_id: ctx.cfg.node_id.clone(),
+            node_id: ctx.node_id.clone(),
             token,
             agent_version: env!("CARGO_PKG_VERSION").into(),
             hostname: ctx.hostname.clone(),
@@ -336,12 +354,13 @@ async fn session(ctx: &mut ClientCtx, cpu: &mut CpuMeter) -> Result<SessionEnd, 
                 node_id,
                 credential,
                 agency,
+                policy_key,
             } => {
-                if node_id != ctx.cfg.node_id {
-                    tracing::warn!(sent = %ctx.cfg.node_id, got = %node_id, "collector enrolled another node id than asked");
+                if node_id != ctx.node_id {
+                    tracing::warn!(sent = %ctx.node_id, got = %node_id, "collector enrolled another node id than asked");
                 }
                 let stored = StoredCredential {
-                    node_id: ctx.cfg.node_id.clone(),
+                    node_id: ctx.node_id.clone(),
                     credential,
                     agency: agency.clone(),
                 };
@@ -351,7 +370,8 @@ async fn session(ctx: &mut ClientCtx, cpu: &mut CpuMeter) -> Result<SessionEnd, 
                         cause,
                     }
                 })?;
-                tracing::info!(node_id = %ctx.cfg.node_id, %agency, file = %cred_path.display(), "enrolled; credential stored");
+                tracing::info!(node_id = %ctx.node_id, %agency, file = %cred_path.display(), "enrolled; credential stored");
+                ctx.deliver(FromCollector::PolicyKey(policy_key));
                 // Each connection opens with exactly one of Enroll/Hello; the
                 // next one is a plain Hello with the new credential.
                 close(&mut ws).await;
@@ -363,21 +383,35 @@ async fn session(ctx: &mut ClientCtx, cpu: &mut CpuMeter) -> Result<SessionEnd, 
             ))),
         };
     };
+    let (inventory_version, policy_version) = ctx.shared.control.versions();
     let hello = AgentMessage::Hello(Hello {
-        node_id: ctx.cfg.node_id.clone(),
+        node_id: ctx.node_id.clone(),
         credential: cred.credential,
         agent_version: env!("CARGO_PKG_VERSION").into(),
         hostname: ctx.hostname.clone(),
         boot_epoch: ctx.shared.boot_epoch,
+        protocols: vec![wire::PROTOCOL_VERSION],
+        features: ctx.options.features.clone(),
+        inventory_version,
+        policy_version,
     });
     send(&mut ws, to_message(&hello, json)).await?;
     let heartbeat = match first_reply(&mut ws, "Welcome").await? {
         CollectorMessage::Welcome {
             heartbeat_interval_ms,
             agency,
+            protocol,
+            policy_key,
             ..
         } => {
-            tracing::info!(collector = %ctx.url.to_url(), node_id = %ctx.cfg.node_id, %agency, "connected to the collector");
+            if protocol != wire::PROTOCOL_VERSION {
+                return Err(SessionError::Unexpected(format!(
+                    "the collector picked protocol {protocol}; this agent speaks {}",
+                    wire::PROTOCOL_VERSION
+                )));
+            }
+            tracing::info!(collector = %ctx.url.to_url(), node_id = %ctx.node_id, %agency, "connected to the collector");
+            ctx.deliver(FromCollector::PolicyKey(policy_key));
             // The collector's interval wins: its liveness timeout is built on it.
             if heartbeat_interval_ms > 0 {
                 Duration::from_millis(heartbeat_interval_ms.clamp(100, 300_000))
@@ -461,19 +495,12 @@ fn to_message(msg: &AgentMessage, json: bool) -> Message {
     }
 }
 
-/// A spooled batch frame as a WebSocket message.
-fn batch_message(frame: Vec<u8>, json: bool) -> Result<Message, WireError> {
-    if !json {
-        return Ok(Message::binary(frame));
-    }
-    let msg: AgentMessage = wire::decode(&frame)?;
-    Ok(to_message(&msg, true))
-}
-
 /// Decode one collector frame; None for control frames.
 fn parse(msg: Message) -> Result<Option<CollectorMessage>, SessionError> {
     match msg {
-        Message::Binary(b) => wire::decode(&b).map(Some).map_err(SessionError::Malformed),
+        Message::Binary(b) => wire::decode_collector(&b)
+            .map(Some)
+            .map_err(SessionError::Malformed),
         Message::Text(t) => wire::decode_json(t.as_str())
             .map(Some)
             .map_err(SessionError::Malformed),
@@ -525,14 +552,14 @@ async fn stream(
             let next = shared.lock_spool().next_after(cursor);
             let Some(id) = next else { break };
             cursor = Some(id);
-            let frame = {
+            let batch = {
                 let mut sp = shared.lock_spool();
-                let r = sp.read_frame(id);
+                let r = sp.read_batch(id);
                 shared.publish(&sp);
                 r
             };
-            let frame = match frame {
-                Ok(f) => f,
+            let batch = match batch {
+                Ok(b) => b,
                 Err(SpoolError::Gone(_)) => continue, // acked or dropped meanwhile
                 Err(e) => {
                     // Logged; the batch stays spooled and is tried on the next connection.
@@ -540,17 +567,18 @@ async fn stream(
                     continue;
                 }
             };
-            let msg = match batch_message(frame, json) {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(batch = %id, error = %e, "spooled batch does not decode; skipped");
-                    continue;
-                }
-            };
-            send(ws, msg).await?;
+            send(ws, to_message(&AgentMessage::Batch(batch), json)).await?;
             in_flight.push_back((id, Instant::now()));
             sent += 1;
             tracing::trace!(batch = %id, "batch sent");
+        }
+        let states = shared.control.take();
+        for (i, state) in states.iter().enumerate() {
+            let msg = to_message(&AgentMessage::PolicyState(state.clone()), json);
+            if let Err(e) = send(ws, msg).await {
+                shared.control.put_back(states[i..].to_vec());
+                return Err(e);
+            }
         }
         if ctx.stopping().is_some()
             && in_flight.is_empty()
@@ -584,10 +612,13 @@ async fn stream(
                         }
                     }
                     Some(CollectorMessage::Refused { reason }) => return Err(SessionError::Refused(reason)),
+                    Some(CollectorMessage::Inventory(inv)) => ctx.deliver(FromCollector::Inventory(inv)),
+                    Some(CollectorMessage::Policy(p)) => ctx.deliver(FromCollector::Policy(p)),
                     Some(other) => return Err(SessionError::Unexpected(format!("{other:?} while streaming"))),
                 }
             }
             () = shared.new_batch.notified() => {}
+            () = shared.control.wake.notified() => {}
             _ = ticker.tick() => {
                 if last_rx.elapsed() > liveness {
                     return Err(SessionError::Timeout("any frame from the collector"));

@@ -11,7 +11,7 @@ use std::time::Instant;
 use simpul_proto::wire::{Health, InterfaceHealth};
 
 use crate::capture::live::InterfaceStats;
-use crate::processor::{Processor, RecordSink};
+use simpul_core::processor::{Processor, RecordSink};
 
 /// Counters behind [`Health`]; cheap to update from any thread.
 #[derive(Debug)]
@@ -30,6 +30,7 @@ pub struct HealthState {
     pub spool_dropped_records: AtomicU64,
     pub policy_version: AtomicU64,
     pub policy_failures: AtomicU64,
+    pub inventory_version: AtomicU64,
     /// Capture interfaces; set once at start, read at each heartbeat.
     interfaces: Mutex<Vec<Arc<InterfaceStats>>>,
 }
@@ -55,6 +56,7 @@ impl HealthState {
             spool_dropped_records: AtomicU64::new(0),
             policy_version: AtomicU64::new(0),
             policy_failures: AtomicU64::new(0),
+            inventory_version: AtomicU64::new(0),
             interfaces: Mutex::new(Vec::new()),
         }
     }
@@ -113,6 +115,7 @@ impl HealthState {
             spool_dropped_records: self.spool_dropped_records.load(Relaxed),
             policy_version: self.policy_version.load(Relaxed),
             policy_failures: self.policy_failures.load(Relaxed),
+            inventory_version: self.inventory_version.load(Relaxed),
         }
     }
 }

@@ -14,17 +14,23 @@
 //!   deletes each on the collector's `Ack`. Reconnects re-send everything
 //!   unacknowledged; the collector drops what it already committed.
 //!
+//! - What the collector sends besides acks (the inventory, signed policies,
+//!   its policy key) goes to the [`LinkOptions::inbox`]; what the agent
+//!   reports back (policy states) goes out through [`LinkControl`].
+//!
 //! Start it with [`Uplink::start`], feed the returned [`LinkSink`] to a
-//! [`Processor`](crate::processor::Processor), stop with [`Uplink::stop`]:
+//! [`Processor`](simpul_core::processor::Processor), stop with [`Uplink::stop`]:
 //!
 //! ```no_run
 //! # use std::sync::Arc;
-//! # use simpul_agent::{config::{AgentConfig, CollectorConfig}, agency::AgencyMap, processor::Processor};
-//! # use simpul_agent::link::{HealthState, Uplink};
-//! # fn demo(cfg: &AgentConfig, col: &CollectorConfig, map: AgencyMap) -> anyhow::Result<()> {
+//! # use simpul_agent::config::CollectorConfig;
+//! # use simpul_agent::link::{HealthState, LinkOptions, Uplink};
+//! # use simpul_core::{agency::AgencyMap, processor::{Processor, ProcessorConfig}};
+//! # fn demo(col: &CollectorConfig) -> anyhow::Result<()> {
 //! let health = Arc::new(HealthState::new());
-//! let (uplink, sink) = Uplink::start(col, health.clone())?;
-//! let mut proc = Processor::new(cfg, map, sink);
+//! let state_dir = std::path::Path::new("/var/lib/simpul-agent");
+//! let (uplink, sink) = Uplink::start(col, "dinkes-01", state_dir, health.clone(), LinkOptions::default())?;
+//! let mut proc = Processor::new(&ProcessorConfig::default(), AgencyMap::empty(), sink);
 //! // … proc.handle_frame(…), proc.sink_mut().seal_if_due(Instant::now()) …
 //! proc.finish();
 //! proc.sink_mut().seal_now();
@@ -37,21 +43,98 @@ pub mod health;
 pub mod sink;
 pub mod spool;
 
+use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
-use simpul_proto::wire::{self, Batch};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use simpul_proto::inventory::Inventory;
+use simpul_proto::signed::SignedPolicy;
+use simpul_proto::wire::{self, Batch, PolicyState};
 use tokio::sync::{watch, Notify};
 
 pub use health::{CpuMeter, HealthState};
-pub use sink::{LinkSink, Tee, TimedSink};
+pub use sink::{LinkSink, TimedSink};
 pub use spool::{BatchId, Spool, SpoolError, SpoolStats};
 
 use crate::config::CollectorConfig;
 use sink::Sealed;
+
+/// What the collector sent that is not about delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromCollector {
+    /// The collector's policy signing key (at enrollment and every Welcome).
+    PolicyKey(Vec<u8>),
+    Inventory(Inventory),
+    Policy(SignedPolicy),
+}
+
+/// How the agent wants to use the link beyond delivering records.
+#[derive(Debug, Clone, Default)]
+pub struct LinkOptions {
+    /// `wire::feature` names announced in Hello.
+    pub features: Vec<String>,
+    /// Where [`FromCollector`] messages go (None: they are logged and dropped).
+    pub inbox: Option<Sender<FromCollector>>,
+}
+
+/// Policy states waiting for a connection at most; older ones are dropped
+/// (Hello's `policy_version` tells the collector where the node stands).
+const OUTBOX_CAP: usize = 16;
+
+/// The agent's side of the conversation: what it holds (for Hello) and the
+/// policy states it reports.
+#[derive(Default)]
+pub struct LinkControl {
+    inventory_version: AtomicU64,
+    policy_version: AtomicU64,
+    outbox: Mutex<VecDeque<PolicyState>>,
+    pub(crate) wake: Notify,
+}
+
+impl LinkControl {
+    /// The inventory and policy versions this node holds (said in Hello).
+    pub fn set_versions(&self, inventory: u64, policy: u64) {
+        self.inventory_version.store(inventory, Ordering::Relaxed);
+        self.policy_version.store(policy, Ordering::Relaxed);
+    }
+
+    pub fn versions(&self) -> (u64, u64) {
+        (
+            self.inventory_version.load(Ordering::Relaxed),
+            self.policy_version.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Report a policy state as soon as the link can.
+    pub fn report(&self, state: PolicyState) {
+        let mut q = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= OUTBOX_CAP {
+            q.pop_front();
+        }
+        q.push_back(state);
+        drop(q);
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn take(&self) -> Vec<PolicyState> {
+        let mut q = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        q.drain(..).collect()
+    }
+
+    /// Put states back that could not be sent (the link went down).
+    pub(crate) fn put_back(&self, states: Vec<PolicyState>) {
+        let mut q = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        for s in states.into_iter().rev() {
+            if q.len() < OUTBOX_CAP {
+                q.push_front(s);
+            }
+        }
+    }
+}
 
 /// Sealed batches queued between the processor and the spool writer: about a
 /// minute of batches at the default interval before the sink starts dropping.
@@ -66,8 +149,8 @@ const WRITER_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    #[error("collector.{key}: {message}")]
-    Config { key: &'static str, message: String },
+    #[error("{key}: {message}")]
+    Config { key: String, message: String },
     #[error("collector CA certificate {path}: {message}")]
     CaCert {
         path: std::path::PathBuf,
@@ -99,6 +182,7 @@ pub(crate) struct Shared {
     /// Next batch sequence number of this boot (1, 2, 3…).
     next_seq: AtomicU64,
     writer_done: AtomicBool,
+    pub control: Arc<LinkControl>,
 }
 
 impl Shared {
@@ -146,7 +230,7 @@ pub struct Uplink {
 }
 
 impl Uplink {
-    /// Open the spool under `cfg.state_dir`, load the collector CA and start
+    /// Open the spool under `state_dir`, load the collector CA and start
     /// the spool writer and the client (a tokio runtime on its own thread,
     /// so this works from sync code and from inside another runtime alike).
     ///
@@ -155,16 +239,39 @@ impl Uplink {
     /// uncreatable state directory), never on the collector being down.
     pub fn start(
         cfg: &CollectorConfig,
+        node_id: &str,
+        state_dir: &Path,
         health: Arc<HealthState>,
+        options: LinkOptions,
     ) -> Result<(Uplink, LinkSink), LinkError> {
-        let url = cfg
-            .check()
-            .map_err(|(key, message)| LinkError::Config { key, message })?;
+        let mut problems = Vec::new();
+        let url = cfg.check(&mut problems);
+        let url = match (url, problems.first()) {
+            (Some(u), None) => u,
+            (_, Some(p)) => {
+                return Err(LinkError::Config {
+                    key: p.place.clone(),
+                    message: p.message.clone(),
+                })
+            }
+            (None, None) => {
+                return Err(LinkError::Config {
+                    key: "collector.url".into(),
+                    message: "invalid".into(),
+                })
+            }
+        };
+        if !simpul_proto::valid_code(node_id) {
+            return Err(LinkError::Config {
+                key: "agent.id".into(),
+                message: format!("{node_id:?} is not a valid node id"),
+            });
+        }
         let tls = match (&url.tls, &cfg.ca_cert) {
             (true, Some(ca)) => Some(client::tls_config(ca)?),
             (true, None) => {
                 return Err(LinkError::Config {
-                    key: "ca_cert",
+                    key: "collector.ca_cert".into(),
                     message: "required for wss://".into(),
                 })
             }
@@ -173,11 +280,11 @@ impl Uplink {
                 None
             }
         };
-        std::fs::create_dir_all(&cfg.state_dir).map_err(|cause| LinkError::StateDir {
-            path: cfg.state_dir.clone(),
+        std::fs::create_dir_all(state_dir).map_err(|cause| LinkError::StateDir {
+            path: state_dir.to_owned(),
             cause,
         })?;
-        let (spool, _report) = Spool::open(&cfg.state_dir.join("spool"), cfg.spool_quota_bytes)?;
+        let (spool, _report) = Spool::open(&state_dir.join("spool"), cfg.spool_quota_bytes)?;
         // Start time in ns, and after every spooled epoch: batches of this boot
         // sort after older ones even if the clock was set back (routers
         // without an RTC boot in 1970 until NTP answers).
@@ -189,6 +296,7 @@ impl Uplink {
             boot_epoch,
             next_seq: AtomicU64::new(1),
             writer_done: AtomicBool::new(false),
+            control: Arc::new(LinkControl::default()),
         });
         shared.publish(&shared.lock_spool());
 
@@ -209,10 +317,13 @@ impl Uplink {
         let ctx = client::ClientCtx {
             shared: shared.clone(),
             cfg: cfg.clone(),
+            node_id: node_id.to_string(),
+            state_dir: state_dir.to_owned(),
             url,
             tls,
             stop: stop_rx,
             hostname: client::hostname(),
+            options,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -231,7 +342,7 @@ impl Uplink {
                 });
             }
         };
-        tracing::info!(collector = %cfg.url, node_id = %cfg.node_id, boot_epoch, "collector link started");
+        tracing::info!(collector = %cfg.url, node_id, boot_epoch, "collector link started");
         let sink = LinkSink::new(
             Duration::from_millis(cfg.batch_interval_ms),
             tx,
@@ -253,6 +364,11 @@ impl Uplink {
     /// This run's boot epoch (batches sealed now carry it).
     pub fn boot_epoch(&self) -> u64 {
         self.shared.boot_epoch
+    }
+
+    /// Versions for Hello and policy states for the collector.
+    pub fn control(&self) -> Arc<LinkControl> {
+        self.shared.control.clone()
     }
 
     /// Spool totals right now.
@@ -525,6 +641,7 @@ mod tests {
             boot_epoch: 9,
             next_seq: AtomicU64::new(1),
             writer_done: AtomicBool::new(false),
+            control: Arc::new(LinkControl::default()),
         };
         // ~24 MiB of counters and 8 MiB of blocked attempts: must become at
         // least three batches under 16 MiB, every record once and in order.
@@ -571,15 +688,11 @@ mod tests {
         let mut ts = Vec::new();
         let mut attempts = Vec::new();
         for id in ids {
-            let frame = sp.read_frame(id).unwrap();
+            let b = sp.read_batch(id).unwrap();
+            let frame = wire::encode(&simpul_proto::wire::AgentMessage::Batch(b.clone()));
             assert!(frame.len() <= wire::MAX_MESSAGE_BYTES);
-            match wire::decode::<simpul_proto::wire::AgentMessage>(&frame).unwrap() {
-                simpul_proto::wire::AgentMessage::Batch(b) => {
-                    ts.extend(b.counters.iter().map(|c| c.ts));
-                    attempts.extend(b.blocked.iter().map(|a| a.attempts));
-                }
-                other => panic!("{other:?}"),
-            }
+            ts.extend(b.counters.iter().map(|c| c.ts));
+            attempts.extend(b.blocked.iter().map(|a| a.attempts));
         }
         assert_eq!(ts, (0..384).collect::<Vec<_>>());
         assert_eq!(attempts, (1..=128).collect::<Vec<_>>());

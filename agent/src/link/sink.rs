@@ -12,7 +12,7 @@ use simpul_proto::{BlockedAttempt, CounterSample, FlowRecord};
 
 use super::Shared;
 use crate::output::JsonlSink;
-use crate::processor::RecordSink;
+use simpul_core::processor::{RecordSink, Tee};
 
 /// A batch grows at most this many records before it is sealed early, so one
 /// batch stays far below the wire's 16 MiB message limit (the writer still
@@ -210,52 +210,10 @@ impl TimedSink for JsonlSink {
     }
 }
 
-/// Every record to both sinks (JSON lines and the collector link).
-#[derive(Debug, Default)]
-pub struct Tee<A, B>(pub A, pub B);
-
-impl<A: RecordSink, B: RecordSink> RecordSink for Tee<A, B> {
-    fn flow(&mut self, record: FlowRecord) {
-        self.0.flow(record.clone());
-        self.1.flow(record);
-    }
-
-    fn counters(&mut self, sample: CounterSample) {
-        self.0.counters(sample.clone());
-        self.1.counters(sample);
-    }
-
-    fn blocked(&mut self, attempt: BlockedAttempt) {
-        self.0.blocked(attempt.clone());
-        self.1.blocked(attempt);
-    }
-}
-
 impl<A: TimedSink, B: TimedSink> TimedSink for Tee<A, B> {
     fn on_tick(&mut self, now: Instant) {
         self.0.on_tick(now);
         self.1.on_tick(now);
-    }
-}
-
-/// An optional sink: `None` discards.
-impl<S: RecordSink> RecordSink for Option<S> {
-    fn flow(&mut self, record: FlowRecord) {
-        if let Some(s) = self {
-            s.flow(record);
-        }
-    }
-
-    fn counters(&mut self, sample: CounterSample) {
-        if let Some(s) = self {
-            s.counters(sample);
-        }
-    }
-
-    fn blocked(&mut self, attempt: BlockedAttempt) {
-        if let Some(s) = self {
-            s.blocked(attempt);
-        }
     }
 }
 

@@ -10,15 +10,17 @@
 //!
 //! | bytes | field |
 //! |---|---|
-//! | 8  | magic `SMPLSPL1` |
+//! | 8  | magic `SMPLSPL2` (`SMPLSPL1`: the previous release's, still read) |
 //! | 8  | records in the batch (flows + counter samples) |
 //! | 8  | `dropped_records` the batch carries (so dropping *it* loses no count) |
 //! | 8  | payload length |
 //! | 32 | SHA-256 of the payload |
-//! | n  | payload: the batch as a binary wire frame (`wire::encode(AgentMessage::Batch)`) |
+//! | n  | payload: the batch tagged with its record schema version (`wire::encode_batch`) |
 //!
-//! The payload is exactly what goes on the wire, so sending reads and checks
-//! the file and sends it without decoding. The checksum catches the torn or
+//! The spool keeps records, not frames of a session: each connection
+//! encodes them for the protocol version it negotiated, so an agent
+//! upgraded with a full spool delivers all of it (`SMPLSPL1` files hold a
+//! version-2 batch frame; `wire::decode_spooled_batch` reads both). The checksum catches the torn or
 //! bit-rotted files an SD card produces after a power cut; such files are moved
 //! to `spool/corrupt/` with the reason logged, never trusted and never fatal.
 //!
@@ -38,9 +40,11 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use simpul_proto::wire::{self, AgentMessage, Batch};
+use simpul_proto::wire::{self, Batch};
 
-const MAGIC: &[u8; 8] = b"SMPLSPL1";
+const MAGIC: &[u8; 8] = b"SMPLSPL2";
+/// The previous release's files: same header, a version-2 frame as payload.
+const MAGIC_V1: &[u8; 8] = b"SMPLSPL1";
 /// Size of the fixed header before the payload.
 pub const HEADER_LEN: usize = 64;
 const EXT: &str = "batch";
@@ -334,8 +338,7 @@ impl Spool {
         // What the caller already put there (records lost before the spool).
         let own = batch.dropped_records;
         batch.dropped_records = own + self.unreported;
-        let mut msg = AgentMessage::Batch(batch);
-        let mut payload = wire::encode(&msg);
+        let mut payload = wire::encode_batch(&batch);
         let size = (HEADER_LEN + payload.len()) as u64;
         if size + VARINT_SLACK > self.quota {
             self.unreported += own;
@@ -343,15 +346,11 @@ impl Spool {
             return None;
         }
         let dropped = self.drop_oldest_until(size + VARINT_SLACK);
-        let mut carried = own + self.unreported;
-        if let AgentMessage::Batch(b) = &mut msg {
-            if b.dropped_records != carried {
-                // The quota just dropped batches: this batch reports them too.
-                b.dropped_records = carried;
-                payload = wire::encode(&msg);
-            }
-        } else {
-            carried = 0;
+        let carried = own + self.unreported;
+        if batch.dropped_records != carried {
+            // The quota just dropped batches: this batch reports them too.
+            batch.dropped_records = carried;
+            payload = wire::encode_batch(&batch);
         }
         self.unreported = 0;
         let size = (HEADER_LEN + payload.len()) as u64;
@@ -431,16 +430,19 @@ impl Spool {
         true
     }
 
-    /// The wire frame (`AgentMessage::Batch`, binary) of `id`, checked.
-    /// Corrupt files are moved aside and their records counted as dropped.
-    pub fn read_frame(&mut self, id: BatchId) -> Result<Vec<u8>, SpoolError> {
+    /// The batch `id`, checked. Corrupt files are moved aside and their
+    /// records counted as dropped.
+    pub fn read_batch(&mut self, id: BatchId) -> Result<Batch, SpoolError> {
         let entry = self.entries.get(&id).ok_or(SpoolError::Gone(id))?;
         if let Place::Memory(p) = &entry.place {
-            return Ok(p.to_vec());
+            return wire::decode_spooled_batch(p).map_err(|e| SpoolError::Corrupt {
+                path: self.dir.join(id.file_name()),
+                reason: e.to_string(),
+            });
         }
         let path = self.dir.join(id.file_name());
         match read_checked(&path) {
-            Ok((_, payload)) => Ok(payload),
+            Ok((_, batch)) => Ok(batch),
             Err(HeaderError::Io(cause)) if cause.kind() == io::ErrorKind::NotFound => {
                 if let Some(e) = self.remove(id) {
                     self.unreported += e.carried;
@@ -716,7 +718,7 @@ enum HeaderError {
 }
 
 fn parse_header(h: &[u8; HEADER_LEN]) -> Result<Header, HeaderError> {
-    if &h[..8] != MAGIC {
+    if &h[..8] != MAGIC && &h[..8] != MAGIC_V1 {
         return Err(HeaderError::Bad("bad magic".into()));
     }
     let u = |r: std::ops::Range<usize>| {
@@ -762,8 +764,8 @@ fn read_header(path: &Path) -> Result<Header, HeaderError> {
     Ok(header)
 }
 
-/// The whole file checked (length, checksum, protocol version); the payload.
-fn read_checked(path: &Path) -> Result<(Header, Vec<u8>), HeaderError> {
+/// The whole file checked (length, checksum, a batch that decodes).
+fn read_checked(path: &Path) -> Result<(Header, Batch), HeaderError> {
     let mut buf = fs::read(path).map_err(HeaderError::Io)?;
     let Some(h) = buf
         .get(..HEADER_LEN)
@@ -786,16 +788,11 @@ fn read_checked(path: &Path) -> Result<(Header, Vec<u8>), HeaderError> {
     if ring::digest::digest(&ring::digest::SHA256, &payload).as_ref() != header.digest {
         return Err(HeaderError::Bad("checksum mismatch".into()));
     }
-    if payload.first() != Some(&wire::PROTOCOL_VERSION) {
-        // Written by an agent speaking another protocol version: unsendable.
-        return Err(HeaderError::Bad(format!(
-            "protocol version {:?}, this agent speaks {}",
-            payload.first(),
-            wire::PROTOCOL_VERSION
-        )));
-    }
+    // Written by a release whose records this one cannot read: unsendable.
+    let batch = wire::decode_spooled_batch(&payload)
+        .map_err(|e| HeaderError::Bad(format!("batch does not decode: {e}")))?;
     let _ = header.payload_len;
-    Ok((header, payload))
+    Ok((header, batch))
 }
 
 fn sync_dir(dir: &Path) {
@@ -836,11 +833,9 @@ mod tests {
         }
     }
 
-    fn decode(frame: &[u8]) -> Batch {
-        match wire::decode::<AgentMessage>(frame).unwrap() {
-            AgentMessage::Batch(b) => b,
-            other => panic!("not a batch: {other:?}"),
-        }
+    /// Batches come back decoded (the spool checks them on read).
+    fn decode(b: Batch) -> Batch {
+        b
     }
 
     fn files(dir: &Path) -> Vec<String> {
@@ -881,7 +876,7 @@ mod tests {
         assert_eq!(s.next_after(Some(want[1])), Some(want[2]));
         assert_eq!(s.next_after(Some(want[2])), None);
         assert_eq!(s.max_epoch(), Some(20));
-        let b = decode(&s.read_frame(want[1]).unwrap());
+        let b = decode(s.read_batch(want[1]).unwrap());
         assert_eq!(b, batch(20, 1, 3));
         assert_eq!(s.stats().batches, 3);
         for id in want {
@@ -896,7 +891,7 @@ mod tests {
     fn quota_drops_oldest_and_counts_records() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("spool");
-        let one = (HEADER_LEN + wire::encode(&AgentMessage::Batch(batch(1, 1, 100))).len()) as u64;
+        let one = (HEADER_LEN + wire::encode_batch(&batch(1, 1, 100)).len()) as u64;
         // Room for three batches of 100 records, not four.
         let quota = one * 3 + one / 2;
         let (mut s, _) = Spool::open(&dir, quota).unwrap();
@@ -912,7 +907,7 @@ mod tests {
         assert_eq!(files(&dir).len(), 3);
         // The batch that forced the drop reports it.
         let b4 = decode(
-            &s.read_frame(BatchId {
+            s.read_batch(BatchId {
                 boot_epoch: 1,
                 seq: 4,
             })
@@ -920,7 +915,7 @@ mod tests {
         );
         assert_eq!(b4.dropped_records, 100);
         let b3 = decode(
-            &s.read_frame(BatchId {
+            s.read_batch(BatchId {
                 boot_epoch: 1,
                 seq: 3,
             })
@@ -932,7 +927,7 @@ mod tests {
         s.push(batch(1, 6, 100)).unwrap(); // drops 3
         s.push(batch(1, 7, 100)).unwrap(); // drops 4 (100 records + 100 carried)
         let b7 = decode(
-            &s.read_frame(BatchId {
+            s.read_batch(BatchId {
                 boot_epoch: 1,
                 seq: 7,
             })
@@ -945,7 +940,7 @@ mod tests {
         assert_eq!(s.stats().dropped_records, 900);
         s.push(batch(1, 9, 1)).unwrap();
         let b9 = decode(
-            &s.read_frame(BatchId {
+            s.read_batch(BatchId {
                 boot_epoch: 1,
                 seq: 9,
             })
@@ -1027,7 +1022,7 @@ mod tests {
         let seqs: Vec<u64> = s.ids().iter().map(|i| i.seq).collect();
         assert_eq!(seqs, [2, 4, 5]);
         let err = s
-            .read_frame(BatchId {
+            .read_batch(BatchId {
                 boot_epoch: 3,
                 seq: 2,
             })
@@ -1039,7 +1034,7 @@ mod tests {
         assert_eq!(s.stats().dropped_records, 5);
         assert_eq!(
             decode(
-                &s.read_frame(BatchId {
+                s.read_batch(BatchId {
                     boot_epoch: 3,
                     seq: 5
                 })
@@ -1053,7 +1048,7 @@ mod tests {
         // The next batch reports the lost records.
         s.push(batch(3, 7, 1)).unwrap();
         let b = decode(
-            &s.read_frame(BatchId {
+            s.read_batch(BatchId {
                 boot_epoch: 3,
                 seq: 7,
             })
@@ -1072,7 +1067,7 @@ mod tests {
         fs::write(&dir, b"x").unwrap();
         let id = s.push(batch(1, 1, 4)).unwrap();
         assert_eq!(s.stats().memory_batches, 1);
-        assert_eq!(decode(&s.read_frame(id).unwrap()), batch(1, 1, 4));
+        assert_eq!(decode(s.read_batch(id).unwrap()), batch(1, 1, 4));
         assert!(s.ack(id));
         assert!(s.is_empty());
     }
@@ -1086,5 +1081,38 @@ mod tests {
         assert_eq!(BatchId::from_file_name(&id.file_name()), Some(id));
         assert_eq!(BatchId::from_file_name("1-2.batch"), None);
         assert_eq!(BatchId::from_file_name("README"), None);
+    }
+}
+
+#[cfg(test)]
+mod upgrade_tests {
+    use super::*;
+
+    /// A spool the previous release's agent wrote (tests/fixtures/spool-v1,
+    /// from `replay --realtime` with an unreachable collector) opens whole
+    /// and every batch reads back as this release's records.
+    #[test]
+    fn a_previous_release_spool_is_read_whole() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/spool-v1");
+        let tmp = tempfile::tempdir().unwrap();
+        for e in fs::read_dir(&fixture).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "batch") {
+                fs::copy(&p, tmp.path().join(p.file_name().unwrap())).unwrap();
+            }
+        }
+        let (mut s, report) = Spool::open(tmp.path(), 1 << 30).unwrap();
+        assert_eq!((report.loaded, report.corrupt), (8, 0), "{report:?}");
+        let mut flows = 0;
+        for id in s.ids() {
+            let b = s.read_batch(id).unwrap();
+            assert_eq!((b.boot_epoch, b.seq), (id.boot_epoch, id.seq));
+            flows += b.flows.len();
+        }
+        let expected = fs::read_to_string(fixture.join("flows.jsonl"))
+            .unwrap()
+            .lines()
+            .count();
+        assert_eq!(flows, expected);
     }
 }

@@ -3,12 +3,13 @@
 //! configs/collector.toml.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
 use super::Severity;
-use crate::config::{valid_code, ConfigError};
+use crate::config::valid_code;
+use simpul_proto::Problem;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -294,24 +295,8 @@ fn default_states() -> Vec<StateName> {
     ]
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Weekday {
-    Mon,
-    Tue,
-    Wed,
-    Thu,
-    Fri,
-    Sat,
-    Sun,
-}
-
-impl Weekday {
-    /// Monday 0 … Sunday 6.
-    pub fn index(self) -> u32 {
-        self as u32
-    }
-}
+/// Days of the week, as everywhere in Simpul.
+pub use simpul_proto::time_window::Weekday;
 
 /// `from`–`to` local time on `days`. `to` before `from` crosses midnight (the
 /// part after midnight belongs to the day it started); `from == to` is the
@@ -422,14 +407,9 @@ fn default_log_retention() -> u32 {
 pub(crate) type Invalid = (String, String);
 
 impl NotifyConfig {
-    /// For `CollectorConfig::validate`: every problem with where it is.
-    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+    /// For `CollectorConfig::problems`: every problem with where it is.
+    pub fn validate_all(&self) -> Result<(), Vec<Problem>> {
         self.check()
-            .map_err(|(location, message)| ConfigError::Invalid {
-                path: path.to_owned(),
-                location,
-                message,
-            })
     }
 
     /// Every channel name with its type, in a stable order.
@@ -442,251 +422,257 @@ impl NotifyConfig {
         v
     }
 
-    pub(crate) fn check(&self) -> Result<(), Invalid> {
+    /// Every problem of `[notify]` with its place: the first thing wrong
+    /// with each channel, route and setting.
+    pub(crate) fn check(&self) -> Result<(), Vec<Problem>> {
+        let mut out: Vec<Problem> = Vec::new();
+        let mut push = |r: Result<(), Invalid>| {
+            if let Err((place, message)) = r {
+                out.push(Problem::new(place, message));
+            }
+        };
         let bad = |loc: String, msg: String| Err((loc, msg));
-        parse_offset(&self.utc_offset).map_err(|m| ("notify.utc_offset".to_string(), m))?;
-        if let Some(u) = &self.dashboard_url {
-            check_url(u, false).map_err(|m| ("notify.dashboard_url".to_string(), m))?;
-        }
-
+        push((|| -> Result<(), Invalid> {
+            parse_offset(&self.utc_offset).map_err(|m| ("notify.utc_offset".to_string(), m))?;
+            Ok(())
+        })());
+        push((|| -> Result<(), Invalid> {
+            if let Some(u) = &self.dashboard_url {
+                check_url(u, false).map_err(|m| ("notify.dashboard_url".to_string(), m))?;
+            }
+            Ok(())
+        })());
         let mut names: BTreeMap<&str, &str> = BTreeMap::new();
         for (name, kind) in self.channel_names() {
-            let loc = format!("notify.{kind}.{name}");
-            if !valid_code(name) {
-                return bad(loc, "channel name: letters, digits, '-', '_'".into());
-            }
-            if let Some(other) = names.insert(name, kind) {
-                return bad(
-                    loc,
-                    format!("channel name {name:?} is also used by notify.{other}.{name}"),
-                );
-            }
-        }
-
-        for (name, t) in &self.telegram {
-            let loc = format!("notify.telegram.{name}");
-            if t.token.trim().is_empty() {
-                return bad(loc, "token is empty".into());
-            }
-            if t.chat_ids.is_empty() || t.chat_ids.iter().any(|c| c.trim().is_empty()) {
-                return bad(
-                    loc,
-                    "chat_ids: list at least one chat id, none empty".into(),
-                );
-            }
-            check_url(&t.base_url, true).map_err(|m| (format!("{loc}.base_url"), m))?;
-            if !matches!(t.parse_mode.as_str(), "HTML" | "") {
-                return bad(
-                    format!("{loc}.parse_mode"),
-                    format!("{:?}: use \"HTML\" or \"\" (plain text)", t.parse_mode),
-                );
-            }
-            check_http_common(&loc, t.timeout_secs, t.proxy.as_deref(), &t.ca_cert)?;
-        }
-
-        for (name, w) in &self.whatsapp {
-            let loc = format!("notify.whatsapp.{name}");
-            if w.phones.is_empty() || w.phones.iter().any(|p| p.trim().is_empty()) {
-                return bad(
-                    format!("{loc}.phones"),
-                    "list at least one phone number, none empty".into(),
-                );
-            }
-            let method = w.method.to_ascii_uppercase();
-            if !matches!(method.as_str(), "GET" | "POST" | "PUT") {
-                return bad(
-                    format!("{loc}.method"),
-                    format!("{:?}: use GET, POST or PUT", w.method),
-                );
-            }
-            if method != "GET" && w.body_template.trim().is_empty() {
-                return bad(
-                    format!("{loc}.body_template"),
-                    format!("empty; {method} needs a body"),
-                );
-            }
-            let uses = |p: &str| w.url.contains(p) || w.body_template.contains(p);
-            if !uses("{{phone}}") && !uses("{{phones}}") {
-                return bad(
-                    loc,
-                    "neither {{phone}} nor {{phones}} appears in url or body_template: \
-                     the gateway would not know whom to send to"
-                        .into(),
-                );
-            }
-            for t in [&w.url, &w.body_template] {
-                if let Some(p) = super::whatsapp::unknown_placeholder(t) {
-                    return bad(loc, format!("unknown placeholder {{{{{p}}}}}"));
+            push((|| -> Result<(), Invalid> {
+                let loc = format!("notify.{kind}.{name}");
+                if !valid_code(name) {
+                    return bad(loc, "channel name: letters, digits, '-', '_'".into());
                 }
-            }
-            let url = super::whatsapp::sample_url(&w.url);
-            check_url(&url, true).map_err(|m| (format!("{loc}.url"), m))?;
-            if w.format == WhatsAppFormat::Json && !w.body_template.trim().is_empty() {
-                let sample = super::whatsapp::sample_json_body(&w.body_template);
-                if let Err(e) = serde_json::from_str::<serde_json::Value>(&sample) {
-                    return bad(
-                        format!("{loc}.body_template"),
-                        format!(
-                            "is not JSON once placeholders are filled in ({e}); \
-                             put placeholders inside strings: \"{{{{text}}}}\""
-                        ),
-                    );
-                }
-            }
-            if let Some(p) = &w.success_pointer {
-                if !p.starts_with('/') {
-                    return bad(
-                        format!("{loc}.success_pointer"),
-                        format!("{p:?}: a JSON pointer starts with '/', e.g. \"/status\""),
-                    );
-                }
-            }
-            check_headers(&loc, &w.headers)?;
-            check_http_common(&loc, w.timeout_secs, w.proxy.as_deref(), &w.ca_cert)?;
-        }
-
-        for (name, e) in &self.email {
-            let loc = format!("notify.email.{name}");
-            if e.host.trim().is_empty() {
-                return bad(format!("{loc}.host"), "empty".into());
-            }
-            e.from
-                .parse::<lettre::message::Mailbox>()
-                .map_err(|err| (format!("{loc}.from"), format!("{:?}: {err}", e.from)))?;
-            if e.to.is_empty() {
-                return bad(format!("{loc}.to"), "list at least one recipient".into());
-            }
-            for to in &e.to {
-                to.parse::<lettre::message::Mailbox>()
-                    .map_err(|err| (format!("{loc}.to"), format!("{to:?}: {err}")))?;
-            }
-            if e.username.is_some() != e.password.is_some() {
-                return bad(loc, "username and password go together".into());
-            }
-            if e.username.is_some() && e.tls == EmailTls::None {
-                return bad(
-                    loc,
-                    "credentials would cross the network in clear text; use tls = \"starttls\" or \"tls\""
-                        .into(),
-                );
-            }
-            if e.timeout_secs == 0 {
-                return bad(format!("{loc}.timeout_secs"), "must be at least 1".into());
-            }
-            check_ca(&loc, &e.ca_cert)?;
-        }
-
-        for (name, w) in &self.webhook {
-            let loc = format!("notify.webhook.{name}");
-            check_url(&w.url, true).map_err(|m| (format!("{loc}.url"), m))?;
-            check_headers(&loc, &w.headers)?;
-            check_http_common(&loc, w.timeout_secs, w.proxy.as_deref(), &w.ca_cert)?;
-        }
-
-        for (i, r) in self.routes.iter().enumerate() {
-            let loc = match &r.name {
-                Some(n) => format!("notify.routes[{i}] ({n})"),
-                None => format!("notify.routes[{i}]"),
-            };
-            if r.channels.is_empty() {
-                return bad(loc, "channels: name at least one channel".into());
-            }
-            for c in &r.channels {
-                if !names.contains_key(c.as_str()) {
-                    let known: Vec<&str> = names.keys().copied().collect();
+                if let Some(other) = names.insert(name, kind) {
                     return bad(
                         loc,
-                        format!(
-                            "unknown channel {c:?} (configured: {})",
-                            if known.is_empty() {
-                                "none".to_string()
-                            } else {
-                                known.join(", ")
-                            }
-                        ),
+                        format!("channel name {name:?} is also used by notify.{other}.{name}"),
                     );
                 }
-            }
-            for a in &r.agencies {
-                if !valid_code(a) {
-                    return bad(loc, format!("agencies: invalid agency code {a:?}"));
+                Ok(())
+            })());
+        }
+        for (name, t) in &self.telegram {
+            push((|| -> Result<(), Invalid> {
+                let loc = format!("notify.telegram.{name}");
+                if t.token.trim().is_empty() {
+                    return bad(loc, "token is empty".into());
                 }
-            }
-            if r.states.is_empty() {
-                return bad(loc, "states: list at least one state".into());
-            }
-            let states: BTreeSet<StateName> = r.states.iter().copied().collect();
-            if !r.escalation_levels.is_empty() && !states.contains(&StateName::Escalated) {
+                if t.chat_ids.is_empty() || t.chat_ids.iter().any(|c| c.trim().is_empty()) {
+                    return bad(
+                        loc,
+                        "chat_ids: list at least one chat id, none empty".into(),
+                    );
+                }
+                check_url(&t.base_url, true).map_err(|m| (format!("{loc}.base_url"), m))?;
+                if !matches!(t.parse_mode.as_str(), "HTML" | "") {
+                    return bad(
+                        format!("{loc}.parse_mode"),
+                        format!("{:?}: use \"HTML\" or \"\" (plain text)", t.parse_mode),
+                    );
+                }
+                check_http_common(&loc, t.timeout_secs, t.proxy.as_deref(), &t.ca_cert)?;
+                Ok(())
+            })());
+        }
+        for (name, w) in &self.whatsapp {
+            push((|| -> Result<(), Invalid> {
+                let loc = format!("notify.whatsapp.{name}");
+                if w.phones.is_empty() || w.phones.iter().any(|p| p.trim().is_empty()) {
+                    return bad(
+                        format!("{loc}.phones"),
+                        "list at least one phone number, none empty".into(),
+                    );
+                }
+                let method = w.method.to_ascii_uppercase();
+                if !matches!(method.as_str(), "GET" | "POST" | "PUT") {
+                    return bad(
+                        format!("{loc}.method"),
+                        format!("{:?}: use GET, POST or PUT", w.method),
+                    );
+                }
+                if method != "GET" && w.body_template.trim().is_empty() {
+                    return bad(
+                        format!("{loc}.body_template"),
+                        format!("empty; {method} needs a body"),
+                    );
+                }
+                let uses = |p: &str| w.url.contains(p) || w.body_template.contains(p);
+                if !uses("{{phone}}") && !uses("{{phones}}") {
+                    return bad(
+                        loc,
+                        "neither {{phone}} nor {{phones}} appears in url or body_template: \
+                         the gateway would not know whom to send to"
+                            .into(),
+                    );
+                }
+                for t in [&w.url, &w.body_template] {
+                    if let Some(p) = super::whatsapp::unknown_placeholder(t) {
+                        return bad(loc, format!("unknown placeholder {{{{{p}}}}}"));
+                    }
+                }
+                let url = super::whatsapp::sample_url(&w.url);
+                check_url(&url, true).map_err(|m| (format!("{loc}.url"), m))?;
+                if w.format == WhatsAppFormat::Json && !w.body_template.trim().is_empty() {
+                    let sample = super::whatsapp::sample_json_body(&w.body_template);
+                    if let Err(e) = serde_json::from_str::<serde_json::Value>(&sample) {
+                        return bad(
+                            format!("{loc}.body_template"),
+                            format!(
+                                "is not JSON once placeholders are filled in ({e}); \
+                                 put placeholders inside strings: \"{{{{text}}}}\""
+                            ),
+                        );
+                    }
+                }
+                if let Some(p) = &w.success_pointer {
+                    if !p.starts_with('/') {
+                        return bad(
+                            format!("{loc}.success_pointer"),
+                            format!("{p:?}: a JSON pointer starts with '/', e.g. \"/status\""),
+                        );
+                    }
+                }
+                check_headers(&loc, &w.headers)?;
+                check_http_common(&loc, w.timeout_secs, w.proxy.as_deref(), &w.ca_cert)?;
+                Ok(())
+            })());
+        }
+        for (name, e) in &self.email {
+            push((|| -> Result<(), Invalid> {
+                let loc = format!("notify.email.{name}");
+                if e.host.trim().is_empty() {
+                    return bad(format!("{loc}.host"), "empty".into());
+                }
+                e.from
+                    .parse::<lettre::message::Mailbox>()
+                    .map_err(|err| (format!("{loc}.from"), format!("{:?}: {err}", e.from)))?;
+                if e.to.is_empty() {
+                    return bad(format!("{loc}.to"), "list at least one recipient".into());
+                }
+                for to in &e.to {
+                    to.parse::<lettre::message::Mailbox>()
+                        .map_err(|err| (format!("{loc}.to"), format!("{to:?}: {err}")))?;
+                }
+                if e.username.is_some() != e.password.is_some() {
+                    return bad(loc, "username and password go together".into());
+                }
+                if e.username.is_some() && e.tls == EmailTls::None {
+                    return bad(
+                        loc,
+                        "credentials would cross the network in clear text; use tls = \"starttls\" or \"tls\""
+                            .into(),
+                    );
+                }
+                if e.timeout_secs == 0 {
+                    return bad(format!("{loc}.timeout_secs"), "must be at least 1".into());
+                }
+                check_ca(&loc, &e.ca_cert)?;
+                Ok(())
+            })());
+        }
+        for (name, w) in &self.webhook {
+            push((|| -> Result<(), Invalid> {
+                let loc = format!("notify.webhook.{name}");
+                check_url(&w.url, true).map_err(|m| (format!("{loc}.url"), m))?;
+                check_headers(&loc, &w.headers)?;
+                check_http_common(&loc, w.timeout_secs, w.proxy.as_deref(), &w.ca_cert)?;
+                Ok(())
+            })());
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            push((|| -> Result<(), Invalid> {
+                let loc = match &r.name {
+                    Some(n) => format!("notify.routes[{i}] ({n})"),
+                    None => format!("notify.routes[{i}]"),
+                };
+                if r.channels.is_empty() {
+                    return bad(loc, "channels: name at least one channel".into());
+                }
+                for c in &r.channels {
+                    if !names.contains_key(c.as_str()) {
+                        let known: Vec<&str> = names.keys().copied().collect();
+                        return bad(
+                            loc,
+                            format!(
+                                "unknown channel {c:?} (configured: {})",
+                                if known.is_empty() {
+                                    "none".to_string()
+                                } else {
+                                    known.join(", ")
+                                }
+                            ),
+                        );
+                    }
+                }
+                for a in &r.agencies {
+                    if !valid_code(a) {
+                        return bad(loc, format!("agencies: invalid agency code {a:?}"));
+                    }
+                }
+                if r.states.is_empty() {
+                    return bad(loc, "states: list at least one state".into());
+                }
+                let states: BTreeSet<StateName> = r.states.iter().copied().collect();
+                if !r.escalation_levels.is_empty() && !states.contains(&StateName::Escalated) {
+                    return bad(
+                        loc,
+                        "escalation_levels needs \"escalated\" in states".into(),
+                    );
+                }
+                if let Some(w) = &r.window {
+                    super::routing::Window::parse(w, &self.utc_offset)
+                        .map_err(|m| (format!("{loc}.window"), m))?;
+                }
+                Ok(())
+            })());
+        }
+        let d = &self.delivery;
+        push((|| -> Result<(), Invalid> {
+            if d.retry_initial_ms == 0 || d.retry_max_ms < d.retry_initial_ms {
                 return bad(
-                    loc,
-                    "escalation_levels needs \"escalated\" in states".into(),
+                    "notify.delivery".into(),
+                    "retry_initial_ms must be > 0 and retry_max_ms at least retry_initial_ms"
+                        .into(),
                 );
             }
-            if let Some(w) = &r.window {
-                super::routing::Window::parse(w, &self.utc_offset)
-                    .map_err(|m| (format!("{loc}.window"), m))?;
+            Ok(())
+        })());
+        push((|| -> Result<(), Invalid> {
+            if d.max_attempts == 0 {
+                return bad(
+                    "notify.delivery.max_attempts".into(),
+                    "must be at least 1".into(),
+                );
             }
+            Ok(())
+        })());
+        push((|| -> Result<(), Invalid> {
+            if d.rate_window_ms == 0 || d.poll_ms == 0 {
+                return bad(
+                    "notify.delivery".into(),
+                    "rate_window_ms and poll_ms must be > 0".into(),
+                );
+            }
+            Ok(())
+        })());
+        if out.is_empty() {
+            Ok(())
+        } else {
+            Err(out)
         }
-
-        let d = &self.delivery;
-        if d.retry_initial_ms == 0 || d.retry_max_ms < d.retry_initial_ms {
-            return bad(
-                "notify.delivery".into(),
-                "retry_initial_ms must be > 0 and retry_max_ms at least retry_initial_ms".into(),
-            );
-        }
-        if d.max_attempts == 0 {
-            return bad(
-                "notify.delivery.max_attempts".into(),
-                "must be at least 1".into(),
-            );
-        }
-        if d.rate_window_ms == 0 || d.poll_ms == 0 {
-            return bad(
-                "notify.delivery".into(),
-                "rate_window_ms and poll_ms must be > 0".into(),
-            );
-        }
-        Ok(())
     }
 }
 
-/// `+07:00`, `-03:30`, `Z` → seconds east of UTC.
+/// `+07:00`, `-03:30`, `Z` → seconds east of UTC (the one parser, in proto).
 pub(crate) fn parse_offset(s: &str) -> Result<i32, String> {
-    let err = || format!("{s:?}: write the UTC offset as +HH:MM (WIB is \"+07:00\")");
-    if s == "Z" {
-        return Ok(0);
-    }
-    let (sign, rest) = match s.as_bytes().first() {
-        Some(b'+') => (1, &s[1..]),
-        Some(b'-') => (-1, &s[1..]),
-        _ => return Err(err()),
-    };
-    let (h, m) = rest.split_once(':').ok_or_else(err)?;
-    if h.len() != 2 || m.len() != 2 {
-        return Err(err());
-    }
-    let h: i32 = h.parse().map_err(|_| err())?;
-    let m: i32 = m.parse().map_err(|_| err())?;
-    if h > 14 || m > 59 {
-        return Err(err());
-    }
-    Ok(sign * (h * 3600 + m * 60))
-}
-
-/// `HH:MM` → minutes after midnight.
-pub(crate) fn parse_hhmm(s: &str) -> Result<u32, String> {
-    let err = || format!("{s:?}: write times as HH:MM (00:00 to 23:59)");
-    let (h, m) = s.split_once(':').ok_or_else(err)?;
-    if h.len() != 2 || m.len() != 2 {
-        return Err(err());
-    }
-    let h: u32 = h.parse().map_err(|_| err())?;
-    let m: u32 = m.parse().map_err(|_| err())?;
-    if h > 23 || m > 59 {
-        return Err(err());
-    }
-    Ok(h * 60 + m)
+    simpul_proto::time_window::UtcOffset::parse(s).map(|o| o.seconds())
 }
 
 fn check_url(u: &str, required_http: bool) -> Result<(), String> {
@@ -885,8 +871,6 @@ url = "http://127.0.0.1:9093/hook"
         assert_eq!(parse_offset("Z"), Ok(0));
         assert!(parse_offset("+7").is_err());
         assert!(parse_offset("+15:00").is_err());
-        assert_eq!(parse_hhmm("07:30"), Ok(450));
-        assert!(parse_hhmm("24:00").is_err());
     }
 
     /// The commented example in configs/collector.toml, uncommented, is valid.

@@ -6,44 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 
 use super::{LogEntry, Notification, NotifyError, NotifyState, Severity, Status};
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Version of these tables, kept in `notify_schema` (the store's
-/// `user_version` belongs to the store's own migrations).
-const SCHEMA_VERSION: i64 = 1;
-
-const SCHEMA_V1: &str = r#"
-CREATE TABLE IF NOT EXISTS notifications (
-    id               INTEGER PRIMARY KEY,
-    channel          TEXT NOT NULL,
-    incident_id      INTEGER NOT NULL,
-    -- firing | resolved | escalated:N | acknowledged
-    state            TEXT NOT NULL,
-    severity         TEXT NOT NULL,
-    -- The Notification as JSON: what the dispatcher renders and sends.
-    payload          TEXT NOT NULL,
-    status           TEXT NOT NULL
-                     CHECK (status IN ('pending', 'sent', 'failed', 'suppressed')),
-    -- Attempts started (counted before the channel call).
-    attempts         INTEGER NOT NULL DEFAULT 0,
-    -- Recipients of a multi-recipient channel that already got it.
-    progress         INTEGER NOT NULL DEFAULT 0,
-    next_attempt_ms  INTEGER NOT NULL,
-    last_error       TEXT,
-    created_ms       INTEGER NOT NULL,
-    last_attempt_ms  INTEGER,
-    sent_ms          INTEGER,
-    UNIQUE (channel, incident_id, state)
-);
-CREATE INDEX IF NOT EXISTS notifications_pending
-    ON notifications (id) WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS notifications_incident
-    ON notifications (incident_id);
-"#;
 
 /// A pending row, as the dispatcher needs it.
 #[derive(Debug, Clone)]
@@ -91,30 +58,11 @@ impl Log {
         // An enqueued row must survive power loss: the detector will not
         // announce the same transition again unless it restarts.
         conn.pragma_update(None, "synchronous", "FULL")?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch("CREATE TABLE IF NOT EXISTS notify_schema (version INTEGER NOT NULL)")?;
-        let version: Option<i64> = tx
-            .query_row("SELECT max(version) FROM notify_schema", [], |r| r.get(0))
-            .optional()?
-            .flatten();
-        match version {
-            None => {
-                tx.execute_batch(SCHEMA_V1)?;
-                tx.execute(
-                    "INSERT INTO notify_schema (version) VALUES (?1)",
-                    [SCHEMA_VERSION],
-                )?;
-            }
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(NotifyError::Config(format!(
-                    "the notification log in {} has schema version {v}, newer than this \
-                     collector understands ({SCHEMA_VERSION})",
-                    path.display()
-                )));
-            }
-            Some(_) => {}
-        }
-        tx.commit()?;
+        // The tables are the store's (one migration system): opening the
+        // log on a fresh file creates the whole schema.
+        crate::store::ensure_schema(&mut conn).map_err(|e| {
+            NotifyError::Config(format!("the notification log in {}: {e}", path.display()))
+        })?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(Log { conn })
     }

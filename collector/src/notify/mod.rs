@@ -412,7 +412,7 @@ impl Notifier {
     /// as `env:NAME` are read from the environment here.
     pub fn start(cfg: NotifyConfig, db_path: &Path) -> Result<Notifier, NotifyError> {
         cfg.check()
-            .map_err(|(location, message)| NotifyError::Config(format!("{location}: {message}")))?;
+            .map_err(|problems| NotifyError::Config(simpul_proto::problem::describe(&problems)))?;
         let router = Router::new(&cfg)
             .map_err(|(location, message)| NotifyError::Config(format!("{location}: {message}")))?;
         let channels = dispatcher::build_channels(&cfg)?;

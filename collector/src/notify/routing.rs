@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::config::{parse_hhmm, parse_offset, Invalid, NotifyConfig, StateName, WindowConfig};
+use super::config::{Invalid, NotifyConfig, StateName, WindowConfig};
 use super::{Notification, NotifyState, Severity};
 
 /// The compiled routes.
@@ -24,49 +24,30 @@ struct Route {
     channels: Vec<String>,
 }
 
-/// A local time window, parsed.
+/// A local time window, parsed: proto's weekly window at an offset.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Window {
-    /// Bit i: weekday i (Monday 0) is in.
-    days: u8,
-    from_min: u32,
-    to_min: u32,
-    offset_secs: i32,
+    window: simpul_proto::time_window::Window,
+    offset: simpul_proto::time_window::UtcOffset,
 }
 
 impl Window {
     pub(crate) fn parse(w: &WindowConfig, default_offset: &str) -> Result<Window, String> {
+        use simpul_proto::time_window::{TimeOfDay, UtcOffset};
         let offset = w.utc_offset.as_deref().unwrap_or(default_offset);
         Ok(Window {
-            days: if w.days.is_empty() {
-                0x7f
-            } else {
-                w.days.iter().fold(0, |m, d| m | (1 << d.index()))
+            window: simpul_proto::time_window::Window {
+                days: w.days.clone(),
+                from: TimeOfDay::parse(&w.from)?,
+                to: TimeOfDay::parse(&w.to)?,
             },
-            from_min: parse_hhmm(&w.from)?,
-            to_min: parse_hhmm(&w.to)?,
-            offset_secs: parse_offset(offset)?,
+            offset: UtcOffset::parse(offset)?,
         })
     }
 
     pub(crate) fn contains(&self, now_ms: u64) -> bool {
-        let local = (now_ms / 1000) as i64 + i64::from(self.offset_secs);
-        let day = local.div_euclid(86_400);
-        let minute = (local.rem_euclid(86_400) / 60) as u32;
-        // 1970-01-01 was a Thursday (index 3).
-        let weekday = |d: i64| (d + 3).rem_euclid(7) as u32;
-        let day_in = |d: i64| self.days & (1 << weekday(d)) != 0;
-        if self.from_min == self.to_min {
-            day_in(day)
-        } else if self.from_min < self.to_min {
-            day_in(day) && (self.from_min..self.to_min).contains(&minute)
-        } else if minute >= self.from_min {
-            // Crosses midnight: the evening part belongs to today...
-            day_in(day)
-        } else {
-            // ...the early-morning part to the day it started.
-            minute < self.to_min && day_in(day - 1)
-        }
+        self.window
+            .contains_at(self.offset, i64::try_from(now_ms).unwrap_or(i64::MAX))
     }
 }
 

@@ -26,6 +26,7 @@ pub type AckFn =
 pub fn start(
     cfg: &NotifyConfig,
     ack: AckFn,
+    shutdown: crate::server::Shutdown,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, NotifyError> {
     let mut tasks = Vec::new();
     for (name, t) in &cfg.telegram {
@@ -34,7 +35,15 @@ pub fn start(
         }
         let poller = Poller::new(name, t)?;
         let ack = ack.clone();
-        tasks.push(tokio::spawn(async move { poller.run(ack).await }));
+        let mut stop = shutdown.subscribe();
+        // A long poll in flight is dropped on the stop: Telegram keeps the
+        // update, and the next start reads it again.
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                () = poller.run(ack) => {}
+                () = stop.wait() => {}
+            }
+        }));
     }
     Ok(tasks)
 }

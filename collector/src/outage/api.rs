@@ -25,7 +25,7 @@ where
     T: Send + 'static,
     F: FnOnce(&IncidentStore) -> Result<T, StoreError> + Send + 'static,
 {
-    let store = s.store.clone();
+    let store = s.control.clone();
     tokio::task::spawn_blocking(move || {
         let st = store.incidents()?;
         f(&st)
@@ -113,16 +113,16 @@ pub async fn availability(
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), 86_400)?;
     let agency = optional_code("agency", q.agency.as_ref())?;
     let node = optional_code("node", q.node.as_ref())?;
-    let timeout = std::time::Duration::from_secs(s.config.nodes.down_after_secs);
-    let nodes: Vec<(String, String)> =
-        crate::api::read(&s, move |r| r.nodes(std::time::SystemTime::now(), timeout))
-            .await?
-            .into_iter()
-            .filter(|n| !n.revoked)
-            .filter(|n| agency.as_ref().is_none_or(|a| &n.agency == a))
-            .filter(|n| node.as_ref().is_none_or(|x| &n.node_id == x))
-            .map(|n| (n.node_id, n.agency))
-            .collect();
+    let nodes: Vec<(String, String)> = crate::api::read(&s, |s, _| {
+        crate::service::nodes(s, std::time::SystemTime::now())
+    })
+    .await?
+    .into_iter()
+    .filter(|n| !n.revoked)
+    .filter(|n| agency.as_ref().is_none_or(|a| &n.agency == a))
+    .filter(|n| node.as_ref().is_none_or(|x| &n.node_id == x))
+    .map(|n| (n.node_id, n.agency))
+    .collect();
     let now = now_ms();
     Ok(Json(
         with_incidents(&s, move |st| {

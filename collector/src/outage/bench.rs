@@ -35,7 +35,13 @@ pub fn bench_heartbeats(dir: &Path, nodes: usize, secs: f64) -> anyhow::Result<H
         .map(|n| (n.clone(), "dinkes".to_string()))
         .collect();
     let sink: AlertSink = Arc::new(|_| Ok(()));
-    let monitor = OutageMonitor::start(&NodesConfig::default(), &store, known, sink)?;
+    let monitor = OutageMonitor::start(
+        &NodesConfig::default(),
+        &store,
+        known,
+        crate::inventory::Topology::default(),
+        sink,
+    )?;
     let registry = NodeRegistry::default();
     for n in &names {
         registry.connected(n, "dinkes", "10.0.0.1:40000");
@@ -58,6 +64,7 @@ pub fn bench_heartbeats(dir: &Path, nodes: usize, secs: f64) -> anyhow::Result<H
             decode_errors: 3,
             active_flows: 1_500,
             flows_evicted: 0,
+            inventory_version: 3,
             spool_batches: 0,
             spool_bytes: 0,
             spool_quota_bytes: 1 << 30,

@@ -19,8 +19,9 @@ use serde::Serialize;
 use super::conditions::{AllocationWatch, Change, ConditionConfig, Conditions};
 use super::detector::{Detector, DetectorConfig, Event};
 use crate::config::NodesConfig;
+use crate::inventory::Topology;
 use crate::state::now_ms;
-use crate::store::{Incident, IncidentStore, Maintenance, NewIncident, Store, StoreError};
+use crate::store::{ControlStore, Incident, IncidentStore, Maintenance, NewIncident, StoreError};
 use simpul_proto::wire::Health;
 
 /// What an alert says happened to an incident.
@@ -94,6 +95,8 @@ enum Input {
         m: Maintenance,
         reply: tokio::sync::oneshot::Sender<Result<Maintenance, StoreError>>,
     },
+    /// The inventory changed: parents and severities follow it.
+    Topology(Topology),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,11 +138,13 @@ impl OutageMonitor {
     /// reconnects after a collector restart is still noticed).
     pub fn start(
         cfg: &NodesConfig,
-        store: &Store,
+        store: &dyn ControlStore,
         known: Vec<(String, String)>,
+        topology: Topology,
         alerts: AlertSink,
     ) -> Result<OutageMonitor, MonitorError> {
         let mut incidents = store.incidents()?;
+        let parent_of = |n: &str| topology.parents.get(n).cloned();
         let started = now_ms();
         let mut dcfg = DetectorConfig::new(cfg.heartbeat_interval_ms, cfg.down_after_secs * 1000);
         dcfg.up_after_heartbeats = cfg.up_after_heartbeats;
@@ -148,7 +153,7 @@ impl OutageMonitor {
         let mut detector = Detector::new(dcfg, started);
         let mut agencies = HashMap::new();
         for (node, agency) in &known {
-            detector.add_node(node, cfg.parent_of(node));
+            detector.add_node(node, parent_of(node).as_deref());
             agencies.insert(node.clone(), agency.clone());
         }
         // Outages open from before a restart stay open until the node is
@@ -159,7 +164,7 @@ impl OutageMonitor {
             ..Default::default()
         })?;
         for inc in &open {
-            detector.add_node(&inc.node_id, cfg.parent_of(&inc.node_id));
+            detector.add_node(&inc.node_id, parent_of(&inc.node_id).as_deref());
             agencies
                 .entry(inc.node_id.clone())
                 .or_insert(inc.agency.clone());
@@ -172,6 +177,7 @@ impl OutageMonitor {
         let stats = Arc::new(MonitorStats::default());
         let mut worker = Worker {
             cfg: cfg.clone(),
+            topology,
             detector,
             agencies,
             maintenance,
@@ -231,6 +237,11 @@ impl OutageMonitor {
             }
             Err(TrySendError::Disconnected(_)) => {}
         }
+    }
+
+    /// Parents and severities from a changed inventory.
+    pub fn set_topology(&self, t: Topology) {
+        self.send(Input::Topology(t));
     }
 
     pub fn opened(&self, node: &str, agency: &str) {
@@ -327,6 +338,7 @@ impl Drop for OutageMonitor {
 
 struct Worker {
     cfg: NodesConfig,
+    topology: Topology,
     detector: Detector,
     agencies: HashMap<String, String>,
     maintenance: Vec<Maintenance>,
@@ -428,6 +440,15 @@ impl Worker {
                 }
                 let _ = reply.send(result);
             }
+            Input::Topology(t) => {
+                self.topology = t;
+                let nodes: Vec<String> = self.agencies.keys().cloned().collect();
+                for n in nodes {
+                    let parent = self.parent_of(&n).map(str::to_string);
+                    self.detector.add_node(&n, parent.as_deref());
+                }
+                self.view_dirty = true;
+            }
             Input::Maintenance { m, reply } => {
                 let result = store.add_maintenance(&m);
                 if let Ok(saved) = &result {
@@ -443,8 +464,20 @@ impl Worker {
         if !self.agencies.contains_key(node) {
             self.view_dirty = true;
             self.agencies.insert(node.to_string(), agency.to_string());
-            self.detector.add_node(node, self.cfg.parent_of(node));
+            let parent = self.parent_of(node).map(str::to_string);
+            self.detector.add_node(node, parent.as_deref());
         }
+    }
+
+    fn parent_of(&self, node: &str) -> Option<&str> {
+        self.topology.parents.get(node).map(String::as_str)
+    }
+
+    fn criticality_of(&self, node: &str) -> &str {
+        self.topology
+            .criticality
+            .get(node)
+            .map_or(self.cfg.default_criticality.as_str(), String::as_str)
     }
 
     fn agency(&self, node: &str) -> String {
@@ -474,7 +507,7 @@ impl Worker {
             node_id: node,
             agency: &agency,
             kind,
-            severity: self.cfg.criticality_of(node),
+            severity: self.criticality_of(node),
             root_cause: root,
             children,
             started_ms,
@@ -762,7 +795,7 @@ impl Worker {
                     node_id: node.to_string(),
                     agency: self.agency(node),
                     status: status.name(),
-                    parent: self.cfg.parent_of(node).map(str::to_string),
+                    parent: self.parent_of(node).map(str::to_string),
                     last_heartbeat_ms: self.detector.last_heartbeat_ms(node),
                 },
             );

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use simpul_proto::wire::Batch;
 use simpul_proto::{CounterSample, EndReason, FlowRecord, RecordKind, SiteSource, TrafficScope};
 
-use super::{AgencyDef, NodeBatches, Store, StoreConfig, StoreError, UnitDef};
+use super::{NodeBatches, Store, StoreConfig, StoreError};
 
 const AGENCIES: usize = 40;
 const UNITS: usize = 4;
@@ -62,21 +62,8 @@ fn run(
     batches_per_call: usize,
 ) -> Result<(f64, Duration), StoreError> {
     let mut w = store.writer()?;
-    let defs: Vec<AgencyDef> = (0..AGENCIES)
-        .map(|a| AgencyDef {
-            code: format!("agency{a:02}"),
-            name: format!("Dinas {a}"),
-            alloc_down_bps: 50_000_000,
-            alloc_up_bps: 20_000_000,
-            units: (0..UNITS)
-                .map(|u| UnitDef {
-                    code: format!("unit{u}"),
-                    name: format!("Bidang {u}"),
-                })
-                .collect(),
-        })
-        .collect();
-    w.sync_agencies(&defs)?;
+    // The registry is not part of ingest: agencies are just codes here.
+    let defs: Vec<String> = (0..AGENCIES).map(|a| format!("agency{a:02}")).collect();
     let nodes: Vec<String> = (0..AGENCIES).map(|a| format!("node-{a:02}")).collect();
     let mut gen = Generator::new();
     let mut done = 0usize;
@@ -96,7 +83,7 @@ fn run(
             .iter()
             .map(|(node, b)| NodeBatches {
                 node_id: &nodes[*node],
-                agency: &defs[*node].code,
+                agency: &defs[*node],
                 batches: std::slice::from_ref(b),
             })
             .collect();

@@ -106,6 +106,7 @@ pub(crate) fn end_reason_code(r: EndReason) -> u8 {
         EndReason::Evicted => 3,
         EndReason::Shutdown => 4,
         EndReason::Active => 5,
+        EndReason::AgentRestart => 6,
     }
 }
 
@@ -117,6 +118,7 @@ pub(crate) fn end_reason_from(c: i64) -> Result<EndReason, StoreError> {
         3 => Ok(EndReason::Evicted),
         4 => Ok(EndReason::Shutdown),
         5 => Ok(EndReason::Active),
+        6 => Ok(EndReason::AgentRestart),
         _ => Err(corrupt("end_reason", c)),
     }
 }

@@ -36,6 +36,10 @@ use super::{StoreError, Writer};
 /// `flows.state` bits.
 pub(crate) const STATE_FINAL: i64 = 1;
 pub(crate) const STATE_FOLDED: i64 = 2;
+/// Closed by the collector when the node's next boot said Hello (the agent
+/// was killed): final, but records its old boot's spool still delivers may
+/// update it (their counters are the truth).
+pub(crate) const STATE_RESTART: i64 = 4;
 
 /// Rows per chunk, as a shift: chunk = row id >> CHUNK_BITS. 65536 rows of
 /// one agency: a query reads a whole chunk in some 20 ms, and a chunk's
@@ -405,6 +409,52 @@ impl Writer {
     /// the top hosts/sites of new flows while traffic is light; under heavy
     /// traffic those follow at the next fold (at most `aggregate_delay_ms`
     /// later while ingest continues; see [`Writer::fold_aggregates`]).
+    /// Close the flows `node_id` left running in boots before `boot_epoch`:
+    /// an agent that was killed never sent their final records. The last
+    /// record kept becomes final with end reason `agent_restart`; no byte
+    /// changes, so no aggregate changes either.
+    pub fn close_interim(&mut self, node_id: &str, boot_epoch: u64) -> Result<u64, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut closed = 0u64;
+        {
+            let mut streams =
+                tx.prepare_cached("SELECT id, boot_epoch FROM streams WHERE node_id = ?1")?;
+            let earlier: Vec<i64> = streams
+                .query_map([node_id], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .filter(|(_, b)| id_back(*b) < boot_epoch)
+                .map(|(s, _)| s)
+                .collect();
+            let mut open = tx.prepare_cached(
+                "SELECT id, flow_id, rec FROM flows WHERE stream = ?1 AND state & 1 = 0",
+            )?;
+            let mut close = tx
+                .prepare_cached("UPDATE flows SET state = state | 1 | 4, rec = ?2 WHERE id = ?1")?;
+            let mut buf = Vec::new();
+            for stream in earlier {
+                let rows: Vec<(i64, i64, Vec<u8>)> = open
+                    .query_map([stream], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?;
+                for (row, flow_id, rec) in rows {
+                    let mut record = record::decode(&rec)?.to_record(id_back(flow_id), true)?;
+                    record.end_reason = simpul_proto::EndReason::AgentRestart;
+                    buf.clear();
+                    let agency = record.agency.clone();
+                    record::encode(&record, &agency, &mut buf);
+                    close.execute(params![row, &buf[..]])?;
+                    closed += 1;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(closed)
+    }
+
     pub fn ingest_many(
         &mut self,
         groups: &[NodeBatches<'_>],
@@ -714,9 +764,13 @@ fn ingest_flow<'a>(
     };
     let (old_row, old_state, chunk_folded): (i64, i64, i64) = (o.get(0)?, o.get(1)?, o.get(3)?);
     let prev = record::decode(o.get_ref(2)?.as_blob()?)?;
-    // A closed flow never changes again, and an interim record older than
-    // the stored one (re-sent out of order) would move counters backwards.
-    if old_state & STATE_FINAL != 0 || (!is_final && rec.last_seen < prev.last_seen) {
+    // A closed flow never changes again (unless the collector closed it at
+    // a restart), and an interim record older than the stored one (re-sent
+    // out of order) would move counters backwards.
+    let restart_closed = old_state & STATE_RESTART != 0;
+    if (old_state & STATE_FINAL != 0 && !restart_closed)
+        || (!is_final && rec.last_seen < prev.last_seen)
+    {
         return Ok(());
     }
     let pending = (old_row & (CHUNK_ROWS - 1)) >= chunk_folded && old_state & STATE_FOLDED == 0;
@@ -740,16 +794,26 @@ fn ingest_flow<'a>(
         flows: 0,
     });
     st.buf.clear();
-    if prev.first_seen < rec.first_seen {
-        // The flow started when its first record said, whatever later ones say.
+    // A late interim record of a flow closed at the restart keeps it closed.
+    let still_restart_closed = restart_closed && !is_final;
+    if prev.first_seen < rec.first_seen || still_restart_closed {
         let mut merged = rec.clone();
-        merged.first_seen = prev.first_seen;
+        // The flow started when its first record said, whatever later ones say.
+        merged.first_seen = prev.first_seen.min(rec.first_seen);
+        if still_restart_closed {
+            merged.end_reason = simpul_proto::EndReason::AgentRestart;
+        }
         record::encode(&merged, agency, &mut st.buf);
     } else {
         record::encode(rec, agency, &mut st.buf);
     }
     drop(old);
     let state = state
+        | if still_restart_closed {
+            STATE_FINAL | STATE_RESTART
+        } else {
+            0
+        }
         | if pending {
             STATE_FOLDED
         } else {

@@ -1,30 +1,16 @@
-//! Collector storage: one SQLite database (`simpul.db`, WAL) in the data
-//! directory.
+//! Collector storage. [`traits`] defines the seams ([`FlowStore`],
+//! [`ControlStore`]); this module's [`Store`] implements both on one
+//! embedded SQLite database (`simpul.db`, WAL) in the data directory, and
+//! [`memory::MemoryFlowStore`] implements the flow side in memory for tests.
 //!
-//! Pure and synchronous. The server owns one [`Writer`] on a dedicated thread
-//! (ingest, registry changes, retention, [`Writer::fold_aggregates`] when
-//! idle), a few [`Reader`]s for queries, and calls [`Store::checkpoint`] about
-//! once a second from another thread. WAL lets readers run while the writer
-//! commits. Every method that writes runs in IMMEDIATE transactions, so a
-//! failed call leaves nothing behind and batches are acknowledged only once
-//! committed.
-//!
-//! Ingest speed, measured with [`bench_ingest`] (release, 2-core VM shared
-//! with other builds, synchronous=FULL, 10 batches of 1000 records per call):
-//! - first design, one 29-column row per flow with indexes on time, agency,
-//!   both addresses and site, per-flow UPSERTs into the top-N tables:
-//!   ~16k records/s;
-//! - this design: 55-70k records/s wall clock, ~60k per CPU-second.
-//!
-//! The parts, per record: SQLite's own cost for a row plus one unique index
-//! is ~3 µs even for a narrow row with nothing else going on (29 columns:
-//! +1.6 µs; each further index +1.5 µs and a 4 KiB page write per record at
-//! commit unless its key grows with arrival); WAL writes ~2 µs; the rest is
-//! the update path of long flows, term sets and the top-N fold. The
-//! project's 200k/s target (5 µs per record in all) is therefore out of reach
-//! with one SQLite row per flow; it would take storing each batch's records
-//! as one row (with per-chunk address/site sets as now) and resolving
-//! interim/final pairs at query time.
+//! SQLite specifics: one flow [`Writer`] on a dedicated thread (ingest,
+//! retention, [`Writer::fold_aggregates`] when idle), a few [`Reader`]s for
+//! queries, [`Store::checkpoint`] about once a second from another thread
+//! (WAL lets readers run while the writer commits), and the control
+//! connections of `registry.rs`. Every method that writes runs in IMMEDIATE
+//! transactions, so a failed call leaves nothing behind and batches are
+//! acknowledged only once committed. Ingest speed and its design are in
+//! BENCHMARKS.md and `schema.rs`.
 
 mod bench;
 mod blocked;
@@ -32,6 +18,7 @@ mod codec;
 mod error;
 mod incidents;
 mod ingest;
+pub mod memory;
 mod query;
 mod record;
 mod registry;
@@ -39,6 +26,7 @@ mod retention;
 mod schema;
 #[cfg(test)]
 mod tests;
+pub mod traits;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,11 +47,14 @@ pub use incidents::{
 };
 pub use ingest::{BatchOutcome, NodeBatches};
 pub use query::{
-    AgencyInfo, AgencyUsage, FlowFilter, FlowRow, NodeInfo, NodeStatus, Overview, OverviewSite,
-    SeriesPoint, Step, TopAgency, TopHost, TopSite, UnitInfo, Uplink, UsagePoint, UsageSeries,
+    AgencyInfo, AgencyUsage, FlowFilter, FlowRow, NodeInfo, NodePolicy, NodeStatus, Overview,
+    OverviewSite, SeriesPoint, Step, TopAgency, TopHost, TopSite, UnitInfo, Uplink, UsagePoint,
+    UsageSeries,
 };
-pub use registry::{AgencyDef, UnitDef};
 pub use retention::RetentionStats;
+pub use traits::{
+    ControlStore, FlowReader, FlowStore, FlowWriter, NodePolicyState, PolicyVersion, Traffic,
+};
 
 /// Database file name inside the data directory.
 pub const DB_FILE: &str = "simpul.db";
@@ -85,9 +76,6 @@ pub struct StoreConfig {
     pub flow_retention_days: u32,
     /// Blocked attempts are deleted this many days after their last attempt.
     pub blocked_retention_days: u32,
-    /// Central uplink capacity shown on the overview.
-    pub uplink_down_bps: u64,
-    pub uplink_up_bps: u64,
     /// SQLite page cache of the writer, MiB: holds the open chunks' pages, the
     /// current minutes of the top-N tables and the flow key index, so ingest
     /// rarely reads from disk.
@@ -108,8 +96,6 @@ impl Default for StoreConfig {
         Self {
             flow_retention_days: 30,
             blocked_retention_days: 30,
-            uplink_down_bps: 1_000_000_000,
-            uplink_up_bps: 1_000_000_000,
             writer_cache_mib: 256,
             aggregate_delay_ms: 10_000,
             aggregate_eager_rows: 4096,
@@ -129,18 +115,31 @@ struct Inner {
     cfg: StoreConfig,
     writer_open: Arc<AtomicBool>,
     checkpointer: Mutex<Option<Connection>>,
+    control: registry::Control,
 }
 
 impl Store {
     /// Create `dir` if needed, open or create `dir/simpul.db`, switch it to
     /// WAL and apply pending migrations.
     pub fn open(dir: &Path, cfg: StoreConfig) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+        private_dir(dir).map_err(|source| StoreError::DataDir {
             path: dir.to_path_buf(),
             source,
         })?;
         let path = dir.join(DB_FILE);
         let mut conn = open_rw(&path)?;
+        // Flows name clients, the registry holds credential hashes: readable
+        // by the collector's user only (SQLite gives the WAL and shared-memory
+        // files the database file's mode).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |source| StoreError::DataDir {
+                    path: path.clone(),
+                    source,
+                },
+            )?;
+        }
         // WAL is persistent in the file, so readers opened later (read-only,
         // unable to change it) find it already set. This is also the first
         // read of the file: a file that is not a database fails here.
@@ -159,12 +158,14 @@ impl Store {
             });
         }
         schema::migrate(&mut conn)?;
+        let control = registry::Control::new(open_rw(&path)?, open_rw(&path)?)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path,
                 cfg,
                 writer_open: Arc::new(AtomicBool::new(false)),
                 checkpointer: Mutex::new(None),
+                control,
             }),
         })
     }
@@ -260,11 +261,24 @@ impl Store {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "cache_size", -32_768i64)?;
         conn.set_prepared_statement_cache_capacity(32);
-        Ok(Reader {
-            conn,
-            cfg: self.inner.cfg.clone(),
-        })
+        Ok(Reader { conn })
     }
+}
+
+/// Create `dir` (and parents) readable by this user only.
+pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Apply pending migrations on `conn` (for components that open the
+/// database themselves, e.g. the notification log).
+pub(crate) fn ensure_schema(conn: &mut Connection) -> Result<(), StoreError> {
+    schema::migrate(conn)
 }
 
 fn open_rw(path: &Path) -> Result<Connection, StoreError> {
@@ -310,7 +324,6 @@ pub struct Writer {
 #[derive(Debug)]
 pub struct Reader {
     conn: Connection,
-    cfg: StoreConfig,
 }
 
 impl Reader {
@@ -327,5 +340,193 @@ impl Reader {
             });
         }
         Ok(())
+    }
+}
+
+impl FlowStore for Store {
+    fn writer(&self) -> Result<Box<dyn FlowWriter>, StoreError> {
+        Ok(Box::new(Store::writer(self)?))
+    }
+
+    fn reader(&self) -> Result<Box<dyn FlowReader>, StoreError> {
+        Ok(Box::new(Store::reader(self)?))
+    }
+
+    fn maintain(&self) -> Result<(), StoreError> {
+        self.checkpoint().map(|_| ())
+    }
+
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+impl FlowWriter for Writer {
+    fn ingest_many(
+        &mut self,
+        groups: &[NodeBatches<'_>],
+    ) -> Result<Vec<Vec<BatchOutcome>>, StoreError> {
+        Writer::ingest_many(self, groups)
+    }
+
+    fn close_interim(&mut self, node_id: &str, boot_epoch: u64) -> Result<u64, StoreError> {
+        Writer::close_interim(self, node_id, boot_epoch)
+    }
+
+    fn fold_aggregates(&mut self) -> Result<u64, StoreError> {
+        Writer::fold_aggregates(self)
+    }
+
+    fn apply_retention(
+        &mut self,
+        now: std::time::SystemTime,
+    ) -> Result<RetentionStats, StoreError> {
+        Writer::apply_retention(self, now)
+    }
+}
+
+impl FlowReader for Reader {
+    fn check(&self) -> Result<(), StoreError> {
+        Reader::check(self)
+    }
+
+    fn traffic(&self, now: std::time::SystemTime, window_secs: u32) -> Result<Traffic, StoreError> {
+        Reader::traffic(self, now, window_secs)
+    }
+
+    fn usage(
+        &self,
+        agency: &str,
+        from: u64,
+        to: u64,
+        step: Step,
+    ) -> Result<UsageSeries, StoreError> {
+        Reader::usage(self, agency, from, to, step)
+    }
+
+    fn usage_series_since(
+        &self,
+        since_sec: u64,
+    ) -> Result<std::collections::HashMap<String, Vec<SeriesPoint>>, StoreError> {
+        Reader::usage_series_since(self, since_sec)
+    }
+
+    fn top_hosts(
+        &self,
+        agency: Option<&str>,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<TopHost>, StoreError> {
+        Reader::top_hosts(self, agency, from, to, limit)
+    }
+
+    fn top_sites(
+        &self,
+        agency: Option<&str>,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<TopSite>, StoreError> {
+        Reader::top_sites(self, agency, from, to, limit)
+    }
+
+    fn flows(&self, filter: &FlowFilter) -> Result<Vec<FlowRow>, StoreError> {
+        Reader::flows(self, filter)
+    }
+
+    fn blocked(&self, filter: &BlockedFilter) -> Result<Vec<BlockedRow>, StoreError> {
+        Reader::blocked(self, filter)
+    }
+
+    fn blocked_summary(&self, filter: &BlockedFilter) -> Result<BlockedSummary, StoreError> {
+        Reader::blocked_summary(self, filter)
+    }
+}
+
+impl ControlStore for Store {
+    fn check(&self) -> Result<(), StoreError> {
+        Store::reader(self)?.check()
+    }
+
+    fn nodes(
+        &self,
+        now: std::time::SystemTime,
+        heartbeat_timeout: Duration,
+    ) -> Result<Vec<NodeInfo>, StoreError> {
+        self.inner.control.nodes(now, heartbeat_timeout)
+    }
+
+    fn authenticate(&self, node_id: &str, credential: &str) -> Result<String, AuthError> {
+        self.inner.control.authenticate(node_id, credential)
+    }
+
+    fn create_enrollment_token(
+        &self,
+        agency: &str,
+        node_id: &str,
+        ttl: Duration,
+    ) -> Result<String, StoreError> {
+        self.inner
+            .control
+            .create_enrollment_token(agency, node_id, ttl)
+    }
+
+    fn enroll(&self, node_id: &str, token: &str) -> Result<(String, String), AuthError> {
+        self.inner.control.enroll(node_id, token)
+    }
+
+    fn revoke_node(&self, node_id: &str) -> Result<(), StoreError> {
+        self.inner.control.revoke_node(node_id)
+    }
+
+    fn node_seen(
+        &self,
+        node_id: &str,
+        address: &str,
+        version: &str,
+        hostname: &str,
+        health: Option<&simpul_proto::wire::Health>,
+        at: std::time::SystemTime,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .control
+            .node_seen(node_id, address, version, hostname, health, at)
+    }
+
+    fn save_inventory(
+        &self,
+        inv: &simpul_proto::Inventory,
+        at_ms: u64,
+    ) -> Result<simpul_proto::Inventory, StoreError> {
+        self.inner.control.save_inventory(inv, at_ms)
+    }
+
+    fn latest_inventory(&self) -> Result<Option<simpul_proto::Inventory>, StoreError> {
+        self.inner.control.latest_inventory()
+    }
+
+    fn save_policy(&self, p: &PolicyVersion) -> Result<(), StoreError> {
+        self.inner.control.save_policy(p)
+    }
+
+    fn latest_policies(&self) -> Result<Vec<PolicyVersion>, StoreError> {
+        self.inner.control.latest_policies()
+    }
+
+    fn set_node_policy_state(&self, s: &NodePolicyState) -> Result<(), StoreError> {
+        self.inner.control.set_node_policy_state(s)
+    }
+
+    fn node_policy_states(&self) -> Result<Vec<NodePolicyState>, StoreError> {
+        self.inner.control.node_policy_states()
+    }
+
+    fn incidents(&self) -> Result<IncidentStore, StoreError> {
+        Store::incidents(self)
+    }
+
+    fn database_path(&self) -> &Path {
+        self.path()
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 use simpul_proto::{FlowRecord, SiteSource};
 
@@ -15,6 +15,7 @@ use super::codec::{
 };
 use super::ingest::{CHUNK_BITS, STATE_FINAL};
 use super::record;
+use super::traits::Traffic;
 use super::{Reader, StoreError, USAGE_1M_RETENTION_SECS, USAGE_1S_RETENTION_SECS};
 
 /// The distinct agencies of a usage table, by jumping from one to the next in
@@ -72,6 +73,64 @@ pub struct NodeInfo {
     /// the API; `status` follows it when the detector knows the node.
     #[serde(default)]
     pub liveness: Option<String>,
+    /// The node's policy: filled in by the service layer.
+    #[serde(default)]
+    pub policy: Option<NodePolicy>,
+}
+
+/// Where a node stands with its agency's policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodePolicy {
+    /// The version in force on the node (its last heartbeat; 0: none).
+    pub version: u64,
+    /// applied: the newest version is in force; pending: not yet reported;
+    /// rejected: refused before anything changed (problems say why);
+    /// failed: the kernel refused it (error says why; the previous one
+    /// stays); none: the agency has no policy at the collector.
+    pub state: String,
+    /// The newest version while it is not in force on the node.
+    pub pending_version: Option<u64>,
+    pub error: Option<String>,
+    pub problems: Vec<simpul_proto::Problem>,
+    /// When the node reported its last state.
+    pub reported_at: Option<String>,
+}
+
+impl NodePolicy {
+    /// From the newest version at the collector, the node's last report and
+    /// the version its last heartbeat said is in force.
+    pub fn from_state(
+        latest: Option<u64>,
+        report: Option<super::NodePolicyState>,
+        in_force: u64,
+    ) -> NodePolicy {
+        let reported_at = report.as_ref().map(|r| {
+            rfc_ns(
+                i64::try_from(r.at_ms)
+                    .unwrap_or(0)
+                    .saturating_mul(1_000_000),
+            )
+        });
+        let (state, pending, error, problems) = match (latest, report) {
+            (None, _) => ("none", None, None, Vec::new()),
+            (Some(l), Some(r)) if r.version == l => (
+                r.state.name(),
+                (r.state != simpul_proto::wire::PolicyOutcome::Applied).then_some(l),
+                r.error,
+                r.problems,
+            ),
+            (Some(l), _) if in_force == l => ("applied", None, None, Vec::new()),
+            (Some(l), _) => ("pending", Some(l), None, Vec::new()),
+        };
+        NodePolicy {
+            version: in_force,
+            state: state.to_string(),
+            pending_version: pending,
+            error,
+            problems,
+            reported_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,11 +331,7 @@ fn u(v: f64) -> u64 {
     v as u64
 }
 
-fn bps(bytes: u64, secs: u64) -> u64 {
-    bytes.saturating_mul(8) / secs.max(1)
-}
-
-fn nodes_on(
+pub(crate) fn nodes_on(
     conn: &Connection,
     now: SystemTime,
     timeout: Duration,
@@ -319,6 +374,7 @@ fn nodes_on(
             revoked,
             health,
             liveness: None,
+            policy: None,
         });
     }
     Ok(out)
@@ -334,84 +390,15 @@ fn site_matches(site: &str, filter: &str) -> bool {
 }
 
 impl Reader {
-    /// All enrolled nodes. Status: revoked; never (enrolled, never seen); up
-    /// if seen within `heartbeat_timeout` of `now`; else down.
-    pub fn nodes(
-        &self,
-        now: SystemTime,
-        heartbeat_timeout: Duration,
-    ) -> Result<Vec<NodeInfo>, StoreError> {
-        nodes_on(&self.conn, now, heartbeat_timeout)
-    }
-
-    /// The configured (active) agencies with their units and node ids.
-    pub fn agencies(&self) -> Result<Vec<AgencyInfo>, StoreError> {
+    /// Bytes per agency and scope over the `window_secs` whole seconds
+    /// before `now`, and the top sites and agencies of the last 15 minutes.
+    pub fn traffic(&self, now: SystemTime, window_secs: u32) -> Result<Traffic, StoreError> {
         let tx = self.conn.unchecked_transaction()?;
-        let mut out: Vec<AgencyInfo> = {
-            let mut st = tx.prepare_cached(
-                "SELECT code, name, alloc_down_bps, alloc_up_bps FROM agencies
-                 WHERE active = 1 ORDER BY code",
-            )?;
-            let rows = st.query_map([], |r| {
-                Ok(AgencyInfo {
-                    code: r.get(0)?,
-                    name: r.get(1)?,
-                    alloc_down_bps: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
-                    alloc_up_bps: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
-                    units: Vec::new(),
-                    nodes: Vec::new(),
-                })
-            })?;
-            rows.collect::<Result<_, _>>()?
-        };
-        let index: HashMap<String, usize> = out
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.code.clone(), i))
-            .collect();
-        {
-            let mut st =
-                tx.prepare_cached("SELECT agency, code, name FROM units ORDER BY agency, code")?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
-                let agency: String = r.get(0)?;
-                if let Some(&i) = index.get(&agency) {
-                    out[i].units.push(UnitInfo {
-                        code: r.get(1)?,
-                        name: r.get(2)?,
-                    });
-                }
-            }
-            let mut st =
-                tx.prepare_cached("SELECT agency, node_id FROM nodes ORDER BY agency, node_id")?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
-                let agency: String = r.get(0)?;
-                if let Some(&i) = index.get(&agency) {
-                    out[i].nodes.push(r.get(1)?);
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// The NOC wall: rates over the `window_secs` whole seconds before `now`,
-    /// node states, and the top sites and agencies of the last 15 minutes.
-    pub fn overview(
-        &self,
-        now: SystemTime,
-        window_secs: u32,
-        heartbeat_timeout: Duration,
-    ) -> Result<Overview, StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
-        let nodes = nodes_on(&tx, now, heartbeat_timeout)?;
         let w = u64::from(window_secs.max(1));
         let end = time(secs(now));
         let start = end.saturating_sub(time(w));
-
-        // (agency, scope) → (bytes_in, bytes_out) over the window.
-        let mut traffic: HashMap<String, [u64; 4]> = HashMap::new();
-        let (mut up_in, mut up_out) = (0u64, 0u64);
+        // agency → [internet in, internet out, intranet in, intranet out].
+        let mut agencies: HashMap<String, [u64; 4]> = HashMap::new();
         {
             let mut st = tx.prepare_cached(&format!(
                 "{} SELECT u.agency, u.scope, total(u.bytes_in), total(u.bytes_out)
@@ -425,48 +412,12 @@ impl Reader {
                 let agency: String = r.get(0)?;
                 let scope: i64 = r.get(1)?;
                 let (bi, bo) = (u(r.get(2)?), u(r.get(3)?));
-                let t = traffic.entry(agency).or_default();
-                // [internet in, internet out, intranet in, intranet out]
+                let t = agencies.entry(agency).or_default();
                 let at = if scope == 0 { 0 } else { 2 };
                 t[at] = t[at].saturating_add(bi);
                 t[at + 1] = t[at + 1].saturating_add(bo);
-                if scope == 0 {
-                    up_in = up_in.saturating_add(bi);
-                    up_out = up_out.saturating_add(bo);
-                }
             }
         }
-
-        let mut agencies = Vec::new();
-        {
-            let mut st = tx.prepare_cached(
-                "SELECT code, name, alloc_down_bps, alloc_up_bps FROM agencies
-                 WHERE active = 1 ORDER BY code",
-            )?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
-                let code: String = r.get(0)?;
-                let t = traffic.get(&code).copied().unwrap_or_default();
-                let mine = nodes.iter().filter(|n| n.agency == code);
-                let nodes_total = mine.clone().count() as u32;
-                let nodes_up = mine.filter(|n| n.status == NodeStatus::Up).count() as u32;
-                agencies.push(AgencyUsage {
-                    name: r.get(1)?,
-                    alloc_down_bps: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
-                    alloc_up_bps: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
-                    in_bps: bps(t[0].saturating_add(t[2]), w),
-                    out_bps: bps(t[1].saturating_add(t[3]), w),
-                    internet_in_bps: bps(t[0], w),
-                    internet_out_bps: bps(t[1], w),
-                    intranet_in_bps: bps(t[2], w),
-                    intranet_out_bps: bps(t[3], w),
-                    nodes_up,
-                    nodes_total,
-                    code,
-                });
-            }
-        }
-
         let first_minute = floor(end, 60) - (OVERVIEW_MINUTES - 1) * 60;
         let top_sites = {
             let mut st = tx.prepare_cached(
@@ -499,17 +450,8 @@ impl Reader {
             })?;
             rows.collect::<Result<_, _>>()?
         };
-        Ok(Overview {
-            ts: rfc_ns(nanos(now)),
-            window_secs: window_secs.max(1),
-            uplink: Uplink {
-                capacity_down_bps: self.cfg.uplink_down_bps,
-                capacity_up_bps: self.cfg.uplink_up_bps,
-                in_bps: bps(up_in, w),
-                out_bps: bps(up_out, w),
-            },
+        Ok(Traffic {
             agencies,
-            nodes,
             top_sites,
             top_agencies,
         })
@@ -526,14 +468,6 @@ impl Reader {
         step: Step,
     ) -> Result<UsageSeries, StoreError> {
         let tx = self.conn.unchecked_transaction()?;
-        let known: Option<i64> = tx
-            .query_row("SELECT 1 FROM agencies WHERE code = ?1", [agency], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        if known.is_none() {
-            return Err(StoreError::UnknownAgency(agency.to_owned()));
-        }
         let s = time(step.secs());
         let from = floor(time(from), s);
         let to = floor(time(to).saturating_add(s - 1), s).max(from);

@@ -1,39 +1,29 @@
-//! Agencies, units, nodes and enrollment.
+//! The control store on SQLite: agencies and units (kept in step with the
+//! inventory), nodes and enrollment, inventory and policy versions, and
+//! what nodes said about their policies.
+//!
+//! Two connections behind mutexes, beside the flow writer: one with
+//! `synchronous=FULL` for what must survive a power cut (tokens,
+//! credentials, revocations, inventory, policies) and one with `NORMAL` for
+//! the frequent, replaceable node status (last seen, health).
 
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use simpul_proto::wire::Health;
+use simpul_proto::inventory::Inventory;
+use simpul_proto::wire::{Health, PolicyOutcome};
 
-use super::codec::{nanos, time};
-use super::{AuthError, Reader, StoreError, Writer};
-
-/// An agency as configured on the collector.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AgencyDef {
-    pub code: String,
-    pub name: String,
-    pub alloc_down_bps: u64,
-    pub alloc_up_bps: u64,
-    #[serde(default)]
-    pub units: Vec<UnitDef>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UnitDef {
-    pub code: String,
-    pub name: String,
-}
+use super::codec::nanos;
+use super::traits::{NodePolicyState, PolicyVersion};
+use super::{AuthError, StoreError};
 
 /// Agency codes, unit codes and node ids: `[A-Za-z0-9_-]{1,64}` (API.md), so
 /// they are safe in URLs, logs and file names.
 pub(crate) fn check_code(what: &'static str, s: &str) -> Result<(), StoreError> {
-    if simpul_agent::config::valid_code(s) {
+    if simpul_proto::valid_code(s) {
         Ok(())
     } else {
         Err(StoreError::Invalid {
@@ -88,82 +78,219 @@ fn authenticate_on(
     Ok(agency)
 }
 
-impl Reader {
-    /// Check a connecting agent's `Hello`; returns its agency.
-    pub fn authenticate(&self, node_id: &str, credential: &str) -> Result<String, AuthError> {
-        authenticate_on(&self.conn, node_id, credential)
-    }
+/// The control connections (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Control {
+    durable: Mutex<Connection>,
+    status: Mutex<Connection>,
 }
 
-impl Writer {
-    /// Same as [`Reader::authenticate`], for a server that does everything on
-    /// the writer thread.
-    pub fn authenticate(&self, node_id: &str, credential: &str) -> Result<String, AuthError> {
-        authenticate_on(&self.conn, node_id, credential)
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic elsewhere while holding it leaves a usable connection.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Control {
+    pub(crate) fn new(durable: Connection, status: Connection) -> Result<Control, StoreError> {
+        durable.pragma_update(None, "synchronous", "FULL")?;
+        status.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(Control {
+            durable: Mutex::new(durable),
+            status: Mutex::new(status),
+        })
     }
 
-    /// Make the agencies and units match the config. Agencies missing from
-    /// `defs` are kept (nodes and history name them) but no longer listed.
-    pub fn sync_agencies(&mut self, defs: &[AgencyDef]) -> Result<(), StoreError> {
-        let mut seen = std::collections::HashSet::new();
-        for d in defs {
-            check_code("agency code", &d.code)?;
-            if !seen.insert(d.code.as_str()) {
-                return Err(StoreError::Invalid {
-                    what: "agency code",
-                    value: d.code.clone(),
-                    reason: "appears twice",
-                });
-            }
-            let mut units = std::collections::HashSet::new();
-            for u in &d.units {
-                check_code("unit code", &u.code)?;
-                if !units.insert(u.code.as_str()) {
-                    return Err(StoreError::Invalid {
-                        what: "unit code",
-                        value: format!("{}/{}", d.code, u.code),
-                        reason: "appears twice in the agency",
-                    });
-                }
-            }
-        }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    pub(crate) fn authenticate(
+        &self,
+        node_id: &str,
+        credential: &str,
+    ) -> Result<String, AuthError> {
+        authenticate_on(&lock(&self.durable), node_id, credential)
+    }
+
+    /// Make the agencies and units match the inventory. Agencies missing
+    /// from it are kept (nodes and history name them) but no longer active.
+    fn sync_agencies(tx: &rusqlite::Transaction<'_>, inv: &Inventory) -> Result<(), StoreError> {
         tx.execute("UPDATE agencies SET active = 0", [])?;
-        for d in defs {
+        for a in &inv.agencies {
+            check_code("agency code", &a.code)?;
             tx.execute(
-                "INSERT INTO agencies (code, name, alloc_down_bps, alloc_up_bps, active)
-                 VALUES (?1, ?2, ?3, ?4, 1)
-                 ON CONFLICT (code) DO UPDATE SET name = excluded.name,
-                     alloc_down_bps = excluded.alloc_down_bps,
-                     alloc_up_bps = excluded.alloc_up_bps, active = 1",
-                params![d.code, d.name, time(d.alloc_down_bps), time(d.alloc_up_bps)],
+                "INSERT INTO agencies (code, name, active) VALUES (?1, ?2, 1)
+                 ON CONFLICT (code) DO UPDATE SET name = excluded.name, active = 1",
+                params![a.code, a.display_name()],
             )?;
-            tx.execute("DELETE FROM units WHERE agency = ?1", [&d.code])?;
-            for u in &d.units {
+            tx.execute("DELETE FROM units WHERE agency = ?1", [&a.code])?;
+            for u in &a.units {
+                check_code("unit code", &u.code)?;
+                let name = if u.name.is_empty() { &u.code } else { &u.name };
                 tx.execute(
-                    "INSERT INTO units (agency, code, name) VALUES (?1, ?2, ?3)",
-                    params![d.code, u.code, u.name],
+                    "INSERT OR REPLACE INTO units (agency, code, name) VALUES (?1, ?2, ?3)",
+                    params![a.code, u.code, name],
                 )?;
             }
         }
-        tx.commit()?;
         Ok(())
+    }
+
+    pub(crate) fn save_inventory(
+        &self,
+        inv: &Inventory,
+        at_ms: u64,
+    ) -> Result<Inventory, StoreError> {
+        let mut conn = lock(&self.durable);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let latest: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT version, json FROM inventory_versions ORDER BY version DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((v, json)) = &latest {
+            let stored: Inventory = serde_json::from_str(json)?;
+            if stored.same_content(inv) {
+                Self::sync_agencies(&tx, &stored)?;
+                tx.commit()?;
+                return Ok(Inventory {
+                    version: u64::try_from(*v).unwrap_or(0),
+                    ..stored
+                });
+            }
+        }
+        let version = latest.map_or(1, |(v, _)| v + 1);
+        let saved = Inventory {
+            version: u64::try_from(version).unwrap_or(0),
+            ..inv.clone()
+        };
+        tx.execute(
+            "INSERT INTO inventory_versions (version, json, created_ms) VALUES (?1, ?2, ?3)",
+            params![version, serde_json::to_string(&saved)?, at_ms as i64],
+        )?;
+        Self::sync_agencies(&tx, &saved)?;
+        tx.commit()?;
+        Ok(saved)
+    }
+
+    pub(crate) fn latest_inventory(&self) -> Result<Option<Inventory>, StoreError> {
+        let conn = lock(&self.durable);
+        let json: Option<String> = conn
+            .query_row(
+                "SELECT json FROM inventory_versions ORDER BY version DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(json.map(|j| serde_json::from_str(&j)).transpose()?)
+    }
+
+    pub(crate) fn save_policy(&self, p: &PolicyVersion) -> Result<(), StoreError> {
+        let conn = lock(&self.durable);
+        conn.execute(
+            "INSERT INTO policy_versions
+                 (agency, version, policy_json, signature, key_id, created_ms, created_by, comment)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                p.agency,
+                p.version as i64,
+                p.policy_json,
+                p.signature,
+                p.key_id,
+                p.created_ms as i64,
+                p.created_by,
+                p.comment
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn latest_policies(&self) -> Result<Vec<PolicyVersion>, StoreError> {
+        let conn = lock(&self.durable);
+        let mut st = conn.prepare_cached(
+            "SELECT p.agency, p.version, p.policy_json, p.signature, p.key_id, p.created_ms,
+                    p.created_by, p.comment
+             FROM policy_versions p
+             WHERE p.version = (SELECT max(version) FROM policy_versions q WHERE q.agency = p.agency)
+             ORDER BY p.agency",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(PolicyVersion {
+                agency: r.get(0)?,
+                version: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                policy_json: r.get(2)?,
+                signature: r.get(3)?,
+                key_id: r.get(4)?,
+                created_ms: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+                created_by: r.get(6)?,
+                comment: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn set_node_policy_state(&self, s: &NodePolicyState) -> Result<(), StoreError> {
+        let conn = lock(&self.status);
+        conn.execute(
+            "INSERT INTO node_policy_state (node_id, version, state, problems, error, at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (node_id) DO UPDATE SET version = excluded.version,
+                 state = excluded.state, problems = excluded.problems,
+                 error = excluded.error, at_ms = excluded.at_ms",
+            params![
+                s.node_id,
+                s.version as i64,
+                s.state.name(),
+                serde_json::to_string(&s.problems)?,
+                s.error,
+                s.at_ms as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn node_policy_states(&self) -> Result<Vec<NodePolicyState>, StoreError> {
+        let conn = lock(&self.status);
+        let mut st = conn.prepare_cached(
+            "SELECT node_id, version, state, problems, error, at_ms FROM node_policy_state",
+        )?;
+        let mut rows = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let state: String = r.get(2)?;
+            let state = match state.as_str() {
+                "applied" => PolicyOutcome::Applied,
+                "rejected" => PolicyOutcome::Rejected,
+                "failed" => PolicyOutcome::Failed,
+                other => {
+                    return Err(StoreError::Corrupt {
+                        table: "node_policy_state",
+                        detail: format!("state {other:?}"),
+                    })
+                }
+            };
+            let problems: String = r.get(3)?;
+            out.push(NodePolicyState {
+                node_id: r.get(0)?,
+                version: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                state,
+                problems: serde_json::from_str(&problems)?,
+                error: r.get(4)?,
+                at_ms: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+            });
+        }
+        Ok(out)
     }
 
     /// Issue a one-time enrollment token for `node_id` in `agency`, valid for
     /// `ttl`. Only its hash is stored: the returned string is the only copy.
-    pub fn create_enrollment_token(
-        &mut self,
+    pub(crate) fn create_enrollment_token(
+        &self,
         agency: &str,
         node_id: &str,
         ttl: Duration,
     ) -> Result<String, StoreError> {
         check_code("node id", node_id)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut conn = lock(&self.durable);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let active: Option<bool> = tx
             .query_row(
                 "SELECT active FROM agencies WHERE code = ?1",
@@ -196,10 +323,9 @@ impl Writer {
     /// Trade a one-time token for a new credential; returns (credential,
     /// agency). Re-enrolling an existing node (reinstalled agent) replaces its
     /// credential and lifts a revocation: issuing the token was the decision.
-    pub fn enroll(&mut self, node_id: &str, token: &str) -> Result<(String, String), AuthError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    pub(crate) fn enroll(&self, node_id: &str, token: &str) -> Result<(String, String), AuthError> {
+        let mut conn = lock(&self.durable);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let hash = sha256(token);
         // Looking a token up by its hash is not a timing oracle: an attacker
         // cannot steer which hash bytes a guess produces.
@@ -245,10 +371,9 @@ impl Writer {
 
     /// Refuse the node from now on, and drop its unused tokens so a pending
     /// one cannot bring it back.
-    pub fn revoke_node(&mut self, node_id: &str) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    pub(crate) fn revoke_node(&self, node_id: &str) -> Result<(), StoreError> {
+        let mut conn = lock(&self.durable);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = tx.execute("UPDATE nodes SET revoked = 1 WHERE node_id = ?1", [node_id])?;
         if n == 0 {
             return Err(StoreError::UnknownNode(node_id.to_owned()));
@@ -263,8 +388,8 @@ impl Writer {
 
     /// Record a Hello or heartbeat. `health: None` keeps the last health
     /// report (a Hello carries none). `last_seen` never moves backwards.
-    pub fn node_seen(
-        &mut self,
+    pub(crate) fn node_seen(
+        &self,
         node_id: &str,
         address: &str,
         version: &str,
@@ -273,8 +398,8 @@ impl Writer {
         at: SystemTime,
     ) -> Result<(), StoreError> {
         let health = health.map(serde_json::to_string).transpose()?;
-        let n = self
-            .conn
+        let conn = lock(&self.status);
+        let n = conn
             .prepare_cached(
                 "UPDATE nodes SET address = ?2, agent_version = ?3, hostname = ?4,
                      last_seen = max(coalesce(last_seen, 0), ?5),
@@ -293,5 +418,13 @@ impl Writer {
             return Err(StoreError::UnknownNode(node_id.to_owned()));
         }
         Ok(())
+    }
+
+    pub(crate) fn nodes(
+        &self,
+        now: SystemTime,
+        timeout: Duration,
+    ) -> Result<Vec<super::NodeInfo>, StoreError> {
+        super::query::nodes_on(&lock(&self.status), now, timeout)
     }
 }

@@ -13,7 +13,7 @@
 //! - Enums as small integers (see `codec.rs`): `scope` 0 internet 1 intranet;
 //!   `site_source` 0 sni 1 quic 2 http 3 dns (lower is the better name, the
 //!   agent's own preference order); `end_reason` 0 idle 1 fin 2 rst 3 evicted
-//!   4 shutdown 5 active.
+//!   4 shutdown 5 active 6 agent_restart.
 //! - Counters are clamped to 2^53-1 on the way in so SQLite's 64-bit integer
 //!   arithmetic can never overflow, whatever a broken agent sends.
 //! - Aggregate tables are WITHOUT ROWID with the natural key as primary key:
@@ -297,6 +297,75 @@ CREATE TABLE maintenance (
     created_ms  INTEGER NOT NULL
 );
 CREATE INDEX maintenance_time ON maintenance(ends_ms);
+"#,
+    // 4: one inventory, policies at the collector, one migration system.
+    r#"
+-- Allocations are policy now (policy_versions), not a property of the agency.
+ALTER TABLE agencies DROP COLUMN alloc_down_bps;
+ALTER TABLE agencies DROP COLUMN alloc_up_bps;
+
+-- The inventory (proto::inventory::Inventory as JSON), one row per version;
+-- the newest is in force. A version is added only when the content changes.
+CREATE TABLE inventory_versions (
+    version     INTEGER PRIMARY KEY,
+    json        TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL
+);
+
+-- Every policy version of every agency, signed. Rows are never changed: a
+-- rollback is a new version.
+CREATE TABLE policy_versions (
+    agency       TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    policy_json  TEXT NOT NULL,
+    signature    BLOB NOT NULL,
+    key_id       TEXT NOT NULL,
+    created_ms   INTEGER NOT NULL,
+    created_by   TEXT NOT NULL,
+    comment      TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (agency, version)
+) WITHOUT ROWID;
+
+-- What each node last reported about a policy version (applied, rejected,
+-- failed), with the problems or the error.
+CREATE TABLE node_policy_state (
+    node_id   TEXT PRIMARY KEY NOT NULL,
+    version   INTEGER NOT NULL,
+    state     TEXT NOT NULL,
+    problems  TEXT NOT NULL DEFAULT '[]',
+    error     TEXT,
+    at_ms     INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- The notification log (notify/log.rs), formerly created by the notifier
+-- with a version table of its own: one migration system from here on.
+CREATE TABLE IF NOT EXISTS notifications (
+    id               INTEGER PRIMARY KEY,
+    channel          TEXT NOT NULL,
+    incident_id      INTEGER NOT NULL,
+    -- firing | resolved | escalated:N | acknowledged
+    state            TEXT NOT NULL,
+    severity         TEXT NOT NULL,
+    -- The Notification as JSON: what the dispatcher renders and sends.
+    payload          TEXT NOT NULL,
+    status           TEXT NOT NULL
+                     CHECK (status IN ('pending', 'sent', 'failed', 'suppressed')),
+    -- Attempts started (counted before the channel call).
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    -- Recipients of a multi-recipient channel that already got it.
+    progress         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms  INTEGER NOT NULL,
+    last_error       TEXT,
+    created_ms       INTEGER NOT NULL,
+    last_attempt_ms  INTEGER,
+    sent_ms          INTEGER,
+    UNIQUE (channel, incident_id, state)
+);
+CREATE INDEX IF NOT EXISTS notifications_pending
+    ON notifications (id) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS notifications_incident
+    ON notifications (incident_id);
+DROP TABLE IF EXISTS notify_schema;
 "#,
 ];
 

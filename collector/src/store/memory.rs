@@ -1,0 +1,659 @@
+//! A flow store in memory: the same contract as the SQLite store (exactly
+//! once per (node, boot, seq), interim records updating their flow, top
+//! lists crediting only growth, retention), kept in maps. For tests of
+//! everything above the store, and as the reference the conformance test
+//! holds the SQLite store to. Nothing survives the process.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use simpul_proto::{BlockedAttempt, EndReason, FlowRecord, RecordKind, SiteSource};
+
+use super::codec::{scope_code, secs};
+use super::traits::{FlowReader, FlowStore, FlowWriter, Traffic};
+use super::{
+    BatchOutcome, BlockedAgency, BlockedClient, BlockedFilter, BlockedRow, BlockedSummary,
+    BlockedTarget, FlowFilter, FlowRow, NodeBatches, OverviewSite, RetentionStats, SeriesPoint,
+    Step, StoreConfig, StoreError, TopAgency, TopHost, TopSite, UsagePoint, UsageSeries,
+    TOP_1M_RETENTION_SECS, USAGE_1H_RETENTION_SECS,
+};
+
+const NS: u64 = 1_000_000_000;
+
+#[derive(Debug, Clone)]
+struct Flow {
+    node: String,
+    record: FlowRecord,
+    closed: bool,
+    restart_closed: bool,
+}
+
+/// (minute, agency, unit, host) → [bytes up, bytes down, flows]
+type HostKey = (u64, String, String, IpAddr);
+/// (minute, agency, site) → (bytes, flows, best source)
+type SiteKey = (u64, String, String);
+
+#[derive(Debug, Default)]
+struct Data {
+    /// (node, boot) → highest committed seq.
+    streams: HashMap<(String, u64), u64>,
+    /// (node, boot, flow id) → the flow.
+    flows: HashMap<(String, u64, u64), Flow>,
+    /// (agency, second, unit, scope: 0 internet, 1 intranet) →
+    /// [bytes in, bytes out, packets in, packets out]
+    usage: BTreeMap<(String, u64, String, u8), [u64; 4]>,
+    hosts: HashMap<HostKey, [u64; 3]>,
+    sites: HashMap<SiteKey, (u64, u64, Option<SiteSource>)>,
+    blocked: Vec<(String, BlockedAttempt)>,
+}
+
+/// See the module docs.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryFlowStore {
+    data: Arc<Mutex<Data>>,
+    cfg: StoreConfig,
+    writer_open: Arc<AtomicBool>,
+}
+
+impl MemoryFlowStore {
+    pub fn new(cfg: StoreConfig) -> Self {
+        Self {
+            cfg,
+            ..Self::default()
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Data> {
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+struct MemWriter {
+    store: MemoryFlowStore,
+}
+
+impl Drop for MemWriter {
+    fn drop(&mut self) {
+        self.store.writer_open.store(false, Ordering::Release);
+    }
+}
+
+impl FlowStore for MemoryFlowStore {
+    fn writer(&self) -> Result<Box<dyn FlowWriter>, StoreError> {
+        if self.writer_open.swap(true, Ordering::AcqRel) {
+            return Err(StoreError::WriterInUse);
+        }
+        Ok(Box::new(MemWriter {
+            store: self.clone(),
+        }))
+    }
+
+    fn reader(&self) -> Result<Box<dyn FlowReader>, StoreError> {
+        Ok(Box::new(self.clone()))
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+}
+
+fn minute_of(ns: u64) -> u64 {
+    ns / NS / 60 * 60
+}
+
+/// The agency-side host of a flow: the initiator unless only the responder
+/// is private (as `codec::local_is_src`).
+fn local_is_src(r: &FlowRecord) -> bool {
+    super::codec::local_is_src(r.src_ip, r.dst_ip)
+}
+
+fn credit(d: &mut Data, agency: &str, r: &FlowRecord, up: u64, down: u64, flows: u64) {
+    let minute = minute_of(r.last_seen);
+    let (host, sent, received) = if local_is_src(r) {
+        (r.src_ip, up, down)
+    } else {
+        (r.dst_ip, down, up)
+    };
+    let h = d
+        .hosts
+        .entry((minute, agency.to_string(), r.unit.clone(), host))
+        .or_default();
+    h[0] += sent;
+    h[1] += received;
+    h[2] += flows;
+    if let Some(site) = &r.site {
+        let s = d
+            .sites
+            .entry((minute, agency.to_string(), site.clone()))
+            .or_insert((0, 0, None));
+        s.0 += up + down;
+        s.1 += flows;
+        let rank = |x: Option<SiteSource>| x.map(super::codec::site_source_code);
+        if s.2.is_none() || rank(r.site_source) < rank(s.2) && r.site_source.is_some() {
+            s.2 = r.site_source;
+        }
+    }
+}
+
+impl FlowWriter for MemWriter {
+    fn ingest_many(
+        &mut self,
+        groups: &[NodeBatches<'_>],
+    ) -> Result<Vec<Vec<BatchOutcome>>, StoreError> {
+        let mut d = self.store.lock();
+        let mut out = Vec::new();
+        for g in groups {
+            let mut outcomes = Vec::new();
+            for b in g.batches {
+                let key = (g.node_id.to_string(), b.boot_epoch);
+                let max = d.streams.get(&key).copied().unwrap_or(0);
+                if b.seq <= max {
+                    outcomes.push(BatchOutcome::Duplicate);
+                    continue;
+                }
+                d.streams.insert(key, b.seq);
+                for f in &b.flows {
+                    ingest_flow(&mut d, g.node_id, g.agency, b.boot_epoch, f);
+                }
+                for c in &b.counters {
+                    let u = d
+                        .usage
+                        .entry((
+                            g.agency.to_string(),
+                            c.ts,
+                            c.unit.clone(),
+                            scope_code(c.scope),
+                        ))
+                        .or_default();
+                    u[0] += c.bytes_in;
+                    u[1] += c.bytes_out;
+                    u[2] += c.packets_in;
+                    u[3] += c.packets_out;
+                }
+                for a in &b.blocked {
+                    let mut a = a.clone();
+                    a.agency = g.agency.to_string();
+                    d.blocked.push((g.node_id.to_string(), a));
+                }
+                outcomes.push(BatchOutcome::Stored);
+            }
+            out.push(outcomes);
+        }
+        Ok(out)
+    }
+
+    fn close_interim(&mut self, node_id: &str, boot_epoch: u64) -> Result<u64, StoreError> {
+        let mut d = self.store.lock();
+        let mut n = 0;
+        for ((node, boot, _), f) in d.flows.iter_mut() {
+            if node == node_id && *boot < boot_epoch && !f.closed {
+                f.closed = true;
+                f.restart_closed = true;
+                f.record.kind = RecordKind::Final;
+                f.record.end_reason = EndReason::AgentRestart;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn fold_aggregates(&mut self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    fn apply_retention(&mut self, now: SystemTime) -> Result<RetentionStats, StoreError> {
+        let cfg = &self.store.cfg;
+        let now_s = secs(now);
+        let flow_cut = now_s.saturating_sub(u64::from(cfg.flow_retention_days) * 86_400) * NS;
+        let blocked_cut = now_s.saturating_sub(u64::from(cfg.blocked_retention_days) * 86_400) * NS;
+        let usage_cut = now_s.saturating_sub(USAGE_1H_RETENTION_SECS);
+        let top_cut = now_s.saturating_sub(TOP_1M_RETENTION_SECS);
+        let mut d = self.store.lock();
+        let mut st = RetentionStats::default();
+        let before = d.flows.len();
+        d.flows.retain(|_, f| f.record.last_seen >= flow_cut);
+        st.flows = (before - d.flows.len()) as u64;
+        let before = d.blocked.len();
+        d.blocked.retain(|(_, a)| a.last_seen >= blocked_cut);
+        st.blocked_attempts = (before - d.blocked.len()) as u64;
+        let before = d.usage.len();
+        d.usage.retain(|k, _| k.1 >= usage_cut);
+        st.usage_1s = (before - d.usage.len()) as u64;
+        let before = d.hosts.len();
+        d.hosts.retain(|k, _| k.0 >= top_cut);
+        st.top_hosts_1m = (before - d.hosts.len()) as u64;
+        let before = d.sites.len();
+        d.sites.retain(|k, _| k.0 >= top_cut);
+        st.top_sites_1m = (before - d.sites.len()) as u64;
+        Ok(st)
+    }
+}
+
+fn ingest_flow(d: &mut Data, node: &str, agency: &str, boot: u64, rec: &FlowRecord) {
+    let key = (node.to_string(), boot, rec.flow_id);
+    let is_final = rec.kind == RecordKind::Final;
+    let mut rec = rec.clone();
+    rec.agency = agency.to_string();
+    match d.flows.get(&key).cloned() {
+        None => {
+            credit(d, agency, &rec, rec.bytes_up, rec.bytes_down, 1);
+            d.flows.insert(
+                key,
+                Flow {
+                    node: node.to_string(),
+                    closed: is_final,
+                    restart_closed: false,
+                    record: rec,
+                },
+            );
+        }
+        Some(old) => {
+            if (old.closed && !old.restart_closed)
+                || (!is_final && rec.last_seen < old.record.last_seen)
+            {
+                return;
+            }
+            let up = rec.bytes_up.saturating_sub(old.record.bytes_up);
+            let down = rec.bytes_down.saturating_sub(old.record.bytes_down);
+            credit(d, agency, &rec, up, down, 0);
+            let still = old.restart_closed && !is_final;
+            rec.first_seen = rec.first_seen.min(old.record.first_seen);
+            if still {
+                rec.kind = RecordKind::Final;
+                rec.end_reason = EndReason::AgentRestart;
+            }
+            d.flows.insert(
+                key,
+                Flow {
+                    node: node.to_string(),
+                    closed: is_final || still,
+                    restart_closed: still,
+                    record: rec,
+                },
+            );
+        }
+    }
+}
+
+fn site_matches(site: &str, filter: &str) -> bool {
+    let (s, f) = (site.trim_end_matches('.').as_bytes(), filter.as_bytes());
+    s.len() >= f.len()
+        && s[s.len() - f.len()..].eq_ignore_ascii_case(f)
+        && (s.len() == f.len() || s[s.len() - f.len() - 1] == b'.')
+}
+
+fn blocked_in<'a>(
+    d: &'a Data,
+    f: &'a BlockedFilter,
+) -> impl Iterator<Item = &'a (String, BlockedAttempt)> + 'a {
+    let (from, to) = (f.from * NS, f.to * NS);
+    d.blocked.iter().filter(move |(node, a)| {
+        a.last_seen >= from
+            && a.last_seen < to
+            && f.agency.as_ref().is_none_or(|x| *x == a.agency)
+            && f.node.as_ref().is_none_or(|x| x == node)
+            && f.method.is_none_or(|m| m == a.method)
+    })
+}
+
+fn limit_or(n: usize, default: usize) -> usize {
+    if n == 0 {
+        default
+    } else {
+        n.min(super::MAX_BLOCKED)
+    }
+}
+
+impl FlowReader for MemoryFlowStore {
+    fn check(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn traffic(&self, now: SystemTime, window_secs: u32) -> Result<Traffic, StoreError> {
+        let d = self.lock();
+        let end = secs(now);
+        let start = end.saturating_sub(u64::from(window_secs.max(1)));
+        let mut t = Traffic::default();
+        for ((agency, ts, _, scope), v) in &d.usage {
+            if *ts >= start && *ts < end {
+                let a = t.agencies.entry(agency.clone()).or_default();
+                let at = if *scope == 0 { 0 } else { 2 };
+                a[at] += v[0];
+                a[at + 1] += v[1];
+            }
+        }
+        let first_minute = end / 60 * 60 - 14 * 60;
+        let mut sites: HashMap<&str, (u64, u64)> = HashMap::new();
+        for ((minute, _, site), (bytes, flows, _)) in &d.sites {
+            if *minute >= first_minute && *minute <= end {
+                let s = sites.entry(site.as_str()).or_default();
+                s.0 += bytes;
+                s.1 += flows;
+            }
+        }
+        let mut top: Vec<OverviewSite> = sites
+            .into_iter()
+            .map(|(site, (bytes, flows))| OverviewSite {
+                site: site.to_string(),
+                bytes,
+                flows,
+            })
+            .collect();
+        top.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.site.cmp(&b.site)));
+        top.truncate(10);
+        t.top_sites = top;
+        let mut per_agency: HashMap<&str, u64> = HashMap::new();
+        for ((agency, ts, _, _), v) in &d.usage {
+            if *ts >= first_minute && *ts < end / 60 * 60 + 60 {
+                *per_agency.entry(agency.as_str()).or_default() += v[0] + v[1];
+            }
+        }
+        let mut agencies: Vec<TopAgency> = per_agency
+            .into_iter()
+            .map(|(code, bytes)| TopAgency {
+                code: code.to_string(),
+                bytes,
+            })
+            .collect();
+        agencies.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.code.cmp(&b.code)));
+        t.top_agencies = agencies;
+        Ok(t)
+    }
+
+    fn usage(
+        &self,
+        agency: &str,
+        from: u64,
+        to: u64,
+        step: Step,
+    ) -> Result<UsageSeries, StoreError> {
+        let d = self.lock();
+        let s = step.secs();
+        let from = from / s * s;
+        let to = to.saturating_add(s - 1) / s * s;
+        let to = to.max(from);
+        let mut buckets: BTreeMap<u64, [u64; 4]> = BTreeMap::new();
+        for ((a, ts, _, scope), v) in d
+            .usage
+            .range((agency.to_string(), from, String::new(), 0)..)
+        {
+            if a != agency || *ts >= to {
+                break;
+            }
+            let b = buckets.entry(ts / s * s).or_default();
+            b[0] += v[0];
+            b[1] += v[1];
+            if *scope == 0 {
+                b[2] += v[0];
+                b[3] += v[1];
+            }
+        }
+        let (mut tin, mut tout) = (0, 0);
+        let points = buckets
+            .into_iter()
+            .filter(|(_, b)| b[0] + b[1] > 0)
+            .map(|(ts, b)| {
+                tin += b[0];
+                tout += b[1];
+                UsagePoint {
+                    ts: super::codec::rfc_s(ts as i64),
+                    bytes_in: b[0],
+                    bytes_out: b[1],
+                    in_bps: b[0] as f64 * 8.0 / s as f64,
+                    out_bps: b[1] as f64 * 8.0 / s as f64,
+                    internet_bytes_in: b[2],
+                    internet_bytes_out: b[3],
+                }
+            })
+            .collect();
+        Ok(UsageSeries {
+            agency: agency.to_string(),
+            step_secs: s,
+            from: super::codec::rfc_s(from as i64),
+            to: super::codec::rfc_s(to as i64),
+            points,
+            total_bytes_in: tin,
+            total_bytes_out: tout,
+        })
+    }
+
+    fn usage_series_since(
+        &self,
+        since_sec: u64,
+    ) -> Result<HashMap<String, Vec<SeriesPoint>>, StoreError> {
+        let d = self.lock();
+        let mut per: BTreeMap<(&str, u64), (u64, u64)> = BTreeMap::new();
+        for ((agency, ts, _, _), v) in &d.usage {
+            if *ts >= since_sec {
+                let p = per.entry((agency.as_str(), *ts)).or_default();
+                p.0 += v[0];
+                p.1 += v[1];
+            }
+        }
+        let mut out: HashMap<String, Vec<SeriesPoint>> = HashMap::new();
+        for ((agency, ts), (i, o)) in per {
+            out.entry(agency.to_string())
+                .or_default()
+                .push(SeriesPoint {
+                    ts: super::codec::rfc_s(ts as i64),
+                    in_bps: i * 8,
+                    out_bps: o * 8,
+                });
+        }
+        Ok(out)
+    }
+
+    fn top_hosts(
+        &self,
+        agency: Option<&str>,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<TopHost>, StoreError> {
+        let d = self.lock();
+        let from = from / 60 * 60;
+        let mut sums: HashMap<(&str, &str, IpAddr), [u64; 3]> = HashMap::new();
+        for ((minute, a, unit, host), v) in &d.hosts {
+            if *minute >= from && *minute < to && agency.is_none_or(|x| x == a) {
+                let s = sums.entry((a.as_str(), unit.as_str(), *host)).or_default();
+                s[0] += v[0];
+                s[1] += v[1];
+                s[2] += v[2];
+            }
+        }
+        let mut out: Vec<TopHost> = sums
+            .into_iter()
+            .map(|((a, unit, host), v)| TopHost {
+                host: host.to_string(),
+                agency: a.to_string(),
+                unit: unit.to_string(),
+                bytes_up: v[0],
+                bytes_down: v[1],
+                flows: v[2],
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (b.bytes_up + b.bytes_down)
+                .cmp(&(a.bytes_up + a.bytes_down))
+                .then(a.host.cmp(&b.host))
+        });
+        out.truncate(limit.min(1000));
+        Ok(out)
+    }
+
+    fn top_sites(
+        &self,
+        agency: Option<&str>,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<TopSite>, StoreError> {
+        let d = self.lock();
+        let from = from / 60 * 60;
+        let mut sums: HashMap<&str, (u64, u64, Option<SiteSource>)> = HashMap::new();
+        for ((minute, a, site), (bytes, flows, source)) in &d.sites {
+            if *minute >= from && *minute < to && agency.is_none_or(|x| x == a) {
+                let s = sums.entry(site.as_str()).or_insert((0, 0, None));
+                s.0 += bytes;
+                s.1 += flows;
+                let rank = |x: Option<SiteSource>| x.map(super::codec::site_source_code);
+                if s.2.is_none() || (source.is_some() && rank(*source) < rank(s.2)) {
+                    s.2 = *source;
+                }
+            }
+        }
+        let mut out: Vec<TopSite> = sums
+            .into_iter()
+            .map(|(site, (bytes, flows, site_source))| TopSite {
+                site: site.to_string(),
+                bytes,
+                flows,
+                site_source,
+            })
+            .collect();
+        out.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.site.cmp(&b.site)));
+        out.truncate(limit.min(1000));
+        Ok(out)
+    }
+
+    fn flows(&self, f: &FlowFilter) -> Result<Vec<FlowRow>, StoreError> {
+        let d = self.lock();
+        let (from, to) = (f.from * NS, f.to * NS);
+        let limit = if f.limit == 0 { 100 } else { f.limit.min(1000) };
+        let mut rows: Vec<&Flow> = d
+            .flows
+            .values()
+            .filter(|x| {
+                let r = &x.record;
+                r.last_seen >= from
+                    && r.last_seen < to
+                    && f.agency.as_ref().is_none_or(|a| *a == r.agency)
+                    && f.host.is_none_or(|h| h == r.src_ip || h == r.dst_ip)
+                    && f.site
+                        .as_deref()
+                        .is_none_or(|s| r.site.as_deref().is_some_and(|rs| site_matches(rs, s)))
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.record
+                .last_seen
+                .cmp(&a.record.last_seen)
+                .then(b.record.flow_id.cmp(&a.record.flow_id))
+        });
+        Ok(rows
+            .into_iter()
+            .take(limit)
+            .map(|x| FlowRow {
+                node_id: x.node.clone(),
+                record: x.record.clone(),
+            })
+            .collect())
+    }
+
+    fn blocked(&self, f: &BlockedFilter) -> Result<Vec<BlockedRow>, StoreError> {
+        let d = self.lock();
+        let mut rows: Vec<&(String, BlockedAttempt)> = blocked_in(&d, f).collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1.last_seen));
+        Ok(rows
+            .into_iter()
+            .take(limit_or(f.limit, 100))
+            .map(|(node, a)| BlockedRow {
+                node_id: node.clone(),
+                attempt: a.clone(),
+            })
+            .collect())
+    }
+
+    fn blocked_summary(&self, f: &BlockedFilter) -> Result<BlockedSummary, StoreError> {
+        let d = self.lock();
+        let n = limit_or(f.limit, 10);
+        let mut out = BlockedSummary {
+            from: super::codec::rfc_s(f.from as i64),
+            to: super::codec::rfc_s(f.to as i64),
+            attempts: 0,
+            records: 0,
+            agencies: Vec::new(),
+            targets: Vec::new(),
+            clients: Vec::new(),
+        };
+        let mut agencies: BTreeMap<&str, (u64, HashSet<IpAddr>)> = BTreeMap::new();
+        let mut targets: BTreeMap<&str, (u64, HashSet<IpAddr>, &BlockedAttempt)> = BTreeMap::new();
+        let mut clients: BTreeMap<(&str, IpAddr), (u64, HashSet<&str>, &BlockedAttempt)> =
+            BTreeMap::new();
+        for (_, a) in blocked_in(&d, f) {
+            let n = u64::from(a.attempts);
+            out.attempts += n;
+            out.records += 1;
+            let e = agencies.entry(a.agency.as_str()).or_default();
+            e.0 += n;
+            e.1.insert(a.client);
+            let t = targets
+                .entry(a.target.as_str())
+                .or_insert((0, HashSet::new(), a));
+            t.0 += n;
+            t.1.insert(a.client);
+            if a.last_seen > t.2.last_seen {
+                t.2 = a;
+            }
+            let c = clients
+                .entry((a.agency.as_str(), a.client))
+                .or_insert((0, HashSet::new(), a));
+            c.0 += n;
+            c.1.insert(a.target.as_str());
+            if a.last_seen > c.2.last_seen {
+                c.2 = a;
+            }
+        }
+        out.agencies = agencies
+            .into_iter()
+            .map(|(agency, (attempts, c))| BlockedAgency {
+                agency: agency.to_string(),
+                attempts,
+                clients: c.len() as u64,
+            })
+            .collect();
+        out.agencies
+            .sort_by(|a, b| b.attempts.cmp(&a.attempts).then(a.agency.cmp(&b.agency)));
+        let rfc = |ns: u64| super::codec::rfc_ns(i64::try_from(ns).unwrap_or(i64::MAX));
+        let mut t: Vec<BlockedTarget> = targets
+            .into_iter()
+            .map(|(target, (attempts, c, last))| BlockedTarget {
+                target: target.to_string(),
+                attempts,
+                clients: c.len() as u64,
+                method: last.method,
+                rule: last.rule.clone(),
+                list: last.list.clone(),
+                last_seen: rfc(last.last_seen),
+            })
+            .collect();
+        t.sort_by(|a, b| b.attempts.cmp(&a.attempts).then(a.target.cmp(&b.target)));
+        t.truncate(n);
+        out.targets = t;
+        let mut c: Vec<BlockedClient> = clients
+            .into_iter()
+            .map(
+                |((agency, client), (attempts, targets, last))| BlockedClient {
+                    client: client.to_string(),
+                    agency: agency.to_string(),
+                    unit: last.unit.clone(),
+                    attempts,
+                    targets: targets.len() as u64,
+                    last_seen: rfc(last.last_seen),
+                },
+            )
+            .collect();
+        c.sort_by(|a, b| {
+            b.attempts
+                .cmp(&a.attempts)
+                .then(a.agency.cmp(&b.agency))
+                .then(a.client.cmp(&b.client))
+        });
+        c.truncate(n);
+        out.clients = c;
+        Ok(out)
+    }
+}

@@ -1,0 +1,182 @@
+//! The storage seams, split by workload as Akvorado does: flows (append-
+//! heavy, time-ranged reads, the part that outgrows one machine) and control
+//! (registry, inventory, policies, incidents, notifications: small, relational,
+//! transactional). The embedded SQLite store implements both; an in-memory
+//! flow store serves tests; a distributed flow store goes behind the same
+//! traits.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use simpul_proto::inventory::Inventory;
+use simpul_proto::wire::{Health, PolicyOutcome};
+use simpul_proto::Problem;
+
+use super::{
+    AuthError, BatchOutcome, BlockedFilter, BlockedRow, BlockedSummary, FlowFilter, FlowRow,
+    IncidentStore, NodeBatches, NodeInfo, OverviewSite, RetentionStats, SeriesPoint, Step,
+    StoreError, TopAgency, TopHost, TopSite, UsageSeries,
+};
+
+/// Flow records, counters and blocked attempts.
+pub trait FlowStore: Send + Sync {
+    /// The single writer (ingest, retention); the store refuses a second one.
+    fn writer(&self) -> Result<Box<dyn FlowWriter>, StoreError>;
+    /// A reader for one query thread.
+    fn reader(&self) -> Result<Box<dyn FlowReader>, StoreError>;
+    /// Housekeeping beside the writer, about once a second (SQLite: copy
+    /// the WAL into the database).
+    fn maintain(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// A short name for logs and `/healthz` ("sqlite", "memory").
+    fn kind(&self) -> &'static str;
+}
+
+pub trait FlowWriter: Send {
+    /// Commit the batches of several nodes, each batch exactly once by
+    /// (node, boot, seq): a batch at or below the boot's high-water mark is
+    /// a duplicate and writes nothing. All or nothing per call.
+    fn ingest_many(
+        &mut self,
+        groups: &[NodeBatches<'_>],
+    ) -> Result<Vec<Vec<BatchOutcome>>, StoreError>;
+    /// Close the flows `node` left running in boots before `boot_epoch`
+    /// (the agent was killed): their last record becomes final with end
+    /// reason `agent_restart`. Returns how many.
+    fn close_interim(&mut self, node_id: &str, boot_epoch: u64) -> Result<u64, StoreError>;
+    /// Bring the top hosts/sites up to date with everything ingested.
+    fn fold_aggregates(&mut self) -> Result<u64, StoreError>;
+    fn apply_retention(&mut self, now: SystemTime) -> Result<RetentionStats, StoreError>;
+}
+
+/// Traffic over a window, per agency: what the wall shows beside the
+/// inventory and the policies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Bytes over the window: [internet in, internet out, intranet in, intranet out].
+    pub agencies: HashMap<String, [u64; 4]>,
+    /// Sites and agencies of the last 15 minutes.
+    pub top_sites: Vec<OverviewSite>,
+    pub top_agencies: Vec<TopAgency>,
+}
+
+pub trait FlowReader {
+    /// The store answers and its schema is one this code writes.
+    fn check(&self) -> Result<(), StoreError>;
+    /// Bytes per agency and scope over the `window_secs` whole seconds
+    /// before `now`, and the last 15 minutes' top sites and agencies.
+    fn traffic(&self, now: SystemTime, window_secs: u32) -> Result<Traffic, StoreError>;
+    /// One agency's traffic (all units) over [from, to), whole steps.
+    fn usage(
+        &self,
+        agency: &str,
+        from: u64,
+        to: u64,
+        step: Step,
+    ) -> Result<UsageSeries, StoreError>;
+    /// Per-second rates of every agency from `since_sec` on (the live feed).
+    fn usage_series_since(
+        &self,
+        since_sec: u64,
+    ) -> Result<HashMap<String, Vec<SeriesPoint>>, StoreError>;
+    fn top_hosts(
+        &self,
+        agency: Option<&str>,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<TopHost>, StoreError>;
+    fn top_sites(
+        &self,
+        agency: Option<&str>,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<TopSite>, StoreError>;
+    /// Newest first, one row per flow (its latest record).
+    fn flows(&self, filter: &FlowFilter) -> Result<Vec<FlowRow>, StoreError>;
+    fn blocked(&self, filter: &BlockedFilter) -> Result<Vec<BlockedRow>, StoreError>;
+    fn blocked_summary(&self, filter: &BlockedFilter) -> Result<BlockedSummary, StoreError>;
+}
+
+/// One stored policy version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyVersion {
+    pub agency: String,
+    pub version: u64,
+    /// The policy as JSON, exactly as signed.
+    pub policy_json: String,
+    pub signature: Vec<u8>,
+    pub key_id: String,
+    pub created_ms: u64,
+    pub created_by: String,
+    pub comment: String,
+}
+
+/// What a node last said about a policy version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodePolicyState {
+    pub node_id: String,
+    pub version: u64,
+    pub state: PolicyOutcome,
+    pub problems: Vec<Problem>,
+    pub error: Option<String>,
+    pub at_ms: u64,
+}
+
+/// Registry, enrollment, inventory, policies, incidents, notifications.
+pub trait ControlStore: Send + Sync {
+    fn check(&self) -> Result<(), StoreError>;
+
+    /// Every enrolled node. Status: revoked; never (enrolled, never seen);
+    /// up if seen within `heartbeat_timeout` of `now`; else down.
+    fn nodes(
+        &self,
+        now: SystemTime,
+        heartbeat_timeout: Duration,
+    ) -> Result<Vec<NodeInfo>, StoreError>;
+    /// Check a connecting agent's credential; its enrolled agency.
+    fn authenticate(&self, node_id: &str, credential: &str) -> Result<String, AuthError>;
+    /// A one-time token for `node_id` of `agency`, valid for `ttl`; only its
+    /// hash is kept.
+    fn create_enrollment_token(
+        &self,
+        agency: &str,
+        node_id: &str,
+        ttl: Duration,
+    ) -> Result<String, StoreError>;
+    /// Trade a token for a credential: (credential, agency).
+    fn enroll(&self, node_id: &str, token: &str) -> Result<(String, String), AuthError>;
+    fn revoke_node(&self, node_id: &str) -> Result<(), StoreError>;
+    /// A Hello or heartbeat: address, versions, health (None keeps the last).
+    fn node_seen(
+        &self,
+        node_id: &str,
+        address: &str,
+        version: &str,
+        hostname: &str,
+        health: Option<&Health>,
+        at: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// Keep `inv` as the inventory in force: a new version when its content
+    /// differs from the latest (the returned inventory carries the version).
+    /// Agencies and units are kept in step for the registry.
+    fn save_inventory(&self, inv: &Inventory, at_ms: u64) -> Result<Inventory, StoreError>;
+    fn latest_inventory(&self) -> Result<Option<Inventory>, StoreError>;
+
+    /// Store a new policy version of `p.agency` (the version is in it).
+    fn save_policy(&self, p: &PolicyVersion) -> Result<(), StoreError>;
+    /// The newest version of every agency.
+    fn latest_policies(&self) -> Result<Vec<PolicyVersion>, StoreError>;
+    fn set_node_policy_state(&self, s: &NodePolicyState) -> Result<(), StoreError>;
+    fn node_policy_states(&self) -> Result<Vec<NodePolicyState>, StoreError>;
+
+    /// The incidents and maintenance windows (one writer: the outage monitor).
+    fn incidents(&self) -> Result<IncidentStore, StoreError>;
+    /// Where the notification log lives (the notifier opens its own
+    /// connections on it; the schema is this store's).
+    fn database_path(&self) -> &std::path::Path;
+}

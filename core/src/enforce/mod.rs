@@ -1,0 +1,4 @@
+//! Enforcement, the pure half: the desired kernel state. Applying it is the
+//! agent's (`simpul_agent::enforce`).
+
+pub mod plan;

@@ -1,0 +1,428 @@
+//! The policy's eyes in the packet path: every new connection and every
+//! name the capture learns is checked against the blocking rules, so each
+//! attempt the kernel refuses becomes an event, and a blocked name seen in
+//! a TLS/QUIC ClientHello or HTTP request becomes a kernel entry for that
+//! client, server and port (the kernel cannot read names itself).
+//!
+//! Pure: the kernel entries leave through a channel to `enforce::names`,
+//! events through the caller's closure; time is the packet time.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crossbeam_channel::{Sender, TrySendError};
+use hashbrown::HashMap;
+use simpul_proto::{proto_name, BlockMethod, BlockedAttempt};
+
+use crate::agency::AgencyMap;
+use crate::attempts::{Attempt, AttemptLog, AttemptStats};
+use crate::policy::matcher::{BlockMatcher, RuleHit};
+
+const NS: u64 = 1_000_000_000;
+
+/// A connection to refuse in the kernel for a while: `client` → `server`
+/// on `proto`/`port`, because of a blocked name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NameBlock {
+    pub client: IpAddr,
+    pub server: IpAddr,
+    pub proto: u8,
+    pub port: u16,
+}
+
+/// What the kernel side is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelRequest {
+    Block(NameBlock),
+    /// The policy changed: forget every name-triggered entry.
+    Clear,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuardStats {
+    pub attempts: AttemptStats,
+    /// Name-triggered kernel entries requested.
+    pub name_blocks: u64,
+    /// Requests lost because the kernel side was not keeping up.
+    pub name_blocks_dropped: u64,
+}
+
+pub struct Guard {
+    matcher: Option<Arc<BlockMatcher>>,
+    log: AttemptLog,
+    /// Tuples refused because of a name: later connections on them are
+    /// reported under the same name and rule (the kernel refuses them
+    /// before any ClientHello could be seen).
+    named: HashMap<NameBlock, (RuleHit, String, u64)>,
+    kernel: Option<Sender<KernelRequest>>,
+    hold_ns: u64,
+    name_blocks: u64,
+    name_blocks_dropped: u64,
+}
+
+impl Guard {
+    /// `fold_secs`: attempt folding window; `hold_secs`: how long a
+    /// name-triggered kernel entry lives.
+    pub fn new(fold_secs: u64, hold_secs: u64) -> Self {
+        Guard {
+            matcher: None,
+            log: AttemptLog::new(fold_secs, 100_000),
+            named: HashMap::new(),
+            kernel: None,
+            hold_ns: hold_secs.max(1) * NS,
+            name_blocks: 0,
+            name_blocks_dropped: 0,
+        }
+    }
+
+    pub fn stats(&self) -> GuardStats {
+        GuardStats {
+            attempts: self.log.stats(),
+            name_blocks: self.name_blocks,
+            name_blocks_dropped: self.name_blocks_dropped,
+        }
+    }
+
+    pub fn active(&self) -> bool {
+        self.matcher.is_some()
+    }
+
+    pub fn matcher(&self) -> Option<&Arc<BlockMatcher>> {
+        self.matcher.as_ref()
+    }
+
+    /// Where name-triggered kernel entries go.
+    pub fn set_kernel(&mut self, tx: Sender<KernelRequest>) {
+        self.kernel = Some(tx);
+    }
+
+    /// A new policy (or none): entries made under the old one are dropped,
+    /// in the kernel too, so an unblocked name works at once.
+    pub fn set_matcher(&mut self, m: Option<Arc<BlockMatcher>>) {
+        let same = match (&self.matcher, &m) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            return;
+        }
+        self.matcher = m;
+        if !self.named.is_empty() {
+            self.named.clear();
+            self.send(KernelRequest::Clear);
+        }
+    }
+
+    /// A connection's first packet: `client` opens to `server`:`port`.
+    /// Returns whether the tuple is refused because of an earlier blocked
+    /// name: the caller reports it through [`Guard::on_refused_end`] when
+    /// the connection ends without showing a name of its own.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_new_flow(
+        &mut self,
+        ts: u64,
+        client: IpAddr,
+        server: IpAddr,
+        proto: u8,
+        port: u16,
+        agencies: &AgencyMap,
+        out: &mut impl FnMut(BlockedAttempt),
+    ) -> bool {
+        let Some(m) = &self.matcher else { return false };
+        let ports = proto == 6 || proto == 17;
+        if let Some(hit) = m.check_connection(client, server, proto, port) {
+            let target = if ports {
+                socket_text(server, port)
+            } else {
+                server.to_string()
+            };
+            let a = attempt(
+                ts,
+                client,
+                server,
+                proto,
+                ports.then_some(port),
+                hit,
+                target,
+            );
+            self.log.record(a, agencies, out);
+            return false;
+        }
+        let tuple = NameBlock {
+            client,
+            server,
+            proto,
+            port,
+        };
+        self.named
+            .get(&tuple)
+            .is_some_and(|(_, _, until)| ts < *until)
+    }
+
+    /// A connection on a name-refused tuple ended without showing a name
+    /// (the kernel reset it before its ClientHello): one attempt at the
+    /// name that caused the entry.
+    pub fn on_refused_end(
+        &mut self,
+        ts: u64,
+        tuple: NameBlock,
+        agencies: &AgencyMap,
+        out: &mut impl FnMut(BlockedAttempt),
+    ) {
+        if let Some((hit, name, _)) = self.named.get(&tuple) {
+            let a = attempt(
+                ts,
+                tuple.client,
+                tuple.server,
+                tuple.proto,
+                Some(tuple.port),
+                hit.clone(),
+                name.clone(),
+            );
+            self.log.record(a, agencies, out);
+        }
+    }
+
+    /// The capture learned the name `client` asked `server`:`port` for.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_name(
+        &mut self,
+        ts: u64,
+        client: IpAddr,
+        server: IpAddr,
+        proto: u8,
+        port: u16,
+        name: &str,
+        method: BlockMethod,
+        agencies: &AgencyMap,
+        out: &mut impl FnMut(BlockedAttempt),
+    ) {
+        let Some(m) = &self.matcher else { return };
+        if m.always_allowed(client) || m.exempt(server) {
+            return;
+        }
+        let Some(hit) = m.check_name(name, method) else {
+            return;
+        };
+        let tuple = NameBlock {
+            client,
+            server,
+            proto,
+            port,
+        };
+        self.named
+            .insert(tuple, (hit.clone(), name.to_string(), ts + self.hold_ns));
+        self.name_blocks += 1;
+        self.send(KernelRequest::Block(tuple));
+        let a = attempt(ts, client, server, proto, Some(port), hit, name.to_string());
+        self.log.record(a, agencies, out);
+    }
+
+    /// An attempt seen elsewhere (the DNS responder).
+    pub fn record(
+        &mut self,
+        a: Attempt,
+        agencies: &AgencyMap,
+        out: &mut impl FnMut(BlockedAttempt),
+    ) {
+        self.log.record(a, agencies, out);
+    }
+
+    pub fn tick(&mut self, now: u64, agencies: &AgencyMap, out: &mut impl FnMut(BlockedAttempt)) {
+        self.log.tick(now, agencies, out);
+        self.named.retain(|_, (_, _, until)| now < *until);
+    }
+
+    pub fn flush(&mut self, agencies: &AgencyMap, out: &mut impl FnMut(BlockedAttempt)) {
+        self.log.flush(agencies, out);
+    }
+
+    fn send(&mut self, r: KernelRequest) {
+        let Some(tx) = &self.kernel else { return };
+        match tx.try_send(r) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                // Capture never waits on the kernel; the attempt is still
+                // reported, and the next ClientHello asks again.
+                self.name_blocks_dropped += 1;
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.kernel = None;
+            }
+        }
+    }
+}
+
+fn attempt(
+    ts: u64,
+    client: IpAddr,
+    server: IpAddr,
+    proto: u8,
+    port: Option<u16>,
+    hit: RuleHit,
+    target: String,
+) -> Attempt {
+    Attempt {
+        ts,
+        client,
+        hit,
+        target,
+        server: Some(server),
+        port,
+        proto: proto_name(proto),
+    }
+}
+
+fn socket_text(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::matcher::Exemptions;
+    use simpul_proto::policy::Policy;
+
+    fn guard(blocking: &str) -> (Guard, crossbeam_channel::Receiver<KernelRequest>, AgencyMap) {
+        let text = format!(
+            "version = 1\nagency = \"a\"\n[allocation]\ndownload = {{ rate_bps = 1000000, ceil_bps = 1000000 }}\nupload = {{ rate_bps = 1000000, ceil_bps = 1000000 }}\n[blocking]\n{blocking}"
+        );
+        let policy = Policy::parse(&text).expect("policy");
+        let mut g = Guard::new(10, 60);
+        g.set_matcher(Some(Arc::new(BlockMatcher::new(
+            &policy,
+            &Exemptions::default(),
+        ))));
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        g.set_kernel(tx);
+        (g, rx, AgencyMap::empty())
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn blocked_name_makes_a_kernel_entry_and_later_connections_are_reported() {
+        let (mut g, rx, map) = guard("domains = [\"slot88.example\"]\n");
+        let mut out = Vec::new();
+        let (c, s) = (ip("10.1.1.5"), ip("198.51.100.7"));
+        assert!(!g.on_new_flow(NS, c, s, 6, 443, &map, &mut |r| out.push(r)));
+        assert!(out.is_empty(), "no rule for the address itself");
+        g.on_name(
+            NS,
+            c,
+            s,
+            6,
+            443,
+            "www.slot88.example",
+            BlockMethod::Sni,
+            &map,
+            &mut |r| out.push(r),
+        );
+        let block = NameBlock {
+            client: c,
+            server: s,
+            proto: 6,
+            port: 443,
+        };
+        assert_eq!(rx.try_recv(), Ok(KernelRequest::Block(block)));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].method, BlockMethod::Sni);
+        assert_eq!(out[0].target, "www.slot88.example");
+        assert_eq!(out[0].rule, "slot88.example");
+        // The retry never shows a ClientHello (the kernel resets it), yet it
+        // is counted under the name that caused the entry, when it ends.
+        for i in 2..5 {
+            assert!(g.on_new_flow(i * NS, c, s, 6, 443, &map, &mut |r| out.push(r)));
+            g.on_refused_end(i * NS, block, &map, &mut |r| out.push(r));
+        }
+        g.tick(20 * NS, &map, &mut |r| out.push(r));
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].attempts, 3);
+        assert_eq!(out[1].target, "www.slot88.example");
+        // After the hold time the tuple is free again.
+        g.tick(62 * NS, &map, &mut |r| out.push(r));
+        assert!(!g.on_new_flow(63 * NS, c, s, 6, 443, &map, &mut |r| out.push(r)));
+        assert_eq!(out.len(), 2);
+        // Allowed names make no entry.
+        g.on_name(
+            64 * NS,
+            c,
+            s,
+            6,
+            443,
+            "portal.go.id",
+            BlockMethod::Http,
+            &map,
+            &mut |r| out.push(r),
+        );
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_new_policy_clears_name_entries_and_a_full_channel_is_counted() {
+        let (mut g, rx, map) = guard("domains = [\"x.example\"]\n");
+        let mut out = Vec::new();
+        for port in 1..=6 {
+            g.on_name(
+                NS,
+                ip("10.0.0.1"),
+                ip("192.0.2.1"),
+                6,
+                port,
+                "x.example",
+                BlockMethod::Sni,
+                &map,
+                &mut |r| out.push(r),
+            );
+        }
+        assert_eq!(g.stats().name_blocks, 6);
+        assert_eq!(g.stats().name_blocks_dropped, 2, "channel of 4");
+        while rx.try_recv().is_ok() {}
+        g.set_matcher(None);
+        assert_eq!(rx.try_recv(), Ok(KernelRequest::Clear));
+        assert!(!g.active());
+    }
+
+    #[test]
+    fn address_rules_name_the_socket() {
+        let (mut g, _rx, map) = guard("cidrs = [\"203.0.113.0/24\"]\n");
+        let mut out = Vec::new();
+        g.on_new_flow(
+            NS,
+            ip("10.0.0.1"),
+            ip("203.0.113.9"),
+            6,
+            80,
+            &map,
+            &mut |r| out.push(r),
+        );
+        g.on_new_flow(
+            NS,
+            ip("10.0.0.1"),
+            ip("2001:db8::1"),
+            6,
+            80,
+            &map,
+            &mut |r| out.push(r),
+        );
+        g.on_new_flow(
+            NS,
+            ip("10.0.0.1"),
+            ip("203.0.113.9"),
+            1,
+            0,
+            &map,
+            &mut |r| out.push(r),
+        );
+        let targets: Vec<&str> = out.iter().map(|r| r.target.as_str()).collect();
+        assert_eq!(targets, ["203.0.113.9:80", "203.0.113.9"]);
+        assert_eq!(out[1].port, None);
+        assert_eq!(out[1].proto, "icmp");
+    }
+}

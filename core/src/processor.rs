@@ -1,0 +1,743 @@
+//! The per-packet pipeline: decode → fragments → flow table → naming →
+//! counters, and flow records out. Pure: time comes from the caller.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use simpul_proto::{proto_name, BlockedAttempt, CounterSample, FlowRecord, TrafficScope};
+
+use crate::agency::{AgencyMap, UnitId};
+use crate::counters::{self, SecondCounters, Slot};
+use crate::decode::{self, DecodeError, LinkType, Packet};
+use crate::dpi::dns;
+use crate::flow::{Direction, Export, FlowKey, FlowLimits, FlowStats, FlowTable, Side};
+use crate::guard::Guard;
+use crate::naming::{DnsCache, FlowNames, InspectLimits, StreamInspector, Verdict};
+
+const NS: u64 = 1_000_000_000;
+/// Unmatched IP fragments are kept this long waiting for their first fragment.
+const FRAGMENT_TIMEOUT_NS: u64 = 30 * NS;
+
+/// Where records go.
+pub trait RecordSink {
+    fn flow(&mut self, record: FlowRecord);
+    fn counters(&mut self, sample: CounterSample);
+    fn blocked(&mut self, attempt: BlockedAttempt);
+}
+
+/// Both sinks get every record (JSON lines and the collector link).
+#[derive(Debug, Default)]
+pub struct Tee<A, B>(pub A, pub B);
+
+impl<A: RecordSink, B: RecordSink> RecordSink for Tee<A, B> {
+    fn flow(&mut self, record: FlowRecord) {
+        self.0.flow(record.clone());
+        self.1.flow(record);
+    }
+
+    fn counters(&mut self, sample: CounterSample) {
+        self.0.counters(sample.clone());
+        self.1.counters(sample);
+    }
+
+    fn blocked(&mut self, attempt: BlockedAttempt) {
+        self.0.blocked(attempt.clone());
+        self.1.blocked(attempt);
+    }
+}
+
+/// An absent sink drops records.
+impl<S: RecordSink> RecordSink for Option<S> {
+    fn flow(&mut self, record: FlowRecord) {
+        if let Some(s) = self {
+            s.flow(record);
+        }
+    }
+
+    fn counters(&mut self, sample: CounterSample) {
+        if let Some(s) = self {
+            s.counters(sample);
+        }
+    }
+
+    fn blocked(&mut self, attempt: BlockedAttempt) {
+        if let Some(s) = self {
+            s.blocked(attempt);
+        }
+    }
+}
+
+/// How much the processor keeps and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessorConfig {
+    pub flows: FlowLimits,
+    /// (client, server address) → looked-up name entries for DNS attribution.
+    pub dns_cache_entries: usize,
+    pub inspect: InspectLimits,
+    /// Repeats of one blocked attempt are folded per this many seconds.
+    pub attempt_fold_secs: u64,
+    /// How long a name-triggered kernel refusal lives.
+    pub name_block_secs: u64,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        Self {
+            flows: FlowLimits::default(),
+            dns_cache_entries: 200_000,
+            inspect: InspectLimits {
+                max_bytes: 16 * 1024,
+                max_packets: 12,
+            },
+            attempt_fold_secs: 10,
+            name_block_secs: 300,
+        }
+    }
+}
+
+/// Per-flow state owned by the processor.
+#[derive(Debug, Default)]
+pub struct FlowExt {
+    /// Which side of the key is inside the agency (or the initiator when neither is).
+    local: Option<Side>,
+    unit: UnitId,
+    scope: Option<TrafficScope>,
+    slot: Slot,
+    /// Boxed and only allocated once a name or payload is seen: the table stays
+    /// small and cache-friendly for the many flows that never get one.
+    names: Option<Box<FlowNames>>,
+    inspector: Option<Box<StreamInspector>>,
+    /// Opened on a client/server/port the kernel refuses because of a
+    /// blocked name: counted as an attempt when it ends without a name.
+    refused_by_name: bool,
+}
+
+impl FlowExt {
+    fn names_mut(&mut self) -> &mut FlowNames {
+        self.names.get_or_insert_with(Default::default)
+    }
+}
+
+/// Counters of the processor's own work ("everything that moves gets a counter").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessorStats {
+    pub frames: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub decode_errors: [u64; DecodeError::ALL.len()],
+    pub fragments: u64,
+    /// Non-first fragments whose first fragment never came.
+    pub orphan_fragments: u64,
+    pub dns_messages: u64,
+    pub dns_malformed: u64,
+    pub named_sni: u64,
+    pub named_quic: u64,
+    pub named_http: u64,
+    pub named_dns: u64,
+    pub records_final: u64,
+    pub records_interim: u64,
+}
+
+impl ProcessorStats {
+    pub fn decode_error_total(&self) -> u64 {
+        self.decode_errors.iter().sum()
+    }
+}
+
+struct FragEntry {
+    target: Option<(FlowKey, Side)>,
+    pending_packets: u64,
+    pending_bytes: u64,
+    /// First sighting, for expiry.
+    ts: u64,
+    /// Who sent the pending fragments (for orphans).
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    vlan: (Option<u16>, Option<u16>),
+}
+
+type FragKey = (IpAddr, IpAddr, u8, u32);
+
+pub struct Processor<S: RecordSink> {
+    table: FlowTable<FlowExt>,
+    frags: HashMap<FragKey, FragEntry>,
+    dns: DnsCache,
+    agencies: AgencyMap,
+    counters: SecondCounters,
+    inspect: InspectLimits,
+    stats: ProcessorStats,
+    next_sweep: u64,
+    interim_out: bool,
+    /// Policy checks (events, name-triggered kernel entries); idle until a
+    /// policy is set.
+    guard: Guard,
+    sink: S,
+}
+
+impl<S: RecordSink> Processor<S> {
+    pub fn new(cfg: &ProcessorConfig, agencies: AgencyMap, sink: S) -> Self {
+        let units = agencies.labels().len();
+        Self {
+            table: FlowTable::new(cfg.flows),
+            frags: HashMap::new(),
+            dns: DnsCache::new(cfg.dns_cache_entries),
+            agencies,
+            counters: SecondCounters::new(units),
+            inspect: cfg.inspect,
+            stats: ProcessorStats::default(),
+            next_sweep: 0,
+            interim_out: true,
+            guard: Guard::new(cfg.attempt_fold_secs, cfg.name_block_secs),
+            sink,
+        }
+    }
+
+    /// Attribute with a new inventory from now on. Running flows are
+    /// attributed again (their unit and scope follow the new map); the
+    /// current second's counters are emitted under the old map first.
+    pub fn set_agencies(&mut self, agencies: AgencyMap) {
+        let Self {
+            counters,
+            agencies: old,
+            sink,
+            ..
+        } = self;
+        counters.flush(old, &mut |c| sink.counters(c));
+        self.counters = SecondCounters::new(agencies.labels().len());
+        self.agencies = agencies;
+        let map = &self.agencies;
+        self.table.for_each_mut(|key, core, ext| {
+            if ext.local.is_some() {
+                place(key, core.initiator, ext, map);
+            }
+        });
+    }
+
+    pub fn agencies(&self) -> &AgencyMap {
+        &self.agencies
+    }
+
+    /// The policy checks: set a matcher, connect the kernel side, see counters.
+    pub fn guard_mut(&mut self) -> &mut Guard {
+        &mut self.guard
+    }
+
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// Report a blocked attempt seen outside the packet path (the DNS
+    /// responder), folded with the others.
+    pub fn record_attempt(&mut self, a: crate::attempts::Attempt) {
+        let Self {
+            guard,
+            agencies,
+            sink,
+            ..
+        } = self;
+        guard.record(a, agencies, &mut |b| sink.blocked(b));
+    }
+
+    /// Do not build interim records at all (replay without `--interim`).
+    pub fn set_interim_records(&mut self, on: bool) {
+        self.interim_out = on;
+    }
+
+    pub fn stats(&self) -> &ProcessorStats {
+        &self.stats
+    }
+
+    pub fn flow_stats(&self) -> FlowStats {
+        self.table.stats()
+    }
+
+    pub fn active_flows(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
+    /// Handle one captured frame at `ts` (Unix nanoseconds).
+    pub fn handle_frame(&mut self, link: LinkType, ts: u64, frame: &[u8]) {
+        self.handle_decoded(ts, decode::decode(link, frame));
+    }
+
+    /// Handle a frame decoded elsewhere (the replay decodes on another thread).
+    pub fn handle_decoded(&mut self, ts: u64, decoded: Result<Packet<'_>, DecodeError>) {
+        self.stats.frames += 1;
+        if ts >= self.next_sweep {
+            self.tick(ts);
+        }
+        let Self {
+            counters,
+            agencies,
+            sink,
+            ..
+        } = self;
+        counters.roll(ts / NS, agencies, &mut |c| sink.counters(c));
+        match decoded {
+            Ok(p) => self.handle_packet(ts, &p),
+            Err(e) => self.stats.decode_errors[e.index()] += 1,
+        }
+    }
+
+    /// Advance time without a packet: timeouts, interim records, counters.
+    pub fn tick(&mut self, now: u64) {
+        self.next_sweep = now - now % NS + NS;
+        let Self {
+            table,
+            agencies,
+            sink,
+            stats,
+            interim_out,
+            counters,
+            frags,
+            guard,
+            ..
+        } = self;
+        counters.tick(now / NS, agencies, &mut |c| sink.counters(c));
+        guard.tick(now, agencies, &mut |b| sink.blocked(b));
+        table.sweep(now, &mut |e| {
+            export(e, agencies, sink, stats, guard, *interim_out)
+        });
+        if !frags.is_empty() {
+            self.expire_fragments(now);
+        }
+    }
+
+    /// End of capture: every flow gets its final record.
+    pub fn finish(&mut self) {
+        self.expire_fragments(u64::MAX);
+        let Self {
+            table,
+            agencies,
+            sink,
+            stats,
+            interim_out,
+            counters,
+            guard,
+            ..
+        } = self;
+        table.flush(&mut |e| export(e, agencies, sink, stats, guard, *interim_out));
+        counters.flush(agencies, &mut |c| sink.counters(c));
+        guard.flush(agencies, &mut |b| sink.blocked(b));
+    }
+
+    fn handle_packet(&mut self, ts: u64, p: &Packet<'_>) {
+        self.stats.packets += 1;
+        self.stats.bytes += u64::from(p.ip_len);
+        if let Some(frag) = p.fragment {
+            self.stats.fragments += 1;
+            if !frag.first {
+                self.handle_later_fragment(ts, p, frag.id);
+                return;
+            }
+        }
+        let (sport, dport) = p.ports.unwrap_or((0, 0));
+        let (key, sender) = FlowKey::new(p.src, sport, p.dst, dport, p.proto, p.vlan, p.vlan_inner);
+        let tcp_flags = p.tcp.map(|t| t.flags);
+
+        let Self {
+            table,
+            agencies,
+            sink,
+            stats,
+            interim_out,
+            dns,
+            counters,
+            inspect,
+            guard,
+            ..
+        } = self;
+        let obs = table.observe(key, sender, ts, p.ip_len, tcp_flags, &mut |e| {
+            export(e, agencies, sink, stats, guard, *interim_out)
+        });
+        let flow = obs.flow;
+        let initiator = flow.core.initiator;
+        if obs.created {
+            attribute(&key, initiator, &mut flow.ext, agencies, dns, stats);
+            if guard.active() {
+                let server = initiator.other();
+                flow.ext.refused_by_name = guard.on_new_flow(
+                    ts,
+                    key.ip(initiator),
+                    key.ip(server),
+                    key.proto,
+                    key.port(server),
+                    agencies,
+                    &mut |b| sink.blocked(b),
+                );
+            }
+        }
+        let ext = &mut flow.ext;
+
+        // Naming: the client's first bytes.
+        if obs.direction == Direction::Up && !p.payload.is_empty() {
+            if let Some(insp) = ext.inspector.as_mut() {
+                let names = ext.names.get_or_insert_with(Default::default);
+                let verdict = match p.tcp {
+                    Some(t) => insp.feed_tcp(t.seq, p.payload, *inspect, names),
+                    None => insp.feed_udp(p.payload, *inspect, names),
+                };
+                if verdict == Verdict::Done {
+                    ext.inspector = None;
+                    let named = if let Some(n) = &names.sni {
+                        stats.named_sni += 1;
+                        Some((n, simpul_proto::BlockMethod::Sni))
+                    } else if let Some(n) = &names.quic_sni {
+                        stats.named_quic += 1;
+                        Some((n, simpul_proto::BlockMethod::Quic))
+                    } else if let Some(n) = &names.http_host {
+                        stats.named_http += 1;
+                        Some((n, simpul_proto::BlockMethod::Http))
+                    } else {
+                        None
+                    };
+                    if let (Some((name, method)), true) = (named, guard.active()) {
+                        // It showed its name, so the kernel did not refuse it.
+                        ext.refused_by_name = false;
+                        let server = initiator.other();
+                        guard.on_name(
+                            ts,
+                            key.ip(initiator),
+                            key.ip(server),
+                            key.proto,
+                            key.port(server),
+                            name,
+                            method,
+                            agencies,
+                            &mut |b| sink.blocked(b),
+                        );
+                    }
+                }
+            }
+        }
+        if p.proto == 17 && (sport == 53 || dport == 53) && !p.payload.is_empty() {
+            learn_dns(dns::parse(p.payload), p, ext.names_mut(), dns, stats);
+        } else if p.proto == 6 && (sport == 53 || dport == 53) && p.payload.len() > 2 {
+            learn_dns(dns::parse_tcp(p.payload), p, ext.names_mut(), dns, stats);
+        }
+
+        let outbound = Some(sender) == ext.local;
+        let slot = ext.slot;
+        counters.add(slot, outbound, u64::from(p.ip_len), 1);
+
+        if let Some(frag) = p.fragment {
+            self.first_fragment_seen(ts, p, frag.id, key, sender);
+        }
+    }
+
+    fn first_fragment_seen(
+        &mut self,
+        ts: u64,
+        p: &Packet<'_>,
+        id: u32,
+        key: FlowKey,
+        sender: Side,
+    ) {
+        let fk = (p.src, p.dst, p.proto, id);
+        let entry = self.frags.entry(fk).or_insert(FragEntry {
+            target: None,
+            pending_packets: 0,
+            pending_bytes: 0,
+            ts,
+            src: p.src,
+            dst: p.dst,
+            proto: p.proto,
+            vlan: (p.vlan, p.vlan_inner),
+        });
+        entry.target = Some((key, sender));
+        if entry.pending_packets > 0 {
+            let (pk, pb) = (entry.pending_packets, entry.pending_bytes);
+            entry.pending_packets = 0;
+            entry.pending_bytes = 0;
+            self.credit(ts, &key, sender, pk, pb);
+        }
+    }
+
+    fn handle_later_fragment(&mut self, ts: u64, p: &Packet<'_>, id: u32) {
+        let fk = (p.src, p.dst, p.proto, id);
+        let entry = self.frags.entry(fk).or_insert(FragEntry {
+            target: None,
+            pending_packets: 0,
+            pending_bytes: 0,
+            ts,
+            src: p.src,
+            dst: p.dst,
+            proto: p.proto,
+            vlan: (p.vlan, p.vlan_inner),
+        });
+        match entry.target {
+            Some((key, sender)) => self.credit(ts, &key, sender, 1, u64::from(p.ip_len)),
+            None => {
+                entry.pending_packets += 1;
+                entry.pending_bytes += u64::from(p.ip_len);
+            }
+        }
+    }
+
+    fn credit(&mut self, ts: u64, key: &FlowKey, sender: Side, packets: u64, bytes: u64) {
+        if !self.table.credit(key, sender, ts, packets, bytes) {
+            // The flow ended between fragments: account them on a port-less flow.
+            self.orphan(
+                ts,
+                key.ip(sender),
+                key.ip(sender.other()),
+                key.proto,
+                (key.vlan, key.vlan_inner),
+                packets,
+                bytes,
+            );
+            return;
+        }
+        if let Some(flow) = self.table.get(key) {
+            let outbound = Some(sender) == flow.ext.local;
+            let slot = flow.ext.slot;
+            self.counters.add(slot, outbound, bytes, packets);
+        }
+    }
+
+    fn expire_fragments(&mut self, now: u64) {
+        let mut orphans = Vec::new();
+        self.frags.retain(|_, e| {
+            if now.saturating_sub(e.ts) < FRAGMENT_TIMEOUT_NS {
+                return true;
+            }
+            if e.pending_packets > 0 {
+                orphans.push((
+                    e.src,
+                    e.dst,
+                    e.proto,
+                    e.vlan,
+                    e.pending_packets,
+                    e.pending_bytes,
+                    e.ts,
+                ));
+            }
+            false
+        });
+        for (src, dst, proto, vlan, packets, bytes, ts) in orphans {
+            self.stats.orphan_fragments += packets;
+            let vlan = (vlan.0.unwrap_or(0), vlan.1.unwrap_or(0));
+            self.orphan(ts, src, dst, proto, vlan, packets, bytes);
+        }
+    }
+
+    /// Fragments that cannot be tied to ports still count: on a flow keyed by
+    /// addresses and protocol only.
+    #[allow(clippy::too_many_arguments)]
+    fn orphan(
+        &mut self,
+        ts: u64,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: u8,
+        vlan: (u16, u16),
+        packets: u64,
+        bytes: u64,
+    ) {
+        let nz = |v: u16| (v != 0).then_some(v);
+        let (key, sender) = FlowKey::new(src, 0, dst, 0, proto, nz(vlan.0), nz(vlan.1));
+        let Self {
+            table,
+            agencies,
+            sink,
+            stats,
+            interim_out,
+            dns,
+            guard,
+            ..
+        } = self;
+        // observe counts one packet of `bytes`; credit adds the rest.
+        let obs = table.observe(key, sender, ts, 0, None, &mut |e| {
+            export(e, agencies, sink, stats, guard, *interim_out)
+        });
+        if obs.created {
+            attribute(
+                &key,
+                obs.flow.core.initiator,
+                &mut obs.flow.ext,
+                agencies,
+                dns,
+                stats,
+            );
+        }
+        obs.flow.ext.inspector = None;
+        let c = &mut obs.flow.core.sides[sender.index()];
+        c.packets = c.packets - 1 + packets;
+        c.bytes += bytes;
+        let outbound = Some(sender) == obs.flow.ext.local;
+        let slot = obs.flow.ext.slot;
+        self.counters.add(slot, outbound, bytes, packets);
+    }
+}
+
+/// Which side is the agency's, its unit, the scope and the counter slot.
+fn place(
+    key: &FlowKey,
+    initiator: Side,
+    ext: &mut FlowExt,
+    agencies: &AgencyMap,
+) -> (Side, IpAddr) {
+    let responder = initiator.other();
+    let (iu, ru) = (
+        agencies.unit_of(key.ip(initiator)),
+        agencies.unit_of(key.ip(responder)),
+    );
+    let local = if iu == 0 && ru != 0 {
+        responder
+    } else {
+        initiator
+    };
+    let unit = if local == initiator { iu } else { ru };
+    let remote_ip = key.ip(local.other());
+    let scope = agencies.scope_of(remote_ip);
+    ext.local = Some(local);
+    ext.unit = unit;
+    ext.scope = Some(scope);
+    ext.slot = counters::slot(unit, scope);
+    (local, remote_ip)
+}
+
+/// Resolve a new flow's agency, unit, scope, counter slot and DNS name.
+fn attribute(
+    key: &FlowKey,
+    initiator: Side,
+    ext: &mut FlowExt,
+    agencies: &AgencyMap,
+    dns: &mut DnsCache,
+    stats: &mut ProcessorStats,
+) {
+    let responder = initiator.other();
+    let (local, remote_ip) = place(key, initiator, ext, agencies);
+    if let Some(name) = dns.lookup(key.ip(local), remote_ip) {
+        ext.names_mut().dns_name = Some(name);
+        stats.named_dns += 1;
+    }
+    let inspect = match key.proto {
+        6 => key.port(responder) != 53 && key.port(initiator) != 53,
+        // QUIC: only datagrams to 443 are worth decrypting.
+        17 => key.port(responder) == 443,
+        _ => false,
+    };
+    if inspect {
+        ext.inspector = Some(Box::default());
+    }
+}
+
+fn learn_dns(
+    parsed: Result<dns::DnsMessage, dns::DnsError>,
+    p: &Packet<'_>,
+    names: &mut FlowNames,
+    cache: &mut DnsCache,
+    stats: &mut ProcessorStats,
+) {
+    let msg = match parsed {
+        Ok(m) => m,
+        Err(dns::DnsError::Incomplete) => return,
+        Err(dns::DnsError::Malformed(_)) => {
+            stats.dns_malformed += 1;
+            return;
+        }
+    };
+    stats.dns_messages += 1;
+    if names.dns_query.is_none() {
+        names.dns_query = msg.query.as_deref().map(Into::into);
+    }
+    if msg.is_response {
+        if let Some(q) = msg.query.as_deref() {
+            let name: Arc<str> = Arc::from(q);
+            for (addr, _ttl) in &msg.addresses {
+                cache.insert(p.dst, *addr, name.clone());
+            }
+        }
+    }
+}
+
+fn export<S: RecordSink>(
+    e: Export<'_, FlowExt>,
+    agencies: &AgencyMap,
+    sink: &mut S,
+    stats: &mut ProcessorStats,
+    guard: &mut Guard,
+    interim_out: bool,
+) {
+    if e.ext.refused_by_name && e.kind == simpul_proto::RecordKind::Final {
+        let key = e.key;
+        let (client, server) = (e.core.initiator, e.core.initiator.other());
+        guard.on_refused_end(
+            e.core.first_ts,
+            crate::guard::NameBlock {
+                client: key.ip(client),
+                server: key.ip(server),
+                proto: key.proto,
+                port: key.port(server),
+            },
+            agencies,
+            &mut |b| sink.blocked(b),
+        );
+    }
+    if e.kind == simpul_proto::RecordKind::Interim {
+        if !interim_out {
+            return;
+        }
+        stats.records_interim += 1;
+    } else {
+        stats.records_final += 1;
+    }
+    sink.flow(build_record(&e, agencies));
+}
+
+/// Turn a flow into its wire/JSON record.
+pub fn build_record(e: &Export<'_, FlowExt>, agencies: &AgencyMap) -> FlowRecord {
+    let key = e.key;
+    let core = e.core;
+    let ext = &*e.ext;
+    let (src, dst) = (core.initiator, core.initiator.other());
+    let ports = key.has_ports() && (key.lo_port != 0 || key.hi_port != 0);
+    let label = agencies.label(ext.unit);
+    let empty = FlowNames::default();
+    let names = ext.names.as_deref().unwrap_or(&empty);
+    let site = names.site();
+    let is_tcp = key.proto == 6;
+    FlowRecord {
+        flow_id: core.id,
+        kind: e.kind,
+        end_reason: e.reason,
+        proto: proto_name(key.proto),
+        src_ip: key.ip(src),
+        src_port: ports.then(|| key.port(src)),
+        dst_ip: key.ip(dst),
+        dst_port: ports.then(|| key.port(dst)),
+        vlan: (key.vlan != 0).then_some(key.vlan),
+        vlan_inner: (key.vlan_inner != 0).then_some(key.vlan_inner),
+        packets_up: core.up().packets,
+        bytes_up: core.up().bytes,
+        packets_down: core.down().packets,
+        bytes_down: core.down().bytes,
+        first_seen: core.first_ts,
+        last_seen: core.last_ts,
+        tcp_flags_up: is_tcp.then(|| core.up().tcp_flags),
+        tcp_flags_down: is_tcp.then(|| core.down().tcp_flags),
+        sni: names
+            .sni
+            .as_deref()
+            .or(names.quic_sni.as_deref())
+            .map(Into::into),
+        http_host: names.http_host.as_deref().map(Into::into),
+        dns_query: names.dns_query.as_deref().map(Into::into),
+        site: site.map(|(s, _)| s.to_string()),
+        site_source: site.map(|(_, src)| src),
+        agency: label.agency.clone(),
+        unit: label.unit.clone(),
+        scope: ext.scope.unwrap_or(TrafficScope::Internet),
+    }
+}
