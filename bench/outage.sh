@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 NODES=${NODES:-100}
 RUNS=${RUNS:-3}
-cargo build --release -q -p simpul-collector --example outage_latency
+cargo build --release -q -p simpul-demo --example outage_latency
 cargo build --release -q -p simpul-collector
 lat=$(target/release/examples/outage_latency "$NODES" 2>/dev/null | tail -1)
 echo "latency: $lat"
@@ -34,7 +34,7 @@ print(f"""## Node outages (`bench/outage.sh`)
 real agent links (`link::Uplink`, TLS WebSocket) each black-holed once at a
 random moment by a TCP relay (the connection stays open and goes silent), a
 webhook channel to a local receiver. Milliseconds from the cut
-(`collector/examples/outage_latency.rs`, HDR histograms):
+(`demo/examples/outage_latency.rs`, HDR histograms):
 
 | | p50 | p90 | p99 | max | target |
 |---|---:|---:|---:|---:|---|

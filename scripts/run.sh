@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
-exec cargo run --release -p simpul-collector -- demo "$@"
+exec cargo run --release -p simpul-demo -- "$@"

@@ -15,5 +15,5 @@ echo "== tests (unit, property, fixture replay vs tshark, live capture in namesp
 cargo test --workspace --all-targets --no-fail-fast
 
 echo "== dashboard in a real browser (playwright-core driving Debian's chromium)"
-cargo build -q -p simpul-collector
+cargo build -q -p simpul-demo
 node --test tests/browser/

@@ -25,13 +25,24 @@ use std::path::Path;
 use simpul_core::inventory::NodeView;
 use simpul_proto::inventory::Inventory;
 
-/// The inventory this node would work with now: `[standalone]
-/// inventory_file`, or what the collector sent last (kept in the state
-/// directory), or `override_file`. None when there is none.
+/// The inventory this node would work with now, and its view of it.
 pub fn current_inventory(
     cfg: &config::AgentConfig,
     override_file: Option<&Path>,
 ) -> anyhow::Result<Option<(Inventory, NodeView)>> {
+    let Some(inv) = read_inventory(cfg, override_file)? else {
+        return Ok(None);
+    };
+    let view = NodeView::from_inventory(&inv, &cfg.agent.id)?;
+    Ok(Some((inv, view)))
+}
+
+/// `override_file`, or `[standalone] inventory_file`, or what the collector
+/// sent last (kept in the state directory). None when there is none.
+pub fn read_inventory(
+    cfg: &config::AgentConfig,
+    override_file: Option<&Path>,
+) -> anyhow::Result<Option<Inventory>> {
     use anyhow::Context;
     let file = override_file.map(Path::to_path_buf).or_else(|| {
         cfg.standalone
@@ -52,6 +63,8 @@ pub fn current_inventory(
             }
         }
     };
-    let view = NodeView::from_inventory(&inv, &cfg.agent.id)?;
-    Ok(Some((inv, view)))
+    simpul_core::inventory::validate(&inv).map_err(|p| {
+        anyhow::anyhow!("the inventory has {}", simpul_proto::problem::describe(&p))
+    })?;
+    Ok(Some(inv))
 }

@@ -339,28 +339,65 @@ fn policy_command(action: PolicyAction) -> Result<()> {
         } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let current = match (&config, &inventory) {
+            // Checked for its agency (as the collector checks it), whatever
+            // node the config is for.
+            let inv = match (&config, &inventory) {
                 (None, None) => None,
                 _ => {
                     let cfg = load(config.as_deref())?;
-                    simpul_agent::current_inventory(&cfg, inventory.as_deref())?
+                    simpul_agent::read_inventory(&cfg, inventory.as_deref())?
                 }
             };
-            let scope = PolicyScope {
-                agency: current.as_ref().map(|(_, v)| &v.agency),
-                uplink: current.as_ref().and_then(|(_, v)| v.uplink),
-            };
-            let policy = parse_policy(&text, &scope)
+            let agency_of = Policy::parse(&text)
+                .map(|p| p.agency)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let view = inv.as_ref().and_then(|i| {
+                i.agency(&agency_of)
+                    .map(simpul_core::inventory::AgencyView::from_agency)
+            });
+            if inv.is_some() && view.is_none() {
+                bail!(
+                    "{}: agency {agency_of:?} is not in the inventory",
+                    file.display()
+                );
+            }
+            let scope = PolicyScope {
+                agency: view.as_ref(),
+                uplink: inv
+                    .as_ref()
+                    .and_then(|i| simpul_core::inventory::agency_uplink(i, &agency_of)),
+            };
+            // A file for the collector's policy directory has no version
+            // (the collector assigns it).
+            let mut policy =
+                Policy::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let unversioned = policy.version == 0;
+            policy.version = policy.version.max(1);
+            simpul_core::policy::validate(&policy, &scope).map_err(|p| {
+                anyhow::anyhow!(
+                    "{}: policy refused: {}",
+                    file.display(),
+                    simpul_proto::problem::describe(&p)
+                )
+            })?;
             println!(
-                "{}: policy {} for agency {} is valid ({} units, {} schedules{})",
+                "{}: policy {} for agency {} is valid ({} units, {} schedules{}{})",
                 file.display(),
-                policy.version,
+                if unversioned {
+                    "(version set by the collector)".to_string()
+                } else {
+                    policy.version.to_string()
+                },
                 policy.agency,
                 policy.allocation.units.len(),
                 policy.schedules.len(),
-                if current.is_none() {
+                if inv.is_none() {
                     "; unit codes and uplink not checked without an inventory"
+                } else {
+                    ""
+                },
+                if unversioned {
+                    "; a standalone router needs `version`"
                 } else {
                     ""
                 }

@@ -1,7 +1,11 @@
 //! The fuzz targets' code on stable, in every test run: real fixture frames,
 //! their mutations and truncations must never panic.
 
-use simpul_agent::fuzzing::{capture_file, decode_and_name};
+// A test: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use simpul_agent::fuzzing::capture_file;
+use simpul_core::fuzzing::decode_and_name;
 
 fn fixtures() -> Vec<Vec<u8>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
@@ -25,7 +29,7 @@ fn fixtures() -> Vec<Vec<u8>> {
         "aioquic_v1_big.bin",
     ] {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("src/dpi/testdata")
+            .join("../core/src/dpi/testdata")
             .join(f);
         out.push(std::fs::read(p).expect("dpi testdata"));
     }

@@ -4,6 +4,9 @@
 //! committed batches) survives its restarts, and it deduplicates by
 //! (boot_epoch, seq) as the real one must.
 
+// A test: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use simpul_agent::config::CollectorConfig;
-use simpul_agent::link::{HealthState, LinkSink, Uplink};
-use simpul_agent::processor::RecordSink;
+use simpul_agent::link::{HealthState, LinkError, LinkOptions, LinkSink, Uplink};
+use simpul_core::processor::RecordSink;
 use simpul_proto::wire::{self, AgentMessage, Batch, CollectorMessage};
 use simpul_proto::{CounterSample, TrafficScope};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -169,6 +172,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, behavior: Behavior,
                         node_id: e.node_id,
                         credential: CREDENTIAL.into(),
                         agency: "dinkes".into(),
+                        policy_key: vec![7; 32],
                     }
                 };
                 let _ = ws.send(reply(r)).await;
@@ -189,6 +193,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, behavior: Behavior,
                         node_id: h.node_id,
                         agency: "dinkes".into(),
                         heartbeat_interval_ms: 200,
+                        protocol: wire::PROTOCOL_VERSION,
+                        features: vec![],
+                        policy_key: vec![7; 32],
                     }
                 } else {
                     CollectorMessage::Refused {
@@ -200,6 +207,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, behavior: Behavior,
                 }
             }
             AgentMessage::Heartbeat(hb) => db.lock().unwrap().heartbeats.push(hb),
+            AgentMessage::PolicyState(_) => {}
             AgentMessage::Batch(b) => {
                 let id = (b.boot_epoch, b.seq);
                 {
@@ -245,13 +253,44 @@ fn sample(n: u64) -> CounterSample {
     }
 }
 
-fn config(url: &str, state: &Path) -> CollectorConfig {
-    let mut c = CollectorConfig::new(url, "dinkes-01");
-    c.state_dir = state.to_owned();
+/// The link's settings and the agent's state directory.
+struct Cfg {
+    link: CollectorConfig,
+    state: PathBuf,
+}
+
+impl std::ops::Deref for Cfg {
+    type Target = CollectorConfig;
+    fn deref(&self) -> &CollectorConfig {
+        &self.link
+    }
+}
+
+impl std::ops::DerefMut for Cfg {
+    fn deref_mut(&mut self) -> &mut CollectorConfig {
+        &mut self.link
+    }
+}
+
+fn config(url: &str, state: &Path) -> Cfg {
+    let mut c = CollectorConfig::new(url);
     c.enroll_token = Some("tok-1".into());
     c.batch_interval_ms = 100;
     c.heartbeat_interval_ms = 200;
-    c
+    Cfg {
+        link: c,
+        state: state.to_owned(),
+    }
+}
+
+fn start(cfg: &Cfg, health: Arc<HealthState>) -> Result<(Uplink, LinkSink), LinkError> {
+    Uplink::start(
+        &cfg.link,
+        "dinkes-01",
+        &cfg.state,
+        health,
+        LinkOptions::default(),
+    )
 }
 
 /// Seal one batch holding the samples `range`.
@@ -305,7 +344,7 @@ fn enrollment_stores_credential_then_hello() {
     let cfg = config(&server.url(), tmp.path());
 
     let health = Arc::new(HealthState::new());
-    let (uplink, mut sink) = Uplink::start(&cfg, health.clone()).unwrap();
+    let (uplink, mut sink) = start(&cfg, health.clone()).unwrap();
     produce(&mut sink, 0..5);
     wait_until("first batch committed", Duration::from_secs(10), || {
         db.lock().unwrap().committed.len() == 1
@@ -340,7 +379,7 @@ fn enrollment_stores_credential_then_hello() {
     }
 
     // A second start uses the stored credential: Hello only, no enrollment.
-    let (uplink, mut sink) = Uplink::start(&cfg, Arc::new(HealthState::new())).unwrap();
+    let (uplink, mut sink) = start(&cfg, Arc::new(HealthState::new())).unwrap();
     produce(&mut sink, 5..7);
     wait_until("second batch committed", Duration::from_secs(10), || {
         db.lock().unwrap().committed.len() == 2
@@ -372,7 +411,7 @@ fn exactly_once_across_collector_restart() {
     );
     let addr = first.addr;
     let cfg = config(&first.url(), tmp.path());
-    let (uplink, mut sink) = Uplink::start(&cfg, Arc::new(HealthState::new())).unwrap();
+    let (uplink, mut sink) = start(&cfg, Arc::new(HealthState::new())).unwrap();
     for b in 0..10u64 {
         produce(&mut sink, b * 10..b * 10 + 10);
     }
@@ -437,7 +476,7 @@ fn spool_survives_agent_restart_and_is_sent_first_in_order() {
     let addr = free_addr(); // nobody listens yet
     let cfg = config(&format!("ws://{addr}/api/v1/agent"), tmp.path());
 
-    let (uplink, mut sink) = Uplink::start(&cfg, Arc::new(HealthState::new())).unwrap();
+    let (uplink, mut sink) = start(&cfg, Arc::new(HealthState::new())).unwrap();
     let first_epoch = uplink.boot_epoch();
     for b in 0..3u64 {
         produce(&mut sink, b * 10..b * 10 + 10);
@@ -448,7 +487,7 @@ fn spool_survives_agent_restart_and_is_sent_first_in_order() {
     assert_eq!(spool_files(tmp.path()).len(), 3);
 
     // Next boot: more batches, then the collector appears.
-    let (uplink, mut sink) = Uplink::start(&cfg, Arc::new(HealthState::new())).unwrap();
+    let (uplink, mut sink) = start(&cfg, Arc::new(HealthState::new())).unwrap();
     assert!(uplink.boot_epoch() > first_epoch);
     for b in 3..5u64 {
         produce(&mut sink, b * 10..b * 10 + 10);
@@ -482,7 +521,7 @@ fn refused_backs_off_without_crash() {
     let db = SharedDb::default();
     let server = Collector::start("127.0.0.1:0".parse().unwrap(), Behavior::Refuse, db.clone());
     let cfg = config(&server.url(), tmp.path());
-    let (uplink, mut sink) = Uplink::start(&cfg, Arc::new(HealthState::new())).unwrap();
+    let (uplink, mut sink) = start(&cfg, Arc::new(HealthState::new())).unwrap();
     produce(&mut sink, 0..3);
     std::thread::sleep(Duration::from_secs(3));
     {
@@ -512,7 +551,7 @@ fn malformed_collector_message_reconnects() {
         db.clone(),
     );
     let cfg = config(&server.url(), tmp.path());
-    let (uplink, mut sink) = Uplink::start(&cfg, Arc::new(HealthState::new())).unwrap();
+    let (uplink, mut sink) = start(&cfg, Arc::new(HealthState::new())).unwrap();
     produce(&mut sink, 0..4);
     wait_until(
         "delivery after reconnecting",
@@ -535,7 +574,7 @@ fn json_debug_sends_text_frames() {
     let server = Collector::start("127.0.0.1:0".parse().unwrap(), Behavior::Normal, db.clone());
     let mut cfg = config(&server.url(), tmp.path());
     cfg.json_debug = true;
-    let (uplink, mut sink) = Uplink::start(&cfg, Arc::new(HealthState::new())).unwrap();
+    let (uplink, mut sink) = start(&cfg, Arc::new(HealthState::new())).unwrap();
     produce(&mut sink, 0..4);
     wait_until("delivery", Duration::from_secs(10), || {
         db.lock().unwrap().committed.len() == 1
@@ -598,7 +637,7 @@ fn wss_trusts_only_the_collector_ca() {
         &tmp.path().join("state"),
     );
     cfg.ca_cert = Some(ca_path.clone());
-    let (uplink, mut sink) = Uplink::start(&cfg, Arc::new(HealthState::new())).unwrap();
+    let (uplink, mut sink) = start(&cfg, Arc::new(HealthState::new())).unwrap();
     produce(&mut sink, 0..4);
     wait_until("delivery over TLS", Duration::from_secs(10), || {
         db.lock().unwrap().committed.len() == 1
@@ -608,7 +647,7 @@ fn wss_trusts_only_the_collector_ca() {
     // Another CA: the handshake fails, nothing is delivered, nothing crashes.
     let other = pki("127.0.0.1");
     std::fs::write(&ca_path, &other.ca_pem).unwrap();
-    let (uplink, mut sink) = Uplink::start(&cfg, Arc::new(HealthState::new())).unwrap();
+    let (uplink, mut sink) = start(&cfg, Arc::new(HealthState::new())).unwrap();
     produce(&mut sink, 4..8);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
@@ -626,7 +665,7 @@ fn wss_trusts_only_the_collector_ca() {
 
     // A CA file that is not PEM is a start-up error naming the file.
     std::fs::write(&ca_path, "junk").unwrap();
-    let err = Uplink::start(&cfg, Arc::new(HealthState::new()))
+    let err = start(&cfg, Arc::new(HealthState::new()))
         .err()
         .expect("bad CA must fail")
         .to_string();
@@ -639,14 +678,13 @@ fn cli_realtime_replay_streams_to_the_collector() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
     let db = SharedDb::default();
     let server = Collector::start("127.0.0.1:0".parse().unwrap(), Behavior::Normal, db.clone());
-    let base = std::fs::read_to_string(fixtures.join("agent.toml")).unwrap();
     let cfg_path = tmp.path().join("agent.toml");
     std::fs::write(
         &cfg_path,
         format!(
-            "{base}\n[collector]\nurl = \"{}\"\nenroll_token = \"tok-1\"\nstate_dir = \"{}\"\nbatch_interval_ms = 100\n",
+            "[agent]\nid = \"fixture-router\"\nstate_dir = \"{}\"\n[collector]\nurl = \"{}\"\nenroll_token = \"tok-1\"\nbatch_interval_ms = 100\n",
+            tmp.path().join("state").display(),
             server.url(),
-            tmp.path().join("state").display()
         ),
     )
     .unwrap();
@@ -699,7 +737,7 @@ fn without_credential_or_token_it_does_not_connect() {
     let server = Collector::start("127.0.0.1:0".parse().unwrap(), Behavior::Normal, db.clone());
     let mut cfg = config(&server.url(), tmp.path());
     cfg.enroll_token = None;
-    let (uplink, mut sink) = Uplink::start(&cfg, Arc::new(HealthState::new())).unwrap();
+    let (uplink, mut sink) = start(&cfg, Arc::new(HealthState::new())).unwrap();
     produce(&mut sink, 0..2);
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(db.lock().unwrap().connections, 0);
@@ -719,7 +757,7 @@ fn records_left_in_the_sink_after_stop_are_spooled() {
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let cfg = config(&format!("ws://{addr}/api/v1/agent"), tmp.path());
-    let (uplink, mut sink) = Uplink::start(&cfg, Arc::new(HealthState::new())).unwrap();
+    let (uplink, mut sink) = start(&cfg, Arc::new(HealthState::new())).unwrap();
     produce(&mut sink, 0..3);
     for n in 3..5 {
         sink.counters(sample(n)); // gathered, not sealed
@@ -730,7 +768,7 @@ fn records_left_in_the_sink_after_stop_are_spooled() {
 
     let db = SharedDb::default();
     let server = Collector::start(addr, Behavior::Normal, db.clone());
-    let (uplink, _sink) = Uplink::start(&cfg, Arc::new(HealthState::new())).unwrap();
+    let (uplink, _sink) = start(&cfg, Arc::new(HealthState::new())).unwrap();
     wait_until("both batches delivered", Duration::from_secs(10), || {
         db.lock().unwrap().committed.len() == 2
     });

@@ -1,14 +1,17 @@
 //! Real-time replay: recorded pacing, timestamps shifted to now, looping.
 
+// A test: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use simpul_agent::agency::AgencyMap;
 use simpul_agent::config::AgentConfig;
 use simpul_agent::link::TimedSink;
-use simpul_agent::processor::{Processor, RecordSink};
 use simpul_agent::replay::{replay_files, replay_realtime};
+use simpul_core::agency::AgencyMap;
+use simpul_core::processor::{Processor, RecordSink};
 use simpul_proto::{BlockedAttempt, CounterSample, FlowRecord};
 
 #[derive(Default)]
@@ -43,10 +46,14 @@ fn fixtures() -> PathBuf {
 fn processor() -> Processor<Rec> {
     let path = fixtures().join("agent.toml");
     let cfg = AgentConfig::load(&path).unwrap();
-    let subnets = cfg.subnet_assignments(&path).unwrap();
-    let intranet = cfg.intranet_networks(&path).unwrap();
-    let map = AgencyMap::new(&cfg.agencies, &subnets, intranet);
-    Processor::new(&cfg, map, Rec::default())
+    let (_, view) = simpul_agent::current_inventory(&cfg, None)
+        .unwrap()
+        .unwrap();
+    Processor::new(
+        &cfg.processor_config(),
+        AgencyMap::new(&view),
+        Rec::default(),
+    )
 }
 
 fn now_ns() -> u64 {

@@ -152,15 +152,7 @@ impl Inventories {
     /// The smallest uplink among the agency's nodes: its allocation must
     /// fit on every one of them.
     pub fn agency_uplink(&self, code: &str) -> Option<Capacity> {
-        let inv = self.current();
-        inv.nodes
-            .iter()
-            .filter(|n| n.agency == code)
-            .filter_map(|n| n.uplink)
-            .reduce(|a, b| Capacity {
-                down_bps: a.down_bps.min(b.down_bps),
-                up_bps: a.up_bps.min(b.up_bps),
-            })
+        simpul_core::inventory::agency_uplink(&self.current(), code)
     }
 
     pub fn topology(&self) -> Topology {

@@ -57,9 +57,12 @@ impl Shutdown {
 }
 
 impl ShutdownSignal {
-    /// Resolves once the collector is stopping.
+    /// Resolves once the collector is stopping (never, if every
+    /// [`Shutdown`] is gone without triggering).
     pub async fn wait(&mut self) {
-        let _ = self.0.wait_for(|stopping| *stopping).await;
+        if self.0.wait_for(|stopping| *stopping).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 

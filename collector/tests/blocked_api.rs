@@ -2,6 +2,9 @@
 //! collector: agents send blocked attempts over the real TLS WebSocket, the
 //! API answers over real HTTP.
 
+// A test: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeSet;

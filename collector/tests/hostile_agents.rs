@@ -2,12 +2,13 @@
 //! real TLS, real SQLite): each connection is closed with a reason, the
 //! collector keeps serving, and nothing of a refused batch is stored.
 
+// A test: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{connect, hello, Ws};
 use futures_util::{SinkExt, StreamExt};
-use simpul_collector::config::{AgencyConfig, CollectorConfig};
-use simpul_collector::server::Collector;
 use simpul_proto::wire::{self, AgentMessage, Batch, CollectorMessage, Enroll, Hello};
 use simpul_proto::{BlockMethod, BlockedAttempt, CounterSample, TrafficScope};
 use tokio_tungstenite::tungstenite::Message;
@@ -22,7 +23,7 @@ async fn refused(ws: &mut Ws) -> String {
         let Some(Ok(m)) = next else { break };
         match m {
             Message::Binary(b) => {
-                if let Ok(CollectorMessage::Refused { reason: r }) = wire::decode(&b) {
+                if let Ok(CollectorMessage::Refused { reason: r }) = wire::decode_collector(&b) {
                     reason = Some(r);
                 }
             }
@@ -75,20 +76,7 @@ fn blocked(agency: &str) -> BlockedAttempt {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_messages_close_the_connection_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = CollectorConfig::default();
-    cfg.server.listen = Some("127.0.0.1:0".parse().unwrap());
-    cfg.server.listen_tls = Some("127.0.0.1:0".parse().unwrap());
-    cfg.storage.data_dir = dir.path().to_owned();
-    for code in ["dinkes", "bappeda"] {
-        cfg.agencies.push(AgencyConfig {
-            code: code.into(),
-            name: code.into(),
-            alloc_down_bps: 1_000_000,
-            alloc_up_bps: 1_000_000,
-            units: vec![],
-        });
-    }
-    let c = Collector::start(cfg).await.unwrap();
+    let c = common::collector(dir.path(), &["dinkes", "bappeda"]).await;
     let tls = c.tls_addr.unwrap();
     let ca = c.tls.ca_cert.clone().unwrap();
 
@@ -111,6 +99,10 @@ async fn hostile_messages_close_the_connection_and_store_nothing() {
                     agent_version: "x".into(),
                     hostname: "x".into(),
                     boot_epoch: 1,
+                    protocols: vec![wire::PROTOCOL_VERSION],
+                    features: vec![],
+                    inventory_version: 0,
+                    policy_version: 0,
                 }))
                 .into(),
             ),
@@ -138,7 +130,8 @@ async fn hostile_messages_close_the_connection_and_store_nothing() {
     }
 
     // An enrolled node that then sends another agency's records: refused, nothing stored.
-    let token = c.enrollment_token("bappeda", "bappeda-01").await.unwrap();
+    common::add_node(&c, "bappeda", "bappeda-01");
+    let token = c.enrollment_token("bappeda-01").await.unwrap();
     let mut ws = connect(tls, &ca).await;
     ws.send(Message::Binary(
         wire::encode(&AgentMessage::Enroll(Enroll {
@@ -154,7 +147,7 @@ async fn hostile_messages_close_the_connection_and_store_nothing() {
     let Some(Ok(Message::Binary(b))) = ws.next().await else {
         panic!("no Enrolled")
     };
-    let Ok(CollectorMessage::Enrolled { credential, .. }) = wire::decode(&b) else {
+    let Ok(CollectorMessage::Enrolled { credential, .. }) = wire::decode_collector(&b) else {
         panic!("not Enrolled")
     };
     let mut ok = counters("bappeda", 1);
@@ -251,7 +244,7 @@ async fn hostile_messages_close_the_connection_and_store_nothing() {
         panic!("no Ack")
     };
     assert_eq!(
-        wire::decode::<CollectorMessage>(&b),
+        wire::decode_collector(&b),
         Ok(CollectorMessage::Ack {
             boot_epoch: 1,
             seq: 1
@@ -267,14 +260,14 @@ async fn hostile_messages_close_the_connection_and_store_nothing() {
         panic!("no Ack")
     };
     assert_eq!(
-        wire::decode::<CollectorMessage>(&b),
+        wire::decode_collector(&b),
         Ok(CollectorMessage::Ack {
             boot_epoch: 1,
             seq: 1
         })
     );
 
-    let r = c.state.store.reader().unwrap();
+    let r = c.state.flows.reader().unwrap();
     let to = 1_800_000_100;
     let b = r
         .usage(

@@ -3,6 +3,9 @@
 //! acknowledgements, statistics, availability and maintenance windows are
 //! read and written over real HTTP, and checked against the OpenAPI document.
 
+// A test: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeSet;
@@ -12,8 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::{enroll, get, post, request, Ws};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use simpul_collector::config::{AgencyConfig, CollectorConfig, TopologyEntry};
 use simpul_collector::server::Collector;
+use simpul_proto::inventory::Node;
 use simpul_proto::wire::{self, AgentMessage, Health, Heartbeat};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -33,34 +36,25 @@ fn now_ms() -> u64 {
 /// dinkes-hub (critical) is the parent of dinkes-sd (minor); bappeda-01
 /// has no entry (default criticality: major).
 async fn collector(dir: &std::path::Path) -> Collector {
-    let mut cfg = CollectorConfig::default();
-    cfg.server.listen = Some("127.0.0.1:0".parse().unwrap());
-    cfg.server.listen_tls = Some("127.0.0.1:0".parse().unwrap());
-    cfg.storage.data_dir = dir.to_owned();
+    let mut cfg = common::base_config(dir);
     cfg.nodes.heartbeat_interval_ms = HEARTBEAT_MS;
     cfg.nodes.down_after_secs = DOWN_AFTER_SECS;
-    cfg.nodes.topology = vec![
-        TopologyEntry {
-            node: "dinkes-hub".into(),
-            parent: None,
+    let nodes = vec![
+        Node {
+            id: "dinkes-hub".into(),
+            agency: "dinkes".into(),
             criticality: Some("critical".into()),
+            ..Node::default()
         },
-        TopologyEntry {
-            node: "dinkes-sd".into(),
+        Node {
+            id: "dinkes-sd".into(),
+            agency: "dinkes".into(),
             parent: Some("dinkes-hub".into()),
             criticality: Some("minor".into()),
+            ..Node::default()
         },
     ];
-    for code in ["dinkes", "bappeda"] {
-        cfg.agencies.push(AgencyConfig {
-            code: code.into(),
-            name: code.into(),
-            alloc_down_bps: 1_000_000,
-            alloc_up_bps: 1_000_000,
-            units: vec![],
-        });
-    }
-    Collector::start(cfg).await.unwrap()
+    common::start(cfg, &["dinkes", "bappeda"], nodes).await
 }
 
 /// A connected agent sending heartbeats until it is cut.

@@ -3,6 +3,10 @@
 //! plus loading. Run with `cargo bench -p simpul-core --bench domains`;
 //! `bench/domains.sh` measures memory and load time in a fresh process.
 
+// A benchmark or tool on synthetic, known-good input: a failed unwrap is a
+// broken benchmark, reported by the panic.
+#![allow(clippy::unwrap_used)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};

@@ -1,6 +1,10 @@
 //! Per-stage costs of the packet path: decode, flow update, SNI parse, and the
 //! whole processor on a synthetic mix. Run with `cargo bench -p simpul-core`.
 
+// A benchmark or tool on synthetic, known-good input: a failed unwrap is a
+// broken benchmark, reported by the panic.
+#![allow(clippy::unwrap_used)]
+
 use std::hint::black_box;
 use std::net::IpAddr;
 

@@ -134,6 +134,19 @@ impl NodeView {
     }
 }
 
+/// The smallest uplink among `agency`'s nodes: its allocation must fit on
+/// every one of them (None when no node of it names an uplink).
+pub fn agency_uplink(inv: &Inventory, agency: &str) -> Option<Capacity> {
+    inv.nodes
+        .iter()
+        .filter(|n| n.agency == agency)
+        .filter_map(|n| n.uplink)
+        .reduce(|a, b| Capacity {
+            down_bps: a.down_bps.min(b.down_bps),
+            up_bps: a.up_bps.min(b.up_bps),
+        })
+}
+
 /// The part of `inv` that `node` is sent: its own node and agency, and the
 /// intranet with every other agency's subnets folded in (they are intranet
 /// to this node; their names and units are not its business). None when

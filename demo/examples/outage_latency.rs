@@ -9,7 +9,11 @@
 //! and to the webhook's arrival go into HDR histograms.
 //!
 //! Prints one JSON object. Run with `cargo run --release -p
-//! simpul-collector --example outage_latency -- [NODES]` (bench/outage.sh).
+//! simpul-demo --example outage_latency -- [NODES]` (bench/outage.sh).
+
+// A benchmark or tool on synthetic, known-good input: a failed unwrap is a
+// broken benchmark, reported by the panic.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
-use simpul_agent::link::{HealthState, Uplink};
+use simpul_agent::link::{HealthState, LinkOptions, Uplink};
 use simpul_collector::config::CollectorConfig;
 use simpul_collector::server::Collector;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -113,11 +117,27 @@ async fn main() -> anyhow::Result<()> {
     let arrivals = Arc::new(Mutex::new(HashMap::new()));
     let hook = webhook(arrivals.clone()).await?;
     let cfg_text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nlisten_tls = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[[agencies]]\ncode = \"dinkes\"\nalloc_down_bps = 1000000\nalloc_up_bps = 1000000\n[notify]\n[notify.webhook.noc]\nurl = \"http://{hook}/alerts\"\nrate_per_minute = 100000\n[[notify.routes]]\nchannels = [\"noc\"]\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\nlisten_tls = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[notify]\n[notify.webhook.noc]\nurl = \"http://{hook}/alerts\"\nrate_per_minute = 100000\n[[notify.routes]]\nchannels = [\"noc\"]\n",
         dir.path().join("data").display()
     );
     let cfg = CollectorConfig::parse(&cfg_text, std::path::Path::new("bench.toml"))?;
     let collector = Collector::start(cfg).await?;
+    // The inventory: one agency and the benchmark's nodes.
+    let inventory = simpul_proto::Inventory {
+        agencies: vec![simpul_proto::inventory::Agency {
+            code: "dinkes".into(),
+            ..Default::default()
+        }],
+        nodes: (0..nodes)
+            .map(|i| simpul_proto::inventory::Node {
+                id: format!("node-{i:04}"),
+                agency: "dinkes".into(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    collector.state.inventory.set(&inventory)?;
     let tls = collector
         .tls_addr
         .ok_or_else(|| anyhow::anyhow!("no TLS listener"))?;
@@ -130,18 +150,25 @@ async fn main() -> anyhow::Result<()> {
     let mut cuts = Vec::new();
     for i in 0..nodes {
         let node = format!("node-{i:04}");
-        let token = collector.enrollment_token("dinkes", &node).await?;
+        let token = collector.enrollment_token(&node).await?;
         let cut = Arc::new(AtomicBool::new(false));
         let via = relay(tls, cut.clone()).await?;
-        let mut c = simpul_agent::config::CollectorConfig::new(
-            format!("wss://127.0.0.1:{}/api/v1/agent", via.port()),
-            &node,
-        );
-        c.state_dir = dir.path().join(&node);
+        let mut c = simpul_agent::config::CollectorConfig::new(format!(
+            "wss://127.0.0.1:{}/api/v1/agent",
+            via.port()
+        ));
         c.enroll_token = Some(token);
         c.ca_cert = Some(ca.clone());
-        let (uplink, sink) =
-            tokio::task::block_in_place(|| Uplink::start(&c, Arc::new(HealthState::new())))?;
+        let state = dir.path().join(&node);
+        let (uplink, sink) = tokio::task::block_in_place(|| {
+            Uplink::start(
+                &c,
+                &node,
+                &state,
+                Arc::new(HealthState::new()),
+                LinkOptions::default(),
+            )
+        })?;
         links.push((uplink, sink));
         cuts.push((node, cut));
     }

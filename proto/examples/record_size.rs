@@ -2,6 +2,10 @@
 //! `simpul-agent replay --flows-out` writes them) from stdin, packs them into
 //! batches of 1000 as the agent does, and prints binary vs JSON sizes.
 
+// A benchmark or tool on synthetic, known-good input: a failed unwrap is a
+// broken benchmark, reported by the panic.
+#![allow(clippy::unwrap_used)]
+
 use std::io::BufRead;
 
 use simpul_proto::wire::{self, AgentMessage, Batch};

@@ -1,6 +1,6 @@
 // Browser tests of the NOC dashboard against the real collector in demo mode.
 //   cargo build -p simpul-collector && npm ci --prefix tests/browser && node --test tests/browser/
-// Env: SIMPUL_COLLECTOR_BIN (default target/debug/simpul-collector), SIMPUL_CHROMIUM (default /usr/bin/chromium).
+// Env: SIMPUL_DEMO_BIN (default target/debug/simpul-demo), SIMPUL_CHROMIUM (default /usr/bin/chromium).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';

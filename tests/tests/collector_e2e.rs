@@ -28,7 +28,8 @@ fn tshark_agency_bytes(pcaps: &[PathBuf]) -> u64 {
 
 fn agency_total(c: &Collector, agency: &str) -> u64 {
     let v = c.get(&format!("/api/v1/agencies/{agency}/usage?from=0&step=1h"));
-    v["total_bytes_in"].as_u64().unwrap() + v["total_bytes_out"].as_u64().unwrap()
+    let bytes = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {v}"));
+    bytes("total_bytes_in") + bytes("total_bytes_out")
 }
 
 fn run_agent(config: &Path, pcaps: &[PathBuf], realtime: bool) -> Child {
@@ -41,7 +42,7 @@ fn run_agent(config: &Path, pcaps: &[PathBuf], realtime: bool) -> Child {
     if realtime {
         cmd.arg("--realtime");
     }
-    let log = std::fs::File::create(config.with_extension("log")).unwrap();
+    let log = std::fs::File::create(config.with_extension("log")).expect("agent log");
     cmd.stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -52,7 +53,7 @@ fn wait_agent(mut child: Child, config: &Path) -> String {
     let ok = wait_for(120, || child.try_wait().ok().flatten().is_some());
     let log = std::fs::read_to_string(config.with_extension("log")).unwrap_or_default();
     assert!(ok, "agent did not finish: {log}");
-    let st = child.wait().unwrap();
+    let st = child.wait().expect("wait for the agent");
     assert!(st.success(), "agent failed: {log}");
     log
 }
@@ -90,7 +91,6 @@ fn agency_totals_equal_tshark_for_two_agents() {
     ];
     let a = agent_config(
         dir.path(),
-        "dinkes",
         "dinkes-01",
         &url,
         &c.ca(),
@@ -98,7 +98,6 @@ fn agency_totals_equal_tshark_for_two_agents() {
     );
     let b = agent_config(
         dir.path(),
-        "bappeda",
         "bappeda-01",
         &url,
         &c.ca(),
@@ -131,6 +130,23 @@ fn agency_totals_equal_tshark_for_two_agents() {
         ids.contains("dinkes-01") && ids.contains("bappeda-01"),
         "{nodes}"
     );
+    // Each node got its agency's policy from the collector and applied it.
+    for n in nodes.as_array().unwrap() {
+        assert_eq!(n["policy"]["state"], "applied", "{n}");
+        assert_eq!(n["policy"]["version"], 1, "{n}");
+    }
+    // The wall's allocations are the rates of the policies in force.
+    let agencies = c.get("/api/v1/agencies");
+    for code in ["dinkes", "bappeda"] {
+        let a = agencies
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["code"] == code)
+            .unwrap_or_else(|| panic!("{code} not in {agencies}"));
+        assert_eq!(a["alloc_down_bps"], 100_000_000, "{a}");
+        assert_eq!(a["alloc_up_bps"], 100_000_000, "{a}");
+    }
     // Sites seen by the agents are in the top sites and the flow search.
     let sites = c.get("/api/v1/top/sites?agency=dinkes&from=0&limit=50");
     let names: BTreeSet<String> = sites
@@ -187,7 +203,6 @@ fn link_cut_and_collector_kill_lose_and_double_nothing() {
     ];
     let cfg = agent_config(
         dir.path(),
-        "dinkes",
         "dinkes-01",
         &url,
         &c.ca(),
@@ -270,10 +285,20 @@ fn wrong_revoked_or_foreign_agents_are_refused() {
     let url = format!("wss://localhost:{}/api/v1/agent", c.tls_port());
     let pcaps = vec![fixture("http.pcap")];
 
-    // 1. A made-up token.
+    // 1. A made-up token, for a node the inventory does not know (the
+    // token command refuses to issue one for it).
+    let o = c.token_command("dinkes", "rogue-01");
+    assert!(
+        !o.status.success(),
+        "token issued for a node not in the inventory"
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is not in the inventory"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let bogus = agent_config(
         dir.path(),
-        "dinkes",
         "rogue-01",
         &url,
         &c.ca(),
@@ -284,21 +309,56 @@ fn wrong_revoked_or_foreign_agents_are_refused() {
     kill(child);
     assert!(c.log_text().contains("agent refused"), "{}", c.log_text());
 
-    // 2. A node enrolled for bappeda whose records claim dinkes.
+    // 2. A node of bappeda whose records claim dinkes. The token command
+    // will not enroll it for dinkes...
     let foreign_token = c.token("bappeda", "bappeda-01");
-    let foreign = agent_config(
-        dir.path(),
-        "dinkes",
-        "bappeda-01",
-        &url,
-        &c.ca(),
-        &foreign_token,
+    let o = c.token_command("dinkes", "bappeda-01");
+    assert!(!o.status.success(), "token issued for another agency");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(
+            "the inventory puts node \"bappeda-01\" in agency \"bappeda\", not \"dinkes\""
+        ),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
     );
-    let child = run_agent(&foreign, &pcaps, false);
+    // ...and a connected agent attributes with the collector's inventory,
+    // so only a stale one can make it claim dinkes: an inventory kept from
+    // before the NOC moved the node, which `replay --policy` attributes with
+    // (it asks the collector for none).
+    let foreign = agent_config(dir.path(), "bappeda-01", &url, &c.ca(), &foreign_token);
+    std::fs::write(
+        dir.path().join("agent-bappeda-01/inventory.json"),
+        r#"{"version": 1, "intranet": ["10.99.0.0/16"],
+            "agencies": [{"code": "dinkes", "units": [
+                {"code": "sekretariat", "subnets": ["10.10.1.0/24", "fd00:10:10:1::/64", "10.110.0.0/24"]},
+                {"code": "bidang-it", "subnets": ["10.10.2.0/24", "10.120.0.0/24"]}]}],
+            "nodes": [{"id": "bappeda-01", "agency": "dinkes"}]}"#,
+    )
+    .unwrap();
+    let policy = dir.path().join("dinkes-policy.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\nagency = \"dinkes\"\n[allocation]\ndownload = { rate_bps = 1000000, ceil_bps = 1000000 }\nupload = { rate_bps = 1000000, ceil_bps = 1000000 }\n",
+    )
+    .unwrap();
+    let log = std::fs::File::create(foreign.with_extension("log")).unwrap();
+    let child = Command::new(agent_bin())
+        .arg("replay")
+        .arg("--pcap")
+        .arg(&pcaps[0])
+        .arg("--config")
+        .arg(&foreign)
+        .arg("--policy")
+        .arg(&policy)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("agent");
     assert!(
         wait_for(30, || c.log_text().contains("speaks for")),
-        "foreign agency not refused: {}",
-        c.log_text()
+        "foreign agency not refused: {}\nagent log:\n{}",
+        c.log_text(),
+        std::fs::read_to_string(foreign.with_extension("log")).unwrap_or_default()
     );
     kill(child);
     assert_eq!(
@@ -310,7 +370,6 @@ fn wrong_revoked_or_foreign_agents_are_refused() {
     // 3. A good node, then revoked: its next connection is refused.
     let good = agent_config(
         dir.path(),
-        "dinkes",
         "dinkes-01",
         &url,
         &c.ca(),

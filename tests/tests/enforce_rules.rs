@@ -19,7 +19,6 @@ fn policy(version: u64, extra: &str) -> String {
         r#"
 version = {version}
 agency = "dinkes"
-intranet = ["10.0.0.0/8"]
 [allocation]
 download = {{ rate_bps = 40000000, ceil_bps = 40000000 }}
 upload = {{ rate_bps = 40000000, ceil_bps = 40000000 }}
@@ -181,6 +180,21 @@ fn malformed_policy_is_refused_and_changes_nothing() {
             "suspension.units[0]: unknown unit \"zz\"",
         ),
         ("syntax.toml", "version = 2\nagency = \n".to_string(), "TOML"),
+        // The intranet is the inventory's; a policy may not have its own.
+        (
+            "intranet.toml",
+            policy(2, "").replace(
+                "agency = \"dinkes\"\n",
+                "agency = \"dinkes\"\nintranet = [\"10.0.0.0/8\"]\n",
+            ),
+            "intranet: moved to the inventory",
+        ),
+        // Without a collector to number it, a policy file carries its version.
+        (
+            "unversioned.toml",
+            policy(2, "").replace("version = 2\n", ""),
+            "version: must be at least 1",
+        ),
     ];
     for (name, text, want) in cases {
         let p = t.write_policy(name, &text);
@@ -309,6 +323,10 @@ fn killed_agent_leaves_the_policy_enforcing_and_restart_restores_last_good() {
         !t.can_connect(&t.a, INTERNET, 5201),
         "new port block not enforced"
     );
+    assert!(
+        t.can_connect(&t.a, INTRANET, 5201),
+        "port block applies to the intranet"
+    );
 
     let status = t.lab.signal_and_wait(idx, "KILL");
     assert!(!status.success());
@@ -325,7 +343,11 @@ fn killed_agent_leaves_the_policy_enforcing_and_restart_restores_last_good() {
         !t.can_connect(&t.b, INTERNET, 5201),
         "port block gone after kill"
     );
-    // (Port blocks hold for every destination: the intranet is probed on 5203.)
+    // The intranet is never blocked, not even on a blocked port.
+    assert!(
+        t.can_connect(&t.a, INTRANET, 5201),
+        "port block applies to the intranet after kill"
+    );
     assert!(
         t.can_connect(&t.a, INTRANET, 5203),
         "intranet lost after kill"

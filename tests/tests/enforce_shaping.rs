@@ -18,7 +18,6 @@ const MBIT: f64 = 1_000_000.0;
 const POLICY: &str = r#"
 version = 1
 agency = "dinkes"
-intranet = ["10.0.0.0/8"]
 [allocation]
 download = { rate_bps = 30000000, ceil_bps = 30000000 }
 upload = { rate_bps = 24000000, ceil_bps = 24000000 }

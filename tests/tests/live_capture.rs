@@ -38,22 +38,34 @@ fn live_flows_equal_tshark_on_the_same_interface() {
     let flows = dir.path().join("flows.jsonl");
     let cfg = dir.path().join("agent.toml");
     std::fs::write(
+        dir.path().join("inventory.toml"),
+        r#"[[agencies]]
+code = "diskominfo"
+[[agencies.units]]
+code = "sekretariat"
+subnets = ["10.10.1.0/24"]
+[[nodes]]
+id = "live-test"
+agency = "diskominfo"
+"#,
+    )
+    .unwrap();
+    std::fs::write(
         &cfg,
         format!(
             r#"[agent]
 id = "live-test"
+state_dir = "{}"
 [capture]
 interfaces = ["lan0"]
 [flows]
 active_timeout_secs = 1
 [output]
 flows_jsonl = "{}"
-[[agencies]]
-code = "diskominfo"
-[[agencies.units]]
-code = "sekretariat"
-subnets = ["10.10.1.0/24"]
+[standalone]
+inventory_file = "inventory.toml"
 "#,
+            dir.path().join("state").display(),
             flows.display()
         ),
     )

@@ -216,7 +216,7 @@ fn outages_alert_once_recover_group_and_survive_a_collector_kill() {
         .replace("listen = \"127.0.0.1:", "listen = \"10.254.9.2:")
         .replace(
             "[nodes]\nheartbeat_interval_ms = 500\ndown_after_secs = 3\n",
-            "[nodes]\nheartbeat_interval_ms = 2000\ndown_after_secs = 10\n[[nodes.topology]]\nnode = \"hub-01\"\ncriticality = \"critical\"\n[[nodes.topology]]\nnode = \"child-01\"\nparent = \"hub-01\"\n[[nodes.topology]]\nnode = \"child-02\"\nparent = \"hub-01\"\n",
+            "[nodes]\nheartbeat_interval_ms = 2000\ndown_after_secs = 10\n",
         )
         + &format!(
             "[notify]\n[notify.webhook.noc]\nurl = \"http://{http_addr}/alerts\"\n[notify.telegram.piket]\ntoken = \"123:ABC\"\nchat_ids = [\"-1001\"]\nbase_url = \"http://{http_addr}\"\n[notify.email.pimpinan]\nhost = \"{}\"\nport = {}\ntls = \"none\"\nfrom = \"noc@example.go.id\"\nto = [\"kadis@example.go.id\"]\n[[notify.routes]]\nchannels = [\"noc\", \"piket\", \"pimpinan\"]\n",
@@ -224,6 +224,12 @@ fn outages_alert_once_recover_group_and_survive_a_collector_kill() {
             smtp_addr.port()
         );
     std::fs::write(&c.config, text).expect("write config");
+    // The topology is the inventory's: the hub is critical, the children
+    // reach the collector through it.
+    c.add_node("puskesmas", "hub-01", "criticality = \"critical\"\n");
+    for child in ["child-01", "child-02"] {
+        c.add_node("puskesmas", child, "parent = \"hub-01\"\n");
+    }
     c.start();
     let url = format!("wss://10.254.0.1:{}/api/v1/agent", c.tls_port());
 
@@ -235,14 +241,7 @@ fn outages_alert_once_recover_group_and_survive_a_collector_kill() {
     ];
     let mut agents = Vec::new();
     for (ns, agency, node) in nodes {
-        let cfg = agent_config(
-            dir.path(),
-            agency,
-            node,
-            &url,
-            &c.ca(),
-            &c.token(agency, node),
-        );
+        let cfg = agent_config(dir.path(), node, &url, &c.ca(), &c.token(agency, node));
         agents.push(start_agent(ns, &cfg));
     }
     assert!(

@@ -402,6 +402,7 @@ async fn session(ctx: &mut ClientCtx, cpu: &mut CpuMeter) -> Result<SessionEnd, 
             agency,
             protocol,
             policy_key,
+            features,
             ..
         } => {
             if protocol != wire::PROTOCOL_VERSION {
@@ -412,6 +413,7 @@ async fn session(ctx: &mut ClientCtx, cpu: &mut CpuMeter) -> Result<SessionEnd, 
             }
             tracing::info!(collector = %ctx.url.to_url(), node_id = %ctx.node_id, %agency, "connected to the collector");
             ctx.deliver(FromCollector::PolicyKey(policy_key));
+            ctx.shared.control.welcomed(features);
             // The collector's interval wins: its liveness timeout is built on it.
             if heartbeat_interval_ms > 0 {
                 Duration::from_millis(heartbeat_interval_ms.clamp(100, 300_000))
@@ -572,7 +574,7 @@ async fn stream(
             sent += 1;
             tracing::trace!(batch = %id, "batch sent");
         }
-        let states = shared.control.take();
+        let states = shared.control.take_states();
         for (i, state) in states.iter().enumerate() {
             let msg = to_message(&AgentMessage::PolicyState(state.clone()), json);
             if let Err(e) = send(ws, msg).await {

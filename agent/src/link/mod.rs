@@ -93,6 +93,9 @@ pub struct LinkControl {
     policy_version: AtomicU64,
     outbox: Mutex<VecDeque<PolicyState>>,
     pub(crate) wake: Notify,
+    /// The features the collector offered in its last Welcome (None: no
+    /// Welcome yet).
+    offered: Mutex<Option<Vec<String>>>,
 }
 
 impl LinkControl {
@@ -100,6 +103,20 @@ impl LinkControl {
     pub fn set_versions(&self, inventory: u64, policy: u64) {
         self.inventory_version.store(inventory, Ordering::Relaxed);
         self.policy_version.store(policy, Ordering::Relaxed);
+    }
+
+    /// Whether a collector welcomed this agent without offering `feature`
+    /// (an older collector: it will never send it).
+    pub fn declined(&self, feature: &str) -> bool {
+        self.offered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|f| !f.iter().any(|x| x == feature))
+    }
+
+    pub(crate) fn welcomed(&self, features: Vec<String>) {
+        *self.offered.lock().unwrap_or_else(|p| p.into_inner()) = Some(features);
     }
 
     pub fn versions(&self) -> (u64, u64) {
@@ -120,7 +137,8 @@ impl LinkControl {
         self.wake.notify_one();
     }
 
-    pub(crate) fn take(&self) -> Vec<PolicyState> {
+    /// The states waiting to be sent (the link takes them when it can).
+    pub fn take_states(&self) -> Vec<PolicyState> {
         let mut q = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
         q.drain(..).collect()
     }

@@ -12,41 +12,29 @@ use crate::config::valid_code;
 use simpul_proto::Problem;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct NotifyConfig {
     /// Local time of the NOC: times in messages, and the default offset of
     /// route windows. `+07:00` WIB, `+08:00` WITA, `+09:00` WIT.
-    #[serde(default = "default_offset")]
     pub utc_offset: String,
     /// Linked from every message and sent as Alertmanager's `externalURL`.
-    #[serde(default)]
     pub dashboard_url: Option<String>,
     /// Channels by name (`[notify.telegram.noc]`); names are unique across
     /// types and are what routes refer to.
-    #[serde(default)]
     pub telegram: BTreeMap<String, TelegramConfig>,
-    #[serde(default)]
     pub whatsapp: BTreeMap<String, WhatsAppConfig>,
-    #[serde(default)]
     pub email: BTreeMap<String, EmailConfig>,
-    #[serde(default)]
     pub webhook: BTreeMap<String, WebhookConfig>,
     /// Every route that matches a notification adds its channels.
-    #[serde(default)]
     pub routes: Vec<RouteConfig>,
-    #[serde(default)]
     pub delivery: DeliveryConfig,
 }
 
-fn default_offset() -> String {
-    "+07:00".into()
-}
-
-/// A collector without `[notify]` (the serde defaults, field by field).
+/// A collector without `[notify]`.
 impl Default for NotifyConfig {
     fn default() -> Self {
         NotifyConfig {
-            utc_offset: default_offset(),
+            utc_offset: "+07:00".into(),
             dashboard_url: None,
             telegram: BTreeMap::new(),
             whatsapp: BTreeMap::new(),
@@ -324,83 +312,53 @@ fn default_midnight() -> String {
 /// Retry, give-up and rate-limit timings. Defaults suit production; tests
 /// shorten them.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct DeliveryConfig {
     /// First retry after about this long, doubling per attempt (with jitter:
     /// each wait is between half and all of the doubled value)...
-    #[serde(default = "default_retry_initial")]
     pub retry_initial_ms: u64,
     /// ...up to this.
-    #[serde(default = "default_retry_max")]
     pub retry_max_ms: u64,
     /// Give up (status `failed`) after this many attempts...
-    #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
     /// ...or when the row is this old (an outage message hours late helps
     /// nobody).
-    #[serde(default = "default_give_up")]
     pub give_up_after_secs: u64,
     /// The period `rate_per_minute` counts over (60000; shorter in tests).
-    #[serde(default = "default_rate_window")]
     pub rate_window_ms: u64,
     /// Look for due rows at least this often (enqueue wakes the dispatcher
     /// at once; this catches rows written by another process).
-    #[serde(default = "default_poll")]
     pub poll_ms: u64,
     /// On stop, sends in flight get this long to finish.
-    #[serde(default = "default_grace")]
     pub stop_grace_ms: u64,
     /// A resolved incident suppresses its messages not yet attempted.
-    #[serde(default = "default_true")]
     pub suppress_unsent_on_resolve: bool,
     /// Sent, failed and suppressed rows are deleted after this many days
     /// (0: kept forever).
-    #[serde(default = "default_log_retention")]
     pub log_retention_days: u32,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
-            retry_initial_ms: default_retry_initial(),
-            retry_max_ms: default_retry_max(),
-            max_attempts: default_max_attempts(),
-            give_up_after_secs: default_give_up(),
-            rate_window_ms: default_rate_window(),
-            poll_ms: default_poll(),
-            stop_grace_ms: default_grace(),
+            retry_initial_ms: 5_000,
+            retry_max_ms: 600_000,
+            max_attempts: 12,
+            give_up_after_secs: 3 * 3600,
+            rate_window_ms: 60_000,
+            poll_ms: 2_000,
+            stop_grace_ms: 3_000,
             suppress_unsent_on_resolve: true,
-            log_retention_days: default_log_retention(),
+            log_retention_days: 365,
         }
     }
 }
 
-fn default_retry_initial() -> u64 {
-    5_000
-}
-fn default_retry_max() -> u64 {
-    600_000
-}
-fn default_max_attempts() -> u32 {
-    12
-}
-fn default_give_up() -> u64 {
-    3 * 3600
-}
-fn default_rate_window() -> u64 {
-    60_000
-}
-fn default_poll() -> u64 {
-    2_000
-}
-fn default_grace() -> u64 {
-    3_000
-}
+/// Fields of channel sections, which also have required fields (a token, a
+/// URL): serde's per-field defaults. Sections whose every field has a
+/// default use `#[serde(default)]` and one `impl Default` instead.
 fn default_true() -> bool {
     true
-}
-fn default_log_retention() -> u32 {
-    365
 }
 
 /// (location, message)
@@ -748,7 +706,9 @@ mod tests {
 
     fn parse(text: &str) -> Result<NotifyConfig, String> {
         let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
-        f.notify.check().map_err(|(l, m)| format!("{l}: {m}"))?;
+        f.notify
+            .check()
+            .map_err(|p| simpul_proto::problem::describe(&p))?;
         Ok(f.notify)
     }
 
@@ -799,14 +759,17 @@ url = "http://127.0.0.1:9093/hook"
                 "[notify.webhook.x]\nurl = \"ftp://h/x\"\n",
                 "only http:// and https://",
             ),
-            ("[notify]\nutc_offset = \"WIB\"\n", "notify.utc_offset: \"WIB\": write the UTC offset"),
+            (
+                "[notify]\nutc_offset = \"WIB\"\n",
+                "notify.utc_offset: \"WIB\" is not a UTC offset like \"+07:00\"",
+            ),
             (
                 "[[notify.routes]]\nchannels = [\"noc\"]\nwindow = { from = \"07:00\", to = \"16:00\", utc_offset = \"+7\" }\n",
-                "notify.routes[0].window: \"+7\": write the UTC offset",
+                "notify.routes[0].window: \"+7\" is not a UTC offset",
             ),
             (
                 "[[notify.routes]]\nchannels = [\"noc\"]\nwindow = { from = \"7am\" }\n",
-                "write times as HH:MM",
+                "\"7am\" is not a time of day (HH:MM",
             ),
             (
                 "[notify.email.e2]\nhost = \"h\"\nfrom = \"a@b.id\"\nto = []\n",

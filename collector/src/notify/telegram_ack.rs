@@ -254,7 +254,7 @@ mod tests {
                 Box::pin(async { true })
             })
         };
-        let tasks = start(&cfg, ack).expect("start");
+        let tasks = start(&cfg, ack, crate::server::Shutdown::default()).expect("start");
         for _ in 0..100 {
             if answers.lock().expect("lock").len() >= 2 {
                 break;

@@ -836,7 +836,8 @@ mod tests {
     #[test]
     fn conditions_become_incidents_with_alerts() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path(), crate::store::StoreConfig::default()).expect("store");
+        let store = crate::store::Store::open(dir.path(), crate::store::StoreConfig::default())
+            .expect("store");
         let alerts: Arc<std::sync::Mutex<Vec<Alert>>> = Arc::default();
         let sink: AlertSink = {
             let alerts = alerts.clone();
@@ -845,7 +846,14 @@ mod tests {
                 Ok(())
             })
         };
-        let m = OutageMonitor::start(&NodesConfig::default(), &store, vec![], sink).expect("start");
+        let m = OutageMonitor::start(
+            &NodesConfig::default(),
+            &store,
+            vec![],
+            Topology::default(),
+            sink,
+        )
+        .expect("start");
         let h = Health::default();
         let wait = |n: usize| {
             let end = std::time::Instant::now() + Duration::from_secs(10);
@@ -888,7 +896,8 @@ mod tests {
     #[test]
     fn unacknowledged_outages_escalate_level_by_level() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path(), crate::store::StoreConfig::default()).expect("store");
+        let store = crate::store::Store::open(dir.path(), crate::store::StoreConfig::default())
+            .expect("store");
         let mut incidents = store.incidents().expect("incidents");
         let alerts: Arc<std::sync::Mutex<Vec<Alert>>> = Arc::default();
         let sink: AlertSink = {
@@ -901,6 +910,7 @@ mod tests {
         let cfg = NodesConfig::default();
         let mut w = Worker {
             cfg: cfg.clone(),
+            topology: Topology::default(),
             detector: Detector::new(DetectorConfig::new(2_000, 10_000), 0),
             agencies: HashMap::new(),
             maintenance: Vec::new(),

@@ -464,7 +464,11 @@ impl FlowReader for MemoryFlowStore {
                 s[2] += v[2];
             }
         }
-        let mut out: Vec<TopHost> = sums
+        // Ties in bytes go by address, as the stored BLOBs sort.
+        let mut rows: Vec<_> = sums.into_iter().collect();
+        rows.sort_by(|(ka, a), (kb, b)| (b[0] + b[1]).cmp(&(a[0] + a[1])).then(ka.2.cmp(&kb.2)));
+        rows.truncate(limit.min(1000));
+        Ok(rows
             .into_iter()
             .map(|((a, unit, host), v)| TopHost {
                 host: host.to_string(),
@@ -474,14 +478,7 @@ impl FlowReader for MemoryFlowStore {
                 bytes_down: v[1],
                 flows: v[2],
             })
-            .collect();
-        out.sort_by(|a, b| {
-            (b.bytes_up + b.bytes_down)
-                .cmp(&(a.bytes_up + a.bytes_down))
-                .then(a.host.cmp(&b.host))
-        });
-        out.truncate(limit.min(1000));
-        Ok(out)
+            .collect())
     }
 
     fn top_sites(
@@ -655,5 +652,200 @@ impl FlowReader for MemoryFlowStore {
         c.truncate(n);
         out.clients = c;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod conformance {
+    //! The in-memory store and the SQLite store give the same answers to the
+    //! same batches (duplicates, interim records, blocked attempts), so tests
+    //! on the memory store stand for the real one.
+
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+    use crate::store::bench::Generator;
+    use crate::store::{Store, TopSite};
+    use simpul_proto::wire::Batch;
+    use simpul_proto::BlockMethod;
+
+    fn attempt(i: u64, agency: &str, last_seen: u64) -> BlockedAttempt {
+        BlockedAttempt {
+            first_seen: last_seen - 1_000_000,
+            last_seen,
+            client: format!("10.0.0.{}", i % 7).parse().unwrap(),
+            agency: agency.into(),
+            unit: "unit0".into(),
+            method: if i.is_multiple_of(2) {
+                BlockMethod::Sni
+            } else {
+                BlockMethod::Dns
+            },
+            target: format!("site{}.example", i % 5),
+            server: None,
+            port: Some(443),
+            proto: "tcp".into(),
+            rule: "example".into(),
+            list: "judi".into(),
+            attempts: (i % 3 + 1) as u32,
+        }
+    }
+
+    fn batches() -> Vec<(String, String, Batch)> {
+        let mut g = Generator::new();
+        let mut out = Vec::new();
+        for i in 0..40u64 {
+            let (node, mut b) = g.batch(300);
+            let agency = format!("agency{node:02}");
+            let ts = b.flows.last().map_or(0, |f| f.last_seen);
+            b.blocked = (0..4).map(|k| attempt(i * 4 + k, &agency, ts)).collect();
+            out.push((format!("node-{node:02}"), agency, b));
+        }
+        // Re-sent batches are duplicates in both.
+        let again: Vec<_> = out[..5].to_vec();
+        out.extend(again);
+        out
+    }
+
+    #[test]
+    fn memory_and_sqlite_answer_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig {
+            aggregate_delay_ms: 0,
+            flow_retention_days: 36_500,
+            blocked_retention_days: 36_500,
+            ..StoreConfig::default()
+        };
+        let sqlite = Store::open(dir.path(), cfg.clone()).unwrap();
+        let memory = MemoryFlowStore::new(cfg);
+        let stores: [&dyn FlowStore; 2] = [&sqlite, &memory];
+        let mut outcomes = Vec::new();
+        for s in stores {
+            let mut w = s.writer().unwrap();
+            let mut o = Vec::new();
+            for (node, agency, b) in batches() {
+                let group = NodeBatches {
+                    node_id: &node,
+                    agency: &agency,
+                    batches: std::slice::from_ref(&b),
+                };
+                o.extend(w.ingest_many(&[group]).unwrap().concat());
+            }
+            w.fold_aggregates().unwrap();
+            outcomes.push(o);
+        }
+        assert_eq!(outcomes[0], outcomes[1]);
+        assert_eq!(
+            outcomes[0]
+                .iter()
+                .filter(|o| **o == BatchOutcome::Duplicate)
+                .count(),
+            5
+        );
+
+        let all = batches();
+        let last = all
+            .iter()
+            .map(|(_, _, b)| b.sealed_ms / 1000)
+            .max()
+            .unwrap()
+            + 1;
+        let first = last - 3600;
+        let now = UNIX_EPOCH + Duration::from_secs(last);
+        let r: Vec<Box<dyn FlowReader>> = stores.iter().map(|s| s.reader().unwrap()).collect();
+        for step in [Step::Second, Step::Minute, Step::Hour] {
+            for a in ["agency00", "agency03", "nope"] {
+                assert_eq!(
+                    r[0].usage(a, first, last, step).unwrap(),
+                    r[1].usage(a, first, last, step).unwrap(),
+                    "{a} {step:?}"
+                );
+            }
+        }
+        assert_eq!(r[0].traffic(now, 5).unwrap(), r[1].traffic(now, 5).unwrap());
+        assert_eq!(
+            r[0].usage_series_since(last - 60).unwrap(),
+            r[1].usage_series_since(last - 60).unwrap()
+        );
+        for agency in [None, Some("agency01")] {
+            assert_eq!(
+                r[0].top_hosts(agency, first, last, 20).unwrap(),
+                r[1].top_hosts(agency, first, last, 20).unwrap()
+            );
+            let sites =
+                |i: usize| -> Vec<TopSite> { r[i].top_sites(agency, first, last, 20).unwrap() };
+            assert_eq!(sites(0), sites(1));
+        }
+        // Flows of one busy host and one site (fewer than a page), as sets.
+        let host = r[0].top_hosts(None, first, last, 1).unwrap()[0]
+            .host
+            .parse()
+            .unwrap();
+        let site = r[0].top_sites(Some("agency02"), first, last, 1).unwrap()[0]
+            .site
+            .clone();
+        for filter in [
+            FlowFilter {
+                from: first,
+                to: last,
+                host: Some(host),
+                limit: 1000,
+                ..FlowFilter::default()
+            },
+            FlowFilter {
+                from: first,
+                to: last,
+                site: Some(site),
+                agency: Some("agency02".into()),
+                limit: 1000,
+                ..FlowFilter::default()
+            },
+        ] {
+            let mut a = r[0].flows(&filter).unwrap();
+            let mut b = r[1].flows(&filter).unwrap();
+            assert!(!a.is_empty() && a.len() < 1000, "{}", a.len());
+            for v in [&mut a, &mut b] {
+                v.sort_by(|x, y| {
+                    (&x.node_id, x.record.flow_id).cmp(&(&y.node_id, y.record.flow_id))
+                });
+            }
+            assert_eq!(a, b);
+        }
+        let blocked = BlockedFilter {
+            from: first,
+            to: last,
+            limit: 1000,
+            ..BlockedFilter::default()
+        };
+        let sort = |mut v: Vec<BlockedRow>| {
+            v.sort_by(|x, y| {
+                (
+                    x.attempt.last_seen,
+                    &x.node_id,
+                    &x.attempt.target,
+                    x.attempt.client,
+                )
+                    .cmp(&(
+                        y.attempt.last_seen,
+                        &y.node_id,
+                        &y.attempt.target,
+                        y.attempt.client,
+                    ))
+            });
+            v
+        };
+        assert_eq!(
+            sort(r[0].blocked(&blocked).unwrap()),
+            sort(r[1].blocked(&blocked).unwrap())
+        );
+        let summary = BlockedFilter {
+            limit: 3,
+            agency: Some("agency04".into()),
+            ..blocked
+        };
+        assert_eq!(
+            r[0].blocked_summary(&summary).unwrap(),
+            r[1].blocked_summary(&summary).unwrap()
+        );
     }
 }

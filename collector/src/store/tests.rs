@@ -53,38 +53,30 @@ fn light_traffic_reaches_the_top_lists_at_once() {
     }
 }
 
-fn agencies() -> Vec<AgencyDef> {
-    vec![
-        AgencyDef {
-            code: "dinkes".into(),
-            name: "Dinas Kesehatan".into(),
-            alloc_down_bps: 50_000_000,
-            alloc_up_bps: 20_000_000,
-            units: vec![
-                UnitDef {
-                    code: "sekretariat".into(),
-                    name: "Sekretariat".into(),
-                },
-                UnitDef {
-                    code: "p2p".into(),
-                    name: "Bidang P2P".into(),
-                },
-            ],
-        },
-        AgencyDef {
-            code: "diskominfo".into(),
-            name: "Dinas Komunikasi dan Informatika".into(),
-            alloc_down_bps: 100_000_000,
-            alloc_up_bps: 50_000_000,
-            units: vec![],
-        },
-    ]
+fn inventory() -> simpul_proto::Inventory {
+    simpul_proto::Inventory::parse(
+        r#"
+[[agencies]]
+code = "dinkes"
+name = "Dinas Kesehatan"
+[[agencies.units]]
+code = "sekretariat"
+name = "Sekretariat"
+[[agencies.units]]
+code = "p2p"
+name = "Bidang P2P"
+[[agencies]]
+code = "diskominfo"
+name = "Dinas Komunikasi dan Informatika"
+"#,
+    )
+    .unwrap()
 }
 
 fn open(dir: &std::path::Path, cfg: StoreConfig) -> (Store, Writer, Reader) {
     let store = Store::open(dir, cfg).unwrap();
-    let mut w = store.writer().unwrap();
-    w.sync_agencies(&agencies()).unwrap();
+    store.save_inventory(&inventory(), 0).unwrap();
+    let w = store.writer().unwrap();
     let r = store.reader().unwrap();
     (store, w, r)
 }
@@ -300,10 +292,10 @@ fn rollups_agree_and_points_are_exact() {
         .map(|c| c.bytes_in)
         .sum();
     assert_eq!(p.internet_bytes_in, internet);
-    assert!(matches!(
-        r.usage("nope", from, to, Step::Hour),
-        Err(StoreError::UnknownAgency(_))
-    ));
+    // Which agencies exist is the inventory's business: the flow store
+    // answers an empty series for one it never saw.
+    let none = r.usage("nope", from, to, Step::Hour).unwrap();
+    assert!(none.points.is_empty() && none.total_bytes_in == 0);
 }
 
 #[test]
@@ -574,80 +566,79 @@ fn retention_deletes_only_old_rows() {
 #[test]
 fn enrollment_tokens_work_once_for_their_node() {
     let dir = tempfile::tempdir().unwrap();
-    let (_s, mut w, r) = open(dir.path(), eager());
+    let (s, _w, _r) = open(dir.path(), eager());
     let hour = Duration::from_secs(3600);
-    let token = w
+    let token = s
         .create_enrollment_token("dinkes", "dinkes-01", hour)
         .unwrap();
     assert_eq!(token.len(), 64);
     assert!(matches!(
-        w.enroll("dinkes-02", &token),
+        s.enroll("dinkes-02", &token),
         Err(AuthError::TokenForOtherNode)
     ));
-    let (credential, agency) = w.enroll("dinkes-01", &token).unwrap();
+    let (credential, agency) = s.enroll("dinkes-01", &token).unwrap();
     assert_eq!(agency, "dinkes");
     assert!(matches!(
-        w.enroll("dinkes-01", &token),
+        s.enroll("dinkes-01", &token),
         Err(AuthError::TokenUsed)
     ));
     assert!(matches!(
-        w.enroll("dinkes-01", "00".repeat(32).as_str()),
+        s.enroll("dinkes-01", "00".repeat(32).as_str()),
         Err(AuthError::UnknownToken)
     ));
-    let expired = w
+    let expired = s
         .create_enrollment_token("dinkes", "dinkes-03", Duration::ZERO)
         .unwrap();
     assert!(matches!(
-        w.enroll("dinkes-03", &expired),
+        s.enroll("dinkes-03", &expired),
         Err(AuthError::TokenExpired)
     ));
 
-    assert_eq!(r.authenticate("dinkes-01", &credential).unwrap(), "dinkes");
-    assert_eq!(w.authenticate("dinkes-01", &credential).unwrap(), "dinkes");
+    assert_eq!(s.authenticate("dinkes-01", &credential).unwrap(), "dinkes");
     assert!(matches!(
-        r.authenticate("dinkes-01", &token),
+        s.authenticate("dinkes-01", &token),
         Err(AuthError::BadCredential(_))
     ));
     assert!(matches!(
-        r.authenticate("dinkes-01", ""),
+        s.authenticate("dinkes-01", ""),
         Err(AuthError::BadCredential(_))
     ));
     assert!(matches!(
-        r.authenticate("dinkes-09", &credential),
+        s.authenticate("dinkes-09", &credential),
         Err(AuthError::UnknownNode(_))
     ));
-    let pending = w
+    let pending = s
         .create_enrollment_token("dinkes", "dinkes-01", hour)
         .unwrap();
-    w.revoke_node("dinkes-01").unwrap();
+    s.revoke_node("dinkes-01").unwrap();
     assert!(matches!(
-        r.authenticate("dinkes-01", &credential),
+        s.authenticate("dinkes-01", &credential),
         Err(AuthError::Revoked(_))
     ));
     // Revoking drops the node's pending tokens too.
     assert!(matches!(
-        w.enroll("dinkes-01", &pending),
+        s.enroll("dinkes-01", &pending),
         Err(AuthError::UnknownToken)
     ));
     // A new token is the operator's decision to bring the node back.
-    let token = w
+    let token = s
         .create_enrollment_token("dinkes", "dinkes-01", hour)
         .unwrap();
-    let (second, _) = w.enroll("dinkes-01", &token).unwrap();
+    let (second, _) = s.enroll("dinkes-01", &token).unwrap();
     assert_ne!(second, credential);
-    assert!(r.authenticate("dinkes-01", &credential).is_err());
-    assert_eq!(r.authenticate("dinkes-01", &second).unwrap(), "dinkes");
+    assert!(s.authenticate("dinkes-01", &credential).is_err());
+    assert_eq!(s.authenticate("dinkes-01", &second).unwrap(), "dinkes");
 
     assert!(matches!(
-        w.create_enrollment_token("nope", "x-01", hour),
+        s.create_enrollment_token("nope", "x-01", hour),
         Err(StoreError::UnknownAgency(_))
     ));
     assert!(matches!(
-        w.create_enrollment_token("dinkes", "bad id/..", hour),
+        s.create_enrollment_token("dinkes", "bad id/..", hour),
         Err(StoreError::Invalid { .. })
     ));
     assert!(matches!(
-        w.revoke_node("nope"),
+        s.revoke_node("nope"),
         Err(StoreError::UnknownNode(_))
     ));
     // Refusal reasons are readable for the agent's log.
@@ -720,29 +711,33 @@ fn hostile_strings_are_stored_and_returned_verbatim() {
     assert_eq!(by_site("例え.jp"), 1);
     assert_eq!(by_site("go.id"), 2);
 
-    let mut defs = agencies();
-    defs[1].name = "Robert'); DROP TABLE agencies;-- «Ünïcødé»".into();
-    w.sync_agencies(&defs).unwrap();
-    let listed = r.agencies().unwrap();
-    assert_eq!(listed[1].name, defs[1].name);
-    let token = w
+    let mut inv = inventory();
+    inv.agencies[1].name = "Robert'); DROP TABLE agencies;-- «Ünïcødé»".into();
+    let saved = store.save_inventory(&inv, 0).unwrap();
+    assert_eq!(saved.version, 2);
+    assert_eq!(
+        store.latest_inventory().unwrap().unwrap().agencies[1].name,
+        inv.agencies[1].name
+    );
+    let token = store
         .create_enrollment_token("dinkes", "dinkes-01", Duration::from_secs(60))
         .unwrap();
-    w.enroll("dinkes-01", &token).unwrap();
+    store.enroll("dinkes-01", &token).unwrap();
     let health = Health {
         agent_version: "0.1.0'; --".into(),
         ..Health::default()
     };
-    w.node_seen(
-        "dinkes-01",
-        "10.0.5.2:51234",
-        "0.1.0",
-        "rtr-dinkes ☃ '--",
-        Some(&health),
-        at(T0),
-    )
-    .unwrap();
-    let nodes = r.nodes(at(T0), Duration::from_secs(30)).unwrap();
+    store
+        .node_seen(
+            "dinkes-01",
+            "10.0.5.2:51234",
+            "0.1.0",
+            "rtr-dinkes ☃ '--",
+            Some(&health),
+            at(T0),
+        )
+        .unwrap();
+    let nodes = store.nodes(at(T0), Duration::from_secs(30)).unwrap();
     assert_eq!(nodes[0].hostname.as_deref(), Some("rtr-dinkes ☃ '--"));
     let back: Health = serde_json::from_value(nodes[0].health.clone().unwrap()).unwrap();
     assert_eq!(back, health);
@@ -913,28 +908,24 @@ fn many_flows_fill_chunks_and_queries_stop_early() {
 }
 
 #[test]
-fn overview_nodes_and_series() {
+fn traffic_nodes_and_series() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = StoreConfig {
-        uplink_down_bps: 2_000_000_000,
-        ..eager()
-    };
-    let (_s, mut w, r) = open(dir.path(), cfg);
+    let (s, mut w, r) = open(dir.path(), eager());
     let hour = Duration::from_secs(3600);
     for node in ["dinkes-01", "dinkes-02", "dinkes-03", "dinkes-04"] {
-        let t = w.create_enrollment_token("dinkes", node, hour).unwrap();
-        w.enroll(node, &t).unwrap();
+        let t = s.create_enrollment_token("dinkes", node, hour).unwrap();
+        s.enroll(node, &t).unwrap();
     }
     let now = T0 + 600;
-    w.node_seen("dinkes-01", "10.0.5.2:1", "0.1.0", "a", None, at(now - 5))
+    s.node_seen("dinkes-01", "10.0.5.2:1", "0.1.0", "a", None, at(now - 5))
         .unwrap();
-    w.node_seen("dinkes-02", "10.0.5.3:1", "0.1.0", "b", None, at(now - 500))
+    s.node_seen("dinkes-02", "10.0.5.3:1", "0.1.0", "b", None, at(now - 500))
         .unwrap();
-    w.node_seen("dinkes-04", "10.0.5.4:1", "0.1.0", "c", None, at(now - 1))
+    s.node_seen("dinkes-04", "10.0.5.4:1", "0.1.0", "c", None, at(now - 1))
         .unwrap();
-    w.revoke_node("dinkes-04").unwrap();
+    s.revoke_node("dinkes-04").unwrap();
     assert!(matches!(
-        w.node_seen("ghost", "", "", "", None, at(now)),
+        s.node_seen("ghost", "", "", "", None, at(now)),
         Err(StoreError::UnknownNode(_))
     ));
     let mut counters = Vec::new();
@@ -954,17 +945,22 @@ fn overview_nodes_and_series() {
     f.site = Some("portal.example.go.id".into());
     w.ingest("dinkes-01", "dinkes", &[batch(1, vec![f], counters)])
         .unwrap();
-    let o = r.overview(at(now), 5, Duration::from_secs(30)).unwrap();
-    assert_eq!(o.window_secs, 5);
-    assert_eq!(o.ts, "2025-11-27T09:45:00.000000Z");
-    assert_eq!(o.uplink.capacity_down_bps, 2_000_000_000);
-    assert_eq!((o.uplink.in_bps, o.uplink.out_bps), (1000 * 8, 100 * 8));
-    let dinkes = o.agencies.iter().find(|a| a.code == "dinkes").unwrap();
-    assert_eq!(dinkes.in_bps, 1500 * 8);
-    assert_eq!(dinkes.intranet_out_bps, 50 * 8);
-    assert_eq!((dinkes.nodes_up, dinkes.nodes_total), (1, 4));
-    let status: Vec<(String, NodeStatus)> = o
-        .nodes
+    let t = r.traffic(at(now), 5).unwrap();
+    // [internet in, internet out, intranet in, intranet out] over 5 s.
+    assert_eq!(t.agencies["dinkes"], [5 * 1000, 5 * 100, 5 * 500, 5 * 50]);
+    assert_eq!(
+        t.top_sites,
+        vec![OverviewSite {
+            site: "portal.example.go.id".into(),
+            bytes: 10_000,
+            flows: 1
+        }]
+    );
+    assert_eq!(t.top_agencies[0].code, "dinkes");
+    assert_eq!(t.top_agencies[0].bytes, 10 * 1650 + 999_999);
+    let status: Vec<(String, NodeStatus)> = s
+        .nodes(at(now), Duration::from_secs(30))
+        .unwrap()
         .iter()
         .map(|n| (n.node_id.clone(), n.status))
         .collect();
@@ -977,41 +973,15 @@ fn overview_nodes_and_series() {
             ("dinkes-04".into(), NodeStatus::Revoked),
         ]
     );
-    assert_eq!(
-        o.top_sites,
-        vec![OverviewSite {
-            site: "portal.example.go.id".into(),
-            bytes: 10_000,
-            flows: 1
-        }]
-    );
-    assert_eq!(o.top_agencies[0].code, "dinkes");
-    assert_eq!(o.top_agencies[0].bytes, 10 * 1650 + 999_999);
-    let json = serde_json::to_value(&o).unwrap();
-    assert_eq!(json["nodes"][2]["status"], "never");
-    assert!(json["nodes"][2]["last_seen"].is_null());
+    let json = serde_json::to_value(s.nodes(at(now), Duration::from_secs(30)).unwrap()).unwrap();
+    assert_eq!(json[2]["status"], "never");
+    assert!(json[2]["last_seen"].is_null());
 
     let series = r.usage_series_since(now - 900).unwrap();
     let pts = &series["dinkes"];
     assert_eq!(pts.len(), 11);
     assert_eq!(pts[0].in_bps, 1500 * 8);
     assert_eq!(pts[0].ts, "2025-11-27T09:44:50.000000Z");
-
-    let agencies = r.agencies().unwrap();
-    assert_eq!(agencies.len(), 2);
-    assert_eq!(agencies[0].code, "dinkes");
-    assert_eq!(agencies[0].nodes.len(), 4);
-    assert_eq!(agencies[0].units[0].code, "p2p");
-    // An agency dropped from the config is no longer listed.
-    w.sync_agencies(&agencies_without_kominfo()).unwrap();
-    assert_eq!(r.agencies().unwrap().len(), 1);
-}
-
-fn agencies_without_kominfo() -> Vec<AgencyDef> {
-    agencies()
-        .into_iter()
-        .filter(|a| a.code == "dinkes")
-        .collect()
 }
 
 #[test]
@@ -1036,11 +1006,13 @@ fn one_writer_migrations_and_checkpoint() {
     let w = store.writer().unwrap();
     assert!(matches!(store.writer(), Err(StoreError::WriterInUse)));
     drop(w);
-    let mut w = store.writer().unwrap();
-    w.sync_agencies(&agencies()).unwrap();
+    let w = store.writer().unwrap();
+    store.save_inventory(&inventory(), 0).unwrap();
     // Opening again applies nothing twice and keeps the data.
     let again = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    assert_eq!(again.reader().unwrap().agencies().unwrap().len(), 2);
+    assert_eq!(again.latest_inventory().unwrap().unwrap().agencies.len(), 2);
+    // The same content again is not a new version.
+    assert_eq!(again.save_inventory(&inventory(), 0).unwrap().version, 1);
     assert!(again.checkpoint().unwrap() >= 0);
     drop(w);
     drop((store, again));

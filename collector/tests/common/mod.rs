@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use simpul_collector::config::{AgencyConfig, CollectorConfig};
+use simpul_collector::config::CollectorConfig;
 use simpul_collector::server::Collector;
+use simpul_proto::inventory::{Agency, Inventory, Node};
 use simpul_proto::wire::{self, AgentMessage, Batch, CollectorMessage, Enroll, Hello};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -18,20 +19,65 @@ pub type Ws =
 
 /// A collector on loopback ports in `dir` with these agencies.
 pub async fn collector(dir: &std::path::Path, agencies: &[&str]) -> Collector {
+    start(base_config(dir), agencies, vec![]).await
+}
+
+/// Loopback listeners, storage in `dir`.
+pub fn base_config(dir: &std::path::Path) -> CollectorConfig {
     let mut cfg = CollectorConfig::default();
     cfg.server.listen = Some("127.0.0.1:0".parse().unwrap());
     cfg.server.listen_tls = Some("127.0.0.1:0".parse().unwrap());
     cfg.storage.data_dir = dir.to_owned();
-    for code in agencies {
-        cfg.agencies.push(AgencyConfig {
-            code: (*code).into(),
-            name: (*code).into(),
-            alloc_down_bps: 1_000_000,
-            alloc_up_bps: 1_000_000,
-            units: vec![],
+    cfg
+}
+
+/// Start `cfg` with an inventory of these agencies and nodes (tests add
+/// nodes as they enroll them: [`add_node`]).
+pub async fn start(cfg: CollectorConfig, agencies: &[&str], nodes: Vec<Node>) -> Collector {
+    let c = Collector::start(cfg).await.unwrap();
+    with_inventory(c, agencies, nodes)
+}
+
+/// The same with flows kept in memory (the control store stays SQLite).
+pub async fn start_in_memory(cfg: CollectorConfig, agencies: &[&str]) -> Collector {
+    use simpul_collector::store::{memory::MemoryFlowStore, Store};
+    let store_cfg = simpul_collector::server::store_config(&cfg);
+    let control = Arc::new(Store::open(&cfg.storage.data_dir, store_cfg.clone()).unwrap());
+    let flows = Arc::new(MemoryFlowStore::new(store_cfg));
+    let c = Collector::start_with(cfg, flows, control).await.unwrap();
+    with_inventory(c, agencies, vec![])
+}
+
+fn with_inventory(c: Collector, agencies: &[&str], nodes: Vec<Node>) -> Collector {
+    let inv = Inventory {
+        agencies: agencies
+            .iter()
+            .map(|code| Agency {
+                code: (*code).into(),
+                name: (*code).into(),
+                units: vec![],
+            })
+            .collect(),
+        nodes,
+        ..Inventory::default()
+    };
+    c.state.inventory.set(&inv).unwrap();
+    c.state.outage.set_topology(c.state.inventory.topology());
+    c
+}
+
+/// A node of `agency` in the inventory (an operator adds a router there
+/// before issuing its enrollment token).
+pub fn add_node(c: &Collector, agency: &str, node: &str) {
+    let mut inv = (*c.state.inventory.current()).clone();
+    if inv.node(node).is_none() {
+        inv.nodes.push(Node {
+            id: node.into(),
+            agency: agency.into(),
+            ..Node::default()
         });
+        c.state.inventory.set(&inv).unwrap();
     }
-    Collector::start(cfg).await.unwrap()
 }
 
 pub async fn connect(addr: SocketAddr, ca: &std::path::Path) -> Ws {
@@ -67,7 +113,7 @@ pub async fn next(ws: &mut Ws) -> CollectorMessage {
             .expect("connection open")
             .expect("no websocket error");
         if let Message::Binary(b) = m {
-            return wire::decode(&b).expect("a collector message");
+            return wire::decode_collector(&b).expect("a collector message");
         }
     }
 }
@@ -82,6 +128,10 @@ pub async fn hello(addr: SocketAddr, ca: &std::path::Path, node: &str, credentia
             agent_version: "t".into(),
             hostname: "t".into(),
             boot_epoch: 1,
+            protocols: vec![wire::PROTOCOL_VERSION],
+            features: vec![],
+            inventory_version: 0,
+            policy_version: 0,
         }))
         .into(),
     ))
@@ -91,7 +141,7 @@ pub async fn hello(addr: SocketAddr, ca: &std::path::Path, node: &str, credentia
         panic!("no Welcome")
     };
     assert!(matches!(
-        wire::decode(&b),
+        wire::decode_collector(&b),
         Ok(CollectorMessage::Welcome { .. })
     ));
     ws
@@ -99,7 +149,8 @@ pub async fn hello(addr: SocketAddr, ca: &std::path::Path, node: &str, credentia
 
 /// Enroll `node` of `agency` with a fresh token; the connection stays open.
 pub async fn enroll(c: &Collector, agency: &str, node: &str) -> Ws {
-    let token = c.enrollment_token(agency, node).await.unwrap();
+    add_node(c, agency, node);
+    let token = c.enrollment_token(node).await.unwrap();
     let mut ws = connect(c.tls_addr.unwrap(), c.tls.ca_cert.as_ref().unwrap()).await;
     ws.send(Message::Binary(
         wire::encode(&AgentMessage::Enroll(Enroll {
@@ -114,6 +165,28 @@ pub async fn enroll(c: &Collector, agency: &str, node: &str) -> Ws {
     .unwrap();
     match next(&mut ws).await {
         CollectorMessage::Enrolled { .. } => ws,
+        other => panic!("not Enrolled: {other:?}"),
+    }
+}
+
+/// Enroll `node` of `agency`; its credential (the connection is closed).
+pub async fn enroll_credential(c: &Collector, agency: &str, node: &str) -> String {
+    add_node(c, agency, node);
+    let token = c.enrollment_token(node).await.unwrap();
+    let mut ws = connect(c.tls_addr.unwrap(), c.tls.ca_cert.as_ref().unwrap()).await;
+    ws.send(Message::Binary(
+        wire::encode(&AgentMessage::Enroll(Enroll {
+            node_id: node.into(),
+            token,
+            agent_version: "t".into(),
+            hostname: "t".into(),
+        }))
+        .into(),
+    ))
+    .await
+    .unwrap();
+    match next(&mut ws).await {
+        CollectorMessage::Enrolled { credential, .. } => credential,
         other => panic!("not Enrolled: {other:?}"),
     }
 }

@@ -158,6 +158,21 @@ impl TryFrom<&super::CollectorMessage> for CollectorMessage {
     }
 }
 
+/// A version-2 frame, as the previous release's agent sends it (tests and
+/// tools that speak for an old agent).
+pub fn encode(msg: &AgentMessage) -> Vec<u8> {
+    super::encode_as(2, msg)
+}
+
+/// A collector message in a version-2 frame, as an old agent reads it.
+pub fn decode_collector(frame: &[u8]) -> Result<CollectorMessage, super::WireError> {
+    let (version, body) = super::split(frame)?;
+    if version != 2 {
+        return Err(super::WireError::Version(version));
+    }
+    super::decode_body(body)
+}
+
 /// The batch inside a version-2 frame (a spool file of the previous release).
 pub fn decode_batch(frame: &[u8]) -> Result<super::Batch, super::WireError> {
     let (version, body) = super::split(frame)?;

@@ -22,6 +22,8 @@ pub fn free_port() -> u16 {
 pub struct Collector {
     pub dir: PathBuf,
     pub config: PathBuf,
+    /// The inventory file beside collector.toml (`[inventory] file`).
+    pub inventory: PathBuf,
     pub http: u16,
     pub child: Option<Child>,
     pub log: PathBuf,
@@ -31,7 +33,24 @@ pub struct Collector {
     pub http_host: String,
 }
 
+/// The units of the fixtures' address plan (tests/fixtures/inventory.toml).
+/// A subnet belongs to one agency only, so only the first agency of a
+/// collector gets them; the others' nodes attribute those addresses to
+/// "unknown" and the collector counts them under the node's agency.
+const FIXTURE_UNITS: &str = r#"[[agencies.units]]
+code = "sekretariat"
+subnets = ["10.10.1.0/24", "fd00:10:10:1::/64", "10.110.0.0/24"]
+[[agencies.units]]
+code = "bidang-it"
+subnets = ["10.10.2.0/24", "10.120.0.0/24"]
+"#;
+
 impl Collector {
+    /// A collector for `agencies`: (code, allocation in bit/s each way).
+    /// The allocation becomes the agency's policy (rate = ceil), which the
+    /// collector signs and pushes to the agency's nodes; 0 writes no policy.
+    /// Nodes are added to the inventory by [`Collector::add_node`] or
+    /// [`Collector::token`].
     pub fn new(
         dir: &Path,
         agencies: &[(&str, u64)],
@@ -40,21 +59,40 @@ impl Collector {
     ) -> Collector {
         let http = free_port();
         let tls = free_port();
-        let mut text = format!(
-            "[server]\nlisten = \"127.0.0.1:{http}\"\nlisten_tls = \"{tls_bind}:{tls}\"\ntls_names = {names:?}\n[storage]\ndata_dir = \"{}\"\n[nodes]\nheartbeat_interval_ms = 500\ndown_after_secs = 3\n[uplink]\ncapacity_down_bps = 1000000000\ncapacity_up_bps = 1000000000\n",
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:{http}\"\nlisten_tls = \"{tls_bind}:{tls}\"\ntls_names = {names:?}\n[storage]\ndata_dir = \"{}\"\n[nodes]\nheartbeat_interval_ms = 500\ndown_after_secs = 3\n[inventory]\nfile = \"inventory.toml\"\n[policy]\ndir = \"policies\"\n",
             dir.join("data").display(),
             names = tls_names,
         );
-        for (code, alloc) in agencies {
-            text.push_str(&format!(
-                "[[agencies]]\ncode = \"{code}\"\nname = \"{code}\"\nalloc_down_bps = {alloc}\nalloc_up_bps = {alloc}\n"
-            ));
-        }
         let config = dir.join("collector.toml");
-        std::fs::write(&config, text).unwrap();
+        std::fs::write(&config, text).expect("write collector.toml");
+        let mut inventory = String::from(
+            "intranet = [\"10.99.0.0/16\"]\nuplink = { down_bps = 1000000000, up_bps = 1000000000 }\n",
+        );
+        let policies = dir.join("policies");
+        std::fs::create_dir_all(&policies).expect("create the policy dir");
+        for (i, (code, alloc)) in agencies.iter().enumerate() {
+            inventory.push_str(&format!(
+                "[[agencies]]\ncode = \"{code}\"\nname = \"{code}\"\n"
+            ));
+            if i == 0 {
+                inventory.push_str(FIXTURE_UNITS);
+            }
+            if *alloc > 0 {
+                let r = format!("{{ rate_bps = {alloc}, ceil_bps = {alloc} }}");
+                std::fs::write(
+                    policies.join(format!("{code}.toml")),
+                    format!("agency = \"{code}\"\n[allocation]\ndownload = {r}\nupload = {r}\n"),
+                )
+                .expect("write a policy");
+            }
+        }
+        let inventory_path = dir.join("inventory.toml");
+        std::fs::write(&inventory_path, inventory).expect("write inventory.toml");
         let mut c = Collector {
             dir: dir.to_owned(),
             config,
+            inventory: inventory_path,
             http,
             child: None,
             log: dir.join("collector.log"),
@@ -65,15 +103,38 @@ impl Collector {
         c
     }
 
+    /// Add `node` of `agency` to the inventory; `extra` holds more keys of
+    /// its entry (`parent`, `criticality`, `uplink`), one per line. A
+    /// running collector reads the change within about 2 s.
+    pub fn add_node(&self, agency: &str, node: &str, extra: &str) {
+        let mut text = std::fs::read_to_string(&self.inventory).expect("read inventory.toml");
+        text.push_str(&format!(
+            "[[nodes]]\nid = \"{node}\"\nagency = \"{agency}\"\n{extra}"
+        ));
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        // Whole file at once: the collector must never read half an entry.
+        let tmp = self.inventory.with_extension("toml.tmp");
+        std::fs::write(&tmp, text).expect("write inventory.toml");
+        std::fs::rename(&tmp, &self.inventory).expect("replace inventory.toml");
+    }
+
+    pub fn has_node(&self, node: &str) -> bool {
+        std::fs::read_to_string(&self.inventory)
+            .expect("read inventory.toml")
+            .contains(&format!("[[nodes]]\nid = \"{node}\"\n"))
+    }
+
     pub fn tls_port_store(&mut self, port: u16) {
-        std::fs::write(self.dir.join("tls.port"), port.to_string()).unwrap();
+        std::fs::write(self.dir.join("tls.port"), port.to_string()).expect("write tls.port");
     }
 
     pub fn tls_port(&self) -> u16 {
         std::fs::read_to_string(self.dir.join("tls.port"))
-            .unwrap()
+            .expect("read tls.port")
             .parse()
-            .unwrap()
+            .expect("tls.port holds a port")
     }
 
     pub fn start(&mut self) {
@@ -81,7 +142,7 @@ impl Collector {
             .create(true)
             .append(true)
             .open(&self.log)
-            .unwrap();
+            .expect("open the collector log");
         let mut cmd = match &self.netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
@@ -115,15 +176,28 @@ impl Collector {
         }
     }
 
+    /// An enrollment token for `node`, added to the inventory in `agency`
+    /// first if it is not there (the token command refuses other nodes).
     pub fn token(&self, agency: &str, node: &str) -> String {
-        let o = Command::new(collector_bin())
+        if !self.has_node(node) {
+            self.add_node(agency, node, "");
+        }
+        let o = self.token_command(agency, node);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout)
+            .expect("token is UTF-8")
+            .trim()
+            .to_string()
+    }
+
+    /// `simpul-collector token --agency AGENCY --node NODE`, whatever it says.
+    pub fn token_command(&self, agency: &str, node: &str) -> std::process::Output {
+        Command::new(collector_bin())
             .args(["token", "--config"])
             .arg(&self.config)
             .args(["--agency", agency, "--node", node])
             .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8(o.stdout).unwrap().trim().to_string()
+            .expect("run simpul-collector token")
     }
 
     pub fn ca(&self) -> PathBuf {
@@ -166,43 +240,28 @@ pub fn curl_at(host: &str, port: u16, path: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
-pub fn agent_config(
-    dir: &Path,
-    agency: &str,
-    node: &str,
-    url: &str,
-    ca: &Path,
-    token: &str,
-) -> PathBuf {
+/// agent.toml of a node streaming to the collector at `url`: its agency,
+/// units and the intranet come from the collector's inventory.
+pub fn agent_config(dir: &Path, node: &str, url: &str, ca: &Path, token: &str) -> PathBuf {
     let state = dir.join(format!("agent-{node}"));
-    std::fs::create_dir_all(&state).unwrap();
+    std::fs::create_dir_all(&state).expect("create the agent state dir");
     let cfg = format!(
         r#"[agent]
 id = "{node}"
+state_dir = "{state}"
 [flows]
 active_timeout_secs = 2
-[network]
-intranet = ["10.99.0.0/16"]
 [collector]
 url = "{url}"
 ca_cert = "{ca}"
-state_dir = "{state}"
 enroll_token = "{token}"
 batch_interval_ms = 500
 heartbeat_interval_ms = 500
-[[agencies]]
-code = "{agency}"
-[[agencies.units]]
-code = "sekretariat"
-subnets = ["10.10.1.0/24", "fd00:10:10:1::/64", "10.110.0.0/24"]
-[[agencies.units]]
-code = "bidang-it"
-subnets = ["10.10.2.0/24", "10.120.0.0/24"]
 "#,
         ca = ca.display(),
         state = state.display(),
     );
     let p = dir.join(format!("agent-{node}.toml"));
-    std::fs::write(&p, cfg).unwrap();
+    std::fs::write(&p, cfg).expect("write agent.toml");
     p
 }

@@ -112,7 +112,11 @@ impl Topo {
         t
     }
 
-    /// agent.toml for the router, optionally with `[enforce] policy_file`.
+    /// agent.toml for the router (a router without a collector), optionally
+    /// with `[standalone] policy_file`, and its inventory beside it:
+    /// agency dinkes with units a and b, the intranet 10.0.0.0/8, and a
+    /// 100 Mbit/s uplink each way. `[enforce]` comes last, so tests can
+    /// append keys to it.
     pub fn write_config(&self, policy_file: Option<&Path>) {
         let state = self.dir.path().join("state");
         let flows = self.dir.path().join("flows.jsonl");
@@ -120,14 +124,8 @@ impl Topo {
             .map(|p| format!("policy_file = {:?}\n", p.display().to_string()))
             .unwrap_or_default();
         std::fs::write(
-            &self.config,
-            format!(
-                r#"[agent]
-id = "router-test"
-[capture]
-interfaces = ["lan0"]
-[output]
-flows_jsonl = {flows:?}
+            self.dir.path().join("inventory.toml"),
+            r#"intranet = ["10.0.0.0/8"]
 [[agencies]]
 code = "dinkes"
 [[agencies.units]]
@@ -136,14 +134,30 @@ subnets = ["10.1.1.0/24"]
 [[agencies.units]]
 code = "b"
 subnets = ["10.1.2.0/24"]
-[enforce]
+[[nodes]]
+id = "router-test"
+agency = "dinkes"
+uplink = { down_bps = 100000000, up_bps = 100000000 }
+"#,
+        )
+        .expect("write inventory.toml");
+        std::fs::write(
+            &self.config,
+            format!(
+                r#"[agent]
+id = "router-test"
+state_dir = {state:?}
+[capture]
+interfaces = ["lan0"]
+[output]
+flows_jsonl = {flows:?}
+[standalone]
+inventory_file = "inventory.toml"
+{policy_line}[enforce]
 lan_interface = "lan0"
 wan_interface = "wan0"
-uplink_down_bps = 100000000
-uplink_up_bps = 100000000
-state_dir = {state:?}
 always_allow = ["{ALWAYS_ALLOWED}/32"]
-{policy_line}"#,
+"#,
                 flows = flows.display().to_string(),
                 state = state.display().to_string(),
             ),

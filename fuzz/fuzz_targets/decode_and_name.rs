@@ -2,5 +2,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    simpul_agent::fuzzing::decode_and_name(data);
+    simpul_core::fuzzing::decode_and_name(data);
 });
