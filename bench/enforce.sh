@@ -119,7 +119,8 @@ shaping() {
     done
 
     python3 "$LIB" shaping-config "$WORK" >"$WORK/shaping-agent.toml"
-    cp "$WORK/shaping-agent.toml" "$OUT/logs/"
+    python3 "$LIB" shaping-inventory >"$WORK/shaping-inventory.toml"
+    cp "$WORK/shaping-agent.toml" "$WORK/shaping-inventory.toml" "$OUT/logs/"
 
     # HTB's own count of link-layer bytes sent by unit a's class on DEV, with
     # the time of the reading (ms).
@@ -258,7 +259,8 @@ apply_bench() {
     for d in lan0 lan0p wan0 wan0p; do ip -n "$A" link set "$d" up; done
 
     local cfg=$WORK/agent-units.toml state=$WORK/state-units v
-    python3 "$LIB" units-config "$WORK" "$UNITS" >"$cfg"
+    python3 "$LIB" units-config "$WORK" >"$cfg"
+    python3 "$LIB" units-inventory "$UNITS" >"$WORK/units-inventory.toml"
     for v in base one all; do python3 "$LIB" units-policy "$UNITS" "$v" >"$WORK/units-$v.toml"; done
     cp "$cfg" "$WORK"/units-*.toml "$OUT/logs/"
 

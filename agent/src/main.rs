@@ -193,8 +193,12 @@ fn replay(a: ReplayArgs) -> Result<()> {
     if a.outputs.flows.is_none() && cfg.collector.is_none() {
         bail!("--flows-out is required unless the config has a [collector] section");
     }
-    if a.config.is_none() {
-        // Nothing to keep between runs without a config.
+    // Only a replay that delivers to a collector has state to keep (its
+    // credential and spool). Any other replay uses a scratch directory: it
+    // must neither need the router's state directory nor overwrite the
+    // inventory and policy the running agent keeps there.
+    let scratch = cfg.collector.is_none();
+    if scratch {
         cfg.agent.state_dir =
             std::env::temp_dir().join(format!("simpul-replay-{}", std::process::id()));
     }
@@ -232,7 +236,7 @@ fn replay(a: ReplayArgs) -> Result<()> {
         stop_on_signals(&agent.stop_flag())?;
     }
     let report = agent.wait()?;
-    if a.config.is_none() {
+    if scratch {
         let _ = std::fs::remove_dir_all(&cfg.agent.state_dir);
     }
     let mut truncated = Vec::new();

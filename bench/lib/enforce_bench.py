@@ -2,9 +2,13 @@
 """Helpers for bench/enforce.sh (stdlib only).
 
 Subcommands:
-  shaping-config DIR                 agent.toml for the shaping router (unit a = 10.1.1.0/24)
+  shaping-config DIR                 agent.toml for the shaping router (no collector; its
+                                     inventory is shaping-inventory.toml beside it)
+  shaping-inventory                  inventory: agency bench, unit a = 10.1.1.0/24, the router
   shaping-policy RATE_BPS VERSION    policy: agency and unit a at RATE_BPS (rate = ceil), both ways
-  units-config DIR N                 agent.toml with one agency of N units (one /28 each)
+  units-config DIR                   agent.toml for the apply router (inventory: units-inventory.toml
+                                     beside it)
+  units-inventory N                  inventory: one agency of N units (one /28 each), the router
   units-policy N VARIANT             policy for those N units; VARIANT base | one | all
   record JSON RATE DIR RUN K W SAMPLES  JSON lines, one per measurement window of an iperf3 test
   blksize RATE_BPS                   iperf3 -l for a rate
@@ -24,28 +28,43 @@ GOODPUT_PER_LINK_BIT = 1448 / 1514
 MBIT = 1_000_000
 
 
-def shaping_config(d):
+def agent_config(d, node, state, inventory, always_allow=None):
+    """agent.toml of a router without a collector: the inventory file is
+    relative to the agent.toml's directory."""
+    allow = f"always_allow = {json.dumps(always_allow)}\n" if always_allow else ""
     print(f"""[agent]
-id = "bench-router"
+id = "{node}"
+state_dir = "{d}/{state}"
+[standalone]
+inventory_file = "{inventory}"
+[enforce]
+lan_interface = "lan0"
+wan_interface = "wan0"
+{allow}""", end="")
+
+
+def shaping_config(d):
+    agent_config(d, "bench-router", "state-shaping", "shaping-inventory.toml")
+
+
+def shaping_inventory():
+    print("""intranet = ["10.0.0.0/8"]
 [[agencies]]
 code = "bench"
 [[agencies.units]]
 code = "a"
 subnets = ["10.1.1.0/24"]
-[enforce]
-lan_interface = "lan0"
-wan_interface = "wan0"
-uplink_down_bps = 10000000000
-uplink_up_bps = 10000000000
-state_dir = "{d}/state-shaping"
-""")
+[[nodes]]
+id = "bench-router"
+agency = "bench"
+uplink = { down_bps = 10000000000, up_bps = 10000000000 }
+""", end="")
 
 
 def shaping_policy(rate, version):
     r = f"{{ rate_bps = {rate}, ceil_bps = {rate} }}"
     print(f"""version = {version}
 agency = "bench"
-intranet = ["10.0.0.0/8"]
 [allocation]
 download = {r}
 upload = {r}
@@ -65,32 +84,31 @@ def unit_code(i):
     return f"u{i + 1:03d}"
 
 
-def units_config(d, n):
+def units_config(d):
+    agent_config(d, "bench-units", "state-units", "units-inventory.toml", ["10.255.0.10/32"])
+
+
+def units_inventory(n):
     base = int(ipaddress.IPv4Address("10.100.0.0"))
-    out = [f"""[agent]
-id = "bench-units"
+    out = ["""intranet = ["10.0.0.0/8", "172.16.0.0/12"]
 [[agencies]]
 code = "bench"
 """]
     for i in range(n):
         net = ipaddress.IPv4Network((base + 16 * i, 28))
         out.append(f'[[agencies.units]]\ncode = "{unit_code(i)}"\nsubnets = ["{net}"]\n')
-    out.append(f"""[enforce]
-lan_interface = "lan0"
-wan_interface = "wan0"
-uplink_down_bps = 1000000000
-uplink_up_bps = 1000000000
-state_dir = "{d}/state-units"
-always_allow = ["10.255.0.10/32"]
+    out.append("""[[nodes]]
+id = "bench-units"
+agency = "bench"
+uplink = { down_bps = 1000000000, up_bps = 1000000000 }
 """)
-    print("\n".join(out))
+    print("\n".join(out), end="")
 
 
 def units_policy(n, variant):
     version = {"base": 1, "one": 2, "all": 3}[variant]
     out = [f"""version = {version}
 agency = "bench"
-intranet = ["10.0.0.0/8", "172.16.0.0/12"]
 [allocation]
 download = {{ rate_bps = {n * UNIT_DOWN}, ceil_bps = 1000000000 }}
 upload = {{ rate_bps = {n * UNIT_UP}, ceil_bps = 500000000 }}
@@ -331,9 +349,10 @@ def report_apply(meta_path, results_path, out_path):
     n, runs, bt = meta["units"], meta["apply_runs"], meta["batches"]
     lines = [f"""## Policy apply time, {n} units (`bench/enforce.sh`)
 
-One agency with {n} units (one /28 each, 10.100.0.0–{meta['last_subnet']}) in agent.toml and a
-policy allocating every unit (download 1 Mbit/s rate / 100 Mbit/s ceil, upload 0.5 / 50),
-plus the blocking of `configs/policy.toml` (a CIDR, two port rules, DoT, five DoH
+One agency with {n} units (one /28 each, 10.100.0.0–{meta['last_subnet']}) in the inventory
+(`[standalone] inventory_file` of agent.toml) and a policy allocating every unit (download
+1 Mbit/s rate / 100 Mbit/s ceil, upload 0.5 / 50), plus the blocking of
+`configs/policies/dinkes.toml` (a CIDR, two port rules, DoT, five DoH
 resolvers). `simpul-agent policy apply POLICY --config CONFIG` runs in a namespace
 holding the two interfaces (`lan0`, `wan0`: veth pairs); {runs} runs per case, median
 [min–max]. *wall* = the whole command (process start, config and policy load and
@@ -400,10 +419,14 @@ def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "shaping-config":
         shaping_config(args[0])
+    elif cmd == "shaping-inventory":
+        shaping_inventory()
     elif cmd == "shaping-policy":
         shaping_policy(int(args[0]), int(args[1]))
     elif cmd == "units-config":
-        units_config(args[0], int(args[1]))
+        units_config(args[0])
+    elif cmd == "units-inventory":
+        units_inventory(int(args[0]))
     elif cmd == "units-policy":
         units_policy(int(args[0]), args[1])
     elif cmd == "record":

@@ -120,6 +120,8 @@ struct Peer {
     wants_policy: bool,
     inventory_version: u64,
     policy_version: u64,
+    /// Records naming another agency were logged once this session.
+    warned_foreign: bool,
 }
 
 /// Connection bookkeeping that must happen however the session ends.
@@ -285,6 +287,7 @@ async fn authenticate(ws: &mut Ws, addr: SocketAddr, state: &AppState) -> Result
                 wants_policy: false,
                 inventory_version: 0,
                 policy_version: 0,
+                warned_foreign: false,
             })
         }
         AgentMessage::Hello(h) => {
@@ -348,6 +351,7 @@ async fn authenticate(ws: &mut Ws, addr: SocketAddr, state: &AppState) -> Result
                 wants_policy: offered.iter().any(|f| f == feature::POLICY),
                 inventory_version: h.inventory_version,
                 policy_version: h.policy_version,
+                warned_foreign: false,
             })
         }
         other => Err(refuse(format!(
@@ -447,7 +451,15 @@ async fn stream(ws: &mut Ws, peer: &mut Peer, state: &AppState) -> Result<(), St
                 let Some((_, msg, _)) = decode(frame)? else { continue };
                 match msg {
                     AgentMessage::Batch(batch) => {
-                        validate(&batch, &peer.agency)?;
+                        validate(&batch)?;
+                        let foreign = foreign_records(&batch, &peer.agency);
+                        if foreign > 0 {
+                            metrics::counter!("simpul_records_foreign_agency_total").increment(foreign as u64);
+                            if !peer.warned_foreign {
+                                peer.warned_foreign = true;
+                                tracing::warn!(node = %peer.node_id, agency = %peer.agency, records = foreign, "records name another agency than the inventory gives this node; they are stored under the node's agency (an agent still on an older inventory, or a forged claim)");
+                            }
+                        }
                         state.nodes.heard(&peer.node_id);
                         let (tx, rx) = oneshot::channel();
                         pending_ids.push_back((batch.boot_epoch, batch.seq));
@@ -497,7 +509,18 @@ async fn stream(ws: &mut Ws, peer: &mut Peer, state: &AppState) -> Result<(), St
                     Err(_) => return Err("writer stopped".into()),
                 }
             }
-            Ok(()) = inventory.changed() => push(ws, peer, state).await?,
+            Ok(()) = inventory.changed() => {
+                // A node moved to another agency speaks for the new one
+                // from now on, in this session too.
+                if let Some(n) = state.inventory.node(&peer.node_id) {
+                    if n.agency != peer.agency {
+                        tracing::info!(node = %peer.node_id, from = %peer.agency, to = %n.agency, "node moved to another agency by the inventory");
+                        peer.agency = n.agency;
+                        peer.warned_foreign = false;
+                    }
+                }
+                push(ws, peer, state).await?
+            }
             Ok(()) = policies.changed() => push(ws, peer, state).await?,
             () = shutdown.wait() => {
                 // Acknowledge what is committed; the rest is re-sent to the
@@ -542,8 +565,20 @@ fn plausible_times(first_seen: u64, last_seen: u64) -> bool {
     first_seen <= last_seen
 }
 
-/// Refuse a batch that speaks for another agency or is absurd, before any of it is written.
-fn validate(batch: &Batch, agency: &str) -> Result<(), String> {
+/// Records whose agency is neither `agency` nor unknown. The store files
+/// every record of a session under the node's agency whatever the record
+/// says, so these are counted, never refused: an agent attributes with the
+/// inventory it holds, which lags a move at the collector by a batch or two,
+/// and a batch refused for that would be re-sent and refused for ever.
+fn foreign_records(batch: &Batch, agency: &str) -> usize {
+    let foreign = |a: &str| a != agency && a != UNKNOWN;
+    batch.flows.iter().filter(|f| foreign(&f.agency)).count()
+        + batch.counters.iter().filter(|c| foreign(&c.agency)).count()
+        + batch.blocked.iter().filter(|b| foreign(&b.agency)).count()
+}
+
+/// Refuse a batch that is absurd, before any of it is written.
+fn validate(batch: &Batch) -> Result<(), String> {
     let records = batch.flows.len() + batch.counters.len() + batch.blocked.len();
     if records > MAX_RECORDS_PER_BATCH {
         return Err(format!(
@@ -551,18 +586,10 @@ fn validate(batch: &Batch, agency: &str) -> Result<(), String> {
             batch.boot_epoch, batch.seq,
         ));
     }
-    let allowed = |a: &str| a == agency || a == UNKNOWN;
     for f in &batch.flows {
-        if !allowed(&f.agency) {
-            return Err(format!(
-                "batch {}/{}: flow record for agency {:?} but this node speaks for {agency:?}",
-                batch.boot_epoch,
-                batch.seq,
-                clip(&f.agency)
-            ));
-        }
         let long = [
             Some(f.proto.as_str()),
+            Some(f.agency.as_str()),
             Some(f.unit.as_str()),
             f.sni.as_deref(),
             f.http_host.as_deref(),
@@ -586,15 +613,7 @@ fn validate(batch: &Batch, agency: &str) -> Result<(), String> {
         }
     }
     for c in &batch.counters {
-        if !allowed(&c.agency) {
-            return Err(format!(
-                "batch {}/{}: counters for agency {:?} but this node speaks for {agency:?}",
-                batch.boot_epoch,
-                batch.seq,
-                clip(&c.agency)
-            ));
-        }
-        if c.unit.len() > MAX_STRING {
+        if c.unit.len() > MAX_STRING || c.agency.len() > MAX_STRING {
             return Err(format!(
                 "batch {}/{}: unit name too long",
                 batch.boot_epoch, batch.seq
@@ -602,7 +621,7 @@ fn validate(batch: &Batch, agency: &str) -> Result<(), String> {
         }
     }
     for (i, b) in batch.blocked.iter().enumerate() {
-        validate_blocked(b, agency, allowed(&b.agency)).map_err(|why| {
+        validate_blocked(b).map_err(|why| {
             format!(
                 "batch {}/{}: blocked attempt {i} (target {:?}): {why}",
                 batch.boot_epoch,
@@ -615,17 +634,7 @@ fn validate(batch: &Batch, agency: &str) -> Result<(), String> {
 }
 
 /// One blocked attempt; the error says what is wrong with it.
-fn validate_blocked(
-    b: &simpul_proto::BlockedAttempt,
-    agency: &str,
-    agency_ok: bool,
-) -> Result<(), String> {
-    if !agency_ok {
-        return Err(format!(
-            "for agency {:?} but this node speaks for {agency:?}",
-            clip(&b.agency)
-        ));
-    }
+fn validate_blocked(b: &simpul_proto::BlockedAttempt) -> Result<(), String> {
     if b.target.is_empty() {
         return Err("target is empty".into());
     }
@@ -636,6 +645,7 @@ fn validate_blocked(
         ));
     }
     for (name, v) in [
+        ("agency", &b.agency),
         ("unit", &b.unit),
         ("rule", &b.rule),
         ("list", &b.list),
@@ -689,7 +699,7 @@ mod tests {
             blocked: vec![attempt(), a],
             dropped_records: 0,
         };
-        validate(&batch, "dinkes")
+        validate(&batch)
     }
 
     #[test]
@@ -726,13 +736,24 @@ mod tests {
                 "{why:?} not in {e:?}"
             );
         };
-        refused(
-            BlockedAttempt {
-                agency: "bappeda".into(),
-                ..attempt()
-            },
-            "for agency \"bappeda\" but this node speaks for \"dinkes\"",
-        );
+        // Another agency's name is counted, never refused (the store files
+        // the record under the node's agency).
+        let other = BlockedAttempt {
+            agency: "bappeda".into(),
+            ..attempt()
+        };
+        assert_eq!(check(other.clone()), Ok(()));
+        let batch = Batch {
+            boot_epoch: 1,
+            seq: 9,
+            sealed_ms: 0,
+            flows: vec![],
+            counters: vec![],
+            blocked: vec![attempt(), other],
+            dropped_records: 0,
+        };
+        assert_eq!(foreign_records(&batch, "dinkes"), 1);
+        assert_eq!(foreign_records(&batch, "bappeda"), 1);
         refused(
             BlockedAttempt {
                 target: "a".repeat(MAX_TARGET + 1),
@@ -795,7 +816,7 @@ mod tests {
             blocked: vec![attempt(); MAX_RECORDS_PER_BATCH + 1],
             dropped_records: 0,
         };
-        let e = validate(&batch, "dinkes").unwrap_err();
+        let e = validate(&batch).unwrap_err();
         assert!(e.contains("limit 200000"), "{e}");
     }
 }

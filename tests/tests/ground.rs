@@ -1,5 +1,6 @@
 //! The ground under the product, end to end with the real binaries: one
-//! inventory at the collector steers a running agent's attribution; this
+//! inventory at the collector steers a running agent's attribution and
+//! agency; this
 //! release's agent delivers the spool the previous release left behind;
 //! SIGTERM stops the collector cleanly (WebSocket Close, TLS close_notify,
 //! a webhook in flight finished and never sent twice).
@@ -61,7 +62,7 @@ fn rewrite_inventory(c: &Collector, edit: impl FnOnce(String) -> String) {
 /// on the host through a management link: the unit its flows carry comes
 /// from the collector's inventory, and an edit there reaches it while it runs.
 #[test]
-fn an_inventory_edit_at_the_collector_reattributes_a_running_agent() {
+fn inventory_edits_at_the_collector_reattribute_and_move_a_running_agent() {
     assert!(is_root(), "needs root for network namespaces");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut lab = Lab::new("gi");
@@ -76,6 +77,7 @@ fn an_inventory_edit_at_the_collector_reattributes_a_running_agent() {
         "10.10.1.1/24",
     );
     sh(&format!("ip -n {server} addr add 203.0.113.10/32 dev lo"));
+    sh(&format!("ip -n {server} addr add 203.0.113.11/32 dev lo"));
     sh(&format!(
         "ip -n {client} route add 203.0.113.0/24 via 10.10.1.1"
     ));
@@ -89,7 +91,12 @@ fn an_inventory_edit_at_the_collector_reattributes_a_running_agent() {
     sh(&format!("ip -n {client} addr add 10.254.21.2/30 dev mgmt0"));
     sh(&format!("ip -n {client} link set mgmt0 up"));
 
-    let mut c = Collector::new(dir.path(), &[("dinkes", 0)], "10.254.21.1", &["10.254.21.1"]);
+    let mut c = Collector::new(
+        dir.path(),
+        &[("dinkes", 0), ("bappeda", 0)],
+        "10.254.21.1",
+        &["10.254.21.1"],
+    );
     c.start();
     let url = format!("wss://10.254.21.1:{}/api/v1/agent", c.tls_port());
     let cfg = agent_config(
@@ -115,11 +122,7 @@ fn an_inventory_edit_at_the_collector_reattributes_a_running_agent() {
     let agent_log = || std::fs::read_to_string(cfg.with_extension("log")).unwrap_or_default();
     let _agent = KillOnDrop(agent);
     // One long ICMP conversation: interim records every 2 s carry its unit.
-    lab.spawn(
-        &client,
-        &["ping", "-q", "-i", "0.2", "203.0.113.10"],
-        true,
-    );
+    lab.spawn(&client, &["ping", "-q", "-i", "0.2", "203.0.113.10"], true);
 
     let started = unix_now().saturating_sub(5);
     assert!(
@@ -172,6 +175,69 @@ fn an_inventory_edit_at_the_collector_reattributes_a_running_agent() {
         text.contains("\"keuangan\"") && !text.contains("\"sekretariat\""),
         "{agencies}"
     );
+
+    // The node moves to another agency while it streams: the batch that
+    // straddles the move must not wedge its link, and its traffic is the
+    // new agency's from then on.
+    let before = inventory_version(&c, "dinkes-01").unwrap_or(0);
+    rewrite_inventory(&c, |t| {
+        t.replace(
+            "id = \"dinkes-01\"\nagency = \"dinkes\"",
+            "id = \"dinkes-01\"\nagency = \"bappeda\"",
+        )
+    });
+    assert!(
+        wait_for(30, || inventory_version(&c, "dinkes-01")
+            .is_some_and(|v| v > before)),
+        "the moved node never reported the new inventory\nagent: {}\ncollector: {}",
+        agent_log(),
+        c.log_text()
+    );
+    let moved = unix_now();
+    // A conversation that starts now (another destination) is the new
+    // agency's; the one running since before the move stays listed where
+    // it started.
+    lab.spawn(
+        &client,
+        &["ping", "-q", "-c", "100", "-i", "0.2", "203.0.113.11"],
+        true,
+    );
+    let flows_of = |agency: &str, from: u64| {
+        c.get(&format!(
+            "/api/v1/flows?from={from}&to=4102444800&host=10.10.1.10&agency={agency}&limit=1000"
+        ))
+        .as_array()
+        .map_or(0, Vec::len)
+    };
+    assert!(
+        wait_for(30, || flows_of("bappeda", moved) > 0),
+        "no flow under the new agency: {}\nagent: {}\ncollector: {}",
+        c.get(&format!(
+            "/api/v1/flows?from={moved}&to=4102444800&limit=20"
+        )),
+        agent_log(),
+        c.log_text()
+    );
+    // Every second of traffic after the move is the new agency's.
+    let usage = |agency: &str, from: u64| {
+        let u = c.get(&format!(
+            "/api/v1/agencies/{agency}/usage?from={from}&to=4102444800&step=1s"
+        ));
+        u["total_bytes_in"].as_u64().unwrap_or(0) + u["total_bytes_out"].as_u64().unwrap_or(0)
+    };
+    assert!(
+        wait_for(30, || usage("bappeda", moved + 1) > 0),
+        "no traffic counted for the new agency"
+    );
+    assert_eq!(
+        usage("dinkes", moved + 1),
+        0,
+        "traffic still counted for the old agency"
+    );
+    let n = c.get("/api/v1/nodes");
+    let n = node(&n, "dinkes-01").expect("the node");
+    assert_eq!(n["liveness"], "up", "{n}");
+    assert_eq!(n["agency"], "bappeda", "{n}");
 }
 
 struct KillOnDrop(Child);
@@ -292,7 +358,12 @@ struct Webhook {
 
 /// A webhook that takes its time: every request is held until the test
 /// releases it (the collector's send is in flight meanwhile).
-fn slow_webhook() -> (SocketAddr, Arc<Mutex<Webhook>>, mpsc::Receiver<()>, mpsc::Sender<()>) {
+fn slow_webhook() -> (
+    SocketAddr,
+    Arc<Mutex<Webhook>>,
+    mpsc::Receiver<()>,
+    mpsc::Sender<()>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind the webhook");
     let addr = listener.local_addr().expect("addr");
     let seen = Arc::new(Mutex::new(Webhook::default()));
@@ -338,7 +409,11 @@ fn slow_webhook() -> (SocketAddr, Arc<Mutex<Webhook>>, mpsc::Receiver<()>, mpsc:
                     .unwrap_or_else(|p| p.into_inner())
                     .recv_timeout(Duration::from_secs(60));
                 let answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{\"ok\":true}";
-                if out.write_all(answer.as_bytes()).and_then(|()| out.flush()).is_ok() {
+                if out
+                    .write_all(answer.as_bytes())
+                    .and_then(|()| out.flush())
+                    .is_ok()
+                {
                     s.lock().unwrap_or_else(|p| p.into_inner()).answered += 1;
                 }
             });
@@ -437,8 +512,7 @@ fn sigterm_stops_the_collector_cleanly() {
         .spawn()
         .expect("start the agent");
     let up = wait_for(60, || {
-        node(&c.get("/api/v1/nodes"), "dinkes-01")
-            .is_some_and(|n| n["liveness"] == "up")
+        node(&c.get("/api/v1/nodes"), "dinkes-01").is_some_and(|n| n["liveness"] == "up")
     });
     if !up {
         let _ = agent.kill();
@@ -493,7 +567,10 @@ fn sigterm_stops_the_collector_cleanly() {
     }
     let st = client.wait().expect("python3");
     assert!(
-        st.success() && rest.iter().any(|l| l.starts_with("close frame, then close_notify")),
+        st.success()
+            && rest
+                .iter()
+                .any(|l| l.starts_with("close frame, then close_notify")),
         "{rest:?} {err}"
     );
 
@@ -501,7 +578,11 @@ fn sigterm_stops_the_collector_cleanly() {
     c.start();
     std::thread::sleep(Duration::from_secs(8));
     let _ = release.send(());
-    let bodies = seen.lock().unwrap_or_else(|p| p.into_inner()).bodies.clone();
+    let bodies = seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .bodies
+        .clone();
     let firing: Vec<_> = bodies
         .iter()
         .filter(|b| b.contains("dinkes-01") && b.contains("firing"))

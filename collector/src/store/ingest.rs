@@ -794,6 +794,10 @@ fn ingest_flow<'a>(
         flows: 0,
     });
     st.buf.clear();
+    // A flow stays with the agency it started under, whose chunk holds its
+    // row (its node may have moved since); the growth above is credited
+    // where it happens.
+    let row_agency = prev.agency;
     // A late interim record of a flow closed at the restart keeps it closed.
     let still_restart_closed = restart_closed && !is_final;
     if prev.first_seen < rec.first_seen || still_restart_closed {
@@ -803,9 +807,9 @@ fn ingest_flow<'a>(
         if still_restart_closed {
             merged.end_reason = simpul_proto::EndReason::AgentRestart;
         }
-        record::encode(&merged, agency, &mut st.buf);
+        record::encode(&merged, row_agency, &mut st.buf);
     } else {
-        record::encode(rec, agency, &mut st.buf);
+        record::encode(rec, row_agency, &mut st.buf);
     }
     drop(old);
     let state = state

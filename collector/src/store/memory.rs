@@ -261,6 +261,9 @@ fn ingest_flow(d: &mut Data, node: &str, agency: &str, boot: u64, rec: &FlowReco
             credit(d, agency, &rec, up, down, 0);
             let still = old.restart_closed && !is_final;
             rec.first_seen = rec.first_seen.min(old.record.first_seen);
+            // A flow stays with the agency it started under (its node may
+            // have moved since); its growth is credited where it happens.
+            rec.agency = old.record.agency.clone();
             if still {
                 rec.kind = RecordKind::Final;
                 rec.end_reason = EndReason::AgentRestart;
@@ -847,5 +850,98 @@ mod conformance {
             r[0].blocked_summary(&summary).unwrap(),
             r[1].blocked_summary(&summary).unwrap()
         );
+    }
+
+    /// A node the inventory moves to another agency mid-flow: the flow stays
+    /// listed under the agency it started in, its later growth counts for
+    /// the new one, in both stores.
+    #[test]
+    fn a_flow_stays_with_the_agency_it_started_under() {
+        const T: u64 = 1_800_000_000_000_000_000;
+        let rec = |bytes: u64, last: u64| FlowRecord {
+            flow_id: 7,
+            kind: RecordKind::Interim,
+            end_reason: EndReason::Active,
+            proto: "icmp".into(),
+            src_ip: "10.10.1.10".parse().unwrap(),
+            src_port: None,
+            dst_ip: "203.0.113.10".parse().unwrap(),
+            dst_port: None,
+            vlan: None,
+            vlan_inner: None,
+            packets_up: 1,
+            bytes_up: bytes,
+            packets_down: 1,
+            bytes_down: bytes,
+            first_seen: T,
+            last_seen: T + last,
+            tcp_flags_up: None,
+            tcp_flags_down: None,
+            sni: None,
+            http_host: None,
+            dns_query: None,
+            site: None,
+            site_source: None,
+            agency: "unknown".into(),
+            unit: "unknown".into(),
+            scope: simpul_proto::TrafficScope::Internet,
+        };
+        let batch = |seq: u64, r: FlowRecord| Batch {
+            boot_epoch: 1,
+            seq,
+            sealed_ms: (r.last_seen / 1_000_000) + 1,
+            flows: vec![r],
+            counters: vec![],
+            blocked: vec![],
+            dropped_records: 0,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig {
+            aggregate_delay_ms: 0,
+            flow_retention_days: 36_500,
+            ..StoreConfig::default()
+        };
+        let sqlite = Store::open(dir.path(), cfg.clone()).unwrap();
+        let memory = MemoryFlowStore::new(cfg);
+        for s in [&sqlite as &dyn FlowStore, &memory] {
+            let mut w = s.writer().unwrap();
+            for (agency, b) in [
+                ("dinkes", batch(1, rec(100, 1_000_000_000))),
+                ("bappeda", batch(2, rec(250, 120_000_000_000))),
+            ] {
+                let g = NodeBatches {
+                    node_id: "mover-01",
+                    agency,
+                    batches: std::slice::from_ref(&b),
+                };
+                w.ingest_many(&[g]).unwrap();
+            }
+            w.fold_aggregates().unwrap();
+            let r = s.reader().unwrap();
+            let (from, to) = (T / 1_000_000_000 - 60, T / 1_000_000_000 + 600);
+            let flows = |agency: &str| {
+                r.flows(&FlowFilter {
+                    from,
+                    to,
+                    agency: Some(agency.into()),
+                    limit: 10,
+                    ..FlowFilter::default()
+                })
+                .unwrap()
+            };
+            let dinkes = flows("dinkes");
+            assert_eq!(dinkes.len(), 1, "{dinkes:?}");
+            assert_eq!(dinkes[0].record.agency, "dinkes");
+            assert_eq!(dinkes[0].record.bytes_up, 250);
+            assert!(flows("bappeda").is_empty());
+            let up = |agency: &str| -> u64 {
+                r.top_hosts(Some(agency), from, to, 5)
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.bytes_up)
+                    .sum()
+            };
+            assert_eq!((up("dinkes"), up("bappeda")), (100, 150));
+        }
     }
 }
