@@ -157,6 +157,10 @@ check_total() {  # check_total TOOL RUN BYTES PACKETS
 
 log "warming page cache"
 cat "$PCAP" >/dev/null
+# The machine must be quiet: the load average before the timed runs goes
+# into the report.
+export BENCH_LOADAVG="$(cut -d' ' -f1-3 /proc/loadavg)"
+log "load average before the runs: $BENCH_LOADAVG"
 
 # ---------------------------------------------------------------- (c1) agent
 AGENT_FAILED=0

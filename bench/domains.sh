@@ -12,7 +12,7 @@ OUT=${OUT:-bench/out/domains}
 mkdir -p "$OUT"
 # REPORT_ONLY=1 rewrites the section from the last runs without measuring.
 if [ -z "${REPORT_ONLY:-}" ]; then
-  cargo build --release -q -p simpul-agent --example domain_bench
+  cargo build --release -q -p simpul-core --example domain_bench
   bin=target/release/examples/domain_bench
   list="$OUT/list-$COUNT.txt"
   [ -s "$list" ] || "$bin" generate "$list" "$COUNT"
@@ -64,7 +64,7 @@ arena check, so on this VM (random reads ≈ {med('memory_latency_cpu_ns'):.0f} 
 same run) a miss costs about 1.5 and a hit about 2–2.5 memory latencies: the 300 ns target
 is not reached on this VM with this layout; a hit's second read (the arena check) is the
 first thing a faster design would have to remove. The instruction cost is the other part:
-`cargo bench -p simpul-agent --bench domains` also times a 20 k-rule set that fits in
+`cargo bench -p simpul-core --bench domains` also times a 20 k-rule set that fits in
 cache (group `domains_20000`).
 
 Machine: {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, {cpu} (KVM guest), run {subprocess.run(['date', '-u', '+%Y-%m-%d %H:%M UTC'], capture_output=True, text=True).stdout.strip()}.""")

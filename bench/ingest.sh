@@ -20,6 +20,8 @@ bin_per=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["binary_byt
 json_per=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["json_bytes_per_record"])' "$sizes")
 nrec=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["records"])' "$sizes")
 echo "wire: $bin_per B/record binary, $json_per B/record JSON ($nrec records)"
+loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "load average before the runs: $loadavg"
 results=()
 for i in $(seq 1 "$RUNS"); do
   out=$(taskset -c 0 target/release/simpul-collector bench-ingest --records "$RECORDS")
@@ -47,7 +49,7 @@ Wire size of a flow record (the $nrec records of the recorded fixtures, batches
 of 1000, \`proto/examples/record_size.rs\`): **$bin_per bytes** in the binary
 protocol (postcard), $json_per bytes as JSON.
 
-Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r); run $(date -u '+%Y-%m-%d %H:%M UTC').
+Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r); run $(date -u '+%Y-%m-%d %H:%M UTC'); load average before the runs $loadavg.
 MD
 python3 bench/lib/write_section.py collector-ingest "$tmp"
 rm -f "$tmp"

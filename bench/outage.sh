@@ -9,6 +9,8 @@ NODES=${NODES:-100}
 RUNS=${RUNS:-3}
 cargo build --release -q -p simpul-demo --example outage_latency
 cargo build --release -q -p simpul-collector
+export BENCH_LOADAVG="$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average before the runs: $BENCH_LOADAVG"
 lat=$(target/release/examples/outage_latency "$NODES" 2>/dev/null | tail -1)
 echo "latency: $lat"
 rates=()
@@ -21,7 +23,7 @@ done
 median=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
 tmp=$(mktemp)
 python3 - "$lat" "$median" "${rates[*]}" "$NODES" > "$tmp" <<'PY'
-import json, subprocess, sys, time
+import json, os, subprocess, sys, time
 lat = json.loads(sys.argv[1]); median = int(sys.argv[2]); runs = sys.argv[3]; nodes = sys.argv[4]
 d, v = lat["detect_ms"], lat["deliver_ms"]
 agents = median * 2
@@ -56,7 +58,7 @@ threads pinned to one core (`taskset -c 0`, `simpul-collector bench-heartbeats`)
 
 Not included: TLS and WebSocket framing per heartbeat (a 59-byte frame).
 
-Machine: {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, {cpu}; run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.
+Machine: {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, {cpu}; run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average before the runs {os.environ.get('BENCH_LOADAVG', 'not recorded')}.
 """)
 PY
 python3 bench/lib/write_section.py outage "$tmp"

@@ -265,8 +265,9 @@ def main():
                   fmt_int(sc.get("small(40/60)")), fmt_int(sc.get("576")), fmt_int(sc.get("1500")),
                   meta["pcap_file_bytes"] / 1e6, meta["pcap_sha256"][:16]))
     md.append("")
-    md.append("**machine**: %s × %s, %s RAM, kernel %s, %s; run %s." % (
-        m["nproc"], m["cpu"], m["mem"], m["kernel"], m["os"], m["date"]))
+    md.append("**machine**: %s × %s, %s RAM, kernel %s, %s; run %s; load average before the runs %s." % (
+        m["nproc"], m["cpu"], m["mem"], m["kernel"], m["os"], m["date"],
+        os.environ.get("BENCH_LOADAVG", "not recorded")))
     md.append("")
     md.append("**versions**: %s; %s; %s; %s." % (v["softflowd"], v["pmacctd"], v["nfcapd"], v["nfdump"]))
     md.append("")
