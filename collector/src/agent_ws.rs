@@ -31,9 +31,67 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::ingest::WriteJob;
 use crate::state::AppState;
-use crate::store::BatchOutcome;
+use crate::store::{AuthError, BatchOutcome};
 
-type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+type Ws = WebSocketStream<Budget<TokioIo<hyper::upgrade::Upgraded>>>;
+
+/// Bytes a connection may send before it has authenticated: a Hello or an
+/// Enroll is a few hundred bytes, so anything near this is an attack on
+/// memory, refused before it is buffered.
+const PRE_AUTH_BYTES: u64 = 16 * 1024;
+/// No budget: the connection has authenticated.
+const UNLIMITED: u64 = u64::MAX;
+
+/// The transport with a read budget until the agent authenticates.
+pub struct Budget<S> {
+    inner: S,
+    left: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Budget<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::sync::atomic::Ordering;
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        let left = self.left.load(Ordering::Relaxed);
+        if n > 0 && left != UNLIMITED {
+            if n > left {
+                return std::task::Poll::Ready(Err(std::io::Error::other(format!(
+                    "more than {PRE_AUTH_BYTES} bytes before authentication"
+                ))));
+            }
+            self.left.store(left - n, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Budget<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
 
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Node status is persisted at most this often per node (heartbeats are more frequent).
@@ -75,14 +133,16 @@ pub async fn upgrade(
             Ok(upgraded) => {
                 let config = WebSocketConfig::default()
                     .max_message_size(Some(max))
-                    .max_frame_size(Some(max));
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(config),
-                )
-                .await;
-                session(ws, addr, state).await;
+                    .max_frame_size(Some(max))
+                    .read_buffer_size(16 * 1024)
+                    .write_buffer_size(16 * 1024);
+                let budget = Arc::new(std::sync::atomic::AtomicU64::new(PRE_AUTH_BYTES));
+                let io = Budget {
+                    inner: TokioIo::new(upgraded),
+                    left: budget.clone(),
+                };
+                let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+                session(ws, addr, state, budget).await;
             }
             Err(e) => tracing::debug!(peer = %addr, error = %e, "agent upgrade failed"),
         }
@@ -128,6 +188,8 @@ struct Peer {
 struct Connected {
     state: AppState,
     node: Option<String>,
+    /// The session's id in `AgentSessions`.
+    session: Option<u64>,
 }
 
 impl Connected {
@@ -136,6 +198,7 @@ impl Connected {
         Connected {
             state: state.clone(),
             node: None,
+            session: None,
         }
     }
 }
@@ -143,14 +206,23 @@ impl Connected {
 impl Drop for Connected {
     fn drop(&mut self) {
         metrics::gauge!("simpul_agent_connections").decrement(1.0);
-        if let Some(node) = &self.node {
+        let (Some(node), Some(id)) = (&self.node, self.session) else {
+            return;
+        };
+        // A session a newer one replaced leaves the node to it.
+        if self.state.agents.remove(node, id) {
             self.state.nodes.disconnected(node);
             self.state.outage.closed(node);
         }
     }
 }
 
-async fn session(mut ws: Ws, addr: SocketAddr, state: AppState) {
+async fn session(
+    mut ws: Ws,
+    addr: SocketAddr,
+    state: AppState,
+    budget: Arc<std::sync::atomic::AtomicU64>,
+) {
     let mut guard = Connected::new(&state);
     let mut shutdown = state.shutdown.subscribe();
     let peer = tokio::select! {
@@ -167,7 +239,26 @@ async fn session(mut ws: Ws, addr: SocketAddr, state: AppState) {
             return;
         }
     };
+    // Authenticated: batches may be as large as the config allows.
+    budget.store(UNLIMITED, std::sync::atomic::Ordering::Relaxed);
     guard.node = Some(peer.node_id.clone());
+    let mut registered = state.agents.register(&peer.node_id, &addr.to_string());
+    if registered.replaced {
+        tracing::warn!(node = %peer.node_id, peer = %addr, "a second session with the same credential: the older one is closed");
+        crate::auth::audit(
+            &state,
+            crate::store::NewAudit {
+                actor: format!("node:{}", peer.node_id),
+                address: addr.ip().to_string(),
+                action: "node.session_replaced".into(),
+                target: peer.node_id.clone(),
+                detail: "{}".into(),
+                outcome: "ok".into(),
+            },
+        )
+        .await;
+    }
+    guard.session = Some(registered.id);
     tracing::info!(node = %peer.node_id, agency = %peer.agency, peer = %addr, version = %peer.version, protocol = peer.protocol, "agent connected");
     state
         .nodes
@@ -175,7 +266,7 @@ async fn session(mut ws: Ws, addr: SocketAddr, state: AppState) {
     state.outage.opened(&peer.node_id, &peer.agency);
     state.outage.heartbeat(&peer.node_id, &peer.agency);
     persist_seen(&state, &peer, None);
-    let reason = stream(&mut ws, &mut peer, &state).await;
+    let reason = stream(&mut ws, &mut peer, &state, &mut registered.kicked).await;
     match &reason {
         Ok(()) => tracing::info!(node = %peer.node_id, "agent disconnected"),
         Err(r) => {
@@ -271,10 +362,18 @@ async fn authenticate(ws: &mut Ws, addr: SocketAddr, state: &AppState) -> Result
             };
             send_as(ws, version, json, &msg).await.map_err(refuse)?;
             tracing::info!(node = %e.node_id, %agency, "node enrolled");
-            state.audit(&format!(
-                "node {} enrolled for agency {agency} from {addr}",
-                e.node_id
-            ));
+            crate::auth::audit(
+                state,
+                crate::store::NewAudit {
+                    actor: format!("node:{}", e.node_id),
+                    address: addr.ip().to_string(),
+                    action: "node.enroll".into(),
+                    target: e.node_id.clone(),
+                    detail: serde_json::json!({"agency": agency, "hostname": clip(&e.hostname), "agent_version": clip(&e.agent_version)}).to_string(),
+                    outcome: "ok".into(),
+                },
+            )
+            .await;
             Ok(Peer {
                 node_id: e.node_id,
                 agency,
@@ -298,7 +397,14 @@ async fn authenticate(ws: &mut Ws, addr: SocketAddr, state: &AppState) -> Result
             let enrolled = tokio::task::spawn_blocking(move || {
                 control
                     .authenticate(&node_id, &credential)
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| match e {
+                        // One answer for both, so node ids cannot be
+                        // enumerated by trying them.
+                        AuthError::UnknownNode(_) | AuthError::BadCredential(_) => {
+                            "unknown node or wrong credential".to_string()
+                        }
+                        other => other.to_string(),
+                    })
             })
             .await
             .map_err(|e| refuse(e.to_string()))?
@@ -426,7 +532,12 @@ async fn push(ws: &mut Ws, peer: &mut Peer, state: &AppState) -> Result<(), Stri
     Ok(())
 }
 
-async fn stream(ws: &mut Ws, peer: &mut Peer, state: &AppState) -> Result<(), String> {
+async fn stream(
+    ws: &mut Ws,
+    peer: &mut Peer,
+    state: &AppState,
+    kicked: &mut tokio::sync::watch::Receiver<Option<String>>,
+) -> Result<(), String> {
     // Acks go out in batch order as the writer commits them, while reading goes on.
     let mut pending: FuturesOrdered<PendingAck> = FuturesOrdered::new();
     let mut pending_ids: std::collections::VecDeque<(u64, u64)> = Default::default();
@@ -508,6 +619,10 @@ async fn stream(ws: &mut Ws, peer: &mut Peer, state: &AppState) -> Result<(), St
                     Ok(Err(e)) => return Err(format!("storage error, batch {boot_epoch}/{seq} not stored: {e}")),
                     Err(_) => return Err("writer stopped".into()),
                 }
+            }
+            Ok(()) = kicked.changed() => {
+                let why = kicked.borrow().clone().unwrap_or_else(|| "ended by the collector".into());
+                return Err(why);
             }
             Ok(()) = inventory.changed() => {
                 // A node moved to another agency speaks for the new one

@@ -1,14 +1,16 @@
 //! JSON API under /api/v1 (see collector/API.md and /api/v1/openapi.json).
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use simpul_proto::BlockMethod;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::auth::Principal;
 use crate::state::{now_secs, AppState};
 use crate::store::{BlockedFilter, FlowFilter, FlowReader, Step, StoreError, MAX_BLOCKED};
 
@@ -24,6 +26,55 @@ impl IntoResponse for ApiError {
 pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
+
+pub(crate) fn not_found(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, msg.into())
+}
+
+/// The query string, refused in the API's JSON error shape when it has an
+/// unknown parameter or a value of the wrong type (axum's own `Query`
+/// answers text/plain).
+pub struct Q<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| Q(v))
+            .map_err(|e| bad(format!("query string: {}", e.body_text())))
+    }
+}
+
+/// A JSON body, refused in the API's JSON error shape (wrong content type,
+/// malformed JSON, unknown or missing fields, over the body limit).
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(v)| Body(v))
+            .map_err(|e| {
+                // 400 for anything wrong with the body, as for the query;
+                // 413 keeps saying it was too large.
+                let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    e.status()
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                ApiError(status, format!("request body: {}", e.body_text()))
+            })
+    }
+}
+
+/// For routes that take no parameters: any query string is refused.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
 
 /// Run a query with a fresh flow reader, off the async threads.
 pub async fn read<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
@@ -53,7 +104,7 @@ pub(crate) fn store_error(e: StoreError) -> ApiError {
 }
 
 /// `from`/`to` as RFC 3339 or Unix seconds.
-fn parse_time(name: &str, v: &str) -> Result<u64, ApiError> {
+pub(crate) fn parse_time(name: &str, v: &str) -> Result<u64, ApiError> {
     if let Ok(secs) = v.parse::<u64>() {
         return Ok(secs);
     }
@@ -70,16 +121,42 @@ fn check_code(name: &str, v: &str) -> Result<(), ApiError> {
     }
 }
 
+/// `/api/v1/agencies/{code}/usage` parameters.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RangeQuery {
+pub struct UsageQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub step: Option<String>,
+}
+
+/// `/api/v1/top/hosts` and `/api/v1/top/sites` parameters.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TopQuery {
     pub from: Option<String>,
     pub to: Option<String>,
     pub agency: Option<String>,
     pub limit: Option<usize>,
-    pub step: Option<String>,
+}
+
+/// `/api/v1/flows` parameters.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FlowsQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub agency: Option<String>,
     pub host: Option<String>,
     pub site: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// `/api/v1/nodes` parameters.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NodesQuery {
+    pub agency: Option<String>,
 }
 
 /// `from`/`to` resolved to Unix seconds, defaulting to the last `default_secs`.
@@ -122,21 +199,6 @@ pub(crate) fn row_limit(
     }
 }
 
-impl RangeQuery {
-    /// Resolve the range, defaulting to the last `default_secs`.
-    fn range(&self, default_secs: u64) -> Result<(u64, u64), ApiError> {
-        time_range(self.from.as_deref(), self.to.as_deref(), default_secs)
-    }
-
-    fn agency(&self) -> Result<Option<String>, ApiError> {
-        optional_code("agency", self.agency.as_ref())
-    }
-
-    fn limit(&self, default: usize, max: usize) -> Result<usize, ApiError> {
-        row_limit(self.limit, default, max)
-    }
-}
-
 /// `/api/v1/blocked` and `/api/v1/blocked/summary` parameters.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -170,10 +232,27 @@ impl BlockedQuery {
     }
 }
 
-pub async fn nodes(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+pub async fn nodes(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Q(q): Q<NodesQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let agency = p.scope(optional_code("agency", q.agency.as_ref())?)?;
+    if let Some(a) = &agency {
+        known_agency(&s, a)?;
+    }
     let mut nodes = read(&s, |s, _| crate::service::nodes(s, SystemTime::now())).await?;
+    nodes.retain(|n| agency.as_ref().is_none_or(|a| &n.agency == a));
     apply_liveness(&s.outage, &mut nodes);
     Ok(Json(nodes))
+}
+
+/// 404 for an agency the inventory does not know.
+pub(crate) fn known_agency(s: &AppState, code: &str) -> Result<(), ApiError> {
+    if s.inventory.current().agency(code).is_none() {
+        return Err(not_found(format!("unknown agency {code:?}")));
+    }
+    Ok(())
 }
 
 /// Fill in the outage detector's view of each node (`liveness`) and let
@@ -221,10 +300,14 @@ pub(crate) fn overview_liveness(
     }
 }
 
-pub async fn agencies(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(
-        read(&s, |s, _| crate::service::agencies(s, SystemTime::now())).await?,
-    ))
+pub async fn agencies(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Q(_): Q<NoParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut list = read(&s, |s, _| crate::service::agencies(s, SystemTime::now())).await?;
+    list.retain(|a| p.sees(&a.code));
+    Ok(Json(list))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -242,31 +325,38 @@ pub fn overview_end() -> SystemTime {
 
 pub async fn overview(
     State(s): State<AppState>,
-    Query(q): Query<OverviewQuery>,
+    Extension(p): Extension<Principal>,
+    Q(q): Q<OverviewQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let window = q.window.unwrap_or(5);
     if !(1..=3600).contains(&window) {
         return Err(bad("window must be 1..3600 seconds"));
     }
     let end = overview_end();
-    let mut ov = read(&s, move |s, r| crate::service::overview(s, r, end, window)).await?;
+    let own = p.role.agency().map(str::to_string);
+    let mut ov = read(&s, move |s, r| {
+        let mut ov = crate::service::overview(s, r, end, window)?;
+        if let Some(a) = own {
+            let sites = crate::service::agency_sites(r, &a, end)?;
+            crate::service::scope_overview(&mut ov, &a, sites);
+        }
+        Ok(ov)
+    })
+    .await?;
     overview_liveness(&s.outage, &mut ov);
     Ok(Json(ov))
 }
 
 pub async fn usage(
     State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path(agency): Path<String>,
-    Query(q): Query<RangeQuery>,
+    Q(q): Q<UsageQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     check_code("agency", &agency)?;
-    if s.inventory.current().agency(&agency).is_none() {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("unknown agency {agency:?}"),
-        ));
-    }
-    let (from, to) = q.range(24 * 3600)?;
+    p.scope(Some(agency.clone()))?;
+    known_agency(&s, &agency)?;
+    let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), 24 * 3600)?;
     let step = match q.step.as_deref() {
         None => Step::auto(from, to, SystemTime::now()),
         Some(s) => Step::parse(s).ok_or_else(|| bad(format!("step {s:?}: use 1s, 1m or 1h")))?,
@@ -276,13 +366,20 @@ pub async fn usage(
     ))
 }
 
+impl TopQuery {
+    fn resolve(&self, p: &Principal) -> Result<(u64, u64, Option<String>, usize), ApiError> {
+        let (from, to) = time_range(self.from.as_deref(), self.to.as_deref(), 15 * 60)?;
+        let agency = p.scope(optional_code("agency", self.agency.as_ref())?)?;
+        Ok((from, to, agency, row_limit(self.limit, 10, 1000)?))
+    }
+}
+
 pub async fn top_hosts(
     State(s): State<AppState>,
-    Query(q): Query<RangeQuery>,
+    Extension(p): Extension<Principal>,
+    Q(q): Q<TopQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (from, to) = q.range(15 * 60)?;
-    let agency = q.agency()?;
-    let limit = q.limit(10, 1000)?;
+    let (from, to, agency, limit) = q.resolve(&p)?;
     Ok(Json(
         read(&s, move |_, r| {
             r.top_hosts(agency.as_deref(), from, to, limit)
@@ -293,11 +390,10 @@ pub async fn top_hosts(
 
 pub async fn top_sites(
     State(s): State<AppState>,
-    Query(q): Query<RangeQuery>,
+    Extension(p): Extension<Principal>,
+    Q(q): Q<TopQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (from, to) = q.range(15 * 60)?;
-    let agency = q.agency()?;
-    let limit = q.limit(10, 1000)?;
+    let (from, to, agency, limit) = q.resolve(&p)?;
     Ok(Json(
         read(&s, move |_, r| {
             r.top_sites(agency.as_deref(), from, to, limit)
@@ -308,13 +404,14 @@ pub async fn top_sites(
 
 pub async fn flows(
     State(s): State<AppState>,
-    Query(q): Query<RangeQuery>,
+    Extension(p): Extension<Principal>,
+    Q(q): Q<FlowsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (from, to) = q.range(3600)?;
+    let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), 3600)?;
     let filter = FlowFilter {
         from,
         to,
-        agency: q.agency()?,
+        agency: p.scope(optional_code("agency", q.agency.as_ref())?)?,
         host: match &q.host {
             Some(h) => Some(
                 h.parse::<std::net::IpAddr>()
@@ -326,23 +423,19 @@ pub async fn flows(
             .site
             .clone()
             .map(|s| s.trim_end_matches('.').to_ascii_lowercase()),
-        limit: q.limit(100, 1000)?,
+        limit: row_limit(q.limit, 100, 1000)?,
     };
     Ok(Json(read(&s, move |_, r| r.flows(&filter)).await?))
-}
-
-/// The query string, or a 400 in the API's JSON error shape (an unknown
-/// parameter or a `limit` that is not a number).
-pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v).map_err(|e| bad(e.body_text()))
 }
 
 /// Blocked attempts, newest first (default: the last hour, 100 rows).
 pub async fn blocked(
     State(s): State<AppState>,
-    q: Result<Query<BlockedQuery>, QueryRejection>,
+    Extension(p): Extension<Principal>,
+    Q(q): Q<BlockedQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let filter = query(q)?.filter(3600, 100)?;
+    let mut filter = q.filter(3600, 100)?;
+    filter.agency = p.scope(filter.agency)?;
     Ok(Json(read(&s, move |_, r| r.blocked(&filter)).await?))
 }
 
@@ -350,9 +443,11 @@ pub async fn blocked(
 /// minutes, 10 entries per list).
 pub async fn blocked_summary(
     State(s): State<AppState>,
-    q: Result<Query<BlockedQuery>, QueryRejection>,
+    Extension(p): Extension<Principal>,
+    Q(q): Q<BlockedQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let filter = query(q)?.filter(15 * 60, 10)?;
+    let mut filter = q.filter(15 * 60, 10)?;
+    filter.agency = p.scope(filter.agency)?;
     Ok(Json(
         read(&s, move |_, r| r.blocked_summary(&filter)).await?,
     ))
@@ -395,4 +490,67 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         )],
         s.metrics.render(),
     )
+}
+
+/// A one-time enrollment token for a node of the inventory (valid a day).
+pub async fn enrollment_token(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(node): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_code("node", &node)?;
+    let agency = s
+        .inventory
+        .node(&node)
+        .map(|n| n.agency)
+        .ok_or_else(|| not_found(format!("node {node:?} is not in the inventory")))?;
+    let ttl = Duration::from_secs(24 * 3600);
+    let (control, n, a) = (s.control.clone(), node.clone(), agency.clone());
+    let token = tokio::task::spawn_blocking(move || control.create_enrollment_token(&a, &n, ttl))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(store_error)?;
+    let expires_ms = crate::state::now_ms() + 24 * 3_600_000;
+    crate::auth::audit(
+        &s,
+        crate::auth::event(
+            &p,
+            "node.enrollment_token",
+            &node,
+            serde_json::json!({"agency": agency, "expires_ms": expires_ms}),
+        ),
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"node_id": node, "agency": agency, "token": token, "expires_ms": expires_ms})),
+    ))
+}
+
+/// Revoke a node's credential; its live session ends at once.
+pub async fn revoke_node(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(node): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_code("node", &node)?;
+    let (control, n) = (s.control.clone(), node.clone());
+    tokio::task::spawn_blocking(move || control.revoke_node(&n))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(store_error)?;
+    let kicked = s.agents.kick(&node, "the node's credential was revoked");
+    crate::auth::audit(
+        &s,
+        crate::auth::event(
+            &p,
+            "node.revoke",
+            &node,
+            serde_json::json!({"live_session_closed": kicked}),
+        ),
+    )
+    .await;
+    let nodes = read(&s, |s, _| crate::service::nodes(s, SystemTime::now())).await?;
+    let info = nodes.into_iter().find(|n| n.node_id == node);
+    Ok(Json(info))
 }

@@ -44,6 +44,8 @@ pub struct CollectorConfig {
     pub policy: PolicyConfig,
     /// Who is told about outages, and how (see `notify`).
     pub notify: crate::notify::NotifyConfig,
+    /// Operator sessions and login throttling.
+    pub auth: crate::auth::AuthConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +64,19 @@ pub struct ServerConfig {
     pub tls_names: Vec<String>,
     /// Largest agent message accepted, bytes.
     pub max_message_bytes: usize,
+    /// Prometheus `/metrics` without login on its own address (for a
+    /// scraper on a management network); on the other listeners it needs
+    /// an operator's API token.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Open connections at most, all listeners together (agents, browsers,
+    /// API clients); more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// ...and from one client address.
+    pub max_connections_per_address: usize,
+    /// A client must send its request headers within this.
+    pub header_read_timeout_secs: u64,
+    /// A connection with nothing read or written this long is closed.
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +88,11 @@ impl Default for ServerConfig {
             tls_key: None,
             tls_names: Vec::new(),
             max_message_bytes: simpul_proto::wire::MAX_MESSAGE_BYTES,
+            metrics_listen: None,
+            max_connections: 4096,
+            max_connections_per_address: 64,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 120,
         }
     }
 }
@@ -233,6 +253,29 @@ impl CollectorConfig {
         if s.tls_cert.is_some() != s.tls_key.is_some() {
             bad("server", "tls_cert and tls_key go together".into());
         }
+        if let Some(a) = s.listen {
+            if !a.ip().is_loopback() {
+                bad(
+                    "server.listen",
+                    format!("plain HTTP may bind a loopback address only (127.0.0.1 or ::1, for a local reverse proxy and tools), not {a}: browsers and agents on the network use listen_tls (HTTPS)"),
+                );
+            }
+        }
+        if s.max_connections < 16 || s.max_connections > 1_000_000 {
+            bad("server.max_connections", "must be 16..1000000".into());
+        }
+        if s.max_connections_per_address == 0 || s.max_connections_per_address > s.max_connections {
+            bad(
+                "server.max_connections_per_address",
+                "must be 1..max_connections".into(),
+            );
+        }
+        if !(1..=300).contains(&s.header_read_timeout_secs) {
+            bad("server.header_read_timeout_secs", "must be 1..300".into());
+        }
+        if !(10..=3600).contains(&s.idle_timeout_secs) {
+            bad("server.idle_timeout_secs", "must be 10..3600".into());
+        }
         if s.max_message_bytes < 4096 || s.max_message_bytes > simpul_proto::wire::MAX_MESSAGE_BYTES
         {
             bad(
@@ -278,6 +321,7 @@ impl CollectorConfig {
         if let Err(p) = self.notify.validate_all() {
             out.extend(p);
         }
+        out.extend(self.auth.problems());
         out
     }
 

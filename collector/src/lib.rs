@@ -11,7 +11,9 @@
 
 pub mod agent_ws;
 pub mod api;
+pub mod auth;
 pub mod config;
+pub mod edge;
 pub mod ingest;
 pub mod inventory;
 pub mod live;
@@ -20,6 +22,7 @@ pub mod notify;
 pub mod openapi;
 pub mod outage;
 pub mod policies;
+pub mod routes;
 pub mod server;
 pub mod service;
 pub mod state;

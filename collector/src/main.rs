@@ -7,6 +7,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use simpul_collector::config::CollectorConfig;
 use simpul_collector::server::Collector;
+use simpul_collector::auth::cli;
+use simpul_collector::inventory::Inventories;
 use simpul_collector::store::{ControlStore, Store};
 
 #[derive(Parser)]
@@ -53,6 +55,21 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Operator accounts (the password is read as one line from stdin).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// API tokens for automation, Grafana and the wall's kiosk.
+    ApiToken {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Measure ingest of agent batches into SQLite (records per second, one core).
     BenchIngest {
         #[arg(long, default_value_t = 1_000_000)]
@@ -67,6 +84,89 @@ enum Command {
         nodes: usize,
         #[arg(long, default_value_t = 5.0)]
         secs: f64,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add an account: admin, operator, agency (with --agency) or viewer.
+    Add {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        agency: Option<String>,
+        /// Shown in the dashboard and on acknowledgements (default: the name).
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// Set a new password (its sessions end).
+    Passwd {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+    /// Disable an account (its sessions end).
+    Disable {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+    List {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a new token (shown once) for `Authorization: Bearer`.
+    Create {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        agency: Option<String>,
+        /// Days until it expires (default: never).
+        #[arg(long)]
+        expires: Option<u64>,
+        /// A wall token: opens a read-only session at `/?kiosk=TOKEN` (role viewer).
+        #[arg(long)]
+        kiosk: bool,
+    },
+    List {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    Revoke {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain: exit 0 when intact, else name the first broken row.
+    Verify {
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 
@@ -148,6 +248,12 @@ fn run(cli: Cli) -> Result<()> {
                 &node,
                 std::time::Duration::from_secs(valid_hours * 3600),
             )?;
+            cli::audit_cli(
+                &store,
+                "node.enrollment_token",
+                &node,
+                serde_json::json!({"agency": entry.agency, "valid_hours": valid_hours}),
+            );
             println!("{token}");
             Ok(())
         }
@@ -155,8 +261,17 @@ fn run(cli: Cli) -> Result<()> {
             let cfg = CollectorConfig::load(&config)?;
             let store = open_store(&cfg)?;
             store.revoke_node(&node)?;
-            println!("node {node} revoked");
+            cli::audit_cli(&store, "node.revoke", &node, serde_json::json!({}));
+            println!("node {node} revoked (a running collector ends its session within seconds)");
             Ok(())
+        }
+        Command::User { command } => user(command),
+        Command::ApiToken { command } => api_token(command),
+        Command::Audit {
+            command: AuditCommand::Verify { config },
+        } => {
+            let cfg = CollectorConfig::load(&config)?;
+            cli::audit_verify(&open_store(&cfg)?)
         }
         Command::Check { config } => {
             let cfg = CollectorConfig::load(&config)?;
@@ -210,6 +325,73 @@ fn run(cli: Cli) -> Result<()> {
             let _ = std::fs::remove_dir_all(&dir);
             println!("{}", serde_json::to_string(&report?)?);
             Ok(())
+        }
+    }
+}
+
+/// The store and the inventory of a config (operator commands).
+fn open_with_inventory(config: &std::path::Path) -> Result<(Store, Inventories)> {
+    let cfg = CollectorConfig::load(config)?;
+    let store = open_store(&cfg)?;
+    let inv = Inventories::load(std::sync::Arc::new(store.clone()), cfg.inventory.file.clone())?;
+    Ok((store, inv))
+}
+
+fn user(command: UserCommand) -> Result<()> {
+    match command {
+        UserCommand::Add {
+            config,
+            name,
+            role,
+            agency,
+            display_name,
+        } => {
+            let (store, inv) = open_with_inventory(&config)?;
+            let pw = cli::read_password(std::io::stdin().lock())?;
+            cli::user_add(
+                &store,
+                &inv,
+                &name,
+                display_name.as_deref(),
+                &role,
+                agency.as_deref(),
+                &pw,
+            )
+        }
+        UserCommand::Passwd { config, name } => {
+            let store = open_store(&CollectorConfig::load(&config)?)?;
+            let pw = cli::read_password(std::io::stdin().lock())?;
+            cli::user_passwd(&store, &name, &pw)
+        }
+        UserCommand::Disable { config, name } => {
+            cli::user_disable(&open_store(&CollectorConfig::load(&config)?)?, &name, true)
+        }
+        UserCommand::Enable { config, name } => {
+            cli::user_disable(&open_store(&CollectorConfig::load(&config)?)?, &name, false)
+        }
+        UserCommand::List { config } => cli::user_list(&open_store(&CollectorConfig::load(&config)?)?),
+    }
+}
+
+fn api_token(command: TokenCommand) -> Result<()> {
+    match command {
+        TokenCommand::Create {
+            config,
+            name,
+            role,
+            agency,
+            expires,
+            kiosk,
+        } => {
+            let (store, inv) = open_with_inventory(&config)?;
+            let token =
+                cli::token_create(&store, &inv, &name, &role, agency.as_deref(), expires, kiosk)?;
+            println!("{token}");
+            Ok(())
+        }
+        TokenCommand::List { config } => cli::token_list(&open_store(&CollectorConfig::load(&config)?)?),
+        TokenCommand::Revoke { config, id } => {
+            cli::token_revoke(&open_store(&CollectorConfig::load(&config)?)?, &id)
         }
     }
 }

@@ -6,12 +6,16 @@ use axum::Json;
 use serde_json::{json, Value};
 use simpul_proto::BlockMethod;
 
+use crate::auth::Access;
+
 /// One operation of the API.
 #[derive(Debug, Clone, Copy)]
 pub struct Endpoint {
     pub method: &'static str,
     pub path: &'static str,
     pub summary: &'static str,
+    /// Who may call it (checked on the server for every request).
+    pub access: Access,
     /// Query parameters.
     pub params: &'static [&'static str],
     /// JSON request body schema name.
@@ -24,6 +28,7 @@ pub struct Endpoint {
 const fn get(
     path: &'static str,
     summary: &'static str,
+    access: Access,
     params: &'static [&'static str],
     schema: &'static str,
 ) -> Endpoint {
@@ -31,6 +36,7 @@ const fn get(
         method: "get",
         path,
         summary,
+        access,
         params,
         body: None,
         status: 200,
@@ -38,103 +44,306 @@ const fn get(
     }
 }
 
+const fn call(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    access: Access,
+    body: Option<&'static str>,
+    status: u16,
+    schema: &'static str,
+) -> Endpoint {
+    Endpoint {
+        method,
+        path,
+        summary,
+        access,
+        params: &[],
+        body,
+        status,
+        schema,
+    }
+}
+
+use Access::{Admin, Operate, Public, Read, Wall};
+
+/// Every route of the collector but the dashboard's files: the router is
+/// built from this table (`routes.rs`), and a test walks every entry with
+/// every role.
 pub const ENDPOINTS: &[Endpoint] = &[
+    get("/healthz", "Liveness of the collector and its database", Public, &[], "Health"),
+    get(
+        "/metrics",
+        "Prometheus metrics (also on `server.metrics_listen` without login)",
+        Operate,
+        &[],
+        "Metrics",
+    ),
+    get(
+        "/api/v1/agent",
+        "Agents' WebSocket (TLS listener only; agents authenticate with their credential)",
+        Public,
+        &[],
+        "WebSocket",
+    ),
+    call(
+        "post",
+        "/api/v1/auth/login",
+        "Log in: sets the session cookie; the answer holds the CSRF token",
+        Public,
+        Some("LoginRequest"),
+        200,
+        "Me",
+    ),
+    call(
+        "post",
+        "/api/v1/auth/kiosk",
+        "Trade a kiosk token for a read-only wall session",
+        Public,
+        Some("KioskRequest"),
+        200,
+        "Me",
+    ),
+    call(
+        "post",
+        "/api/v1/auth/logout",
+        "End this session",
+        Wall,
+        None,
+        204,
+        "Empty",
+    ),
+    get("/api/v1/auth/me", "Who is logged in, role, CSRF token", Wall, &[], "Me"),
+    get(
+        "/api/v1/auth/sessions",
+        "Open sessions (an admin sees everyone's)",
+        Wall,
+        &[],
+        "SessionList",
+    ),
+    call(
+        "delete",
+        "/api/v1/auth/sessions/{id}",
+        "End a session (one's own; an admin any)",
+        Wall,
+        None,
+        204,
+        "Empty",
+    ),
+    get("/api/v1/openapi.json", "This document", Wall, &[], "OpenApi"),
+    get(
+        "/api/v1/live",
+        "Live feed (WebSocket): a snapshot, then one overview per second",
+        Wall,
+        &[],
+        "WebSocket",
+    ),
     get(
         "/api/v1/nodes",
         "Agent nodes: status, liveness, last seen, version, health",
-        &[],
+        Wall,
+        &["agency"],
         "NodeList",
+    ),
+    call(
+        "post",
+        "/api/v1/nodes/{id}/enrollment-token",
+        "Issue a one-time enrollment token for a node of the inventory",
+        Admin,
+        None,
+        201,
+        "EnrollmentToken",
+    ),
+    call(
+        "post",
+        "/api/v1/nodes/{id}/revoke",
+        "Revoke a node's credential; its live session ends at once",
+        Admin,
+        None,
+        200,
+        "Node",
     ),
     get(
         "/api/v1/agencies",
         "Agencies, units and allocations",
+        Wall,
         &[],
         "AgencyList",
     ),
     get(
         "/api/v1/overview",
         "NOC wall: throughput now vs allocation, nodes, top sites",
+        Wall,
         &["window"],
         "Overview",
     ),
     get(
         "/api/v1/agencies/{code}/usage",
         "Usage series of one agency",
+        Wall,
         &["from", "to", "step"],
         "Usage",
     ),
     get(
         "/api/v1/top/hosts",
         "Top hosts by bytes",
+        Read,
         &["agency", "from", "to", "limit"],
         "TopHosts",
     ),
     get(
         "/api/v1/top/sites",
         "Top sites by bytes",
+        Wall,
         &["agency", "from", "to", "limit"],
         "TopSites",
     ),
     get(
         "/api/v1/flows",
         "Flow search",
+        Read,
         &["from", "to", "agency", "host", "site", "limit"],
         "Flows",
     ),
     get(
         "/api/v1/blocked",
         "Blocked attempts (policy enforcement), newest first",
+        Read,
         &["from", "to", "agency", "node", "method", "limit"],
         "BlockedList",
     ),
     get(
         "/api/v1/blocked/summary",
         "Blocked attempts per agency, top targets and top clients",
+        Read,
         &["from", "to", "agency", "node", "method", "limit"],
         "BlockedSummary",
     ),
     get(
         "/api/v1/incidents",
         "Node outages: unacknowledged open incidents first, then newest",
+        Wall,
         &["from", "to", "agency", "node", "open", "limit"],
         "IncidentList",
     ),
     get(
         "/api/v1/incidents/stats",
         "Time to acknowledge and to resolve, per severity",
+        Wall,
         &["from", "to", "agency", "node"],
         "IncidentStats",
     ),
-    Endpoint {
-        method: "post",
-        path: "/api/v1/incidents/{id}/ack",
-        summary: "Acknowledge an incident (the first acknowledgement counts)",
-        params: &[],
-        body: Some("AckRequest"),
-        status: 200,
-        schema: "Incident",
-    },
+    call(
+        "post",
+        "/api/v1/incidents/{id}/ack",
+        "Acknowledge an incident under the caller's name (the first counts)",
+        Operate,
+        None,
+        200,
+        "Incident",
+    ),
     get(
         "/api/v1/availability",
         "Availability per node; maintenance and unreachable time apart",
+        Wall,
         &["from", "to", "agency", "node"],
         "AvailabilityList",
     ),
     get(
         "/api/v1/maintenance",
         "Maintenance windows ending in the last 30 days or later",
+        Wall,
         &[],
         "MaintenanceList",
     ),
-    Endpoint {
-        method: "post",
-        path: "/api/v1/maintenance",
-        summary: "Add a maintenance window (outages inside it alert nobody)",
-        params: &[],
-        body: Some("MaintenanceRequest"),
-        status: 201,
-        schema: "Maintenance",
-    },
+    call(
+        "post",
+        "/api/v1/maintenance",
+        "Add a maintenance window (outages inside it alert nobody); a start in the past needs admin",
+        Operate,
+        Some("MaintenanceRequest"),
+        201,
+        "Maintenance",
+    ),
+    call(
+        "patch",
+        "/api/v1/maintenance/{id}",
+        "Change a window that has not ended (a start in the past needs admin)",
+        Operate,
+        Some("MaintenanceChange"),
+        200,
+        "Maintenance",
+    ),
+    call(
+        "post",
+        "/api/v1/maintenance/{id}/end",
+        "End a running window now",
+        Operate,
+        None,
+        200,
+        "Maintenance",
+    ),
+    call(
+        "delete",
+        "/api/v1/maintenance/{id}",
+        "Delete a window that has not started",
+        Operate,
+        None,
+        204,
+        "Empty",
+    ),
+    get(
+        "/api/v1/notifications",
+        "The notification log: what was sent on which channel, newest first",
+        Operate,
+        &["limit", "incident"],
+        "NotificationList",
+    ),
+    get("/api/v1/users", "Operator accounts", Admin, &[], "UserList"),
+    call(
+        "post",
+        "/api/v1/users",
+        "Add an operator account",
+        Admin,
+        Some("NewUser"),
+        201,
+        "User",
+    ),
+    call(
+        "patch",
+        "/api/v1/users/{name}",
+        "Set an account's password or disable it (its sessions end)",
+        Admin,
+        Some("UserChange"),
+        200,
+        "User",
+    ),
+    get("/api/v1/tokens", "API and kiosk tokens", Admin, &[], "TokenList"),
+    call(
+        "post",
+        "/api/v1/tokens",
+        "Create an API token (shown once)",
+        Admin,
+        Some("NewToken"),
+        201,
+        "CreatedToken",
+    ),
+    call(
+        "delete",
+        "/api/v1/tokens/{id}",
+        "Revoke an API token",
+        Admin,
+        None,
+        204,
+        "Empty",
+    ),
+    get(
+        "/api/v1/audit",
+        "The audit log (hash chain), newest first; format=csv to export",
+        Admin,
+        &["from", "to", "actor", "action", "limit", "format"],
+        "AuditList",
+    ),
 ];
 
 fn param(path: &str, name: &str) -> Value {
@@ -148,7 +357,11 @@ fn param(path: &str, name: &str) -> Value {
             "1s (last hour), 1m or 1h",
             json!({"type": "string", "enum": ["1s", "1m", "1h"]}),
         ),
-        "limit" if path == "/api/v1/incidents" => (
+        "limit" if path == "/api/v1/audit" => (
+            "maximum rows (default 500)",
+            json!({"type": "integer", "minimum": 1, "maximum": 100000}),
+        ),
+        "limit" if path == "/api/v1/incidents" || path == "/api/v1/notifications" => (
             "maximum rows (default 100)",
             json!({"type": "integer", "minimum": 1, "maximum": 10000}),
         ),
@@ -177,6 +390,17 @@ fn param(path: &str, name: &str) -> Value {
             "site name; matches subdomains too",
             json!({"type": "string"}),
         ),
+        "incident" => ("incident id", json!({"type": "integer"})),
+        "actor" => ("who (exact)", json!({"type": "string"})),
+        "action" => (
+            "action prefix, e.g. auth. or maintenance.",
+            json!({"type": "string"}),
+        ),
+        "format" => (
+            "json (default) or csv",
+            json!({"type": "string", "enum": ["json", "csv"]}),
+        ),
+
         _ => ("", json!({"type": "string"})),
     };
     json!({"name": name, "in": "query", "required": false, "description": desc, "schema": schema})
@@ -191,7 +415,7 @@ fn schemas() -> Value {
     let ms_or_null = json!({"type": ["integer", "null"], "description": "Unix milliseconds"});
     let secs_or_null = json!({"type": ["number", "null"], "description": "seconds"});
     let code = json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"});
-    json!({
+    let mut base = json!({
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
         "Node": {"type": "object", "properties": {
             "node_id": {"type": "string"}, "agency": {"type": "string"}, "hostname": {"type": ["string", "null"]},
@@ -288,17 +512,88 @@ fn schemas() -> Value {
             "id": {"type": "integer"}, "node_id": {"type": ["string", "null"]}, "agency": {"type": ["string", "null"]},
             "starts_ms": ms, "ends_ms": ms, "reason": {"type": "string"}, "created_by": {"type": "string"}, "created_ms": ms}},
         "MaintenanceList": {"type": "array", "items": {"$ref": "#/components/schemas/Maintenance"}},
-        "AckRequest": {"type": "object", "required": ["by"], "additionalProperties": false, "properties": {
-            "by": {"type": "string", "minLength": 1, "maxLength": 64, "description": "who takes the incident"}}},
-        "MaintenanceRequest": {"type": "object", "required": ["from", "to", "reason", "by"], "additionalProperties": false,
-            "description": "node, or agency (all its nodes), or neither (every node)",
+        "MaintenanceRequest": {"type": "object", "required": ["from", "to", "reason"], "additionalProperties": false,
+            "description": "node, or agency (all its nodes), or neither (every node); the creator is the caller",
             "properties": {
             "node": code, "agency": code,
-            "from": {"type": "string", "description": "RFC 3339, or Unix seconds as a string"},
-            "to": {"type": "string", "description": "RFC 3339, or Unix seconds as a string; after from"},
-            "reason": {"type": "string", "minLength": 1, "maxLength": 200},
-            "by": {"type": "string", "minLength": 1, "maxLength": 64}}},
+            "from": {"type": "string", "description": "RFC 3339, or Unix seconds; in the past only for admin"},
+            "to": {"type": "string", "description": "RFC 3339, or Unix seconds; after from, at most a year ahead"},
+            "reason": {"type": "string", "minLength": 1, "maxLength": 200}}},
+        "MaintenanceChange": {"type": "object", "additionalProperties": false, "properties": {
+            "from": {"type": "string"}, "to": {"type": "string"}, "reason": {"type": "string", "minLength": 1, "maxLength": 200}}},
+    });
+    if let (Some(all), Value::Object(more)) = (base.as_object_mut(), access_schemas()) {
+        all.extend(more);
+    }
+    base
+}
+
+/// Operators, sessions, tokens, audit, and the routes that are not JSON.
+fn access_schemas() -> Value {
+    let ms = json!({"type": "integer", "description": "Unix milliseconds"});
+    let ms_or_null = json!({"type": ["integer", "null"], "description": "Unix milliseconds"});
+    let code = json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"});
+    json!({
+        "Health": {"type": "object", "properties": {"status": {"type": "string", "enum": ["ok", "degraded"]}, "db": {"type": "string"}}},
+        "Metrics": {"type": "string", "description": "Prometheus text format"},
+        "WebSocket": {"type": "string", "description": "a WebSocket upgrade"},
+        "OpenApi": {"type": "object"},
+        "Empty": {"type": "object"},
+        "LoginRequest": {"type": "object", "required": ["username", "password"], "additionalProperties": false, "properties": {
+            "username": {"type": "string"}, "password": {"type": "string"}}},
+        "KioskRequest": {"type": "object", "required": ["token"], "additionalProperties": false, "properties": {"token": {"type": "string"}}},
+        "Me": {"type": "object", "properties": {
+            "username": {"type": "string"}, "display_name": {"type": "string"},
+            "role": {"type": "string", "enum": ["admin", "operator", "agency", "viewer"]},
+            "agency": {"type": ["string", "null"], "description": "role agency: the one agency the account sees"},
+            "csrf_token": {"type": ["string", "null"], "description": "repeat as X-CSRF-Token on POST, PATCH, DELETE"},
+            "kiosk": {"type": "boolean"}, "session_id": {"type": ["string", "null"]}}},
+        "Session": {"type": "object", "properties": {
+            "id": {"type": "string"}, "username": {"type": "string"}, "address": {"type": "string"}, "user_agent": {"type": "string"},
+            "created_ms": ms, "last_seen_ms": ms, "expires_ms": ms, "idle_ms": {"type": ["integer", "null"]},
+            "revoked_ms": ms_or_null, "token_id": {"type": ["string", "null"], "description": "a kiosk session: its token"}}},
+        "SessionList": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}},
+        "User": {"type": "object", "properties": {
+            "username": {"type": "string"}, "display_name": {"type": "string"},
+            "role": {"type": "string", "enum": ["admin", "operator", "agency", "viewer"]}, "agency": {"type": ["string", "null"]},
+            "disabled": {"type": "boolean"}, "created_ms": ms, "password_changed_ms": ms}},
+        "UserList": {"type": "array", "items": {"$ref": "#/components/schemas/User"}},
+        "NewUser": {"type": "object", "required": ["username", "role", "password"], "additionalProperties": false, "properties": {
+            "username": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}, "display_name": {"type": "string", "maxLength": 80},
+            "role": {"type": "string", "enum": ["admin", "operator", "agency", "viewer"]}, "agency": code,
+            "password": {"type": "string", "minLength": 10, "maxLength": 256}}},
+        "UserChange": {"type": "object", "additionalProperties": false, "properties": {
+            "password": {"type": "string", "minLength": 10, "maxLength": 256}, "disabled": {"type": "boolean"}}},
+        "Token": {"type": "object", "properties": {
+            "id": {"type": "string"}, "name": {"type": "string"},
+            "role": {"type": "string", "enum": ["admin", "operator", "agency", "viewer"]}, "agency": {"type": ["string", "null"]},
+            "kiosk": {"type": "boolean"}, "created_ms": ms, "created_by": {"type": "string"},
+            "expires_ms": ms_or_null, "revoked_ms": ms_or_null, "last_used_ms": ms_or_null}},
+        "TokenList": {"type": "array", "items": {"$ref": "#/components/schemas/Token"}},
+        "NewToken": {"type": "object", "required": ["name", "role"], "additionalProperties": false, "properties": {
+            "name": {"type": "string", "maxLength": 80}, "role": {"type": "string", "enum": ["admin", "operator", "agency", "viewer"]},
+            "agency": code, "expires_days": {"type": "integer", "minimum": 1, "maximum": 3660},
+            "kiosk": {"type": "boolean", "description": "a wall token (role viewer): POST /api/v1/auth/kiosk trades it for a session"}}},
+        "CreatedToken": {"allOf": [{"$ref": "#/components/schemas/Token"},
+            {"type": "object", "properties": {"token": {"type": "string", "description": "shown once; only its hash is kept"}}}]},
+        "EnrollmentToken": {"type": "object", "properties": {
+            "node_id": {"type": "string"}, "agency": {"type": "string"}, "token": {"type": "string"}, "expires_ms": ms}},
+        "Notification": {"type": "object", "description": "one message on one channel for one incident state"},
+        "NotificationList": {"type": "array", "items": {"$ref": "#/components/schemas/Notification"}},
+        "AuditEntry": {"type": "object", "properties": {
+            "seq": {"type": "integer"}, "at_ms": ms, "actor": {"type": "string"}, "address": {"type": "string"},
+            "action": {"type": "string"}, "target": {"type": "string"}, "detail": {"type": "string", "description": "JSON"},
+            "outcome": {"type": "string", "enum": ["ok", "denied", "failed"]},
+            "prev_hash": {"type": "string"}, "hash": {"type": "string", "description": "SHA-256 over prev_hash and every field"}}},
+        "AuditList": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}},
     })
+}
+
+/// The `{name}` parameters of a path.
+fn path_params(path: &str) -> Vec<&str> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .collect()
 }
 
 pub fn build() -> Value {
@@ -306,24 +601,50 @@ pub fn build() -> Value {
     let error = |what: &str| json!({"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     for e in ENDPOINTS {
         let mut parameters: Vec<Value> = e.params.iter().map(|p| param(e.path, p)).collect();
-        if e.path.contains("{code}") {
-            parameters.push(json!({"name": "code", "in": "path", "required": true, "schema": {"type": "string"}}));
-        }
-        if e.path.contains("{id}") {
-            parameters.push(json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}));
+        for name in path_params(e.path) {
+            let schema = if name == "id" && !e.path.contains("/sessions/") && !e.path.contains("/tokens/") && !e.path.contains("/nodes/") {
+                json!({"type": "integer"})
+            } else {
+                json!({"type": "string"})
+            };
+            parameters.push(json!({"name": name, "in": "path", "required": true, "schema": schema}));
         }
         let mut responses = serde_json::Map::new();
-        responses.insert(
-            e.status.to_string(),
-            json!({"description": if e.status == 201 { "Created" } else { "OK" },
-                   "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", e.schema)}}}}),
-        );
-        responses.insert("400".into(), error("Bad request"));
-        if e.path.contains("{id}") {
-            responses.insert("404".into(), error("No such incident"));
+        let ok = match e.status {
+            201 => "Created",
+            204 => "No content",
+            _ => "OK",
+        };
+        if e.status == 204 {
+            responses.insert("204".into(), json!({"description": ok}));
+        } else {
+            responses.insert(
+                e.status.to_string(),
+                json!({"description": ok,
+                       "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", e.schema)}}}}),
+            );
         }
-        let mut op =
-            json!({"summary": e.summary, "parameters": parameters, "responses": responses});
+        responses.insert("400".into(), error("Bad request (what was wrong, and where)"));
+        if e.access != Access::Public {
+            responses.insert("401".into(), error("Not logged in, or the session or token ended"));
+            responses.insert("403".into(), error("The role may not use this route, or another agency's data was asked for, or the CSRF token is missing"));
+        }
+        if !path_params(e.path).is_empty() {
+            responses.insert("404".into(), error("No such object"));
+        }
+        if e.path == "/api/v1/auth/login" {
+            responses.insert("401".into(), error("Wrong username or password"));
+            responses.insert("429".into(), error("Too many failed logins; Retry-After says when to try again"));
+        }
+        let mut op = json!({"summary": e.summary, "parameters": parameters, "responses": responses,
+                            "x-access": e.access.name(), "x-roles": e.access.roles()});
+        op["security"] = if e.access == Access::Public {
+            json!([])
+        } else if e.method == "get" {
+            json!([{"session": []}, {"bearer": []}])
+        } else {
+            json!([{"session": [], "csrf": []}, {"bearer": []}])
+        };
         if let Some(body) = e.body {
             op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
         }
@@ -333,9 +654,19 @@ pub fn build() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Simpul collector API", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "NOC API of the Simpul collector. Live feed: WebSocket /api/v1/live. Agents: WebSocket /api/v1/agent (TLS, binary proto::wire)."},
+                 "description": "NOC API of the Simpul collector. Every route but /healthz, the login endpoints and the agents' WebSocket needs a session cookie (from POST /api/v1/auth/login; state-changing requests repeat the CSRF token in X-CSRF-Token) or an API token (Authorization: Bearer). x-roles lists the roles a route admits; an agency officer's answers hold its agency only. Live feed: WebSocket /api/v1/live. Agents: WebSocket /api/v1/agent (TLS, binary proto::wire)."},
         "paths": paths,
-        "components": {"schemas": schemas()},
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": crate::auth::COOKIE,
+                            "description": "set by POST /api/v1/auth/login (HttpOnly, SameSite=Strict, Secure under HTTPS)"},
+                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
+                         "description": "the csrf_token of the login answer (or /api/v1/auth/me); required on POST, PATCH and DELETE with a session cookie"},
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "an API token from `simpul-collector api-token create` or POST /api/v1/tokens"}
+            }
+        },
     })
 }
 

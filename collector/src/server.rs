@@ -11,8 +11,6 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use include_dir::{include_dir, Dir};
 use tokio::sync::watch;
 
@@ -21,7 +19,7 @@ use crate::ingest::{WriteJob, Writer};
 use crate::inventory::Inventories;
 use crate::policies::Policies;
 use crate::state::{AppState, NodeRegistry};
-use crate::store::{ControlStore, FlowStore, Store, StoreConfig};
+use crate::store::{AccessStore, ControlStore, FlowStore, Store, StoreConfig};
 use crate::tls::TlsFiles;
 
 static DASHBOARD: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../dashboard");
@@ -85,8 +83,9 @@ impl Collector {
         let store = Store::open(&data_dir, store_config(&config)).context("cannot open storage")?;
         let store = Arc::new(store);
         let flows: Arc<dyn FlowStore> = store.clone();
-        let control: Arc<dyn ControlStore> = store;
-        Self::start_with(config, flows, control).await
+        let control: Arc<dyn ControlStore> = store.clone();
+        let access: Arc<dyn AccessStore> = store;
+        Self::start_with(config, flows, control, access).await
     }
 
     /// Start on the given stores (tests use an in-memory flow store).
@@ -94,6 +93,7 @@ impl Collector {
         config: CollectorConfig,
         flows: Arc<dyn FlowStore>,
         control: Arc<dyn ControlStore>,
+        access: Arc<dyn AccessStore>,
     ) -> Result<Collector> {
         let data_dir = config.storage.data_dir.clone();
         crate::store::private_dir(&data_dir)
@@ -113,7 +113,7 @@ impl Collector {
         );
         let writer = Writer::start(flows.as_ref())?;
         let metrics = metrics_handle();
-        let (live, _) = tokio::sync::broadcast::channel(16);
+        let live = Arc::new(crate::live::Live::default());
         let known: Vec<(String, String)> = control
             .nodes(
                 std::time::SystemTime::now(),
@@ -148,6 +148,9 @@ impl Collector {
             live,
             metrics,
             shutdown: Shutdown::default(),
+            access,
+            auth: Arc::new(crate::auth::Auth::new(config.auth.clone())),
+            agents: Arc::new(crate::state::AgentSessions::default()),
         };
         let tls = crate::tls::ensure(&config.server, &data_dir)?;
 
@@ -171,6 +174,8 @@ impl Collector {
             every(Duration::from_secs(5), allocation_watch),
             every(Duration::from_secs(1), maintain),
             every(Duration::from_secs(2), reload_inventory_and_policies),
+            every(Duration::from_secs(2), end_revoked_sessions),
+            every(Duration::from_secs(3600), prune_access),
         ]);
         // "Terima" buttons pressed in the NOC's Telegram chats.
         let outage = state.outage.clone();
@@ -184,6 +189,33 @@ impl Collector {
             state.shutdown.clone(),
         )?);
 
+        let limits = connection_limits(&config.server);
+        let header_timeout = Duration::from_secs(config.server.header_read_timeout_secs);
+        if let Some(addr) = config.server.metrics_listen {
+            let app = axum::Router::new()
+                .route("/metrics", axum::routing::get(crate::api::metrics))
+                .with_state(state.clone());
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?;
+            listener.set_nonblocking(true)?;
+            let handle = axum_server::Handle::new();
+            let mut server = axum_server::from_tcp(listener)
+                .acceptor(crate::edge::LimitAcceptor {
+                    limits: limits.clone(),
+                })
+                .handle(handle.clone());
+            server
+                .http_builder()
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            collector.handles.push(handle);
+            collector.tasks.push(tokio::spawn(async move {
+                if let Err(e) = server.serve(app.into_make_service()).await {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            }));
+        }
         if let Some(addr) = config.server.listen {
             let app = router(state.clone(), false);
             let listener = std::net::TcpListener::bind(addr)
@@ -191,7 +223,16 @@ impl Collector {
             listener.set_nonblocking(true)?;
             collector.http_addr = Some(listener.local_addr()?);
             let handle = axum_server::Handle::new();
-            let server = axum_server::from_tcp(listener).handle(handle.clone());
+            let mut server = axum_server::from_tcp(listener)
+                .acceptor(crate::edge::LimitAcceptor {
+                    limits: limits.clone(),
+                })
+                .handle(handle.clone());
+            server
+                .http_builder()
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
             collector.handles.push(handle);
             collector.tasks.push(tokio::spawn(async move {
                 if let Err(e) = server
@@ -210,11 +251,20 @@ impl Collector {
             listener.set_nonblocking(true)?;
             collector.tls_addr = Some(listener.local_addr()?);
             let handle = axum_server::Handle::new();
-            let server = axum_server::from_tcp_rustls(
+            let edge = crate::edge::LimitAcceptor {
+                limits: limits.clone(),
+            };
+            let mut server = axum_server::from_tcp_rustls(
                 listener,
                 axum_server::tls_rustls::RustlsConfig::from_config(rustls_cfg),
             )
+            .map(|tls| tls.acceptor(edge))
             .handle(handle.clone());
+            server
+                .http_builder()
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
             collector.handles.push(handle);
             collector.tasks.push(tokio::spawn(async move {
                 if let Err(e) = server
@@ -275,6 +325,27 @@ impl Collector {
         }
         tracing::info!("collector stopped");
     }
+}
+
+/// The connection caps, fitted under the descriptor limit (raised to the
+/// hard limit first): the database, logs and notifier need some too.
+fn connection_limits(cfg: &crate::config::ServerConfig) -> Arc<crate::edge::ConnLimits> {
+    let nofile = crate::edge::raise_nofile();
+    let room = usize::try_from(nofile.saturating_sub(256)).unwrap_or(usize::MAX);
+    let total = cfg.max_connections.min(room.max(16));
+    if total < cfg.max_connections {
+        tracing::warn!(
+            configured = cfg.max_connections,
+            nofile,
+            used = total,
+            "server.max_connections lowered to fit the open-files limit (raise LimitNOFILE)"
+        );
+    }
+    crate::edge::ConnLimits::new(
+        total,
+        cfg.max_connections_per_address.min(total),
+        Duration::from_secs(cfg.idle_timeout_secs),
+    )
 }
 
 pub fn store_config(config: &CollectorConfig) -> StoreConfig {
@@ -338,6 +409,44 @@ fn maintain(state: &AppState) {
     }
 }
 
+/// A node revoked from the command line (another process) loses its live
+/// session within a couple of seconds; the API revokes at once.
+fn end_revoked_sessions(state: &AppState) {
+    let connected = state.agents.nodes();
+    if connected.is_empty() {
+        return;
+    }
+    let Ok(nodes) = state
+        .control
+        .nodes(std::time::SystemTime::now(), Duration::from_secs(1))
+    else {
+        return;
+    };
+    for n in nodes.iter().filter(|n| n.revoked) {
+        if connected.contains(&n.node_id) {
+            state
+                .agents
+                .kick(&n.node_id, "the node's credential was revoked");
+        }
+    }
+}
+
+/// Ended sessions go after a day; maintenance windows after a year and a
+/// month (availability reports look back a year).
+fn prune_access(state: &AppState) {
+    let now = crate::state::now_ms();
+    if let Err(e) = state.access.prune_sessions(now) {
+        tracing::warn!(error = %e, "cannot prune sessions");
+    }
+    let outage = state.outage.clone();
+    let before_ms = now.saturating_sub(396 * 86_400_000);
+    tokio::spawn(async move {
+        let _ = outage
+            .maintenance(crate::outage::monitor::MaintenanceChange::Prune { before_ms })
+            .await;
+    });
+}
+
 fn retention(state: &AppState) {
     let _ = state.writer.try_send(WriteJob::Retention {
         now_secs: crate::state::now_secs(),
@@ -376,58 +485,12 @@ fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
         .clone()
 }
 
-/// Routes; the agent endpoint exists only on the TLS listener.
-pub fn router(state: AppState, tls: bool) -> Router {
-    use crate::api;
-    let mut r = Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/metrics", get(api::metrics))
-        .route("/api/v1/openapi.json", get(crate::openapi::document))
-        .route("/api/v1/nodes", get(api::nodes))
-        .route("/api/v1/agencies", get(api::agencies))
-        .route("/api/v1/overview", get(api::overview))
-        .route("/api/v1/agencies/{code}/usage", get(api::usage))
-        .route("/api/v1/top/hosts", get(api::top_hosts))
-        .route("/api/v1/top/sites", get(api::top_sites))
-        .route("/api/v1/flows", get(api::flows))
-        .route("/api/v1/blocked", get(api::blocked))
-        .route("/api/v1/blocked/summary", get(api::blocked_summary))
-        .route("/api/v1/incidents", get(crate::outage::api::incidents))
-        .route("/api/v1/incidents/stats", get(crate::outage::api::stats))
-        .route("/api/v1/incidents/{id}/ack", post(crate::outage::api::ack))
-        .route(
-            "/api/v1/availability",
-            get(crate::outage::api::availability),
-        )
-        .route(
-            "/api/v1/maintenance",
-            get(crate::outage::api::maintenance).post(crate::outage::api::add_maintenance),
-        )
-        .route("/api/v1/live", get(crate::live::upgrade));
-    if tls {
-        r = r.route(
-            simpul_proto::wire::AGENT_PATH,
-            get(crate::agent_ws::upgrade),
-        );
-    } else {
-        r = r.route(simpul_proto::wire::AGENT_PATH, get(agent_needs_tls));
-    }
-    r.fallback(get(static_file))
-        .layer(tower_http::compression::CompressionLayer::new())
-        .with_state(state)
+/// Routes of one listener (see `routes.rs`).
+pub fn router(state: AppState, tls: bool) -> axum::Router {
+    crate::routes::router(state, tls)
 }
 
-async fn agent_needs_tls() -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        axum::Json(
-            serde_json::json!({"error": "agents connect over TLS (listen_tls), never plain HTTP"}),
-        ),
-    )
-        .into_response()
-}
-
-async fn static_file(uri: Uri) -> Response {
+pub(crate) async fn static_file(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     let path = if path.is_empty() { "index.html" } else { path };
     match DASHBOARD.get_file(path) {
@@ -443,6 +506,6 @@ async fn static_file(uri: Uri) -> Response {
             };
             ([(header::CONTENT_TYPE, mime)], f.contents()).into_response()
         }
-        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+        None => crate::api::ApiError(StatusCode::NOT_FOUND, format!("no file {path}")).into_response(),
     }
 }

@@ -166,3 +166,41 @@ pub fn overview(
         top_agencies: traffic.top_agencies,
     })
 }
+
+/// The overview as an agency officer may see it: its agency, its nodes,
+/// its own top sites (`own_sites`, the last 15 minutes), and the uplink
+/// figures of its own traffic only (the network's total would tell the
+/// other agencies' traffic).
+pub fn scope_overview(ov: &mut Overview, agency: &str, own_sites: Vec<crate::store::OverviewSite>) {
+    ov.agencies.retain(|a| a.code == agency);
+    ov.nodes.retain(|n| n.agency == agency);
+    ov.top_agencies.retain(|a| a.code == agency);
+    ov.top_sites = own_sites;
+    let (i, o) = ov
+        .agencies
+        .first()
+        .map_or((0, 0), |a| (a.internet_in_bps, a.internet_out_bps));
+    ov.uplink.in_bps = i;
+    ov.uplink.out_bps = o;
+}
+
+/// The top sites of one agency over the 15 minutes before `end`, in the
+/// overview's shape.
+pub fn agency_sites(
+    reader: &dyn FlowReader,
+    agency: &str,
+    end: SystemTime,
+) -> Result<Vec<crate::store::OverviewSite>, StoreError> {
+    let to = end
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Ok(reader
+        .top_sites(Some(agency), to.saturating_sub(15 * 60), to, 10)?
+        .into_iter()
+        .map(|t| crate::store::OverviewSite {
+            site: t.site,
+            bytes: t.bytes,
+            flows: t.flows,
+        })
+        .collect())
+}

@@ -11,7 +11,7 @@ use crate::config::CollectorConfig;
 use crate::ingest::WriteJob;
 use crate::inventory::Inventories;
 use crate::policies::Policies;
-use crate::store::{ControlStore, FlowStore};
+use crate::store::{AccessStore, ControlStore, FlowStore};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -28,16 +28,93 @@ pub struct AppState {
     pub outage: Arc<crate::outage::monitor::OutageMonitor>,
     /// The notification log (what was sent to whom).
     pub notify: crate::notify::NotifyHandle,
-    pub live: tokio::sync::broadcast::Sender<Arc<str>>,
+    pub live: Arc<crate::live::Live>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Set once when the collector stops: every task and connection ends.
     pub shutdown: crate::server::Shutdown,
+    /// Operators, sessions, API tokens, the audit chain.
+    pub access: Arc<dyn AccessStore>,
+    /// Login throttling and session lengths.
+    pub auth: Arc<crate::auth::Auth>,
+    /// The live agent sessions (revocation and replacement end them).
+    pub agents: Arc<AgentSessions>,
 }
 
-impl AppState {
-    /// Security-relevant events (enrollment, refusals, policy changes).
-    pub fn audit(&self, event: &str) {
-        tracing::info!(target: "audit", "{event}");
+/// The live agent sessions, one per node: a newer session of the same
+/// node replaces the older one, and revoking a node ends its session at
+/// once. Each session watches its own kick signal.
+#[derive(Default)]
+pub struct AgentSessions {
+    inner: Mutex<HashMap<String, (u64, tokio::sync::watch::Sender<Option<String>>)>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// A registered session: its id and the signal that ends it (the reason).
+pub struct AgentSession {
+    pub id: u64,
+    pub kicked: tokio::sync::watch::Receiver<Option<String>>,
+    /// The session this one replaced was told so.
+    pub replaced: bool,
+}
+
+impl AgentSessions {
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut HashMap<String, (u64, tokio::sync::watch::Sender<Option<String>>)>) -> R,
+    ) -> R {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut g)
+    }
+
+    /// Register the node's new session; an older one is told to end.
+    pub fn register(&self, node: &str, from: &str) -> AgentSession {
+        let id = self
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let old = self.with(|m| m.insert(node.to_string(), (id, tx)));
+        let replaced = match old {
+            Some((_, old)) => {
+                old.send_replace(Some(format!(
+                    "replaced by a newer session of the same node from {from}"
+                )));
+                true
+            }
+            None => false,
+        };
+        AgentSession {
+            id,
+            kicked: rx,
+            replaced,
+        }
+    }
+
+    /// End the node's session (if any) with `reason`.
+    pub fn kick(&self, node: &str, reason: &str) -> bool {
+        self.with(|m| match m.get(node) {
+            Some((_, tx)) => {
+                tx.send_replace(Some(reason.to_string()));
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Forget the session when it ends; false when a newer one had taken
+    /// its place (the node is still connected).
+    pub fn remove(&self, node: &str, id: u64) -> bool {
+        self.with(|m| {
+            if m.get(node).is_some_and(|(cur, _)| *cur == id) {
+                m.remove(node);
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    pub fn nodes(&self) -> Vec<String> {
+        self.with(|m| m.keys().cloned().collect())
     }
 }
 

@@ -291,7 +291,9 @@ impl<S: RecordSink> Processor<S> {
 
     /// Advance time without a packet: timeouts, interim records, counters.
     pub fn tick(&mut self, now: u64) {
-        self.next_sweep = now - now % NS + NS;
+        // Saturating: a capture file's timestamps may be near u64::MAX (the
+        // reader saturates absurd ones), and a plain add then panics.
+        self.next_sweep = (now - now % NS).saturating_add(NS);
         let Self {
             table,
             agencies,
@@ -739,5 +741,34 @@ pub fn build_record(e: &Export<'_, FlowExt>, agencies: &AgencyMap) -> FlowRecord
         agency: label.agency.clone(),
         unit: label.unit.clone(),
         scope: ext.scope.unwrap_or(TrafficScope::Internet),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::decode::LinkType;
+
+    /// Fuzz regression (`capture_file`): a pcapng frame whose timestamp
+    /// saturated to the end of u64 made `tick` overflow computing the next
+    /// sweep. The frame is the one of the crashing input.
+    #[test]
+    fn timestamps_at_the_end_of_time() {
+        const FRAME: [u8; 102] = [
+            0x02, 0x5f, 0x72, 0x00, 0x01, 0x10, 0x02, 0x5f, 0xc1, 0x00, 0x01, 0x10, 0x81, 0x00,
+            0x00, 0x6e, 0x08, 0x00, 0x45, 0x00, 0x00, 0x54, 0xa8, 0x09, 0x40, 0x00, 0x40, 0x01,
+            0x4c, 0x1d, 0x0a, 0x6e, 0x00, 0x0a, 0xcb, 0x00, 0x0a, 0x08, 0x1c, 0x1d, 0x1e, 0x1f,
+            0x20, 0x21, 0x22, 0x23, 0xc9, 0x00, 0x00, 0x00, 0x02, 0x5f, 0xc1, 0x00, 0x02, 0x10,
+            0x02, 0x02, 0x10, 0x02, 0x5f, 0xc1, 0x00, 0x02, 0x10, 0x88, 0xa8, 0x00, 0xc8, 0x81,
+            0x70, 0x02, 0x00, 0x08, 0x00, 0x3f, 0x61, 0x06, 0x00, 0x15, 0x49, 0xfc, 0x94, 0x03,
+            0x00, 0x00, 0x00, 0x00, 0x05, 0x00, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00,
+        ];
+        let mut p = crate::fuzzing::processor();
+        // The last whole second of u64 nanoseconds, then the saturated value.
+        for ts in [18_446_744_073_000_000_000, u64::MAX - 1, u64::MAX] {
+            p.handle_frame(LinkType::Ethernet, ts, &FRAME);
+        }
+        p.finish();
+        assert_eq!(p.stats().frames, 3);
     }
 }

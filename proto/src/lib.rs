@@ -6,6 +6,7 @@
 pub mod blocked;
 pub mod counters;
 pub mod flow;
+pub mod fuzzing;
 pub mod inventory;
 pub mod policy;
 pub mod problem;

@@ -5,14 +5,16 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-use crate::api::{bad, optional_code, query, row_limit, time_range, ApiError};
+use crate::api::{bad, not_found, optional_code, row_limit, time_range, ApiError, Body, Q};
+use crate::auth::{audit, event, forbidden, Principal, Role};
+use crate::outage::monitor::MaintenanceChange;
 use crate::state::{now_ms, AppState};
 use crate::store::{IncidentFilter, IncidentStore, Maintenance, StoreError};
 
@@ -51,13 +53,13 @@ pub struct IncidentQuery {
 /// touching the last 7 days, 100 rows).
 pub async fn incidents(
     State(s): State<AppState>,
-    q: Result<Query<IncidentQuery>, QueryRejection>,
+    Extension(p): Extension<Principal>,
+    Q(q): Q<IncidentQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let q = query(q)?;
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), 7 * 86_400)?;
     let filter = IncidentFilter {
         node_id: optional_code("node", q.node.as_ref())?,
-        agency: optional_code("agency", q.agency.as_ref())?,
+        agency: p.scope(optional_code("agency", q.agency.as_ref())?)?,
         open_only: q.open.unwrap_or(false),
         from_ms: Some(from * 1000),
         to_ms: Some(to * 1000),
@@ -66,32 +68,32 @@ pub async fn incidents(
     Ok(Json(with_incidents(&s, move |st| st.list(&filter)).await?))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AckBody {
-    /// Who takes it (name or call sign of the person on duty).
-    pub by: String,
-}
-
+/// Acknowledge under the caller's own name (the session's or token's,
+/// never one from the request).
 pub async fn ack(
     State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path(id): Path<String>,
-    body: Result<Json<AckBody>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: i64 = id
         .parse()
         .map_err(|_| bad(format!("incident id {id:?} is not a number")))?;
-    let Json(body) = body.map_err(|e| bad(e.body_text()))?;
-    let by = body.by.trim();
-    if by.is_empty() || by.chars().count() > 64 || by.chars().any(char::is_control) {
-        return Err(bad("by: 1-64 printable characters (who acknowledges)"));
-    }
-    match s.outage.ack(id, by).await.map_err(internal)? {
+    let by = p.display_name.clone();
+    match s.outage.ack(id, &by).await.map_err(internal)? {
         Some(inc) => {
-            tracing::info!(target: "audit", incident = id, by, "incident acknowledged");
+            audit(
+                &s,
+                event(
+                    &p,
+                    "incident.ack",
+                    &id.to_string(),
+                    json!({"node": inc.node_id, "acked_by": inc.acked_by}),
+                ),
+            )
+            .await;
             Ok(Json(inc))
         }
-        None => Err(ApiError(StatusCode::NOT_FOUND, format!("no incident {id}"))),
+        None => Err(not_found(format!("no incident {id}"))),
     }
 }
 
@@ -107,11 +109,11 @@ pub struct AvailabilityQuery {
 /// Availability per node over the period (default: the last 24 hours).
 pub async fn availability(
     State(s): State<AppState>,
-    q: Result<Query<AvailabilityQuery>, QueryRejection>,
+    Extension(p): Extension<Principal>,
+    Q(q): Q<AvailabilityQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let q = query(q)?;
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), 86_400)?;
-    let agency = optional_code("agency", q.agency.as_ref())?;
+    let agency = p.scope(optional_code("agency", q.agency.as_ref())?)?;
     let node = optional_code("node", q.node.as_ref())?;
     let nodes: Vec<(String, String)> = crate::api::read(&s, |s, _| {
         crate::service::nodes(s, std::time::SystemTime::now())
@@ -132,6 +134,16 @@ pub async fn availability(
     ))
 }
 
+/// `/api/v1/incidents/stats` parameters.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub agency: Option<String>,
+    pub node: Option<String>,
+}
+
 /// Time to acknowledge and to resolve, by severity.
 #[derive(Debug, Serialize, Default)]
 pub struct SeverityStats {
@@ -146,13 +158,13 @@ pub struct SeverityStats {
 
 pub async fn stats(
     State(s): State<AppState>,
-    q: Result<Query<IncidentQuery>, QueryRejection>,
+    Extension(p): Extension<Principal>,
+    Q(q): Q<StatsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let q = query(q)?;
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), 30 * 86_400)?;
     let filter = IncidentFilter {
         node_id: optional_code("node", q.node.as_ref())?,
-        agency: optional_code("agency", q.agency.as_ref())?,
+        agency: p.scope(optional_code("agency", q.agency.as_ref())?)?,
         from_ms: Some(from * 1000),
         to_ms: Some(to * 1000),
         limit: 100_000,
@@ -203,7 +215,6 @@ pub struct MaintenanceBody {
     pub from: TimeArg,
     pub to: TimeArg,
     pub reason: String,
-    pub by: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,22 +233,72 @@ impl TimeArg {
     }
 }
 
+/// A window may be planned at most this far ahead, and last at most this long.
+const MAX_AHEAD_MS: u64 = 366 * 86_400_000;
+/// Windows not yet ended, at most (a forgotten script must not silence the NOC).
+const MAX_OPEN_WINDOWS: u64 = 1000;
+/// A start this close to now counts as "now" (clocks, typing).
+const NOW_SLACK_MS: u64 = 60_000;
+
+fn reason_ok(reason: &str) -> Result<String, ApiError> {
+    let r = reason.trim();
+    if r.is_empty() {
+        return Err(bad("reason: say why (1-200 characters)"));
+    }
+    simpul_proto::problem::check_free_text(r, 200).map_err(|e| bad(format!("reason: {e}")))?;
+    Ok(r.to_string())
+}
+
+/// Times of a window: in order, not too long, not too far ahead, not over;
+/// a start in the past only for an admin. Returns whether it is retroactive.
+fn check_times(p: &Principal, from_ms: u64, to_ms: u64, now: u64) -> Result<bool, ApiError> {
+    if to_ms <= from_ms {
+        return Err(bad("to must be after from"));
+    }
+    if to_ms <= now {
+        return Err(bad("to is in the past: a window must not have ended"));
+    }
+    if to_ms > now + MAX_AHEAD_MS || to_ms - from_ms > MAX_AHEAD_MS {
+        return Err(bad("a window lasts at most a year and ends within a year"));
+    }
+    let retroactive = from_ms + NOW_SLACK_MS < now;
+    if retroactive && p.role != Role::Admin {
+        return Err(forbidden(
+            "a window starting in the past rewrites availability: admin only",
+        ));
+    }
+    Ok(retroactive)
+}
+
 pub async fn add_maintenance(
     State(s): State<AppState>,
-    body: Result<Json<MaintenanceBody>, JsonRejection>,
+    Extension(p): Extension<Principal>,
+    Body(b): Body<MaintenanceBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Json(b) = body.map_err(|e| bad(e.body_text()))?;
     let node = optional_code("node", b.node.as_ref())?;
     let agency = optional_code("agency", b.agency.as_ref())?;
-    let (from, to) = time_range(Some(&b.from.text()), Some(&b.to.text()), 0)?;
-    let text_ok = |t: &str, max: usize| {
-        !t.trim().is_empty() && t.chars().count() <= max && !t.chars().any(char::is_control)
-    };
-    if !text_ok(&b.reason, 200) {
-        return Err(bad("reason: 1-200 printable characters"));
+    if node.is_some() && agency.is_some() {
+        return Err(bad("give node or agency, not both"));
     }
-    if !text_ok(&b.by, 64) {
-        return Err(bad("by: 1-64 printable characters"));
+    let inv = s.inventory.current();
+    if let Some(n) = &node {
+        if inv.node(n).is_none() {
+            return Err(not_found(format!("unknown node {n:?} (not in the inventory)")));
+        }
+    }
+    if let Some(a) = &agency {
+        crate::api::known_agency(&s, a)?;
+    }
+    let (from, to) = time_range(Some(&b.from.text()), Some(&b.to.text()), 0)?;
+    let now = now_ms();
+    let retroactive = check_times(&p, from * 1000, to * 1000, now)?;
+    let reason = reason_ok(&b.reason)?;
+    let open = with_incidents(&s, move |st| st.open_maintenance_count(now)).await?;
+    if open >= MAX_OPEN_WINDOWS {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("{open} windows are open or planned (limit {MAX_OPEN_WINDOWS}); end or delete some first"),
+        ));
     }
     let m = Maintenance {
         id: 0,
@@ -245,20 +306,209 @@ pub async fn add_maintenance(
         agency,
         starts_ms: from * 1000,
         ends_ms: to * 1000,
-        reason: b.reason.trim().to_string(),
-        created_by: b.by.trim().to_string(),
-        created_ms: now_ms(),
+        reason,
+        created_by: p.display_name.clone(),
+        created_ms: now,
     };
-    let saved = s.outage.add_maintenance(m).await.map_err(internal)?;
+    let saved = s
+        .outage
+        .maintenance(MaintenanceChange::Add(m))
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| internal("the window was not stored"))?;
+    audit(
+        &s,
+        event(
+            &p,
+            "maintenance.create",
+            &saved.id.to_string(),
+            json!({"node": saved.node_id, "agency": saved.agency, "starts_ms": saved.starts_ms,
+                   "ends_ms": saved.ends_ms, "reason": saved.reason, "retroactive": retroactive}),
+        ),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(saved)))
 }
 
-/// Current and future maintenance windows (and those of the last 30 days).
-pub async fn maintenance(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+async fn window(s: &AppState, id: &str) -> Result<Maintenance, ApiError> {
+    let n: i64 = id
+        .parse()
+        .map_err(|_| bad(format!("window id {id:?} is not a number")))?;
+    with_incidents(s, move |st| st.maintenance_window(n))
+        .await?
+        .ok_or_else(|| not_found(format!("no maintenance window {n}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceChangeBody {
+    pub from: Option<TimeArg>,
+    pub to: Option<TimeArg>,
+    pub reason: Option<String>,
+}
+
+/// Change a window that has not ended: a started one keeps its start
+/// (unless an admin moves it), and nothing moves into the past but by an admin.
+pub async fn change_maintenance(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    Body(b): Body<MaintenanceChangeBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let w = window(&s, &id).await?;
+    let now = now_ms();
+    if w.ends_ms <= now {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "the window has ended; it is history now".into(),
+        ));
+    }
+    let from = match &b.from {
+        Some(t) => crate::api::parse_time("from", &t.text())? * 1000,
+        None => w.starts_ms,
+    };
+    let to = match &b.to {
+        Some(t) => crate::api::parse_time("to", &t.text())? * 1000,
+        None => w.ends_ms,
+    };
+    if from != w.starts_ms && w.starts_ms <= now && p.role != Role::Admin {
+        return Err(forbidden(
+            "the window has started: its start is history (admin only)",
+        ));
+    }
+    let retroactive = if from != w.starts_ms {
+        check_times(&p, from, to, now)?
+    } else {
+        if to <= from {
+            return Err(bad("to must be after from"));
+        }
+        if to <= now {
+            return Err(bad("to is in the past: end the window instead"));
+        }
+        if to > now + MAX_AHEAD_MS || to - from > MAX_AHEAD_MS {
+            return Err(bad("a window lasts at most a year and ends within a year"));
+        }
+        false
+    };
+    let reason = match &b.reason {
+        Some(r) => reason_ok(r)?,
+        None => w.reason.clone(),
+    };
+    let changed = Maintenance {
+        starts_ms: from,
+        ends_ms: to,
+        reason,
+        ..w.clone()
+    };
+    let saved = s
+        .outage
+        .maintenance(MaintenanceChange::Update(changed))
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| not_found(format!("no maintenance window {}", w.id)))?;
+    audit(
+        &s,
+        event(
+            &p,
+            "maintenance.change",
+            &saved.id.to_string(),
+            json!({"before": {"starts_ms": w.starts_ms, "ends_ms": w.ends_ms, "reason": w.reason},
+                   "after": {"starts_ms": saved.starts_ms, "ends_ms": saved.ends_ms, "reason": saved.reason},
+                   "retroactive": retroactive}),
+        ),
+    )
+    .await;
+    Ok(Json(saved))
+}
+
+/// End a running window now.
+pub async fn end_maintenance(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let w = window(&s, &id).await?;
+    let now = now_ms();
+    if w.ends_ms <= now {
+        return Err(ApiError(StatusCode::CONFLICT, "the window has already ended".into()));
+    }
+    if w.starts_ms > now {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "the window has not started: delete it instead".into(),
+        ));
+    }
+    let ended = Maintenance {
+        ends_ms: now.max(w.starts_ms + 1),
+        ..w.clone()
+    };
+    let saved = s
+        .outage
+        .maintenance(MaintenanceChange::Update(ended))
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| not_found(format!("no maintenance window {}", w.id)))?;
+    audit(
+        &s,
+        event(
+            &p,
+            "maintenance.end",
+            &saved.id.to_string(),
+            json!({"planned_end_ms": w.ends_ms, "ended_ms": saved.ends_ms}),
+        ),
+    )
+    .await;
+    Ok(Json(saved))
+}
+
+/// Delete a window that has not started (one that has is history: end it).
+pub async fn delete_maintenance(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let w = window(&s, &id).await?;
+    if w.starts_ms <= now_ms() {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "the window has started: end it instead of deleting it".into(),
+        ));
+    }
+    s.outage
+        .maintenance(MaintenanceChange::Delete(w.id))
+        .await
+        .map_err(internal)?;
+    audit(
+        &s,
+        event(
+            &p,
+            "maintenance.delete",
+            &w.id.to_string(),
+            json!({"node": w.node_id, "agency": w.agency, "starts_ms": w.starts_ms, "ends_ms": w.ends_ms, "reason": w.reason}),
+        ),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Current and future maintenance windows (and those of the last 30 days);
+/// an agency officer sees the network-wide ones and its agency's.
+pub async fn maintenance(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Q(_): Q<crate::api::NoParams>,
+) -> Result<impl IntoResponse, ApiError> {
     let since = now_ms().saturating_sub(30 * 86_400_000);
-    Ok(Json(
-        with_incidents(&s, move |st| st.maintenance_since(since)).await?,
-    ))
+    let mut list = with_incidents(&s, move |st| st.maintenance_since(since)).await?;
+    if let Some(own) = p.role.agency() {
+        let inv = s.inventory.current();
+        list.retain(|m| match (&m.node_id, &m.agency) {
+            (None, None) => true,
+            (_, Some(a)) => a == own,
+            (Some(n), None) => inv.node(n).is_some_and(|x| x.agency == own),
+        });
+    }
+    Ok(Json(list))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -272,9 +522,8 @@ pub struct NotificationsQuery {
 /// channel, newest first.
 pub async fn notifications(
     State(s): State<AppState>,
-    q: Result<Query<NotificationsQuery>, QueryRejection>,
+    Q(q): Q<NotificationsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let q = query(q)?;
     let limit = row_limit(q.limit, 100, 10_000)?;
     let handle = s.notify.clone();
     let rows = tokio::task::spawn_blocking(move || match q.incident {

@@ -64,6 +64,17 @@ pub struct NodeView {
     pub last_heartbeat_ms: Option<u64>,
 }
 
+/// A change to the maintenance windows.
+#[derive(Debug, Clone)]
+pub enum MaintenanceChange {
+    Add(Maintenance),
+    /// Times and reason of the window with this id.
+    Update(Maintenance),
+    Delete(i64),
+    /// Forget windows that ended before this (retention).
+    Prune { before_ms: u64 },
+}
+
 enum Input {
     Opened {
         node: String,
@@ -92,8 +103,8 @@ enum Input {
         reply: tokio::sync::oneshot::Sender<Result<Option<Incident>, StoreError>>,
     },
     Maintenance {
-        m: Maintenance,
-        reply: tokio::sync::oneshot::Sender<Result<Maintenance, StoreError>>,
+        change: MaintenanceChange,
+        reply: tokio::sync::oneshot::Sender<Result<Option<Maintenance>, StoreError>>,
     },
     /// The inventory changed: parents and severities follow it.
     Topology(Topology),
@@ -304,12 +315,24 @@ impl OutageMonitor {
         Ok(rx.await.map_err(|_| MonitorError::Stopped)??)
     }
 
-    pub async fn add_maintenance(&self, m: Maintenance) -> Result<Maintenance, MonitorError> {
+    /// Add, change, delete or prune maintenance windows (the monitor is the
+    /// single writer of incidents and windows). Add and Update answer the
+    /// window as stored; None when the id is unknown.
+    pub async fn maintenance(
+        &self,
+        change: MaintenanceChange,
+    ) -> Result<Option<Maintenance>, MonitorError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.tx
-            .try_send(Input::Maintenance { m, reply })
+            .try_send(Input::Maintenance { change, reply })
             .map_err(|_| MonitorError::Stopped)?;
         Ok(rx.await.map_err(|_| MonitorError::Stopped)??)
+    }
+
+    pub async fn add_maintenance(&self, m: Maintenance) -> Result<Maintenance, MonitorError> {
+        self.maintenance(MaintenanceChange::Add(m))
+            .await?
+            .ok_or(MonitorError::Stopped)
     }
 
     pub fn nodes(&self) -> Vec<NodeView> {
@@ -449,11 +472,34 @@ impl Worker {
                 }
                 self.view_dirty = true;
             }
-            Input::Maintenance { m, reply } => {
-                let result = store.add_maintenance(&m);
-                if let Ok(saved) = &result {
-                    tracing::info!(target: "audit", node = ?saved.node_id, agency = ?saved.agency, starts_ms = saved.starts_ms, ends_ms = saved.ends_ms, by = %saved.created_by, reason = %saved.reason, "maintenance window added");
-                    self.maintenance.push(saved.clone());
+            Input::Maintenance { change, reply } => {
+                let result = match change {
+                    MaintenanceChange::Add(m) => store.add_maintenance(&m).map(Some),
+                    MaintenanceChange::Update(m) => store
+                        .update_maintenance(&m)
+                        .and_then(|found| {
+                            if found {
+                                store.maintenance_window(m.id)
+                            } else {
+                                Ok(None)
+                            }
+                        }),
+                    MaintenanceChange::Delete(id) => store
+                        .maintenance_window(id)
+                        .and_then(|w| store.delete_maintenance(id).map(|_| w)),
+                    MaintenanceChange::Prune { before_ms } => {
+                        store.prune_maintenance(before_ms).map(|n| {
+                            if n > 0 {
+                                tracing::info!(windows = n, "old maintenance windows pruned");
+                            }
+                            None
+                        })
+                    }
+                };
+                // The windows in force follow the store.
+                match store.maintenance_since(now_ms().saturating_sub(30 * 86_400_000)) {
+                    Ok(list) => self.maintenance = list,
+                    Err(e) => tracing::error!(error = %e, "cannot reload maintenance windows"),
                 }
                 let _ = reply.send(result);
             }

@@ -327,6 +327,57 @@ impl IncidentStore {
         })
     }
 
+    pub fn maintenance_window(&self, id: i64) -> Result<Option<Maintenance>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, node_id, agency, starts_ms, ends_ms, reason, created_by, created_ms
+                 FROM maintenance WHERE id = ?1",
+                [id],
+                maintenance_row,
+            )
+            .optional()?)
+    }
+
+    /// Change a window's times or reason (the caller checks what may change).
+    pub fn update_maintenance(&mut self, m: &Maintenance) -> Result<bool, StoreError> {
+        if m.ends_ms <= m.starts_ms {
+            return Err(StoreError::Invalid {
+                what: "maintenance window",
+                value: format!("{}..{}", m.starts_ms, m.ends_ms),
+                reason: "must end after it starts",
+            });
+        }
+        Ok(self.conn.execute(
+            "UPDATE maintenance SET starts_ms = ?2, ends_ms = ?3, reason = ?4 WHERE id = ?1",
+            params![m.id, i(m.starts_ms), i(m.ends_ms), m.reason],
+        )? == 1)
+    }
+
+    pub fn delete_maintenance(&mut self, id: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM maintenance WHERE id = ?1", [id])?
+            == 1)
+    }
+
+    /// Windows that ended before `before_ms` go (retention).
+    pub fn prune_maintenance(&mut self, before_ms: u64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM maintenance WHERE ends_ms < ?1", [i(before_ms)])?)
+    }
+
+    /// Windows that have not ended at `now_ms`.
+    pub fn open_maintenance_count(&self, now_ms: u64) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM maintenance WHERE ends_ms > ?1",
+            [i(now_ms)],
+            |r| r.get(0),
+        )?;
+        Ok(u(n))
+    }
+
     /// Windows that end after `from_ms` (current and future, and the past
     /// ones overlapping a report period).
     pub fn maintenance_since(&self, from_ms: u64) -> Result<Vec<Maintenance>, StoreError> {
@@ -334,18 +385,7 @@ impl IncidentStore {
             "SELECT id, node_id, agency, starts_ms, ends_ms, reason, created_by, created_ms
              FROM maintenance WHERE ends_ms > ?1 ORDER BY starts_ms",
         )?;
-        let rows = st.query_map([i(from_ms)], |r| {
-            Ok(Maintenance {
-                id: r.get(0)?,
-                node_id: r.get(1)?,
-                agency: r.get(2)?,
-                starts_ms: u(r.get(3)?),
-                ends_ms: u(r.get(4)?),
-                reason: r.get(5)?,
-                created_by: r.get(6)?,
-                created_ms: u(r.get(7)?),
-            })
-        })?;
+        let rows = st.query_map([i(from_ms)], maintenance_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -563,4 +603,17 @@ mod tests {
             .expect("list");
         assert_eq!(open.len(), 2);
     }
+}
+
+fn maintenance_row(r: &rusqlite::Row<'_>) -> Result<Maintenance, rusqlite::Error> {
+    Ok(Maintenance {
+        id: r.get(0)?,
+        node_id: r.get(1)?,
+        agency: r.get(2)?,
+        starts_ms: u(r.get(3)?),
+        ends_ms: u(r.get(4)?),
+        reason: r.get(5)?,
+        created_by: r.get(6)?,
+        created_ms: u(r.get(7)?),
+    })
 }

@@ -12,6 +12,7 @@
 //! acknowledged only once committed. Ingest speed and its design are in
 //! BENCHMARKS.md and `schema.rs`.
 
+pub mod access;
 mod bench;
 mod blocked;
 mod codec;
@@ -52,8 +53,12 @@ pub use query::{
     UsageSeries,
 };
 pub use retention::RetentionStats;
+pub use access::{
+    ApiToken, AuditCheck, AuditEntry, AuditFilter, NewApiToken, NewAudit, NewSession, Session,
+    User,
+};
 pub use traits::{
-    ControlStore, FlowReader, FlowStore, FlowWriter, NodePolicyState, PolicyVersion, Traffic,
+    AccessStore, ControlStore, FlowReader, FlowStore, FlowWriter, NodePolicyState, PolicyVersion, Traffic,
 };
 
 /// Database file name inside the data directory.
@@ -528,5 +533,70 @@ impl ControlStore for Store {
 
     fn database_path(&self) -> &Path {
         self.path()
+    }
+}
+
+impl AccessStore for Store {
+    fn add_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError> {
+        access::add_user(&self.inner.control.durable(), user, password_hash)
+    }
+    fn user(&self, username: &str) -> Result<Option<(User, String)>, StoreError> {
+        access::user(&self.inner.control.durable(), username)
+    }
+    fn users(&self) -> Result<Vec<User>, StoreError> {
+        access::users(&self.inner.control.durable())
+    }
+    fn set_password(&self, username: &str, hash: &str, now_ms: u64) -> Result<bool, StoreError> {
+        access::set_password(&mut self.inner.control.durable(), username, hash, now_ms)
+    }
+    fn set_disabled(
+        &self,
+        username: &str,
+        disabled: bool,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        access::set_disabled(&mut self.inner.control.durable(), username, disabled, now_ms)
+    }
+    fn create_session(&self, s: &NewSession<'_>) -> Result<(String, Session), StoreError> {
+        access::create_session(&self.inner.control.durable(), s)
+    }
+    fn session(&self, secret: &str) -> Result<Option<(Session, Option<User>)>, StoreError> {
+        access::session(&self.inner.control.durable(), secret)
+    }
+    fn touch_session(&self, id: &str, now_ms: u64) -> Result<(), StoreError> {
+        access::touch_session(&self.inner.control.durable(), id, now_ms)
+    }
+    fn sessions(&self, username: Option<&str>, now_ms: u64) -> Result<Vec<Session>, StoreError> {
+        access::sessions(&self.inner.control.durable(), username, now_ms)
+    }
+    fn revoke_session(&self, id: &str, now_ms: u64) -> Result<bool, StoreError> {
+        access::revoke_session(&self.inner.control.durable(), id, now_ms)
+    }
+    fn prune_sessions(&self, now_ms: u64) -> Result<usize, StoreError> {
+        access::prune_sessions(&self.inner.control.durable(), now_ms)
+    }
+    fn create_api_token(&self, t: &NewApiToken<'_>) -> Result<(String, ApiToken), StoreError> {
+        access::create_api_token(&self.inner.control.durable(), t)
+    }
+    fn api_token(&self, token: &str) -> Result<Option<ApiToken>, StoreError> {
+        access::api_token(&self.inner.control.durable(), token)
+    }
+    fn touch_api_token(&self, id: &str, now_ms: u64) -> Result<(), StoreError> {
+        access::touch_api_token(&self.inner.control.durable(), id, now_ms)
+    }
+    fn api_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        access::api_tokens(&self.inner.control.durable())
+    }
+    fn revoke_api_token(&self, id: &str, now_ms: u64) -> Result<bool, StoreError> {
+        access::revoke_api_token(&self.inner.control.durable(), id, now_ms)
+    }
+    fn append_audit(&self, e: &NewAudit, at_ms: u64) -> Result<AuditEntry, StoreError> {
+        access::append_audit(&mut self.inner.control.durable(), e, at_ms)
+    }
+    fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        access::audit(&self.inner.control.durable(), filter)
+    }
+    fn verify_audit(&self) -> Result<AuditCheck, StoreError> {
+        access::verify_audit(&self.inner.control.durable())
     }
 }

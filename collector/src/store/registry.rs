@@ -100,6 +100,11 @@ impl Control {
         })
     }
 
+    /// The durable connection, for the operator side (`access.rs`).
+    pub(crate) fn durable(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.durable)
+    }
+
     pub(crate) fn authenticate(
         &self,
         node_id: &str,

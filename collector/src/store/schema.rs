@@ -367,6 +367,77 @@ CREATE INDEX IF NOT EXISTS notifications_incident
     ON notifications (incident_id);
 DROP TABLE IF EXISTS notify_schema;
 "#,
+    // 5: operators, sessions, API tokens, the audit chain.
+    r#"
+-- Operator accounts. role: admin | operator | agency | viewer; agency only
+-- for role agency. password_hash: argon2id in PHC form.
+CREATE TABLE users (
+    username             TEXT PRIMARY KEY NOT NULL,
+    display_name         TEXT NOT NULL,
+    role                 TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'agency', 'viewer')),
+    agency               TEXT,
+    password_hash        TEXT NOT NULL,
+    disabled             INTEGER NOT NULL DEFAULT 0,
+    created_ms           INTEGER NOT NULL,
+    password_changed_ms  INTEGER NOT NULL,
+    CHECK ((role = 'agency') = (agency IS NOT NULL))
+) WITHOUT ROWID;
+
+-- Browser sessions: the cookie's SHA-256, never the cookie. A session opened
+-- with a kiosk token (the wall) names the token (token_id; username is the
+-- token's name) and has no idle end (idle_ms NULL).
+CREATE TABLE sessions (
+    secret_sha256  BLOB PRIMARY KEY NOT NULL,
+    public_id      TEXT NOT NULL UNIQUE,
+    username       TEXT NOT NULL,
+    csrf_token     TEXT NOT NULL,
+    address        TEXT NOT NULL,
+    user_agent     TEXT NOT NULL,
+    created_ms     INTEGER NOT NULL,
+    last_seen_ms   INTEGER NOT NULL,
+    expires_ms     INTEGER NOT NULL,
+    idle_ms        INTEGER,
+    revoked_ms     INTEGER,
+    token_id       TEXT
+) WITHOUT ROWID;
+CREATE INDEX sessions_user ON sessions(username);
+
+-- Bearer tokens (automation, Grafana, the wall's kiosk): SHA-256 only.
+CREATE TABLE api_tokens (
+    id            TEXT PRIMARY KEY NOT NULL,
+    token_sha256  BLOB NOT NULL UNIQUE,
+    name          TEXT NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'agency', 'viewer')),
+    agency        TEXT,
+    kiosk         INTEGER NOT NULL DEFAULT 0,
+    created_ms    INTEGER NOT NULL,
+    created_by    TEXT NOT NULL,
+    expires_ms    INTEGER,
+    revoked_ms    INTEGER,
+    last_used_ms  INTEGER,
+    CHECK ((role = 'agency') = (agency IS NOT NULL))
+) WITHOUT ROWID;
+
+-- The audit log: append-only, each row's hash covers the previous row's
+-- (store/access.rs). The triggers stop mistakes; the chain finds the rest.
+CREATE TABLE audit (
+    seq        INTEGER PRIMARY KEY,
+    at_ms      INTEGER NOT NULL,
+    actor      TEXT NOT NULL,
+    address    TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    detail     TEXT NOT NULL,
+    outcome    TEXT NOT NULL,
+    prev_hash  BLOB NOT NULL,
+    hash       BLOB NOT NULL
+);
+CREATE INDEX audit_time ON audit(at_ms);
+CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"#,
 ];
 
 /// Schema version this code writes.

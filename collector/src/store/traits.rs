@@ -13,6 +13,10 @@ use simpul_proto::inventory::Inventory;
 use simpul_proto::wire::{Health, PolicyOutcome};
 use simpul_proto::Problem;
 
+use super::access::{
+    ApiToken, AuditCheck, AuditEntry, AuditFilter, NewApiToken, NewAudit, NewSession, Session,
+    User,
+};
 use super::{
     AuthError, BatchOutcome, BlockedFilter, BlockedRow, BlockedSummary, FlowFilter, FlowRow,
     IncidentStore, NodeBatches, NodeInfo, OverviewSite, RetentionStats, SeriesPoint, Step,
@@ -179,4 +183,41 @@ pub trait ControlStore: Send + Sync {
     /// Where the notification log lives (the notifier opens its own
     /// connections on it; the schema is this store's).
     fn database_path(&self) -> &std::path::Path;
+}
+
+/// Operators, sessions, API tokens and the audit chain (`access.rs`).
+pub trait AccessStore: Send + Sync {
+    /// Fails if the username exists.
+    fn add_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError>;
+    /// The account and its password hash.
+    fn user(&self, username: &str) -> Result<Option<(User, String)>, StoreError>;
+    fn users(&self) -> Result<Vec<User>, StoreError>;
+    /// Ends the account's sessions; false for an unknown account.
+    fn set_password(&self, username: &str, hash: &str, now_ms: u64) -> Result<bool, StoreError>;
+    /// Disabling ends the account's sessions; false for an unknown account.
+    fn set_disabled(&self, username: &str, disabled: bool, now_ms: u64)
+        -> Result<bool, StoreError>;
+
+    /// The cookie secret and the new session.
+    fn create_session(&self, s: &NewSession<'_>) -> Result<(String, Session), StoreError>;
+    /// The session a cookie secret names and its account (None: a kiosk
+    /// session), in any state.
+    fn session(&self, secret: &str) -> Result<Option<(Session, Option<User>)>, StoreError>;
+    fn touch_session(&self, id: &str, now_ms: u64) -> Result<(), StoreError>;
+    /// Open sessions (of one account, or all).
+    fn sessions(&self, username: Option<&str>, now_ms: u64) -> Result<Vec<Session>, StoreError>;
+    fn revoke_session(&self, id: &str, now_ms: u64) -> Result<bool, StoreError>;
+    fn prune_sessions(&self, now_ms: u64) -> Result<usize, StoreError>;
+
+    /// The bearer string (shown once) and the token.
+    fn create_api_token(&self, t: &NewApiToken<'_>) -> Result<(String, ApiToken), StoreError>;
+    /// The token a bearer string names, in any state.
+    fn api_token(&self, token: &str) -> Result<Option<ApiToken>, StoreError>;
+    fn touch_api_token(&self, id: &str, now_ms: u64) -> Result<(), StoreError>;
+    fn api_tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
+    fn revoke_api_token(&self, id: &str, now_ms: u64) -> Result<bool, StoreError>;
+
+    fn append_audit(&self, e: &NewAudit, at_ms: u64) -> Result<AuditEntry, StoreError>;
+    fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
+    fn verify_audit(&self) -> Result<AuditCheck, StoreError>;
 }

@@ -38,13 +38,45 @@ pub async fn start(cfg: CollectorConfig, agencies: &[&str], nodes: Vec<Node>) ->
     with_inventory(c, agencies, nodes)
 }
 
+/// An API token of `role` ("admin", "operator", "viewer", or "agency" with
+/// `agency`) on this collector.
+pub fn token(c: &Collector, role: &str, agency: Option<&str>) -> String {
+    let role = simpul_collector::auth::Role::parse(role, agency).unwrap();
+    c.state
+        .access
+        .create_api_token(&simpul_collector::store::NewApiToken {
+            name: &format!("test-{role}"),
+            role: &role,
+            kiosk: false,
+            created_by: "test",
+            now_ms: simpul_collector::state::now_ms(),
+            expires_ms: None,
+        })
+        .unwrap()
+        .0
+}
+
+/// The admin token requests use unless told otherwise, per collector.
+fn admin_token(c: &Collector) -> String {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static TOKENS: OnceLock<Mutex<HashMap<SocketAddr, String>>> = OnceLock::new();
+    let addr = c.http_addr.unwrap();
+    let mut m = TOKENS.get_or_init(Default::default).lock().unwrap();
+    m.entry(addr)
+        .or_insert_with(|| token(c, "admin", None))
+        .clone()
+}
+
 /// The same with flows kept in memory (the control store stays SQLite).
 pub async fn start_in_memory(cfg: CollectorConfig, agencies: &[&str]) -> Collector {
     use simpul_collector::store::{memory::MemoryFlowStore, Store};
     let store_cfg = simpul_collector::server::store_config(&cfg);
     let control = Arc::new(Store::open(&cfg.storage.data_dir, store_cfg.clone()).unwrap());
     let flows = Arc::new(MemoryFlowStore::new(store_cfg));
-    let c = Collector::start_with(cfg, flows, control).await.unwrap();
+    let c = Collector::start_with(cfg, flows, control.clone(), control)
+        .await
+        .unwrap();
     with_inventory(c, agencies, vec![])
 }
 
@@ -217,8 +249,9 @@ pub async fn post(c: &Collector, path: &str, body: &serde_json::Value) -> (u16, 
     request(c, "POST", path, Some("application/json"), &body.to_string()).await
 }
 
-/// Any request to the plain HTTP listener, with this content type and body:
-/// (status, body as JSON or, when not JSON, as a string).
+/// Any request to the plain HTTP listener as the test's admin, with this
+/// content type and body: (status, body as JSON or, when not JSON, as a
+/// string).
 pub async fn request(
     c: &Collector,
     method: &str,
@@ -226,10 +259,26 @@ pub async fn request(
     content_type: Option<&str>,
     body: &str,
 ) -> (u16, serde_json::Value) {
+    let auth = format!("Authorization: Bearer {}\r\n", admin_token(c));
+    raw_request(c, method, path, content_type, body, &auth).await
+}
+
+/// The same with extra header lines (each ending in CRLF) instead of the
+/// admin's token: another role's token, a cookie, nothing.
+pub async fn raw_request(
+    c: &Collector,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+    headers: &str,
+) -> (u16, serde_json::Value) {
     let mut tcp = tokio::net::TcpStream::connect(c.http_addr.unwrap())
         .await
         .unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}"
+    );
     if let Some(t) = content_type {
         req += &format!("Content-Type: {t}\r\n");
     }
