@@ -502,8 +502,10 @@ fn check_id(id: &str) -> Result<(), String> {
     }
 }
 
+/// Text an agent sent, fit to show: 64 characters, control characters and
+/// bidi overrides replaced.
 fn clip(s: &str) -> String {
-    s.chars().take(64).collect()
+    simpul_proto::problem::clean_text(s, 64)
 }
 
 type PendingAck = oneshot::Receiver<Result<BatchOutcome, String>>;
@@ -561,8 +563,19 @@ async fn stream(
                 }
                 let Some((_, msg, _)) = decode(frame)? else { continue };
                 match msg {
-                    AgentMessage::Batch(batch) => {
+                    AgentMessage::Batch(mut batch) => {
                         validate(&batch)?;
+                        let bounds = record_bounds(state, &peer.node_id);
+                        let out = apply_bounds(&mut batch, &bounds);
+                        if out.total() > 0 {
+                            for (reason, n) in [("future", out.future), ("past", out.past), ("rate", out.rate)] {
+                                if n > 0 {
+                                    metrics::counter!("simpul_records_refused_total", "reason" => reason).increment(n);
+                                }
+                            }
+                            tracing::warn!(node = %peer.node_id, batch = %format!("{}/{}", batch.boot_epoch, batch.seq), future = out.future, past = out.past, rate = out.rate, "records outside what can be true were not stored (agent clock? forged?)");
+                            state.nodes.refused(&peer.node_id, out.total());
+                        }
                         let foreign = foreign_records(&batch, &peer.agency);
                         if foreign > 0 {
                             metrics::counter!("simpul_records_foreign_agency_total").increment(foreign as u64);
@@ -579,6 +592,7 @@ async fn stream(
                             .send(WriteJob::Batch {
                                 node_id: peer.node_id.clone(),
                                 agency: peer.agency.clone(),
+                                strict_seq: peer.protocol >= 3,
                                 batch: Box::new(batch),
                                 done: tx,
                             })
@@ -615,6 +629,12 @@ async fn stream(
             Some(done) = pending.next(), if !pending.is_empty() => {
                 let (boot_epoch, seq) = pending_ids.pop_front().unwrap_or((0, 0));
                 match done {
+                    Ok(Ok(BatchOutcome::SequenceGap { expected, got, dropped })) => {
+                        metrics::counter!("simpul_batches_refused_total", "reason" => "sequence").increment(1);
+                        return Err(format!(
+                            "batch {boot_epoch}/{got}: sequence gap (expected {expected}; the agent reports {dropped} more dropped batches); neither stored nor acknowledged"
+                        ));
+                    }
                     Ok(Ok(_)) => send(ws, peer, &CollectorMessage::Ack { boot_epoch, seq }).await?,
                     Ok(Err(e)) => return Err(format!("storage error, batch {boot_epoch}/{seq} not stored: {e}")),
                     Err(_) => return Err("writer stopped".into()),
@@ -640,7 +660,7 @@ async fn stream(
             () = shutdown.wait() => {
                 // Acknowledge what is committed; the rest is re-sent to the
                 // next collector run, which drops what it already has.
-                while let Ok(Some(Ok(Ok(_)))) = tokio::time::timeout(Duration::from_millis(500), pending.next()).await {
+                while let Ok(Some(Ok(Ok(BatchOutcome::Stored | BatchOutcome::Duplicate)))) = tokio::time::timeout(Duration::from_millis(500), pending.next()).await {
                     let (boot_epoch, seq) = pending_ids.pop_front().unwrap_or((0, 0));
                     send(ws, peer, &CollectorMessage::Ack { boot_epoch, seq }).await?;
                 }
@@ -673,11 +693,109 @@ fn persist_seen(state: &AppState, peer: &Peer, health: Option<simpul_proto::wire
 }
 
 /// Times of a record (Unix ns) that could be true: it ends no earlier than
-/// it starts. There is deliberately no bound against the collector's clock: a
-/// refused batch stays in the agent's spool and is re-sent forever, so an
-/// agent with a wrong clock would stop reporting altogether.
+/// it starts. Bounds against the collector's clock are [`Bounds`]: they drop
+/// single records, never the batch (a refused batch stays in the agent's
+/// spool and is re-sent for ever).
 fn plausible_times(first_seen: u64, last_seen: u64) -> bool {
     first_seen <= last_seen
+}
+
+/// What a stored record may claim: not ending more than a day after the
+/// collector's now (a clock that far ahead is broken, and a record dated
+/// 2100 would pin a retention chunk for ever), not starting before what
+/// retention keeps, and for per-second counters no more than twice the
+/// node's uplink (or 100 Gbit/s when the inventory names none).
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub earliest_ns: u64,
+    pub latest_ns: u64,
+    /// Bytes one counter second may hold, each way.
+    pub max_bytes_per_sec: u64,
+}
+
+impl Bounds {
+    pub fn new(now_ns: u64, retention_days: u32, uplink_bps: Option<u64>) -> Bounds {
+        const DAY_NS: u64 = 86_400 * 1_000_000_000;
+        let bps = uplink_bps.filter(|b| *b > 0).unwrap_or(100_000_000_000);
+        Bounds {
+            earliest_ns: now_ns.saturating_sub((u64::from(retention_days) + 1) * DAY_NS),
+            latest_ns: now_ns.saturating_add(DAY_NS),
+            max_bytes_per_sec: bps.saturating_mul(2) / 8,
+        }
+    }
+
+    fn time_ok(&self, first_ns: u64, last_ns: u64) -> bool {
+        first_ns >= self.earliest_ns && last_ns <= self.latest_ns
+    }
+}
+
+/// Records a batch may not keep, by reason.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Dropped {
+    pub future: u64,
+    pub past: u64,
+    pub rate: u64,
+}
+
+impl Dropped {
+    pub fn total(&self) -> u64 {
+        self.future + self.past + self.rate
+    }
+}
+
+/// Take out the records outside `b`; what is left is stored.
+pub fn apply_bounds(batch: &mut Batch, b: &Bounds) -> Dropped {
+    let mut d = Dropped::default();
+    let judge = |first: u64, last: u64, d: &mut Dropped| {
+        if last > b.latest_ns {
+            d.future += 1;
+            false
+        } else if first < b.earliest_ns {
+            d.past += 1;
+            false
+        } else {
+            true
+        }
+    };
+    batch
+        .flows
+        .retain(|f| judge(f.first_seen, f.last_seen, &mut d));
+    batch
+        .blocked
+        .retain(|a| judge(a.first_seen, a.last_seen, &mut d));
+    batch.counters.retain(|c| {
+        let ns = c.ts.saturating_mul(1_000_000_000);
+        if !b.time_ok(ns, ns) {
+            if ns > b.latest_ns {
+                d.future += 1;
+            } else {
+                d.past += 1;
+            }
+            false
+        } else if c.bytes_in > b.max_bytes_per_sec || c.bytes_out > b.max_bytes_per_sec {
+            d.rate += 1;
+            false
+        } else {
+            true
+        }
+    });
+    d
+}
+
+/// The bounds for a node's records now.
+fn record_bounds(state: &AppState, node: &str) -> Bounds {
+    let now_ns = u64::try_from(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    )
+    .unwrap_or(u64::MAX);
+    let uplink = state
+        .inventory
+        .node(node)
+        .and_then(|n| n.uplink)
+        .map(|c| c.down_bps.max(c.up_bps));
+    Bounds::new(now_ns, state.config.storage.flow_retention_days, uplink)
 }
 
 /// Records whose agency is neither `agency` nor unknown. The store files
@@ -813,6 +931,7 @@ mod tests {
             counters: vec![],
             blocked: vec![attempt(), a],
             dropped_records: 0,
+            dropped_batches: 0,
         };
         validate(&batch)
     }
@@ -866,6 +985,7 @@ mod tests {
             counters: vec![],
             blocked: vec![attempt(), other],
             dropped_records: 0,
+            dropped_batches: 0,
         };
         assert_eq!(foreign_records(&batch, "dinkes"), 1);
         assert_eq!(foreign_records(&batch, "bappeda"), 1);
@@ -921,6 +1041,93 @@ mod tests {
     }
 
     #[test]
+    fn records_outside_what_can_be_true_are_dropped_not_the_batch() {
+        const S: u64 = 1_000_000_000;
+        let now = 1_800_000_000 * S;
+        let b = Bounds::new(now, 30, Some(100_000_000));
+        let mut batch = Batch {
+            boot_epoch: 1,
+            seq: 1,
+            sealed_ms: 0,
+            flows: vec![],
+            counters: vec![],
+            blocked: vec![
+                attempt(),
+                BlockedAttempt {
+                    first_seen: 4_102_444_800 * S,
+                    last_seen: 4_102_444_800 * S,
+                    ..attempt()
+                },
+            ],
+            dropped_records: 0,
+            dropped_batches: 0,
+        };
+        let counter = |ts: u64, bytes: u64| simpul_proto::CounterSample {
+            ts,
+            agency: "dinkes".into(),
+            unit: "u".into(),
+            scope: simpul_proto::TrafficScope::Internet,
+            bytes_in: bytes,
+            bytes_out: 0,
+            packets_in: 1,
+            packets_out: 0,
+        };
+        batch.counters = vec![
+            counter(1_800_000_000, 12_500_000),
+            // 2^53 bytes in a second: 72 Pbit/s on a 100 Mbit/s router.
+            counter(1_800_000_000, 1 << 53),
+            // A year and a day before now: older than retention.
+            counter(1_800_000_000 - 400 * 86_400, 10),
+            counter(1_800_000_000 + 2 * 86_400, 10),
+        ];
+        batch.blocked[0].first_seen = now - S;
+        batch.blocked[0].last_seen = now;
+        let d = apply_bounds(&mut batch, &b);
+        assert_eq!(
+            d,
+            Dropped {
+                future: 2,
+                past: 1,
+                rate: 1
+            }
+        );
+        assert_eq!((batch.counters.len(), batch.blocked.len()), (1, 1));
+        assert_eq!(batch.counters[0].bytes_in, 12_500_000);
+    }
+
+    #[test]
+    fn sequence_gaps_need_reported_drops() {
+        use crate::store::sequence_check;
+        // In order, a re-send, and a gap the drops explain.
+        assert_eq!(sequence_check(10, 0, 11, 0, true), None);
+        assert_eq!(
+            sequence_check(10, 0, 10, 0, true),
+            Some(BatchOutcome::Duplicate)
+        );
+        assert_eq!(sequence_check(10, 2, 14, 5, true), None);
+        // A forged jump to the end of the sequence is refused...
+        assert_eq!(
+            sequence_check(10, 0, u64::MAX, 0, true),
+            Some(BatchOutcome::SequenceGap {
+                expected: 11,
+                got: u64::MAX,
+                dropped: 0
+            })
+        );
+        // ...as is a gap larger than the new drops, or drops going back.
+        assert!(matches!(
+            sequence_check(10, 2, 15, 5, true),
+            Some(BatchOutcome::SequenceGap { .. })
+        ));
+        assert!(matches!(
+            sequence_check(10, 5, 11, 4, true),
+            Some(BatchOutcome::SequenceGap { .. })
+        ));
+        // A protocol-2 agent reports no drops: its gaps are not held against it.
+        assert_eq!(sequence_check(10, 0, 20, 0, false), None);
+    }
+
+    #[test]
     fn record_limit_counts_blocked_attempts() {
         let batch = Batch {
             boot_epoch: 1,
@@ -930,6 +1137,7 @@ mod tests {
             counters: vec![],
             blocked: vec![attempt(); MAX_RECORDS_PER_BATCH + 1],
             dropped_records: 0,
+            dropped_batches: 0,
         };
         let e = validate(&batch).unwrap_err();
         assert!(e.contains("limit 200000"), "{e}");

@@ -16,6 +16,9 @@ pub enum WriteJob {
     Batch {
         node_id: String,
         agency: String,
+        /// Sequence gaps are checked against the drops the agent reports
+        /// (protocol 3; a protocol-2 agent reports none).
+        strict_seq: bool,
         batch: Box<Batch>,
         done: oneshot::Sender<Result<BatchOutcome, String>>,
     },
@@ -117,24 +120,27 @@ type AckSender = oneshot::Sender<Result<BatchOutcome, String>>;
 
 fn write_group(writer: &mut dyn FlowWriter, jobs: Vec<WriteJob>) {
     // Group batches per node (one ingest transaction per node and window).
-    let mut per_node: Vec<(String, String, Vec<Batch>, Vec<AckSender>)> = Vec::new();
+    let mut per_node: Vec<(String, String, bool, Vec<Batch>, Vec<AckSender>)> = Vec::new();
     for job in jobs {
         match job {
             WriteJob::Batch {
                 node_id,
                 agency,
+                strict_seq,
                 batch,
                 done,
             } => {
                 match per_node
                     .iter_mut()
-                    .find(|(n, a, _, _)| *n == node_id && *a == agency)
+                    .find(|(n, a, st, _, _)| *n == node_id && *a == agency && *st == strict_seq)
                 {
                     Some(g) => {
-                        g.2.push(*batch);
-                        g.3.push(done);
+                        g.3.push(*batch);
+                        g.4.push(done);
                     }
-                    None => per_node.push((node_id, agency, vec![*batch], vec![done])),
+                    None => {
+                        per_node.push((node_id, agency, strict_seq, vec![*batch], vec![done]))
+                    }
                 }
             }
             WriteJob::CloseInterim {
@@ -164,21 +170,22 @@ fn write_group(writer: &mut dyn FlowWriter, jobs: Vec<WriteJob>) {
     let started = Instant::now();
     let groups: Vec<NodeBatches<'_>> = per_node
         .iter()
-        .map(|(node_id, agency, batches, _)| NodeBatches {
+        .map(|(node_id, agency, strict_seq, batches, _)| NodeBatches {
             node_id,
             agency,
+            strict_seq: *strict_seq,
             batches,
         })
         .collect();
-    let batches: usize = per_node.iter().map(|g| g.2.len()).sum();
+    let batches: usize = per_node.iter().map(|g| g.3.len()).sum();
     let records: usize = per_node
         .iter()
-        .flat_map(|g| g.2.iter())
+        .flat_map(|g| g.3.iter())
         .map(|b| b.flows.len() + b.counters.len() + b.blocked.len())
         .sum();
     let blocked: usize = per_node
         .iter()
-        .flat_map(|g| g.2.iter())
+        .flat_map(|g| g.3.iter())
         .map(|b| b.blocked.len())
         .sum();
     match writer.ingest_many(&groups) {
@@ -188,10 +195,19 @@ fn write_group(writer: &mut dyn FlowWriter, jobs: Vec<WriteJob>) {
             metrics::counter!("simpul_ingest_blocked_records_total").increment(blocked as u64);
             metrics::histogram!("simpul_ingest_commit_seconds")
                 .record(started.elapsed().as_secs_f64());
-            for ((_, _, _, dones), outs) in per_node.into_iter().zip(outcomes) {
-                for (done, outcome) in dones.into_iter().zip(outs) {
-                    if matches!(outcome, BatchOutcome::Duplicate) {
-                        metrics::counter!("simpul_ingest_duplicate_batches_total").increment(1);
+            for ((node, _, _, batches, dones), outs) in per_node.into_iter().zip(outcomes) {
+                for ((done, outcome), batch) in dones.into_iter().zip(outs).zip(&batches) {
+                    match outcome {
+                        BatchOutcome::Duplicate => {
+                            metrics::counter!("simpul_ingest_duplicate_batches_total").increment(1)
+                        }
+                        // What the agent could not keep (spool quota): seen
+                        // per node, beside the incident its health raises.
+                        BatchOutcome::Stored if batch.dropped_records > 0 => {
+                            metrics::counter!("simpul_agent_dropped_records_total", "node" => node.clone())
+                                .increment(batch.dropped_records);
+                        }
+                        _ => {}
                     }
                     let _ = done.send(Ok(outcome));
                 }
@@ -200,7 +216,7 @@ fn write_group(writer: &mut dyn FlowWriter, jobs: Vec<WriteJob>) {
         Err(e) => {
             metrics::counter!("simpul_ingest_errors_total").increment(1);
             tracing::error!(error = %e, "ingest transaction failed; batches not acknowledged");
-            for (_, _, _, dones) in per_node {
+            for (_, _, _, _, dones) in per_node {
                 for done in dones {
                     let _ = done.send(Err(e.to_string()));
                 }

@@ -33,7 +33,11 @@ pub fn nodes(s: &AppState, now: SystemTime) -> Result<Vec<NodeInfo>, StoreError>
     let timeout = Duration::from_secs(s.config.nodes.down_after_secs);
     let mut nodes = s.control.nodes(now, timeout)?;
     let inv = s.inventory.current();
+    let live = s.nodes.snapshot();
     for n in &mut nodes {
+        if let Some(l) = live.get(&n.node_id) {
+            n.refused_records = l.refused_records;
+        }
         // The inventory decides which agency a node speaks for.
         if let Some(entry) = inv.node(&n.node_id) {
             n.agency = entry.agency.clone();

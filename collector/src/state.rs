@@ -140,6 +140,9 @@ pub struct NodeLive {
     /// Agent clock minus collector clock at the last heartbeat, milliseconds.
     pub clock_skew_ms: i64,
     pub health: Option<Health>,
+    /// Records of this connection the collector refused (dated in the
+    /// future or before retention, impossible rates).
+    pub refused_records: u64,
 }
 
 #[derive(Default)]
@@ -164,8 +167,17 @@ impl NodeRegistry {
                     last_heard: Instant::now(),
                     clock_skew_ms: 0,
                     health: None,
+                    refused_records: 0,
                 },
             );
+        });
+    }
+
+    pub fn refused(&self, node: &str, records: u64) {
+        self.with(|m| {
+            if let Some(n) = m.get_mut(node) {
+                n.refused_records = n.refused_records.saturating_add(records);
+            }
         });
     }
 

@@ -50,6 +50,7 @@ fn batch(seq: u64, blocked: Vec<BlockedAttempt>) -> Batch {
         counters: vec![],
         blocked,
         dropped_records: 0,
+        dropped_batches: 0,
     }
 }
 

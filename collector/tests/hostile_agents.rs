@@ -52,6 +52,7 @@ fn counters(agency: &str, seq: u64) -> Batch {
         }],
         blocked: Vec::new(),
         dropped_records: 0,
+        dropped_batches: 0,
     }
 }
 

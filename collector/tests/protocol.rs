@@ -221,6 +221,7 @@ fn batch(boot: u64, seq: u64, flows: Vec<FlowRecord>) -> Batch {
         counters: vec![],
         blocked: vec![],
         dropped_records: 0,
+        dropped_batches: 0,
     }
 }
 

@@ -347,8 +347,23 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         agents.push(agent);
     }
 
+    // The officer's agency: one whose node is up (so its page has traffic).
+    let officer_agency = "dinkes";
+    let creds = crate::accounts::ensure(collector.state.access.as_ref(), &opts.data_dir, officer_agency)
+        .context("demo: cannot create the demo accounts")?;
     if let Some(addr) = collector.http_addr {
         println!("Dashboard: http://{addr}/");
+        println!(
+            "Wall (kiosk, read-only): http://{addr}/?kiosk={}",
+            creds.kiosk_token
+        );
+    }
+    println!(
+        "Log in as (ROLE USERNAME PASSWORD; also in {}):",
+        crate::accounts::credentials_path(&opts.data_dir).display()
+    );
+    for l in &creds.lines {
+        println!("  {l}");
     }
     println!(
         "Agents connect to wss://localhost:{}{} (CA: {})",

@@ -1,6 +1,7 @@
 //! `simpul-demo`: the collector with its dashboard and demo agencies whose
 //! real agents replay recorded traffic (see `demo.rs`).
 
+mod accounts;
 mod demo;
 mod rewrite;
 

@@ -33,6 +33,7 @@ fn main() {
             counters: vec![],
             blocked: vec![],
             dropped_records: 0,
+            dropped_batches: 0,
         });
         binary += wire::encode(&msg).len();
         json += serde_json::to_string(&msg).map_or(0, |s| s.len());

@@ -89,6 +89,7 @@ mod tests {
             counters: vec![],
             blocked: vec![],
             dropped_records: 3,
+            dropped_batches: 0,
         };
         let msgs = [
             AgentMessage::Enroll(Enroll {
@@ -140,7 +141,7 @@ mod tests {
             hostname: "h".into(),
             boot_epoch: 1,
         })));
-        out.push(v2::encode(&v2::AgentMessage::Batch(batch)));
+        out.push(v2::encode(&v2::AgentMessage::Batch(batch.into())));
         // JSON text frames.
         out.extend(msgs.iter().map(|m| serde_json::to_vec(m).unwrap()));
         out

@@ -49,7 +49,23 @@ pub fn check_free_text(s: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn is_bidi_control(c: char) -> bool {
+/// `s` with control characters and bidi overrides replaced by U+FFFD, at
+/// most `max` characters: for text a machine sent (an agent's hostname)
+/// that is shown, not refused.
+pub fn clean_text(s: &str, max: usize) -> String {
+    s.chars()
+        .take(max)
+        .map(|c| {
+            if c.is_control() || is_bidi_control(c) {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{061C}')
 }
 

@@ -106,6 +106,10 @@ pub struct Batch {
     pub blocked: Vec<BlockedAttempt>,
     /// Records the agent had to drop (spool quota) since the previous batch.
     pub dropped_records: u64,
+    /// Batches of this boot the agent's spool has dropped so far (its quota,
+    /// corrupt files): a gap in `seq` is accepted only as large as what
+    /// this count grew by since the collector last saw it.
+    pub dropped_batches: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -394,6 +398,7 @@ pub(crate) mod tests {
                 attempts: 3,
             }],
             dropped_records: 0,
+            dropped_batches: 0,
         };
         let bytes = encode(&AgentMessage::Batch(batch.clone()));
         let back: AgentMessage = decode(&bytes).unwrap();

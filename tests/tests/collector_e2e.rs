@@ -168,7 +168,7 @@ fn agency_totals_equal_tshark_for_two_agents() {
     ] {
         assert!(doc["paths"].get(p).is_some(), "openapi lacks {p}");
     }
-    assert!(curl(c.http, "/metrics")
+    assert!(curl(c.http, "/metrics", c.token.as_deref())
         .unwrap()
         .contains("simpul_ingest_batches_total"));
 }

@@ -556,7 +556,12 @@ async fn stream(
             cursor = Some(id);
             let batch = {
                 let mut sp = shared.lock_spool();
-                let r = sp.read_batch(id);
+                // The count as it stands now, so the collector can tell a
+                // gap the quota made from a forged sequence.
+                let r = sp.read_batch(id).map(|mut b| {
+                    b.dropped_batches = sp.dropped_batches(id.boot_epoch);
+                    b
+                });
                 shared.publish(&sp);
                 r
             };

@@ -513,6 +513,7 @@ pub(crate) fn write_sealed(shared: &Shared, sealed: Sealed, lost: &AtomicU64) {
             counters,
             blocked,
             dropped_records: 0,
+            dropped_batches: 0,
         };
         let records = batch.flows.len() + batch.counters.len() + batch.blocked.len();
         if records > 1 && too_large(&batch) {
@@ -637,6 +638,7 @@ mod tests {
             counters: vec![sample("unit"); 100],
             blocked: vec![],
             dropped_records: u64::MAX,
+            dropped_batches: 0,
         };
         let encoded = wire::encode(&simpul_proto::wire::AgentMessage::Batch(batch.clone())).len();
         let bound: usize = batch

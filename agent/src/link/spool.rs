@@ -37,6 +37,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -170,7 +171,24 @@ pub struct Spool {
     unreported: u64,
     /// Set while the disk refuses writes, so the error is logged once per episode.
     disk_failing: bool,
+    /// What was lost, kept in `drops.json` across restarts.
+    drops: Drops,
 }
+
+/// Losses that must survive a restart: batches dropped per boot (each batch
+/// sent tells the collector how many of its boot are gone, so the gap in
+/// its sequence is explained) and the records lost in all (the node's
+/// health shows them until someone looks).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Drops {
+    /// boot epoch → batches of it dropped
+    pub epochs: BTreeMap<u64, u64>,
+    /// Records lost since the spool was first created.
+    pub total_records: u64,
+}
+
+/// The file `Drops` lives in, beside the batches.
+pub const DROPS_FILE: &str = "drops.json";
 
 /// A batch encoded and accounted for, not yet on disk.
 #[derive(Debug)]
@@ -198,10 +216,13 @@ impl Spool {
     /// Only directory errors fail; bad files are moved aside.
     pub fn open(dir: &Path, quota_bytes: u64) -> Result<(Spool, OpenReport), SpoolError> {
         let corrupt_dir = dir.join("corrupt");
-        fs::create_dir_all(dir).map_err(|cause| SpoolError::CreateDir {
-            path: dir.to_owned(),
-            cause,
-        })?;
+        // The spool holds who visited what: readable by the agent only.
+        fs::create_dir_all(dir)
+            .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(0o700)))
+            .map_err(|cause| SpoolError::CreateDir {
+                path: dir.to_owned(),
+                cause,
+            })?;
         let mut spool = Spool {
             dir: dir.to_owned(),
             corrupt_dir,
@@ -212,7 +233,10 @@ impl Spool {
             dropped_total: 0,
             unreported: 0,
             disk_failing: false,
+            drops: Drops::default(),
         };
+        spool.drops = load_drops(&dir.join(DROPS_FILE));
+        spool.dropped_total = spool.drops.total_records;
         let mut report = OpenReport::default();
         let list_err = |cause| SpoolError::ListDir {
             path: dir.to_owned(),
@@ -225,6 +249,9 @@ impl Spool {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().into_owned();
+            if name == DROPS_FILE || name == format!("{DROPS_FILE}.{TMP_EXT}") {
+                continue;
+            }
             names.push((entry.path(), name));
         }
         names.sort_by(|a, b| a.1.cmp(&b.1));
@@ -260,15 +287,21 @@ impl Spool {
                 }
                 Err(HeaderError::Bad(reason)) => {
                     spool.move_aside(&path, &reason);
+                    spool.batch_dropped(id);
                     report.corrupt += 1;
                 }
             }
         }
+        // Boots with nothing left to send need no count any more.
+        let live: std::collections::BTreeSet<u64> =
+            spool.entries.keys().map(|id| id.boot_epoch).collect();
+        spool.drops.epochs.retain(|e, _| live.contains(e));
         // A quota lowered in the config since the last run applies at once.
         let before = spool.entries.len();
         let dropped = spool.drop_oldest_until(0);
         report.dropped_batches = before - spool.entries.len();
         spool.delete_files(&dropped);
+        spool.save_drops();
         if report.loaded + report.recovered > 0 || report.corrupt > 0 {
             tracing::info!(
                 dir = %dir.display(),
@@ -398,6 +431,7 @@ impl Spool {
             let Some(id) = oldest_in_memory else { break };
             if let Some(e) = self.remove(id) {
                 self.unreported += e.carried;
+                self.batch_dropped(id);
                 self.lose(e.records, "spool disk unwritable and memory fallback full");
             }
         }
@@ -446,6 +480,7 @@ impl Spool {
             Err(HeaderError::Io(cause)) if cause.kind() == io::ErrorKind::NotFound => {
                 if let Some(e) = self.remove(id) {
                     self.unreported += e.carried;
+                    self.batch_dropped(id);
                     self.lose(e.records, "spool file vanished");
                 }
                 Err(SpoolError::Gone(id))
@@ -455,6 +490,7 @@ impl Spool {
                 self.move_aside(&path, &reason);
                 if let Some(e) = self.remove(id) {
                     self.unreported += e.carried;
+                    self.batch_dropped(id);
                     self.lose(e.records, "corrupt spool file");
                 }
                 Err(SpoolError::Corrupt { path, reason })
@@ -501,6 +537,40 @@ impl Spool {
         if records > 0 {
             self.unreported += records;
             self.dropped_total += records;
+            self.save_drops();
+        }
+    }
+
+    /// Batches of `boot_epoch` this spool dropped (they never reach the
+    /// collector): sent with each batch of that boot.
+    pub fn dropped_batches(&self, boot_epoch: u64) -> u64 {
+        self.drops.epochs.get(&boot_epoch).copied().unwrap_or(0)
+    }
+
+    fn batch_dropped(&mut self, id: BatchId) {
+        *self.drops.epochs.entry(id.boot_epoch).or_default() += 1;
+    }
+
+    /// Keep the loss counts on disk (best effort: a failure is logged and
+    /// the counts stay in memory).
+    fn save_drops(&mut self) {
+        self.drops.total_records = self.dropped_total;
+        let path = self.dir.join(DROPS_FILE);
+        let tmp = self.dir.join(format!("{DROPS_FILE}.{TMP_EXT}"));
+        let text = match serde_json::to_vec(&self.drops) {
+            Ok(t) => t,
+            Err(_) => return,
+        };
+        let written = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(&text))
+            .and_then(|()| fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            tracing::warn!(file = %path.display(), error = %e, "cannot keep the spool's loss counts");
         }
     }
 
@@ -534,6 +604,7 @@ impl Spool {
     fn lose(&mut self, records: u64, why: &str) {
         self.unreported += records;
         self.dropped_total += records;
+        self.save_drops();
         tracing::warn!(
             records,
             dropped_total = self.dropped_total,
@@ -555,6 +626,7 @@ impl Spool {
             let Some(e) = self.remove(id) else { break };
             records += e.records;
             self.unreported += e.carried;
+            self.batch_dropped(id);
             batches += 1;
             if matches!(e.place, Place::Disk) {
                 files.push(self.dir.join(id.file_name()));
@@ -563,6 +635,7 @@ impl Spool {
         if batches > 0 {
             self.unreported += records;
             self.dropped_total += records;
+            self.save_drops();
             tracing::warn!(
                 batches,
                 records,
@@ -659,6 +732,7 @@ impl Prepared {
                 .write(true)
                 .create(true)
                 .truncate(true)
+                .mode(0o600)
                 .open(&tmp)?;
             f.write_all(&self.header)?;
             f.write_all(&self.payload)?;
@@ -830,6 +904,46 @@ mod tests {
                 .collect(),
             blocked: vec![],
             dropped_records: 0,
+            dropped_batches: 0,
+        }
+    }
+
+    /// Batches the quota dropped are counted per boot, and the counts (and
+    /// the records lost) survive a restart: the collector is told how big a
+    /// gap in each boot's sequence is explained, and the node's health
+    /// keeps showing the loss.
+    #[test]
+    fn losses_are_counted_per_boot_and_survive_a_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let one = {
+            let (mut s, _) = Spool::open(tmp.path(), 1 << 30).unwrap();
+            let id = s.push(batch(1, 1, 50)).unwrap();
+            let size = s.stats().bytes;
+            s.ack(id);
+            size
+        };
+        // Room for about three batches.
+        let (mut s, _) = Spool::open(tmp.path(), one * 3 + 200).unwrap();
+        for seq in 1..=5 {
+            s.push(batch(7, seq, 50)).unwrap();
+        }
+        let dropped = s.dropped_batches(7);
+        assert!(dropped >= 2, "{dropped}");
+        assert_eq!(s.dropped_batches(8), 0);
+        let lost = s.stats().dropped_records;
+        assert_eq!(lost, dropped * 50);
+        drop(s);
+        let (s, _) = Spool::open(tmp.path(), one * 3 + 200).unwrap();
+        assert_eq!(s.dropped_batches(7), dropped);
+        assert_eq!(s.stats().dropped_records, lost);
+        // drops.json is not taken for a batch.
+        assert_eq!(s.len() as u64, 5 - dropped);
+        // Only the agent reads the spool.
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(tmp.path()), 0o700);
+        assert_eq!(mode(&tmp.path().join(DROPS_FILE)), 0o600);
+        for id in s.ids() {
+            assert_eq!(mode(&tmp.path().join(id.file_name())), 0o600);
         }
     }
 
@@ -844,6 +958,7 @@ mod tests {
             .filter_map(Result::ok)
             .filter(|e| e.file_type().unwrap().is_file())
             .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != DROPS_FILE)
             .collect();
         v.sort();
         v
@@ -1114,5 +1229,15 @@ mod upgrade_tests {
             .lines()
             .count();
         assert_eq!(flows, expected);
+    }
+}
+
+fn load_drops(path: &Path) -> Drops {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(file = %path.display(), error = %e, "unreadable loss counts; starting them again");
+            Drops::default()
+        }),
+        Err(_) => Drops::default(),
     }
 }

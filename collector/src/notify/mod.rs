@@ -219,7 +219,7 @@ impl From<&crate::outage::monitor::Alert> for Notification {
             kind: a.kind.clone(),
             title: a.title.clone(),
             body: a.body.clone(),
-            labels: BTreeMap::new(),
+            labels: a.labels.clone(),
             starts_at_ms: a.starts_at_ms,
             ends_at_ms: a.ends_at_ms,
         }

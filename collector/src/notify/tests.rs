@@ -1138,6 +1138,7 @@ channels = ["tg"]
         body: "Node dinkes-01 tidak mengirim heartbeat sejak 07:00.".into(),
         starts_at_ms: T0,
         ends_at_ms: None,
+        labels: Default::default(),
     };
     sink(&alert(AlertState::Firing, "PADAM: dinkes-01 (dinkes)")).unwrap();
     sink(&alert(AlertState::Firing, "PADAM: dinkes-01 (dinkes)")).unwrap();

@@ -36,6 +36,8 @@ pub enum Condition {
     ClockSkew,
     CaptureDrops,
     SpoolNearQuota,
+    /// The agent dropped records (spool quota, corrupt files): data lost.
+    SpoolLoss,
     PolicyFailing,
     /// An agency near its allocation (from `AllocationWatch`).
     AllocationHigh,
@@ -75,6 +77,10 @@ struct NodeState {
     quiet: u32,
     policy_failures: Option<u64>,
     since_policy_failure: u32,
+    /// The agent's lost records at the last heartbeat (it keeps the count
+    /// across its restarts).
+    lost: Option<u64>,
+    since_loss: u32,
     active: Vec<Condition>,
 }
 
@@ -215,6 +221,37 @@ impl Conditions {
             }
         }
 
+        // Records lost: any new loss; cleared after a quiet while. The
+        // first heartbeat only sets the baseline (the agent's count covers
+        // its whole life; losses before are on the node's page).
+        match st.lost.replace(h.spool_dropped_records) {
+            Some(prev) if h.spool_dropped_records > prev => {
+                st.since_loss = 0;
+                set(
+                    st,
+                    Condition::SpoolLoss,
+                    true,
+                    format!(
+                        "agen membuang {} rekaman (kuota spool penuh atau berkas rusak; total {})",
+                        h.spool_dropped_records - prev,
+                        h.spool_dropped_records
+                    ),
+                );
+            }
+            Some(_) => {
+                st.since_loss += 1;
+                if st.since_loss >= cfg.policy_clear_heartbeats {
+                    set(
+                        st,
+                        Condition::SpoolLoss,
+                        false,
+                        "agen tidak lagi membuang rekaman".into(),
+                    );
+                }
+            }
+            None => {}
+        }
+
         // Policy failures: any new one; cleared after a quiet while.
         match st.policy_failures.replace(h.policy_failures) {
             Some(prev) if h.policy_failures > prev => {
@@ -339,6 +376,29 @@ mod tests {
         }
         assert_eq!(off, [(Condition::PolicyFailing, false)]);
         assert!(c.active("n").is_empty());
+    }
+
+    #[test]
+    fn records_lost_by_the_spool() {
+        let mut c = Conditions::new(ConditionConfig::default());
+        let lost = |n: u64| Health {
+            spool_dropped_records: n,
+            ..health(0, 0, 0)
+        };
+        // What the agent lost before (its count survives its restarts) is
+        // the baseline, not news.
+        assert!(changes(&mut c, &lost(500), 0).is_empty());
+        assert!(changes(&mut c, &lost(500), 0).is_empty());
+        assert_eq!(
+            changes(&mut c, &lost(800), 0),
+            [(Condition::SpoolLoss, true)]
+        );
+        let mut off = Vec::new();
+        for _ in 0..30 {
+            off.extend(changes(&mut c, &lost(800), 0));
+        }
+        assert_eq!(off, [(Condition::SpoolLoss, false)]);
+        assert_eq!(Condition::SpoolLoss.kind(), "agent_health");
     }
 }
 

@@ -48,6 +48,10 @@ pub struct Alert {
     pub body: String,
     pub starts_at_ms: u64,
     pub ends_at_ms: Option<u64>,
+    /// Structured facts for machines (webhook labels): `children` (the
+    /// nodes a group outage made unreachable, comma-separated, sorted),
+    /// `children_count`, `root_cause` (an unreachable node's down ancestor).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Where alerts go. `Err` means the alert was not queued: the incident is
@@ -829,6 +833,19 @@ impl Worker {
             body,
             starts_at_ms: inc.started_ms,
             ends_at_ms: inc.resolved_ms,
+            labels: {
+                let mut l = BTreeMap::new();
+                if !inc.children.is_empty() {
+                    let mut c = inc.children.clone();
+                    c.sort();
+                    l.insert("children".into(), c.join(","));
+                    l.insert("children_count".into(), c.len().to_string());
+                }
+                if let Some(r) = &inc.root_cause {
+                    l.insert("root_cause".into(), r.clone());
+                }
+                l
+            },
         }
     }
 

@@ -83,6 +83,7 @@ fn run(
             .iter()
             .map(|(node, b)| NodeBatches {
                 node_id: &nodes[*node],
+                strict_seq: true,
                 agency: &defs[*node],
                 batches: std::slice::from_ref(b),
             })
@@ -211,6 +212,7 @@ impl Generator {
             counters,
             blocked: Vec::new(),
             dropped_records: 0,
+            dropped_batches: 0,
         };
         (node, batch)
     }

@@ -62,6 +62,35 @@ pub enum BatchOutcome {
     /// Committed earlier (seq at or below the node boot's high-water mark);
     /// nothing written.
     Duplicate,
+    /// Refused: `seq` jumps further ahead of the boot's high-water mark than
+    /// the batches the agent says its spool dropped (a forged or broken
+    /// sequence would otherwise make every later batch a "duplicate").
+    /// Nothing written.
+    SequenceGap { expected: u64, got: u64, dropped: u64 },
+}
+
+/// The outcome of a batch of a known stream: duplicate, in order (with the
+/// gap the reported drops explain), or a gap nothing explains. Pure.
+pub fn sequence_check(
+    max_seq: u64,
+    dropped_seen: u64,
+    seq: u64,
+    dropped_batches: u64,
+    strict: bool,
+) -> Option<BatchOutcome> {
+    if seq <= max_seq {
+        return Some(BatchOutcome::Duplicate);
+    }
+    let explained = dropped_batches.saturating_sub(dropped_seen);
+    let gap = seq - max_seq - 1;
+    if strict && (dropped_batches < dropped_seen || gap > explained) {
+        return Some(BatchOutcome::SequenceGap {
+            expected: max_seq + 1,
+            got: seq,
+            dropped: explained,
+        });
+    }
+    None
 }
 
 /// The batches one authenticated node sent.
@@ -73,6 +102,8 @@ pub struct NodeBatches<'a> {
     /// another agency's figures; traffic of subnets its agent does not know
     /// ("unknown") still crossed that agency's router, so it counts there.
     pub agency: &'a str,
+    /// Check sequence gaps against the drops the agent reports (protocol 3).
+    pub strict_seq: bool,
     pub batches: &'a [Batch],
 }
 
@@ -388,6 +419,7 @@ impl Writer {
         let mut out = self.ingest_many(&[NodeBatches {
             node_id,
             agency,
+            strict_seq: true,
             batches,
         }])?;
         Ok(out.pop().unwrap_or_default())
@@ -662,36 +694,56 @@ fn ingest_group<'a>(
     let mut outcomes = vec![BatchOutcome::Duplicate; g.batches.len()];
     let mut order: Vec<usize> = (0..g.batches.len()).collect();
     order.sort_by_key(|&i| (g.batches[i].boot_epoch, g.batches[i].seq));
-    let mut find = tx
-        .prepare_cached("SELECT id, max_seq FROM streams WHERE node_id = ?1 AND boot_epoch = ?2")?;
+    let mut find = tx.prepare_cached(
+        "SELECT id, max_seq, dropped_batches FROM streams WHERE node_id = ?1 AND boot_epoch = ?2",
+    )?;
     let mut create = tx.prepare_cached(
-        "INSERT INTO streams (node_id, boot_epoch, max_seq, dropped_records)
-         VALUES (?1, ?2, ?3, ?4) RETURNING id",
+        "INSERT INTO streams (node_id, boot_epoch, max_seq, dropped_records, dropped_batches)
+         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
     )?;
     let mut advance = tx.prepare_cached(&format!(
         "UPDATE streams SET max_seq = ?2,
-             dropped_records = min(dropped_records + ?3, {MAX_COUNT})
+             dropped_records = min(dropped_records + ?3, {MAX_COUNT}),
+             dropped_batches = max(dropped_batches, ?4)
          WHERE id = ?1"
     ))?;
     for i in order {
         let b = &g.batches[i];
-        let known: Option<(i64, i64)> = find
+        let known: Option<(i64, i64, i64)> = find
             .query_row(params![g.node_id, id(b.boot_epoch)], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()?;
         let stream = match known {
-            Some((_, max)) if b.seq <= id_back(max) => continue,
-            Some((stream, _)) => {
-                advance.execute(params![stream, id(b.seq), count(b.dropped_records)])?;
+            Some((stream, max, dropped)) => {
+                if let Some(o) = sequence_check(
+                    id_back(max),
+                    id_back(dropped),
+                    b.seq,
+                    b.dropped_batches,
+                    g.strict_seq,
+                ) {
+                    outcomes[i] = o;
+                    continue;
+                }
+                advance.execute(params![
+                    stream,
+                    id(b.seq),
+                    count(b.dropped_records),
+                    id(b.dropped_batches)
+                ])?;
                 stream
             }
+            // A boot never seen starts wherever it starts: its first
+            // batches may be gone (quota), or the collector's database
+            // restored from before them.
             None => create.query_row(
                 params![
                     g.node_id,
                     id(b.boot_epoch),
                     id(b.seq),
-                    count(b.dropped_records)
+                    count(b.dropped_records),
+                    id(b.dropped_batches)
                 ],
                 |r| r.get(0),
             )?,

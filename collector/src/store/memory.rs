@@ -38,8 +38,8 @@ type SiteKey = (u64, String, String);
 
 #[derive(Debug, Default)]
 struct Data {
-    /// (node, boot) → highest committed seq.
-    streams: HashMap<(String, u64), u64>,
+    /// (node, boot) → (highest seq, most batches the agent said it dropped)
+    streams: HashMap<(String, u64), (u64, u64)>,
     /// (node, boot, flow id) → the flow.
     flows: HashMap<(String, u64, u64), Flow>,
     /// (agency, second, unit, scope: 0 internet, 1 intranet) →
@@ -149,12 +149,21 @@ impl FlowWriter for MemWriter {
             let mut outcomes = Vec::new();
             for b in g.batches {
                 let key = (g.node_id.to_string(), b.boot_epoch);
-                let max = d.streams.get(&key).copied().unwrap_or(0);
-                if b.seq <= max {
-                    outcomes.push(BatchOutcome::Duplicate);
-                    continue;
+                if let Some(&(max, dropped)) = d.streams.get(&key) {
+                    if let Some(o) = crate::store::sequence_check(
+                        max,
+                        dropped,
+                        b.seq,
+                        b.dropped_batches,
+                        g.strict_seq,
+                    ) {
+                        outcomes.push(o);
+                        continue;
+                    }
                 }
-                d.streams.insert(key, b.seq);
+                let dropped = d.streams.get(&key).map_or(0, |s| s.1);
+                d.streams
+                    .insert(key, (b.seq, dropped.max(b.dropped_batches)));
                 for f in &b.flows {
                     ingest_flow(&mut d, g.node_id, g.agency, b.boot_epoch, f);
                 }
@@ -730,6 +739,7 @@ mod conformance {
                 let group = NodeBatches {
                     node_id: &node,
                     agency: &agency,
+                    strict_seq: true,
                     batches: std::slice::from_ref(&b),
                 };
                 o.extend(w.ingest_many(&[group]).unwrap().concat());
@@ -894,6 +904,7 @@ mod conformance {
             counters: vec![],
             blocked: vec![],
             dropped_records: 0,
+            dropped_batches: 0,
         };
         let dir = tempfile::tempdir().unwrap();
         let cfg = StoreConfig {
@@ -912,6 +923,7 @@ mod conformance {
                 let g = NodeBatches {
                     node_id: "mover-01",
                     agency,
+                    strict_seq: true,
                     batches: std::slice::from_ref(&b),
                 };
                 w.ingest_many(&[g]).unwrap();

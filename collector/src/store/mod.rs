@@ -46,7 +46,7 @@ pub use error::{AuthError, StoreError};
 pub use incidents::{
     Availability, Incident, IncidentFilter, IncidentStore, Maintenance, NewIncident,
 };
-pub use ingest::{BatchOutcome, NodeBatches};
+pub use ingest::{sequence_check, BatchOutcome, NodeBatches};
 pub use query::{
     AgencyInfo, AgencyUsage, FlowFilter, FlowRow, NodeInfo, NodePolicy, NodeStatus, Overview,
     OverviewSite, SeriesPoint, Step, TopAgency, TopHost, TopSite, UnitInfo, Uplink, UsagePoint,

@@ -76,6 +76,14 @@ pub struct NodeInfo {
     /// The node's policy: filled in by the service layer.
     #[serde(default)]
     pub policy: Option<NodePolicy>,
+    /// Records the agent reported it had to drop (its spool quota, corrupt
+    /// files), over every boot the collector still keeps.
+    #[serde(default)]
+    pub dropped_records: u64,
+    /// Records the collector refused from it since it connected (dated in
+    /// the future or before retention, impossible rates).
+    #[serde(default)]
+    pub refused_records: u64,
 }
 
 /// Where a node stands with its agency's policy.
@@ -339,9 +347,10 @@ pub(crate) fn nodes_on(
     let now_ns = nanos(now);
     let timeout_ns = i64::try_from(timeout.as_nanos()).unwrap_or(i64::MAX);
     let mut st = conn.prepare_cached(
-        "SELECT node_id, agency, hostname, address, agent_version, last_seen, enrolled_at,
-                revoked, last_health_json
-         FROM nodes ORDER BY agency, node_id",
+        "SELECT n.node_id, n.agency, n.hostname, n.address, n.agent_version, n.last_seen,
+                n.enrolled_at, n.revoked, n.last_health_json,
+                (SELECT total(s.dropped_records) FROM streams s WHERE s.node_id = n.node_id)
+         FROM nodes n ORDER BY n.agency, n.node_id",
     )?;
     let mut rows = st.query([])?;
     let mut out = Vec::new();
@@ -375,6 +384,8 @@ pub(crate) fn nodes_on(
             health,
             liveness: None,
             policy: None,
+            dropped_records: r.get::<_, f64>(9)? as u64,
+            refused_records: 0,
         });
     }
     Ok(out)

@@ -437,6 +437,10 @@ CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+-- The most batches of each boot its agent said its spool dropped: a gap in
+-- the sequence is accepted only as far as new drops explain it.
+ALTER TABLE streams ADD COLUMN dropped_batches INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 

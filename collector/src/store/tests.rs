@@ -143,6 +143,7 @@ fn batch(seq: u64, flows: Vec<FlowRecord>, counters: Vec<CounterSample>) -> Batc
         counters,
         blocked: Vec::new(),
         dropped_records: 0,
+        dropped_batches: 0,
     }
 }
 
@@ -210,6 +211,7 @@ fn usage_totals_match_counters_and_duplicates_change_nothing() {
         .ingest_many(&[NodeBatches {
             node_id: "dinkes-01",
             agency: "dinkes",
+            strict_seq: true,
             batches: &batches[1..2],
         }])
         .unwrap();

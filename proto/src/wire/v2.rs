@@ -3,7 +3,8 @@
 //! types; they are converted to and from the current ones at the edge.
 //!
 //! Records (`FlowRecord`, `CounterSample`, `BlockedAttempt`) have the same
-//! layout in both versions and are shared.
+//! layout in both versions and are shared; the batch around them is frozen
+//! here (version 3 added `dropped_batches`).
 
 use serde::{Deserialize, Serialize};
 
@@ -11,8 +12,50 @@ use serde::{Deserialize, Serialize};
 pub enum AgentMessage {
     Enroll(super::Enroll),
     Hello(Hello),
-    Batch(super::Batch),
+    Batch(Batch),
     Heartbeat(Heartbeat),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    pub boot_epoch: u64,
+    pub seq: u64,
+    pub sealed_ms: u64,
+    pub flows: Vec<crate::FlowRecord>,
+    pub counters: Vec<crate::CounterSample>,
+    pub blocked: Vec<crate::BlockedAttempt>,
+    pub dropped_records: u64,
+}
+
+impl From<Batch> for super::Batch {
+    /// A version-2 agent does not say what its spool dropped: 0, and the
+    /// collector does not hold its sequence gaps against it.
+    fn from(b: Batch) -> Self {
+        super::Batch {
+            boot_epoch: b.boot_epoch,
+            seq: b.seq,
+            sealed_ms: b.sealed_ms,
+            flows: b.flows,
+            counters: b.counters,
+            blocked: b.blocked,
+            dropped_records: b.dropped_records,
+            dropped_batches: 0,
+        }
+    }
+}
+
+impl From<super::Batch> for Batch {
+    fn from(b: super::Batch) -> Self {
+        Batch {
+            boot_epoch: b.boot_epoch,
+            seq: b.seq,
+            sealed_ms: b.sealed_ms,
+            flows: b.flows,
+            counters: b.counters,
+            blocked: b.blocked,
+            dropped_records: b.dropped_records,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,7 +129,7 @@ impl From<AgentMessage> for super::AgentMessage {
                 inventory_version: 0,
                 policy_version: 0,
             }),
-            AgentMessage::Batch(b) => super::AgentMessage::Batch(b),
+            AgentMessage::Batch(b) => super::AgentMessage::Batch(b.into()),
             AgentMessage::Heartbeat(hb) => super::AgentMessage::Heartbeat(super::Heartbeat {
                 sent_ms: hb.sent_ms,
                 health: hb.health.into(),
@@ -180,7 +223,7 @@ pub fn decode_batch(frame: &[u8]) -> Result<super::Batch, super::WireError> {
         return Err(super::WireError::Version(version));
     }
     match super::decode_body::<AgentMessage>(body)? {
-        AgentMessage::Batch(b) => Ok(b),
+        AgentMessage::Batch(b) => Ok(b.into()),
         _ => Err(super::WireError::Malformed(
             "a spool frame that is not a batch".into(),
         )),

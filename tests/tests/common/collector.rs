@@ -31,6 +31,8 @@ pub struct Collector {
     pub netns: Option<String>,
     /// Where the HTTP API listens (as written in the config).
     pub http_host: String,
+    /// An admin API token (made at the first start) for the API calls.
+    pub token: Option<String>,
 }
 
 /// The units of the fixtures' address plan (tests/fixtures/inventory.toml).
@@ -98,6 +100,7 @@ impl Collector {
             log: dir.join("collector.log"),
             netns: None,
             http_host: "127.0.0.1".into(),
+            token: None,
         };
         c.tls_port_store(tls);
         c
@@ -161,10 +164,28 @@ impl Collector {
         self.child = Some(child);
         let (host, port) = (self.http_host.clone(), self.http);
         assert!(
-            wait_for(30, || curl_at(&host, port, "/healthz").is_some()),
+            wait_for(30, || self.curl_in(&host, port, "/healthz", None).is_some()),
             "collector did not become healthy: {}",
             std::fs::read_to_string(&self.log).unwrap_or_default()
         );
+        if self.token.is_none() {
+            self.token = Some(self.api_token("e2e-admin", "admin"));
+        }
+    }
+
+    /// `simpul-collector api-token create`: a token of `role` for the API.
+    pub fn api_token(&self, name: &str, role: &str) -> String {
+        let o = Command::new(collector_bin())
+            .args(["api-token", "create", "--config"])
+            .arg(&self.config)
+            .args(["--name", name, "--role", role])
+            .output()
+            .expect("run simpul-collector api-token create");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout)
+            .expect("token is UTF-8")
+            .trim()
+            .to_string()
     }
 
     pub fn kill9(&mut self) {
@@ -205,9 +226,19 @@ impl Collector {
     }
 
     pub fn get(&self, path: &str) -> serde_json::Value {
-        let body = curl_at(&self.http_host, self.http, path)
+        let body = self
+            .curl_in(&self.http_host, self.http, path, self.token.as_deref())
             .unwrap_or_else(|| panic!("GET {path} failed"));
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+
+    /// curl from the collector's namespace (its plain listener is on
+    /// loopback there) or from the test's.
+    fn curl_in(&self, host: &str, port: u16, path: &str, token: Option<&str>) -> Option<String> {
+        match &self.netns {
+            Some(ns) => curl_cmd(Some(ns), host, port, path, token),
+            None => curl_at(host, port, path, token),
+        }
     }
 
     pub fn log_text(&self) -> String {
@@ -221,18 +252,36 @@ impl Drop for Collector {
     }
 }
 
-pub fn curl(port: u16, path: &str) -> Option<String> {
-    curl_at("127.0.0.1", port, path)
+pub fn curl(port: u16, path: &str, token: Option<&str>) -> Option<String> {
+    curl_at("127.0.0.1", port, path, token)
 }
 
-pub fn curl_at(host: &str, port: u16, path: &str) -> Option<String> {
-    let o = Command::new("curl")
-        .args([
-            "-sf",
-            "--max-time",
-            "10",
-            &format!("http://{host}:{port}{path}"),
-        ])
+/// GET with `curl -sf` (None on any failure), with a bearer token if given.
+pub fn curl_at(host: &str, port: u16, path: &str, token: Option<&str>) -> Option<String> {
+    curl_cmd(None, host, port, path, token)
+}
+
+fn curl_cmd(
+    netns: Option<&str>,
+    host: &str,
+    port: u16,
+    path: &str,
+    token: Option<&str>,
+) -> Option<String> {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "curl"]);
+            c
+        }
+        None => Command::new("curl"),
+    };
+    cmd.args(["-sf", "--max-time", "10"]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    let o = cmd
+        .arg(format!("http://{host}:{port}{path}"))
         .output()
         .ok()?;
     o.status
