@@ -1,62 +1,66 @@
 // The live feed: WebSocket /api/v1/live (snapshot, then a tick every second),
 // reconnect with exponential backoff, and polling of /api/v1/overview while
 // the WebSocket is down. URLs are relative to the page so a reverse proxy may
-// serve the dashboard under a prefix.
+// serve the dashboard under a prefix. The socket carries the session cookie
+// (same origin); the server closes it with code 4401 when the session ends.
+import { getJSON } from './api.js';
 
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 export const POLL_MS = 2000;
 const SILENCE_MS = 10000; // an open socket with no message this long is dead
-
-export function apiUrl(path) { return new URL(path, document.baseURI).href; }
-
-export async function getJSON(path, { signal } = {}) {
-  const res = await fetch(apiUrl(path), { signal, headers: { accept: 'application/json' }, cache: 'no-store' });
-  let body = null;
-  try { body = await res.json(); } catch (_) { /* not JSON */ }
-  if (!res.ok) throw new Error((body && body.error) || `HTTP ${res.status}`);
-  return body;
-}
-
-/** POST a JSON body; the answer's JSON, or an Error with the API's message. */
-export async function postJSON(path, data, { signal } = {}) {
-  const res = await fetch(apiUrl(path), {
-    method: 'POST',
-    signal,
-    headers: { accept: 'application/json', 'content-type': 'application/json' },
-    body: JSON.stringify(data),
-    cache: 'no-store',
-  });
-  let body = null;
-  try { body = await res.json(); } catch (_) { /* not JSON */ }
-  if (!res.ok) throw new Error((body && body.error) || `HTTP ${res.status}`);
-  return body;
-}
+const SESSION_ENDED = 4401; // close code: the session behind the socket ended
 
 /**
  * state: 'connecting' (first attempt), 'live' (WebSocket delivering),
  * 'polling' (WebSocket down, HTTP polling works), 'down' (nothing works).
  * Handlers: onSnapshot(msg), onTick(msg), onOverview(overview) for polled data,
- * onState(state, info).
+ * onState(state, info), onSessionEnded() (close code 4401). A polled
+ * overview answering 401 is noticed by api.js like any other call.
  */
 export class LiveFeed {
   constructor(handlers) {
     this.h = handlers;
+    this.wsSupported = typeof WebSocket === 'function';
+    this.running = false;
+    this.watchdog = null;
+    this.retryTimer = null;
+    this.pollTimer = null;
+    this.reset();
+  }
+
+  reset() {
     this.state = 'connecting';
     this.ws = null;
     this.failures = 0;
     this.retryAt = null;
-    this.retryTimer = null;
-    this.pollTimer = null;
     this.pollOk = false;
     this.wsLastAt = 0;
-    this.watchdog = setInterval(() => this.checkSilence(), 1000);
-    this.wsSupported = typeof WebSocket === 'function';
   }
 
+  /** Start (again, after a login): the feed follows whatever session the cookie holds. */
   start() {
+    this.stop();
+    this.reset();
+    this.running = true;
+    this.watchdog = setInterval(() => this.checkSilence(), 1000);
     if (this.wsSupported) this.connect();
     else this.startPolling();
+  }
+
+  /** Stop everything (logout, session ended): no socket, no timer, no polling. */
+  stop() {
+    this.running = false;
+    clearInterval(this.watchdog);
+    clearTimeout(this.retryTimer);
+    this.watchdog = null;
+    this.retryTimer = null;
+    this.stopPolling();
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      try { ws.close(); } catch (_) { /* already closing */ }
+    }
   }
 
   setState(s) {
@@ -91,11 +95,20 @@ export class LiveFeed {
     };
     // Opened but silent (no snapshot) also counts as dead after SILENCE_MS.
     ws.onopen = () => { this.wsLastAt = Date.now(); };
-    ws.onclose = () => { if (this.ws === ws) this.onDrop(); };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      if (ev.code === SESSION_ENDED) {
+        this.stop();
+        this.h.onSessionEnded?.();
+        return;
+      }
+      this.onDrop();
+    };
     ws.onerror = () => { /* onclose follows */ };
   }
 
   onDrop() {
+    if (!this.running) return;
     this.ws = null;
     this.failures += 1;
     const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (this.failures - 1));
@@ -123,11 +136,12 @@ export class LiveFeed {
     const poll = async () => {
       try {
         const ov = await getJSON('api/v1/overview');
-        if (!this.pollTimer) return; // the WebSocket came back meanwhile
+        if (!this.pollTimer) return; // the WebSocket came back meanwhile, or the feed stopped
         this.pollOk = true;
         this.h.onOverview?.(ov);
         if (this.state !== 'live') this.setState('polling');
       } catch (_) {
+        if (!this.pollTimer) return;
         this.pollOk = false;
         if (this.state !== 'live') this.setState('down');
       }

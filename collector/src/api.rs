@@ -523,7 +523,9 @@ pub async fn enrollment_token(
     .await;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({"node_id": node, "agency": agency, "token": token, "expires_ms": expires_ms})),
+        Json(
+            serde_json::json!({"node_id": node, "agency": agency, "token": token, "expires_ms": expires_ms}),
+        ),
     ))
 }
 

@@ -117,10 +117,13 @@ fn run(writer: &mut dyn FlowWriter, rx: Receiver<WriteJob>) {
 }
 
 type AckSender = oneshot::Sender<Result<BatchOutcome, String>>;
+/// One node's batches of a window: node, agency, strict sequence, batches,
+/// who waits for each outcome.
+type NodeGroup = (String, String, bool, Vec<Batch>, Vec<AckSender>);
 
 fn write_group(writer: &mut dyn FlowWriter, jobs: Vec<WriteJob>) {
     // Group batches per node (one ingest transaction per node and window).
-    let mut per_node: Vec<(String, String, bool, Vec<Batch>, Vec<AckSender>)> = Vec::new();
+    let mut per_node: Vec<NodeGroup> = Vec::new();
     for job in jobs {
         match job {
             WriteJob::Batch {
@@ -138,9 +141,7 @@ fn write_group(writer: &mut dyn FlowWriter, jobs: Vec<WriteJob>) {
                         g.3.push(*batch);
                         g.4.push(done);
                     }
-                    None => {
-                        per_node.push((node_id, agency, strict_seq, vec![*batch], vec![done]))
-                    }
+                    None => per_node.push((node_id, agency, strict_seq, vec![*batch], vec![done])),
                 }
             }
             WriteJob::CloseInterim {

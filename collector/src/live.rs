@@ -93,7 +93,10 @@ impl Watchers {
 
 /// Snapshots by scope, reused within a second.
 #[derive(Default)]
-pub struct Snapshots(Mutex<HashMap<Option<String>, (Instant, Arc<str>)>>);
+pub struct Snapshots(Mutex<HashMap<Option<String>, Snapshot>>);
+
+/// When a snapshot was made, and its text.
+type Snapshot = (Instant, Arc<str>);
 
 /// The live feed's shared parts (in `AppState`).
 pub struct Live {
@@ -178,7 +181,8 @@ pub async fn ticker(state: AppState) {
                 },
             );
         }
-        let Ok(text) = serde_json::to_string(&json!({"type": "tick", "overview": ov, "points": points}))
+        let Ok(text) =
+            serde_json::to_string(&json!({"type": "tick", "overview": ov, "points": points}))
         else {
             continue;
         };

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use simpul_collector::config::CollectorConfig;
-use simpul_collector::server::Collector;
 use simpul_collector::auth::cli;
+use simpul_collector::config::CollectorConfig;
 use simpul_collector::inventory::Inventories;
+use simpul_collector::server::Collector;
 use simpul_collector::store::{ControlStore, Store};
 
 #[derive(Parser)]
@@ -333,7 +333,10 @@ fn run(cli: Cli) -> Result<()> {
 fn open_with_inventory(config: &std::path::Path) -> Result<(Store, Inventories)> {
     let cfg = CollectorConfig::load(config)?;
     let store = open_store(&cfg)?;
-    let inv = Inventories::load(std::sync::Arc::new(store.clone()), cfg.inventory.file.clone())?;
+    let inv = Inventories::load(
+        std::sync::Arc::new(store.clone()),
+        cfg.inventory.file.clone(),
+    )?;
     Ok((store, inv))
 }
 
@@ -369,7 +372,9 @@ fn user(command: UserCommand) -> Result<()> {
         UserCommand::Enable { config, name } => {
             cli::user_disable(&open_store(&CollectorConfig::load(&config)?)?, &name, false)
         }
-        UserCommand::List { config } => cli::user_list(&open_store(&CollectorConfig::load(&config)?)?),
+        UserCommand::List { config } => {
+            cli::user_list(&open_store(&CollectorConfig::load(&config)?)?)
+        }
     }
 }
 
@@ -384,12 +389,21 @@ fn api_token(command: TokenCommand) -> Result<()> {
             kiosk,
         } => {
             let (store, inv) = open_with_inventory(&config)?;
-            let token =
-                cli::token_create(&store, &inv, &name, &role, agency.as_deref(), expires, kiosk)?;
+            let token = cli::token_create(
+                &store,
+                &inv,
+                &name,
+                &role,
+                agency.as_deref(),
+                expires,
+                kiosk,
+            )?;
             println!("{token}");
             Ok(())
         }
-        TokenCommand::List { config } => cli::token_list(&open_store(&CollectorConfig::load(&config)?)?),
+        TokenCommand::List { config } => {
+            cli::token_list(&open_store(&CollectorConfig::load(&config)?)?)
+        }
         TokenCommand::Revoke { config, id } => {
             cli::token_revoke(&open_store(&CollectorConfig::load(&config)?)?, &id)
         }

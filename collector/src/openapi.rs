@@ -602,12 +602,17 @@ pub fn build() -> Value {
     for e in ENDPOINTS {
         let mut parameters: Vec<Value> = e.params.iter().map(|p| param(e.path, p)).collect();
         for name in path_params(e.path) {
-            let schema = if name == "id" && !e.path.contains("/sessions/") && !e.path.contains("/tokens/") && !e.path.contains("/nodes/") {
+            let schema = if name == "id"
+                && !e.path.contains("/sessions/")
+                && !e.path.contains("/tokens/")
+                && !e.path.contains("/nodes/")
+            {
                 json!({"type": "integer"})
             } else {
                 json!({"type": "string"})
             };
-            parameters.push(json!({"name": name, "in": "path", "required": true, "schema": schema}));
+            parameters
+                .push(json!({"name": name, "in": "path", "required": true, "schema": schema}));
         }
         let mut responses = serde_json::Map::new();
         let ok = match e.status {
@@ -624,9 +629,15 @@ pub fn build() -> Value {
                        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", e.schema)}}}}),
             );
         }
-        responses.insert("400".into(), error("Bad request (what was wrong, and where)"));
+        responses.insert(
+            "400".into(),
+            error("Bad request (what was wrong, and where)"),
+        );
         if e.access != Access::Public {
-            responses.insert("401".into(), error("Not logged in, or the session or token ended"));
+            responses.insert(
+                "401".into(),
+                error("Not logged in, or the session or token ended"),
+            );
             responses.insert("403".into(), error("The role may not use this route, or another agency's data was asked for, or the CSRF token is missing"));
         }
         if !path_params(e.path).is_empty() {
@@ -634,7 +645,10 @@ pub fn build() -> Value {
         }
         if e.path == "/api/v1/auth/login" {
             responses.insert("401".into(), error("Wrong username or password"));
-            responses.insert("429".into(), error("Too many failed logins; Retry-After says when to try again"));
+            responses.insert(
+                "429".into(),
+                error("Too many failed logins; Retry-After says when to try again"),
+            );
         }
         let mut op = json!({"summary": e.summary, "parameters": parameters, "responses": responses,
                             "x-access": e.access.name(), "x-roles": e.access.roles()});

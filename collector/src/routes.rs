@@ -95,9 +95,9 @@ pub fn router(state: AppState, tls: bool) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::compression::CompressionLayer::new())
-        .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
-            edge(names.clone(), tls, req, next)
-        }))
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| edge(names.clone(), tls, req, next),
+        ))
         .layer(Extension(Listener { tls }))
         .with_state(state)
 }

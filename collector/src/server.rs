@@ -506,6 +506,8 @@ pub(crate) async fn static_file(uri: Uri) -> Response {
             };
             ([(header::CONTENT_TYPE, mime)], f.contents()).into_response()
         }
-        None => crate::api::ApiError(StatusCode::NOT_FOUND, format!("no file {path}")).into_response(),
+        None => {
+            crate::api::ApiError(StatusCode::NOT_FOUND, format!("no file {path}")).into_response()
+        }
     }
 }

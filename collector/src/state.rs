@@ -45,9 +45,12 @@ pub struct AppState {
 /// once. Each session watches its own kick signal.
 #[derive(Default)]
 pub struct AgentSessions {
-    inner: Mutex<HashMap<String, (u64, tokio::sync::watch::Sender<Option<String>>)>>,
+    inner: Mutex<HashMap<String, SessionEntry>>,
     next: std::sync::atomic::AtomicU64,
 }
+
+/// A node's session id and the sender of its end signal (the reason).
+type SessionEntry = (u64, tokio::sync::watch::Sender<Option<String>>);
 
 /// A registered session: its id and the signal that ends it (the reason).
 pub struct AgentSession {
@@ -58,19 +61,14 @@ pub struct AgentSession {
 }
 
 impl AgentSessions {
-    fn with<R>(
-        &self,
-        f: impl FnOnce(&mut HashMap<String, (u64, tokio::sync::watch::Sender<Option<String>>)>) -> R,
-    ) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, SessionEntry>) -> R) -> R {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut g)
     }
 
     /// Register the node's new session; an older one is told to end.
     pub fn register(&self, node: &str, from: &str) -> AgentSession {
-        let id = self
-            .next
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = tokio::sync::watch::channel(None);
         let old = self.with(|m| m.insert(node.to_string(), (id, tx)));
         let replaced = match old {

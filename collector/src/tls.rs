@@ -226,7 +226,10 @@ mod tests {
                 .args(["-d", v, "+%s"])
                 .output()
                 .expect("date");
-            String::from_utf8_lossy(&o.stdout).trim().parse::<i64>().expect("secs")
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<i64>()
+                .expect("secs")
         };
         (parse("notBefore"), parse("notAfter"))
     }
@@ -239,7 +242,10 @@ mod tests {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let (_, ca_end) = dates(files.ca_cert.as_ref().unwrap());
         let (_, server_end) = dates(&files.cert);
-        assert!((ca_end - now - CA_DAYS * 86_400).abs() < 7200, "CA ends {ca_end}");
+        assert!(
+            (ca_end - now - CA_DAYS * 86_400).abs() < 7200,
+            "CA ends {ca_end}"
+        );
         assert!(
             (server_end - now - SERVER_DAYS * 86_400).abs() < 7200,
             "server ends {server_end}"

@@ -30,7 +30,13 @@ fn bearer(t: &str) -> String {
 }
 
 /// A request with these header lines: (status, body).
-async fn call(c: &Collector, method: &str, path: &str, body: Option<&str>, headers: &str) -> (u16, Value) {
+async fn call(
+    c: &Collector,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &str,
+) -> (u16, Value) {
     let ctype = body.map(|_| "application/json");
     raw_request(c, method, path, ctype, body.unwrap_or(""), headers).await
 }
@@ -116,7 +122,12 @@ async fn populated(dir: &std::path::Path) -> (Collector, Vec<common::Ws>) {
     let mut open = Vec::new();
     for (agency, node, client, site) in [
         ("dinkes", "dinkes-01", "10.10.1.10", "dinkes-site.example"),
-        ("bappeda", "bappeda-01", "10.20.1.10", "bappeda-site.example"),
+        (
+            "bappeda",
+            "bappeda-01",
+            "10.20.1.10",
+            "bappeda-site.example",
+        ),
     ] {
         let mut ws = common::enroll(&c, agency, node).await;
         send_batch(&mut ws, batch_of(agency, client, site)).await;
@@ -132,12 +143,26 @@ async fn populated(dir: &std::path::Path) -> (Collector, Vec<common::Ws>) {
     let soon = now_ms() / 1000 + 3600;
     for (k, v) in [("agency", "dinkes"), ("agency", "bappeda")] {
         let body = json!({k: v, "from": soon, "to": soon + 600, "reason": format!("kerja {v}")});
-        let (s, b) = call(&c, "POST", "/api/v1/maintenance", Some(&body.to_string()), &bearer(&admin)).await;
+        let (s, b) = call(
+            &c,
+            "POST",
+            "/api/v1/maintenance",
+            Some(&body.to_string()),
+            &bearer(&admin),
+        )
+        .await;
         assert_eq!(s, 201, "{b}");
     }
     // Wait for bappeda-01's outage to be an incident.
     for _ in 0..100 {
-        let (_, v) = call(&c, "GET", "/api/v1/incidents?agency=bappeda", None, &bearer(&admin)).await;
+        let (_, v) = call(
+            &c,
+            "GET",
+            "/api/v1/incidents?agency=bappeda",
+            None,
+            &bearer(&admin),
+        )
+        .await;
         if v.as_array().is_some_and(|a| !a.is_empty()) {
             return (c, open);
         }
@@ -151,18 +176,23 @@ fn concrete(method: &str, path: &str) -> (String, Option<String>) {
     let p = path
         .replace("{code}", "dinkes")
         .replace("{name}", "nobody-here")
-        .replace("{id}", match path {
-            p if p.starts_with("/api/v1/nodes/") => "victim-01",
-            p if p.starts_with("/api/v1/incidents/") => "999999",
-            p if p.starts_with("/api/v1/maintenance/") => "999999",
-            _ => "nonexistent",
-        });
+        .replace(
+            "{id}",
+            match path {
+                p if p.starts_with("/api/v1/nodes/") => "victim-01",
+                p if p.starts_with("/api/v1/incidents/") => "999999",
+                p if p.starts_with("/api/v1/maintenance/") => "999999",
+                _ => "nonexistent",
+            },
+        );
     let body = match (method, path) {
         ("post", "/api/v1/auth/login") => Some(json!({"username": "x", "password": "y"})),
         ("post", "/api/v1/auth/kiosk") => Some(json!({"token": "x"})),
         ("post", "/api/v1/maintenance") => Some(json!({"from": 1, "to": 0, "reason": "x"})),
         ("patch", "/api/v1/maintenance/{id}") => Some(json!({"reason": "x"})),
-        ("post", "/api/v1/users") => Some(json!({"username": "u", "role": "root", "password": "p"})),
+        ("post", "/api/v1/users") => {
+            Some(json!({"username": "u", "role": "root", "password": "p"}))
+        }
         ("patch", "/api/v1/users/{name}") => Some(json!({"disabled": false})),
         ("post", "/api/v1/tokens") => Some(json!({"name": "t", "role": "root"})),
         _ => None,
@@ -194,7 +224,14 @@ async fn every_route_checks_every_role() {
         let (path, body) = concrete(e.method, e.path);
         for (role, tok) in &roles {
             let headers = tok.as_deref().map(bearer).unwrap_or_default();
-            let (status, v) = call(&c, &e.method.to_uppercase(), &path, body.as_deref(), &headers).await;
+            let (status, v) = call(
+                &c,
+                &e.method.to_uppercase(),
+                &path,
+                body.as_deref(),
+                &headers,
+            )
+            .await;
             let allowed = e.access == Access::Public || e.access.roles().contains(role);
             let what = format!("{} {path} as {role}: {status} {v}", e.method);
             if e.access == Access::Public {
@@ -235,13 +272,22 @@ async fn an_agency_officer_sees_only_its_agency() {
         let text = v.to_string();
         if path != "/api/v1/openapi.json" {
             for o in others {
-                assert!(!text.contains(o), "{path} shows {o:?} to dinkes's officer: {text}");
+                assert!(
+                    !text.contains(o),
+                    "{path} shows {o:?} to dinkes's officer: {text}"
+                );
             }
         }
         // The admin does see bappeda where there is data of it.
         let (_, all) = call(&c, "GET", &path, None, &admin).await;
-        if ["/api/v1/nodes", "/api/v1/agencies", "/api/v1/flows", "/api/v1/incidents", "/api/v1/maintenance"]
-            .contains(&path.as_str())
+        if [
+            "/api/v1/nodes",
+            "/api/v1/agencies",
+            "/api/v1/flows",
+            "/api/v1/incidents",
+            "/api/v1/maintenance",
+        ]
+        .contains(&path.as_str())
         {
             assert!(all.to_string().contains("bappeda"), "{path}: {all}");
         }
@@ -288,7 +334,9 @@ type LiveWs = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 async fn live(c: &Collector, token: &str, origin: Option<&str>) -> Result<LiveWs, String> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let addr = c.http_addr.unwrap();
-    let mut req = format!("ws://{addr}/api/v1/live").into_client_request().unwrap();
+    let mut req = format!("ws://{addr}/api/v1/live")
+        .into_client_request()
+        .unwrap();
     req.headers_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
     if let Some(o) = origin {
@@ -313,12 +361,24 @@ fn cookie_of(headers_text: &str) -> Option<String> {
 }
 
 /// A raw request returning the response head too.
-async fn with_head(c: &Collector, method: &str, path: &str, body: Option<&str>, headers: &str) -> (u16, String, Value) {
+async fn with_head(
+    c: &Collector,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &str,
+) -> (u16, String, Value) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(c.http_addr.unwrap()).await.unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}");
+    let mut tcp = tokio::net::TcpStream::connect(c.http_addr.unwrap())
+        .await
+        .unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}");
     if let Some(b) = body {
-        req += &format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len());
+        req += &format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        );
     } else {
         req += "Content-Length: 0\r\n\r\n";
     }
@@ -328,7 +388,11 @@ async fn with_head(c: &Collector, method: &str, path: &str, body: Option<&str>, 
     let text = String::from_utf8(raw).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head.to_string(), serde_json::from_str(body).unwrap_or(Value::Null))
+    (
+        status,
+        head.to_string(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
 }
 
 /// Sessions: a login sets an HttpOnly, SameSite=Strict cookie and answers
@@ -356,14 +420,27 @@ async fn sessions_csrf_throttling_and_the_audit_chain() {
         )
         .unwrap();
     let login = |u: &str, p: &str| json!({"username": u, "password": p}).to_string();
-    let (status, head, me) = with_head(&c, "POST", "/api/v1/auth/login", Some(&login("budi", "kata-sandi-budi")), "").await;
+    let (status, head, me) = with_head(
+        &c,
+        "POST",
+        "/api/v1/auth/login",
+        Some(&login("budi", "kata-sandi-budi")),
+        "",
+    )
+    .await;
     assert_eq!(status, 200, "{me}");
     let set = head.to_ascii_lowercase();
-    assert!(set.contains("httponly") && set.contains("samesite=strict"), "{head}");
+    assert!(
+        set.contains("httponly") && set.contains("samesite=strict"),
+        "{head}"
+    );
     assert!(!set.contains("secure"), "plain HTTP: no Secure flag");
     let cookie = cookie_of(&head).unwrap();
     let csrf = me["csrf_token"].as_str().unwrap().to_string();
-    assert_eq!((me["role"].as_str(), me["display_name"].as_str()), (Some("operator"), Some("Budi Santoso")));
+    assert_eq!(
+        (me["role"].as_str(), me["display_name"].as_str()),
+        (Some("operator"), Some("Budi Santoso"))
+    );
     let as_budi = format!("Cookie: {cookie}\r\n");
     let (status, _) = call(&c, "GET", "/api/v1/auth/me", None, &as_budi).await;
     assert_eq!(status, 200);
@@ -374,7 +451,14 @@ async fn sessions_csrf_throttling_and_the_audit_chain() {
     let (status, v) = call(&c, "POST", &ack, None, &as_budi).await;
     assert_eq!(status, 403, "{v}");
     assert!(v["error"].as_str().unwrap().contains("CSRF"), "{v}");
-    let (status, v) = call(&c, "POST", &ack, None, &format!("{as_budi}X-CSRF-Token: wrong\r\n")).await;
+    let (status, v) = call(
+        &c,
+        "POST",
+        &ack,
+        None,
+        &format!("{as_budi}X-CSRF-Token: wrong\r\n"),
+    )
+    .await;
     assert_eq!(status, 403, "{v}");
     let with_csrf = format!("{as_budi}X-CSRF-Token: {csrf}\r\n");
     let (status, v) = call(&c, "POST", &ack, None, &with_csrf).await;
@@ -387,13 +471,34 @@ async fn sessions_csrf_throttling_and_the_audit_chain() {
     assert_eq!(status, 401, "{v}");
 
     // Unknown user and wrong password read alike; then throttled.
-    let (s1, v1) = call(&c, "POST", "/api/v1/auth/login", Some(&login("nobody", "whatever-123")), "").await;
-    let (s2, v2) = call(&c, "POST", "/api/v1/auth/login", Some(&login("budi", "wrong-password")), "").await;
+    let (s1, v1) = call(
+        &c,
+        "POST",
+        "/api/v1/auth/login",
+        Some(&login("nobody", "whatever-123")),
+        "",
+    )
+    .await;
+    let (s2, v2) = call(
+        &c,
+        "POST",
+        "/api/v1/auth/login",
+        Some(&login("budi", "wrong-password")),
+        "",
+    )
+    .await;
     assert_eq!((s1, s2), (401, 401));
     assert_eq!(v1, v2);
     let mut throttled = None;
     for _ in 0..6 {
-        let (status, head, v) = with_head(&c, "POST", "/api/v1/auth/login", Some(&login("budi", "wrong-password")), "").await;
+        let (status, head, v) = with_head(
+            &c,
+            "POST",
+            "/api/v1/auth/login",
+            Some(&login("budi", "wrong-password")),
+            "",
+        )
+        .await;
         if status == 429 {
             throttled = Some((head, v));
             break;
@@ -403,7 +508,14 @@ async fn sessions_csrf_throttling_and_the_audit_chain() {
     assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
     assert!(v["error"].as_str().unwrap().contains("try again in"), "{v}");
     // Even the right password waits now.
-    let (status, _) = call(&c, "POST", "/api/v1/auth/login", Some(&login("budi", "kata-sandi-budi")), "").await;
+    let (status, _) = call(
+        &c,
+        "POST",
+        "/api/v1/auth/login",
+        Some(&login("budi", "kata-sandi-budi")),
+        "",
+    )
+    .await;
     assert_eq!(status, 429);
 
     // Expired, revoked and disabled.
@@ -418,7 +530,14 @@ async fn sessions_csrf_throttling_and_the_audit_chain() {
             token_id: None,
         })
         .unwrap();
-    let (status, v) = call(&c, "GET", "/api/v1/auth/me", None, &format!("Cookie: simpul_session={secret}\r\n")).await;
+    let (status, v) = call(
+        &c,
+        "GET",
+        "/api/v1/auth/me",
+        None,
+        &format!("Cookie: simpul_session={secret}\r\n"),
+    )
+    .await;
     assert_eq!(status, 401, "{v}");
     assert!(v["error"].as_str().unwrap().contains("expired"), "{v}");
     let (secret2, s2) = store
@@ -438,8 +557,18 @@ async fn sessions_csrf_throttling_and_the_audit_chain() {
     let (status, sessions) = call(&c, "GET", "/api/v1/auth/sessions", None, &admin).await;
     assert_eq!(status, 200);
     assert!(sessions.to_string().contains(&s2.id), "{sessions}");
-    assert!(!sessions.to_string().contains(&s.id), "expired sessions are not open");
-    let (status, _) = call(&c, "DELETE", &format!("/api/v1/auth/sessions/{}", s2.id), None, &admin).await;
+    assert!(
+        !sessions.to_string().contains(&s.id),
+        "expired sessions are not open"
+    );
+    let (status, _) = call(
+        &c,
+        "DELETE",
+        &format!("/api/v1/auth/sessions/{}", s2.id),
+        None,
+        &admin,
+    )
+    .await;
     assert_eq!(status, 204);
     assert_eq!(call(&c, "GET", "/api/v1/auth/me", None, &as2).await.0, 401);
     let (secret3, _) = store
@@ -453,17 +582,50 @@ async fn sessions_csrf_throttling_and_the_audit_chain() {
             token_id: None,
         })
         .unwrap();
-    let (status, _) = call(&c, "PATCH", "/api/v1/users/budi", Some(r#"{"disabled": true}"#), &admin).await;
+    let (status, _) = call(
+        &c,
+        "PATCH",
+        "/api/v1/users/budi",
+        Some(r#"{"disabled": true}"#),
+        &admin,
+    )
+    .await;
     assert_eq!(status, 200);
-    let (status, v) = call(&c, "GET", "/api/v1/auth/me", None, &format!("Cookie: simpul_session={secret3}\r\n")).await;
+    let (status, v) = call(
+        &c,
+        "GET",
+        "/api/v1/auth/me",
+        None,
+        &format!("Cookie: simpul_session={secret3}\r\n"),
+    )
+    .await;
     assert_eq!(status, 401, "a disabled account's sessions end: {v}");
 
     // Tokens: revoked and expired ones are refused.
-    let (status, created) = call(&c, "POST", "/api/v1/tokens", Some(r#"{"name": "grafana", "role": "viewer"}"#), &admin).await;
+    let (status, created) = call(
+        &c,
+        "POST",
+        "/api/v1/tokens",
+        Some(r#"{"name": "grafana", "role": "viewer"}"#),
+        &admin,
+    )
+    .await;
     assert_eq!(status, 201, "{created}");
     let grafana = created["token"].as_str().unwrap().to_string();
-    assert_eq!(call(&c, "GET", "/api/v1/overview", None, &bearer(&grafana)).await.0, 200);
-    let (status, _) = call(&c, "DELETE", &format!("/api/v1/tokens/{}", created["id"].as_str().unwrap()), None, &admin).await;
+    assert_eq!(
+        call(&c, "GET", "/api/v1/overview", None, &bearer(&grafana))
+            .await
+            .0,
+        200
+    );
+    let (status, _) = call(
+        &c,
+        "DELETE",
+        &format!("/api/v1/tokens/{}", created["id"].as_str().unwrap()),
+        None,
+        &admin,
+    )
+    .await;
     assert_eq!(status, 204);
     let (status, v) = call(&c, "GET", "/api/v1/overview", None, &bearer(&grafana)).await;
     assert_eq!(status, 401, "{v}");
@@ -478,14 +640,19 @@ async fn sessions_csrf_throttling_and_the_audit_chain() {
         })
         .unwrap();
     let (status, v) = call(&c, "GET", "/api/v1/overview", None, &bearer(&expired)).await;
-    assert_eq!((status, v["error"].as_str()), (401, Some("the API token expired")));
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (401, Some("the API token expired"))
+    );
 
     // The audit chain holds the logins (with their address), the denied
     // ones, the acknowledgement, the logout, the user and token changes.
     let (_, audit) = call(&c, "GET", "/api/v1/audit?limit=1000", None, &admin).await;
     let rows = audit.as_array().unwrap();
     let has = |action: &str, outcome: &str| {
-        rows.iter().any(|r| r["action"] == action && r["outcome"] == outcome && r["address"] == "127.0.0.1")
+        rows.iter().any(|r| {
+            r["action"] == action && r["outcome"] == outcome && r["address"] == "127.0.0.1"
+        })
     };
     for (action, outcome) in [
         ("auth.login", "ok"),
@@ -525,7 +692,10 @@ async fn sessions_csrf_throttling_and_the_audit_chain() {
     let cfg = dir.path().join("collector.toml");
     std::fs::write(
         &cfg,
-        format!("[storage]\ndata_dir = {:?}\n", dir.path().display().to_string()),
+        format!(
+            "[storage]\ndata_dir = {:?}\n",
+            dir.path().display().to_string()
+        ),
     )
     .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_simpul-collector"))
@@ -556,7 +726,10 @@ async fn headers_and_json_everywhere() {
         ] {
             assert!(h.contains(want), "{path} lacks {want}: {head}");
         }
-        assert!(!h.contains("strict-transport-security"), "no HSTS on plain HTTP");
+        assert!(
+            !h.contains("strict-transport-security"),
+            "no HSTS on plain HTTP"
+        );
     }
     let admin = bearer(&token(&c, "admin", None));
     for (method, path, status) in [
@@ -571,7 +744,10 @@ async fn headers_and_json_everywhere() {
     ] {
         let (s, head, v) = with_head(&c, method, path, None, &admin).await;
         assert_eq!(s, status, "{method} {path}: {v}");
-        assert!(head.to_ascii_lowercase().contains("application/json"), "{method} {path}: {head}");
+        assert!(
+            head.to_ascii_lowercase().contains("application/json"),
+            "{method} {path}: {head}"
+        );
         assert!(v["error"].is_string(), "{method} {path}: {v}");
     }
     c.stop().await;

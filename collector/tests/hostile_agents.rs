@@ -157,7 +157,9 @@ async fn hostile_messages_close_the_connection_and_store_nothing() {
     };
     let mut mixed = counters("bappeda", 1);
     mixed.boot_epoch = 2;
-    mixed.counters.push(counters("dinkes", 1).counters[0].clone());
+    mixed
+        .counters
+        .push(counters("dinkes", 1).counters[0].clone());
     for c in &mut mixed.counters {
         c.ts = 1_800_007_200;
     }

@@ -366,11 +366,22 @@ async fn outage_api_incidents_ack_stats_availability_maintenance() {
     let ack = format!("/api/v1/incidents/{hub_id}/ack");
     let json_ct = Some("application/json");
     let before = now_ms();
-    let (status, acked) = as_token(&c, &budi, "POST", &ack, json_ct, r#"{"by": "Someone Else"}"#).await;
+    let (status, acked) = as_token(
+        &c,
+        &budi,
+        "POST",
+        &ack,
+        json_ct,
+        r#"{"by": "Someone Else"}"#,
+    )
+    .await;
     let after = now_ms();
     assert_eq!(status, 200, "{acked}");
     assert_eq!(acked["id"], hub_id);
-    assert_eq!(acked["acked_by"], "Budi (NOC)", "the caller's name: {acked}");
+    assert_eq!(
+        acked["acked_by"], "Budi (NOC)",
+        "the caller's name: {acked}"
+    );
     let acked_ms = acked["acked_ms"].as_u64().unwrap();
     assert!((before..=after).contains(&acked_ms), "{acked}");
     assert_eq!(keys(&acked), documented(&doc, "Incident"));
@@ -592,10 +603,7 @@ async fn outage_api_incidents_ack_stats_availability_maintenance() {
             with("reason", json!("x".repeat(201))),
             "reason: longer than 200".into(),
         ),
-        (
-            with("reason", json!("a\u{202e}b")),
-            "reason:".into(),
-        ),
+        (with("reason", json!("a\u{202e}b")), "reason:".into()),
         (with("window", json!(1)), "unknown field `window`".into()),
         (without("reason"), "missing field `reason`".into()),
         (without("from"), "missing field `from`".into()),
@@ -621,15 +629,20 @@ async fn outage_api_incidents_ack_stats_availability_maintenance() {
     let mut b = good.clone();
     b.as_object_mut().unwrap().remove("node");
     b["agency"] = json!("nowhere");
-    let (status, error) =
-        refused(&c, "POST", "/api/v1/maintenance", json_ct, &b.to_string()).await;
+    let (status, error) = refused(&c, "POST", "/api/v1/maintenance", json_ct, &b.to_string()).await;
     assert_eq!(status, 404, "{error}");
     let (_, windows) = get(&c, "/api/v1/maintenance").await;
     assert_eq!(array(&windows).len(), 2, "refused windows are not stored");
 
     // A planned window: changed, then deleted; a running one is ended.
-    let (status, planned) =
-        refused(&c, "POST", "/api/v1/maintenance", json_ct, &good.to_string()).await;
+    let (status, planned) = refused(
+        &c,
+        "POST",
+        "/api/v1/maintenance",
+        json_ct,
+        &good.to_string(),
+    )
+    .await;
     assert_eq!(status, 201, "{planned}");
     let (_, windows) = get(&c, "/api/v1/maintenance").await;
     let planned_id = array(&windows)
@@ -645,15 +658,47 @@ async fn outage_api_incidents_ack_stats_availability_maintenance() {
         r#"{"reason": "Ganti UPS"}"#,
     )
     .await;
-    assert_eq!((status, &changed["reason"]), (200, &json!("Ganti UPS")), "{changed}");
-    let (status, _) = request(&c, "DELETE", &format!("/api/v1/maintenance/{planned_id}"), None, "").await;
+    assert_eq!(
+        (status, &changed["reason"]),
+        (200, &json!("Ganti UPS")),
+        "{changed}"
+    );
+    let (status, _) = request(
+        &c,
+        "DELETE",
+        &format!("/api/v1/maintenance/{planned_id}"),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(status, 204);
-    let (status, v) = request(&c, "DELETE", &format!("/api/v1/maintenance/{}", m["id"]), None, "").await;
+    let (status, v) = request(
+        &c,
+        "DELETE",
+        &format!("/api/v1/maintenance/{}", m["id"]),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(status, 409, "a started window is history: {v}");
-    let (status, ended) = request(&c, "POST", &format!("/api/v1/maintenance/{}/end", m2["id"]), None, "").await;
+    let (status, ended) = request(
+        &c,
+        "POST",
+        &format!("/api/v1/maintenance/{}/end", m2["id"]),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(status, 200, "{ended}");
     assert!(ended["ends_ms"].as_u64().unwrap() <= now_ms());
-    let (status, v) = request(&c, "POST", &format!("/api/v1/maintenance/{}/end", m2["id"]), None, "").await;
+    let (status, v) = request(
+        &c,
+        "POST",
+        &format!("/api/v1/maintenance/{}/end", m2["id"]),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(status, 409, "already ended: {v}");
     let (_, audit) = get(&c, "/api/v1/audit?action=maintenance.").await;
     let actions: BTreeSet<&str> = array(&audit)
@@ -662,16 +707,30 @@ async fn outage_api_incidents_ack_stats_availability_maintenance() {
         .collect();
     assert_eq!(
         actions,
-        ["maintenance.create", "maintenance.change", "maintenance.delete", "maintenance.end"]
-            .into_iter()
-            .collect(),
+        [
+            "maintenance.create",
+            "maintenance.change",
+            "maintenance.delete",
+            "maintenance.end"
+        ]
+        .into_iter()
+        .collect(),
         "{audit}"
     );
     let retro_rows: Vec<&Value> = array(&audit)
         .iter()
-        .filter(|e| e["detail"].as_str().unwrap().contains("\"retroactive\":true"))
+        .filter(|e| {
+            e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("\"retroactive\":true")
+        })
         .collect();
-    assert_eq!(retro_rows.len(), 1, "the retroactive window is marked: {audit}");
+    assert_eq!(
+        retro_rows.len(),
+        1,
+        "the retroactive window is marked: {audit}"
+    );
 
     // Bad parameters: 400 with {"error": "…"} naming the problem.
     for (path, query, expect) in [
@@ -745,7 +804,10 @@ async fn outage_api_incidents_ack_stats_availability_maintenance() {
     }
     let ack_op = &paths["/api/v1/incidents/{id}/ack"];
     assert_eq!(keys(ack_op), ["post".to_string()].into());
-    assert!(ack_op["post"]["requestBody"].is_null(), "the name comes from the caller");
+    assert!(
+        ack_op["post"]["requestBody"].is_null(),
+        "the name comes from the caller"
+    );
     assert_eq!(
         keys(&ack_op["post"]["responses"]),
         ["200", "400", "401", "403", "404"]

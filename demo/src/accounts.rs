@@ -15,16 +15,8 @@ use simpul_collector::store::{AccessStore, NewApiToken, User};
 /// (role, username, display name); the agency officer's agency is given.
 fn accounts(agency: &str) -> Vec<(Role, String, String)> {
     vec![
-        (
-            Role::Admin,
-            "admin".into(),
-            "Admin Diskominfo".into(),
-        ),
-        (
-            Role::Operator,
-            "operator".into(),
-            "Operator NOC".into(),
-        ),
+        (Role::Admin, "admin".into(), "Admin Diskominfo".into()),
+        (Role::Operator, "operator".into(), "Operator NOC".into()),
         (
             Role::Agency(agency.to_string()),
             format!("petugas-{agency}"),

@@ -349,8 +349,12 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
 
     // The officer's agency: one whose node is up (so its page has traffic).
     let officer_agency = "dinkes";
-    let creds = crate::accounts::ensure(collector.state.access.as_ref(), &opts.data_dir, officer_agency)
-        .context("demo: cannot create the demo accounts")?;
+    let creds = crate::accounts::ensure(
+        collector.state.access.as_ref(),
+        &opts.data_dir,
+        officer_agency,
+    )
+    .context("demo: cannot create the demo accounts")?;
     if let Some(addr) = collector.http_addr {
         println!("Dashboard: http://{addr}/");
         println!(

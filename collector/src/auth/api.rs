@@ -397,8 +397,7 @@ pub struct NewUserBody {
 pub fn valid_username(u: &str) -> bool {
     !u.is_empty()
         && u.len() <= 64
-        && u
-            .chars()
+        && u.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
@@ -494,10 +493,7 @@ pub async fn change_user(
     let n = name.clone();
     let exists = blocking(&s, move |st| st.user(&n)).await?.is_some();
     if !exists {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no user {name:?}"),
-        ));
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no user {name:?}")));
     }
     if let Some(pw) = b.password {
         password::check_rules(&name, &pw).map_err(|e| bad(e.to_string()))?;

@@ -88,7 +88,11 @@ pub fn user_disable(store: &dyn AccessStore, name: &str, disabled: bool) -> Resu
     }
     audit_cli(
         store,
-        if disabled { "user.disable" } else { "user.enable" },
+        if disabled {
+            "user.disable"
+        } else {
+            "user.enable"
+        },
         name,
         json!({}),
     );
@@ -104,7 +108,10 @@ pub fn user_disable(store: &dyn AccessStore, name: &str, disabled: bool) -> Resu
 }
 
 pub fn user_list(store: &dyn AccessStore) -> Result<()> {
-    println!("{:<24} {:<20} {:<9} DISPLAY NAME", "USERNAME", "ROLE", "STATE");
+    println!(
+        "{:<24} {:<20} {:<9} DISPLAY NAME",
+        "USERNAME", "ROLE", "STATE"
+    );
     for u in store.users()? {
         println!(
             "{:<24} {:<20} {:<9} {}",

@@ -215,7 +215,9 @@ pub fn session_problem(s: &Session, user: Option<&User>, now_ms: u64) -> Option<
     if now_ms >= s.expires_ms {
         return Some("the session expired; log in again");
     }
-    if s.idle_ms.is_some_and(|idle| now_ms >= s.last_seen_ms.saturating_add(idle)) {
+    if s.idle_ms
+        .is_some_and(|idle| now_ms >= s.last_seen_ms.saturating_add(idle))
+    {
         return Some("the session expired after inactivity; log in again");
     }
     if user.is_some_and(|u| u.disabled) {
@@ -309,7 +311,9 @@ pub async fn identify(
         if let Some(why) = token_problem(&t, now) {
             return Err(unauthorized(why));
         }
-        if t.last_used_ms.is_none_or(|l| now.saturating_sub(l) >= TOUCH_EVERY_MS) {
+        if t.last_used_ms
+            .is_none_or(|l| now.saturating_sub(l) >= TOUCH_EVERY_MS)
+        {
             let store = state.access.clone();
             let id = t.id.clone();
             tokio::task::spawn_blocking(move || store.touch_api_token(&id, now));
@@ -504,10 +508,7 @@ mod tests {
         assert!(session_problem(&revoked, None, t0 + 1)
             .unwrap()
             .contains("ended"));
-        let kiosk = Session {
-            idle_ms: None,
-            ..s
-        };
+        let kiosk = Session { idle_ms: None, ..s };
         assert_eq!(session_problem(&kiosk, None, t0 + 3 * 3_600_000), None);
     }
 

@@ -144,7 +144,10 @@ mod tests {
             Role::parse("viewer", Some("dinkes")),
             Err(RoleError::AgencyNotAllowed("viewer"))
         );
-        assert!(matches!(Role::parse("root", None), Err(RoleError::Unknown(_))));
+        assert!(matches!(
+            Role::parse("root", None),
+            Err(RoleError::Unknown(_))
+        ));
     }
 
     #[test]

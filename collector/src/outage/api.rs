@@ -283,7 +283,9 @@ pub async fn add_maintenance(
     let inv = s.inventory.current();
     if let Some(n) = &node {
         if inv.node(n).is_none() {
-            return Err(not_found(format!("unknown node {n:?} (not in the inventory)")));
+            return Err(not_found(format!(
+                "unknown node {n:?} (not in the inventory)"
+            )));
         }
     }
     if let Some(a) = &agency {
@@ -430,7 +432,10 @@ pub async fn end_maintenance(
     let w = window(&s, &id).await?;
     let now = now_ms();
     if w.ends_ms <= now {
-        return Err(ApiError(StatusCode::CONFLICT, "the window has already ended".into()));
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "the window has already ended".into(),
+        ));
     }
     if w.starts_ms > now {
         return Err(ApiError(

@@ -76,7 +76,9 @@ pub enum MaintenanceChange {
     Update(Maintenance),
     Delete(i64),
     /// Forget windows that ended before this (retention).
-    Prune { before_ms: u64 },
+    Prune {
+        before_ms: u64,
+    },
 }
 
 enum Input {
@@ -479,15 +481,15 @@ impl Worker {
             Input::Maintenance { change, reply } => {
                 let result = match change {
                     MaintenanceChange::Add(m) => store.add_maintenance(&m).map(Some),
-                    MaintenanceChange::Update(m) => store
-                        .update_maintenance(&m)
-                        .and_then(|found| {
+                    MaintenanceChange::Update(m) => {
+                        store.update_maintenance(&m).and_then(|found| {
                             if found {
                                 store.maintenance_window(m.id)
                             } else {
                                 Ok(None)
                             }
-                        }),
+                        })
+                    }
                     MaintenanceChange::Delete(id) => store
                         .maintenance_window(id)
                         .and_then(|w| store.delete_maintenance(id).map(|_| w)),

@@ -209,7 +209,10 @@ pub(crate) fn add_user(
     Ok(())
 }
 
-pub(crate) fn user(conn: &Connection, username: &str) -> Result<Option<(User, String)>, StoreError> {
+pub(crate) fn user(
+    conn: &Connection,
+    username: &str,
+) -> Result<Option<(User, String)>, StoreError> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {USER_COLS}, password_hash FROM users WHERE username = ?1"
@@ -219,7 +222,8 @@ pub(crate) fn user(conn: &Connection, username: &str) -> Result<Option<(User, St
 }
 
 pub(crate) fn users(conn: &Connection) -> Result<Vec<User>, StoreError> {
-    let mut st = conn.prepare_cached(&format!("SELECT {USER_COLS} FROM users ORDER BY username"))?;
+    let mut st =
+        conn.prepare_cached(&format!("SELECT {USER_COLS} FROM users ORDER BY username"))?;
     let rows = st.query_map([], user_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -371,7 +375,10 @@ pub(crate) fn sessions(
     let list: Vec<Session> = rows.collect::<Result<_, _>>()?;
     Ok(list
         .into_iter()
-        .filter(|s| s.idle_ms.is_none_or(|i| s.last_seen_ms.saturating_add(i) > now_ms))
+        .filter(|s| {
+            s.idle_ms
+                .is_none_or(|i| s.last_seen_ms.saturating_add(i) > now_ms)
+        })
         .collect())
 }
 
@@ -467,13 +474,18 @@ pub(crate) fn touch_api_token(conn: &Connection, id: &str, now_ms: u64) -> Resul
 }
 
 pub(crate) fn api_tokens(conn: &Connection) -> Result<Vec<ApiToken>, StoreError> {
-    let mut st =
-        conn.prepare_cached(&format!("SELECT {TOKEN_COLS} FROM api_tokens ORDER BY created_ms"))?;
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {TOKEN_COLS} FROM api_tokens ORDER BY created_ms"
+    ))?;
     let rows = st.query_map([], token_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub(crate) fn revoke_api_token(conn: &Connection, id: &str, now_ms: u64) -> Result<bool, StoreError> {
+pub(crate) fn revoke_api_token(
+    conn: &Connection,
+    id: &str,
+    now_ms: u64,
+) -> Result<bool, StoreError> {
     Ok(conn.execute(
         "UPDATE api_tokens SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms IS NULL",
         params![id, sql_ms(now_ms)],
@@ -488,12 +500,7 @@ pub fn audit_hash(prev: &[u8], seq: u64, at_ms: u64, e: &NewAudit) -> [u8; 32] {
     h.update(seq.to_be_bytes());
     h.update(at_ms.to_be_bytes());
     for f in [
-        &e.actor,
-        &e.address,
-        &e.action,
-        &e.target,
-        &e.detail,
-        &e.outcome,
+        &e.actor, &e.address, &e.action, &e.target, &e.detail, &e.outcome,
     ] {
         h.update((f.len() as u64).to_be_bytes());
         h.update(f.as_bytes());
@@ -610,7 +617,10 @@ pub(crate) fn verify_audit(conn: &Connection) -> Result<AuditCheck, StoreError> 
             ));
         }
         if stored_prev != prev {
-            return broken("does not link to the row before it (a row was removed or changed before it)".into());
+            return broken(
+                "does not link to the row before it (a row was removed or changed before it)"
+                    .into(),
+            );
         }
         let h = audit_hash(&prev, e.seq, e.at_ms, &e.event);
         if h[..] != stored_hash[..] {

@@ -480,6 +480,19 @@ fn covered_ms(start: u64, end: u64, windows: &[&Maintenance]) -> u64 {
     total
 }
 
+fn maintenance_row(r: &rusqlite::Row<'_>) -> Result<Maintenance, rusqlite::Error> {
+    Ok(Maintenance {
+        id: r.get(0)?,
+        node_id: r.get(1)?,
+        agency: r.get(2)?,
+        starts_ms: u(r.get(3)?),
+        ends_ms: u(r.get(4)?),
+        reason: r.get(5)?,
+        created_by: r.get(6)?,
+        created_ms: u(r.get(7)?),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -603,17 +616,4 @@ mod tests {
             .expect("list");
         assert_eq!(open.len(), 2);
     }
-}
-
-fn maintenance_row(r: &rusqlite::Row<'_>) -> Result<Maintenance, rusqlite::Error> {
-    Ok(Maintenance {
-        id: r.get(0)?,
-        node_id: r.get(1)?,
-        agency: r.get(2)?,
-        starts_ms: u(r.get(3)?),
-        ends_ms: u(r.get(4)?),
-        reason: r.get(5)?,
-        created_by: r.get(6)?,
-        created_ms: u(r.get(7)?),
-    })
 }

@@ -66,7 +66,11 @@ pub enum BatchOutcome {
     /// the batches the agent says its spool dropped (a forged or broken
     /// sequence would otherwise make every later batch a "duplicate").
     /// Nothing written.
-    SequenceGap { expected: u64, got: u64, dropped: u64 },
+    SequenceGap {
+        expected: u64,
+        got: u64,
+        dropped: u64,
+    },
 }
 
 /// The outcome of a batch of a known stream: duplicate, in order (with the

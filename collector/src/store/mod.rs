@@ -37,6 +37,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
+pub use access::{
+    ApiToken, AuditCheck, AuditEntry, AuditFilter, NewApiToken, NewAudit, NewSession, Session, User,
+};
 pub use bench::{bench_ingest, bench_ingest_with};
 pub use blocked::{
     BlockedAgency, BlockedClient, BlockedFilter, BlockedRow, BlockedSummary, BlockedTarget,
@@ -53,12 +56,9 @@ pub use query::{
     UsageSeries,
 };
 pub use retention::RetentionStats;
-pub use access::{
-    ApiToken, AuditCheck, AuditEntry, AuditFilter, NewApiToken, NewAudit, NewSession, Session,
-    User,
-};
 pub use traits::{
-    AccessStore, ControlStore, FlowReader, FlowStore, FlowWriter, NodePolicyState, PolicyVersion, Traffic,
+    AccessStore, ControlStore, FlowReader, FlowStore, FlowWriter, NodePolicyState, PolicyVersion,
+    Traffic,
 };
 
 /// Database file name inside the data directory.
@@ -555,7 +555,12 @@ impl AccessStore for Store {
         disabled: bool,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        access::set_disabled(&mut self.inner.control.durable(), username, disabled, now_ms)
+        access::set_disabled(
+            &mut self.inner.control.durable(),
+            username,
+            disabled,
+            now_ms,
+        )
     }
     fn create_session(&self, s: &NewSession<'_>) -> Result<(String, Session), StoreError> {
         access::create_session(&self.inner.control.durable(), s)

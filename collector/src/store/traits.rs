@@ -14,8 +14,7 @@ use simpul_proto::wire::{Health, PolicyOutcome};
 use simpul_proto::Problem;
 
 use super::access::{
-    ApiToken, AuditCheck, AuditEntry, AuditFilter, NewApiToken, NewAudit, NewSession, Session,
-    User,
+    ApiToken, AuditCheck, AuditEntry, AuditFilter, NewApiToken, NewAudit, NewSession, Session, User,
 };
 use super::{
     AuthError, BatchOutcome, BlockedFilter, BlockedRow, BlockedSummary, FlowFilter, FlowRow,

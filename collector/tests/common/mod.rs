@@ -276,9 +276,8 @@ pub async fn raw_request(
     let mut tcp = tokio::net::TcpStream::connect(c.http_addr.unwrap())
         .await
         .unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}"
-    );
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}");
     if let Some(t) = content_type {
         req += &format!("Content-Type: {t}\r\n");
     }

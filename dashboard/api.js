@@ -1,0 +1,68 @@
+// HTTP to the collector's API: JSON in and out, the session's CSRF token on
+// every change, and the one place that notices a session has ended (401).
+// URLs are relative to the page so a reverse proxy may serve the dashboard
+// under a prefix.
+
+/** An API answer that is not 2xx: `message` is the server's sentence for a person. */
+export class ApiError extends Error {
+  constructor(status, message, retryAfter = null) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.retryAfter = retryAfter; // seconds, from Retry-After (429)
+  }
+}
+
+let csrf = null;
+// Bumped on every login and logout: a 401 answering a request sent under an
+// earlier session must not end the new one.
+let epoch = 0;
+let sessionEnded = null;
+
+/** The session now in use (its CSRF token), or null when logged out. */
+export function useSession(me) {
+  csrf = me?.csrf_token || null;
+  epoch += 1;
+}
+
+/** fn(message) runs when an API call answers 401 (session expired, revoked, logged out elsewhere). */
+export function onSessionEnded(fn) { sessionEnded = fn; }
+
+export function apiUrl(path) { return new URL(path, document.baseURI).href; }
+
+/**
+ * One API call. `auth: false` for the login endpoints, whose 401 means a
+ * wrong password rather than an ended session. Resolves to the answer's JSON
+ * (null for 204); rejects with an ApiError (or the fetch's own error).
+ */
+export async function request(method, path, { body, signal, auth = true } = {}) {
+  const headers = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  // The cookie alone must not be enough to change anything (CSRF).
+  if (method !== 'GET' && csrf) headers['x-csrf-token'] = csrf;
+  const sentIn = epoch;
+  const res = await fetch(apiUrl(path), {
+    method,
+    signal,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    cache: 'no-store',
+    credentials: 'same-origin',
+  });
+  let data = null;
+  if (res.status !== 204) {
+    try { data = await res.json(); } catch (_) { /* not JSON */ }
+  }
+  if (!res.ok) {
+    const retry = Number(res.headers.get('retry-after'));
+    const err = new ApiError(res.status, (data && data.error) || `HTTP ${res.status}`, Number.isFinite(retry) && retry > 0 ? retry : null);
+    if (res.status === 401 && auth && sentIn === epoch) sessionEnded?.(err.message);
+    throw err;
+  }
+  return data;
+}
+
+export const getJSON = (path, opts) => request('GET', path, opts);
+export const postJSON = (path, body, opts) => request('POST', path, { ...opts, body });
+export const patchJSON = (path, body, opts) => request('PATCH', path, { ...opts, body });
+export const deleteJSON = (path, opts) => request('DELETE', path, opts);
