@@ -1,13 +1,24 @@
 // Simpul NOC dashboard: hash routes "#/" (overview, the wall),
 // "#/agency/<code>" (one agency), "#/blocked" (blocked attempts of every
-// agency), "#/incidents" (node outages) and "#/availability" (availability
-// and maintenance windows). Plain ES module, no build step.
+// agency), "#/incidents" (node outages), "#/availability" (availability
+// and maintenance windows), "#/nodes" (every node) and "#/admin/<tab>"
+// (users, tokens, audit, sessions). Nothing shows before a login (or a
+// kiosk token traded for a session); what a role may not use is not
+// offered. Plain ES modules, no build step.
 import {
   t, tn, lang, setLang, onLangChange, bpsParts, fmtBps, fmtCap, fmtBytes, fmtPct, fmtInt, fmtNum,
   fmtTime, fmtDate, fmtDateTime, fmtAgo, fmtDuration, fmtSpan, fmtDay, fmtTimeHM, zoneLabel,
 } from './i18n.js';
-import { LiveFeed, getJSON, postJSON, POLL_MS } from './live.js';
+import { getJSON, postJSON, onSessionEnded, ApiError } from './api.js';
+import { LiveFeed, POLL_MS } from './live.js';
 import { RateChart } from './charts.js';
+import { h, setText, renderTable, showTableMessage, when } from './dom.js';
+import * as session from './session.js';
+import { can, ownAgency } from './session.js';
+import { LoginView } from './login.js';
+import { NodesView, nodeState, statusLabel, statusCell } from './nodes.js';
+import { MaintenancePanel, maintenanceScope, windowCovers } from './maintenance.js';
+import { AdminView, ADMIN_TABS } from './admin.js';
 
 const SERIES_SPAN = 900; // seconds of per-second history kept per agency
 const STALE_MS = 5000; // no data this long while "live" → show "delayed"
@@ -150,27 +161,6 @@ function replaceSeries(code, points) {
 
 // ---- DOM helpers -----------------------------------------------------------
 
-function h(tag, attrs, ...children) {
-  const el = document.createElement(tag);
-  if (attrs) {
-    for (const [k, v] of Object.entries(attrs)) {
-      if (v == null || v === false) continue;
-      if (k === 'class') el.className = v;
-      else if (k === 'text') el.textContent = v;
-      else if (k === 'style') el.setAttribute('style', v);
-      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-      else el.setAttribute(k, v === true ? '' : v);
-    }
-  }
-  for (const c of children.flat()) {
-    if (c == null || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
-
-function setText(el, s) { if (el && el.textContent !== s) el.textContent = s; }
-
 /** A big rate: number and unit in separate spans, raw bps in data-value. */
 function bigBps(testid) {
   return h('span', { class: 'big-rate', 'data-testid': testid },
@@ -202,21 +192,6 @@ function setBar(el, ratio, label) {
   el.setAttribute('aria-label', label);
 }
 
-function statusLabel(s) { return t(`status.${s}`) || s; }
-
-/**
- * What a node tile shows: the outage detector's liveness (up, down,
- * unreachable, flapping) where it has one, else the registry's status
- * (never connected, revoked).
- */
-function nodeState(n) {
-  if (n.status === 'revoked') return 'revoked';
-  const l = n.liveness;
-  if (l === 'up' || l === 'down' || l === 'unreachable' || l === 'flapping') return l;
-  if (l === 'unknown') return n.status === 'never' ? 'never' : 'unknown';
-  return n.status;
-}
-
 function agencyName(code) {
   const a = state.overview?.agencies?.find((x) => x.code === code);
   return a ? a.name : code;
@@ -235,6 +210,12 @@ const els = {
   lang: document.getElementById('lang'),
   banner: document.getElementById('banner'),
   view: document.getElementById('view'),
+  nav: document.getElementById('mainnav'),
+  navLinks: document.getElementById('nav-links'),
+  userName: document.getElementById('user-name'),
+  userRole: document.getElementById('user-role'),
+  logout: document.getElementById('logout'),
+  logoutError: document.getElementById('logout-error'),
 };
 
 function renderChrome() {
@@ -242,8 +223,46 @@ function renderChrome() {
   setText(els.lang, t('lang.switch'));
   els.lang.setAttribute('aria-label', t('lang.switch.label'));
   els.lang.title = t('lang.switch.label');
+  renderUser();
   renderClock();
   renderConn();
+}
+
+/** The pages a role is offered (the router refuses the others the same way). */
+function navItems() {
+  const own = ownAgency();
+  return [
+    { href: '#/', key: 'nav.overview', route: 'overview' },
+    own ? { href: `#/agency/${encodeURIComponent(own)}`, text: agencyLabel(own), route: 'agency' } : null,
+    { href: '#/incidents', key: 'nav.incidents', route: 'incidents' },
+    { href: '#/availability', key: 'nav.availabilityShort', route: 'availability' },
+    can.read() ? { href: '#/blocked', key: 'blocked.title', route: 'blocked' } : null,
+    { href: '#/nodes', key: 'nav.nodes', route: 'nodes' },
+    can.admin() ? { href: '#/admin/users', key: 'nav.admin', route: 'admin' } : null,
+  ].filter(Boolean);
+}
+
+/** Who is logged in (name, role, agency), the pages they may open, and "Keluar". */
+function renderUser() {
+  const me = session.current();
+  els.nav.hidden = !me;
+  document.body.dataset.auth = me ? 'in' : 'out';
+  if (!me) { els.navLinks.replaceChildren(); return; }
+  document.body.dataset.role = me.role;
+  document.body.dataset.kiosk = String(!!me.kiosk);
+  els.nav.setAttribute('aria-label', t('nav.label'));
+  const current = els.view.dataset.route;
+  els.navLinks.replaceChildren(...navItems().map((i) => h('li', null, h('a', {
+    href: i.href, 'data-testid': `nav-${i.route}`, 'aria-current': i.route === current ? 'page' : null, text: i.text || t(i.key),
+  }))));
+  setText(els.userName, me.display_name);
+  els.userName.title = me.username;
+  const role = t(`role.${me.role}`);
+  setText(els.userRole, me.kiosk ? t('role.kiosk') : me.agency ? `${role} · ${agencyLabel(me.agency)}` : role);
+  els.userRole.dataset.role = me.role;
+  // A kiosk session may not POST, logout included: the wall stays until its token is revoked.
+  els.logout.hidden = !can.logout();
+  setText(els.logout, t('logout'));
 }
 
 function renderClock() {
@@ -254,6 +273,7 @@ function renderClock() {
 }
 
 function renderConn() {
+  if (!session.current()) { els.banner.hidden = true; return; }
   let s = state.feed;
   const stale = state.receivedAt && Date.now() - state.receivedAt > STALE_MS;
   if (s === 'live' && stale) s = 'stale';
@@ -281,6 +301,7 @@ function renderConn() {
 }
 
 els.lang.addEventListener('click', () => setLang(lang() === 'id' ? 'en' : 'id'));
+els.logout.addEventListener('click', () => logOut());
 
 // ---- overview (the wall) ---------------------------------------------------
 
@@ -314,6 +335,7 @@ class OverviewView {
     this.alertNote = h('span', { class: 'panel-note', 'data-testid': 'alerts-count' });
     this.alertMore = h('a', { class: 'alerts-more', href: '#/incidents', 'data-testid': 'alerts-more', hidden: true });
     this.ctl = new AbortController();
+    this.showBlocked = can.read();
     this.agencyNote = h('span', { class: 'panel-note' });
     root.replaceChildren(
       h('h2', { class: 'sr-only', text: t('nav.overview') }),
@@ -340,18 +362,21 @@ class OverviewView {
             h('div', { class: 'panel-head' }, h('h2', { id: 'h-topag', text: t('panel.topAgencies') })), this.topAgencies),
           h('section', { class: 'panel', 'aria-labelledby': 'h-topsite' },
             h('div', { class: 'panel-head' }, h('h2', { id: 'h-topsite', text: t('panel.topSites') })), this.topSites),
-          h('section', { class: 'panel blocked-wall-panel', 'aria-labelledby': 'h-blocked', 'data-testid': 'blocked-wall-panel' },
+          // Blocked attempts name client addresses: not on the viewer's wall.
+          this.showBlocked ? h('section', { class: 'panel blocked-wall-panel', 'aria-labelledby': 'h-blocked', 'data-testid': 'blocked-wall-panel' },
             h('div', { class: 'panel-head' }, h('h2', { id: 'h-blocked', text: t('panel.blocked') }), this.blockedNote,
               h('a', { class: 'panel-link', href: '#/blocked', 'data-testid': 'blocked-details-link', text: t('blocked.details') })),
-            this.blockedList))),
+            this.blockedList) : null)),
     );
     if (state.overview) this.update();
     else this.agencyList.replaceChildren(h('li', { class: 'empty', text: t('loading') }));
-    if (cache.has(WALL_BLOCKED)) this.renderBlocked(cache.get(WALL_BLOCKED));
+    if (this.showBlocked && cache.has(WALL_BLOCKED)) this.renderBlocked(cache.get(WALL_BLOCKED));
     if (cache.has(WALL_INCIDENTS)) this.renderAlerts(cache.get(WALL_INCIDENTS));
-    this.loadBlocked();
+    if (this.showBlocked) {
+      this.loadBlocked();
+      this.timer = setInterval(() => this.loadBlocked(), BLOCKED_REFRESH_MS);
+    }
     this.loadAlerts();
-    this.timer = setInterval(() => this.loadBlocked(), BLOCKED_REFRESH_MS);
     this.alertTimer = setInterval(() => this.loadAlerts(), INCIDENTS_REFRESH_MS);
   }
 
@@ -514,7 +539,7 @@ class OverviewView {
 
   clipRanks() {
     const fixed = this.wall.classList.contains('fixed');
-    for (const ol of [this.topAgencies, this.topSites, this.blockedList]) {
+    for (const ol of [this.topAgencies, this.topSites, this.showBlocked ? this.blockedList : null].filter(Boolean)) {
       const items = [...ol.children];
       // Wall mode: the lists share the height left under the nodes by entry count.
       ol.parentElement.style.flexGrow = String(items.length + 2);
@@ -716,12 +741,6 @@ function unitLabel(agency, unit) {
   return unit === 'unknown' ? t('unit.unknown') : unit;
 }
 
-/** "10:15:03" today, "27 Nov 10:15:03" on other days (RFC 3339 or Unix ms). */
-function when(iso) {
-  const d = typeof iso === 'number' ? iso : Date.parse(iso);
-  return new Date(d).toDateString() === new Date().toDateString() ? fmtTime(d) : fmtDateTime(d);
-}
-
 /**
  * The "Upaya akses diblokir" panel: attempts per agency (all agencies only),
  * top targets and clients of the last 15 min, and the newest attempts, for
@@ -851,7 +870,6 @@ class BlockedView {
 
 const SEVERITIES = ['critical', 'major', 'minor', 'info'];
 const SEV_RANK = { critical: 0, major: 1, minor: 2, info: 3 };
-const OPERATOR_KEY = 'simpul.operator';
 
 /**
  * Open incidents as alarms (copies, each with `under`: the nodes cut off by
@@ -888,61 +906,12 @@ function sevBadge(sev) {
   return h('span', { class: `sev sev-${sev}`, 'data-severity': sev, text: t(`sev.${sev}`) });
 }
 
-function operatorName() {
-  try { return (localStorage.getItem(OPERATOR_KEY) || '').trim() || null; } catch (_) { return null; }
-}
-
-function setOperatorName(name) {
-  try { localStorage.setItem(OPERATOR_KEY, name); } catch (_) { /* storage disabled: asked again next time */ }
-}
-
-/**
- * Who acknowledges: the name remembered in this browser, else asked once in
- * a dialog (`force`: ask again, to change it). Resolves to the name or null
- * (cancelled).
- */
-function askOperator(force = false) {
-  const saved = operatorName();
-  if (saved && !force) return Promise.resolve(saved);
-  return new Promise((resolve) => {
-    const input = h('input', {
-      type: 'text', id: 'operator-name', maxlength: '64', required: true, autocomplete: 'name',
-      'data-testid': 'operator-name', value: saved || '',
-    });
-    const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
-    const dlg = h('dialog', { class: 'operator-dialog', 'data-testid': 'operator-dialog', 'aria-labelledby': 'operator-title' });
-    const form = h('form', { method: 'dialog' },
-      h('h2', { id: 'operator-title', text: t('ack.dialog.title') }),
-      h('label', { for: 'operator-name', text: t('ack.dialog.label') }), input,
-      h('p', { class: 'note', text: t('ack.dialog.note') }), error,
-      h('div', { class: 'dialog-buttons' },
-        h('button', { type: 'button', class: 'btn', 'data-testid': 'operator-cancel', text: t('ack.dialog.cancel'), onclick: () => dlg.close('') }),
-        h('button', { type: 'submit', class: 'btn primary', 'data-testid': 'operator-ok', text: t('ack.dialog.ok') })));
-    form.addEventListener('submit', (e) => {
-      e.preventDefault();
-      const name = input.value.trim();
-      // eslint-disable-next-line no-control-regex
-      if (!name || name.length > 64 || /[\u0000-\u001f\u007f]/.test(name)) {
-        error.textContent = t('ack.dialog.label');
-        error.hidden = false;
-        input.focus();
-        return;
-      }
-      setOperatorName(name);
-      dlg.close(name);
-    });
-    dlg.append(form);
-    dlg.addEventListener('close', () => { dlg.remove(); resolve(dlg.returnValue || null); });
-    document.body.append(dlg);
-    dlg.showModal();
-    input.focus();
-  });
-}
-
 /**
  * The "acknowledged" cell of an incident: who and when, or (open and not
- * acknowledged) the button that asks for a name once, POSTs the
- * acknowledgement and shows its answer; `onDone(incident)` after.
+ * acknowledged) the button that POSTs the acknowledgement (the server
+ * records the logged-in account's display name) and shows its answer;
+ * `onDone(incident)` after. Roles that may not acknowledge see
+ * "belum diterima" instead of the button.
  */
 function ackCell(inc, onDone) {
   const cell = h('span', { class: 'ack-cell' });
@@ -952,18 +921,18 @@ function ackCell(inc, onDone) {
         class: 'acked', 'data-testid': `acked-${i.id}`, 'data-by': i.acked_by, title: fmtDateTime(i.acked_ms),
         text: t('ack.by', { by: i.acked_by, t: fmtTime(i.acked_ms) }),
       }));
+    } else if (i.resolved_ms == null && !can.operate()) {
+      cell.replaceChildren(h('span', { class: 'unacked', 'data-testid': `unacked-${i.id}`, text: t('ack.none') }));
     } else if (i.resolved_ms == null) {
       const btn = h('button', {
         type: 'button', class: 'btn ack', 'data-testid': `ack-${i.id}`, 'aria-label': t('ack.button.label', { node: i.node_id }), text: t('ack.button'),
       });
       const err = h('span', { class: 'form-error', role: 'alert', 'data-testid': `ack-error-${i.id}`, hidden: true });
       btn.addEventListener('click', async () => {
-        const name = await askOperator();
-        if (!name) return;
         btn.disabled = true;
         err.hidden = true;
         try {
-          const updated = await postJSON(`api/v1/incidents/${encodeURIComponent(i.id)}/ack`, { by: name });
+          const updated = await postJSON(`api/v1/incidents/${encodeURIComponent(i.id)}/ack`, undefined);
           show(updated);
           onDone?.(updated);
         } catch (e) {
@@ -979,19 +948,6 @@ function ackCell(inc, onDone) {
   };
   show(inc);
   return cell;
-}
-
-/** "Berlaku untuk" of a maintenance window. */
-function maintenanceScope(m) {
-  if (m.node_id) return m.node_id;
-  if (m.agency) return t('mt.agencyScope', { name: agencyName(m.agency) });
-  return t('mt.all');
-}
-
-function windowCovers(m, node, agency) {
-  if (m.node_id) return m.node_id === node;
-  if (m.agency) return m.agency === agency;
-  return true;
 }
 
 /** Agency names when the overview has not arrived (pages opened directly). */
@@ -1010,19 +966,8 @@ function outageTabs(current) {
     h('a', { href: '#/', text: t('nav.back') }), tab('incidents', 'nav.incidents'), tab('availability', 'nav.availability'));
 }
 
-function operatorButton() {
-  const btn = h('button', { type: 'button', class: 'btn link', 'data-testid': 'operator-button' });
-  const label = () => {
-    const n = operatorName();
-    setText(btn, `${n ? t('operator', { name: n }) : t('operator.none')} · ${t('operator.change')}`);
-  };
-  btn.addEventListener('click', async () => { await askOperator(true); label(); });
-  label();
-  return btn;
-}
-
 const TL_RANGES = { '24h': 86400, '7d': 7 * 86400 };
-const incFilter = { open: true, agency: '' };
+const incFilter = { open: true, agency: '' }; // reset at every login
 let timelineRange = '24h';
 
 /** #/incidents: list with filters, a timeline per node, response times by severity. */
@@ -1062,15 +1007,16 @@ class IncidentsView {
       h('div', { class: 'panel-head' }, h('h3', { id, text: title }), extra), ...body);
     root.replaceChildren(h('div', { class: 'agency-page incidents-page', 'data-testid': 'incidents-page' },
       outageTabs('incidents'),
-      h('div', { class: 'page-head' }, h('h2', { class: 'agency-title', text: t('inc.title') }), operatorButton()),
+      h('div', { class: 'page-head' }, h('h2', { class: 'agency-title', text: t('inc.title') })),
       panel('h-inc-list', t('inc.list'), h('div', { class: 'head-tools' }, c.count,
         h('div', { class: 'range-group', role: 'group', 'aria-label': t('inc.list') }, toggle(true, 'inc.filter.open'), toggle(false, 'inc.filter.all')),
-        h('label', { class: 'select-label', for: 'inc-agency' }, t('inc.filter.agency'), ' ', c.agency)),
+        // An agency officer sees one agency: no picker listing the others.
+        ownAgency() ? null : h('label', { class: 'select-label', for: 'inc-agency' }, t('inc.filter.agency'), ' ', c.agency)),
       h('div', { class: 'table-wrap' }, c.table)),
       panel('h-inc-tl', t('inc.timeline'), h('div', { class: 'head-tools' }, legend,
         h('div', { class: 'range-group', role: 'group', 'aria-label': t('inc.timeline') }, tlBtn('24h'), tlBtn('7d'))), c.timeline),
       panel('h-inc-stats', t('inc.stats'), null, h('div', { class: 'table-wrap' }, c.stats))));
-    this.fillAgencies();
+    if (!ownAgency()) this.fillAgencies();
     this.reload();
     this.every(INCIDENTS_REFRESH_MS, () => this.loadList());
     this.every(30000, () => { this.loadTimeline(); this.loadStats(); });
@@ -1276,13 +1222,6 @@ class IncidentsView {
   }
 }
 
-/** "2026-11-27T10:15" in the browser's zone, for datetime-local inputs. */
-function localInput(ms) {
-  const d = new Date(ms);
-  const p = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
-}
-
 function pctLevel(p) { return p >= 99.9 ? 'ok' : p >= 99 ? 'warn' : 'crit'; }
 
 /** #/availability: availability per node today and this month; maintenance windows and the form to add one. */
@@ -1296,51 +1235,19 @@ class AvailabilityView {
     document.title = `${t('nav.availability')} · Simpul NOC`;
     const c = this.c = {
       table: h('table', { class: 'data availability-table', 'data-testid': 'availability-table' }),
-      windows: h('table', { class: 'data', 'data-testid': 'maintenance-table' }),
-      message: h('p', { class: 'form-message', role: 'status', 'data-testid': 'maintenance-message', hidden: true }),
     };
-    const now = serverNow();
-    const from = Math.ceil(now / 300000) * 300000;
-    const f = this.f = {
-      scopeNode: h('input', { type: 'radio', name: 'mt-scope', value: 'node', id: 'mt-scope-node', checked: true, 'data-testid': 'maintenance-scope-node' }),
-      scopeAgency: h('input', { type: 'radio', name: 'mt-scope', value: 'agency', id: 'mt-scope-agency', 'data-testid': 'maintenance-scope-agency' }),
-      node: h('select', { id: 'mt-node', 'data-testid': 'maintenance-node' }),
-      agency: h('select', { id: 'mt-agency', 'data-testid': 'maintenance-agency', hidden: true }),
-      from: h('input', { type: 'datetime-local', id: 'mt-from', required: true, value: localInput(from), 'data-testid': 'maintenance-from' }),
-      to: h('input', { type: 'datetime-local', id: 'mt-to', required: true, value: localInput(from + 2 * 3600e3), 'data-testid': 'maintenance-to' }),
-      reason: h('input', { type: 'text', id: 'mt-reason', required: true, maxlength: '200', placeholder: t('mt.reason.ph'), 'data-testid': 'maintenance-reason' }),
-      by: h('input', { type: 'text', id: 'mt-by', required: true, maxlength: '64', value: operatorName() || '', 'data-testid': 'maintenance-by' }),
-    };
-    const scopeChanged = () => { f.node.hidden = !f.scopeNode.checked; f.agency.hidden = !f.scopeAgency.checked; };
-    f.scopeNode.addEventListener('change', scopeChanged);
-    f.scopeAgency.addEventListener('change', scopeChanged);
-    const field = (label, id, ...input) => h('div', { class: 'field' }, h('label', { for: id, text: t(label) }), ...input);
-    const form = h('form', { class: 'mt-form', 'data-testid': 'maintenance-form', 'aria-labelledby': 'h-mt-add' },
-      h('fieldset', { class: 'field scope' }, h('legend', { text: t('mt.scope') }),
-        h('div', { class: 'radios' },
-          h('label', { class: 'radio' }, f.scopeNode, ` ${t('mt.scope.node')}`),
-          h('label', { class: 'radio' }, f.scopeAgency, ` ${t('mt.scope.agency')}`)),
-        f.node, f.agency),
-      field('mt.from', 'mt-from', f.from),
-      field('mt.to', 'mt-to', f.to),
-      field('mt.reason', 'mt-reason', f.reason),
-      field('mt.by', 'mt-by', f.by),
-      h('div', { class: 'field submit' }, h('button', { type: 'submit', class: 'btn primary', 'data-testid': 'maintenance-submit', text: t('mt.submit') })),
-      c.message);
-    form.addEventListener('submit', (e) => { e.preventDefault(); this.submit(); });
+    this.maintenance = new MaintenancePanel({
+      signal: this.ctl.signal, serverNow, agencyLabel, onChange: () => this.loadAvailability(),
+    });
     root.replaceChildren(h('div', { class: 'agency-page availability-page', 'data-testid': 'availability-page' },
       outageTabs('availability'),
       h('section', { class: 'panel', 'aria-labelledby': 'h-av' },
         h('div', { class: 'panel-head' }, h('h2', { id: 'h-av', text: t('av.title') }), h('span', { class: 'panel-note', text: t('av.note') })),
         h('div', { class: 'table-wrap' }, c.table)),
-      h('section', { class: 'panel', 'aria-labelledby': 'h-mt' },
-        h('div', { class: 'panel-head' }, h('h2', { id: 'h-mt', text: t('mt.title') })),
-        h('h3', { class: 'part-title', id: 'h-mt-add', text: t('mt.add') }), form,
-        h('div', { class: 'table-wrap' }, c.windows))));
-    this.fillSelects();
+      this.maintenance.element()));
     this.loadAvailability();
-    this.loadWindows();
-    this.every(30000, () => { this.loadAvailability(); this.loadWindows(); });
+    this.maintenance.load();
+    this.every(30000, () => { this.loadAvailability(); this.maintenance.loadWindows(); });
   }
 
   every(ms, fn) { this.timers.push(setInterval(fn, ms)); }
@@ -1356,17 +1263,6 @@ class AvailabilityView {
     const d = await getJSON(path, { signal: this.ctl.signal });
     cache.set(path, d);
     return d;
-  }
-
-  async fillSelects() {
-    try {
-      const [nodes, ags] = await Promise.all([this.fetch('api/v1/nodes'), this.fetch('api/v1/agencies')]);
-      this.f.node.replaceChildren(...nodes.filter((n) => n.status !== 'revoked')
-        .map((n) => h('option', { value: n.node_id, text: `${n.node_id} · ${agencyLabel(n.agency)}` })));
-      this.f.agency.replaceChildren(...ags.map((a) => h('option', { value: a.code, text: a.name })));
-    } catch (e) {
-      if (e.name !== 'AbortError') this.say('error', t('error', { e: e.message }));
-    }
   }
 
   /** Local midnight today and on the 1st of this month, in Unix seconds. */
@@ -1421,63 +1317,6 @@ class AvailabilityView {
     table.replaceChildren(head, body);
     table.dataset.rows = String(rows.length);
   }
-
-  async loadWindows() {
-    try {
-      this.renderWindows(await this.fetch('api/v1/maintenance'));
-    } catch (e) {
-      if (e.name !== 'AbortError') showTableMessage(this.c.windows, t('error', { e: e.message }));
-    }
-  }
-
-  renderWindows(list) {
-    const now = serverNow();
-    const rows = [...list].sort((a, b) => b.starts_ms - a.starts_ms);
-    const state = (m) => (m.ends_ms <= now ? 'done' : m.starts_ms <= now ? 'active' : 'planned');
-    renderTable(this.c.windows, [
-      { h: 'col.scope', cell: (m) => maintenanceScope(m) },
-      { h: 'col.from', cell: (m) => fmtDateTime(m.starts_ms), cls: 'num' },
-      { h: 'col.to', cell: (m) => fmtDateTime(m.ends_ms), cls: 'num' },
-      { h: 'col.state', cell: (m) => h('span', { class: `badge mt-${state(m)}`, 'data-state': state(m), text: t(`mt.state.${state(m)}`) }) },
-      { h: 'col.reason', cell: (m) => m.reason, cls: 'site', title: (m) => m.reason },
-      { h: 'col.by', cell: (m) => m.created_by },
-    ], rows, (m) => `maintenance-row-${m.id}`);
-  }
-
-  say(kind, text) {
-    const m = this.c.message;
-    m.dataset.state = kind;
-    m.textContent = text;
-    m.hidden = false;
-  }
-
-  async submit() {
-    const f = this.f;
-    const from = new Date(f.from.value).getTime();
-    const to = new Date(f.to.value).getTime();
-    if (!Number.isFinite(from) || !Number.isFinite(to) || to <= from) {
-      this.say('error', t('mt.badRange'));
-      return;
-    }
-    const body = {
-      from: String(Math.floor(from / 1000)),
-      to: String(Math.floor(to / 1000)),
-      reason: f.reason.value.trim(),
-      by: f.by.value.trim(),
-    };
-    if (f.scopeNode.checked) body.node = f.node.value; else body.agency = f.agency.value;
-    try {
-      const saved = await postJSON('api/v1/maintenance', body, { signal: this.ctl.signal });
-      if (!operatorName() && body.by) setOperatorName(body.by);
-      f.reason.value = '';
-      this.say('ok', t('mt.saved'));
-      this.c.message.dataset.id = String(saved.id);
-      this.loadWindows();
-      this.loadAvailability();
-    } catch (e) {
-      if (e.name !== 'AbortError') this.say('error', t('mt.error', { e: e.message }));
-    }
-  }
 }
 
 // ---- agency page -------------------------------------------------------------
@@ -1493,6 +1332,8 @@ class AgencyView {
     this.code = code;
     this.timers = [];
     this.ctl = new AbortController();
+    // Top hosts, flows and blocked attempts name client addresses: not for the wall's viewer.
+    this.detail = can.read();
   }
 
   mount(root) {
@@ -1517,7 +1358,7 @@ class AgencyView {
       nodes: h('table', { class: 'data', 'data-testid': 'nodes-table' }),
       flows: h('table', { class: 'data', 'data-testid': 'flows-table' }),
     };
-    this.blocked = new BlockedPanel(code, this.ctl.signal);
+    this.blocked = this.detail ? new BlockedPanel(code, this.ctl.signal) : null;
     const rangeBtn = (r) => h('button', {
       type: 'button', class: 'range', 'data-testid': `range-${r}`, 'aria-pressed': String(r === historyRange),
       onclick: () => this.setRange(r), text: t(`agency.range.${r}`),
@@ -1539,11 +1380,12 @@ class AgencyView {
         panel('h-live', t('agency.live'), null, c.liveChart),
         panel('h-hist', t('agency.history'), h('div', { class: 'head-tools' }, c.totals,
           h('div', { class: 'range-group', role: 'group', 'aria-label': t('agency.history') }, ...this.rangeBtns)), c.histChart),
-        h('div', { class: 'two' },
+        this.detail ? h('div', { class: 'two' },
           panel('h-hosts', t('agency.topHosts'), null, h('div', { class: 'table-wrap' }, c.hosts)),
-          panel('h-sites', t('agency.topSites'), null, h('div', { class: 'table-wrap' }, c.sites))),
-        panel('h-flows', t('agency.flows'), null, h('div', { class: 'table-wrap' }, c.flows)),
-        this.blocked.element('h3'),
+          panel('h-sites', t('agency.topSites'), null, h('div', { class: 'table-wrap' }, c.sites)))
+          : panel('h-sites', t('agency.topSites'), null, h('div', { class: 'table-wrap' }, c.sites)),
+        this.detail ? panel('h-flows', t('agency.flows'), null, h('div', { class: 'table-wrap' }, c.flows)) : null,
+        this.blocked?.element('h3'),
         panel('h-nodes', t('agency.nodes'), null, h('div', { class: 'table-wrap' }, c.nodes)),
       ),
     );
@@ -1557,8 +1399,10 @@ class AgencyView {
     this.renderCached();
     this.loadTables();
     this.loadHistory();
-    this.blocked.load();
-    this.every(BLOCKED_REFRESH_MS, () => this.blocked.load());
+    if (this.blocked) {
+      this.blocked.load();
+      this.every(BLOCKED_REFRESH_MS, () => this.blocked.load());
+    }
     this.every(15000, () => this.loadTables());
     this.every(60000, () => this.loadHistory());
     this.every(5000, () => { if (state.feed !== 'live') this.loadSeries(); });
@@ -1658,7 +1502,7 @@ class AgencyView {
     if (cache.has(p.sites)) this.renderSites(cache.get(p.sites));
     if (cache.has(p.flows)) this.renderFlows(cache.get(p.flows));
     if (cache.has(this.historyKey())) this.renderHistory(cache.get(this.historyKey()));
-    this.blocked.renderCached();
+    this.blocked?.renderCached();
   }
 
   unitName(code) {
@@ -1675,11 +1519,11 @@ class AgencyView {
     if (!cache.has(p.units)) {
       try { await this.fetchCached(p.units); } catch (e) { if (e.name === 'AbortError') return; }
     }
-    const jobs = [
+    const jobs = this.detail ? [
       [p.hosts, (d) => this.renderHosts(d)],
       [p.sites, (d) => this.renderSites(d)],
       [p.flows, (d) => this.renderFlows(d)],
-    ];
+    ] : [[p.sites, (d) => this.renderSites(d)]];
     await Promise.all(jobs.map(async ([path, render]) => {
       try { render(await this.fetchCached(path)); } catch (e) {
         if (e.name === 'AbortError') return;
@@ -1792,24 +1636,6 @@ function protoName(p) { return PROTOS[p] || String(p ?? '—'); }
 
 function sourceBadge(src) {
   return src ? h('span', { class: `badge src-${src}`, text: src.toUpperCase() }) : '—';
-}
-
-function showTableMessage(table, msg) {
-  table.replaceChildren(h('tbody', null, h('tr', null, h('td', { class: 'empty', text: msg }))));
-}
-
-/** Rebuild a table: columns [{h: i18n key, cell: row → text|Node, cls, title?: row → tooltip}]. */
-function renderTable(table, cols, rows, testid) {
-  const thead = h('thead', null, h('tr', null, ...cols.map((c) => h('th', { scope: 'col', class: c.cls, text: t(c.h) }))));
-  const tbody = h('tbody');
-  if (!rows || !rows.length) {
-    tbody.append(h('tr', { class: 'empty-row' }, h('td', { class: 'empty', colspan: String(cols.length), text: t('empty') })));
-  } else {
-    rows.forEach((r, i) => tbody.append(h('tr', { 'data-testid': testid ? testid(r, i) : null },
-      ...cols.map((c) => h('td', { class: c.cls, title: c.title ? c.title(r) : null }, c.cell(r))))));
-  }
-  table.replaceChildren(thead, tbody);
-  table.dataset.rows = String(rows ? rows.length : 0);
 }
 
 // ---- router and wiring -------------------------------------------------------

@@ -33,12 +33,12 @@ const REFRESH_MS = 10000;
 export class NodesView {
   /**
    * serverNow(): the collector's clock; agencyLabel(code): its name, once
-   * ensureAgencies(signal) has fetched the list.
+   * agencies(signal) has fetched the list.
    */
-  constructor({ serverNow, agencyLabel, ensureAgencies }) {
+  constructor({ serverNow, agencyLabel, agencies }) {
     this.serverNow = serverNow;
     this.agencyLabel = agencyLabel;
-    this.ensureAgencies = ensureAgencies;
+    this.agencies = agencies;
     this.ctl = new AbortController();
   }
 
@@ -67,7 +67,7 @@ export class NodesView {
 
   async load() {
     try {
-      await this.ensureAgencies(this.ctl.signal);
+      await this.agencies(this.ctl.signal);
       this.render(await getJSON('api/v1/nodes', { signal: this.ctl.signal }));
     } catch (e) {
       if (e.name !== 'AbortError' && !this.nodes) showTableMessage(this.table, t('error', { e: e.message }));

@@ -393,6 +393,28 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_binds_loopback_only_and_limits_are_sane() {
+        let e = err(
+            "[server]\nlisten = \"0.0.0.0:8080\"\nmax_connections = 4\nmax_connections_per_address = 0\n[auth]\nsession_idle_minutes = 0\n",
+        );
+        for want in [
+            "server.listen: plain HTTP may bind a loopback address only",
+            "server.max_connections: must be 16..1000000",
+            "server.max_connections_per_address: must be 1..max_connections",
+            "auth.session_idle_minutes: must be 1..1440",
+        ] {
+            assert!(e.contains(want), "{want} not in {e}");
+        }
+        for ok in ["127.0.0.1:8080", "[::1]:8080"] {
+            let c = CollectorConfig::parse(
+                &format!("[server]\nlisten = \"{ok}\"\n"),
+                Path::new("/etc/simpul/collector.toml"),
+            );
+            assert!(c.is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
     fn defaults_and_relative_paths() {
         let c = CollectorConfig::parse(
             "[inventory]\nfile = \"inventory.toml\"\n[policy]\ndir = \"/p\"\n",

@@ -425,6 +425,8 @@ fn schemas() -> Value {
                          "description": "the outage detector's view; null when it does not know the node"},
             "last_seen": {"type": ["string", "null"], "format": "date-time"}, "enrolled_at": {"type": ["string", "null"]},
             "revoked": {"type": "boolean"}, "health": {"type": ["object", "null"]},
+            "dropped_records": {"type": "integer", "description": "records the node's spool dropped (its quota) and reported: lost for good"},
+            "refused_records": {"type": "integer", "description": "records refused one by one since the collector started (outside the time bounds or beyond the node's uplink)"},
             "policy": {"$ref": "#/components/schemas/NodePolicy"}}},
         "NodePolicy": {"type": "object", "description": "where the node stands with its agency's policy", "properties": {
             "version": {"type": "integer", "description": "the version in force on the node (its last heartbeat; 0: none)"},

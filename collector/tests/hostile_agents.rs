@@ -41,7 +41,7 @@ fn counters(agency: &str, seq: u64) -> Batch {
         sealed_ms: 1,
         flows: vec![],
         counters: vec![CounterSample {
-            ts: 1_800_000_000,
+            ts: t0(),
             agency: agency.into(),
             unit: "sekretariat".into(),
             scope: TrafficScope::Internet,
@@ -58,8 +58,8 @@ fn counters(agency: &str, seq: u64) -> Batch {
 
 fn blocked(agency: &str) -> BlockedAttempt {
     BlockedAttempt {
-        first_seen: 1_800_000_000_000_000_000,
-        last_seen: 1_800_000_010_000_000_000,
+        first_seen: t0() * 1_000_000_000,
+        last_seen: (t0() + 10) * 1_000_000_000,
         client: "10.1.1.20".parse().unwrap(),
         agency: agency.into(),
         unit: "sekretariat".into(),
@@ -161,7 +161,7 @@ async fn hostile_messages_close_the_connection_and_store_nothing() {
         .counters
         .push(counters("dinkes", 1).counters[0].clone());
     for c in &mut mixed.counters {
-        c.ts = 1_800_007_200;
+        c.ts = t0() + 7_200;
     }
     ws.send(Message::Binary(
         wire::encode(&AgentMessage::Batch(mixed)).into(),
@@ -286,11 +286,11 @@ async fn hostile_messages_close_the_connection_and_store_nothing() {
     );
 
     let r = c.state.flows.reader().unwrap();
-    let to = 1_800_000_100;
+    let to = t0() + 100;
     let b = r
         .usage(
             "bappeda",
-            1_799_999_000,
+            t0() - 1_000,
             to,
             simpul_collector::store::Step::Second,
         )
@@ -299,7 +299,7 @@ async fn hostile_messages_close_the_connection_and_store_nothing() {
     let d = r
         .usage(
             "dinkes",
-            1_799_999_000,
+            t0() - 1_000,
             to,
             simpul_collector::store::Step::Second,
         )
@@ -310,8 +310,8 @@ async fn hostile_messages_close_the_connection_and_store_nothing() {
         let u = r
             .usage(
                 agency,
-                1_800_007_000,
-                1_800_008_000,
+                t0() + 7_000,
+                t0() + 8_000,
                 simpul_collector::store::Step::Second,
             )
             .unwrap();
@@ -321,7 +321,7 @@ async fn hostile_messages_close_the_connection_and_store_nothing() {
     assert_eq!(hour("dinkes"), (0, 0));
     // Exactly the good batch's two blocked attempts, both under bappeda.
     let all = simpul_collector::store::BlockedFilter {
-        from: 1_799_999_000,
+        from: t0() - 1_000,
         to,
         ..Default::default()
     };
@@ -332,4 +332,15 @@ async fn hostile_messages_close_the_connection_and_store_nothing() {
         .all(|b| b.node_id == "bappeda-01" && b.attempt.agency == "bappeda"));
     assert_eq!(r.blocked_summary(&all).unwrap().attempts, 6);
     c.stop().await;
+}
+
+/// A time base two days back, on a 10 000 s boundary: recent enough that the
+/// collector's record bounds (not in the future, not before retention)
+/// accept it, round enough to read offsets off.
+fn t0() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    (now - 2 * 86_400) / 10_000 * 10_000
 }

@@ -197,8 +197,8 @@ fn flow(id: u64, kind: RecordKind, bytes: u64) -> FlowRecord {
         bytes_up: bytes,
         packets_down: 1,
         bytes_down: 0,
-        first_seen: 1_800_000_000_000_000_000,
-        last_seen: 1_800_000_000_000_000_000 + bytes * 1_000_000,
+        first_seen: t0() * 1_000_000_000,
+        last_seen: t0() * 1_000_000_000 + bytes * 1_000_000,
         tcp_flags_up: Some(2),
         tcp_flags_down: Some(18),
         sni: None,
@@ -332,4 +332,15 @@ async fn new_boot_closes(in_memory: bool) {
     .await;
     assert_eq!(shown(&c, 7).await, ("final".into(), "fin".into(), 200));
     c.stop().await;
+}
+
+/// A time base two days back, on a 10 000 s boundary: recent enough that the
+/// collector's record bounds (not in the future, not before retention)
+/// accept it, round enough to read offsets off.
+fn t0() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    (now - 2 * 86_400) / 10_000 * 10_000
 }

@@ -172,12 +172,22 @@ async fn main() -> anyhow::Result<()> {
         links.push((uplink, sink));
         cuts.push((node, cut));
     }
-    // Wait until every node is up (the startup grace has passed too).
+    // Wait until every node is up (the startup grace has passed too). The
+    // API needs a login: an operator's token.
+    let (api_token, _) = collector.state.access.create_api_token(&simpul_collector::store::NewApiToken {
+        name: "outage-bench",
+        role: &simpul_collector::auth::Role::Operator,
+        kiosk: false,
+        created_by: "bench",
+        now_ms: now_ms(),
+        expires_ms: None,
+    })?;
     let client = reqwest::Client::new();
     let all_up = async {
         loop {
             let nodes_json: serde_json::Value = client
                 .get(format!("http://{http}/api/v1/nodes"))
+                .bearer_auth(&api_token)
                 .send()
                 .await?
                 .json()
@@ -219,6 +229,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let incidents: serde_json::Value = client
         .get(format!("http://{http}/api/v1/incidents?from=0&limit=10000"))
+        .bearer_auth(&api_token)
         .send()
         .await?
         .json()
