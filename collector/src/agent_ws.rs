@@ -229,7 +229,7 @@ async fn session(
         p = authenticate(&mut ws, addr, &state) => p,
         () = shutdown.wait() => Err((2, "the collector is stopping".to_string())),
     };
-    let mut peer = match peer {
+    let (mut peer, enrolled) = match peer {
         Ok(p) => p,
         Err((version, reason)) => {
             metrics::counter!("simpul_agent_refused_total").increment(1);
@@ -259,6 +259,13 @@ async fn session(
         .await;
     }
     guard.session = Some(registered.id);
+    if let Some(msg) = enrolled {
+        if let Err(e) = send_as(&mut ws, peer.protocol, peer.json, &msg).await {
+            tracing::warn!(node = %peer.node_id, error = %e, "cannot send the credential to the enrolling agent");
+            state.agents.remove(&peer.node_id, registered.id);
+            return;
+        }
+    }
     tracing::info!(node = %peer.node_id, agency = %peer.agency, peer = %addr, version = %peer.version, protocol = peer.protocol, "agent connected");
     state
         .nodes
@@ -331,7 +338,15 @@ async fn send_as(
 
 type Refusal = (u8, String);
 
-async fn authenticate(ws: &mut Ws, addr: SocketAddr, state: &AppState) -> Result<Peer, Refusal> {
+/// The authenticated peer, and for an enrollment the `Enrolled` message the
+/// caller sends once the session is registered.
+type Authenticated = (Peer, Option<CollectorMessage>);
+
+async fn authenticate(
+    ws: &mut Ws,
+    addr: SocketAddr,
+    state: &AppState,
+) -> Result<Authenticated, Refusal> {
     let refuse2 = |m: String| (wire::OLDEST_PROTOCOL_VERSION, m);
     let first = tokio::time::timeout(AUTH_TIMEOUT, ws.next())
         .await
@@ -360,7 +375,6 @@ async fn authenticate(ws: &mut Ws, addr: SocketAddr, state: &AppState) -> Result
                 agency: agency.clone(),
                 policy_key: state.policies.public_key(),
             };
-            send_as(ws, version, json, &msg).await.map_err(refuse)?;
             tracing::info!(node = %e.node_id, %agency, "node enrolled");
             crate::auth::audit(
                 state,
@@ -374,7 +388,7 @@ async fn authenticate(ws: &mut Ws, addr: SocketAddr, state: &AppState) -> Result
                 },
             )
             .await;
-            Ok(Peer {
+            let peer = Peer {
                 node_id: e.node_id,
                 agency,
                 version: clip(&e.agent_version),
@@ -387,7 +401,10 @@ async fn authenticate(ws: &mut Ws, addr: SocketAddr, state: &AppState) -> Result
                 inventory_version: 0,
                 policy_version: 0,
                 warned_foreign: false,
-            })
+            };
+            // Sent by the caller once the session is registered: the agent
+            // may open its next session as soon as it has the credential.
+            Ok((peer, Some(msg)))
         }
         AgentMessage::Hello(h) => {
             check_id(&h.node_id).map_err(refuse)?;
@@ -445,20 +462,23 @@ async fn authenticate(ws: &mut Ws, addr: SocketAddr, state: &AppState) -> Result
                 node_id: h.node_id.clone(),
                 boot_epoch: h.boot_epoch,
             });
-            Ok(Peer {
-                node_id: h.node_id,
-                agency,
-                version: clip(&h.agent_version),
-                hostname: clip(&h.hostname),
-                address: addr.to_string(),
-                protocol,
-                json,
-                wants_inventory: offered.iter().any(|f| f == feature::INVENTORY),
-                wants_policy: offered.iter().any(|f| f == feature::POLICY),
-                inventory_version: h.inventory_version,
-                policy_version: h.policy_version,
-                warned_foreign: false,
-            })
+            Ok((
+                Peer {
+                    node_id: h.node_id,
+                    agency,
+                    version: clip(&h.agent_version),
+                    hostname: clip(&h.hostname),
+                    address: addr.to_string(),
+                    protocol,
+                    json,
+                    wants_inventory: offered.iter().any(|f| f == feature::INVENTORY),
+                    wants_policy: offered.iter().any(|f| f == feature::POLICY),
+                    inventory_version: h.inventory_version,
+                    policy_version: h.policy_version,
+                    warned_foreign: false,
+                },
+                None,
+            ))
         }
         other => Err(refuse(format!(
             "expected Hello or Enroll first, got {}",

@@ -517,6 +517,26 @@ async fn sessions_csrf_throttling_and_the_audit_chain() {
     )
     .await;
     assert_eq!(status, 429);
+    // Counted for the NOC's own monitoring.
+    let admin = common::token(&c, "admin", None);
+    let (status, metrics) = common::raw_request(
+        &c,
+        "GET",
+        "/metrics",
+        None,
+        "",
+        &format!("Authorization: Bearer {admin}\r\n"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    for series in [
+        "simpul_auth_logins_total{result=\"failed\"}",
+        "simpul_auth_logins_total{result=\"throttled\"}",
+        "simpul_auth_denied_total{status=\"401\"}",
+    ] {
+        assert!(metrics.contains(series), "{series} in\n{metrics}");
+    }
 
     // Expired, revoked and disabled.
     let (secret, s) = store

@@ -174,14 +174,18 @@ async fn main() -> anyhow::Result<()> {
     }
     // Wait until every node is up (the startup grace has passed too). The
     // API needs a login: an operator's token.
-    let (api_token, _) = collector.state.access.create_api_token(&simpul_collector::store::NewApiToken {
-        name: "outage-bench",
-        role: &simpul_collector::auth::Role::Operator,
-        kiosk: false,
-        created_by: "bench",
-        now_ms: now_ms(),
-        expires_ms: None,
-    })?;
+    let (api_token, _) =
+        collector
+            .state
+            .access
+            .create_api_token(&simpul_collector::store::NewApiToken {
+                name: "outage-bench",
+                role: &simpul_collector::auth::Role::Operator,
+                kiosk: false,
+                created_by: "bench",
+                now_ms: now_ms(),
+                expires_ms: None,
+            })?;
     let client = reqwest::Client::new();
     let all_up = async {
         loop {

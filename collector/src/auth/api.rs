@@ -111,6 +111,7 @@ pub async fn login(
     let username: String = b.username.trim().chars().take(64).collect();
     let now = now_ms();
     if let Err(secs) = s.auth.throttled(&username, &address, now) {
+        metrics::counter!("simpul_auth_logins_total", "result" => "throttled").increment(1);
         audit(
             &s,
             NewAudit {
@@ -154,6 +155,7 @@ pub async fn login(
                 Some(_) => "account disabled",
             };
             s.auth.login_failed(&username, &address, now);
+            metrics::counter!("simpul_auth_logins_total", "result" => "failed").increment(1);
             audit(
                 &s,
                 NewAudit {
@@ -170,6 +172,7 @@ pub async fn login(
         }
     };
     s.auth.login_succeeded(&username);
+    metrics::counter!("simpul_auth_logins_total", "result" => "ok").increment(1);
     let ua: String = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())

@@ -405,12 +405,17 @@ pub async fn require(
     let p = match identify(&state, req.headers(), peer).await {
         Ok(Some(p)) => p,
         Ok(None) => {
+            metrics::counter!("simpul_auth_denied_total", "status" => "401").increment(1);
             return unauthorized("log in first (session cookie or Authorization: Bearer token)")
-                .into_response()
+                .into_response();
         }
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            metrics::counter!("simpul_auth_denied_total", "status" => "401").increment(1);
+            return e.into_response();
+        }
     };
     if !p.role.allows(access) {
+        metrics::counter!("simpul_auth_denied_total", "status" => "403").increment(1);
         return forbidden(format!(
             "the {} role may not use this ({} access)",
             p.role.name(),
@@ -421,6 +426,7 @@ pub async fn require(
     if let Via::Session { csrf, kiosk, .. } = &p.via {
         if state_changing(req.method()) {
             if *kiosk {
+                metrics::counter!("simpul_auth_denied_total", "status" => "403").increment(1);
                 return forbidden("a kiosk session is read-only").into_response();
             }
             let sent = req
@@ -429,6 +435,7 @@ pub async fn require(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             if !ct_eq(sent.as_bytes(), csrf.as_bytes()) {
+                metrics::counter!("simpul_auth_denied_total", "status" => "403").increment(1);
                 return forbidden("missing or wrong X-CSRF-Token header (reload the page)")
                     .into_response();
             }
