@@ -113,7 +113,7 @@ pub(crate) fn parse_time(name: &str, v: &str) -> Result<u64, ApiError> {
         .map_err(|e| bad(format!("{name}: {e}")))
 }
 
-fn check_code(name: &str, v: &str) -> Result<(), ApiError> {
+pub(crate) fn check_code(name: &str, v: &str) -> Result<(), ApiError> {
     if crate::config::valid_code(v) {
         Ok(())
     } else {

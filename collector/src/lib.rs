@@ -22,6 +22,7 @@ pub mod notify;
 pub mod openapi;
 pub mod outage;
 pub mod policies;
+pub mod policy_api;
 pub mod routes;
 pub mod server;
 pub mod service;

@@ -185,6 +185,93 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "Usage",
     ),
     get(
+        "/api/v1/agencies/{code}/policy",
+        "The agency's policy: its own document, the merged policy it enforces",
+        Read,
+        &[],
+        "AgencyPolicy",
+    ),
+    call(
+        "put",
+        "/api/v1/agencies/{code}/policy",
+        "Save the agency's document as its next version (422 with every problem, 409 when base_version is not the version in force)",
+        Admin,
+        Some("PolicySave"),
+        200,
+        "AgencyPolicy",
+    ),
+    get(
+        "/api/v1/agencies/{code}/policy/versions",
+        "The agency's policy versions, newest first",
+        Read,
+        &["limit"],
+        "PolicyVersionList",
+    ),
+    get(
+        "/api/v1/agencies/{code}/policy/versions/{version}",
+        "One version: its document and the merged, signed policy",
+        Read,
+        &[],
+        "PolicyVersion",
+    ),
+    call(
+        "post",
+        "/api/v1/agencies/{code}/policy/preview",
+        "Check a document without saving: problems, merged policy, changes, a node's nft/tc plan",
+        Admin,
+        Some("PolicyPreviewRequest"),
+        200,
+        "PolicyPreview",
+    ),
+    call(
+        "post",
+        "/api/v1/agencies/{code}/policy/rollback",
+        "An earlier version's document as the next version",
+        Admin,
+        Some("PolicyRollback"),
+        200,
+        "AgencyPolicy",
+    ),
+    get(
+        "/api/v1/policy/default",
+        "The province-wide default every agency inherits",
+        Read,
+        &[],
+        "DefaultPolicy",
+    ),
+    call(
+        "put",
+        "/api/v1/policy/default",
+        "Save the default: every agency following it gets a new version where its policy changes",
+        Admin,
+        Some("PolicySave"),
+        200,
+        "DefaultPolicy",
+    ),
+    get(
+        "/api/v1/policy/default/versions",
+        "The default's versions, newest first",
+        Read,
+        &["limit"],
+        "DefaultPolicyVersionList",
+    ),
+    get(
+        "/api/v1/policy/default/versions/{version}",
+        "One version of the default",
+        Read,
+        &[],
+        "DefaultPolicy",
+    ),
+    call(
+        "post",
+        "/api/v1/policy/default/rollback",
+        "An earlier default as the next version",
+        Admin,
+        Some("PolicyRollback"),
+        200,
+        "DefaultPolicy",
+    ),
+    get(
         "/api/v1/top/hosts",
         "Top hosts by bytes",
         Read,
@@ -527,6 +614,9 @@ fn schemas() -> Value {
     if let (Some(all), Value::Object(more)) = (base.as_object_mut(), access_schemas()) {
         all.extend(more);
     }
+    if let (Some(all), Value::Object(more)) = (base.as_object_mut(), policy_schemas()) {
+        all.extend(more);
+    }
     base
 }
 
@@ -604,10 +694,11 @@ pub fn build() -> Value {
     for e in ENDPOINTS {
         let mut parameters: Vec<Value> = e.params.iter().map(|p| param(e.path, p)).collect();
         for name in path_params(e.path) {
-            let schema = if name == "id"
-                && !e.path.contains("/sessions/")
-                && !e.path.contains("/tokens/")
-                && !e.path.contains("/nodes/")
+            let schema = if name == "version"
+                || name == "id"
+                    && !e.path.contains("/sessions/")
+                    && !e.path.contains("/tokens/")
+                    && !e.path.contains("/nodes/")
             {
                 json!({"type": "integer"})
             } else {
@@ -644,6 +735,17 @@ pub fn build() -> Value {
         }
         if !path_params(e.path).is_empty() {
             responses.insert("404".into(), error("No such object"));
+        }
+        if e.method == "put" || e.path.ends_with("/rollback") {
+            responses.insert(
+                "409".into(),
+                error("base_version is not the version in force: another save came first"),
+            );
+        }
+        if e.method == "put" || e.path.ends_with("/rollback") || e.path.ends_with("/preview") {
+            responses.insert("422".into(), json!({"description": "The policy is refused: every problem with its place",
+                "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "error": {"type": "string"}, "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}}}}}}}));
         }
         if e.path == "/api/v1/auth/login" {
             responses.insert("401".into(), error("Wrong username or password"));
@@ -688,4 +790,50 @@ pub fn build() -> Value {
 
 pub async fn document() -> Json<Value> {
     Json(build())
+}
+
+/// The policy API's shapes.
+fn policy_schemas() -> Value {
+    let ms = json!({"type": "integer", "description": "Unix milliseconds"});
+    let code = json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"});
+    json!({
+        "AgencyPolicy": {"type": "object", "properties": {
+            "agency": code, "version": {"type": "integer", "description": "the version in force (0: none saved; base_version of the next save)"},
+            "policy": {"type": "object", "description": "the agency's own document: what it overrides of the default (proto::policy::Policy fields)"},
+            "effective": {"type": ["object", "null"], "description": "the merged policy it enforces (null when the default alone is no policy)"},
+            "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}},
+            "follows_default": {"type": "boolean", "description": "false for a version that came whole (a policy file)"},
+            "default_version": {"type": "integer"}, "created_ms": {"type": ["integer", "null"]},
+            "created_by": {"type": ["string", "null"]}, "comment": {"type": ["string", "null"]},
+            "changed": {"type": "boolean", "description": "after a save: false when the content equals the version in force (no new version)"}}},
+        "Problem": {"type": "object", "properties": {"place": {"type": "string"}, "message": {"type": "string"}}},
+        "PolicySave": {"type": "object", "required": ["base_version", "policy", "comment"], "additionalProperties": false, "properties": {
+            "base_version": {"type": "integer", "description": "the version this edit started from"},
+            "policy": {"type": "object", "description": "the whole document: fields left out follow the default (RFC 7396 merge; null removes the default's value); version is set by the collector"},
+            "comment": {"type": "string", "minLength": 3, "maxLength": 500, "description": "why: the letter's number, the request"}}},
+        "PolicyRollback": {"type": "object", "required": ["version", "base_version", "comment"], "additionalProperties": false, "properties": {
+            "version": {"type": "integer", "description": "the earlier version to restore"},
+            "base_version": {"type": "integer"}, "comment": {"type": "string", "minLength": 3, "maxLength": 500}}},
+        "PolicyPreviewRequest": {"type": "object", "required": ["policy"], "additionalProperties": false, "properties": {
+            "policy": {"type": "object"}, "node": code}},
+        "PolicyPreview": {"type": "object", "properties": {
+            "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}},
+            "effective": {"type": ["object", "null"]},
+            "changes": {"type": "array", "items": {"type": "object", "properties": {"path": {"type": "string"}, "before": {}, "after": {}}}},
+            "plan": {"type": ["object", "null"], "description": "for `node`: schedule, classes, nft and tc text (lan/wan stand for its interfaces)"}}},
+        "PolicyVersionRow": {"type": "object", "properties": {
+            "version": {"type": "integer"}, "created_ms": ms, "created_by": {"type": "string"}, "comment": {"type": "string"},
+            "follows_default": {"type": "boolean"}, "default_version": {"type": "integer"}, "key_id": {"type": "string"}}},
+        "PolicyVersionList": {"type": "array", "items": {"$ref": "#/components/schemas/PolicyVersionRow"}},
+        "PolicyVersion": {"type": "object", "properties": {
+            "version": {"type": "integer"}, "created_ms": ms, "created_by": {"type": "string"}, "comment": {"type": "string"},
+            "follows_default": {"type": "boolean"}, "default_version": {"type": "integer"}, "key_id": {"type": "string"},
+            "policy": {"type": "object"}, "effective": {"type": "object", "description": "as signed and sent to the nodes"}}},
+        "DefaultPolicy": {"type": "object", "properties": {
+            "version": {"type": "integer", "description": "0: none saved"}, "policy": {"type": "object"},
+            "created_ms": {"type": ["integer", "null"]}, "created_by": {"type": ["string", "null"]}, "comment": {"type": ["string", "null"]},
+            "agencies": {"type": "array", "description": "after a save: the agencies' new versions", "items": {"type": "object", "properties": {"agency": code, "version": {"type": "integer"}}}}}},
+        "DefaultPolicyVersionList": {"type": "array", "items": {"type": "object", "properties": {
+            "version": {"type": "integer"}, "created_ms": ms, "created_by": {"type": "string"}, "comment": {"type": "string"}}}}
+    })
 }

@@ -4,8 +4,11 @@
 //! ([`Policies::subscribe`]). What each node did with them comes back as
 //! policy states.
 //!
-//! Source for now: `[policy] dir`, one `<agency>.toml` per agency, re-read
-//! when it changes; every change of content is a new version.
+//! Sources: the API (an agency's document of what it overrides, merged over
+//! the province-wide default: `simpul_core::policy::document`), and
+//! `[policy] dir`, one `<agency>.toml` per agency, re-read when it changes
+//! (a file is a whole policy: it does not follow the default). Every change
+//! of content is a new version; one save at a time.
 //!
 //! The signing key is `data_dir/policy-key.pk8` (0600), made on first
 //! start; agents pin its public key when they enroll. Rotation: see README
@@ -26,7 +29,11 @@ use simpul_proto::Problem;
 use tokio::sync::watch;
 
 use crate::inventory::Inventories;
-use crate::store::{ControlStore, NodePolicyState, PolicyVersion, StoreError};
+use crate::store::{
+    ControlStore, DefaultPolicyVersion, NodePolicyState, PolicyVersion, StoreError,
+};
+use serde_json::Value;
+use simpul_core::policy::document;
 
 pub const KEY_FILE: &str = "policy-key.pk8";
 
@@ -49,8 +56,16 @@ pub enum PolicyError {
         place: String,
         problems: Vec<Problem>,
     },
+    #[error("{what} was saved meanwhile (version {current}); reload and edit that version")]
+    Conflict { what: String, current: u64 },
+    #[error("{0:?} is not an agency of the inventory")]
+    UnknownAgency(String),
+    #[error("{what} has no version {version}")]
+    NoVersion { what: String, version: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// A stored version, parsed.
@@ -61,6 +76,21 @@ pub struct InForce {
 }
 
 impl InForce {
+    /// The agency's own document: what it overrides, or for a version that
+    /// came whole (a file) the whole policy.
+    pub fn document(&self) -> Value {
+        self.stored
+            .document
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok())
+            .unwrap_or_else(|| whole_document(&self.policy))
+    }
+
+    /// Whether this version follows the default (saved as a document).
+    pub fn follows_default(&self) -> bool {
+        self.stored.document.is_some()
+    }
+
     pub fn signed(&self) -> SignedPolicy {
         SignedPolicy {
             policy_json: self.stored.policy_json.clone(),
@@ -80,6 +110,32 @@ pub struct Policies {
     tx: watch::Sender<u64>,
     /// File contents last read, by path.
     seen: Mutex<HashMap<PathBuf, String>>,
+    /// The province-wide default (version 0: none saved, an empty document).
+    default: RwLock<Arc<DefaultPolicyVersion>>,
+    /// One save at a time: versions are read, checked and written together.
+    saving: Mutex<()>,
+}
+
+/// What a save made.
+pub struct Saved {
+    pub in_force: Arc<InForce>,
+    /// False when the content equals the version in force (no new version).
+    pub changed: bool,
+}
+
+/// A default saved, and the agencies' versions it made.
+pub struct DefaultSaved {
+    pub default: Arc<DefaultPolicyVersion>,
+    pub agencies: Vec<Arc<InForce>>,
+}
+
+/// A document checked against the version in force, nothing saved.
+pub struct Preview {
+    pub problems: Vec<Problem>,
+    /// The merged policy it would make (None when it does not read).
+    pub effective: Option<Policy>,
+    /// Leaf by leaf, against the effective policy in force.
+    pub changes: Vec<document::Change>,
 }
 
 impl Policies {
@@ -108,8 +164,14 @@ impl Policies {
             .into_iter()
             .map(|s| (s.node_id.clone(), s))
             .collect();
+        let default = control
+            .default_policies(1)?
+            .pop()
+            .unwrap_or_else(empty_default);
         let (tx, _) = watch::channel(0);
         let p = Policies {
+            default: RwLock::new(Arc::new(default)),
+            saving: Mutex::new(()),
             signer,
             control,
             dir,
@@ -150,8 +212,8 @@ impl Policies {
         Some((a.download, a.upload))
     }
 
-    /// Validate `policy` for its agency against the inventory, then store it
-    /// signed as the next version. Unchanged content is not a new version.
+    /// Store `policy` whole (a policy file: it does not follow the default)
+    /// as the agency's next version. Unchanged content is not a new version.
     pub fn save(
         &self,
         mut policy: Policy,
@@ -160,58 +222,283 @@ impl Policies {
         comment: &str,
         place: &str,
     ) -> Result<Arc<InForce>, PolicyError> {
+        let _one = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         let agency = policy.agency.clone();
         let previous = self.latest(&agency);
         policy.version = previous.as_ref().map_or(0, |p| p.policy.version) + 1;
-        let view = inventory.agency(&agency);
-        let problems = match &view {
-            None => vec![Problem::new(
-                "agency",
-                format!("{agency:?} is not an agency of the inventory"),
-            )],
-            Some(v) => {
-                let scope = PolicyScope {
-                    agency: Some(v),
-                    uplink: inventory.agency_uplink(&agency),
-                };
-                validate(&policy, &scope).err().unwrap_or_default()
-            }
-        };
-        if !problems.is_empty() {
-            return Err(PolicyError::Invalid {
-                place: place.to_string(),
-                problems,
+        check(&policy, inventory).map_err(|problems| PolicyError::Invalid {
+            place: place.to_string(),
+            problems,
+        })?;
+        if let Some(prev) = previous.filter(|p| same_policy(&p.policy, &policy)) {
+            return Ok(prev);
+        }
+        let v = self.signed_version(policy, None, by, comment);
+        self.control.save_policy(&v.stored)?;
+        Ok(self.publish(None, vec![v]).remove(0))
+    }
+
+    /// The default in force (version 0: none saved yet).
+    pub fn default_policy(&self) -> Arc<DefaultPolicyVersion> {
+        self.default
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The default's document as JSON.
+    pub fn default_document(&self) -> Value {
+        parse_document(&self.default_policy().document)
+    }
+
+    /// What `agency` would enforce before any save of its own: the default
+    /// with an empty document (None when the default alone is no policy).
+    pub fn derived(&self, agency: &str) -> Result<Policy, Vec<Problem>> {
+        document::effective(
+            &self.default_document(),
+            &Value::Object(Default::default()),
+            agency,
+            0,
+        )
+    }
+
+    /// Save `doc` as `agency`'s own document, editing `base` (its version
+    /// in force, 0 before any): 409 when another save came first.
+    pub fn put_agency(
+        &self,
+        agency: &str,
+        base: u64,
+        doc: &Value,
+        inventory: &Inventories,
+        by: &str,
+        comment: &str,
+    ) -> Result<Saved, PolicyError> {
+        let _one = self.saving.lock().unwrap_or_else(|p| p.into_inner());
+        if inventory.agency(agency).is_none() {
+            return Err(PolicyError::UnknownAgency(agency.to_string()));
+        }
+        let previous = self.latest(agency);
+        let current = previous.as_ref().map_or(0, |p| p.policy.version);
+        if base != current {
+            return Err(PolicyError::Conflict {
+                what: format!("the policy of {agency}"),
+                current,
             });
         }
-        if let Some(prev) = &previous {
-            let same = Policy {
-                version: prev.policy.version,
-                ..policy.clone()
-            };
-            if same == prev.policy {
-                return Ok(prev.clone());
-            }
+        let invalid = |problems| PolicyError::Invalid {
+            place: "policy".into(),
+            problems,
+        };
+        let doc = document::clean_document(doc, false, agency).map_err(invalid)?;
+        let default = self.default_policy();
+        let policy = document::effective(
+            &parse_document(&default.document),
+            &doc,
+            agency,
+            current + 1,
+        )
+        .map_err(invalid)?;
+        check(&policy, inventory).map_err(invalid)?;
+        if let Some(prev) = previous.filter(|p| {
+            p.follows_default() && p.document() == doc && same_policy(&p.policy, &policy)
+        }) {
+            return Ok(Saved {
+                in_force: prev,
+                changed: false,
+            });
         }
-        let signed = self.signer.sign(&policy);
-        let stored = PolicyVersion {
-            agency: agency.clone(),
-            version: policy.version,
-            policy_json: signed.policy_json,
-            signature: signed.signature,
-            key_id: signed.key_id,
+        let v = self.signed_version(
+            policy,
+            Some((doc.to_string(), default.version)),
+            by,
+            comment,
+        );
+        self.control.save_policy(&v.stored)?;
+        Ok(Saved {
+            in_force: self.publish(None, vec![v]).remove(0),
+            changed: true,
+        })
+    }
+
+    /// Save `doc` as the province-wide default, editing `base`; every
+    /// agency that follows the default (and every agency of the inventory
+    /// without a version yet) gets a new version where its policy changes.
+    /// Refused whole when any agency's merged policy would be invalid.
+    pub fn put_default(
+        &self,
+        base: u64,
+        doc: &Value,
+        inventory: &Inventories,
+        by: &str,
+        comment: &str,
+    ) -> Result<DefaultSaved, PolicyError> {
+        let _one = self.saving.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.default_policy();
+        if base != current.version {
+            return Err(PolicyError::Conflict {
+                what: "the default policy".into(),
+                current: current.version,
+            });
+        }
+        let doc =
+            document::clean_document(doc, true, "").map_err(|problems| PolicyError::Invalid {
+                place: "policy".into(),
+                problems,
+            })?;
+        let default = DefaultPolicyVersion {
+            version: current.version + 1,
+            document: doc.to_string(),
             created_ms: crate::state::now_ms(),
             created_by: by.to_string(),
             comment: comment.to_string(),
         };
-        self.control.save_policy(&stored)?;
-        let in_force = Arc::new(InForce { stored, policy });
-        self.latest
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(agency.clone(), in_force.clone());
-        tracing::info!(%agency, version = in_force.policy.version, by, "policy version saved and signed");
+        let mut problems = Vec::new();
+        let mut versions = Vec::new();
+        for code in inventory.current().agencies.iter().map(|a| a.code.clone()) {
+            let previous = self.latest(&code);
+            let own = match &previous {
+                Some(p) if !p.follows_default() => continue,
+                Some(p) => p.document(),
+                None => Value::Object(Default::default()),
+            };
+            let next = previous.as_ref().map_or(0, |p| p.policy.version) + 1;
+            let merged = document::effective(&doc, &own, &code, next)
+                .and_then(|p| check(&p, inventory).map(|()| p));
+            match merged {
+                Err(ps) => problems.extend(
+                    ps.into_iter()
+                        .map(|p| Problem::new(format!("agencies.{code}: {}", p.place), p.message)),
+                ),
+                Ok(p)
+                    if previous
+                        .as_ref()
+                        .is_some_and(|q| same_policy(&q.policy, &p)) => {}
+                Ok(p) => versions.push(self.signed_version(
+                    p,
+                    Some((own.to_string(), default.version)),
+                    by,
+                    &format!("default v{}: {comment}", default.version),
+                )),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(PolicyError::Invalid {
+                place: "default policy".into(),
+                problems,
+            });
+        }
+        let stored: Vec<PolicyVersion> = versions.iter().map(|v| v.stored.clone()).collect();
+        self.control.save_policies(Some(&default), &stored)?;
+        let default = Arc::new(default);
+        let agencies = self.publish(Some(default.clone()), versions);
+        Ok(DefaultSaved { default, agencies })
+    }
+
+    /// Check `doc` for `agency` without saving: its problems, the merged
+    /// policy and what changes against the version in force.
+    pub fn preview(&self, agency: &str, doc: &Value, inventory: &Inventories) -> Preview {
+        let previous = self.latest(agency);
+        let next = previous.as_ref().map_or(0, |p| p.policy.version) + 1;
+        let before = previous
+            .as_ref()
+            .map(|p| policy_value(&p.policy))
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        let merged = document::clean_document(doc, false, agency)
+            .and_then(|d| document::effective(&self.default_document(), &d, agency, next));
+        match merged {
+            Err(problems) => Preview {
+                problems,
+                effective: None,
+                changes: Vec::new(),
+            },
+            Ok(p) => Preview {
+                problems: check(&p, inventory).err().unwrap_or_default(),
+                changes: document::diff(&before, &policy_value(&p)),
+                effective: Some(p),
+            },
+        }
+    }
+
+    /// `agency`'s versions, newest first.
+    pub fn versions(&self, agency: &str, limit: usize) -> Result<Vec<PolicyVersion>, PolicyError> {
+        Ok(self.control.policy_versions(agency, limit)?)
+    }
+
+    pub fn version(&self, agency: &str, version: u64) -> Result<PolicyVersion, PolicyError> {
+        self.control
+            .policy_version(agency, version)?
+            .ok_or_else(|| PolicyError::NoVersion {
+                what: format!("the policy of {agency}"),
+                version,
+            })
+    }
+
+    pub fn default_versions(&self, limit: usize) -> Result<Vec<DefaultPolicyVersion>, PolicyError> {
+        Ok(self.control.default_policies(limit)?)
+    }
+
+    pub fn default_version(&self, version: u64) -> Result<DefaultPolicyVersion, PolicyError> {
+        self.control
+            .default_policies(usize::MAX)?
+            .into_iter()
+            .find(|d| d.version == version)
+            .ok_or_else(|| PolicyError::NoVersion {
+                what: "the default policy".into(),
+                version,
+            })
+    }
+
+    /// A new version, signed (not stored yet).
+    fn signed_version(
+        &self,
+        policy: Policy,
+        document: Option<(String, u64)>,
+        by: &str,
+        comment: &str,
+    ) -> InForce {
+        let signed = self.signer.sign(&policy);
+        let (document, default_version) = match document {
+            Some((d, v)) => (Some(d), v),
+            None => (None, self.default_policy().version),
+        };
+        InForce {
+            stored: PolicyVersion {
+                agency: policy.agency.clone(),
+                version: policy.version,
+                policy_json: signed.policy_json,
+                signature: signed.signature,
+                key_id: signed.key_id,
+                created_ms: crate::state::now_ms(),
+                created_by: by.to_string(),
+                comment: comment.to_string(),
+                document,
+                default_version,
+            },
+            policy,
+        }
+    }
+
+    /// Make stored versions the ones in force and tell the sessions.
+    fn publish(
+        &self,
+        default: Option<Arc<DefaultPolicyVersion>>,
+        versions: Vec<InForce>,
+    ) -> Vec<Arc<InForce>> {
+        if let Some(d) = default {
+            tracing::info!(version = d.version, by = %d.created_by, "default policy saved");
+            *self.default.write().unwrap_or_else(|p| p.into_inner()) = d;
+        }
+        let mut out = Vec::new();
+        let mut latest = self.latest.write().unwrap_or_else(|p| p.into_inner());
+        for v in versions {
+            let v = Arc::new(v);
+            tracing::info!(agency = %v.policy.agency, version = v.policy.version, by = %v.stored.created_by, "policy version saved and signed");
+            latest.insert(v.policy.agency.clone(), v.clone());
+            out.push(v);
+        }
+        drop(latest);
         self.tx.send_modify(|g| *g += 1);
-        Ok(in_force)
+        out
     }
 
     /// Re-read `[policy] dir`: each changed `<agency>.toml` becomes a new
@@ -397,4 +684,64 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()?;
     drop(f);
     std::fs::rename(&tmp, path)
+}
+
+/// The default before any save: an empty document.
+fn empty_default() -> DefaultPolicyVersion {
+    DefaultPolicyVersion {
+        version: 0,
+        document: "{}".into(),
+        created_ms: 0,
+        created_by: String::new(),
+        comment: String::new(),
+    }
+}
+
+/// A stored document (always an object; a corrupt one reads as empty).
+pub fn parse_document(text: &str) -> Value {
+    match serde_json::from_str::<Value>(text) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => Value::Object(Default::default()),
+    }
+}
+
+/// A policy as JSON, for diffs and answers.
+pub fn policy_value(p: &Policy) -> Value {
+    serde_json::to_value(p).unwrap_or(Value::Null)
+}
+
+/// A whole policy as a document: without what the collector sets.
+fn whole_document(p: &Policy) -> Value {
+    let mut v = policy_value(p);
+    if let Value::Object(m) = &mut v {
+        m.remove("version");
+        m.remove("agency");
+    }
+    v
+}
+
+/// Equal but for the version number.
+fn same_policy(a: &Policy, b: &Policy) -> bool {
+    a == &Policy {
+        version: a.version,
+        ..b.clone()
+    }
+}
+
+/// The same checks the agent runs, against the inventory's agency and the
+/// smallest uplink among its nodes.
+fn check(policy: &Policy, inventory: &Inventories) -> Result<(), Vec<Problem>> {
+    match inventory.agency(&policy.agency) {
+        None => Err(vec![Problem::new(
+            "agency",
+            format!("{:?} is not an agency of the inventory", policy.agency),
+        )]),
+        Some(v) => validate(
+            policy,
+            &PolicyScope {
+                agency: Some(&v),
+                uplink: inventory.agency_uplink(&policy.agency),
+            },
+        ),
+    }
 }

@@ -9,7 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post, MethodRouter};
+use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::{Extension, Router};
 
 use crate::api::ApiError;
@@ -25,7 +25,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// this code does not serve, which a test forbids).
 pub fn handler(e: &Endpoint, tls: bool) -> Option<MethodRouter<AppState>> {
     use crate::auth::api as auth;
-    use crate::{api, outage};
+    use crate::{api, outage, policy_api as pol};
+    // Policy documents may carry inline domain lists.
+    let big = axum::extract::DefaultBodyLimit::max(pol::MAX_POLICY_BYTES);
     let h = match (e.method, e.path) {
         ("get", "/healthz") => get(api::healthz),
         ("get", "/metrics") => get(api::metrics),
@@ -45,6 +47,19 @@ pub fn handler(e: &Endpoint, tls: bool) -> Option<MethodRouter<AppState>> {
         ("get", "/api/v1/agencies") => get(api::agencies),
         ("get", "/api/v1/overview") => get(api::overview),
         ("get", "/api/v1/agencies/{code}/usage") => get(api::usage),
+        ("get", "/api/v1/agencies/{code}/policy") => get(pol::agency_policy),
+        ("put", "/api/v1/agencies/{code}/policy") => put(pol::put_agency_policy).layer(big),
+        ("get", "/api/v1/agencies/{code}/policy/versions") => get(pol::agency_versions),
+        ("get", "/api/v1/agencies/{code}/policy/versions/{version}") => get(pol::agency_version),
+        ("post", "/api/v1/agencies/{code}/policy/preview") => {
+            post(pol::preview_agency_policy).layer(big)
+        }
+        ("post", "/api/v1/agencies/{code}/policy/rollback") => post(pol::rollback_agency_policy),
+        ("get", "/api/v1/policy/default") => get(pol::default_policy),
+        ("put", "/api/v1/policy/default") => put(pol::put_default_policy).layer(big),
+        ("get", "/api/v1/policy/default/versions") => get(pol::default_versions),
+        ("get", "/api/v1/policy/default/versions/{version}") => get(pol::default_version),
+        ("post", "/api/v1/policy/default/rollback") => post(pol::rollback_default_policy),
         ("get", "/api/v1/top/hosts") => get(api::top_hosts),
         ("get", "/api/v1/top/sites") => get(api::top_sites),
         ("get", "/api/v1/flows") => get(api::flows),

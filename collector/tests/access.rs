@@ -13,7 +13,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{raw_request, send_batch, token};
+use common::{bearer, raw_request, send_batch, token};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use simpul_collector::auth::Access;
@@ -24,10 +24,6 @@ use simpul_proto::wire::Batch;
 use simpul_proto::{
     BlockMethod, BlockedAttempt, CounterSample, EndReason, FlowRecord, RecordKind, TrafficScope,
 };
-
-fn bearer(t: &str) -> String {
-    format!("Authorization: Bearer {t}\r\n")
-}
 
 /// A request with these header lines: (status, body).
 async fn call(
@@ -139,6 +135,19 @@ async fn populated(dir: &std::path::Path) -> (Collector, Vec<common::Ws>) {
         }
     }
     common::add_node(&c, "bappeda", "victim-01");
+    // A default policy: every agency has version 1.
+    let rates = json!({"rate_bps": 10_000_000, "ceil_bps": 20_000_000});
+    c.state
+        .policies
+        .put_default(
+            0,
+            &json!({"allocation": {"download": rates, "upload": rates}}),
+            &c.state.inventory,
+            "test",
+            "seed",
+        )
+        .map_err(|e| e.to_string())
+        .unwrap();
     let admin = token(&c, "admin", None);
     let soon = now_ms() / 1000 + 3600;
     for (k, v) in [("agency", "dinkes"), ("agency", "bappeda")] {
@@ -176,6 +185,7 @@ fn concrete(method: &str, path: &str) -> (String, Option<String>) {
     let p = path
         .replace("{code}", "dinkes")
         .replace("{name}", "nobody-here")
+        .replace("{version}", "1")
         .replace(
             "{id}",
             match path {
@@ -195,6 +205,12 @@ fn concrete(method: &str, path: &str) -> (String, Option<String>) {
         }
         ("patch", "/api/v1/users/{name}") => Some(json!({"disabled": false})),
         ("post", "/api/v1/tokens") => Some(json!({"name": "t", "role": "root"})),
+        // Stale on purpose: allowed roles get 409, the others 403.
+        ("put", _) => Some(json!({"base_version": 99, "policy": {}, "comment": "test"})),
+        ("post", p) if p.ends_with("/rollback") => {
+            Some(json!({"version": 1, "base_version": 99, "comment": "test"}))
+        }
+        ("post", p) if p.ends_with("/preview") => Some(json!({"policy": {}})),
         _ => None,
     };
     (p, body.map(|b| b.to_string()))

@@ -57,8 +57,8 @@ pub use query::{
 };
 pub use retention::RetentionStats;
 pub use traits::{
-    AccessStore, ControlStore, FlowReader, FlowStore, FlowWriter, NodePolicyState, PolicyVersion,
-    Traffic,
+    AccessStore, ControlStore, DefaultPolicyVersion, FlowReader, FlowStore, FlowWriter,
+    NodePolicyState, PolicyVersion, Traffic,
 };
 
 /// Database file name inside the data directory.
@@ -511,12 +511,36 @@ impl ControlStore for Store {
         self.inner.control.latest_inventory()
     }
 
-    fn save_policy(&self, p: &PolicyVersion) -> Result<(), StoreError> {
-        self.inner.control.save_policy(p)
+    fn save_policies(
+        &self,
+        default: Option<&DefaultPolicyVersion>,
+        versions: &[PolicyVersion],
+    ) -> Result<(), StoreError> {
+        self.inner.control.save_policies(default, versions)
     }
 
     fn latest_policies(&self) -> Result<Vec<PolicyVersion>, StoreError> {
         self.inner.control.latest_policies()
+    }
+
+    fn policy_versions(
+        &self,
+        agency: &str,
+        limit: usize,
+    ) -> Result<Vec<PolicyVersion>, StoreError> {
+        self.inner.control.policy_versions(agency, limit)
+    }
+
+    fn policy_version(
+        &self,
+        agency: &str,
+        version: u64,
+    ) -> Result<Option<PolicyVersion>, StoreError> {
+        self.inner.control.policy_version(agency, version)
+    }
+
+    fn default_policies(&self, limit: usize) -> Result<Vec<DefaultPolicyVersion>, StoreError> {
+        self.inner.control.default_policies(limit)
     }
 
     fn set_node_policy_state(&self, s: &NodePolicyState) -> Result<(), StoreError> {

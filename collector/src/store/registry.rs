@@ -17,7 +17,7 @@ use simpul_proto::inventory::Inventory;
 use simpul_proto::wire::{Health, PolicyOutcome};
 
 use super::codec::nanos;
-use super::traits::{NodePolicyState, PolicyVersion};
+use super::traits::{DefaultPolicyVersion, NodePolicyState, PolicyVersion};
 use super::{AuthError, StoreError};
 
 /// Agency codes, unit codes and node ids: `[A-Za-z0-9_-]{1,64}` (API.md), so
@@ -188,36 +188,56 @@ impl Control {
         Ok(json.map(|j| serde_json::from_str(&j)).transpose()?)
     }
 
-    pub(crate) fn save_policy(&self, p: &PolicyVersion) -> Result<(), StoreError> {
-        let conn = lock(&self.durable);
-        conn.execute(
-            "INSERT INTO policy_versions
-                 (agency, version, policy_json, signature, key_id, created_ms, created_by, comment)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                p.agency,
-                p.version as i64,
-                p.policy_json,
-                p.signature,
-                p.key_id,
-                p.created_ms as i64,
-                p.created_by,
-                p.comment
-            ],
-        )?;
+    pub(crate) fn save_policies(
+        &self,
+        default: Option<&DefaultPolicyVersion>,
+        versions: &[PolicyVersion],
+    ) -> Result<(), StoreError> {
+        let mut conn = lock(&self.durable);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(d) = default {
+            tx.execute(
+                "INSERT INTO policy_default_versions (version, document, created_ms, created_by, comment)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![d.version as i64, d.document, d.created_ms as i64, d.created_by, d.comment],
+            )?;
+        }
+        for p in versions {
+            tx.execute(
+                "INSERT INTO policy_versions
+                     (agency, version, policy_json, signature, key_id, created_ms, created_by, comment,
+                      document, default_version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    p.agency,
+                    p.version as i64,
+                    p.policy_json,
+                    p.signature,
+                    p.key_id,
+                    p.created_ms as i64,
+                    p.created_by,
+                    p.comment,
+                    p.document,
+                    p.default_version as i64
+                ],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
-    pub(crate) fn latest_policies(&self) -> Result<Vec<PolicyVersion>, StoreError> {
+    fn policy_rows(
+        &self,
+        filter: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<PolicyVersion>, StoreError> {
         let conn = lock(&self.durable);
-        let mut st = conn.prepare_cached(
+        let mut st = conn.prepare_cached(&format!(
             "SELECT p.agency, p.version, p.policy_json, p.signature, p.key_id, p.created_ms,
-                    p.created_by, p.comment
-             FROM policy_versions p
-             WHERE p.version = (SELECT max(version) FROM policy_versions q WHERE q.agency = p.agency)
-             ORDER BY p.agency",
-        )?;
-        let rows = st.query_map([], |r| {
+                    p.created_by, p.comment, p.document, p.default_version
+             FROM policy_versions p {filter}"
+        ))?;
+        let rows = st.query_map(args, |r| {
             Ok(PolicyVersion {
                 agency: r.get(0)?,
                 version: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
@@ -227,6 +247,60 @@ impl Control {
                 created_ms: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
                 created_by: r.get(6)?,
                 comment: r.get(7)?,
+                document: r.get(8)?,
+                default_version: u64::try_from(r.get::<_, i64>(9)?).unwrap_or(0),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn latest_policies(&self) -> Result<Vec<PolicyVersion>, StoreError> {
+        self.policy_rows(
+            "WHERE p.version = (SELECT max(version) FROM policy_versions q WHERE q.agency = p.agency)
+             ORDER BY p.agency",
+            &[],
+        )
+    }
+
+    pub(crate) fn policy_versions(
+        &self,
+        agency: &str,
+        limit: usize,
+    ) -> Result<Vec<PolicyVersion>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.policy_rows(
+            "WHERE p.agency = ?1 ORDER BY p.version DESC LIMIT ?2",
+            &[&agency, &limit],
+        )
+    }
+
+    pub(crate) fn policy_version(
+        &self,
+        agency: &str,
+        version: u64,
+    ) -> Result<Option<PolicyVersion>, StoreError> {
+        let v = i64::try_from(version).unwrap_or(i64::MAX);
+        Ok(self
+            .policy_rows("WHERE p.agency = ?1 AND p.version = ?2", &[&agency, &v])?
+            .pop())
+    }
+
+    pub(crate) fn default_policies(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<DefaultPolicyVersion>, StoreError> {
+        let conn = lock(&self.durable);
+        let mut st = conn.prepare_cached(
+            "SELECT version, document, created_ms, created_by, comment
+             FROM policy_default_versions ORDER BY version DESC LIMIT ?1",
+        )?;
+        let rows = st.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok(DefaultPolicyVersion {
+                version: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                document: r.get(1)?,
+                created_ms: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                created_by: r.get(3)?,
+                comment: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

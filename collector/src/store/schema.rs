@@ -442,6 +442,22 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 -- the sequence is accepted only as far as new drops explain it.
 ALTER TABLE streams ADD COLUMN dropped_batches INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 6: policies edited at the NOC: the agency's own document beside the
+    // merged, signed policy, and the province-wide default's versions.
+    r#"
+-- NULL: the version came whole (a policy file); else what the agency
+-- overrides, merged over default_version of the default.
+ALTER TABLE policy_versions ADD COLUMN document TEXT;
+ALTER TABLE policy_versions ADD COLUMN default_version INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE policy_default_versions (
+    version     INTEGER PRIMARY KEY,
+    document    TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    created_by  TEXT NOT NULL,
+    comment     TEXT NOT NULL DEFAULT ''
+);
+"#,
 ];
 
 /// Schema version this code writes.

@@ -116,6 +116,21 @@ pub struct PolicyVersion {
     pub created_ms: u64,
     pub created_by: String,
     pub comment: String,
+    /// What the agency overrides (JSON), merged over `default_version` of
+    /// the default; None when the version came whole (a policy file).
+    pub document: Option<String>,
+    pub default_version: u64,
+}
+
+/// One version of the province-wide default policy document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultPolicyVersion {
+    pub version: u64,
+    /// JSON object: the fields every agency inherits.
+    pub document: String,
+    pub created_ms: u64,
+    pub created_by: String,
+    pub comment: String,
 }
 
 /// What a node last said about a policy version.
@@ -171,9 +186,28 @@ pub trait ControlStore: Send + Sync {
     fn latest_inventory(&self) -> Result<Option<Inventory>, StoreError>;
 
     /// Store a new policy version of `p.agency` (the version is in it).
-    fn save_policy(&self, p: &PolicyVersion) -> Result<(), StoreError>;
+    fn save_policy(&self, p: &PolicyVersion) -> Result<(), StoreError> {
+        self.save_policies(None, std::slice::from_ref(p))
+    }
+    /// Store a new default version and the agency versions it made, all or
+    /// nothing (a version number already taken fails the whole save).
+    fn save_policies(
+        &self,
+        default: Option<&DefaultPolicyVersion>,
+        versions: &[PolicyVersion],
+    ) -> Result<(), StoreError>;
     /// The newest version of every agency.
     fn latest_policies(&self) -> Result<Vec<PolicyVersion>, StoreError>;
+    /// The versions of `agency`, newest first, at most `limit`.
+    fn policy_versions(&self, agency: &str, limit: usize)
+        -> Result<Vec<PolicyVersion>, StoreError>;
+    fn policy_version(
+        &self,
+        agency: &str,
+        version: u64,
+    ) -> Result<Option<PolicyVersion>, StoreError>;
+    /// The default's versions, newest first, at most `limit`.
+    fn default_policies(&self, limit: usize) -> Result<Vec<DefaultPolicyVersion>, StoreError>;
     fn set_node_policy_state(&self, s: &NodePolicyState) -> Result<(), StoreError>;
     fn node_policy_states(&self) -> Result<Vec<NodePolicyState>, StoreError>;
 

@@ -56,6 +56,11 @@ pub fn token(c: &Collector, role: &str, agency: Option<&str>) -> String {
         .0
 }
 
+/// The header line of a bearer token, for [`raw_request`].
+pub fn bearer(t: &str) -> String {
+    format!("Authorization: Bearer {t}\r\n")
+}
+
 /// The admin token requests use unless told otherwise, per collector.
 fn admin_token(c: &Collector) -> String {
     use std::collections::HashMap;

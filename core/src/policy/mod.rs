@@ -1,6 +1,7 @@
 //! The enforcement policy: validation, what is in force when, the domain
 //! set, and the matcher that mirrors the kernel's rules for events.
 
+pub mod document;
 pub mod domains;
 pub mod matcher;
 pub mod schedule;
