@@ -521,7 +521,8 @@ fn schemas() -> Value {
             "pending_version": {"type": ["integer", "null"], "description": "the newest version while it is not in force on the node"},
             "error": {"type": ["string", "null"], "description": "failed: the kernel's error; rejected: signature or replay"},
             "problems": {"type": "array", "items": {"type": "object", "properties": {"place": {"type": "string"}, "message": {"type": "string"}}}},
-            "reported_at": {"type": ["string", "null"], "format": "date-time"}}},
+            "reported_at": {"type": ["string", "null"], "format": "date-time"},
+            "applied_at": {"type": ["string", "null"], "format": "date-time", "description": "when the node said it applied the version in force"}}},
         "NodeList": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}},
         "Agency": {"type": "object", "properties": {
             "code": {"type": "string"}, "name": {"type": "string"},

@@ -102,6 +102,9 @@ pub struct NodePolicy {
     pub problems: Vec<simpul_proto::Problem>,
     /// When the node reported its last state.
     pub reported_at: Option<String>,
+    /// When the node said it applied the version in force (None when its
+    /// last report is about another version or not `applied`).
+    pub applied_at: Option<String>,
 }
 
 impl NodePolicy {
@@ -119,6 +122,12 @@ impl NodePolicy {
                     .saturating_mul(1_000_000),
             )
         });
+        let applied_at = report
+            .as_ref()
+            .filter(|r| {
+                r.version == in_force && r.state == simpul_proto::wire::PolicyOutcome::Applied
+            })
+            .and(reported_at.clone());
         let (state, pending, error, problems) = match (latest, report) {
             (None, _) => ("none", None, None, Vec::new()),
             (Some(l), Some(r)) if r.version == l => (
@@ -137,6 +146,7 @@ impl NodePolicy {
             error,
             problems,
             reported_at,
+            applied_at,
         }
     }
 }
