@@ -3,7 +3,7 @@
 // admin gets here (the router checks; the server refuses anyone else).
 // Passwords typed here go to the server and the fields are emptied; a new
 // token is shown once, then only its hash exists.
-import { t, fmtDateTime, fmtAgo, fmtInt } from './i18n.js';
+import { t, tn, fmtDateTime, fmtAgo, fmtInt } from './i18n.js';
 import { h, renderTable, showTableMessage, formMessage, field } from './dom.js';
 import { getJSON, postJSON, patchJSON, deleteJSON, apiUrl } from './api.js';
 import { current } from './session.js';
@@ -84,14 +84,14 @@ class UsersPart {
     const f = this.f = {
       username: h('input', { type: 'text', id: 'user-username', required: true, maxlength: '64', autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false', 'data-testid': 'user-username' }),
       display: h('input', { type: 'text', id: 'user-display', maxlength: '80', autocomplete: 'off', 'data-testid': 'user-display' }),
-      role: roleSelect('user-role', 'user-role'),
+      role: roleSelect('user-add-role', 'user-add-role'),
       password: h('input', { type: 'password', id: 'user-password', required: true, minlength: String(MIN_PASSWORD), maxlength: '256', autocomplete: 'new-password', 'data-testid': 'user-password' }),
     };
     this.agency = agencyPicker('user-agency', 'user-agency', f.role);
     const form = h('form', { class: 'inline-form', 'data-testid': 'user-form', 'aria-labelledby': 'h-user-add', novalidate: true },
       field('admin.username', 'user-username', f.username),
       field('admin.displayName', 'user-display', f.display),
-      field('admin.role', 'user-role', f.role),
+      field('admin.role', 'user-add-role', f.role),
       this.agency.wrap,
       field('admin.password', 'user-password', f.password),
       h('div', { class: 'field submit' }, h('button', { type: 'submit', class: 'btn primary', 'data-testid': 'user-submit', text: t('users.add') })),
@@ -332,8 +332,8 @@ class TokensPart {
 
 // ---- audit -------------------------------------------------------------------
 
-const AUDIT_ACTIONS = ['auth.', 'auth.login', 'auth.logout', 'auth.kiosk', 'auth.session_revoke', 'user.', 'token.', 'incident.ack',
-  'maintenance.', 'node.'];
+const AUDIT_ACTIONS = ['auth.', 'auth.login', 'auth.logout', 'auth.kiosk', 'auth.session_revoke', 'user.', 'user.add', 'user.password',
+  'user.disable', 'user.enable', 'token.', 'token.create', 'token.revoke', 'incident.ack', 'maintenance.', 'node.', 'policy.'];
 const AUDIT_LIMITS = [100, 500, 2000];
 
 class AuditPart {
@@ -404,10 +404,10 @@ class AuditPart {
   }
 
   render(rows) {
-    this.count.textContent = t('audit.count', { n: fmtInt(rows.length) });
+    this.count.textContent = tn('audit.count', rows.length, { n: fmtInt(rows.length) });
     this.count.dataset.value = String(rows.length);
     renderTable(this.table, [
-      { h: 'col.time', cell: (r) => fmtDateTime(r.at_ms), cls: 'num' },
+      { h: 'col.at', cell: (r) => fmtDateTime(r.at_ms), cls: 'num' },
       { h: 'col.actor', cell: (r) => r.actor, cls: 'mono' },
       { h: 'col.address', cell: (r) => r.address, cls: 'mono' },
       { h: 'col.action', cell: (r) => r.action, cls: 'mono' },
@@ -466,7 +466,7 @@ class SessionsPart {
     const now = this.ctx.serverNow();
     const rows = [...list].sort((a, b) => b.last_seen_ms - a.last_seen_ms);
     this.rows = rows;
-    this.count.textContent = t('sessions.count', { n: fmtInt(rows.length) });
+    this.count.textContent = tn('sessions.count', rows.length, { n: fmtInt(rows.length) });
     renderTable(this.table, [
       { h: 'col.user', cell: (s) => h('span', null, h('span', { class: 'strong', text: s.username }), s.id === mine ? h('span', { class: 'badge this-session', text: t('sessions.this') }) : null) },
       { h: 'col.kind', cell: (s) => t(s.token_id ? 'sessions.kiosk' : 'sessions.password') },

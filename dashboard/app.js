@@ -16,8 +16,8 @@ import { h, setText, renderTable, showTableMessage, when } from './dom.js';
 import * as session from './session.js';
 import { can, ownAgency } from './session.js';
 import { LoginView } from './login.js';
-import { NodesView, nodeState, statusLabel, statusCell } from './nodes.js';
-import { MaintenancePanel, maintenanceScope, windowCovers } from './maintenance.js';
+import { NodesView, NodeView, nodeState, statusLabel, statusCell } from './nodes.js';
+import { MaintenancePanel, windowCovers } from './maintenance.js';
 import { AdminView, ADMIN_TABS } from './admin.js';
 
 const SERIES_SPAN = 900; // seconds of per-second history kept per agency
@@ -247,7 +247,12 @@ function renderUser() {
   const me = session.current();
   els.nav.hidden = !me;
   document.body.dataset.auth = me ? 'in' : 'out';
-  if (!me) { els.navLinks.replaceChildren(); return; }
+  if (!me) {
+    els.navLinks.replaceChildren();
+    delete document.body.dataset.role;
+    delete document.body.dataset.kiosk;
+    return;
+  }
   document.body.dataset.role = me.role;
   document.body.dataset.kiosk = String(!!me.kiosk);
   els.nav.setAttribute('aria-label', t('nav.label'));
@@ -406,6 +411,7 @@ class OverviewView {
     const key = top.map((i) => `${i.id}:${i.under.length}`).join('|');
     if (key !== this.alertKey) { this.alertKey = key; this.needsFit = true; }
     this.alerts = top;
+    this.alertsNamed = !!state.overview; // agency names come with the overview
     this.alertTiles = new Map();
     this.alertList.replaceChildren(...(top.length ? top.map((i) => this.alertRow(i))
       : [h('li', { class: 'empty ok', 'data-testid': 'alerts-none', text: t('alerts.none') })]));
@@ -498,6 +504,8 @@ class OverviewView {
     const ov = state.overview;
     if (!ov) return;
     this.root.dataset.ts = ov.ts;
+    // Alarms drawn before the first overview named agencies by code: now by name.
+    if (!this.alertsNamed && cache.has(WALL_INCIDENTS)) this.renderAlerts(cache.get(WALL_INCIDENTS));
     this.updateKpis(ov);
     this.updateAgencies(ov);
     this.updateNodes(ov.nodes || []);
@@ -670,7 +678,7 @@ class OverviewView {
       title: [n.hostname, n.address, n.agent_version && `v${n.agent_version}`].filter(Boolean).join(' · '),
     },
     h('span', { class: 'node-dot', 'aria-hidden': 'true' }),
-    h('a', { class: 'node-id', href: `#/agency/${encodeURIComponent(n.agency)}`, text: n.node_id }),
+    h('a', { class: 'node-id', href: `#/node/${encodeURIComponent(n.node_id)}`, text: n.node_id }),
     h('span', { class: 'node-line' }, h('span', { class: 'node-state', text: statusLabel(st) }), showSeen ? ' · ' : null, showSeen ? seen : null));
     this.tiles.set(n.node_id, { li, seen });
     return li;
@@ -869,6 +877,7 @@ class BlockedView {
 // ---- incidents ---------------------------------------------------------------
 
 const SEVERITIES = ['critical', 'major', 'minor', 'info'];
+const OUTAGE_KINDS = new Set(['down', 'group_down', 'unreachable', 'flapping']);
 const SEV_RANK = { critical: 0, major: 1, minor: 2, info: 3 };
 
 /**
@@ -1188,7 +1197,8 @@ class IncidentsView {
     const list = nodes.filter((n) => n.status !== 'revoked' && (!incFilter.agency || n.agency === incFilter.agency))
       .sort((a, b) => a.agency.localeCompare(b.agency) || a.node_id.localeCompare(b.node_id));
     const rows = list.map((n) => {
-      const mine = incidents.filter((i) => i.node_id === n.node_id);
+      // Outages only: agent health and clock skew are conditions beside them, not time the node was away.
+      const mine = incidents.filter((i) => i.node_id === n.node_id && OUTAGE_KINDS.has(i.kind));
       const enrolled = Date.parse(n.enrolled_at);
       const track = h('div', { class: 'track' },
         Number.isFinite(enrolled) ? seg(start, enrolled, 'seg-none', `${t('tl.none')} (${fmtDateTime(enrolled)})`, { 'data-kind': 'none' }) : null,
@@ -1475,14 +1485,15 @@ class AgencyView {
   renderNodesTable() {
     const now = serverNow();
     renderTable(this.c.nodes, [
-      { h: 'col.node', cell: (n) => n.node_id },
-      { h: 'col.status', cell: (n) => h('span', { class: 'node status-cell', 'data-status': nodeState(n) }, h('span', { class: 'node-dot', 'aria-hidden': 'true' }), statusLabel(nodeState(n))) },
+      { h: 'col.node', cell: (n) => h('a', { class: 'strong', href: `#/node/${encodeURIComponent(n.node_id)}`, text: n.node_id }) },
+      { h: 'col.status', cell: (n) => statusCell(n) },
       { h: 'col.lastSeen', cell: (n) => (n.last_seen ? fmtAgo(now - Date.parse(n.last_seen)) : t('seen.never')) },
       { h: 'col.address', cell: (n) => n.address || '—', cls: 'mono' },
       { h: 'col.version', cell: (n) => n.agent_version || n.health?.agent_version || '—' },
       { h: 'col.uptime', cell: (n) => (n.health ? fmtDuration(n.health.uptime_secs) : '—'), cls: 'num' },
       { h: 'col.cpu', cell: (n) => (n.health ? `${fmtNum(n.health.cpu_percent, 1)}%` : '—'), cls: 'num' },
       { h: 'col.drops', cell: (n) => (n.health ? fmtInt((n.health.interfaces || []).reduce((s, i) => s + (i.kernel_drops || 0) + (i.queue_drops || 0), 0)) : '—'), cls: 'num' },
+      { h: 'col.lostRecords', cell: (n) => fmtInt(n.dropped_records ?? 0), cls: 'num', title: () => t('node.dropped.help') },
     ], this.nodeList || [], (n) => `agency-node-row-${n.node_id}`);
   }
 
@@ -1644,13 +1655,57 @@ let view = null;
 
 const PAGES = { blocked: BlockedView, incidents: IncidentsView, availability: AvailabilityView };
 
-function route() {
+/** The agencies (GET /api/v1/agencies, fetched once per session; an agency officer gets its own only). */
+async function agencies(signal) {
+  let ags = cache.get('api/v1/agencies');
+  if (!Array.isArray(ags)) {
+    ags = await getJSON('api/v1/agencies', { signal });
+    cache.set('api/v1/agencies', ags);
+    renderUser(); // the officer's agency link takes the agency's name
+  }
+  return ags;
+}
+
+/** "#/agency/dinkes" → { name: 'agency', arg: 'dinkes' }; unknown hashes are the wall. */
+function parseHash() {
   const hash = decodeURIComponent(location.hash.replace(/^#/, '')) || '/';
-  const m = hash.match(/^\/agency\/([A-Za-z0-9_-]{1,64})\/?$/);
-  const page = hash.match(/^\/(blocked|incidents|availability)\/?$/)?.[1];
+  let m = hash.match(/^\/agency\/([A-Za-z0-9_-]{1,64})\/?$/);
+  if (m) return { name: 'agency', arg: m[1] };
+  m = hash.match(/^\/node\/([A-Za-z0-9_-]{1,64})\/?$/);
+  if (m) return { name: 'node', arg: m[1] };
+  m = hash.match(/^\/admin(?:\/([a-z]+))?\/?$/);
+  if (m) return { name: 'admin', arg: m[1] || 'users' };
+  const page = hash.match(/^\/(blocked|incidents|availability|nodes)\/?$/)?.[1];
+  return { name: page || 'overview', arg: null };
+}
+
+/**
+ * Where a role may not go, the router sends it elsewhere (the server would
+ * answer 403 anyway): an agency officer to its own agency, the rest to the wall.
+ */
+function redirectFor(r) {
+  const own = ownAgency();
+  if (r.name === 'agency' && own && r.arg !== own) return `#/agency/${encodeURIComponent(own)}`;
+  if (r.name === 'blocked' && !can.read()) return '#/';
+  if (r.name === 'admin' && (!can.admin() || !ADMIN_TABS.includes(r.arg))) return can.admin() ? '#/admin/users' : '#/';
+  return null;
+}
+
+function route() {
+  if (!session.current()) return; // the login screen is up
+  const r = parseHash();
+  const to = redirectFor(r);
+  if (to) { location.replace(to); return; } // hashchange routes again
   view?.destroy();
-  view = m ? new AgencyView(m[1]) : page ? new PAGES[page]() : new OverviewView();
-  els.view.dataset.route = m ? 'agency' : page || 'overview';
+  const ctx = { serverNow, agencyLabel, agencies };
+  if (r.name === 'agency') view = new AgencyView(r.arg);
+  else if (r.name === 'node') view = new NodeView(r.arg, ctx);
+  else if (r.name === 'nodes') view = new NodesView(ctx);
+  else if (r.name === 'admin') view = new AdminView(r.arg, ctx);
+  else if (PAGES[r.name]) view = new PAGES[r.name]();
+  else view = new OverviewView();
+  els.view.dataset.route = r.name;
+  renderUser();
   view.mount(els.view);
 }
 
@@ -1683,17 +1738,149 @@ const feed = new LiveFeed({
     state.feedInfo = info || {};
     renderConn();
   },
+  // Close code 4401: the session behind the socket ended (revoked, expired, logged out elsewhere).
+  onSessionEnded() { sessionEnded(null); },
 });
 
-onLangChange(() => { renderChrome(); route(); });
+// ---- logging in and out ------------------------------------------------------
+
+/** Forget everything the previous session saw: the next one may see less. */
+function resetData() {
+  cache.clear();
+  Object.assign(state, {
+    overview: null, source: null, receivedAt: 0, clockOffset: 0, series: new Map(), zeroUntil: -Infinity, feed: 'connecting', feedInfo: {},
+  });
+  incFilter.open = true;
+  incFilter.agency = '';
+  delete els.updated.dataset.ts;
+  delete els.updated.dataset.source;
+  setText(els.updated, '');
+}
+
+/**
+ * The login screen. notice: { kind: 'expired' | 'loggedOut' | 'kiosk' |
+ * 'unreachable', reason? } says why it is shown.
+ */
+function showLogin(notice = null) {
+  feed.stop();
+  view?.destroy();
+  resetData();
+  renderChrome();
+  els.view.dataset.route = 'login';
+  view = new LoginView({ notice, onLogin: () => enter() });
+  view.mount(els.view);
+}
+
+/** After a login (or a kiosk token, or a session resumed): the dashboard. */
+function enter() {
+  clearTimeout(bootRetry);
+  view?.destroy();
+  view = null;
+  resetData();
+  renderChrome();
+  route();
+  feed.start();
+  // Own agency's name for the officer's link (and unit names later).
+  agencies().catch(() => {});
+}
+
+/** The server ended the session (401 or close code 4401): back to the login screen, saying why. */
+function sessionEnded(reason) {
+  if (!session.current()) return;
+  session.forget();
+  showLogin({ kind: 'expired', reason });
+}
+
+async function logOut() {
+  els.logout.disabled = true;
+  els.logoutError.hidden = true;
+  try {
+    await session.logout();
+    showLogin({ kind: 'loggedOut' });
+  } catch (e) {
+    // 401: it had ended already (sessionEnded took over).
+    if (!(e instanceof ApiError && e.status === 401)) {
+      setText(els.logoutError, t('logout.error', { e: e.message }));
+      els.logoutError.hidden = false;
+    }
+  } finally {
+    els.logout.disabled = false;
+  }
+}
+
+onSessionEnded((reason) => sessionEnded(reason));
+
+let bootRetry = null;
+
+/**
+ * A wall must come back by itself: when the collector cannot be reached (or
+ * throttles), try again after `secs` while nobody has logged in meanwhile.
+ */
+function retryLater(secs, fn) {
+  clearTimeout(bootRetry);
+  bootRetry = setTimeout(() => { if (!session.current()) fn(); }, secs * 1000);
+}
+
+/** Seconds before trying again after `e`, or null when trying again is pointless (a refused token). */
+function retryAfter(e) {
+  if (!(e instanceof ApiError)) return 10; // network: the collector is away
+  if (e.status === 429) return e.retryAfter || 30;
+  return e.status >= 500 ? 10 : null;
+}
+
+/** Trade a kiosk token for a read-only session (the token stays in memory only). */
+async function tradeKiosk(token) {
+  try {
+    await session.kiosk(token);
+    enter();
+  } catch (e) {
+    showLogin({ kind: 'kiosk', reason: e.message });
+    const secs = retryAfter(e);
+    if (secs) retryLater(secs, () => tradeKiosk(token));
+  }
+}
+
+/** Resume the session the cookie holds, if any; otherwise the login screen. */
+async function resume() {
+  try {
+    if (await session.resume()) enter(); else if (!(view instanceof LoginView)) showLogin();
+  } catch (e) {
+    if (!(view instanceof LoginView)) showLogin({ kind: 'unreachable', reason: e.message });
+    retryLater(retryAfter(e) || 10, resume);
+  }
+}
+
+/**
+ * Start: a kiosk token in the address (`/?kiosk=TOKEN`, the wall) is traded
+ * for a read-only session and taken out of the address bar; otherwise the
+ * session the cookie holds, if any; otherwise the login screen.
+ */
+function boot() {
+  renderChrome();
+  const params = new URLSearchParams(location.search);
+  const token = params.get('kiosk');
+  if (token == null) { resume(); return; }
+  params.delete('kiosk');
+  const q = params.toString();
+  history.replaceState(null, '', `${location.pathname}${q ? `?${q}` : ''}${location.hash}`);
+  tradeKiosk(token);
+}
+
+onLangChange(() => {
+  renderChrome();
+  if (session.current()) route(); else view?.mount(els.view);
+});
 let resizeTimer = null;
 window.addEventListener('resize', () => {
   clearTimeout(resizeTimer);
   resizeTimer = setTimeout(() => { if (view) { view.needsFit = true; view.update(); } }, 200);
 });
-window.addEventListener('hashchange', () => { route(); els.view.focus({ preventScroll: true }); window.scrollTo(0, 0); });
+window.addEventListener('hashchange', () => {
+  if (!session.current()) return;
+  route();
+  els.view.focus({ preventScroll: true });
+  window.scrollTo(0, 0);
+});
 setInterval(() => { renderClock(); renderConn(); view?.tick?.(); }, 1000);
 
-renderChrome();
-route();
-feed.start();
+boot();

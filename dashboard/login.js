@@ -29,7 +29,10 @@ export class LoginView {
       maxlength: '256', 'data-testid': 'login-password',
     });
     const btn = h('button', { type: 'submit', class: 'btn primary login-submit', 'data-testid': 'login-submit', text: t('login.submit') });
-    this.error = h('p', { class: 'login-error', role: 'alert', 'data-testid': 'login-error', hidden: true });
+    this.errorText = h('span', { class: 'strong', 'data-testid': 'login-error-text' });
+    // The server's own sentence ("wrong username or password", "… try again in 30 s").
+    this.errorServer = h('span', { class: 'sub', 'data-testid': 'login-error-server' });
+    this.error = h('p', { class: 'login-error', role: 'alert', 'data-testid': 'login-error', hidden: true }, this.errorText, this.errorServer);
     this.btn = btn;
     user.addEventListener('input', () => { this.username = user.value; });
     const form = h('form', { class: 'login-form', 'data-testid': 'login-form', 'aria-labelledby': 'login-title', novalidate: true },
@@ -48,9 +51,15 @@ export class LoginView {
     (user.value ? pw : user).focus();
   }
 
-  /** The error line; `kind` (data-kind) says which: missing, wrong, throttled, failed. */
-  say(text, kind = null) {
-    setText(this.error, text);
+  /**
+   * The error line; `kind` (data-kind) says which: missing, wrong,
+   * throttled, failed; `server`: the server's sentence, shown beneath.
+   */
+  say(text, kind = null, server = undefined) {
+    setText(this.errorText, text);
+    if (server !== undefined) setText(this.errorServer, server || '');
+    if (!text) setText(this.errorServer, '');
+    this.errorServer.hidden = !this.errorServer.textContent;
     this.error.hidden = !text;
     if (kind) this.error.dataset.kind = kind; else delete this.error.dataset.kind;
   }
@@ -72,13 +81,14 @@ export class LoginView {
       this.onLogin(me);
     } catch (e) {
       this.btn.disabled = false;
-      if (e.status === 401) this.say(t('login.wrong'), 'wrong');
+      if (e.status === 401) this.say(t('login.wrong'), 'wrong', e.message);
       else if (e.status === 429) {
         // Retry-After, else the seconds in the server's sentence.
         const secs = e.retryAfter || Number(/(\d+)\s*s\b/.exec(e.message)?.[1]) || 30;
         this.lockedUntil = Date.now() + secs * 1000;
+        this.serverSays = e.message;
         this.countdown();
-      } else this.say(t('login.failed', { e: e.message }), 'failed');
+      } else this.say(t('login.failed', { e: e.message }), 'failed', '');
       pw.focus();
     }
   }
@@ -90,7 +100,7 @@ export class LoginView {
       const left = Math.ceil((this.lockedUntil - Date.now()) / 1000);
       if (left > 0) {
         this.btn.disabled = true;
-        this.say(t('login.throttled', { s: fmtInt(left) }), 'throttled');
+        this.say(t('login.throttled', { s: fmtInt(left) }), 'throttled', this.serverSays || '');
       } else {
         clearInterval(this.timer);
         if (this.error.dataset.kind === 'throttled') this.say('');

@@ -1,8 +1,12 @@
-// Nodes: what a tile or a row shows for a node, and #/nodes, the list of
+// Nodes: what a tile or a row shows for a node; #/nodes, the list of
 // every node (an agency officer's own only; the server filters) with, for
-// an admin, a new enrollment token and revocation, each confirmed first.
-import { t, fmtAgo, fmtDateTime, fmtInt } from './i18n.js';
-import { h, renderTable, showTableMessage, formMessage } from './dom.js';
+// an admin, a new enrollment token and revocation, each confirmed first;
+// and #/node/<id>, one node: its state, health, the records it lost
+// (`dropped_records`, `refused_records`) and its incidents.
+import {
+  t, tn, fmtAgo, fmtDateTime, fmtInt, fmtNum, fmtBytes, fmtDuration, fmtSpan,
+} from './i18n.js';
+import { h, setText, renderTable, showTableMessage, formMessage, when } from './dom.js';
 import { getJSON, postJSON } from './api.js';
 import { can } from './session.js';
 import { confirmDialog, openDialog, secretBox } from './dialogs.js';
@@ -78,15 +82,17 @@ export class NodesView {
     this.nodes = nodes;
     const now = this.serverNow();
     const rows = [...nodes].sort((a, b) => a.agency.localeCompare(b.agency) || a.node_id.localeCompare(b.node_id));
-    this.count.textContent = t('nodes.count', { n: fmtInt(rows.length) });
+    this.count.textContent = tn('nodes.total', rows.length, { n: fmtInt(rows.length) });
     const cols = [
-      { h: 'col.node', cell: (n) => h('span', { class: 'strong', text: n.node_id }) },
+      { h: 'col.node', cell: (n) => h('a', { class: 'strong', href: `#/node/${encodeURIComponent(n.node_id)}`, 'data-testid': `node-link-${n.node_id}`, text: n.node_id }) },
       { h: 'col.agency', cell: (n) => h('a', { href: `#/agency/${encodeURIComponent(n.agency)}`, text: this.agencyLabel(n.agency) }) },
       { h: 'col.status', cell: (n) => statusCell(n) },
       { h: 'col.lastSeen', cell: (n) => (n.last_seen ? fmtAgo(now - Date.parse(n.last_seen)) : t('seen.never')), title: (n) => (n.last_seen ? fmtDateTime(Date.parse(n.last_seen)) : null) },
       { h: 'col.address', cell: (n) => n.address || '—', cls: 'mono' },
       { h: 'col.version', cell: (n) => n.agent_version || n.health?.agent_version || '—' },
       { h: 'col.policy', cell: (n) => policyCell(n.policy) },
+      { h: 'col.lostRecords', cell: (n) => lossCell(n.dropped_records), cls: 'num', title: () => t('node.dropped.help') },
+      { h: 'col.refusedRecords', cell: (n) => lossCell(n.refused_records), cls: 'num', title: () => t('node.refused.help') },
     ];
     if (can.admin()) cols.push({ h: 'col.actions', cell: (n) => this.actions(n) });
     renderTable(this.table, cols, rows, (n) => `node-row-${n.node_id}`);
@@ -147,4 +153,142 @@ function policyCell(p) {
   if (!p || p.state === 'none') return '—';
   const label = `${t(`policy.${p.state}`)}${p.version ? ` · v${p.version}` : ''}`;
   return h('span', { class: `badge policy-${p.state}`, 'data-state': p.state, title: p.error || null, text: label });
+}
+
+/** A count of lost records: highlighted when not zero. */
+function lossCell(v) {
+  const n = v ?? 0;
+  return h('span', { class: n > 0 ? 'loss' : null, 'data-value': String(n), text: fmtInt(n) });
+}
+
+const NODE_REFRESH_MS = 5000;
+
+/** #/node/<id>: one node. */
+export class NodeView {
+  constructor(id, { serverNow, agencyLabel, agencies }) {
+    this.id = id;
+    this.serverNow = serverNow;
+    this.agencyLabel = agencyLabel;
+    this.agencies = agencies;
+    this.ctl = new AbortController();
+  }
+
+  mount(root) {
+    document.title = `${this.id} · Simpul NOC`;
+    const c = this.c = {
+      agency: h('a', { class: 'node-agency', 'data-testid': 'node-page-agency' }),
+      status: h('span', { 'data-testid': 'node-page-status' }),
+      notfound: h('p', { class: 'notice', 'data-testid': 'node-page-notfound', hidden: true }),
+      facts: h('dl', { class: 'facts', 'data-testid': 'node-facts' }),
+      dropped: h('span', { class: 'num', 'data-testid': 'node-dropped-records' }),
+      refused: h('span', { class: 'num', 'data-testid': 'node-refused-records' }),
+      agentDropped: h('p', { class: 'kpi-detail', 'data-testid': 'node-spool-dropped' }),
+      spool: h('p', { class: 'kpi-detail', 'data-testid': 'node-spool' }),
+      health: h('dl', { class: 'facts', 'data-testid': 'node-health' }),
+      incidents: h('table', { class: 'data', 'data-testid': 'node-incidents-table' }),
+    };
+    const kpi = (id, label, value, ...notes) => h('section', { class: 'kpi loss-kpi', 'aria-labelledby': id },
+      h('h3', { class: 'kpi-label', id, text: label }), h('div', { class: 'kpi-value' }, value), ...notes);
+    const panel = (id, title, ...body) => h('section', { class: 'panel', 'aria-labelledby': id },
+      h('div', { class: 'panel-head' }, h('h3', { id, text: title })), ...body);
+    root.replaceChildren(h('div', { class: 'agency-page node-page', 'data-testid': 'node-page', 'data-node': this.id },
+      h('nav', { class: 'crumbs tabs', 'aria-label': 'breadcrumb' },
+        h('a', { href: '#/', text: t('nav.back') }), h('a', { class: 'tab', href: '#/nodes', text: t('nodes.title') })),
+      h('div', { class: 'agency-hero node-hero' },
+        h('div', { class: 'hero-id' }, h('h2', { class: 'agency-title', text: this.id }), c.agency, h('div', null, c.status), c.notfound),
+        kpi('k-dropped', t('node.dropped'), c.dropped, h('p', { class: 'kpi-detail wrap', text: t('node.dropped.help') }), c.agentDropped, c.spool),
+        kpi('k-refused', t('node.refused'), c.refused, h('p', { class: 'kpi-detail wrap', text: t('node.refused.help') }))),
+      h('div', { class: 'two' },
+        panel('h-node-facts', t('node.facts'), c.facts),
+        panel('h-node-health', t('node.health'), c.health)),
+      panel('h-node-inc', t('node.incidents'), h('div', { class: 'table-wrap' }, c.incidents))));
+    this.load();
+    this.timer = setInterval(() => this.load(), NODE_REFRESH_MS);
+  }
+
+  update() {}
+
+  destroy() {
+    clearInterval(this.timer);
+    this.ctl.abort();
+  }
+
+  async load() {
+    const signal = this.ctl.signal;
+    try {
+      await this.agencies(signal).catch((e) => { if (e.name === 'AbortError') throw e; });
+      const [nodes, incidents] = await Promise.all([
+        getJSON('api/v1/nodes', { signal }),
+        getJSON(`api/v1/incidents?node=${encodeURIComponent(this.id)}&limit=100`, { signal }).catch((e) => {
+          if (e.name === 'AbortError') throw e;
+          return null; // a node of another agency, or gone: the node list says so
+        }),
+      ]);
+      this.render(nodes.find((n) => n.node_id === this.id) || null, incidents);
+    } catch (e) {
+      if (e.name !== 'AbortError' && !this.node) showTableMessage(this.c.incidents, t('error', { e: e.message }));
+    }
+  }
+
+  render(n, incidents) {
+    const c = this.c;
+    this.node = n;
+    c.notfound.hidden = !!n;
+    if (!n) {
+      setText(c.notfound, t('node.notfound', { node: this.id }));
+      return;
+    }
+    c.agency.href = `#/agency/${encodeURIComponent(n.agency)}`;
+    setText(c.agency, this.agencyLabel(n.agency));
+    c.status.replaceChildren(statusCell(n));
+    const dropped = n.dropped_records ?? 0;
+    const refused = n.refused_records ?? 0;
+    c.dropped.dataset.value = String(dropped);
+    c.refused.dataset.value = String(refused);
+    setText(c.dropped, fmtInt(dropped));
+    setText(c.refused, fmtInt(refused));
+    c.dropped.closest('.kpi').dataset.level = dropped > 0 ? 'crit' : 'ok';
+    c.refused.closest('.kpi').dataset.level = refused > 0 ? 'warn' : 'ok';
+    const hl = n.health;
+    setText(c.agentDropped, hl ? t('node.spoolDropped', { n: fmtInt(hl.spool_dropped_records ?? 0) }) : '');
+    setText(c.spool, hl && hl.spool_quota_bytes ? t('node.spool', { used: fmtBytes(hl.spool_bytes), quota: fmtBytes(hl.spool_quota_bytes), n: fmtInt(hl.spool_batches) }) : '');
+    const now = this.serverNow();
+    const seen = n.last_seen ? Date.parse(n.last_seen) : null;
+    const enrolled = n.enrolled_at ? Date.parse(n.enrolled_at) : null;
+    facts(c.facts, [
+      ['col.agency', this.agencyLabel(n.agency)],
+      ['node.hostname', n.hostname || '—'],
+      ['col.address', n.address || '—'],
+      ['col.version', n.agent_version || hl?.agent_version || '—'],
+      ['col.lastSeen', seen == null ? t('seen.never') : `${fmtAgo(now - seen)} · ${fmtDateTime(seen)}`],
+      ['node.enrolled', enrolled == null || !Number.isFinite(enrolled) ? '—' : fmtDateTime(enrolled)],
+      ['col.policy', policyCell(n.policy)],
+    ]);
+    const drops = hl ? (hl.interfaces || []).reduce((s, i) => s + (i.kernel_drops || 0) + (i.queue_drops || 0), 0) : null;
+    facts(c.health, hl ? [
+      ['col.uptime', fmtDuration(hl.uptime_secs)],
+      ['col.cpu', `${fmtNum(hl.cpu_percent, 1)}%`],
+      ['node.memory', fmtBytes(hl.rss_bytes)],
+      ['node.packets', fmtInt(hl.packets)],
+      ['col.drops', fmtInt(drops)],
+      ['node.decodeErrors', fmtInt(hl.decode_errors)],
+      ['node.activeFlows', fmtInt(hl.active_flows)],
+    ] : [['node.health', t('node.noHealth')]]);
+    if (incidents) this.renderIncidents(incidents, now);
+  }
+
+  renderIncidents(list, now) {
+    renderTable(this.c.incidents, [
+      { h: 'col.severity', cell: (i) => h('span', { class: `sev sev-${i.severity}`, text: t(`sev.${i.severity}`) }) },
+      { h: 'col.kind', cell: (i) => h('span', { class: `kind kind-${i.kind}`, text: t(`kind.${i.kind}`) }) },
+      { h: 'col.started', cell: (i) => when(i.started_ms), cls: 'num', title: (i) => fmtDateTime(i.started_ms) },
+      { h: 'col.duration', cell: (i) => (i.resolved_ms == null ? `${fmtSpan(now - i.started_ms)} · ${t('inc.ongoing')}` : fmtSpan(i.resolved_ms - i.started_ms)), cls: 'num' },
+      { h: 'col.acked', cell: (i) => (i.acked_ms == null ? '—' : t('ack.by', { by: i.acked_by, t: when(i.acked_ms) })) },
+    ], list, (i) => `node-incident-${i.id}`);
+  }
+}
+
+/** A definition list from [[label key, text | Node]]. */
+function facts(dl, rows) {
+  dl.replaceChildren(...rows.flatMap(([k, v]) => [h('dt', { text: t(k) }), h('dd', null, v)]));
 }

@@ -1,12 +1,14 @@
-// Browser tests of the NOC dashboard against the real collector in demo mode.
-//   cargo build -p simpul-collector && npm ci --prefix tests/browser && node --test tests/browser/
+// Browser tests of the NOC dashboard against the real collector in demo mode,
+// logged in as the demo's operator (the API checks use an admin session).
+//   cargo build -p simpul-demo && npm ci --prefix tests/browser && node --test tests/browser/
 // Env: SIMPUL_DEMO_BIN (default target/debug/simpul-demo), SIMPUL_CHROMIUM (default /usr/bin/chromium).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import {
-  SHOTS, getJSON, launchBrowser, parseRate, readOverview, seriesPixels, sleep, startCollector, waitFor,
+  SHOTS, apiFetch, apiLogin, getJSON, launchBrowser, loginPage, parseRate, readOverview, seriesPixels, sleep, startCollector,
+  waitFor, watchPage,
 } from './helpers.js';
 
 const SERIES_COLORS = ['#38bdf8', '#f472b6']; // charts.js COLORS.in / COLORS.out
@@ -23,20 +25,25 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
   let browser;
   let context;
   let page;
-  const pageErrors = [];
+  let watch; // uncaught errors and CSP violations of the page
+  let creds; // the demo's accounts
+  let api; // an admin session for the API checks
+  const get = (p) => getJSON(collector.url, p, api);
   const ticks = new Map(); // overview.ts (ms) → overview, from the page's own WebSocket
   let liveSockets = 0;
 
   before(async () => {
     mkdirSync(SHOTS, { recursive: true });
-    for (const f of readdirSync(SHOTS)) if (f.startsWith('failure-')) rmSync(path.join(SHOTS, f));
+    for (const f of readdirSync(SHOTS)) if (f.startsWith('failure-') && !f.startsWith('failure-access-')) rmSync(path.join(SHOTS, f));
     collector = await startCollector();
+    creds = collector.credentials();
+    api = await apiLogin(collector.url, creds.admin);
     browser = await launchBrowser();
     context = await browser.newContext({
       viewport: { width: 1920, height: 1080 }, timezoneId: 'Asia/Jakarta', locale: 'id-ID',
     });
     page = await context.newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+    watch = await watchPage(page);
     page.on('websocket', (ws) => {
       if (!/\/api\/v1\/live$/.test(new URL(ws.url()).pathname)) return;
       liveSockets++;
@@ -55,6 +62,12 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     await collector?.stop();
   });
 
+  /** No uncaught error and no Content-Security-Policy violation on the page so far. */
+  const assertClean = () => {
+    assert.deepEqual(watch.errors, [], 'no uncaught page errors');
+    assert.deepEqual(watch.csp, [], 'no Content-Security-Policy violations');
+  };
+
   /** Run a test body; on failure save a screenshot and attach the collector's last output. */
   const step = (name, fn) => it(name, { timeout: 180000 }, async () => {
     try {
@@ -67,10 +80,19 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     }
   });
 
-  step('overview loads live with at least 2 nodes up and 2 agencies', async () => {
+  step('the operator logs in; the overview loads live with at least 2 nodes up and 2 agencies', async () => {
+    // Nothing but the login page before a login.
     await page.goto(collector.url);
+    await page.getByTestId('login-form').waitFor({ timeout: 30000 });
     assert.equal(await page.locator('h1').textContent(), 'Simpul');
     assert.equal(await page.getAttribute('html', 'lang'), 'id');
+    assert.equal(await page.locator('#login-title').textContent(), 'Masuk ke Simpul NOC');
+    assert.equal(await page.locator('[data-testid^="agency-row-"]').count(), 0, 'no data before the login');
+    assert.equal(liveSockets, 0, 'no live feed before the login');
+    await loginPage(page, collector.url, creds.operator);
+    assert.equal(await page.getByTestId('user-name').textContent(), 'Operator NOC');
+    assert.equal(await page.getByTestId('user-role').textContent(), 'Operator');
+    assert.equal(await page.getByTestId('nav-admin').count(), 0, 'no admin screens for an operator');
     await page.locator('[data-testid="conn-status"][data-state="live"]').waitFor({ timeout: 30000 });
     assert.ok(liveSockets >= 1, 'the page opened the /api/v1/live WebSocket');
     assert.ok(await page.locator('[data-testid="conn-banner"]').isHidden(), 'no disconnect banner while live');
@@ -81,7 +103,7 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     assert.ok(agencies >= 2, `≥ 2 agencies shown, got ${agencies}`);
 
     // Every node the API knows is on the wall with the API's status, and up nodes say when they were seen.
-    const api = await getJSON(collector.url, 'api/v1/overview');
+    const api = await get('api/v1/overview');
     for (const n of api.nodes) {
       const tile = page.getByTestId(`node-status-${n.node_id}`);
       await waitFor(async () => (await tile.getAttribute('data-status')) !== null, { message: `tile of ${n.node_id}` });
@@ -96,21 +118,20 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     assert.ok(dims.h <= 1080, `no vertical overflow at 1080 px (scrollHeight ${dims.h})`);
   });
 
-  step('outage alarms on the wall: demo incidents, unreachable under their root, liveness, acknowledge', async () => {
+  step('outage alarms on the wall: demo incidents, unreachable under their root, liveness; the operator acknowledges under its own name', async () => {
     // The demo: bappeda-02 never connects (DOWN ~12 s after the start); the
     // rural link of disdik-kec-01 and the school behind it is cut 20 s after
     // the start (one grouped outage, the school unreachable under it).
-    await page.evaluate(() => localStorage.removeItem('simpul.operator'));
     assert.equal(await page.locator('#h-alerts').textContent(), 'Gangguan aktif');
     const rows = page.locator('[data-testid="alerts"] li.alert');
     await waitFor(async () => (await rows.count()) > 0, { timeout: 30000, message: 'an incident of the demo on the wall' });
-    await waitFor(async () => (await getJSON(collector.url, 'api/v1/incidents?open=true&limit=500')).some((i) => i.kind === 'group_down'),
+    await waitFor(async () => (await get('api/v1/incidents?open=true&limit=500')).some((i) => i.kind === 'group_down'),
       { timeout: 45000, message: 'the grouped outage of the flaky rural link' });
 
     // The alarms are the open incidents, except unreachable nodes whose root has an open incident.
     let open;
     await waitFor(async () => {
-      open = await getJSON(collector.url, 'api/v1/incidents?open=true&limit=500');
+      open = await get('api/v1/incidents?open=true&limit=500');
       const want = alarmIds(open);
       const shown = await page.evaluate(() => [...document.querySelectorAll('[data-testid="alerts"] li.alert')].map((li) => Number(li.dataset.id)).sort((a, b) => a - b));
       return open.some((i) => i.kind === 'group_down') && JSON.stringify(shown) === JSON.stringify(want);
@@ -128,7 +149,7 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
       assert.equal(await page.locator(`[data-testid="alerts"] li.alert[data-node="${c}"]`).count(), 0, `${c} is not an alarm of its own`);
     }
     for (const li of await rows.all()) {
-      assert.match(await li.locator('.kind').textContent(), /^(PADAM( \+\d+)?|TIDAK TERJANGKAU|TIDAK STABIL)$/);
+      assert.match(await li.locator('.kind').textContent(), /^(PADAM( \+\d+)?|TIDAK TERJANGKAU|TIDAK STABIL|KESEHATAN AGEN|JAM MELESET)$/);
       assert.match(await li.locator('.alert-since').textContent(), /^(\d+ (dtk|mnt|jam|hari) lalu|baru saja)$/);
       assert.ok(['critical', 'major', 'minor', 'info'].includes(await li.getAttribute('data-severity')));
     }
@@ -142,7 +163,7 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
 
     // Node tiles follow the detector's liveness: unreachable and down are told apart.
     await waitFor(async () => {
-      const nodes = await getJSON(collector.url, 'api/v1/nodes');
+      const nodes = await get('api/v1/nodes');
       const tiles = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll('[data-testid^="node-status-"]')]
         .map((el) => [el.dataset.testid.slice('node-status-'.length), el.dataset.status])));
       const live = nodes.filter((n) => ['up', 'down', 'unreachable', 'flapping'].includes(n.liveness));
@@ -154,41 +175,40 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     assert.ok(dims.w <= 1920 && dims.h <= 1080, `the wall with alarms fits 1920×1080 (${dims.w}×${dims.h})`);
     await page.screenshot({ path: path.join(SHOTS, 'alarms.png') });
 
-    // Acknowledge the first alarm: the name is asked once, then remembered.
+    // Acknowledge the first alarm: no name to type, the server takes it from the session.
     const first = rows.and(page.locator('[data-acked="false"]')).first();
     const id = await first.getAttribute('data-id');
     const node = await first.getAttribute('data-node');
     const t0 = Date.now();
-    await page.getByTestId(`ack-${id}`).click();
-    await page.getByTestId('operator-dialog').waitFor();
-    assert.equal(await page.locator('#operator-title').textContent(), 'Siapa yang menangani?');
-    await page.getByTestId('operator-name').fill('Petugas Uji');
     const posted = page.waitForResponse((r) => r.url().endsWith(`/api/v1/incidents/${id}/ack`) && r.request().method() === 'POST');
-    await page.getByTestId('operator-ok').click();
-    assert.equal((await posted).status(), 200);
-    await waitFor(async () => /^Diterima Petugas Uji · \d{2}\.\d{2}\.\d{2}$/.test(await page.getByTestId(`acked-${id}`).textContent()),
-      { timeout: 10000, message: 'the row says who acknowledged it' });
+    await page.getByTestId(`ack-${id}`).click();
+    const res = await posted;
+    assert.equal(res.status(), 200);
+    assert.ok(res.request().headers()['x-csrf-token'], 'the acknowledgement carries the CSRF token');
+    assert.equal(res.request().postData(), null, 'no body: nobody names themselves');
+    await waitFor(async () => /^Diterima Operator NOC · \d{2}\.\d{2}\.\d{2}$/.test(await page.getByTestId(`acked-${id}`).textContent()),
+      { timeout: 10000, message: 'the row says the operator acknowledged it' });
+    assert.equal(await page.getByTestId(`acked-${id}`).getAttribute('data-by'), 'Operator NOC');
     assert.equal(await page.locator(`[data-testid="alerts"] li.alert[data-id="${id}"]`).getAttribute('data-acked'), 'true');
-    const acked = (await getJSON(collector.url, `api/v1/incidents?node=${node}&limit=500`)).find((i) => String(i.id) === id);
-    assert.equal(acked.acked_by, 'Petugas Uji', 'the API shows who acknowledged it');
+    const acked = (await get(`api/v1/incidents?node=${node}&limit=500`)).find((i) => String(i.id) === id);
+    assert.equal(acked.acked_by, 'Operator NOC', 'the API shows who acknowledged it');
     assert.ok(acked.acked_ms >= t0 - 5000 && acked.acked_ms <= Date.now() + 5000, `acked_ms ${acked.acked_ms} is now`);
-    assert.equal(await page.evaluate(() => localStorage.getItem('simpul.operator')), 'Petugas Uji');
 
-    // The next one goes straight through with the remembered name.
+    // The next one too.
     const second = rows.and(page.locator('[data-acked="false"]')).first();
     const id2 = await second.getAttribute('data-id');
     const posted2 = page.waitForResponse((r) => r.url().endsWith(`/api/v1/incidents/${id2}/ack`) && r.request().method() === 'POST');
     await page.getByTestId(`ack-${id2}`).click();
     assert.equal((await posted2).status(), 200);
-    assert.equal(await page.getByTestId('operator-dialog').count(), 0, 'no dialog the second time');
     await page.getByTestId(`acked-${id2}`).waitFor({ timeout: 10000 });
-    // A later acknowledgement (another screen) keeps the first.
-    const res = await fetch(new URL(`api/v1/incidents/${id}/ack`, collector.url), {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ by: 'Orang Lain' }),
-    });
-    assert.equal(res.status, 200);
-    assert.equal((await res.json()).acked_by, 'Petugas Uji');
-    assert.deepEqual(pageErrors, [], 'no uncaught page errors');
+    // A later acknowledgement (the admin, elsewhere) keeps the first.
+    const again = await apiFetch(collector.url, api, 'POST', `api/v1/incidents/${id}/ack`);
+    assert.equal(again.status, 200);
+    assert.equal((await again.json()).acked_by, 'Operator NOC');
+    // Without the CSRF header the session cookie alone changes nothing.
+    const forged = await apiFetch(collector.url, { cookie: api.cookie, csrf: '' }, 'POST', `api/v1/incidents/${id}/ack`);
+    assert.equal(forged.status, 403);
+    assertClean();
   });
 
   step('live numbers change from tick to tick', async () => {
@@ -235,7 +255,7 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     let nonzero = false;
     const ok = await waitFor(async () => {
       const beforeReq = await readOverview(page);
-      const api = await getJSON(collector.url, 'api/v1/overview');
+      const api = await get('api/v1/overview');
       let afterReq = await readOverview(page);
       if (afterReq.ts === beforeReq.ts) {
         afterReq = await waitFor(async () => { const s = await readOverview(page); return s.ts !== beforeReq.ts ? s : null; },
@@ -304,7 +324,7 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     await page.evaluate(() => localStorage.setItem('simpul.lang', 'id'));
     await page.goto(collector.url);
     await page.locator('[data-testid="conn-status"][data-state="live"]').waitFor({ timeout: 30000 });
-    const api = await getJSON(collector.url, 'api/v1/overview');
+    const api = await get('api/v1/overview');
     const busiest = [...api.agencies].sort((a, b) => (b.in_bps + b.out_bps) - (a.in_bps + a.out_bps))[0];
     const known = new Set(api.agencies.map((a) => a.code));
     const code = (api.top_agencies || []).map((a) => a.code).find((c) => known.has(c)) || busiest.code;
@@ -351,12 +371,12 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     assert.match(flowCells[6], /^(TCP|UDP|ICMP|ICMPv6|\d+)/, `protocol cell: ${flowCells[6]}`);
     assert.match(flowCells[9], /\d.*B$/, `bytes cell: ${flowCells[9]}`);
     // The same rows as the API (newest first).
-    const flows = await getJSON(collector.url, `api/v1/flows?agency=${code}&limit=50`);
+    const flows = await get(`api/v1/flows?agency=${code}&limit=50`);
     assert.ok(flows.length > 0, 'the API has flows for the agency');
     assert.ok(flows.every((f) => f.agency === code), 'flows API filters by agency');
 
     await page.screenshot({ path: path.join(SHOTS, 'agency-tables.png'), fullPage: true });
-    assert.deepEqual(pageErrors, [], 'no uncaught page errors');
+    assertClean();
   });
 
   step('blocked attempts: wall panel, #/blocked and the agency page, in Indonesian then English', async () => {
@@ -369,7 +389,7 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     await waitFor(async () => (await wallRows.count()) > 0, { timeout: 60000, message: 'blocked targets on the wall' });
     // The wall shows the API's top targets, in its order, with their attempts.
     await waitFor(async () => {
-      const api = await getJSON(collector.url, 'api/v1/blocked/summary?limit=10');
+      const api = await get('api/v1/blocked/summary?limit=10');
       const shown = await page.evaluate(() => [...document.querySelectorAll('[data-testid^="blocked-wall-"][data-target]')]
         .map((li) => [li.dataset.target, Number(li.dataset.value)]));
       const want = api.targets.map((x) => [x.target, x.attempts]);
@@ -391,10 +411,10 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     assert.ok((await page.locator('[data-testid="blocked-clients-table"] tbody tr[data-testid]').count()) > 0, 'top clients rows');
     assert.ok((await page.locator('[data-testid^="blocked-agency-"]').count()) > 0, 'attempts per agency');
     // The rows are the API's, newest first (the page refreshes every 5 s).
-    const agencies = await getJSON(collector.url, 'api/v1/agencies');
+    const agencies = await get('api/v1/agencies');
     const named = (code) => agencies.find((a) => a.code === code)?.name || code;
     await waitFor(async () => {
-      const api = await getJSON(collector.url, 'api/v1/blocked?limit=50');
+      const api = await get('api/v1/blocked?limit=50');
       const cells = await page.evaluate(() => [...document.querySelectorAll('[data-testid="blocked-recent-table"] tbody tr[data-testid]')]
         .map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
       if (cells.length !== api.length) return false;
@@ -419,17 +439,17 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     await page.screenshot({ path: path.join(SHOTS, 'blocked-en.png'), fullPage: true });
 
     // The agency page shows the same panel for its agency only (units, no agency column).
-    const summary = await getJSON(collector.url, 'api/v1/blocked/summary');
+    const summary = await get('api/v1/blocked/summary');
     const code = summary.agencies[0].agency;
     await page.goto(`${collector.url}#/agency/${code}`);
     await page.locator(`[data-testid="agency-page"][data-code="${code}"]`).waitFor();
     await waitFor(async () => (await recent.count()) > 0, { timeout: 30000, message: `blocked attempts of ${code}` });
     assert.equal(await page.locator('#h-blocked-panel').textContent(), 'Blocked attempts');
     assert.equal((await page.locator('[data-testid="blocked-recent-table"] thead th').allTextContents())[1], 'Unit');
-    const mine = await getJSON(collector.url, `api/v1/blocked?agency=${code}&limit=50`);
+    const mine = await get(`api/v1/blocked?agency=${code}&limit=50`);
     assert.ok(mine.length > 0 && mine.every((r) => r.agency === code), 'the API filters by agency');
     await waitFor(async () => {
-      const api = await getJSON(collector.url, `api/v1/blocked?agency=${code}&limit=50`);
+      const api = await get(`api/v1/blocked?agency=${code}&limit=50`);
       const shown = await page.evaluate(() => [...document.querySelectorAll('[data-testid="blocked-recent-table"] tbody tr[data-testid]')]
         .map((tr) => tr.querySelectorAll('td')[3].textContent));
       return JSON.stringify(shown) === JSON.stringify(api.map((r) => r.target));
@@ -438,7 +458,7 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     await page.getByTestId('lang-switch').click();
     await waitFor(async () => (await page.getAttribute('html', 'lang')) === 'id', { message: 'back to html lang="id"' });
     assert.equal(await page.locator('#h-blocked-panel').textContent(), 'Upaya akses diblokir');
-    assert.deepEqual(pageErrors, [], 'no uncaught page errors');
+    assertClean();
   });
 
   step('incidents page and availability with maintenance windows, in Indonesian then English', async () => {
@@ -454,15 +474,15 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     await waitFor(async () => (await rowIds()).length > 0, { timeout: 20000, message: 'incident rows' });
     assert.deepEqual(await table.locator('thead th').allTextContents(), ['Tingkat', 'Jenis', 'Node / instansi', 'Mulai', 'Durasi', 'Diterima', 'Pulih']);
     // Open ones by default: the same alarms as the wall.
-    await waitFor(async () => JSON.stringify(await rowIds()) === JSON.stringify(alarmIds(await getJSON(collector.url, 'api/v1/incidents?open=true&limit=500'))),
+    await waitFor(async () => JSON.stringify(await rowIds()) === JSON.stringify(alarmIds(await get('api/v1/incidents?open=true&limit=500'))),
       { timeout: 15000, message: 'open incident rows = the open alarms' });
     const ackedCells = await page.locator('[data-testid="incidents-table"] [data-testid^="acked-"]').allTextContents();
-    assert.ok(ackedCells.some((c) => /^Diterima Petugas Uji · /.test(c)), `acknowledged rows say who: ${ackedCells}`);
+    assert.ok(ackedCells.some((c) => /^Diterima Operator NOC · /.test(c)), `acknowledged rows say who: ${ackedCells}`);
 
     // All of the last 7 days: the grouped outage with the school under it, not as a row of its own.
     await page.getByTestId('inc-filter-all').click();
     await waitFor(async () => {
-      const all = await getJSON(collector.url, 'api/v1/incidents?limit=500');
+      const all = await get('api/v1/incidents?limit=500');
       const g = all.find((i) => i.kind === 'group_down' && i.node_id === 'disdik-kec-01');
       if (!g) return false;
       const text = await page.getByTestId(`incident-row-${g.id}`).textContent().catch(() => '');
@@ -482,7 +502,7 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
 
     // Timeline: a track per node, outages on it; 24 h then 7 days.
     const timeline = page.getByTestId('timeline');
-    const nodes = (await getJSON(collector.url, 'api/v1/nodes')).filter((n) => n.status !== 'revoked');
+    const nodes = (await get('api/v1/nodes')).filter((n) => n.status !== 'revoked');
     await waitFor(async () => (await timeline.getAttribute('data-range')) === '24h' && Number(await timeline.getAttribute('data-rows')) === nodes.length,
       { message: 'a timeline row per node' });
     assert.ok(await page.locator('[data-testid="timeline-row-bappeda-02"] .seg[data-kind="down"]').count() > 0, 'bappeda-02 down on its track');
@@ -494,7 +514,7 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     // Time to acknowledge and resolve, by severity (= /api/v1/incidents/stats).
     let stats;
     await waitFor(async () => {
-      stats = await getJSON(collector.url, 'api/v1/incidents/stats');
+      stats = await get('api/v1/incidents/stats');
       const shown = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll('[data-testid="incident-stats-table"] tbody tr[data-testid]')]
         .map((tr) => [tr.dataset.testid.slice('incident-stats-'.length), [...tr.querySelectorAll('td')].map((td) => td.textContent)])));
       return Object.keys(stats).length > 0 && Object.keys(stats).every((s) => shown[s] && shown[s][1] === String(stats[s].incidents) && shown[s][2] === String(stats[s].acknowledged));
@@ -514,32 +534,89 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     // The school's unreachable time is shown apart and not counted against it.
     const school = page.getByTestId('availability-row-disdik-sd-01');
     assert.match(await school.locator('td').nth(3).textContent(), /\d+ (dtk|mnt|jam)/, 'its unreachable time is shown apart');
-    const [schoolToday] = await getJSON(collector.url, `api/v1/availability?node=disdik-sd-01&from=${await page.evaluate(() => {
+    const [schoolToday] = await get(`api/v1/availability?node=disdik-sd-01&from=${await page.evaluate(() => {
       const d = new Date(); d.setHours(0, 0, 0, 0); return Math.floor(d.getTime() / 1000);
     })}`);
     assert.ok(schoolToday.unreachable_ms > 0, JSON.stringify(schoolToday));
     if (schoolToday.down_ms === 0) assert.equal(await school.getAttribute('data-today-pct'), '100', 'unreachable time is not downtime');
 
-    // Add a maintenance window (the name is the one remembered).
-    assert.equal(await page.getByTestId('maintenance-by').inputValue(), 'Petugas Uji');
+    // Add a maintenance window: created by the logged-in operator (no name to type).
+    assert.equal(await page.getByTestId('maintenance-by').count(), 0, 'no "by" field');
     await page.getByTestId('maintenance-node').selectOption('bappeda-02');
     await page.getByTestId('maintenance-reason').fill('Uji pemeliharaan router');
     const saved = page.waitForResponse((r) => r.url().endsWith('/api/v1/maintenance') && r.request().method() === 'POST');
     await page.getByTestId('maintenance-submit').click();
     assert.equal((await saved).status(), 201);
     await waitFor(async () => (await page.getByTestId('maintenance-message').textContent()) === 'Jadwal pemeliharaan tersimpan.', { message: 'saved message' });
-    const windows = await getJSON(collector.url, 'api/v1/maintenance');
+    const windows = await get('api/v1/maintenance');
     const w = windows.find((m) => m.reason === 'Uji pemeliharaan router');
-    assert.ok(w && w.node_id === 'bappeda-02' && w.agency === null && w.created_by === 'Petugas Uji' && w.ends_ms - w.starts_ms === 2 * 3600e3,
+    assert.ok(w && w.node_id === 'bappeda-02' && w.agency === null && w.created_by === 'Operator NOC' && w.ends_ms - w.starts_ms === 2 * 3600e3,
       `the window is stored: ${JSON.stringify(windows)}`);
-    await page.getByTestId(`maintenance-row-${w.id}`).waitFor();
+    const wRow = page.getByTestId(`maintenance-row-${w.id}`);
+    await wRow.waitFor();
+    assert.match(await wRow.textContent(), /terjadwal/);
     // An end before the start is refused on the page, nothing is sent.
     await page.getByTestId('maintenance-to').fill(await page.getByTestId('maintenance-from').inputValue());
     await page.getByTestId('maintenance-reason').fill('Tidak valid');
     await page.getByTestId('maintenance-submit').click();
     await waitFor(async () => (await page.getByTestId('maintenance-message').getAttribute('data-state')) === 'error', { message: 'error message' });
     assert.equal(await page.getByTestId('maintenance-message').textContent(), 'Waktu selesai harus setelah waktu mulai.');
-    assert.equal((await getJSON(collector.url, 'api/v1/maintenance')).length, windows.length, 'nothing stored');
+    assert.equal((await get('api/v1/maintenance')).length, windows.length, 'nothing stored');
+
+    // Change the planned window: a new reason (PATCH), shown in its row and stored.
+    await page.getByTestId(`maintenance-edit-${w.id}`).click();
+    await page.getByTestId('mt-edit-dialog').waitFor();
+    await page.getByTestId('mt-edit-reason').fill('Penggantian router inti');
+    const patched = page.waitForResponse((r) => r.url().endsWith(`/api/v1/maintenance/${w.id}`) && r.request().method() === 'PATCH');
+    await page.getByTestId('mt-edit-dialog-ok').click();
+    assert.equal((await patched).status(), 200);
+    await waitFor(async () => /Penggantian router inti/.test(await page.getByTestId(`maintenance-row-${w.id}`).textContent()),
+      { message: 'the changed reason in the row' });
+    assert.equal((await get('api/v1/maintenance')).find((m) => m.id === w.id).reason, 'Penggantian router inti');
+
+    // Delete it (not started yet): asked first, then gone from the page and the API.
+    await page.getByTestId(`maintenance-delete-${w.id}`).click();
+    await page.getByTestId('confirm').waitFor();
+    const deleted = page.waitForResponse((r) => r.url().endsWith(`/api/v1/maintenance/${w.id}`) && r.request().method() === 'DELETE');
+    await page.getByTestId('confirm-ok').click();
+    assert.equal((await deleted).status(), 204);
+    await waitFor(async () => (await page.getByTestId(`maintenance-row-${w.id}`).count()) === 0, { message: 'the deleted row gone' });
+    assert.ok(!(await get('api/v1/maintenance')).some((m) => m.id === w.id), 'deleted in the API');
+
+    // A window running now (from this minute) can be ended: the End button, asked first.
+    // An operator may start a window at most a minute in the past: not in this minute's last seconds.
+    await waitFor(async () => (await page.evaluate(() => new Date().getSeconds())) < 45, { timeout: 30000, message: 'the start of a minute' });
+    const minute = await page.evaluate(() => {
+      const d = new Date(); d.setSeconds(0, 0);
+      const p = (n) => String(n).padStart(2, '0');
+      return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+    });
+    await page.getByTestId('maintenance-scope-agency').check();
+    await page.getByTestId('maintenance-agency').selectOption('bappeda');
+    await page.getByTestId('maintenance-from').fill(minute);
+    await page.getByTestId('maintenance-to').fill(await page.evaluate((m) => {
+      const d = new Date(m); d.setHours(d.getHours() + 1);
+      const p = (n) => String(n).padStart(2, '0');
+      return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+    }, minute));
+    await page.getByTestId('maintenance-reason').fill('Uji pemeliharaan berjalan');
+    const saved2 = page.waitForResponse((r) => r.url().endsWith('/api/v1/maintenance') && r.request().method() === 'POST');
+    await page.getByTestId('maintenance-submit').click();
+    const made = await saved2;
+    assert.equal(made.status(), 201, await made.text());
+    const running = await made.json();
+    assert.equal(running.agency, 'bappeda');
+    await page.getByTestId(`maintenance-end-${running.id}`).waitFor({ timeout: 10000 });
+    await page.getByTestId(`maintenance-end-${running.id}`).click();
+    await page.getByTestId('confirm').waitFor();
+    const ended = page.waitForResponse((r) => r.url().endsWith(`/api/v1/maintenance/${running.id}/end`) && r.request().method() === 'POST');
+    await page.getByTestId('confirm-ok').click();
+    assert.equal((await ended).status(), 200);
+    await waitFor(async () => (await page.getByTestId('maintenance-message').textContent()) === 'Pemeliharaan diakhiri.', { message: 'ended message' });
+    const after = (await get('api/v1/maintenance')).find((m) => m.id === running.id);
+    assert.ok(after.ends_ms <= Date.now() + 5000, `ended now: ${JSON.stringify(after)}`);
+    await waitFor(async () => (await page.locator(`[data-testid="maintenance-row-${running.id}"] [data-state="done"]`).count()) === 1,
+      { message: 'the ended window shows as over' });
     await page.screenshot({ path: path.join(SHOTS, 'availability.png'), fullPage: true });
 
     // English.
@@ -555,28 +632,29 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     assert.deepEqual(await page.locator('[data-testid="incidents-table"] thead th').allTextContents(),
       ['Severity', 'Kind', 'Node / agency', 'Started', 'Duration', 'Acknowledged', 'Resolved']);
     const kinds = await page.locator('[data-testid="incidents-table"] .kind').allTextContents();
-    assert.ok(kinds.every((k) => /^(DOWN( \+\d+)?|UNREACHABLE|FLAPPING)$/.test(k)), `English kinds: ${kinds}`);
-    assert.ok((await page.locator('[data-testid="incidents-table"] [data-testid^="acked-"]').allTextContents()).some((c) => /^Acknowledged by Petugas Uji · \d{2}:\d{2}:\d{2}$/.test(c)));
+    assert.ok(kinds.every((k) => /^(DOWN( \+\d+)?|UNREACHABLE|FLAPPING|AGENT HEALTH|CLOCK SKEW)$/.test(k)), `English kinds: ${kinds}`);
+    assert.ok((await page.locator('[data-testid="incidents-table"] [data-testid^="acked-"]').allTextContents()).some((c) => /^Acknowledged by Operator NOC · \d{2}:\d{2}:\d{2}$/.test(c)));
     await page.screenshot({ path: path.join(SHOTS, 'incidents-en.png'), fullPage: true });
     await page.getByTestId('home-link').click();
     await page.locator('#h-alerts').waitFor();
     assert.equal(await page.locator('#h-alerts').textContent(), 'Active alarms');
     const wallKinds = await page.locator('[data-testid="alerts"] li.alert .kind').allTextContents();
-    assert.ok(wallKinds.length > 0 && wallKinds.every((k) => /^(DOWN( \+\d+)?|UNREACHABLE|FLAPPING)$/.test(k)), `English alarms: ${wallKinds}`);
+    assert.ok(wallKinds.length > 0 && wallKinds.every((k) => /^(DOWN( \+\d+)?|UNREACHABLE|FLAPPING|AGENT HEALTH|CLOCK SKEW)$/.test(k)), `English alarms: ${wallKinds}`);
     await page.getByTestId('lang-switch').click();
     await waitFor(async () => (await page.getAttribute('html', 'lang')) === 'id', { message: 'back to html lang="id"' });
-    assert.deepEqual(pageErrors, [], 'no uncaught page errors');
+    assertClean();
   });
 
   step('WebSocket failure shows the disconnect banner and falls back to polling', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1920, height: 1080 }, timezoneId: 'Asia/Jakarta' });
     try {
       const p = await ctx.newPage();
+      const w = await watchPage(p);
       let allowWs = false;
       await p.routeWebSocket(/\/api\/v1\/live$/, (ws) => { if (allowWs) ws.connectToServer(); else ws.close(); });
       let failOverview = false;
       await p.route(/\/api\/v1\/overview$/, (route) => (failOverview ? route.abort('connectionrefused') : route.continue()));
-      await p.goto(collector.url);
+      await loginPage(p, collector.url, creds.operator);
       const banner = p.getByTestId('conn-banner');
 
       // WebSocket refused, HTTP works: polling, banner says the live feed is cut.
@@ -600,6 +678,8 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
       await p.locator('[data-testid="conn-status"][data-state="live"]').waitFor({ timeout: 45000 });
       await waitFor(async () => banner.isHidden(), { message: 'banner hidden after reconnect' });
       await waitFor(async () => (await readOverview(p)).source === 'ws', { message: 'WebSocket data after reconnect' });
+      assert.deepEqual(w.errors, [], 'no uncaught page errors');
+      assert.deepEqual(w.csp, [], 'no Content-Security-Policy violations');
     } finally {
       await ctx.close();
     }

@@ -1,7 +1,7 @@
 // Shared helpers for the dashboard browser tests: start the real collector in
 // demo mode, launch Debian's Chromium, wait for conditions, read the page.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,7 +81,33 @@ export async function startCollector() {
     throw err;
   });
 
-  return { url, proc, stop, logTail: (n = 60) => log.slice(-n).join('\n'), exited: () => exited };
+  return {
+    url, proc, stop, dataDir, logTail: (n = 60) => log.slice(-n).join('\n'), exited: () => exited,
+    /** The demo's accounts (credentials.txt in its data directory). */
+    credentials: () => readCredentials(dataDir),
+  };
+}
+
+/**
+ * credentials.txt of the demo: `#` header lines, then `ROLE USERNAME
+ * PASSWORD` (roles admin, operator, agency:CODE, viewer) and `kiosk-token
+ * TOKEN` → { admin: {username, password}, operator, agency: {code, username,
+ * password}, viewer, kiosk }.
+ */
+export function readCredentials(dataDir) {
+  const text = readFileSync(path.join(dataDir, 'credentials.txt'), 'utf8');
+  const out = {};
+  for (const line of text.split('\n')) {
+    if (!line.trim() || line.startsWith('#')) continue;
+    const [role, a, b] = line.trim().split(/\s+/);
+    if (role === 'kiosk-token') { out.kiosk = a; continue; }
+    const [name, code] = role.split(':');
+    out[name] = { username: a, password: b, ...(code ? { code } : {}) };
+  }
+  for (const k of ['admin', 'operator', 'agency', 'viewer', 'kiosk']) {
+    if (!out[k]) throw new Error(`credentials.txt has no ${k} line:\n${text}`);
+  }
+  return out;
 }
 
 export function launchBrowser() {
@@ -111,10 +137,78 @@ export async function waitFor(fn, { timeout = 20000, interval = 250, message = '
   }
 }
 
-export async function getJSON(base, p) {
-  const res = await fetch(new URL(p, base), { headers: { accept: 'application/json' } });
+/**
+ * Log in through the API (as a script would): { base, cookie, csrf, me }.
+ * Throws with the server's answer when refused.
+ */
+export async function apiLogin(base, { username, password }) {
+  const res = await fetch(new URL('api/v1/auth/login', base), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
+  const text = await res.text();
+  if (!res.ok) throw Object.assign(new Error(`login ${username}: HTTP ${res.status} ${text}`), { status: res.status });
+  const me = JSON.parse(text);
+  const cookie = (res.headers.get('set-cookie') || '').split(';')[0];
+  if (!cookie.startsWith('simpul_session=')) throw new Error(`login ${username}: no session cookie`);
+  return { base, cookie, csrf: me.csrf_token, me };
+}
+
+/**
+ * An API call under `auth`: a session from apiLogin (cookie, and the CSRF
+ * header on changes) or { token } (Authorization: Bearer). Resolves to the
+ * Response.
+ */
+export function apiFetch(base, auth, method, p, body) {
+  const headers = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (auth?.cookie) {
+    headers.cookie = auth.cookie;
+    if (method !== 'GET') headers['x-csrf-token'] = auth.csrf;
+  }
+  if (auth?.token) headers.authorization = `Bearer ${auth.token}`;
+  return fetch(new URL(p, base), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+}
+
+/** GET JSON under `auth` (see apiFetch); throws on any non-2xx answer. */
+export async function getJSON(base, p, auth) {
+  const res = await apiFetch(base, auth, 'GET', p);
   if (!res.ok) throw new Error(`GET ${p}: HTTP ${res.status} ${await res.text()}`);
   return res.json();
+}
+
+/**
+ * Log in on the dashboard's login page (the page shows it when there is no
+ * session) and wait until the dashboard is there.
+ */
+export async function loginPage(page, url, { username, password }, { hash = '' } = {}) {
+  await page.goto(`${url}${hash}`);
+  await page.getByTestId('login-form').waitFor({ timeout: 30000 });
+  await page.getByTestId('login-username').fill(username);
+  await page.getByTestId('login-password').fill(password);
+  await page.getByTestId('login-submit').click();
+  await page.locator('body[data-auth="in"]').waitFor({ timeout: 30000 });
+}
+
+/**
+ * Watch a page for what must never happen: uncaught errors, and Content
+ * Security Policy violations (console messages and `securitypolicyviolation`
+ * events, reported through a binding so they survive navigations).
+ */
+export async function watchPage(page) {
+  const w = { errors: [], csp: [] };
+  page.on('pageerror', (e) => w.errors.push(e.message));
+  page.on('console', (m) => {
+    if (/Content Security Policy|Refused to (execute|load|apply|connect|frame)/i.test(m.text())) w.csp.push(`console: ${m.text()}`);
+  });
+  await page.exposeBinding('__simpulCsp', (_src, v) => { w.csp.push(`event: ${v}`); });
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.__simpulCsp?.(`${e.violatedDirective} blocked ${e.blockedURI || '(inline)'} at ${e.sourceFile || ''}:${e.lineNumber}`);
+    });
+  });
+  return w;
 }
 
 /**
