@@ -130,6 +130,8 @@ class UsersPart {
         h: 'col.actions',
         cell: (u) => h('span', { class: 'row-actions' },
           h('button', { type: 'button', class: 'btn', 'data-testid': `user-password-${u.username}`, text: t('users.setPassword'), onclick: () => this.setPassword(u) }),
+          // Nor take the admin role from themselves (refused by the server too).
+          u.username === me ? null : h('button', { type: 'button', class: 'btn', 'data-testid': `user-role-${u.username}`, text: t('users.setRole'), onclick: () => this.setRole(u) }),
           // An admin cannot lock themselves out (the server refuses it too).
           u.username === me ? null : h('button', {
             type: 'button', class: `btn ${u.disabled ? '' : 'danger'}`, 'data-testid': `user-toggle-${u.username}`,
@@ -177,6 +179,30 @@ class UsersPart {
     });
     if (done) {
       this.message.say('ok', t('users.passwordSet', { name: u.username }));
+      this.load();
+    }
+  }
+
+  async setRole(u) {
+    const role = roleSelect('user-new-role', 'user-new-role');
+    role.value = u.role;
+    const agency = agencyPicker('user-new-agency', 'user-new-agency', role);
+    const ags = await this.ctx.agencies(this.ctx.signal);
+    agency.sel.replaceChildren(...ags.map((a) => h('option', { value: a.code, text: a.name, selected: a.code === u.agency })));
+    agency.sync();
+    const done = await openDialog({
+      title: t('users.setRole.title', { name: u.username }),
+      testid: 'role-dialog',
+      ok: t('users.setRole'),
+      content: [field('admin.role', 'user-new-role', role), agency.wrap, h('p', { class: 'note', text: t('users.setRole.note') })],
+      submit: async () => {
+        const body = { role: role.value };
+        if (role.value === 'agency') body.agency = agency.sel.value;
+        return patchJSON(`api/v1/users/${encodeURIComponent(u.username)}`, body, { signal: this.ctx.signal });
+      },
+    });
+    if (done) {
+      this.message.say('ok', t('users.roleSet', { name: u.username }));
       this.load();
     }
   }

@@ -788,3 +788,85 @@ async fn headers_and_json_everywhere() {
     }
     c.stop().await;
 }
+
+/// An admin changes an account's role: its sessions end at once, the next
+/// login has the new role, and the change is audited; an admin cannot take
+/// the admin role from their own account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_role_ends_the_sessions_of_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = common::collector(dir.path(), &["dinkes", "bappeda"]).await;
+    let admin = bearer(&token(&c, "admin", None));
+    let body = json!({"username": "sari", "display_name": "Sari", "role": "operator",
+                      "password": "kata-sandi-sari-1"});
+    let (s, v) = call(&c, "POST", "/api/v1/users", Some(&body.to_string()), &admin).await;
+    assert_eq!(s, 201, "{v}");
+    let login = json!({"username": "sari", "password": "kata-sandi-sari-1"}).to_string();
+    let (s, head, _) = with_head(&c, "POST", "/api/v1/auth/login", Some(&login), "").await;
+    assert_eq!(s, 200);
+    let as_sari = format!("Cookie: {}\r\n", cookie_of(&head).unwrap());
+    let (s, _) = call(&c, "GET", "/api/v1/flows?agency=bappeda", None, &as_sari).await;
+    assert_eq!(s, 200, "an operator reads every agency");
+
+    let change = json!({"role": "agency", "agency": "dinkes"}).to_string();
+    let (s, v) = call(&c, "PATCH", "/api/v1/users/sari", Some(&change), &admin).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["role"].as_str(), v["agency"].as_str()),
+        (Some("agency"), Some("dinkes")),
+        "{v}"
+    );
+    let (s, _) = call(&c, "GET", "/api/v1/auth/me", None, &as_sari).await;
+    assert_eq!(s, 401, "the operator's session ended with the role");
+    let (_, head, me) = with_head(&c, "POST", "/api/v1/auth/login", Some(&login), "").await;
+    assert_eq!(me["role"], "agency");
+    let as_sari = format!("Cookie: {}\r\n", cookie_of(&head).unwrap());
+    let (s, _) = call(&c, "GET", "/api/v1/flows?agency=bappeda", None, &as_sari).await;
+    assert_eq!(s, 403, "now bound to dinkes");
+
+    for (bad, why) in [
+        (json!({"role": "agency"}), "agency without its code"),
+        (
+            json!({"role": "agency", "agency": "nowhere"}),
+            "unknown agency",
+        ),
+        (json!({"role": "root"}), "unknown role"),
+        (json!({"agency": "dinkes"}), "agency without role"),
+    ] {
+        let (s, v) = call(
+            &c,
+            "PATCH",
+            "/api/v1/users/sari",
+            Some(&bad.to_string()),
+            &admin,
+        )
+        .await;
+        assert_eq!(s, 400, "{why}: {v}");
+    }
+    // An admin account demoting itself (through its own session).
+    let body = json!({"username": "kepala", "role": "admin", "password": "kata-sandi-kepala"});
+    let (s, _) = call(&c, "POST", "/api/v1/users", Some(&body.to_string()), &admin).await;
+    assert_eq!(s, 201);
+    let login = json!({"username": "kepala", "password": "kata-sandi-kepala"}).to_string();
+    let (_, head, me) = with_head(&c, "POST", "/api/v1/auth/login", Some(&login), "").await;
+    let as_kepala = format!(
+        "Cookie: {}\r\nX-CSRF-Token: {}\r\n",
+        cookie_of(&head).unwrap(),
+        me["csrf_token"].as_str().unwrap()
+    );
+    let demote = json!({"role": "viewer"}).to_string();
+    let (s, v) = call(
+        &c,
+        "PATCH",
+        "/api/v1/users/kepala",
+        Some(&demote),
+        &as_kepala,
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+
+    let (_, audit) = call(&c, "GET", "/api/v1/audit?action=user.role", None, &admin).await;
+    assert_eq!(audit.as_array().map(Vec::len), Some(1), "{audit}");
+    assert_eq!(audit[0]["target"], "sari");
+    c.stop().await;
+}

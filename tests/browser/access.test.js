@@ -476,7 +476,23 @@ describe('Simpul dashboard: logins, roles and admin screens (collector demo)', {
     await waitFor(async () => (await page.getByTestId('user-message').textContent()) === 'Kata sandi uji.operator diganti; sesinya berakhir.',
       { message: 'password reset message' });
     assert.equal((await apiFetch(collector.url, first, 'GET', 'api/v1/auth/me')).status, 401, 'its old session ended');
-    const second = await apiLogin(collector.url, user);
+    let second = await apiLogin(collector.url, user);
+
+    // Change its role to dinkes's officer: its session ends, the next login has the new role.
+    assert.equal(await page.getByTestId(`user-role-${creds.admin.username}`).count(), 0, 'an admin cannot demote itself');
+    await page.getByTestId(`user-role-${user.username}`).click();
+    await page.getByTestId('role-dialog').waitFor();
+    assert.ok(await page.getByTestId('user-new-agency').isHidden(), 'no agency for an operator');
+    await page.getByTestId('user-new-role').selectOption('agency');
+    await page.getByTestId('user-new-agency').selectOption('dinkes');
+    const roled = page.waitForResponse((r) => r.url().endsWith(`/api/v1/users/${user.username}`) && r.request().method() === 'PATCH');
+    await page.getByTestId('role-dialog-ok').click();
+    assert.equal((await roled).status(), 200);
+    await waitFor(async () => (await page.getByTestId(`user-row-${user.username}`).textContent()).includes('Dinas Kesehatan'),
+      { message: 'the new role in the list' });
+    assert.equal((await apiFetch(collector.url, second, 'GET', 'api/v1/auth/me')).status, 401, 'the session of the old role ended');
+    second = await apiLogin(collector.url, user);
+    assert.deepEqual([second.me.role, second.me.agency], ['agency', 'dinkes']);
 
     // Sessions: the new user's session is listed; ending it ends it.
     await page.getByTestId('admin-tab-sessions').click();

@@ -239,7 +239,11 @@ pub async fn kiosk(
 ) -> Result<Response, ApiError> {
     let address = client_address(&headers, Some(peer), s.auth.config.trust_forwarded_for);
     let now = now_ms();
-    let key = "kiosk-token";
+    // Per address: a shared key would let six bogus tokens from anywhere
+    // lock every wall out. Kiosk tokens are 256 random bits: guessing is
+    // hopeless, the throttle only stops noise.
+    let key_owned = format!("kiosk@{address}");
+    let key = key_owned.as_str();
     if let Err(secs) = s.auth.throttled(key, &address, now) {
         return Ok(too_many(secs));
     }
@@ -478,6 +482,9 @@ pub async fn add_user(
 pub struct UserChange {
     pub password: Option<String>,
     pub disabled: Option<bool>,
+    /// A new role (`agency` with `agency`); ends the account's sessions.
+    pub role: Option<String>,
+    pub agency: Option<String>,
 }
 
 pub async fn change_user(
@@ -487,9 +494,31 @@ pub async fn change_user(
     Body(b): Body<UserChange>,
 ) -> Result<impl IntoResponse, ApiError> {
     let now = now_ms();
-    if b.password.is_none() && b.disabled.is_none() {
-        return Err(bad("nothing to change: give password and/or disabled"));
+    if b.password.is_none() && b.disabled.is_none() && b.role.is_none() {
+        return Err(bad(
+            "nothing to change: give password, disabled and/or role",
+        ));
     }
+    if b.agency.is_some() && b.role.is_none() {
+        return Err(bad("agency goes with role (\"role\": \"agency\")"));
+    }
+    let role = match &b.role {
+        None => None,
+        Some(r) => {
+            let role = Role::parse(r, b.agency.as_deref()).map_err(|e| bad(e.to_string()))?;
+            if let Some(a) = role.agency() {
+                if s.inventory.current().agency(a).is_none() {
+                    return Err(bad(format!("agency {a:?} is not in the inventory")));
+                }
+            }
+            if name == p.name && role != Role::Admin {
+                return Err(bad(
+                    "an admin cannot take the admin role from their own account",
+                ));
+            }
+            Some(role)
+        }
+    };
     if b.disabled == Some(true) && name == p.name {
         return Err(bad("an admin cannot disable their own account"));
     }
@@ -519,6 +548,15 @@ pub async fn change_user(
                 &name,
                 json!({}),
             ),
+        )
+        .await;
+    }
+    if let Some(role) = role {
+        let (n, r) = (name.clone(), role.clone());
+        blocking(&s, move |st| st.set_role(&n, &r, now)).await?;
+        audit(
+            &s,
+            event(&p, "user.role", &name, json!({"role": role.to_string()})),
         )
         .await;
     }

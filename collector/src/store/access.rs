@@ -266,6 +266,24 @@ pub(crate) fn set_disabled(
     Ok(n == 1)
 }
 
+/// A new role ends the account's sessions: what they were allowed to do
+/// is no longer what the account may do.
+pub(crate) fn set_role(
+    conn: &mut Connection,
+    username: &str,
+    role: &Role,
+    now_ms: u64,
+) -> Result<bool, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let n = tx.execute(
+        "UPDATE users SET role = ?2, agency = ?3 WHERE username = ?1",
+        params![username, role.name(), role.agency()],
+    )?;
+    end_sessions_of(&tx, username, now_ms)?;
+    tx.commit()?;
+    Ok(n == 1)
+}
+
 fn end_sessions_of(conn: &Connection, username: &str, now_ms: u64) -> Result<usize, StoreError> {
     Ok(conn.execute(
         "UPDATE sessions SET revoked_ms = ?2 WHERE username = ?1 AND revoked_ms IS NULL",

@@ -586,6 +586,14 @@ impl AccessStore for Store {
             now_ms,
         )
     }
+    fn set_role(
+        &self,
+        username: &str,
+        role: &crate::auth::Role,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        access::set_role(&mut self.inner.control.durable(), username, role, now_ms)
+    }
     fn create_session(&self, s: &NewSession<'_>) -> Result<(String, Session), StoreError> {
         access::create_session(&self.inner.control.durable(), s)
     }

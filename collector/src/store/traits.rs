@@ -231,6 +231,14 @@ pub trait AccessStore: Send + Sync {
     fn set_disabled(&self, username: &str, disabled: bool, now_ms: u64)
         -> Result<bool, StoreError>;
 
+    /// A new role ends the account's sessions; false for an unknown account.
+    fn set_role(
+        &self,
+        username: &str,
+        role: &crate::auth::Role,
+        now_ms: u64,
+    ) -> Result<bool, StoreError>;
+
     /// The cookie secret and the new session.
     fn create_session(&self, s: &NewSession<'_>) -> Result<(String, Session), StoreError>;
     /// The session a cookie secret names and its account (None: a kiosk
