@@ -530,7 +530,7 @@ fn clip(s: &str) -> String {
 
 type PendingAck = oneshot::Receiver<Result<BatchOutcome, String>>;
 
-/// Send the node its inventory and policy if it holds older ones.
+/// Send the node its inventory and policy if it holds other versions.
 async fn push(ws: &mut Ws, peer: &mut Peer, state: &AppState) -> Result<(), String> {
     if peer.wants_inventory {
         let inv: Arc<Inventory> = state.inventory.current();
@@ -544,7 +544,13 @@ async fn push(ws: &mut Ws, peer: &mut Peer, state: &AppState) -> Result<(), Stri
     }
     if peer.wants_policy {
         if let Some(p) = state.policies.latest(&peer.agency) {
-            if p.policy.version > peer.policy_version {
+            // Also when the node holds a newer version than this collector
+            // knows (a collector restored from an older copy of its data,
+            // a node moved to another agency): the agent refuses it as a
+            // replay and reports it, where sending nothing would leave the
+            // node shown as applied while it enforces what no version here
+            // says.
+            if p.policy.version != peer.policy_version {
                 send(ws, peer, &CollectorMessage::Policy(p.signed())).await?;
                 peer.policy_version = p.policy.version;
                 tracing::info!(node = %peer.node_id, version = p.policy.version, "policy sent");

@@ -35,7 +35,47 @@ const SILENT_FOR: Duration = Duration::from_secs(60);
 const RECHECK_EVERY: Duration = Duration::from_secs(30);
 const MAX_CLIENT_MESSAGE: usize = 4096;
 
+/// Open feeds of one login or token at most: one credential cannot take
+/// every place (a wall of 50 screens on one kiosk token still fits).
+pub const MAX_FEEDS_PER_PRINCIPAL: usize = 64;
+
 static FEEDS: AtomicUsize = AtomicUsize::new(0);
+
+/// Open feeds per principal (`Principal::actor`).
+static FEEDS_OF: std::sync::Mutex<Option<HashMap<String, usize>>> = std::sync::Mutex::new(None);
+
+/// A place taken for one principal's feed, from before the upgrade until
+/// the feed ends (or the upgrade fails).
+struct Slot(String);
+
+impl Slot {
+    fn take(actor: String) -> Result<Slot, usize> {
+        let mut g = FEEDS_OF.lock().unwrap_or_else(|p| p.into_inner());
+        let n = g
+            .get_or_insert_with(HashMap::new)
+            .entry(actor.clone())
+            .or_insert(0);
+        if *n >= MAX_FEEDS_PER_PRINCIPAL {
+            return Err(*n);
+        }
+        *n += 1;
+        Ok(Slot(actor))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut g = FEEDS_OF.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = g.as_mut() {
+            if let Some(n) = m.get_mut(&self.0) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(&self.0);
+                }
+            }
+        }
+    }
+}
 
 /// One second of the wall, for every scope.
 #[derive(Debug)]
@@ -233,6 +273,16 @@ pub async fn upgrade(
         )
         .into_response();
     }
+    let slot = match Slot::take(p.actor()) {
+        Ok(s) => s,
+        Err(n) => {
+            return ApiError(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("{n} live feeds are open with this login or token (at most {MAX_FEEDS_PER_PRINCIPAL}); close some first"),
+            )
+            .into_response()
+        }
+    };
     // What identified the caller, to check it again while the feed runs.
     let mut creds = HeaderMap::new();
     for h in [header::COOKIE, header::AUTHORIZATION] {
@@ -244,7 +294,10 @@ pub async fn upgrade(
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .read_buffer_size(4096)
         .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| feed(socket, state, p, creds, peer))
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            feed(socket, state, p, creds, peer).await
+        })
 }
 
 struct FeedGuard {

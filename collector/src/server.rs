@@ -176,6 +176,9 @@ impl Collector {
             every(Duration::from_secs(2), reload_inventory_and_policies),
             every(Duration::from_secs(2), end_revoked_sessions),
             every(Duration::from_secs(3600), prune_access),
+            every(Duration::from_secs(30), |_| {
+                crate::edge::return_free_memory()
+            }),
         ]);
         // "Terima" buttons pressed in the NOC's Telegram chats.
         let outage = state.outage.clone();
@@ -190,6 +193,13 @@ impl Collector {
         )?);
 
         let limits = connection_limits(&config.server);
+        // The loopback listener (tools, a local reverse proxy: one address
+        // for all) and the metrics listener have places of their own, so a
+        // flood on the network-facing listener cannot lock them out.
+        let idle = Duration::from_secs(config.server.idle_timeout_secs);
+        let local_limits = crate::edge::ConnLimits::new(LOCAL_CONNECTIONS, LOCAL_CONNECTIONS, idle);
+        let metrics_limits =
+            crate::edge::ConnLimits::new(METRICS_CONNECTIONS, METRICS_CONNECTIONS, idle);
         let header_timeout = Duration::from_secs(config.server.header_read_timeout_secs);
         if let Some(addr) = config.server.metrics_listen {
             let app = axum::Router::new()
@@ -201,7 +211,7 @@ impl Collector {
             let handle = axum_server::Handle::new();
             let mut server = axum_server::from_tcp(listener)
                 .acceptor(crate::edge::LimitAcceptor {
-                    limits: limits.clone(),
+                    limits: metrics_limits,
                 })
                 .handle(handle.clone());
             server
@@ -225,7 +235,7 @@ impl Collector {
             let handle = axum_server::Handle::new();
             let mut server = axum_server::from_tcp(listener)
                 .acceptor(crate::edge::LimitAcceptor {
-                    limits: limits.clone(),
+                    limits: local_limits,
                 })
                 .handle(handle.clone());
             server
@@ -327,11 +337,21 @@ impl Collector {
     }
 }
 
-/// The connection caps, fitted under the descriptor limit (raised to the
-/// hard limit first): the database, logs and notifier need some too.
+/// Places of the loopback listener (its own pool, per address too: a
+/// reverse proxy is one address).
+const LOCAL_CONNECTIONS: usize = 256;
+/// Places of the metrics listener.
+const METRICS_CONNECTIONS: usize = 32;
+
+/// The network-facing listener's caps, fitted under the descriptor limit
+/// (raised to the hard limit first): the database, logs, notifier and the
+/// other listeners' pools need some too.
 fn connection_limits(cfg: &crate::config::ServerConfig) -> Arc<crate::edge::ConnLimits> {
     let nofile = crate::edge::raise_nofile();
-    let room = usize::try_from(nofile.saturating_sub(256)).unwrap_or(usize::MAX);
+    let reserved = 256 + LOCAL_CONNECTIONS + METRICS_CONNECTIONS;
+    let room = usize::try_from(nofile)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(reserved);
     let total = cfg.max_connections.min(room.max(16));
     if total < cfg.max_connections {
         tracing::warn!(

@@ -870,3 +870,41 @@ async fn a_new_role_ends_the_sessions_of_the_old_one() {
     assert_eq!(audit[0]["target"], "sari");
     c.stop().await;
 }
+
+/// One token cannot take every live-feed place: the 65th feed of a token is
+/// refused (429) while another token still gets one; closing a feed gives
+/// its place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_token_cannot_take_every_live_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = common::collector(dir.path(), &["dinkes"]).await;
+    let greedy = token(&c, "operator", None);
+    let mut feeds = Vec::new();
+    for i in 0..simpul_collector::live::MAX_FEEDS_PER_PRINCIPAL {
+        feeds.push(
+            live(&c, &greedy, None)
+                .await
+                .unwrap_or_else(|e| panic!("feed {i}: {e}")),
+        );
+    }
+    let refused = live(&c, &greedy, None).await.unwrap_err();
+    assert!(refused.contains("429"), "{refused}");
+    let other = token(&c, "viewer", None);
+    assert!(
+        live(&c, &other, None).await.is_ok(),
+        "another token is served"
+    );
+    let mut first = feeds.remove(0);
+    first.close(None).await.unwrap();
+    drop(first);
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok(ws) = live(&c, &greedy, None).await {
+            again = Some(ws);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "a closed feed gives its place back");
+    c.stop().await;
+}

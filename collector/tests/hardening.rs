@@ -98,34 +98,41 @@ async fn slow_and_surplus_connections_are_closed() {
     let mut cfg = common::base_config(dir.path());
     cfg.server.max_connections_per_address = 8;
     cfg.server.header_read_timeout_secs = 2;
+    cfg.server.idle_timeout_secs = 2;
     let c = common::start(cfg, &["dinkes"], vec![]).await;
-    let addr = c.http_addr.unwrap();
-    let mut slow = Vec::new();
+
+    // The plain listener (loopback only): a request that never finishes its
+    // headers is closed by the header timeout.
+    let mut slow = tokio::net::TcpStream::connect(c.http_addr.unwrap())
+        .await
+        .unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+
+    // The network-facing listener: eight silent connections from one
+    // address take its places...
+    let tls = c.tls_addr.unwrap();
+    let mut silent = Vec::new();
     for _ in 0..8 {
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
-            .await
-            .unwrap();
-        slow.push(s);
+        silent.push(tokio::net::TcpStream::connect(tls).await.unwrap());
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    // The ninth from the same address is closed at once.
-    let mut ninth = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let _ = ninth
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await;
+    // ...the ninth from the same address is closed at once.
+    let mut ninth = tokio::net::TcpStream::connect(tls).await.unwrap();
     let mut buf = [0u8; 64];
     let n = tokio::time::timeout(Duration::from_secs(5), ninth.read(&mut buf))
         .await
-        .expect("answered or closed at once");
-    assert!(
-        matches!(n, Ok(0) | Err(_)),
-        "a ninth connection from one address was served: {:?}",
-        n.map(|n| String::from_utf8_lossy(&buf[..n]).to_string())
-    );
-    // The slow ones are closed by the header timeout.
+        .expect("a ninth connection from one address is closed at once");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    // The loopback listener has places of its own: served meanwhile.
+    let (status, _) = common::get(&c, "/healthz").await;
+    assert_eq!(status, 200, "the loopback listener is not locked out");
+
+    // The silent ones end with the idle timeout, the slow one with the
+    // header timeout.
     let started = Instant::now();
-    for s in &mut slow {
+    for s in silent.iter_mut().chain(std::iter::once(&mut slow)) {
         let mut buf = [0u8; 256];
         let r = tokio::time::timeout(Duration::from_secs(15), s.read(&mut buf))
             .await
@@ -139,9 +146,9 @@ async fn slow_and_surplus_connections_are_closed() {
         }
     }
     assert!(started.elapsed() < Duration::from_secs(15));
-    // And the address is served again.
-    let (status, _) = common::get(&c, "/healthz").await;
-    assert_eq!(status, 200);
+    // And the address is served again on the network-facing listener.
+    let mut again = common::connect(tls, c.tls.ca_cert.as_ref().unwrap()).await;
+    let _ = again.close(None).await;
     c.stop().await;
 }
 
