@@ -230,6 +230,19 @@ pub fn raise_nofile() -> u64 {
     lim.rlim_cur
 }
 
+/// Hand memory freed after a burst (thousands of connections, each with its
+/// buffers) back to the system. glibc keeps freed heap in its arenas: after
+/// 2,000 live-feed clients closed, RSS stayed ~30 MB higher until a
+/// `malloc_trim` (bench/hostile.sh). Cheap when there is nothing to give.
+pub fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists; it takes no
+    // pointers from us and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,18 +260,5 @@ mod tests {
         drop(p1);
         assert_eq!(l.open(), 2);
         assert!(l.admit(a).is_ok());
-    }
-}
-
-/// Hand memory freed after a burst (thousands of connections, each with its
-/// buffers) back to the system. glibc keeps freed heap in its arenas: after
-/// 2,000 live-feed clients closed, RSS stayed ~30 MB higher until a
-/// `malloc_trim` (bench/hostile.sh). Cheap when there is nothing to give.
-pub fn return_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks glibc's own free lists; it takes no
-    // pointers from us and is safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }

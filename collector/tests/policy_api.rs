@@ -453,8 +453,40 @@ async fn the_noc_steers_policies_through_the_api() {
     c.stop().await;
 }
 
+/// A collector restored from an older copy of its data knows fewer
+/// versions than its nodes hold: it still sends its newest, for the agent
+/// to refuse as a replay and report (tests/tests/policy_e2e.rs runs this
+/// with the real agent), instead of sending nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_holding_a_version_this_collector_lacks_gets_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = common::collector(dir.path(), &[]).await;
+    c.state.inventory.set(&inventory()).unwrap();
+    let (s, v) = put(
+        &c,
+        "/api/v1/policy/default",
+        json!({"base_version": 0, "policy": province_default(), "comment": "SE 12/2026"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let cred = common::enroll_credential(&c, "dinkes", "dinkes-01").await;
+    let mut agent = policy_agent_holding(&c, "dinkes-01", &cred, 7).await;
+    assert_eq!(next_policy(&mut agent).await.version, 1);
+    c.stop().await;
+}
+
 /// A session of `node` that asks for policies.
 async fn policy_agent(c: &Collector, node: &str, credential: &str) -> common::Ws {
+    policy_agent_holding(c, node, credential, 0).await
+}
+
+/// A session of `node` that asks for policies, holding `policy_version`.
+async fn policy_agent_holding(
+    c: &Collector,
+    node: &str,
+    credential: &str,
+    policy_version: u64,
+) -> common::Ws {
     let mut ws = common::connect(c.tls_addr.unwrap(), c.tls.ca_cert.as_ref().unwrap()).await;
     ws.send(Message::Binary(
         wire::encode(&AgentMessage::Hello(Hello {
@@ -466,7 +498,7 @@ async fn policy_agent(c: &Collector, node: &str, credential: &str) -> common::Ws
             protocols: vec![wire::PROTOCOL_VERSION],
             features: vec![wire::feature::POLICY.into()],
             inventory_version: 0,
-            policy_version: 0,
+            policy_version,
         }))
         .into(),
     ))
