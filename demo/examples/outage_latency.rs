@@ -117,7 +117,8 @@ async fn main() -> anyhow::Result<()> {
     let arrivals = Arc::new(Mutex::new(HashMap::new()));
     let hook = webhook(arrivals.clone()).await?;
     let cfg_text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nlisten_tls = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[notify]\n[notify.webhook.noc]\nurl = \"http://{hook}/alerts\"\nrate_per_minute = 100000\n[[notify.routes]]\nchannels = [\"noc\"]\n",
+        // Every link comes from 127.0.0.1: lift the per-address cap.
+        "[server]\nlisten = \"127.0.0.1:0\"\nlisten_tls = \"127.0.0.1:0\"\nmax_connections = 4096\nmax_connections_per_address = 4096\n[storage]\ndata_dir = \"{}\"\n[notify]\n[notify.webhook.noc]\nurl = \"http://{hook}/alerts\"\nrate_per_minute = 100000\n[[notify.routes]]\nchannels = [\"noc\"]\n",
         dir.path().join("data").display()
     );
     let cfg = CollectorConfig::parse(&cfg_text, std::path::Path::new("bench.toml"))?;
