@@ -4,7 +4,10 @@
 #     nftables) in a router namespace between a client and a server namespace,
 #     iperf3 TCP download and upload through it at each unit rate;
 #  2. policy apply time for one agency of 500 units: first apply, identical
-#     re-apply, one unit's rate changed, every rate changed; batch sizes.
+#     re-apply, one unit's rate changed, every rate changed — the rate-only
+#     changes in place (`tc class change`) and, with `--rebuild`, by
+#     rebuilding the trees; the same rate changes in a running agent (`run`
+#     with a policy file: only the classes whose rates changed); batch sizes.
 # Writes the "enforce-shaping" and "enforce-apply" sections of BENCHMARKS.md.
 # Needs root (namespaces, tc, nft), iperf3, python3.
 #
@@ -272,6 +275,16 @@ apply_bench() {
     local plan_ms; plan_ms=$(python3 -c "print($t1 - $t0)")
     local batches; batches=$(python3 "$LIB" batches "$OUT/logs/units-plan.txt" "$WORK")
     log "apply: plan $plan_ms ms: $batches"
+    # The in-place batches: every rate of the base plan (what a one-shot
+    # apply sends once the kernel's trees check out) and base → one unit
+    # changed (what a running agent sends).
+    mkdir -p "$WORK/one"
+    ip netns exec "$A" "$AGENT" policy plan "$WORK/units-one.toml" --config "$cfg" >"$OUT/logs/units-plan-one.txt" 2>>"$OUT/logs/units-plan.err" ||
+        die "policy plan failed: $(tail -3 "$OUT/logs/units-plan.err")"
+    python3 "$LIB" batches "$OUT/logs/units-plan-one.txt" "$WORK/one" >/dev/null
+    local inplace; inplace=$(python3 "$LIB" inplace "$WORK/plan.tc" "$WORK/one/plan.tc" "$WORK")
+    cp "$WORK/inplace-all.tc" "$WORK/inplace-diff.tc" "$OUT/logs/"
+    log "apply: in-place batches: $inplace"
 
     reset_kernel() {
         ip netns exec "$A" nft delete table inet simpul 2>/dev/null || true
@@ -280,19 +293,26 @@ apply_bench() {
         rm -rf "$state"
     }
     # Timed apply; appends a JSON line to $OUT/apply.jsonl.
-    timed_apply() {   # scenario run policy
-        local out rc=0 t0 t1
+    timed_apply() {   # scenario run policy [policy apply options]
+        local s=$1 r=$2 pol=$3 out rc=0 t0 t1
+        shift 3
         t0=$(now_ms)
-        out=$(ip netns exec "$A" "$AGENT" policy apply "$3" --config "$cfg" 2>>"$OUT/logs/units-apply.err") || rc=$?
+        out=$(ip netns exec "$A" "$AGENT" policy apply "$pol" --config "$cfg" "$@" 2>>"$OUT/logs/units-apply.err") || rc=$?
         t1=$(now_ms)
         python3 -c '
 import json, re, sys
+sys.path.insert(0, "bench/lib")
+from enforce_bench import shaping_of
 s, run, rc, t0, t1, out = sys.argv[1:]
 m = re.search(r"applied in (\d+) ms", out)
 print(json.dumps({"scenario": s, "run": int(run), "rc": int(rc), "wall_ms": float(t1) - float(t0),
     "agent_ms": int(m.group(1)) if m else None,
-    "outcome": "applied" if m else ("unchanged" if "unchanged" in out else "?"), "output": out.strip()}))' \
-            "$1" "$2" "$rc" "$t0" "$t1" "$out" | tee -a "$OUT/apply.jsonl" >&2
+    "outcome": "applied" if m else ("unchanged" if "unchanged" in out else "?"),
+    "shaping": shaping_of(out), "output": out.strip()}))' \
+            "$s" "$r" "$rc" "$t0" "$t1" "$out" | tee -a "$OUT/apply.jsonl" >&2
+    }
+    tc_listing() {   # file: both devices' qdiscs and classes (no counters)
+        ip netns exec "$A" sh -c 'for d in lan0 wan0; do tc qdisc show dev $d; tc class show dev $d; done' >"$1"
     }
     untimed_apply() {
         ip netns exec "$A" "$AGENT" policy apply "$1" --config "$cfg" >/dev/null 2>>"$OUT/logs/units-apply.err" ||
@@ -315,28 +335,78 @@ print(json.dumps({"scenario": s, "run": int(run), "rc": int(rc), "wall_ms": floa
         timed_apply identical "$run" "$WORK/units-base.toml"
         timed_apply one "$run" "$WORK/units-one.toml"
         untimed_apply "$WORK/units-base.toml"
+        timed_apply one-rebuild "$run" "$WORK/units-one.toml" --rebuild
+        untimed_apply "$WORK/units-base.toml"
         timed_apply all "$run" "$WORK/units-all.toml"
+        ip netns exec "$A" tc class show dev lan0 >"$OUT/logs/units-classes-after-all.txt"
+        tc_listing "$OUT/logs/units-tc-after-all-inplace.txt"
+        untimed_apply "$WORK/units-base.toml"
+        timed_apply all-rebuild "$run" "$WORK/units-all.toml" --rebuild
+        tc_listing "$OUT/logs/units-tc-after-all-rebuild.txt"
     done
-    # The changed rate really is in the kernel.
-    ip netns exec "$A" tc class show dev lan0 >"$OUT/logs/units-classes-after-all.txt"
+    # The changed rate really is in the kernel (after the in-place change;
+    # counted below), and the in-place change leaves what the rebuild leaves.
+    local same_tree
+    same_tree=$(python3 "$LIB" same-tree "$OUT/logs/units-tc-after-all-inplace.txt" "$OUT/logs/units-tc-after-all-rebuild.txt")
+    log "apply: in-place and rebuilt trees the same: $same_tree"
     # The base plan's batches by hand, step by step (both are idempotent: the
     # nft script deletes and recreates its table, the tc batch replaces the
     # root qdiscs first).
     untimed_apply "$WORK/units-base.toml"
     local step t0s t1s rcs
     for run in $(seq 1 "$APPLY_RUNS"); do
-        for step in nft-check tc nft; do
+        for step in nft-check tc tc-inplace-all tc-inplace-diff nft; do
             rcs=0
             t0s=$(now_ms)
             case $step in
                 nft-check) ip netns exec "$A" nft -c -f "$WORK/plan.nft" || rcs=$? ;;
                 tc) ip netns exec "$A" tc -batch "$WORK/plan.tc" || rcs=$? ;;
+                tc-inplace-all) ip netns exec "$A" tc -batch "$WORK/inplace-all.tc" || rcs=$? ;;
+                tc-inplace-diff) ip netns exec "$A" tc -batch "$WORK/inplace-diff.tc" || rcs=$? ;;
                 nft) ip netns exec "$A" nft -f "$WORK/plan.nft" || rcs=$? ;;
             esac
             t1s=$(now_ms)
             echo "{\"scenario\": \"step-$step\", \"run\": $run, \"rc\": $rcs, \"wall_ms\": $(python3 -c "print($t1s - $t0s)")}" >>"$OUT/apply.jsonl"
         done
     done
+    # A running agent (`run`, [standalone] policy_file rewritten): it knows
+    # the trees it applied and changes only the classes whose rates changed.
+    reset_kernel
+    local rcfg=$WORK/agent-units-run.toml rpol=$WORK/units-run-policy.toml rlog=$OUT/logs/units-run.log
+    python3 "$LIB" units-run-config "$WORK" >"$rcfg"
+    cp "$rcfg" "$OUT/logs/"
+    cp "$WORK/units-base.toml" "$rpol"
+    ip netns exec "$A" "$AGENT" run --config "$rcfg" >/dev/null 2>"$rlog" &
+    local run_pid=$!
+    PIDS+=("$run_pid")
+    run_count=0
+    run_step() {   # scenario run policy: rewrite the policy file, wait for the agent's apply
+        local i got="" n
+        if [ -n "$3" ]; then cp "$3" "$rpol.tmp" && mv "$rpol.tmp" "$rpol"; fi
+        for i in $(seq 1 600); do
+            n=$(grep -c 'policy applied' "$rlog" || true)
+            if [ "$n" -gt "$run_count" ]; then got=$(python3 "$LIB" run-applied "$rlog"); break; fi
+            kill -0 "$run_pid" 2>/dev/null || die "agent run exited: $(tail -3 "$rlog")"
+            sleep 0.1
+        done
+        [ -n "$got" ] || die "agent run did not apply $3 within 60 s: $(tail -3 "$rlog")"
+        run_count=$((run_count + 1))
+        echo "$got" | python3 -c '
+import json, sys
+g = json.load(sys.stdin)
+print(json.dumps({"scenario": sys.argv[1], "run": int(sys.argv[2]), "rc": 0 if g.get("agent_ms") is not None else 1,
+    "agent_ms": g.get("agent_ms"), "outcome": "applied", "shaping": g.get("shaping")}))' "$1" "$2" | tee -a "$OUT/apply.jsonl" >&2
+    }
+    run_step run-first 1 ""
+    for run in $(seq 1 "$APPLY_RUNS"); do
+        run_step run-one "$run" "$WORK/units-one.toml"
+        run_step run-back "$run" "$WORK/units-base.toml"
+        run_step run-all "$run" "$WORK/units-all.toml"
+        run_step run-back-all "$run" "$WORK/units-base.toml"
+    done
+    kill "$run_pid" 2>/dev/null || true
+    wait "$run_pid" 2>/dev/null || true
+
     local changed; changed=$(grep -c 'rate 800Kbit' "$OUT/logs/units-classes-after-all.txt" || true)
     log "apply: after the all-rates change, $changed lan0 classes at 800Kbit"
     local leaf_warn=""
@@ -353,8 +423,9 @@ a = sys.argv[1:]
 m.update(units=int(a[0]), apply_runs=int(a[1]), batches=json.loads(a[2]), plan_ms=float(a[3]),
          kernel_after=json.loads(a[4] or "{}"), last_subnet=a[5])
 m.update(identical_outcome=a[6], changed_classes=int(a[7] or 0))
+m.update(inplace=json.loads(a[8]), inplace_equals_rebuild=a[9] == "true")
 print(json.dumps(m))' "$UNITS" "$APPLY_RUNS" "$batches" "$plan_ms" "$kernel_after" "$last_subnet" \
-        "$outcome_identical" "$changed" >"$OUT/apply-meta.json"
+        "$outcome_identical" "$changed" "$inplace" "$same_tree" >"$OUT/apply-meta.json"
 
     ip netns del "$A"
     NAMESPACES=()

@@ -121,6 +121,10 @@ enum PolicyAction {
         /// and tests of schedule windows.
         #[arg(long)]
         at: Option<String>,
+        /// Rebuild the HTB trees whole even when only rates changed (which
+        /// otherwise changes the classes in place, keeping their counters).
+        #[arg(long)]
+        rebuild: bool,
     },
 }
 
@@ -447,6 +451,7 @@ fn policy_command(action: PolicyAction) -> Result<()> {
             config,
             inventory,
             at,
+            rebuild,
         } => {
             let (cfg, policy, view) = policy_inputs(&file, &config, inventory.as_deref())?;
             let now = parse_at(at.as_deref())?;
@@ -454,6 +459,7 @@ fn policy_command(action: PolicyAction) -> Result<()> {
                 .enforce_target()
                 .context("[enforce] lan_interface and wan_interface must be set to apply")?;
             let mut enforcer = Enforcer::new(target);
+            enforcer.always_rebuild(rebuild);
             // What a previous run left in force is what a failure rolls back to.
             let last = cfg
                 .agent
@@ -470,8 +476,9 @@ fn policy_command(action: PolicyAction) -> Result<()> {
                     version,
                     schedule,
                     millis,
+                    shaping,
                 } => println!(
-                    "policy {version} applied in {millis} ms (schedule {})",
+                    "policy {version} applied in {millis} ms (schedule {}; {shaping})",
                     schedule.as_deref().unwrap_or("none")
                 ),
                 Outcome::Unchanged => println!("policy unchanged"),

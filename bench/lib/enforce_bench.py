@@ -8,11 +8,18 @@ Subcommands:
   shaping-policy RATE_BPS VERSION    policy: agency and unit a at RATE_BPS (rate = ceil), both ways
   units-config DIR                   agent.toml for the apply router (inventory: units-inventory.toml
                                      beside it)
+  units-run-config DIR               the same for a running agent (`run`): [standalone] policy_file
+                                     units-run-policy.toml, its own state directory
   units-inventory N                  inventory: one agency of N units (one /28 each), the router
   units-policy N VARIANT             policy for those N units; VARIANT base | one | all
   record JSON RATE DIR RUN K W SAMPLES  JSON lines, one per measurement window of an iperf3 test
   blksize RATE_BPS                   iperf3 -l for a rate
   batches PLAN_FILE OUTDIR           nft / tc batch sizes and leaf qdisc of a `policy plan` output
+  inplace BASE_TC OTHER_TC OUTDIR    the in-place batches the agent derives (core/src/enforce/
+                                     inplace.rs): OUTDIR/inplace-all.tc (every rate of BASE_TC) and
+                                     OUTDIR/inplace-diff.tc (BASE_TC → OTHER_TC); their sizes
+  run-applied LOG                    the last "policy applied" line of a running agent's log, as JSON
+  same-tree A B                      whether two tc listings are the same (direct_packets_stat aside)
   report-shaping META RESULTS OUT    markdown of the enforce-shaping section
   report-apply META RESULTS OUT      markdown of the enforce-apply section
 """
@@ -28,16 +35,24 @@ GOODPUT_PER_LINK_BIT = 1448 / 1514
 MBIT = 1_000_000
 
 
-def agent_config(d, node, state, inventory, always_allow=None):
-    """agent.toml of a router without a collector: the inventory file is
-    relative to the agent.toml's directory."""
+def agent_config(d, node, state, inventory, always_allow=None, run=None):
+    """agent.toml of a router without a collector: the inventory (and
+    policy) files are relative to the agent.toml's directory. With `run`
+    (a policy file), what `simpul-agent run` needs too: capture on lan0,
+    flows to a file."""
     allow = f"always_allow = {json.dumps(always_allow)}\n" if always_allow else ""
+    policy = f'policy_file = "{run}"\n' if run else ""
+    run_part = f"""[capture]
+interfaces = ["lan0"]
+[output]
+flows_jsonl = "{d}/{state}-flows.jsonl"
+""" if run else ""
     print(f"""[agent]
 id = "{node}"
 state_dir = "{d}/{state}"
-[standalone]
+{run_part}[standalone]
 inventory_file = "{inventory}"
-[enforce]
+{policy}[enforce]
 lan_interface = "lan0"
 wan_interface = "wan0"
 {allow}""", end="")
@@ -86,6 +101,11 @@ def unit_code(i):
 
 def units_config(d):
     agent_config(d, "bench-units", "state-units", "units-inventory.toml", ["10.255.0.10/32"])
+
+
+def units_run_config(d):
+    agent_config(d, "bench-units", "state-units-run", "units-inventory.toml", ["10.255.0.10/32"],
+                 "units-run-policy.toml")
 
 
 def units_inventory(n):
@@ -225,6 +245,78 @@ def batches(path, outdir):
     }))
 
 
+def change_line(line):
+    """The in-place form of a batch line (core/src/enforce/inplace.rs):
+    classes are changed, leaves with a rate-dependent value (pfifo's limit)
+    too; None for the rest."""
+    w = line.split()
+    if w[:2] == ["class", "add"]:
+        return " ".join(["class", "change"] + w[2:])
+    if w[:2] == ["qdisc", "add"] and "parent" in w and "limit" in w:
+        return " ".join(["qdisc", "change"] + w[2:])
+    return None
+
+
+def inplace(base_path, other_path, outdir):
+    base = [l for l in open(base_path, encoding="utf-8").read().splitlines() if l.strip()]
+    other = [l for l in open(other_path, encoding="utf-8").read().splitlines() if l.strip()]
+    assert len(base) == len(other), "the two plans' trees differ in structure"
+    every = [c for c in map(change_line, base) if c]
+    diff = [change_line(b) for a, b in zip(base, other) if a != b]
+    assert all(diff), "a line other than a class or leaf differs"
+    with open(f"{outdir}/inplace-all.tc", "w", encoding="utf-8") as f:
+        f.write("\n".join(every) + "\n")
+    with open(f"{outdir}/inplace-diff.tc", "w", encoding="utf-8") as f:
+        f.write("\n".join(diff) + "\n")
+    print(json.dumps({"inplace_all_lines": len(every), "inplace_diff_lines": len(diff)}))
+
+
+def run_applied(log_path):
+    """`policy applied … shaping=… millis=N` of tracing's fmt output."""
+    import re
+    last = None
+    for line in open(log_path, encoding="utf-8", errors="replace"):
+        if "policy applied" in line:
+            last = line
+    if last is None:
+        print(json.dumps({"count": 0}))
+        return
+    m = re.search(r"version=(\d+).* shaping=(.*?) millis=(\d+)", last)
+    count = sum(1 for l in open(log_path, encoding="utf-8", errors="replace") if "policy applied" in l)
+    print(json.dumps({"count": count, "version": int(m.group(1)) if m else None,
+                      "shaping": m.group(2) if m else None, "agent_ms": int(m.group(3)) if m else None}))
+
+
+def same_tree(a_path, b_path):
+    def norm(p):
+        out = []
+        for l in open(p, encoding="utf-8").read().splitlines():
+            w = l.split()
+            if "direct_packets_stat" in w:
+                i = w.index("direct_packets_stat")
+                del w[i:i + 2]
+            out.append(" ".join(w))
+        return sorted(out)
+    print("true" if norm(a_path) == norm(b_path) else "false")
+
+
+def shaping_of(output):
+    """How `policy apply` (or the agent's log) says it changed the trees;
+    already-short forms are kept."""
+    import re
+    if output.startswith(("in place", "rebuilt", "unchanged")):
+        return output
+    m = re.search(r"rates changed in place \((\d+) tc lines?\)", output)
+    if m:
+        k = int(m.group(1))
+        return f"in place, {k:,} tc line{'' if k == 1 else 's'}"
+    if "tree rebuilt" in output:
+        return "rebuilt"
+    if "shaping unchanged" in output:
+        return "unchanged"
+    return "?"
+
+
 def load_jsonl(path):
     with open(path, encoding="utf-8") as f:
         return [json.loads(l) for l in f if l.strip()]
@@ -339,14 +431,29 @@ SCENARIOS = [
     ("first", "first apply, empty kernel state (no table, default qdiscs, no last-good file)"),
     ("identical", "re-apply of the identical policy (same file, policy in force)"),
     ("one", "one unit's download rate changed (1 → 0.8 Mbit/s)"),
+    ("one-rebuild", "the same, `--rebuild`"),
     ("all", "every unit's rates changed (download 1 → 0.8, upload 0.5 → 0.4 Mbit/s)"),
+    ("all-rebuild", "the same, `--rebuild`"),
 ]
+
+RUN_SCENARIOS = [
+    ("run-first", "start: the base policy, empty kernel state"),
+    ("run-one", "one unit's download rate changed (1 → 0.8 Mbit/s)"),
+    ("run-back", "back to the base policy"),
+    ("run-all", "every unit's rates changed (download 1 → 0.8, upload 0.5 → 0.4 Mbit/s)"),
+    ("run-back-all", "back to the base policy"),
+]
+
+
+def med(xs):
+    return f"{statistics.median(xs):.0f} [{min(xs):.0f}–{max(xs):.0f}]" if xs else "–"
 
 
 def report_apply(meta_path, results_path, out_path):
     meta = json.load(open(meta_path, encoding="utf-8"))
     rows = load_jsonl(results_path)
     n, runs, bt = meta["units"], meta["apply_runs"], meta["batches"]
+    ip = meta.get("inplace", {})
     lines = [f"""## Policy apply time, {n} units (`bench/enforce.sh`)
 
 One agency with {n} units (one /28 each, 10.100.0.0–{meta['last_subnet']}) in the inventory
@@ -356,11 +463,18 @@ One agency with {n} units (one /28 each, 10.100.0.0–{meta['last_subnet']}) in 
 resolvers). `simpul-agent policy apply POLICY --config CONFIG` runs in a namespace
 holding the two interfaces (`lan0`, `wan0`: veth pairs); {runs} runs per case, median
 [min–max]. *wall* = the whole command (process start, config and policy load and
-validation, leaf-qdisc probe, plan, `nft -c`, `tc -batch`, `nft -f`, writing the last-good
-file); *agent* = the `applied in N ms` the command prints (`nft -c` + `tc -batch` + `nft -f`).
+validation, leaf-qdisc probe, plan, `nft -c`, the tc step, `nft -f`, writing the last-good
+file); *agent* = the `applied in N ms` the command prints (`nft -c` + the tc step + `nft -f`).
+*trees*: how the command says it changed the HTB trees — in place (`tc class change`, and
+`tc qdisc change` for the pfifo leaves whose limit follows the ceil, after listing the
+kernel's trees and checking their structure against the plan) or rebuilt whole; `--rebuild`
+forces the rebuild for the same change.
 
-| case | wall ms | agent ms | outcome |
+| case | wall ms | agent ms | trees |
 |---|---:|---:|---|"""]
+    def outcome(ok):
+        outs = sorted({shaping_of(r["shaping"]) if r.get("shaping") else r["outcome"] for r in ok})
+        return "; ".join(outs)
     for key, label in SCENARIOS:
         rs = [r for r in rows if r["scenario"] == key]
         ok = [r for r in rs if r.get("rc") == 0]
@@ -369,12 +483,35 @@ file); *agent* = the `applied in N ms` the command prints (`nft -c` + `tc -batch
             continue
         w = [r["wall_ms"] for r in ok]
         a = [r["agent_ms"] for r in ok if r.get("agent_ms") is not None]
-        outs = sorted({r["outcome"] for r in ok})
-        agent = f"{statistics.median(a):.0f} [{min(a):.0f}–{max(a):.0f}]" if a else "–"
         fail = f"; {len(rs) - len(ok)} of {len(rs)} runs failed" if len(ok) < len(rs) else ""
-        lines.append(f"| {label} | {statistics.median(w):.0f} [{min(w):.0f}–{max(w):.0f}] | {agent} | {', '.join(outs)}{fail} |")
+        lines.append(f"| {label} | {med(w)} | {med(a)} | {outcome(ok)}{fail} |")
+    run_rows = [r for r in rows if r["scenario"].startswith("run-")]
+    if run_rows:
+        lines.append("")
+        lines.append(
+            "The same changes in a running agent (`simpul-agent run` in the namespace, `[standalone] "
+            "policy_file` rewritten; *agent* = the `millis` of its `policy applied` log line, same steps). "
+            "It applied the trees in force itself, so it compares the new plan with them and changes only "
+            "the classes whose rates changed (the agency's default class too when its share of the agency's "
+            "rate changes):")
+        lines.append("")
+        lines.append("| case | agent ms | trees |")
+        lines.append("|---|---:|---|")
+        for key, label in RUN_SCENARIOS:
+            rs = [r for r in run_rows if r["scenario"] == key]
+            ok = [r for r in rs if r.get("rc") == 0]
+            if not ok:
+                lines.append(f"| {label} | n/a | {'failed' if rs else 'not run'} |")
+                continue
+            a = [r["agent_ms"] for r in ok]
+            note = f" ({len(ok)} run{'s' if len(ok) > 1 else ''})" if len(ok) != runs else ""
+            lines.append(f"| {label}{note} | {med(a)} | {outcome(ok)} |")
     steps = []
-    for key, label in (("step-nft-check", "`nft -c -f`"), ("step-tc", "`tc -batch`"), ("step-nft", "`nft -f`")):
+    for key, label in (("step-nft-check", "`nft -c -f`"), ("step-tc", "`tc -batch` (rebuild)"),
+                       ("step-tc-inplace-all", f"`tc -batch` of every rate in place ({ip.get('inplace_all_lines', '?'):,} lines)"),
+                       ("step-tc-inplace-diff", f"`tc -batch` of one unit's change in place ({ip.get('inplace_diff_lines', '?')} "
+                        f"line{'' if ip.get('inplace_diff_lines') == 1 else 's'})"),
+                       ("step-nft", "`nft -f`")):
         w = [r["wall_ms"] for r in rows if r["scenario"] == key and r.get("rc") == 0]
         if w:
             steps.append(f"{label} {statistics.median(w):.0f} ms [{min(w):.0f}–{max(w):.0f}]")
@@ -390,23 +527,32 @@ file); *agent* = the `applied in N ms` the command prints (`nft -c` + `tc -batch
         f"{k.get('nft_rules', '?')} rules with a unit class in the table.")
     if steps:
         lines.append("")
-        lines.append(f"Where the agent's time goes: the same two batches run by hand in the namespace (policy in "
+        lines.append(f"Where the agent's time goes: the batches run by hand in the namespace (base policy in "
                      f"force, each step {runs} times, median [min–max], including `ip netns exec` and process start): "
                      + ", ".join(steps) + ".")
     lines.append("")
-    notes = []
-    if meta.get("identical_outcome") == "applied":
-        notes.append(
-            "The identical re-apply is a full apply: a one-shot `policy apply` takes the last-good file "
-            "as the state to roll back to but not as proof of what the kernel holds, so it always "
-            "rewrites both batches (only a running agent, which applied the state itself, skips an "
-            "unchanged plan). tc has no incremental path either: every apply rebuilds both HTB trees "
-            "whole, which is why one changed unit costs about as much as all of them.")
+    notes = [
+        "A one-shot `policy apply` takes the last-good file as the state to roll back to but not as "
+        "proof of which rates the kernel holds, so once the kernel's trees check out it sets every rate "
+        "in place — the identical re-apply included — and rewrites the nft table: with the listing of the "
+        "trees first, that costs about what a rebuild costs. A running agent sends only what changed. "
+        "What the in-place path saves in both is what a rebuild does to traffic: a rebuild replaces "
+        "both root qdiscs: every class's counters restart, the packets queued in the old trees are "
+        "dropped, and traffic is unshaped for the milliseconds before the new classes exist; in place, "
+        "none of that happens (`tests/tests/enforce_inplace.rs` checks the counters). A structural "
+        "change (a unit with an allocation added or removed, another leaf qdisc, other interfaces) "
+        "still rebuilds. What is left of a rate-only apply is mostly the nft side, which is unchanged: "
+        "the whole table checked (`nft -c`) and replaced in one transaction."]
     c = meta.get("changed_classes", 0)
     if c == n:
-        notes.append(f"Check: after the all-rates change all {c} unit classes on lan0 carry the new rate (800 kbit/s).")
+        notes.append(f"Check: after the in-place all-rates change all {c} unit classes on lan0 carry the new rate (800 kbit/s).")
     else:
-        notes.append(f"Check: after the all-rates change only {c} of {n} unit classes on lan0 showed the new rate.")
+        notes.append(f"Check: after the in-place all-rates change only {c} of {n} unit classes on lan0 showed the new rate.")
+    if "inplace_equals_rebuild" in meta:
+        notes.append(
+            "Check: the trees after the in-place all-rates change and after the `--rebuild` of the same policy "
+            + ("list the same (`tc qdisc show`, `tc class show`, both devices)."
+               if meta["inplace_equals_rebuild"] else "**differ** (see bench/out/enforce/logs/units-tc-after-all-*.txt)."))
     for note in notes:
         lines.append(note)
         lines.append("")
@@ -423,6 +569,14 @@ def main():
         shaping_inventory()
     elif cmd == "shaping-policy":
         shaping_policy(int(args[0]), int(args[1]))
+    elif cmd == "units-run-config":
+        units_run_config(args[0])
+    elif cmd == "inplace":
+        inplace(args[0], args[1], args[2])
+    elif cmd == "run-applied":
+        run_applied(args[0])
+    elif cmd == "same-tree":
+        same_tree(args[0], args[1])
     elif cmd == "units-config":
         units_config(args[0])
     elif cmd == "units-inventory":

@@ -3,9 +3,13 @@
 //! [`apply`] hands to `nft` and `tc`.
 //!
 //! [`Enforcer`] keeps the plan in force: an unchanged plan is not applied
-//! again; a plan that fails leaves the previous state in force (nftables:
-//! checked with `nft -c` first and applied as one transaction; tc: the
-//! previous batch is re-applied) and is reported as an [`EnforceError`].
+//! again; a plan whose HTB trees differ from the ones in force only in rates
+//! changes the classes in place, anything else rebuilds the trees (see
+//! [`apply`]); a plan that fails leaves the previous state in force
+//! (nftables: checked with `nft -c` first and applied as one transaction;
+//! tc: a failed in-place change falls back to the rebuild, a failed rebuild
+//! re-applies the previous full batch) and is reported as an
+//! [`EnforceError`].
 //! Keeping the last good policy on disk is the caller's (`control`).
 
 pub mod apply;
@@ -13,6 +17,7 @@ pub mod names;
 
 use std::time::Instant;
 
+use simpul_core::enforce::inplace;
 use simpul_core::enforce::plan::{self, EnforceTarget, LeafQdisc, Plan, PlanError};
 use simpul_core::inventory::NodeView;
 use simpul_proto::policy::Policy;
@@ -47,8 +52,31 @@ pub enum Outcome {
         version: u64,
         schedule: Option<String>,
         millis: u128,
+        shaping: Shaping,
     },
     Unchanged,
+}
+
+/// How an applied plan reached the HTB trees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shaping {
+    /// `tc class change` (and `qdisc change`) lines on the trees in force.
+    InPlace { lines: usize },
+    /// Both trees rebuilt whole (`why`: what ruled out the in-place change).
+    Rebuilt { why: String },
+    /// The trees in force already are the plan's (only nft changed).
+    Unchanged,
+}
+
+impl std::fmt::Display for Shaping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shaping::InPlace { lines: 1 } => f.write_str("rates changed in place (1 tc line)"),
+            Shaping::InPlace { lines } => write!(f, "rates changed in place ({lines} tc lines)"),
+            Shaping::Rebuilt { why } => write!(f, "tree rebuilt ({why})"),
+            Shaping::Unchanged => f.write_str("shaping unchanged"),
+        }
+    }
 }
 
 pub struct Enforcer {
@@ -59,7 +87,11 @@ pub struct Enforcer {
     /// The plan in force (applied by this process, or assumed: what a
     /// rollback restores).
     applied: Option<Plan>,
+    /// `applied` was applied by this process and is what the kernel holds
+    /// (cleared when a rollback fails).
     applied_here: bool,
+    /// Rebuild the trees even when only rates changed.
+    always_rebuild: bool,
 }
 
 impl Enforcer {
@@ -76,7 +108,14 @@ impl Enforcer {
             policy: None,
             applied: None,
             applied_here: false,
+            always_rebuild: false,
         }
+    }
+
+    /// Rebuild the HTB trees on every apply, even when only rates changed
+    /// (`policy apply --rebuild`; comparisons in the benchmark).
+    pub fn always_rebuild(&mut self, yes: bool) {
+        self.always_rebuild = yes;
     }
 
     pub fn target(&self) -> &EnforceTarget {
@@ -140,7 +179,7 @@ impl Enforcer {
             }
         }
         let started = Instant::now();
-        self.apply_plan(&new)?;
+        let shaping = self.apply_plan(&new)?;
         let millis = started.elapsed().as_millis();
         tracing::info!(
             version,
@@ -149,6 +188,7 @@ impl Enforcer {
             suspended_agency = new.agency_suspended,
             suspended_units = %new.suspended_units.join(","),
             classes = new.classes.len(),
+            shaping = %shaping,
             millis = millis as u64,
             "policy applied"
         );
@@ -160,20 +200,31 @@ impl Enforcer {
             version,
             schedule,
             millis,
+            shaping,
         })
     }
 
-    fn apply_plan(&self, new: &Plan) -> Result<(), EnforceError> {
+    fn apply_plan(&mut self, new: &Plan) -> Result<Shaping, EnforceError> {
         let version = new.policy_version;
         apply::nft_check(&new.nft).map_err(|cause| EnforceError::NftRejected { version, cause })?;
-        if let Err(cause) = apply::tc_apply(&new.tc) {
-            let restored = self.restore_tc();
-            return Err(EnforceError::Tc {
-                version,
-                cause,
-                restored,
-            });
-        }
+        let shaping = match self.in_place(new) {
+            Ok(batch) if batch.is_empty() => {
+                tracing::info!(version, "shaping unchanged");
+                Shaping::Unchanged
+            }
+            Ok(batch) => match apply::tc_apply(&batch) {
+                Ok(()) => {
+                    let lines = batch.lines().count();
+                    tracing::info!(version, lines, "rates changed in place");
+                    Shaping::InPlace { lines }
+                }
+                Err(e) => {
+                    tracing::warn!(version, error = %e, "changing the rates in place failed; rebuilding the trees");
+                    self.rebuild(new, format!("the in-place change failed: {e}"))?
+                }
+            },
+            Err(why) => self.rebuild(new, why)?,
+        };
         if let Err(cause) = apply::nft_apply(&new.nft) {
             let restored = self.restore_tc();
             return Err(EnforceError::Nft {
@@ -182,11 +233,51 @@ impl Enforcer {
                 restored,
             });
         }
-        Ok(())
+        Ok(shaping)
     }
 
-    /// Put the previous tc state back after a failed apply; says what happened.
-    fn restore_tc(&self) -> String {
+    /// The batch that changes the trees in force into `new`'s in place, or
+    /// why they must be rebuilt.
+    fn in_place(&self, new: &Plan) -> Result<String, String> {
+        if self.always_rebuild {
+            return Err("rebuild asked for".into());
+        }
+        if self.applied_here {
+            if let Some(prev) = &self.applied {
+                return inplace::rate_changes(prev, new)
+                    .ok_or_else(|| "the trees' structure changed".to_string());
+            }
+        }
+        // What the kernel holds is not known: its trees must have the new
+        // plan's structure, and every rate is set.
+        let mut kernel = Vec::new();
+        for dev in [&self.target.lan, &self.target.wan] {
+            kernel.push(apply::tc_show(dev).map_err(|e| format!("cannot list the trees: {e}"))?);
+        }
+        inplace::kernel_matches(&new.tc, &kernel)?;
+        Ok(inplace::all_rate_changes(&new.tc))
+    }
+
+    /// Rebuild both trees from `new`'s full batch; on failure put the
+    /// previous state back.
+    fn rebuild(&mut self, new: &Plan, why: String) -> Result<Shaping, EnforceError> {
+        let version = new.policy_version;
+        if let Err(cause) = apply::tc_apply(&new.tc) {
+            let restored = self.restore_tc();
+            return Err(EnforceError::Tc {
+                version,
+                cause,
+                restored,
+            });
+        }
+        tracing::info!(version, why = %why, "tree rebuilt");
+        Ok(Shaping::Rebuilt { why })
+    }
+
+    /// Put the previous tc state back after a failed apply (the previous
+    /// plan's full batch); says what happened. When that fails too, what the
+    /// kernel holds is no longer known.
+    fn restore_tc(&mut self) -> String {
         match &self.applied {
             Some(prev) => match apply::tc_apply(&prev.tc) {
                 Ok(()) => format!(
@@ -195,6 +286,7 @@ impl Enforcer {
                 ),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot restore the previous shaping");
+                    self.applied_here = false;
                     format!("restoring the previous shaping failed too: {e}")
                 }
             },

@@ -1,4 +1,6 @@
-//! Enforcement, the pure half: the desired kernel state. Applying it is the
-//! agent's (`simpul_agent::enforce`).
+//! Enforcement, the pure half: the desired kernel state ([`plan`]) and, when
+//! only rates changed, the batch that changes the HTB trees in place
+//! ([`inplace`]). Applying them is the agent's (`simpul_agent::enforce`).
 
+pub mod inplace;
 pub mod plan;

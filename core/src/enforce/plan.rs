@@ -20,6 +20,10 @@
 //! directly when the major number matches its handle. Each leaf gets the best
 //! queue the kernel offers ([`LeafQdisc`]).
 //!
+//! The tc script rebuilds both trees whole; when a new plan differs from the
+//! one in force only in rates, [`super::inplace`] derives the `tc class
+//! change` lines that reach the same state in place.
+//!
 //! # Filtering
 //! Table `inet simpul`, rebuilt whole in one transaction (`table`, `delete
 //! table`, `table { … }` in one `nft -f` run: the kernel commits all or
