@@ -277,8 +277,22 @@ async fn blocked_api_lists_filters_and_summarises() {
     for p in ["/api/v1/blocked", "/api/v1/blocked/summary"] {
         assert!(paths.iter().any(|x| x == p), "openapi lacks {p}");
     }
+    // A policy version, for the routes that read one.
+    let rates = serde_json::json!({"rate_bps": 10_000_000, "ceil_bps": 20_000_000});
+    c.state
+        .policies
+        .put_default(
+            0,
+            &serde_json::json!({"allocation": {"download": rates, "upload": rates}}),
+            &c.state.inventory,
+            "test",
+            "seed",
+        )
+        .map_err(|e| e.to_string())
+        .unwrap();
     for p in &paths {
-        let (status, v) = get(&c, &p.replace("{code}", "dinkes")).await;
+        let path = p.replace("{code}", "dinkes").replace("{version}", "1");
+        let (status, v) = get(&c, &path).await;
         assert_eq!(status, 200, "{p}: {v}");
     }
     let (_, metrics) = get(&c, "/metrics").await;

@@ -11,9 +11,8 @@ mod common;
 mod enforce_lab;
 
 use common::is_root;
-use enforce_lab::{concurrently, Iperf, Topo, GOODPUT_PER_LINK_BIT, INTERNET, INTRANET};
-
-const MBIT: f64 = 1_000_000.0;
+use enforce_lab::check_goodput as check;
+use enforce_lab::{concurrently, Iperf, Topo, INTERNET, INTRANET, MBIT};
 
 const POLICY: &str = r#"
 version = 1
@@ -28,23 +27,6 @@ upload = { rate_bps = 8000000, ceil_bps = 24000000 }
 download = { rate_bps = 20000000, ceil_bps = 30000000 }
 upload = { rate_bps = 16000000, ceil_bps = 24000000 }
 "#;
-
-fn check(what: &str, measured_bps: f64, allocated_bps: f64) {
-    let expected = allocated_bps * GOODPUT_PER_LINK_BIT;
-    let ratio = measured_bps / expected;
-    eprintln!(
-        "{what}: {:.3} Mbit/s goodput, expected {:.3} ({:.1} Mbit/s allocated): ratio {ratio:.4}",
-        measured_bps / MBIT,
-        expected / MBIT,
-        allocated_bps / MBIT
-    );
-    assert!(
-        (0.97..=1.03).contains(&ratio),
-        "{what}: measured {:.3} Mbit/s vs expected {:.3} Mbit/s: ratio {ratio:.4} outside ±3%",
-        measured_bps / MBIT,
-        expected / MBIT
-    );
-}
 
 #[test]
 fn units_get_their_rates_borrow_up_to_ceil_and_intranet_is_uncapped() {

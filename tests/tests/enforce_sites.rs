@@ -14,12 +14,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::netns::{sh, wait_for};
+use common::netns::wait_for;
 use common::*;
 use enforce_lab::*;
 use simpul_proto::{BlockMethod, BlockedAttempt};
 
-const ROUTER_LAN: &str = "10.1.1.1";
 const CLIENT_A: &str = "10.1.1.2";
 const CLIENT_B: &str = "10.1.2.2";
 
@@ -50,54 +49,6 @@ const V2: &str = r#"domains = ["quic.example.go.id"]
 enabled_categories = ["judi"]
 block_quic = true
 "#;
-
-/// `dig` from `ns`: (status, answers).
-fn dig(ns: &str, server: &str, name: &str) -> (String, Vec<String>) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "dig", &format!("@{server}"), name, "A"])
-        .args(["+time=2", "+tries=2", "+noall", "+comments", "+answer"])
-        .output()
-        .expect("dig runs");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let status = text
-        .split("status: ")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .unwrap_or("NO ANSWER")
-        .to_string();
-    let answers = text
-        .lines()
-        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
-        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
-        .collect();
-    (status, answers)
-}
-
-/// `curl` from `ns`; Ok(body) or Err(curl's complaint).
-fn curl(ns: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "curl", "-sS", "-k", "--max-time", "6"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("curl runs");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
-}
-
-fn https(ns: &str, name: &str, server: &str, path: &str) -> Result<String, String> {
-    curl(
-        ns,
-        &[
-            "--resolve",
-            &format!("{name}:443:{server}"),
-            &format!("https://{name}{path}"),
-        ],
-    )
-}
 
 /// Python client: connect over TCP, or send a UDP datagram and wait for
 /// the echo. True when it worked.
@@ -181,60 +132,14 @@ fn blocked_sites_fail_on_every_path_and_each_attempt_is_reported() {
 
     // The internet: dnsmasq answering every *.example name with the server,
     // and the HTTP/TLS/UDP servers.
-    let inet = t.inet.clone();
-    t.lab.spawn(
-        &inet,
-        &[
-            "dnsmasq",
-            "--no-daemon",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            &format!("--listen-address={INTERNET}"),
-            &format!("--address=/example/{INTERNET}"),
-            &format!("--address=/example.go.id/{INTERNET}"),
-            "--log-facility=-",
-        ],
-        true,
-    );
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    sh(&format!(
-        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=sites.example -addext subjectAltName=DNS:*.example,DNS:*.blocked.example,DNS:allowed.example -keyout {} -out {} 2>/dev/null",
-        key.display(),
-        cert.display()
-    ));
-    let ready = dir.join("sites.ready");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/enforce_lab/sites.py");
-    t.lab.spawn(
-        &inet,
-        &[
-            "python3",
-            script.to_str().expect("utf-8"),
-            cert.to_str().expect("utf-8"),
-            key.to_str().expect("utf-8"),
-            ready.to_str().expect("utf-8"),
-        ],
-        false,
-    );
-    assert!(
-        wait_for(15, || ready.exists()),
-        "site servers did not start"
-    );
+    t.start_sites();
 
     // The agent: policy v1, DNS responder on the router with the redirect,
     // events to a file, attempts reported at once (fold of 1 s).
     let policy_file = dir.join("policy.toml");
     std::fs::write(&policy_file, policy(1, V1)).expect("write policy");
     t.write_config(Some(&policy_file));
-    let events = dir.join("blocked.jsonl");
-    let text = std::fs::read_to_string(&t.config).expect("config");
-    let text = text.replace(
-        "[output]\n",
-        &format!("[output]\nblocked_jsonl = {:?}\n", events.display().to_string()),
-    ) + &format!(
-        "attempt_fold_secs = 1\nname_block_secs = 120\n[enforce.dns]\nlisten = \"{ROUTER_LAN}:53\"\nupstream = \"{INTERNET}:53\"\n"
-    );
-    std::fs::write(&t.config, text).expect("write config");
+    let events = t.enable_dns();
     let agent = agent_bin();
     let config = t.config.display().to_string();
     let router = t.router.clone();

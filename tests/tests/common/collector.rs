@@ -232,6 +232,54 @@ impl Collector {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
     }
 
+    /// `method` (PUT, POST, …) `path` with a JSON body, as the admin:
+    /// (HTTP status, the JSON answer; Null when it is not JSON).
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        use std::io::Write;
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "curl"]);
+                c
+            }
+            None => Command::new("curl"),
+        };
+        cmd.args(["-s", "--max-time", "10", "-X", method])
+            .args(["-H", "Content-Type: application/json"])
+            .args(["--data-binary", "@-", "-w", "\n%{http_code}"]);
+        if let Some(t) = &self.token {
+            cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+        }
+        let mut child = cmd
+            .arg(format!("http://{}:{}{path}", self.http_host, self.http))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run curl");
+        child
+            .stdin
+            .take()
+            .expect("curl's stdin")
+            .write_all(body.to_string().as_bytes())
+            .expect("send the body to curl");
+        let out = child.wait_with_output().expect("wait for curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (answer, status) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+        let status = status
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{method} {path}: no HTTP status from curl: {text}"));
+        (
+            status,
+            serde_json::from_str(answer).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     /// curl from the collector's namespace (its plain listener is on
     /// loopback there) or from the test's.
     fn curl_in(&self, host: &str, port: u16, path: &str, token: Option<&str>) -> Option<String> {

@@ -23,11 +23,51 @@ pub const INTERNET_BLOCKED: &str = "198.51.100.20";
 pub const INTRANET: &str = "10.99.0.10";
 /// An internet address in `[enforce] always_allow` (stands for the collector).
 pub const ALWAYS_ALLOWED: &str = "198.51.100.30";
+/// The router's address in unit a's subnet (its DNS responder listens here).
+pub const ROUTER_LAN: &str = "10.1.1.1";
+
+/// The router's inventory: agency dinkes with units a and b, the intranet
+/// 10.0.0.0/8, and node router-test with a 100 Mbit/s uplink each way.
+pub const INVENTORY: &str = r#"intranet = ["10.0.0.0/8"]
+[[agencies]]
+code = "dinkes"
+[[agencies.units]]
+code = "a"
+subnets = ["10.1.1.0/24"]
+[[agencies.units]]
+code = "b"
+subnets = ["10.1.2.0/24"]
+[[nodes]]
+id = "router-test"
+agency = "dinkes"
+uplink = { down_bps = 100000000, up_bps = 100000000 }
+"#;
 
 /// TCP goodput over a link-layer allocation on a 1500-byte MTU: 1448 payload
 /// bytes (MSS with timestamps) per 1514-byte Ethernet frame, which is what
 /// HTB counts.
 pub const GOODPUT_PER_LINK_BIT: f64 = 1448.0 / 1514.0;
+
+pub const MBIT: f64 = 1_000_000.0;
+
+/// Check a measured TCP goodput against a link-layer allocation: within
+/// ±3 % of allocation × [`GOODPUT_PER_LINK_BIT`]; the ratio is printed.
+pub fn check_goodput(what: &str, measured_bps: f64, allocated_bps: f64) {
+    let expected = allocated_bps * GOODPUT_PER_LINK_BIT;
+    let ratio = measured_bps / expected;
+    eprintln!(
+        "{what}: {:.3} Mbit/s goodput, expected {:.3} ({:.1} Mbit/s allocated): ratio {ratio:.4}",
+        measured_bps / MBIT,
+        expected / MBIT,
+        allocated_bps / MBIT
+    );
+    assert!(
+        (0.97..=1.03).contains(&ratio),
+        "{what}: measured {:.3} Mbit/s vs expected {:.3} Mbit/s: ratio {ratio:.4} outside ±3%",
+        measured_bps / MBIT,
+        expected / MBIT
+    );
+}
 
 pub struct Topo {
     pub lab: Lab,
@@ -118,42 +158,47 @@ impl Topo {
     /// 100 Mbit/s uplink each way. `[enforce]` comes last, so tests can
     /// append keys to it.
     pub fn write_config(&self, policy_file: Option<&Path>) {
-        let state = self.dir.path().join("state");
-        let flows = self.dir.path().join("flows.jsonl");
         let policy_line = policy_file
             .map(|p| format!("policy_file = {:?}\n", p.display().to_string()))
             .unwrap_or_default();
-        std::fs::write(
-            self.dir.path().join("inventory.toml"),
-            r#"intranet = ["10.0.0.0/8"]
-[[agencies]]
-code = "dinkes"
-[[agencies.units]]
-code = "a"
-subnets = ["10.1.1.0/24"]
-[[agencies.units]]
-code = "b"
-subnets = ["10.1.2.0/24"]
-[[nodes]]
-id = "router-test"
-agency = "dinkes"
-uplink = { down_bps = 100000000, up_bps = 100000000 }
-"#,
-        )
-        .expect("write inventory.toml");
+        std::fs::write(self.dir.path().join("inventory.toml"), INVENTORY)
+            .expect("write inventory.toml");
+        self.write_agent_toml(
+            "router-test",
+            &format!("[standalone]\ninventory_file = \"inventory.toml\"\n{policy_line}"),
+        );
+    }
+
+    /// agent.toml for the router as node `node` of a collector at `url`
+    /// (`wss://…`, its CA in `ca`): the inventory (use [`INVENTORY`]'s
+    /// agency, units and uplink at the collector) and the signed policies
+    /// come over the link. `[enforce]` comes last, as in
+    /// [`Topo::write_config`].
+    pub fn write_collector_config(&self, node: &str, url: &str, ca: &Path, enroll_token: &str) {
+        self.write_agent_toml(
+            node,
+            &format!(
+                "[collector]\nurl = \"{url}\"\nca_cert = {:?}\nenroll_token = \"{enroll_token}\"\nbatch_interval_ms = 500\nheartbeat_interval_ms = 500\n",
+                ca.display().to_string()
+            ),
+        );
+    }
+
+    /// `source`: the `[standalone]` or `[collector]` section.
+    fn write_agent_toml(&self, id: &str, source: &str) {
+        let state = self.dir.path().join("state");
+        let flows = self.dir.path().join("flows.jsonl");
         std::fs::write(
             &self.config,
             format!(
                 r#"[agent]
-id = "router-test"
+id = "{id}"
 state_dir = {state:?}
 [capture]
 interfaces = ["lan0"]
 [output]
 flows_jsonl = {flows:?}
-[standalone]
-inventory_file = "inventory.toml"
-{policy_line}[enforce]
+{source}[enforce]
 lan_interface = "lan0"
 wan_interface = "wan0"
 always_allow = ["{ALWAYS_ALLOWED}/32"]
@@ -163,6 +208,69 @@ always_allow = ["{ALWAYS_ALLOWED}/32"]
             ),
         )
         .expect("write agent.toml");
+    }
+
+    /// The agent's DNS responder on the LAN (`ROUTER_LAN:53`, hard-coded
+    /// resolvers redirected to it, upstream the internet's dnsmasq of
+    /// [`Topo::start_sites`]), blocked attempts written at once to the
+    /// file returned. Call after writing the config.
+    pub fn enable_dns(&self) -> PathBuf {
+        let events = self.dir.path().join("blocked.jsonl");
+        let text = std::fs::read_to_string(&self.config).expect("config");
+        let text = text.replace(
+            "[output]\n",
+            &format!("[output]\nblocked_jsonl = {:?}\n", events.display().to_string()),
+        ) + &format!(
+            "attempt_fold_secs = 1\nname_block_secs = 120\n[enforce.dns]\nlisten = \"{ROUTER_LAN}:53\"\nupstream = \"{INTERNET}:53\"\n"
+        );
+        std::fs::write(&self.config, text).expect("write config");
+        events
+    }
+
+    /// The internet's services: dnsmasq answering every `*.example` and
+    /// `*.example.go.id` name with [`INTERNET`], and `sites.py` (HTTP on
+    /// 80, HTTPS on 443 and 853 for any of those names, a UDP echo on 443).
+    pub fn start_sites(&mut self) {
+        let inet = self.inet.clone();
+        let dir = self.dir.path().to_path_buf();
+        self.lab.spawn(
+            &inet,
+            &[
+                "dnsmasq",
+                "--no-daemon",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                &format!("--listen-address={INTERNET}"),
+                &format!("--address=/example/{INTERNET}"),
+                &format!("--address=/example.go.id/{INTERNET}"),
+                "--log-facility=-",
+            ],
+            true,
+        );
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        sh(&format!(
+            "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=sites.example -addext subjectAltName=DNS:*.example,DNS:*.blocked.example,DNS:allowed.example -keyout {} -out {} 2>/dev/null",
+            key.display(),
+            cert.display()
+        ));
+        let ready = dir.join("sites.ready");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/enforce_lab/sites.py");
+        self.lab.spawn(
+            &inet,
+            &[
+                "python3",
+                script.to_str().expect("utf-8"),
+                cert.to_str().expect("utf-8"),
+                key.to_str().expect("utf-8"),
+                ready.to_str().expect("utf-8"),
+            ],
+            false,
+        );
+        assert!(
+            wait_for(15, || ready.exists()),
+            "site servers did not start"
+        );
     }
 
     pub fn write_policy(&self, name: &str, text: &str) -> PathBuf {
@@ -205,12 +313,19 @@ always_allow = ["{ALWAYS_ALLOWED}/32"]
 
     /// `policy apply` with extra arguments (e.g. `--at TIME`); must succeed.
     pub fn apply_ok_at(&self, policy: &Path, extra: &[&str]) {
+        self.apply_stdout(policy, extra);
+    }
+
+    /// `policy apply` with extra arguments; must succeed. Its stdout (`policy
+    /// N applied in … (schedule …; how the trees were changed)`).
+    pub fn apply_stdout(&self, policy: &Path, extra: &[&str]) -> String {
         let out = self.apply_args(policy, None, extra);
         assert!(
             out.status.success(),
             "policy apply failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// The configuration part of the kernel state (no counters).
@@ -354,4 +469,56 @@ pub fn concurrently(tests: &[Iperf]) -> Vec<f64> {
         .into_iter()
         .map(|c| Iperf::result(&c.wait_with_output().expect("wait iperf3")))
         .collect()
+}
+
+/// `dig NAME A` from `ns` at `server`: (status, answers); status "NO ANSWER"
+/// when nothing came back.
+pub fn dig(ns: &str, server: &str, name: &str) -> (String, Vec<String>) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "dig", &format!("@{server}"), name, "A"])
+        .args(["+time=2", "+tries=2", "+noall", "+comments", "+answer"])
+        .output()
+        .expect("dig runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let status = text
+        .split("status: ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or("NO ANSWER")
+        .to_string();
+    let answers = text
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect();
+    (status, answers)
+}
+
+/// `curl` from `ns` (certificates not checked, 6 s at most); Ok(body) or
+/// Err(curl's complaint).
+pub fn curl(ns: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "curl", "-sS", "-k", "--max-time", "6"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl runs");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// HTTPS GET of `path` on `name` at `server` (the name in SNI and Host,
+/// no DNS).
+pub fn https(ns: &str, name: &str, server: &str, path: &str) -> Result<String, String> {
+    curl(
+        ns,
+        &[
+            "--resolve",
+            &format!("{name}:443:{server}"),
+            &format!("https://{name}{path}"),
+        ],
+    )
 }
