@@ -658,7 +658,7 @@ async fn stream(
                     Ok(Ok(BatchOutcome::SequenceGap { expected, got, dropped })) => {
                         metrics::counter!("simpul_batches_refused_total", "reason" => "sequence").increment(1);
                         return Err(format!(
-                            "batch {boot_epoch}/{got}: sequence gap (expected {expected}; the agent reports {dropped} more dropped batches); neither stored nor acknowledged"
+                            "batch {boot_epoch}/{got}: sequence gap (expected {expected}; the agent reports {dropped} more dropped batches); neither stored nor acknowledged (if this collector's database was restored from a backup: `simpul-collector accept-gap --node {}`)", peer.node_id
                         ));
                     }
                     Ok(Ok(_)) => send(ws, peer, &CollectorMessage::Ack { boot_epoch, seq }).await?,

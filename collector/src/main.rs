@@ -49,6 +49,16 @@ enum Command {
         #[arg(long)]
         node: String,
     },
+    /// Let a node's agent resume after a sequence gap this collector cannot
+    /// explain — its database restored from a backup taken before the gap.
+    /// The batches in the gap are lost (they were stored only in the
+    /// database that was replaced).
+    AcceptGap {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        node: String,
+    },
     /// Check collector.toml, the inventory and the policy directory; every
     /// problem with its place.
     Check {
@@ -263,6 +273,19 @@ fn run(cli: Cli) -> Result<()> {
             store.revoke_node(&node)?;
             cli::audit_cli(&store, "node.revoke", &node, serde_json::json!({}));
             println!("node {node} revoked (a running collector ends its session within seconds)");
+            Ok(())
+        }
+        Command::AcceptGap { config, node } => {
+            let cfg = CollectorConfig::load(&config)?;
+            let store = open_store(&cfg)?;
+            let boots = store.accept_sequence_gap(&node)?;
+            cli::audit_cli(
+                &store,
+                "node.accept_gap",
+                &node,
+                serde_json::json!({ "boots": boots }),
+            );
+            println!("node {node}: the next sequence gap of its {boots} boot(s) is accepted once");
             Ok(())
         }
         Command::User { command } => user(command),

@@ -266,7 +266,51 @@ async fn a_forged_sequence_number_cannot_silence_a_node() {
     .unwrap();
     let reason = refused_reason(&mut ws).await.unwrap_or_default();
     assert!(reason.contains("sequence gap"), "{reason:?}");
+    assert!(reason.contains("accept-gap --node dinkes-01"), "{reason:?}");
     assert_eq!(usage_bytes(&c, t - 1, t + 10), 800);
+
+    // The operator says the gap is real (a database restored from a
+    // backup): the node resumes, once; a later unexplained gap is refused.
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[storage]\ndata_dir = {:?}\n",
+            dir.path().display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simpul-collector"))
+        .args(["accept-gap", "--node", "dinkes-01", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // (The agent's count of dropped batches in this boot stays 2.)
+    let genuine = |seq, ts, bytes| Batch {
+        dropped_batches: 2,
+        ..counters(seq, ts, bytes)
+    };
+    let mut ws = hello(tls, &ca, "dinkes-01", &cred).await;
+    send_batch(&mut ws, genuine(9, t + 4, 1)).await;
+    send_batch(&mut ws, genuine(10, t + 5, 2)).await;
+    assert_eq!(usage_bytes(&c, t - 1, t + 10), 803);
+    ws.send(Message::Binary(
+        wire::encode(&AgentMessage::Batch(genuine(20, t + 6, 1))).into(),
+    ))
+    .await
+    .unwrap();
+    let reason = refused_reason(&mut ws).await.unwrap_or_default();
+    assert!(
+        reason.contains("sequence gap"),
+        "accepted once only: {reason:?}"
+    );
+    let (_, audit) = common::get(&c, "/api/v1/audit?action=node.accept_gap").await;
+    assert_eq!(audit.as_array().map(Vec::len), Some(1), "{audit}");
     c.stop().await;
 }
 

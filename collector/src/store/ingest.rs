@@ -699,7 +699,8 @@ fn ingest_group<'a>(
     let mut order: Vec<usize> = (0..g.batches.len()).collect();
     order.sort_by_key(|&i| (g.batches[i].boot_epoch, g.batches[i].seq));
     let mut find = tx.prepare_cached(
-        "SELECT id, max_seq, dropped_batches FROM streams WHERE node_id = ?1 AND boot_epoch = ?2",
+        "SELECT id, max_seq, dropped_batches, accept_gap FROM streams
+         WHERE node_id = ?1 AND boot_epoch = ?2",
     )?;
     let mut create = tx.prepare_cached(
         "INSERT INTO streams (node_id, boot_epoch, max_seq, dropped_records, dropped_batches)
@@ -708,24 +709,26 @@ fn ingest_group<'a>(
     let mut advance = tx.prepare_cached(&format!(
         "UPDATE streams SET max_seq = ?2,
              dropped_records = min(dropped_records + ?3, {MAX_COUNT}),
-             dropped_batches = max(dropped_batches, ?4)
+             dropped_batches = max(dropped_batches, ?4), accept_gap = 0
          WHERE id = ?1"
     ))?;
     for i in order {
         let b = &g.batches[i];
-        let known: Option<(i64, i64, i64)> = find
+        let known: Option<(i64, i64, i64, i64)> = find
             .query_row(params![g.node_id, id(b.boot_epoch)], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()?;
         let stream = match known {
-            Some((stream, max, dropped)) => {
+            Some((stream, max, dropped, accept_gap)) => {
+                // `simpul-collector accept-gap`: the next gap is accepted once.
+                let strict = g.strict_seq && accept_gap == 0;
                 if let Some(o) = sequence_check(
                     id_back(max),
                     id_back(dropped),
                     b.seq,
                     b.dropped_batches,
-                    g.strict_seq,
+                    strict,
                 ) {
                     outcomes[i] = o;
                     continue;

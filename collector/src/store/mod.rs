@@ -124,6 +124,16 @@ struct Inner {
 }
 
 impl Store {
+    /// Let `node`'s agent resume after a sequence gap this database cannot
+    /// explain (it was restored from a backup taken before the gap): the
+    /// next gap of each of its boots is accepted once. Returns the boots.
+    pub fn accept_sequence_gap(&self, node: &str) -> Result<usize, StoreError> {
+        Ok(self.inner.control.durable().execute(
+            "UPDATE streams SET accept_gap = 1 WHERE node_id = ?1",
+            rusqlite::params![node],
+        )?)
+    }
+
     /// Create `dir` if needed, open or create `dir/simpul.db`, switch it to
     /// WAL and apply pending migrations.
     pub fn open(dir: &Path, cfg: StoreConfig) -> Result<Store, StoreError> {

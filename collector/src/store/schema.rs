@@ -458,6 +458,11 @@ CREATE TABLE policy_default_versions (
     comment     TEXT NOT NULL DEFAULT ''
 );
 "#,
+    // 7: an operator lets a node resume after a sequence gap the database
+    // cannot explain (restored from a backup taken before the gap).
+    r#"
+ALTER TABLE streams ADD COLUMN accept_gap INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Schema version this code writes.
