@@ -122,6 +122,14 @@ impl NodePolicy {
                     .saturating_mul(1_000_000),
             )
         });
+        // The agent reports `applied` the moment it applied; its heartbeat
+        // carries the version in force only later: the report wins.
+        let in_force = match &report {
+            Some(r) if r.state == simpul_proto::wire::PolicyOutcome::Applied => {
+                in_force.max(r.version)
+            }
+            _ => in_force,
+        };
         let applied_at = report
             .as_ref()
             .filter(|r| {
