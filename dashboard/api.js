@@ -5,11 +5,12 @@
 
 /** An API answer that is not 2xx: `message` is the server's sentence for a person. */
 export class ApiError extends Error {
-  constructor(status, message, retryAfter = null) {
+  constructor(status, message, retryAfter = null, data = null) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.retryAfter = retryAfter; // seconds, from Retry-After (429)
+    this.data = data; // the answer's JSON (409 current_version, 422 problems)
   }
 }
 
@@ -55,7 +56,7 @@ export async function request(method, path, { body, signal, auth = true } = {}) 
   }
   if (!res.ok) {
     const retry = Number(res.headers.get('retry-after'));
-    const err = new ApiError(res.status, (data && data.error) || `HTTP ${res.status}`, Number.isFinite(retry) && retry > 0 ? retry : null);
+    const err = new ApiError(res.status, (data && data.error) || `HTTP ${res.status}`, Number.isFinite(retry) && retry > 0 ? retry : null, data);
     if (res.status === 401 && auth && sentIn === epoch) sessionEnded?.(err.message);
     throw err;
   }

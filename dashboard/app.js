@@ -1,5 +1,6 @@
 // Simpul NOC dashboard: hash routes "#/" (overview, the wall),
-// "#/agency/<code>" (one agency), "#/blocked" (blocked attempts of every
+// "#/agency/<code>" (one agency), "#/policy" and "#/policy/<code>" (an
+// agency's policy), "#/blocked" (blocked attempts of every
 // agency), "#/incidents" (node outages), "#/availability" (availability
 // and maintenance windows), "#/nodes" (every node) and "#/admin/<tab>"
 // (users, tokens, audit, sessions). Nothing shows before a login (or a
@@ -19,6 +20,7 @@ import { LoginView } from './login.js';
 import { NodesView, NodeView, nodeState, statusLabel, statusCell } from './nodes.js';
 import { MaintenancePanel, windowCovers } from './maintenance.js';
 import { AdminView, ADMIN_TABS } from './admin.js';
+import { PolicyView, PolicyIndexView } from './policy.js';
 
 const SERIES_SPAN = 900; // seconds of per-second history kept per agency
 const STALE_MS = 5000; // no data this long while "live" → show "delayed"
@@ -238,6 +240,7 @@ function navItems() {
     { href: '#/availability', key: 'nav.availabilityShort', route: 'availability' },
     can.read() ? { href: '#/blocked', key: 'blocked.title', route: 'blocked' } : null,
     { href: '#/nodes', key: 'nav.nodes', route: 'nodes' },
+    can.read() ? { href: own ? `#/policy/${encodeURIComponent(own)}` : '#/policy', key: 'nav.policy', route: 'policy' } : null,
     can.admin() ? { href: '#/admin/users', key: 'nav.admin', route: 'admin' } : null,
   ].filter(Boolean);
 }
@@ -1380,7 +1383,9 @@ class AgencyView {
       h('div', { class: 'agency-page', 'data-testid': 'agency-page', 'data-code': code },
         h('nav', { class: 'crumbs', 'aria-label': 'breadcrumb' }, h('a', { href: '#/', text: t('nav.back') })),
         h('div', { class: 'agency-hero' },
-          h('div', { class: 'hero-id' }, c.title, h('span', { class: 'code', text: code }), c.nodeChips, c.notfound),
+          h('div', { class: 'hero-id' }, c.title, h('span', { class: 'code', text: code }), c.nodeChips, c.notfound,
+            // Policies are for admins, operators and the agency's officer (not the wall's viewer).
+            this.detail ? h('a', { class: 'panel-link hero-link', href: `#/policy/${encodeURIComponent(code)}`, 'data-testid': 'agency-policy-link', text: t('pol.link') }) : null),
           h('section', { class: 'kpi', 'aria-labelledby': 'k-in' },
             h('h3', { class: 'kpi-label', id: 'k-in', text: `↓ ${t('dir.in')}` }),
             h('div', { class: 'kpi-value' }, c.inRate, c.inPct), c.inBar, c.inNote, c.inSplit),
@@ -1671,6 +1676,8 @@ function parseHash() {
   const hash = decodeURIComponent(location.hash.replace(/^#/, '')) || '/';
   let m = hash.match(/^\/agency\/([A-Za-z0-9_-]{1,64})\/?$/);
   if (m) return { name: 'agency', arg: m[1] };
+  m = hash.match(/^\/policy(?:\/([A-Za-z0-9_-]{1,64}))?\/?$/);
+  if (m) return { name: 'policy', arg: m[1] || null };
   m = hash.match(/^\/node\/([A-Za-z0-9_-]{1,64})\/?$/);
   if (m) return { name: 'node', arg: m[1] };
   m = hash.match(/^\/admin(?:\/([a-z]+))?\/?$/);
@@ -1687,6 +1694,9 @@ function redirectFor(r) {
   const own = ownAgency();
   if (r.name === 'agency' && own && r.arg !== own) return `#/agency/${encodeURIComponent(own)}`;
   if (r.name === 'blocked' && !can.read()) return '#/';
+  // Policies: admins, operators and an agency's own officer (its own only).
+  if (r.name === 'policy' && !can.read()) return '#/';
+  if (r.name === 'policy' && own && r.arg !== own) return `#/policy/${encodeURIComponent(own)}`;
   if (r.name === 'admin' && (!can.admin() || !ADMIN_TABS.includes(r.arg))) return can.admin() ? '#/admin/users' : '#/';
   return null;
 }
@@ -1697,8 +1707,9 @@ function route() {
   const to = redirectFor(r);
   if (to) { location.replace(to); return; } // hashchange routes again
   view?.destroy();
-  const ctx = { serverNow, agencyLabel, agencies };
+  const ctx = { serverNow, agencyLabel, agencies, overview: () => state.overview };
   if (r.name === 'agency') view = new AgencyView(r.arg);
+  else if (r.name === 'policy') view = r.arg ? new PolicyView(r.arg, ctx) : new PolicyIndexView(ctx);
   else if (r.name === 'node') view = new NodeView(r.arg, ctx);
   else if (r.name === 'nodes') view = new NodesView(ctx);
   else if (r.name === 'admin') view = new AdminView(r.arg, ctx);

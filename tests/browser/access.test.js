@@ -5,12 +5,12 @@
 // Every page is watched for uncaught errors and Content-Security-Policy
 // violations.
 //   cargo build -p simpul-demo && npm ci --prefix tests/browser && node --test tests/browser/
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import {
-  SHOTS, apiFetch, apiLogin, getJSON, launchBrowser, loginPage, startCollector, waitFor, watchPage,
+  SHOTS, apiFetch, apiLogin, getJSON, launchBrowser, loginPage, pageKit, startCollector, waitFor,
 } from './helpers.js';
 
 const LIVE = '[data-testid="conn-status"][data-state="live"]';
@@ -20,8 +20,6 @@ describe('Simpul dashboard: logins, roles and admin screens (collector demo)', {
   let browser;
   let creds; // the demo's accounts (credentials.txt)
   let api; // an admin session for setting up and checking through the API
-  let contexts = []; // browser contexts of the running test, closed after it
-  let shown = null; // the page to screenshot when a test fails
   const get = (p) => getJSON(collector.url, p, api);
 
   before(async () => {
@@ -38,35 +36,7 @@ describe('Simpul dashboard: logins, roles and admin screens (collector demo)', {
     await collector?.stop();
   });
 
-  /** A fresh browser (no cookie), watched for errors and CSP violations. */
-  async function newPage() {
-    const ctx = await browser.newContext({ viewport: { width: 1920, height: 1080 }, timezoneId: 'Asia/Jakarta', locale: 'id-ID' });
-    contexts.push(ctx);
-    const page = await ctx.newPage();
-    const watch = await watchPage(page);
-    shown = page;
-    return { ctx, page, watch };
-  }
-
-  function assertClean(watch, what) {
-    assert.deepEqual(watch.errors, [], `${what}: no uncaught page errors`);
-    assert.deepEqual(watch.csp, [], `${what}: no Content-Security-Policy violations`);
-  }
-
-  const step = (name, fn) => it(name, { timeout: 300000 }, async () => {
-    try {
-      await fn();
-    } catch (err) {
-      const file = path.join(SHOTS, `failure-access-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 80)}.png`);
-      await shown?.screenshot({ path: file, fullPage: true }).catch(() => {});
-      err.message += `\n(screenshot: ${file})\n--- collector output (tail) ---\n${collector?.logTail()}`;
-      throw err;
-    } finally {
-      for (const c of contexts) await c.close().catch(() => {});
-      contexts = [];
-      shown = null;
-    }
-  });
+  const { newPage, assertClean, step, show } = pageKit('access', () => ({ browser, collector }));
 
   /** Type into the login form and send it; resolves to the login answer. */
   async function tryLogin(page, username, password) {
@@ -389,14 +359,14 @@ describe('Simpul dashboard: logins, roles and admin screens (collector demo)', {
 
     // A wrong kiosk token: the login page says so, no session.
     const other = await newPage();
-    shown = other.page;
+    show(other.page);
     await other.page.goto(`${collector.url}?kiosk=spl_0000_bogus`);
     await other.page.getByTestId('login-form').waitFor({ timeout: 30000 });
     assert.equal(await other.page.locator('[data-testid="login-notice"] .strong').textContent(), 'Token layar dinding ditolak.');
     assert.ok(!other.page.url().includes('kiosk='));
     assert.equal(await other.page.getAttribute('body', 'data-auth'), 'out');
     assertClean(other.watch, 'refused kiosk token');
-    shown = page;
+    show(page);
 
     // The wall survives a reload (its session is in the cookie; the token is no longer in the address).
     await page.goto(collector.url);
@@ -509,7 +479,7 @@ describe('Simpul dashboard: logins, roles and admin screens (collector demo)', {
 
     // An operator's open dashboard goes back to the login page when an admin ends its session.
     const op = await newPage();
-    shown = page;
+    show(page);
     await loginPage(op.page, collector.url, creds.operator);
     await op.page.locator(LIVE).waitFor({ timeout: 30000 });
     const opSession = await op.page.evaluate(async () => (await (await fetch('api/v1/auth/me')).json()).session_id);

@@ -1,5 +1,7 @@
 // Shared helpers for the dashboard browser tests: start the real collector in
 // demo mode, launch Debian's Chromium, wait for conditions, read the page.
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -266,4 +268,42 @@ export function parseRate(text, lang) {
   if (!m) return null;
   const n = lang === 'id' ? m[1].replace(/\./g, '').replace(',', '.') : m[1].replace(/,/g, '');
   return Number(n) * UNIT[m[2]];
+}
+
+/**
+ * Per-file scaffolding for the browser tests: fresh watched pages, a check
+ * that a page stayed clean, and `step` — a test that screenshots the page
+ * in view when it fails, appends the collector's log, and closes the
+ * contexts it opened. `env()` gives the file's { browser, collector }.
+ */
+export function pageKit(tag, env) {
+  let contexts = []; // browser contexts of the running test, closed after it
+  let shown = null; // the page to screenshot when a test fails
+  async function newPage() {
+    const ctx = await env().browser.newContext({ viewport: { width: 1920, height: 1080 }, timezoneId: 'Asia/Jakarta', locale: 'id-ID' });
+    contexts.push(ctx);
+    const page = await ctx.newPage();
+    const watch = await watchPage(page);
+    shown = page;
+    return { ctx, page, watch };
+  }
+  function assertClean(watch, what) {
+    assert.deepEqual(watch.errors, [], `${what}: no uncaught page errors`);
+    assert.deepEqual(watch.csp, [], `${what}: no Content-Security-Policy violations`);
+  }
+  const step = (name, fn) => it(name, { timeout: 300000 }, async () => {
+    try {
+      await fn();
+    } catch (err) {
+      const file = path.join(SHOTS, `failure-${tag}-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 80)}.png`);
+      await shown?.screenshot({ path: file, fullPage: true }).catch(() => {});
+      err.message += `\n(screenshot: ${file})\n--- collector output (tail) ---\n${env().collector?.logTail()}`;
+      throw err;
+    } finally {
+      for (const c of contexts) await c.close().catch(() => {});
+      contexts = [];
+      shown = null;
+    }
+  });
+  return { newPage, assertClean, step, show: (page) => { shown = page; } };
 }
