@@ -156,7 +156,11 @@ impl Agent {
         let (uplink, link_sink) = match (&cfg.collector, &opts.fixed) {
             (Some(c), None) => {
                 let options = LinkOptions {
-                    features: vec![feature::INVENTORY.into(), feature::POLICY.into()],
+                    features: vec![
+                        feature::INVENTORY.into(),
+                        feature::POLICY.into(),
+                        feature::LISTS.into(),
+                    ],
                     inbox: Some(inbox_tx),
                 };
                 let (u, s) = Uplink::start(c, &cfg.agent.id, &state_dir, health.clone(), options)?;

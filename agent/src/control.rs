@@ -37,7 +37,15 @@ use time::OffsetDateTime;
 
 use crate::enforce::{EnforceError, Enforcer};
 use crate::link::{FromCollector, HealthState, LinkControl};
+use crate::lists::{ListFiles, Progress};
 use crate::state_files;
+
+/// A list transfer with no chunk for this long is asked for again (the
+/// request or its answer went down with a connection).
+const LIST_STALL: Duration = Duration::from_secs(10);
+/// A list whose content fails its hash this many times in a row makes the
+/// policy fail (a collector serving corrupt content).
+const LIST_FAILURES: u32 = 3;
 
 /// How often schedules, suspensions and standalone files are looked at.
 const TICK: Duration = Duration::from_millis(250);
@@ -138,6 +146,7 @@ impl Control {
             seen_policy: None,
             in_force: in_force.clone(),
             published: (0, 0),
+            awaiting: None,
         };
         let mut source = source;
         state.restore(&mut source);
@@ -191,6 +200,19 @@ struct State {
     in_force: Arc<InForce>,
     /// (inventory version, policy version) last published.
     published: (u64, u64),
+    /// A valid signed policy waiting for named lists it names.
+    awaiting: Option<Awaiting>,
+}
+
+/// A policy whose named lists are being fetched.
+struct Awaiting {
+    signed: SignedPolicy,
+    version: u64,
+    restoring: bool,
+    /// sha256 → list name, still to fetch.
+    missing: std::collections::BTreeMap<String, String>,
+    last_progress: std::time::Instant,
+    failures: u32,
 }
 
 fn now() -> OffsetDateTime {
@@ -269,8 +291,9 @@ impl State {
         }
     }
 
-    /// Schedule windows and suspension expiry.
+    /// Schedule windows and suspension expiry; stalled list transfers.
     fn tick(&mut self) {
+        self.resume_lists();
         if let Some(e) = self.s.enforcer.as_mut() {
             if let Err(err) = e.tick(now()) {
                 self.s
@@ -304,10 +327,12 @@ impl State {
         };
         self.in_force.publish(Snapshot {
             node: self.node.clone().map(Arc::new),
-            matcher: self
-                .policy
-                .as_ref()
-                .map(|p| Arc::new(BlockMatcher::new(p, &exempt))),
+            matcher: self.policy.as_ref().map(|p| {
+                let lists = self.lists();
+                Arc::new(BlockMatcher::with_lists(p, &exempt, &mut |r| {
+                    lists.open(&r.sha256)
+                }))
+            }),
         });
     }
 
@@ -384,6 +409,158 @@ impl State {
         self.s.link.as_ref()
     }
 
+    fn lists(&self) -> ListFiles {
+        ListFiles::new(&self.s.state_dir)
+    }
+
+    /// The named lists `policy` enables that this node does not hold:
+    /// sha256 → name.
+    fn missing_lists(&self, policy: &Policy) -> std::collections::BTreeMap<String, String> {
+        let files = self.lists();
+        let b = &policy.blocking;
+        b.enabled_categories
+            .iter()
+            .filter(|c| !b.categories.contains_key(*c))
+            .filter_map(|c| b.lists.get(c).map(|r| (r.sha256.clone(), c.clone())))
+            .filter(|(sha, _)| !files.has(sha))
+            .collect()
+    }
+
+    /// Ask for the lists `policy` lacks; the policy waits for them.
+    fn fetch_lists(
+        &mut self,
+        sp: SignedPolicy,
+        version: u64,
+        restoring: bool,
+        missing: std::collections::BTreeMap<String, String>,
+    ) {
+        let Some(link) = self.link().cloned() else {
+            self.report(
+                version,
+                PolicyOutcome::Rejected,
+                vec![],
+                Some(format!(
+                    "named lists not held and no collector to fetch them from: {}",
+                    missing.values().cloned().collect::<Vec<_>>().join(", ")
+                )),
+            );
+            return;
+        };
+        if link.declined(simpul_proto::wire::feature::LISTS) {
+            self.report(
+                version,
+                PolicyOutcome::Rejected,
+                vec![],
+                Some("the policy names lists but the collector does not serve them".into()),
+            );
+            return;
+        }
+        let files = self.lists();
+        for sha in missing.keys() {
+            link.fetch_list(sha, files.resume_at(sha));
+        }
+        tracing::info!(
+            version,
+            lists = %missing.values().cloned().collect::<Vec<_>>().join(","),
+            "policy waits for its named lists"
+        );
+        self.awaiting = Some(Awaiting {
+            signed: sp,
+            version,
+            restoring,
+            missing,
+            last_progress: std::time::Instant::now(),
+            failures: 0,
+        });
+    }
+
+    fn take_list_chunk(&mut self, sha256: &str, offset: u64, total: u64, data: &[u8]) {
+        let files = self.lists();
+        let Some(a) = self.awaiting.as_mut() else {
+            return;
+        };
+        let Some(name) = a.missing.get(sha256).cloned() else {
+            return;
+        };
+        let link = self.s.link.clone();
+        a.last_progress = std::time::Instant::now();
+        match files.accept(sha256, offset, total, data) {
+            Ok(Progress::Need(next)) => {
+                if let Some(l) = &link {
+                    l.fetch_list(sha256, next);
+                }
+            }
+            Ok(Progress::Complete) => {
+                tracing::info!(list = %name, sha256, bytes = total, "named list received and verified");
+                a.missing.remove(sha256);
+                if a.missing.is_empty() {
+                    if let Some(a) = self.awaiting.take() {
+                        self.take_signed(a.signed, a.restoring);
+                    }
+                }
+            }
+            Err(e) => {
+                a.failures += 1;
+                tracing::error!(list = %name, error = %e, failures = a.failures, "named list transfer failed");
+                if a.failures >= LIST_FAILURES {
+                    let version = a.version;
+                    self.awaiting = None;
+                    self.s
+                        .health
+                        .policy_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.report(
+                        version,
+                        PolicyOutcome::Failed,
+                        vec![],
+                        Some(format!("list {name}: {e}")),
+                    );
+                } else if let Some(l) = &link {
+                    l.fetch_list(sha256, files.resume_at(sha256));
+                }
+            }
+        }
+    }
+
+    fn list_unavailable(&mut self, sha256: &str, reason: &str) {
+        let Some(a) = self.awaiting.as_ref() else {
+            return;
+        };
+        let Some(name) = a.missing.get(sha256).cloned() else {
+            return;
+        };
+        let version = a.version;
+        self.awaiting = None;
+        self.report(
+            version,
+            PolicyOutcome::Rejected,
+            vec![],
+            Some(format!(
+                "list {name}: the collector cannot send it: {}",
+                simpul_proto::problem::clean_text(reason, 200)
+            )),
+        );
+    }
+
+    /// Ask again for lists whose transfer stalled (a reconnect lost the
+    /// request or its answer).
+    fn resume_lists(&mut self) {
+        let files = self.lists();
+        let Some(a) = self.awaiting.as_mut() else {
+            return;
+        };
+        if a.last_progress.elapsed() < LIST_STALL {
+            return;
+        }
+        a.last_progress = std::time::Instant::now();
+        if let Some(l) = &self.s.link {
+            for sha in a.missing.keys() {
+                tracing::info!(sha256 = %sha, "list transfer stalled; asking again");
+                l.fetch_list(sha, files.resume_at(sha));
+            }
+        }
+    }
+
     fn report(
         &self,
         version: u64,
@@ -417,6 +594,15 @@ impl State {
             FromCollector::PolicyKey(k) => self.pin_key(k),
             FromCollector::Inventory(inv) => self.take_inventory(inv, true),
             FromCollector::Policy(sp) => self.take_signed(sp, false),
+            FromCollector::ListChunk {
+                sha256,
+                offset,
+                total,
+                data,
+            } => self.take_list_chunk(&sha256, offset, total, &data),
+            FromCollector::ListUnavailable { sha256, reason } => {
+                self.list_unavailable(&sha256, &reason)
+            }
         }
     }
 
@@ -515,6 +701,15 @@ impl State {
             self.report(version, PolicyOutcome::Rejected, problems, None);
             return;
         }
+        // A newer version replaces one still waiting for its lists.
+        if self.awaiting.as_ref().is_some_and(|a| a.version <= version) {
+            self.awaiting = None;
+        }
+        let missing = self.missing_lists(&policy);
+        if !missing.is_empty() {
+            self.fetch_lists(sp, version, restoring, missing);
+            return;
+        }
         if let Err(e) = self.enforce(&policy) {
             self.s
                 .health
@@ -530,6 +725,15 @@ impl State {
         } else {
             tracing::info!(version, "last good policy restored");
         }
+        let keep: Vec<String> = policy
+            .blocking
+            .lists
+            .values()
+            .map(|r| r.sha256.clone())
+            .chain(self.awaiting.iter().flat_map(|a| a.missing.keys().cloned()))
+            .collect();
+        self.lists()
+            .keep_only(&keep.iter().map(String::as_str).collect::<Vec<_>>());
         self.policy = Some(policy);
         self.signed = Some(sp);
         self.report_versions();

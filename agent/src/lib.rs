@@ -15,6 +15,7 @@ pub mod dnsproxy;
 pub mod enforce;
 pub mod fuzzing;
 pub mod link;
+pub mod lists;
 pub mod logging;
 pub mod output;
 pub mod replay;

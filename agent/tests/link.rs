@@ -207,7 +207,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, behavior: Behavior,
                 }
             }
             AgentMessage::Heartbeat(hb) => db.lock().unwrap().heartbeats.push(hb),
-            AgentMessage::PolicyState(_) => {}
+            AgentMessage::PolicyState(_) | AgentMessage::ListFetch { .. } => {}
             AgentMessage::Batch(b) => {
                 let id = (b.boot_epoch, b.seq);
                 {

@@ -178,6 +178,8 @@ struct Peer {
     json: bool,
     wants_inventory: bool,
     wants_policy: bool,
+    /// Fetches named lists by hash (`feature::LISTS`).
+    wants_lists: bool,
     inventory_version: u64,
     policy_version: u64,
     /// Records naming another agency were logged once this session.
@@ -398,6 +400,7 @@ async fn authenticate(
                 json,
                 wants_inventory: false,
                 wants_policy: false,
+                wants_lists: false,
                 inventory_version: 0,
                 policy_version: 0,
                 warned_foreign: false,
@@ -442,7 +445,7 @@ async fn authenticate(
                         wire::PROTOCOL_VERSION
                     ))
                 })?;
-            let offered: Vec<String> = [feature::INVENTORY, feature::POLICY]
+            let offered: Vec<String> = [feature::INVENTORY, feature::POLICY, feature::LISTS]
                 .into_iter()
                 .filter(|f| protocol >= 3 && h.features.iter().any(|x| x == f))
                 .map(str::to_string)
@@ -473,6 +476,7 @@ async fn authenticate(
                     json,
                     wants_inventory: offered.iter().any(|f| f == feature::INVENTORY),
                     wants_policy: offered.iter().any(|f| f == feature::POLICY),
+                    wants_lists: offered.iter().any(|f| f == feature::LISTS),
                     inventory_version: h.inventory_version,
                     policy_version: h.policy_version,
                     warned_foreign: false,
@@ -511,6 +515,7 @@ fn kind(m: &AgentMessage) -> &'static str {
         AgentMessage::Batch(_) => "Batch",
         AgentMessage::Heartbeat(_) => "Heartbeat",
         AgentMessage::PolicyState(_) => "PolicyState",
+        AgentMessage::ListFetch { .. } => "ListFetch",
     }
 }
 
@@ -649,6 +654,12 @@ async fn stream(
                         let node = peer.node_id.clone();
                         let _ = tokio::task::spawn_blocking(move || policies.set_state(&node, &s)).await;
                     }
+                    AgentMessage::ListFetch { sha256, offset } => {
+                        if !peer.wants_lists {
+                            return Err("ListFetch without the lists feature".into());
+                        }
+                        send_list_chunk(ws, peer, state, sha256, offset).await?;
+                    }
                     other => return Err(format!("unexpected {} after authentication", kind(&other))),
                 }
             }
@@ -694,6 +705,54 @@ async fn stream(
             }
         }
     }
+}
+
+/// One chunk of a list the node's policy names (a hash no policy of its
+/// agency names is not served: the node has no business with it).
+async fn send_list_chunk(
+    ws: &mut Ws,
+    peer: &Peer,
+    state: &AppState,
+    sha256: String,
+    offset: u64,
+) -> Result<(), String> {
+    let named = state
+        .policies
+        .latest(&peer.agency)
+        .is_some_and(|p| p.policy.blocking.lists.values().any(|r| r.sha256 == sha256));
+    let reply = if !named {
+        CollectorMessage::ListUnavailable {
+            reason: "no policy of this node's agency names this list".into(),
+            sha256: simpul_proto::problem::clean_text(&sha256, 80),
+        }
+    } else {
+        let lists = state.lists.clone();
+        let sha = sha256.clone();
+        let read =
+            tokio::task::spawn_blocking(move || lists.chunk(&sha, offset, wire::LIST_CHUNK_BYTES))
+                .await
+                .map_err(|e| format!("list read: {e}"))?;
+        match read {
+            Ok((total, data)) => {
+                metrics::counter!("simpul_list_bytes_sent_total").increment(data.len() as u64);
+                metrics::counter!("simpul_list_chunks_sent_total").increment(1);
+                if offset + data.len() as u64 == total {
+                    tracing::info!(node = %peer.node_id, sha256 = %sha256, bytes = total, "list sent to the end");
+                }
+                CollectorMessage::ListChunk {
+                    sha256,
+                    offset,
+                    total,
+                    data,
+                }
+            }
+            Err(e) => CollectorMessage::ListUnavailable {
+                sha256,
+                reason: e.to_string(),
+            },
+        }
+    };
+    send(ws, peer, &reply).await
 }
 
 fn persist_seen(state: &AppState, peer: &Peer, health: Option<simpul_proto::wire::Health>) {

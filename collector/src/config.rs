@@ -177,6 +177,38 @@ pub struct PolicyConfig {
     /// directory); re-read when they change. Every change is a new version,
     /// signed and pushed to the agency's nodes.
     pub dir: Option<PathBuf>,
+    /// Named domain lists (`[policy.lists]`).
+    pub lists: ListsConfig,
+}
+
+/// `[policy.lists]`: bounds of uploaded and synced lists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListsConfig {
+    /// Largest list accepted, bytes, after gzip is undone (a 3 M-domain
+    /// TrustPositif-style list is about 70 MB).
+    pub max_bytes: u64,
+    /// Largest gzip upload, bytes as sent.
+    pub max_upload_bytes: u64,
+    /// Most domains one list may hold.
+    pub max_domains: u64,
+    /// A new version losing more than this share of the names is held for
+    /// an administrator (a source's own setting wins for its syncs).
+    pub max_shrink_percent: f64,
+    /// Longest a sync download may take, seconds.
+    pub sync_timeout_secs: u64,
+}
+
+impl Default for ListsConfig {
+    fn default() -> Self {
+        ListsConfig {
+            max_bytes: 256 << 20,
+            max_upload_bytes: 128 << 20,
+            max_domains: 10_000_000,
+            max_shrink_percent: 20.0,
+            sync_timeout_secs: 300,
+        }
+    }
 }
 
 /// Keys of older collector.toml files and where their content went.

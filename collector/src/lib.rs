@@ -16,6 +16,8 @@ pub mod config;
 pub mod edge;
 pub mod ingest;
 pub mod inventory;
+pub mod lists;
+pub mod lists_api;
 pub mod live;
 pub mod logging;
 pub mod notify;

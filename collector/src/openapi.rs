@@ -272,6 +272,84 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "DefaultPolicy",
     ),
     get(
+        "/api/v1/lists",
+        "Named domain lists (categories): the version in force, held versions, the sync source",
+        Read,
+        &[],
+        "ListSummaryList",
+    ),
+    get(
+        "/api/v1/lists/{list}",
+        "One list with its versions, newest first",
+        Read,
+        &["limit"],
+        "ListDetail",
+    ),
+    Endpoint {
+        params: &["format", "comment"],
+        ..call(
+            "put",
+            "/api/v1/lists/{list}",
+            "Upload a list (plain, hosts or adblock text; gzip accepted): a new version when the content differs; held when empty or shrunk",
+            Admin,
+            Some("ListText"),
+            200,
+            "ListUpload",
+        )
+    },
+    get(
+        "/api/v1/lists/{list}/content",
+        "A version's canonical text (one domain a line, sorted; Content-Encoding: gzip)",
+        Read,
+        &["version"],
+        "ListContent",
+    ),
+    call(
+        "put",
+        "/api/v1/lists/{list}/source",
+        "Sync the list from a URL on a schedule",
+        Admin,
+        Some("ListSourceSpec"),
+        200,
+        "ListSource",
+    ),
+    call(
+        "delete",
+        "/api/v1/lists/{list}/source",
+        "Stop syncing the list (its versions stay)",
+        Admin,
+        None,
+        204,
+        "Empty",
+    ),
+    call(
+        "post",
+        "/api/v1/lists/{list}/sync",
+        "Sync the list from its source now",
+        Admin,
+        None,
+        200,
+        "ListUpload",
+    ),
+    call(
+        "post",
+        "/api/v1/lists/{list}/versions/{version}/confirm",
+        "Put a held version in force",
+        Admin,
+        Some("ListDecision"),
+        200,
+        "ListDecided",
+    ),
+    call(
+        "post",
+        "/api/v1/lists/{list}/versions/{version}/discard",
+        "Discard a held version",
+        Admin,
+        Some("ListDecision"),
+        200,
+        "ListDecided",
+    ),
+    get(
         "/api/v1/top/hosts",
         "Top hosts by bytes",
         Read,
@@ -482,6 +560,18 @@ fn param(path: &str, name: &str) -> Value {
         "action" => (
             "action prefix, e.g. auth. or maintenance.",
             json!({"type": "string"}),
+        ),
+        "format" if path.starts_with("/api/v1/lists") => (
+            "how the list is written (default auto: decided per line)",
+            json!({"type": "string", "enum": ["plain", "hosts", "adblock", "auto"]}),
+        ),
+        "comment" => (
+            "why (the letter's number, the request); 3-500 characters",
+            json!({"type": "string", "minLength": 3, "maxLength": 500}),
+        ),
+        "version" => (
+            "a version number (default: the one in force)",
+            json!({"type": "integer"}),
         ),
         "format" => (
             "json (default) or csv",
@@ -737,13 +827,25 @@ pub fn build() -> Value {
         if !path_params(e.path).is_empty() {
             responses.insert("404".into(), error("No such object"));
         }
-        if e.method == "put" || e.path.ends_with("/rollback") {
+        let lists = e.path.starts_with("/api/v1/lists");
+        if (e.method == "put" && !lists) || e.path.ends_with("/rollback") {
             responses.insert(
                 "409".into(),
                 error("base_version is not the version in force: another save came first"),
             );
         }
-        if e.method == "put" || e.path.ends_with("/rollback") || e.path.ends_with("/preview") {
+        if lists && e.method != "get" {
+            responses.insert(
+                "413".into(),
+                error("The list is larger than [policy.lists] allows"),
+            );
+            responses.insert(
+                "422".into(),
+                error("The list cannot be read (gzip, too many domains)"),
+            );
+            responses.insert("502".into(), error("The source could not be downloaded"));
+        } else if e.method == "put" || e.path.ends_with("/rollback") || e.path.ends_with("/preview")
+        {
             responses.insert("422".into(), json!({"description": "The policy is refused: every problem with its place",
                 "content": {"application/json": {"schema": {"type": "object", "properties": {
                     "error": {"type": "string"}, "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}}}}}}}));
@@ -764,8 +866,15 @@ pub fn build() -> Value {
         } else {
             json!([{"session": [], "csrf": []}, {"bearer": []}])
         };
-        if let Some(body) = e.body {
+        if e.body == Some("ListText") {
+            op["requestBody"] = json!({"required": true, "content": {
+                "text/plain": {"schema": {"type": "string", "description": "one domain a line (plain), hosts lines or adblock rules; # and ! comments"}},
+                "application/gzip": {"schema": {"type": "string", "format": "binary"}}}});
+        } else if let Some(body) = e.body {
             op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
+        }
+        if e.schema == "ListContent" {
+            op["responses"]["200"] = json!({"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}});
         }
         let item = paths.entry(e.path.to_string()).or_insert_with(|| json!({}));
         item[e.method] = op;
@@ -834,6 +943,44 @@ fn policy_schemas() -> Value {
             "version": {"type": "integer", "description": "0: none saved"}, "policy": {"type": "object"},
             "created_ms": {"type": ["integer", "null"]}, "created_by": {"type": ["string", "null"]}, "comment": {"type": ["string", "null"]},
             "agencies": {"type": "array", "description": "after a save: the agencies' new versions", "items": {"type": "object", "properties": {"agency": code, "version": {"type": "integer"}}}}}},
+        "ListVersion": {"type": "object", "properties": {
+            "name": code, "version": {"type": "integer"}, "sha256": {"type": "string", "description": "SHA-256 of the canonical text: what policies and agents name it by"},
+            "domains": {"type": "integer"}, "stored_bytes": {"type": "integer", "description": "gzip size agents fetch"},
+            "lines": {"type": "integer"}, "invalid": {"type": "integer"},
+            "state": {"type": "string", "enum": ["current", "held", "superseded", "discarded"]},
+            "hold_reason": {"type": ["string", "null"]}, "origin": {"type": "string", "enum": ["upload", "sync"]},
+            "created_ms": ms, "created_by": {"type": "string"}, "comment": {"type": "string"},
+            "decided_ms": {"type": ["integer", "null"]}, "decided_by": {"type": ["string", "null"]}}},
+        "ListSource": {"type": "object", "properties": {
+            "name": code, "url": {"type": "string"}, "format": {"type": "string"}, "interval_secs": {"type": "integer"},
+            "max_shrink_percent": {"type": "number"}, "last_attempt_ms": {"type": ["integer", "null"]},
+            "last_ok_ms": {"type": ["integer", "null"]}, "last_error": {"type": ["string", "null"]},
+            "updated_ms": ms, "updated_by": {"type": "string"}}},
+        "ListSourceSpec": {"type": "object", "required": ["url"], "additionalProperties": false, "properties": {
+            "url": {"type": "string", "description": "http:// or https://"},
+            "format": {"type": "string", "enum": ["plain", "hosts", "adblock", "auto"], "default": "auto"},
+            "interval_secs": {"type": "integer", "minimum": 60, "maximum": 2_592_000, "default": 86400},
+            "max_shrink_percent": {"type": "number", "minimum": 0, "maximum": 100, "default": 20}}},
+        "ListSummary": {"type": "object", "properties": {
+            "name": code, "current": {"oneOf": [{"$ref": "#/components/schemas/ListVersion"}, {"type": "null"}]},
+            "held": {"type": "array", "items": {"$ref": "#/components/schemas/ListVersion"}},
+            "source": {"oneOf": [{"$ref": "#/components/schemas/ListSource"}, {"type": "null"}]}}},
+        "ListSummaryList": {"type": "array", "items": {"$ref": "#/components/schemas/ListSummary"}},
+        "ListDetail": {"allOf": [{"$ref": "#/components/schemas/ListSummary"}, {"type": "object", "properties": {
+            "versions": {"type": "array", "items": {"$ref": "#/components/schemas/ListVersion"}}}}]},
+        "ListUpload": {"type": "object", "properties": {
+            "version": {"$ref": "#/components/schemas/ListVersion"},
+            "changed": {"type": "boolean", "description": "false: the content equals the version in force"},
+            "in_force_changed": {"type": "boolean"}, "lines": {"type": "integer"}, "duplicates": {"type": "integer"},
+            "invalid": {"type": "integer"},
+            "first_invalid": {"type": "array", "items": {"type": "object", "properties": {"line": {"type": "integer"}, "text": {"type": "string"}, "reason": {"type": "string"}}}},
+            "policies": {"type": "array", "description": "the agencies' new policy versions", "items": {"type": "object", "properties": {"agency": code, "version": {"type": "integer"}}}}}},
+        "ListDecision": {"type": "object", "required": ["comment"], "additionalProperties": false, "properties": {
+            "comment": {"type": "string", "minLength": 3, "maxLength": 500}}},
+        "ListDecided": {"type": "object", "properties": {
+            "version": {"$ref": "#/components/schemas/ListVersion"},
+            "policies": {"type": "array", "items": {"type": "object"}}}},
+        "ListContent": {"type": "string"},
         "DefaultPolicyVersionList": {"type": "array", "items": {"type": "object", "properties": {
             "version": {"type": "integer"}, "created_ms": ms, "created_by": {"type": "string"}, "comment": {"type": "string"}}}}
     })

@@ -114,6 +114,8 @@ pub struct Policies {
     default: RwLock<Arc<DefaultPolicyVersion>>,
     /// One save at a time: versions are read, checked and written together.
     saving: Mutex<()>,
+    /// The named lists enabled categories refer to.
+    lists: Arc<crate::lists::Lists>,
 }
 
 /// What a save made.
@@ -146,6 +148,7 @@ impl Policies {
         control: Arc<dyn ControlStore>,
         dir: Option<PathBuf>,
         inventory: &Inventories,
+        lists: Arc<crate::lists::Lists>,
     ) -> Result<Policies, PolicyError> {
         let signer = load_or_make_key(&data_dir.join(KEY_FILE))?;
         let mut latest = HashMap::new();
@@ -172,6 +175,7 @@ impl Policies {
         let p = Policies {
             default: RwLock::new(Arc::new(default)),
             saving: Mutex::new(()),
+            lists,
             signer,
             control,
             dir,
@@ -226,6 +230,7 @@ impl Policies {
         let agency = policy.agency.clone();
         let previous = self.latest(&agency);
         policy.version = previous.as_ref().map_or(0, |p| p.policy.version) + 1;
+        self.resolve_lists(&mut policy);
         check(&policy, inventory).map_err(|problems| PolicyError::Invalid {
             place: place.to_string(),
             problems,
@@ -260,6 +265,10 @@ impl Policies {
             agency,
             0,
         )
+        .map(|mut p| {
+            self.resolve_lists(&mut p);
+            p
+        })
     }
 
     /// Save `doc` as `agency`'s own document, editing `base` (its version
@@ -291,13 +300,14 @@ impl Policies {
         };
         let doc = document::clean_document(doc, false, agency).map_err(invalid)?;
         let default = self.default_policy();
-        let policy = document::effective(
+        let mut policy = document::effective(
             &parse_document(&default.document),
             &doc,
             agency,
             current + 1,
         )
         .map_err(invalid)?;
+        self.resolve_lists(&mut policy);
         check(&policy, inventory).map_err(invalid)?;
         if let Some(prev) = previous.filter(|p| {
             p.follows_default() && p.document() == doc && same_policy(&p.policy, &policy)
@@ -362,8 +372,10 @@ impl Policies {
                 None => Value::Object(Default::default()),
             };
             let next = previous.as_ref().map_or(0, |p| p.policy.version) + 1;
-            let merged = document::effective(&doc, &own, &code, next)
-                .and_then(|p| check(&p, inventory).map(|()| p));
+            let merged = document::effective(&doc, &own, &code, next).and_then(|mut p| {
+                self.resolve_lists(&mut p);
+                check(&p, inventory).map(|()| p)
+            });
             match merged {
                 Err(ps) => problems.extend(
                     ps.into_iter()
@@ -404,7 +416,11 @@ impl Policies {
             .map(|p| policy_value(&p.policy))
             .unwrap_or_else(|| Value::Object(Default::default()));
         let merged = document::clean_document(doc, false, agency)
-            .and_then(|d| document::effective(&self.default_document(), &d, agency, next));
+            .and_then(|d| document::effective(&self.default_document(), &d, agency, next))
+            .map(|mut p| {
+                self.resolve_lists(&mut p);
+                p
+            });
         match merged {
             Err(problems) => Preview {
                 problems,
@@ -446,6 +462,64 @@ impl Policies {
                 what: "the default policy".into(),
                 version,
             })
+    }
+
+    /// Point each enabled category that is not defined in the policy itself
+    /// at the named list's version in force (by content hash).
+    fn resolve_lists(&self, p: &mut Policy) {
+        let b = &mut p.blocking;
+        b.lists.clear();
+        for c in &b.enabled_categories {
+            if b.categories.contains_key(c) {
+                continue;
+            }
+            if let Some(r) = self.lists.reference(c) {
+                b.lists.insert(c.clone(), r);
+            }
+        }
+    }
+
+    /// A named list's version in force changed: every agency whose policy
+    /// enables it gets a new version pointing at the new content.
+    pub fn lists_changed(
+        &self,
+        inventory: &Inventories,
+        by: &str,
+        why: &str,
+    ) -> Result<Vec<Arc<InForce>>, PolicyError> {
+        let _one = self.saving.lock().unwrap_or_else(|p| p.into_inner());
+        let latest: Vec<Arc<InForce>> = self
+            .latest
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut versions = Vec::new();
+        for prev in latest {
+            let mut p = prev.policy.clone();
+            self.resolve_lists(&mut p);
+            if p.blocking.lists == prev.policy.blocking.lists {
+                continue;
+            }
+            p.version = prev.policy.version + 1;
+            if let Err(problems) = check(&p, inventory) {
+                tracing::error!(agency = %p.agency, problems = %simpul_proto::problem::describe(&problems), "a list change makes the agency's policy invalid; its version in force stays");
+                continue;
+            }
+            let document = prev
+                .stored
+                .document
+                .clone()
+                .map(|d| (d, prev.stored.default_version));
+            versions.push(self.signed_version(p, document, by, why));
+        }
+        if versions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stored: Vec<PolicyVersion> = versions.iter().map(|v| v.stored.clone()).collect();
+        self.control.save_policies(None, &stored)?;
+        Ok(self.publish(None, versions))
     }
 
     /// A new version, signed (not stored yet).

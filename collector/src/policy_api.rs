@@ -109,7 +109,7 @@ pub struct VersionsQuery {
     limit: Option<usize>,
 }
 
-fn comment_ok(c: &str) -> Result<String, ApiError> {
+pub(crate) fn comment_ok(c: &str) -> Result<String, ApiError> {
     let c = c.trim();
     if c.chars().count() < 3 {
         return Err(bad(

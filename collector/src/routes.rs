@@ -25,7 +25,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// this code does not serve, which a test forbids).
 pub fn handler(e: &Endpoint, tls: bool) -> Option<MethodRouter<AppState>> {
     use crate::auth::api as auth;
-    use crate::{api, outage, policy_api as pol};
+    use crate::{api, lists_api as lists, outage, policy_api as pol};
     // Policy documents may carry inline domain lists.
     let big = axum::extract::DefaultBodyLimit::max(pol::MAX_POLICY_BYTES);
     let h = match (e.method, e.path) {
@@ -60,6 +60,17 @@ pub fn handler(e: &Endpoint, tls: bool) -> Option<MethodRouter<AppState>> {
         ("get", "/api/v1/policy/default/versions") => get(pol::default_versions),
         ("get", "/api/v1/policy/default/versions/{version}") => get(pol::default_version),
         ("post", "/api/v1/policy/default/rollback") => post(pol::rollback_default_policy),
+        ("get", "/api/v1/lists") => get(lists::lists),
+        ("get", "/api/v1/lists/{list}") => get(lists::list),
+        ("put", "/api/v1/lists/{list}") => {
+            put(lists::upload).layer(axum::extract::DefaultBodyLimit::max(lists::MAX_UPLOAD_BODY))
+        }
+        ("get", "/api/v1/lists/{list}/content") => get(lists::content),
+        ("put", "/api/v1/lists/{list}/source") => put(lists::set_source),
+        ("delete", "/api/v1/lists/{list}/source") => delete(lists::remove_source),
+        ("post", "/api/v1/lists/{list}/sync") => post(lists::sync_now),
+        ("post", "/api/v1/lists/{list}/versions/{version}/confirm") => post(lists::confirm),
+        ("post", "/api/v1/lists/{list}/versions/{version}/discard") => post(lists::discard),
         ("get", "/api/v1/top/hosts") => get(api::top_hosts),
         ("get", "/api/v1/top/sites") => get(api::top_sites),
         ("get", "/api/v1/flows") => get(api::flows),

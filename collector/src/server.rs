@@ -102,12 +102,17 @@ impl Collector {
             Inventories::load(control.clone(), config.inventory.file.clone())
                 .context("cannot load the inventory")?,
         );
+        let lists = Arc::new(
+            crate::lists::Lists::start(&data_dir, control.clone(), config.policy.lists.clone())
+                .context("cannot load the named lists")?,
+        );
         let policies = Arc::new(
             Policies::start(
                 &data_dir,
                 control.clone(),
                 config.policy.dir.clone(),
                 &inventory,
+                lists.clone(),
             )
             .context("cannot load the policies")?,
         );
@@ -141,6 +146,7 @@ impl Collector {
             control,
             inventory,
             policies,
+            lists,
             writer: writer.sender(),
             nodes: Arc::new(NodeRegistry::default()),
             outage: Arc::new(outage),
@@ -170,6 +176,7 @@ impl Collector {
         };
         collector.tasks.extend([
             tokio::spawn(crate::live::ticker(state.clone())),
+            tokio::spawn(sync_lists(state.clone())),
             every(Duration::from_secs(3600), retention),
             every(Duration::from_secs(5), allocation_watch),
             every(Duration::from_secs(1), maintain),
@@ -485,6 +492,31 @@ fn reload_inventory_and_policies(state: &AppState) {
     }
     for e in state.policies.reload_dir(&state.inventory) {
         tracing::error!(error = %e, "policy file refused; the version in force stays");
+    }
+}
+
+/// Sync the named lists whose interval has passed (one at a time).
+async fn sync_lists(state: AppState) {
+    let mut interval = tokio::time::interval(crate::lists::SYNC_CHECK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut stop = state.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = stop.wait() => return,
+        }
+        let lists = state.lists.clone();
+        let due = tokio::task::spawn_blocking(move || lists.due(crate::state::now_ms()))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        for src in due {
+            tokio::select! {
+                () = crate::lists_api::sync_and_follow(&state, &src.name, "sync") => {}
+                () = stop.wait() => return,
+            }
+        }
     }
 }
 

@@ -22,6 +22,8 @@ pub struct AppState {
     pub control: Arc<dyn ControlStore>,
     pub inventory: Arc<Inventories>,
     pub policies: Arc<Policies>,
+    /// Named domain lists (categories) and their sources.
+    pub lists: Arc<crate::lists::Lists>,
     pub writer: SyncSender<WriteJob>,
     pub nodes: Arc<NodeRegistry>,
     /// Node liveness, incidents and alerts.

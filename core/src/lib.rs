@@ -21,6 +21,7 @@ pub mod flow;
 pub mod fuzzing;
 pub mod guard;
 pub mod inventory;
+pub mod lists;
 pub mod naming;
 pub mod policy;
 pub mod processor;

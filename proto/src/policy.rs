@@ -144,9 +144,15 @@ pub struct Blocking {
     /// Named domain lists (e.g. "judi", "pornografi").
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub categories: BTreeMap<String, Vec<String>>,
-    /// Categories switched on for this agency.
+    /// Categories switched on for this agency: a name of `categories`, or of
+    /// a named list held at the collector.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub enabled_categories: Vec<String>,
+    /// The collector's named lists this policy enables, by content: set by
+    /// the collector when it signs (a client's value is ignored), fetched
+    /// by the agent when the hash changes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lists: BTreeMap<String, ListRef>,
     /// DNS over TLS (TCP 853) and DNS over QUIC (UDP 853).
     #[serde(default)]
     pub block_dot: bool,
@@ -159,6 +165,20 @@ pub struct Blocking {
     /// Address the DNS responder returns for blocked names (absent: NXDOMAIN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_page: Option<String>,
+}
+
+/// A named list at a given content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListRef {
+    /// SHA-256 (hex) of the list's canonical text: its domains, normalized,
+    /// sorted, one a line.
+    pub sha256: String,
+    /// How many domains it holds.
+    pub domains: u64,
+    /// The collector's version of the list (for people; the hash decides).
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// Internet cut, intranet and the collector link kept.

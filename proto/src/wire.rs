@@ -40,7 +40,13 @@ pub mod feature {
     pub const INVENTORY: &str = "inventory";
     /// Wants signed policies and reports their state.
     pub const POLICY: &str = "policy";
+    /// Fetches the named domain lists a policy refers to by content hash
+    /// ([`AgentMessage::ListFetch`], [`CollectorMessage::ListChunk`]).
+    pub const LISTS: &str = "lists";
 }
+
+/// Largest list chunk the collector sends in one message.
+pub const LIST_CHUNK_BYTES: usize = 1 << 20;
 
 /// Upper bound of one encoded message; larger frames are refused unread.
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
@@ -61,6 +67,10 @@ pub enum AgentMessage {
     Heartbeat(Heartbeat),
     /// What became of a policy version: sent as soon as it is decided.
     PolicyState(PolicyState),
+    /// Send the stored (gzip) form of the list with this SHA-256 from
+    /// `offset` on: a transfer resumes where the agent's partial file ends.
+    /// Only to a collector that offered [`feature::LISTS`].
+    ListFetch { sha256: String, offset: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,6 +230,16 @@ pub enum CollectorMessage {
     Inventory(Inventory),
     /// The policy the node's agency must enforce.
     Policy(SignedPolicy),
+    /// Bytes `offset..offset + data.len()` of a list's stored form (gzip of
+    /// its canonical text, whose SHA-256 names it) of `total` bytes.
+    ListChunk {
+        sha256: String,
+        offset: u64,
+        total: u64,
+        data: Vec<u8>,
+    },
+    /// The collector cannot send this list (unknown hash, bad offset).
+    ListUnavailable { sha256: String, reason: String },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

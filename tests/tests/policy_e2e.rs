@@ -478,27 +478,117 @@ fn policies_saved_at_the_noc_are_enforced_on_the_router() {
     wait_applied(&c, 8, &saved, sent);
     wait_download_class(&t, 18);
 
+    // 6c. A named list (category) uploaded at the NOC and enabled for the
+    // agency: the router fetches it by hash, verifies it and blocks its
+    // names. A new version of the list gives the agency a new policy
+    // version by itself; an allocation change does not send the list again.
+    let (status, v) = c.send_raw(
+        "PUT",
+        "/api/v1/lists/judi?comment=surat%20060%2FKOMINFO%2F2026",
+        "text/plain",
+        b"# TrustPositif-style\ntogel.example\n0.0.0.0 slot.example\n",
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["version"]["state"], "current", "{v}");
+    assert_eq!(v["policies"], json!([]), "no agency enables it yet: {v}");
+    let sent = Instant::now();
+    let saved = save_agency(
+        &c,
+        8,
+        &json!({"allocation": {"download": rates(18_000_000)},
+                "blocking": {"enabled_categories": ["judi"]}}),
+        "surat 061/DINKES/2026: kategori judi",
+    );
+    assert_eq!(
+        saved["effective"]["blocking"]["lists"]["judi"]["sha256"], v["version"]["sha256"],
+        "{saved}"
+    );
+    wait_applied(&c, 9, &saved, sent);
+    assert!(
+        wait_for(30, || refused_by_dns(&a, "www.togel.example")),
+        "a name of the list still resolves"
+    );
+    assert!(refused_by_dns(&a, "slot.example"));
+    let received = |log: &str| log.matches("named list received and verified").count();
+    let log = std::fs::read_to_string(&agent_log).unwrap_or_default();
+    assert_eq!(received(&log), 1, "{}", tail(&log));
+    // A new version of the list: the agency's policy follows (version 10).
+    let gz = {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(b"togel.example\nslot.example\nkasino.example\n")
+            .unwrap();
+        e.finish().unwrap()
+    };
+    let sent = Instant::now();
+    let (status, v) = c.send_raw(
+        "PUT",
+        "/api/v1/lists/judi?comment=surat%20062%2FKOMINFO%2F2026",
+        "application/gzip",
+        &gz,
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["version"]["version"], 2, "{v}");
+    assert_eq!(
+        v["policies"],
+        json!([{"agency": AGENCY, "version": 10}]),
+        "{v}"
+    );
+    wait_node_policy(&c, "applied at 10 (list v2)", |p| {
+        p["state"] == "applied" && p["version"] == 10
+    });
+    assert!(
+        wait_for(30, || refused_by_dns(&a, "kasino.example")),
+        "the list's new name still resolves ({:?} since the upload)",
+        sent.elapsed()
+    );
+    // An allocation change: version 11, the list is not fetched again.
+    let saved = save_agency(
+        &c,
+        10,
+        &json!({"allocation": {"download": rates(17_000_000)},
+                "blocking": {"enabled_categories": ["judi"]}}),
+        "surat 063/DINKES/2026",
+    );
+    wait_applied(&c, 11, &saved, Instant::now());
+    wait_download_class(&t, 17);
+    assert!(refused_by_dns(&a, "kasino.example"));
+    let log = std::fs::read_to_string(&agent_log).unwrap_or_default();
+    assert_eq!(received(&log), 2, "{}", tail(&log));
+    // The router holds the list version in force only.
+    let held: Vec<String> = std::fs::read_dir(t.dir.path().join("state/lists"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        held,
+        vec![format!("{}.gz", v["version"]["sha256"].as_str().unwrap())]
+    );
+
     // 6b. The collector lost its signing key and made another: the router
     // keeps the key it pinned at enrollment, refuses what the new key
-    // signed and says so; version 8 stays in force.
+    // signed and says so; version 11 stays in force.
     restart_collector(&mut c, |data| {
         std::fs::remove_file(data.join("policy-key.pk8")).unwrap()
     });
     let saved = save_agency(
         &c,
-        8,
+        11,
         &json!({"allocation": {"download": rates(10_000_000)}}),
         "surat 053/DINKES/2026",
     );
     let p = wait_node_policy(&c, "rejected (foreign key)", |p| {
-        p["state"] == "rejected" && p["pending_version"] == 9 && p["version"] == 8
+        p["state"] == "rejected" && p["pending_version"] == 12 && p["version"] == 11
     });
-    eprintln!("version 9 signed by another key: {p}");
+    eprintln!("version 12 signed by another key: {p}");
     assert!(
         p["error"].as_str().unwrap_or("").contains("signed by key"),
         "{p} ({saved})"
     );
-    assert_eq!(agency_class(&t, "lan0"), "rate 18Mbit ceil 18Mbit");
+    assert_eq!(agency_class(&t, "lan0"), "rate 17Mbit ceil 17Mbit");
     let log = std::fs::read_to_string(&agent_log).unwrap_or_default();
     assert!(
         log.contains("another policy key than the one pinned"),

@@ -587,6 +587,15 @@ async fn stream(
                 return Err(e);
             }
         }
+        for (sha256, offset) in shared.control.take_fetches() {
+            // Lost with the connection if it fails: the control thread asks
+            // again when no chunk came for a while.
+            send(
+                ws,
+                to_message(&AgentMessage::ListFetch { sha256, offset }, json),
+            )
+            .await?;
+        }
         if ctx.stopping().is_some()
             && in_flight.is_empty()
             && shared.writer_done()
@@ -621,6 +630,12 @@ async fn stream(
                     Some(CollectorMessage::Refused { reason }) => return Err(SessionError::Refused(reason)),
                     Some(CollectorMessage::Inventory(inv)) => ctx.deliver(FromCollector::Inventory(inv)),
                     Some(CollectorMessage::Policy(p)) => ctx.deliver(FromCollector::Policy(p)),
+                    Some(CollectorMessage::ListChunk { sha256, offset, total, data }) => {
+                        ctx.deliver(FromCollector::ListChunk { sha256, offset, total, data })
+                    }
+                    Some(CollectorMessage::ListUnavailable { sha256, reason }) => {
+                        ctx.deliver(FromCollector::ListUnavailable { sha256, reason })
+                    }
                     Some(other) => return Err(SessionError::Unexpected(format!("{other:?} while streaming"))),
                 }
             }

@@ -70,6 +70,18 @@ pub enum FromCollector {
     PolicyKey(Vec<u8>),
     Inventory(Inventory),
     Policy(SignedPolicy),
+    /// Part of a named list ([`LinkControl::fetch_list`]).
+    ListChunk {
+        sha256: String,
+        offset: u64,
+        total: u64,
+        data: Vec<u8>,
+    },
+    /// The collector cannot send that list.
+    ListUnavailable {
+        sha256: String,
+        reason: String,
+    },
 }
 
 /// How the agent wants to use the link beyond delivering records.
@@ -92,6 +104,8 @@ pub struct LinkControl {
     inventory_version: AtomicU64,
     policy_version: AtomicU64,
     outbox: Mutex<VecDeque<PolicyState>>,
+    /// List chunks to ask for: (sha256, offset).
+    fetches: Mutex<VecDeque<(String, u64)>>,
     pub(crate) wake: Notify,
     /// The features the collector offered in its last Welcome (None: no
     /// Welcome yet).
@@ -135,6 +149,25 @@ impl LinkControl {
         q.push_back(state);
         drop(q);
         self.wake.notify_one();
+    }
+
+    /// Ask the collector for a list's bytes from `offset` on (one chunk;
+    /// the next is asked for when this one arrived). A request lost with
+    /// the connection is asked again by the control thread.
+    pub fn fetch_list(&self, sha256: &str, offset: u64) {
+        let mut q = self.fetches.lock().unwrap_or_else(|p| p.into_inner());
+        q.retain(|(s, _)| s != sha256);
+        if q.len() >= OUTBOX_CAP {
+            q.pop_front();
+        }
+        q.push_back((sha256.to_string(), offset));
+        drop(q);
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn take_fetches(&self) -> Vec<(String, u64)> {
+        let mut q = self.fetches.lock().unwrap_or_else(|p| p.into_inner());
+        q.drain(..).collect()
     }
 
     /// The states waiting to be sent (the link takes them when it can).

@@ -36,7 +36,7 @@
 mod config;
 mod dispatcher;
 mod email;
-mod http;
+pub(crate) mod http;
 mod log;
 mod routing;
 mod telegram;

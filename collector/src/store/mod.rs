@@ -19,6 +19,7 @@ mod codec;
 mod error;
 mod incidents;
 mod ingest;
+mod lists;
 pub mod memory;
 mod query;
 mod record;
@@ -57,8 +58,8 @@ pub use query::{
 };
 pub use retention::RetentionStats;
 pub use traits::{
-    AccessStore, ControlStore, DefaultPolicyVersion, FlowReader, FlowStore, FlowWriter,
-    NodePolicyState, PolicyVersion, Traffic,
+    AccessStore, ControlStore, DefaultPolicyVersion, FlowReader, FlowStore, FlowWriter, ListSource,
+    ListVersion, NodePolicyState, PolicyVersion, Traffic,
 };
 
 /// Database file name inside the data directory.
@@ -559,6 +560,48 @@ impl ControlStore for Store {
 
     fn node_policy_states(&self) -> Result<Vec<NodePolicyState>, StoreError> {
         self.inner.control.node_policy_states()
+    }
+
+    fn save_list_version(&self, v: &ListVersion) -> Result<(), StoreError> {
+        lists::save_version(&mut self.inner.control.durable(), v)
+    }
+
+    fn decide_list_version(
+        &self,
+        name: &str,
+        version: u64,
+        confirm: bool,
+        by: &str,
+        at_ms: u64,
+    ) -> Result<bool, StoreError> {
+        lists::decide(
+            &mut self.inner.control.durable(),
+            name,
+            version,
+            confirm,
+            by,
+            at_ms,
+        )
+    }
+
+    fn list_versions(
+        &self,
+        name: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ListVersion>, StoreError> {
+        lists::versions(&self.inner.control.durable(), name, limit)
+    }
+
+    fn set_list_source(&self, s: &ListSource) -> Result<(), StoreError> {
+        lists::set_source(&self.inner.control.durable(), s)
+    }
+
+    fn remove_list_source(&self, name: &str) -> Result<bool, StoreError> {
+        lists::remove_source(&self.inner.control.durable(), name)
+    }
+
+    fn list_sources(&self) -> Result<Vec<ListSource>, StoreError> {
+        lists::sources(&self.inner.control.durable())
     }
 
     fn incidents(&self) -> Result<IncidentStore, StoreError> {

@@ -463,6 +463,42 @@ CREATE TABLE policy_default_versions (
     r#"
 ALTER TABLE streams ADD COLUMN accept_gap INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 8: named domain lists. Versions by content hash (the content itself is
+    // a file under data_dir/lists/, named by the hash); a version is
+    // 'current', 'held' (waiting for an administrator: empty or shrunk),
+    // 'superseded' or 'discarded'. Sources: a URL synced on a schedule.
+    r#"
+CREATE TABLE list_versions (
+    name         TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    sha256       TEXT NOT NULL,
+    domains      INTEGER NOT NULL,
+    stored_bytes INTEGER NOT NULL,
+    lines        INTEGER NOT NULL,
+    invalid      INTEGER NOT NULL,
+    state        TEXT NOT NULL,
+    hold_reason  TEXT,
+    origin       TEXT NOT NULL,
+    created_ms   INTEGER NOT NULL,
+    created_by   TEXT NOT NULL,
+    comment      TEXT NOT NULL,
+    decided_ms   INTEGER,
+    decided_by   TEXT,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE list_sources (
+    name               TEXT PRIMARY KEY,
+    url                TEXT NOT NULL,
+    format             TEXT NOT NULL,
+    interval_secs      INTEGER NOT NULL,
+    max_shrink_percent REAL NOT NULL,
+    last_attempt_ms    INTEGER,
+    last_ok_ms         INTEGER,
+    last_error         TEXT,
+    updated_ms         INTEGER NOT NULL,
+    updated_by         TEXT NOT NULL
+);
+"#,
 ];
 
 /// Schema version this code writes.

@@ -133,6 +133,50 @@ pub struct DefaultPolicyVersion {
     pub comment: String,
 }
 
+/// One version of a named domain list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListVersion {
+    pub name: String,
+    pub version: u64,
+    /// SHA-256 of the canonical text (`simpul_core::lists`).
+    pub sha256: String,
+    pub domains: u64,
+    /// Size of the stored (gzip) form agents fetch.
+    pub stored_bytes: u64,
+    /// Lines read and lines refused in what was uploaded or synced.
+    pub lines: u64,
+    pub invalid: u64,
+    /// "current", "held", "superseded" or "discarded".
+    pub state: String,
+    /// Why a held version waits for an administrator.
+    pub hold_reason: Option<String>,
+    /// "upload" or "sync".
+    pub origin: String,
+    pub created_ms: u64,
+    pub created_by: String,
+    pub comment: String,
+    /// Who confirmed or discarded a held version, and when.
+    pub decided_ms: Option<u64>,
+    pub decided_by: Option<String>,
+}
+
+/// Where a list is synced from, and how the last sync went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListSource {
+    pub name: String,
+    pub url: String,
+    /// "plain", "hosts", "adblock" or "auto".
+    pub format: String,
+    pub interval_secs: u64,
+    /// A sync that loses more than this share of the names is held.
+    pub max_shrink_percent: f64,
+    pub last_attempt_ms: Option<u64>,
+    pub last_ok_ms: Option<u64>,
+    pub last_error: Option<String>,
+    pub updated_ms: u64,
+    pub updated_by: String,
+}
+
 /// What a node last said about a policy version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodePolicyState {
@@ -209,6 +253,28 @@ pub trait ControlStore: Send + Sync {
     /// The default's versions, newest first, at most `limit`.
     fn default_policies(&self, limit: usize) -> Result<Vec<DefaultPolicyVersion>, StoreError>;
     fn set_node_policy_state(&self, s: &NodePolicyState) -> Result<(), StoreError>;
+    /// Store a new list version; when it is current, the previous current
+    /// one becomes superseded (one transaction).
+    fn save_list_version(&self, v: &ListVersion) -> Result<(), StoreError>;
+    /// Confirm (held → current, the current one superseded) or discard a
+    /// held version. False when it is not held.
+    fn decide_list_version(
+        &self,
+        name: &str,
+        version: u64,
+        confirm: bool,
+        by: &str,
+        at_ms: u64,
+    ) -> Result<bool, StoreError>;
+    /// Versions newest first; `name` None: every list.
+    fn list_versions(
+        &self,
+        name: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ListVersion>, StoreError>;
+    fn set_list_source(&self, s: &ListSource) -> Result<(), StoreError>;
+    fn remove_list_source(&self, name: &str) -> Result<bool, StoreError>;
+    fn list_sources(&self) -> Result<Vec<ListSource>, StoreError>;
     fn node_policy_states(&self) -> Result<Vec<NodePolicyState>, StoreError>;
 
     /// The incidents and maintenance windows (one writer: the outage monitor).

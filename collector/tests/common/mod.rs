@@ -262,7 +262,7 @@ pub async fn request(
     method: &str,
     path: &str,
     content_type: Option<&str>,
-    body: &str,
+    body: impl AsRef<[u8]>,
 ) -> (u16, serde_json::Value) {
     let auth = format!("Authorization: Bearer {}\r\n", admin_token(c));
     raw_request(c, method, path, content_type, body, &auth).await
@@ -275,9 +275,10 @@ pub async fn raw_request(
     method: &str,
     path: &str,
     content_type: Option<&str>,
-    body: &str,
+    body: impl AsRef<[u8]>,
     headers: &str,
 ) -> (u16, serde_json::Value) {
+    let body = body.as_ref();
     let mut tcp = tokio::net::TcpStream::connect(c.http_addr.unwrap())
         .await
         .unwrap();
@@ -290,15 +291,30 @@ pub async fn raw_request(
         req += &format!("Content-Length: {}\r\n", body.len());
     }
     req += "\r\n";
-    req += body;
-    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut req = req.into_bytes();
+    req.extend_from_slice(body);
+    tcp.write_all(&req).await.unwrap();
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(15), tcp.read_to_end(&mut raw))
         .await
         .expect("response within 15 s")
         .unwrap();
-    let text = String::from_utf8(raw).expect("UTF-8 response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP response");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    if head.to_ascii_lowercase().contains("content-encoding: gzip") {
+        // A list's content: the status is what the callers here read.
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status code");
+        return (status, serde_json::Value::Null);
+    }
+    let text = String::from_utf8(raw[split + 4..].to_vec()).expect("UTF-8 response");
+    let body = text.as_str();
     let status: u16 = head
         .split(' ')
         .nth(1)

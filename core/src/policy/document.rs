@@ -56,7 +56,12 @@ pub fn clean_document(doc: &Value, default: bool, agency: &str) -> Result<Value,
         )]);
     };
     let mut map = map.clone();
+    // Set by the collector: the version when it saves, the named lists'
+    // content when it signs.
     map.remove("version");
+    if let Some(Value::Object(b)) = map.get_mut("blocking") {
+        b.remove("lists");
+    }
     let mut problems = Vec::new();
     if default {
         for (path, why) in AGENCY_ONLY {

@@ -8,13 +8,14 @@
 //! them, so a blocked name seen in capture turns into a kernel entry for
 //! that client, server and port (`enforce::names`).
 
+use std::io::BufRead;
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use simpul_proto::policy::{L4Proto, Policy};
+use simpul_proto::policy::{L4Proto, ListRef, Policy};
 use simpul_proto::BlockMethod;
 
-use super::domains::{DomainFilter, DomainSetBuilder};
+use super::domains::{DomainFilter, DomainSetBuilder, ListFormat};
 use super::validate::parse_port;
 use crate::cidr::parse_cidr;
 
@@ -62,6 +63,16 @@ impl BlockMatcher {
     /// Build from a validated policy (entries validation would refuse are
     /// skipped here, never a panic).
     pub fn new(policy: &Policy, exempt: &Exemptions) -> Self {
+        Self::with_lists(policy, exempt, &mut |_| None)
+    }
+
+    /// As [`BlockMatcher::new`], with the named lists' canonical text
+    /// (`blocking.lists`) read through `open` (None: not held, skipped).
+    pub fn with_lists(
+        policy: &Policy,
+        exempt: &Exemptions,
+        open: &mut dyn FnMut(&ListRef) -> Option<Box<dyn BufRead>>,
+    ) -> Self {
         let b = &policy.blocking;
         let mut lists = vec![OWN_DOMAINS_LIST.to_string()];
         let mut blocked = DomainSetBuilder::new();
@@ -69,15 +80,24 @@ impl BlockMatcher {
             let _ = blocked.insert(d, 0);
         }
         for cat in &b.enabled_categories {
-            let Some(names) = b.categories.get(cat) else {
-                continue;
-            };
             let Ok(id) = u16::try_from(lists.len()) else {
                 break;
             };
-            lists.push(cat.clone());
-            for d in names {
-                let _ = blocked.insert(d, id);
+            if let Some(names) = b.categories.get(cat) {
+                lists.push(cat.clone());
+                for d in names {
+                    let _ = blocked.insert(d, id);
+                }
+            } else if let Some(list) = b.lists.get(cat) {
+                let Some(reader) = open(list) else {
+                    tracing::error!(list = %cat, sha256 = %list.sha256, "named list not held; its names are not blocked");
+                    continue;
+                };
+                lists.push(cat.clone());
+                blocked.reserve(usize::try_from(list.domains).unwrap_or(0).min(1 << 24));
+                if let Err(e) = blocked.add_lines(reader, ListFormat::Plain, id) {
+                    tracing::error!(list = %cat, error = %e, "named list unreadable; its names read so far are blocked");
+                }
             }
         }
         let mut allowed = DomainSetBuilder::new();
@@ -266,6 +286,37 @@ mod tests {
         assert_eq!(m.check_connection(c, ip("192.0.2.9"), 6, 25), None);
         assert_eq!(m.check_connection(c, ip("10.99.0.25"), 6, 25), None);
         assert_eq!(m.check_connection(c, ip("10.99.0.25"), 6, 853), None);
+    }
+
+    #[test]
+    fn named_lists_are_read_through_the_opener() {
+        let list =
+            crate::lists::canonicalize(&b"togel.example\nslot.example\n"[..], ListFormat::Plain)
+                .expect("list");
+        let text = format!(
+            "version = 4\nagency = \"a\"\n[allocation]\ndownload = {{ rate_bps = 1000000, ceil_bps = 1000000 }}\nupload = {{ rate_bps = 1000000, ceil_bps = 1000000 }}\n[blocking]\nenabled_categories = [\"judi\", \"absent\"]\nallow_domains = [\"ok.slot.example\"]\n[blocking.lists.judi]\nsha256 = \"{}\"\ndomains = 2\n[blocking.lists.absent]\nsha256 = \"{}\"\ndomains = 1\n",
+            list.sha256,
+            "0".repeat(64)
+        );
+        let policy = Policy::parse(&text).expect("policy");
+        let mut asked = Vec::new();
+        let m = BlockMatcher::with_lists(&policy, &Exemptions::default(), &mut |r| {
+            asked.push(r.sha256.clone());
+            (r.sha256 == list.sha256)
+                .then(|| Box::new(std::io::Cursor::new(list.text.clone())) as Box<dyn BufRead>)
+        });
+        assert_eq!(asked.len(), 2);
+        let hit = m
+            .check_name("www.togel.example", BlockMethod::Dns)
+            .expect("blocked");
+        assert_eq!(
+            (hit.rule.as_str(), hit.list.as_str()),
+            ("togel.example", "judi")
+        );
+        assert_eq!(m.check_name("ok.slot.example", BlockMethod::Dns), None);
+        // Without the list's text, nothing of it is blocked (and no panic).
+        let bare = BlockMatcher::new(&policy, &Exemptions::default());
+        assert_eq!(bare.check_name("togel.example", BlockMethod::Dns), None);
     }
 
     #[test]

@@ -416,11 +416,31 @@ fn check_blocking(policy: &Policy, out: &mut Vec<Problem>) {
             }
         }
     }
+    for (name, list) in &b.lists {
+        if !crate::lists::valid_name(name) {
+            out.push(problem(
+                format!("blocking.lists.{name:?}"),
+                "list names are letters, digits, '-', '_' (at most 64)",
+            ));
+        }
+        if cats.contains_key(name.as_str()) {
+            out.push(problem(
+                format!("blocking.lists.{name}"),
+                "also defined in blocking.categories: one source per category",
+            ));
+        }
+        if !crate::lists::valid_sha256(&list.sha256) {
+            out.push(problem(
+                format!("blocking.lists.{name}.sha256"),
+                "not a SHA-256 in hex (64 lowercase hex digits)",
+            ));
+        }
+    }
     for (i, c) in b.enabled_categories.iter().enumerate() {
-        if !cats.contains_key(c.as_str()) {
+        if !cats.contains_key(c.as_str()) && !b.lists.contains_key(c) {
             out.push(problem(
                 format!("blocking.enabled_categories[{i}]"),
-                format!("no category {c:?} in blocking.categories"),
+                format!("no category {c:?}: neither in blocking.categories nor a named list"),
             ));
         }
     }

@@ -197,6 +197,8 @@ impl TryFrom<&super::CollectorMessage> for CollectorMessage {
             },
             C::Inventory(_) => return Err(super::WireError::NotInV2("Inventory")),
             C::Policy(_) => return Err(super::WireError::NotInV2("Policy")),
+            C::ListChunk { .. } => return Err(super::WireError::NotInV2("ListChunk")),
+            C::ListUnavailable { .. } => return Err(super::WireError::NotInV2("ListUnavailable")),
         })
     }
 }

@@ -240,6 +240,22 @@ impl Collector {
         path: &str,
         body: &serde_json::Value,
     ) -> (u16, serde_json::Value) {
+        self.send_raw(
+            method,
+            path,
+            "application/json",
+            body.to_string().as_bytes(),
+        )
+    }
+
+    /// As [`Collector::send`] with a body of any type (a list upload).
+    pub fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, serde_json::Value) {
         use std::io::Write;
         let mut cmd = match &self.netns {
             Some(ns) => {
@@ -250,7 +266,7 @@ impl Collector {
             None => Command::new("curl"),
         };
         cmd.args(["-s", "--max-time", "10", "-X", method])
-            .args(["-H", "Content-Type: application/json"])
+            .args(["-H", &format!("Content-Type: {content_type}")])
             .args(["--data-binary", "@-", "-w", "\n%{http_code}"]);
         if let Some(t) = &self.token {
             cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
@@ -265,7 +281,7 @@ impl Collector {
             .stdin
             .take()
             .expect("curl's stdin")
-            .write_all(body.to_string().as_bytes())
+            .write_all(body)
             .expect("send the body to curl");
         let out = child.wait_with_output().expect("wait for curl");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
