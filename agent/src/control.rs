@@ -147,6 +147,7 @@ impl Control {
             in_force: in_force.clone(),
             published: (0, 0),
             awaiting: None,
+            matcher_basis: None,
         };
         let mut source = source;
         state.restore(&mut source);
@@ -202,7 +203,12 @@ struct State {
     published: (u64, u64),
     /// A valid signed policy waiting for named lists it names.
     awaiting: Option<Awaiting>,
+    /// The blocking rules and exemptions the last matcher was built from
+    /// (a policy changing only its allocation reuses its domain set).
+    matcher_basis: Option<(MatcherBasis, Arc<BlockMatcher>)>,
 }
+
+type MatcherBasis = (simpul_proto::policy::Blocking, Exemptions);
 
 /// A policy whose named lists are being fetched.
 struct Awaiting {
@@ -325,14 +331,23 @@ impl State {
                 .map(|n| n.intranet.clone())
                 .unwrap_or_default(),
         };
+        let matcher = self.policy.clone().map(|p| {
+            let basis = (p.blocking.clone(), exempt.clone());
+            if let Some((b, m)) = &self.matcher_basis {
+                if *b == basis {
+                    return Arc::new(m.for_version(p.version));
+                }
+            }
+            let lists = self.lists();
+            let m = Arc::new(BlockMatcher::with_lists(&p, &exempt, &mut |r| {
+                lists.open(&r.sha256)
+            }));
+            self.matcher_basis = Some((basis, m.clone()));
+            m
+        });
         self.in_force.publish(Snapshot {
             node: self.node.clone().map(Arc::new),
-            matcher: self.policy.as_ref().map(|p| {
-                let lists = self.lists();
-                Arc::new(BlockMatcher::with_lists(p, &exempt, &mut |r| {
-                    lists.open(&r.sha256)
-                }))
-            }),
+            matcher,
         });
     }
 

@@ -41,19 +41,18 @@
 // broken benchmark, reported by the panic.
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/agents.rs"]
+mod agents;
+
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use agents::now_ms;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
-use simpul_agent::control::{Control, ControlSettings, Source};
-use simpul_agent::link::{HealthState, LinkOptions, Uplink};
-use simpul_collector::config::CollectorConfig;
 use simpul_collector::policies::Policies;
-use simpul_collector::server::Collector;
-use simpul_proto::inventory::{Agency, Capacity, Inventory, Node, Unit};
-use simpul_proto::wire::{feature, PolicyOutcome};
+use simpul_proto::wire::PolicyOutcome;
 
 /// How long one save may take to reach every node before the missing ones
 /// count as timed out.
@@ -62,12 +61,6 @@ const SAVE_DEADLINE: Duration = Duration::from_secs(15);
 const PAUSE: Duration = Duration::from_millis(300);
 /// Every this many saves, the default instead of an agency.
 const DEFAULT_EVERY: usize = 10;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 fn rates(rate: u64, ceil: u64) -> Value {
     json!({"rate_bps": rate, "ceil_bps": ceil})
@@ -79,41 +72,6 @@ fn default_doc(n: usize) -> Value {
         "allocation": {"download": rates(50_000_000, 100_000_000), "upload": rates(20_000_000, 40_000_000)},
         "blocking": {"domains": ["judi.example", format!("bench-{n}.example")], "block_dot": true},
     })
-}
-
-fn inventory(agencies: &[String], nodes: &[(String, usize)]) -> Inventory {
-    let uplink = Some(Capacity {
-        down_bps: 200_000_000,
-        up_bps: 100_000_000,
-    });
-    Inventory {
-        intranet: vec!["10.0.0.0/8".into()],
-        agencies: agencies
-            .iter()
-            .enumerate()
-            .map(|(a, code)| Agency {
-                code: code.clone(),
-                name: format!("Agency {a}"),
-                units: (0..2)
-                    .map(|u| Unit {
-                        code: format!("unit{u}"),
-                        name: format!("Unit {u}"),
-                        subnets: vec![format!("10.{}.{u}.0/24", a + 1)],
-                    })
-                    .collect(),
-            })
-            .collect(),
-        nodes: nodes
-            .iter()
-            .map(|(id, a)| Node {
-                id: id.clone(),
-                agency: agencies[*a].clone(),
-                uplink,
-                ..Node::default()
-            })
-            .collect(),
-        ..Inventory::default()
-    }
 }
 
 /// What the collector holds for a node once it moved past `before`.
@@ -204,13 +162,6 @@ fn pct(h: &Histogram<u64>) -> Value {
            "p99": h.value_at_quantile(0.99), "max": h.max(), "min": h.min(), "count": h.len()})
 }
 
-struct Agent {
-    uplink: Uplink,
-    /// Kept open as the agent keeps its processor's sink (no records).
-    _sink: simpul_agent::link::LinkSink,
-    control: Control,
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let arg = |n: usize, default: usize| {
@@ -222,102 +173,16 @@ async fn main() -> anyhow::Result<()> {
     let (nodes, agencies, saves) = (arg(1, 500), arg(2, 10).max(1), arg(3, 20));
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir()?;
-    let cfg_text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nlisten_tls = \"127.0.0.1:0\"\nmax_connections = 4096\nmax_connections_per_address = 4096\n[storage]\ndata_dir = \"{}\"\n",
-        dir.path().join("data").display()
+    let fleet = agents::start(dir.path(), nodes, agencies).await?;
+    let (collector, codes, node_ids, http, connect_secs) = (
+        &fleet.collector,
+        fleet.codes.clone(),
+        fleet.node_ids.clone(),
+        fleet.http,
+        fleet.connect_secs,
     );
-    let cfg = CollectorConfig::parse(&cfg_text, std::path::Path::new("bench.toml"))?;
-    let collector = Collector::start(cfg).await?;
 
-    let codes: Vec<String> = (0..agencies).map(|a| format!("agency{a:02}")).collect();
-    let node_ids: Vec<(String, usize)> = (0..nodes)
-        .map(|i| {
-            let a = i % agencies;
-            (format!("{}-{:03}", codes[a], i / agencies), a)
-        })
-        .collect();
-    collector
-        .state
-        .inventory
-        .set(&inventory(&codes, &node_ids))?;
-    let tls = collector
-        .tls_addr
-        .ok_or_else(|| anyhow::anyhow!("no TLS listener"))?;
-    let http = collector
-        .http_addr
-        .ok_or_else(|| anyhow::anyhow!("no HTTP listener"))?;
-    let ca = dir.path().join("data/tls/ca.pem");
-
-    // The agents: link + control thread, as `simpul-agent run` wires them.
-    let started = Instant::now();
-    let mut agents = Vec::new();
-    for (node, _) in &node_ids {
-        let token = collector.enrollment_token(node).await?;
-        let mut c = simpul_agent::config::CollectorConfig::new(format!(
-            "wss://127.0.0.1:{}/api/v1/agent",
-            tls.port()
-        ));
-        c.enroll_token = Some(token);
-        c.ca_cert = Some(ca.clone());
-        let state_dir = dir.path().join(node);
-        let health = Arc::new(HealthState::new());
-        let (tx, rx) = crossbeam_channel::bounded(64);
-        let options = LinkOptions {
-            features: vec![feature::INVENTORY.into(), feature::POLICY.into()],
-            inbox: Some(tx),
-        };
-        let agent = tokio::task::block_in_place(|| -> anyhow::Result<Agent> {
-            let (uplink, sink) = Uplink::start(&c, node, &state_dir, health.clone(), options)?;
-            let control = Control::start(
-                ControlSettings {
-                    node_id: node.clone(),
-                    state_dir: state_dir.clone(),
-                    enforcer: None,
-                    always_allow: Vec::new(),
-                    health,
-                    link: Some(uplink.control()),
-                },
-                Source::Collector { inbox: rx },
-            )?;
-            Ok(Agent {
-                uplink,
-                _sink: sink,
-                control,
-            })
-        })?;
-        agents.push(agent);
-    }
-
-    // Every agent connected and holding its inventory.
-    let have_inventory = async {
-        loop {
-            let n = agents
-                .iter()
-                .filter(|a| a.control.in_force().current().node.is_some())
-                .count();
-            if n == nodes {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(300), have_inventory)
-        .await
-        .map_err(|_| anyhow::anyhow!("not every agent got its inventory in 300 s"))?;
-    let connect_secs = started.elapsed().as_secs_f64();
-
-    let (api_token, _) =
-        collector
-            .state
-            .access
-            .create_api_token(&simpul_collector::store::NewApiToken {
-                name: "policy-bench",
-                role: &simpul_collector::auth::Role::Admin,
-                kiosk: false,
-                created_by: "bench",
-                now_ms: now_ms(),
-                expires_ms: None,
-            })?;
+    let api_token = agents::admin_token(collector)?;
     let client = reqwest::Client::new();
     let policies = collector.state.policies.clone();
     let mut agency_version: Vec<u64> = vec![0; agencies];
@@ -488,12 +353,6 @@ async fn main() -> anyhow::Result<()> {
         "per_save": per_save,
     });
     println!("{out}");
-    for a in agents {
-        tokio::task::block_in_place(|| {
-            a.control.stop();
-            a.uplink.stop_within(Duration::from_millis(100));
-        });
-    }
-    collector.stop().await;
+    fleet.stop().await;
     Ok(())
 }
