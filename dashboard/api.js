@@ -67,3 +67,31 @@ export const getJSON = (path, opts) => request('GET', path, opts);
 export const postJSON = (path, body, opts) => request('POST', path, { ...opts, body });
 export const patchJSON = (path, body, opts) => request('PATCH', path, { ...opts, body });
 export const deleteJSON = (path, opts) => request('DELETE', path, opts);
+
+/**
+ * Send a file as the body (a list upload) with progress: onProgress(sent,
+ * total) while it goes up. Same answers and errors as `request`.
+ */
+export function upload(method, path, file, { contentType, onProgress } = {}) {
+  const sentIn = epoch;
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(method, apiUrl(path));
+    xhr.withCredentials = true;
+    xhr.setRequestHeader('accept', 'application/json');
+    if (contentType) xhr.setRequestHeader('content-type', contentType);
+    if (csrf) xhr.setRequestHeader('x-csrf-token', csrf);
+    if (onProgress) xhr.upload.addEventListener('progress', (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size));
+    xhr.addEventListener('error', () => reject(new Error('network error')));
+    xhr.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError')));
+    xhr.addEventListener('load', () => {
+      let data = null;
+      try { data = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+      if (xhr.status >= 200 && xhr.status < 300) { resolve(data); return; }
+      const err = new ApiError(xhr.status, (data && data.error) || `HTTP ${xhr.status}`, null, data);
+      if (xhr.status === 401 && sentIn === epoch) sessionEnded?.(err.message);
+      reject(err);
+    });
+    xhr.send(file);
+  });
+}

@@ -21,6 +21,7 @@ import { NodesView, NodeView, nodeState, statusLabel, statusCell } from './nodes
 import { MaintenancePanel, windowCovers } from './maintenance.js';
 import { AdminView, ADMIN_TABS } from './admin.js';
 import { PolicyView, PolicyIndexView } from './policy.js';
+import { ListsView } from './lists.js';
 
 const SERIES_SPAN = 900; // seconds of per-second history kept per agency
 const STALE_MS = 5000; // no data this long while "live" → show "delayed"
@@ -241,6 +242,7 @@ function navItems() {
     can.read() ? { href: '#/blocked', key: 'blocked.title', route: 'blocked' } : null,
     { href: '#/nodes', key: 'nav.nodes', route: 'nodes' },
     can.read() ? { href: own ? `#/policy/${encodeURIComponent(own)}` : '#/policy', key: 'nav.policy', route: 'policy' } : null,
+    can.read() ? { href: '#/lists', key: 'nav.lists', route: 'lists' } : null,
     can.admin() ? { href: '#/admin/users', key: 'nav.admin', route: 'admin' } : null,
   ].filter(Boolean);
 }
@@ -1682,7 +1684,7 @@ function parseHash() {
   if (m) return { name: 'node', arg: m[1] };
   m = hash.match(/^\/admin(?:\/([a-z]+))?\/?$/);
   if (m) return { name: 'admin', arg: m[1] || 'users' };
-  const page = hash.match(/^\/(blocked|incidents|availability|nodes)\/?$/)?.[1];
+  const page = hash.match(/^\/(blocked|incidents|availability|nodes|lists)\/?$/)?.[1];
   return { name: page || 'overview', arg: null };
 }
 
@@ -1694,6 +1696,7 @@ function redirectFor(r) {
   const own = ownAgency();
   if (r.name === 'agency' && own && r.arg !== own) return `#/agency/${encodeURIComponent(own)}`;
   if (r.name === 'blocked' && !can.read()) return '#/';
+  if (r.name === 'lists' && !can.read()) return '#/';
   // Policies: admins, operators and an agency's own officer (its own only).
   if (r.name === 'policy' && !can.read()) return '#/';
   if (r.name === 'policy' && own && r.arg !== own) return `#/policy/${encodeURIComponent(own)}`;
@@ -1712,6 +1715,7 @@ function route() {
   else if (r.name === 'policy') view = r.arg ? new PolicyView(r.arg, ctx) : new PolicyIndexView(ctx);
   else if (r.name === 'node') view = new NodeView(r.arg, ctx);
   else if (r.name === 'nodes') view = new NodesView(ctx);
+  else if (r.name === 'lists') view = new ListsView(ctx);
   else if (r.name === 'admin') view = new AdminView(r.arg, ctx);
   else if (PAGES[r.name]) view = new PAGES[r.name]();
   else view = new OverviewView();
