@@ -231,6 +231,12 @@ function renderChrome() {
   renderConn();
 }
 
+/** 'failed' or 'rejected' when the node did not take the newest policy. */
+function policyTrouble(n) {
+  const st = n.policy?.state;
+  return st === 'failed' || st === 'rejected' ? st : null;
+}
+
 /** The pages a role is offered (the router refuses the others the same way). */
 function navItems() {
   const own = ownAgency();
@@ -662,7 +668,7 @@ class OverviewView {
 
   updateNodes(nodes) {
     const list = [...nodes].sort((a, b) => (STATUS_ORDER[nodeState(a)] ?? 9) - (STATUS_ORDER[nodeState(b)] ?? 9) || a.node_id.localeCompare(b.node_id));
-    const key = list.map((n) => `${n.node_id}:${nodeState(n)}`).join('|');
+    const key = list.map((n) => `${n.node_id}:${nodeState(n)}:${policyTrouble(n) || ''}`).join('|');
     if (key !== this.nodeKey) {
       this.nodeKey = key;
       this.tiles = new Map();
@@ -678,13 +684,22 @@ class OverviewView {
     const seen = h('span', { class: 'node-seen', 'data-testid': `node-last-seen-${n.node_id}` });
     const st = nodeState(n);
     const showSeen = st !== 'never' && st !== 'revoked' && n.last_seen;
+    // A policy the node refused or could not apply is shown on the wall:
+    // the node enforces its previous version, not what the NOC saved.
+    const trouble = policyTrouble(n);
     const li = h('li', {
       class: 'node', 'data-testid': `node-status-${n.node_id}`, 'data-status': st, 'data-liveness': n.liveness || null,
+      'data-policy': trouble,
       title: [n.hostname, n.address, n.agent_version && `v${n.agent_version}`].filter(Boolean).join(' · '),
     },
     h('span', { class: 'node-dot', 'aria-hidden': 'true' }),
     h('a', { class: 'node-id', href: `#/node/${encodeURIComponent(n.node_id)}`, text: n.node_id }),
-    h('span', { class: 'node-line' }, h('span', { class: 'node-state', text: statusLabel(st) }), showSeen ? ' · ' : null, showSeen ? seen : null));
+    h('span', { class: 'node-line' }, h('span', { class: 'node-state', text: statusLabel(st) }), showSeen ? ' · ' : null, showSeen ? seen : null),
+    trouble ? h('span', {
+      class: 'node-policy', 'data-testid': `node-policy-${n.node_id}`,
+      title: n.policy.error || (n.policy.problems || []).map((p) => `${p.place}: ${p.message}`).join('; ') || null,
+      text: t(`wall.policy.${trouble}`, { v: n.policy.pending_version ?? '' }),
+    }) : null);
     this.tiles.set(n.node_id, { li, seen });
     return li;
   }

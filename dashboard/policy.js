@@ -181,7 +181,14 @@ export class PolicyView {
       this.data = data;
       this.c.message.clear();
       this.render();
-      if (this.admin) this.buildForm();
+      if (this.admin) {
+        // The named lists a category may switch on (the form's checkboxes).
+        this.lists = await getJSON('api/v1/lists', { signal }).catch((e) => {
+          if (e.name === 'AbortError') throw e;
+          return [];
+        });
+        this.buildForm();
+      }
     } catch (e) {
       if (e.name !== 'AbortError') this.c.message.say('error', t('error', { e: e.message }));
     }
@@ -241,7 +248,7 @@ export class PolicyView {
     factsList(c.blocking, [
       ['pol.domains', list('policy-domains', b.domains)],
       ['pol.allow', list('policy-allow', b.allow_domains)],
-      ['pol.categories', list('policy-categories', (b.enabled_categories || []).map((k) => `${k} (${fmtInt(b.categories?.[k]?.length ?? 0)})`))],
+      ['pol.categories', list('policy-categories', (b.enabled_categories || []).map((k) => `${k} (${fmtInt(b.categories?.[k]?.length ?? b.lists?.[k]?.domains ?? 0)})`))],
       ['pol.cidrs', list('policy-cidrs', b.cidrs)],
       ['pol.ports', list('policy-ports', (b.ports || []).map((p) => `${p.proto}/${p.port}`))],
       ['pol.dot', onOff('policy-dot', b.block_dot)],
@@ -358,6 +365,17 @@ export class PolicyView {
     f.allow.value = (b.allow_domains || []).join('\n');
     place('blocking.domains', f.domains);
     place('blocking.allow_domains', f.allow);
+    // Categories: the named lists held at the collector and the policy's
+    // own inline categories, each a checkbox.
+    const catNames = [...new Set([...(this.lists || []).filter((l) => l.current).map((l) => l.name),
+      ...Object.keys(b.categories || {}), ...(b.enabled_categories || [])])].sort();
+    const catSize = (n) => b.categories?.[n]?.length ?? (this.lists || []).find((l) => l.name === n)?.current?.domains;
+    f.cats = catNames.map((n) => h('input', { type: 'checkbox', value: n, id: `pf-cat-${n}`, 'data-testid': `pf-cat-${n}`, checked: (b.enabled_categories || []).includes(n) }));
+    f.dot = h('input', { type: 'checkbox', id: 'pf-dot', 'data-testid': 'pf-dot', checked: !!b.block_dot });
+    f.quic = h('input', { type: 'checkbox', id: 'pf-quic', 'data-testid': 'pf-quic', checked: !!b.block_quic });
+    place('blocking.enabled_categories', f.cats[0] || null);
+    place('blocking.block_dot', f.dot);
+    place('blocking.block_quic', f.quic);
     f.suspAgency = h('input', { type: 'checkbox', id: 'pf-susp-agency', 'data-testid': 'pf-susp-agency', checked: !!s.agency });
     f.suspUnits = units.map((u) => h('input', { type: 'checkbox', value: u.code, id: `pf-susp-unit-${u.code}`, 'data-testid': `pf-susp-unit-${u.code}`, checked: (s.units || []).includes(u.code) }));
     f.until = h('input', { type: 'datetime-local', id: 'pf-susp-until', 'data-testid': 'pf-susp-until', value: s.until && Number.isFinite(Date.parse(s.until)) ? localInput(Date.parse(s.until)) : '' });
@@ -382,7 +400,14 @@ export class PolicyView {
       h('fieldset', null, h('legend', { text: t('pol.blocking') }),
         h('div', { class: 'two' },
           h('div', { class: 'field' }, lbl('pf-domains', 'pol.domains'), f.domains, h('span', { class: 'form-note', text: t('pol.form.perLine') })),
-          h('div', { class: 'field' }, lbl('pf-allow', 'pol.allow'), f.allow, h('span', { class: 'form-note', text: t('pol.form.perLine') })))),
+          h('div', { class: 'field' }, lbl('pf-allow', 'pol.allow'), f.allow, h('span', { class: 'form-note', text: t('pol.form.perLine') }))),
+        h('div', { class: 'pol-susp-row', 'data-testid': 'pf-categories' },
+          h('span', { class: 'form-note', text: t('pol.categories') }),
+          f.cats.length ? f.cats.map((el) => h('label', { class: 'radio' }, el, ` ${el.value}${catSize(el.value) != null ? ` (${fmtInt(catSize(el.value))})` : ''}`))
+            : h('a', { href: '#/lists', text: t('pol.form.noLists') })),
+        h('div', { class: 'pol-susp-row' },
+          h('label', { class: 'radio' }, f.dot, ` ${t('pol.dot')}`),
+          h('label', { class: 'radio' }, f.quic, ` ${t('pol.quic')}`))),
       h('fieldset', null, h('legend', { text: t('pol.suspension') }),
         h('div', { class: 'pol-susp-row' },
           h('label', { class: 'radio' }, f.suspAgency, ` ${t('pol.susp.agency')}`),
@@ -452,6 +477,13 @@ export class PolicyView {
     };
     listField(f.domains, 'domains');
     listField(f.allow, 'allow_domains');
+    const cats = f.cats.filter((el) => el.checked).map((el) => el.value);
+    const catPath = ['blocking', 'enabled_categories'];
+    if (getPath(own, catPath) !== undefined || !same(cats, getPath(eff, catPath) || [])) setPath(doc, catPath, cats);
+    for (const [key, el] of [['block_dot', f.dot], ['block_quic', f.quic]]) {
+      const path = ['blocking', key];
+      if (getPath(own, path) !== undefined || el.checked !== !!getPath(eff, path)) setPath(doc, path, el.checked);
+    }
     const s = eff.suspension || {};
     const field = (key, v, cur) => {
       const path = ['suspension', key];

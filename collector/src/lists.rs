@@ -247,6 +247,9 @@ impl Lists {
             first_invalid: list.report.first_invalid.clone(),
         };
         if let Some(p) = previous.as_ref().filter(|p| p.sha256 == list.sha256) {
+            // The same content again also restores a stored form that went
+            // missing from the data directory (agents could not fetch it).
+            self.write_blob(&list.sha256, &list.text)?;
             return Ok(report(p.clone(), false, false));
         }
         let stored_bytes = self.write_blob(&list.sha256, &list.text)?;

@@ -162,15 +162,18 @@ export async function apiLogin(base, { username, password }) {
  * header on changes) or { token } (Authorization: Bearer). Resolves to the
  * Response.
  */
-export function apiFetch(base, auth, method, p, body) {
+export function apiFetch(base, auth, method, p, body, raw = null) {
   const headers = { accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
+  if (raw) headers['content-type'] = raw.contentType;
   if (auth?.cookie) {
     headers.cookie = auth.cookie;
     if (method !== 'GET') headers['x-csrf-token'] = auth.csrf;
   }
   if (auth?.token) headers.authorization = `Bearer ${auth.token}`;
-  return fetch(new URL(p, base), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  // raw: { body, contentType } sent as is (a list upload).
+  const sent = raw ? raw.body : body === undefined ? undefined : JSON.stringify(body);
+  return fetch(new URL(p, base), { method, headers, body: sent });
 }
 
 /** GET JSON under `auth` (see apiFetch); throws on any non-2xx answer. */

@@ -9,7 +9,7 @@
 //   cargo build -p simpul-demo && npm ci --prefix tests/browser && node --test tests/browser/
 import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import {
@@ -89,17 +89,29 @@ describe('Simpul dashboard: blocklists (collector demo)', { timeout: 900000 }, (
     const v1 = (await get(`api/v1/lists/${LIST}`)).current;
     assert.equal(v1.domains, 200000);
 
-    // dinkes enables the category (through the API): its nodes fetch the
-    // list by hash and apply; a new upload gives dinkes a new version.
+    // dinkes switches the category on in its policy page (the form's
+    // checkbox): its nodes fetch the list by hash and apply; a new upload
+    // gives dinkes a new version by itself.
     const pol = await get(`api/v1/agencies/${CODE}/policy`);
-    const doc = structuredClone(pol.policy);
-    doc.blocking = { ...(doc.blocking || {}), enabled_categories: [LIST] };
-    const res = await apiFetch(collector.url, api, 'PUT', `api/v1/agencies/${CODE}/policy`,
-      { base_version: pol.version, policy: doc, comment: 'surat 071/DINKES/2026: kategori judi' });
-    assert.equal(res.status, 200, await res.text());
+    await page.goto(`${collector.url}#/policy/${CODE}`);
+    await page.locator(`[data-testid="policy-page"][data-code="${CODE}"][data-version]`).waitFor();
+    const box = page.getByTestId(`pf-cat-${LIST}`);
+    assert.equal(await box.isChecked(), false);
+    assert.match(await page.getByTestId('pf-categories').textContent(), /judi-uji \(200\.000\)/);
+    await box.check();
+    await page.getByTestId('pf-comment').fill('surat 071/DINKES/2026: kategori judi');
+    await page.getByTestId('pf-save').click();
+    await waitFor(async () => Number(await page.getByTestId('policy-version').getAttribute('data-value')) === pol.version + 1,
+      { message: 'the policy saved with the category' });
+    const saved = await get(`api/v1/agencies/${CODE}/policy`);
+    assert.deepEqual(saved.effective.blocking.enabled_categories, [...(pol.effective.blocking.enabled_categories || []), LIST].sort());
+    assert.equal(saved.effective.blocking.lists[LIST].sha256, v1.sha256);
+    await page.locator(`[data-testid="policy-categories"] li`).filter({ hasText: LIST }).waitFor();
     const applied = async (version) => (await get(`api/v1/nodes?agency=${CODE}`))
       .every((n) => n.policy?.state === 'applied' && n.policy?.version === version);
     await waitFor(() => applied(pol.version + 1), { timeout: 60000, message: 'dinkes nodes applied the policy naming the list' });
+    await page.goto(`${collector.url}#/lists`);
+    await page.getByTestId(`list-row-${LIST}`).waitFor();
     const v2file = listFile(190000, 'v2');
     const msg2 = await upload(page, v2file, 'surat 072/KOMINFO/2026');
     assert.match(await msg2.textContent(), /versi 2: 190\.000 domain; 1 kebijakan/);
@@ -120,6 +132,45 @@ describe('Simpul dashboard: blocklists (collector demo)', { timeout: 900000 }, (
     await waitFor(() => applied(pol.version + 3), { timeout: 60000, message: 'dinkes nodes applied the confirmed version' });
     await page.screenshot({ path: path.join(SHOTS, 'lists.png'), fullPage: true });
     assertClean(watch, 'admin lists page');
+  });
+
+  step('wall: a node that refused the newest policy is marked (its list could not be fetched), and clears when a policy it can apply follows', async () => {
+    // A list whose stored content is lost from the collector's data
+    // directory: dinkes's nodes cannot fetch it and refuse the version.
+    const up = await apiFetch(collector.url, api, 'PUT', 'api/v1/lists/hilang?comment=surat%20080', undefined,
+      { body: 'a.hilang.example\nb.hilang.example\n', contentType: 'text/plain' });
+    const upText = await up.text();
+    assert.equal(up.status, 200, upText);
+    const { version: lost } = JSON.parse(upText);
+    rmSync(path.join(collector.dataDir, 'lists', `${lost.sha256}.gz`));
+    const pol = await get(`api/v1/agencies/${CODE}/policy`);
+    const doc = structuredClone(pol.policy);
+    const enabled = pol.effective.blocking.enabled_categories || [];
+    doc.blocking = { ...(doc.blocking || {}), enabled_categories: [...enabled, 'hilang'] };
+    const put = await apiFetch(collector.url, api, 'PUT', `api/v1/agencies/${CODE}/policy`,
+      { base_version: pol.version, policy: doc, comment: 'surat 081/DINKES/2026' });
+    assert.equal(put.status, 200, await put.text());
+    const nodes = (await get(`api/v1/agencies`)).find((a) => a.code === CODE).nodes;
+    await waitFor(async () => (await get(`api/v1/nodes?agency=${CODE}`)).every((n) => n.policy?.state === 'rejected'),
+      { timeout: 60000, message: 'dinkes nodes refused the version naming a lost list' });
+    const { page, watch } = await newPage();
+    await loginPage(page, collector.url, creds.operator);
+    for (const n of nodes) {
+      const tile = page.getByTestId(`node-status-${n}`);
+      await page.locator(`[data-testid="node-status-${n}"][data-policy="rejected"]`).waitFor({ timeout: 30000 });
+      assert.match(await tile.getByTestId(`node-policy-${n}`).textContent(), new RegExp(`v${pol.version + 1}`));
+      assert.match(await tile.getByTestId(`node-policy-${n}`).getAttribute('title'), /hilang/);
+    }
+    await page.screenshot({ path: path.join(SHOTS, 'wall-policy-rejected.png') });
+    // A version without the lost list: applied, the marks go.
+    doc.blocking.enabled_categories = enabled;
+    const fix = await apiFetch(collector.url, api, 'PUT', `api/v1/agencies/${CODE}/policy`,
+      { base_version: pol.version + 1, policy: doc, comment: 'surat 082/DINKES/2026' });
+    assert.equal(fix.status, 200, await fix.text());
+    for (const n of nodes) {
+      await page.locator(`[data-testid="node-status-${n}"]:not([data-policy])`).waitFor({ timeout: 30000 });
+    }
+    assertClean(watch, 'wall with a refused policy');
   });
 
   step('operator and agency officer: read the lists, no forms', async () => {
