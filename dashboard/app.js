@@ -20,7 +20,7 @@ import { LoginView } from './login.js';
 import { NodesView, NodeView, nodeState, statusLabel, statusCell } from './nodes.js';
 import { MaintenancePanel, windowCovers } from './maintenance.js';
 import { AdminView, ADMIN_TABS } from './admin.js';
-import { PolicyView, PolicyIndexView } from './policy.js';
+import { PolicyView, PolicyIndexView, DefaultPolicyView } from './policy.js';
 import { ListsView } from './lists.js';
 
 const SERIES_SPAN = 900; // seconds of per-second history kept per agency
@@ -1695,6 +1695,7 @@ function parseHash() {
   if (m) return { name: 'agency', arg: m[1] };
   m = hash.match(/^\/policy(?:\/([A-Za-z0-9_-]{1,64}))?\/?$/);
   if (m) return { name: 'policy', arg: m[1] || null };
+  if (/^\/policy-default\/?$/.test(hash)) return { name: 'policy-default', arg: null };
   m = hash.match(/^\/node\/([A-Za-z0-9_-]{1,64})\/?$/);
   if (m) return { name: 'node', arg: m[1] };
   m = hash.match(/^\/admin(?:\/([a-z]+))?\/?$/);
@@ -1715,6 +1716,7 @@ function redirectFor(r) {
   // Policies: admins, operators and an agency's own officer (its own only).
   if (r.name === 'policy' && !can.read()) return '#/';
   if (r.name === 'policy' && own && r.arg !== own) return `#/policy/${encodeURIComponent(own)}`;
+  if (r.name === 'policy-default' && (!can.read() || own)) return own ? `#/policy/${encodeURIComponent(own)}` : '#/';
   if (r.name === 'admin' && (!can.admin() || !ADMIN_TABS.includes(r.arg))) return can.admin() ? '#/admin/users' : '#/';
   return null;
 }
@@ -1728,6 +1730,7 @@ function route() {
   const ctx = { serverNow, agencyLabel, agencies, overview: () => state.overview };
   if (r.name === 'agency') view = new AgencyView(r.arg);
   else if (r.name === 'policy') view = r.arg ? new PolicyView(r.arg, ctx) : new PolicyIndexView(ctx);
+  else if (r.name === 'policy-default') view = new DefaultPolicyView(ctx);
   else if (r.name === 'node') view = new NodeView(r.arg, ctx);
   else if (r.name === 'nodes') view = new NodesView(ctx);
   else if (r.name === 'lists') view = new ListsView(ctx);

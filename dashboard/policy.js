@@ -76,7 +76,8 @@ export class PolicyIndexView {
       h('nav', { class: 'crumbs', 'aria-label': 'breadcrumb' }, h('a', { href: '#/', text: t('nav.back') })),
       h('section', { class: 'panel', 'aria-labelledby': 'h-pol-index' },
         h('div', { class: 'panel-head' }, h('h2', { id: 'h-pol-index', text: t('pol.title') }),
-          h('span', { class: 'panel-note', text: t('pol.index.note') })),
+          h('span', { class: 'panel-note', text: t('pol.index.note') }),
+          h('a', { class: 'panel-link', href: '#/policy-default', 'data-testid': 'policy-default-link', text: t('pol.default.link') })),
         h('div', { class: 'table-wrap' }, this.table))));
     this.load();
   }
@@ -118,6 +119,7 @@ export class PolicyView {
     this.overview = overview;
     this.ctl = new AbortController();
     this.admin = can.admin();
+    this.isDefault = false;
   }
 
   mount(root) {
@@ -163,6 +165,12 @@ export class PolicyView {
 
   ownOnly() { return !!ownAgency(); }
 
+  /** The API path of this page's policy. */
+  path(rest = '') { return policyPath(this.code, rest); }
+
+  /** A saved or loaded answer, as the page reads it. */
+  accept(r) { return r; }
+
   update() {
     if (this.data) this.renderSums();
   }
@@ -176,9 +184,9 @@ export class PolicyView {
   async load() {
     const signal = this.ctl.signal;
     try {
-      const [ags, data] = await Promise.all([this.agencies(signal), getJSON(policyPath(this.code), { signal })]);
+      const [ags, data] = await Promise.all([this.agencies(signal), getJSON(this.path(), { signal })]);
       this.agency = ags.find((a) => a.code === this.code) || { code: this.code, units: [], nodes: [] };
-      this.data = data;
+      this.data = this.accept(data);
       this.c.message.clear();
       this.render();
       if (this.admin) {
@@ -197,7 +205,7 @@ export class PolicyView {
 
   async loadVersions() {
     try {
-      this.renderVersions(await getJSON(policyPath(this.code, '/versions?limit=50'), { signal: this.ctl.signal }));
+      this.renderVersions(await getJSON(this.path('/versions?limit=50'), { signal: this.ctl.signal }));
     } catch (e) {
       if (e.name !== 'AbortError') showTableMessage(this.c.versions, t('error', { e: e.message }));
     }
@@ -316,8 +324,8 @@ export class PolicyView {
       { h: 'pol.col.when', cell: (v) => when(v.created_ms), title: (v) => fmtDateTime(v.created_ms) },
       { h: 'col.by', cell: (v) => v.created_by || '—' },
       { h: 'pol.col.comment', cell: (v) => v.comment || '—', cls: 'detail', title: (v) => v.comment },
-      { h: 'pol.col.follows', cell: (v) => (v.follows_default ? t('pol.yes', { v: v.default_version ?? 0 }) : t('pol.no')) },
-    ];
+      this.isDefault ? null : { h: 'pol.col.follows', cell: (v) => (v.follows_default ? t('pol.yes', { v: v.default_version ?? 0 }) : t('pol.no')) },
+    ].filter(Boolean);
     if (this.admin) {
       cols.push({
         h: 'col.actions',
@@ -408,7 +416,7 @@ export class PolicyView {
         h('div', { class: 'pol-susp-row' },
           h('label', { class: 'radio' }, f.dot, ` ${t('pol.dot')}`),
           h('label', { class: 'radio' }, f.quic, ` ${t('pol.quic')}`))),
-      h('fieldset', null, h('legend', { text: t('pol.suspension') }),
+      this.isDefault ? null : h('fieldset', null, h('legend', { text: t('pol.suspension') }),
         h('div', { class: 'pol-susp-row' },
           h('label', { class: 'radio' }, f.suspAgency, ` ${t('pol.susp.agency')}`),
           ...f.suspUnits.map((el, i) => h('label', { class: 'radio' }, el, ` ${units[i].name}`))),
@@ -417,7 +425,7 @@ export class PolicyView {
           h('div', { class: 'field grow' }, lbl('pf-susp-reason', 'pol.susp.reason'), f.reason))),
       h('div', { class: 'pol-submit' },
         h('div', { class: 'field grow' }, lbl('pf-comment', 'pol.comment'), f.comment),
-        f.previewBtn, f.saveBtn, f.reload),
+        this.isDefault ? null : f.previewBtn, f.saveBtn, f.reload),
       f.message, f.problems, f.changes);
     form.addEventListener('submit', (e) => { e.preventDefault(); this.save(); });
     this.c.formBox.replaceChildren(form);
@@ -491,6 +499,7 @@ export class PolicyView {
       if (v === null) { if (had) deletePath(doc, path); return; }
       if (had || !same(v, cur)) setPath(doc, path, v);
     };
+    if (this.isDefault) return { doc, problems };
     field('agency', f.suspAgency.checked, !!s.agency);
     field('units', f.suspUnits.filter((el) => el.checked).map((el) => el.value), s.units || []);
     let until = null;
@@ -562,7 +571,7 @@ export class PolicyView {
     f.previewBtn.disabled = true;
     try {
       const node = this.agency.nodes?.[0];
-      const r = await postJSON(policyPath(this.code, '/preview'), { policy: doc, ...(node ? { node } : {}) }, { signal: this.ctl.signal });
+      const r = await postJSON(this.path('/preview'), { policy: doc, ...(node ? { node } : {}) }, { signal: this.ctl.signal });
       if (r.problems?.length) {
         f.message.say('error', t('pol.refused'));
         this.showProblems(r.problems);
@@ -617,11 +626,11 @@ export class PolicyView {
     f.saveBtn.disabled = true;
     delete f.message.dataset.kind;
     try {
-      const r = await request('PUT', policyPath(this.code), {
+      const r = await request('PUT', this.path(), {
         body: { base_version: this.data.version, policy: doc, comment: f.comment.value.trim() }, signal: this.ctl.signal,
       });
       const changed = r.changed !== false;
-      this.data = r;
+      this.data = this.accept(r);
       this.render();
       this.buildForm();
       this.f.message.say('ok', changed ? t('pol.saved', { v: r.version }) : t('pol.unchanged', { v: r.version }));
@@ -647,7 +656,7 @@ export class PolicyView {
       submit: async () => {
         if (comment.value.trim().length < 3) throw new Error(t('pol.form.comment'));
         try {
-          return await postJSON(policyPath(this.code, '/rollback'), { version: v.version, base_version: base, comment: comment.value.trim() }, { signal: this.ctl.signal });
+          return await postJSON(this.path('/rollback'), { version: v.version, base_version: base, comment: comment.value.trim() }, { signal: this.ctl.signal });
         } catch (e) {
           if (e instanceof ApiError && e.status === 409) throw new Error(t('pol.conflict', { v: e.data?.current_version ?? '?' }));
           throw e;
@@ -671,4 +680,84 @@ function nodeError(p) {
 
 function factsList(dl, rows) {
   dl.replaceChildren(...rows.flatMap(([k, v]) => [h('dt', { text: t(k) }), h('dd', null, v)]));
+}
+
+/**
+ * #/policy-default: the province-wide default every agency inherits. The
+ * agency page's parts without units, nodes and suspension (the default may
+ * not name them); a save gives every agency that follows it a new version
+ * where its merged policy changes, and is refused whole when one of them
+ * would be invalid (422 with the agency in each place).
+ */
+export class DefaultPolicyView extends PolicyView {
+  constructor(ctx) {
+    super('', ctx);
+    this.isDefault = true;
+    this.agency = { code: '', units: [], nodes: [] };
+  }
+
+  path(rest = '') { return `api/v1/policy/default${rest}`; }
+
+  accept(r) { return { ...r, effective: r.policy || {}, follows_default: false }; }
+
+  mount(root) {
+    document.title = `${t('pol.default.title')} · Simpul NOC`;
+    const c = this.c = {
+      title: h('h2', { class: 'agency-title', text: t('pol.default.title') }),
+      version: h('span', { class: 'pol-version', 'data-testid': 'policy-version' }),
+      meta: h('p', { class: 'pol-meta', 'data-testid': 'policy-meta' }),
+      follows: h('p', { class: 'panel-note', 'data-testid': 'policy-follows' }),
+      message: formMessage('policy-load-message'),
+      alloc: h('table', { class: 'data', 'data-testid': 'policy-alloc' }),
+      sums: h('ul', { class: 'pol-sums', 'data-testid': 'policy-alloc-sums' }),
+      blocking: h('dl', { class: 'facts', 'data-testid': 'policy-blocking' }),
+      suspension: h('dl', { class: 'facts' }),
+      nodes: h('table', { class: 'data' }),
+      versions: h('table', { class: 'data', 'data-testid': 'policy-versions-table' }),
+      historyMessage: formMessage('policy-history-message'),
+      formBox: h('div', { class: 'pol-form-box' }),
+    };
+    const panel = (id, title, ...body) => h('section', { class: 'panel', 'aria-labelledby': id },
+      h('div', { class: 'panel-head' }, h('h3', { id, text: title })), ...body);
+    root.replaceChildren(h('div', { class: 'agency-page policy-page', 'data-testid': 'policy-page', 'data-code': 'default' },
+      h('nav', { class: 'crumbs tabs', 'aria-label': 'breadcrumb' },
+        h('a', { href: '#/', text: t('nav.back') }),
+        h('a', { class: 'tab', href: '#/policy', text: t('pol.all') })),
+      h('div', { class: 'hero-id pol-hero' }, c.title,
+        h('div', { class: 'pol-version-line' }, h('span', { class: 'kpi-label', text: t('pol.inForce') }), c.version), c.meta, c.follows, c.message,
+        this.admin ? null : h('p', { class: 'panel-note', 'data-testid': 'policy-readonly', text: t('pol.readonly') })),
+      h('div', { class: 'two' },
+        panel('h-pol-alloc', t('pol.alloc'), h('div', { class: 'table-wrap' }, c.alloc), c.sums),
+        panel('h-pol-block', t('pol.blocking'), c.blocking)),
+      this.admin ? panel('h-pol-edit', t('pol.edit'), c.formBox) : null,
+      panel('h-pol-hist', t('pol.history'), c.historyMessage, h('div', { class: 'table-wrap' }, c.versions))));
+    this.load();
+  }
+
+  async load() {
+    const signal = this.ctl.signal;
+    try {
+      this.data = this.accept(await getJSON(this.path(), { signal }));
+      this.c.message.clear();
+      this.render();
+      setText(this.c.follows, t('pol.default.note'));
+      if (this.admin) {
+        this.lists = await getJSON('api/v1/lists', { signal }).catch((e) => {
+          if (e.name === 'AbortError') throw e;
+          return [];
+        });
+        this.buildForm();
+      }
+    } catch (e) {
+      if (e.name !== 'AbortError') this.c.message.say('error', t('error', { e: e.message }));
+    }
+    this.loadVersions();
+  }
+
+  loadNodes() {}
+
+  async save() {
+    await super.save();
+    setText(this.c.follows, t('pol.default.note'));
+  }
 }

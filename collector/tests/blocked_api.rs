@@ -290,8 +290,24 @@ async fn blocked_api_lists_filters_and_summarises() {
         )
         .map_err(|e| e.to_string())
         .unwrap();
+    // A named list, for the routes that read one.
+    c.state
+        .lists
+        .store(
+            "judi",
+            b"togel.example\n",
+            simpul_core::policy::domains::ListFormat::Auto,
+            "upload",
+            "test",
+            "seed",
+            None,
+        )
+        .unwrap();
     for p in &paths {
-        let path = p.replace("{code}", "dinkes").replace("{version}", "1");
+        let path = p
+            .replace("{code}", "dinkes")
+            .replace("{version}", "1")
+            .replace("{list}", "judi");
         let (status, v) = get(&c, &path).await;
         assert_eq!(status, 200, "{p}: {v}");
     }

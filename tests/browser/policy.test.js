@@ -218,6 +218,43 @@ describe('Simpul dashboard: agency policies (collector demo)', { timeout: 900000
     assertClean(watch, 'rollback');
   });
 
+  step('admin: the province default — a blocked domain added there reaches dinkes, which follows it, and its nodes apply the new version', async () => {
+    // dinkes's own document stops naming blocked domains: they follow the
+    // default from now on (its own list would replace the default's).
+    const cur = await get(`api/v1/agencies/${CODE}/policy`);
+    const own = structuredClone(cur.policy);
+    delete own.blocking.domains;
+    const res = await apiFetch(collector.url, api, 'PUT', `api/v1/agencies/${CODE}/policy`,
+      { base_version: cur.version, policy: own, comment: 'surat 090/DINKES/2026: ikut daftar provinsi' });
+    assert.equal(res.status, 200, await res.text());
+    const before = await get(`api/v1/agencies/${CODE}/policy`);
+    assert.equal(before.follows_default, true);
+    const def = await get('api/v1/policy/default');
+    const { page, watch } = await newPage();
+    await loginPage(page, collector.url, creds.admin, { hash: '#/policy' });
+    await page.getByTestId('policy-default-link').click();
+    await page.locator('[data-testid="policy-page"][data-code="default"][data-version]').waitFor();
+    assert.equal(Number(await page.getByTestId('policy-version').getAttribute('data-value')), def.version);
+    assert.equal(await page.getByTestId('pf-susp-agency').count(), 0, 'the default names no suspension');
+    assert.equal(await page.getByTestId('pf-preview').count(), 0);
+    const domains = page.getByTestId('pf-domains');
+    await domains.fill(`${await domains.inputValue()}\ndefault-baru.example\n`);
+    await page.getByTestId('pf-comment').fill('SE Gubernur 12/2026: blokir default');
+    await page.getByTestId('pf-save').click();
+    await waitFor(async () => Number(await page.getByTestId('policy-version').getAttribute('data-value')) === def.version + 1,
+      { message: 'the new default version on the page' });
+    await page.locator('[data-testid="policy-domains"] li[data-item="default-baru.example"]').waitFor();
+    const after = await get(`api/v1/agencies/${CODE}/policy`);
+    assert.equal(after.version, before.version + 1, 'dinkes got a new version');
+    assert.equal(after.default_version, def.version + 1);
+    assert.ok(after.effective.blocking.domains.includes('default-baru.example'), JSON.stringify(after.effective.blocking));
+    assert.match(after.comment, /default v\d+: SE Gubernur 12\/2026/);
+    await waitFor(async () => (await get(`api/v1/nodes?agency=${CODE}`)).every((n) => n.policy?.state === 'applied' && n.policy?.version === after.version),
+      { timeout: 60000, message: 'dinkes nodes applied the version the default made' });
+    await page.getByTestId(`policy-version-${def.version + 1}`).waitFor();
+    assertClean(watch, 'default policy page');
+  });
+
   step('operator: the policy pages are read-only', async () => {
     const { page, watch } = await newPage();
     await loginPage(page, collector.url, creds.operator);
