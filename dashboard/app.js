@@ -1633,6 +1633,9 @@ class AgencyView {
       const p = byTs.get(x);
       xs.push(x); ins.push(p ? p.in_bps : 0); outs.push(p ? p.out_bps : 0);
     }
+    this.hist.setAllocRuns((d.allocation || []).map((r) => ({
+      x: Math.floor(Date.parse(r.from) / 1000), down: r.download?.rate_bps || 0, up: r.upload?.rate_bps || 0,
+    })));
     this.hist.setData(xs, ins, outs);
     this.c.histChart.dataset.range = historyRange; // set once drawn, so tests wait for the drawing
     this.c.histChart.dataset.nonzero = String((d.points || []).length);

@@ -15,6 +15,8 @@ function fill(color) {
 /**
  * A two-series (in/out bps) chart.
  * opts: height, live (x range = last `span` seconds), span, alloc() → {down, up}
+ * (the allocation in force now: one line), or `setAllocRuns` for history
+ * (the allocation as it was over the range: a stepped line per direction).
  */
 export class RateChart {
   constructor(el, opts) {
@@ -45,10 +47,12 @@ export class RateChart {
         },
         y: {
           range: (u, min, max) => {
+            // Usage against the allocation: the allocation lines are always
+            // in view, however far below them the traffic stays.
             let top = Math.max(max || 0, 1000);
             const a = self.opts.alloc?.();
-            // Show the allocation line when traffic is within reach of it.
-            if (a && a.down && a.down < top * 1.6) top = Math.max(top, a.down);
+            if (a) top = Math.max(top, a.down || 0, a.up || 0);
+            for (const r of self.runs || []) top = Math.max(top, r.down || 0, r.up || 0);
             return [0, top * 1.12];
           },
         },
@@ -76,7 +80,14 @@ export class RateChart {
     this.ro.observe(el);
   }
 
+  /** runs: [{x (Unix s), down, up}] — the allocation from each change on. */
+  setAllocRuns(runs) {
+    this.runs = runs;
+    this.el.dataset.allocRuns = String(runs.length);
+  }
+
   drawAlloc(u) {
+    if (this.runs?.length) { this.drawRuns(u); return; }
     const a = this.opts.alloc?.();
     if (!a) return;
     const ctx = u.ctx;
@@ -96,6 +107,40 @@ export class RateChart {
       ctx.lineTo(u.bbox.left + u.bbox.width, y);
       ctx.stroke();
       ctx.fillText(label, u.bbox.left + u.bbox.width - 6 * devicePixelRatio, y - 5 * devicePixelRatio);
+    }
+    ctx.restore();
+  }
+
+  drawRuns(u) {
+    const ctx = u.ctx;
+    const xmax = u.scales.x.max;
+    ctx.save();
+    ctx.setLineDash([8, 6]);
+    ctx.lineWidth = 1.5 * devicePixelRatio;
+    ctx.font = `${13 * devicePixelRatio}px "DejaVu Sans", sans-serif`;
+    ctx.textAlign = 'right';
+    for (const [key, color] of [['down', COLORS.alloc], ['up', COLORS.alloc]]) {
+      ctx.strokeStyle = color;
+      ctx.fillStyle = color;
+      ctx.beginPath();
+      let lastY = null;
+      this.runs.forEach((r, i) => {
+        const x0 = Math.max(r.x, u.scales.x.min);
+        const x1 = i + 1 < this.runs.length ? this.runs[i + 1].x : xmax;
+        if (x1 <= x0 || !r[key]) { lastY = null; return; }
+        const px0 = u.valToPos(x0, 'x', true);
+        const px1 = u.valToPos(Math.min(x1, xmax), 'x', true);
+        const y = Math.round(u.valToPos(r[key], 'y', true));
+        if (lastY == null) ctx.moveTo(px0, y); else ctx.lineTo(px0, y); // the step
+        ctx.lineTo(px1, y);
+        lastY = y;
+      });
+      ctx.stroke();
+      const last = this.runs[this.runs.length - 1];
+      if (last?.[key] && lastY != null) {
+        ctx.fillText(`${t('agency.allocLine')} ${key === 'down' ? '↓' : '↑'} ${fmtCap(last[key])}`,
+          u.bbox.left + u.bbox.width - 6 * devicePixelRatio, lastY - 5 * devicePixelRatio);
+      }
     }
     ctx.restore();
   }

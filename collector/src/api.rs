@@ -361,9 +361,30 @@ pub async fn usage(
         None => Step::auto(from, to, SystemTime::now()),
         Some(s) => Step::parse(s).ok_or_else(|| bad(format!("step {s:?}: use 1s, 1m or 1h")))?,
     };
-    Ok(Json(
-        read(&s, move |_, r| r.usage(&agency, from, to, step)).await?,
-    ))
+    let code = agency.clone();
+    let series = read(&s, move |_, r| r.usage(&code, from, to, step)).await?;
+    // The allocation in force over the range, for the chart's lines.
+    let (st, code) = (s.clone(), agency.clone());
+    let step_secs = series.step_secs;
+    let runs = tokio::task::spawn_blocking(move || {
+        st.policies.allocation_runs(&code, from, to, step_secs)
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut v = serde_json::to_value(&series)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    v["allocation"] = serde_json::Value::Array(
+        runs.into_iter()
+            .map(|(t, d, u)| {
+                serde_json::json!({
+                    "from": simpul_proto::time_format::rfc3339(t * 1_000_000_000),
+                    "download": d, "upload": u,
+                })
+            })
+            .collect(),
+    );
+    Ok(Json(v))
 }
 
 impl TopQuery {

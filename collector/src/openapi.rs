@@ -635,7 +635,11 @@ fn schemas() -> Value {
             "points": {"type": "array", "items": {"type": "object", "properties": {
                 "ts": time, "bytes_in": {"type": "integer"}, "bytes_out": {"type": "integer"}, "in_bps": rate, "out_bps": rate,
                 "internet_bytes_in": {"type": "integer"}, "internet_bytes_out": {"type": "integer"}}}},
-            "total_bytes_in": {"type": "integer"}, "total_bytes_out": {"type": "integer"}}},
+            "total_bytes_in": {"type": "integer"}, "total_bytes_out": {"type": "integer"},
+            "allocation": {"type": "array", "description": "the allocation in force over the range (versions and schedule windows): a run from each change on",
+                "items": {"type": "object", "properties": {"from": time,
+                    "download": {"type": "object", "properties": {"rate_bps": rate, "ceil_bps": rate}},
+                    "upload": {"type": "object", "properties": {"rate_bps": rate, "ceil_bps": rate}}}}}}},
         "TopHosts": {"type": "array", "items": {"type": "object", "properties": {
             "host": {"type": "string"}, "agency": {"type": "string"}, "unit": {"type": "string"},
             "bytes_up": {"type": "integer"}, "bytes_down": {"type": "integer"}, "flows": {"type": "integer"}}}},

@@ -216,6 +216,62 @@ impl Policies {
         Some((a.download, a.upload))
     }
 
+    /// The agency's allocation in force over `[from_s, to_s)`, sampled every
+    /// `step_s` seconds (schedule windows and every version saved in the
+    /// range), as runs: `(start, download, upload)` whenever it changes.
+    /// Before the first version: no run.
+    pub fn allocation_runs(
+        &self,
+        agency: &str,
+        from_s: u64,
+        to_s: u64,
+        step_s: u64,
+    ) -> Result<Vec<(u64, Rates, Rates)>, PolicyError> {
+        let mut versions: Vec<(u64, Policy)> = self
+            .control
+            .policy_versions(agency, usize::MAX)?
+            .into_iter()
+            .filter_map(|v| Some((v.created_ms / 1000, Policy::from_json(&v.policy_json).ok()?)))
+            .collect();
+        versions.sort_by_key(|(t, p)| (*t, p.version));
+        let step = step_s.max(1);
+        // At most 10,000 samples whatever the range asked.
+        let step = step
+            .max((to_s.saturating_sub(from_s)) / 10_000 + 1)
+            .max(step);
+        // The step grid, and every version's own time in the range (a save
+        // inside the newest, unfinished step shows at once).
+        let mut times: Vec<u64> = (0..)
+            .map(|i| from_s - from_s % step + i * step)
+            .take_while(|t| *t < to_s)
+            .collect();
+        times.extend(
+            versions
+                .iter()
+                .map(|(t, _)| *t)
+                .filter(|t| (from_s..to_s).contains(t)),
+        );
+        times.sort_unstable();
+        times.dedup();
+        let mut runs: Vec<(u64, Rates, Rates)> = Vec::new();
+        for t in times {
+            let at = versions.partition_point(|(created, _)| *created <= t);
+            if at > 0 {
+                let p = &versions[at - 1].1;
+                let when = time::OffsetDateTime::from_unix_timestamp(i64::try_from(t).unwrap_or(0))
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+                let a = effective_allocation(&p.allocation, active_schedule(p, when));
+                if runs
+                    .last()
+                    .is_none_or(|(_, d, u)| *d != a.download || *u != a.upload)
+                {
+                    runs.push((t, a.download, a.upload));
+                }
+            }
+        }
+        Ok(runs)
+    }
+
     /// Store `policy` whole (a policy file: it does not follow the default)
     /// as the agency's next version. Unchanged content is not a new version.
     pub fn save(

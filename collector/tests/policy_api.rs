@@ -450,6 +450,43 @@ async fn the_noc_steers_policies_through_the_api() {
     assert_eq!(v["version"], 5, "{v}");
     let (_, v) = request(&c, "GET", "/api/v1/policy/default", None, "").await;
     assert_eq!(v["version"], 3);
+    // The usage series carries the allocation in force over its range
+    // (for the history chart's lines): the latest version's rates now.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (s, u) = request(
+        &c,
+        "GET",
+        &format!("/api/v1/agencies/dinkes/usage?from={}&step=1s", now - 60),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(s, 200, "{u}");
+    let runs = u["allocation"].as_array().unwrap();
+    assert!(!runs.is_empty(), "{u}");
+    let (_, p) = request(&c, "GET", "/api/v1/agencies/dinkes/policy", None, "").await;
+    assert_eq!(
+        runs.last().unwrap()["download"],
+        p["effective"]["allocation"]["download"],
+        "{u}"
+    );
+    // An hour before any version: no allocation.
+    let (_, u) = request(
+        &c,
+        "GET",
+        &format!(
+            "/api/v1/agencies/dinkes/usage?from={}&to={}&step=1m",
+            now - 7200,
+            now - 3600
+        ),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(u["allocation"], serde_json::json!([]), "{u}");
     c.stop().await;
 }
 

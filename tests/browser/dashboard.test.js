@@ -349,6 +349,11 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     await waitFor(async () => (await seriesPixels(page, '[data-testid="history-chart"]', SERIES_COLORS)) > 50,
       { message: 'history chart lines drawn' });
     assert.match(await page.getByTestId('history-totals').textContent(), /^Total: unduh .+ · unggah .+/);
+    // The allocation in force over the range is drawn (dashed, amber), in
+    // view even when the traffic stays far below it.
+    assert.ok(Number(await page.getByTestId('history-chart').getAttribute('data-alloc-runs')) >= 1, 'allocation runs in the history');
+    await waitFor(async () => (await seriesPixels(page, '[data-testid="history-chart"]', ['#fbbf24'])) > 100,
+      { message: 'allocation lines drawn on the history chart' });
     await page.screenshot({ path: path.join(SHOTS, 'agency.png'), fullPage: true });
 
     const weekly = page.waitForResponse((r) => /\/usage\?.*step=1h/.test(r.url()));
