@@ -752,6 +752,9 @@ impl State {
         self.policy = Some(policy);
         self.signed = Some(sp);
         self.report_versions();
+        // The packet path and the DNS responder take the new rules (a named
+        // list's domain set built) before the collector hears `applied`.
+        self.publish();
         self.report(version, PolicyOutcome::Applied, vec![], None);
     }
 
