@@ -74,6 +74,8 @@ dir = "policies"
 EOF
   TOKEN=$("$BIN" api-token create --config "$CFG" --name hostile-bench --role operator 2>"$OUT/logs/api-token.log")
   case "$TOKEN" in spl_*) ;; *) echo "hostile: api-token create printed no token (see $OUT/logs/api-token.log)" >&2; exit 2 ;; esac
+  # The legitimate requests' own account: the NOC's dashboard is not the attacker.
+  LEGIT=$("$BIN" api-token create --config "$CFG" --name noc-dashboard --role operator 2>>"$OUT/logs/api-token.log")
 
   export BENCH_LOADAVG="$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "load average before the runs: $BENCH_LOADAVG"
@@ -110,7 +112,7 @@ EOF
     python3 "$HOSTILE" wait --tls-port "$TLS_PORT" --ca "$OUT/data/tls/ca.pem"
     echo "== $attack: pid $PID, $(grep 'open files' /proc/$PID/limits | awk '{print "open files " $4 "/" $5}')"
     python3 "$HOSTILE" attack "$name" --variant "$variant" --note "$note" \
-      --pid "$PID" --tls-port "$TLS_PORT" --ca "$OUT/data/tls/ca.pem" --token "$TOKEN" \
+      --pid "$PID" --tls-port "$TLS_PORT" --ca "$OUT/data/tls/ca.pem" --token "$TOKEN" --legit-token "$LEGIT" \
       --data-dir "$OUT/data" --out "$OUT/results.jsonl" --series "$OUT/series" \
       --after "$AFTER_SECS" --hold "$hold" --log "$log" "${trim[@]}" >"$OUT/logs/attack-$attack.json"
     python3 - "$OUT/results.jsonl" <<'PY'

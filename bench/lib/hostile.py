@@ -178,8 +178,11 @@ def checkpoint(pid, data_dir):
 
 
 class Target:
-    def __init__(self, port, ca, token):
+    def __init__(self, port, ca, token, legit_token=None):
         self.port, self.token = port, token
+        # The legitimate probes' own account (another operator's token than
+        # the attacker's: a cap on one principal must not lock out others).
+        self.legit_token = legit_token or token
         self.ctx = ssl.create_default_context(cafile=ca)
         self.ctx.check_hostname = True
         self.hostport = "%s:%d" % (HOST, port)
@@ -224,8 +227,9 @@ def ws_upgrade(s, target, path, extra):
     return read_head(s)
 
 
-def live_headers(target):
-    return ["Authorization: Bearer %s" % target.token, "Origin: https://%s" % target.hostport]
+def live_headers(target, legit=False):
+    token = target.legit_token if legit else target.token
+    return ["Authorization: Bearer %s" % token, "Origin: https://%s" % target.hostport]
 
 
 def frame_header(opcode, length, mask=b"\x11\x22\x33\x44"):
@@ -314,7 +318,7 @@ class Prober(threading.Thread):
                 st, body = http_get(t, "/healthz")
                 ok, detail = st == 200 and b'"ok"' in body, str(st)
             elif kind == "nodes":
-                st, body = http_get(t, "/api/v1/nodes", ["Authorization: Bearer %s" % t.token])
+                st, body = http_get(t, "/api/v1/nodes", ["Authorization: Bearer %s" % t.legit_token])
                 ok, detail = st == 200 and body.lstrip().startswith(b"["), str(st)
             else:
                 s = t.connect(PROBE_SRC, 5.0)
@@ -322,7 +326,7 @@ class Prober(threading.Thread):
                     if kind == "agent_upgrade":
                         st, _, _ = ws_upgrade(s, t, "/api/v1/agent", [])
                     else:
-                        st, _, _ = ws_upgrade(s, t, "/api/v1/live", live_headers(t))
+                        st, _, _ = ws_upgrade(s, t, "/api/v1/live", live_headers(t, legit=True))
                 finally:
                     s.close()
                 ok, detail = st == 101, str(st)
@@ -706,7 +710,7 @@ def raise_nofile():
 def cmd_attack(a):
     if raise_nofile() < 4000:
         sys.exit("hostile: need at least 4000 open files (ulimit -n) for the clients")
-    target = Target(a.tls_port, a.ca, a.token)
+    target = Target(a.tls_port, a.ca, a.token, a.legit_token)
     data_dir = os.path.realpath(a.data_dir)
     # Warm-up: every legitimate request once (lazy initialisation is not
     # counted as the attack's), then the baseline.
@@ -934,7 +938,9 @@ def cmd_report(a):
     w("127.0.0.1 every 0.5 s during the burst, each on a new TLS connection with a 5 s")
     w("timeout: `GET /healthz`, `GET /api/v1/nodes` with an operator's API token, a")
     w("WebSocket upgrade on `/api/v1/agent` (an agent reconnecting: 101 expected) and")
-    w("one on `/api/v1/live` (a dashboard page: 101 expected); ok/attempts below.")
+    w("one on `/api/v1/live` (a dashboard page: 101 expected); ok/attempts below. The")
+    w("legitimate requests use another operator's token than the attackers' (one stolen")
+    w("token may exhaust what its own principal is allowed, not lock out the others).")
     w("")
     w("| attack | old collector (issue 9) | before: RSS / fds | peak during: RSS / fds | %d s after: RSS / fds | legitimate requests served during |" %
       (rows[0]["after_secs"] if rows else 10))
@@ -1064,6 +1070,7 @@ def main():
     t.add_argument("--tls-port", type=int, required=True)
     t.add_argument("--ca", required=True)
     t.add_argument("--token", required=True)
+    t.add_argument("--legit-token", help="the legitimate probes' token (default: --token)")
     t.add_argument("--data-dir", required=True)
     t.add_argument("--out", required=True)
     t.add_argument("--series")
