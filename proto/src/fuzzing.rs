@@ -131,6 +131,10 @@ mod tests {
                 error: Some("x".into()),
                 at_ms: 1,
             }),
+            AgentMessage::ListFetch {
+                sha256: "ab".repeat(32),
+                offset: 1 << 20,
+            },
         ];
         let mut out: Vec<Vec<u8>> = msgs.iter().map(wire::encode).collect();
         out.push(wire::encode_batch(&batch));
@@ -180,6 +184,16 @@ mod tests {
                 signature: vec![1; 64],
                 key_id: "k".into(),
             }),
+            CollectorMessage::ListChunk {
+                sha256: "ab".repeat(32),
+                offset: 0,
+                total: 40,
+                data: vec![0x1f, 0x8b, 8, 0, 1, 2, 3],
+            },
+            CollectorMessage::ListUnavailable {
+                sha256: "ab".repeat(32),
+                reason: "gone".into(),
+            },
         ];
         let mut out: Vec<Vec<u8>> = msgs.iter().map(wire::encode).collect();
         for m in &msgs {
