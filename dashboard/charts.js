@@ -124,12 +124,17 @@ export class RateChart {
       ctx.fillStyle = color;
       ctx.beginPath();
       let lastY = null;
+      const right = u.bbox.left + u.bbox.width;
       this.runs.forEach((r, i) => {
-        const x0 = Math.max(r.x, u.scales.x.min);
-        const x1 = i + 1 < this.runs.length ? this.runs[i + 1].x : xmax;
-        if (x1 <= x0 || !r[key]) { lastY = null; return; }
+        const last = i + 1 === this.runs.length;
+        // The run in force now reaches the plot's right edge (the newest,
+        // unfinished step included) and is labelled even when it began
+        // after the last whole step.
+        const x0 = Math.min(Math.max(r.x, u.scales.x.min), xmax);
+        const x1 = last ? xmax : this.runs[i + 1].x;
+        if ((!last && x1 <= x0) || !r[key]) { lastY = null; return; }
         const px0 = u.valToPos(x0, 'x', true);
-        const px1 = u.valToPos(Math.min(x1, xmax), 'x', true);
+        const px1 = last ? right : u.valToPos(Math.min(x1, xmax), 'x', true);
         const y = Math.round(u.valToPos(r[key], 'y', true));
         if (lastY == null) ctx.moveTo(px0, y); else ctx.lineTo(px0, y); // the step
         ctx.lineTo(px1, y);
