@@ -379,6 +379,17 @@ export class PolicyView {
       ...Object.keys(b.categories || {}), ...(b.enabled_categories || [])])].sort();
     const catSize = (n) => b.categories?.[n]?.length ?? (this.lists || []).find((l) => l.name === n)?.current?.domains;
     f.cats = catNames.map((n) => h('input', { type: 'checkbox', value: n, id: `pf-cat-${n}`, 'data-testid': `pf-cat-${n}`, checked: (b.enabled_categories || []).includes(n) }));
+    const area = (id, rows, value) => {
+      const el = h('textarea', { id, rows: String(rows), 'data-testid': id, spellcheck: 'false' });
+      el.value = value;
+      return el;
+    };
+    f.cidrs = area('pf-cidrs', 3, (b.cidrs || []).join('\n'));
+    f.doh = area('pf-doh', 3, (b.block_doh || []).join('\n'));
+    f.ports = area('pf-ports', 3, (b.ports || []).map((p) => `${p.proto}/${p.port}`).join('\n'));
+    place('blocking.cidrs', f.cidrs);
+    place('blocking.block_doh', f.doh);
+    place('blocking.ports', f.ports);
     f.dot = h('input', { type: 'checkbox', id: 'pf-dot', 'data-testid': 'pf-dot', checked: !!b.block_dot });
     f.quic = h('input', { type: 'checkbox', id: 'pf-quic', 'data-testid': 'pf-quic', checked: !!b.block_quic });
     place('blocking.enabled_categories', f.cats[0] || null);
@@ -413,9 +424,14 @@ export class PolicyView {
           h('span', { class: 'form-note', text: t('pol.categories') }),
           f.cats.length ? f.cats.map((el) => h('label', { class: 'radio' }, el, ` ${el.value}${catSize(el.value) != null ? ` (${fmtInt(catSize(el.value))})` : ''}`))
             : h('a', { href: '#/lists', text: t('pol.form.noLists') })),
-        h('div', { class: 'pol-susp-row' },
-          h('label', { class: 'radio' }, f.dot, ` ${t('pol.dot')}`),
-          h('label', { class: 'radio' }, f.quic, ` ${t('pol.quic')}`))),
+        h('div', { class: 'two' },
+          h('div', { class: 'field' }, lbl('pf-cidrs', 'pol.cidrs'), f.cidrs, h('span', { class: 'form-note', text: t('pol.form.cidrs') })),
+          h('div', { class: 'field' }, lbl('pf-ports', 'pol.ports'), f.ports, h('span', { class: 'form-note', text: t('pol.form.ports') }))),
+        h('div', { class: 'two' },
+          h('div', { class: 'field' }, lbl('pf-doh', 'pol.doh'), f.doh, h('span', { class: 'form-note', text: t('pol.form.doh') })),
+          h('div', { class: 'pol-susp-row' },
+            h('label', { class: 'radio' }, f.dot, ` ${t('pol.dot')}`),
+            h('label', { class: 'radio' }, f.quic, ` ${t('pol.quic')}`)))),
       this.isDefault ? null : h('fieldset', null, h('legend', { text: t('pol.suspension') }),
         h('div', { class: 'pol-susp-row' },
           h('label', { class: 'radio' }, f.suspAgency, ` ${t('pol.susp.agency')}`),
@@ -485,6 +501,18 @@ export class PolicyView {
     };
     listField(f.domains, 'domains');
     listField(f.allow, 'allow_domains');
+    listField(f.cidrs, 'cidrs');
+    listField(f.doh, 'block_doh');
+    // Ports: "tcp/25", "udp/6881-6889" a line; the server checks the ranges.
+    const ports = [];
+    for (const line of lines(f.ports.value)) {
+      const m = line.toLowerCase().match(/^(tcp|udp)\s*\/\s*(\d+(?:\s*-\s*\d+)?)$/);
+      if (!m) { problems.push({ place: 'blocking.ports', message: t('pol.form.badPort', { line }) }); continue; }
+      const port = m[2].replace(/\s+/g, '');
+      ports.push({ proto: m[1], port: /^\d+$/.test(port) ? Number(port) : port });
+    }
+    const portPath = ['blocking', 'ports'];
+    if (getPath(own, portPath) !== undefined || !same(ports, getPath(eff, portPath) || [])) setPath(doc, portPath, ports);
     const cats = f.cats.filter((el) => el.checked).map((el) => el.value);
     const catPath = ['blocking', 'enabled_categories'];
     if (getPath(own, catPath) !== undefined || !same(cats, getPath(eff, catPath) || [])) setPath(doc, catPath, cats);

@@ -193,6 +193,28 @@ describe('Simpul dashboard: agency policies (collector demo)', { timeout: 900000
     assertClean(watch, '422');
   });
 
+  step('admin: blocked addresses, ports and DoH resolvers in the form; a bad port line is refused at its field', async () => {
+    const { page, watch, version } = await adminOnPolicy();
+    await page.getByTestId('pf-cidrs').fill('198.51.100.0/24\n');
+    await page.getByTestId('pf-doh').fill('203.0.113.53\n');
+    await page.getByTestId('pf-ports').fill('tcp/25\nudp/6881-6889\nsmtp\n');
+    await page.getByTestId('pf-comment').fill('surat 050/DINKES/2026: tutup SMTP dan torrent');
+    await page.getByTestId('pf-save').click();
+    await page.locator('[data-testid="policy-problems"] li[data-place="blocking.ports"]').waitFor();
+    assert.equal(await page.getByTestId('pf-ports').getAttribute('aria-invalid'), 'true');
+    assert.equal((await get(`api/v1/agencies/${CODE}/policy`)).version, version, 'nothing saved');
+    await page.getByTestId('pf-ports').fill('tcp/25\nudp/6881-6889\n');
+    await page.getByTestId('pf-save').click();
+    await waitFor(async () => Number(await page.getByTestId('policy-version').getAttribute('data-value')) === version + 1,
+      { message: 'saved with the addresses and ports' });
+    const now = await get(`api/v1/agencies/${CODE}/policy`);
+    assert.deepEqual(now.effective.blocking.cidrs, ['198.51.100.0/24']);
+    assert.deepEqual(now.effective.blocking.block_doh, ['203.0.113.53']);
+    assert.deepEqual(now.effective.blocking.ports, [{ proto: 'tcp', port: 25 }, { proto: 'udp', port: '6881-6889' }]);
+    await page.locator('[data-testid="policy-ports"] li[data-item="tcp/25"]').waitFor();
+    assertClean(watch, 'addresses and ports');
+  });
+
   step('admin: rolling back to version 1 makes a new version with version 1\'s document, and the nodes apply it', async () => {
     const first = await get(`api/v1/agencies/${CODE}/policy/versions/1`);
     const { page, watch, version } = await adminOnPolicy();
