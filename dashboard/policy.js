@@ -325,6 +325,12 @@ export class PolicyView {
       { h: 'col.by', cell: (v) => v.created_by || '—' },
       { h: 'pol.col.comment', cell: (v) => v.comment || '—', cls: 'detail', title: (v) => v.comment },
       this.isDefault ? null : { h: 'pol.col.follows', cell: (v) => (v.follows_default ? t('pol.yes', { v: v.default_version ?? 0 }) : t('pol.no')) },
+      this.isDefault ? null : {
+        h: 'pol.col.diff',
+        cell: (v) => (v.version > 1 ? h('button', {
+          type: 'button', class: 'btn', 'data-testid': `policy-diff-${v.version}`, text: t('pol.diff', { v: v.version - 1 }), onclick: () => this.compare(v.version),
+        }) : '—'),
+      },
     ].filter(Boolean);
     if (this.admin) {
       cols.push({
@@ -670,6 +676,33 @@ export class PolicyView {
     } finally {
       f.saveBtn.disabled = false;
     }
+  }
+
+  /** What version `n` changed against the one before it, in a dialog. */
+  async compare(n) {
+    let r;
+    try {
+      r = await getJSON(this.path(`/versions/${n}?against=${n - 1}`), { signal: this.ctl.signal });
+    } catch (e) {
+      if (e.name !== 'AbortError') this.c.historyMessage.say('error', t('error', { e: e.message }));
+      return;
+    }
+    const visible = (r.changes || []).filter((c) => c.path !== 'version');
+    await openDialog({
+      title: t('pol.diff.title', { from: n - 1, to: n }),
+      testid: 'policy-diff-dialog',
+      content: [
+        h('p', { class: 'dlg-text', text: `${r.created_by || '—'} · ${fmtDateTime(r.created_ms)} · ${r.comment || '—'}` }),
+        visible.length ? h('ul', { class: 'pol-change-list', 'data-testid': 'policy-diff-changes' },
+          ...visible.map((c) => h('li', { 'data-path': c.path },
+            h('code', { class: 'pol-place', text: c.path }), ' ',
+            h('span', { class: 'pol-before', text: short(c.before) }), ' → ',
+            h('span', { class: 'pol-after', text: short(c.after) }))))
+          : h('p', { class: 'muted', 'data-testid': 'policy-diff-changes', text: t('pol.noChanges') }),
+      ],
+      ok: t('dlg.ok'),
+      cancel: t('dlg.close'),
+    });
   }
 
   async rollback(v) {

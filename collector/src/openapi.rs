@@ -209,9 +209,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     get(
         "/api/v1/agencies/{code}/policy/versions/{version}",
-        "One version: its document and the merged, signed policy",
+        "One version: its document and the merged, signed policy; with against=N, what changed from version N",
         Read,
-        &[],
+        &["against"],
         "PolicyVersion",
     ),
     call(
@@ -568,6 +568,10 @@ fn param(path: &str, name: &str) -> Value {
         "comment" => (
             "why (the letter's number, the request); 3-500 characters",
             json!({"type": "string", "minLength": 3, "maxLength": 500}),
+        ),
+        "against" => (
+            "another version: `changes` lists what changed from it to this one, leaf by leaf",
+            json!({"type": "integer"}),
         ),
         "version" => (
             "a version number (default: the one in force)",
@@ -942,7 +946,9 @@ fn policy_schemas() -> Value {
         "PolicyVersion": {"type": "object", "properties": {
             "version": {"type": "integer"}, "created_ms": ms, "created_by": {"type": "string"}, "comment": {"type": "string"},
             "follows_default": {"type": "boolean"}, "default_version": {"type": "integer"}, "key_id": {"type": "string"},
-            "policy": {"type": "object"}, "effective": {"type": "object", "description": "as signed and sent to the nodes"}}},
+            "policy": {"type": "object"}, "effective": {"type": "object", "description": "as signed and sent to the nodes"},
+            "against": {"type": "integer"},
+            "changes": {"type": "array", "description": "with ?against=N: from version N's effective policy to this one's", "items": {"type": "object", "properties": {"path": {"type": "string"}, "before": {}, "after": {}}}}}},
         "DefaultPolicy": {"type": "object", "properties": {
             "version": {"type": "integer", "description": "0: none saved"}, "policy": {"type": "object"},
             "created_ms": {"type": ["integer", "null"]}, "created_by": {"type": ["string", "null"]}, "comment": {"type": ["string", "null"]},

@@ -291,17 +291,43 @@ pub async fn agency_version(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Path((code, version)): Path<(String, u64)>,
+    Q(q): Q<CompareQuery>,
 ) -> Answer {
     let code = agency_of(&p, &s, &code)?;
     let st = s.clone();
-    let v = blocking(move || st.policies.version(&code, version)).await?;
+    let v = blocking(move || {
+        let v = st.policies.version(&code, version)?;
+        let against = match q.against {
+            Some(n) => Some(st.policies.version(&code, n)?),
+            None => None,
+        };
+        Ok((v, against))
+    })
+    .await?;
+    let (v, against) = v;
     let mut row = version_row(&v);
     row["policy"] = match &v.document {
         Some(d) => parse_document(d),
         None => whole(&v),
     };
     row["effective"] = parse_document(&v.policy_json);
+    if let Some(a) = against {
+        // Leaf by leaf, from the other version's effective policy to this one's.
+        let changes = simpul_core::policy::document::diff(
+            &parse_document(&a.policy_json),
+            &parse_document(&v.policy_json),
+        );
+        row["against"] = json!(a.version);
+        row["changes"] = serde_json::to_value(changes).unwrap_or(Value::Null);
+    }
     Ok(Json(row).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CompareQuery {
+    /// Another version: the answer adds what changed from it to this one.
+    against: Option<u64>,
 }
 
 /// `POST /api/v1/agencies/{code}/policy/preview`: problems, the merged

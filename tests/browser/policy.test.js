@@ -134,6 +134,14 @@ describe('Simpul dashboard: agency policies (collector demo)', { timeout: 900000
     // The connected node turns applied at the new version (the demo agents apply signed policies).
     await nodesApplied(page, version + 1, agency.nodes);
     for (const n of (await get(`api/v1/nodes?agency=${CODE}`))) assert.equal(n.policy.version, version + 1, `${n.node_id} reports the new version`);
+    // The history compares the new version with the one before it.
+    await page.getByTestId(`policy-diff-${version + 1}`).click();
+    const diff = page.getByTestId('policy-diff-changes');
+    await diff.waitFor();
+    assert.deepEqual(await diff.locator('li').evaluateAll((els) => els.map((e) => e.dataset.path)),
+      ['allocation.download.rate_bps', 'blocking.domains']);
+    assert.equal(await diff.locator('li[data-path="allocation.download.rate_bps"] .pol-after').textContent(), '4500000');
+    await page.getByTestId('policy-diff-dialog-ok').click();
     await page.screenshot({ path: path.join(SHOTS, 'policy.png'), fullPage: true });
     assertClean(watch, 'admin policy page');
   });
@@ -288,7 +296,9 @@ describe('Simpul dashboard: agency policies (collector demo)', { timeout: 900000
     await page.locator(`[data-testid="policy-node-${CODE}-01"][data-state]`).waitFor();
     assert.equal(await page.getByTestId('policy-form').count(), 0, 'no form');
     assert.equal(await page.locator('[data-testid^="policy-rollback-"]').count(), 0, 'no rollback buttons');
-    assert.equal(await page.locator('[data-testid="policy-page"] button').count(), 0, 'no buttons at all');
+    assert.equal(await page.locator('[data-testid="policy-page"] button:not([data-testid^="policy-diff-"])').count(), 0,
+      'no buttons but the history\'s comparisons');
+    assert.ok(await page.locator('[data-testid^="policy-diff-"]').count() > 0, 'an operator compares versions too');
     const op = await apiLogin(collector.url, creds.operator);
     const cur = await getJSON(collector.url, `api/v1/agencies/${CODE}/policy`, op);
     for (const [method, p, body] of [
