@@ -15,6 +15,7 @@ import { statusCell } from './nodes.js';
 
 const NODES_MS = 2000;
 const DIRS = ['download', 'upload'];
+const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 const KINDS = ['rate_bps', 'ceil_bps'];
 
 const enc = encodeURIComponent;
@@ -248,6 +249,15 @@ export class PolicyView {
       tr.dataset.upCeil = String(r.upload?.ceil_bps ?? '');
     });
     this.renderSums();
+    const sched = eff.schedules || [];
+    if (!c.schedules) {
+      c.schedules = h('ul', { class: 'pol-sums', 'data-testid': 'policy-schedules' });
+      c.sums.after(c.schedules);
+    }
+    c.schedules.replaceChildren(...(sched.length ? sched.map((w) => h('li', { 'data-name': w.name },
+      `${t('pol.sched.window')} ${w.name}: ${(w.days || []).map((d) => t(`day.${d}`)).join(', ')} ${w.start}–${w.end}`
+      + `${w.download ? ` · ↓ ${rates(w.download)}` : ''}${w.upload ? ` · ↑ ${rates(w.upload)}` : ''}`))
+      : [h('li', { class: 'muted', text: t('pol.sched.none') })]));
     const b = eff.blocking || {};
     const list = (testid, items) => (items && items.length
       ? h('ul', { class: 'pol-list', 'data-testid': testid }, ...items.map((x) => h('li', { 'data-item': x, text: x })))
@@ -421,7 +431,8 @@ export class PolicyView {
       h('p', { class: 'form-note', text: t('pol.form.base', { v: d.version }) }),
       h('fieldset', null, h('legend', { text: t('pol.alloc') }),
         h('p', { class: 'form-note', id: 'pf-unit-note', text: t('pol.form.mbit') }),
-        h('div', { class: 'table-wrap' }, h('table', { class: 'data pol-rates' }, h('thead', null, head), h('tbody', null, ...allocRows)))),
+        h('div', { class: 'table-wrap' }, h('table', { class: 'data pol-rates' }, h('thead', null, head), h('tbody', null, ...allocRows))),
+        this.scheduleEditor(eff.schedules || [])),
       h('fieldset', null, h('legend', { text: t('pol.blocking') }),
         h('div', { class: 'two' },
           h('div', { class: 'field' }, lbl('pf-domains', 'pol.domains'), f.domains, h('span', { class: 'form-note', text: t('pol.form.perLine') })),
@@ -451,6 +462,74 @@ export class PolicyView {
       f.message, f.problems, f.changes);
     form.addEventListener('submit', (e) => { e.preventDefault(); this.save(); });
     this.c.formBox.replaceChildren(form);
+  }
+
+  /** Schedule windows: a row each (name, days, times, the agency's rates in it). */
+  scheduleEditor(list) {
+    const f = this.f;
+    const body = h('tbody');
+    f.sched = [];
+    const addRow = (w = {}) => {
+      const i = f.sched.length;
+      const row = {
+        w,
+        name: h('input', { type: 'text', class: 'sched-name', value: w.name || '', 'data-testid': `pf-sched-${i}-name`, 'aria-label': t('pol.sched.name') }),
+        days: DAYS.map((d) => h('input', { type: 'checkbox', value: d, checked: (w.days || []).includes(d), 'data-testid': `pf-sched-${i}-${d}`, 'aria-label': t(`day.${d}`) })),
+        start: h('input', { type: 'time', value: w.start || '', 'data-testid': `pf-sched-${i}-start`, 'aria-label': t('pol.sched.start') }),
+        end: h('input', { type: 'time', value: w.end || '', 'data-testid': `pf-sched-${i}-end`, 'aria-label': t('pol.sched.end') }),
+        rates: {},
+      };
+      for (const dir of DIRS) {
+        for (const k of KINDS) {
+          row.rates[`${dir}.${k}`] = h('input', {
+            type: 'text', inputmode: 'decimal', class: 'rate-input', value: toMbit(w[dir]?.[k]),
+            'data-testid': `pf-sched-${i}-${dir === 'download' ? 'down' : 'up'}-${k === 'rate_bps' ? 'rate' : 'ceil'}`,
+            'aria-label': `${t(dir === 'download' ? 'pol.alloc.down' : 'pol.alloc.up')} ${t(k === 'rate_bps' ? 'pol.rate' : 'pol.ceil')}`,
+          });
+        }
+      }
+      const tr = h('tr', { 'data-testid': `pf-sched-${i}` },
+        h('td', null, row.name),
+        h('td', { class: 'sched-days' }, ...row.days.map((el) => h('label', { class: 'radio' }, el, t(`day.${el.value}`)))),
+        h('td', null, row.start, ' – ', row.end),
+        ...DIRS.flatMap((dir) => KINDS.map((k) => h('td', null, row.rates[`${dir}.${k}`]))),
+        h('td', null, h('button', { type: 'button', class: 'btn', 'data-testid': `pf-sched-${i}-remove`, text: t('pol.sched.remove'), onclick: () => { row.removed = true; tr.remove(); } })));
+      f.sched.push(row);
+      this.f.places.push([`schedules[${i}]`, row.name]);
+      body.append(tr);
+    };
+    list.forEach((w) => addRow(w));
+    const head = h('tr', null, h('th', { text: t('pol.sched.name') }), h('th', { text: t('pol.sched.days') }), h('th', { text: t('pol.sched.time') }),
+      ...DIRS.flatMap((dir) => KINDS.map((k) => h('th', { text: `${t(dir === 'download' ? 'pol.alloc.down' : 'pol.alloc.up')} ${t(k === 'rate_bps' ? 'pol.rate' : 'pol.ceil')}` }))), h('th'));
+    return h('div', { class: 'pol-sched', 'data-testid': 'pf-schedules' },
+      h('p', { class: 'form-note', text: t('pol.sched.note') }),
+      h('div', { class: 'table-wrap' }, h('table', { class: 'data pol-rates' }, h('thead', null, head), body)),
+      h('button', { type: 'button', class: 'btn', 'data-testid': 'pf-sched-add', text: t('pol.sched.add'), onclick: () => addRow() }));
+  }
+
+  /** The schedule rows as the policy writes them (units kept from the loaded window). */
+  schedulesFromForm(problems) {
+    const out = [];
+    this.f.sched.forEach((row, i) => {
+      if (row.removed) return;
+      const w = { name: row.name.value.trim(), days: row.days.filter((el) => el.checked).map((el) => el.value), start: row.start.value, end: row.end.value };
+      if (!w.name) problems.push({ place: `schedules[${i}].name`, message: t('pol.sched.needName') });
+      if (!w.days.length) problems.push({ place: `schedules[${i}].days`, message: t('pol.sched.needDays') });
+      for (const dir of DIRS) {
+        const r = {};
+        let filled = 0;
+        for (const k of KINDS) {
+          const v = fromMbit(row.rates[`${dir}.${k}`].value);
+          if (Number.isNaN(v)) problems.push({ place: `schedules[${i}].${dir}.${k}`, message: t('pol.form.badNumber') });
+          else if (v !== null) { r[k] = v; filled++; }
+        }
+        if (filled === 2) w[dir] = r;
+        else if (filled === 1) problems.push({ place: `schedules[${i}].${dir}`, message: t('pol.sched.both') });
+      }
+      if (row.w.units && Object.keys(row.w.units).length) w.units = row.w.units;
+      out.push(w);
+    });
+    return out;
   }
 
   /**
@@ -507,6 +586,8 @@ export class PolicyView {
     };
     listField(f.domains, 'domains');
     listField(f.allow, 'allow_domains');
+    const sched = this.schedulesFromForm(problems);
+    if (own.schedules !== undefined || !same(sched, eff.schedules || [])) doc.schedules = sched;
     listField(f.cidrs, 'cidrs');
     listField(f.doh, 'block_doh');
     // Ports: "tcp/25", "udp/6881-6889" a line; the server checks the ranges.

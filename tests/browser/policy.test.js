@@ -223,6 +223,33 @@ describe('Simpul dashboard: agency policies (collector demo)', { timeout: 900000
     assertClean(watch, 'addresses and ports');
   });
 
+  step('admin: a schedule window added in the form (office hours, its own download rate) is saved and shown', async () => {
+    const { page, watch, version } = await adminOnPolicy();
+    const before = await get(`api/v1/agencies/${CODE}/policy`);
+    const n = (before.effective.schedules || []).length;
+    await page.getByTestId('pf-sched-add').click();
+    await page.getByTestId(`pf-sched-${n}-name`).fill('jam-kantor-uji');
+    for (const d of ['mon', 'tue', 'wed', 'thu', 'fri']) await page.getByTestId(`pf-sched-${n}-${d}`).check();
+    await page.getByTestId(`pf-sched-${n}-start`).fill('07:30');
+    await page.getByTestId(`pf-sched-${n}-end`).fill('16:00');
+    await page.getByTestId(`pf-sched-${n}-down-rate`).fill('2');
+    await page.getByTestId('pf-comment').fill('surat 051/DINKES/2026: jam kantor');
+    await page.getByTestId('pf-save').click();
+    // Rate without ceil: refused at its place, nothing saved.
+    await page.locator(`[data-testid="policy-problems"] li[data-place="schedules[${n}].download"]`).waitFor();
+    assert.equal((await get(`api/v1/agencies/${CODE}/policy`)).version, version);
+    await page.getByTestId(`pf-sched-${n}-down-ceil`).fill('3');
+    await page.getByTestId('pf-save').click();
+    await waitFor(async () => Number(await page.getByTestId('policy-version').getAttribute('data-value')) === version + 1,
+      { message: 'saved with the schedule' });
+    const now = await get(`api/v1/agencies/${CODE}/policy`);
+    const w = now.effective.schedules.find((x) => x.name === 'jam-kantor-uji');
+    assert.deepEqual(w, { name: 'jam-kantor-uji', days: ['mon', 'tue', 'wed', 'thu', 'fri'], start: '07:30', end: '16:00',
+      download: { rate_bps: 2000000, ceil_bps: 3000000 } });
+    await page.locator('[data-testid="policy-schedules"] li[data-name="jam-kantor-uji"]').waitFor();
+    assertClean(watch, 'schedule');
+  });
+
   step('admin: rolling back to version 1 makes a new version with version 1\'s document, and the nodes apply it', async () => {
     const first = await get(`api/v1/agencies/${CODE}/policy/versions/1`);
     const { page, watch, version } = await adminOnPolicy();
