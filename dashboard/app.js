@@ -231,6 +231,23 @@ function renderChrome() {
   renderConn();
 }
 
+/**
+ * A blocking rule as a reader says it: "domain judi.example (daftar
+ * instansi)", "slot.example · kategori judi", "QUIC ditutup (UDP 443)" —
+ * not the matcher's "quic · quic".
+ */
+function ruleText(r) {
+  switch (r.list) {
+    case 'domains': return t('rule.domain', { rule: r.rule });
+    case 'cidrs': return t('rule.cidr', { rule: r.rule });
+    case 'ports': return t('rule.port', { rule: r.rule });
+    case 'doh': return t('rule.doh', { rule: r.rule });
+    case 'dot': return t('rule.dot');
+    case 'quic': return t('rule.quic');
+    default: return r.list ? t('rule.category', { rule: r.rule, list: r.list }) : r.rule || '—';
+  }
+}
+
 /** 'failed' or 'rejected' when the node did not take the newest policy. */
 function policyTrouble(n) {
   const st = n.policy?.state;
@@ -844,7 +861,7 @@ class BlockedPanel {
     renderTable(c.targets, [
       { h: 'col.target', cell: (r) => r.target, cls: 'site', title: (r) => r.target },
       { h: 'col.method', cell: (r) => methodBadge(r.method) },
-      { h: 'col.rule', cell: (r) => `${r.rule} · ${r.list}`, cls: 'site', title: (r) => `${r.rule} · ${r.list}` },
+      { h: 'col.rule', cell: (r) => ruleText(r), cls: 'site', title: (r) => `${r.rule} · ${r.list}` },
       { h: 'col.clients', cell: (r) => fmtInt(r.clients), cls: 'num' },
       { h: 'col.attempts', cell: (r) => fmtInt(r.attempts), cls: 'num' },
     ], d.targets || [], (r, i) => `blocked-target-${i + 1}`);
@@ -863,7 +880,7 @@ class BlockedPanel {
       { h: 'col.client', cell: (r) => r.client, cls: 'mono' },
       { h: 'col.target', cell: (r) => r.target, cls: 'site', title: (r) => r.target },
       { h: 'col.method', cell: (r) => methodBadge(r.method) },
-      { h: 'col.rule', cell: (r) => `${r.rule} · ${r.list}`, cls: 'site', title: (r) => `${r.rule} · ${r.list}` },
+      { h: 'col.rule', cell: (r) => ruleText(r), cls: 'site', title: (r) => `${r.rule} · ${r.list}` },
       { h: 'col.attempts', cell: (r) => fmtInt(r.attempts), cls: 'num' },
     ], rows, (r, i) => `blocked-row-${i + 1}`);
   }
