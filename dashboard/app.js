@@ -791,10 +791,14 @@ function unitLabel(agency, unit) {
  * top targets and clients of the last 15 min, and the newest attempts, for
  * one agency (its page) or all (#/blocked). Polled every 5 s by its view.
  */
+/** The blocked panel's time ranges (seconds back from now). */
+const BLOCKED_RANGES = { '15m': 900, '1h': 3600, '24h': 86400, '7d': 7 * 86400 };
+
 class BlockedPanel {
   constructor(agency, signal) {
     this.agency = agency;
     this.signal = signal;
+    this.range = '15m';
     this.c = {
       total: h('span', { class: 'panel-note', 'data-testid': 'blocked-total' }),
       agencies: h('ul', { class: 'chips blocked-agencies', 'data-testid': 'blocked-agencies' }),
@@ -802,21 +806,58 @@ class BlockedPanel {
       clients: h('table', { class: 'data', 'data-testid': 'blocked-clients-table' }),
       recent: h('table', { class: 'data', 'data-testid': 'blocked-recent-table' }),
     };
-    const q = agency ? `agency=${encodeURIComponent(agency)}&` : '';
-    this.paths = { summary: `api/v1/blocked/summary?${q}limit=10`, recent: `api/v1/blocked?${q}limit=50` };
+    this.q = agency ? `agency=${encodeURIComponent(agency)}&` : '';
+    this.setPaths();
+  }
+
+  /** Cache keys per range; the last 15 min is the API's default window. */
+  setPaths() {
+    const r = this.range === '15m' ? '' : `#${this.range}`;
+    this.paths = { summary: `api/v1/blocked/summary?${this.q}limit=10${r}`, recent: `api/v1/blocked?${this.q}limit=50${r}` };
+  }
+
+  /** The URL of a cache key: `from` for the ranges beyond the default. */
+  url(key) {
+    const [path] = key.split('#');
+    if (this.range === '15m') return path;
+    return `${path}&from=${Math.floor(serverNow() / 1000) - BLOCKED_RANGES[this.range]}`;
+  }
+
+  setRange(r) {
+    if (!BLOCKED_RANGES[r] || r === this.range) return;
+    this.range = r;
+    this.setPaths();
+    this.rangeBtns.forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.range === r)));
+    this.titles();
+    this.renderCached();
+    this.load();
+  }
+
+  titles() {
+    const range = t(`blocked.range.${this.range}`);
+    setText(this.c.targetsTitle, t('blocked.topTargets', { range }));
+    setText(this.c.clientsTitle, t('blocked.topClients', { range }));
   }
 
   /** The panel; `hn` is the heading level of its title ('h2' on its own page, 'h3' inside the agency page). */
   element(hn) {
     const c = this.c;
     const sub = (id, title, table) => h('div', { class: 'blocked-part', role: 'group', 'aria-labelledby': id },
-      h('h4', { id, class: 'part-title', text: title }), h('div', { class: 'table-wrap' }, table));
+      title, h('div', { class: 'table-wrap' }, table));
+    c.targetsTitle = h('h4', { id: 'h-blocked-targets', class: 'part-title' });
+    c.clientsTitle = h('h4', { id: 'h-blocked-clients', class: 'part-title' });
+    this.rangeBtns = Object.keys(BLOCKED_RANGES).map((r) => h('button', {
+      type: 'button', class: 'range', 'data-testid': `blocked-range-${r}`, 'data-range': r, 'aria-pressed': String(r === this.range),
+      onclick: () => this.setRange(r), text: t(`blocked.range.${r}`),
+    }));
+    this.titles();
     return h('section', { class: 'panel blocked-panel', 'aria-labelledby': 'h-blocked-panel', 'data-testid': 'blocked-panel' },
-      h('div', { class: 'panel-head' }, h(hn, { id: 'h-blocked-panel', text: t('blocked.title') }), c.total),
+      h('div', { class: 'panel-head' }, h(hn, { id: 'h-blocked-panel', text: t('blocked.title') }), c.total,
+        h('div', { class: 'range-group', role: 'group', 'aria-label': t('blocked.rangeLabel') }, ...this.rangeBtns)),
       this.agency ? null : c.agencies,
       h('div', { class: 'two' },
-        sub('h-blocked-targets', t('blocked.topTargets'), c.targets),
-        sub('h-blocked-clients', t('blocked.topClients'), c.clients)),
+        sub('h-blocked-targets', c.targetsTitle, c.targets),
+        sub('h-blocked-clients', c.clientsTitle, c.clients)),
       sub('h-blocked-recent', t('blocked.recent'), c.recent));
   }
 
@@ -837,9 +878,10 @@ class BlockedPanel {
     ];
     await Promise.all(jobs.map(async ([path, render, tables]) => {
       try {
-        const d = await getJSON(path, { signal: this.signal });
+        const range = this.range;
+        const d = await getJSON(this.url(path), { signal: this.signal });
         cache.set(path, d);
-        render(d);
+        if (range === this.range) render(d);
       } catch (e) {
         if (e.name === 'AbortError' || cache.has(path)) return;
         tables.forEach((tb) => showTableMessage(tb, t('error', { e: e.message })));
@@ -854,7 +896,7 @@ class BlockedPanel {
 
   renderSummary(d) {
     const c = this.c;
-    setText(c.total, tn('blocked.total', d.attempts, { n: fmtInt(d.attempts ?? 0) }));
+    setText(c.total, tn('blocked.total', d.attempts, { n: fmtInt(d.attempts ?? 0), range: t(`blocked.range.${this.range}`) }));
     c.total.dataset.value = String(d.attempts ?? 0);
     c.agencies.replaceChildren(...(d.agencies || []).map((a) => h('li', { class: 'chip', 'data-testid': `blocked-agency-${a.agency}`, 'data-value': String(a.attempts) },
       h('a', { href: `#/agency/${encodeURIComponent(a.agency)}`, text: tn('blocked.perAgency', a.attempts, { name: agencyName(a.agency), n: fmtInt(a.attempts) }) }))));

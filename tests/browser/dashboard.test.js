@@ -436,6 +436,16 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     // Refreshed by itself.
     const refresh = await page.waitForResponse((r) => /\/api\/v1\/blocked\?limit=50$/.test(r.url()), { timeout: 10000 });
     assert.equal(refresh.status(), 200);
+    // A longer range: the API is asked from then on, the titles say so.
+    const longer = page.waitForResponse((r) => /\/api\/v1\/blocked\/summary\?limit=10&from=\d+$/.test(r.url()));
+    await page.getByTestId('blocked-range-24h').click();
+    const from = Number(new URL((await longer).url()).searchParams.get('from'));
+    assert.ok(Math.abs(Date.now() / 1000 - 86400 - from) < 120, `from ${from} is 24 h back`);
+    await waitFor(async () => /dalam 24 jam$/.test(await page.getByTestId('blocked-total').textContent()), { message: 'the total names 24 h' });
+    assert.equal(await page.locator('#h-blocked-targets').textContent(), 'Target teratas · 24 jam');
+    assert.equal(await page.getByTestId('blocked-range-24h').getAttribute('aria-pressed'), 'true');
+    await page.getByTestId('blocked-range-15m').click();
+    await waitFor(async () => /dalam 15 mnt$/.test(await page.getByTestId('blocked-total').textContent()), { message: 'back to 15 min' });
     await page.screenshot({ path: path.join(SHOTS, 'blocked.png'), fullPage: true });
 
     // English after switching, same rows.
