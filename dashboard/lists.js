@@ -26,6 +26,12 @@ function syncText(s) {
   return s.last_error ? `${at} · ${s.last_error}` : at;
 }
 
+/** The list formats the collector reads. */
+function formatSelect(id, testid) {
+  return h('select', { id, 'data-testid': testid },
+    ...['auto', 'plain', 'hosts', 'adblock'].map((v) => h('option', { value: v, text: t(`lists.format.${v}`) })));
+}
+
 export class ListsView {
   constructor() {
     this.ctl = new AbortController();
@@ -98,8 +104,7 @@ export class ListsView {
     const f = this.up = {
       name: h('input', { type: 'text', id: 'list-name', 'data-testid': 'list-upload-name', required: true, pattern: '[A-Za-z0-9_-]{1,64}', maxlength: '64' }),
       file: h('input', { type: 'file', id: 'list-file', 'data-testid': 'list-upload-file', required: true, accept: '.txt,.gz,.list,.hosts,text/plain,application/gzip' }),
-      format: h('select', { id: 'list-format', 'data-testid': 'list-upload-format' },
-        ...['auto', 'plain', 'hosts', 'adblock'].map((v) => h('option', { value: v, text: t(`lists.format.${v}`) }))),
+      format: formatSelect('list-format', 'list-upload-format'),
       comment: h('input', { type: 'text', id: 'list-comment', 'data-testid': 'list-upload-comment', required: true, maxlength: '500' }),
       progress: h('progress', { 'data-testid': 'list-upload-progress', max: '100', value: '0', hidden: true }),
       status: h('span', { class: 'panel-note', 'data-testid': 'list-upload-status' }),
@@ -163,8 +168,7 @@ export class ListsView {
     const s = this.src = {
       name: h('input', { type: 'text', id: 'src-name', 'data-testid': 'list-source-name', maxlength: '64' }),
       url: h('input', { type: 'url', id: 'src-url', 'data-testid': 'list-source-url', placeholder: 'https://' }),
-      format: h('select', { id: 'src-format', 'data-testid': 'list-source-format' },
-        ...['auto', 'plain', 'hosts', 'adblock'].map((v) => h('option', { value: v, text: t(`lists.format.${v}`) }))),
+      format: formatSelect('src-format', 'list-source-format'),
       hours: h('input', { type: 'number', id: 'src-hours', 'data-testid': 'list-source-hours', min: '1', max: '720', step: '1', value: '24' }),
       shrink: h('input', { type: 'number', id: 'src-shrink', 'data-testid': 'list-source-shrink', min: '0', max: '100', step: '1', value: '20' }),
       message: formMessage('list-source-message'),

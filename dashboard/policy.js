@@ -126,23 +126,7 @@ export class PolicyView {
   mount(root) {
     const code = this.code;
     document.title = `${t('pol.title')} · ${this.agencyLabel(code)} · Simpul NOC`;
-    const c = this.c = {
-      title: h('h2', { class: 'agency-title', text: `${t('pol.title')} · ${this.agencyLabel(code)}` }),
-      version: h('span', { class: 'pol-version', 'data-testid': 'policy-version' }),
-      meta: h('p', { class: 'pol-meta', 'data-testid': 'policy-meta' }),
-      follows: h('p', { class: 'panel-note', 'data-testid': 'policy-follows' }),
-      message: formMessage('policy-load-message'),
-      alloc: h('table', { class: 'data', 'data-testid': 'policy-alloc' }),
-      sums: h('ul', { class: 'pol-sums', 'data-testid': 'policy-alloc-sums' }),
-      blocking: h('dl', { class: 'facts', 'data-testid': 'policy-blocking' }),
-      suspension: h('dl', { class: 'facts', 'data-testid': 'policy-suspension' }),
-      nodes: h('table', { class: 'data', 'data-testid': 'policy-nodes-table' }),
-      versions: h('table', { class: 'data', 'data-testid': 'policy-versions-table' }),
-      historyMessage: formMessage('policy-history-message'),
-      formBox: h('div', { class: 'pol-form-box' }),
-    };
-    const panel = (id, title, ...body) => h('section', { class: 'panel', 'aria-labelledby': id },
-      h('div', { class: 'panel-head' }, h('h3', { id, text: title })), ...body);
+    const c = this.c = this.elements(`${t('pol.title')} · ${this.agencyLabel(code)}`);
     root.replaceChildren(h('div', { class: 'agency-page policy-page', 'data-testid': 'policy-page', 'data-code': code },
       h('nav', { class: 'crumbs tabs', 'aria-label': 'breadcrumb' },
         h('a', { href: '#/', text: t('nav.back') }),
@@ -165,6 +149,34 @@ export class PolicyView {
   }
 
   ownOnly() { return !!ownAgency(); }
+
+  /** The page's parts (the default's page shows no nodes nor suspension). */
+  elements(title) {
+    return {
+      title: h('h2', { class: 'agency-title', text: title }),
+      version: h('span', { class: 'pol-version', 'data-testid': 'policy-version' }),
+      meta: h('p', { class: 'pol-meta', 'data-testid': 'policy-meta' }),
+      follows: h('p', { class: 'panel-note', 'data-testid': 'policy-follows' }),
+      message: formMessage('policy-load-message'),
+      alloc: h('table', { class: 'data', 'data-testid': 'policy-alloc' }),
+      sums: h('ul', { class: 'pol-sums', 'data-testid': 'policy-alloc-sums' }),
+      blocking: h('dl', { class: 'facts', 'data-testid': 'policy-blocking' }),
+      suspension: h('dl', { class: 'facts', 'data-testid': 'policy-suspension' }),
+      nodes: h('table', { class: 'data', 'data-testid': 'policy-nodes-table' }),
+      versions: h('table', { class: 'data', 'data-testid': 'policy-versions-table' }),
+      historyMessage: formMessage('policy-history-message'),
+      formBox: h('div', { class: 'pol-form-box' }),
+    };
+  }
+
+  /** The admin's form, once the named lists a category may switch on are known. */
+  async showForm(signal) {
+    this.lists = await getJSON('api/v1/lists', { signal }).catch((e) => {
+      if (e.name === 'AbortError') throw e;
+      return [];
+    });
+    this.buildForm();
+  }
 
   /** The API path of this page's policy. */
   path(rest = '') { return policyPath(this.code, rest); }
@@ -190,14 +202,7 @@ export class PolicyView {
       this.data = this.accept(data);
       this.c.message.clear();
       this.render();
-      if (this.admin) {
-        // The named lists a category may switch on (the form's checkboxes).
-        this.lists = await getJSON('api/v1/lists', { signal }).catch((e) => {
-          if (e.name === 'AbortError') throw e;
-          return [];
-        });
-        this.buildForm();
-      }
+      if (this.admin) await this.showForm(signal);
     } catch (e) {
       if (e.name !== 'AbortError') this.c.message.say('error', t('error', { e: e.message }));
     }
@@ -812,6 +817,12 @@ export class PolicyView {
   }
 }
 
+/** A titled panel of the policy pages. */
+function panel(id, title, ...body) {
+  return h('section', { class: 'panel', 'aria-labelledby': id },
+    h('div', { class: 'panel-head' }, h('h3', { id, text: title })), ...body);
+}
+
 function nodeError(p) {
   if (!p) return '—';
   const parts = [];
@@ -844,23 +855,7 @@ export class DefaultPolicyView extends PolicyView {
 
   mount(root) {
     document.title = `${t('pol.default.title')} · Simpul NOC`;
-    const c = this.c = {
-      title: h('h2', { class: 'agency-title', text: t('pol.default.title') }),
-      version: h('span', { class: 'pol-version', 'data-testid': 'policy-version' }),
-      meta: h('p', { class: 'pol-meta', 'data-testid': 'policy-meta' }),
-      follows: h('p', { class: 'panel-note', 'data-testid': 'policy-follows' }),
-      message: formMessage('policy-load-message'),
-      alloc: h('table', { class: 'data', 'data-testid': 'policy-alloc' }),
-      sums: h('ul', { class: 'pol-sums', 'data-testid': 'policy-alloc-sums' }),
-      blocking: h('dl', { class: 'facts', 'data-testid': 'policy-blocking' }),
-      suspension: h('dl', { class: 'facts' }),
-      nodes: h('table', { class: 'data' }),
-      versions: h('table', { class: 'data', 'data-testid': 'policy-versions-table' }),
-      historyMessage: formMessage('policy-history-message'),
-      formBox: h('div', { class: 'pol-form-box' }),
-    };
-    const panel = (id, title, ...body) => h('section', { class: 'panel', 'aria-labelledby': id },
-      h('div', { class: 'panel-head' }, h('h3', { id, text: title })), ...body);
+    const c = this.c = this.elements(t('pol.default.title'));
     root.replaceChildren(h('div', { class: 'agency-page policy-page', 'data-testid': 'policy-page', 'data-code': 'default' },
       h('nav', { class: 'crumbs tabs', 'aria-label': 'breadcrumb' },
         h('a', { href: '#/', text: t('nav.back') }),
@@ -883,13 +878,7 @@ export class DefaultPolicyView extends PolicyView {
       this.c.message.clear();
       this.render();
       setText(this.c.follows, t('pol.default.note'));
-      if (this.admin) {
-        this.lists = await getJSON('api/v1/lists', { signal }).catch((e) => {
-          if (e.name === 'AbortError') throw e;
-          return [];
-        });
-        this.buildForm();
-      }
+      if (this.admin) await this.showForm(signal);
     } catch (e) {
       if (e.name !== 'AbortError') this.c.message.say('error', t('error', { e: e.message }));
     }

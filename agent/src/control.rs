@@ -331,18 +331,23 @@ impl State {
                 .map(|n| n.intranet.clone())
                 .unwrap_or_default(),
         };
-        let matcher = self.policy.clone().map(|p| {
+        let matcher = self.policy.as_ref().map(|p| {
             let basis = (p.blocking.clone(), exempt.clone());
-            if let Some((b, m)) = &self.matcher_basis {
-                if *b == basis {
-                    return Arc::new(m.for_version(p.version));
+            match &self.matcher_basis {
+                Some((b, m)) if *b == basis => (None, Arc::new(m.for_version(p.version))),
+                _ => {
+                    let lists = self.lists();
+                    let m = Arc::new(BlockMatcher::with_lists(p, &exempt, &mut |r| {
+                        lists.open(&r.sha256)
+                    }));
+                    (Some(basis), m)
                 }
             }
-            let lists = self.lists();
-            let m = Arc::new(BlockMatcher::with_lists(&p, &exempt, &mut |r| {
-                lists.open(&r.sha256)
-            }));
-            self.matcher_basis = Some((basis, m.clone()));
+        });
+        let matcher = matcher.map(|(basis, m)| {
+            if let Some(basis) = basis {
+                self.matcher_basis = Some((basis, m.clone()));
+            }
             m
         });
         self.in_force.publish(Snapshot {

@@ -56,7 +56,7 @@ pub enum ListError {
 }
 
 /// What an upload or a sync did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Outcome {
     /// The version made, or the one in force when the content is the same.
     pub version: ListVersion,
@@ -68,7 +68,6 @@ pub struct Outcome {
     pub duplicates: u64,
     pub invalid: u64,
     /// The first invalid lines with their line numbers.
-    #[serde(skip)]
     pub first_invalid: Vec<InvalidLine>,
 }
 
@@ -135,24 +134,10 @@ impl Lists {
             })
     }
 
-    pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        if let Ok(sources) = self.control.list_sources() {
-            names.extend(sources.into_iter().map(|s| s.name));
-        }
-        names.sort();
-        names.dedup();
-        names
-    }
-
     pub fn summaries(&self) -> Result<Vec<Summary>, ListError> {
-        let versions = self.control.list_versions(None, usize::MAX)?;
+        // Only the versions in force and held: superseded ones can be many
+        // (a daily sync) and the dashboard asks every few seconds.
+        let versions = self.control.open_list_versions()?;
         let sources = self.control.list_sources()?;
         let mut out: BTreeMap<String, Summary> = BTreeMap::new();
         let entry = |out: &mut BTreeMap<String, Summary>, name: &str| {

@@ -124,22 +124,33 @@ pub async fn follow(s: &AppState, by: &str, why: &str) -> Vec<Value> {
     }
 }
 
-/// Sync `name` from its source and let the policies follow; errors are
-/// kept on the source (shown by the API) and logged.
+/// Sync `name` from its source; when the version in force changed, the
+/// policies follow. → what the sync did and the agencies' new versions.
+async fn sync_then_follow(
+    s: &AppState,
+    name: &str,
+    by: &str,
+) -> Result<(Outcome, Vec<Value>), ListError> {
+    let o = s.lists.sync(name, by).await?;
+    let policies = if o.in_force_changed {
+        follow(s, by, &format!("list {name} v{} (sync)", o.version.version)).await
+    } else {
+        Vec::new()
+    };
+    Ok((o, policies))
+}
+
+fn sync_detail(o: &Outcome, policies: &[Value]) -> Value {
+    json!({"version": o.version.version, "changed": o.changed, "state": o.version.state,
+           "domains": o.version.domains, "sha256": o.version.sha256,
+           "hold_reason": o.version.hold_reason, "policies": policies})
+}
+
+/// The scheduled sync of `name`; errors are kept on the source (shown by
+/// the API) and logged by `Lists::sync`.
 pub async fn sync_and_follow(s: &AppState, name: &str, by: &str) {
-    let result = s.lists.sync(name, by).await;
-    if let Ok(o) = &result {
+    if let Ok((o, policies)) = sync_then_follow(s, name, by).await {
         if o.changed {
-            let agencies = if o.in_force_changed {
-                follow(
-                    s,
-                    "sync",
-                    &format!("list {name} v{} (sync)", o.version.version),
-                )
-                .await
-            } else {
-                Vec::new()
-            };
             audit(
                 s,
                 NewAudit {
@@ -147,10 +158,7 @@ pub async fn sync_and_follow(s: &AppState, name: &str, by: &str) {
                     address: "collector".into(),
                     action: "list.sync".into(),
                     target: name.to_string(),
-                    detail: json!({"version": o.version.version, "state": o.version.state,
-                                   "domains": o.version.domains, "sha256": o.version.sha256,
-                                   "hold_reason": o.version.hold_reason, "policies": agencies})
-                    .to_string(),
+                    detail: sync_detail(&o, &policies).to_string(),
                     outcome: "ok".into(),
                 },
             )
@@ -361,26 +369,12 @@ pub async fn sync_now(
     Path(name): Path<String>,
 ) -> Answer {
     name_ok(&name)?;
-    let o = s.lists.sync(&name, &p.display_name).await.map_err(err)?;
-    let policies = if o.in_force_changed {
-        follow(
-            &s,
-            &p.display_name,
-            &format!("list {name} v{} (sync)", o.version.version),
-        )
+    let (o, policies) = sync_then_follow(&s, &name, &p.display_name)
         .await
-    } else {
-        Vec::new()
-    };
+        .map_err(err)?;
     audit(
         &s,
-        event(
-            &p,
-            "list.sync",
-            &name,
-            json!({"version": o.version.version, "changed": o.changed, "state": o.version.state,
-                   "domains": o.version.domains, "hold_reason": o.version.hold_reason, "policies": policies}),
-        ),
+        event(&p, "list.sync", &name, sync_detail(&o, &policies)),
     )
     .await;
     Ok(Json(outcome_answer(&o, policies)).into_response())

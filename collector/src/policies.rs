@@ -227,18 +227,25 @@ impl Policies {
         to_s: u64,
         step_s: u64,
     ) -> Result<Vec<(u64, Rates, Rates)>, PolicyError> {
-        let mut versions: Vec<(u64, Policy)> = self
+        // Parse only the versions that matter: the one in force at
+        // `from_s` and those saved before `to_s`.
+        let mut stored: Vec<(u64, u64, String)> = self
             .control
             .policy_versions(agency, usize::MAX)?
             .into_iter()
-            .filter_map(|v| Some((v.created_ms / 1000, Policy::from_json(&v.policy_json).ok()?)))
+            .map(|v| (v.created_ms / 1000, v.version, v.policy_json))
+            .filter(|(t, ..)| *t < to_s)
             .collect();
-        versions.sort_by_key(|(t, p)| (*t, p.version));
-        let step = step_s.max(1);
+        stored.sort_by_key(|(t, v, _)| (*t, *v));
+        let first = stored
+            .partition_point(|(t, ..)| *t <= from_s)
+            .saturating_sub(1);
+        let versions: Vec<(u64, Policy)> = stored
+            .drain(first..)
+            .filter_map(|(t, _, json)| Some((t, Policy::from_json(&json).ok()?)))
+            .collect();
         // At most 10,000 samples whatever the range asked.
-        let step = step
-            .max((to_s.saturating_sub(from_s)) / 10_000 + 1)
-            .max(step);
+        let step = step_s.max(1).max(to_s.saturating_sub(from_s) / 10_000 + 1);
         // The step grid, and every version's own time in the range (a save
         // inside the newest, unfinished step shows at once).
         let mut times: Vec<u64> = (0..)

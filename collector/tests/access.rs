@@ -149,18 +149,7 @@ async fn populated(dir: &std::path::Path) -> (Collector, Vec<common::Ws>) {
         .map_err(|e| e.to_string())
         .unwrap();
     // A named list, so its routes have something to answer.
-    c.state
-        .lists
-        .store(
-            "judi",
-            b"togel.example\n",
-            simpul_core::policy::domains::ListFormat::Auto,
-            "upload",
-            "test",
-            "seed",
-            None,
-        )
-        .unwrap();
+    common::seed_list(&c);
     let admin = token(&c, "admin", None);
     let soon = now_ms() / 1000 + 3600;
     for (k, v) in [("agency", "dinkes"), ("agency", "bappeda")] {

@@ -291,18 +291,7 @@ async fn blocked_api_lists_filters_and_summarises() {
         .map_err(|e| e.to_string())
         .unwrap();
     // A named list, for the routes that read one.
-    c.state
-        .lists
-        .store(
-            "judi",
-            b"togel.example\n",
-            simpul_core::policy::domains::ListFormat::Auto,
-            "upload",
-            "test",
-            "seed",
-            None,
-        )
-        .unwrap();
+    common::seed_list(&c);
     for p in &paths {
         let path = p
             .replace("{code}", "dinkes")

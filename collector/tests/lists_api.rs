@@ -19,7 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use simpul_collector::server::Collector;
 use simpul_proto::inventory::Node;
-use simpul_proto::wire::{self, AgentMessage, CollectorMessage, Hello};
+use simpul_proto::wire::{self, AgentMessage, CollectorMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -336,20 +336,12 @@ async fn lists_are_uploaded_synced_held_and_followed_by_policies() {
     // An agent fetches the list its policy names, by hash, in chunks from
     // any offset; a hash its policy does not name is refused.
     let cred = common::enroll_credential(&c, "dinkes", "dinkes-01").await;
-    let mut ws = common::connect(c.tls_addr.unwrap(), c.tls.ca_cert.as_ref().unwrap()).await;
-    send(
-        &mut ws,
-        AgentMessage::Hello(Hello {
-            node_id: "dinkes-01".into(),
-            credential: cred,
-            agent_version: "t".into(),
-            hostname: "t".into(),
-            boot_epoch: 1,
-            protocols: vec![wire::PROTOCOL_VERSION],
-            features: vec![wire::feature::POLICY.into(), wire::feature::LISTS.into()],
-            inventory_version: 0,
-            policy_version: 0,
-        }),
+    let mut ws = common::hello_with(
+        c.tls_addr.unwrap(),
+        c.tls.ca_cert.as_ref().unwrap(),
+        "dinkes-01",
+        &cred,
+        &[wire::feature::POLICY, wire::feature::LISTS],
     )
     .await;
     let policy = loop {
@@ -431,26 +423,14 @@ async fn a_list_fetch_without_the_feature_ends_the_session() {
     let dir = tempfile::tempdir().unwrap();
     let c = common::collector(dir.path(), &["dinkes"]).await;
     let cred = common::enroll_credential(&c, "dinkes", "dinkes-01").await;
-    let mut ws = common::connect(c.tls_addr.unwrap(), c.tls.ca_cert.as_ref().unwrap()).await;
-    send(
-        &mut ws,
-        AgentMessage::Hello(Hello {
-            node_id: "dinkes-01".into(),
-            credential: cred,
-            agent_version: "t".into(),
-            hostname: "t".into(),
-            boot_epoch: 1,
-            protocols: vec![wire::PROTOCOL_VERSION],
-            features: vec![],
-            inventory_version: 0,
-            policy_version: 0,
-        }),
+    // (common::hello asserts the Welcome.)
+    let mut ws = common::hello(
+        c.tls_addr.unwrap(),
+        c.tls.ca_cert.as_ref().unwrap(),
+        "dinkes-01",
+        &cred,
     )
     .await;
-    assert!(matches!(
-        next(&mut ws).await,
-        CollectorMessage::Welcome { .. }
-    ));
     send(
         &mut ws,
         AgentMessage::ListFetch {

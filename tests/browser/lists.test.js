@@ -70,7 +70,6 @@ describe('Simpul dashboard: blocklists (collector demo)', { timeout: 900000 }, (
     assert.equal(await page.getByTestId('nav-lists').count(), 1);
     // 200,000 names: the upload's progress bar shows while it goes up.
     let sawProgress = false;
-    page.on('console', () => {});
     const file = listFile(200000, 'v1');
     const uploading = upload(page, file, 'surat 070/KOMINFO/2026');
     await waitFor(async () => {

@@ -138,6 +138,15 @@ pub(crate) fn versions(
     Ok(rows)
 }
 
+pub(crate) fn open_versions(conn: &Connection) -> Result<Vec<ListVersion>, StoreError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM list_versions WHERE state IN ('current', 'held')
+         ORDER BY name, version DESC"
+    ))?;
+    let rows = st.query_map([], version_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub(crate) fn set_source(conn: &Connection, s: &ListSource) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO list_sources (name, url, format, interval_secs, max_shrink_percent,

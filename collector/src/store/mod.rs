@@ -592,6 +592,10 @@ impl ControlStore for Store {
         lists::versions(&self.inner.control.durable(), name, limit)
     }
 
+    fn open_list_versions(&self) -> Result<Vec<ListVersion>, StoreError> {
+        lists::open_versions(&self.inner.control.durable())
+    }
+
     fn set_list_source(&self, s: &ListSource) -> Result<(), StoreError> {
         lists::set_source(&self.inner.control.durable(), s)
     }

@@ -272,6 +272,8 @@ pub trait ControlStore: Send + Sync {
         name: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ListVersion>, StoreError>;
+    /// The versions in force and the held ones, of every list.
+    fn open_list_versions(&self) -> Result<Vec<ListVersion>, StoreError>;
     fn set_list_source(&self, s: &ListSource) -> Result<(), StoreError>;
     fn remove_list_source(&self, name: &str) -> Result<bool, StoreError>;
     fn list_sources(&self) -> Result<Vec<ListSource>, StoreError>;

@@ -155,8 +155,35 @@ pub async fn next(ws: &mut Ws) -> CollectorMessage {
     }
 }
 
+/// A named list "judi" (one domain), for the routes that read one.
+pub fn seed_list(c: &Collector) {
+    c.state
+        .lists
+        .store(
+            "judi",
+            b"togel.example\n",
+            simpul_core::policy::domains::ListFormat::Auto,
+            "upload",
+            "test",
+            "seed",
+            None,
+        )
+        .unwrap();
+}
+
 /// Say Hello with a credential and wait for Welcome.
 pub async fn hello(addr: SocketAddr, ca: &std::path::Path, node: &str, credential: &str) -> Ws {
+    hello_with(addr, ca, node, credential, &[]).await
+}
+
+/// As [`hello`], asking for these `wire::feature`s.
+pub async fn hello_with(
+    addr: SocketAddr,
+    ca: &std::path::Path,
+    node: &str,
+    credential: &str,
+    features: &[&str],
+) -> Ws {
     let mut ws = connect(addr, ca).await;
     ws.send(Message::Binary(
         wire::encode(&AgentMessage::Hello(Hello {
@@ -166,7 +193,7 @@ pub async fn hello(addr: SocketAddr, ca: &std::path::Path, node: &str, credentia
             hostname: "t".into(),
             boot_epoch: 1,
             protocols: vec![wire::PROTOCOL_VERSION],
-            features: vec![],
+            features: features.iter().map(|f| f.to_string()).collect(),
             inventory_version: 0,
             policy_version: 0,
         }))
