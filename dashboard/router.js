@@ -1,0 +1,39 @@
+// The hash routes: "#/" (overview, the wall), "#/agency/<code>",
+// "#/policy" and "#/policy/<code>", "#/policy-default", "#/blocked",
+// "#/incidents", "#/availability", "#/nodes", "#/node/<id>", "#/lists" and
+// "#/admin/<tab>"; and where a role may not go.
+import { can, ownAgency } from './session.js';
+import { ADMIN_TABS } from './admin.js';
+
+/** "#/agency/dinkes" → { name: 'agency', arg: 'dinkes' }; unknown hashes are the wall. */
+export function parseHash() {
+  const hash = decodeURIComponent(location.hash.replace(/^#/, '')) || '/';
+  let m = hash.match(/^\/agency\/([A-Za-z0-9_-]{1,64})\/?$/);
+  if (m) return { name: 'agency', arg: m[1] };
+  m = hash.match(/^\/policy(?:\/([A-Za-z0-9_-]{1,64}))?\/?$/);
+  if (m) return { name: 'policy', arg: m[1] || null };
+  if (/^\/policy-default\/?$/.test(hash)) return { name: 'policy-default', arg: null };
+  m = hash.match(/^\/node\/([A-Za-z0-9_-]{1,64})\/?$/);
+  if (m) return { name: 'node', arg: m[1] };
+  m = hash.match(/^\/admin(?:\/([a-z]+))?\/?$/);
+  if (m) return { name: 'admin', arg: m[1] || 'users' };
+  const page = hash.match(/^\/(blocked|incidents|availability|nodes|lists)\/?$/)?.[1];
+  return { name: page || 'overview', arg: null };
+}
+
+/**
+ * Where a role may not go, the router sends it elsewhere (the server would
+ * answer 403 anyway): an agency officer to its own agency, the rest to the wall.
+ */
+export function redirectFor(r) {
+  const own = ownAgency();
+  if (r.name === 'agency' && own && r.arg !== own) return `#/agency/${encodeURIComponent(own)}`;
+  if (r.name === 'blocked' && !can.read()) return '#/';
+  if (r.name === 'lists' && !can.read()) return '#/';
+  // Policies: admins, operators and an agency's own officer (its own only).
+  if (r.name === 'policy' && !can.read()) return '#/';
+  if (r.name === 'policy' && own && r.arg !== own) return `#/policy/${encodeURIComponent(own)}`;
+  if (r.name === 'policy-default' && (!can.read() || own)) return own ? `#/policy/${encodeURIComponent(own)}` : '#/';
+  if (r.name === 'admin' && (!can.admin() || !ADMIN_TABS.includes(r.arg))) return can.admin() ? '#/admin/users' : '#/';
+  return null;
+}

@@ -1,0 +1,317 @@
+// #/agency/<code>: one agency's rates against its allocation, the live
+// chart (last 15 min per second), history, top hosts and sites, the newest
+// flows, its blocked attempts and its nodes.
+import { t, fmtBps, fmtCap, fmtBytes, fmtPct, fmtInt, fmtNum, fmtAgo, fmtDuration } from '../i18n.js';
+import { getJSON } from '../api.js';
+import * as paths from '../paths.js';
+import { RateChart } from '../charts.js';
+import { h, setText, renderTable, showTableMessage, when } from '../dom.js';
+import { can } from '../session.js';
+import { nodeState, statusLabel, statusCell } from '../nodes.js';
+import {
+  state, cache, serverNow, SERIES_SPAN, denseSeries, liveEnd, replaceSeries, agencyName, unitLabel, agencies,
+} from '../state.js';
+import { level, ratioOf, endpoint, protoName } from '../format.js';
+import { bigBps, setBigBps, bar, setBar, sourceBadge } from '../widgets.js';
+import { BlockedPanel, BLOCKED_REFRESH_MS } from './blocked.js';
+
+const RANGES = {
+  '24h': { secs: 86400, step: '1m', stepSecs: 60 },
+  '7d': { secs: 7 * 86400, step: '1h', stepSecs: 3600 },
+};
+let historyRange = '24h';
+
+export class AgencyView {
+  constructor(code) {
+    this.code = code;
+    this.timers = [];
+    this.ctl = new AbortController();
+    // Top hosts, flows and blocked attempts name client addresses: not for the wall's viewer.
+    this.detail = can.read();
+  }
+
+  mount(root) {
+    this.root = root;
+    const code = this.code;
+    document.title = `${agencyName(code)} · Simpul NOC`;
+    const c = this.c = {
+      title: h('h2', { class: 'agency-title', id: 'agency-title' }),
+      notfound: h('p', { class: 'notice', hidden: true }),
+      inRate: bigBps('agency-page-in-bps'), outRate: bigBps('agency-page-out-bps'),
+      inPct: h('span', { class: 'kpi-pct', 'data-testid': 'agency-page-in-pct' }),
+      outPct: h('span', { class: 'kpi-pct', 'data-testid': 'agency-page-out-pct' }),
+      inBar: bar('wide'), outBar: bar('wide'),
+      inNote: h('div', { class: 'kpi-detail' }), outNote: h('div', { class: 'kpi-detail' }),
+      inSplit: h('div', { class: 'kpi-detail split' }), outSplit: h('div', { class: 'kpi-detail split' }),
+      nodeChips: h('ul', { class: 'chips' }),
+      liveChart: h('div', { class: 'chart', 'data-testid': 'live-chart' }),
+      histChart: h('div', { class: 'chart', 'data-testid': 'history-chart' }),
+      totals: h('span', { class: 'panel-note', 'data-testid': 'history-totals' }),
+      hosts: h('table', { class: 'data', 'data-testid': 'top-hosts-table' }),
+      sites: h('table', { class: 'data', 'data-testid': 'top-sites-table' }),
+      nodes: h('table', { class: 'data', 'data-testid': 'nodes-table' }),
+      flows: h('table', { class: 'data', 'data-testid': 'flows-table' }),
+    };
+    this.blocked = this.detail ? new BlockedPanel(code, this.ctl.signal) : null;
+    const rangeBtn = (r) => h('button', {
+      type: 'button', class: 'range', 'data-testid': `range-${r}`, 'aria-pressed': String(r === historyRange),
+      onclick: () => this.setRange(r), text: t(`agency.range.${r}`),
+    });
+    this.rangeBtns = [rangeBtn('24h'), rangeBtn('7d')];
+    const panel = (id, title, extra, ...body) => h('section', { class: 'panel', 'aria-labelledby': id },
+      h('div', { class: 'panel-head' }, h('h3', { id, text: title }), extra), ...body);
+    root.replaceChildren(
+      h('div', { class: 'agency-page', 'data-testid': 'agency-page', 'data-code': code },
+        h('nav', { class: 'crumbs', 'aria-label': 'breadcrumb' }, h('a', { href: '#/', text: t('nav.back') })),
+        h('div', { class: 'agency-hero' },
+          h('div', { class: 'hero-id' }, c.title, h('span', { class: 'code', text: code }), c.nodeChips, c.notfound,
+            // Policies are for admins, operators and the agency's officer (not the wall's viewer).
+            this.detail ? h('a', { class: 'panel-link hero-link', href: `#/policy/${encodeURIComponent(code)}`, 'data-testid': 'agency-policy-link', text: t('pol.link') }) : null),
+          h('section', { class: 'kpi', 'aria-labelledby': 'k-in' },
+            h('h3', { class: 'kpi-label', id: 'k-in', text: `↓ ${t('dir.in')}` }),
+            h('div', { class: 'kpi-value' }, c.inRate, c.inPct), c.inBar, c.inNote, c.inSplit),
+          h('section', { class: 'kpi', 'aria-labelledby': 'k-out' },
+            h('h3', { class: 'kpi-label', id: 'k-out', text: `↑ ${t('dir.out')}` }),
+            h('div', { class: 'kpi-value' }, c.outRate, c.outPct), c.outBar, c.outNote, c.outSplit)),
+        panel('h-live', t('agency.live'), null, c.liveChart),
+        panel('h-hist', t('agency.history'), h('div', { class: 'head-tools' }, c.totals,
+          h('div', { class: 'range-group', role: 'group', 'aria-label': t('agency.history') }, ...this.rangeBtns)), c.histChart),
+        this.detail ? h('div', { class: 'two' },
+          panel('h-hosts', t('agency.topHosts'), null, h('div', { class: 'table-wrap' }, c.hosts)),
+          panel('h-sites', t('agency.topSites'), null, h('div', { class: 'table-wrap' }, c.sites)))
+          : panel('h-sites', t('agency.topSites'), null, h('div', { class: 'table-wrap' }, c.sites)),
+        this.detail ? panel('h-flows', t('agency.flows'), null, h('div', { class: 'table-wrap' }, c.flows)) : null,
+        this.blocked?.element('h3'),
+        panel('h-nodes', t('agency.nodes'), null, h('div', { class: 'table-wrap' }, c.nodes)),
+      ),
+    );
+    const alloc = () => {
+      const a = state.overview?.agencies?.find((x) => x.code === code);
+      return a ? { down: a.alloc_down_bps, up: a.alloc_up_bps } : null;
+    };
+    this.live = new RateChart(c.liveChart, { height: 300, live: true, span: SERIES_SPAN, alloc });
+    this.hist = new RateChart(c.histChart, { height: 260, live: false, alloc });
+    this.update();
+    this.renderCached();
+    this.loadTables();
+    this.loadHistory();
+    if (this.blocked) {
+      this.blocked.load();
+      this.every(BLOCKED_REFRESH_MS, () => this.blocked.load());
+    }
+    this.every(15000, () => this.loadTables());
+    this.every(60000, () => this.loadHistory());
+    this.every(5000, () => { if (state.feed !== 'live') this.loadSeries(); });
+    if (state.feed !== 'live') this.loadSeries();
+  }
+
+  every(ms, fn) { this.timers.push(setInterval(fn, ms)); }
+
+  destroy() {
+    this.timers.forEach(clearInterval);
+    this.ctl.abort();
+    this.live?.destroy();
+    this.hist?.destroy();
+  }
+
+  /** Fetch and remember the answer under `key` (default: the path) for instant re-renders. */
+  async fetchCached(path, key = path) {
+    const data = await getJSON(path, { signal: this.ctl.signal });
+    cache.set(key, data);
+    return data;
+  }
+
+  historyKey() { return `history:${this.code}:${historyRange}`; }
+
+  update() {
+    const c = this.c;
+    const ov = state.overview;
+    const a = ov?.agencies?.find((x) => x.code === this.code);
+    setText(c.title, a ? a.name : this.code);
+    if (a) document.title = `${a.name} · Simpul NOC`;
+    c.notfound.hidden = !(ov && !a);
+    if (ov && !a) setText(c.notfound, t('agency.notfound', { code: this.code }));
+    if (a) {
+      this.root.firstChild.dataset.ts = ov.ts;
+      const rin = ratioOf(a.in_bps, a.alloc_down_bps);
+      const rout = ratioOf(a.out_bps, a.alloc_up_bps);
+      setBigBps(c.inRate, a.in_bps);
+      setBigBps(c.outRate, a.out_bps);
+      setText(c.inPct, fmtPct(rin)); c.inPct.dataset.level = level(rin);
+      setText(c.outPct, fmtPct(rout)); c.outPct.dataset.level = level(rout);
+      setBar(c.inBar, rin, t('dir.in'));
+      setBar(c.outBar, rout, t('dir.out'));
+      setText(c.inNote, a.alloc_down_bps > 0 ? `${t('kpi.of', { cap: fmtCap(a.alloc_down_bps) })} ${t('alloc')}` : t('alloc.none'));
+      setText(c.outNote, a.alloc_up_bps > 0 ? `${t('kpi.of', { cap: fmtCap(a.alloc_up_bps) })} ${t('alloc')}` : t('alloc.none'));
+      setText(c.inSplit, `${t('agency.internet')} ${fmtBps(a.internet_in_bps)} · ${t('agency.intranet')} ${fmtBps(a.intranet_in_bps)}`);
+      setText(c.outSplit, `${t('agency.internet')} ${fmtBps(a.internet_out_bps)} · ${t('agency.intranet')} ${fmtBps(a.intranet_out_bps)}`);
+    }
+    const nodes = (ov?.nodes || []).filter((n) => n.agency === this.code);
+    this.nodeList = nodes;
+    const key = nodes.map((n) => `${n.node_id}:${nodeState(n)}`).join('|');
+    if (key !== this.nodeKey) {
+      this.nodeKey = key;
+      c.nodeChips.replaceChildren(...nodes.map((n) => h('li', { class: 'chip node', 'data-status': nodeState(n), 'data-testid': `agency-node-${n.node_id}` },
+        h('span', { class: 'node-dot', 'aria-hidden': 'true' }), `${n.node_id} · ${statusLabel(nodeState(n))}`)));
+    }
+    this.renderNodesTable();
+    this.drawLive();
+  }
+
+  /** One value per second over the last 15 min; a second without a point is zero. */
+  drawLive() {
+    const d = denseSeries(this.code, liveEnd(this.code));
+    if (!d) return;
+    this.live.setData(d.xs, d.ins, d.outs);
+    this.c.liveChart.dataset.known = String(d.known);
+  }
+
+  tick() { this.renderNodesTable(); }
+
+  renderNodesTable() {
+    const now = serverNow();
+    renderTable(this.c.nodes, [
+      { h: 'col.node', cell: (n) => h('a', { class: 'strong', href: `#/node/${encodeURIComponent(n.node_id)}`, text: n.node_id }) },
+      { h: 'col.status', cell: (n) => statusCell(n) },
+      { h: 'col.lastSeen', cell: (n) => (n.last_seen ? fmtAgo(now - Date.parse(n.last_seen)) : t('seen.never')) },
+      { h: 'col.address', cell: (n) => n.address || '—', cls: 'mono' },
+      { h: 'col.version', cell: (n) => n.agent_version || n.health?.agent_version || '—' },
+      { h: 'col.uptime', cell: (n) => (n.health ? fmtDuration(n.health.uptime_secs) : '—'), cls: 'num' },
+      { h: 'col.cpu', cell: (n) => (n.health ? `${fmtNum(n.health.cpu_percent, 1)}%` : '—'), cls: 'num' },
+      { h: 'col.drops', cell: (n) => (n.health ? fmtInt((n.health.interfaces || []).reduce((s, i) => s + (i.kernel_drops || 0) + (i.queue_drops || 0), 0)) : '—'), cls: 'num' },
+      { h: 'col.lostRecords', cell: (n) => fmtInt(n.dropped_records ?? 0), cls: 'num', title: () => t('node.dropped.help') },
+    ], this.nodeList || [], (n) => `agency-node-row-${n.node_id}`);
+  }
+
+  tablePaths() {
+    const agency = this.code;
+    return {
+      hosts: paths.topHosts({ agency, limit: 10 }),
+      sites: paths.topSites({ agency, limit: 10 }),
+      flows: paths.flows({ agency, limit: 50 }),
+    };
+  }
+
+  renderCached() {
+    const p = this.tablePaths();
+    if (cache.has(p.hosts)) this.renderHosts(cache.get(p.hosts));
+    if (cache.has(p.sites)) this.renderSites(cache.get(p.sites));
+    if (cache.has(p.flows)) this.renderFlows(cache.get(p.flows));
+    if (cache.has(this.historyKey())) this.renderHistory(cache.get(this.historyKey()));
+    this.blocked?.renderCached();
+  }
+
+  unitName(code) { return unitLabel(this.code, code); }
+
+  async loadTables() {
+    const p = this.tablePaths();
+    // Unit names first, so the tables show names rather than codes.
+    try { await agencies(this.ctl.signal); } catch (e) { if (e.name === 'AbortError') return; }
+    const jobs = this.detail ? [
+      [p.hosts, (d) => this.renderHosts(d)],
+      [p.sites, (d) => this.renderSites(d)],
+      [p.flows, (d) => this.renderFlows(d)],
+    ] : [[p.sites, (d) => this.renderSites(d)]];
+    await Promise.all(jobs.map(async ([path, render]) => {
+      try { render(await this.fetchCached(path)); } catch (e) {
+        if (e.name === 'AbortError') return;
+        const table = { [p.hosts]: this.c.hosts, [p.sites]: this.c.sites, [p.flows]: this.c.flows }[path];
+        if (table && !cache.has(path)) showTableMessage(table, t('error', { e: e.message }));
+      }
+    }));
+  }
+
+  renderHosts(rows) {
+    renderTable(this.c.hosts, [
+      { h: 'col.host', cell: (r) => r.host, cls: 'mono' },
+      { h: 'col.unit', cell: (r) => this.unitName(r.unit) },
+      { h: 'col.down', cell: (r) => fmtBytes(r.bytes_down), cls: 'num' },
+      { h: 'col.up', cell: (r) => fmtBytes(r.bytes_up), cls: 'num' },
+      { h: 'col.flows', cell: (r) => fmtInt(r.flows), cls: 'num' },
+    ], rows, (r, i) => `agency-top-host-${i + 1}`);
+  }
+
+  renderSites(rows) {
+    renderTable(this.c.sites, [
+      { h: 'col.site', cell: (r) => r.site || t('site.unknown'), cls: 'site' },
+      { h: 'col.source', cell: (r) => sourceBadge(r.site_source) },
+      { h: 'col.bytes', cell: (r) => fmtBytes(r.bytes), cls: 'num' },
+      { h: 'col.flows', cell: (r) => fmtInt(r.flows), cls: 'num' },
+    ], rows, (r, i) => `agency-top-site-${i + 1}`);
+  }
+
+  renderFlows(rows) {
+    renderTable(this.c.flows, [
+      { h: 'col.time', cell: (r) => when(r.last_seen), cls: 'num' },
+      { h: 'col.unit', cell: (r) => this.unitName(r.unit) },
+      { h: 'col.src', cell: (r) => endpoint(r.src_ip, r.src_port), cls: 'mono' },
+      { h: 'col.dst', cell: (r) => endpoint(r.dst_ip, r.dst_port), cls: 'mono' },
+      { h: 'col.site', cell: (r) => r.site || '—', cls: 'site' },
+      { h: 'col.source', cell: (r) => sourceBadge(r.site_source) },
+      { h: 'col.proto', cell: (r) => protoName(r.proto) + (r.kind === 'interim' ? ` · ${t('kind.interim')}` : '') },
+      { h: 'col.scope', cell: (r) => (r.scope ? t(`scope.${r.scope}`) : '—') },
+      { h: 'col.bytesUp', cell: (r) => fmtBytes(r.bytes_up), cls: 'num' },
+      { h: 'col.bytesDown', cell: (r) => fmtBytes(r.bytes_down), cls: 'num' },
+    ], rows, (r, i) => `flow-row-${i + 1}`);
+  }
+
+  setRange(r) {
+    if (!RANGES[r] || r === historyRange) return;
+    historyRange = r;
+    this.rangeBtns.forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.testid === `range-${r}`)));
+    this.loadHistory();
+  }
+
+  async loadHistory() {
+    const r = RANGES[historyRange];
+    const to = Math.floor(serverNow() / 1000);
+    // Start on a step boundary so every bucket is whole.
+    const from = Math.floor((to - r.secs) / r.stepSecs) * r.stepSecs;
+    const path = paths.agencyUsage(this.code, { from, step: r.step });
+    this.historyPath = path;
+    try {
+      const d = await this.fetchCached(path, this.historyKey());
+      if (this.historyPath === path) this.renderHistory(d, from, to);
+    } catch (e) {
+      if (e.name !== 'AbortError') setText(this.c.totals, t('error', { e: e.message }));
+    }
+  }
+
+  renderHistory(d, from, to) {
+    const step = d.step_secs || RANGES[historyRange].stepSecs;
+    const f = from ?? Math.floor(Date.parse(d.from) / 1000);
+    const e = to ?? Math.floor(Date.parse(d.to) / 1000);
+    // Points with no traffic are omitted: a gap means zero.
+    const byTs = new Map((d.points || []).map((p) => [Math.floor(Date.parse(p.ts) / 1000), p]));
+    const xs = []; const ins = []; const outs = [];
+    for (let x = Math.floor(f / step) * step; x < e; x += step) {
+      const p = byTs.get(x);
+      xs.push(x); ins.push(p ? p.in_bps : 0); outs.push(p ? p.out_bps : 0);
+    }
+    this.hist.setAllocRuns((d.allocation || []).map((r) => ({
+      x: Math.floor(Date.parse(r.from) / 1000), down: r.download?.rate_bps || 0, up: r.upload?.rate_bps || 0,
+    })));
+    this.hist.setData(xs, ins, outs);
+    this.c.histChart.dataset.range = historyRange; // set once drawn, so tests wait for the drawing
+    this.c.histChart.dataset.nonzero = String((d.points || []).length);
+    setText(this.c.totals, t('agency.total', { in: fmtBytes(d.total_bytes_in), out: fmtBytes(d.total_bytes_out) }));
+  }
+
+  /** Polling fallback: the last 15 min per second from the usage API. */
+  async loadSeries() {
+    const from = Math.floor(serverNow() / 1000) - SERIES_SPAN;
+    try {
+      const d = await getJSON(paths.agencyUsage(this.code, { from, step: '1s' }), { signal: this.ctl.signal });
+      if (state.feed === 'live') return;
+      const byTs = new Map((d.points || []).map((p) => [Math.floor(Date.parse(p.ts) / 1000), p]));
+      const pts = [];
+      const end = Math.floor(Date.parse(d.to) / 1000) || from + SERIES_SPAN;
+      for (let x = from; x < end; x++) {
+        const p = byTs.get(x);
+        pts.push({ ts: new Date(x * 1000).toISOString(), in_bps: p ? p.in_bps : 0, out_bps: p ? p.out_bps : 0 });
+      }
+      replaceSeries(this.code, pts);
+      this.drawLive();
+    } catch (_) { /* the banner already says we are disconnected */ }
+  }
+}

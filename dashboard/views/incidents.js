@@ -1,0 +1,278 @@
+// #/incidents: the incidents (open, or all of the last 7 days; one agency or
+// all), a timeline per node, and the time to acknowledge and resolve by
+// severity. The list refreshes every 5 s, the rest every 30 s.
+import { t, tn, fmtInt, fmtDateTime, fmtSpan, fmtDay, fmtTimeHM } from '../i18n.js';
+import { getJSON } from '../api.js';
+import * as paths from '../paths.js';
+import { h, setText, renderTable, showTableMessage, when } from '../dom.js';
+import { ownAgency } from '../session.js';
+import { windowCovers } from '../maintenance.js';
+import { cache, serverNow, agencyLabel, agencies, onReset } from '../state.js';
+import { sevBadge, kindBadge } from '../widgets.js';
+import { ackCell, SEVERITIES, OUTAGE_KINDS, INCIDENTS_REFRESH_MS } from '../alarms.js';
+
+/** Links between the outage pages. */
+export function outageTabs(current) {
+  const tab = (route, key) => h('a', {
+    class: 'tab', href: `#/${route}`, 'data-testid': `tab-${route}`, 'aria-current': current === route ? 'page' : null, text: t(key),
+  });
+  return h('nav', { class: 'crumbs tabs', 'aria-label': t('nav.incidents') },
+    h('a', { href: '#/', text: t('nav.back') }), tab('incidents', 'nav.incidents'), tab('availability', 'nav.availability'));
+}
+
+const TL_RANGES = { '24h': 86400, '7d': 7 * 86400 };
+const incFilter = { open: true, agency: '' }; // reset at every login
+onReset(() => { incFilter.open = true; incFilter.agency = ''; });
+let timelineRange = '24h';
+
+/** #/incidents: list with filters, a timeline per node, response times by severity. */
+export class IncidentsView {
+  constructor() {
+    this.ctl = new AbortController();
+    this.timers = [];
+  }
+
+  mount(root) {
+    document.title = `${t('inc.title')} · Simpul NOC`;
+    const c = this.c = {
+      table: h('table', { class: 'data incidents-table', 'data-testid': 'incidents-table' }),
+      stats: h('table', { class: 'data', 'data-testid': 'incident-stats-table' }),
+      timeline: h('div', { class: 'timeline', 'data-testid': 'timeline' }),
+      agency: h('select', { 'data-testid': 'inc-filter-agency', id: 'inc-agency', onchange: (e) => { incFilter.agency = e.target.value; this.reload(); } }),
+      count: h('span', { class: 'panel-note', 'data-testid': 'incidents-count' }),
+    };
+    const toggle = (open, key) => h('button', {
+      type: 'button', class: 'range', 'data-testid': `inc-filter-${open ? 'open' : 'all'}`, 'aria-pressed': String(incFilter.open === open),
+      text: t(key), onclick: (e) => {
+        incFilter.open = open;
+        e.target.parentElement.querySelectorAll('button').forEach((b) => b.setAttribute('aria-pressed', String(b === e.target)));
+        this.loadList();
+      },
+    });
+    const tlBtn = (r) => h('button', {
+      type: 'button', class: 'range', 'data-testid': `tl-range-${r}`, 'aria-pressed': String(r === timelineRange), text: t(`inc.range.${r}`),
+      onclick: (e) => {
+        timelineRange = r;
+        e.target.parentElement.querySelectorAll('button').forEach((b) => b.setAttribute('aria-pressed', String(b === e.target)));
+        this.loadTimeline();
+      },
+    });
+    const legend = h('span', { class: 'legend' }, ...['down', 'unreachable', 'flapping', 'maintenance'].map((k) => h('span', { class: `lg lg-${k}`, text: t(`tl.${k}`) })));
+    const panel = (id, title, extra, ...body) => h('section', { class: 'panel', 'aria-labelledby': id },
+      h('div', { class: 'panel-head' }, h('h3', { id, text: title }), extra), ...body);
+    root.replaceChildren(h('div', { class: 'agency-page incidents-page', 'data-testid': 'incidents-page' },
+      outageTabs('incidents'),
+      h('div', { class: 'page-head' }, h('h2', { class: 'agency-title', text: t('inc.title') })),
+      panel('h-inc-list', t('inc.list'), h('div', { class: 'head-tools' }, c.count,
+        h('div', { class: 'range-group', role: 'group', 'aria-label': t('inc.list') }, toggle(true, 'inc.filter.open'), toggle(false, 'inc.filter.all')),
+        // An agency officer sees one agency: no picker listing the others.
+        ownAgency() ? null : h('label', { class: 'select-label', for: 'inc-agency' }, t('inc.filter.agency'), ' ', c.agency)),
+      h('div', { class: 'table-wrap' }, c.table)),
+      panel('h-inc-tl', t('inc.timeline'), h('div', { class: 'head-tools' }, legend,
+        h('div', { class: 'range-group', role: 'group', 'aria-label': t('inc.timeline') }, tlBtn('24h'), tlBtn('7d'))), c.timeline),
+      panel('h-inc-stats', t('inc.stats'), null, h('div', { class: 'table-wrap' }, c.stats))));
+    if (!ownAgency()) this.fillAgencies();
+    this.reload();
+    this.every(INCIDENTS_REFRESH_MS, () => this.loadList());
+    this.every(30000, () => { this.loadTimeline(); this.loadStats(); });
+  }
+
+  every(ms, fn) { this.timers.push(setInterval(fn, ms)); }
+
+  destroy() {
+    this.timers.forEach(clearInterval);
+    this.ctl.abort();
+  }
+
+  update() {}
+
+  /** Every second: the durations of open incidents grow. */
+  tick() {
+    const now = serverNow();
+    for (const el of this.c.table.querySelectorAll('.dur[data-start]')) {
+      setText(el, `${fmtSpan(now - Number(el.dataset.start))} · ${t('inc.ongoing')}`);
+    }
+  }
+
+  reload() {
+    this.loadList();
+    this.loadTimeline();
+    this.loadStats();
+  }
+
+  /** The agency filter as query parameters (none: every agency the role may see). */
+  q() { return { agency: incFilter.agency || null }; }
+
+  async fetch(path) {
+    const d = await getJSON(path, { signal: this.ctl.signal });
+    cache.set(path, d);
+    return d;
+  }
+
+  async fillAgencies() {
+    let ags;
+    try { ags = await agencies(this.ctl.signal); } catch (e) { if (e.name === 'AbortError') return; ags = []; }
+    this.c.agency.replaceChildren(h('option', { value: '', text: t('inc.filter.allAgencies') }),
+      ...ags.map((a) => h('option', { value: a.code, selected: a.code === incFilter.agency, text: a.name })));
+  }
+
+  async loadList() {
+    const path = paths.incidents({ limit: 500, open: incFilter.open, ...this.q() });
+    this.listPath = path;
+    try {
+      const d = await this.fetch(path);
+      if (this.listPath === path) { this.list = d; this.renderList(d); }
+    } catch (e) {
+      if (e.name !== 'AbortError') showTableMessage(this.c.table, t('error', { e: e.message }));
+    }
+  }
+
+  /**
+   * Rows: every incident; an unreachable one under the outage of its root
+   * (when that is in the list and overlaps it), not as a row of its own.
+   */
+  renderList(list) {
+    const now = serverNow();
+    const nested = new Map();
+    const rows = [];
+    for (const i of list) {
+      if (i.kind === 'unreachable' && i.root_cause) {
+        const root = list.find((r) => r.node_id === i.root_cause && r.kind !== 'unreachable'
+          && r.started_ms <= i.detected_ms && (r.resolved_ms == null || r.resolved_ms >= i.started_ms));
+        if (root) {
+          if (!nested.has(root.id)) nested.set(root.id, new Set(root.children || []));
+          nested.get(root.id).add(i.node_id);
+          continue;
+        }
+      }
+      rows.push(i);
+    }
+    setText(this.c.count, tn('inc.count', rows.length, { n: fmtInt(rows.length) }));
+    this.c.count.dataset.value = String(rows.length);
+    renderTable(this.c.table, [
+      { h: 'col.severity', cell: (r) => sevBadge(r.severity) },
+      {
+        h: 'col.kind',
+        cell: (r) => {
+          const under = [...(nested.get(r.id) || new Set(r.children || []))].sort();
+          return h('span', { class: 'kind-cell' }, kindBadge(r),
+            r.maintenance ? h('span', { class: 'badge maint', text: t('inc.maintenance') }) : null,
+            r.kind === 'unreachable' && r.root_cause ? h('span', { class: 'sub', text: t('inc.because', { root: r.root_cause }) }) : null,
+            under.length ? h('span', { class: 'sub children', 'data-testid': `incident-children-${r.id}` }, `${t('inc.under')} ${under.join(', ')}`) : null);
+        },
+      },
+      { h: 'col.nodeAgency', cell: (r) => h('span', null, h('a', { href: `#/agency/${encodeURIComponent(r.agency)}`, class: 'strong', text: r.node_id }), h('span', { class: 'sub', text: agencyLabel(r.agency) })) },
+      { h: 'col.started', cell: (r) => when(r.started_ms), cls: 'num', title: (r) => fmtDateTime(r.started_ms) },
+      {
+        h: 'col.duration',
+        cell: (r) => (r.resolved_ms == null
+          ? h('span', { class: 'dur', 'data-start': String(r.started_ms), text: `${fmtSpan(now - r.started_ms)} · ${t('inc.ongoing')}` })
+          : fmtSpan(r.resolved_ms - r.started_ms)),
+        cls: 'num',
+      },
+      { h: 'col.acked', cell: (r) => ackCell(r, () => this.loadList()) },
+      { h: 'col.resolved', cell: (r) => (r.resolved_ms == null ? '—' : when(r.resolved_ms)), cls: 'num' },
+    ], rows, (r) => `incident-row-${r.id}`);
+    const trs = this.c.table.querySelectorAll('tbody tr[data-testid]');
+    rows.forEach((r, k) => {
+      const tr = trs[k];
+      if (!tr) return;
+      tr.dataset.state = r.resolved_ms == null ? 'open' : 'resolved';
+      tr.dataset.acked = String(r.acked_ms != null);
+      tr.dataset.severity = r.severity;
+      tr.dataset.kind = r.kind;
+      tr.dataset.node = r.node_id;
+    });
+  }
+
+  async loadStats() {
+    const path = paths.incidentStats(this.q());
+    try {
+      this.renderStats(await this.fetch(path));
+    } catch (e) {
+      if (e.name !== 'AbortError') showTableMessage(this.c.stats, t('error', { e: e.message }));
+    }
+  }
+
+  renderStats(d) {
+    const rows = SEVERITIES.filter((s) => d && d[s]).map((s) => ({ sev: s, ...d[s] }));
+    const secs = (v) => (v == null ? '—' : fmtSpan(v * 1000));
+    renderTable(this.c.stats, [
+      { h: 'col.severity', cell: (r) => sevBadge(r.sev) },
+      { h: 'col.incidents', cell: (r) => fmtInt(r.incidents), cls: 'num' },
+      { h: 'col.ackedN', cell: (r) => fmtInt(r.acknowledged), cls: 'num' },
+      { h: 'col.resolvedN', cell: (r) => fmtInt(r.resolved), cls: 'num' },
+      { h: 'col.meanAck', cell: (r) => secs(r.mean_ack_secs), cls: 'num' },
+      { h: 'col.maxAck', cell: (r) => secs(r.max_ack_secs), cls: 'num' },
+      { h: 'col.meanResolve', cell: (r) => secs(r.mean_resolve_secs), cls: 'num' },
+      { h: 'col.maxResolve', cell: (r) => secs(r.max_resolve_secs), cls: 'num' },
+    ], rows, (r) => `incident-stats-${r.sev}`);
+    if (!rows.length) showTableMessage(this.c.stats, t('inc.stats.none'));
+  }
+
+  async loadTimeline() {
+    const range = timelineRange;
+    const end = serverNow();
+    const start = end - TL_RANGES[range] * 1000;
+    try {
+      const [nodes, incidents, windows] = await Promise.all([
+        this.fetch(paths.nodes()),
+        this.fetch(paths.incidents({ from: Math.floor(start / 1000), limit: 10000, ...this.q() })),
+        this.fetch(paths.maintenance()),
+      ]);
+      if (range === timelineRange) this.renderTimeline(range, start, end, nodes, incidents, windows);
+    } catch (e) {
+      if (e.name !== 'AbortError') this.c.timeline.replaceChildren(h('p', { class: 'empty', text: t('error', { e: e.message }) }));
+    }
+  }
+
+  /** One track per node: outages (down, unreachable, flapping) over maintenance windows. */
+  renderTimeline(range, start, end, nodes, incidents, windows) {
+    const span = end - start;
+    const pct = (x) => `${(((Math.min(end, Math.max(start, x)) - start) / span) * 100).toFixed(3)}%`;
+    const seg = (from, to, cls, title, extra) => {
+      const a = Math.max(from, start);
+      const b = Math.min(to, end);
+      if (b <= a) return null;
+      return h('span', {
+        class: `seg ${cls}`, title, ...extra,
+        style: `left:${pct(a)};width:max(3px, calc(${pct(b)} - ${pct(a)}))`,
+      });
+    };
+    const list = nodes.filter((n) => n.status !== 'revoked' && (!incFilter.agency || n.agency === incFilter.agency))
+      .sort((a, b) => a.agency.localeCompare(b.agency) || a.node_id.localeCompare(b.node_id));
+    const rows = list.map((n) => {
+      // Outages only: agent health and clock skew are conditions beside them, not time the node was away.
+      const mine = incidents.filter((i) => i.node_id === n.node_id && OUTAGE_KINDS.has(i.kind));
+      const enrolled = Date.parse(n.enrolled_at);
+      const track = h('div', { class: 'track' },
+        Number.isFinite(enrolled) ? seg(start, enrolled, 'seg-none', `${t('tl.none')} (${fmtDateTime(enrolled)})`, { 'data-kind': 'none' }) : null,
+        ...windows.filter((m) => windowCovers(m, n.node_id, n.agency)).map((m) => seg(m.starts_ms, m.ends_ms, 'seg-maintenance',
+          `${t('tl.maintenance')}: ${fmtDateTime(m.starts_ms)} – ${fmtDateTime(m.ends_ms)} · ${m.reason}`, { 'data-kind': 'maintenance' })),
+        ...mine.map((i) => {
+          const kind = i.kind === 'unreachable' ? 'unreachable' : i.kind === 'flapping' ? 'flapping' : 'down';
+          const to = i.resolved_ms ?? end;
+          return seg(i.started_ms, to, `seg-${kind}${i.maintenance ? ' in-maint' : ''}`,
+            `${t(`tl.${kind}`)}: ${fmtDateTime(i.started_ms)} – ${i.resolved_ms == null ? t('inc.ongoing') : fmtDateTime(i.resolved_ms)} (${fmtSpan(to - i.started_ms)})`,
+            { 'data-kind': kind, 'data-incident': String(i.id) });
+        }));
+      return h('div', { class: 'tl-row', 'data-testid': `timeline-row-${n.node_id}`, 'data-node': n.node_id },
+        h('div', { class: 'tl-label' }, h('span', { class: 'strong', text: n.node_id }), h('span', { class: 'sub', text: agencyLabel(n.agency) })),
+        track);
+    });
+    // Time axis: every 3 h (24 h) or every day (7 d), in the browser's zone.
+    const ticks = [];
+    const step = range === '24h' ? 3 * 3600e3 : 86400e3;
+    const first = new Date(start);
+    if (range === '24h') first.setMinutes(0, 0, 0); else first.setHours(0, 0, 0, 0);
+    for (let x = first.getTime(); x <= end; x += step) {
+      if (x < start) continue;
+      if (range === '24h' && new Date(x).getHours() % 3) continue;
+      ticks.push(h('span', { class: 'tick', style: `left:${pct(x)}`, text: range === '24h' ? fmtTimeHM(x) : fmtDay(x) }));
+    }
+    const axis = h('div', { class: 'tl-row tl-axis', 'aria-hidden': 'true' }, h('div', { class: 'tl-label' }), h('div', { class: 'axis' }, ...ticks));
+    this.c.timeline.dataset.range = range;
+    this.c.timeline.dataset.rows = String(rows.length);
+    this.c.timeline.replaceChildren(...(rows.length ? [...rows, axis] : [h('p', { class: 'empty', text: t('empty') })]));
+  }
+}
