@@ -5,6 +5,7 @@ import { postJSON } from './api.js';
 import * as paths from './paths.js';
 import { h } from './dom.js';
 import { can } from './session.js';
+import { errorText } from './errors.js';
 
 export const INCIDENTS_REFRESH_MS = 5000; // incidents are polled (the live feed carries the overview only)
 export const SEVERITIES = ['critical', 'major', 'minor', 'info'];
@@ -68,7 +69,7 @@ export function ackCell(inc, onDone) {
           onDone?.(updated);
         } catch (e) {
           btn.disabled = false;
-          err.textContent = t('ack.error', { e: e.message });
+          err.textContent = t('ack.error', { e: errorText(e) });
           err.hidden = false;
         }
       });

@@ -23,10 +23,13 @@ import { AgencyView } from './views/agency.js';
 import { BlockedView } from './views/blocked.js';
 import { IncidentsView } from './views/incidents.js';
 import { AvailabilityView } from './views/availability.js';
+import { NotFoundView } from './views/notfound.js';
 
 let view = null;
 
-const PAGES = { blocked: BlockedView, incidents: IncidentsView, availability: AvailabilityView };
+const PAGES = {
+  blocked: BlockedView, incidents: IncidentsView, availability: AvailabilityView, notfound: NotFoundView,
+};
 
 // The officer's agency link takes the agency's name once the list arrives.
 onAgencies(() => renderUser());

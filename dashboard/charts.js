@@ -38,7 +38,8 @@ export class RateChart {
       width: Math.max(200, el.clientWidth),
       height: opts.height,
       padding: [14, 16, 0, 4],
-      cursor: { drag: { x: false, y: false }, points: { size: 8 } },
+      // opts.onSelect(from, to): a drag across the chart picks that range (the page zooms by loading it).
+      cursor: { drag: { x: !!opts.onSelect, y: false, setScale: false }, points: { size: 8 } },
       legend: { show: true, live: true },
       scales: {
         x: {
@@ -71,6 +72,7 @@ export class RateChart {
       ],
       hooks: {
         draw: [(u) => self.drawAlloc(u)],
+        setSelect: [(u) => self.selected(u)],
       },
     }, this.data, el);
     this.ro = new ResizeObserver(() => {
@@ -78,6 +80,15 @@ export class RateChart {
       if (w !== this.u.width) this.u.setSize({ width: w, height: this.opts.height });
     });
     this.ro.observe(el);
+  }
+
+  selected(u) {
+    const { left, width } = u.select;
+    if (!this.opts.onSelect || width < 2) return;
+    const from = Math.floor(u.posToVal(left, 'x'));
+    const to = Math.ceil(u.posToVal(left + width, 'x'));
+    u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+    if (to > from) this.opts.onSelect(from, to);
   }
 
   /** runs: [{x (Unix s), down, up}] — the allocation from each change on. */

@@ -5,9 +5,14 @@
 import { can, ownAgency } from './session.js';
 import { ADMIN_TABS } from './admin.js';
 
-/** "#/agency/dinkes" → { name: 'agency', arg: 'dinkes' }; unknown hashes are the wall. */
+/**
+ * "#/agency/dinkes?range=7d" → { name: 'agency', arg: 'dinkes' } (the query
+ * is the page's own: timerange.js); an address matching no page is
+ * { name: 'notfound' }, which says so.
+ */
 export function parseHash() {
-  const hash = decodeURIComponent(location.hash.replace(/^#/, '')) || '/';
+  let hash;
+  try { hash = decodeURIComponent(location.hash.replace(/^#/, '').split('?')[0]) || '/'; } catch (_) { return { name: 'notfound', arg: null }; }
   let m = hash.match(/^\/agency\/([A-Za-z0-9_-]{1,64})\/?$/);
   if (m) return { name: 'agency', arg: m[1] };
   m = hash.match(/^\/policy(?:\/([A-Za-z0-9_-]{1,64}))?\/?$/);
@@ -17,8 +22,9 @@ export function parseHash() {
   if (m) return { name: 'node', arg: m[1] };
   m = hash.match(/^\/admin(?:\/([a-z]+))?\/?$/);
   if (m) return { name: 'admin', arg: m[1] || 'users' };
+  if (hash === '/') return { name: 'overview', arg: null };
   const page = hash.match(/^\/(blocked|incidents|availability|nodes|lists)\/?$/)?.[1];
-  return { name: page || 'overview', arg: null };
+  return { name: page || 'notfound', arg: null };
 }
 
 /**

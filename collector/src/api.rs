@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::auth::Principal;
 use crate::state::{now_secs, AppState};
-use crate::store::{BlockedFilter, FlowFilter, FlowReader, Step, StoreError, MAX_BLOCKED};
+use crate::store::{BlockedFilter, FlowReader, Step, StoreError, MAX_BLOCKED};
 
 /// An API error: status and a sentence that says what was wrong.
 pub struct ApiError(pub StatusCode, pub String);
@@ -137,19 +137,11 @@ pub struct TopQuery {
     pub from: Option<String>,
     pub to: Option<String>,
     pub agency: Option<String>,
+    /// Hosts of one unit (with `agency`).
+    pub unit: Option<String>,
     pub limit: Option<usize>,
-}
-
-/// `/api/v1/flows` parameters.
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct FlowsQuery {
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub agency: Option<String>,
-    pub host: Option<String>,
-    pub site: Option<String>,
-    pub limit: Option<usize>,
+    /// `csv` for a spreadsheet.
+    pub format: Option<String>,
 }
 
 /// `/api/v1/nodes` parameters.
@@ -399,54 +391,48 @@ pub async fn top_hosts(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Q(q): Q<TopQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let (from, to, agency, limit) = q.resolve(&p)?;
-    Ok(Json(
-        read(&s, move |_, r| {
-            r.top_hosts(agency.as_deref(), from, to, limit)
-        })
-        .await?,
-    ))
+    let as_csv = crate::csv::wanted(q.format.as_deref())?;
+    let unit = match (&q.unit, &agency) {
+        (None, _) => None,
+        (Some(u), Some(_)) => {
+            check_code("unit", u)?;
+            Some(u.clone())
+        }
+        (Some(_), None) => return Err(bad("unit: give the agency too")),
+    };
+    let rows = read(&s, move |_, r| match (&agency, &unit) {
+        (Some(a), Some(u)) => r.unit_hosts(a, u, from, to, limit),
+        _ => r.top_hosts(agency.as_deref(), from, to, limit),
+    })
+    .await?;
+    if as_csv {
+        let t = crate::csv::table(&rows, crate::search_api::HOST_COLUMNS);
+        return Ok(crate::csv::response("simpul-hosts", t));
+    }
+    Ok(Json(rows).into_response())
 }
 
 pub async fn top_sites(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Q(q): Q<TopQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
+    if q.unit.is_some() {
+        return Err(bad("unit: sites are counted per agency, not per unit"));
+    }
     let (from, to, agency, limit) = q.resolve(&p)?;
-    Ok(Json(
-        read(&s, move |_, r| {
-            r.top_sites(agency.as_deref(), from, to, limit)
-        })
-        .await?,
-    ))
-}
-
-pub async fn flows(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Q(q): Q<FlowsQuery>,
-) -> Result<impl IntoResponse, ApiError> {
-    let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), 3600)?;
-    let filter = FlowFilter {
-        from,
-        to,
-        agency: p.scope(optional_code("agency", q.agency.as_ref())?)?,
-        host: match &q.host {
-            Some(h) => Some(
-                h.parse::<std::net::IpAddr>()
-                    .map_err(|_| bad(format!("host: {h:?} is not an IP address")))?,
-            ),
-            None => None,
-        },
-        site: q
-            .site
-            .clone()
-            .map(|s| s.trim_end_matches('.').to_ascii_lowercase()),
-        limit: row_limit(q.limit, 100, 1000)?,
-    };
-    Ok(Json(read(&s, move |_, r| r.flows(&filter)).await?))
+    let as_csv = crate::csv::wanted(q.format.as_deref())?;
+    let rows = read(&s, move |_, r| {
+        r.top_sites(agency.as_deref(), from, to, limit)
+    })
+    .await?;
+    if as_csv {
+        let t = crate::csv::table(&rows, crate::search_api::SITE_COLUMNS);
+        return Ok(crate::csv::response("simpul-sites", t));
+    }
+    Ok(Json(rows).into_response())
 }
 
 /// Blocked attempts, newest first (default: the last hour, 100 rows).

@@ -351,24 +351,41 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     get(
         "/api/v1/top/hosts",
-        "Top hosts by bytes",
+        "Top hosts by bytes (of one unit with agency and unit); format=csv to export",
         Read,
-        &["agency", "from", "to", "limit"],
+        &["agency", "unit", "from", "to", "limit", "format"],
         "TopHosts",
     ),
     get(
         "/api/v1/top/sites",
-        "Top sites by bytes",
+        "Top sites by bytes; format=csv to export",
         Wall,
-        &["agency", "from", "to", "limit"],
+        &["agency", "from", "to", "limit", "format"],
         "TopSites",
     ),
     get(
         "/api/v1/flows",
-        "Flow search",
+        "Flows, newest first or by bytes, one page (the next page's cursor in the x-next-cursor header); the range is clipped to the flows kept; format=csv streams every page",
         Read,
-        &["from", "to", "agency", "host", "site", "limit"],
+        &[
+            "from", "to", "agency", "unit", "host", "peer", "site", "proto", "sort", "cursor",
+            "limit", "format",
+        ],
         "Flows",
+    ),
+    get(
+        "/api/v1/search",
+        "What an address, network, site, agency or unit did over a range (default 24 h, clipped to the flows kept): hosts, peers, sites, units, the newest flows, blocked attempts",
+        Read,
+        &["q", "from", "to"],
+        "SearchResult",
+    ),
+    get(
+        "/api/v1/agencies/{code}/units",
+        "Bytes per unit of one agency over a range (default 24 h); format=csv to export",
+        Read,
+        &["from", "to", "format"],
+        "UnitUsageList",
     ),
     get(
         "/api/v1/blocked",
@@ -530,6 +547,10 @@ fn param(path: &str, name: &str) -> Value {
             "maximum rows (default 100)",
             json!({"type": "integer", "minimum": 1, "maximum": 10000}),
         ),
+        "limit" if path == "/api/v1/flows" => (
+            "rows per page (default 100, at most 1000); with format=csv the rows exported (default and at most 100000; 5000 with sort=bytes)",
+            json!({"type": "integer", "minimum": 1, "maximum": 100000}),
+        ),
         "limit" => (
             "maximum rows",
             json!({"type": "integer", "minimum": 1, "maximum": 1000}),
@@ -542,7 +563,31 @@ fn param(path: &str, name: &str) -> Value {
             "agency code",
             json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}),
         ),
-        "host" => ("IP address on either side", json!({"type": "string"})),
+        "host" => (
+            "IP address or network (CIDR) on either side",
+            json!({"type": "string"}),
+        ),
+        "peer" => (
+            "IP address or network (CIDR) of the remote side (not the agency's host)",
+            json!({"type": "string"}),
+        ),
+        "unit" => (
+            "unit code (with agency)",
+            json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}),
+        ),
+        "proto" => ("tcp, udp, icmp, … or a protocol number", json!({"type": "string"})),
+        "sort" => (
+            "time (newest first, default) or bytes (most first)",
+            json!({"type": "string", "enum": ["time", "bytes"]}),
+        ),
+        "cursor" => (
+            "the x-next-cursor header of the previous page (opaque)",
+            json!({"type": "string"}),
+        ),
+        "q" => (
+            "an IP address, a network (10.1.0.0/16), a site (matches subdomains), an agency or unit code or name, or agency/unit",
+            json!({"type": "string", "maxLength": 253}),
+        ),
         "node" => (
             "node id",
             json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}),
@@ -716,7 +761,47 @@ fn schemas() -> Value {
     if let (Some(all), Value::Object(more)) = (base.as_object_mut(), policy_schemas()) {
         all.extend(more);
     }
+    if let (Some(all), Value::Object(more)) = (base.as_object_mut(), search_schemas()) {
+        all.extend(more);
+    }
     base
+}
+
+/// Investigation: search and the drill-down's units.
+fn search_schemas() -> Value {
+    let time = json!({"type": "string", "format": "date-time"});
+    json!({
+        "SearchResult": {"type": "object", "properties": {
+            "q": {"type": "string"},
+            "kind": {"type": "string", "enum": ["address", "network", "site", "unit", "agency", "names", "none"],
+                     "description": "names: several or no agencies and units matched (see matches); none: no query"},
+            "from": time, "to": time,
+            "matches": {"type": "array", "items": {"type": "object", "properties": {
+                "agency": {"type": "string"}, "agency_name": {"type": "string"},
+                "unit": {"type": ["string", "null"]}, "unit_name": {"type": ["string", "null"]}}}},
+            "flows_filter": {"type": "object", "description": "the /api/v1/flows parameters that page through these flows"},
+            "summary": {"type": ["object", "null"], "properties": {
+                "flows": {"type": "integer"}, "bytes_up": {"type": "integer", "description": "sent by the agency side"},
+                "bytes_down": {"type": "integer"}, "scanned": {"type": "integer"},
+                "complete": {"type": "boolean", "description": "false: the scan stopped at 500 000 flows; the figures cover the newest"},
+                "hosts": {"type": "array", "items": {"type": "object", "properties": {
+                    "host": {"type": "string"}, "agency": {"type": "string"}, "unit": {"type": "string"},
+                    "bytes_up": {"type": "integer"}, "bytes_down": {"type": "integer"}, "flows": {"type": "integer"}}}},
+                "peers": {"type": "array", "items": {"type": "object", "properties": {
+                    "peer": {"type": "string"}, "site": {"type": ["string", "null"]},
+                    "bytes_up": {"type": "integer"}, "bytes_down": {"type": "integer"}, "flows": {"type": "integer"}}}},
+                "sites": {"type": "array", "items": {"type": "object", "properties": {
+                    "site": {"type": "string"}, "bytes": {"type": "integer"}, "flows": {"type": "integer"}}}},
+                "units": {"type": "array", "items": {"type": "object", "properties": {
+                    "agency": {"type": "string"}, "unit": {"type": "string"}, "bytes": {"type": "integer"}, "flows": {"type": "integer"}}}}}},
+            "flows": {"$ref": "#/components/schemas/Flows"},
+            "next_cursor": {"type": ["string", "null"]},
+            "blocked": {"$ref": "#/components/schemas/BlockedList"}}},
+        "UnitUsageList": {"type": "array", "items": {"type": "object", "properties": {
+            "unit": {"type": "string"}, "name": {"type": "string"},
+            "bytes_in": {"type": "integer"}, "bytes_out": {"type": "integer"},
+            "internet_bytes_in": {"type": "integer"}, "internet_bytes_out": {"type": "integer"}}}},
+    })
 }
 
 /// Operators, sessions, tokens, audit, and the routes that are not JSON.

@@ -14,12 +14,14 @@ import {
 import { level, ratioOf, endpoint, protoName } from '../format.js';
 import { bigBps, setBigBps, bar, setBar, sourceBadge } from '../widgets.js';
 import { BlockedPanel, BLOCKED_REFRESH_MS } from './blocked.js';
+import { RangePicker, rangeFromHash, bounds, HISTORY_PRESETS } from '../timerange.js';
+import { loadError } from '../errors.js';
 
-const RANGES = {
-  '24h': { secs: 86400, step: '1m', stepSecs: 60 },
-  '7d': { secs: 7 * 86400, step: '1h', stepSecs: 3600 },
-};
-let historyRange = '24h';
+/** The history's step: minutes while they are kept (30 days) and the range is short, else hours. */
+function stepFor(from, to, nowSecs) {
+  return to - from <= 36 * 3600 && from >= nowSecs - 30 * 86400 + 3600
+    ? { step: '1m', stepSecs: 60 } : { step: '1h', stepSecs: 3600 };
+}
 
 export class AgencyView {
   constructor(code) {
@@ -52,12 +54,12 @@ export class AgencyView {
       nodes: h('table', { class: 'data', 'data-testid': 'nodes-table' }),
       flows: h('table', { class: 'data', 'data-testid': 'flows-table' }),
     };
-    this.blocked = this.detail ? new BlockedPanel(code, this.ctl.signal) : null;
-    const rangeBtn = (r) => h('button', {
-      type: 'button', class: 'range', 'data-testid': `range-${r}`, 'aria-pressed': String(r === historyRange),
-      onclick: () => this.setRange(r), text: t(`agency.range.${r}`),
+    // One range for the page (history and blocked attempts), from the address.
+    this.range = rangeFromHash(HISTORY_PRESETS, '24h');
+    this.picker = new RangePicker({
+      presets: HISTORY_PRESETS, value: this.range, testid: 'range-', serverNow, onChange: (r) => this.setRange(r),
     });
-    this.rangeBtns = [rangeBtn('24h'), rangeBtn('7d')];
+    this.blocked = this.detail ? new BlockedPanel(code, this.ctl.signal, { range: this.range }) : null;
     const panel = (id, title, extra, ...body) => h('section', { class: 'panel', 'aria-labelledby': id },
       h('div', { class: 'panel-head' }, h('h3', { id, text: title }), extra), ...body);
     root.replaceChildren(
@@ -75,7 +77,7 @@ export class AgencyView {
             h('div', { class: 'kpi-value' }, c.outRate, c.outPct), c.outBar, c.outNote, c.outSplit)),
         panel('h-live', t('agency.live'), null, c.liveChart),
         panel('h-hist', t('agency.history'), h('div', { class: 'head-tools' }, c.totals,
-          h('div', { class: 'range-group', role: 'group', 'aria-label': t('agency.history') }, ...this.rangeBtns)), c.histChart),
+          this.picker.element()), c.histChart),
         this.detail ? h('div', { class: 'two' },
           panel('h-hosts', t('agency.topHosts'), null, h('div', { class: 'table-wrap' }, c.hosts)),
           panel('h-sites', t('agency.topSites'), null, h('div', { class: 'table-wrap' }, c.sites)))
@@ -90,7 +92,10 @@ export class AgencyView {
       return a ? { down: a.alloc_down_bps, up: a.alloc_up_bps } : null;
     };
     this.live = new RateChart(c.liveChart, { height: 300, live: true, span: SERIES_SPAN, alloc });
-    this.hist = new RateChart(c.histChart, { height: 260, live: false, alloc });
+    // Drag across the history to look closer: a custom range, in the address.
+    this.hist = new RateChart(c.histChart, {
+      height: 260, live: false, alloc, onSelect: (from, to) => this.picker.set({ key: 'custom', from, to }),
+    });
     this.update();
     this.renderCached();
     this.loadTables();
@@ -121,7 +126,10 @@ export class AgencyView {
     return data;
   }
 
-  historyKey() { return `history:${this.code}:${historyRange}`; }
+  historyKey() {
+    const r = this.range;
+    return `history:${this.code}:${r.key === 'custom' ? `${r.from}-${r.to}` : r.key}`;
+  }
 
   update() {
     const c = this.c;
@@ -216,7 +224,7 @@ export class AgencyView {
       try { render(await this.fetchCached(path)); } catch (e) {
         if (e.name === 'AbortError') return;
         const table = { [p.hosts]: this.c.hosts, [p.sites]: this.c.sites, [p.flows]: this.c.flows }[path];
-        if (table && !cache.has(path)) showTableMessage(table, t('error', { e: e.message }));
+        if (table && !cache.has(path)) showTableMessage(table, loadError(e));
       }
     }));
   }
@@ -256,29 +264,30 @@ export class AgencyView {
   }
 
   setRange(r) {
-    if (!RANGES[r] || r === historyRange) return;
-    historyRange = r;
-    this.rangeBtns.forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.testid === `range-${r}`)));
+    this.range = r;
     this.loadHistory();
+    this.blocked?.setRange(r);
   }
 
   async loadHistory() {
-    const r = RANGES[historyRange];
-    const to = Math.floor(serverNow() / 1000);
-    // Start on a step boundary so every bucket is whole.
-    const from = Math.floor((to - r.secs) / r.stepSecs) * r.stepSecs;
-    const path = paths.agencyUsage(this.code, { from, step: r.step });
+    const r = this.range;
+    const now = Math.floor(serverNow() / 1000);
+    const b = bounds(r, serverNow());
+    const st = stepFor(b.from, b.to, now);
+    // A preset starts on a step boundary so every bucket is whole, and runs to now.
+    const from = r.key === 'custom' ? b.from : Math.floor(b.from / st.stepSecs) * st.stepSecs;
+    const path = paths.agencyUsage(this.code, { from, to: r.key === 'custom' ? b.to : null, step: st.step });
     this.historyPath = path;
     try {
       const d = await this.fetchCached(path, this.historyKey());
-      if (this.historyPath === path) this.renderHistory(d, from, to);
+      if (this.historyPath === path) this.renderHistory(d, from, b.to);
     } catch (e) {
-      if (e.name !== 'AbortError') setText(this.c.totals, t('error', { e: e.message }));
+      if (e.name !== 'AbortError') setText(this.c.totals, loadError(e));
     }
   }
 
   renderHistory(d, from, to) {
-    const step = d.step_secs || RANGES[historyRange].stepSecs;
+    const step = d.step_secs || 60;
     const f = from ?? Math.floor(Date.parse(d.from) / 1000);
     const e = to ?? Math.floor(Date.parse(d.to) / 1000);
     // Points with no traffic are omitted: a gap means zero.
@@ -292,7 +301,9 @@ export class AgencyView {
       x: Math.floor(Date.parse(r.from) / 1000), down: r.download?.rate_bps || 0, up: r.upload?.rate_bps || 0,
     })));
     this.hist.setData(xs, ins, outs);
-    this.c.histChart.dataset.range = historyRange; // set once drawn, so tests wait for the drawing
+    this.c.histChart.dataset.range = this.range.key; // set once drawn, so tests wait for the drawing
+    this.c.histChart.dataset.from = String(f);
+    this.c.histChart.dataset.to = String(e);
     this.c.histChart.dataset.nonzero = String((d.points || []).length);
     setText(this.c.totals, t('agency.total', { in: fmtBytes(d.total_bytes_in), out: fmtBytes(d.total_bytes_out) }));
   }

@@ -4,6 +4,7 @@
 import { t, fmtInt, fmtNum, fmtSpan } from '../i18n.js';
 import { getJSON } from '../api.js';
 import * as paths from '../paths.js';
+import { loadError } from '../errors.js';
 import { h, showTableMessage } from '../dom.js';
 import { MaintenancePanel } from '../maintenance.js';
 import { cache, serverNow, agencyLabel, agencies } from '../state.js';
@@ -69,7 +70,7 @@ export class AvailabilityView {
       ]);
       this.renderAvailability(today, month);
     } catch (e) {
-      if (e.name !== 'AbortError') showTableMessage(this.c.table, t('error', { e: e.message }));
+      if (e.name !== 'AbortError') showTableMessage(this.c.table, loadError(e));
     }
   }
 

@@ -4,26 +4,33 @@
 import { t, tn, fmtInt, fmtDateTime } from '../i18n.js';
 import { getJSON } from '../api.js';
 import * as paths from '../paths.js';
+import { loadError } from '../errors.js';
 import { h, setText, renderTable, showTableMessage, when } from '../dom.js';
 import { cache, serverNow, agencyName, unitLabel, agencies } from '../state.js';
 import { ruleText } from '../format.js';
 import { methodBadge } from '../widgets.js';
+import { RangePicker, rangeFromHash, rangeLabel, bounds } from '../timerange.js';
 
 export const BLOCKED_REFRESH_MS = 5000;
 
-/** The blocked panel's time ranges (seconds back from now). */
-const BLOCKED_RANGES = { '15m': 900, '1h': 3600, '24h': 86400, '7d': 7 * 86400 };
+/** The ranges #/blocked offers (the agency page passes its own). */
+const BLOCKED_PRESETS = ['15m', '1h', '6h', '24h', '7d', '30d'];
 
 /**
  * The "Upaya akses diblokir" panel: attempts per agency (all agencies only),
- * top targets and clients of the last 15 min, and the newest attempts, for
- * one agency (its page) or all (#/blocked). Polled every 5 s by its view.
+ * top targets and clients over the range, and the newest attempts, for one
+ * agency (its page, which owns the range) or all (#/blocked, with its own
+ * picker). Polled every 5 s by its view.
  */
 export class BlockedPanel {
-  constructor(agency, signal) {
+  /** opts.range: the range to show; opts.picker: a picker of its own (in the address). */
+  constructor(agency, signal, { range, picker = false } = {}) {
     this.agency = agency;
     this.signal = signal;
-    this.range = '15m';
+    this.range = range || { key: '15m' };
+    this.picker = picker ? new RangePicker({
+      presets: BLOCKED_PRESETS, value: this.range, testid: 'blocked-range-', serverNow, onChange: (r) => this.setRange(r),
+    }) : null;
     this.c = {
       total: h('span', { class: 'panel-note', 'data-testid': 'blocked-total' }),
       agencies: h('ul', { class: 'chips blocked-agencies', 'data-testid': 'blocked-agencies' }),
@@ -36,30 +43,29 @@ export class BlockedPanel {
 
   /** Cache keys per range (without `from`, which moves every second); the last 15 min is the API's default window. */
   setPaths() {
-    const r = this.range === '15m' ? '' : `#${this.range}`;
-    this.keys = { summary: this.url('summary', false) + r, recent: this.url('recent', false) + r };
+    const r = this.range;
+    const tag = r.key === '15m' ? '' : `#${r.key === 'custom' ? `${r.from}-${r.to}` : r.key}`;
+    this.keys = { summary: this.url('summary', false) + tag, recent: this.url('recent', false) + tag };
   }
 
-  /** The URL of a request: `from` for the ranges beyond the default. */
+  /** The URL of a request: `from` (and a custom range's `to`) beyond the default. */
   url(which, withFrom = true) {
-    const from = withFrom && this.range !== '15m' ? Math.floor(serverNow() / 1000) - BLOCKED_RANGES[this.range] : null;
-    return which === 'summary'
-      ? paths.blockedSummary({ agency: this.agency, limit: 10, from })
-      : paths.blocked({ agency: this.agency, limit: 50, from });
+    const r = this.range;
+    const b = withFrom && r.key !== '15m' ? bounds(r, serverNow()) : null;
+    const q = { agency: this.agency, limit: which === 'summary' ? 10 : 50, from: b?.from, to: r.key === 'custom' ? b?.to : null };
+    return which === 'summary' ? paths.blockedSummary(q) : paths.blocked(q);
   }
 
   setRange(r) {
-    if (!BLOCKED_RANGES[r] || r === this.range) return;
     this.range = r;
     this.setPaths();
-    this.rangeBtns.forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.range === r)));
     this.titles();
     this.renderCached();
     this.load();
   }
 
   titles() {
-    const range = t(`blocked.range.${this.range}`);
+    const range = rangeLabel(this.range);
     setText(this.c.targetsTitle, t('blocked.topTargets', { range }));
     setText(this.c.clientsTitle, t('blocked.topClients', { range }));
   }
@@ -71,14 +77,10 @@ export class BlockedPanel {
       title, h('div', { class: 'table-wrap' }, table));
     c.targetsTitle = h('h4', { id: 'h-blocked-targets', class: 'part-title' });
     c.clientsTitle = h('h4', { id: 'h-blocked-clients', class: 'part-title' });
-    this.rangeBtns = Object.keys(BLOCKED_RANGES).map((r) => h('button', {
-      type: 'button', class: 'range', 'data-testid': `blocked-range-${r}`, 'data-range': r, 'aria-pressed': String(r === this.range),
-      onclick: () => this.setRange(r), text: t(`blocked.range.${r}`),
-    }));
     this.titles();
     return h('section', { class: 'panel blocked-panel', 'aria-labelledby': 'h-blocked-panel', 'data-testid': 'blocked-panel' },
       h('div', { class: 'panel-head' }, h(hn, { id: 'h-blocked-panel', text: t('blocked.title') }), c.total,
-        h('div', { class: 'range-group', role: 'group', 'aria-label': t('blocked.rangeLabel') }, ...this.rangeBtns)),
+        this.picker?.element()),
       this.agency ? null : c.agencies,
       h('div', { class: 'two' },
         sub('h-blocked-targets', c.targetsTitle, c.targets),
@@ -107,7 +109,7 @@ export class BlockedPanel {
         if (range === this.range) render(d);
       } catch (e) {
         if (e.name === 'AbortError' || cache.has(path)) return;
-        tables.forEach((tb) => showTableMessage(tb, t('error', { e: e.message })));
+        tables.forEach((tb) => showTableMessage(tb, loadError(e)));
       }
     }));
   }
@@ -119,7 +121,7 @@ export class BlockedPanel {
 
   renderSummary(d) {
     const c = this.c;
-    setText(c.total, tn('blocked.total', d.attempts, { n: fmtInt(d.attempts ?? 0), range: t(`blocked.range.${this.range}`) }));
+    setText(c.total, tn('blocked.total', d.attempts, { n: fmtInt(d.attempts ?? 0), range: rangeLabel(this.range) }));
     c.total.dataset.value = String(d.attempts ?? 0);
     c.agencies.replaceChildren(...(d.agencies || []).map((a) => h('li', { class: 'chip', 'data-testid': `blocked-agency-${a.agency}`, 'data-value': String(a.attempts) },
       h('a', { href: `#/agency/${encodeURIComponent(a.agency)}`, text: tn('blocked.perAgency', a.attempts, { name: agencyName(a.agency), n: fmtInt(a.attempts) }) }))));
@@ -159,7 +161,7 @@ export class BlockedView {
 
   mount(root) {
     document.title = `${t('blocked.title')} · Simpul NOC`;
-    this.panel = new BlockedPanel(null, this.ctl.signal);
+    this.panel = new BlockedPanel(null, this.ctl.signal, { range: rangeFromHash(BLOCKED_PRESETS, '15m'), picker: true });
     root.replaceChildren(h('div', { class: 'agency-page', 'data-testid': 'blocked-page' },
       h('nav', { class: 'crumbs', 'aria-label': 'breadcrumb' }, h('a', { href: '#/', text: t('nav.back') })),
       this.panel.element('h2')));

@@ -1,15 +1,42 @@
 // #/incidents: the incidents (open, or all of the last 7 days; one agency or
 // all), a timeline per node, and the time to acknowledge and resolve by
 // severity. The list refreshes every 5 s, the rest every 30 s.
-import { t, tn, fmtInt, fmtDateTime, fmtSpan, fmtDay, fmtTimeHM } from '../i18n.js';
+import { t, tn, fmtInt, fmtDateTime, fmtSpan, fmtDay, fmtTimeHM, locale } from '../i18n.js';
 import { getJSON } from '../api.js';
 import * as paths from '../paths.js';
+import { loadError } from '../errors.js';
 import { h, setText, renderTable, showTableMessage, when } from '../dom.js';
 import { ownAgency } from '../session.js';
 import { windowCovers } from '../maintenance.js';
 import { cache, serverNow, agencyLabel, agencies, onReset } from '../state.js';
 import { sevBadge, kindBadge } from '../widgets.js';
 import { ackCell, SEVERITIES, OUTAGE_KINDS, INCIDENTS_REFRESH_MS } from '../alarms.js';
+import { RangePicker, rangeFromHash, bounds, HISTORY_PRESETS } from '../timerange.js';
+
+const fmtMonth = (x) => new Intl.DateTimeFormat(locale(), { month: 'short', year: 'numeric' }).format(new Date(x));
+const HOUR = 3600e3;
+const DAY = 86400e3;
+
+/**
+ * The timeline's axis, in the browser's zone: [ms, label] every 15 min,
+ * hour or 3 h (times), every day or 3 days (dates), or every month.
+ */
+function axisTicks(start, end) {
+  const span = end - start;
+  const out = [];
+  const day0 = new Date(start);
+  day0.setHours(0, 0, 0, 0);
+  if (span > 62 * DAY) {
+    for (let d = new Date(day0.getFullYear(), day0.getMonth() + 1, 1); d.getTime() <= end; d = new Date(d.getFullYear(), d.getMonth() + 1, 1)) {
+      out.push([d.getTime(), fmtMonth(d.getTime())]);
+    }
+    return out;
+  }
+  const [step, label] = span <= 2 * HOUR ? [HOUR / 4, fmtTimeHM] : span <= 8 * HOUR ? [HOUR, fmtTimeHM]
+    : span <= 36 * HOUR ? [3 * HOUR, fmtTimeHM] : span <= 10 * DAY ? [DAY, fmtDay] : [3 * DAY, fmtDay];
+  for (let x = day0.getTime(); x <= end; x += step) if (x >= start) out.push([x, label(x)]);
+  return out;
+}
 
 /** Links between the outage pages. */
 export function outageTabs(current) {
@@ -20,10 +47,8 @@ export function outageTabs(current) {
     h('a', { href: '#/', text: t('nav.back') }), tab('incidents', 'nav.incidents'), tab('availability', 'nav.availability'));
 }
 
-const TL_RANGES = { '24h': 86400, '7d': 7 * 86400 };
 const incFilter = { open: true, agency: '' }; // reset at every login
 onReset(() => { incFilter.open = true; incFilter.agency = ''; });
-let timelineRange = '24h';
 
 /** #/incidents: list with filters, a timeline per node, response times by severity. */
 export class IncidentsView {
@@ -49,13 +74,11 @@ export class IncidentsView {
         this.loadList();
       },
     });
-    const tlBtn = (r) => h('button', {
-      type: 'button', class: 'range', 'data-testid': `tl-range-${r}`, 'aria-pressed': String(r === timelineRange), text: t(`inc.range.${r}`),
-      onclick: (e) => {
-        timelineRange = r;
-        e.target.parentElement.querySelectorAll('button').forEach((b) => b.setAttribute('aria-pressed', String(b === e.target)));
-        this.loadTimeline();
-      },
+    // The timeline's range, from the address (shared and kept over a reload).
+    this.range = rangeFromHash(HISTORY_PRESETS, '24h');
+    this.picker = new RangePicker({
+      presets: HISTORY_PRESETS, value: this.range, testid: 'tl-range-', serverNow,
+      onChange: (r) => { this.range = r; this.loadTimeline(); },
     });
     const legend = h('span', { class: 'legend' }, ...['down', 'unreachable', 'flapping', 'maintenance'].map((k) => h('span', { class: `lg lg-${k}`, text: t(`tl.${k}`) })));
     const panel = (id, title, extra, ...body) => h('section', { class: 'panel', 'aria-labelledby': id },
@@ -69,7 +92,7 @@ export class IncidentsView {
         ownAgency() ? null : h('label', { class: 'select-label', for: 'inc-agency' }, t('inc.filter.agency'), ' ', c.agency)),
       h('div', { class: 'table-wrap' }, c.table)),
       panel('h-inc-tl', t('inc.timeline'), h('div', { class: 'head-tools' }, legend,
-        h('div', { class: 'range-group', role: 'group', 'aria-label': t('inc.timeline') }, tlBtn('24h'), tlBtn('7d'))), c.timeline),
+        this.picker.element()), c.timeline),
       panel('h-inc-stats', t('inc.stats'), null, h('div', { class: 'table-wrap' }, c.stats))));
     if (!ownAgency()) this.fillAgencies();
     this.reload();
@@ -123,7 +146,7 @@ export class IncidentsView {
       const d = await this.fetch(path);
       if (this.listPath === path) { this.list = d; this.renderList(d); }
     } catch (e) {
-      if (e.name !== 'AbortError') showTableMessage(this.c.table, t('error', { e: e.message }));
+      if (e.name !== 'AbortError') showTableMessage(this.c.table, loadError(e));
     }
   }
 
@@ -190,7 +213,7 @@ export class IncidentsView {
     try {
       this.renderStats(await this.fetch(path));
     } catch (e) {
-      if (e.name !== 'AbortError') showTableMessage(this.c.stats, t('error', { e: e.message }));
+      if (e.name !== 'AbortError') showTableMessage(this.c.stats, loadError(e));
     }
   }
 
@@ -211,18 +234,19 @@ export class IncidentsView {
   }
 
   async loadTimeline() {
-    const range = timelineRange;
-    const end = serverNow();
-    const start = end - TL_RANGES[range] * 1000;
+    const range = this.range;
+    const b = bounds(range, serverNow());
+    const start = b.from * 1000;
+    const end = b.to * 1000;
     try {
       const [nodes, incidents, windows] = await Promise.all([
         this.fetch(paths.nodes()),
-        this.fetch(paths.incidents({ from: Math.floor(start / 1000), limit: 10000, ...this.q() })),
+        this.fetch(paths.incidents({ from: b.from, to: range.key === 'custom' ? b.to : null, limit: 10000, ...this.q() })),
         this.fetch(paths.maintenance()),
       ]);
-      if (range === timelineRange) this.renderTimeline(range, start, end, nodes, incidents, windows);
+      if (range === this.range) this.renderTimeline(range.key, start, end, nodes, incidents, windows);
     } catch (e) {
-      if (e.name !== 'AbortError') this.c.timeline.replaceChildren(h('p', { class: 'empty', text: t('error', { e: e.message }) }));
+      if (e.name !== 'AbortError') this.c.timeline.replaceChildren(h('p', { class: 'empty', text: loadError(e) }));
     }
   }
 
@@ -260,16 +284,7 @@ export class IncidentsView {
         h('div', { class: 'tl-label' }, h('span', { class: 'strong', text: n.node_id }), h('span', { class: 'sub', text: agencyLabel(n.agency) })),
         track);
     });
-    // Time axis: every 3 h (24 h) or every day (7 d), in the browser's zone.
-    const ticks = [];
-    const step = range === '24h' ? 3 * 3600e3 : 86400e3;
-    const first = new Date(start);
-    if (range === '24h') first.setMinutes(0, 0, 0); else first.setHours(0, 0, 0, 0);
-    for (let x = first.getTime(); x <= end; x += step) {
-      if (x < start) continue;
-      if (range === '24h' && new Date(x).getHours() % 3) continue;
-      ticks.push(h('span', { class: 'tick', style: `left:${pct(x)}`, text: range === '24h' ? fmtTimeHM(x) : fmtDay(x) }));
-    }
+    const ticks = axisTicks(start, end).map(([x, text]) => h('span', { class: 'tick', style: `left:${pct(x)}`, text }));
     const axis = h('div', { class: 'tl-row tl-axis', 'aria-hidden': 'true' }, h('div', { class: 'tl-label' }), h('div', { class: 'axis' }, ...ticks));
     this.c.timeline.dataset.range = range;
     this.c.timeline.dataset.rows = String(rows.length);

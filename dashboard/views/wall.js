@@ -4,6 +4,7 @@
 import { t, tn, fmtBps, fmtCap, fmtBytes, fmtPct, fmtInt, fmtDateTime, fmtAgo } from '../i18n.js';
 import { getJSON } from '../api.js';
 import * as paths from '../paths.js';
+import { loadError } from '../errors.js';
 import { h, setText } from '../dom.js';
 import { can } from '../session.js';
 import { nodeState, statusLabel } from '../nodes.js';
@@ -140,7 +141,7 @@ export class OverviewView {
       this.renderAlerts(d);
     } catch (e) {
       if (e.name !== 'AbortError' && !cache.has(WALL_INCIDENTS)) {
-        this.alertList.replaceChildren(h('li', { class: 'empty', text: t('error', { e: e.message }) }));
+        this.alertList.replaceChildren(h('li', { class: 'empty', text: loadError(e) }));
       }
     }
   }
@@ -224,7 +225,7 @@ export class OverviewView {
       this.renderBlocked(d);
     } catch (e) {
       if (e.name !== 'AbortError' && !cache.has(WALL_BLOCKED)) {
-        this.blockedList.replaceChildren(h('li', { class: 'empty', text: t('error', { e: e.message }) }));
+        this.blockedList.replaceChildren(h('li', { class: 'empty', text: loadError(e) }));
       }
     }
   }

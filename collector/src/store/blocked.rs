@@ -165,6 +165,44 @@ fn nonneg(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// The columns of [`ROW_COLUMNS`] as a row.
+pub(crate) fn row_of(r: &rusqlite::Row<'_>) -> Result<BlockedRow, StoreError> {
+    let server: Option<Vec<u8>> = r.get(8)?;
+    let port: Option<i64> = r.get(9)?;
+    Ok(BlockedRow {
+        node_id: r.get(0)?,
+        attempt: BlockedAttempt {
+            agency: r.get(1)?,
+            unit: r.get(2)?,
+            first_seen: nonneg(r.get(3)?),
+            last_seen: nonneg(r.get(4)?),
+            client: ip_from_blob(&r.get::<_, Vec<u8>>(5)?, "blocked_attempts")?,
+            method: block_method_from(r.get(6)?)?,
+            target: r.get(7)?,
+            server: server
+                .map(|b| ip_from_blob(&b, "blocked_attempts"))
+                .transpose()?,
+            port: port
+                .map(|p| {
+                    u16::try_from(p).map_err(|_| StoreError::Corrupt {
+                        table: "blocked_attempts",
+                        detail: format!("port {p}"),
+                    })
+                })
+                .transpose()?,
+            proto: r.get(10)?,
+            rule: r.get(11)?,
+            list: r.get(12)?,
+            attempts: u32::try_from(r.get::<_, i64>(13)?).unwrap_or(u32::MAX),
+        },
+    })
+}
+
+/// What [`row_of`] reads, from `blocked_attempts b JOIN streams s`.
+pub(crate) const ROW_COLUMNS: &str =
+    "s.node_id, b.agency, b.unit, b.first_seen, b.last_seen, b.client, b.method,
+     b.target, b.server, b.port, b.proto, b.rule, b.list, b.attempts";
+
 impl Reader {
     /// Blocked attempts whose last attempt is in [from, to), newest first.
     pub fn blocked(&self, f: &BlockedFilter) -> Result<Vec<BlockedRow>, StoreError> {
@@ -182,35 +220,7 @@ impl Reader {
         let mut rows = st.query(params_from_iter(args))?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            let server: Option<Vec<u8>> = r.get(8)?;
-            let port: Option<i64> = r.get(9)?;
-            out.push(BlockedRow {
-                node_id: r.get(0)?,
-                attempt: BlockedAttempt {
-                    agency: r.get(1)?,
-                    unit: r.get(2)?,
-                    first_seen: nonneg(r.get(3)?),
-                    last_seen: nonneg(r.get(4)?),
-                    client: ip_from_blob(&r.get::<_, Vec<u8>>(5)?, "blocked_attempts")?,
-                    method: block_method_from(r.get(6)?)?,
-                    target: r.get(7)?,
-                    server: server
-                        .map(|b| ip_from_blob(&b, "blocked_attempts"))
-                        .transpose()?,
-                    port: port
-                        .map(|p| {
-                            u16::try_from(p).map_err(|_| StoreError::Corrupt {
-                                table: "blocked_attempts",
-                                detail: format!("port {p}"),
-                            })
-                        })
-                        .transpose()?,
-                    proto: r.get(10)?,
-                    rule: r.get(11)?,
-                    list: r.get(12)?,
-                    attempts: u32::try_from(r.get::<_, i64>(13)?).unwrap_or(u32::MAX),
-                },
-            });
+            out.push(row_of(r)?);
         }
         Ok(out)
     }

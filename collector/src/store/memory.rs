@@ -13,18 +13,21 @@ use std::time::SystemTime;
 use simpul_proto::{BlockedAttempt, EndReason, FlowRecord, RecordKind, SiteSource};
 
 use super::codec::{scope_code, secs};
+use super::search::{row_matches, Tally, TopRows, MAX_INVESTIGATE_SCAN};
 use super::traits::{FlowReader, FlowStore, FlowWriter, Traffic};
 use super::{
-    BatchOutcome, BlockedAgency, BlockedClient, BlockedFilter, BlockedRow, BlockedSummary,
-    BlockedTarget, FlowFilter, FlowRow, NodeBatches, OverviewSite, RetentionStats, SeriesPoint,
-    Step, StoreConfig, StoreError, TopAgency, TopHost, TopSite, UsagePoint, UsageSeries,
-    TOP_1M_RETENTION_SECS, USAGE_1H_RETENTION_SECS,
+    BatchOutcome, BlockedAgency, BlockedClient, BlockedFilter, BlockedMatch, BlockedRow,
+    BlockedSummary, BlockedTarget, FlowFilter, FlowPage, FlowRow, Investigation, NodeBatches,
+    OverviewSite, RetentionStats, SeriesPoint, Step, StoreConfig, StoreError, TopAgency, TopHost,
+    TopSite, UnitUsage, UsagePoint, UsageSeries, TOP_1M_RETENTION_SECS, USAGE_1H_RETENTION_SECS,
 };
 
 const NS: u64 = 1_000_000_000;
 
 #[derive(Debug, Clone)]
 struct Flow {
+    /// Stable and unique: pages order ties by it, as SQLite by row id.
+    id: i64,
     node: String,
     record: FlowRecord,
     closed: bool,
@@ -48,6 +51,7 @@ struct Data {
     hosts: HashMap<HostKey, [u64; 3]>,
     sites: HashMap<SiteKey, (u64, u64, Option<SiteSource>)>,
     blocked: Vec<(String, BlockedAttempt)>,
+    next_flow_id: i64,
 }
 
 /// See the module docs.
@@ -249,9 +253,12 @@ fn ingest_flow(d: &mut Data, node: &str, agency: &str, boot: u64, rec: &FlowReco
     match d.flows.get(&key).cloned() {
         None => {
             credit(d, agency, &rec, rec.bytes_up, rec.bytes_down, 1);
+            d.next_flow_id += 1;
+            let id = d.next_flow_id;
             d.flows.insert(
                 key,
                 Flow {
+                    id,
                     node: node.to_string(),
                     closed: is_final,
                     restart_closed: false,
@@ -280,6 +287,7 @@ fn ingest_flow(d: &mut Data, node: &str, agency: &str, boot: u64, rec: &FlowReco
             d.flows.insert(
                 key,
                 Flow {
+                    id: old.id,
                     node: node.to_string(),
                     closed: is_final || still,
                     restart_closed: still,
@@ -290,11 +298,16 @@ fn ingest_flow(d: &mut Data, node: &str, agency: &str, boot: u64, rec: &FlowReco
     }
 }
 
-fn site_matches(site: &str, filter: &str) -> bool {
-    let (s, f) = (site.trim_end_matches('.').as_bytes(), filter.as_bytes());
-    s.len() >= f.len()
-        && s[s.len() - f.len()..].eq_ignore_ascii_case(f)
-        && (s.len() == f.len() || s[s.len() - f.len() - 1] == b'.')
+/// The flows of the filter's range and agency that pass its row conditions.
+fn flows_in<'a>(d: &'a Data, f: &'a FlowFilter) -> impl Iterator<Item = &'a Flow> + 'a {
+    let (from, to) = (f.from * NS, f.to * NS);
+    d.flows.values().filter(move |x| {
+        let r = &x.record;
+        r.last_seen >= from
+            && r.last_seen < to
+            && f.agency.as_ref().is_none_or(|a| *a == r.agency)
+            && row_matches(f, r)
+    })
 }
 
 fn blocked_in<'a>(
@@ -529,35 +542,126 @@ impl FlowReader for MemoryFlowStore {
     }
 
     fn flows(&self, f: &FlowFilter) -> Result<Vec<FlowRow>, StoreError> {
+        Ok(self.flow_page(f)?.rows)
+    }
+
+    fn flow_page(&self, f: &FlowFilter) -> Result<FlowPage, StoreError> {
+        if let Some(c) = f.cursor {
+            if c.sort != f.sort {
+                return Err(StoreError::Invalid {
+                    what: "cursor",
+                    value: c.encode(),
+                    reason: "belongs to another sort order: start again without it",
+                });
+            }
+        }
         let d = self.lock();
-        let (from, to) = (f.from * NS, f.to * NS);
-        let limit = if f.limit == 0 { 100 } else { f.limit.min(1000) };
-        let mut rows: Vec<&Flow> = d
-            .flows
-            .values()
-            .filter(|x| {
-                let r = &x.record;
-                r.last_seen >= from
-                    && r.last_seen < to
-                    && f.agency.as_ref().is_none_or(|a| *a == r.agency)
-                    && f.host.is_none_or(|h| h == r.src_ip || h == r.dst_ip)
-                    && f.site
-                        .as_deref()
-                        .is_none_or(|s| r.site.as_deref().is_some_and(|rs| site_matches(rs, s)))
+        let mut top = TopRows::new(f);
+        for x in flows_in(&d, f) {
+            top.offer(
+                x.id,
+                FlowRow {
+                    node_id: x.node.clone(),
+                    record: x.record.clone(),
+                },
+            );
+        }
+        Ok(top.page())
+    }
+
+    fn investigate(&self, f: &FlowFilter, top: usize) -> Result<Investigation, StoreError> {
+        let d = self.lock();
+        let mut rows: Vec<&Flow> = flows_in(&d, f).collect();
+        rows.sort_by_key(|x| std::cmp::Reverse((x.record.last_seen, x.id)));
+        let mut tally = Tally::default();
+        let complete = rows.len() as u64 <= MAX_INVESTIGATE_SCAN;
+        for x in rows.into_iter().take(MAX_INVESTIGATE_SCAN as usize) {
+            tally.scanned += 1;
+            tally.add(&x.record);
+        }
+        Ok(tally.finish(complete, top))
+    }
+
+    fn unit_usage(
+        &self,
+        agency: &str,
+        from: u64,
+        to: u64,
+        step: Step,
+    ) -> Result<Vec<UnitUsage>, StoreError> {
+        let s = step.secs();
+        let (from, to) = (from / s * s, to.div_ceil(s) * s);
+        let d = self.lock();
+        let mut units: BTreeMap<String, [u64; 4]> = BTreeMap::new();
+        for ((a, ts, unit, scope), v) in &d.usage {
+            if a == agency && *ts >= from && *ts < to {
+                let u = units.entry(unit.clone()).or_default();
+                u[0] += v[0];
+                u[1] += v[1];
+                if *scope == 0 {
+                    u[2] += v[0];
+                    u[3] += v[1];
+                }
+            }
+        }
+        let mut out: Vec<UnitUsage> = units
+            .into_iter()
+            .map(|(unit, v)| UnitUsage {
+                unit,
+                bytes_in: v[0],
+                bytes_out: v[1],
+                internet_bytes_in: v[2],
+                internet_bytes_out: v[3],
             })
             .collect();
-        rows.sort_by(|a, b| {
-            b.record
-                .last_seen
-                .cmp(&a.record.last_seen)
-                .then(b.record.flow_id.cmp(&a.record.flow_id))
+        out.sort_by(|a, b| {
+            (b.bytes_in + b.bytes_out)
+                .cmp(&(a.bytes_in + a.bytes_out))
+                .then(a.unit.cmp(&b.unit))
         });
+        Ok(out)
+    }
+
+    fn unit_hosts(
+        &self,
+        agency: &str,
+        unit: &str,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<TopHost>, StoreError> {
+        let mut all = self.top_hosts(Some(agency), from, to, usize::MAX)?;
+        all.retain(|h| h.unit == unit);
+        all.truncate(limit.min(1000));
+        Ok(all)
+    }
+
+    fn blocked_matching(
+        &self,
+        from: u64,
+        to: u64,
+        agency: Option<&str>,
+        m: &BlockedMatch,
+        limit: usize,
+    ) -> Result<Vec<BlockedRow>, StoreError> {
+        let d = self.lock();
+        let mut rows: Vec<&(String, BlockedAttempt)> = d
+            .blocked
+            .iter()
+            .filter(|(_, a)| {
+                a.last_seen >= from * NS
+                    && a.last_seen < to * NS
+                    && agency.is_none_or(|x| x == a.agency)
+                    && m.matches(a)
+            })
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1.last_seen));
         Ok(rows
             .into_iter()
-            .take(limit)
-            .map(|x| FlowRow {
-                node_id: x.node.clone(),
-                record: x.record.clone(),
+            .take(limit.min(super::MAX_BLOCKED))
+            .map(|(node, a)| BlockedRow {
+                node_id: node.clone(),
+                attempt: a.clone(),
             })
             .collect())
     }

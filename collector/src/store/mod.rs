@@ -17,6 +17,7 @@ mod bench;
 mod blocked;
 mod codec;
 mod error;
+mod flowscan;
 mod incidents;
 mod ingest;
 mod lists;
@@ -26,6 +27,7 @@ mod record;
 mod registry;
 mod retention;
 mod schema;
+mod search;
 #[cfg(test)]
 mod tests;
 pub mod traits;
@@ -57,6 +59,10 @@ pub use query::{
     UsageSeries,
 };
 pub use retention::RetentionStats;
+pub use search::{
+    BlockedMatch, FlowCursor, FlowPage, FlowSort, HostTally, Investigation, Net, PeerTally,
+    SiteTally, UnitTally, UnitUsage, MAX_INVESTIGATE_SCAN, MAX_PAGE_SCAN,
+};
 pub use traits::{
     AccessStore, ControlStore, DefaultPolicyVersion, FlowReader, FlowStore, FlowWriter, ListSource,
     ListVersion, NodePolicyState, PolicyVersion, Traffic,
@@ -449,6 +455,46 @@ impl FlowReader for Reader {
 
     fn flows(&self, filter: &FlowFilter) -> Result<Vec<FlowRow>, StoreError> {
         Reader::flows(self, filter)
+    }
+
+    fn flow_page(&self, filter: &FlowFilter) -> Result<FlowPage, StoreError> {
+        Reader::flow_page(self, filter)
+    }
+
+    fn investigate(&self, filter: &FlowFilter, top: usize) -> Result<Investigation, StoreError> {
+        Reader::investigate(self, filter, top)
+    }
+
+    fn unit_usage(
+        &self,
+        agency: &str,
+        from: u64,
+        to: u64,
+        step: Step,
+    ) -> Result<Vec<UnitUsage>, StoreError> {
+        Reader::unit_usage(self, agency, from, to, step)
+    }
+
+    fn unit_hosts(
+        &self,
+        agency: &str,
+        unit: &str,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<TopHost>, StoreError> {
+        Reader::unit_hosts(self, agency, unit, from, to, limit)
+    }
+
+    fn blocked_matching(
+        &self,
+        from: u64,
+        to: u64,
+        agency: Option<&str>,
+        m: &BlockedMatch,
+        limit: usize,
+    ) -> Result<Vec<BlockedRow>, StoreError> {
+        Reader::blocked_matching(self, from, to, agency, m, limit)
     }
 
     fn blocked(&self, filter: &BlockedFilter) -> Result<Vec<BlockedRow>, StoreError> {

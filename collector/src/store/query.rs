@@ -9,12 +9,7 @@ use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 use simpul_proto::{FlowRecord, SiteSource};
 
-use super::codec::{
-    floor, id_back, ip_from_blob, nanos, rfc_ns, rfc_s, secs, site_range, site_source_from, time,
-    IpBlob,
-};
-use super::ingest::{CHUNK_BITS, STATE_FINAL};
-use super::record;
+use super::codec::{floor, ip_from_blob, nanos, rfc_ns, rfc_s, secs, site_source_from, time};
 use super::traits::Traffic;
 use super::{Reader, StoreError, USAGE_1M_RETENTION_SECS, USAGE_1S_RETENTION_SECS};
 
@@ -44,7 +39,7 @@ fn agencies_cte(table: &str) -> String {
 const OVERVIEW_TOP_SITES: i64 = 10;
 const OVERVIEW_MINUTES: i64 = 15;
 /// Flows API page limit (API.md: max 1000).
-const MAX_FLOWS: usize = 1000;
+pub(crate) const MAX_FLOWS: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -244,7 +239,7 @@ impl Step {
         }
     }
 
-    fn table(self) -> &'static str {
+    pub(crate) fn table(self) -> &'static str {
         match self {
             Step::Second => "usage_1s",
             Step::Minute => "usage_1m",
@@ -333,6 +328,16 @@ pub struct FlowFilter {
     pub site: Option<String>,
     /// At most 1000; 0 means the API default of 100.
     pub limit: usize,
+    /// Either address of the flow in this network.
+    pub net: Option<super::Net>,
+    /// The remote side (not the agency's host) in this network.
+    pub peer: Option<super::Net>,
+    pub unit: Option<String>,
+    /// "tcp", "udp", "icmp", … (ASCII case-insensitive).
+    pub proto: Option<String>,
+    pub sort: super::FlowSort,
+    /// Rows after this one in `sort` order (the previous page's end).
+    pub cursor: Option<super::FlowCursor>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -353,7 +358,7 @@ pub struct SeriesPoint {
 /// Sums from `total()` are floats (it never fails on overflow, unlike
 /// `sum()`); they are exact for every value below 2^53, which stored counters
 /// are.
-fn u(v: f64) -> u64 {
+pub(crate) fn u(v: f64) -> u64 {
     v as u64
 }
 
@@ -407,15 +412,6 @@ pub(crate) fn nodes_on(
         });
     }
     Ok(out)
-}
-
-/// `site` is `filter` or a subdomain of it, ASCII case-insensitively, as the
-/// `flow_terms` site keys match (see codec::site_key).
-fn site_matches(site: &str, filter: &str) -> bool {
-    let (s, f) = (site.trim_end_matches('.').as_bytes(), filter.as_bytes());
-    s.len() >= f.len()
-        && s[s.len() - f.len()..].eq_ignore_ascii_case(f)
-        && (s.len() == f.len() || s[s.len() - f.len() - 1] == b'.')
 }
 
 impl Reader {
@@ -608,124 +604,6 @@ impl Reader {
             });
         }
         Ok(out)
-    }
-
-    /// Flow records whose last packet is in [from, to), newest first, one
-    /// per flow (the latest record of a flow that sent interim ones).
-    ///
-    /// Reads the chunks of the range newest first (see schema.rs), skipping
-    /// chunks whose term set lacks the host or site, and stops once no
-    /// remaining chunk can hold a newer match.
-    pub fn flows(&self, filter: &FlowFilter) -> Result<Vec<FlowRow>, StoreError> {
-        let from_ns = time(filter.from).saturating_mul(1_000_000_000);
-        let to_ns = time(filter.to).saturating_mul(1_000_000_000);
-        let limit = match filter.limit {
-            0 => 100,
-            n => n.min(MAX_FLOWS),
-        };
-        let site = match filter.site.as_deref().map(|s| s.trim_end_matches('.')) {
-            Some("") => {
-                return Err(StoreError::Invalid {
-                    what: "site filter",
-                    value: filter.site.clone().unwrap_or_default(),
-                    reason: "is empty",
-                })
-            }
-            other => other,
-        };
-        if to_ns <= from_ns {
-            return Ok(Vec::new());
-        }
-        // One snapshot for all the chunk reads.
-        let tx = self.conn.unchecked_transaction()?;
-        let mut chunks: Vec<(i64, i64)> = {
-            let mut st = tx.prepare_cached(
-                "SELECT chunk, max_last_seen FROM flow_chunks
-                 WHERE (?3 IS NULL OR agency = ?3)
-                   AND max_last_seen >= ?1 AND min_last_seen < ?2",
-            )?;
-            let rows = st.query_map(params![from_ns, to_ns, filter.agency], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-            rows.collect::<Result<_, _>>()?
-        };
-        chunks.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
-        let host = filter.host.map(IpBlob::new);
-        let site_terms = site.map(site_range);
-        let filtered = host.is_some() || site.is_some();
-        let mut has_ip =
-            tx.prepare_cached("SELECT 1 FROM flow_terms WHERE chunk = ?1 AND term = ?2")?;
-        let mut has_site = tx.prepare_cached(
-            "SELECT 1 FROM flow_terms WHERE chunk = ?1 AND term >= ?2 AND term < ?3 LIMIT 1",
-        )?;
-        // Without a host or site filter SQL picks the chunk's newest rows;
-        // with one, every row in range must be looked at anyway (in id order,
-        // sparing SQLite a sort).
-        let mut scan = tx.prepare_cached(if filtered {
-            "SELECT id, stream, flow_id, state, last_seen, rec FROM flows
-             WHERE id >= ?1 AND id < ?2 AND last_seen >= ?3 AND last_seen < ?4"
-        } else {
-            "SELECT id, stream, flow_id, state, last_seen, rec FROM flows
-             WHERE id >= ?1 AND id < ?2 AND last_seen >= ?3 AND last_seen < ?4
-             ORDER BY last_seen DESC, id DESC LIMIT ?5"
-        })?;
-        let mut node_of = tx.prepare_cached("SELECT node_id FROM streams WHERE id = ?1")?;
-        let mut nodes: HashMap<i64, String> = HashMap::new();
-        // (last_seen, id, row), newest first, at most `limit`.
-        let mut found: Vec<(i64, i64, FlowRow)> = Vec::new();
-        for (chunk, max_last_seen) in chunks {
-            if found.len() >= limit && found.last().is_some_and(|f| max_last_seen < f.0) {
-                break;
-            }
-            if let Some(h) = &host {
-                if !has_ip.exists(params![chunk, h.as_slice()])? {
-                    continue;
-                }
-            }
-            if let Some((lo, hi)) = &site_terms {
-                if !has_site.exists(params![chunk, lo, hi])? {
-                    continue;
-                }
-            }
-            let (lo, hi) = (chunk << CHUNK_BITS, (chunk + 1) << CHUNK_BITS);
-            let mut rows = if filtered {
-                scan.query(params![lo, hi, from_ns, to_ns])?
-            } else {
-                scan.query(params![lo, hi, from_ns, to_ns, limit as i64])?
-            };
-            while let Some(r) = rows.next()? {
-                let last_seen: i64 = r.get(4)?;
-                if found.len() >= limit && found.last().is_some_and(|f| last_seen < f.0) {
-                    if filtered {
-                        continue;
-                    }
-                    break;
-                }
-                let v = record::decode(r.get_ref(5)?.as_blob()?)?;
-                let host_ok =
-                    host.is_none_or(|h| IpBlob::new(v.src_ip) == h || IpBlob::new(v.dst_ip) == h);
-                let site_ok = site.is_none_or(|s| v.site.is_some_and(|vs| site_matches(vs, s)));
-                if !(host_ok && site_ok) {
-                    continue;
-                }
-                let stream: i64 = r.get(1)?;
-                let node_id = match nodes.get(&stream) {
-                    Some(n) => n.clone(),
-                    None => {
-                        let n: String = node_of.query_row([stream], |r| r.get(0))?;
-                        nodes.insert(stream, n.clone());
-                        n
-                    }
-                };
-                let state: i64 = r.get(3)?;
-                let record = v.to_record(id_back(r.get(2)?), state & STATE_FINAL != 0)?;
-                let id: i64 = r.get(0)?;
-                let at = found.partition_point(|f| (f.0, f.1) > (last_seen, id));
-                found.insert(at, (last_seen, id, FlowRow { node_id, record }));
-                found.truncate(limit);
-            }
-        }
-        Ok(found.into_iter().map(|(_, _, row)| row).collect())
     }
 
     /// Per-second rates of every agency from `since_sec` (Unix seconds) on,

@@ -499,6 +499,16 @@ CREATE TABLE list_sources (
     updated_by         TEXT NOT NULL
 );
 "#,
+    // 9: investigation (search, drill-down). A client's blocked attempts
+    // over a range without reading every agency's (search by address or
+    // network); one unit's hosts without reading every agency's minutes
+    // (agency → unit → host). Both tables take few inserts per second (rows
+    // folded by the agent, one per host and minute), so the index costs
+    // ingest little.
+    r#"
+CREATE INDEX blocked_client ON blocked_attempts(client, last_seen);
+CREATE INDEX top_hosts_unit ON top_hosts_1m(agency, unit, minute);
+"#,
 ];
 
 /// Schema version this code writes.

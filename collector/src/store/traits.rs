@@ -17,9 +17,10 @@ use super::access::{
     ApiToken, AuditCheck, AuditEntry, AuditFilter, NewApiToken, NewAudit, NewSession, Session, User,
 };
 use super::{
-    AuthError, BatchOutcome, BlockedFilter, BlockedRow, BlockedSummary, FlowFilter, FlowRow,
-    IncidentStore, NodeBatches, NodeInfo, OverviewSite, RetentionStats, SeriesPoint, Step,
-    StoreError, TopAgency, TopHost, TopSite, UsageSeries,
+    AuthError, BatchOutcome, BlockedFilter, BlockedMatch, BlockedRow, BlockedSummary, FlowFilter,
+    FlowPage, FlowRow, IncidentStore, Investigation, NodeBatches, NodeInfo, OverviewSite,
+    RetentionStats, SeriesPoint, Step, StoreError, TopAgency, TopHost, TopSite, UnitUsage,
+    UsageSeries,
 };
 
 /// Flow records, counters and blocked attempts.
@@ -100,6 +101,38 @@ pub trait FlowReader {
     ) -> Result<Vec<TopSite>, StoreError>;
     /// Newest first, one row per flow (its latest record).
     fn flows(&self, filter: &FlowFilter) -> Result<Vec<FlowRow>, StoreError>;
+    /// One page in `filter.sort` order after `filter.cursor`, and the
+    /// cursor of the next page.
+    fn flow_page(&self, filter: &FlowFilter) -> Result<FlowPage, StoreError>;
+    /// Totals and the top `top` hosts, peers, sites and units of the flows
+    /// matching `filter` (bounded: see `Investigation::complete`).
+    fn investigate(&self, filter: &FlowFilter, top: usize) -> Result<Investigation, StoreError>;
+    /// Bytes per unit of one agency over [from, to), whole steps.
+    fn unit_usage(
+        &self,
+        agency: &str,
+        from: u64,
+        to: u64,
+        step: Step,
+    ) -> Result<Vec<UnitUsage>, StoreError>;
+    /// One unit's hosts by bytes.
+    fn unit_hosts(
+        &self,
+        agency: &str,
+        unit: &str,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<TopHost>, StoreError>;
+    /// Blocked attempts of a client network, target or unit, newest first.
+    fn blocked_matching(
+        &self,
+        from: u64,
+        to: u64,
+        agency: Option<&str>,
+        m: &BlockedMatch,
+        limit: usize,
+    ) -> Result<Vec<BlockedRow>, StoreError>;
     fn blocked(&self, filter: &BlockedFilter) -> Result<Vec<BlockedRow>, StoreError>;
     fn blocked_summary(&self, filter: &BlockedFilter) -> Result<BlockedSummary, StoreError>;
 }

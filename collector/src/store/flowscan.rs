@@ -1,0 +1,486 @@
+//! The SQLite side of `search.rs`: flow pages, investigations, unit
+//! figures and blocked attempts of an address, network, site or unit.
+//!
+//! Flows have no index on address or site (schema.rs says why): a read
+//! picks the chunks of its time range and agency (`flow_chunks`), skips
+//! those whose `flow_terms` lack the address, network or site, and decodes
+//! the rest. Sorting by bytes and filters the terms cannot narrow read
+//! every row of the range, so both are bounded (`MAX_PAGE_SCAN`).
+
+use std::collections::HashMap;
+
+use rusqlite::{params, params_from_iter, types::Value, Transaction};
+
+use super::codec::{floor, id_back, ip_from_blob, site_range, time, IpBlob};
+use super::ingest::{CHUNK_BITS, STATE_FINAL};
+use super::query::u;
+use super::record;
+use super::search::{
+    has_row_conditions, row_matches, too_broad, BlockedMatch, FlowPage, FlowSort, Investigation,
+    Tally, TopRows, UnitUsage, MAX_INVESTIGATE_SCAN, MAX_PAGE_SCAN,
+};
+use super::{BlockedRow, FlowFilter, FlowRow, Reader, Step, StoreError, TopHost};
+
+/// What a scan shows its visitor, which answers whether to go on.
+enum Seen {
+    /// The next chunk's newest last_seen (ns), before its rows are read.
+    Chunk(i64),
+    /// A matching row: its id and the flow.
+    Row(i64, Box<FlowRow>),
+}
+
+type Visit<'a> = dyn FnMut(Seen) -> Result<bool, StoreError> + 'a;
+
+const UNIT_HOSTS: &str =
+    "SELECT host, total(bytes_up) AS up, total(bytes_down) AS down, total(flows)
+     FROM top_hosts_1m
+     WHERE agency = ?1 AND unit = ?2 AND minute >= ?3 AND minute < ?4
+     GROUP BY host ORDER BY up + down DESC, host LIMIT ?5";
+
+impl Reader {
+    /// The first page of [`Reader::flow_page`] (the flows API before paging).
+    pub fn flows(&self, f: &FlowFilter) -> Result<Vec<FlowRow>, StoreError> {
+        Ok(self.flow_page(f)?.rows)
+    }
+
+    /// Flows whose last packet is in [from, to) matching the filter, one row
+    /// per flow (its latest record), in `f.sort` order after `f.cursor`.
+    pub fn flow_page(&self, f: &FlowFilter) -> Result<FlowPage, StoreError> {
+        check_filter(f)?;
+        let mut top = TopRows::new(f);
+        let mut scanned = 0u64;
+        self.scan(f, true, &mut |step| match step {
+            // Time order: a chunk whose newest row is older than a full
+            // page's oldest adds nothing, nor does any after it.
+            Seen::Chunk(max) => Ok(f.sort == FlowSort::Bytes || !top.closed_below(max as u64)),
+            Seen::Row(id, row) => {
+                scanned += 1;
+                if scanned > MAX_PAGE_SCAN {
+                    return Err(too_broad(f));
+                }
+                top.offer(id, *row);
+                Ok(true)
+            }
+        })?;
+        Ok(top.page())
+    }
+
+    /// What the flows matching `f` did over its range: totals and the top
+    /// `top` hosts, peers, sites and units. Reads the newest chunks first
+    /// and stops at `MAX_INVESTIGATE_SCAN` rows (`complete` false).
+    pub fn investigate(&self, f: &FlowFilter, top: usize) -> Result<Investigation, StoreError> {
+        let f = FlowFilter {
+            sort: FlowSort::Time,
+            cursor: None,
+            ..f.clone()
+        };
+        check_filter(&f)?;
+        let mut tally = Tally::default();
+        let mut complete = true;
+        self.scan(&f, false, &mut |step| {
+            let Seen::Row(_, row) = step else {
+                return Ok(true);
+            };
+            if tally.scanned >= MAX_INVESTIGATE_SCAN {
+                complete = false;
+                return Ok(false);
+            }
+            tally.scanned += 1;
+            tally.add(&row.record);
+            Ok(true)
+        })?;
+        Ok(tally.finish(complete, top))
+    }
+
+    /// Visit the rows matching `f` chunk by chunk, newest chunk first,
+    /// until the visitor says stop. `newest_only`: without row conditions
+    /// and sorted by time, a chunk's newest page is all a page needs, and
+    /// SQL picks it.
+    fn scan(
+        &self,
+        f: &FlowFilter,
+        newest_only: bool,
+        visit: &mut Visit<'_>,
+    ) -> Result<(), StoreError> {
+        let from_ns = time(f.from).saturating_mul(1_000_000_000);
+        let mut to_ns = time(f.to).saturating_mul(1_000_000_000);
+        // Time order: rows at or before the cursor's instant only.
+        let (c_ls, c_id) = match (f.sort, f.cursor) {
+            (FlowSort::Time, Some(c)) => {
+                to_ns = to_ns.min(time(c.key).saturating_add(1));
+                (time(c.key), c.id)
+            }
+            _ => (i64::MAX, i64::MAX),
+        };
+        if to_ns <= from_ns {
+            return Ok(());
+        }
+        // One snapshot for all the chunk reads.
+        let tx = self.conn.unchecked_transaction()?;
+        let chunks = matching_chunks(&tx, f, from_ns, to_ns)?;
+        let rows_only = newest_only && f.sort == FlowSort::Time && !has_row_conditions(f);
+        let mut scan = tx.prepare_cached(if rows_only {
+            "SELECT id, stream, flow_id, state, rec FROM flows
+             WHERE id >= ?1 AND id < ?2 AND last_seen >= ?3 AND last_seen < ?4
+               AND (last_seen < ?5 OR (last_seen = ?5 AND id < ?6))
+             ORDER BY last_seen DESC, id DESC LIMIT ?7"
+        } else {
+            "SELECT id, stream, flow_id, state, rec FROM flows
+             WHERE id >= ?1 AND id < ?2 AND last_seen >= ?3 AND last_seen < ?4
+               AND (last_seen < ?5 OR (last_seen = ?5 AND id < ?6))"
+        })?;
+        let want = super::search::page_limit(f) as i64 + 1;
+        let mut node_of = tx.prepare_cached("SELECT node_id FROM streams WHERE id = ?1")?;
+        let mut nodes: HashMap<i64, String> = HashMap::new();
+        for (chunk, max_last_seen) in chunks {
+            if !visit(Seen::Chunk(max_last_seen))? {
+                break;
+            }
+            let (lo, hi) = (chunk << CHUNK_BITS, (chunk + 1) << CHUNK_BITS);
+            let mut rows = if rows_only {
+                scan.query(params![lo, hi, from_ns, to_ns, c_ls, c_id, want])?
+            } else {
+                scan.query(params![lo, hi, from_ns, to_ns, c_ls, c_id])?
+            };
+            while let Some(r) = rows.next()? {
+                let v = record::decode(r.get_ref(4)?.as_blob()?)?;
+                let state: i64 = r.get(3)?;
+                let record = v.to_record(id_back(r.get(2)?), state & STATE_FINAL != 0)?;
+                if !row_matches(f, &record) {
+                    continue;
+                }
+                let stream: i64 = r.get(1)?;
+                let node_id = match nodes.get(&stream) {
+                    Some(n) => n.clone(),
+                    None => {
+                        let n: String = node_of.query_row([stream], |r| r.get(0))?;
+                        nodes.insert(stream, n.clone());
+                        n
+                    }
+                };
+                if !visit(Seen::Row(r.get(0)?, Box::new(FlowRow { node_id, record })))? {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes per unit of `agency` over [from, to), widened to whole steps.
+    pub fn unit_usage(
+        &self,
+        agency: &str,
+        from: u64,
+        to: u64,
+        step: Step,
+    ) -> Result<Vec<UnitUsage>, StoreError> {
+        let s = time(step.secs());
+        let from = floor(time(from), s);
+        let to = floor(time(to).saturating_add(s - 1), s).max(from);
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT unit, total(bytes_in) AS i, total(bytes_out) AS o,
+                    total(CASE WHEN scope = 0 THEN bytes_in ELSE 0 END),
+                    total(CASE WHEN scope = 0 THEN bytes_out ELSE 0 END)
+             FROM {} WHERE agency = ?1 AND ts >= ?2 AND ts < ?3
+             GROUP BY unit ORDER BY i + o DESC, unit",
+            step.table()
+        ))?;
+        let rows = st.query_map(params![agency, from, to], |r| {
+            Ok(UnitUsage {
+                unit: r.get(0)?,
+                bytes_in: u(r.get(1)?),
+                bytes_out: u(r.get(2)?),
+                internet_bytes_in: u(r.get(3)?),
+                internet_bytes_out: u(r.get(4)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One unit's agency-side hosts by bytes over the minutes overlapping
+    /// [from, to) (index `top_hosts_unit`).
+    pub fn unit_hosts(
+        &self,
+        agency: &str,
+        unit: &str,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<TopHost>, StoreError> {
+        let mut st = self.conn.prepare_cached(UNIT_HOSTS)?;
+        let mut rows = st.query(params![
+            agency,
+            unit,
+            floor(time(from), 60),
+            time(to),
+            limit.min(super::query::MAX_FLOWS) as i64
+        ])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(TopHost {
+                host: ip_from_blob(&r.get::<_, Vec<u8>>(0)?, "top_hosts_1m")?.to_string(),
+                agency: agency.to_string(),
+                unit: unit.to_string(),
+                bytes_up: u(r.get(1)?),
+                bytes_down: u(r.get(2)?),
+                flows: u(r.get(3)?),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Blocked attempts in [from, to) of a client network, a target (and
+    /// its subdomains) or a unit, newest first. A client network reads
+    /// index `blocked_client`; the others the agency's or all attempts of
+    /// the range.
+    pub fn blocked_matching(
+        &self,
+        from: u64,
+        to: u64,
+        agency: Option<&str>,
+        m: &BlockedMatch,
+        limit: usize,
+    ) -> Result<Vec<BlockedRow>, StoreError> {
+        if to <= from {
+            return Ok(Vec::new());
+        }
+        let (sql, args) = blocked_query(from, to, agency, m, limit);
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let mut rows = st.query(params_from_iter(args))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(super::blocked::row_of(r)?);
+        }
+        Ok(out)
+    }
+}
+
+/// The SQL of [`Reader::blocked_matching`] and its parameters, built per
+/// call so the planner sees only the conditions it can index.
+fn blocked_query(
+    from: u64,
+    to: u64,
+    agency: Option<&str>,
+    m: &BlockedMatch,
+    limit: usize,
+) -> (String, Vec<Value>) {
+    // A client's attempts are few beside the range's: with a client, the
+    // other terms are written `+x` so that only `blocked_client` can serve
+    // (SQLite without statistics would often pick the time index). A host
+    // seeks (client, last_seen) exactly; a network reads its client range.
+    let (time_col, agency_col) = match m.client {
+        Some(n) if !n.is_host() => ("+b.last_seen", "+b.agency"),
+        Some(_) => ("b.last_seen", "+b.agency"),
+        None => ("b.last_seen", "b.agency"),
+    };
+    let mut sql = format!("{time_col} >= ? AND {time_col} < ?");
+    let mut args = vec![
+        Value::Integer(time(from).saturating_mul(1_000_000_000)),
+        Value::Integer(time(to).saturating_mul(1_000_000_000)),
+    ];
+    if let Some(a) = agency {
+        sql.push_str(&format!(" AND {agency_col} = ?"));
+        args.push(Value::Text(a.to_string()));
+    }
+    if let Some(n) = m.client {
+        let (lo, hi) = n.blob_range();
+        if n.is_host() {
+            sql.push_str(" AND b.client = ?");
+            args.push(Value::Blob(lo));
+        } else {
+            sql.push_str(" AND b.client >= ? AND b.client <= ?");
+            args.push(Value::Blob(lo));
+            args.push(Value::Blob(hi));
+        }
+    }
+    if let Some(u) = &m.unit {
+        sql.push_str(" AND b.unit = ?");
+        args.push(Value::Text(u.clone()));
+    }
+    if let Some(t) = &m.target {
+        // The exact name or any subdomain; LIKE's wildcards escaped.
+        let t = t.trim_end_matches('.').to_ascii_lowercase();
+        let esc = t
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        sql.push_str(" AND (lower(b.target) = ? OR lower(b.target) LIKE ? ESCAPE '\\')");
+        args.push(Value::Text(t));
+        args.push(Value::Text(format!("%.{esc}")));
+    }
+    args.push(Value::Integer(limit.min(super::MAX_BLOCKED) as i64));
+    let sql = format!(
+        "SELECT {} FROM blocked_attempts b JOIN streams s ON s.id = b.stream
+         WHERE {sql} ORDER BY b.last_seen DESC, b.id DESC LIMIT ?",
+        super::blocked::ROW_COLUMNS
+    );
+    (sql, args)
+}
+
+/// Refuse what no store can answer: an empty site, a cursor of another sort.
+fn check_filter(f: &FlowFilter) -> Result<(), StoreError> {
+    if f.site.as_deref().map(|s| s.trim_end_matches('.')) == Some("") {
+        return Err(StoreError::Invalid {
+            what: "site filter",
+            value: f.site.clone().unwrap_or_default(),
+            reason: "is empty",
+        });
+    }
+    if let Some(c) = f.cursor {
+        if c.sort != f.sort {
+            return Err(StoreError::Invalid {
+                what: "cursor",
+                value: c.encode(),
+                reason: "belongs to another sort order: start again without it",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The chunks of [from_ns, to_ns) and the filter's agency whose terms hold
+/// its address, network, peer and site, newest first.
+fn matching_chunks(
+    tx: &Transaction<'_>,
+    f: &FlowFilter,
+    from_ns: i64,
+    to_ns: i64,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let mut chunks: Vec<(i64, i64)> = {
+        let mut st = tx.prepare_cached(
+            "SELECT chunk, max_last_seen FROM flow_chunks
+             WHERE (?3 IS NULL OR agency = ?3)
+               AND max_last_seen >= ?1 AND min_last_seen < ?2",
+        )?;
+        let rows = st.query_map(params![from_ns, to_ns, f.agency], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        rows.collect::<Result<_, _>>()?
+    };
+    chunks.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
+    let mut has_ip =
+        tx.prepare_cached("SELECT 1 FROM flow_terms WHERE chunk = ?1 AND term = ?2")?;
+    let mut has_range = tx.prepare_cached(
+        "SELECT 1 FROM flow_terms WHERE chunk = ?1 AND term >= ?2 AND term <= ?3 LIMIT 1",
+    )?;
+    let mut has_site = tx.prepare_cached(
+        "SELECT 1 FROM flow_terms WHERE chunk = ?1 AND term >= ?2 AND term < ?3 LIMIT 1",
+    )?;
+    let host = f.host.map(IpBlob::new);
+    let nets: Vec<(Vec<u8>, Vec<u8>)> = [f.net, f.peer]
+        .into_iter()
+        .flatten()
+        .map(|n| n.blob_range())
+        .collect();
+    let site = f
+        .site
+        .as_deref()
+        .map(|s| site_range(s.trim_end_matches('.')));
+    let mut out = Vec::with_capacity(chunks.len());
+    for (chunk, max) in chunks {
+        if let Some(h) = &host {
+            if !has_ip.exists(params![chunk, h.as_slice()])? {
+                continue;
+            }
+        }
+        let mut ok = true;
+        for (lo, hi) in &nets {
+            if !has_range.exists(params![chunk, lo, hi])? {
+                ok = false;
+                break;
+            }
+        }
+        if !ok {
+            continue;
+        }
+        if let Some((lo, hi)) = &site {
+            if !has_site.exists(params![chunk, lo, hi])? {
+                continue;
+            }
+        }
+        out.push((chunk, max));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Net, Store, StoreConfig};
+
+    /// The plan SQLite picks, one detail line per step.
+    fn plan(r: &Reader, sql: &str, args: Vec<Value>) -> String {
+        let mut st = r
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let rows = st
+            .query_map(params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn investigation_reads_use_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        let r = store.reader().unwrap();
+        let net = Net::parse("10.1.0.0/16").unwrap();
+        let by_client = BlockedMatch {
+            client: Some(net),
+            ..BlockedMatch::default()
+        };
+        for agency in [None, Some("dinkes")] {
+            let (sql, args) = blocked_query(0, 10, agency, &by_client, 10);
+            let p = plan(&r, &sql, args);
+            assert!(
+                p.contains("USING INDEX blocked_client (client>? AND client<?)"),
+                "{p}"
+            );
+            let host = BlockedMatch {
+                client: Some(Net::parse("10.1.2.3").unwrap()),
+                ..BlockedMatch::default()
+            };
+            let (sql, args) = blocked_query(0, 10, agency, &host, 10);
+            let p = plan(&r, &sql, args);
+            assert!(
+                p.contains("USING INDEX blocked_client (client=? AND last_seen>? AND last_seen<?)"),
+                "{p}"
+            );
+        }
+        let (sql, args) = blocked_query(0, 10, Some("dinkes"), &BlockedMatch::default(), 10);
+        let p = plan(&r, &sql, args);
+        assert!(p.contains("USING INDEX blocked_agency_time"), "{p}");
+        let p = plan(
+            &r,
+            UNIT_HOSTS,
+            vec![
+                Value::Text("dinkes".into()),
+                Value::Text("gizi".into()),
+                Value::Integer(0),
+                Value::Integer(60),
+                Value::Integer(10),
+            ],
+        );
+        assert!(p.contains("USING INDEX top_hosts_unit"), "{p}");
+        assert!(!p.contains("SCAN top_hosts_1m"), "{p}");
+        let sql = format!(
+            "SELECT unit, total(bytes_in) FROM {} WHERE agency = ?1 AND ts >= ?2 AND ts < ?3
+             GROUP BY unit",
+            Step::Minute.table()
+        );
+        let p = plan(
+            &r,
+            &sql,
+            vec![
+                Value::Text("dinkes".into()),
+                Value::Integer(0),
+                Value::Integer(60),
+            ],
+        );
+        assert!(
+            p.contains("SEARCH usage_1m USING PRIMARY KEY (agency=? AND ts>? AND ts<?)"),
+            "{p}"
+        );
+    }
+}

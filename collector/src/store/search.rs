@@ -1,0 +1,593 @@
+//! Investigation: flows paged by time or by bytes with an opaque cursor, the
+//! filters the dashboard's tables use, and what one address, network, site
+//! or unit did over a range (its hosts, peers, sites, units). The types and
+//! the per-row logic live here so both flow stores answer alike; the SQLite
+//! reads are in `flowscan.rs`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use simpul_proto::FlowRecord;
+
+use super::codec::local_is_src;
+use super::{FlowFilter, FlowRow, StoreError};
+
+/// Rows one flow page may examine: sorting by bytes, or a filter that the
+/// chunk terms cannot narrow, reads every row of the range, and a hostile or
+/// careless range must not hold a reader for minutes.
+pub const MAX_PAGE_SCAN: u64 = 2_000_000;
+/// Rows one investigation aggregates; beyond it the answer covers the
+/// newest flows and says it is incomplete (its maps grow with the rows).
+pub const MAX_INVESTIGATE_SCAN: u64 = 500_000;
+
+/// An address or a network (CIDR), host bits cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Net {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Net {
+    pub fn host(addr: IpAddr) -> Net {
+        let prefix = if addr.is_ipv4() { 32 } else { 128 };
+        Net { addr, prefix }
+    }
+
+    /// "10.1.2.3", "10.1.0.0/16", "2001:db8::/32". A network's host bits
+    /// are cleared ("10.1.2.3/16" is 10.1.0.0/16).
+    pub fn parse(s: &str) -> Result<Net, String> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| format!("{a:?} is not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max => n,
+                _ => return Err(format!("prefix /{p} is not 0..{max}")),
+            },
+        };
+        let bits = ip_bits(addr) & mask(prefix, max);
+        Ok(Net {
+            addr: from_bits(bits, addr.is_ipv4()),
+            prefix,
+        })
+    }
+
+    /// The network's first address (the address itself for a host).
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    pub fn is_host(&self) -> bool {
+        self.prefix == if self.addr.is_ipv4() { 32 } else { 128 }
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        if ip.is_ipv4() != self.addr.is_ipv4() {
+            return false;
+        }
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        ip_bits(ip) & mask(self.prefix, max) == ip_bits(self.addr)
+    }
+
+    /// The first and last address as stored BLOBs (4 or 16 bytes, which
+    /// compare as the addresses do): one `flow_terms` or index range.
+    pub(crate) fn blob_range(&self) -> (Vec<u8>, Vec<u8>) {
+        let v4 = self.addr.is_ipv4();
+        let max = if v4 { 32 } else { 128 };
+        let lo = ip_bits(self.addr);
+        let all = if v4 { u32::MAX as u128 } else { u128::MAX };
+        let hi = lo | (!mask(self.prefix, max) & all);
+        (blob(lo, v4), blob(hi, v4))
+    }
+}
+
+impl fmt::Display for Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_host() {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{}/{}", self.addr, self.prefix)
+        }
+    }
+}
+
+fn ip_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+fn from_bits(b: u128, v4: bool) -> IpAddr {
+    if v4 {
+        IpAddr::V4((b as u32).into())
+    } else {
+        IpAddr::V6(b.into())
+    }
+}
+
+fn mask(prefix: u8, max: u8) -> u128 {
+    let all = if max == 32 {
+        u32::MAX as u128
+    } else {
+        u128::MAX
+    };
+    if prefix == 0 {
+        0
+    } else {
+        all & !((1u128 << (max - prefix)) - 1)
+    }
+}
+
+fn blob(b: u128, v4: bool) -> Vec<u8> {
+    if v4 {
+        (b as u32).to_be_bytes().to_vec()
+    } else {
+        b.to_be_bytes().to_vec()
+    }
+}
+
+/// Order of a flow page: newest last packet first, or most bytes first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowSort {
+    #[default]
+    Time,
+    Bytes,
+}
+
+impl FlowSort {
+    pub fn parse(s: &str) -> Option<FlowSort> {
+        match s {
+            "time" => Some(FlowSort::Time),
+            "bytes" => Some(FlowSort::Bytes),
+            _ => None,
+        }
+    }
+
+    /// The value a row is ordered by (descending; ties by row id, descending).
+    pub(crate) fn key(self, r: &FlowRecord) -> u64 {
+        match self {
+            FlowSort::Time => r.last_seen,
+            FlowSort::Bytes => r.bytes_total(),
+        }
+    }
+}
+
+/// Where the previous page ended: its last row's sort key and row id. Sent
+/// to clients as an opaque hex string; a cursor of another sort is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowCursor {
+    pub sort: FlowSort,
+    pub key: u64,
+    pub id: i64,
+}
+
+impl FlowCursor {
+    pub fn encode(&self) -> String {
+        let mut b = Vec::with_capacity(17);
+        b.push(match self.sort {
+            FlowSort::Time => b't',
+            FlowSort::Bytes => b'b',
+        });
+        b.extend_from_slice(&self.key.to_be_bytes());
+        b.extend_from_slice(&self.id.to_be_bytes());
+        hex::encode(b)
+    }
+
+    pub fn decode(s: &str) -> Option<FlowCursor> {
+        let b = hex::decode(s).ok()?;
+        if b.len() != 17 {
+            return None;
+        }
+        let sort = match b[0] {
+            b't' => FlowSort::Time,
+            b'b' => FlowSort::Bytes,
+            _ => return None,
+        };
+        Some(FlowCursor {
+            sort,
+            key: u64::from_be_bytes(b[1..9].try_into().ok()?),
+            id: i64::from_be_bytes(b[9..17].try_into().ok()?),
+        })
+    }
+
+    /// A row at (key, id) comes after this cursor in the page order.
+    pub(crate) fn before(&self, key: u64, id: i64) -> bool {
+        (key, id) < (self.key, self.id)
+    }
+}
+
+/// One page of flows and where the next one starts (None: this was the last).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowPage {
+    pub rows: Vec<FlowRow>,
+    pub next: Option<String>,
+}
+
+/// The page limit a filter asks for (0: the API default of 100).
+pub(crate) fn page_limit(f: &FlowFilter) -> usize {
+    match f.limit {
+        0 => 100,
+        n => n.min(super::query::MAX_FLOWS),
+    }
+}
+
+/// The agency-side address of a flow and its other side.
+pub(crate) fn sides(r: &FlowRecord) -> (IpAddr, IpAddr) {
+    if local_is_src(r.src_ip, r.dst_ip) {
+        (r.src_ip, r.dst_ip)
+    } else {
+        (r.dst_ip, r.src_ip)
+    }
+}
+
+/// `site` is `filter` or a subdomain of it, ASCII case-insensitively.
+pub(crate) fn site_matches(site: &str, filter: &str) -> bool {
+    let (s, f) = (site.trim_end_matches('.').as_bytes(), filter.as_bytes());
+    s.len() >= f.len()
+        && s[s.len() - f.len()..].eq_ignore_ascii_case(f)
+        && (s.len() == f.len() || s[s.len() - f.len() - 1] == b'.')
+}
+
+/// Whether a decoded record passes the filter's row conditions (not the
+/// time range or the agency, which each store applies where it is cheapest).
+pub(crate) fn row_matches(f: &FlowFilter, r: &FlowRecord) -> bool {
+    let site = f.site.as_deref().map(|s| s.trim_end_matches('.'));
+    f.host.is_none_or(|h| h == r.src_ip || h == r.dst_ip)
+        && f.net
+            .is_none_or(|n| n.contains(r.src_ip) || n.contains(r.dst_ip))
+        && f.peer.is_none_or(|p| p.contains(sides(r).1))
+        && site.is_none_or(|s| r.site.as_deref().is_some_and(|rs| site_matches(rs, s)))
+        && f.unit.as_ref().is_none_or(|u| *u == r.unit)
+        && f.proto
+            .as_ref()
+            .is_none_or(|p| p.eq_ignore_ascii_case(&r.proto))
+}
+
+/// Whether the filter has conditions beyond time and agency (every row in
+/// range must then be decoded).
+pub(crate) fn has_row_conditions(f: &FlowFilter) -> bool {
+    f.host.is_some()
+        || f.net.is_some()
+        || f.peer.is_some()
+        || f.site.is_some()
+        || f.unit.is_some()
+        || f.proto.is_some()
+}
+
+/// The best `limit` rows after the cursor, in page order, and one more to
+/// tell whether another page exists.
+pub(crate) struct TopRows {
+    sort: FlowSort,
+    want: usize,
+    cursor: Option<FlowCursor>,
+    /// (key, id, row), descending.
+    found: Vec<(u64, i64, FlowRow)>,
+}
+
+impl TopRows {
+    pub(crate) fn new(f: &FlowFilter) -> TopRows {
+        TopRows {
+            sort: f.sort,
+            want: page_limit(f) + 1,
+            cursor: f.cursor,
+            found: Vec::new(),
+        }
+    }
+
+    /// The page is full and nothing at or below `key` can enter it.
+    pub(crate) fn closed_below(&self, key: u64) -> bool {
+        self.found.len() >= self.want && self.found.last().is_some_and(|f| key < f.0)
+    }
+
+    /// Whether a row with this key and id could enter (cheap test before
+    /// decoding more of it).
+    pub(crate) fn wants(&self, key: u64, id: i64) -> bool {
+        self.cursor.is_none_or(|c| c.before(key, id))
+            && !(self.found.len() >= self.want
+                && self.found.last().is_some_and(|f| (key, id) < (f.0, f.1)))
+    }
+
+    pub(crate) fn offer(&mut self, id: i64, row: FlowRow) {
+        let key = self.sort.key(&row.record);
+        if !self.wants(key, id) {
+            return;
+        }
+        let at = self.found.partition_point(|f| (f.0, f.1) > (key, id));
+        self.found.insert(at, (key, id, row));
+        self.found.truncate(self.want);
+    }
+
+    pub(crate) fn page(mut self) -> FlowPage {
+        let more = self.found.len() >= self.want;
+        self.found.truncate(self.want - 1);
+        let next = if more {
+            self.found.last().map(|(key, id, _)| {
+                FlowCursor {
+                    sort: self.sort,
+                    key: *key,
+                    id: *id,
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        FlowPage {
+            rows: self.found.into_iter().map(|(_, _, r)| r).collect(),
+            next,
+        }
+    }
+}
+
+/// The refusal of a query that would examine more than `MAX_PAGE_SCAN` rows.
+pub(crate) fn too_broad(f: &FlowFilter) -> StoreError {
+    StoreError::Invalid {
+        what: "flow query",
+        value: format!("{}..{}", f.from, f.to),
+        reason: "has more flows in its range than one page may examine \
+                 (2 000 000): narrow the range or add a filter",
+    }
+}
+
+/// An agency-side address over the range: what it sent and received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostTally {
+    pub host: String,
+    pub agency: String,
+    pub unit: String,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub flows: u64,
+}
+
+/// A remote address: what the matched hosts sent to it (`bytes_up`) and got
+/// from it, and the site it was last named by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerTally {
+    pub peer: String,
+    pub site: Option<String>,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub flows: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteTally {
+    pub site: String,
+    pub bytes: u64,
+    pub flows: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitTally {
+    pub agency: String,
+    pub unit: String,
+    pub bytes: u64,
+    pub flows: u64,
+}
+
+/// What the flows matching a filter did over its range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Investigation {
+    pub flows: u64,
+    /// Agency side → remote and back, summed over the flows.
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// Rows examined; `complete` is false when the scan stopped at its
+    /// bound, and the figures then cover the newest flows only.
+    pub scanned: u64,
+    pub complete: bool,
+    pub hosts: Vec<HostTally>,
+    pub peers: Vec<PeerTally>,
+    pub sites: Vec<SiteTally>,
+    pub units: Vec<UnitTally>,
+}
+
+/// Adds matched flows up; `finish` keeps the top `top` of each list.
+#[derive(Default)]
+pub(crate) struct Tally {
+    flows: u64,
+    up: u64,
+    down: u64,
+    pub(crate) scanned: u64,
+    hosts: HashMap<(IpAddr, String, String), [u64; 3]>,
+    peers: HashMap<IpAddr, ([u64; 3], Option<String>)>,
+    sites: HashMap<String, [u64; 2]>,
+    units: HashMap<(String, String), [u64; 2]>,
+}
+
+impl Tally {
+    pub(crate) fn add(&mut self, r: &FlowRecord) {
+        let (host, peer) = sides(r);
+        // Up is what the agency side sent.
+        let (up, down) = if host == r.src_ip {
+            (r.bytes_up, r.bytes_down)
+        } else {
+            (r.bytes_down, r.bytes_up)
+        };
+        self.flows += 1;
+        self.up = self.up.saturating_add(up);
+        self.down = self.down.saturating_add(down);
+        let h = self
+            .hosts
+            .entry((host, r.agency.clone(), r.unit.clone()))
+            .or_default();
+        h[0] = h[0].saturating_add(up);
+        h[1] = h[1].saturating_add(down);
+        h[2] += 1;
+        let p = self.peers.entry(peer).or_default();
+        p.0[0] = p.0[0].saturating_add(up);
+        p.0[1] = p.0[1].saturating_add(down);
+        p.0[2] += 1;
+        if r.site.is_some() {
+            p.1 = r.site.clone();
+        }
+        if let Some(site) = &r.site {
+            let s = self.sites.entry(site.to_ascii_lowercase()).or_default();
+            s[0] = s[0].saturating_add(up.saturating_add(down));
+            s[1] += 1;
+        }
+        let u = self
+            .units
+            .entry((r.agency.clone(), r.unit.clone()))
+            .or_default();
+        u[0] = u[0].saturating_add(up.saturating_add(down));
+        u[1] += 1;
+    }
+
+    pub(crate) fn finish(self, complete: bool, top: usize) -> Investigation {
+        fn best<T>(mut v: Vec<T>, key: impl Fn(&T) -> (u64, String), top: usize) -> Vec<T> {
+            v.sort_by(|a, b| {
+                let (ka, kb) = (key(a), key(b));
+                kb.0.cmp(&ka.0).then(ka.1.cmp(&kb.1))
+            });
+            v.truncate(top);
+            v
+        }
+        let hosts = self
+            .hosts
+            .into_iter()
+            .map(|((h, agency, unit), v)| HostTally {
+                host: h.to_string(),
+                agency,
+                unit,
+                bytes_up: v[0],
+                bytes_down: v[1],
+                flows: v[2],
+            })
+            .collect();
+        let peers = self
+            .peers
+            .into_iter()
+            .map(|(p, (v, site))| PeerTally {
+                peer: p.to_string(),
+                site,
+                bytes_up: v[0],
+                bytes_down: v[1],
+                flows: v[2],
+            })
+            .collect();
+        let sites = self
+            .sites
+            .into_iter()
+            .map(|(site, v)| SiteTally {
+                site,
+                bytes: v[0],
+                flows: v[1],
+            })
+            .collect();
+        let units = self
+            .units
+            .into_iter()
+            .map(|((agency, unit), v)| UnitTally {
+                agency,
+                unit,
+                bytes: v[0],
+                flows: v[1],
+            })
+            .collect();
+        Investigation {
+            flows: self.flows,
+            bytes_up: self.up,
+            bytes_down: self.down,
+            scanned: self.scanned,
+            complete,
+            hosts: best(
+                hosts,
+                |h: &HostTally| (h.bytes_up + h.bytes_down, h.host.clone()),
+                top,
+            ),
+            peers: best(
+                peers,
+                |p: &PeerTally| (p.bytes_up + p.bytes_down, p.peer.clone()),
+                top,
+            ),
+            sites: best(sites, |s: &SiteTally| (s.bytes, s.site.clone()), top),
+            units: best(
+                units,
+                |u: &UnitTally| (u.bytes, format!("{}/{}", u.agency, u.unit)),
+                top,
+            ),
+        }
+    }
+}
+
+/// Bytes of one unit over a range (`GET /api/v1/agencies/{code}/units`);
+/// in is toward the unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitUsage {
+    pub unit: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub internet_bytes_in: u64,
+    pub internet_bytes_out: u64,
+}
+
+/// Which blocked attempts a search wants beside the time range and agency.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockedMatch {
+    /// The client's address within this network.
+    pub client: Option<Net>,
+    /// The target is this name or a subdomain of it.
+    pub target: Option<String>,
+    pub unit: Option<String>,
+}
+
+impl BlockedMatch {
+    pub(crate) fn matches(&self, a: &simpul_proto::BlockedAttempt) -> bool {
+        self.client.is_none_or(|n| n.contains(a.client))
+            && self
+                .target
+                .as_deref()
+                .is_none_or(|t| site_matches(&a.target, t))
+            && self.unit.as_ref().is_none_or(|u| *u == a.unit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks() {
+        let n = Net::parse("10.1.2.3/16").unwrap();
+        assert_eq!(n.to_string(), "10.1.0.0/16");
+        assert!(n.contains("10.1.255.1".parse().unwrap()));
+        assert!(!n.contains("10.2.0.1".parse().unwrap()));
+        assert!(!n.contains("::1".parse().unwrap()));
+        assert_eq!(n.blob_range(), (vec![10, 1, 0, 0], vec![10, 1, 255, 255]));
+        let all = Net::parse("0.0.0.0/0").unwrap();
+        assert!(all.contains("192.0.2.1".parse().unwrap()));
+        assert_eq!(all.blob_range().1, vec![255; 4]);
+        let v6 = Net::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8:ffff::1".parse().unwrap()));
+        assert!(!v6.contains("2001:db9::1".parse().unwrap()));
+        assert!(Net::parse("10.0.0.1").unwrap().is_host());
+        assert!(Net::parse("10.0.0.0/33").is_err());
+        assert!(Net::parse("10.0.0/8").is_err());
+        assert!(Net::parse("::/129").is_err());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_garbage() {
+        let c = FlowCursor {
+            sort: FlowSort::Bytes,
+            key: 1234,
+            id: (7 << 16) | 3,
+        };
+        assert_eq!(FlowCursor::decode(&c.encode()), Some(c));
+        assert_eq!(FlowCursor::decode("zz"), None);
+        assert_eq!(FlowCursor::decode("00"), None);
+        assert_eq!(FlowCursor::decode(&"78".repeat(17)), None);
+    }
+}
