@@ -491,11 +491,8 @@ pub async fn healthz(State(s): State<AppState>) -> Response {
 
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        s.metrics.render(),
+        [(axum::http::header::CONTENT_TYPE, crate::prom::CONTENT_TYPE)],
+        crate::prom::render(&s).await,
     )
 }
 

@@ -196,8 +196,12 @@ fn write_group(writer: &mut dyn FlowWriter, jobs: Vec<WriteJob>) {
             metrics::counter!("simpul_ingest_blocked_records_total").increment(blocked as u64);
             metrics::histogram!("simpul_ingest_commit_seconds")
                 .record(started.elapsed().as_secs_f64());
-            for ((node, _, _, batches, dones), outs) in per_node.into_iter().zip(outcomes) {
+            let now = crate::state::now_secs();
+            for ((node, agency, _, batches, dones), outs) in per_node.into_iter().zip(outcomes) {
                 for ((done, outcome), batch) in dones.into_iter().zip(outs).zip(&batches) {
+                    if matches!(outcome, BatchOutcome::Stored) {
+                        crate::prom::figures::figures().stored(&agency, batch, now);
+                    }
                     match outcome {
                         BatchOutcome::Duplicate => {
                             metrics::counter!("simpul_ingest_duplicate_batches_total").increment(1)

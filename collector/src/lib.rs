@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod outage;
 pub mod policies;
 pub mod policy_api;
+pub mod prom;
 pub mod routes;
 pub mod search_api;
 pub mod server;
