@@ -16,7 +16,7 @@ import { ListsView } from './lists.js';
 import {
   state, resetState, serverNow, acceptOverview, pushPoint, replaceSeries, agencyLabel, agencies, onAgencies,
 } from './state.js';
-import { els, renderChrome, renderUser, renderClock, renderConn } from './chrome.js';
+import { els, renderChrome, renderUser, renderClock, renderConn, setMenuOpen } from './chrome.js';
 import { parseHash, redirectFor } from './router.js';
 import { OverviewView } from './views/wall.js';
 import { AgencyView } from './views/agency.js';
@@ -51,6 +51,7 @@ function route() {
   else if (PAGES[r.name]) view = new PAGES[r.name]();
   else view = new OverviewView();
   els.view.dataset.route = r.name;
+  setMenuOpen(false);
   renderUser();
   view.mount(els.view);
 }

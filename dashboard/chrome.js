@@ -22,6 +22,8 @@ export const els = {
   view: document.getElementById('view'),
   nav: document.getElementById('mainnav'),
   navLinks: document.getElementById('nav-links'),
+  navToggle: document.getElementById('nav-toggle'),
+  navToggleLabel: document.getElementById('nav-toggle-label'),
   userName: document.getElementById('user-name'),
   userRole: document.getElementById('user-role'),
   logout: document.getElementById('logout'),
@@ -37,6 +39,16 @@ export function renderChrome() {
   renderClock();
   renderConn();
 }
+
+/** Routes shown under another one's navigation entry. */
+const NAV_OF = { 'policy-default': 'policy', node: 'nodes' };
+
+/** On a phone the navigation folds behind "Menu"; choosing a page folds it again. */
+export function setMenuOpen(open) {
+  els.nav.dataset.open = String(open);
+  els.navToggle.setAttribute('aria-expanded', String(open));
+}
+els.navToggle.addEventListener('click', () => setMenuOpen(els.nav.dataset.open !== 'true'));
 
 /** The pages a role is offered (the router refuses the others the same way). */
 function navItems() {
@@ -68,10 +80,11 @@ export function renderUser() {
   document.body.dataset.role = me.role;
   document.body.dataset.kiosk = String(!!me.kiosk);
   els.nav.setAttribute('aria-label', t('nav.label'));
-  const current = els.view.dataset.route;
+  const current = NAV_OF[els.view.dataset.route] || els.view.dataset.route;
   els.navLinks.replaceChildren(...navItems().map((i) => h('li', null, h('a', {
     href: i.href, 'data-testid': `nav-${i.route}`, 'aria-current': i.route === current ? 'page' : null, text: i.text || t(i.key),
   }))));
+  setText(els.navToggleLabel, t('nav.menu'));
   setText(els.userName, me.display_name);
   els.userName.title = me.username;
   const role = t(`role.${me.role}`);

@@ -19,7 +19,7 @@ const STRINGS = {
     'nav.overview': 'Ringkasan',
     'nav.back': '← Ringkasan',
     'kpi.nodes': 'Node aktif',
-    'kpi.nodes.detail': '{down} putus · {never} belum terhubung · {revoked} dicabut',
+    'kpi.nodes.detail': '{down} padam · {never} belum terhubung · {revoked} dicabut',
     'kpi.uplinkIn': 'Uplink internet unduh',
     'kpi.uplinkOut': 'Uplink internet unggah',
     'kpi.of': 'dari {cap}',
@@ -36,7 +36,7 @@ const STRINGS = {
     'alloc.none': 'tanpa alokasi',
     'nodes.count': '{up}/{total} node',
     'status.up': 'Aktif',
-    'status.down': 'Putus',
+    'status.down': 'Padam',
     'status.never': 'Belum terhubung',
     'status.revoked': 'Dicabut',
     'seen.never': 'belum pernah',
@@ -126,7 +126,7 @@ const STRINGS = {
     'status.unreachable': 'Tak terjangkau',
     'status.flapping': 'Tidak stabil',
     'status.unknown': 'Belum terdengar',
-    'kpi.nodes.down': '{n} putus',
+    'kpi.nodes.down': '{n} padam',
     'kpi.nodes.unreachable': '{n} tak terjangkau',
     'kpi.nodes.flapping': '{n} tidak stabil',
     'kpi.nodes.never': '{n} belum terhubung',
@@ -139,7 +139,7 @@ const STRINGS = {
     'alerts.link': 'Insiden →',
     'kind.down': 'PADAM',
     'kind.group_down': 'PADAM',
-    'kind.unreachable': 'TIDAK TERJANGKAU',
+    'kind.unreachable': 'TAK TERJANGKAU',
     'kind.flapping': 'TIDAK STABIL',
     'sev.critical': 'Kritis',
     'sev.major': 'Mayor',
@@ -215,7 +215,7 @@ const STRINGS = {
     'mt.state.active': 'berlangsung',
     'mt.state.planned': 'terjadwal',
     'mt.state.done': 'selesai',
-    'col.scope': 'Berlaku untuk',
+    'col.appliesTo': 'Berlaku untuk',
     'col.from': 'Mulai',
     'col.to': 'Selesai',
     'col.reason': 'Alasan',
@@ -839,7 +839,7 @@ const STRINGS = {
     'mt.state.active': 'in progress',
     'mt.state.planned': 'planned',
     'mt.state.done': 'over',
-    'col.scope': 'Applies to',
+    'col.appliesTo': 'Applies to',
     'col.from': 'From',
     'col.to': 'To',
     'col.reason': 'Reason',
@@ -1415,14 +1415,9 @@ export function fmtSpan(ms) {
   return t('span.d', { d: Math.floor(s / 86400), h: Math.floor((s % 86400) / 3600) });
 }
 
-/** Duration for "up since": 3 j 20 m / 3 h 20 m. */
+/** A duration in seconds (uptime), in the one duration style: fmtSpan's. */
 export function fmtDuration(secs) {
-  if (secs == null) return '—';
-  const d = Math.floor(secs / 86400), h = Math.floor((secs % 86400) / 3600), m = Math.floor((secs % 3600) / 60);
-  const u = current === 'id' ? ['hr', 'j', 'm'] : ['d', 'h', 'm'];
-  if (d) return `${d} ${u[0]} ${h} ${u[1]}`;
-  if (h) return `${h} ${u[1]} ${m} ${u[2]}`;
-  return `${m} ${u[2]}`;
+  return secs == null || !Number.isFinite(secs) ? '—' : fmtSpan(secs * 1000);
 }
 
 document.documentElement.lang = current;

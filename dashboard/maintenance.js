@@ -111,7 +111,7 @@ export class MaintenancePanel {
     const now = this.serverNow();
     const rows = [...list].sort((a, b) => b.starts_ms - a.starts_ms);
     const cols = [
-      { h: 'col.scope', cell: (m) => maintenanceScope(m, this.agencyLabel) },
+      { h: 'col.appliesTo', cell: (m) => maintenanceScope(m, this.agencyLabel) },
       { h: 'col.from', cell: (m) => fmtDateTime(m.starts_ms), cls: 'num' },
       { h: 'col.to', cell: (m) => fmtDateTime(m.ends_ms), cls: 'num' },
       { h: 'col.state', cell: (m) => h('span', { class: `badge mt-${windowState(m, now)}`, 'data-state': windowState(m, now), text: t(`mt.state.${windowState(m, now)}`) }) },

@@ -149,7 +149,7 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
       assert.equal(await page.locator(`[data-testid="alerts"] li.alert[data-node="${c}"]`).count(), 0, `${c} is not an alarm of its own`);
     }
     for (const li of await rows.all()) {
-      assert.match(await li.locator('.kind').textContent(), /^(PADAM( \+\d+)?|TIDAK TERJANGKAU|TIDAK STABIL|KESEHATAN AGEN|JAM MELESET)$/);
+      assert.match(await li.locator('.kind').textContent(), /^(PADAM( \+\d+)?|TAK TERJANGKAU|TIDAK STABIL|KESEHATAN AGEN|JAM MELESET)$/);
       assert.match(await li.locator('.alert-since').textContent(), /^(\d+ (dtk|mnt|jam|hari) lalu|baru saja)$/);
       assert.ok(['critical', 'major', 'minor', 'info'].includes(await li.getAttribute('data-severity')));
     }

@@ -221,4 +221,144 @@ describe('Simpul NOC dashboard: navigation and time ranges (collector demo)', { 
     await page.unroute('**/api/v1/incidents/stats**');
     assertClean();
   });
+
+  /** A fresh browser context logged in as `role`: fn(page) runs in it. */
+  const asRole = async (role, fn, opts = {}) => {
+    const ctx = await browser.newContext({ viewport: { width: 1920, height: 1080 }, timezoneId: ZONE, locale: 'id-ID', ...opts });
+    const p = await ctx.newPage();
+    const w = await watchPage(p);
+    try {
+      await loginPage(p, collector.url, creds[role]);
+      await fn(p);
+      assert.deepEqual([w.errors, w.csp], [[], []], `${role}: no page errors, no CSP violations`);
+    } catch (err) {
+      await p.screenshot({ path: path.join(SHOTS, `failure-nav-${role}.png`), fullPage: true }).catch(() => {});
+      throw err;
+    } finally {
+      await ctx.close();
+    }
+  };
+
+  /** Follow every link of the navigation bar: each opens its page (never "not found"). */
+  const followNav = async (p) => {
+    const links = await p.evaluate(() => [...document.querySelectorAll('#nav-links a')].map((a) => [a.dataset.testid, a.getAttribute('href')]));
+    for (const [testid, href] of links) {
+      await p.getByTestId(testid).click();
+      await waitFor(async () => new URL(p.url()).hash.startsWith(href.replace(/\/$/, '')) || href === '#/', { message: `${testid} → ${href}` });
+      const route = await p.locator('#view').getAttribute('data-route');
+      assert.notEqual(route, 'notfound', `${href} is a page`);
+      assert.equal(await p.getByTestId(testid).getAttribute('aria-current'), 'page', `${testid} marked as the current page`);
+    }
+    return links.map(([testid]) => testid.slice('nav-'.length));
+  };
+
+  step('the navigation bar reaches every page a role may read, and only those', async () => {
+    const everyone = ['overview', 'incidents', 'availability', 'nodes'];
+    const readers = ['blocked', 'policy', 'lists'];
+    const seen = {};
+    for (const role of ['operator', 'viewer', 'admin', 'agency']) {
+      await asRole(role, async (p) => {
+        seen[role] = await followNav(p);
+      });
+    }
+    for (const role of Object.keys(seen)) for (const r of everyone) assert.ok(seen[role].includes(r), `${role} reaches ${r}`);
+    for (const r of readers) {
+      assert.ok(seen.operator.includes(r) && seen.admin.includes(r) && seen.agency.includes(r), `${r} for the readers`);
+      assert.ok(!seen.viewer.includes(r), `no ${r} for the viewer`);
+    }
+    assert.ok(seen.admin.includes('admin') && !seen.operator.includes('admin') && !seen.viewer.includes('admin'), 'admin screens for the admin only');
+    assert.ok(seen.agency.includes('agency') && !seen.operator.includes('agency'), 'the officer\'s own agency');
+    // #/availability is one click from every page, not only from #/incidents.
+    await page.goto(`${collector.url}#/nodes`);
+    await page.getByTestId('nav-availability').click();
+    await page.getByTestId('availability-page').waitFor();
+  });
+
+  step('phone 390×844: the navigation folds behind "Menu", no page scrolls sideways, alarms keep the node name', async () => {
+    const code = await busiest();
+    const node = (await get('api/v1/nodes')).find((n) => n.agency === code).node_id;
+    const pages = ['#/', `#/agency/${code}`, `#/agency/${code}?range=7d`, '#/blocked', '#/incidents', '#/availability', '#/nodes',
+      `#/node/${node}`, '#/policy', `#/policy/${code}`, '#/policy-default', '#/lists', '#/admin/users', '#/admin/tokens',
+      '#/admin/audit', '#/admin/sessions', '#/nosuch'];
+    await asRole('admin', async (p) => {
+      // The menu: folded, opened, and folded again by choosing a page.
+      const links = p.locator('#nav-links');
+      assert.ok(await p.getByTestId('nav-toggle').isVisible(), 'a Menu button');
+      assert.ok(await links.isHidden(), 'links folded');
+      await p.getByTestId('nav-toggle').click();
+      assert.equal(await p.getByTestId('nav-toggle').getAttribute('aria-expanded'), 'true');
+      assert.ok(await links.isVisible(), 'links shown');
+      await p.getByTestId('nav-incidents').click();
+      await p.getByTestId('incidents-page').waitFor();
+      assert.ok(await links.isHidden(), 'folded again after choosing');
+
+      const wide = [];
+      for (const hash of pages) {
+        await p.goto(`${collector.url}${hash}`);
+        await p.waitForFunction(() => document.querySelector('#view')?.dataset.route && document.querySelector('#view').children.length > 0);
+        await p.waitForTimeout(1500); // tables and charts fill in
+        const w = await p.evaluate(() => document.documentElement.scrollWidth);
+        if (w > 390) wide.push(`${hash}: ${w}px`);
+        await p.screenshot({ path: path.join(SHOTS, `phone-${hash.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '') || 'wall'}.png`), fullPage: true });
+      }
+      assert.deepEqual(wide, [], 'no page wider than the phone');
+
+      // An alarm on the wall shows its node whole.
+      await p.goto(collector.url);
+      await p.locator('li.alert').first().waitFor({ timeout: 90000 });
+      const names = await p.evaluate(() => [...document.querySelectorAll('li.alert .alert-node')].map((a) => {
+        const r = a.getBoundingClientRect();
+        return { text: a.textContent, left: r.left, right: r.right, width: r.width, full: a.scrollWidth };
+      }));
+      for (const n of names) assert.ok(n.width > 0 && n.left >= 0 && n.right <= 390 && n.width >= n.full - 1, `alarm node ${n.text} visible: ${JSON.stringify(n)}`);
+    }, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+  });
+
+  step('one word per state, one duration style, the scope column headed as scope', async () => {
+    const strings = await page.evaluate(async () => {
+      const i18n = await import('./i18n.js');
+      const out = {};
+      for (const l of ['id', 'en']) {
+        i18n.setLang(l);
+        out[l] = {
+          states: ['down', 'unreachable', 'flapping'].map((s) => [i18n.t(`status.${s}`), i18n.t(`kind.${s}`), i18n.t(`tl.${s}`)]),
+          group: i18n.t('kind.group_down'),
+          durations: [i18n.fmtDuration(170), i18n.fmtSpan(170000), i18n.fmtDuration(3 * 3600 + 20 * 60), i18n.fmtSpan((3 * 3600 + 20 * 60) * 1000)],
+          scope: i18n.t('col.scope'),
+        };
+      }
+      i18n.setLang('id');
+      return out;
+    });
+    for (const l of ['id', 'en']) {
+      for (const [tile, alarm, timeline] of strings[l].states) {
+        assert.equal(alarm, tile.toUpperCase(), `${l}: alarm "${alarm}" = tile "${tile}"`);
+        assert.equal(timeline, tile, `${l}: timeline "${timeline}" = tile "${tile}"`);
+      }
+      assert.equal(strings[l].group, strings[l].states[0][1], `${l}: a group outage is the same word`);
+      const [a, b, c, d] = strings[l].durations;
+      assert.equal(a, b, `${l}: one duration style`);
+      assert.equal(c, d, `${l}: one duration style`);
+    }
+    assert.equal(strings.id.durations[0], '2 mnt 50 dtk');
+    assert.deepEqual([strings.id.scope, strings.en.scope], ['Cakupan', 'Scope']);
+
+    // On screen: a node that is down says "Padam" on its tile and "PADAM" on its alarm.
+    await page.goto(collector.url);
+    await waitFor(async () => (await page.locator('[data-testid^="node-status-"][data-status="down"]').count()) > 0, { timeout: 90000, message: 'a node down' });
+    const down = await page.locator('[data-testid^="node-status-"][data-status="down"]').first();
+    const id = (await down.getAttribute('data-testid')).slice('node-status-'.length);
+    assert.equal(await down.locator('.node-state').textContent(), 'Padam');
+    await waitFor(async () => (await page.locator(`li.alert[data-node="${id}"] .kind`).count()) > 0, { message: `an alarm for ${id}` });
+    assert.match(await page.locator(`li.alert[data-node="${id}"] .kind`).first().textContent(), /^PADAM( \+\d+)?$/);
+    assert.match(await page.getByTestId('nodes-up-count').locator('xpath=../..').textContent(), /\d+ padam/);
+    // The flows table's scope column and the uptime in the nodes table.
+    const code = await busiest();
+    await page.goto(`${collector.url}#/agency/${code}`);
+    await waitFor(async () => (await page.locator('[data-testid="flows-table"] thead th').count()) > 0, { timeout: 60000, message: 'flows table' });
+    assert.ok((await page.locator('[data-testid="flows-table"] thead th').allTextContents()).includes('Cakupan'));
+    const uptime = await page.locator('[data-testid="nodes-table"] tbody tr').first().locator('td').nth(5).textContent();
+    assert.match(uptime, /^(—|\d+ (dtk|mnt \d+ dtk|jam \d+ mnt|hari \d+ jam))$/, `uptime in the one style: ${uptime}`);
+    assertClean();
+  });
 });
