@@ -13,6 +13,7 @@ DEBIAN_PACKAGES=(
   dnsutils curl wget openssl python3 procps time iputils-ping ethtool
   chromium nodejs   # dashboard tests in a real browser (npm ships with nodejs)
   prometheus        # promtool: the /metrics test checks the scrape with it
+  poppler-utils     # pdftotext: tests read the monthly report PDFs back
 )
 
 missing=()

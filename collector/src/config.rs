@@ -46,6 +46,8 @@ pub struct CollectorConfig {
     pub notify: crate::notify::NotifyConfig,
     /// Operator sessions and login throttling.
     pub auth: crate::auth::AuthConfig,
+    /// Monthly reports: made on the 1st, mailed to these recipients.
+    pub reports: crate::reports::schedule::ReportsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -354,6 +356,7 @@ impl CollectorConfig {
             out.extend(p);
         }
         out.extend(self.auth.problems());
+        out.extend(self.reports.problems(&self.notify));
         out
     }
 

@@ -27,6 +27,7 @@ pub mod outage;
 pub mod policies;
 pub mod policy_api;
 pub mod prom;
+pub mod reports;
 pub mod routes;
 pub mod search_api;
 pub mod server;

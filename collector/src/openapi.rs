@@ -520,6 +520,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "Empty",
     ),
     get(
+        "/api/v1/reports/monthly",
+        "A month's report (default: the last whole month) for an agency, or without agency the province: usage against the allocation, availability, incidents by severity, top sites, blocked attempts by category, policy changes; format=pdf or csv downloads it",
+        Read,
+        &["month", "agency", "format", "lang"],
+        "MonthlyReport",
+    ),
+    get(
         "/api/v1/audit",
         "The audit log (hash chain), newest first; format=csv to export",
         Admin,
@@ -621,6 +628,18 @@ fn param(path: &str, name: &str) -> Value {
         "version" => (
             "a version number (default: the one in force)",
             json!({"type": "integer"}),
+        ),
+        "month" => (
+            "YYYY-MM in the NOC's time zone (default: the last whole month); not in the future, at most 24 months back",
+            json!({"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}),
+        ),
+        "lang" => (
+            "language of the PDF: id (default) or en",
+            json!({"type": "string", "enum": ["id", "en"]}),
+        ),
+        "format" if path == "/api/v1/reports/monthly" => (
+            "json (default), csv or pdf (Content-Disposition names the file, e.g. simpul-laporan-2026-11-dinkes.pdf)",
+            json!({"type": "string", "enum": ["json", "csv", "pdf"]}),
         ),
         "format" => (
             "json (default) or csv",
@@ -738,8 +757,10 @@ fn schemas() -> Value {
             "down_ms": {"type": "integer", "description": "own outages outside maintenance"},
             "unreachable_ms": {"type": "integer", "description": "silent because an ancestor was down"},
             "maintenance_ms": {"type": "integer", "description": "outages inside maintenance windows"},
-            "availability_pct": {"type": "number", "description": "100 × (1 − down / (elapsed period − maintenance − unreachable))"},
-            "incidents": {"type": "integer"}}},
+            "unmonitored_ms": {"type": "integer", "description": "before the node was enrolled: neither up nor down"},
+            "availability_pct": {"type": ["number", "null"], "description": "100 × (1 − down / (elapsed period − unmonitored − maintenance − unreachable)); null when the node was enrolled after the period"},
+            "incidents": {"type": "integer"},
+            "never_seen": {"type": "boolean", "description": "enrolled but never connected: down all the time since enrollment"}}},
         "AvailabilityList": {"type": "array", "items": {"$ref": "#/components/schemas/Availability"}},
         "Maintenance": {"type": "object", "properties": {
             "id": {"type": "integer"}, "node_id": {"type": ["string", "null"]}, "agency": {"type": ["string", "null"]},
@@ -872,9 +893,51 @@ fn path_params(path: &str) -> Vec<&str> {
         .collect()
 }
 
+        "MonthlyReport": report_schema(),
 pub fn build() -> Value {
     let mut paths = serde_json::Map::new();
     let error = |what: &str| json!({"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+/// `GET /api/v1/reports/monthly` (reports/mod.rs `Report`).
+fn report_schema() -> Value {
+    let int = json!({"type": "integer"});
+    let num = json!({"type": "number"});
+    let num_or_null = json!({"type": ["number", "null"]});
+    let s = json!({"type": "string"});
+    json!({"type": "object", "properties": {
+        "month": {"type": "string", "description": "YYYY-MM"},
+        "agency": {"type": ["string", "null"], "description": "null: the province"},
+        "name": s, "utc_offset": {"type": "string", "description": "the NOC's local time the month is cut in"},
+        "from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"},
+        "complete": {"type": "boolean", "description": "false while the month runs"},
+        "generated_at": {"type": "string", "format": "date-time"},
+        "usage": {"type": "object", "properties": {
+            "bytes_in": int, "bytes_out": int, "internet_bytes_in": int, "internet_bytes_out": int,
+            "alloc_down_bps": int, "alloc_up_bps": int,
+            "peak_in_bps": num, "peak_out_bps": num, "p95_in_bps": num, "p95_out_bps": num,
+            "rate_step_secs": {"type": "integer", "description": "60: per-minute rates; 3600: only hourly sums were left"},
+            "hours_above_95_in": int, "hours_above_95_out": int, "hours_with_allocation": int}},
+        "daily": {"type": "array", "items": {"type": "object", "properties": {
+            "date": s, "bytes_in": int, "bytes_out": int, "peak_in_bps": num, "alloc_down_bps": int}}},
+        "availability": {"type": "object", "properties": {
+            "overall_pct": num_or_null,
+            "nodes": {"$ref": "#/components/schemas/AvailabilityList"}}},
+        "incidents": {"type": "object", "properties": {
+            "by_severity": {"type": "array", "items": {"allOf": [{"$ref": "#/components/schemas/SeverityStats"},
+                {"type": "object", "properties": {"severity": s}}]}},
+            "in_maintenance": int, "unreachable": int, "total": int,
+            "list": {"$ref": "#/components/schemas/IncidentList"}}},
+        "top_sites": {"$ref": "#/components/schemas/TopSites"},
+        "blocked": {"type": "object", "properties": {"attempts": int, "categories": {"type": "array", "items": {"type": "object", "properties": {
+            "category": {"type": "string", "description": "the rule's list: a named list (judi, …), domains, cidrs, ports, dot, doh, quic"},
+            "attempts": int, "clients": int, "targets": int}}}}},
+        "policy_changes": {"type": "array", "items": {"type": "object", "properties": {
+            "scope": {"type": "string", "description": "the agency, or default"}, "version": int, "at": s, "at_ms": int,
+            "by": s, "comment": s, "changes": {"type": "array", "items": s}}}},
+        "agencies": {"type": "array", "description": "province only", "items": {"type": "object", "properties": {
+            "code": s, "name": s, "bytes_in": int, "bytes_out": int, "alloc_down_bps": int,
+            "availability_pct": num_or_null, "incidents": int}}}}})
+}
+
     for e in ENDPOINTS {
         let mut parameters: Vec<Value> = e.params.iter().map(|p| param(e.path, p)).collect();
         for name in path_params(e.path) {
@@ -976,6 +1039,12 @@ pub fn build() -> Value {
         "openapi": "3.1.0",
         "info": {"title": "Simpul collector API", "version": env!("CARGO_PKG_VERSION"),
                  "description": "NOC API of the Simpul collector. Every route but /healthz, the login endpoints and the agents' WebSocket needs a session cookie (from POST /api/v1/auth/login; state-changing requests repeat the CSRF token in X-CSRF-Token) or an API token (Authorization: Bearer). x-roles lists the roles a route admits; an agency officer's answers hold its agency only. Live feed: WebSocket /api/v1/live. Agents: WebSocket /api/v1/agent (TLS, binary proto::wire)."},
+        if e.schema == "MonthlyReport" {
+            op["responses"]["200"]["content"]["application/pdf"] =
+                json!({"schema": {"type": "string", "format": "binary"}});
+            op["responses"]["200"]["content"]["text/csv"] = json!({"schema": {"type": "string"}});
+            op["responses"]["404"] = error("Unknown agency");
+        }
         "paths": paths,
         "components": {
             "schemas": schemas(),

@@ -95,6 +95,7 @@ pub fn handler(e: &Endpoint, tls: bool) -> Option<MethodRouter<AppState>> {
         ("post", "/api/v1/tokens") => post(auth::add_token),
         ("delete", "/api/v1/tokens/{id}") => delete(auth::revoke_token),
         ("get", "/api/v1/audit") => get(auth::audit_log),
+        ("get", "/api/v1/reports/monthly") => get(crate::reports::api::monthly),
         _ => return None,
     };
     Some(h)

@@ -177,6 +177,7 @@ impl Collector {
         collector.tasks.extend([
             tokio::spawn(crate::live::ticker(state.clone())),
             tokio::spawn(sync_lists(state.clone())),
+            tokio::spawn(crate::reports::schedule::run(state.clone())),
             every(Duration::from_secs(3600), retention),
             every(Duration::from_secs(5), allocation_watch),
             every(Duration::from_secs(1), maintain),

@@ -118,6 +118,59 @@ impl Email {
     }
 }
 
+/// A file sent along (the monthly reports).
+pub(crate) struct Attachment {
+    pub name: String,
+    pub content_type: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+impl Email {
+    /// One message with `attachments` to `to` (empty: the channel's own
+    /// recipients): a text part and the files (MIME multipart/mixed).
+    pub async fn send_files(
+        &self,
+        to: &[String],
+        subject: &str,
+        body: &str,
+        attachments: Vec<Attachment>,
+    ) -> Result<(), String> {
+        use lettre::message::{MultiPart, SinglePart};
+        let subject = if self.subject_prefix.is_empty() {
+            subject.to_string()
+        } else {
+            format!("{} {subject}", self.subject_prefix)
+        };
+        let mut m = Message::builder().from(self.from.clone()).subject(subject);
+        if to.is_empty() {
+            for t in &self.to {
+                m = m.to(t.clone());
+            }
+        } else {
+            for t in to {
+                let mb: Mailbox = t.parse().map_err(|e| format!("recipient {t:?}: {e}"))?;
+                m = m.to(mb);
+            }
+        }
+        let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(body.to_string()));
+        for a in attachments {
+            let ct = ContentType::parse(a.content_type)
+                .map_err(|e| format!("content type {}: {e}", a.content_type))?;
+            parts = parts.singlepart(
+                lettre::message::Attachment::new(a.name).body(a.bytes, ct),
+            );
+        }
+        let message = m
+            .multipart(parts)
+            .map_err(|e| format!("cannot build the message: {e}"))?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| smtp_error(&e))
+    }
+}
+
 /// lettre's error with its causes (never the password: lettre does not
 /// put credentials in errors).
 fn smtp_error(e: &lettre::transport::smtp::Error) -> String {

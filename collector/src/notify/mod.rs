@@ -35,7 +35,7 @@
 
 mod config;
 mod dispatcher;
-mod email;
+pub(crate) mod email;
 pub(crate) mod http;
 mod log;
 mod routing;

@@ -16,7 +16,7 @@ use crate::api::{bad, not_found, optional_code, row_limit, time_range, ApiError,
 use crate::auth::{audit, event, forbidden, Principal, Role};
 use crate::outage::monitor::MaintenanceChange;
 use crate::state::{now_ms, AppState};
-use crate::store::{IncidentFilter, IncidentStore, Maintenance, StoreError};
+use crate::store::{Incident, IncidentFilter, IncidentStore, Maintenance, NodeSpan, StoreError};
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
@@ -115,16 +115,13 @@ pub async fn availability(
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), 86_400)?;
     let agency = p.scope(optional_code("agency", q.agency.as_ref())?)?;
     let node = optional_code("node", q.node.as_ref())?;
-    let nodes: Vec<(String, String)> = crate::api::read(&s, |s, _| {
+    let mut list = crate::api::read(&s, |s, _| {
         crate::service::nodes(s, std::time::SystemTime::now())
     })
-    .await?
-    .into_iter()
-    .filter(|n| !n.revoked)
-    .filter(|n| agency.as_ref().is_none_or(|a| &n.agency == a))
-    .filter(|n| node.as_ref().is_none_or(|x| &n.node_id == x))
-    .map(|n| (n.node_id, n.agency))
-    .collect();
+    .await?;
+    list.retain(|n| agency.as_ref().is_none_or(|a| &n.agency == a));
+    list.retain(|n| node.as_ref().is_none_or(|x| &n.node_id == x));
+    let nodes = node_spans(&list);
     let now = now_ms();
     Ok(Json(
         with_incidents(&s, move |st| {
@@ -132,6 +129,22 @@ pub async fn availability(
         })
         .await?,
     ))
+}
+
+/// The enrolled, unrevoked nodes of `nodes` as availability asks for them:
+/// from their enrollment, and whether they ever connected.
+pub(crate) fn node_spans(nodes: &[crate::store::NodeInfo]) -> Vec<NodeSpan> {
+    nodes
+        .iter()
+        .filter(|n| !n.revoked)
+        .map(|n| NodeSpan {
+            node_id: n.node_id.clone(),
+            agency: n.agency.clone(),
+            enrolled_ms: simpul_proto::time_format::parse_rfc3339(&n.enrolled_at)
+                .map_or(0, |ns| ns / 1_000_000),
+            seen: n.last_seen.is_some(),
+        })
+        .collect()
 }
 
 /// `/api/v1/incidents/stats` parameters.
@@ -145,7 +158,7 @@ pub struct StatsQuery {
 }
 
 /// Time to acknowledge and to resolve, by severity.
-#[derive(Debug, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct SeverityStats {
     pub incidents: u32,
     pub acknowledged: u32,
@@ -171,6 +184,13 @@ pub async fn stats(
         ..Default::default()
     };
     let list = with_incidents(&s, move |st| st.list(&filter)).await?;
+    Ok(Json(severity_stats(&list)))
+}
+
+/// Time to acknowledge (from detection) and to resolve (from the start),
+/// per severity; unreachable spells and incidents in maintenance are not
+/// counted (nobody was alerted, nothing was the node's fault).
+pub fn severity_stats(list: &[Incident]) -> BTreeMap<String, SeverityStats> {
     let mut by: BTreeMap<String, (SeverityStats, Vec<f64>, Vec<f64>)> = BTreeMap::new();
     for inc in list
         .iter()
@@ -187,8 +207,7 @@ pub async fn stats(
             e.2.push(r.saturating_sub(inc.started_ms) as f64 / 1000.0);
         }
     }
-    let out: BTreeMap<String, SeverityStats> = by
-        .into_iter()
+    by.into_iter()
         .map(|(sev, (mut st, acks, res))| {
             let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
             let max = |v: &[f64]| {
@@ -202,8 +221,7 @@ pub async fn stats(
             st.max_resolve_secs = max(&res);
             (sev, st)
         })
-        .collect();
-    Ok(Json(out))
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]

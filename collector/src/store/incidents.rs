@@ -99,9 +99,25 @@ pub struct Availability {
     pub unreachable_ms: u64,
     /// Outages inside maintenance windows.
     pub maintenance_ms: u64,
-    /// 100 × (1 − down / (period − maintenance − unreachable)).
-    pub availability_pct: f64,
+    /// Before the node was enrolled: not counted either way.
+    pub unmonitored_ms: u64,
+    /// 100 × (1 − down / (period − unmonitored − maintenance − unreachable));
+    /// None when nothing of the period was measured (the node was enrolled
+    /// after it ended).
+    pub availability_pct: Option<f64>,
     pub incidents: u32,
+    /// Enrolled but never connected: every measured moment is down.
+    pub never_seen: bool,
+}
+
+/// A node whose availability is asked for: the period counts from its
+/// enrollment, and a node that never connected was never up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpan {
+    pub node_id: String,
+    pub agency: String,
+    pub enrolled_ms: u64,
+    pub seen: bool,
 }
 
 pub struct IncidentStore {
@@ -389,17 +405,22 @@ impl IncidentStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Availability of each node in `nodes` (node, agency) over the period.
+    /// Availability of each node over the period. Time before a node was
+    /// enrolled is not measured (it is not "up"), and a node that never
+    /// connected is down for all the time it was measured.
     pub fn availability(
         &self,
-        nodes: &[(String, String)],
+        nodes: &[NodeSpan],
         from_ms: u64,
         to_ms: u64,
         now_ms: u64,
     ) -> Result<Vec<Availability>, StoreError> {
         let windows = self.maintenance_since(from_ms)?;
         let mut out = Vec::new();
-        for (node, agency) in nodes {
+        let end_ms = to_ms.min(now_ms.max(from_ms));
+        for n in nodes {
+            let (node, agency) = (&n.node_id, &n.agency);
+            let start_ms = from_ms.max(n.enrolled_ms).min(end_ms);
             let incidents = self.list(&IncidentFilter {
                 node_id: Some(node.clone()),
                 from_ms: Some(from_ms),
@@ -423,16 +444,20 @@ impl IncidentStore {
                 down_ms: 0,
                 unreachable_ms: 0,
                 maintenance_ms: 0,
-                availability_pct: 100.0,
+                unmonitored_ms: start_ms - from_ms,
+                availability_pct: None,
                 incidents: 0,
+                never_seen: !n.seen,
             };
             for inc in &incidents {
-                let start = inc.started_ms.max(from_ms);
+                let start = inc.started_ms.max(start_ms);
                 let end = inc.resolved_ms.unwrap_or(now_ms).min(to_ms);
-                if end <= start {
+                if inc.resolved_ms.unwrap_or(now_ms).min(to_ms) > inc.started_ms.max(from_ms) {
+                    a.incidents += 1;
+                }
+                if end <= start || !n.seen {
                     continue;
                 }
-                a.incidents += 1;
                 if inc.kind == "unreachable" {
                     a.unreachable_ms += end - start;
                     continue;
@@ -442,12 +467,22 @@ impl IncidentStore {
                 a.maintenance_ms += covered;
                 a.down_ms += (end - start) - covered;
             }
-            let measured = (to_ms.min(now_ms.max(from_ms)))
-                .saturating_sub(from_ms)
+            if !n.seen && end_ms > start_ms {
+                // Never connected: one outage from enrollment on.
+                let covered = covered_ms(start_ms, end_ms, &mine);
+                a.maintenance_ms = covered;
+                a.down_ms = (end_ms - start_ms) - covered;
+            }
+            let measured = end_ms
+                .saturating_sub(start_ms)
                 .saturating_sub(a.maintenance_ms + a.unreachable_ms);
             if measured > 0 {
-                a.availability_pct =
-                    100.0 * (1.0 - a.down_ms.min(measured) as f64 / measured as f64);
+                a.availability_pct = Some(
+                    100.0 * (1.0 - a.down_ms.min(measured) as f64 / measured as f64),
+                );
+            } else if end_ms > start_ms {
+                // Measured, but all of it maintenance or unreachable.
+                a.availability_pct = Some(100.0);
             }
             out.push(a);
         }
@@ -575,10 +610,7 @@ mod tests {
                 created_ms: 0,
             })
             .is_err());
-        let nodes = vec![
-            ("n1".to_string(), "dinkes".to_string()),
-            ("n2".to_string(), "dinkes".to_string()),
-        ];
+        let nodes = vec![span("n1", 0, true), span("n2", 0, true)];
         let av = s
             .availability(&nodes, 0, 24 * H, 30 * H)
             .expect("availability");
@@ -586,9 +618,72 @@ mod tests {
         assert_eq!(av[0].maintenance_ms, H / 2);
         assert_eq!(av[0].unreachable_ms, 2 * H);
         let expect = 100.0 * (1.0 - 0.5 / 21.5);
-        assert!((av[0].availability_pct - expect).abs() < 1e-9, "{av:?}");
-        assert_eq!(av[1].availability_pct, 100.0);
+        let pct = av[0].availability_pct.expect("measured");
+        assert!((pct - expect).abs() < 1e-9, "{av:?}");
+        assert_eq!(av[1].availability_pct, Some(100.0));
         assert_eq!(av[1].incidents, 0);
+    }
+
+    fn span(node: &str, enrolled_ms: u64, seen: bool) -> NodeSpan {
+        NodeSpan {
+            node_id: node.into(),
+            agency: "dinkes".into(),
+            enrolled_ms,
+            seen,
+        }
+    }
+
+    /// The demo's bappeda-02 (enrolled, never connected) showed 97.31 %
+    /// over the last 24 h: the hours before the collector existed counted
+    /// as up.
+    #[test]
+    fn time_before_enrollment_is_not_up_and_a_node_never_seen_is_down() {
+        let (_d, mut s) = store();
+        const H: u64 = 3_600_000;
+        // Enrolled at 20 h; the detector opened its outage at 20 h + 10 s.
+        let (a, _) = s
+            .open(&new("never", "down", 20 * H + 10_000))
+            .expect("open");
+        let (b, _) = s.open(&new("late", "down", 22 * H)).expect("open");
+        s.resolve(b.id, 23 * H).expect("resolve");
+        let nodes = vec![
+            span("never", 20 * H, false),
+            span("late", 20 * H, true),
+            span("future", 30 * H, true),
+        ];
+        let av = s
+            .availability(&nodes, 0, 24 * H, 24 * H)
+            .expect("availability");
+        assert_eq!(av[0].availability_pct, Some(0.0), "{:?}", av[0]);
+        assert_eq!(av[0].down_ms, 4 * H);
+        assert_eq!(av[0].unmonitored_ms, 20 * H);
+        assert!(av[0].never_seen);
+        assert_eq!(av[0].incidents, 1);
+        // Seen: 1 h down of the 4 h since enrollment.
+        assert_eq!(av[1].availability_pct, Some(75.0), "{:?}", av[1]);
+        assert_eq!(av[1].unmonitored_ms, 20 * H);
+        // Enrolled after the period: nothing to say.
+        assert_eq!(av[2].availability_pct, None);
+        assert_eq!(av[2].unmonitored_ms, 24 * H);
+        // With maintenance over the never-seen node's last hour, that hour
+        // is maintenance, the rest down.
+        s.add_maintenance(&Maintenance {
+            id: 0,
+            node_id: Some("never".into()),
+            agency: None,
+            starts_ms: 23 * H,
+            ends_ms: 25 * H,
+            reason: "pasang router".into(),
+            created_by: "noc".into(),
+            created_ms: 0,
+        })
+        .expect("maintenance");
+        let av = s
+            .availability(&nodes[..1], 0, 24 * H, 24 * H)
+            .expect("availability");
+        assert_eq!((av[0].down_ms, av[0].maintenance_ms), (3 * H, H));
+        assert_eq!(av[0].availability_pct, Some(0.0));
+        s.resolve(a.id, 24 * H).expect("resolve");
     }
 
     #[test]

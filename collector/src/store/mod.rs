@@ -15,6 +15,7 @@
 pub mod access;
 mod bench;
 mod blocked;
+mod categories;
 mod codec;
 mod error;
 mod flowscan;
@@ -49,8 +50,9 @@ pub use blocked::{
     MAX_BLOCKED,
 };
 pub use error::{AuthError, StoreError};
+pub use categories::{categories_of, BlockedCategory};
 pub use incidents::{
-    Availability, Incident, IncidentFilter, IncidentStore, Maintenance, NewIncident,
+    Availability, Incident, IncidentFilter, IncidentStore, Maintenance, NewIncident, NodeSpan,
 };
 pub use ingest::{sequence_check, BatchOutcome, NodeBatches};
 pub use query::{
@@ -506,6 +508,13 @@ impl FlowReader for Reader {
     }
 }
 
+
+    fn blocked_categories(
+        &self,
+        filter: &BlockedFilter,
+    ) -> Result<Vec<BlockedCategory>, StoreError> {
+        Reader::blocked_categories(self, filter)
+    }
 impl ControlStore for Store {
     fn check(&self) -> Result<(), StoreError> {
         Store::reader(self)?.check()

@@ -135,6 +135,19 @@ pub trait FlowReader {
     ) -> Result<Vec<BlockedRow>, StoreError>;
     fn blocked(&self, filter: &BlockedFilter) -> Result<Vec<BlockedRow>, StoreError>;
     fn blocked_summary(&self, filter: &BlockedFilter) -> Result<BlockedSummary, StoreError>;
+    /// Attempts per category (the rule's list) over the filter's range.
+    /// Stores without their own query fold the newest `MAX_BLOCKED` rows.
+    fn blocked_categories(
+        &self,
+        filter: &BlockedFilter,
+    ) -> Result<Vec<super::BlockedCategory>, StoreError> {
+        let rows = self.blocked(&BlockedFilter {
+            method: None,
+            limit: super::MAX_BLOCKED,
+            ..filter.clone()
+        })?;
+        Ok(super::categories_of(&rows))
+    }
 }
 
 /// One stored policy version.
