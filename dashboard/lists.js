@@ -8,10 +8,11 @@
 import { t, fmtInt } from './i18n.js';
 import { h, renderTable, showTableMessage, formMessage, field, when } from './dom.js';
 import { getJSON, postJSON, request, upload } from './api.js';
+import * as paths from './paths.js';
+import { loadError } from './errors.js';
 import { can } from './session.js';
 import { openDialog } from './dialogs.js';
 
-const enc = encodeURIComponent;
 const REFRESH_MS = 5000;
 
 function sourceText(s) {
@@ -69,10 +70,10 @@ export class ListsView {
 
   async load() {
     try {
-      const lists = await getJSON('api/v1/lists', { signal: this.ctl.signal });
+      const lists = await getJSON(paths.lists(), { signal: this.ctl.signal });
       this.render(lists);
     } catch (e) {
-      if (e.name !== 'AbortError') showTableMessage(this.table, t('error', { e: e.message }));
+      if (e.name !== 'AbortError') showTableMessage(this.table, loadError(e));
     }
   }
 
@@ -136,7 +137,7 @@ export class ListsView {
     f.progress.hidden = false;
     f.progress.value = 0;
     try {
-      const path = `api/v1/lists/${enc(name)}?format=${enc(f.format.value)}&comment=${enc(f.comment.value.trim())}`;
+      const path = paths.list(name, paths.qs({ format: f.format.value, comment: f.comment.value.trim() }));
       const r = await upload('PUT', path, file, {
         contentType: gz ? 'application/gzip' : 'text/plain',
         onProgress: (sent, total) => {
@@ -183,7 +184,7 @@ export class ListsView {
       e.preventDefault();
       s.message.clear();
       try {
-        await request('PUT', `api/v1/lists/${enc(s.name.value.trim())}/source`, {
+        await request('PUT', paths.list(s.name.value.trim(), '/source'), {
           body: { url: s.url.value.trim(), format: s.format.value, interval_secs: Math.round(Number(s.hours.value) * 3600), max_shrink_percent: Number(s.shrink.value) },
         });
         s.message.say('ok', t('lists.sourceSaved'));
@@ -200,7 +201,7 @@ export class ListsView {
   async syncNow(name) {
     this.message.clear();
     try {
-      const r = await postJSON(`api/v1/lists/${enc(name)}/sync`, {});
+      const r = await postJSON(paths.list(name, '/sync'), {});
       const v = r.version;
       this.message.say(v.state === 'held' ? 'error' : 'ok', !r.changed ? t('lists.unchanged', { v: v.version })
         : v.state === 'held' ? t('lists.heldMsg', { v: v.version, why: v.hold_reason })
@@ -219,7 +220,7 @@ export class ListsView {
       ok: t(`lists.${what}`),
       danger: what === 'discard',
       testid: 'list-decide',
-      submit: () => postJSON(`api/v1/lists/${enc(v.name)}/versions/${v.version}/${what}`, { comment: comment.value.trim() }),
+      submit: () => postJSON(paths.list(v.name, `/versions/${v.version}/${what}`), { comment: comment.value.trim() }),
     });
     if (done) {
       this.up?.message.clear();

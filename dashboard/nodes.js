@@ -8,6 +8,8 @@ import {
 } from './i18n.js';
 import { h, setText, renderTable, showTableMessage, formMessage, when } from './dom.js';
 import { getJSON, postJSON } from './api.js';
+import * as paths from './paths.js';
+import { loadError } from './errors.js';
 import { can } from './session.js';
 import { confirmDialog, openDialog, secretBox } from './dialogs.js';
 
@@ -72,9 +74,9 @@ export class NodesView {
   async load() {
     try {
       await this.agencies(this.ctl.signal);
-      this.render(await getJSON('api/v1/nodes', { signal: this.ctl.signal }));
+      this.render(await getJSON(paths.nodes(), { signal: this.ctl.signal }));
     } catch (e) {
-      if (e.name !== 'AbortError' && !this.nodes) showTableMessage(this.table, t('error', { e: e.message }));
+      if (e.name !== 'AbortError' && !this.nodes) showTableMessage(this.table, loadError(e));
     }
   }
 
@@ -116,7 +118,7 @@ export class NodesView {
     this.message.clear();
     let issued;
     try {
-      issued = await postJSON(`api/v1/nodes/${encodeURIComponent(n.node_id)}/enrollment-token`, undefined, { signal: this.ctl.signal });
+      issued = await postJSON(paths.nodeEnrollmentToken(n.node_id), undefined, { signal: this.ctl.signal });
     } catch (e) {
       if (e.name !== 'AbortError') this.message.say('error', t('nodes.error', { e: e.message }));
       return;
@@ -140,7 +142,7 @@ export class NodesView {
     });
     if (!ok) return;
     try {
-      await postJSON(`api/v1/nodes/${encodeURIComponent(n.node_id)}/revoke`, undefined, { signal: this.ctl.signal });
+      await postJSON(paths.nodeRevoke(n.node_id), undefined, { signal: this.ctl.signal });
       this.message.say('ok', t('nodes.revoked', { node: n.node_id }));
       this.load();
     } catch (e) {
@@ -218,15 +220,15 @@ export class NodeView {
     try {
       await this.agencies(signal).catch((e) => { if (e.name === 'AbortError') throw e; });
       const [nodes, incidents] = await Promise.all([
-        getJSON('api/v1/nodes', { signal }),
-        getJSON(`api/v1/incidents?node=${encodeURIComponent(this.id)}&limit=100`, { signal }).catch((e) => {
+        getJSON(paths.nodes(), { signal }),
+        getJSON(paths.incidents({ node: this.id, limit: 100 }), { signal }).catch((e) => {
           if (e.name === 'AbortError') throw e;
           return null; // a node of another agency, or gone: the node list says so
         }),
       ]);
       this.render(nodes.find((n) => n.node_id === this.id) || null, incidents);
     } catch (e) {
-      if (e.name !== 'AbortError' && !this.node) showTableMessage(this.c.incidents, t('error', { e: e.message }));
+      if (e.name !== 'AbortError' && !this.node) showTableMessage(this.c.incidents, loadError(e));
     }
   }
 

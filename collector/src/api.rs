@@ -366,6 +366,18 @@ pub async fn usage(
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let mut v = serde_json::to_value(&series)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    // How long the per-second rate stood above 95 % of the allocation in
+    // force (null before the agency has one).
+    let rates: Vec<(u64, u64, u64)> = runs
+        .iter()
+        .map(|(t, d, u)| (*t, d.rate_bps, u.rate_bps))
+        .collect();
+    v["hours_above_95"] = if rates.is_empty() {
+        serde_json::Value::Null
+    } else {
+        let [down, up] = series.seconds_above(&rates, 0.95);
+        serde_json::json!({ "download": down as f64 / 3600.0, "upload": up as f64 / 3600.0 })
+    };
     v["allocation"] = serde_json::Value::Array(
         runs.into_iter()
             .map(|(t, d, u)| {

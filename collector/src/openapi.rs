@@ -654,6 +654,8 @@ fn param(path: &str, name: &str) -> Value {
 fn schemas() -> Value {
     let rate = json!({"type": "number", "description": "bits per second"});
     let time = json!({"type": "string", "format": "date-time"});
+    let peak = json!({"type": ["integer", "null"], "description": "the highest one-second rate, bits per second (null: stored before peaks were kept)"});
+    let p95 = json!({"type": ["integer", "null"], "description": "95th percentile of the one-second rates (idle seconds are zeros), bits per second, within 1 %"});
     let method = json!({"type": "string", "enum": BlockMethod::ALL.iter().map(|m| m.name()).collect::<Vec<_>>()});
     let severity = json!({"type": "string", "enum": crate::config::SEVERITIES});
     let ms = json!({"type": "integer", "description": "Unix milliseconds"});
@@ -702,8 +704,13 @@ fn schemas() -> Value {
             "agency": {"type": "string"}, "step_secs": {"type": "integer"}, "from": time, "to": time,
             "points": {"type": "array", "items": {"type": "object", "properties": {
                 "ts": time, "bytes_in": {"type": "integer"}, "bytes_out": {"type": "integer"}, "in_bps": rate, "out_bps": rate,
-                "internet_bytes_in": {"type": "integer"}, "internet_bytes_out": {"type": "integer"}}}},
+                "internet_bytes_in": {"type": "integer"}, "internet_bytes_out": {"type": "integer"},
+                "peak_in_bps": peak, "peak_out_bps": peak, "p95_in_bps": p95, "p95_out_bps": p95}}},
             "total_bytes_in": {"type": "integer"}, "total_bytes_out": {"type": "integer"},
+            "peak_in_bps": peak, "peak_out_bps": peak, "p95_in_bps": p95, "p95_out_bps": p95,
+            "steps_without_peaks": {"type": "integer", "description": "steps with traffic stored before peaks were kept: left out of the range's peak and p95"},
+            "hours_above_95": {"type": ["object", "null"], "description": "hours the one-second rate stood above 95 % of the allocation in force (null: no allocation in the range)",
+                "properties": {"download": {"type": "number"}, "upload": {"type": "number"}}},
             "allocation": {"type": "array", "description": "the allocation in force over the range (versions and schedule windows): a run from each change on",
                 "items": {"type": "object", "properties": {"from": time,
                     "download": {"type": "object", "properties": {"rate_bps": rate, "ceil_bps": rate}},

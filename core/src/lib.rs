@@ -26,3 +26,4 @@ pub mod naming;
 pub mod policy;
 pub mod processor;
 pub mod signing;
+pub mod sketch;

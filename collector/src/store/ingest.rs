@@ -899,17 +899,21 @@ fn add_terms(call: &mut Call<'_, '_>, chunk: i64, rec: &FlowRecord) {
 }
 
 /// Per-second sums of the call, rolled up into minutes and hours here so all
-/// three resolutions commit together and always agree.
+/// three resolutions commit together and always agree; the peaks too, read
+/// against the per-second rows before this call's are added.
 fn write_usage(
     tx: &Transaction<'_>,
     s1: &HashMap<UsageKey<'_>, [i64; 4]>,
 ) -> Result<(), StoreError> {
     let mut m1: HashMap<UsageKey<'_>, [i64; 4]> = HashMap::new();
     let mut h1: HashMap<UsageKey<'_>, [i64; 4]> = HashMap::new();
+    let mut seconds: HashMap<(&str, i64), [i64; 2]> = HashMap::new();
     for (k, v) in s1 {
         add_into(m1.entry((floor(k.0, 60), k.1, k.2, k.3)).or_default(), *v);
         add_into(h1.entry((floor(k.0, 3600), k.1, k.2, k.3)).or_default(), *v);
+        add_into(seconds.entry((k.1, k.0)).or_default(), [v[0], v[1]]);
     }
+    super::peaks::update(tx, &seconds)?;
     for (table, rows) in [("usage_1s", s1), ("usage_1m", &m1), ("usage_1h", &h1)] {
         let mut rows: Vec<_> = rows.iter().collect();
         rows.sort_unstable_by_key(|(k, _)| (k.1, k.0, k.2, k.3));

@@ -400,7 +400,10 @@ impl FlowReader for MemoryFlowStore {
         let from = from / s * s;
         let to = to.saturating_add(s - 1) / s * s;
         let to = to.max(from);
+        let (fs, ts_, ss) = (super::codec::time(from), super::codec::time(to), s as i64);
         let mut buckets: BTreeMap<u64, [u64; 4]> = BTreeMap::new();
+        // Every second is kept here: the peaks come from them directly.
+        let mut seconds: BTreeMap<i64, [u64; 2]> = BTreeMap::new();
         for ((a, ts, _, scope), v) in d
             .usage
             .range((agency.to_string(), from, String::new(), 0)..)
@@ -415,15 +418,18 @@ impl FlowReader for MemoryFlowStore {
                 b[2] += v[0];
                 b[3] += v[1];
             }
+            let sec = seconds.entry(*ts as i64).or_default();
+            sec[0] += v[0];
+            sec[1] += v[1];
         }
         let (mut tin, mut tout) = (0, 0);
-        let points = buckets
+        let (points, point_ts): (Vec<UsagePoint>, Vec<i64>) = buckets
             .into_iter()
             .filter(|(_, b)| b[0] + b[1] > 0)
             .map(|(ts, b)| {
                 tin += b[0];
                 tout += b[1];
-                UsagePoint {
+                let p = UsagePoint {
                     ts: super::codec::rfc_s(ts as i64),
                     bytes_in: b[0],
                     bytes_out: b[1],
@@ -431,9 +437,20 @@ impl FlowReader for MemoryFlowStore {
                     out_bps: b[1] as f64 * 8.0 / s as f64,
                     internet_bytes_in: b[2],
                     internet_bytes_out: b[3],
-                }
+                    peak_in_bps: None,
+                    peak_out_bps: None,
+                    p95_in_bps: None,
+                    p95_out_bps: None,
+                };
+                (p, ts as i64)
             })
-            .collect();
+            .unzip();
+        super::peaks::check_points(points.len())?;
+        let mut points = points;
+        let steps = super::peaks::from_seconds(seconds, ss);
+        let now = secs(SystemTime::now()) as i64 + 1;
+        let (peaks, sketches) =
+            super::peaks::apply(&mut points, &point_ts, steps, (fs, ts_, ss), now);
         Ok(UsageSeries {
             agency: agency.to_string(),
             step_secs: s,
@@ -442,6 +459,8 @@ impl FlowReader for MemoryFlowStore {
             points,
             total_bytes_in: tin,
             total_bytes_out: tout,
+            peaks,
+            sketches,
         })
     }
 

@@ -23,6 +23,7 @@ mod incidents;
 mod ingest;
 mod lists;
 pub mod memory;
+mod peaks;
 mod query;
 mod record;
 mod registry;
@@ -60,6 +61,7 @@ pub use query::{
     OverviewSite, SeriesPoint, Step, TopAgency, TopHost, TopSite, UnitInfo, Uplink, UsagePoint,
     UsageSeries,
 };
+pub use peaks::{RangePeaks, StepSketch, MAX_USAGE_STEPS};
 pub use retention::RetentionStats;
 pub use search::{
     BlockedMatch, FlowCursor, FlowPage, FlowSort, HostTally, Investigation, Net, PeerTally,

@@ -282,6 +282,14 @@ pub struct UsagePoint {
     pub out_bps: f64,
     pub internet_bytes_in: u64,
     pub internet_bytes_out: u64,
+    /// The step's highest one-second rate, bps (None: stored before peaks
+    /// were kept).
+    pub peak_in_bps: Option<u64>,
+    pub peak_out_bps: Option<u64>,
+    /// The 95th percentile of the step's one-second rates (idle seconds are
+    /// zeros), bps, within 1 %.
+    pub p95_in_bps: Option<u64>,
+    pub p95_out_bps: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -294,6 +302,12 @@ pub struct UsageSeries {
     pub points: Vec<UsagePoint>,
     pub total_bytes_in: u64,
     pub total_bytes_out: u64,
+    /// The range's peak and p95 (see `peaks.rs`).
+    #[serde(flatten)]
+    pub peaks: super::RangePeaks,
+    /// Each step's sketches, for [`UsageSeries::seconds_above`]; not sent.
+    #[serde(skip)]
+    pub sketches: Vec<super::StepSketch>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -503,17 +517,20 @@ impl Reader {
                     sum(CASE WHEN scope = 0 THEN bytes_in ELSE 0 END),
                     sum(CASE WHEN scope = 0 THEN bytes_out ELSE 0 END)
              FROM {} WHERE agency = ?1 AND ts >= ?2 AND ts < ?3
-             GROUP BY ts HAVING sum(bytes_in) + sum(bytes_out) > 0 ORDER BY ts",
-            step.table()
+             GROUP BY ts HAVING sum(bytes_in) + sum(bytes_out) > 0 ORDER BY ts LIMIT {}",
+            step.table(),
+            super::MAX_USAGE_STEPS + 1
         ))?;
         let mut rows = st.query(params![agency, from, to])?;
         let (mut total_in, mut total_out) = (0u64, 0u64);
         let mut points = Vec::new();
+        let mut point_ts = Vec::new();
         let c = |v: i64| u64::try_from(v).unwrap_or(0);
         while let Some(r) = rows.next()? {
             let (bytes_in, bytes_out) = (c(r.get(1)?), c(r.get(2)?));
             total_in = total_in.saturating_add(bytes_in);
             total_out = total_out.saturating_add(bytes_out);
+            point_ts.push(r.get(0)?);
             points.push(UsagePoint {
                 ts: rfc_s(r.get(0)?),
                 bytes_in,
@@ -522,8 +539,18 @@ impl Reader {
                 out_bps: bytes_out as f64 * 8.0 / s as f64,
                 internet_bytes_in: c(r.get(3)?),
                 internet_bytes_out: c(r.get(4)?),
+                peak_in_bps: None,
+                peak_out_bps: None,
+                p95_in_bps: None,
+                p95_out_bps: None,
             });
         }
+        drop(rows);
+        super::peaks::check_points(points.len())?;
+        let steps = super::peaks::read_steps(&tx, agency, from, to, s)?;
+        let now = time(secs(SystemTime::now())) + 1;
+        let (peaks, sketches) =
+            super::peaks::apply(&mut points, &point_ts, steps, (from, to, s), now);
         Ok(UsageSeries {
             agency: agency.to_owned(),
             step_secs: step.secs(),
@@ -532,6 +559,8 @@ impl Reader {
             points,
             total_bytes_in: total_in,
             total_bytes_out: total_out,
+            peaks,
+            sketches,
         })
     }
 

@@ -27,6 +27,8 @@ pub struct RetentionStats {
     pub usage_1s: u64,
     pub usage_1m: u64,
     pub usage_1h: u64,
+    pub usage_peak_1m: u64,
+    pub usage_peak_1h: u64,
     pub top_hosts_1m: u64,
     pub top_sites_1m: u64,
     pub enrollment_tokens: u64,
@@ -73,10 +75,21 @@ impl Writer {
             )?,
             ..RetentionStats::default()
         };
+        // The peaks go with the byte rollups of the same step.
         for (table, keep, n) in [
             ("usage_1s", USAGE_1S_RETENTION_SECS, &mut stats.usage_1s),
             ("usage_1m", USAGE_1M_RETENTION_SECS, &mut stats.usage_1m),
             ("usage_1h", USAGE_1H_RETENTION_SECS, &mut stats.usage_1h),
+            (
+                "usage_peak_1m",
+                USAGE_1M_RETENTION_SECS,
+                &mut stats.usage_peak_1m,
+            ),
+            (
+                "usage_peak_1h",
+                USAGE_1H_RETENTION_SECS,
+                &mut stats.usage_peak_1h,
+            ),
         ] {
             *n = self.delete_usage(table, before(keep))?;
         }
@@ -154,9 +167,14 @@ impl Writer {
             let rows = st.query_map([], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
+        let key = if table.starts_with("usage_peak") {
+            "agency, ts"
+        } else {
+            "agency, ts, unit, scope"
+        };
         let sql = format!(
-            "DELETE FROM {table} WHERE (agency, ts, unit, scope) IN
-                 (SELECT agency, ts, unit, scope FROM {table}
+            "DELETE FROM {table} WHERE ({key}) IN
+                 (SELECT {key} FROM {table}
                   WHERE agency = ?3 AND ts < ?1 LIMIT ?2)"
         );
         let mut total = 0u64;

@@ -19,6 +19,8 @@
 //! - Aggregate tables are WITHOUT ROWID with the natural key as primary key:
 //!   the UPSERT that adds to them touches one b-tree instead of two.
 
+use std::time::SystemTime;
+
 use rusqlite::Connection;
 
 use super::StoreError;
@@ -509,7 +511,37 @@ CREATE TABLE list_sources (
 CREATE INDEX blocked_client ON blocked_attempts(client, last_seen);
 CREATE INDEX top_hosts_unit ON top_hosts_1m(agency, unit, minute);
 "#,
+    // 10: peaks. Per agency and minute / hour: the highest one-second total
+    // of each direction (bytes) and a percentile sketch of the step's
+    // one-second totals (simpul_core::sketch; store/peaks.rs keeps them in
+    // step with the counters). Steps stored before have no row: their
+    // points say "unknown", not zero. The migration fills the steps the
+    // per-second rows still cover whole.
+    r#"
+CREATE TABLE usage_peak_1m (
+    agency      TEXT NOT NULL,
+    ts          INTEGER NOT NULL,
+    max_in      INTEGER NOT NULL,
+    max_out     INTEGER NOT NULL,
+    sketch_in   BLOB NOT NULL,
+    sketch_out  BLOB NOT NULL,
+    PRIMARY KEY (agency, ts)
+) WITHOUT ROWID;
+CREATE TABLE usage_peak_1h (
+    agency      TEXT NOT NULL,
+    ts          INTEGER NOT NULL,
+    max_in      INTEGER NOT NULL,
+    max_out     INTEGER NOT NULL,
+    sketch_in   BLOB NOT NULL,
+    sketch_out  BLOB NOT NULL,
+    PRIMARY KEY (agency, ts)
+) WITHOUT ROWID;
+"#,
 ];
+
+/// The migration that adds the peak tables: the per-second rows it finds
+/// are rolled into them right after (`peaks::backfill`).
+pub(crate) const PEAKS_MIGRATION: usize = 10;
 
 /// Schema version this code writes.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -527,6 +559,10 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         tx.execute_batch(sql)?;
+        if i + 1 == PEAKS_MIGRATION {
+            let now = super::codec::time(super::codec::secs(SystemTime::now()));
+            super::peaks::backfill(&tx, now)?;
+        }
         // user_version lives in the database header and is transactional, so a
         // crash leaves either the old version with no change or both.
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
