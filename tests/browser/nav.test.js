@@ -96,6 +96,12 @@ describe('Simpul NOC dashboard: navigation and time ranges (collector demo)', { 
     assert.equal(await page.getByTestId('range-24h').getAttribute('aria-pressed'), 'false');
     // The blocked attempts on the page follow the page's range.
     await waitFor(async () => / 7 hari$/.test(await page.locator('#h-blocked-targets').textContent()), { message: 'blocked targets over 7 days' });
+    // Back returns to the range before.
+    await page.getByTestId('range-30d').click();
+    await waitFor(async () => (await chart.getAttribute('data-range')) === '30d', { message: '30 days' });
+    await page.goBack();
+    await waitFor(async () => (await chart.getAttribute('data-range')) === '7d', { message: 'back to 7 days' });
+    assert.equal(new URL(page.url()).hash, `#/agency/${code}?range=7d`);
     assertClean();
   });
 
