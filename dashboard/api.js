@@ -36,7 +36,7 @@ export function apiUrl(path) { return new URL(path, document.baseURI).href; }
  * wrong password rather than an ended session. Resolves to the answer's JSON
  * (null for 204); rejects with an ApiError (or the fetch's own error).
  */
-export async function request(method, path, { body, signal, auth = true } = {}) {
+export async function request(method, path, { body, signal, auth = true, next = false } = {}) {
   const headers = { accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
   // The cookie alone must not be enough to change anything (CSRF).
@@ -60,10 +60,13 @@ export async function request(method, path, { body, signal, auth = true } = {}) 
     if (res.status === 401 && auth && sentIn === epoch) sessionEnded?.(err.message);
     throw err;
   }
-  return data;
+  // A paged answer: the next page's cursor travels in a header.
+  return next ? { data, next: res.headers.get('x-next-cursor') } : data;
 }
 
 export const getJSON = (path, opts) => request('GET', path, opts);
+/** A GET that pages: { data, next } (next: the cursor of the next page, or null). */
+export const getPage = (path, opts) => request('GET', path, { ...opts, next: true });
 export const postJSON = (path, body, opts) => request('POST', path, { ...opts, body });
 export const patchJSON = (path, body, opts) => request('PATCH', path, { ...opts, body });
 export const deleteJSON = (path, opts) => request('DELETE', path, opts);

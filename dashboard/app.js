@@ -24,11 +24,13 @@ import { BlockedView } from './views/blocked.js';
 import { IncidentsView } from './views/incidents.js';
 import { AvailabilityView } from './views/availability.js';
 import { NotFoundView } from './views/notfound.js';
+import { SearchView } from './views/search.js';
 
 let view = null;
 
 const PAGES = {
   blocked: BlockedView, incidents: IncidentsView, availability: AvailabilityView, notfound: NotFoundView,
+  search: SearchView,
 };
 
 // The officer's agency link takes the agency's name once the list arrives.

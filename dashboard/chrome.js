@@ -6,6 +6,7 @@ import { h, setText } from './dom.js';
 import * as session from './session.js';
 import { can, ownAgency } from './session.js';
 import { state, serverNow, agencyLabel } from './state.js';
+import { renderSearchBox } from './searchbox.js';
 
 const STALE_MS = 5000; // no data this long while "live" → show "delayed"
 
@@ -68,6 +69,7 @@ function navItems() {
 
 /** Who is logged in (name, role, agency), the pages they may open, and "Keluar". */
 export function renderUser() {
+  renderSearchBox();
   const me = session.current();
   els.nav.hidden = !me;
   document.body.dataset.auth = me ? 'in' : 'out';

@@ -42,7 +42,12 @@ export const defaultPolicy = (rest = '') => `${V1}/policy/default${rest}`;
 /** { agency, limit, from, to } */
 export const topHosts = (params) => `${V1}/top/hosts${qs(params)}`;
 export const topSites = (params) => `${V1}/top/sites${qs(params)}`;
+/** { agency, unit, host, peer, site, proto, sort, cursor, limit, from, to, format } */
 export const flows = (params) => `${V1}/flows${qs(params)}`;
+/** { q, from, to } */
+export const search = (params) => `${V1}/search${qs(params)}`;
+/** Bytes per unit: { from, to, format } */
+export const agencyUnits = (code, params) => `${V1}/agencies/${enc(code)}/units${qs(params)}`;
 
 // Blocked attempts: { agency, limit, from, to }
 export const blocked = (params) => `${V1}/blocked${qs(params)}`;

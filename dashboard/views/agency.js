@@ -2,10 +2,10 @@
 // chart (last 15 min per second), history, top hosts and sites, the newest
 // flows, its blocked attempts and its nodes.
 import { t, fmtBps, fmtCap, fmtBytes, fmtPct, fmtInt, fmtNum, fmtAgo, fmtDuration } from '../i18n.js';
-import { getJSON } from '../api.js';
+import { getJSON, getPage } from '../api.js';
 import * as paths from '../paths.js';
 import { RateChart } from '../charts.js';
-import { h, setText, renderTable, showTableMessage, when } from '../dom.js';
+import { h, setText, renderTable, when } from '../dom.js';
 import { can } from '../session.js';
 import { nodeState, statusLabel, statusCell } from '../nodes.js';
 import {
@@ -16,6 +16,9 @@ import { bigBps, setBigBps, bar, setBar, sourceBadge } from '../widgets.js';
 import { BlockedPanel, BLOCKED_REFRESH_MS } from './blocked.js';
 import { RangePicker, rangeFromHash, bounds, HISTORY_PRESETS } from '../timerange.js';
 import { loadError } from '../errors.js';
+import { DataTable } from '../table.js';
+import { downloadCsv, csvName } from '../csv.js';
+import { searchHref } from './search.js';
 
 /** The history's step: minutes while they are kept (30 days) and the range is short, else hours. */
 function stepFor(from, to, nowSecs) {
@@ -49,11 +52,13 @@ export class AgencyView {
       liveChart: h('div', { class: 'chart', 'data-testid': 'live-chart' }),
       histChart: h('div', { class: 'chart', 'data-testid': 'history-chart' }),
       totals: h('span', { class: 'panel-note', 'data-testid': 'history-totals' }),
-      hosts: h('table', { class: 'data', 'data-testid': 'top-hosts-table' }),
-      sites: h('table', { class: 'data', 'data-testid': 'top-sites-table' }),
       nodes: h('table', { class: 'data', 'data-testid': 'nodes-table' }),
-      flows: h('table', { class: 'data', 'data-testid': 'flows-table' }),
+      histCsv: h('button', {
+        type: 'button', class: 'btn small', 'data-testid': 'history-csv', text: t('chart.csv'),
+        onclick: () => this.historyCsv(),
+      }),
     };
+    this.makeTables();
     // One range for the page (history and blocked attempts), from the address.
     this.range = rangeFromHash(HISTORY_PRESETS, '24h');
     this.picker = new RangePicker({
@@ -77,12 +82,13 @@ export class AgencyView {
             h('div', { class: 'kpi-value' }, c.outRate, c.outPct), c.outBar, c.outNote, c.outSplit)),
         panel('h-live', t('agency.live'), null, c.liveChart),
         panel('h-hist', t('agency.history'), h('div', { class: 'head-tools' }, c.totals,
-          this.picker.element()), c.histChart),
+          this.picker.element(), c.histCsv), c.histChart),
+        this.detail ? panel('h-units', t('agency.units'), null, this.t.units.element()) : null,
         this.detail ? h('div', { class: 'two' },
-          panel('h-hosts', t('agency.topHosts'), null, h('div', { class: 'table-wrap' }, c.hosts)),
-          panel('h-sites', t('agency.topSites'), null, h('div', { class: 'table-wrap' }, c.sites)))
-          : panel('h-sites', t('agency.topSites'), null, h('div', { class: 'table-wrap' }, c.sites)),
-        this.detail ? panel('h-flows', t('agency.flows'), null, h('div', { class: 'table-wrap' }, c.flows)) : null,
+          panel('h-hosts', t('agency.topHosts'), null, this.t.hosts.element()),
+          panel('h-sites', t('agency.topSites'), null, this.t.sites.element()))
+          : panel('h-sites', t('agency.topSites'), null, this.t.sites.element()),
+        this.detail ? panel('h-flows', t('agency.flows'), null, this.t.flows.element()) : null,
         this.blocked?.element('h3'),
         panel('h-nodes', t('agency.nodes'), null, h('div', { class: 'table-wrap' }, c.nodes)),
       ),
@@ -193,10 +199,62 @@ export class AgencyView {
 
   tablePaths() {
     const agency = this.code;
+    const b = bounds(this.range, serverNow());
     return {
       hosts: paths.topHosts({ agency, limit: 10 }),
       sites: paths.topSites({ agency, limit: 10 }),
       flows: paths.flows({ agency, limit: 50 }),
+      units: paths.agencyUnits(agency, { from: b.from, to: b.to }),
+      unitsKey: `units:${this.historyKey()}`,
+    };
+  }
+
+  /** Sortable, filterable tables with CSV; the flows page on through the API's cursor. */
+  makeTables() {
+    const code = this.code;
+    const bytes = (key, title) => ({ key, h: title, cell: (r) => fmtBytes(r[key]), value: (r) => r[key], cls: 'num' });
+    const flowsCol = { key: 'flows', h: 'col.flows', cell: (r) => fmtInt(r.flows), value: (r) => r.flows, cls: 'num' };
+    const unitLink = (r) => h('a', { href: searchHref(`${code}/${r.unit}`), text: this.unitName(r.unit) });
+    this.t = {
+      units: new DataTable({
+        id: 'units', csv: () => ['units', code], sort: { key: 'total', dir: 'desc' },
+        columns: [
+          { key: 'unit', h: 'col.unit', cell: (r) => h('a', { href: searchHref(`${code}/${r.unit}`), 'data-testid': `unit-link-${r.unit}`, text: r.name || r.unit }), value: (r) => r.unit },
+          bytes('bytes_in', 'col.down'), bytes('bytes_out', 'col.up'),
+          { key: 'total', h: 'col.bytes', cell: (r) => fmtBytes(r.bytes_in + r.bytes_out), value: (r) => r.bytes_in + r.bytes_out, cls: 'num' },
+        ],
+      }),
+      hosts: new DataTable({
+        id: 'top-hosts', csv: () => ['top-hosts', code],
+        columns: [
+          { key: 'host', h: 'col.host', cell: (r) => h('a', { href: searchHref(r.host), text: r.host }), value: (r) => r.host, cls: 'mono' },
+          { key: 'unit', h: 'col.unit', cell: unitLink, value: (r) => r.unit },
+          bytes('bytes_down', 'col.down'), bytes('bytes_up', 'col.up'), flowsCol,
+        ],
+      }),
+      sites: new DataTable({
+        id: 'top-sites', csv: () => ['top-sites', code],
+        columns: [
+          { key: 'site', h: 'col.site', cell: (r) => (r.site && this.detail ? h('a', { href: searchHref(r.site), text: r.site }) : r.site || t('site.unknown')), value: (r) => r.site || '', cls: 'site' },
+          { key: 'source', h: 'col.source', cell: (r) => sourceBadge(r.site_source), value: (r) => r.site_source || '' },
+          bytes('bytes', 'col.bytes'), flowsCol,
+        ],
+      }),
+      flows: new DataTable({
+        id: 'flows', csv: () => ['flows', code], more: () => this.moreFlows(),
+        columns: [
+          { key: 'time', h: 'col.time', cell: (r) => when(r.last_seen), value: (r) => r.last_seen, cls: 'num' },
+          { key: 'unit', h: 'col.unit', cell: (r) => this.unitName(r.unit), value: (r) => r.unit },
+          { key: 'src', h: 'col.src', cell: (r) => endpoint(r.src_ip, r.src_port), value: (r) => endpoint(r.src_ip, r.src_port), cls: 'mono' },
+          { key: 'dst', h: 'col.dst', cell: (r) => endpoint(r.dst_ip, r.dst_port), value: (r) => endpoint(r.dst_ip, r.dst_port), cls: 'mono' },
+          { key: 'site', h: 'col.site', cell: (r) => r.site || '—', value: (r) => r.site || '', cls: 'site' },
+          { key: 'source', h: 'col.source', cell: (r) => sourceBadge(r.site_source), value: (r) => r.site_source || '' },
+          { key: 'proto', h: 'col.proto', cell: (r) => protoName(r.proto) + (r.kind === 'interim' ? ` · ${t('kind.interim')}` : ''), value: (r) => r.proto },
+          { key: 'scope', h: 'col.scope', cell: (r) => (r.scope ? t(`scope.${r.scope}`) : '—'), value: (r) => r.scope || '' },
+          { key: 'bytes_up', h: 'col.bytesUp', cell: (r) => fmtBytes(r.bytes_up), value: (r) => r.bytes_up, cls: 'num' },
+          { key: 'bytes_down', h: 'col.bytesDown', cell: (r) => fmtBytes(r.bytes_down), value: (r) => r.bytes_down, cls: 'num' },
+        ],
+      }),
     };
   }
 
@@ -205,6 +263,7 @@ export class AgencyView {
     if (cache.has(p.hosts)) this.renderHosts(cache.get(p.hosts));
     if (cache.has(p.sites)) this.renderSites(cache.get(p.sites));
     if (cache.has(p.flows)) this.renderFlows(cache.get(p.flows));
+    if (cache.has(p.unitsKey)) this.t.units.setRows(cache.get(p.unitsKey));
     if (cache.has(this.historyKey())) this.renderHistory(cache.get(this.historyKey()));
     this.blocked?.renderCached();
   }
@@ -216,56 +275,66 @@ export class AgencyView {
     // Unit names first, so the tables show names rather than codes.
     try { await agencies(this.ctl.signal); } catch (e) { if (e.name === 'AbortError') return; }
     const jobs = this.detail ? [
-      [p.hosts, (d) => this.renderHosts(d)],
-      [p.sites, (d) => this.renderSites(d)],
-      [p.flows, (d) => this.renderFlows(d)],
-    ] : [[p.sites, (d) => this.renderSites(d)]];
-    await Promise.all(jobs.map(async ([path, render]) => {
-      try { render(await this.fetchCached(path)); } catch (e) {
+      [p.hosts, (d) => this.renderHosts(d), this.t.hosts],
+      [p.sites, (d) => this.renderSites(d), this.t.sites],
+      [p.units, (d) => this.t.units.setRows(d), this.t.units, p.unitsKey],
+    ] : [[p.sites, (d) => this.renderSites(d), this.t.sites]];
+    const flows = this.detail ? this.loadFlows(p.flows) : null;
+    await Promise.all(jobs.map(async ([path, render, table, key]) => {
+      try { render(await this.fetchCached(path, key)); } catch (e) {
         if (e.name === 'AbortError') return;
-        const table = { [p.hosts]: this.c.hosts, [p.sites]: this.c.sites, [p.flows]: this.c.flows }[path];
-        if (table && !cache.has(path)) showTableMessage(table, loadError(e));
+        if (!cache.has(key || path)) table.message(loadError(e));
       }
-    }));
+    }).concat(flows ? [flows] : []));
   }
 
-  renderHosts(rows) {
-    renderTable(this.c.hosts, [
-      { h: 'col.host', cell: (r) => r.host, cls: 'mono' },
-      { h: 'col.unit', cell: (r) => this.unitName(r.unit) },
-      { h: 'col.down', cell: (r) => fmtBytes(r.bytes_down), cls: 'num' },
-      { h: 'col.up', cell: (r) => fmtBytes(r.bytes_up), cls: 'num' },
-      { h: 'col.flows', cell: (r) => fmtInt(r.flows), cls: 'num' },
-    ], rows, (r, i) => `agency-top-host-${i + 1}`);
+  /** The newest flows; once "more" loaded older pages, the refresh leaves them be. */
+  async loadFlows(path) {
+    if (this.flowsPaged) return;
+    try {
+      const page = await getPage(path, { signal: this.ctl.signal });
+      if (this.flowsPaged) return;
+      cache.set(path, page.data);
+      this.flowCursor = page.next;
+      this.t.flows.setRows(page.data, !!page.next);
+    } catch (e) {
+      if (e.name !== 'AbortError' && !cache.has(path)) this.t.flows.message(loadError(e));
+    }
   }
 
-  renderSites(rows) {
-    renderTable(this.c.sites, [
-      { h: 'col.site', cell: (r) => r.site || t('site.unknown'), cls: 'site' },
-      { h: 'col.source', cell: (r) => sourceBadge(r.site_source) },
-      { h: 'col.bytes', cell: (r) => fmtBytes(r.bytes), cls: 'num' },
-      { h: 'col.flows', cell: (r) => fmtInt(r.flows), cls: 'num' },
-    ], rows, (r, i) => `agency-top-site-${i + 1}`);
+  async moreFlows() {
+    if (!this.flowCursor) return null;
+    const page = await getPage(paths.flows({ agency: this.code, limit: 100, cursor: this.flowCursor }), { signal: this.ctl.signal });
+    this.flowsPaged = true;
+    this.flowCursor = page.next;
+    return { rows: page.data, more: !!page.next };
   }
 
-  renderFlows(rows) {
-    renderTable(this.c.flows, [
-      { h: 'col.time', cell: (r) => when(r.last_seen), cls: 'num' },
-      { h: 'col.unit', cell: (r) => this.unitName(r.unit) },
-      { h: 'col.src', cell: (r) => endpoint(r.src_ip, r.src_port), cls: 'mono' },
-      { h: 'col.dst', cell: (r) => endpoint(r.dst_ip, r.dst_port), cls: 'mono' },
-      { h: 'col.site', cell: (r) => r.site || '—', cls: 'site' },
-      { h: 'col.source', cell: (r) => sourceBadge(r.site_source) },
-      { h: 'col.proto', cell: (r) => protoName(r.proto) + (r.kind === 'interim' ? ` · ${t('kind.interim')}` : '') },
-      { h: 'col.scope', cell: (r) => (r.scope ? t(`scope.${r.scope}`) : '—') },
-      { h: 'col.bytesUp', cell: (r) => fmtBytes(r.bytes_up), cls: 'num' },
-      { h: 'col.bytesDown', cell: (r) => fmtBytes(r.bytes_down), cls: 'num' },
-    ], rows, (r, i) => `flow-row-${i + 1}`);
+  /** The history chart's points as CSV: time, bytes and rates each way. */
+  historyCsv() {
+    const d = cache.get(this.historyKey());
+    if (!d) return;
+    downloadCsv(csvName('usage', this.code, this.range.key), [
+      { title: 'ts', value: (p) => p.ts },
+      { title: 'bytes_in', value: (p) => p.bytes_in },
+      { title: 'bytes_out', value: (p) => p.bytes_out },
+      { title: 'in_bps', value: (p) => p.in_bps },
+      { title: 'out_bps', value: (p) => p.out_bps },
+      { title: 'internet_bytes_in', value: (p) => p.internet_bytes_in },
+      { title: 'internet_bytes_out', value: (p) => p.internet_bytes_out },
+    ], d.points || []);
   }
+
+  renderHosts(rows) { this.t.hosts.setRows(rows); }
+
+  renderSites(rows) { this.t.sites.setRows(rows); }
+
+  renderFlows(rows) { if (!this.flowsPaged) this.t.flows.setRows(rows, !!this.flowCursor); }
 
   setRange(r) {
     this.range = r;
     this.loadHistory();
+    if (this.detail) this.loadTables();
     this.blocked?.setRange(r);
   }
 
