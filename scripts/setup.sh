@@ -12,7 +12,7 @@ DEBIAN_PACKAGES=(
   nftables iproute2 # enforcement and test topologies
   dnsutils curl wget openssl python3 procps time iputils-ping ethtool
   chromium nodejs   # dashboard tests in a real browser (npm ships with nodejs)
-  prometheus        # promtool: the /metrics test checks the scrape with it
+  prometheus        # promtool and a server: the /metrics test checks the scrape and runs the dashboard's queries
   poppler-utils     # pdftotext: tests read the monthly report PDFs back
 )
 

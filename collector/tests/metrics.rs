@@ -565,14 +565,175 @@ async fn prometheus_scrapes_the_nocs_figures() {
         "promtool check metrics:\n{said}\n---\n{text}"
     );
 
-    dashboard_names_only_these_families(&s);
+    let exprs = dashboard_names_only_these_families(&s);
+    prometheus_runs_the_dashboards_queries(&c, &operator, &exprs).await;
     c.stop().await;
+}
+
+/// A Prometheus server (Debian's, like promtool) is killed with the test.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// GET from Prometheus's HTTP API: the JSON answer.
+async fn prom_get(port: u16, path: &str) -> Option<serde_json::Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.ok()?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut raw))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            if n == 0 {
+                break;
+            }
+            out.push_str(tail.get(..n)?);
+            rest = tail.get(n..)?.trim_start_matches("\r\n");
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    serde_json::from_str(&body).ok()
+}
+
+/// The README's scrape configuration, run by a real Prometheus against
+/// the collector's TLS listener with the operator's bearer token; then
+/// every query of the Grafana dashboard is evaluated by it ($agency set
+/// to one agency): each must parse and run.
+async fn prometheus_runs_the_dashboards_queries(
+    c: &simpul_collector::server::Collector,
+    token: &str,
+    exprs: &[String],
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("simpul.token");
+    std::fs::write(&token_file, token).unwrap();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+         scrape_configs:\n\
+         \x20 - job_name: simpul\n\
+         \x20   scheme: https\n\
+         \x20   tls_config:\n\
+         \x20     ca_file: {ca}\n\
+         \x20     server_name: localhost\n\
+         \x20   authorization:\n\
+         \x20     type: Bearer\n\
+         \x20     credentials_file: {token}\n\
+         \x20   static_configs:\n\
+         \x20     - targets: [\"127.0.0.1:{port}\"]\n",
+        ca = c.tls.ca_cert.as_ref().unwrap().display(),
+        token = token_file.display(),
+        port = c.tls_addr.unwrap().port(),
+    );
+    let config_file = dir.path().join("prometheus.yml");
+    std::fs::write(&config_file, config).unwrap();
+    let port = free_port();
+    let child = std::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", config_file.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "prometheus is needed for this test and could not run ({e}): \
+                 run scripts/setup.sh (Debian package `prometheus`)"
+            )
+        });
+    let _server = Server(child);
+
+    // Scraped: the target is up and the bytes arrived as they were sent.
+    let want = url_encode(
+        "simpul_agency_bytes_total{job=\"simpul\",agency=\"dinkes\",direction=\"in\",scope=\"internet\"}",
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = prom_get(port, &format!("/api/v1/query?query={want}")).await;
+        let got = v.as_ref().and_then(|v| {
+            v["data"]["result"][0]["value"][1]
+                .as_str()
+                .map(str::to_string)
+        });
+        if got.as_deref() == Some("3000000") {
+            break;
+        }
+        if Instant::now() > deadline {
+            let targets = prom_get(port, "/api/v1/targets").await;
+            let log =
+                std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
+            panic!("Prometheus did not scrape the collector in 60 s: {v:?}\ntargets: {targets:?}\n{log}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    for e in exprs {
+        // Grafana's label_values(metric, label) for variables, as PromQL.
+        let q = match e
+            .strip_prefix("label_values(")
+            .and_then(|r| r.strip_suffix(')'))
+            .and_then(|r| r.split_once(','))
+        {
+            Some((metric, label)) => format!("count by ({}) ({metric})", label.trim()),
+            None => e.clone(),
+        };
+        let q = q
+            .replace("=~\"$agency\"", "=~\"dinkes\"")
+            .replace("=\"$agency\"", "=\"dinkes\"");
+        assert!(!q.contains('$'), "an unhandled variable in `{e}`");
+        let v = prom_get(port, &format!("/api/v1/query?query={}", url_encode(&q)))
+            .await
+            .unwrap_or_else(|| panic!("no answer from Prometheus for `{q}`"));
+        assert_eq!(v["status"], "success", "`{q}`: {v}");
+    }
 }
 
 /// configs/grafana/simpul-noc.json: valid JSON, a `${DS_PROMETHEUS}`
 /// datasource, and every PromQL expression names only families the
-/// collector exposes.
-fn dashboard_names_only_these_families(s: &Scrape) {
+/// collector exposes. Its expressions.
+fn dashboard_names_only_these_families(s: &Scrape) -> Vec<String> {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/grafana/simpul-noc.json");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -632,4 +793,5 @@ fn dashboard_names_only_these_families(s: &Scrape) {
         }
         assert!(named > 0, "`{e}` names no simpul_ family");
     }
+    exprs
 }
