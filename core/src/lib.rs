@@ -27,3 +27,4 @@ pub mod policy;
 pub mod processor;
 pub mod signing;
 pub mod sketch;
+pub mod sketch;

@@ -24,6 +24,7 @@ mod ingest;
 mod lists;
 pub mod memory;
 mod peaks;
+mod peaks;
 mod query;
 mod record;
 mod registry;
@@ -61,6 +62,7 @@ pub use query::{
     OverviewSite, SeriesPoint, Step, TopAgency, TopHost, TopSite, UnitInfo, Uplink, UsagePoint,
     UsageSeries,
 };
+pub use peaks::{RangePeaks, StepSketch, MAX_USAGE_STEPS};
 pub use peaks::{RangePeaks, StepSketch, MAX_USAGE_STEPS};
 pub use retention::RetentionStats;
 pub use search::{

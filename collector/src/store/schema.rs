@@ -21,6 +21,8 @@
 
 use std::time::SystemTime;
 
+use std::time::SystemTime;
+
 use rusqlite::Connection;
 
 use super::StoreError;
