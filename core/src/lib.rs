@@ -27,4 +27,3 @@ pub mod policy;
 pub mod processor;
 pub mod signing;
 pub mod sketch;
-pub mod sketch;

@@ -24,7 +24,6 @@ mod ingest;
 mod lists;
 pub mod memory;
 mod peaks;
-mod peaks;
 mod query;
 mod record;
 mod registry;
@@ -51,8 +50,8 @@ pub use blocked::{
     BlockedAgency, BlockedClient, BlockedFilter, BlockedRow, BlockedSummary, BlockedTarget,
     MAX_BLOCKED,
 };
-pub use error::{AuthError, StoreError};
 pub use categories::{categories_of, BlockedCategory};
+pub use error::{AuthError, StoreError};
 pub use incidents::{
     Availability, Incident, IncidentFilter, IncidentStore, Maintenance, NewIncident, NodeSpan,
 };
@@ -62,7 +61,6 @@ pub use query::{
     OverviewSite, SeriesPoint, Step, TopAgency, TopHost, TopSite, UnitInfo, Uplink, UsagePoint,
     UsageSeries,
 };
-pub use peaks::{RangePeaks, StepSketch, MAX_USAGE_STEPS};
 pub use peaks::{RangePeaks, StepSketch, MAX_USAGE_STEPS};
 pub use retention::RetentionStats;
 pub use search::{
@@ -510,8 +508,6 @@ impl FlowReader for Reader {
     fn blocked_summary(&self, filter: &BlockedFilter) -> Result<BlockedSummary, StoreError> {
         Reader::blocked_summary(self, filter)
     }
-}
-
 
     fn blocked_categories(
         &self,
@@ -519,6 +515,8 @@ impl FlowReader for Reader {
     ) -> Result<Vec<BlockedCategory>, StoreError> {
         Reader::blocked_categories(self, filter)
     }
+}
+
 impl ControlStore for Store {
     fn check(&self) -> Result<(), StoreError> {
         Store::reader(self)?.check()

@@ -21,8 +21,6 @@
 
 use std::time::SystemTime;
 
-use std::time::SystemTime;
-
 use rusqlite::Connection;
 
 use super::StoreError;
