@@ -1,5 +1,5 @@
-// #/incidents: the incidents (open, or all of the last 7 days; one agency or
-// all), a timeline per node, and the time to acknowledge and resolve by
+// #/incidents: the incidents (open, or all within the page's range; one
+// agency or all), a timeline per node, and the time to acknowledge and resolve by
 // severity. The list refreshes every 5 s, the rest every 30 s.
 import { t, tn, fmtInt, fmtDateTime, fmtSpan, fmtDay, fmtTimeHM, locale } from '../i18n.js';
 import { getJSON } from '../api.js';
@@ -78,21 +78,21 @@ export class IncidentsView {
     this.range = rangeFromHash(HISTORY_PRESETS, '24h');
     this.picker = new RangePicker({
       presets: HISTORY_PRESETS, value: this.range, testid: 'tl-range-', serverNow,
-      onChange: (r) => { this.range = r; this.loadTimeline(); },
+      onChange: (r) => { this.range = r; this.loadTimeline(); if (!incFilter.open) this.loadList(); },
     });
     const legend = h('span', { class: 'legend' }, ...['down', 'unreachable', 'flapping', 'maintenance'].map((k) => h('span', { class: `lg lg-${k}`, text: t(`tl.${k}`) })));
     const panel = (id, title, extra, ...body) => h('section', { class: 'panel', 'aria-labelledby': id },
       h('div', { class: 'panel-head' }, h('h3', { id, text: title }), extra), ...body);
     root.replaceChildren(h('div', { class: 'agency-page incidents-page', 'data-testid': 'incidents-page' },
       outageTabs('incidents'),
-      h('div', { class: 'page-head' }, h('h2', { class: 'agency-title', text: t('inc.title') })),
+      // The range is the page's: the timeline and, under "all", the list.
+      h('div', { class: 'page-head' }, h('h2', { class: 'agency-title', text: t('inc.title') }), this.picker.element()),
       panel('h-inc-list', t('inc.list'), h('div', { class: 'head-tools' }, c.count,
         h('div', { class: 'range-group', role: 'group', 'aria-label': t('inc.list') }, toggle(true, 'inc.filter.open'), toggle(false, 'inc.filter.all')),
         // An agency officer sees one agency: no picker listing the others.
         ownAgency() ? null : h('label', { class: 'select-label', for: 'inc-agency' }, t('inc.filter.agency'), ' ', c.agency)),
       h('div', { class: 'table-wrap' }, c.table)),
-      panel('h-inc-tl', t('inc.timeline'), h('div', { class: 'head-tools' }, legend,
-        this.picker.element()), c.timeline),
+      panel('h-inc-tl', t('inc.timeline'), h('div', { class: 'head-tools' }, legend), c.timeline),
       panel('h-inc-stats', t('inc.stats'), null, h('div', { class: 'table-wrap' }, c.stats))));
     if (!ownAgency()) this.fillAgencies();
     this.reload();
@@ -140,7 +140,11 @@ export class IncidentsView {
   }
 
   async loadList() {
-    const path = paths.incidents({ limit: 500, open: incFilter.open, ...this.q() });
+    // Open ones whenever they began; all of them within the page's range.
+    const b = incFilter.open ? null : bounds(this.range, serverNow());
+    const path = paths.incidents({
+      limit: 500, open: incFilter.open, from: b?.from, to: this.range.key === 'custom' ? b?.to : null, ...this.q(),
+    });
     this.listPath = path;
     try {
       const d = await this.fetch(path);

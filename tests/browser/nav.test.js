@@ -188,6 +188,11 @@ describe('Simpul NOC dashboard: navigation and time ranges (collector demo)', { 
     assert.ok(Math.abs(Number(params((await tl).url()).get('from')) - (nowSecs() - 30 * 86400)) < 120, 'the timeline asks for 30 days after the reload');
     await waitFor(async () => (await timeline.getAttribute('data-range')) === '30d', { message: '30 days after the reload' });
     assert.ok(await page.locator('[data-testid="timeline"] .tick').count() >= 5, 'an axis with dates');
+    // "All" lists the incidents of the page's range.
+    const all = page.waitForRequest((r) => /\/api\/v1\/incidents\?limit=500&from=\d+/.test(r.url()));
+    await page.getByTestId('inc-filter-all').click();
+    assert.ok(Math.abs(Number(params((await all).url()).get('from')) - (nowSecs() - 30 * 86400)) < 120, 'all incidents of 30 days');
+    await page.getByTestId('inc-filter-open').click();
     assertClean();
   });
 
