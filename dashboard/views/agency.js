@@ -80,7 +80,9 @@ export class AgencyView {
           h('section', { class: 'kpi', 'aria-labelledby': 'k-out' },
             h('h3', { class: 'kpi-label', id: 'k-out', text: `↑ ${t('dir.out')}` }),
             h('div', { class: 'kpi-value' }, c.outRate, c.outPct), c.outBar, c.outNote, c.outSplit)),
-        panel('h-live', t('agency.live'), null, c.liveChart),
+        panel('h-live', t('agency.live'), h('div', { class: 'head-tools' }, h('button', {
+          type: 'button', class: 'btn small', 'data-testid': 'live-csv', text: t('chart.csv'), onclick: () => this.liveCsv(),
+        })), c.liveChart),
         panel('h-hist', t('agency.history'), h('div', { class: 'head-tools' }, c.totals,
           this.picker.element(), c.histCsv), c.histChart),
         this.detail ? panel('h-units', t('agency.units'), null, this.t.units.element()) : null,
@@ -322,7 +324,21 @@ export class AgencyView {
       { title: 'out_bps', value: (p) => p.out_bps },
       { title: 'internet_bytes_in', value: (p) => p.internet_bytes_in },
       { title: 'internet_bytes_out', value: (p) => p.internet_bytes_out },
+      { title: 'peak_in_bps', value: (p) => p.peak_in_bps },
+      { title: 'peak_out_bps', value: (p) => p.peak_out_bps },
+      { title: 'p95_in_bps', value: (p) => p.p95_in_bps },
+      { title: 'p95_out_bps', value: (p) => p.p95_out_bps },
     ], d.points || []);
+  }
+
+  /** The live chart's seconds as CSV (a second without a point: empty). */
+  liveCsv() {
+    const d = denseSeries(this.code, liveEnd(this.code));
+    if (!d) return;
+    const rows = d.xs.map((x, i) => ({ ts: new Date(x * 1000).toISOString(), in: d.ins[i], out: d.outs[i] }));
+    downloadCsv(csvName('live', this.code), [
+      { title: 'ts', value: (r) => r.ts }, { title: 'in_bps', value: (r) => r.in }, { title: 'out_bps', value: (r) => r.out },
+    ], rows);
   }
 
   renderHosts(rows) { this.t.hosts.setRows(rows); }

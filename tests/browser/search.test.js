@@ -197,12 +197,32 @@ describe('Simpul NOC dashboard: search, drill-down, tables and CSV (collector de
     assert.ok(down.every((v) => Number.isInteger(v)), 'bytes as integers');
     assert.deepEqual(down, [...down].sort((a, b) => b - a), 'in the order of the table (bytes ↓, most first)');
 
+    // Any other table (dom.js renderTable): its CSV holds the cells shown.
+    await waitFor(async () => (await page.locator('[data-testid="nodes-table"] tbody tr[data-testid]').count()) > 0, { message: 'nodes table' });
+    const [nodesFile] = await Promise.all([page.waitForEvent('download'), page.getByTestId('nodes-table-csv').click()]);
+    const ncsv = parseCsv(readFileSync(await nodesFile.path(), 'utf8'));
+    const nodeCells = await page.evaluate(() => [...document.querySelectorAll('[data-testid="nodes-table"] tbody tr[data-testid]')]
+      .map((tr) => [...tr.children].map((td) => td.textContent)));
+    assert.equal(ncsv.length - 1, nodeCells.length);
+    // (Relative times such as "8 dtk lalu" move on between the two reads.)
+    const fixed = (cells) => cells.filter((c) => !/lalu|ago/.test(c));
+    nodeCells.forEach((cells, i) => {
+      assert.equal(ncsv[i + 1].length, cells.length, `node row ${i + 1}: every column`);
+      assert.deepEqual(fixed(ncsv[i + 1]), fixed(cells), `node row ${i + 1}`);
+    });
+
     // The history chart's data as CSV.
     await waitFor(async () => (await page.getByTestId('history-chart').getAttribute('data-range')) !== null, { message: 'history drawn' });
     const [hist] = await Promise.all([page.waitForEvent('download'), page.getByTestId('history-csv').click()]);
     const hcsv = parseCsv(readFileSync(await hist.path(), 'utf8'));
     assert.deepEqual(hcsv[0].slice(0, 3), ['ts', 'bytes_in', 'bytes_out']);
     assert.ok(hcsv.length > 1, 'points of the chart');
+    // The live chart's seconds (15 min).
+    const [live] = await Promise.all([page.waitForEvent('download'), page.getByTestId('live-csv').click()]);
+    const lcsv = parseCsv(readFileSync(await live.path(), 'utf8'));
+    assert.deepEqual(lcsv[0], ['ts', 'in_bps', 'out_bps']);
+    assert.equal(lcsv.length - 1, 900, 'one line per second of the live chart');
+    assert.ok(lcsv.slice(1).some((r) => Number(r[1]) > 0), 'traffic in the live chart');
 
     // The server's CSV of the flows: every row of the API's JSON pages, in order.
     const to = Math.floor(Date.now() / 1000) - 5;
