@@ -291,6 +291,9 @@ async fn prometheus_scrapes_the_nocs_figures() {
             ca_cert: None,
         },
     );
+    // And the listener of its own that answers without login.
+    let metrics_port = free_port();
+    cfg.server.metrics_listen = Some(format!("127.0.0.1:{metrics_port}").parse().unwrap());
     let c = common::start(cfg, &["dinkes", "bappeda"], vec![]).await;
     let operator = common::token(&c, "operator", None);
 
@@ -565,6 +568,26 @@ async fn prometheus_scrapes_the_nocs_figures() {
         "promtool check metrics:\n{said}\n---\n{text}"
     );
 
+    // server.metrics_listen: the same families, without login.
+    let own = prom_get_text(metrics_port, "/metrics").await;
+    let own = Scrape::parse(&own);
+    assert_eq!(
+        own.kind.keys().collect::<Vec<_>>(),
+        s.kind.keys().collect::<Vec<_>>(),
+        "metrics_listen serves the same families"
+    );
+    assert_eq!(
+        own.value(
+            "simpul_agency_bytes_total",
+            &[
+                ("agency", "dinkes"),
+                ("direction", "in"),
+                ("scope", "internet")
+            ]
+        ),
+        3_000_000.0
+    );
+
     let exprs = dashboard_names_only_these_families(&s);
     prometheus_runs_the_dashboards_queries(&c, &operator, &exprs).await;
     c.stop().await;
@@ -599,8 +622,21 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
+/// GET from a loopback port: the body of a 200 answer.
+async fn prom_get_text(port: u16, path: &str) -> String {
+    match plain_get(port, path).await {
+        Some((200, body)) => body,
+        other => panic!("127.0.0.1:{port}{path}: {other:?}"),
+    }
+}
+
 /// GET from Prometheus's HTTP API: the JSON answer.
 async fn prom_get(port: u16, path: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(&plain_get(port, path).await?.1).ok()
+}
+
+/// GET over plain HTTP/1.1 from a loopback port: status and body.
+async fn plain_get(port: u16, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -632,7 +668,8 @@ async fn prom_get(port: u16, path: &str) -> Option<serde_json::Value> {
     } else {
         body.to_string()
     };
-    serde_json::from_str(&body).ok()
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body))
 }
 
 /// The README's scrape configuration, run by a real Prometheus against
