@@ -6,6 +6,7 @@
 import { t, tn, fmtDateTime, fmtAgo, fmtInt } from './i18n.js';
 import { h, renderTable, showTableMessage, formMessage, field } from './dom.js';
 import { getJSON, postJSON, patchJSON, deleteJSON, apiUrl } from './api.js';
+import * as paths from './paths.js';
 import { current } from './session.js';
 import { confirmDialog, openDialog, secretBox } from './dialogs.js';
 
@@ -111,7 +112,7 @@ class UsersPart {
     try {
       const ags = await this.ctx.agencies(this.ctx.signal);
       this.agency.sel.replaceChildren(...ags.map((a) => h('option', { value: a.code, text: a.name })));
-      this.render(await getJSON('api/v1/users', { signal: this.ctx.signal }));
+      this.render(await getJSON(paths.users(), { signal: this.ctx.signal }));
     } catch (e) {
       if (e.name !== 'AbortError') showTableMessage(this.table, t('error', { e: e.message }));
     }
@@ -153,7 +154,7 @@ class UsersPart {
     if (f.role.value === 'agency') body.agency = this.agency.sel.value;
     f.password.value = '';
     try {
-      const u = await postJSON('api/v1/users', body, { signal: this.ctx.signal });
+      const u = await postJSON(paths.users(), body, { signal: this.ctx.signal });
       form.reset();
       this.agency.sync();
       this.message.say('ok', t('users.added', { name: u.username }));
@@ -174,7 +175,7 @@ class UsersPart {
         const password = pw.value;
         if (password.length < MIN_PASSWORD) throw new Error(t('users.passwordRule', { n: MIN_PASSWORD }));
         pw.value = '';
-        return patchJSON(`api/v1/users/${encodeURIComponent(u.username)}`, { password }, { signal: this.ctx.signal });
+        return patchJSON(paths.user(u.username), { password }, { signal: this.ctx.signal });
       },
     });
     if (done) {
@@ -198,7 +199,7 @@ class UsersPart {
       submit: async () => {
         const body = { role: role.value };
         if (role.value === 'agency') body.agency = agency.sel.value;
-        return patchJSON(`api/v1/users/${encodeURIComponent(u.username)}`, body, { signal: this.ctx.signal });
+        return patchJSON(paths.user(u.username), body, { signal: this.ctx.signal });
       },
     });
     if (done) {
@@ -211,7 +212,7 @@ class UsersPart {
     const disable = !u.disabled;
     if (disable && !(await confirmDialog({ title: t('users.disable.title', { name: u.username }), text: t('users.disable.confirm'), ok: t('users.disable') }))) return;
     try {
-      await patchJSON(`api/v1/users/${encodeURIComponent(u.username)}`, { disabled: disable }, { signal: this.ctx.signal });
+      await patchJSON(paths.user(u.username), { disabled: disable }, { signal: this.ctx.signal });
       this.message.say('ok', t(disable ? 'users.disabledMsg' : 'users.enabledMsg', { name: u.username }));
       this.load();
     } catch (e) {
@@ -279,7 +280,7 @@ class TokensPart {
     try {
       const ags = await this.ctx.agencies(this.ctx.signal);
       this.agency.sel.replaceChildren(...ags.map((a) => h('option', { value: a.code, text: a.name })));
-      this.render(await getJSON('api/v1/tokens', { signal: this.ctx.signal }));
+      this.render(await getJSON(paths.tokens(), { signal: this.ctx.signal }));
     } catch (e) {
       if (e.name !== 'AbortError') showTableMessage(this.table, t('error', { e: e.message }));
     }
@@ -316,7 +317,7 @@ class TokensPart {
     if (body.role === 'agency') body.agency = this.agency.sel.value;
     if (f.expires.value) body.expires_days = Number(f.expires.value);
     try {
-      const made = await postJSON('api/v1/tokens', body, { signal: this.ctx.signal });
+      const made = await postJSON(paths.tokens(), body, { signal: this.ctx.signal });
       form.reset();
       f.role.disabled = false;
       this.agency.sync();
@@ -347,7 +348,7 @@ class TokensPart {
     });
     if (!ok) return;
     try {
-      await deleteJSON(`api/v1/tokens/${encodeURIComponent(tk.id)}`, { signal: this.ctx.signal });
+      await deleteJSON(paths.token(tk.id), { signal: this.ctx.signal });
       this.message.say('ok', t('tokens.revoked', { name: tk.name }));
       this.load();
     } catch (e) {
@@ -416,14 +417,14 @@ class AuditPart {
     const q = this.query();
     q.set('format', 'csv');
     // A plain link: the browser sends the session cookie with it.
-    this.exportLink.href = apiUrl(`api/v1/audit?${q}`);
+    this.exportLink.href = apiUrl(paths.audit(q));
   }
 
   async load() {
     this.syncExport();
     this.message.clear();
     try {
-      this.render(await getJSON(`api/v1/audit?${this.query()}`, { signal: this.ctx.signal }));
+      this.render(await getJSON(paths.audit(this.query()), { signal: this.ctx.signal }));
     } catch (e) {
       if (e.name !== 'AbortError') this.message.say('error', t('admin.error', { e: e.message }));
     }
@@ -481,7 +482,7 @@ class SessionsPart {
 
   async refresh() {
     try {
-      this.render(await getJSON('api/v1/auth/sessions', { signal: this.ctx.signal }));
+      this.render(await getJSON(paths.authSessions(), { signal: this.ctx.signal }));
     } catch (e) {
       if (e.name !== 'AbortError' && !this.rows) showTableMessage(this.table, t('error', { e: e.message }));
     }
@@ -516,7 +517,7 @@ class SessionsPart {
     const ok = await confirmDialog({ title: t('sessions.end.title', { name: s.username }), text: t('sessions.end.confirm'), ok: t('sessions.end') });
     if (!ok) return;
     try {
-      await deleteJSON(`api/v1/auth/sessions/${encodeURIComponent(s.id)}`, { signal: this.ctx.signal });
+      await deleteJSON(paths.authSession(s.id), { signal: this.ctx.signal });
       this.message.say('ok', t('sessions.ended', { name: s.username }));
       this.refresh();
     } catch (e) {

@@ -7,6 +7,7 @@
 import { t, fmtDateTime } from './i18n.js';
 import { h, renderTable, showTableMessage, formMessage, localInput, field } from './dom.js';
 import { getJSON, postJSON, patchJSON, deleteJSON } from './api.js';
+import * as paths from './paths.js';
 import { can } from './session.js';
 import { confirmDialog, openDialog } from './dialogs.js';
 
@@ -88,7 +89,7 @@ export class MaintenancePanel {
   async fillSelects() {
     try {
       const [nodes, ags] = await Promise.all([
-        getJSON('api/v1/nodes', { signal: this.signal }), getJSON('api/v1/agencies', { signal: this.signal })]);
+        getJSON(paths.nodes(), { signal: this.signal }), getJSON(paths.agencies(), { signal: this.signal })]);
       this.f.node.replaceChildren(...nodes.filter((n) => n.status !== 'revoked')
         .map((n) => h('option', { value: n.node_id, text: `${n.node_id} · ${this.agencyLabel(n.agency)}` })));
       this.f.agency.replaceChildren(...ags.map((a) => h('option', { value: a.code, text: a.name })));
@@ -100,7 +101,7 @@ export class MaintenancePanel {
 
   async loadWindows() {
     try {
-      this.render(await getJSON('api/v1/maintenance', { signal: this.signal }));
+      this.render(await getJSON(paths.maintenance(), { signal: this.signal }));
     } catch (e) {
       if (e.name !== 'AbortError') showTableMessage(this.table, t('error', { e: e.message }));
     }
@@ -147,7 +148,7 @@ export class MaintenancePanel {
     const body = { from: String(from), to: String(to), reason };
     if (f.scopeNode.checked) body.node = f.node.value; else body.agency = f.agency.value;
     try {
-      const saved = await postJSON('api/v1/maintenance', body, { signal: this.signal });
+      const saved = await postJSON(paths.maintenance(), body, { signal: this.signal });
       f.reason.value = '';
       this.message.say('ok', t('mt.saved'));
       this.message.dataset.id = String(saved.id);
@@ -184,7 +185,7 @@ export class MaintenancePanel {
         if (reasonIn.value.trim() !== m.reason) body.reason = reasonIn.value.trim();
         if (!Object.keys(body).length) return 'unchanged';
         if (Object.values(body).includes('NaN')) throw new Error(t('mt.badRange'));
-        return patchJSON(`api/v1/maintenance/${m.id}`, body, { signal: this.signal });
+        return patchJSON(paths.maintenanceWindow(m.id), body, { signal: this.signal });
       },
     });
     if (saved && saved !== 'unchanged') {
@@ -197,7 +198,7 @@ export class MaintenancePanel {
     const ok = await confirmDialog({ title: t('mt.end.title'), text: t('mt.end.confirm', { scope: maintenanceScope(m, this.agencyLabel) }), ok: t('mt.end') });
     if (!ok) return;
     try {
-      await postJSON(`api/v1/maintenance/${m.id}/end`, undefined, { signal: this.signal });
+      await postJSON(paths.maintenanceWindow(m.id, '/end'), undefined, { signal: this.signal });
       this.message.say('ok', t('mt.ended'));
       this.changed();
     } catch (e) {
@@ -209,7 +210,7 @@ export class MaintenancePanel {
     const ok = await confirmDialog({ title: t('mt.delete.title'), text: t('mt.delete.confirm', { scope: maintenanceScope(m, this.agencyLabel) }), ok: t('mt.delete') });
     if (!ok) return;
     try {
-      await deleteJSON(`api/v1/maintenance/${m.id}`, { signal: this.signal });
+      await deleteJSON(paths.maintenanceWindow(m.id), { signal: this.signal });
       this.message.say('ok', t('mt.deleted'));
       this.changed();
     } catch (e) {

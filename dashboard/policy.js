@@ -9,6 +9,7 @@
 import { t, fmtDateTime, fmtCap, fmtPct, fmtInt } from './i18n.js';
 import { h, setText, renderTable, showTableMessage, formMessage, localInput, when } from './dom.js';
 import { getJSON, postJSON, request, ApiError } from './api.js';
+import * as paths from './paths.js';
 import { can, ownAgency } from './session.js';
 import { openDialog } from './dialogs.js';
 import { statusCell } from './nodes.js';
@@ -19,7 +20,7 @@ const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 const KINDS = ['rate_bps', 'ceil_bps'];
 
 const enc = encodeURIComponent;
-const policyPath = (code, rest = '') => `api/v1/agencies/${enc(code)}/policy${rest}`;
+const policyPath = paths.agencyPolicy;
 
 /** bps → "3" / "2.5" (Mbit/s, for an input). */
 function toMbit(bps) { return bps == null ? '' : String(Math.round(bps / 1000) / 1000); }
@@ -171,7 +172,7 @@ export class PolicyView {
 
   /** The admin's form, once the named lists a category may switch on are known. */
   async showForm(signal) {
-    this.lists = await getJSON('api/v1/lists', { signal }).catch((e) => {
+    this.lists = await getJSON(paths.lists(), { signal }).catch((e) => {
       if (e.name === 'AbortError') throw e;
       return [];
     });
@@ -219,7 +220,7 @@ export class PolicyView {
 
   async loadNodes() {
     try {
-      const nodes = await getJSON(`api/v1/nodes?agency=${enc(this.code)}`, { signal: this.ctl.signal });
+      const nodes = await getJSON(paths.nodes({ agency: this.code }), { signal: this.ctl.signal });
       this.renderNodes(nodes.filter((n) => n.agency === this.code));
     } catch (e) {
       if (e.name !== 'AbortError' && !this.nodesShown) showTableMessage(this.c.nodes, t('error', { e: e.message }));
@@ -849,7 +850,7 @@ export class DefaultPolicyView extends PolicyView {
     this.agency = { code: '', units: [], nodes: [] };
   }
 
-  path(rest = '') { return `api/v1/policy/default${rest}`; }
+  path(rest = '') { return paths.defaultPolicy(rest); }
 
   accept(r) { return { ...r, effective: r.policy || {}, follows_default: false }; }
 

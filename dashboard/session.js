@@ -1,6 +1,7 @@
 // Who is logged in and what their role may use. The server enforces every
 // rule; these only decide what the page offers, so nobody clicks into a 403.
 import { getJSON, postJSON, useSession, ApiError } from './api.js';
+import * as paths from './paths.js';
 
 let me = null;
 
@@ -33,7 +34,7 @@ export function ownAgency() { return me?.role === 'agency' ? me.agency : null; }
  */
 export async function resume() {
   try {
-    return set(await getJSON('api/v1/auth/me', { auth: false }));
+    return set(await getJSON(paths.authMe(), { auth: false }));
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return set(null);
     throw e;
@@ -42,16 +43,16 @@ export async function resume() {
 
 /** Log in; the password goes to the server and nowhere else. */
 export async function login(username, password) {
-  return set(await postJSON('api/v1/auth/login', { username, password }, { auth: false }));
+  return set(await postJSON(paths.authLogin(), { username, password }, { auth: false }));
 }
 
 /** Trade a kiosk token (the wall's URL) for a read-only session. */
 export async function kiosk(token) {
-  return set(await postJSON('api/v1/auth/kiosk', { token }, { auth: false }));
+  return set(await postJSON(paths.authKiosk(), { token }, { auth: false }));
 }
 
 export async function logout() {
-  await postJSON('api/v1/auth/logout', undefined);
+  await postJSON(paths.authLogout(), undefined);
   set(null);
 }
 
