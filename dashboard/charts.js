@@ -6,14 +6,29 @@ const AXIS = '#c7d2e3';
 const GRID = 'rgba(148, 163, 184, 0.14)';
 const FONT = '14px "DejaVu Sans", "Liberation Sans", system-ui, sans-serif';
 
-function fill(color) {
-  // hex → 18 % alpha
+function fill(color, alpha = 0.16) {
+  // hex → a translucent fill (16 % by default)
   const n = parseInt(color.slice(1), 16);
-  return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, 0.16)`;
+  return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
+}
+
+const H = 3600;
+const D = 24 * H;
+// Tick steps in seconds, uPlot's own list. Past 36 hours only whole days (and
+// months, years): ticks fall on the NOC's midnights and every label names a
+// different day, where 12-hour steps labelled each day twice.
+const TIME_INCRS = [1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, H, 2 * H, 3 * H, 4 * H, 6 * H, 8 * H, 12 * H];
+const DAY_INCRS = [D, 2 * D, 3 * D, 4 * D, 5 * D, 7 * D, 14 * D, 30 * D, 60 * D, 90 * D, 120 * D, 180 * D, 365 * D];
+const MULTI_DAY = 36 * H;
+
+/** Tick steps for an x range: clock steps up to 36 h, whole days beyond. */
+export function xIncrs(min, max) {
+  return max - min > MULTI_DAY ? DAY_INCRS : TIME_INCRS.concat(DAY_INCRS);
 }
 
 /**
- * A two-series (in/out bps) chart.
+ * A two-series (in/out bps) chart; with opts.peaks, each direction's
+ * highest one-second rate per step beside its average (a lighter dashed line).
  * opts: height, live (x range = last `span` seconds), span, alloc() → {down, up}
  * (the allocation in force now: one line), or `setAllocRuns` for history
  * (the allocation as it was over the range: a stepped line per direction).
@@ -26,14 +41,21 @@ export class RateChart {
     const span = opts.span;
     const xValues = (u, splits) => {
       const range = u.scales.x.max - u.scales.x.min;
-      return splits.map((s) => {
+      const labels = splits.map((s) => {
         const ms = s * 1000;
         if (range <= 2 * 3600) return range <= 600 ? fmtTime(ms) : fmtTimeHM(ms);
-        if (range <= 36 * 3600) return fmtTimeHM(ms);
+        if (range <= MULTI_DAY) return fmtTimeHM(ms);
         return fmtDay(ms);
       });
+      el.dataset.xTicks = labels.join(' | '); // what the axis says, for tests
+      return labels;
     };
     const self = this;
+    const peak = (color, label) => ({
+      label, stroke: fill(color, 0.75), width: 1.25, dash: [5, 4], spanGaps: false,
+      points: { show: false }, value: (u, v) => (v == null ? '—' : fmtBps(v)),
+    });
+    this.data = opts.peaks ? [[], [], [], [], []] : [[], [], []];
     this.u = new uPlot({
       width: Math.max(200, el.clientWidth),
       height: opts.height,
@@ -59,7 +81,10 @@ export class RateChart {
         },
       },
       axes: [
-        { stroke: AXIS, font: FONT, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 }, values: xValues, space: 110 },
+        {
+          stroke: AXIS, font: FONT, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 }, values: xValues, space: 110,
+          incrs: (u, i, min, max) => xIncrs(min, max),
+        },
         {
           stroke: AXIS, font: FONT, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 },
           values: (u, splits) => splits.map(fmtBpsAxis), size: 96, space: 44,
@@ -69,7 +94,7 @@ export class RateChart {
         { label: t('chart.time'), value: (u, v) => (v == null ? '—' : fmtDateTime(v * 1000)) },
         { label: `↓ ${t('dir.in')}`, stroke: COLORS.in, width: 2, fill: fill(COLORS.in), spanGaps: true, points: { show: false }, value: (u, v) => (v == null ? '—' : fmtBps(v)) },
         { label: `↑ ${t('dir.out')}`, stroke: COLORS.out, width: 2, fill: fill(COLORS.out), spanGaps: true, points: { show: false }, value: (u, v) => (v == null ? '—' : fmtBps(v)) },
-      ],
+      ].concat(opts.peaks ? [peak(COLORS.in, `↓ ${t('chart.peakIn')}`), peak(COLORS.out, `↑ ${t('chart.peakOut')}`)] : []),
       hooks: {
         draw: [(u) => self.drawAlloc(u)],
         setSelect: [(u) => self.selected(u)],
@@ -161,9 +186,10 @@ export class RateChart {
     ctx.restore();
   }
 
-  /** xs: Unix seconds; ins/outs: bps (null = unknown). */
-  setData(xs, ins, outs) {
-    this.data = [xs, ins, outs];
+  /** xs: Unix seconds; ins/outs (and with opts.peaks peakIns/peakOuts): bps (null = unknown). */
+  setData(xs, ins, outs, peakIns, peakOuts) {
+    const none = () => xs.map(() => null);
+    this.data = this.opts.peaks ? [xs, ins, outs, peakIns || none(), peakOuts || none()] : [xs, ins, outs];
     this.u.setData(this.data);
     this.el.dataset.points = String(xs.length);
     // Without a hovering cursor the legend shows the newest values.

@@ -52,6 +52,7 @@ export class AgencyView {
       liveChart: h('div', { class: 'chart', 'data-testid': 'live-chart' }),
       histChart: h('div', { class: 'chart', 'data-testid': 'history-chart' }),
       totals: h('span', { class: 'panel-note', 'data-testid': 'history-totals' }),
+      histPeaks: h('p', { class: 'panel-note hist-peaks', 'data-testid': 'history-peaks' }),
       nodes: h('table', { class: 'data', 'data-testid': 'nodes-table' }),
       histCsv: h('button', {
         type: 'button', class: 'btn small', 'data-testid': 'history-csv', text: t('chart.csv'),
@@ -84,7 +85,7 @@ export class AgencyView {
           type: 'button', class: 'btn small', 'data-testid': 'live-csv', text: t('chart.csv'), onclick: () => this.liveCsv(),
         })), c.liveChart),
         panel('h-hist', t('agency.history'), h('div', { class: 'head-tools' }, c.totals,
-          this.picker.element(), c.histCsv), c.histChart),
+          this.picker.element(), c.histCsv), c.histChart, c.histPeaks),
         this.detail ? panel('h-units', t('agency.units'), null, this.t.units.element()) : null,
         this.detail ? h('div', { class: 'two' },
           panel('h-hosts', t('agency.topHosts'), null, this.t.hosts.element()),
@@ -102,7 +103,7 @@ export class AgencyView {
     this.live = new RateChart(c.liveChart, { height: 300, live: true, span: SERIES_SPAN, alloc });
     // Drag across the history to look closer: a custom range, in the address.
     this.hist = new RateChart(c.histChart, {
-      height: 260, live: false, alloc, onSelect: (from, to) => this.picker.set({ key: 'custom', from, to }),
+      height: 260, live: false, alloc, peaks: true, onSelect: (from, to) => this.picker.set({ key: 'custom', from, to }),
     });
     this.update();
     this.renderCached();
@@ -371,21 +372,42 @@ export class AgencyView {
     }
   }
 
+  /** The range's peak and p95 beside the totals, and the time above 95 % of the allocation. */
+  renderPeaks(d) {
+    const parts = [];
+    if (d.peak_in_bps != null) {
+      parts.push(t('agency.peaks', {
+        pin: fmtBps(d.peak_in_bps), pout: fmtBps(d.peak_out_bps), qin: fmtBps(d.p95_in_bps), qout: fmtBps(d.p95_out_bps),
+      }));
+    }
+    if (d.hours_above_95) {
+      const dur = (h) => fmtDuration(Math.round(h * 3600));
+      parts.push(t('agency.above95', { din: dur(d.hours_above_95.download), dout: dur(d.hours_above_95.upload) }));
+    }
+    if (d.steps_without_peaks) parts.push(t('agency.peaksPartial', { n: fmtInt(d.steps_without_peaks) }));
+    setText(this.c.histPeaks, parts.join(' · '));
+    this.c.histPeaks.dataset.peakIn = String(d.peak_in_bps ?? '');
+    this.c.histPeaks.dataset.p95In = String(d.p95_in_bps ?? '');
+  }
+
   renderHistory(d, from, to) {
     const step = d.step_secs || 60;
     const f = from ?? Math.floor(Date.parse(d.from) / 1000);
     const e = to ?? Math.floor(Date.parse(d.to) / 1000);
     // Points with no traffic are omitted: a gap means zero.
     const byTs = new Map((d.points || []).map((p) => [Math.floor(Date.parse(p.ts) / 1000), p]));
-    const xs = []; const ins = []; const outs = [];
+    const xs = []; const ins = []; const outs = []; const peakIns = []; const peakOuts = [];
     for (let x = Math.floor(f / step) * step; x < e; x += step) {
       const p = byTs.get(x);
       xs.push(x); ins.push(p ? p.in_bps : 0); outs.push(p ? p.out_bps : 0);
+      // A step stored before peaks were kept has none (a gap, not a zero).
+      peakIns.push(p ? p.peak_in_bps ?? null : 0); peakOuts.push(p ? p.peak_out_bps ?? null : 0);
     }
     this.hist.setAllocRuns((d.allocation || []).map((r) => ({
       x: Math.floor(Date.parse(r.from) / 1000), down: r.download?.rate_bps || 0, up: r.upload?.rate_bps || 0,
     })));
-    this.hist.setData(xs, ins, outs);
+    this.hist.setData(xs, ins, outs, peakIns, peakOuts);
+    this.renderPeaks(d);
     this.c.histChart.dataset.range = this.range.key; // set once drawn, so tests wait for the drawing
     this.c.histChart.dataset.from = String(f);
     this.c.histChart.dataset.to = String(e);
