@@ -25,12 +25,13 @@ import { IncidentsView } from './views/incidents.js';
 import { AvailabilityView } from './views/availability.js';
 import { NotFoundView } from './views/notfound.js';
 import { SearchView } from './views/search.js';
+import { ReportsView } from './reports.js';
 
 let view = null;
 
 const PAGES = {
   blocked: BlockedView, incidents: IncidentsView, availability: AvailabilityView, notfound: NotFoundView,
-  search: SearchView,
+  search: SearchView, reports: ReportsView,
 };
 
 // The officer's agency link takes the agency's name once the list arrives.

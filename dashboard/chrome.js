@@ -63,6 +63,7 @@ function navItems() {
     { href: '#/nodes', key: 'nav.nodes', route: 'nodes' },
     can.read() ? { href: own ? `#/policy/${encodeURIComponent(own)}` : '#/policy', key: 'nav.policy', route: 'policy' } : null,
     can.read() ? { href: '#/lists', key: 'nav.lists', route: 'lists' } : null,
+    can.read() ? { href: '#/reports', key: 'nav.reports', route: 'reports' } : null,
     can.admin() ? { href: '#/admin/users', key: 'nav.admin', route: 'admin' } : null,
   ].filter(Boolean);
 }

@@ -74,6 +74,9 @@ export const maintenanceWindow = (id, rest = '') => `${V1}/maintenance/${enc(id)
 export const lists = () => `${V1}/lists`;
 export const list = (name, rest = '') => `${V1}/lists/${enc(name)}${rest}`;
 
+// Monthly reports: { month ('2026-11'), agency, format ('pdf' | 'csv'; JSON without), lang }
+export const reportMonthly = (params) => `${V1}/reports/monthly${qs(params)}`;
+
 // Administration
 export const users = () => `${V1}/users`;
 export const user = (name) => `${V1}/users/${enc(name)}`;

@@ -1,7 +1,7 @@
 // The hash routes: "#/" (overview, the wall), "#/agency/<code>",
 // "#/policy" and "#/policy/<code>", "#/policy-default", "#/blocked",
 // "#/incidents", "#/availability", "#/nodes", "#/node/<id>", "#/lists",
-// "#/search?q=…" and "#/admin/<tab>"; and where a role may not go.
+// "#/search?q=…", "#/reports" and "#/admin/<tab>"; and where a role may not go.
 import { can, ownAgency } from './session.js';
 import { ADMIN_TABS } from './admin.js';
 
@@ -24,7 +24,7 @@ export function parseHash() {
   if (m) return { name: 'admin', arg: m[1] || 'users' };
   if (hash === '/') return { name: 'overview', arg: null };
   if (/^\/search\/?$/.test(hash)) return { name: 'search', arg: null };
-  const page = hash.match(/^\/(blocked|incidents|availability|nodes|lists)\/?$/)?.[1];
+  const page = hash.match(/^\/(blocked|incidents|availability|nodes|lists|reports)\/?$/)?.[1];
   return { name: page || 'notfound', arg: null };
 }
 
@@ -38,6 +38,7 @@ export function redirectFor(r) {
   if (r.name === 'blocked' && !can.read()) return '#/';
   if (r.name === 'lists' && !can.read()) return '#/';
   if (r.name === 'search' && !can.read()) return '#/';
+  if (r.name === 'reports' && !can.read()) return '#/';
   // Policies: admins, operators and an agency's own officer (its own only).
   if (r.name === 'policy' && !can.read()) return '#/';
   if (r.name === 'policy' && own && r.arg !== own) return `#/policy/${encodeURIComponent(own)}`;

@@ -32,10 +32,15 @@ fn now_s() -> u64 {
     simpul_collector::state::now_secs()
 }
 
-/// The whole hour the traffic is put in: ended at least two minutes ago.
-/// The report is of the month it falls in (the last one early on the 1st).
+/// The whole hour the traffic is put in: ended at least two minutes ago,
+/// with the minute after it in the same month (the second policy version
+/// is saved then). The report is of that month (the last one early on the 1st).
 fn the_hour() -> u64 {
-    (now_s() - 3600 - 120) / 3600 * 3600
+    let h = (now_s() - 3600 - 120) / 3600 * 3600;
+    if Month::containing(h + 3660, WIB) != Month::containing(h, WIB) {
+        return h - 3600;
+    }
+    h
 }
 
 fn counters(
@@ -152,7 +157,7 @@ struct Seeded {
 }
 
 /// dinkes: one hour at 100 kbit/s with one minute at 200 kbit/s, against
-/// 100 kbit/s allocated (raised to 200 kbit/s half-way through the hour);
+/// 100 kbit/s allocated (raised to 200 kbit/s a minute after the hour);
 /// incidents (critical, one in maintenance, one unreachable), blocked
 /// attempts of two categories, a site. bappeda: some traffic.
 async fn seeded(
@@ -216,7 +221,7 @@ async fn seeded(
         .save_policy(&policy(
             2,
             200_000,
-            (hour + 1800) * 1000,
+            (hour + 3660) * 1000,
             "admin-b",
             "Naik alokasi, surat 002/NOC",
         ))
@@ -340,7 +345,7 @@ fn id_int(v: u64) -> String {
     let s = v.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push('.');
         }
         out.push(ch);
@@ -519,16 +524,16 @@ async fn monthly_report_json_csv_pdf_agree_and_officers_see_their_own() {
         &id_pct(f(&r["availability"]["overall_pct"])),
     );
     line_has(&text, "dinkes-01", &id_pct(f(&n1["availability_pct"])));
-    line_has(&text, "kritis", "1 m 00 d");
-    line_has(&text, "kritis", "10 m 00 d");
+    line_has(&text, "kritis", "1 mnt 0 dtk");
+    line_has(&text, "kritis", "10 mnt 0 dtk");
     line_has(
         &text,
-        "Insiden saat pemeliharaan",
+        "Saat pemeliharaan (tidak dihitung)",
         &inc["in_maintenance"].to_string(),
     );
     line_has(
         &text,
-        "Tak terjangkau karena induk padam",
+        "Tak terjangkau (tidak dihitung)",
         &inc["unreachable"].to_string(),
     );
     line_has(&text, "judi", "3");

@@ -79,7 +79,8 @@ export class AvailabilityView {
     const rows = today.map((d) => ({ node_id: d.node_id, agency: d.agency, d, m: byNode.get(d.node_id) }))
       .sort((a, b) => a.agency.localeCompare(b.agency) || a.node_id.localeCompare(b.node_id));
     // Truncated, not rounded: 99.998 % with 48 s down is not "100,00%".
-    const pctCell = (x) => (x ? h('span', {
+    // null: the node was enrolled after the period began being measured.
+    const pctCell = (x) => (x && x.availability_pct != null ? h('span', {
       class: 'pct-cell', 'data-level': pctLevel(x.availability_pct), text: `${fmtNum(Math.floor(x.availability_pct * 100) / 100, 2)}%`,
     }) : '—');
     const ms = (v) => (v ? fmtSpan(v) : '—');

@@ -171,8 +171,10 @@ impl Doc {
     fn kv(&mut self, label: &str, value: &str) {
         self.ensure(14.0);
         self.y -= 13.0;
-        self.text(M, self.y, BODY + 0.5, false, label);
-        self.text(M + 250.0, self.y, BODY + 0.5, true, value);
+        let l = win_ansi(label);
+        let x = (M + 200.0).max(M + width(&l, BODY + 0.5, false) + 10.0);
+        self.text_bytes(M, self.y, BODY + 0.5, false, &l);
+        self.text(x, self.y, BODY + 0.5, true, value);
     }
 
     fn note(&mut self, s: &str) {
@@ -537,10 +539,10 @@ pub fn write(r: &Report, lang: Lang) -> Vec<u8> {
         d.table(
             &[
                 col("agency", 60.0, Align::Left),
-                col("agency", 120.0, Align::Left),
-                col("bytes_in", 70.0, Align::Right),
-                col("bytes_out", 70.0, Align::Right),
-                col("alloc_down", 70.0, Align::Right),
+                col("name", 120.0, Align::Left),
+                col("in_short", 70.0, Align::Right),
+                col("out_short", 70.0, Align::Right),
+                col("alloc_short", 70.0, Align::Right),
                 col("avail_pct", 65.0, Align::Right),
                 col("incidents", 56.0, Align::Right),
             ],
@@ -581,12 +583,12 @@ pub fn write(r: &Report, lang: Lang) -> Vec<u8> {
         .collect();
     d.table(
         &[
-            col("node", 105.0, Align::Left),
-            col("agency", 65.0, Align::Left),
-            col("avail_pct", 125.0, Align::Right),
-            col("down", 60.0, Align::Right),
-            col("maintenance", 60.0, Align::Right),
-            col("unreachable", 60.0, Align::Right),
+            col("node", 95.0, Align::Left),
+            col("agency", 55.0, Align::Left),
+            col("avail_pct", 150.0, Align::Right),
+            col("down", 56.0, Align::Right),
+            col("maintenance", 56.0, Align::Right),
+            col("unreachable", 56.0, Align::Right),
             col("incidents", 36.0, Align::Right),
         ],
         &rows,

@@ -94,14 +94,8 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         "max_ack" => ("Maks. terima", "Max. to ack."),
         "mean_resolve" => ("Rata-rata selesai", "Mean to resolve"),
         "max_resolve" => ("Maks. selesai", "Max. to resolve"),
-        "in_maintenance" => (
-            "Insiden saat pemeliharaan (tidak dihitung)",
-            "Incidents during maintenance (not counted)",
-        ),
-        "unreachable_spells" => (
-            "Tak terjangkau karena induk padam (tidak dihitung)",
-            "Unreachable behind a down parent (not counted)",
-        ),
+        "in_maintenance" => ("Saat pemeliharaan (tidak dihitung)", "During maintenance (not counted)"),
+        "unreachable_spells" => ("Tak terjangkau (tidak dihitung)", "Unreachable (not counted)"),
         "no_incidents" => ("Tidak ada insiden.", "No incidents."),
         "incident_list" => ("Daftar insiden", "Incident list"),
         "kind" => ("Jenis", "Kind"),
@@ -134,6 +128,10 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         "agencies" => ("Per instansi", "By agency"),
         "page" => ("Halaman", "Page"),
         "more" => ("lainnya", "more"),
+        "in_short" => ("Masuk", "In"),
+        "out_short" => ("Keluar", "Out"),
+        "alloc_short" => ("Alokasi", "Allocation"),
+        "name" => ("Nama", "Name"),
         _ => return "?",
     };
     match lang {
@@ -205,21 +203,25 @@ pub fn pct(lang: Lang, v: Option<f64>) -> String {
     }
 }
 
-/// A duration: `2 j 05 m`, `3 m 07 d` (id) / `2 h 05 m`, `3 m 07 s` (en).
+/// A duration in the dashboard's one style: `45 dtk`, `3 mnt 20 dtk`,
+/// `2 jam 5 mnt`, `1 hari 3 jam` (`45 s`, `3 min 20 s`, `2 h 5 min`, `1 d 3 h`).
 pub fn duration(lang: Lang, secs: Option<f64>) -> String {
     let Some(s) = secs else {
         return "-".into();
     };
     let s = s.max(0.0).round() as u64;
-    let (h, m, sec) = (s / 3600, s % 3600 / 60, s % 60);
-    let (hu, su) = match lang {
-        Lang::Id => ("j", "d"),
-        Lang::En => ("h", "s"),
+    let (sec, min, hour, day) = match lang {
+        Lang::Id => ("dtk", "mnt", "jam", "hari"),
+        Lang::En => ("s", "min", "h", "d"),
     };
-    if h > 0 {
-        format!("{h} {hu} {m:02} m")
+    if s < 60 {
+        format!("{s} {sec}")
+    } else if s < 3600 {
+        format!("{} {min} {} {sec}", s / 60, s % 60)
+    } else if s < 86_400 {
+        format!("{} {hour} {} {min}", s / 3600, s % 3600 / 60)
     } else {
-        format!("{m} m {sec:02} {su}")
+        format!("{} {day} {} {hour}", s / 86_400, s % 86_400 / 3600)
     }
 }
 
@@ -280,7 +282,7 @@ pub fn month_name(lang: Lang, year: i32, month: u8) -> String {
 pub fn severity(lang: Lang, s: &str) -> String {
     let w = match (lang, s) {
         (Lang::Id, "critical") => "kritis",
-        (Lang::Id, "major") => "utama",
+        (Lang::Id, "major") => "mayor",
         (Lang::Id, "minor") => "minor",
         (Lang::Id, "info") => "info",
         _ => s,

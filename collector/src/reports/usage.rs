@@ -137,8 +137,9 @@ pub fn p95(v: &mut [f64]) -> f64 {
     v[rank - 1]
 }
 
-/// The allocation in force at the start of each hour from `from`, from the
-/// policy's runs (`(start, download, upload)`).
+/// The allocation of each hour from `from`: the one in force at the hour's
+/// end (a version saved during the hour counts for it), from the policy's
+/// runs (`(start, download, upload)`).
 pub fn hourly_allocation(
     runs: &[(
         u64,
@@ -150,8 +151,8 @@ pub fn hourly_allocation(
 ) -> Vec<(u64, u64)> {
     (0..hours)
         .map(|h| {
-            let t = from + h as u64 * 3600;
-            let at = runs.partition_point(|(start, ..)| *start <= t);
+            let end = from + (h as u64 + 1) * 3600;
+            let at = runs.partition_point(|(start, ..)| *start < end);
             match at {
                 0 => (0, 0),
                 i => (runs[i - 1].1.rate_bps, runs[i - 1].2.rate_bps),
