@@ -7,6 +7,7 @@ import { t, tn, fmtDateTime, fmtAgo, fmtInt } from './i18n.js';
 import { h, renderTable, showTableMessage, formMessage, field } from './dom.js';
 import { getJSON, postJSON, patchJSON, deleteJSON, apiUrl } from './api.js';
 import * as paths from './paths.js';
+import { loadError } from './errors.js';
 import { current } from './session.js';
 import { confirmDialog, openDialog, secretBox } from './dialogs.js';
 
@@ -114,7 +115,7 @@ class UsersPart {
       this.agency.sel.replaceChildren(...ags.map((a) => h('option', { value: a.code, text: a.name })));
       this.render(await getJSON(paths.users(), { signal: this.ctx.signal }));
     } catch (e) {
-      if (e.name !== 'AbortError') showTableMessage(this.table, t('error', { e: e.message }));
+      if (e.name !== 'AbortError') showTableMessage(this.table, loadError(e));
     }
   }
 
@@ -282,7 +283,7 @@ class TokensPart {
       this.agency.sel.replaceChildren(...ags.map((a) => h('option', { value: a.code, text: a.name })));
       this.render(await getJSON(paths.tokens(), { signal: this.ctx.signal }));
     } catch (e) {
-      if (e.name !== 'AbortError') showTableMessage(this.table, t('error', { e: e.message }));
+      if (e.name !== 'AbortError') showTableMessage(this.table, loadError(e));
     }
   }
 
@@ -484,7 +485,7 @@ class SessionsPart {
     try {
       this.render(await getJSON(paths.authSessions(), { signal: this.ctx.signal }));
     } catch (e) {
-      if (e.name !== 'AbortError' && !this.rows) showTableMessage(this.table, t('error', { e: e.message }));
+      if (e.name !== 'AbortError' && !this.rows) showTableMessage(this.table, loadError(e));
     }
   }
 

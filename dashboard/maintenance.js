@@ -8,6 +8,7 @@ import { t, fmtDateTime } from './i18n.js';
 import { h, renderTable, showTableMessage, formMessage, localInput, field } from './dom.js';
 import { getJSON, postJSON, patchJSON, deleteJSON } from './api.js';
 import * as paths from './paths.js';
+import { loadError } from './errors.js';
 import { can } from './session.js';
 import { confirmDialog, openDialog } from './dialogs.js';
 
@@ -95,7 +96,7 @@ export class MaintenancePanel {
       this.f.agency.replaceChildren(...ags.map((a) => h('option', { value: a.code, text: a.name })));
       this.selectsFilled = true;
     } catch (e) {
-      if (e.name !== 'AbortError') this.message.say('error', t('error', { e: e.message }));
+      if (e.name !== 'AbortError') this.message.say('error', loadError(e));
     }
   }
 
@@ -103,7 +104,7 @@ export class MaintenancePanel {
     try {
       this.render(await getJSON(paths.maintenance(), { signal: this.signal }));
     } catch (e) {
-      if (e.name !== 'AbortError') showTableMessage(this.table, t('error', { e: e.message }));
+      if (e.name !== 'AbortError') showTableMessage(this.table, loadError(e));
     }
   }
 

@@ -10,6 +10,7 @@ import { t, fmtDateTime, fmtCap, fmtPct, fmtInt } from './i18n.js';
 import { h, setText, renderTable, showTableMessage, formMessage, localInput, when } from './dom.js';
 import { getJSON, postJSON, request, ApiError } from './api.js';
 import * as paths from './paths.js';
+import { loadError } from './errors.js';
 import { can, ownAgency } from './session.js';
 import { openDialog } from './dialogs.js';
 import { statusCell } from './nodes.js';
@@ -106,7 +107,7 @@ export class PolicyIndexView {
         { h: 'col.by', cell: (r) => r.p?.created_by || '—' },
       ], rows, (r) => `policy-index-${r.a.code}`);
     } catch (e) {
-      if (e.name !== 'AbortError') showTableMessage(this.table, t('error', { e: e.message }));
+      if (e.name !== 'AbortError') showTableMessage(this.table, loadError(e));
     }
   }
 }
@@ -205,7 +206,7 @@ export class PolicyView {
       this.render();
       if (this.admin) await this.showForm(signal);
     } catch (e) {
-      if (e.name !== 'AbortError') this.c.message.say('error', t('error', { e: e.message }));
+      if (e.name !== 'AbortError') this.c.message.say('error', loadError(e));
     }
     this.loadVersions();
   }
@@ -214,7 +215,7 @@ export class PolicyView {
     try {
       this.renderVersions(await getJSON(this.path('/versions?limit=50'), { signal: this.ctl.signal }));
     } catch (e) {
-      if (e.name !== 'AbortError') showTableMessage(this.c.versions, t('error', { e: e.message }));
+      if (e.name !== 'AbortError') showTableMessage(this.c.versions, loadError(e));
     }
   }
 
@@ -223,7 +224,7 @@ export class PolicyView {
       const nodes = await getJSON(paths.nodes({ agency: this.code }), { signal: this.ctl.signal });
       this.renderNodes(nodes.filter((n) => n.agency === this.code));
     } catch (e) {
-      if (e.name !== 'AbortError' && !this.nodesShown) showTableMessage(this.c.nodes, t('error', { e: e.message }));
+      if (e.name !== 'AbortError' && !this.nodesShown) showTableMessage(this.c.nodes, loadError(e));
     }
   }
 
@@ -771,7 +772,7 @@ export class PolicyView {
     try {
       r = await getJSON(this.path(`/versions/${n}?against=${n - 1}`), { signal: this.ctl.signal });
     } catch (e) {
-      if (e.name !== 'AbortError') this.c.historyMessage.say('error', t('error', { e: e.message }));
+      if (e.name !== 'AbortError') this.c.historyMessage.say('error', loadError(e));
       return;
     }
     const visible = (r.changes || []).filter((c) => c.path !== 'version');
@@ -881,7 +882,7 @@ export class DefaultPolicyView extends PolicyView {
       setText(this.c.follows, t('pol.default.note'));
       if (this.admin) await this.showForm(signal);
     } catch (e) {
-      if (e.name !== 'AbortError') this.c.message.say('error', t('error', { e: e.message }));
+      if (e.name !== 'AbortError') this.c.message.say('error', loadError(e));
     }
     this.loadVersions();
   }
