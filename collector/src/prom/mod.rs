@@ -7,7 +7,8 @@
 //! memory ([`nodes`], [`agencies`], [`incidents`], [`collector`]; the
 //! writer feeds [`figures`] as it commits), and the event counters the
 //! code records where things happen, rendered by the `metrics` recorder
-//! with the help text of [`recorded`]. A test keeps the two apart by name.
+//! with the help text of [`recorded`]. The two must not share a family
+//! name: `collector/tests/metrics.rs` fails on a HELP or TYPE line seen twice.
 
 pub mod agencies;
 pub mod collector;

@@ -57,11 +57,6 @@ impl Exposition {
         }
     }
 
-    /// Families of this document (to keep the recorder's from colliding).
-    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.families.iter().map(|(f, _)| f.name)
-    }
-
     /// Text produced elsewhere in the same format (the recorder's), after
     /// this document's families.
     pub fn append(&mut self, text: &str) {
