@@ -290,7 +290,7 @@ describe('Simpul NOC dashboard: navigation and time ranges (collector demo)', { 
     const node = (await get('api/v1/nodes')).find((n) => n.agency === code).node_id;
     const pages = ['#/', `#/agency/${code}`, `#/agency/${code}?range=7d`, '#/blocked', '#/incidents', '#/availability', '#/nodes',
       `#/node/${node}`, '#/policy', `#/policy/${code}`, '#/policy-default', '#/lists', '#/admin/users', '#/admin/tokens',
-      '#/admin/audit', '#/admin/sessions', '#/nosuch'];
+      '#/admin/audit', '#/admin/sessions', '#/reports', `#/search?q=${code}`, '#/nosuch'];
     await asRole('admin', async (p) => {
       // The menu: folded, opened, and folded again by choosing a page.
       const links = p.locator('#nav-links');
