@@ -10,6 +10,7 @@ import { h, setText, renderTable, showTableMessage, formMessage, when } from './
 import { getJSON, postJSON } from './api.js';
 import * as paths from './paths.js';
 import { loadError } from './errors.js';
+import { RangePicker, rangeFromHash, rangeLabel, bounds, HISTORY_PRESETS } from './timerange.js';
 import { can } from './session.js';
 import { confirmDialog, openDialog, secretBox } from './dialogs.js';
 
@@ -192,7 +193,15 @@ export class NodeView {
     const kpi = (id, label, value, ...notes) => h('section', { class: 'kpi loss-kpi', 'aria-labelledby': id },
       h('h3', { class: 'kpi-label', id, text: label }), h('div', { class: 'kpi-value' }, value), ...notes);
     const panel = (id, title, ...body) => h('section', { class: 'panel', 'aria-labelledby': id },
-      h('div', { class: 'panel-head' }, h('h3', { id, text: title })), ...body);
+      h('div', { class: 'panel-head' }, typeof title === 'string' ? h('h3', { id, text: title }) : title), ...body);
+    // The incidents' range, from the address (7 days unless it says otherwise).
+    this.range = rangeFromHash(HISTORY_PRESETS, '7d');
+    this.picker = new RangePicker({
+      presets: HISTORY_PRESETS, value: this.range, testid: 'node-range-', serverNow: this.serverNow,
+      onChange: (r) => { this.range = r; this.incTitle(); this.load(); },
+    });
+    c.incTitle = h('h3', { id: 'h-node-inc' });
+    this.incTitle();
     root.replaceChildren(h('div', { class: 'agency-page node-page', 'data-testid': 'node-page', 'data-node': this.id },
       h('nav', { class: 'crumbs tabs', 'aria-label': 'breadcrumb' },
         h('a', { href: '#/', text: t('nav.back') }), h('a', { class: 'tab', href: '#/nodes', text: t('nodes.title') })),
@@ -203,7 +212,7 @@ export class NodeView {
       h('div', { class: 'two' },
         panel('h-node-facts', t('node.facts'), c.facts),
         panel('h-node-health', t('node.health'), c.health)),
-      panel('h-node-inc', t('node.incidents'), h('div', { class: 'table-wrap' }, c.incidents))));
+      panel('h-node-inc', [c.incTitle, this.picker.element()], h('div', { class: 'table-wrap' }, c.incidents))));
     this.load();
     this.timer = setInterval(() => this.load(), NODE_REFRESH_MS);
   }
@@ -215,18 +224,22 @@ export class NodeView {
     this.ctl.abort();
   }
 
+  incTitle() { setText(this.c.incTitle, t('node.incidents', { range: rangeLabel(this.range) })); }
+
   async load() {
     const signal = this.ctl.signal;
+    const range = this.range;
+    const b = bounds(range, this.serverNow());
     try {
       await this.agencies(signal).catch((e) => { if (e.name === 'AbortError') throw e; });
       const [nodes, incidents] = await Promise.all([
         getJSON(paths.nodes(), { signal }),
-        getJSON(paths.incidents({ node: this.id, limit: 100 }), { signal }).catch((e) => {
+        getJSON(paths.incidents({ node: this.id, from: b.from, to: range.key === 'custom' ? b.to : null, limit: 100 }), { signal }).catch((e) => {
           if (e.name === 'AbortError') throw e;
           return null; // a node of another agency, or gone: the node list says so
         }),
       ]);
-      this.render(nodes.find((n) => n.node_id === this.id) || null, incidents);
+      if (range === this.range) this.render(nodes.find((n) => n.node_id === this.id) || null, incidents);
     } catch (e) {
       if (e.name !== 'AbortError' && !this.node) showTableMessage(this.c.incidents, loadError(e));
     }

@@ -196,6 +196,25 @@ describe('Simpul NOC dashboard: navigation and time ranges (collector demo)', { 
     assertClean();
   });
 
+  step('the node page keeps the range of its incidents in the address', async () => {
+    const node = (await get('api/v1/nodes')).find((n) => n.status !== 'revoked').node_id;
+    const isInc = (r) => r.url().includes(`/api/v1/incidents?node=${node}&from=`);
+    const first = page.waitForRequest(isInc);
+    await page.goto(`${collector.url}#/node/${node}`);
+    assert.ok(Math.abs(Number(params((await first).url()).get('from')) - (nowSecs() - 7 * 86400)) < 120, '7 days by default');
+    assert.equal(await page.locator('#h-node-inc').textContent(), 'Insiden node · 7 hari');
+    const asked = page.waitForRequest(isInc);
+    await page.getByTestId('node-range-24h').click();
+    assert.ok(Math.abs(Number(params((await asked).url()).get('from')) - (nowSecs() - 86400)) < 120, '24 h asked');
+    assert.equal(new URL(page.url()).hash, `#/node/${node}?range=24h`);
+    const again = page.waitForRequest(isInc);
+    await page.reload();
+    assert.ok(Math.abs(Number(params((await again).url()).get('from')) - (nowSecs() - 86400)) < 120, '24 h after the reload');
+    await waitFor(async () => (await page.locator('#h-node-inc').textContent()) === 'Insiden node · 24 jam', { message: 'the title names 24 h' });
+    assert.equal(await page.getByTestId('node-range-24h').getAttribute('aria-pressed'), 'true');
+    assertClean();
+  });
+
   step('an unknown address says so, in both languages, with the way home', async () => {
     for (const hash of ['#/nosuch', '#/agency/', '#/admin/users/extra', '#/incidents/x']) {
       await page.goto(`${collector.url}${hash}`);
