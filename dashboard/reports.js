@@ -177,6 +177,8 @@ export class ReportsView {
       ...fig('reports.p95In', 'p95-in', fmtBps(u.p95_in_bps)),
       ...fig('reports.peakOut', 'peak-out', fmtBps(u.peak_out_bps)),
       ...fig('reports.p95Out', 'p95-out', fmtBps(u.p95_out_bps)),
+      ...(u.peak_1s_in_bps == null ? [] : fig('reports.peak1sIn', 'peak-1s-in', fmtBps(u.peak_1s_in_bps))),
+      ...(u.peak_1s_out_bps == null ? [] : fig('reports.peak1sOut', 'peak-1s-out', fmtBps(u.peak_1s_out_bps))),
       ...fig('reports.hoursIn', 'hours-in', t('reports.hoursOf', { n: fmtInt(u.hours_above_95_in), of: fmtInt(u.hours_with_allocation) })),
       ...fig('reports.hoursOut', 'hours-out', t('reports.hoursOf', { n: fmtInt(u.hours_above_95_out), of: fmtInt(u.hours_with_allocation) })),
       ...fig('reports.overall', 'overall', pctText(r.availability.overall_pct)),

@@ -915,6 +915,10 @@ fn report_schema() -> Value {
         "agency": {"type": ["string", "null"], "description": "null: the province"},
         "name": s, "utc_offset": {"type": "string", "description": "the NOC's local time the month is cut in"},
         "from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"},
+            "peak_1s_in_bps": {"type": ["integer", "null"], "description": "an agency's highest one-second rate (all traffic); null for the province or before peaks were kept"},
+            "peak_1s_out_bps": {"type": ["integer", "null"]},
+            "p95_1s_in_bps": {"type": ["integer", "null"], "description": "95th percentile of the month's seconds (idle ones count as 0)"},
+            "p95_1s_out_bps": {"type": ["integer", "null"]},
         "complete": {"type": "boolean", "description": "false while the month runs"},
         "generated_at": {"type": "string", "format": "date-time"},
         "usage": {"type": "object", "properties": {

@@ -402,6 +402,8 @@ async fn monthly_report_json_csv_pdf_agree_and_officers_see_their_own() {
     // The burst minute: 1.5 MB in a minute is 200 kbit/s.
     assert_eq!(u["peak_in_bps"], 200_000.0);
     assert_eq!(u["rate_step_secs"], 60);
+    // The store's one-second peak: the burst was one second of 1.5 MB.
+    assert_eq!(u["peak_1s_in_bps"], 12_000_000, "{u}");
     // The hour averaged 100.83 kbit/s against 100 kbit/s in force at its start.
     assert_eq!(u["hours_above_95_in"], 1, "{u}");
     assert_eq!(u["hours_above_95_out"], 0);
@@ -508,6 +510,16 @@ async fn monthly_report_json_csv_pdf_agree_and_officers_see_their_own() {
     );
     line_has(&text, "Puncak unduh", &id_rate(f(&u["peak_in_bps"])));
     line_has(&text, "Persentil 95 unduh", &id_rate(f(&u["p95_in_bps"])));
+    line_has(
+        &text,
+        "Puncak per detik unduh",
+        &id_rate(f(&u["peak_1s_in_bps"])),
+    );
+    line_has(
+        &text,
+        "Puncak per detik unggah",
+        &id_rate(f(&u["peak_1s_out_bps"])),
+    );
     line_has(&text, "Persentil 95 unggah", &id_rate(f(&u["p95_out_bps"])));
     line_has(&text, "Alokasi unduh", &id_rate(f(&u["alloc_down_bps"])));
     line_has(
@@ -591,6 +603,11 @@ async fn monthly_report_json_csv_pdf_agree_and_officers_see_their_own() {
     assert_eq!(p["agency"], Value::Null);
     assert_eq!(p["usage"]["bytes_in"], seed.dinkes_in + 60 * 10_000);
     assert_eq!(p["blocked"]["attempts"], 12);
+    assert_eq!(
+        p["usage"]["peak_1s_in_bps"],
+        Value::Null,
+        "no summed seconds for the province"
+    );
     let codes: Vec<&str> = p["agencies"]
         .as_array()
         .unwrap()

@@ -126,8 +126,23 @@ describe('Simpul NOC dashboard: monthly reports (collector demo)', { timeout: 60
     const sel = page.getByTestId('report-agency');
     assert.equal(await sel.isDisabled(), true);
     assert.equal(await sel.inputValue(), creds.agency.code);
+    // This month: the agency's one-second peak (what minute averages hide) beside the rest.
+    const month = page.getByTestId('report-month');
+    await waitFor(async () => /^\d{4}-\d{2}$/.test(await month.inputValue()), { message: 'the default month' });
+    await month.fill(thisMonth());
+    await month.dispatchEvent('change');
+    const peak = await waitFor(async () => {
+      const el = page.getByTestId('report-peak-1s-in');
+      if (await el.count()) return el.textContent();
+      await month.dispatchEvent('change');
+      return null;
+    }, { timeout: 60000, message: 'the one-second peak' });
+    const own = await page.evaluate(async (m) => (await fetch(`api/v1/reports/monthly?month=${m}`)).json(), thisMonth());
+    assert.equal(own.agency, creds.agency.code);
+    assert.ok(own.usage.peak_1s_in_bps >= own.usage.peak_in_bps, 'a second is at least its minute\'s average');
+    assert.match(peak, /bps/);
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('report-csv').click()]);
-    assert.match(download.suggestedFilename(), new RegExp(`^simpul-laporan-\\d{4}-\\d{2}-${creds.agency.code}\\.csv$`));
+    assert.equal(download.suggestedFilename(), `simpul-laporan-${thisMonth()}-${creds.agency.code}.csv`);
     const file = path.join(tmp, 'officer.csv');
     await download.saveAs(file);
     const csv = readFileSync(file, 'utf8');

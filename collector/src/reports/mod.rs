@@ -191,6 +191,13 @@ pub struct UsageFigures {
     pub alloc_up_bps: u64,
     #[serde(flatten)]
     pub rates: RateStats,
+    /// An agency's highest one-second rate (all traffic) and the 95th
+    /// percentile of its seconds, bps: what minute averages hide. None for
+    /// the province and for months stored before peaks were kept.
+    pub peak_1s_in_bps: Option<u64>,
+    pub peak_1s_out_bps: Option<u64>,
+    pub p95_1s_in_bps: Option<u64>,
+    pub p95_1s_out_bps: Option<u64>,
     /// Hours whose internet average reached 95 % of the allocation then in
     /// force, per direction, of the hours that had an allocation.
     pub hours_above_95_in: u32,
@@ -313,6 +320,9 @@ pub struct Inputs {
     pub minutes_from: u64,
     /// The scope's allocation at each hour of the month (down, up bps).
     pub alloc_hourly: Vec<(u64, u64)>,
+    /// One agency's highest one-second rates and their p95 over the month
+    /// (the province's seconds are not kept summed: None).
+    pub seconds: Option<crate::store::RangePeaks>,
     pub availability: Vec<Availability>,
     pub incidents: Vec<Incident>,
     pub top_sites: Vec<TopSite>,
@@ -380,6 +390,10 @@ pub fn assemble(inp: &Inputs) -> Report {
         alloc_down_bps: last_alloc.0,
         alloc_up_bps: last_alloc.1,
         rates,
+        peak_1s_in_bps: inp.seconds.as_ref().and_then(|p| p.peak_in_bps),
+        peak_1s_out_bps: inp.seconds.as_ref().and_then(|p| p.peak_out_bps),
+        p95_1s_in_bps: inp.seconds.as_ref().and_then(|p| p.p95_in_bps),
+        p95_1s_out_bps: inp.seconds.as_ref().and_then(|p| p.p95_out_bps),
         hours_above_95_in: above_in,
         hours_above_95_out: above_out,
         hours_with_allocation: with_alloc,
@@ -493,8 +507,12 @@ pub fn gather(
     let mut hourly_all: Vec<Vec<Sample>> = Vec::new();
     let mut alloc_hourly = vec![(0u64, 0u64); hours];
     let mut agencies = Vec::new();
+    let mut seconds = None;
     for code in &codes {
-        let h = series(r, code, from, to, Step::Hour)?;
+        let (h, peaks) = series_peaks(r, code, from, to, Step::Hour)?;
+        if agency.is_some() {
+            seconds = peaks;
+        }
         let runs = s
             .policies
             .allocation_runs(code, from, to, 3600)
@@ -569,6 +587,7 @@ pub fn gather(
         minutes,
         minutes_from,
         alloc_hourly,
+        seconds,
         availability,
         incidents,
         top_sites,
@@ -598,13 +617,29 @@ fn series(
     to: u64,
     step: Step,
 ) -> Result<Vec<Sample>, StoreError> {
+    Ok(series_peaks(r, agency, from, to, step)?.0)
+}
+
+/// [`series`], and the range's one-second peaks and p95 when one call
+/// covered it (the store keeps them per minute and hour: `store/peaks.rs`).
+fn series_peaks(
+    r: &dyn FlowReader,
+    agency: &str,
+    from: u64,
+    to: u64,
+    step: Step,
+) -> Result<(Vec<Sample>, Option<crate::store::RangePeaks>), StoreError> {
     // The store answers at most 20,000 steps a call: ten days of minutes.
     let piece = step.secs() * 14_400;
     let mut out = Vec::new();
+    let mut peaks = None;
     let mut start = from;
     while start < to {
         let end = (start + piece).min(to);
         let u = r.usage(agency, start, end, step)?;
+        if start == from && end == to {
+            peaks = Some(u.peaks.clone());
+        }
         out.extend(u.points.iter().map(|p| Sample {
             ts: simpul_proto::time_format::parse_rfc3339(&p.ts).map_or(0, |ns| ns / 1_000_000_000),
             bytes_in: p.bytes_in,
@@ -614,7 +649,7 @@ fn series(
         }));
         start = end;
     }
-    Ok(out)
+    Ok((out, peaks))
 }
 
 /// The policy versions saved in [from, to): the agency's, or for the

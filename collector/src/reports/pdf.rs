@@ -495,6 +495,16 @@ pub fn write(r: &Report, lang: Lang) -> Vec<u8> {
     d.kv(t(l, "peak_out"), &text::rate(l, u.rates.peak_out_bps));
     d.kv(t(l, "p95_in"), &text::rate(l, u.rates.p95_in_bps));
     d.kv(t(l, "p95_out"), &text::rate(l, u.rates.p95_out_bps));
+    for (key, v) in [
+        ("peak_1s_in", u.peak_1s_in_bps),
+        ("peak_1s_out", u.peak_1s_out_bps),
+        ("p95_1s_in", u.p95_1s_in_bps),
+        ("p95_1s_out", u.p95_1s_out_bps),
+    ] {
+        if let Some(v) = v {
+            d.kv(t(l, key), &text::rate(l, v as f64));
+        }
+    }
     let hours = |n: u32| {
         format!(
             "{n} {} {} {}",

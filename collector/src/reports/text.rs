@@ -58,6 +58,16 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         "peak_out" => ("Puncak unggah", "Peak upload"),
         "p95_in" => ("Persentil 95 unduh", "95th percentile download"),
         "p95_out" => ("Persentil 95 unggah", "95th percentile upload"),
+        "peak_1s_in" => ("Puncak per detik unduh", "Peak second download"),
+        "peak_1s_out" => ("Puncak per detik unggah", "Peak second upload"),
+        "p95_1s_in" => (
+            "Persentil 95 per detik unduh",
+            "95th percentile of seconds, download",
+        ),
+        "p95_1s_out" => (
+            "Persentil 95 per detik unggah",
+            "95th percentile of seconds, upload",
+        ),
         "hours_in" => (
             "Jam di atas 95% alokasi (unduh)",
             "Hours above 95% of allocation (download)",
@@ -94,8 +104,14 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         "max_ack" => ("Maks. terima", "Max. to ack."),
         "mean_resolve" => ("Rata-rata selesai", "Mean to resolve"),
         "max_resolve" => ("Maks. selesai", "Max. to resolve"),
-        "in_maintenance" => ("Saat pemeliharaan (tidak dihitung)", "During maintenance (not counted)"),
-        "unreachable_spells" => ("Tak terjangkau (tidak dihitung)", "Unreachable (not counted)"),
+        "in_maintenance" => (
+            "Saat pemeliharaan (tidak dihitung)",
+            "During maintenance (not counted)",
+        ),
+        "unreachable_spells" => (
+            "Tak terjangkau (tidak dihitung)",
+            "Unreachable (not counted)",
+        ),
         "no_incidents" => ("Tidak ada insiden.", "No incidents."),
         "incident_list" => ("Daftar insiden", "Incident list"),
         "kind" => ("Jenis", "Kind"),
