@@ -890,20 +890,10 @@ fn access_schemas() -> Value {
             "outcome": {"type": "string", "enum": ["ok", "denied", "failed"]},
             "prev_hash": {"type": "string"}, "hash": {"type": "string", "description": "SHA-256 over prev_hash and every field"}}},
         "AuditList": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}},
+        "MonthlyReport": report_schema(),
     })
 }
 
-/// The `{name}` parameters of a path.
-fn path_params(path: &str) -> Vec<&str> {
-    path.split('/')
-        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-        .collect()
-}
-
-        "MonthlyReport": report_schema(),
-pub fn build() -> Value {
-    let mut paths = serde_json::Map::new();
-    let error = |what: &str| json!({"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
 /// `GET /api/v1/reports/monthly` (reports/mod.rs `Report`).
 fn report_schema() -> Value {
     let int = json!({"type": "integer"});
@@ -915,10 +905,6 @@ fn report_schema() -> Value {
         "agency": {"type": ["string", "null"], "description": "null: the province"},
         "name": s, "utc_offset": {"type": "string", "description": "the NOC's local time the month is cut in"},
         "from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"},
-            "peak_1s_in_bps": {"type": ["integer", "null"], "description": "an agency's highest one-second rate (all traffic); null for the province or before peaks were kept"},
-            "peak_1s_out_bps": {"type": ["integer", "null"]},
-            "p95_1s_in_bps": {"type": ["integer", "null"], "description": "95th percentile of the month's seconds (idle ones count as 0)"},
-            "p95_1s_out_bps": {"type": ["integer", "null"]},
         "complete": {"type": "boolean", "description": "false while the month runs"},
         "generated_at": {"type": "string", "format": "date-time"},
         "usage": {"type": "object", "properties": {
@@ -926,6 +912,10 @@ fn report_schema() -> Value {
             "alloc_down_bps": int, "alloc_up_bps": int,
             "peak_in_bps": num, "peak_out_bps": num, "p95_in_bps": num, "p95_out_bps": num,
             "rate_step_secs": {"type": "integer", "description": "60: per-minute rates; 3600: only hourly sums were left"},
+            "peak_1s_in_bps": {"type": ["integer", "null"], "description": "an agency's highest one-second rate (all traffic); null for the province or before peaks were kept"},
+            "peak_1s_out_bps": {"type": ["integer", "null"]},
+            "p95_1s_in_bps": {"type": ["integer", "null"], "description": "95th percentile of the month's seconds (idle ones count as 0)"},
+            "p95_1s_out_bps": {"type": ["integer", "null"]},
             "hours_above_95_in": int, "hours_above_95_out": int, "hours_with_allocation": int}},
         "daily": {"type": "array", "items": {"type": "object", "properties": {
             "date": s, "bytes_in": int, "bytes_out": int, "peak_in_bps": num, "alloc_down_bps": int}}},
@@ -949,6 +939,16 @@ fn report_schema() -> Value {
             "availability_pct": num_or_null, "incidents": int}}}}})
 }
 
+/// The `{name}` parameters of a path.
+fn path_params(path: &str) -> Vec<&str> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .collect()
+}
+
+pub fn build() -> Value {
+    let mut paths = serde_json::Map::new();
+    let error = |what: &str| json!({"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     for e in ENDPOINTS {
         let mut parameters: Vec<Value> = e.params.iter().map(|p| param(e.path, p)).collect();
         for name in path_params(e.path) {
@@ -1040,6 +1040,12 @@ fn report_schema() -> Value {
         } else if let Some(body) = e.body {
             op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
         }
+        if e.schema == "MonthlyReport" {
+            op["responses"]["200"]["content"]["application/pdf"] =
+                json!({"schema": {"type": "string", "format": "binary"}});
+            op["responses"]["200"]["content"]["text/csv"] = json!({"schema": {"type": "string"}});
+            op["responses"]["404"] = error("Unknown agency");
+        }
         if e.schema == "ListContent" {
             op["responses"]["200"] = json!({"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}});
         }
@@ -1050,12 +1056,6 @@ fn report_schema() -> Value {
         "openapi": "3.1.0",
         "info": {"title": "Simpul collector API", "version": env!("CARGO_PKG_VERSION"),
                  "description": "NOC API of the Simpul collector. Every route but /healthz, the login endpoints and the agents' WebSocket needs a session cookie (from POST /api/v1/auth/login; state-changing requests repeat the CSRF token in X-CSRF-Token) or an API token (Authorization: Bearer). x-roles lists the roles a route admits; an agency officer's answers hold its agency only. Live feed: WebSocket /api/v1/live. Agents: WebSocket /api/v1/agent (TLS, binary proto::wire)."},
-        if e.schema == "MonthlyReport" {
-            op["responses"]["200"]["content"]["application/pdf"] =
-                json!({"schema": {"type": "string", "format": "binary"}});
-            op["responses"]["200"]["content"]["text/csv"] = json!({"schema": {"type": "string"}});
-            op["responses"]["404"] = error("Unknown agency");
-        }
         "paths": paths,
         "components": {
             "schemas": schemas(),
