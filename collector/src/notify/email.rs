@@ -156,9 +156,7 @@ impl Email {
         for a in attachments {
             let ct = ContentType::parse(a.content_type)
                 .map_err(|e| format!("content type {}: {e}", a.content_type))?;
-            parts = parts.singlepart(
-                lettre::message::Attachment::new(a.name).body(a.bytes, ct),
-            );
+            parts = parts.singlepart(lettre::message::Attachment::new(a.name).body(a.bytes, ct));
         }
         let message = m
             .multipart(parts)

@@ -477,9 +477,8 @@ impl IncidentStore {
                 .saturating_sub(start_ms)
                 .saturating_sub(a.maintenance_ms + a.unreachable_ms);
             if measured > 0 {
-                a.availability_pct = Some(
-                    100.0 * (1.0 - a.down_ms.min(measured) as f64 / measured as f64),
-                );
+                a.availability_pct =
+                    Some(100.0 * (1.0 - a.down_ms.min(measured) as f64 / measured as f64));
             } else if end_ms > start_ms {
                 // Measured, but all of it maintenance or unreachable.
                 a.availability_pct = Some(100.0);
