@@ -1,6 +1,8 @@
-// The live feed: WebSocket /api/v1/live (snapshot, then a tick every second),
-// reconnect with exponential backoff, and polling of /api/v1/overview while
-// the WebSocket is down. URLs are relative to the page so a reverse proxy may
+// The live feed: WebSocket /api/v1/live (a snapshot, then every second a
+// patch of what changed), reconnect with exponential backoff, and polling of
+// /api/v1/overview while the WebSocket is down. The patches are applied here:
+// handlers get whole overviews, as from the API. A patch that does not follow
+// on from the state held (a skipped second) means a new snapshot: reconnect. URLs are relative to the page so a reverse proxy may
 // serve the dashboard under a prefix. The socket carries the session cookie
 // (same origin); the server closes it with code 4401 when the session ends.
 import { getJSON } from './api.js';
@@ -36,6 +38,8 @@ export class LiveFeed {
     this.retryAt = null;
     this.pollOk = false;
     this.wsLastAt = 0;
+    this.seq = null; // number of the state held
+    this.ov = null; // the overview the patches apply to
   }
 
   /** Start (again, after a login): the feed follows whatever session the cookie holds. */
@@ -85,11 +89,16 @@ export class LiveFeed {
       this.wsLastAt = Date.now();
       if (msg.type === 'snapshot') {
         this.failures = 0;
+        this.seq = msg.seq;
+        this.ov = msg.overview;
         this.stopPolling();
         this.h.onSnapshot?.(msg);
         this.setState('live');
-      } else if (msg.type === 'tick') {
-        this.h.onTick?.(msg);
+      } else if (msg.type === 'delta') {
+        if (this.ov == null || msg.base !== this.seq) { this.resync(); return; }
+        this.ov = applyRates(applyPatch(this.ov, msg.o), msg.r);
+        this.seq = msg.seq;
+        this.h.onTick?.({ type: 'tick', overview: this.ov, points: pointsOf(this.ov, msg.p) });
         if (this.state !== 'live') this.setState('live');
       }
     };
@@ -105,6 +114,17 @@ export class LiveFeed {
       this.onDrop();
     };
     ws.onerror = () => { /* onclose follows */ };
+  }
+
+  /** A skipped second: a new snapshot now (once; again and again means backoff). */
+  resync() {
+    const ws = this.ws;
+    this.ws = null;
+    this.ov = null;
+    try { ws?.close(); } catch (_) { /* already closing */ }
+    this.failures += 1;
+    if (this.failures === 1) this.connect();
+    else { this.failures -= 1; this.onDrop(); }
   }
 
   onDrop() {
@@ -154,4 +174,56 @@ export class LiveFeed {
     clearTimeout(this.pollTimer);
     this.pollTimer = null;
   }
+}
+
+/**
+ * A patch from the server applied to `cur`, as a new value (what did not
+ * change is shared): a scalar or an array replaces; {"=": v} replaces with
+ * the object v; {"@": {i: p}} patches element i; any other object patches
+ * key by key.
+ */
+export function applyPatch(cur, p) {
+  if (p === null || typeof p !== 'object' || Array.isArray(p)) return p;
+  if (Object.prototype.hasOwnProperty.call(p, '=')) return p['='];
+  if (Array.isArray(cur) && Object.prototype.hasOwnProperty.call(p, '@')) {
+    const out = cur.slice();
+    for (const [i, ip] of Object.entries(p['@'])) {
+      const k = Number(i);
+      if (Number.isInteger(k) && k >= 0 && k < out.length) out[k] = applyPatch(out[k], ip);
+    }
+    return out;
+  }
+  if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) return p;
+  const out = { ...cur };
+  for (const [k, v] of Object.entries(p)) out[k] = applyPatch(cur[k], v);
+  return out;
+}
+
+/** The agency fields of `r`, in its order (after the agency's index). */
+const RATES = ['in_bps', 'out_bps', 'internet_in_bps', 'internet_out_bps', 'intranet_in_bps', 'intranet_out_bps'];
+
+/** Agencies' rates that changed: flat [index, ...RATES] per agency. */
+export function applyRates(ov, r) {
+  if (!Array.isArray(r) || !r.length || !Array.isArray(ov.agencies)) return ov;
+  const agencies = ov.agencies.slice();
+  const n = RATES.length + 1;
+  for (let j = 0; j + n <= r.length; j += n) {
+    const i = r[j];
+    if (!Number.isInteger(i) || i < 0 || i >= agencies.length) continue;
+    const a = { ...agencies[i] };
+    RATES.forEach((f, k) => { a[f] = r[j + 1 + k]; });
+    agencies[i] = a;
+  }
+  return { ...ov, agencies };
+}
+
+/** The newest complete second per agency: flat in/out pairs in the overview's agency order. */
+function pointsOf(ov, flat) {
+  const points = {};
+  if (!Array.isArray(flat)) return points;
+  const ts = new Date(Date.parse(ov.ts) - 1000).toISOString();
+  (ov.agencies || []).forEach((a, i) => {
+    if (2 * i + 1 < flat.length) points[a.code] = { ts, in_bps: flat[2 * i], out_bps: flat[2 * i + 1] };
+  });
+  return points;
 }
