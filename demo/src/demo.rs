@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::province::AgencyDef;
 use anyhow::{Context, Result};
 use simpul_agent::agent::{Agent, AgentOptions, Capture, Outputs};
 use simpul_agent::config::{AgentConfig, CollectorConfig as AgentLink};
@@ -101,6 +102,53 @@ const SWITCHED_OFF: (&str, &str) = ("bappeda", "bappeda-02");
 pub struct DemoOptions {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Agencies (the first four are the demo's own; more make a
+    /// province-sized demo, up to [`crate::rewrite::MAX_AGENCIES`]).
+    pub agencies: usize,
+    /// Real agents in all (at least the demo's own six).
+    pub agents: usize,
+}
+
+/// The demo's usual agents: one per first agency and the two behind the
+/// rural link.
+pub const USUAL_AGENTS: usize = 6;
+
+impl DemoOptions {
+    fn agencies(&self) -> Vec<AgencyDef> {
+        crate::province::agencies(AGENCIES, self.agencies)
+    }
+
+    /// The agents beyond the usual ones: (agency index, node id).
+    fn extra_nodes(&self) -> Vec<(usize, String)> {
+        crate::province::extra_nodes(
+            &self.agencies(),
+            AGENCIES.len(),
+            self.agents.saturating_sub(USUAL_AGENTS),
+        )
+    }
+
+    /// Checks the sizes asked for.
+    pub fn check(&self) -> Result<()> {
+        let most = crate::rewrite::MAX_AGENCIES.min(crate::province::max_named(AGENCIES.len()));
+        anyhow::ensure!(
+            (AGENCIES.len()..=most).contains(&self.agencies),
+            "--agencies must be {}..={most} (the demo gives each its own addresses)",
+            AGENCIES.len()
+        );
+        anyhow::ensure!(
+            (USUAL_AGENTS..=1000).contains(&self.agents),
+            "--agents must be {USUAL_AGENTS}..=1000"
+        );
+        Ok(())
+    }
+
+    /// The first line of the demo's inventory: which size made it.
+    fn size_line(&self) -> String {
+        format!(
+            "# simpul-demo size: {} agencies, {} agents\n",
+            self.agencies, self.agents
+        )
+    }
 }
 
 /// Where the demo keeps its inventory, policies, captures and agents.
@@ -115,6 +163,10 @@ pub fn demo_config(opts: &DemoOptions) -> CollectorConfig {
     cfg.storage.data_dir = opts.data_dir.clone();
     cfg.inventory.file = Some(demo_dir(opts).join("inventory.toml"));
     cfg.policy.dir = Some(demo_dir(opts).join("policies"));
+    // Every demo agent connects from this host: room for all of them
+    // beside the browsers.
+    cfg.server.max_connections_per_address =
+        cfg.server.max_connections_per_address.max(opts.agents + 64);
     // The demo NOC is in WIB (times in notifications).
     cfg.notify.utc_offset = "+07:00".into();
     cfg
@@ -124,13 +176,21 @@ pub fn demo_config(opts: &DemoOptions) -> CollectorConfig {
 /// networks moved to its own addresses (see `rewrite`); the kecamatan
 /// router is the school's parent, so when it goes, the school's silence is
 /// one grouped outage, not two alarms.
-fn demo_inventory() -> String {
-    let mut t = String::from(
+fn demo_inventory(opts: &DemoOptions) -> String {
+    let agencies = opts.agencies();
+    // The central uplink carries every agency's guaranteed rate (the
+    // usual demo's 20/10 Mbit/s; more for a province).
+    let down: u64 = agencies.iter().map(|a| a.down_bps).sum();
+    let up: u64 = agencies.iter().map(|a| a.up_bps).sum();
+    let (down, up) = (down.max(20_000_000), up.max(10_000_000));
+    let mut t = opts.size_line();
+    t.push_str(&format!(
         "# Demo inventory (made by simpul-demo; edit it while the demo runs).\n\
          intranet = [\"10.99.0.0/16\"]\n\
-         uplink = { down_bps = 20000000, up_bps = 10000000 }\n",
-    );
-    for (i, (code, name, _, _)) in AGENCIES.iter().enumerate() {
+         uplink = {{ down_bps = {down}, up_bps = {up} }}\n",
+    ));
+    for (i, a) in agencies.iter().enumerate() {
+        let (code, name) = (&a.code, &a.name);
         let (sek, it) = crate::rewrite::subnets(i as u8);
         t.push_str(&format!(
             "\n[[agencies]]\ncode = \"{code}\"\nname = \"{name}\"\n\
@@ -138,9 +198,17 @@ fn demo_inventory() -> String {
              [[agencies.units]]\ncode = \"bidang-it\"\nname = \"Bidang Infrastruktur TI\"\nsubnets = {it:?}\n"
         ));
     }
-    for (code, _, _, _) in AGENCIES {
+    let usual = agencies
+        .iter()
+        .take(AGENCIES.len())
+        .map(|a| (a.code.clone(), format!("{}-01", a.code)));
+    let extra = opts
+        .extra_nodes()
+        .into_iter()
+        .map(|(i, node)| (agencies[i].code.clone(), node));
+    for (code, node) in usual.chain(extra) {
         t.push_str(&format!(
-            "\n[[nodes]]\nid = \"{code}-01\"\nagency = \"{code}\"\nuplink = {{ down_bps = 10000000, up_bps = 5000000 }}\n"
+            "\n[[nodes]]\nid = \"{node}\"\nagency = \"{code}\"\nuplink = {{ down_bps = 10000000, up_bps = 5000000 }}\n"
         ));
     }
     t.push_str(&format!(
@@ -160,14 +228,27 @@ fn write_demo_files(opts: &DemoOptions) -> Result<()> {
     std::fs::create_dir_all(&policies)
         .with_context(|| format!("cannot create {}", policies.display()))?;
     let inv = dir.join("inventory.toml");
-    if !inv.exists() {
-        std::fs::write(&inv, demo_inventory())
-            .with_context(|| format!("cannot write {}", inv.display()))?;
+    match std::fs::read_to_string(&inv) {
+        Ok(text) => {
+            // Another size's inventory would leave agents without a node.
+            let made = text.lines().find(|l| l.starts_with("# simpul-demo size:"));
+            let wanted = opts.size_line();
+            let usual = opts.agencies == AGENCIES.len() && opts.agents == USUAL_AGENTS;
+            if made.map_or(!usual, |l| l != wanted.trim_end()) {
+                anyhow::bail!(
+                    "{} was made for another demo size ({}); use another --data-dir",
+                    inv.display(),
+                    made.unwrap_or("the usual demo")
+                );
+            }
+        }
+        Err(_) => std::fs::write(&inv, demo_inventory(opts))
+            .with_context(|| format!("cannot write {}", inv.display()))?,
     }
-    for (i, (code, _, _, _)) in AGENCIES.iter().enumerate() {
-        let p = policies.join(format!("{code}.toml"));
+    for (i, a) in opts.agencies().iter().enumerate() {
+        let p = policies.join(format!("{}.toml", a.code));
         if !p.exists() {
-            std::fs::write(&p, demo_policy(i))
+            std::fs::write(&p, demo_policy(a, i))
                 .with_context(|| format!("cannot write {}", p.display()))?;
         }
     }
@@ -182,7 +263,7 @@ fn write_demo_files(opts: &DemoOptions) -> Result<()> {
 /// still shows on the wall); the agent's policy matcher reports what it
 /// would have blocked as `BlockedAttempt`s, which travel through the same
 /// link, spool, WebSocket and ingest as a live agent's.
-fn demo_policy(i: usize) -> String {
+fn demo_policy(a: &AgencyDef, i: usize) -> String {
     let blocking = match i % 4 {
         0 => {
             r#"domains = ["mail.example.com"]
@@ -209,7 +290,7 @@ block_quic = true
 hiburan = ["news.example.com", "mail.example.com"]"#
         }
     };
-    let (code, name, down, up) = AGENCIES[i % AGENCIES.len()];
+    let (code, name, down, up) = (&a.code, &a.name, a.down_bps, a.up_bps);
     format!(
         r#"# Demo policy of {name} (made by simpul-demo; edit it while the demo
 # runs: the collector signs the change and every node of the agency
@@ -249,11 +330,17 @@ fn agent_config(node: &str, url: &str, ca: &Path, state_dir: &Path, token: &str)
 }
 
 /// The captures of agency `i`, its client addresses moved to its subnets.
+/// The agencies a province-sized demo adds replay the small captures only
+/// (not the bulk download), so 120 agents fit on a small machine.
 fn agency_captures(dir: &Path, i: usize) -> Result<Vec<PathBuf>> {
     let dir = dir.join(format!("agency-{i}"));
     std::fs::create_dir_all(&dir)?;
     let mut out = Vec::new();
+    let added = i >= AGENCIES.len();
     for (name, bytes) in PCAPS {
+        if added && bytes.len() >= SMALL_CAPTURE {
+            continue;
+        }
         let p = dir.join(name).with_extension("pcap");
         crate::rewrite::rewrite_capture(bytes, &p, i as u8)?;
         out.push(p);
@@ -261,8 +348,12 @@ fn agency_captures(dir: &Path, i: usize) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Agents started at once.
+const START_AT_ONCE: usize = 8;
+
 /// Run until SIGINT or SIGTERM.
 pub async fn run(opts: DemoOptions) -> Result<()> {
+    opts.check()?;
     write_demo_files(&opts)?;
     let cfg = demo_config(&opts);
     enroll_switched_off(&cfg)?;
@@ -275,7 +366,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         .context("demo uses the generated CA")?;
 
     let pcap_dir = demo_dir(&opts).join("pcaps");
-    let captures: Vec<Vec<PathBuf>> = (0..AGENCIES.len())
+    let captures: Vec<Vec<PathBuf>> = (0..opts.agencies)
         .map(|i| agency_captures(&pcap_dir, i))
         .collect::<Result<_>>()?;
 
@@ -310,8 +401,17 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
             flaky: true,
         });
     }
+    for (agency, node) in opts.extra_nodes() {
+        nodes.push(DemoNode {
+            node,
+            agency,
+            flaky: false,
+        });
+    }
 
+    // Started a few at a time: a province's worth one by one takes long.
     let mut agents = Vec::new();
+    let mut starting = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
         let state_dir = demo_dir(&opts).join("agents").join(&n.node);
         let token = collector.enrollment_token(&n.node).await?;
@@ -341,10 +441,17 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
             enforce: false,
         };
         let node = n.node.clone();
-        let agent = tokio::task::spawn_blocking(move || Agent::start(agent_cfg, options))
-            .await?
-            .with_context(|| format!("demo agent {node}"))?;
-        agents.push(agent);
+        starting.push(tokio::task::spawn_blocking(move || {
+            Agent::start(agent_cfg, options).with_context(|| format!("demo agent {node}"))
+        }));
+        if starting.len() >= START_AT_ONCE {
+            for s in starting.drain(..) {
+                agents.push(s.await??);
+            }
+        }
+    }
+    for s in starting {
+        agents.push(s.await??);
     }
 
     // The officer's agency: one whose node is up (so its page has traffic).
@@ -404,12 +511,15 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     Ok(())
 }
 
+/// Captures smaller than this are "small" (all but the bulk download).
+const SMALL_CAPTURE: usize = 64 * 1024;
+
 /// The captures of a few kilobytes (not the bulk download).
 fn small_captures(pcaps: &[PathBuf]) -> Vec<PathBuf> {
     let small: Vec<PathBuf> = PCAPS
         .iter()
         .zip(pcaps)
-        .filter(|((_, bytes), _)| bytes.len() < 64 * 1024)
+        .filter(|((_, bytes), _)| bytes.len() < SMALL_CAPTURE)
         .map(|(_, p)| p.clone())
         .collect();
     if small.is_empty() {
@@ -519,24 +629,51 @@ mod tests {
     use simpul_proto::policy::Policy;
     use simpul_proto::Inventory;
 
+    fn opts(agencies: usize, agents: usize) -> DemoOptions {
+        DemoOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: PathBuf::from("unused"),
+            agencies,
+            agents,
+        }
+    }
+
+    /// The usual demo and the province-sized one: valid inventories (no
+    /// overlapping subnets), every agent's node in it, every policy valid
+    /// on its nodes, guaranteed rates within the central uplink.
     #[test]
     fn demo_inventory_and_policies_are_valid_and_block_something() {
-        let inv = Inventory::parse(&demo_inventory()).unwrap();
-        simpul_core::inventory::validate(&inv).unwrap();
-        for (i, (code, _, _, _)) in AGENCIES.iter().enumerate() {
-            let view = NodeView::from_inventory(&inv, &format!("{code}-01")).unwrap();
-            let mut p = Policy::parse(&demo_policy(i)).unwrap();
-            p.version = 1;
-            let scope = PolicyScope {
-                agency: Some(&view.agency),
-                uplink: view.uplink,
-            };
-            validate(&p, &scope).unwrap_or_else(|e| panic!("{code}: {e:?}"));
-            assert!(
-                !p.blocking.domains.is_empty()
-                    || !p.blocking.enabled_categories.is_empty()
-                    || p.blocking.block_quic
-            );
+        for o in [opts(4, USUAL_AGENTS), opts(60, 120)] {
+            o.check().unwrap();
+            let inv = Inventory::parse(&demo_inventory(&o)).unwrap();
+            simpul_core::inventory::validate(&inv).unwrap();
+            assert_eq!(inv.agencies.len(), o.agencies);
+            // Every agent but the two behind the rural link has an uplink.
+            let with_uplink = inv.nodes.iter().filter(|n| n.uplink.is_some()).count();
+            assert_eq!(with_uplink, o.agents - 2);
+            let uplink = inv.uplink.unwrap();
+            let (mut down, mut up) = (0, 0);
+            for (i, a) in o.agencies().iter().enumerate() {
+                let code = &a.code;
+                let view = NodeView::from_inventory(&inv, &format!("{code}-01")).unwrap();
+                let mut p = Policy::parse(&demo_policy(a, i)).unwrap();
+                p.version = 1;
+                let scope = PolicyScope {
+                    agency: Some(&view.agency),
+                    uplink: simpul_core::inventory::agency_uplink(&inv, code),
+                };
+                validate(&p, &scope).unwrap_or_else(|e| panic!("{code}: {e:?}"));
+                assert!(
+                    !p.blocking.domains.is_empty()
+                        || !p.blocking.enabled_categories.is_empty()
+                        || p.blocking.block_quic
+                );
+                down += p.allocation.download.rate_bps;
+                up += p.allocation.upload.rate_bps;
+            }
+            assert!(down <= uplink.down_bps && up <= uplink.up_bps);
         }
+        assert!(opts(61, 120).check().is_err());
+        assert!(opts(60, 5).check().is_err());
     }
 }

@@ -3,6 +3,8 @@
 //! were all recorded from one client network; so agency number `i` replays
 //! them with its clients moved: IPv4 10.A.x.y → 10.(A+i).x.y for the client
 //! networks (A = 10, 110, 120) and IPv6 fd00:10:10:… → fd00:10:(10+i):….
+//! Past the tenth agency (the province-sized demo, up to [`MAX_AGENCIES`])
+//! 110 and 120 move to 130+ and 180+ instead, so no two agencies overlap.
 //! Servers (the "internet" 203.0.113.0/24 and 2001:db8::/32, the intranet
 //! 10.99.0.0/16) stay where they are. The IPv4 header checksum is kept
 //! right; the agent does not check TCP/UDP checksums.
@@ -17,24 +19,37 @@ use simpul_core::decode::LinkType;
 /// Second octets of the client networks in the fixtures.
 const CLIENT_OCTETS: [u8; 3] = [10, 110, 120];
 
+/// Agencies whose addresses do not overlap (10.10-69, 10.110-119 and
+/// 10.130-179, 10.120-129 and 10.180-229; 10.99 is the intranet).
+pub const MAX_AGENCIES: usize = 60;
+
+/// Where client network `octet` (one of [`CLIENT_OCTETS`]) of agency `i` is.
+fn moved(octet: u8, i: u8) -> u8 {
+    match (octet, i) {
+        (110, 10..) => 130 + (i - 10),
+        (120, 10..) => 180 + (i - 10),
+        _ => octet + i,
+    }
+}
+
 /// The client subnets of agency `i` (unit sekretariat, unit bidang-it).
 pub fn subnets(i: u8) -> (Vec<String>, Vec<String>) {
     (
         vec![
-            format!("{}/24", Ipv4Addr::new(10, 10 + i, 1, 0)),
+            format!("{}/24", Ipv4Addr::new(10, moved(10, i), 1, 0)),
             format!("fd00:10:{:x}:1::/64", 0x10 + u16::from(i)),
-            format!("{}/24", Ipv4Addr::new(10, 110 + i, 0, 0)),
+            format!("{}/24", Ipv4Addr::new(10, moved(110, i), 0, 0)),
         ],
         vec![
-            format!("{}/24", Ipv4Addr::new(10, 10 + i, 2, 0)),
-            format!("{}/24", Ipv4Addr::new(10, 120 + i, 0, 0)),
+            format!("{}/24", Ipv4Addr::new(10, moved(10, i), 2, 0)),
+            format!("{}/24", Ipv4Addr::new(10, moved(120, i), 0, 0)),
         ],
     )
 }
 
 fn move_v4(b: &mut [u8], i: u8) -> bool {
     if b[0] == 10 && CLIENT_OCTETS.contains(&b[1]) {
-        b[1] += i;
+        b[1] = moved(b[1], i);
         true
     } else {
         false
@@ -173,5 +188,22 @@ mod tests {
         assert_eq!(a[0], "10.12.1.0/24");
         assert_eq!(a[1], "fd00:10:12:1::/64");
         assert_eq!(b[1], "10.122.0.0/24");
+        let mut f2 = f.clone();
+        f2[14 + 12..14 + 16].copy_from_slice(&[10, 120, 0, 7]);
+        rewrite_frame(&mut f2, 59);
+        assert_eq!(&f2[26..30], &[10, 229, 0, 7]);
+    }
+
+    /// No two agencies of the largest demo share an address.
+    #[test]
+    fn province_subnets_do_not_overlap() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..MAX_AGENCIES as u8 {
+            let (a, b) = subnets(i);
+            for s in a.into_iter().chain(b) {
+                assert!(!s.starts_with("10.99."), "{s}: the intranet");
+                assert!(seen.insert(s.clone()), "{s} twice");
+            }
+        }
     }
 }
