@@ -29,6 +29,9 @@ import { ReportsView } from './reports.js';
 
 let view = null;
 
+/** Routes whose views show the live feed's data (the wall, an agency). */
+const LIVE_PAGES = new Set(['overview', 'agency']);
+
 const PAGES = {
   blocked: BlockedView, incidents: IncidentsView, availability: AvailabilityView, notfound: NotFoundView,
   search: SearchView, reports: ReportsView,
@@ -57,6 +60,8 @@ function route() {
   setMenuOpen(false);
   renderUser();
   view.mount(els.view);
+  // Only the pages that show live data keep the live feed open.
+  if (LIVE_PAGES.has(r.name)) feed.resume(); else feed.pause();
 }
 
 function refresh() {
@@ -123,8 +128,7 @@ function enter() {
   view = null;
   resetData();
   renderChrome();
-  route();
-  feed.start();
+  route(); // opens the live feed when the page shows live data
   // Own agency's name for the officer's link (and unit names later).
   agencies().catch(() => {});
 }

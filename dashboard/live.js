@@ -15,7 +15,8 @@ const SESSION_ENDED = 4401; // close code: the session behind the socket ended
 
 /**
  * state: 'connecting' (first attempt), 'live' (WebSocket delivering),
- * 'polling' (WebSocket down, HTTP polling works), 'down' (nothing works).
+ * 'polling' (WebSocket down, HTTP polling works), 'down' (nothing works),
+ * 'paused' (a page without live data is shown: nothing is open).
  * Handlers: onSnapshot(msg), onTick(msg), onOverview(overview) for polled data,
  * onState(state, info), onSessionEnded() (close code 4401). A polled
  * overview answering 401 is noticed by api.js like any other call.
@@ -65,6 +66,19 @@ export class LiveFeed {
     if (ws) {
       try { ws.close(); } catch (_) { /* already closing */ }
     }
+  }
+
+  /** A page without live data: no socket, no polling (the connection chip says so). */
+  pause() {
+    if (this.state === 'paused' && !this.running) return;
+    this.stop();
+    this.state = 'paused';
+    this.h.onState?.('paused', {});
+  }
+
+  /** A page with live data: the feed runs, kept open from one such page to the next. */
+  resume() {
+    if (!this.running) this.start();
   }
 
   setState(s) {

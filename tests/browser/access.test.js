@@ -280,9 +280,14 @@ describe('Simpul dashboard: logins, roles and admin screens (collector demo)', {
       assert.deepEqual(leaks(a.text), [], `${a.url} holds nothing of another agency`);
     }
     for (const f of frames) assert.deepEqual(leaks(f), [], 'live frames hold nothing of another agency');
-    const ticks = frames.map((f) => { try { return JSON.parse(f); } catch (_) { return {}; } }).filter((m) => m.overview);
-    assert.ok(ticks.length > 3 && ticks.every((m) => m.overview.agencies.every((a) => a.code === own)
-      && m.overview.nodes.every((n) => n.agency === own) && Object.keys(m.points || m.series || {}).every((c) => c === own)), 'live overview of its agency');
+    // Snapshots hold its agency only; patches carry one agency's rates (index 0) and points.
+    const msgs = frames.map((f) => { try { return JSON.parse(f); } catch (_) { return {}; } });
+    const snaps = msgs.filter((m) => m.type === 'snapshot');
+    const patches = msgs.filter((m) => m.type === 'delta');
+    assert.ok(snaps.length >= 1 && snaps.every((m) => m.overview.agencies.every((a) => a.code === own)
+      && m.overview.nodes.every((n) => n.agency === own) && Object.keys(m.series || {}).every((c) => c === own)), 'live overview of its agency');
+    assert.ok(patches.length > 3 && patches.every((m) => (m.p || []).length === 2 && (m.r || []).every((v, i) => i % 7 !== 0 || v === 0)),
+      'patches of its agency only');
     assert.ok(answers.some((a) => a.url.includes('/api/v1/incidents')) && answers.some((a) => a.url.includes('/api/v1/top/')), 'incidents and top lists were fetched');
 
     // And the server refuses the rest (the page only hides).
