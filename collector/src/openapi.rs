@@ -133,7 +133,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     get("/api/v1/openapi.json", "This document", Wall, &[], "OpenApi"),
     get(
         "/api/v1/live",
-        "Live feed (WebSocket): a snapshot, then one overview per second",
+        "Live feed (WebSocket, permessage-deflate): a snapshot, then each second a patch of what changed",
         Wall,
         &[],
         "WebSocket",
