@@ -593,13 +593,13 @@ pub fn write(r: &Report, lang: Lang) -> Vec<u8> {
         .collect();
     d.table(
         &[
-            col("node", 95.0, Align::Left),
-            col("agency", 55.0, Align::Left),
-            col("avail_pct", 150.0, Align::Right),
-            col("down", 56.0, Align::Right),
-            col("maintenance", 56.0, Align::Right),
-            col("unreachable", 56.0, Align::Right),
-            col("incidents", 36.0, Align::Right),
+            col("node", 88.0, Align::Left),
+            col("agency", 50.0, Align::Left),
+            col("avail_pct", 142.0, Align::Right),
+            col("down", 52.0, Align::Right),
+            col("maintenance", 62.0, Align::Right),
+            col("unreachable", 68.0, Align::Right),
+            col("incidents", 40.0, Align::Right),
         ],
         &rows,
     );
