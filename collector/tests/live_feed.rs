@@ -132,7 +132,7 @@ async fn a_page_applying_the_patches_holds_what_the_api_says() {
     let addr = c.http_addr.unwrap();
 
     // A page without deflate gets plain frames, and the same messages.
-    let mut plain = LiveClient::connect(addr, &admin, false).await.unwrap();
+    let mut plain = LiveClient::connect(addr, &admin, None).await.unwrap();
     assert!(!plain.deflate);
     let mut plain_mirror = Mirror::default();
     assert_eq!(
@@ -140,7 +140,9 @@ async fn a_page_applying_the_patches_holds_what_the_api_says() {
         Ok("snapshot")
     );
 
-    let mut page = LiveClient::connect(addr, &admin, true).await.unwrap();
+    let mut page = LiveClient::connect(addr, &admin, Some(live_client::BROWSER_OFFER))
+        .await
+        .unwrap();
     assert!(page.deflate, "permessage-deflate negotiated");
     let mut m = Mirror::default();
     assert_eq!(m.take(&page.next_text().await.unwrap()), Ok("snapshot"));

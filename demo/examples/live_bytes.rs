@@ -7,7 +7,10 @@
 //! steady state per client after `WARMUP` seconds.
 //!
 //! Run with `cargo run --release -p simpul-demo --example live_bytes --
-//! ADDR TOKEN [CLIENTS] [SECS] [--plain]` (`--plain`: offer no deflate).
+//! ADDR TOKEN [CLIENTS] [SECS] [--plain | --per-message]` (`--plain`: offer
+//! no deflate; `--per-message`: ask for no context takeover, i.e. each
+//! message compressed on its own, as compressed binary frames inflated with
+//! the browser's DecompressionStream would be).
 //! One JSON line.
 
 // A benchmark: a failed unwrap is a broken benchmark, reported by the panic.
@@ -35,8 +38,13 @@ struct Figures {
     deflate: bool,
 }
 
-async fn one(addr: std::net::SocketAddr, token: String, secs: u64, deflate: bool) -> Figures {
-    let mut c = LiveClient::connect(addr, &token, deflate).await.unwrap();
+async fn one(
+    addr: std::net::SocketAddr,
+    token: String,
+    secs: u64,
+    offer: Option<&'static str>,
+) -> Figures {
+    let mut c = LiveClient::connect(addr, &token, offer).await.unwrap();
     let mut m = Mirror::default();
     assert_eq!(m.take(&c.next_text().await.unwrap()).unwrap(), "snapshot");
     let first_bytes = c.wire_bytes;
@@ -66,14 +74,20 @@ async fn one(addr: std::net::SocketAddr, token: String, secs: u64, deflate: bool
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let plain = args.iter().any(|a| a == "--plain");
+    let offer = if args.iter().any(|a| a == "--plain") {
+        None
+    } else if args.iter().any(|a| a == "--per-message") {
+        Some(live_client::PER_MESSAGE_OFFER)
+    } else {
+        Some(live_client::BROWSER_OFFER)
+    };
     let pos: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let addr: std::net::SocketAddr = pos[0].parse().unwrap();
     let token = pos[1].clone();
     let clients: usize = pos.get(2).map_or(10, |v| v.parse().unwrap());
     let secs: u64 = pos.get(3).map_or(60, |v| v.parse().unwrap());
     let tasks: Vec<_> = (0..clients)
-        .map(|_| tokio::spawn(one(addr, token.clone(), secs, !plain)))
+        .map(|_| tokio::spawn(one(addr, token.clone(), secs, offer)))
         .collect();
     let mut figs = Vec::new();
     for t in tasks {

@@ -13,6 +13,13 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// What Chromium offers.
+pub const BROWSER_OFFER: &str = "permessage-deflate; client_max_window_bits";
+/// Each message compressed on its own (what a compressed binary frame
+/// inflated with the browser's DecompressionStream would cost).
+pub const PER_MESSAGE_OFFER: &str =
+    "permessage-deflate; server_no_context_takeover; client_max_window_bits";
+
 pub struct LiveClient {
     stream: TcpStream,
     buf: Vec<u8>,
@@ -23,6 +30,7 @@ pub struct LiveClient {
     /// The server agreed to permessage-deflate.
     pub deflate: bool,
     inflater: Decompress,
+    reset_each: bool,
 }
 
 fn err(m: impl Into<String>) -> std::io::Error {
@@ -31,19 +39,17 @@ fn err(m: impl Into<String>) -> std::io::Error {
 
 impl LiveClient {
     /// Open `/api/v1/live` with a bearer token, offering permessage-deflate
-    /// (as browsers do) when `offer_deflate`.
+    /// as browsers do ([`BROWSER_OFFER`]), another offer, or none.
     pub async fn connect(
         addr: SocketAddr,
         token: &str,
-        offer_deflate: bool,
+        offer: Option<&str>,
     ) -> std::io::Result<LiveClient> {
         let mut stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        let ext = if offer_deflate {
-            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
-        } else {
-            ""
-        };
+        let ext = offer
+            .map(|o| format!("Sec-WebSocket-Extensions: {o}\r\n"))
+            .unwrap_or_default();
         let req = format!(
             "GET /api/v1/live HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
@@ -57,6 +63,7 @@ impl LiveClient {
             text_bytes: 0,
             deflate: false,
             inflater: Decompress::new(false),
+            reset_each: offer.is_some_and(|o| o.contains("server_no_context_takeover")),
         };
         let end = loop {
             if let Some(i) = c.buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -155,6 +162,9 @@ impl LiveClient {
     }
 
     fn inflate(&mut self, payload: &[u8]) -> std::io::Result<Vec<u8>> {
+        if self.reset_each {
+            self.inflater = Decompress::new(false);
+        }
         let mut input = payload.to_vec();
         input.extend_from_slice(&[0, 0, 0xff, 0xff]);
         let mut out = Vec::with_capacity(input.len() * 4 + 1024);
