@@ -4,7 +4,7 @@
 // Passwords typed here go to the server and the fields are emptied; a new
 // token is shown once, then only its hash exists.
 import { t, tn, fmtDateTime, fmtAgo, fmtInt } from './i18n.js';
-import { h, renderTable, showTableMessage, formMessage, field } from './dom.js';
+import { h, renderTable, showTableMessage, formMessage, field, inputMs } from './dom.js';
 import { getJSON, postJSON, patchJSON, deleteJSON, apiUrl } from './api.js';
 import * as paths from './paths.js';
 import { loadError } from './errors.js';
@@ -34,10 +34,10 @@ function agencyPicker(id, testid, roleSel) {
   return { sel, wrap, sync };
 }
 
-/** Unix seconds from a datetime-local value, or null when empty. */
+/** Unix seconds from a datetime-local value (the NOC's zone), or null when empty. */
 function secsOf(v) {
   if (!v) return null;
-  const ms = new Date(v).getTime();
+  const ms = inputMs(v);
   return Number.isFinite(ms) ? Math.floor(ms / 1000) : null;
 }
 

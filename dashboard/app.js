@@ -6,6 +6,7 @@
 import { t, lang, setLang, onLangChange } from './i18n.js';
 import { onSessionEnded, ApiError } from './api.js';
 import { LiveFeed } from './live.js';
+import { startAlarmFeed, stopAlarmFeed } from './alarmfeed.js';
 import { setText } from './dom.js';
 import * as session from './session.js';
 import { LoginView } from './login.js';
@@ -113,6 +114,7 @@ function resetData() {
  */
 function showLogin(notice = null) {
   feed.stop();
+  stopAlarmFeed();
   view?.destroy();
   resetData();
   renderChrome();
@@ -129,6 +131,7 @@ function enter() {
   resetData();
   renderChrome();
   route(); // opens the live feed when the page shows live data
+  startAlarmFeed(); // the alarms (title count, announcements) on every page
   // Own agency's name for the officer's link (and unit names later).
   agencies().catch(() => {});
 }

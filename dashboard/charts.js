@@ -1,5 +1,6 @@
 // Rate charts on uPlot (vendor/uplot, loaded as a classic script: global uPlot).
 import { fmtBps, fmtBpsAxis, fmtCap, fmtTime, fmtTimeHM, fmtDay, fmtDateTime, t } from './i18n.js';
+import { zoneWallDate } from './format.js';
 
 export const COLORS = { in: '#38bdf8', out: '#f472b6', alloc: '#fbbf24' };
 const AXIS = '#c7d2e3';
@@ -59,6 +60,7 @@ export class RateChart {
     this.u = new uPlot({
       width: Math.max(200, el.clientWidth),
       height: opts.height,
+      tzDate: zoneWallDate, // ticks on the NOC's hours and midnights, not the browser's
       padding: [14, 16, 0, 4],
       // opts.onSelect(from, to): a drag across the chart picks that range (the page zooms by loading it).
       cursor: { drag: { x: !!opts.onSelect, y: false, setScale: false }, points: { size: 8 } },

@@ -2,6 +2,7 @@
 // addEventListener, never as attributes: the page's Content-Security-Policy
 // allows no inline script.
 import { t, fmtTime, fmtDateTime } from './i18n.js';
+import { sameZoneDay, zoneInput, parseZoneInput } from './format.js';
 import { downloadCsv, csvName } from './csv.js';
 
 /** h('tag', {attrs, onclick: fn, text: '…'}, ...children) → element. */
@@ -60,18 +61,17 @@ export function renderTable(table, cols, rows, testid) {
   table.dataset.rows = String(rows ? rows.length : 0);
 }
 
-/** "10:15:03" today, "27 Nov 10:15:03" on other days (RFC 3339 or Unix ms). */
+/** "10:15:03" today, "27 Nov 10:15:03" on other days, in the NOC's zone (RFC 3339 or Unix ms). */
 export function when(iso) {
   const d = typeof iso === 'number' ? iso : Date.parse(iso);
-  return new Date(d).toDateString() === new Date().toDateString() ? fmtTime(d) : fmtDateTime(d);
+  return sameZoneDay(d, Date.now()) ? fmtTime(d) : fmtDateTime(d);
 }
 
-/** "2026-11-27T10:15" in the browser's zone, for datetime-local inputs. */
-export function localInput(ms) {
-  const d = new Date(ms);
-  const p = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
-}
+/** "2026-11-27T10:15" in the NOC's zone (not the browser's), for datetime-local inputs. */
+export function localInput(ms) { return zoneInput(ms); }
+
+/** Unix ms of a datetime-local value, read in the NOC's zone (as localInput writes it), or NaN. */
+export function inputMs(v) { return parseZoneInput(v); }
 
 /** A form message line (role=status): kind 'ok' or 'error'. */
 export function formMessage(testid) {

@@ -193,6 +193,31 @@ const STRINGS = {
     'inc.ongoing': 'berlangsung',
     'inc.count': '{n} insiden',
     'inc.maintenance': 'pemeliharaan',
+    // the wall: maintenance, province scale, top lists, alarm announcements
+    'alerts.maint': '{n} dalam pemeliharaan',
+    'wall.maint': 'Pemeliharaan',
+    'wall.maint.until': 's/d {t}',
+    'wall.maint.over': 'pemeliharaan usai',
+    'wall.maint.change': 'Ubah',
+    'wall.maint.windows': 'Jadwal',
+    'wall.maint.end.label': 'Akhiri pemeliharaan {scope}',
+    'wall.maint.tile': 'pemeliharaan s/d {t}',
+    'wall.more': '+{n} lagi',
+    'wall.nodes.up': '{n} aktif',
+    'wall.nodes.revoked': '{n} dicabut',
+    'wall.nodes.show': 'Tampilkan node {name}',
+    'wall.nodes.hide': 'Sembunyikan node {name}',
+    'wall.nodes.note': '{p} bermasalah di depan · {ok} sehat dihitung per instansi',
+    'announce.sound.on': 'Suara: nyala',
+    'announce.sound.off': 'Suara: mati',
+    'announce.sound.title': 'Bunyi saat gangguan baru muncul (disimpan di peramban ini)',
+    'announce.notify.on': 'Notifikasi: nyala',
+    'announce.notify.off': 'Notifikasi: mati',
+    'announce.notify.denied': 'Notifikasi diblokir peramban',
+    'announce.notify.unsupported': 'Tanpa notifikasi',
+    'announce.notify.title': 'Notifikasi peramban saat gangguan baru muncul (izin diminta saat diklik)',
+    'announce.title': '{kind} · {node}',
+    'announce.body': '{agency} · {sev} · sejak {t}',
     'inc.startedAgo': 'sejak {t}',
     'ack.button': 'Terima',
     'ack.button.label': 'Terima insiden {node}',
@@ -908,6 +933,31 @@ const STRINGS = {
     'inc.count': '{n} incidents',
     'inc.count.one': '1 incident',
     'inc.maintenance': 'maintenance',
+    // the wall: maintenance, province scale, top lists, alarm announcements
+    'alerts.maint': '{n} in maintenance',
+    'wall.maint': 'Maintenance',
+    'wall.maint.until': 'until {t}',
+    'wall.maint.over': 'maintenance over',
+    'wall.maint.change': 'Change',
+    'wall.maint.windows': 'Windows',
+    'wall.maint.end.label': 'End the maintenance of {scope}',
+    'wall.maint.tile': 'maintenance until {t}',
+    'wall.more': '+{n} more',
+    'wall.nodes.up': '{n} up',
+    'wall.nodes.revoked': '{n} revoked',
+    'wall.nodes.show': 'Show the nodes of {name}',
+    'wall.nodes.hide': 'Hide the nodes of {name}',
+    'wall.nodes.note': '{p} with problems first · {ok} healthy counted per agency',
+    'announce.sound.on': 'Sound: on',
+    'announce.sound.off': 'Sound: off',
+    'announce.sound.title': 'A beep when a new alarm appears (kept in this browser)',
+    'announce.notify.on': 'Notifications: on',
+    'announce.notify.off': 'Notifications: off',
+    'announce.notify.denied': 'Notifications blocked by the browser',
+    'announce.notify.unsupported': 'No notifications',
+    'announce.notify.title': 'A browser notification when a new alarm appears (permission asked on click)',
+    'announce.title': '{kind} · {node}',
+    'announce.body': '{agency} · {sev} · since {t}',
     'inc.startedAgo': 'since {t}',
     'ack.button': 'Acknowledge',
     'ack.button.label': 'Acknowledge the incident of {node}',
@@ -1531,50 +1581,9 @@ export function fmtPct(ratio) {
   return `${nf(p >= 100 ? 0 : 1, p >= 100 ? 0 : 1).format(p)}%`;
 }
 
-// ---- times (always the browser's local zone) -----------------------------
+// ---- times: in the NOC's zone, not the browser's (format.js) ---------------
 
-const ID_ZONES = {
-  'Asia/Jakarta': 'WIB', 'Asia/Pontianak': 'WIB',
-  'Asia/Makassar': 'WITA', 'Asia/Ujung_Pandang': 'WITA',
-  'Asia/Jayapura': 'WIT',
-};
-
-let zoneCache = null;
-/** WIB/WITA/WIT for Indonesian zones, otherwise the browser's short name. */
-export function zoneLabel() {
-  const k = current;
-  if (zoneCache && zoneCache[0] === k) return zoneCache[1];
-  const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  let label = ID_ZONES[tz];
-  if (!label) {
-    const part = new Intl.DateTimeFormat(locale(), { timeZoneName: 'short' })
-      .formatToParts(new Date()).find((p) => p.type === 'timeZoneName');
-    label = part ? part.value : '';
-  }
-  zoneCache = [k, label];
-  return label;
-}
-
-function dtf(opts) {
-  const k = `${current}:dtf:${JSON.stringify(opts)}`;
-  let f = cache.get(k);
-  if (!f) { f = new Intl.DateTimeFormat(locale(), opts); cache.set(k, f); }
-  return f;
-}
-
-const HMS = { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' };
-const HM = { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' };
-
-export function fmtTime(d) { return d == null ? '—' : dtf(HMS).format(new Date(d)); }
-export function fmtTimeHM(d) { return dtf(HM).format(new Date(d)); }
-export function fmtDay(d) { return dtf({ day: 'numeric', month: 'short' }).format(new Date(d)); }
-export function fmtDate(d) {
-  return dtf({ weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' }).format(new Date(d));
-}
-export function fmtDateTime(d) {
-  if (d == null) return '—';
-  return dtf({ day: 'numeric', month: 'short', ...HMS }).format(new Date(d));
-}
+export { zoneLabel, fmtTime, fmtTimeHM, fmtDay, fmtDate, fmtDateTime } from './format.js';
 
 /** "3 dtk lalu" / "3 s ago" from a millisecond age. */
 export function fmtAgo(ms) {

@@ -5,7 +5,7 @@
 // errors, which are shown as they come. Whoever adds a window is the
 // logged-in account: there is no "by" to type.
 import { t, fmtDateTime } from './i18n.js';
-import { h, renderTable, showTableMessage, formMessage, localInput, field } from './dom.js';
+import { h, renderTable, showTableMessage, formMessage, localInput, inputMs, field } from './dom.js';
 import { getJSON, postJSON, patchJSON, deleteJSON } from './api.js';
 import * as paths from './paths.js';
 import { loadError } from './errors.js';
@@ -30,8 +30,8 @@ function windowState(m, now) {
   return m.ends_ms <= now ? 'done' : m.starts_ms <= now ? 'active' : 'planned';
 }
 
-/** Unix seconds from a datetime-local value (the browser's zone), or NaN. */
-function inputSecs(v) { return Math.floor(new Date(v).getTime() / 1000); }
+/** Unix seconds from a datetime-local value (the NOC's zone), or NaN. */
+function inputSecs(v) { return Math.floor(inputMs(v) / 1000); }
 
 export class MaintenancePanel {
   /** onChange(): after a window changed (availability may have too). */

@@ -7,7 +7,7 @@
 // problem and its place) and a rollback per older version. The form starts
 // from the agency's own document and overwrites only what it edits.
 import { t, fmtDateTime, fmtCap, fmtPct, fmtInt } from './i18n.js';
-import { h, setText, renderTable, showTableMessage, formMessage, localInput, when } from './dom.js';
+import { h, setText, renderTable, showTableMessage, formMessage, localInput, inputMs, when } from './dom.js';
 import { getJSON, postJSON, request, ApiError } from './api.js';
 import * as paths from './paths.js';
 import { loadError } from './errors.js';
@@ -626,7 +626,7 @@ export class PolicyView {
     field('units', f.suspUnits.filter((el) => el.checked).map((el) => el.value), s.units || []);
     let until = null;
     if (f.until.value) {
-      const ms = new Date(f.until.value).getTime();
+      const ms = inputMs(f.until.value);
       if (Number.isFinite(ms)) until = new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
       else problems.push({ place: 'suspension.until', message: t('pol.form.badTime') });
     }

@@ -1,6 +1,7 @@
 // Who is logged in and what their role may use. The server enforces every
 // rule; these only decide what the page offers, so nobody clicks into a 403.
 import { getJSON, postJSON, useSession, ApiError } from './api.js';
+import { setZone } from './format.js';
 import * as paths from './paths.js';
 
 let me = null;
@@ -11,6 +12,7 @@ export function current() { return me; }
 function set(m) {
   me = m ? { ...m, agency: m.agency ?? null } : null;
   useSession(me);
+  setZone(me?.zone); // every time on the page is in the NOC's zone
   return me;
 }
 

@@ -4,7 +4,7 @@
 // and a reload shows the same range. A chart's drag-zoom sets a custom range
 // the same way.
 import { t, fmtDateTime } from './i18n.js';
-import { h, setText, localInput } from './dom.js';
+import { h, setText, localInput, inputMs } from './dom.js';
 
 /** Seconds back from now of each preset. */
 export const PRESETS = {
@@ -130,8 +130,8 @@ export class RangePicker {
   }
 
   applyForm() {
-    const from = Math.floor(Date.parse(this.from.value) / 1000);
-    const to = Math.floor(Date.parse(this.to.value) / 1000);
+    const from = Math.floor(inputMs(this.from.value) / 1000);
+    const to = Math.floor(inputMs(this.to.value) / 1000);
     let problem = null;
     if (!Number.isFinite(from) || !Number.isFinite(to)) problem = 'range.err.missing';
     else if (from >= to) problem = 'range.err.order';

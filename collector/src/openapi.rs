@@ -851,7 +851,10 @@ fn access_schemas() -> Value {
             "role": {"type": "string", "enum": ["admin", "operator", "agency", "viewer"]},
             "agency": {"type": ["string", "null"], "description": "role agency: the one agency the account sees"},
             "csrf_token": {"type": ["string", "null"], "description": "repeat as X-CSRF-Token on POST, PATCH, DELETE"},
-            "kiosk": {"type": "boolean"}, "session_id": {"type": ["string", "null"]}}},
+            "kiosk": {"type": "boolean"}, "session_id": {"type": ["string", "null"]},
+            "zone": {"type": "object", "description": "the NOC's time zone (notify.utc_offset): the dashboard shows every time in it",
+                "properties": {"offset_secs": {"type": "integer", "description": "seconds east of UTC"},
+                    "label": {"type": "string", "description": "WIB, WITA or WIT for +07:00, +08:00, +09:00; else UTC+hh:mm"}}}}},
         "Session": {"type": "object", "properties": {
             "id": {"type": "string"}, "username": {"type": "string"}, "address": {"type": "string"}, "user_agent": {"type": "string"},
             "created_ms": ms, "last_seen_ms": ms, "expires_ms": ms, "idle_ms": {"type": ["integer", "null"]},

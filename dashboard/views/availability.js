@@ -8,7 +8,7 @@ import { loadError } from '../errors.js';
 import { h, showTableMessage } from '../dom.js';
 import { MaintenancePanel } from '../maintenance.js';
 import { cache, serverNow, agencyLabel, agencies } from '../state.js';
-import { pctLevel } from '../format.js';
+import { pctLevel, zoneMidnight, zoneParts, zoneTime } from '../format.js';
 import { outageTabs } from './incidents.js';
 
 /** #/availability: availability per node today and this month; maintenance windows and the form to add one. */
@@ -52,12 +52,11 @@ export class AvailabilityView {
     return d;
   }
 
-  /** Local midnight today and on the 1st of this month, in Unix seconds. */
+  /** The NOC's midnight today and on the 1st of this month, in Unix seconds. */
   periods() {
-    const d = new Date(serverNow());
-    d.setHours(0, 0, 0, 0);
-    const month = new Date(d.getFullYear(), d.getMonth(), 1);
-    return { today: Math.floor(d.getTime() / 1000), month: Math.floor(month.getTime() / 1000) };
+    const now = serverNow();
+    const p = zoneParts(now);
+    return { today: Math.floor(zoneMidnight(now) / 1000), month: Math.floor(zoneTime(p.y, p.m, 1) / 1000) };
   }
 
   async loadAvailability() {

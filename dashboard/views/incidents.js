@@ -1,7 +1,8 @@
 // #/incidents: the incidents (open, or all within the page's range; one
 // agency or all), a timeline per node, and the time to acknowledge and resolve by
 // severity. The list refreshes every 5 s, the rest every 30 s.
-import { t, tn, fmtInt, fmtDateTime, fmtSpan, fmtDay, fmtTimeHM, locale } from '../i18n.js';
+import { t, tn, fmtInt, fmtDateTime, fmtSpan, fmtDay, fmtTimeHM } from '../i18n.js';
+import { fmtMonth, zoneMidnight, zoneParts, zoneTime } from '../format.js';
 import { getJSON } from '../api.js';
 import * as paths from '../paths.js';
 import { loadError } from '../errors.js';
@@ -18,23 +19,21 @@ const HOUR = 3600e3;
 const DAY = 86400e3;
 
 /**
- * The timeline's axis, in the browser's zone: [ms, label] every 15 min,
+ * The timeline's axis, in the NOC's zone: [ms, label] every 15 min,
  * hour or 3 h (times), every day or 3 days (dates), or every month.
  */
 function axisTicks(start, end) {
   const span = end - start;
   const out = [];
-  const day0 = new Date(start);
-  day0.setHours(0, 0, 0, 0);
+  const day0 = zoneMidnight(start);
   if (span > 62 * DAY) {
-    for (let d = new Date(day0.getFullYear(), day0.getMonth() + 1, 1); d.getTime() <= end; d = new Date(d.getFullYear(), d.getMonth() + 1, 1)) {
-      out.push([d.getTime(), fmtMonth(d.getTime())]);
-    }
+    const p = zoneParts(start);
+    for (let k = 1, x = zoneTime(p.y, p.m + 1); x <= end; k++, x = zoneTime(p.y, p.m + k)) out.push([x, fmtMonth(x)]);
     return out;
   }
   const [step, label] = span <= 2 * HOUR ? [HOUR / 4, fmtTimeHM] : span <= 8 * HOUR ? [HOUR, fmtTimeHM]
     : span <= 36 * HOUR ? [3 * HOUR, fmtTimeHM] : span <= 10 * DAY ? [DAY, fmtDay] : [3 * DAY, fmtDay];
-  for (let x = day0.getTime(); x <= end; x += step) if (x >= start) out.push([x, label(x)]);
+  for (let x = day0; x <= end; x += step) if (x >= start) out.push([x, label(x)]);
   return out;
 }
 

@@ -15,18 +15,18 @@ const CHROMIUM = process.env.SIMPUL_CHROMIUM || '/usr/bin/chromium';
 const READY_TIMEOUT_MS = Number(process.env.SIMPUL_READY_TIMEOUT_MS || 120000);
 
 /**
- * Start `simpul-demo --listen 127.0.0.1:0 --data-dir <tmp>` (the collector
- * with its demo agents) and wait for its "Dashboard: http://127.0.0.1:PORT/"
- * line. It runs in its own process group so that stop() also ends anything
- * it started.
+ * Start `simpul-demo --listen 127.0.0.1:0 --data-dir <tmp> [args…]` (the
+ * collector with its demo agents; `args` e.g. ['--province']) and wait for
+ * its "Dashboard: http://127.0.0.1:PORT/" line. It runs in its own process
+ * group so that stop() also ends anything it started.
  */
-export async function startCollector() {
+export async function startCollector({ args = [] } = {}) {
   const bin = path.resolve(ROOT, process.env.SIMPUL_DEMO_BIN || 'target/debug/simpul-demo');
   if (!existsSync(bin)) {
     throw new Error(`demo binary not found at ${bin}: run \`cargo build -p simpul-demo\` or set SIMPUL_DEMO_BIN`);
   }
   const dataDir = mkdtempSync(path.join(tmpdir(), 'simpul-browser-'));
-  const proc = spawn(bin, ['--listen', '127.0.0.1:0', '--data-dir', dataDir], {
+  const proc = spawn(bin, ['--listen', '127.0.0.1:0', '--data-dir', dataDir, ...args], {
     cwd: ROOT,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],

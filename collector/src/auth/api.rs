@@ -60,10 +60,36 @@ pub struct Me {
     pub csrf_token: Option<String>,
     pub kiosk: bool,
     pub session_id: Option<String>,
+    /// The NOC's time zone (`notify.utc_offset`): the dashboard shows every
+    /// time in it, whatever zone the browser or the collector's host runs in.
+    pub zone: Zone,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Zone {
+    pub offset_secs: i32,
+    /// WIB, WITA, WIT for +7, +8, +9 (Indonesia has no DST), else "UTC+hh:mm".
+    pub label: String,
+}
+
+impl Zone {
+    fn of(offset_secs: i32) -> Zone {
+        let label = match offset_secs {
+            25_200 => "WIB".to_string(),
+            28_800 => "WITA".to_string(),
+            32_400 => "WIT".to_string(),
+            s => {
+                let sign = if s < 0 { '-' } else { '+' };
+                let a = s.unsigned_abs();
+                format!("UTC{sign}{:02}:{:02}", a / 3600, a % 3600 / 60)
+            }
+        };
+        Zone { offset_secs, label }
+    }
 }
 
 impl Me {
-    fn of(p: &Principal) -> Me {
+    fn of(p: &Principal, s: &AppState) -> Me {
         let (csrf, kiosk, sid) = match &p.via {
             Via::Session { id, csrf, kiosk } => (Some(csrf.clone()), *kiosk, Some(id.clone())),
             Via::Token { .. } => (None, false, None),
@@ -75,6 +101,7 @@ impl Me {
             csrf_token: csrf,
             kiosk,
             session_id: sid,
+            zone: Zone::of(s.config.utc_offset().seconds()),
         }
     }
 }
@@ -215,7 +242,7 @@ pub async fn login(
         },
         address,
     };
-    let mut r = Json(Me::of(&p)).into_response();
+    let mut r = Json(Me::of(&p, &s)).into_response();
     if let Some(c) = cookie_header(&secret, listener.tls, None) {
         r.headers_mut().insert(header::SET_COOKIE, c);
     }
@@ -317,7 +344,7 @@ pub async fn kiosk(
         },
         address,
     };
-    let mut r = Json(Me::of(&p)).into_response();
+    let mut r = Json(Me::of(&p, &s)).into_response();
     let max_age = ends.saturating_sub(now) / 1000;
     if let Some(c) = cookie_header(&secret, listener.tls, Some(max_age)) {
         r.headers_mut().insert(header::SET_COOKIE, c);
@@ -343,8 +370,8 @@ pub async fn logout(
     Ok(r)
 }
 
-pub async fn me(Extension(p): Extension<Principal>) -> Json<Me> {
-    Json(Me::of(&p))
+pub async fn me(State(s): State<AppState>, Extension(p): Extension<Principal>) -> Json<Me> {
+    Json(Me::of(&p, &s))
 }
 
 /// Open sessions: an admin sees everyone's, others their own.
@@ -786,6 +813,16 @@ mod tests {
         assert!(line.contains(",'=cmd|' /C calc'!A0,"), "{line}");
         assert!(line.contains(",\"a,b\","), "{line}");
         assert!(line.contains("\"{\"\"reason\"\":\"\"x\"\"}\""), "{line}");
+    }
+
+    #[test]
+    fn zone_labels() {
+        assert_eq!(Zone::of(7 * 3600).label, "WIB");
+        assert_eq!(Zone::of(8 * 3600).label, "WITA");
+        assert_eq!(Zone::of(9 * 3600).label, "WIT");
+        assert_eq!(Zone::of(0).label, "UTC+00:00");
+        assert_eq!(Zone::of(5 * 3600 + 1800).label, "UTC+05:30");
+        assert_eq!(Zone::of(-3 * 3600).label, "UTC-03:00");
     }
 
     #[test]
