@@ -12,9 +12,9 @@ import { windowCovers } from '../maintenance.js';
 import { cache, serverNow, agencyLabel, agencies, onReset } from '../state.js';
 import { sevBadge, kindBadge } from '../widgets.js';
 import { ackCell, SEVERITIES, OUTAGE_KINDS, INCIDENTS_REFRESH_MS } from '../alarms.js';
+import { maintenanceOf } from '../alarmfeed.js';
 import { RangePicker, rangeFromHash, bounds, HISTORY_PRESETS } from '../timerange.js';
 
-const fmtMonth = (x) => new Intl.DateTimeFormat(locale(), { month: 'short', year: 'numeric' }).format(new Date(x));
 const HOUR = 3600e3;
 const DAY = 86400e3;
 
@@ -182,7 +182,9 @@ export class IncidentsView {
         cell: (r) => {
           const under = [...(nested.get(r.id) || new Set(r.children || []))].sort();
           return h('span', { class: 'kind-cell' }, kindBadge(r),
-            r.maintenance ? h('span', { class: 'badge maint', text: t('inc.maintenance') }) : null,
+            // In a window (detected in one, or one in force now): the way to change or end it.
+            r.maintenance || (r.resolved_ms == null && maintenanceOf(r.node_id, r.agency))
+              ? h('a', { class: 'badge maint', href: '#/availability', 'data-testid': `incident-maint-${r.id}`, title: t('inc.maint.link'), text: t('inc.maintenance') }) : null,
             r.kind === 'unreachable' && r.root_cause ? h('span', { class: 'sub', text: t('inc.because', { root: r.root_cause }) }) : null,
             under.length ? h('span', { class: 'sub children', 'data-testid': `incident-children-${r.id}` }, `${t('inc.under')} ${under.join(', ')}`) : null);
         },
