@@ -212,6 +212,10 @@ describe('the wall (default demo; the browser on UTC)', { timeout: 900000 }, () 
       // The title count follows to other pages.
       await page.getByTestId('nav-incidents').click();
       await waitFor(async () => /^\(\d+\) /.test(await page.title()) && (await page.title()).includes('Insiden'), { message: 'the count on #/incidents' });
+      // There the incident links its maintenance badge to the windows (change, end).
+      const incMaint = page.getByTestId(`incident-maint-${id}`);
+      await incMaint.waitFor({ timeout: 20000 });
+      assert.equal(await incMaint.getAttribute('href'), '#/availability');
       await page.getByTestId('nav-overview').click();
       await alarmRow.waitFor();
 
