@@ -152,6 +152,21 @@ describe('the wall (default demo; the browser on UTC)', { timeout: 900000 }, () 
       const wibMidnight = Date.UTC(wib.getUTCFullYear(), wib.getUTCMonth(), wib.getUTCDate()) / 1000 - 7 * 3600;
       const wibFirst = Date.UTC(wib.getUTCFullYear(), wib.getUTCMonth(), 1) / 1000 - 7 * 3600;
       assert.ok(froms.includes(wibMidnight) && froms.includes(wibFirst), `today from ${wibMidnight}, month from ${wibFirst}: asked ${froms}`);
+
+      // The maintenance form reads its times in WIB too: tomorrow 10:00–12:00 WIB is stored as such.
+      const day = new Date(Date.now() + WIB_MS + 86400e3);
+      const ymd = `${day.getUTCFullYear()}-${pad(day.getUTCMonth() + 1)}-${pad(day.getUTCDate())}`;
+      await page.getByTestId('maintenance-from').fill(`${ymd}T10:00`);
+      await page.getByTestId('maintenance-to').fill(`${ymd}T12:00`);
+      await page.getByTestId('maintenance-reason').fill('Uji zona waktu');
+      await page.getByTestId('maintenance-submit').click();
+      await waitFor(async () => (await page.getByTestId('maintenance-message').getAttribute('data-state')) === 'ok', { message: 'the window saved' });
+      const saved = (await get('api/v1/maintenance')).find((m) => m.reason === 'Uji zona waktu');
+      const at10 = Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), day.getUTCDate(), 10) - WIB_MS;
+      assert.equal(saved.starts_ms, at10, `10:00 WIB stored as ${new Date(saved.starts_ms).toISOString()}`);
+      assert.equal(saved.ends_ms, at10 + 2 * 3600e3);
+      await waitFor(async () => / 10\.00\.00/.test(await page.getByTestId(`maintenance-row-${saved.id}`).textContent()), { message: 'the table shows 10.00.00' });
+      assert.equal((await apiFetch(collector.url, operator, 'DELETE', `api/v1/maintenance/${saved.id}`)).status, 204);
       kit.assertClean(watch, 'times in WIB');
     } finally {
       await ctx.close();
