@@ -122,6 +122,7 @@ export class OverviewView {
     this.alertMore = h('a', { class: 'alerts-more', href: '#/incidents', 'data-testid': 'alerts-more', hidden: true });
     this.ctl = new AbortController();
     this.agencyNote = h('span', { class: 'panel-note' });
+    this.agencyMore = h('span', { class: 'panel-note agency-more', 'data-testid': 'agency-more', hidden: true });
     root.replaceChildren(
       h('h2', { class: 'sr-only', text: t('nav.overview') }),
       h('div', { class: 'kpis' },
@@ -137,7 +138,7 @@ export class OverviewView {
               h('a', { class: 'panel-link', href: '#/incidents', 'data-testid': 'incidents-link', text: t('alerts.link') })),
             this.alertList, this.alertMore),
           this.agPanel = h('section', { class: 'panel agencies-panel', 'aria-labelledby': 'h-agencies' },
-            h('div', { class: 'panel-head' }, h('h2', { id: 'h-agencies', text: t('panel.agencies') }), this.agencyNote,
+            h('div', { class: 'panel-head' }, h('h2', { id: 'h-agencies', text: t('panel.agencies') }), this.agencyNote, this.agencyMore,
               h('span', { class: 'legend' },
                 h('span', { class: 'lg lg-ok' }, '< 80%'), h('span', { class: 'lg lg-warn' }, '≥ 80%'), h('span', { class: 'lg lg-crit' }, '≥ 95%'))),
             this.agencyList)),
@@ -396,6 +397,23 @@ export class OverviewView {
     if (counts !== this.rankCounts) { this.rankCounts = counts; this.needsFit = true; }
     if (this.needsFit) this.fit();
     else { this.clipAlerts(); this.clipRanks(); }
+    this.countAgenciesBelow();
+  }
+
+  /**
+   * Wall mode: how many agency rows lie below the panel's edge (the least
+   * loaded ones, worst first) — said in the heading, as no one scrolls a wall.
+   */
+  countAgenciesBelow() {
+    let below = 0;
+    if (this.wall.classList.contains('fixed') && this.rows) {
+      const bottom = this.agPanel.getBoundingClientRect().bottom - (parseFloat(getComputedStyle(this.agPanel).paddingBottom) || 0);
+      for (const r of this.rows.values()) if (r.li.getBoundingClientRect().bottom > bottom + 0.5) below++;
+    }
+    this.agencyMore.hidden = below === 0;
+    this.agencyMore.dataset.hidden = String(below);
+    setText(this.agencyMore, below ? t('wall.agencies.more', { n: fmtInt(below) }) : '');
+    this.agencyMore.title = below ? t('wall.agencies.more.title') : '';
   }
 
   /**

@@ -311,6 +311,7 @@ describe('the wall (default demo; the browser on UTC)', { timeout: 900000 }, () 
       const dims = await page.evaluate(() => ({ w: document.documentElement.scrollWidth, h: document.documentElement.scrollHeight }));
       assert.ok(dims.w <= 1920 && dims.h <= 1080, `the wall fits 1920×1080 (${dims.w}×${dims.h})`);
       await page.screenshot({ path: path.join(SHOTS, 'wall-top-lists.png') });
+      assert.ok(await page.getByTestId('agency-more').isHidden(), 'the demo\'s four agencies all in view');
 
       // "+N lagi": sites open the whole list; blocked targets lead to #/blocked.
       const sites = await page.evaluate(rankGeometry, 'top-sites');
@@ -416,6 +417,18 @@ describe('the wall at province scale (--province: 60 agencies, 120 real agents)'
     assert.ok(rows[0].problems > 0, `an agency with problems on top: ${JSON.stringify(rows.slice(0, 3))}`);
     assert.ok(rows.findIndex((r) => r.code === 'bappeda') < rows.findIndex((r) => r.problems === 0), 'bappeda (a node down) above every agency without problems');
     assert.notDeepEqual(rows.map((r) => r.code), [...rows.map((r) => r.code)].sort(), 'not alphabetical');
+    // More rows than fit: the heading says how many lie below the edge — the least loaded, none with problems.
+    await waitFor(async () => Number(await page.getByTestId('agency-more').getAttribute('data-hidden')) > 0, { message: 'agencies below the edge counted' });
+    const below = await page.evaluate(() => {
+      const panel = document.querySelector('.agencies-panel');
+      const edge = panel.getBoundingClientRect().bottom - parseFloat(getComputedStyle(panel).paddingBottom);
+      return [...document.querySelectorAll('[data-testid^="agency-row-"]')].filter((e) => e.getBoundingClientRect().bottom > edge + 0.5)
+        .map((e) => ({ code: e.dataset.code, problems: Number(e.dataset.problems) }));
+    });
+    const more = page.getByTestId('agency-more');
+    assert.equal(Number(await more.getAttribute('data-hidden')), below.length);
+    assert.equal(await more.textContent(), `+${below.length} lagi di bawah`);
+    assert.ok(below.every((r) => r.problems === 0), `no agency with problems below the edge: ${JSON.stringify(below.filter((r) => r.problems))}`);
 
     // One screen at 1920×1080, the node panel holding its tiles and counts without scrolling.
     await sleep(1500);
