@@ -143,6 +143,15 @@ describe('the wall (default demo; the browser on UTC)', { timeout: 900000 }, () 
       assert.ok(ticks.length >= 4, `timeline ticks: ${ticks}`);
       for (const tk of ticks) assert.match(tk, /^(00|03|06|09|12|15|18|21)\.00$/, `timeline tick ${tk} of ${ticks}`);
 
+      // #/blocked: the newest attempts (of the last minutes) in WIB, not 7 h off.
+      await page.goto(`${collector.url}#/blocked`);
+      const firstBlocked = page.locator('[data-testid="blocked-row-1"] td').first();
+      await firstBlocked.waitFor({ timeout: 60000 });
+      const blockedText = (await firstBlocked.textContent()).trim();
+      const blockedAt = /(\d{2}\.\d{2}\.\d{2})$/.exec(blockedText)?.[1];
+      assert.ok(blockedAt, `a time: ${blockedText}`);
+      assert.ok(dayDiff(secsOf(blockedAt), secsOf(wibHMS(Date.now()))) <= 20 * 60, `a recent attempt at ${blockedAt}, WIB now ${wibHMS(Date.now())}`);
+
       // #/availability counts "today" from WIB midnight and "this month" from the 1st, 00:00 WIB.
       const froms = [];
       page.on('request', (r) => { const m = /\/api\/v1\/availability\?from=(\d+)$/.exec(r.url()); if (m) froms.push(Number(m[1])); });
