@@ -501,8 +501,14 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
 
     crate::stop_signal().await?;
     tracing::info!("stopping demo");
-    for a in agents {
-        let _ = tokio::task::spawn_blocking(move || a.stop()).await;
+    // All at once: each waits a few seconds for its link to drain, which
+    // one after another is minutes for a province.
+    let stopping: Vec<_> = agents
+        .into_iter()
+        .map(|a| tokio::task::spawn_blocking(move || a.stop()))
+        .collect();
+    for s in stopping {
+        let _ = s.await;
     }
     for t in link_tasks {
         t.abort();
