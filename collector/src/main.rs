@@ -87,6 +87,14 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Measure the investigation reads (flow pages, search summaries,
+    /// drill-down) over `records` stored synthetic flows.
+    BenchSearch {
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// Benchmark: heartbeats through decode, node registry and the outage
     /// monitor, as fast as they go (pin to one core to measure one core).
     BenchHeartbeats {
@@ -339,6 +347,15 @@ fn run(cli: Cli) -> Result<()> {
             let rate = simpul_collector::store::bench_ingest(&dir, records)?;
             println!("{{\"records\": {records}, \"records_per_sec\": {rate:.0}}}");
             let _ = std::fs::remove_dir_all(&dir);
+            Ok(())
+        }
+        Command::BenchSearch { records, runs } => {
+            let dir =
+                std::env::temp_dir().join(format!("simpul-bench-search-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let timed = simpul_collector::store::bench_search(&dir, records, runs);
+            let _ = std::fs::remove_dir_all(&dir);
+            println!("{}", serde_json::to_string(&timed?)?);
             Ok(())
         }
         Command::BenchHeartbeats { nodes, secs } => {

@@ -437,7 +437,7 @@ mod tests {
             flow_id: i + 1,
             kind: RecordKind::Final,
             end_reason: EndReason::Fin,
-            proto: if i % 10 == 0 { "udp" } else { "tcp" }.into(),
+            proto: if i.is_multiple_of(10) { "udp" } else { "tcp" }.into(),
             src_ip: format!("10.1.{}.{}", (i / 250) % 4, i % 250)
                 .parse()
                 .unwrap(),
@@ -461,7 +461,7 @@ mod tests {
             site: None,
             site_source: None,
             agency: "dinkes".into(),
-            unit: if i % 7 == 0 { "gizi" } else { "umum" }.into(),
+            unit: if i.is_multiple_of(7) { "gizi" } else { "umum" }.into(),
             scope: TrafficScope::Internet,
         };
         let batches: Vec<Batch> = (0..N / 5000)

@@ -14,6 +14,7 @@
 
 pub mod access;
 mod bench;
+mod bench_search;
 mod blocked;
 mod categories;
 mod codec;
@@ -46,6 +47,7 @@ pub use access::{
     ApiToken, AuditCheck, AuditEntry, AuditFilter, NewApiToken, NewAudit, NewSession, Session, User,
 };
 pub use bench::{bench_ingest, bench_ingest_with};
+pub use bench_search::{bench_search, Timed};
 pub use blocked::{
     BlockedAgency, BlockedClient, BlockedFilter, BlockedRow, BlockedSummary, BlockedTarget,
     MAX_BLOCKED,
