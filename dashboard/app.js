@@ -4,7 +4,8 @@
 // offered. The views are in views/ and the modules beside this one; routes
 // in router.js. Plain ES modules, no build step.
 import { t, lang, setLang, onLangChange } from './i18n.js';
-import { onSessionEnded, ApiError } from './api.js';
+import { onSessionEnded, ApiError, getJSON } from './api.js';
+import { overview as overviewPath } from './paths.js';
 import { LiveFeed } from './live.js';
 import { startAlarmFeed, stopAlarmFeed } from './alarmfeed.js';
 import { setText } from './dom.js';
@@ -61,8 +62,20 @@ function route() {
   setMenuOpen(false);
   renderUser();
   view.mount(els.view);
-  // Only the pages that show live data keep the live feed open.
-  if (LIVE_PAGES.has(r.name)) feed.resume(); else feed.pause();
+  // Only the pages that show live data keep the live feed open; the others
+  // that read the last overview (the policy pages: the uplink) get one once.
+  if (LIVE_PAGES.has(r.name)) {
+    feed.resume();
+  } else {
+    feed.pause();
+    if (!state.overview) {
+      getJSON(overviewPath()).then((ov) => {
+        if (state.overview || feed.running) return;
+        acceptOverview(ov, 'poll');
+        refresh();
+      }).catch(() => { /* the page does without */ });
+    }
+  }
 }
 
 function refresh() {
