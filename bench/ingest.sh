@@ -38,7 +38,8 @@ cat > "$tmp" <<MD
 
 $RECORDS flow records in batches of 1000 (with per-second counters), through
 \`store::Writer::ingest\` — the same code path as live agents: dedup table,
-flow upsert, 1 s / 1 min / 1 h rollups, top hosts/sites per minute, WAL with
+flow upsert, 1 s / 1 min / 1 h rollups (with each minute's and hour's peak
+and percentile sketch), top hosts/sites per minute, WAL with
 \`synchronous=FULL\` commits — pinned to one core (\`taskset -c 0\`).
 
 | runs (records/s) | median | target ≥ 200 k records/s |
