@@ -2,8 +2,8 @@
 // addEventListener, never as attributes: the page's Content-Security-Policy
 // allows no inline script.
 import { t, fmtTime, fmtDateTime } from './i18n.js';
-import { sameZoneDay, zoneInput, parseZoneInput } from './format.js';
 import { downloadCsv, csvName } from './csv.js';
+import { sameZoneDay, zoneInput, parseZoneInput } from './format.js';
 
 /** h('tag', {attrs, onclick: fn, text: '…'}, ...children) → element. */
 export function h(tag, attrs, ...children) {

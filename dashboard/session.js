@@ -1,8 +1,8 @@
 // Who is logged in and what their role may use. The server enforces every
 // rule; these only decide what the page offers, so nobody clicks into a 403.
 import { getJSON, postJSON, useSession, ApiError } from './api.js';
-import { setZone } from './format.js';
 import * as paths from './paths.js';
+import { setZone } from './format.js';
 
 let me = null;
 

@@ -746,6 +746,8 @@ export class OverviewView {
       text: t(`wall.policy.${trouble}`, { v: n.policy.pending_version ?? '' }),
     }) : null);
     this.tiles.set(n.node_id, { li, seen, n });
+    // A tile rebuilt between two ticks (fit, unfold) must not show a blank "last seen".
+    showLastSeen(seen, n, serverNow());
     return li;
   }
 
@@ -754,11 +756,7 @@ export class OverviewView {
     this.tickAlerts();
     if (!this.tiles) return;
     const now = serverNow();
-    for (const { seen: el, n } of this.tiles.values()) {
-      const seen = n.last_seen ? Date.parse(n.last_seen) : null;
-      setText(el, seen == null ? t('seen.never') : fmtAgo(now - seen));
-      if (seen != null) el.title = fmtDateTime(seen);
-    }
+    for (const { seen: el, n } of this.tiles.values()) showLastSeen(el, n, now);
   }
 
   updateTops(ov) {
@@ -791,4 +789,11 @@ export class OverviewView {
     this.unsubscribe?.();
     this.ctl.abort();
   }
+}
+
+/** A node's relative "last seen", with the time itself as the tooltip. */
+function showLastSeen(el, n, now) {
+  const seen = n.last_seen ? Date.parse(n.last_seen) : null;
+  setText(el, seen == null ? t('seen.never') : fmtAgo(now - seen));
+  if (seen != null) el.title = fmtDateTime(seen);
 }

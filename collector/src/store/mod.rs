@@ -58,12 +58,12 @@ pub use incidents::{
     Availability, Incident, IncidentFilter, IncidentStore, Maintenance, NewIncident, NodeSpan,
 };
 pub use ingest::{sequence_check, BatchOutcome, NodeBatches};
+pub use peaks::{RangePeaks, StepSketch, MAX_USAGE_STEPS};
 pub use query::{
     AgencyInfo, AgencyUsage, FlowFilter, FlowRow, NodeInfo, NodePolicy, NodeStatus, Overview,
     OverviewSite, SeriesPoint, Step, TopAgency, TopHost, TopSite, UnitInfo, Uplink, UsagePoint,
     UsageSeries,
 };
-pub use peaks::{RangePeaks, StepSketch, MAX_USAGE_STEPS};
 pub use retention::RetentionStats;
 pub use search::{
     BlockedMatch, FlowCursor, FlowPage, FlowSort, HostTally, Investigation, Net, PeerTally,
