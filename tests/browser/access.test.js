@@ -286,8 +286,10 @@ describe('Simpul dashboard: logins, roles and admin screens (collector demo)', {
     const patches = msgs.filter((m) => m.type === 'delta');
     assert.ok(snaps.length >= 1 && snaps.every((m) => m.overview.agencies.every((a) => a.code === own)
       && m.overview.nodes.every((n) => n.agency === own) && Object.keys(m.series || {}).every((c) => c === own)), 'live overview of its agency');
-    assert.ok(patches.length > 3 && patches.every((m) => (m.p || []).length === 2 && (m.r || []).every((v, i) => i % 7 !== 0 || v === 0)),
-      'patches of its agency only');
+    const foreign = patches.filter((m) => !((m.p || []).length === 2 && (m.r || []).every((v, i) => i % 7 !== 0 || v === 0)));
+    // The feed runs only while a live page is open (the wall here), so a few patches.
+    assert.ok(patches.length >= 1 && foreign.length === 0,
+      `patches of its agency only (${patches.length} patches; not so: ${JSON.stringify(foreign.slice(0, 2)).slice(0, 600)})`);
     assert.ok(answers.some((a) => a.url.includes('/api/v1/incidents')) && answers.some((a) => a.url.includes('/api/v1/top/')), 'incidents and top lists were fetched');
 
     // And the server refuses the rest (the page only hides).

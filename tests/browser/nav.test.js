@@ -277,7 +277,8 @@ describe('Simpul NOC dashboard: navigation and time ranges (collector demo)', { 
       await waitFor(async () => new URL(p.url()).hash.startsWith(href.replace(/\/$/, '')) || href === '#/', { message: `${testid} → ${href}` });
       const route = await p.locator('#view').getAttribute('data-route');
       assert.notEqual(route, 'notfound', `${href} is a page`);
-      assert.equal(await p.getByTestId(testid).getAttribute('aria-current'), 'page', `${testid} marked as the current page`);
+      // The address changes before the page is drawn: wait for the drawing.
+      await waitFor(async () => (await p.getByTestId(testid).getAttribute('aria-current')) === 'page', { message: `${testid} marked as the current page` });
     }
     return links.map(([testid]) => testid.slice('nav-'.length));
   };

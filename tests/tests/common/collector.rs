@@ -12,11 +12,16 @@ pub fn collector_bin() -> PathBuf {
     binary("simpul-collector", "simpul-collector")
 }
 
+/// A port free now, below the kernel's ephemeral range (32768-60999): a port
+/// the kernel hands out (":0") can be taken again by any outgoing connection
+/// of a test running beside this one before the collector binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::hash::{BuildHasher, RandomState};
+    let seed = RandomState::new();
+    (0u32..1000)
+        .map(|i| 20_000 + (seed.hash_one((std::process::id(), i)) % 12_000) as u16)
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free port in 20000-31999")
 }
 
 pub struct Collector {
