@@ -9,6 +9,7 @@ import path from 'node:path';
 import {
   SHOTS, apiFetch, apiLogin, getJSON, launchBrowser, loginPage, parseRate, readOverview, seriesPixels, sleep, startCollector,
   waitFor, watchPage,
+  stepWithShots,
 } from './helpers.js';
 
 const SERIES_COLORS = ['#38bdf8', '#f472b6']; // charts.js COLORS.in / COLORS.out
@@ -102,16 +103,7 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
   };
 
   /** Run a test body; on failure save a screenshot and attach the collector's last output. */
-  const step = (name, fn) => it(name, { timeout: 180000 }, async () => {
-    try {
-      await fn();
-    } catch (err) {
-      const file = path.join(SHOTS, `failure-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.png`);
-      await page?.screenshot({ path: file, fullPage: true }).catch(() => {});
-      err.message += `\n(screenshot: ${file})\n--- collector output (tail) ---\n${collector?.logTail()}`;
-      throw err;
-    }
-  });
+  const step = stepWithShots('', () => page, () => collector, { timeout: 180000 });
 
   step('the operator logs in; the overview loads live with at least 2 nodes up and 2 agencies', async () => {
     // Nothing but the login page before a login.

@@ -273,6 +273,26 @@ export function parseRate(text, lang) {
   return Number(n) * UNIT[m[2]];
 }
 
+
+/**
+ * `step(name, fn)`: a test that, when it fails, screenshots `page()` as
+ * `failure-<tag>-<name>.png` and appends the collector's log tail to the
+ * error; `after` runs once the test is over, failed or not.
+ */
+export function stepWithShots(tag, page, collector, { timeout = 240000, after = null } = {}) {
+  return (name, fn) => it(name, { timeout }, async () => {
+    try {
+      await fn();
+    } catch (err) {
+      const file = path.join(SHOTS, `failure-${tag ? `${tag}-` : ''}${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 80)}.png`);
+      await page()?.screenshot({ path: file, fullPage: true }).catch(() => {});
+      err.message += `\n(screenshot: ${file})\n--- collector output (tail) ---\n${collector()?.logTail()}`;
+      throw err;
+    } finally {
+      await after?.();
+    }
+  });
+}
 /**
  * Per-file scaffolding for the browser tests: fresh watched pages, a check
  * that a page stayed clean, and `step` — a test that screenshots the page
@@ -294,19 +314,13 @@ export function pageKit(tag, env) {
     assert.deepEqual(watch.errors, [], `${what}: no uncaught page errors`);
     assert.deepEqual(watch.csp, [], `${what}: no Content-Security-Policy violations`);
   }
-  const step = (name, fn) => it(name, { timeout: 300000 }, async () => {
-    try {
-      await fn();
-    } catch (err) {
-      const file = path.join(SHOTS, `failure-${tag}-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 80)}.png`);
-      await shown?.screenshot({ path: file, fullPage: true }).catch(() => {});
-      err.message += `\n(screenshot: ${file})\n--- collector output (tail) ---\n${env().collector?.logTail()}`;
-      throw err;
-    } finally {
+  const step = stepWithShots(tag, () => shown, () => env().collector, {
+    timeout: 300000,
+    after: async () => {
       for (const c of contexts) await c.close().catch(() => {});
       contexts = [];
       shown = null;
-    }
+    },
   });
   return { newPage, assertClean, step, show: (page) => { shown = page; } };
 }

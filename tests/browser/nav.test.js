@@ -11,6 +11,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
   SHOTS, apiLogin, getJSON, launchBrowser, loginPage, startCollector, waitFor, watchPage,
+  stepWithShots,
 } from './helpers.js';
 
 const ZONE = 'Asia/Jakarta'; // UTC+7 all year: local times below are UTC + 7 h
@@ -52,16 +53,7 @@ describe('Simpul NOC dashboard: navigation and time ranges (collector demo)', { 
     assert.deepEqual(watch.csp, [], 'no Content-Security-Policy violations');
   };
 
-  const step = (name, fn) => it(name, { timeout: 240000 }, async () => {
-    try {
-      await fn();
-    } catch (err) {
-      const file = path.join(SHOTS, `failure-nav-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 80)}.png`);
-      await page?.screenshot({ path: file, fullPage: true }).catch(() => {});
-      err.message += `\n(screenshot: ${file})\n--- collector output (tail) ---\n${collector?.logTail()}`;
-      throw err;
-    }
-  });
+  const step = stepWithShots('nav', () => page, () => collector);
 
   /** The busiest agency of the demo (it has history to draw). */
   const busiest = async () => {

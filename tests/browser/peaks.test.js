@@ -10,6 +10,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
   SHOTS, apiLogin, getJSON, launchBrowser, loginPage, startCollector, waitFor, watchPage,
+  stepWithShots,
 } from './helpers.js';
 
 const isUsage = (code) => (r) => r.url().includes(`/api/v1/agencies/${code}/usage?`) && !/step=1s/.test(r.url());
@@ -48,16 +49,7 @@ describe('Simpul NOC dashboard: peaks in the history (collector demo)', { timeou
     await collector?.stop();
   });
 
-  const step = (name, fn) => it(name, { timeout: 240000 }, async () => {
-    try {
-      await fn();
-    } catch (err) {
-      const file = path.join(SHOTS, `failure-peaks-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 80)}.png`);
-      await page?.screenshot({ path: file, fullPage: true }).catch(() => {});
-      err.message += `\n(screenshot: ${file})\n--- collector output (tail) ---\n${collector?.logTail()}`;
-      throw err;
-    }
-  });
+  const step = stepWithShots('peaks', () => page, () => collector);
 
   step('the history shows each step\'s peak beside its average, and the range\'s peak and p95', async () => {
     const chart = page.getByTestId('history-chart');

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   SHOTS, apiLogin, getJSON, launchBrowser, loginPage, startCollector, waitFor, watchPage,
+  stepWithShots,
 } from './helpers.js';
 
 const ZONE = 'Asia/Jakarta';
@@ -45,16 +46,7 @@ describe('Simpul NOC dashboard: monthly reports (collector demo)', { timeout: 60
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
-  const step = (name, fn) => it(name, { timeout: 240000 }, async () => {
-    try {
-      await fn();
-    } catch (err) {
-      const file = path.join(SHOTS, `failure-reports-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 80)}.png`);
-      await pages.at(-1)?.screenshot({ path: file, fullPage: true }).catch(() => {});
-      err.message += `\n(screenshot: ${file})\n--- collector output (tail) ---\n${collector?.logTail()}`;
-      throw err;
-    }
-  });
+  const step = stepWithShots('reports', () => pages.at(-1), () => collector);
 
   async function open(who, viewport = { width: 1920, height: 1080 }) {
     const context = await browser.newContext({ viewport, timezoneId: ZONE, locale: 'id-ID', acceptDownloads: true });

@@ -10,6 +10,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   SHOTS, apiLogin, apiFetch, getJSON, launchBrowser, loginPage, startCollector, waitFor, watchPage,
+  stepWithShots,
 } from './helpers.js';
 
 /** RFC 4180 records of a CSV text (BOM required: spreadsheets need it). */
@@ -62,16 +63,7 @@ describe('Simpul NOC dashboard: search, drill-down, tables and CSV (collector de
     assert.deepEqual(watch.csp, [], 'no Content-Security-Policy violations');
   };
 
-  const step = (name, fn) => it(name, { timeout: 240000 }, async () => {
-    try {
-      await fn();
-    } catch (err) {
-      const file = path.join(SHOTS, `failure-search-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 80)}.png`);
-      await page?.screenshot({ path: file, fullPage: true }).catch(() => {});
-      err.message += `\n(screenshot: ${file})\n--- collector output (tail) ---\n${collector?.logTail()}`;
-      throw err;
-    }
-  });
+  const step = stepWithShots('search', () => page, () => collector);
 
   const rows = (id) => page.locator(`[data-testid="${id}-table"] tbody tr[data-testid]`);
   const column = (id, n) => page.evaluate(([tid, i]) => [...document.querySelectorAll(`[data-testid="${tid}-table"] tbody tr[data-testid]`)]
