@@ -201,7 +201,27 @@ pub struct BlockedQuery {
     pub node: Option<String>,
     pub method: Option<String>,
     pub limit: Option<usize>,
+    /// `csv` for a spreadsheet (`/api/v1/blocked` only).
+    pub format: Option<String>,
 }
+
+/// Columns of a blocked attempt in CSV: the JSON's fields, in its order.
+pub const BLOCKED_COLUMNS: &[&str] = &[
+    "node_id",
+    "first_seen",
+    "last_seen",
+    "client",
+    "agency",
+    "unit",
+    "method",
+    "target",
+    "server",
+    "port",
+    "proto",
+    "rule",
+    "list",
+    "attempts",
+];
 
 impl BlockedQuery {
     fn filter(&self, default_secs: u64, default_limit: usize) -> Result<BlockedFilter, ApiError> {
@@ -447,15 +467,31 @@ pub async fn top_sites(
     Ok(Json(rows).into_response())
 }
 
-/// Blocked attempts, newest first (default: the last hour, 100 rows).
+/// Blocked attempts, newest first (default: the last hour, 100 rows;
+/// `format=csv`: as many as the limit allows unless told fewer).
 pub async fn blocked(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Q(q): Q<BlockedQuery>,
-) -> Result<impl IntoResponse, ApiError> {
-    let mut filter = q.filter(3600, 100)?;
+) -> Result<Response, ApiError> {
+    let as_csv = crate::csv::wanted(q.format.as_deref())?;
+    let mut filter = q.filter(3600, if as_csv { MAX_BLOCKED } else { 100 })?;
     filter.agency = p.scope(filter.agency)?;
-    Ok(Json(read(&s, move |_, r| r.blocked(&filter)).await?))
+    let name = crate::csv::range_name(
+        &[
+            "blocked",
+            filter.agency.as_deref().unwrap_or_default(),
+            filter.node.as_deref().unwrap_or_default(),
+        ],
+        filter.from,
+        filter.to,
+    );
+    let rows = read(&s, move |_, r| r.blocked(&filter)).await?;
+    if as_csv {
+        let t = crate::csv::table(&rows, BLOCKED_COLUMNS);
+        return Ok(crate::csv::response(&name, t));
+    }
+    Ok(Json(rows).into_response())
 }
 
 /// Attempts per agency, top targets and top clients (default: the last 15
@@ -465,6 +501,11 @@ pub async fn blocked_summary(
     Extension(p): Extension<Principal>,
     Q(q): Q<BlockedQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
+    if crate::csv::wanted(q.format.as_deref())? {
+        return Err(bad(
+            "format: the summary is JSON only; /api/v1/blocked?format=csv exports the attempts",
+        ));
+    }
     let mut filter = q.filter(15 * 60, 10)?;
     filter.agency = p.scope(filter.agency)?;
     Ok(Json(

@@ -80,6 +80,39 @@ pub fn response(name: &str, body: impl Into<Body>) -> Response {
         .into_response()
 }
 
+/// "20261204T0300Z": a Unix time in a file name (UTC, to the minute).
+pub fn stamp(secs: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+/// The name (without `.csv`) of an export of `parts` over `from..to`:
+/// "simpul-blocked-dinkes-20261204T0300Z-20261204T0400Z". Whatever is not
+/// `[A-Za-z0-9._-]` in a part (a search's text) becomes `_`, so the name
+/// cannot break out of the header's quotes; a part is cut at 64 bytes.
+pub fn range_name(parts: &[&str], from: u64, to: u64) -> String {
+    let mut name = String::from("simpul");
+    for p in parts.iter().filter(|p| !p.is_empty()) {
+        name.push('-');
+        name.extend(p.chars().take(64).map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        }));
+    }
+    format!("{name}-{}-{}", stamp(from), stamp(to))
+}
+
 /// Whether `format` asks for CSV (None and "json" do not).
 pub fn wanted(format: Option<&str>) -> Result<bool, crate::api::ApiError> {
     match format {
@@ -110,5 +143,18 @@ mod tests {
             &["a", "n", "o"],
         );
         assert_eq!(t, "\u{feff}a,n,o\r\n\"'=HYPERLINK(\"\"x\"\"),1\",-5,\r\n");
+    }
+
+    #[test]
+    fn range_names_are_safe_file_names() {
+        assert_eq!(stamp(1_796_400_000), "20261204T1600Z");
+        assert_eq!(
+            range_name(&["search", "hosts", "a\"b/c d"], 0, 86_400),
+            "simpul-search-hosts-a_b_c_d-19700101T0000Z-19700102T0000Z"
+        );
+        assert_eq!(
+            range_name(&["blocked", ""], 60, 120),
+            "simpul-blocked-19700101T0001Z-19700101T0002Z"
+        );
     }
 }

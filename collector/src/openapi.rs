@@ -375,9 +375,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     get(
         "/api/v1/search",
-        "What an address, network, site, agency or unit did over a range (default 24 h, clipped to the flows kept): hosts, peers, sites, units, the newest flows, blocked attempts",
+        "What an address, network, site, agency or unit did over a range (default 24 h, clipped to the flows kept): hosts, peers, sites, units, the newest flows, blocked attempts; format=csv with part exports one list (Content-Disposition names the query and the range)",
         Read,
-        &["q", "from", "to"],
+        &["q", "from", "to", "limit", "format", "part"],
         "SearchResult",
     ),
     get(
@@ -389,9 +389,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     get(
         "/api/v1/blocked",
-        "Blocked attempts (policy enforcement), newest first",
+        "Blocked attempts (policy enforcement), newest first; format=csv to export (Content-Disposition names the range)",
         Read,
-        &["from", "to", "agency", "node", "method", "limit"],
+        &["from", "to", "agency", "node", "method", "limit", "format"],
         "BlockedList",
     ),
     get(
@@ -426,9 +426,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     get(
         "/api/v1/availability",
-        "Availability per node; maintenance and unreachable time apart",
+        "Availability per node over a range (default the last 24 h, at most 366 days, ending at most a year ahead; time after now is not counted); maintenance, unreachable and unmonitored (before enrollment) time apart; format=csv to export (Content-Disposition names the range)",
         Wall,
-        &["from", "to", "agency", "node"],
+        &["from", "to", "agency", "node", "format"],
         "AvailabilityList",
     ),
     get(
@@ -553,6 +553,18 @@ fn param(path: &str, name: &str) -> Value {
         "limit" if path == "/api/v1/incidents" || path == "/api/v1/notifications" => (
             "maximum rows (default 100)",
             json!({"type": "integer", "minimum": 1, "maximum": 10000}),
+        ),
+        "limit" if path == "/api/v1/search" => (
+            "rows of each list: the summary's top hosts, peers, sites and units (default 20) and the blocked attempts (default 100); with format=csv default 1000",
+            json!({"type": "integer", "minimum": 1, "maximum": 1000}),
+        ),
+        "limit" if path == "/api/v1/blocked" => (
+            "maximum rows (default 100; with format=csv default 1000)",
+            json!({"type": "integer", "minimum": 1, "maximum": 1000}),
+        ),
+        "part" => (
+            "with format=csv: the list to export (columns as in the JSON)",
+            json!({"type": "string", "enum": ["units", "hosts", "peers", "sites", "blocked"]}),
         ),
         "limit" if path == "/api/v1/flows" => (
             "rows per page (default 100, at most 1000); with format=csv the rows exported (default and at most 100000; 5000 with sort=bytes)",
@@ -1042,6 +1054,10 @@ pub fn build() -> Value {
                 "application/gzip": {"schema": {"type": "string", "format": "binary"}}}});
         } else if let Some(body) = e.body {
             op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
+        }
+        if e.params.contains(&"format") && !lists && e.schema != "MonthlyReport" {
+            op["responses"]["200"]["content"]["text/csv"] = json!({"schema": {"type": "string",
+                "description": "format=csv: UTF-8 with a byte-order mark, RFC 4180, the JSON's fields as columns; text that a spreadsheet would run as a formula starts with an apostrophe"}});
         }
         if e.schema == "MonthlyReport" {
             op["responses"]["200"]["content"]["application/pdf"] =

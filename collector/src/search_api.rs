@@ -268,6 +268,76 @@ pub struct SearchQuery {
     pub q: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
+    /// Rows per list: the summary's top lists and the blocked attempts.
+    pub limit: Option<usize>,
+    /// `csv`: one of the lists (`part`) for a spreadsheet.
+    pub format: Option<String>,
+    /// With `format=csv`: units, hosts, peers, sites or blocked.
+    pub part: Option<String>,
+}
+
+/// A search's list exported as CSV, with its columns (the JSON's fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Units,
+    Hosts,
+    Peers,
+    Sites,
+    Blocked,
+}
+
+impl Part {
+    const NAMES: &'static str = "units, hosts, peers, sites or blocked";
+
+    fn parse(v: &str) -> Result<Self, ApiError> {
+        Ok(match v {
+            "units" => Part::Units,
+            "hosts" => Part::Hosts,
+            "peers" => Part::Peers,
+            "sites" => Part::Sites,
+            "blocked" => Part::Blocked,
+            "flows" => {
+                return Err(bad(
+                    "part: flows are exported by /api/v1/flows?format=csv with the search's flows_filter",
+                ))
+            }
+            other => return Err(bad(format!("part: {other:?} is not {}", Self::NAMES))),
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Part::Units => "units",
+            Part::Hosts => "hosts",
+            Part::Peers => "peers",
+            Part::Sites => "sites",
+            Part::Blocked => "blocked",
+        }
+    }
+
+    fn columns(self) -> &'static [&'static str] {
+        match self {
+            Part::Units => &["agency", "unit", "bytes", "flows"],
+            Part::Hosts => HOST_COLUMNS,
+            Part::Peers => &["peer", "site", "bytes_up", "bytes_down", "flows"],
+            Part::Sites => &["site", "bytes", "flows"],
+            Part::Blocked => crate::api::BLOCKED_COLUMNS,
+        }
+    }
+
+    /// The list of a search's answer, as CSV.
+    fn csv(self, r: &SearchResult) -> String {
+        let cols = self.columns();
+        // No summary (a query naming several agencies, or none): no rows.
+        let s = r.summary.as_ref();
+        match self {
+            Part::Units => csv::table(s.map_or(&[][..], |s| &s.units[..]), cols),
+            Part::Hosts => csv::table(s.map_or(&[][..], |s| &s.hosts[..]), cols),
+            Part::Peers => csv::table(s.map_or(&[][..], |s| &s.peers[..]), cols),
+            Part::Sites => csv::table(s.map_or(&[][..], |s| &s.sites[..]), cols),
+            Part::Blocked => csv::table(&r.blocked, cols),
+        }
+    }
 }
 
 /// An agency or unit of the inventory a query named.
@@ -301,23 +371,73 @@ pub struct SearchResult {
     pub blocked: Vec<BlockedRow>,
 }
 
-/// Top entries of each list of a search's summary.
+/// Top entries of each list of a search's summary, and blocked attempts
+/// (unless `limit` says otherwise; a CSV holds the most by default).
 const SEARCH_TOP: usize = 20;
 const SEARCH_FLOWS: usize = 50;
 const SEARCH_BLOCKED: usize = 100;
+/// The most rows of a list `limit` may ask for (JSON or CSV).
+pub const MAX_SEARCH_LIST: usize = 1000;
 
+/// A search; with `format=csv` one of its lists (`part`), as a download
+/// named after the query and the range.
 pub async fn search(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Q(q): Q<SearchQuery>,
-) -> Result<Json<SearchResult>, ApiError> {
+) -> Result<Response, ApiError> {
+    let part = if csv::wanted(q.format.as_deref())? {
+        let name = q
+            .part
+            .as_deref()
+            .ok_or_else(|| bad(format!("part: say which list to export: {}", Part::NAMES)))?;
+        Some(Part::parse(name)?)
+    } else {
+        if q.part.is_some() {
+            return Err(bad("part: only with format=csv"));
+        }
+        None
+    };
+    let (top, blocked_rows) = match (q.limit, part) {
+        (None, Some(_)) => (
+            MAX_SEARCH_LIST,
+            MAX_SEARCH_LIST.min(crate::store::MAX_BLOCKED),
+        ),
+        (None, None) => (SEARCH_TOP, SEARCH_BLOCKED),
+        (n, _) => {
+            let n = row_limit(n, SEARCH_TOP, MAX_SEARCH_LIST)?;
+            (n, n.min(crate::store::MAX_BLOCKED))
+        }
+    };
+    let result = search_result(&s, &p, &q, top, blocked_rows).await?;
+    match part {
+        Some(part) => {
+            let (from, to) = (parse_rfc(&result.from), parse_rfc(&result.to));
+            let name = csv::range_name(&["search", part.name(), &result.q], from, to);
+            Ok(csv::response(&name, part.csv(&result)))
+        }
+        None => Ok(Json(result).into_response()),
+    }
+}
+
+fn parse_rfc(v: &str) -> u64 {
+    simpul_proto::time_format::parse_rfc3339(v).map_or(0, |ns| ns / 1_000_000_000)
+}
+
+async fn search_result(
+    s: &AppState,
+    p: &Principal,
+    q: &SearchQuery,
+    top: usize,
+    blocked_limit: usize,
+) -> Result<SearchResult, ApiError> {
     let text = q.q.as_deref().unwrap_or("").trim().to_string();
     if text.len() > 253 || text.chars().any(char::is_control) {
         return Err(bad(
             "q: longer than 253 characters or holds control characters",
         ));
     }
-    let (from, to) = bounded_range(&s, q.from.as_deref(), q.to.as_deref(), 24 * 3600)?;
+    let (from, to) = bounded_range(s, q.from.as_deref(), q.to.as_deref(), 24 * 3600)?;
     let own = p.scope(None)?;
     let inv = s.inventory.current();
     let visible = |code: &str| own.as_deref().is_none_or(|o| o == code);
@@ -394,14 +514,13 @@ pub async fn search(
         (None, None, Vec::new())
     } else {
         let (f, b, agency) = (filter.clone(), blocked.clone(), filter.agency.clone());
-        let got = read(&s, move |_, r| {
-            let summary = r.investigate(&f, SEARCH_TOP)?;
+        let got = read(s, move |_, r| {
+            let summary = r.investigate(&f, top)?;
             let page = r.flow_page(&FlowFilter {
                 limit: SEARCH_FLOWS,
                 ..f.clone()
             })?;
-            let blocked =
-                r.blocked_matching(f.from, f.to, agency.as_deref(), &b, SEARCH_BLOCKED)?;
+            let blocked = r.blocked_matching(f.from, f.to, agency.as_deref(), &b, blocked_limit)?;
             Ok((summary, page, blocked))
         })
         .await?;
@@ -411,7 +530,7 @@ pub async fn search(
         Some(p) => (p.rows, p.next),
         None => (Vec::new(), None),
     };
-    Ok(Json(SearchResult {
+    Ok(SearchResult {
         q: text,
         kind,
         from: rfc(from),
@@ -422,7 +541,7 @@ pub async fn search(
         flows,
         next_cursor,
         blocked: blocked_rows,
-    }))
+    })
 }
 
 fn rfc(secs: u64) -> String {

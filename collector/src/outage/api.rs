@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -104,15 +104,61 @@ pub struct AvailabilityQuery {
     pub to: Option<String>,
     pub agency: Option<String>,
     pub node: Option<String>,
+    /// `csv` for a spreadsheet.
+    pub format: Option<String>,
 }
 
-/// Availability per node over the period (default: the last 24 hours).
+/// The longest range availability is computed over, and how far ahead its
+/// end may lie: a year (of 366 days). Every node reads its incidents over
+/// the range, so the work stays bounded.
+pub const MAX_AVAILABILITY_SECS: u64 = 366 * 86_400;
+
+/// Columns of availability in CSV: the JSON's fields, in its order.
+pub const AVAILABILITY_COLUMNS: &[&str] = &[
+    "node_id",
+    "agency",
+    "from_ms",
+    "to_ms",
+    "down_ms",
+    "unreachable_ms",
+    "maintenance_ms",
+    "unmonitored_ms",
+    "availability_pct",
+    "incidents",
+    "never_seen",
+];
+
+/// `from`/`to` of an availability question: as every range of the API
+/// (RFC 3339 or Unix seconds, from before to), at most a year long and
+/// ending at most a year ahead (a calendar month not over yet is fine).
+pub(crate) fn availability_range(
+    from: Option<&str>,
+    to: Option<&str>,
+    now_secs: u64,
+) -> Result<(u64, u64), ApiError> {
+    let (from, to) = time_range(from, to, 86_400)?;
+    if to > now_secs.saturating_add(MAX_AVAILABILITY_SECS) {
+        return Err(bad("to: more than a year ahead"));
+    }
+    if to - from > MAX_AVAILABILITY_SECS {
+        return Err(bad(format!(
+            "from: {} days before to; a range spans at most 366 days (a year)",
+            (to - from).div_ceil(86_400)
+        )));
+    }
+    Ok((from, to))
+}
+
+/// Availability per node over the period (default: the last 24 hours;
+/// `format=csv` for a spreadsheet named after the range).
 pub async fn availability(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Q(q): Q<AvailabilityQuery>,
-) -> Result<impl IntoResponse, ApiError> {
-    let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), 86_400)?;
+) -> Result<Response, ApiError> {
+    let as_csv = crate::csv::wanted(q.format.as_deref())?;
+    let (from, to) =
+        availability_range(q.from.as_deref(), q.to.as_deref(), crate::state::now_secs())?;
     let agency = p.scope(optional_code("agency", q.agency.as_ref())?)?;
     let node = optional_code("node", q.node.as_ref())?;
     let mut list = crate::api::read(&s, |s, _| {
@@ -123,12 +169,24 @@ pub async fn availability(
     list.retain(|n| node.as_ref().is_none_or(|x| &n.node_id == x));
     let nodes = node_spans(&list);
     let now = now_ms();
-    Ok(Json(
-        with_incidents(&s, move |st| {
-            st.availability(&nodes, from * 1000, to * 1000, now)
-        })
-        .await?,
-    ))
+    let name = crate::csv::range_name(
+        &[
+            "availability",
+            agency.as_deref().unwrap_or_default(),
+            node.as_deref().unwrap_or_default(),
+        ],
+        from,
+        to,
+    );
+    let rows = with_incidents(&s, move |st| {
+        st.availability(&nodes, from * 1000, to * 1000, now)
+    })
+    .await?;
+    if as_csv {
+        let t = crate::csv::table(&rows, AVAILABILITY_COLUMNS);
+        return Ok(crate::csv::response(&name, t));
+    }
+    Ok(Json(rows).into_response())
 }
 
 /// The enrolled, unrevoked nodes of `nodes` as availability asks for them:
