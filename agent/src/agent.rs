@@ -581,14 +581,16 @@ fn set_dns_rules(d: &crate::dnsproxy::DnsHandle, m: Option<&BlockMatcher>) {
         Some(std::net::IpAddr::V4(v4)) => BlockAction::BlockPage {
             v4: Some(v4),
             v6: None,
-            ttl: 60,
+            ttl: crate::dnsproxy::BLOCK_TTL,
         },
         Some(std::net::IpAddr::V6(v6)) => BlockAction::BlockPage {
             v4: None,
             v6: Some(v6),
-            ttl: 60,
+            ttl: crate::dnsproxy::BLOCK_TTL,
         },
-        None => BlockAction::NxDomain,
+        None => BlockAction::NxDomain {
+            ttl: crate::dnsproxy::BLOCK_TTL,
+        },
     });
 }
 
@@ -619,14 +621,22 @@ fn start_dns(
         return Ok(None);
     };
     let mut c = DnsProxyConfig::new(d.listen, d.upstream);
+    c.also_listen.extend(d.listen6);
     c.upstream_timeout = Duration::from_millis(d.upstream_timeout_ms.max(1));
+    // The redirect (in the policy's plan) follows this responder's answers.
+    let mark = cfg
+        .enforce
+        .lan_interface
+        .as_deref()
+        .filter(|_| d.redirect)
+        .map(crate::enforce::dns_live::LiveMark::new);
     let dropped = Arc::new(AtomicU64::new(0));
     let sink: crate::dnsproxy::BlockSink = Arc::new(move |ev| {
         if events.try_send(ev).is_err() && dropped.fetch_add(1, Ordering::Relaxed) == 0 {
             tracing::warn!("DNS block events are arriving faster than they are reported; dropping (counted once)");
         }
     });
-    DnsService::start(c, crate::dnsproxy::empty_filter(), sink)
+    DnsService::start(c, crate::dnsproxy::empty_filter(), sink, mark)
         .map(Some)
         .map_err(|cause| AgentError::Dns {
             listen: d.listen,

@@ -317,6 +317,11 @@ pub struct DnsConfig {
     /// address: answers leave from whichever address the kernel picks, and
     /// clients drop answers from an address they did not ask.
     pub listen: SocketAddr,
+    /// A second listen address, IPv6 (`listen` then IPv4): IPv6 DNS from
+    /// the LAN is answered and redirected here. Absent: IPv6 DNS is neither
+    /// answered nor redirected.
+    #[serde(default)]
+    pub listen6: Option<SocketAddr>,
     /// Resolver allowed queries are forwarded to.
     pub upstream: SocketAddr,
     /// Redirect DNS (port 53) from the LAN to other resolvers to this
@@ -326,6 +331,25 @@ pub struct DnsConfig {
     /// Upstream timeout in milliseconds.
     #[serde(default = "dns_timeout_ms")]
     pub upstream_timeout_ms: u64,
+}
+
+impl DnsConfig {
+    /// Every address the responder listens on.
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.listen).chain(self.listen6).collect()
+    }
+
+    /// Where the LAN's DNS is redirected, per family.
+    pub fn redirect(&self) -> simpul_core::enforce::dns_redirect::DnsRedirect {
+        let mut r = simpul_core::enforce::dns_redirect::DnsRedirect { v4: None, v6: None };
+        for a in self.listen_addrs() {
+            match a {
+                SocketAddr::V4(a) => r.v4 = r.v4.or(Some(a)),
+                SocketAddr::V6(a) => r.v6 = r.v6.or(Some(a)),
+            }
+        }
+        r
+    }
 }
 
 // Fields of a section without a Default of its own (listen and upstream
@@ -626,6 +650,21 @@ impl AgentConfig {
                     ),
                 );
             }
+            if let Some(l6) = d.listen6 {
+                if !l6.is_ipv6() || !d.listen.is_ipv4() {
+                    bad(
+                        "enforce.dns.listen6",
+                        format!("{l6}: must be IPv6, with listen IPv4 (one address per family)"),
+                    );
+                } else if l6.port() == 0 {
+                    bad("enforce.dns.listen6", "needs a port (53 normally)".into());
+                } else if d.redirect && l6.ip().is_loopback() {
+                    bad(
+                        "enforce.dns.listen6",
+                        format!("{l6} is loopback, but redirected DNS arrives at the LAN interface's address"),
+                    );
+                }
+            }
             if !(1..=30_000).contains(&d.upstream_timeout_ms) {
                 bad("enforce.dns.upstream_timeout_ms", "must be 1-30000".into());
             }
@@ -678,7 +717,11 @@ impl AgentConfig {
             lan: e.lan_interface.clone()?,
             wan: e.wan_interface.clone()?,
             always_allow: self.always_allowed(),
-            dns_redirect: e.dns.as_ref().filter(|d| d.redirect).map(|d| d.listen),
+            dns_redirect: e
+                .dns
+                .as_ref()
+                .filter(|d| d.redirect)
+                .map(DnsConfig::redirect),
         })
     }
 }
@@ -850,11 +893,35 @@ mod tests {
                 "[enforce]\nlan_interface = \"l\"\nwan_interface = \"w\"\n[enforce.dns]\nlisten = \"10.0.0.1:53\"\nupstream = \"bogus\"\n",
                 "line 6, column 12",
             ),
+            (
+                "[enforce]\nlan_interface = \"l\"\nwan_interface = \"w\"\n[enforce.dns]\nlisten = \"10.0.0.1:53\"\nlisten6 = \"10.0.0.2:53\"\nupstream = \"192.0.2.53:53\"\n",
+                "enforce.dns.listen6: 10.0.0.2:53: must be IPv6",
+            ),
+            (
+                "[enforce]\nlan_interface = \"l\"\nwan_interface = \"w\"\n[enforce.dns]\nlisten = \"10.0.0.1:53\"\nlisten6 = \"[::1]:53\"\nupstream = \"192.0.2.53:53\"\n",
+                "enforce.dns.listen6: [::1]:53 is loopback",
+            ),
         ] {
             let e = err(text);
             assert!(e.contains(place), "{text}: {e}");
         }
         assert!(!parse("[agent]\nid = \"x\"\n").unwrap().enforce.enabled());
+    }
+
+    #[test]
+    fn dns_listens_and_redirects_per_family() {
+        let c = parse(
+            "[enforce]\nlan_interface = \"lan0\"\nwan_interface = \"wan0\"\n[enforce.dns]\nlisten = \"10.20.0.1:53\"\nlisten6 = \"[fd20::1]:53\"\nupstream = \"10.255.0.53:53\"\n",
+        )
+        .unwrap();
+        let r = c
+            .enforce_target()
+            .and_then(|t| t.dns_redirect)
+            .expect("redirect");
+        assert_eq!(r.v4, Some("10.20.0.1:53".parse().unwrap()));
+        assert_eq!(r.v6, Some("[fd20::1]:53".parse().unwrap()));
+        let d = c.enforce.dns.expect("dns");
+        assert_eq!(d.listen_addrs().len(), 2);
     }
 
     #[test]

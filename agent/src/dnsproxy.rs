@@ -1,20 +1,26 @@
 //! The agency's DNS responder: answers blocked names itself, forwards the rest.
 //!
-//! For every query (UDP or TCP on one configurable address and port) the
+//! For every query (UDP or TCP on each listen address, IPv4 and IPv6) the
 //! question names are checked against a [`DomainFilter`] (blocklists with an
 //! allowlist). A blocked name is answered here — NXDOMAIN, or the block-page
-//! A/AAAA address, per [`BlockAction`] — and a [`BlockEvent`] goes to the
-//! configured sink. Anything else is forwarded byte for byte to the upstream
-//! resolver (UDP queries over UDP from a fresh random port, TCP queries over
-//! TCP) and the answer relayed unchanged: same ID, same TC bit, so a
-//! truncated answer makes the client retry over TCP, which is forwarded over
-//! TCP. An upstream failure or timeout becomes SERVFAIL.
+//! A/AAAA address, per [`BlockAction`]; a negative answer carries the
+//! blocked domain's SOA so resolvers cache it (RFC 2308) — and a
+//! [`BlockEvent`] goes to the configured sink. Anything else is forwarded
+//! byte for byte to the upstream resolver (UDP queries over UDP from a
+//! fresh random port, TCP queries over TCP) and the answer relayed
+//! unchanged: same ID, same TC bit, so a truncated answer makes the client
+//! retry over TCP, which is forwarded over TCP. An upstream failure or
+//! timeout becomes SERVFAIL.
 //!
 //! Hostile input: the per-query decision ([`decide`]) is a pure function over
 //! the bytes, mutation-tested; packets that are responses are dropped (no
 //! reflection loops), unparseable queries with a full header get FORMERR.
 //! Concurrency is bounded (in-flight UDP queries, TCP connections); excess
 //! UDP queries are dropped and counted, like a kernel buffer overflow.
+//!
+//! The LAN's DNS is redirected here only while the responder answers:
+//! [`DnsService`] probes its own listeners every second and renews the
+//! redirect's live mark after each answer (see [`crate::enforce::dns_live`]).
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -33,13 +39,23 @@ use tokio::task::JoinHandle;
 
 use simpul_core::policy::domains::{DomainFilter, DomainSet, DomainSetBuilder, ListFormat};
 
+use crate::enforce::dns_live::LiveMark;
+
+/// TTL of block answers, seconds: how long a resolver or client may keep
+/// one (an address, or the NXDOMAIN through its SOA, RFC 2308), so a name
+/// unblocked by a new policy resolves again within this long.
+pub const BLOCK_TTL: u32 = 60;
+
 /// What a blocked name gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockAction {
-    /// RCODE 3: the name does not exist.
-    NxDomain,
+    /// RCODE 3: the name does not exist; the authority section carries a
+    /// synthetic SOA of the blocked domain whose TTL and MINIMUM are `ttl`,
+    /// so resolvers cache the negative answer that long (RFC 2308).
+    NxDomain { ttl: u32 },
     /// The block page: A queries get `v4`, AAAA queries `v6`; other types
-    /// (and a family without an address) get an empty NOERROR answer.
+    /// (and a family without an address) get an empty NOERROR answer with
+    /// the SOA, as NXDOMAIN has it.
     BlockPage {
         v4: Option<Ipv4Addr>,
         v6: Option<Ipv6Addr>,
@@ -51,6 +67,9 @@ pub enum BlockAction {
 pub struct DnsProxyConfig {
     /// UDP and TCP listen address (port 0: any free port, the same for both).
     pub listen: SocketAddr,
+    /// More listen addresses, e.g. the IPv6 one beside an IPv4 `listen`
+    /// (an IPv6 socket never takes IPv4: `[::]` beside `0.0.0.0` works).
+    pub also_listen: Vec<SocketAddr>,
     pub upstream: SocketAddr,
     pub upstream_timeout: Duration,
     pub action: BlockAction,
@@ -66,9 +85,10 @@ impl DnsProxyConfig {
     pub fn new(listen: SocketAddr, upstream: SocketAddr) -> Self {
         DnsProxyConfig {
             listen,
+            also_listen: Vec::new(),
             upstream,
             upstream_timeout: Duration::from_secs(2),
-            action: BlockAction::NxDomain,
+            action: BlockAction::NxDomain { ttl: BLOCK_TTL },
             max_in_flight: 512,
             max_tcp_connections: 64,
             tcp_idle: Duration::from_secs(10),
@@ -227,7 +247,7 @@ pub fn decide(query: &[u8], filter: &DomainFilter, action: &BlockAction) -> Deci
             QTYPE::TYPE(t) => format!("{t:?}"),
             other => format!("{other:?}"),
         };
-        let reply = match block_reply(&packet, action) {
+        let reply = match block_reply(&packet, action, m.rule) {
             Some(r) => r,
             None => match error_reply(query, 2) {
                 Some(r) => r,
@@ -245,15 +265,18 @@ pub fn decide(query: &[u8], filter: &DomainFilter, action: &BlockAction) -> Deci
     Decision::Forward
 }
 
-fn block_reply(query: &Packet<'_>, action: &BlockAction) -> Option<Vec<u8>> {
+fn block_reply(query: &Packet<'_>, action: &BlockAction, rule: &str) -> Option<Vec<u8>> {
     let mut reply = Packet::new_reply(query.id());
     reply.set_flags(PacketFlag::RECURSION_AVAILABLE);
     if query.has_flags(PacketFlag::RECURSION_DESIRED) {
         reply.set_flags(PacketFlag::RECURSION_DESIRED);
     }
     reply.questions = query.questions.clone();
-    match action {
-        BlockAction::NxDomain => *reply.rcode_mut() = RCODE::NameError,
+    let ttl = match action {
+        BlockAction::NxDomain { ttl } => {
+            *reply.rcode_mut() = RCODE::NameError;
+            *ttl
+        }
         BlockAction::BlockPage { v4, v6, ttl } => {
             for q in &query.questions {
                 let rdata = match (q.qtype, v4, v6) {
@@ -269,9 +292,65 @@ fn block_reply(query: &Packet<'_>, action: &BlockAction) -> Option<Vec<u8>> {
                     .answers
                     .push(ResourceRecord::new(q.qname.clone(), CLASS::IN, *ttl, rdata));
             }
+            *ttl
+        }
+    };
+    // NXDOMAIN, and NODATA (a block page without an address of the asked
+    // type): without an SOA a resolver may not cache the answer at all
+    // (RFC 2308 §5) and asks again for every client.
+    if reply.answers.is_empty() {
+        if let Some(q) = query.questions.first() {
+            reply
+                .name_servers
+                .push(blocked_soa(blocked_zone(&q.qname, rule), ttl));
         }
     }
     reply.build_bytes_vec_compressed().ok()
+}
+
+/// SOA MNAME and RNAME of block answers: names under `.invalid` (RFC
+/// 6761), so nothing ever resolves or mails them.
+pub const BLOCK_SOA_MNAME: &str = "blocked.simpul.invalid";
+pub const BLOCK_SOA_RNAME: &str = "hostmaster.simpul.invalid";
+
+/// The zone the negative answer is about: the blocking rule's domain when
+/// it is the asked name or one of its parents (a resolver accepts an SOA
+/// only at or above the name asked), else the asked name itself. Taken
+/// from the question's own labels, so it is a parent whatever bytes they
+/// hold.
+fn blocked_zone<'a>(qname: &simple_dns::Name<'a>, rule: &str) -> simple_dns::Name<'a> {
+    let labels = qname.get_labels();
+    let rule: Vec<&str> = rule.split('.').filter(|l| !l.is_empty()).collect();
+    if rule.is_empty() || rule.len() > labels.len() {
+        return qname.clone();
+    }
+    let tail = &labels[labels.len() - rule.len()..];
+    let same = tail
+        .iter()
+        .zip(&rule)
+        .all(|(l, r)| l.as_ref().eq_ignore_ascii_case(r.as_bytes()));
+    if same {
+        simple_dns::Name::new_with_labels(tail)
+    } else {
+        qname.clone()
+    }
+}
+
+/// The synthetic SOA of a blocked zone: owner TTL and MINIMUM both `ttl`,
+/// so the negative answer is cached exactly as long as a block-page
+/// address would be. SERIAL, REFRESH, RETRY and EXPIRE matter only to
+/// secondaries, which a synthetic zone has none of.
+fn blocked_soa<'a>(zone: simple_dns::Name<'a>, ttl: u32) -> ResourceRecord<'a> {
+    let soa = simple_dns::rdata::SOA {
+        mname: simple_dns::Name::new_unchecked(BLOCK_SOA_MNAME),
+        rname: simple_dns::Name::new_unchecked(BLOCK_SOA_RNAME),
+        serial: 1,
+        refresh: 3600,
+        retry: 600,
+        expire: 86_400,
+        minimum: ttl,
+    };
+    ResourceRecord::new(zone, CLASS::IN, ttl, RData::SOA(soa))
 }
 
 struct Shared {
@@ -281,6 +360,9 @@ struct Shared {
     action: RwLock<BlockAction>,
     sink: BlockSink,
     counters: Counters,
+    /// The [`Probe`]'s sockets: datagrams from them are answered at once,
+    /// outside the counters and the filter.
+    probes: Vec<SocketAddr>,
 }
 
 #[derive(Clone, Copy)]
@@ -420,59 +502,120 @@ pub struct DnsProxy {
     shared: Arc<Shared>,
     udp_addr: SocketAddr,
     tcp_addr: SocketAddr,
+    /// Every UDP listen address (the first is `udp_addr`).
+    listening: Vec<SocketAddr>,
+    probe: Arc<Probe>,
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// A UDP socket on `addr`; an IPv6 one never takes IPv4 too, so `[::]`
+/// and `0.0.0.0` can both be listened on.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
+}
+
+/// A TCP listener on `addr` (IPv6 only for an IPv6 address, as
+/// [`bind_udp`]); SO_REUSEADDR so a restart binds while old connections
+/// linger in TIME_WAIT.
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    TcpListener::from_std(s.into())
+}
+
+/// UDP and TCP on `want` (TCP on the port UDP got, for port 0).
+fn bind_pair(want: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr), DnsProxyError> {
+    let bind_err = |proto, addr| {
+        move |source| DnsProxyError::Bind {
+            proto,
+            addr,
+            source,
+        }
+    };
+    let udp = bind_udp(want).map_err(bind_err("udp", want))?;
+    let udp_addr = udp.local_addr().map_err(bind_err("udp", want))?;
+    let tcp_want = SocketAddr::new(want.ip(), udp_addr.port());
+    let tcp = bind_tcp(tcp_want).map_err(bind_err("tcp", tcp_want))?;
+    let tcp_addr = tcp.local_addr().map_err(bind_err("tcp", tcp_want))?;
+    Ok((udp, tcp, tcp_addr))
+}
+
 impl DnsProxy {
-    /// Bind UDP and TCP and start serving on the current tokio runtime.
+    /// Bind UDP and TCP on every listen address and start serving on the
+    /// current tokio runtime.
     pub async fn start(
         config: DnsProxyConfig,
         filter: DomainFilter,
         sink: BlockSink,
     ) -> Result<DnsProxy, DnsProxyError> {
-        let udp = UdpSocket::bind(config.listen)
-            .await
-            .map_err(|source| DnsProxyError::Bind {
+        let mut bound = Vec::new();
+        for want in std::iter::once(config.listen).chain(config.also_listen.iter().copied()) {
+            bound.push(bind_pair(want)?);
+        }
+        let mut listening = Vec::new();
+        for (udp, _, _) in &bound {
+            listening.push(udp.local_addr().map_err(|source| DnsProxyError::Bind {
                 proto: "udp",
                 addr: config.listen,
                 source,
-            })?;
-        let udp_addr = udp.local_addr().map_err(|source| DnsProxyError::Bind {
-            proto: "udp",
-            addr: config.listen,
-            source,
-        })?;
-        let tcp_want = SocketAddr::new(config.listen.ip(), udp_addr.port());
-        let tcp = TcpListener::bind(tcp_want)
-            .await
-            .map_err(|source| DnsProxyError::Bind {
-                proto: "tcp",
-                addr: tcp_want,
-                source,
-            })?;
-        let tcp_addr = tcp.local_addr().map_err(|source| DnsProxyError::Bind {
-            proto: "tcp",
-            addr: tcp_want,
-            source,
-        })?;
+            })?);
+        }
+        let probe = Arc::new(Probe::new(&listening).await?);
         let shared = Arc::new(Shared {
             filter: RwLock::new(Arc::new(filter)),
             action: RwLock::new(config.action),
             sink,
             counters: Counters::default(),
+            probes: probe.sources(),
             config,
         });
-        let tasks = vec![
-            tokio::spawn(serve_udp(Arc::new(udp), shared.clone())),
-            tokio::spawn(serve_tcp(tcp, shared.clone())),
-        ];
-        tracing::info!(%udp_addr, upstream = %shared.config.upstream, "DNS responder listening (UDP and TCP)");
+        let udp_addr = listening[0];
+        let tcp_addr = bound[0].2;
+        let mut tasks = Vec::new();
+        for (udp, tcp, _) in bound {
+            tasks.push(tokio::spawn(serve_udp(Arc::new(udp), shared.clone())));
+            tasks.push(tokio::spawn(serve_tcp(tcp, shared.clone())));
+        }
+        let addrs: Vec<String> = listening.iter().map(ToString::to_string).collect();
+        tracing::info!(listen = %addrs.join(" "), upstream = %shared.config.upstream, "DNS responder listening (UDP and TCP)");
         Ok(DnsProxy {
             shared,
             udp_addr,
             tcp_addr,
+            listening,
+            probe,
             tasks,
         })
+    }
+
+    /// Every UDP (and TCP) listen address.
+    pub fn listening(&self) -> &[SocketAddr] {
+        &self.listening
+    }
+
+    /// The self-check of the listeners (see [`Probe`]).
+    pub fn probe(&self) -> Arc<Probe> {
+        self.probe.clone()
     }
 
     pub fn udp_addr(&self) -> SocketAddr {
@@ -521,6 +664,98 @@ impl Drop for DnsProxy {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("cannot probe the DNS listener {addr}: {source}")]
+    Io {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the DNS listener {addr} did not answer its probe within {millis} ms")]
+    Silent { addr: SocketAddr, millis: u128 },
+}
+
+/// Whether the responder answers: one UDP socket per listener, connected
+/// to it, whose datagrams the listener's task answers itself (a header
+/// with the same ID). An answer proves the socket is open and its task
+/// runs on a runtime that is not stuck; the DNS redirect is renewed only
+/// on that proof.
+pub struct Probe {
+    socks: Vec<(UdpSocket, SocketAddr)>,
+    next_id: std::sync::atomic::AtomicU16,
+}
+
+impl Probe {
+    async fn new(listeners: &[SocketAddr]) -> Result<Probe, DnsProxyError> {
+        let mut socks = Vec::new();
+        for &l in listeners {
+            // A wildcard listener is reached on loopback.
+            let to = match l.ip() {
+                IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, l.port()).into(),
+                IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, l.port()).into(),
+                _ => l,
+            };
+            let any: SocketAddr = if to.is_ipv4() {
+                (Ipv4Addr::UNSPECIFIED, 0).into()
+            } else {
+                (Ipv6Addr::UNSPECIFIED, 0).into()
+            };
+            let err = |source| DnsProxyError::Bind {
+                proto: "udp (probe)",
+                addr: to,
+                source,
+            };
+            let sock = UdpSocket::bind(any).await.map_err(err)?;
+            sock.connect(to).await.map_err(err)?;
+            socks.push((sock, to));
+        }
+        Ok(Probe {
+            socks,
+            next_id: std::sync::atomic::AtomicU16::new(1),
+        })
+    }
+
+    /// Where probes come from, as the listeners see them.
+    fn sources(&self) -> Vec<SocketAddr> {
+        self.socks
+            .iter()
+            .filter_map(|(s, _)| s.local_addr().ok())
+            .collect()
+    }
+
+    /// Ask every listener once; each must answer within `wait`.
+    pub async fn check(&self, wait: Duration) -> Result<(), ProbeError> {
+        for (sock, addr) in &self.socks {
+            let addr = *addr;
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+            let query = [id[0], id[1], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            let io = |source| ProbeError::Io { addr, source };
+            sock.send(&query).await.map_err(io)?;
+            let mut buf = [0u8; 512];
+            let answer = async {
+                loop {
+                    let n = sock.recv(&mut buf).await?;
+                    // An earlier probe's late answer is not this one's.
+                    if n >= HEADER_LEN && buf[..2] == id && buf[2] & 0x80 != 0 {
+                        return Ok::<(), std::io::Error>(());
+                    }
+                }
+            };
+            match tokio::time::timeout(wait, answer).await {
+                Ok(r) => r.map_err(io)?,
+                Err(_) => {
+                    return Err(ProbeError::Silent {
+                        addr,
+                        millis: wait.as_millis(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 async fn serve_udp(sock: Arc<UdpSocket>, shared: Arc<Shared>) {
     let limit = Arc::new(Semaphore::new(shared.config.max_in_flight.max(1)));
     let mut buf = vec![0u8; 65_535];
@@ -532,6 +767,12 @@ async fn serve_udp(sock: Arc<UdpSocket>, shared: Arc<Shared>) {
                 continue;
             }
         };
+        if shared.probes.contains(&peer) {
+            if let Some(r) = error_reply(&buf[..n], 0) {
+                let _ = sock.send_to(&r, peer).await;
+            }
+            continue;
+        }
         shared.counters.queries_udp.fetch_add(1, Ordering::Relaxed);
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             shared
@@ -617,9 +858,10 @@ async fn serve_tcp_conn(
 /// `simpul-agent dns-proxy`: run the responder alone (debugging and tests).
 #[derive(Debug, Clone, clap::Args)]
 pub struct DnsProxyArgs {
-    /// UDP and TCP address to answer on.
+    /// UDP and TCP address to answer on. Repeatable (an IPv4 and an IPv6
+    /// address, say).
     #[arg(long, default_value = "127.0.0.1:53")]
-    pub listen: SocketAddr,
+    pub listen: Vec<SocketAddr>,
     /// Resolver to forward allowed queries to.
     #[arg(long)]
     pub upstream: SocketAddr,
@@ -639,8 +881,9 @@ pub struct DnsProxyArgs {
     /// Answer blocked AAAA queries with this block-page address instead of NXDOMAIN.
     #[arg(long)]
     pub block_v6: Option<Ipv6Addr>,
-    /// TTL of block-page answers, seconds.
-    #[arg(long, default_value_t = 60)]
+    /// TTL of block answers, seconds: block-page addresses, and the SOA
+    /// that NXDOMAIN carries for negative caching.
+    #[arg(long, default_value_t = BLOCK_TTL)]
     pub block_ttl: u32,
     /// Append one JSON line per blocked query to this file.
     #[arg(long)]
@@ -710,16 +953,24 @@ pub fn run_cli(args: &DnsProxyArgs) -> Result<(), DnsProxyError> {
         .parse()
         .map_err(|e| DnsProxyError::Arg(format!("{e}")))?;
     let filter = load_filter(&args.blocklist, &args.allowlist, format)?;
-    let mut config = DnsProxyConfig::new(args.listen, args.upstream);
+    let Some((&listen, more)) = args.listen.split_first() else {
+        return Err(DnsProxyError::Arg("--listen: at least one address".into()));
+    };
+    let mut config = DnsProxyConfig::new(listen, args.upstream);
+    config.also_listen = more.to_vec();
     config.upstream_timeout = Duration::from_millis(args.timeout_ms.max(1));
     config.max_in_flight = args.max_in_flight;
-    if args.block_v4.is_some() || args.block_v6.is_some() {
-        config.action = BlockAction::BlockPage {
+    config.action = if args.block_v4.is_some() || args.block_v6.is_some() {
+        BlockAction::BlockPage {
             v4: args.block_v4,
             v6: args.block_v6,
             ttl: args.block_ttl,
-        };
-    }
+        }
+    } else {
+        BlockAction::NxDomain {
+            ttl: args.block_ttl,
+        }
+    };
     let sink: BlockSink = match &args.events {
         Some(path) => jsonl_sink(path)?,
         None => Arc::new(|_| {}),
@@ -779,14 +1030,48 @@ pub struct DnsService {
     proxy: Option<DnsProxy>,
     stop: Arc<tokio::sync::Notify>,
     thread: Option<std::thread::JoinHandle<()>>,
+    mark: Option<Arc<LiveMark>>,
+}
+
+/// How often the responder probes itself and renews the redirect's live
+/// mark (which lasts
+/// [`simpul_core::enforce::dns_redirect::LIVE_TIMEOUT_SECS`]).
+pub const LIVE_RENEW_EVERY: Duration = Duration::from_secs(1);
+/// How long a listener has to answer its probe.
+const PROBE_WAIT: Duration = Duration::from_millis(500);
+
+/// Renew `mark` after every probe the responder answers, from its own
+/// runtime: a stuck runtime renews nothing. The first renewal follows the
+/// first answer, so the redirect never points at a responder not yet
+/// serving.
+async fn keep_redirect_live(probe: Arc<Probe>, mark: Arc<LiveMark>) {
+    let mut tick = tokio::time::interval(LIVE_RENEW_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match probe.check(PROBE_WAIT).await {
+            Ok(()) => {
+                let m = mark.clone();
+                // `nft` runs off the runtime so answers are not held up.
+                if let Err(e) = tokio::task::spawn_blocking(move || m.renew()).await {
+                    tracing::warn!(error = %e, "renewing the DNS redirect's live mark failed");
+                }
+            }
+            Err(e) => mark.not_answering(&e),
+        }
+    }
 }
 
 impl DnsService {
+    /// Start the responder; with `mark`, the DNS redirect follows it (see
+    /// [`crate::enforce::dns_live`]).
     pub fn start(
         config: DnsProxyConfig,
         filter: DomainFilter,
         sink: BlockSink,
+        mark: Option<LiveMark>,
     ) -> Result<DnsService, DnsProxyError> {
+        let mark = mark.map(Arc::new);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -795,12 +1080,16 @@ impl DnsService {
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = {
             let stop = stop.clone();
+            let mark = mark.clone();
             std::thread::Builder::new()
                 .name("simpul-dns".into())
                 .spawn(move || {
                     rt.block_on(async move {
                         match DnsProxy::start(config, filter, sink).await {
                             Ok(p) => {
+                                if let Some(m) = mark {
+                                    tokio::spawn(keep_redirect_live(p.probe(), m));
+                                }
                                 let _ = tx.send(Ok(p));
                                 stop.notified().await;
                             }
@@ -819,6 +1108,7 @@ impl DnsService {
             proxy: Some(proxy),
             stop,
             thread: Some(thread),
+            mark,
         })
     }
 
@@ -847,14 +1137,31 @@ impl DnsService {
         self.proxy.as_ref().map(DnsProxy::handle)
     }
 
-    /// Stop serving; the final counters are logged.
-    pub fn stop(mut self) {
-        let s = self.stats();
+    /// Every listen address (none once stopped).
+    pub fn listening(&self) -> Vec<SocketAddr> {
+        self.proxy
+            .as_ref()
+            .map(|p| p.listening().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The redirect lapses first (the LAN's DNS goes to the resolvers its
+    /// clients ask), then the sockets close.
+    fn shut_down(&mut self) {
+        if let Some(m) = self.mark.take() {
+            m.lapse();
+        }
         self.proxy = None;
         self.stop.notify_one();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+
+    /// Stop serving; the final counters are logged.
+    pub fn stop(mut self) {
+        let s = self.stats();
+        self.shut_down();
         tracing::info!(
             queries_udp = s.queries_udp,
             queries_tcp = s.queries_tcp,
@@ -863,6 +1170,12 @@ impl DnsService {
             upstream_errors = s.upstream_errors,
             "DNS responder stopped"
         );
+    }
+}
+
+impl Drop for DnsService {
+    fn drop(&mut self) {
+        self.shut_down();
     }
 }
 
@@ -925,7 +1238,7 @@ mod tests {
     #[test]
     fn decisions() {
         let f = filter();
-        let nx = BlockAction::NxDomain;
+        let nx = BlockAction::NxDomain { ttl: 60 };
         match decide(&query(7, "www.JUDI.com", TYPE::A), &f, &nx) {
             Decision::Block {
                 reply,
@@ -994,13 +1307,165 @@ mod tests {
         assert_eq!((r[0], r[1], r[3] & 0x0f), (0, 5, 1));
     }
 
+    /// The SOA in a negative answer, parsed back: (owner, TTL, SOA).
+    fn soa_of(reply: &[u8]) -> (String, u32, simple_dns::rdata::SOA<'static>) {
+        let p = Packet::parse(reply).expect("reply parses");
+        assert_eq!(p.name_servers.len(), 1, "one SOA in the authority section");
+        let rr = &p.name_servers[0];
+        let RData::SOA(soa) = &rr.rdata else {
+            panic!("not an SOA: {:?}", rr.rdata)
+        };
+        (rr.name.to_string(), rr.ttl, soa.clone().into_owned())
+    }
+
+    #[test]
+    fn nxdomain_carries_the_blocked_zones_soa() {
+        let f = filter();
+        let nx = BlockAction::NxDomain { ttl: 60 };
+        let Decision::Block { reply, .. } = decide(&query(7, "a.www.JUDI.com", TYPE::A), &f, &nx)
+        else {
+            panic!("not blocked")
+        };
+        let p = Packet::parse(&reply).expect("reply parses");
+        assert_eq!(p.rcode(), RCODE::NameError);
+        assert!(p.answers.is_empty());
+        let (owner, ttl, soa) = soa_of(&reply);
+        // The rule's domain, a parent of the name asked: in bailiwick.
+        assert_eq!(owner.to_ascii_lowercase(), "judi.com");
+        assert_eq!(ttl, 60);
+        assert_eq!(
+            soa.minimum, 60,
+            "negative TTL = min(TTL, MINIMUM) = the block TTL"
+        );
+        assert_eq!(soa.mname.to_string(), BLOCK_SOA_MNAME);
+        assert_eq!(soa.rname.to_string(), BLOCK_SOA_RNAME);
+        assert_eq!(soa.serial, 1);
+
+        // The project's own decoder reads the reply as NXDOMAIN for the name.
+        let m = simpul_core::dpi::dns::parse(&reply).expect("core decoder");
+        assert_eq!((m.rcode, m.is_response), (3, true));
+        assert_eq!(m.query.as_deref(), Some("a.www.judi.com"));
+        assert!(m.addresses.is_empty());
+
+        // Another TTL, another rule (adblock syntax): the same shape.
+        let Decision::Block { reply, .. } = decide(
+            &query(8, "deep.sub.slot.xyz", TYPE::AAAA),
+            &f,
+            &BlockAction::NxDomain { ttl: 15 },
+        ) else {
+            panic!("not blocked")
+        };
+        let (owner, ttl, soa) = soa_of(&reply);
+        assert_eq!((owner.as_str(), ttl, soa.minimum), ("slot.xyz", 15, 15));
+    }
+
+    #[test]
+    fn block_page_without_an_address_is_nodata_with_the_soa() {
+        let f = filter();
+        let page = BlockAction::BlockPage {
+            v4: Some(Ipv4Addr::new(10, 9, 9, 9)),
+            v6: None,
+            ttl: 30,
+        };
+        let Decision::Block { reply, .. } = decide(&query(2, "judi.com", TYPE::MX), &f, &page)
+        else {
+            panic!("not blocked")
+        };
+        let p = Packet::parse(&reply).expect("reply parses");
+        assert_eq!((p.rcode(), p.answers.len()), (RCODE::NoError, 0));
+        let (owner, ttl, soa) = soa_of(&reply);
+        assert_eq!((owner.as_str(), ttl, soa.minimum), ("judi.com", 30, 30));
+        // An answer of the block page's address needs no SOA.
+        let Decision::Block { reply, .. } = decide(&query(3, "judi.com", TYPE::A), &f, &page)
+        else {
+            panic!("not blocked")
+        };
+        let p = Packet::parse(&reply).expect("reply parses");
+        assert_eq!((p.answers.len(), p.name_servers.len()), (1, 0));
+    }
+
+    #[test]
+    fn the_soa_owner_is_the_rule_only_on_a_label_boundary() {
+        let zone = |q: &str, rule: &str| {
+            blocked_zone(&simple_dns::Name::new_unchecked(q), rule).to_string()
+        };
+        assert_eq!(zone("a.b.judi.com", "judi.com"), "judi.com");
+        assert_eq!(zone("JUDI.com", "judi.com"), "JUDI.com");
+        assert_eq!(zone("xjudi.com", "judi.com"), "xjudi.com");
+        assert_eq!(zone("judi.com", "www.judi.com"), "judi.com");
+        assert_eq!(zone("judi.com", ""), "judi.com");
+    }
+
+    #[test]
+    fn probes_are_answered_apart_from_queries_and_fail_once_stopped() {
+        rt().block_on(async {
+            let v4 = DnsProxy::start(
+                DnsProxyConfig::new(
+                    "127.0.0.1:0".parse().expect("addr"),
+                    "127.0.0.1:9".parse().expect("addr"),
+                ),
+                empty_filter(),
+                Arc::new(|_| {}),
+            )
+            .await
+            .expect("start v4");
+            // The IPv6 wildcard on the same port as an IPv4 listener: the
+            // IPv6 socket is IPv6-only, or this bind would fail.
+            let port = v4.udp_addr().port();
+            let mut cfg = DnsProxyConfig::new(
+                "127.0.0.2:0".parse().expect("addr"),
+                "127.0.0.1:9".parse().expect("addr"),
+            );
+            cfg.also_listen = vec![SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))];
+            let both = DnsProxy::start(cfg, filter(), Arc::new(|_| {}))
+                .await
+                .expect("start with an IPv6 listener");
+            assert_eq!(both.listening().len(), 2);
+            assert_eq!(both.listening()[1].port(), port);
+
+            let probe = both.probe();
+            for _ in 0..3 {
+                probe.check(Duration::from_secs(2)).await.expect("answered");
+            }
+            assert_eq!(both.stats(), DnsStats::default(), "probes are not queries");
+            // A blocked name over IPv6 is answered by the IPv6 listener.
+            let s = UdpSocket::bind("[::1]:0").await.expect("bind v6");
+            s.send_to(
+                &query(0x66, "judi.com", TYPE::AAAA),
+                (Ipv6Addr::LOCALHOST, port),
+            )
+            .await
+            .expect("send");
+            let mut buf = vec![0u8; 512];
+            let n = tokio::time::timeout(Duration::from_secs(5), s.recv(&mut buf))
+                .await
+                .expect("reply in time")
+                .expect("recv");
+            let p = Packet::parse(&buf[..n]).expect("parse");
+            assert_eq!((p.id(), p.rcode()), (0x66, RCODE::NameError));
+            assert_eq!(both.stats().queries_udp, 1);
+
+            drop(both);
+            tokio::task::yield_now().await;
+            let e = probe
+                .check(Duration::from_millis(300))
+                .await
+                .expect_err("a stopped responder does not answer");
+            eprintln!("probe of a stopped responder: {e}");
+            v4.probe()
+                .check(Duration::from_secs(2))
+                .await
+                .expect("the other still answers");
+        });
+    }
+
     /// Mutation fuzzing: flips, truncations, insertions and random bytes
     /// against both actions; nothing may panic.
     #[test]
     fn hostile_packets_never_panic() {
         let f = filter();
         let actions = [
-            BlockAction::NxDomain,
+            BlockAction::NxDomain { ttl: 30 },
             BlockAction::BlockPage {
                 v4: Some(Ipv4Addr::LOCALHOST),
                 v6: Some(Ipv6Addr::LOCALHOST),

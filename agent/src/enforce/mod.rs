@@ -13,6 +13,7 @@
 //! Keeping the last good policy on disk is the caller's (`control`).
 
 pub mod apply;
+pub mod dns_live;
 pub mod names;
 
 use std::time::Instant;

@@ -2,5 +2,6 @@
 //! only rates changed, the batch that changes the HTB trees in place
 //! ([`inplace`]). Applying them is the agent's (`simpul_agent::enforce`).
 
+pub mod dns_redirect;
 pub mod inplace;
 pub mod plan;

@@ -31,15 +31,17 @@
 //! addresses and suspended units; port sets; a `forward` chain that accepts
 //! the always-allowed addresses first (the collector link is never cut),
 //! then intranet destinations (never blocked nor suspended), then
-//! suspension, then blocks.
+//! suspension, then blocks. The DNS redirect is in a table of its own
+//! that this script updates without rebuilding ([`super::dns_redirect`]):
+//! it follows the responder's live mark, which a rebuild would drop.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 
 use ipnetwork::IpNetwork;
 use simpul_proto::policy::{L4Proto, Policy, Rates};
 use time::OffsetDateTime;
 
+use super::dns_redirect::{self, DnsRedirect};
 use crate::cidr::parse_cidr;
 use crate::inventory::{NodeView, UnitView};
 use crate::policy::schedule::{active_schedule, suspension_active};
@@ -55,8 +57,9 @@ pub struct EnforceTarget {
     /// Never capped, blocked or suspended (the collector).
     pub always_allow: Vec<IpNetwork>,
     /// The agent's DNS responder, where DNS from the LAN to any other
-    /// resolver is redirected (None: no redirect).
-    pub dns_redirect: Option<SocketAddr>,
+    /// resolver is redirected while the responder answers (None: no
+    /// redirect); see [`super::dns_redirect`].
+    pub dns_redirect: Option<DnsRedirect>,
 }
 
 /// The nftables table the agent owns (and rebuilds whole).
@@ -486,28 +489,12 @@ pub fn plan(
     }
     nft.push_str("\t}\n");
 
-    // Stray DNS from the LAN to any resolver goes to the agent's responder,
-    // so a hard-coded 8.8.8.8 cannot bypass the blocklist.
-    // To the listen address itself when it is one (the responder's socket
-    // is bound to it, so its answers carry the address conntrack expects);
-    // `redirect` (the interface's primary address) for a wildcard listener.
-    if let Some(listen) = target.dns_redirect {
-        let port = listen.port();
-        let to = match listen.ip() {
-            std::net::IpAddr::V4(ip) if !ip.is_unspecified() => {
-                format!("meta nfproto ipv4 dnat ip to {ip}:{port}")
-            }
-            std::net::IpAddr::V6(ip) if !ip.is_unspecified() => {
-                format!("meta nfproto ipv6 dnat ip6 to [{ip}]:{port}")
-            }
-            _ => format!("redirect to :{port}"),
-        };
-        let _ = writeln!(
-            nft,
-            "\tchain dns_redirect {{\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tiifname \"{lan}\" meta l4proto {{ tcp, udp }} th dport 53 counter {to} comment \"DNS to the agent's responder\"\n\t}}"
-        );
-    }
     nft.push_str("}\n");
+    // The DNS redirect lives in a table of its own, not rebuilt here.
+    nft.push_str(&dns_redirect::rules_script(
+        lan,
+        target.dns_redirect.as_ref(),
+    ));
 
     Ok(Plan {
         policy_version: policy.version,
@@ -714,23 +701,36 @@ until = "2026-11-30T00:00:00+07:00"
     }
 
     #[test]
-    fn dns_redirect_goes_to_the_listen_address() {
+    fn dns_redirect_goes_to_the_listen_address_in_its_own_table() {
         let (p, mut i) = inputs();
         let at = datetime!(2026-11-28 03:00 UTC);
         let nft = |i: &Inputs| plan(&p, i, at, LeafQdisc::Pfifo).unwrap().nft;
-        assert!(
-            !nft(&i).contains("dns_redirect"),
-            "no responder, no redirect"
-        );
-        i.target.dns_redirect = Some("10.1.1.1:53".parse().unwrap());
         let text = nft(&i);
         assert!(
-            text.contains("iifname \"lan0\" meta l4proto { tcp, udp } th dport 53 counter meta nfproto ipv4 dnat ip to 10.1.1.1:53"),
+            !text.contains("dnat") && !text.contains("redirect to"),
+            "no responder, no redirect: {text}"
+        );
+        assert!(
+            text.ends_with("}\ntable inet simpul_dns\ndelete table inet simpul_dns\n"),
+            "a redirect configured before is removed: {text}"
+        );
+        i.target.dns_redirect = Some(DnsRedirect {
+            v4: Some("10.1.1.1:53".parse().unwrap()),
+            v6: Some("[fd00:1::1]:53".parse().unwrap()),
+        });
+        let text = nft(&i);
+        let own = text.find("add table inet simpul_dns\n").expect("DNS table");
+        // After the policy table's closing brace: not rebuilt with it.
+        assert!(text[..own].ends_with("\t}\n}\n"), "{text}");
+        assert!(
+            text[own..].contains("iifname \"lan0\" iifname @live meta nfproto ipv4 meta l4proto { tcp, udp } th dport 53 counter dnat ip to 10.1.1.1:53"),
             "{text}"
         );
-        assert!(text.contains("type nat hook prerouting priority dstnat"));
-        i.target.dns_redirect = Some("0.0.0.0:5353".parse().unwrap());
-        assert!(nft(&i).contains("th dport 53 counter redirect to :5353"));
+        assert!(
+            text[own..].contains("meta nfproto ipv6 meta l4proto { tcp, udp } th dport 53 counter dnat ip6 to [fd00:1::1]:53"),
+            "{text}"
+        );
+        assert!(!text[own..].contains("delete"), "{text}");
     }
 
     #[test]

@@ -1,0 +1,136 @@
+//! The DNS responder's live mark: the redirect of the LAN's DNS matches
+//! only while the LAN interface is in the set `inet simpul_dns live`, whose
+//! elements time out (see [`simpul_core::enforce::dns_redirect`]). The
+//! responder renews the mark after each probe it answers and removes it when
+//! it stops; when the agent dies the mark runs out, and new DNS flows go to
+//! the resolver the client asked while the policy's blocks stay in force.
+//!
+//! One `nft` run per renewal (about once a second, some 3 ms of CPU): a
+//! renewal needs add, delete and add in one transaction, which a netlink
+//! batch could carry as well.
+
+use std::sync::Mutex;
+
+use simpul_core::enforce::dns_redirect::{
+    lapse_script, refresh_script, DNS_TABLE, LIVE_SET, LIVE_TIMEOUT_SECS,
+};
+
+use super::apply::nft_apply;
+
+/// What the log last said about the mark, so each change is said once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Said {
+    Nothing,
+    Live,
+    RenewFails,
+    NotAnswering,
+}
+
+struct State {
+    said: Said,
+    /// After [`LiveMark::lapse`]: never renewed again.
+    stopped: bool,
+}
+
+/// The mark for one LAN interface.
+pub struct LiveMark {
+    lan: String,
+    // Held while `nft` runs, so a renewal in flight cannot put the mark
+    // back after a stop removed it.
+    state: Mutex<State>,
+}
+
+impl LiveMark {
+    pub fn new(lan: &str) -> LiveMark {
+        LiveMark {
+            lan: lan.to_string(),
+            state: Mutex::new(State {
+                said: Said::Nothing,
+                stopped: false,
+            }),
+        }
+    }
+
+    pub fn lan(&self) -> &str {
+        &self.lan
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The responder answered its probe: renew the mark for another
+    /// [`LIVE_TIMEOUT_SECS`]. A failure is logged; the mark then runs out.
+    pub fn renew(&self) {
+        let mut st = self.state();
+        if st.stopped {
+            return;
+        }
+        match nft_apply(&refresh_script(&self.lan)) {
+            Ok(()) => {
+                if st.said != Said::Live {
+                    tracing::info!(
+                        lan = %self.lan,
+                        set = %format!("inet {DNS_TABLE} {LIVE_SET}"),
+                        lapse_secs = LIVE_TIMEOUT_SECS,
+                        "DNS redirect on: the LAN's DNS goes to the agent's responder while it answers, and lapses within {LIVE_TIMEOUT_SECS} s if it stops"
+                    );
+                    st.said = Said::Live;
+                }
+            }
+            Err(e) => {
+                if st.said != Said::RenewFails {
+                    tracing::warn!(
+                        lan = %self.lan,
+                        error = %e,
+                        "cannot renew the DNS redirect's live mark: the redirect lapses within {LIVE_TIMEOUT_SECS} s and the LAN's DNS goes to the resolvers its clients ask (still trying every second)"
+                    );
+                    st.said = Said::RenewFails;
+                } else {
+                    tracing::debug!(lan = %self.lan, error = %e, "DNS redirect's live mark still not renewed");
+                }
+            }
+        }
+    }
+
+    /// The responder did not answer its probe: the mark is not renewed.
+    pub fn not_answering(&self, why: &dyn std::fmt::Display) {
+        let mut st = self.state();
+        if st.stopped {
+            return;
+        }
+        if st.said != Said::NotAnswering {
+            tracing::warn!(
+                lan = %self.lan,
+                error = %why,
+                "the DNS responder does not answer: the DNS redirect is not renewed and lapses within {LIVE_TIMEOUT_SECS} s; the LAN's DNS goes to the resolvers its clients ask until the responder answers again"
+            );
+            st.said = Said::NotAnswering;
+        } else {
+            tracing::debug!(lan = %self.lan, error = %why, "the DNS responder still does not answer");
+        }
+    }
+
+    /// The responder stops: remove the mark now, and renew it no more.
+    pub fn lapse(&self) {
+        let mut st = self.state();
+        if st.stopped {
+            return;
+        }
+        st.stopped = true;
+        match nft_apply(&lapse_script(&self.lan)) {
+            Ok(()) => tracing::info!(
+                lan = %self.lan,
+                "DNS redirect off: the responder stopped; the LAN's DNS goes to the resolvers its clients ask (the policy's blocks stay in force)"
+            ),
+            Err(e) => tracing::warn!(
+                lan = %self.lan,
+                error = %e,
+                "cannot remove the DNS redirect's live mark at stop; the redirect lapses within {LIVE_TIMEOUT_SECS} s by itself"
+            ),
+        }
+    }
+}
