@@ -4,7 +4,8 @@
 // Passwords typed here go to the server and the fields are emptied; a new
 // token is shown once, then only its hash exists.
 import { t, tn, fmtDateTime, fmtAgo, fmtInt } from './i18n.js';
-import { h, renderTable, showTableMessage, formMessage, field, inputMs } from './dom.js';
+import { h, showTableMessage, formMessage, field, inputMs } from './dom.js';
+import { renderTable } from './table.js';
 import { getJSON, postJSON, patchJSON, deleteJSON, apiUrl } from './api.js';
 import * as paths from './paths.js';
 import { loadError } from './errors.js';
@@ -126,10 +127,11 @@ class UsersPart {
       { h: 'col.displayName', cell: (u) => u.display_name },
       { h: 'col.role', cell: (u) => roleText(u.role, u.agency, this.ctx.agencyLabel) },
       { h: 'col.state', cell: (u) => h('span', { class: `badge acct-${u.disabled ? 'disabled' : 'active'}`, text: t(u.disabled ? 'users.disabled' : 'users.active') }) },
-      { h: 'col.created', cell: (u) => fmtDateTime(u.created_ms), cls: 'num' },
-      { h: 'col.passwordChanged', cell: (u) => fmtDateTime(u.password_changed_ms), cls: 'num' },
+      { h: 'col.created', cell: (u) => fmtDateTime(u.created_ms), cls: 'num', sortValue: (u) => u.created_ms },
+      { h: 'col.passwordChanged', cell: (u) => fmtDateTime(u.password_changed_ms), cls: 'num', sortValue: (u) => u.password_changed_ms },
       {
         h: 'col.actions',
+        sort: false,
         cell: (u) => h('span', { class: 'row-actions' },
           h('button', { type: 'button', class: 'btn', 'data-testid': `user-password-${u.username}`, text: t('users.setPassword'), onclick: () => this.setPassword(u) }),
           // Nor take the admin role from themselves (refused by the server too).
@@ -140,8 +142,7 @@ class UsersPart {
             text: t(u.disabled ? 'users.enable' : 'users.disable'), onclick: () => this.toggle(u),
           })),
       },
-    ], users, (u) => `user-row-${u.username}`);
-    this.table.querySelectorAll('tbody tr[data-testid]').forEach((tr, i) => { tr.dataset.disabled = String(!!users[i].disabled); });
+    ], users, (u) => `user-row-${u.username}`, { rowData: (u) => ({ disabled: String(!!u.disabled) }) });
   }
 
   async add(form) {
@@ -295,18 +296,19 @@ class TokensPart {
       { h: 'col.id', cell: (tk) => tk.id, cls: 'mono' },
       { h: 'col.role', cell: (tk) => roleText(tk.role, tk.agency, this.ctx.agencyLabel) },
       { h: 'col.kind', cell: (tk) => t(tk.kiosk ? 'tokens.kind.kiosk' : 'tokens.kind.api') },
-      { h: 'col.created', cell: (tk) => `${fmtDateTime(tk.created_ms)} · ${tk.created_by}` },
-      { h: 'col.expires', cell: (tk) => (tk.expires_ms == null ? t('tokens.never') : fmtDateTime(tk.expires_ms)), cls: 'num' },
-      { h: 'col.lastUsed', cell: (tk) => (tk.last_used_ms == null ? t('tokens.unused') : fmtAgo(now - tk.last_used_ms)), cls: 'num' },
+      { h: 'col.created', cell: (tk) => `${fmtDateTime(tk.created_ms)} · ${tk.created_by}`, sortValue: (tk) => tk.created_ms },
+      // Never expiring: after every date.
+      { h: 'col.expires', cell: (tk) => (tk.expires_ms == null ? t('tokens.never') : fmtDateTime(tk.expires_ms)), cls: 'num', sortValue: (tk) => tk.expires_ms ?? Infinity },
+      { h: 'col.lastUsed', cell: (tk) => (tk.last_used_ms == null ? t('tokens.unused') : fmtAgo(now - tk.last_used_ms)), cls: 'num', sortValue: (tk) => tk.last_used_ms },
       { h: 'col.state', cell: (tk) => h('span', { class: `badge tok-${tokenState(tk, now)}`, text: t(`tokens.state.${tokenState(tk, now)}`) }) },
       {
         h: 'col.actions',
+        sort: false,
         cell: (tk) => (tokenState(tk, now) === 'active' ? h('button', {
           type: 'button', class: 'btn danger', 'data-testid': `token-revoke-${tk.id}`, text: t('tokens.revoke'), onclick: () => this.revoke(tk),
         }) : '—'),
       },
-    ], rows, (tk) => `token-row-${tk.id}`);
-    this.table.querySelectorAll('tbody tr[data-testid]').forEach((tr, i) => { tr.dataset.state = tokenState(rows[i], now); });
+    ], rows, (tk) => `token-row-${tk.id}`, { rowData: (tk) => ({ state: tokenState(tk, now) }) });
   }
 
   async create(form) {
@@ -435,20 +437,14 @@ class AuditPart {
     this.count.textContent = tn('audit.count', rows.length, { n: fmtInt(rows.length) });
     this.count.dataset.value = String(rows.length);
     renderTable(this.table, [
-      { h: 'col.at', cell: (r) => fmtDateTime(r.at_ms), cls: 'num' },
+      { h: 'col.at', cell: (r) => fmtDateTime(r.at_ms), cls: 'num', sortValue: (r) => r.at_ms },
       { h: 'col.actor', cell: (r) => r.actor, cls: 'mono' },
       { h: 'col.address', cell: (r) => r.address, cls: 'mono' },
       { h: 'col.action', cell: (r) => r.action, cls: 'mono' },
       { h: 'col.target', cell: (r) => r.target || '—', cls: 'mono site', title: (r) => r.target },
       { h: 'col.outcome', cell: (r) => h('span', { class: `badge out-${r.outcome}`, text: t(`audit.outcome.${r.outcome}`) }) },
       { h: 'col.detail', cell: (r) => (r.detail && r.detail !== '{}' ? r.detail : '—'), cls: 'mono detail', title: (r) => r.detail },
-    ], rows, (r) => `audit-row-${r.seq}`);
-    this.table.querySelectorAll('tbody tr[data-testid]').forEach((tr, i) => {
-      tr.dataset.action = rows[i].action;
-      tr.dataset.actor = rows[i].actor;
-      tr.dataset.target = rows[i].target;
-      tr.dataset.outcome = rows[i].outcome;
-    });
+    ], rows, (r) => `audit-row-${r.seq}`, { rowData: (r) => ({ action: r.action, actor: r.actor, target: r.target, outcome: r.outcome }) });
   }
 }
 
@@ -496,22 +492,22 @@ class SessionsPart {
     this.rows = rows;
     this.count.textContent = tn('sessions.count', rows.length, { n: fmtInt(rows.length) });
     renderTable(this.table, [
-      { h: 'col.user', cell: (s) => h('span', null, h('span', { class: 'strong', text: s.username }), s.id === mine ? h('span', { class: 'badge this-session', text: t('sessions.this') }) : null) },
+      { h: 'col.user', cell: (s) => h('span', null, h('span', { class: 'strong', text: s.username }), s.id === mine ? h('span', { class: 'badge this-session', text: t('sessions.this') }) : null), sortValue: (s) => s.username },
       { h: 'col.kind', cell: (s) => t(s.token_id ? 'sessions.kiosk' : 'sessions.password') },
       { h: 'col.address', cell: (s) => s.address, cls: 'mono' },
       { h: 'col.browser', cell: (s) => s.user_agent || '—', cls: 'site', title: (s) => s.user_agent },
-      { h: 'col.loggedIn', cell: (s) => fmtDateTime(s.created_ms), cls: 'num' },
-      { h: 'col.lastActive', cell: (s) => fmtAgo(now - s.last_seen_ms), cls: 'num', title: (s) => fmtDateTime(s.last_seen_ms) },
-      { h: 'col.ends', cell: (s) => fmtDateTime(sessionEnd(s)), cls: 'num' },
+      { h: 'col.loggedIn', cell: (s) => fmtDateTime(s.created_ms), cls: 'num', sortValue: (s) => s.created_ms },
+      { h: 'col.lastActive', cell: (s) => fmtAgo(now - s.last_seen_ms), cls: 'num', title: (s) => fmtDateTime(s.last_seen_ms), sortValue: (s) => s.last_seen_ms },
+      { h: 'col.ends', cell: (s) => fmtDateTime(sessionEnd(s)), cls: 'num', sortValue: sessionEnd },
       {
         h: 'col.actions',
+        sort: false,
         // This session ends with "Keluar" (logout), not from here.
         cell: (s) => (s.id === mine ? '—' : h('button', {
           type: 'button', class: 'btn danger', 'data-testid': `session-end-${s.id}`, text: t('sessions.end'), onclick: () => this.end(s),
         })),
       },
-    ], rows, (s) => `session-row-${s.id}`);
-    this.table.querySelectorAll('tbody tr[data-testid]').forEach((tr, i) => { tr.dataset.user = rows[i].username; });
+    ], rows, (s) => `session-row-${s.id}`, { rowData: (s) => ({ user: s.username }) });
   }
 
   async end(s) {

@@ -2,7 +2,6 @@
 // addEventListener, never as attributes: the page's Content-Security-Policy
 // allows no inline script.
 import { t, fmtTime, fmtDateTime } from './i18n.js';
-import { downloadCsv, csvName } from './csv.js';
 import { sameZoneDay, zoneInput, parseZoneInput } from './format.js';
 
 /** h('tag', {attrs, onclick: fn, text: '…'}, ...children) → element. */
@@ -29,36 +28,6 @@ export function setText(el, s) { if (el && el.textContent !== s) el.textContent 
 
 export function showTableMessage(table, msg) {
   table.replaceChildren(h('tbody', null, h('tr', null, h('td', { class: 'empty', text: msg }))));
-}
-
-/** A cell's plain value for CSV: `csv(row)` when the column has one, else the text shown. */
-function plain(c, r) {
-  if (c.csv) return c.csv(r);
-  const v = c.cell(r);
-  return v instanceof Node ? v.textContent : v;
-}
-
-/**
- * Rebuild a table: columns [{h: i18n key, cell: row → text|Node, cls,
- * title?: row → tooltip, csv?: row → plain value}]. A table with a test id
- * gets a CSV button (`${id}-csv`) that downloads its rows as shown.
- */
-export function renderTable(table, cols, rows, testid) {
-  const thead = h('thead', null, h('tr', null, ...cols.map((c) => h('th', { scope: 'col', class: c.cls, text: t(c.h) }))));
-  const tbody = h('tbody');
-  if (!rows || !rows.length) {
-    tbody.append(h('tr', { class: 'empty-row' }, h('td', { class: 'empty', colspan: String(cols.length), text: t('empty') })));
-  } else {
-    rows.forEach((r, i) => tbody.append(h('tr', { 'data-testid': testid ? testid(r, i) : null },
-      ...cols.map((c) => h('td', { class: c.cls, title: c.title ? c.title(r) : null }, c.cell(r))))));
-  }
-  const id = table.dataset.testid;
-  const caption = id ? h('caption', { class: 'table-csv' }, h('button', {
-    type: 'button', class: 'btn small', 'data-testid': `${id}-csv`, text: t('table.csv'), title: t('table.csv.help'),
-    onclick: () => downloadCsv(csvName(id.replace(/-table$/, '')), cols.map((c) => ({ title: t(c.h), value: (r) => plain(c, r) })), rows || []),
-  })) : null;
-  table.replaceChildren(...(caption ? [caption] : []), thead, tbody);
-  table.dataset.rows = String(rows ? rows.length : 0);
 }
 
 /** "10:15:03" today, "27 Nov 10:15:03" on other days, in the NOC's zone (RFC 3339 or Unix ms). */

@@ -6,7 +6,8 @@
 // its .gz) with the upload's progress shown, sets the source, syncs now,
 // and confirms or discards a held version; the other roles read.
 import { t, fmtInt } from './i18n.js';
-import { h, renderTable, showTableMessage, formMessage, field, when } from './dom.js';
+import { h, showTableMessage, formMessage, field, when } from './dom.js';
+import { renderTable } from './table.js';
 import { getJSON, postJSON, request, upload } from './api.js';
 import * as paths from './paths.js';
 import { loadError } from './errors.js';
@@ -80,22 +81,22 @@ export class ListsView {
   render(lists) {
     renderTable(this.table, [
       { h: 'lists.col.name', cell: (l) => h('span', { class: 'strong', text: l.name }) },
-      { h: 'lists.col.version', cls: 'num', cell: (l) => (l.current ? `v${l.current.version}` : '—') },
-      { h: 'lists.col.domains', cls: 'num', cell: (l) => (l.current ? fmtInt(l.current.domains) : '—') },
-      { h: 'lists.col.updated', cell: (l) => (l.current ? `${when(l.current.created_ms)} · ${l.current.created_by}` : '—') },
+      { h: 'lists.col.version', cls: 'num', cell: (l) => (l.current ? `v${l.current.version}` : '—'), sortValue: (l) => l.current?.version },
+      { h: 'lists.col.domains', cls: 'num', cell: (l) => (l.current ? fmtInt(l.current.domains) : '—'), sortValue: (l) => l.current?.domains },
+      { h: 'lists.col.updated', cell: (l) => (l.current ? `${when(l.current.created_ms)} · ${l.current.created_by}` : '—'), sortValue: (l) => l.current?.created_ms },
       { h: 'lists.col.hash', cell: (l) => h('code', { title: l.current?.sha256 || null, text: l.current ? l.current.sha256.slice(0, 12) : '—' }) },
       { h: 'lists.col.source', cell: (l) => sourceText(l.source) },
       { h: 'lists.col.sync', cell: (l) => h('span', { 'data-testid': `list-sync-${l.name}`, class: l.source?.last_error ? 'warn' : null, text: syncText(l.source) }) },
-      this.admin ? { h: 'lists.col.actions', cell: (l) => (l.source ? h('button', { type: 'button', class: 'btn', 'data-testid': `list-sync-now-${l.name}`, text: t('lists.syncNow'), onclick: () => this.syncNow(l.name) }) : '') } : null,
+      this.admin ? { h: 'lists.col.actions', sort: false, cell: (l) => (l.source ? h('button', { type: 'button', class: 'btn', 'data-testid': `list-sync-now-${l.name}`, text: t('lists.syncNow'), onclick: () => this.syncNow(l.name) }) : '') } : null,
     ].filter(Boolean), lists, (l) => `list-row-${l.name}`);
     const held = lists.flatMap((l) => l.held.map((v) => ({ ...v, current: l.current })));
     renderTable(this.held, [
       { h: 'lists.col.name', cell: (v) => v.name },
-      { h: 'lists.col.version', cls: 'num', cell: (v) => `v${v.version}` },
-      { h: 'lists.col.domains', cls: 'num', cell: (v) => `${fmtInt(v.domains)} (${t('lists.now', { n: fmtInt(v.current?.domains ?? 0) })})` },
+      { h: 'lists.col.version', cls: 'num', cell: (v) => `v${v.version}`, sortValue: (v) => v.version },
+      { h: 'lists.col.domains', cls: 'num', cell: (v) => `${fmtInt(v.domains)} (${t('lists.now', { n: fmtInt(v.current?.domains ?? 0) })})`, sortValue: (v) => v.domains },
       { h: 'lists.col.reason', cell: (v) => v.hold_reason || '—' },
-      { h: 'lists.col.updated', cell: (v) => `${when(v.created_ms)} · ${v.created_by}` },
-      this.admin ? { h: 'lists.col.actions', cell: (v) => h('span', { class: 'btn-row' },
+      { h: 'lists.col.updated', cell: (v) => `${when(v.created_ms)} · ${v.created_by}`, sortValue: (v) => v.created_ms },
+      this.admin ? { h: 'lists.col.actions', sort: false, cell: (v) => h('span', { class: 'btn-row' },
         h('button', { type: 'button', class: 'btn primary', 'data-testid': `list-confirm-${v.name}-${v.version}`, text: t('lists.confirm'), onclick: () => this.decide(v, 'confirm') }),
         h('button', { type: 'button', class: 'btn danger', 'data-testid': `list-discard-${v.name}-${v.version}`, text: t('lists.discard'), onclick: () => this.decide(v, 'discard') })) } : null,
     ].filter(Boolean), held, (v) => `list-held-${v.name}-${v.version}`);

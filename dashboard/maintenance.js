@@ -5,7 +5,8 @@
 // errors, which are shown as they come. Whoever adds a window is the
 // logged-in account: there is no "by" to type.
 import { t, fmtDateTime } from './i18n.js';
-import { h, renderTable, showTableMessage, formMessage, localInput, inputMs, field } from './dom.js';
+import { h, showTableMessage, formMessage, localInput, inputMs, field } from './dom.js';
+import { renderTable } from './table.js';
 import { getJSON, postJSON, patchJSON, deleteJSON } from './api.js';
 import * as paths from './paths.js';
 import { loadError } from './errors.js';
@@ -114,13 +115,13 @@ export class MaintenancePanel {
     const rows = [...list].sort((a, b) => b.starts_ms - a.starts_ms);
     const cols = [
       { h: 'col.appliesTo', cell: (m) => maintenanceScope(m, this.agencyLabel) },
-      { h: 'col.from', cell: (m) => fmtDateTime(m.starts_ms), cls: 'num' },
-      { h: 'col.to', cell: (m) => fmtDateTime(m.ends_ms), cls: 'num' },
+      { h: 'col.from', cell: (m) => fmtDateTime(m.starts_ms), cls: 'num', sortValue: (m) => m.starts_ms },
+      { h: 'col.to', cell: (m) => fmtDateTime(m.ends_ms), cls: 'num', sortValue: (m) => m.ends_ms },
       { h: 'col.state', cell: (m) => h('span', { class: `badge mt-${windowState(m, now)}`, 'data-state': windowState(m, now), text: t(`mt.state.${windowState(m, now)}`) }) },
       { h: 'col.reason', cell: (m) => m.reason, cls: 'site', title: (m) => m.reason },
       { h: 'col.by', cell: (m) => m.created_by },
     ];
-    if (can.operate()) cols.push({ h: 'col.actions', cell: (m) => this.actions(m, windowState(m, now)) });
+    if (can.operate()) cols.push({ h: 'col.actions', cell: (m) => this.actions(m, windowState(m, now)), sort: false });
     renderTable(this.table, cols, rows, (m) => `maintenance-row-${m.id}`);
   }
 

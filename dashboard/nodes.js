@@ -6,7 +6,8 @@
 import {
   t, tn, fmtAgo, fmtDateTime, fmtInt, fmtNum, fmtBytes, fmtDuration, fmtSpan,
 } from './i18n.js';
-import { h, setText, renderTable, showTableMessage, formMessage, when } from './dom.js';
+import { h, setText, showTableMessage, formMessage, when } from './dom.js';
+import { renderTable } from './table.js';
 import { getJSON, postJSON } from './api.js';
 import * as paths from './paths.js';
 import { loadError } from './errors.js';
@@ -90,16 +91,15 @@ export class NodesView {
       { h: 'col.node', cell: (n) => h('a', { class: 'strong', href: `#/node/${encodeURIComponent(n.node_id)}`, 'data-testid': `node-link-${n.node_id}`, text: n.node_id }) },
       { h: 'col.agency', cell: (n) => h('a', { href: `#/agency/${encodeURIComponent(n.agency)}`, text: this.agencyLabel(n.agency) }) },
       { h: 'col.status', cell: (n) => statusCell(n) },
-      { h: 'col.lastSeen', cell: (n) => (n.last_seen ? fmtAgo(now - Date.parse(n.last_seen)) : t('seen.never')), title: (n) => (n.last_seen ? fmtDateTime(Date.parse(n.last_seen)) : null) },
+      { h: 'col.lastSeen', cell: (n) => (n.last_seen ? fmtAgo(now - Date.parse(n.last_seen)) : t('seen.never')), title: (n) => (n.last_seen ? fmtDateTime(Date.parse(n.last_seen)) : null), sortValue: (n) => (n.last_seen ? Date.parse(n.last_seen) : null) },
       { h: 'col.address', cell: (n) => n.address || '—', cls: 'mono' },
       { h: 'col.version', cell: (n) => n.agent_version || n.health?.agent_version || '—' },
       { h: 'col.policy', cell: (n) => policyCell(n.policy) },
-      { h: 'col.lostRecords', cell: (n) => lossCell(n.dropped_records), cls: 'num', title: () => t('node.dropped.help') },
-      { h: 'col.refusedRecords', cell: (n) => lossCell(n.refused_records), cls: 'num', title: () => t('node.refused.help') },
+      { h: 'col.lostRecords', cell: (n) => lossCell(n.dropped_records), cls: 'num', title: () => t('node.dropped.help'), sortValue: (n) => n.dropped_records ?? 0 },
+      { h: 'col.refusedRecords', cell: (n) => lossCell(n.refused_records), cls: 'num', title: () => t('node.refused.help'), sortValue: (n) => n.refused_records ?? 0 },
     ];
-    if (can.admin()) cols.push({ h: 'col.actions', cell: (n) => this.actions(n) });
-    renderTable(this.table, cols, rows, (n) => `node-row-${n.node_id}`);
-    this.table.querySelectorAll('tbody tr[data-testid]').forEach((tr, i) => { tr.dataset.status = nodeState(rows[i]); });
+    if (can.admin()) cols.push({ h: 'col.actions', cell: (n) => this.actions(n), sort: false });
+    renderTable(this.table, cols, rows, (n) => `node-row-${n.node_id}`, { rowData: (n) => ({ status: nodeState(n) }) });
   }
 
   actions(n) {
@@ -296,9 +296,9 @@ export class NodeView {
     renderTable(this.c.incidents, [
       { h: 'col.severity', cell: (i) => h('span', { class: `sev sev-${i.severity}`, text: t(`sev.${i.severity}`) }) },
       { h: 'col.kind', cell: (i) => h('span', { class: `kind kind-${i.kind}`, text: t(`kind.${i.kind}`) }) },
-      { h: 'col.started', cell: (i) => when(i.started_ms), cls: 'num', title: (i) => fmtDateTime(i.started_ms) },
-      { h: 'col.duration', cell: (i) => (i.resolved_ms == null ? `${fmtSpan(now - i.started_ms)} · ${t('inc.ongoing')}` : fmtSpan(i.resolved_ms - i.started_ms)), cls: 'num' },
-      { h: 'col.acked', cell: (i) => (i.acked_ms == null ? '—' : t('ack.by', { by: i.acked_by, t: when(i.acked_ms) })) },
+      { h: 'col.started', cell: (i) => when(i.started_ms), cls: 'num', title: (i) => fmtDateTime(i.started_ms), sortValue: (i) => i.started_ms },
+      { h: 'col.duration', cell: (i) => (i.resolved_ms == null ? `${fmtSpan(now - i.started_ms)} · ${t('inc.ongoing')}` : fmtSpan(i.resolved_ms - i.started_ms)), cls: 'num', sortValue: (i) => (i.resolved_ms ?? now) - i.started_ms },
+      { h: 'col.acked', cell: (i) => (i.acked_ms == null ? '—' : t('ack.by', { by: i.acked_by, t: when(i.acked_ms) })), sortValue: (i) => i.acked_ms },
     ], list, (i) => `node-incident-${i.id}`);
   }
 }

@@ -7,7 +7,8 @@
 // problem and its place) and a rollback per older version. The form starts
 // from the agency's own document and overwrites only what it edits.
 import { t, fmtDateTime, fmtCap, fmtPct, fmtInt } from './i18n.js';
-import { h, setText, renderTable, showTableMessage, formMessage, localInput, inputMs, when } from './dom.js';
+import { h, setText, showTableMessage, formMessage, localInput, inputMs, when } from './dom.js';
+import { renderTable } from './table.js';
 import { getJSON, postJSON, request, ApiError } from './api.js';
 import * as paths from './paths.js';
 import { loadError } from './errors.js';
@@ -100,10 +101,10 @@ export class PolicyIndexView {
       const rows = ags.map((a, i) => ({ a, p: pols[i] }));
       renderTable(this.table, [
         { h: 'col.agency', cell: (r) => h('a', { class: 'strong', href: `#/policy/${enc(r.a.code)}`, 'data-testid': `policy-link-${r.a.code}`, text: r.a.name }) },
-        { h: 'pol.col.version', cell: (r) => (r.p ? `v${r.p.version}` : '—'), cls: 'num' },
-        { h: 'pol.alloc.down', cell: (r) => rates(r.p?.effective?.allocation?.download) },
-        { h: 'pol.alloc.up', cell: (r) => rates(r.p?.effective?.allocation?.upload) },
-        { h: 'pol.col.when', cell: (r) => (r.p?.created_ms ? when(r.p.created_ms) : '—') },
+        { h: 'pol.col.version', cell: (r) => (r.p ? `v${r.p.version}` : '—'), cls: 'num', sortValue: (r) => r.p?.version },
+        { h: 'pol.alloc.down', cell: (r) => rates(r.p?.effective?.allocation?.download), sortValue: (r) => r.p?.effective?.allocation?.download?.rate_bps },
+        { h: 'pol.alloc.up', cell: (r) => rates(r.p?.effective?.allocation?.upload), sortValue: (r) => r.p?.effective?.allocation?.upload?.rate_bps },
+        { h: 'pol.col.when', cell: (r) => (r.p?.created_ms ? when(r.p.created_ms) : '—'), sortValue: (r) => r.p?.created_ms },
         { h: 'col.by', cell: (r) => r.p?.created_by || '—' },
       ], rows, (r) => `policy-index-${r.a.code}`);
     } catch (e) {
@@ -245,15 +246,13 @@ export class PolicyView {
     for (const [u, r] of Object.entries(al.units || {})) rows.push({ key: `unit-${u}`, name: this.unitName(u), r });
     renderTable(c.alloc, [
       { h: 'pol.col.who', cell: (x) => x.name, cls: 'strong' },
-      { h: 'pol.alloc.down', cell: (x) => rates(x.r.download), cls: 'num' },
-      { h: 'pol.alloc.up', cell: (x) => rates(x.r.upload), cls: 'num' },
-    ], rows, (x) => `policy-alloc-${x.key}`);
-    c.alloc.querySelectorAll('tbody tr[data-testid]').forEach((tr, i) => {
-      const r = rows[i].r;
-      tr.dataset.downRate = String(r.download?.rate_bps ?? '');
-      tr.dataset.downCeil = String(r.download?.ceil_bps ?? '');
-      tr.dataset.upRate = String(r.upload?.rate_bps ?? '');
-      tr.dataset.upCeil = String(r.upload?.ceil_bps ?? '');
+      { h: 'pol.alloc.down', cell: (x) => rates(x.r.download), cls: 'num', sortValue: (x) => x.r.download?.rate_bps },
+      { h: 'pol.alloc.up', cell: (x) => rates(x.r.upload), cls: 'num', sortValue: (x) => x.r.upload?.rate_bps },
+    ], rows, (x) => `policy-alloc-${x.key}`, {
+      rowData: ({ r }) => ({
+        downRate: String(r.download?.rate_bps ?? ''), downCeil: String(r.download?.ceil_bps ?? ''),
+        upRate: String(r.upload?.rate_bps ?? ''), upCeil: String(r.upload?.ceil_bps ?? ''),
+      }),
     });
     this.renderSums();
     const sched = eff.schedules || [];
@@ -323,27 +322,28 @@ export class PolicyView {
       { h: 'col.node', cell: (n) => h('a', { class: 'strong', href: `#/node/${enc(n.node_id)}`, text: n.node_id }) },
       { h: 'col.status', cell: (n) => statusCell(n) },
       { h: 'col.policy', cell: (n) => policyBadge(n.policy) },
-      { h: 'pol.col.pending', cell: (n) => (n.policy?.pending_version ? `v${n.policy.pending_version}` : '—'), cls: 'num' },
+      { h: 'pol.col.pending', cell: (n) => (n.policy?.pending_version ? `v${n.policy.pending_version}` : '—'), cls: 'num', sortValue: (n) => n.policy?.pending_version },
       { h: 'pol.col.error', cell: (n) => nodeError(n.policy), cls: 'detail' },
-      { h: 'pol.col.applied', cell: (n) => (n.policy?.applied_at ? when(n.policy.applied_at) : '—') },
-    ], nodes, (n) => `policy-node-${n.node_id}`);
-    this.c.nodes.querySelectorAll('tbody tr[data-testid]').forEach((tr, i) => {
-      const p = nodes[i].policy || {};
-      tr.dataset.state = p.state || 'none';
-      tr.dataset.version = String(p.version ?? 0);
+      {
+        h: 'pol.col.applied', cell: (n) => (n.policy?.applied_at ? when(n.policy.applied_at) : '—'),
+        sortValue: (n) => (n.policy?.applied_at ? new Date(n.policy.applied_at) : null),
+      },
+    ], nodes, (n) => `policy-node-${n.node_id}`, {
+      rowData: (n) => ({ state: n.policy?.state || 'none', version: String(n.policy?.version ?? 0) }),
     });
   }
 
   renderVersions(list) {
     const current = this.data?.version;
     const cols = [
-      { h: 'pol.col.version', cell: (v) => h('span', { class: 'strong' }, `v${v.version}`, v.version === current ? h('span', { class: 'badge this-session', text: t('pol.current') }) : null) },
-      { h: 'pol.col.when', cell: (v) => when(v.created_ms), title: (v) => fmtDateTime(v.created_ms) },
+      { h: 'pol.col.version', cell: (v) => h('span', { class: 'strong' }, `v${v.version}`, v.version === current ? h('span', { class: 'badge this-session', text: t('pol.current') }) : null), sortValue: (v) => v.version },
+      { h: 'pol.col.when', cell: (v) => when(v.created_ms), title: (v) => fmtDateTime(v.created_ms), sortValue: (v) => v.created_ms },
       { h: 'col.by', cell: (v) => v.created_by || '—' },
       { h: 'pol.col.comment', cell: (v) => v.comment || '—', cls: 'detail', title: (v) => v.comment },
       this.isDefault ? null : { h: 'pol.col.follows', cell: (v) => (v.follows_default ? t('pol.yes', { v: v.default_version ?? 0 }) : t('pol.no')) },
       this.isDefault ? null : {
         h: 'pol.col.diff',
+        sort: false,
         cell: (v) => (v.version > 1 ? h('button', {
           type: 'button', class: 'btn', 'data-testid': `policy-diff-${v.version}`, text: t('pol.diff', { v: v.version - 1 }), onclick: () => this.compare(v.version),
         }) : '—'),
@@ -352,6 +352,7 @@ export class PolicyView {
     if (this.admin) {
       cols.push({
         h: 'col.actions',
+        sort: false,
         cell: (v) => (v.version === current ? '—' : h('button', {
           type: 'button', class: 'btn', 'data-testid': `policy-rollback-${v.version}`, text: t('pol.rollback'), onclick: () => this.rollback(v),
         })),

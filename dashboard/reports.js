@@ -6,7 +6,8 @@ import { t, lang, fmtInt, fmtNum, fmtBytes, fmtBps, fmtDuration, fmtDateTime } f
 import { getJSON, apiUrl } from './api.js';
 import * as paths from './paths.js';
 import { loadError } from './errors.js';
-import { h, setText, renderTable, showTableMessage } from './dom.js';
+import { h, setText, showTableMessage } from './dom.js';
+import { renderTable } from './table.js';
 import { ownAgency } from './session.js';
 import { serverNow, agencyLabel, agencies } from './state.js';
 import { pctLevel } from './format.js';
@@ -187,48 +188,48 @@ export class ReportsView {
     c.agenciesPanel.hidden = !r.agencies.length;
     renderTable(c.agencies, [
       { h: 'col.agency', cell: (a) => agencyLabel(a.code) },
-      { h: 'reports.bytesIn', cls: 'num', cell: (a) => fmtBytes(a.bytes_in) },
-      { h: 'reports.bytesOut', cls: 'num', cell: (a) => fmtBytes(a.bytes_out) },
-      { h: 'reports.allocDown', cls: 'num', cell: (a) => alloc(a.alloc_down_bps) },
-      { h: 'col.availability', cls: 'num', cell: (a) => pctText(a.availability_pct) },
-      { h: 'col.incidents', cls: 'num', cell: (a) => fmtInt(a.incidents) },
+      { h: 'reports.bytesIn', cls: 'num', cell: (a) => fmtBytes(a.bytes_in), sortValue: (a) => a.bytes_in },
+      { h: 'reports.bytesOut', cls: 'num', cell: (a) => fmtBytes(a.bytes_out), sortValue: (a) => a.bytes_out },
+      { h: 'reports.allocDown', cls: 'num', cell: (a) => alloc(a.alloc_down_bps), sortValue: (a) => (a.alloc_down_bps > 0 ? a.alloc_down_bps : null) },
+      { h: 'col.availability', cls: 'num', cell: (a) => pctText(a.availability_pct), sortValue: (a) => a.availability_pct },
+      { h: 'col.incidents', cls: 'num', cell: (a) => fmtInt(a.incidents), sortValue: (a) => a.incidents },
     ], r.agencies, (a) => `report-agency-${a.code}`);
     renderTable(c.availability, [
       { h: 'col.node', cell: (a) => a.node_id },
       {
-        h: 'col.availability', cls: 'num',
+        h: 'col.availability', cls: 'num', sortValue: (a) => a.availability_pct,
         cell: (a) => (a.availability_pct == null ? t('reports.notEnrolled')
           : h('span', { class: 'pct-cell', 'data-level': pctLevel(a.availability_pct), text: pctText(a.availability_pct) + (a.never_seen ? ` · ${t('reports.neverSeen')}` : '') })),
       },
-      { h: 'col.downtime', cls: 'num', cell: (a) => fmtDuration(a.down_ms / 1000) },
-      { h: 'col.unreachable', cls: 'num', cell: (a) => fmtDuration(a.unreachable_ms / 1000) },
-      { h: 'col.maintenance', cls: 'num', cell: (a) => fmtDuration(a.maintenance_ms / 1000) },
-      { h: 'col.incidents', cls: 'num', cell: (a) => fmtInt(a.incidents) },
+      { h: 'col.downtime', cls: 'num', cell: (a) => fmtDuration(a.down_ms / 1000), sortValue: (a) => a.down_ms },
+      { h: 'col.unreachable', cls: 'num', cell: (a) => fmtDuration(a.unreachable_ms / 1000), sortValue: (a) => a.unreachable_ms },
+      { h: 'col.maintenance', cls: 'num', cell: (a) => fmtDuration(a.maintenance_ms / 1000), sortValue: (a) => a.maintenance_ms },
+      { h: 'col.incidents', cls: 'num', cell: (a) => fmtInt(a.incidents), sortValue: (a) => a.incidents },
     ], r.availability.nodes, (a) => `report-node-${a.node_id}`);
     renderTable(c.severity, [
       { h: 'reports.severity', cell: (s) => t(`sev.${s.severity}`) },
-      { h: 'col.incidents', cls: 'num', cell: (s) => fmtInt(s.incidents) },
-      { h: 'reports.meanAck', cls: 'num', cell: (s) => fmtDuration(s.mean_ack_secs) },
-      { h: 'reports.maxAck', cls: 'num', cell: (s) => fmtDuration(s.max_ack_secs) },
-      { h: 'reports.meanResolve', cls: 'num', cell: (s) => fmtDuration(s.mean_resolve_secs) },
-      { h: 'reports.maxResolve', cls: 'num', cell: (s) => fmtDuration(s.max_resolve_secs) },
+      { h: 'col.incidents', cls: 'num', cell: (s) => fmtInt(s.incidents), sortValue: (s) => s.incidents },
+      { h: 'reports.meanAck', cls: 'num', cell: (s) => fmtDuration(s.mean_ack_secs), sortValue: (s) => s.mean_ack_secs },
+      { h: 'reports.maxAck', cls: 'num', cell: (s) => fmtDuration(s.max_ack_secs), sortValue: (s) => s.max_ack_secs },
+      { h: 'reports.meanResolve', cls: 'num', cell: (s) => fmtDuration(s.mean_resolve_secs), sortValue: (s) => s.mean_resolve_secs },
+      { h: 'reports.maxResolve', cls: 'num', cell: (s) => fmtDuration(s.max_resolve_secs), sortValue: (s) => s.max_resolve_secs },
     ], r.incidents.by_severity, (s) => `report-severity-${s.severity}`);
     setText(c.incidentsNote, t('reports.incidentsApart', { m: fmtInt(r.incidents.in_maintenance), u: fmtInt(r.incidents.unreachable) }));
     renderTable(c.sites, [
       { h: 'col.site', cell: (s) => s.site },
-      { h: 'col.bytes', cls: 'num', cell: (s) => fmtBytes(s.bytes) },
-      { h: 'col.flows', cls: 'num', cell: (s) => fmtInt(s.flows) },
+      { h: 'col.bytes', cls: 'num', cell: (s) => fmtBytes(s.bytes), sortValue: (s) => s.bytes },
+      { h: 'col.flows', cls: 'num', cell: (s) => fmtInt(s.flows), sortValue: (s) => s.flows },
     ], r.top_sites);
     renderTable(c.blocked, [
       { h: 'reports.category', cell: (b) => b.category },
-      { h: 'reports.attempts', cls: 'num', cell: (b) => fmtInt(b.attempts) },
-      { h: 'reports.clients', cls: 'num', cell: (b) => fmtInt(b.clients) },
-      { h: 'reports.targets', cls: 'num', cell: (b) => fmtInt(b.targets) },
+      { h: 'reports.attempts', cls: 'num', cell: (b) => fmtInt(b.attempts), sortValue: (b) => b.attempts },
+      { h: 'reports.clients', cls: 'num', cell: (b) => fmtInt(b.clients), sortValue: (b) => b.clients },
+      { h: 'reports.targets', cls: 'num', cell: (b) => fmtInt(b.targets), sortValue: (b) => b.targets },
     ], r.blocked.categories, (b) => `report-category-${b.category}`);
     renderTable(c.policy, [
-      { h: 'reports.when', cell: (p) => fmtDateTime(p.at_ms) },
+      { h: 'reports.when', cell: (p) => fmtDateTime(p.at_ms), sortValue: (p) => p.at_ms },
       { h: 'col.agency', cell: (p) => (p.scope === 'default' ? t('reports.defaultPolicy') : agencyLabel(p.scope)) },
-      { h: 'reports.version', cls: 'num', cell: (p) => fmtInt(p.version) },
+      { h: 'reports.version', cls: 'num', cell: (p) => fmtInt(p.version), sortValue: (p) => p.version },
       { h: 'reports.by', cell: (p) => p.by },
       { h: 'reports.summary', cell: (p) => (p.changes.length ? `${p.comment} [${p.changes.join(', ')}]` : p.comment) },
     ], r.policy_changes);

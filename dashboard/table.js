@@ -1,44 +1,214 @@
-// A table the NOC can work with: click a header to sort (again to reverse),
-// a filter box over every column, a CSV download of what it shows (sorted and
-// filtered, as the cells' plain values), and "more" for tables that page
-// through the API (the flows' cursor).
+// The dashboard's tables, one implementation for all of them: click a header
+// to sort (again to reverse), a filter box, a CSV download of what the table
+// shows (sorted and filtered). `renderTable` redraws a page's <table> in
+// place (the tables most pages refresh every few seconds); `DataTable` is a
+// table with its tools around it and "more" for tables that page through the
+// API (the flows' cursor). How rows compare and match: sorting.js.
 import { t, fmtInt } from './i18n.js';
 import { h, setText } from './dom.js';
 import { downloadCsv, csvName } from './csv.js';
+import { onReset } from './state.js';
+import { sortRows, filterWords, matchesWords, firstDir, nextSort } from './sorting.js';
 
-const collator = new Intl.Collator('id', { numeric: true, sensitivity: 'base' });
+/** A table with fewer rows has no filter box (it still sorts). */
+const FILTER_MIN = 6;
 
-function compare(a, b) {
-  if (a == null || a === '') return b == null || b === '' ? 0 : 1; // blanks last
-  if (b == null || b === '') return -1;
-  if (typeof a === 'number' && typeof b === 'number') return a - b;
-  return collator.compare(String(a), String(b));
+// The sort and filter chosen per table (its test id). Kept here, not in the
+// DOM: pages redraw their tables every few seconds and on live patches, and
+// a view built again (leaving the page and coming back) finds them too.
+// Forgotten at every login, like the rest of what the page knows.
+const chosen = new Map();
+const unnamed = new WeakMap(); // tables without a test id: per element
+onReset(() => chosen.clear());
+
+function viewOf(table, id, initial = null) {
+  let v = id ? chosen.get(id) : unnamed.get(table);
+  if (!v) {
+    v = { sort: initial, filter: '' };
+    if (id) chosen.set(id, v); else unnamed.set(table, v);
+  }
+  return v;
+}
+
+/** Each column with a key (its own, else its title's last word; made unique). */
+function keyed(cols) {
+  const seen = new Set();
+  return cols.filter(Boolean).map((c, i) => {
+    let key = c.key || String(c.h).split('.').pop();
+    if (seen.has(key)) key = `${key}-${i + 1}`;
+    seen.add(key);
+    return c.key === key ? c : { ...c, key };
+  });
+}
+
+const textOf = (v) => (v instanceof Node ? v.textContent : v == null ? '' : String(v));
+
+/** What a column sorts a row on: `sortValue`, else `value`, else the text shown. */
+function keyOf(c, r, cell) {
+  if (c.sortValue) return c.sortValue(r);
+  if (c.value) return c.value(r);
+  return textOf(cell === undefined ? c.cell(r) : cell);
+}
+
+/** The rows to show, filtered then sorted: [{ r, i (place in `rows`), cells }]. */
+function arrange(view, cols, rows) {
+  let items = rows.map((r, i) => ({ r, i, cells: cols.map((c) => c.cell(r)) }));
+  const words = filterWords(view.filter);
+  if (words.length) {
+    // A column of controls (sort: false) is not part of a row's text.
+    items = items.filter((it) => matchesWords(cols.map((c, k) => (c.sort === false ? '' : textOf(it.cells[k]))).join('\n'), words));
+  }
+  const k = view.sort ? cols.findIndex((c) => c.key === view.sort.key && c.sort !== false) : -1;
+  return k < 0 ? items : sortRows(items, (it) => keyOf(cols[k], it.r, it.cells[k]), view.sort.dir);
+}
+
+function toggleSort(view, cols, rows, key) {
+  const col = cols.find((c) => c.key === key);
+  view.sort = nextSort(view.sort, key, firstDir(rows.map((r) => keyOf(col, r))));
+}
+
+function countText(view, shown, total) {
+  return filterWords(view.filter).length
+    ? t('table.countOf', { n: fmtInt(shown), of: fmtInt(total) })
+    : t('table.count', { n: fmtInt(total) });
+}
+
+/**
+ * Head and body of `table` (a caption stays): sort buttons with test ids
+ * `${prefix}-sort-${key}`, rows with testid(row, index in rows, place shown)
+ * and rowData(row) as data-* attributes. Returns the rows shown.
+ */
+function draw(table, { prefix, cols, rows, view, testid, rowData, onSort }) {
+  // The header is rebuilt: a keyboard user's focus stays on their column.
+  const active = document.activeElement;
+  const focusKey = active && table.contains(active) && active.classList.contains('sort') ? active.dataset.key : null;
+  const items = arrange(view, cols, rows);
+  const head = h('tr', null, ...cols.map((c) => {
+    const dir = view.sort && view.sort.key === c.key ? view.sort.dir : null;
+    const th = h('th', { scope: 'col', class: c.cls, 'aria-sort': dir ? (dir === 'asc' ? 'ascending' : 'descending') : null });
+    if (c.sort === false) {
+      th.textContent = t(c.h);
+      return th;
+    }
+    th.append(h('button', {
+      type: 'button', class: 'sort', 'data-testid': prefix ? `${prefix}-sort-${c.key}` : null, 'data-key': c.key, 'data-dir': dir,
+      title: t('table.sort'), onclick: () => onSort(c.key),
+    }, t(c.h), h('span', { class: 'sort-mark', 'aria-hidden': 'true', text: dir === 'asc' ? ' ▲' : dir === 'desc' ? ' ▼' : '' })));
+    return th;
+  }));
+  const body = h('tbody');
+  if (!items.length) {
+    body.append(h('tr', { class: 'empty-row' }, h('td', {
+      class: 'empty', colspan: String(cols.length), text: rows.length ? t('table.noMatch') : t('empty'),
+    })));
+  }
+  items.forEach((it, pos) => {
+    const tr = h('tr', { 'data-testid': testid ? testid(it.r, it.i, pos) : null },
+      ...cols.map((c, k) => h('td', { class: c.cls, title: c.title ? c.title(it.r) : null }, it.cells[k])));
+    if (rowData) Object.assign(tr.dataset, rowData(it.r));
+    body.append(tr);
+  });
+  for (const el of [...table.children]) if (el.tagName !== 'CAPTION') el.remove();
+  table.append(h('thead', null, head), body);
+  table.dataset.rows = String(items.length);
+  if (focusKey) table.querySelector(`button.sort[data-key="${CSS.escape(focusKey)}"]`)?.focus();
+  return items.map((it) => it.r);
+}
+
+function filterInput(testid, onInput) {
+  const input = h('input', {
+    type: 'search', class: 'table-filter', 'data-testid': testid, placeholder: t('table.filter'), 'aria-label': t('table.filter'),
+  });
+  input.addEventListener('input', () => onInput(input.value));
+  return input;
+}
+
+/** A cell's plain value for CSV: `csv(row)` when the column has one, else the text shown. */
+function plain(c, r) {
+  return c.csv ? c.csv(r) : textOf(c.cell(r));
+}
+
+// The caption of each table renderTable drew: kept across redraws so that
+// typing in its filter box keeps the focus while the page refreshes.
+const tools = new WeakMap();
+
+function captionOf(table, id) {
+  let tl = tools.get(table);
+  if (!tl) {
+    tl = {};
+    tl.input = filterInput(id ? `${id}-filter` : null, (v) => {
+      viewOf(table, id).filter = v;
+      tl.redraw();
+    });
+    tl.count = h('span', { class: 'panel-note table-count', 'data-testid': id ? `${id}-count` : null, 'aria-live': 'polite' });
+    tl.csv = id ? h('button', {
+      type: 'button', class: 'btn small table-csv-button', 'data-testid': `${id}-csv`, text: t('table.csv'), title: t('table.csv.help'),
+      onclick: () => tl.download(),
+    }) : null;
+    tl.caption = h('caption', { class: 'table-caption' }, h('div', { class: 'table-tools' }, tl.input, tl.count, tl.csv));
+    tools.set(table, tl);
+  }
+  // After showTableMessage (or a first draw) the caption is put back in front.
+  if (table.firstElementChild !== tl.caption) table.prepend(tl.caption);
+  return tl;
+}
+
+/**
+ * Redraw a page's table: columns [{h: i18n key, cell: row → text | Node,
+ * cls, title?: row → tooltip, sortValue?: row → number | text (what the
+ * column sorts on when the text shown is formatted: bytes, times,
+ * durations), csv?: row → plain value, sort: false (a column of controls:
+ * neither sorted nor searched), key?}]. Every column sorts from its header
+ * (test id `${id}-sort-${key}`, key: the title's last word, e.g. `lastSeen`
+ * for 'col.lastSeen'); from FILTER_MIN rows a filter box (`${id}-filter`,
+ * with the count `${id}-count`); a table with a test id gets a CSV button
+ * (`${id}-csv`) that downloads its rows as shown. The sort and filter chosen
+ * survive redraws. opts.rowData: row → { data-* attributes of its <tr> }.
+ */
+export function renderTable(table, cols, rows, testid, opts = {}) {
+  const id = table.dataset.testid || null;
+  const kc = keyed(cols);
+  const list = rows || [];
+  const view = viewOf(table, id);
+  const tl = captionOf(table, id);
+  tl.redraw = () => renderTable(table, cols, rows, testid, opts);
+  const shown = draw(table, {
+    prefix: id, cols: kc, rows: list, view, testid, rowData: opts.rowData,
+    onSort: (key) => { toggleSort(view, kc, list, key); tl.redraw(); },
+  });
+  const withFilter = list.length >= FILTER_MIN || view.filter !== '' || document.activeElement === tl.input;
+  tl.input.hidden = !withFilter;
+  tl.count.hidden = !withFilter;
+  if (tl.input.value !== view.filter) tl.input.value = view.filter;
+  setText(tl.count, withFilter ? countText(view, shown.length, list.length) : '');
+  tl.caption.hidden = !withFilter && !tl.csv;
+  tl.download = () => {
+    const out = kc.filter((c) => c.sort !== false);
+    downloadCsv(csvName(id.replace(/-table$/, '')), out.map((c) => ({ title: t(c.h), value: (r) => plain(c, r) })), shown);
+  };
 }
 
 export class DataTable {
   /**
    * opts: id (test ids: `${id}-table`, `${id}-filter`, `${id}-csv`,
-   * `${id}-more`, `${id}-sort-${key}`, rows `${id}-row-${n}`); columns
-   * [{ key, h: i18n key, cell: row → text | Node, value: row → number |
-   * text (sort, filter, CSV), cls, sort: false to keep a column unsorted }];
-   * csv: () => file name parts; sort: { key, dir: 'asc' | 'desc' } at first;
-   * more: async () => ({ rows, more }) for the next page (none: no button).
+   * `${id}-more`, `${id}-sort-${key}`, rows `${id}-row-${n}` in the order
+   * shown); columns [{ key, h: i18n key, cell: row → text | Node, value:
+   * row → number | text (sort and CSV), sortValue?, cls, sort: false to
+   * keep a column unsorted }]; csv: () => file name parts; sort: { key,
+   * dir: 'asc' | 'desc' } at first; more: async () => ({ rows, more }) for
+   * the next page (none: no button).
    */
   constructor(opts) {
     this.o = opts;
+    this.cols = keyed(opts.columns);
     this.rows = [];
-    this.sort = opts.sort || null;
-    this.filter = '';
     this.hasMore = false;
     this.busy = false;
     const id = opts.id;
     this.table = h('table', { class: 'data', 'data-testid': `${id}-table` });
-    this.input = h('input', {
-      type: 'search', class: 'table-filter', 'data-testid': `${id}-filter`,
-      placeholder: t('table.filter'), 'aria-label': t('table.filter'),
-      oninput: () => { this.filter = this.input.value.trim().toLowerCase(); this.render(); },
-    });
-    this.count = h('span', { class: 'panel-note', 'data-testid': `${id}-count` });
+    this.input = filterInput(`${id}-filter`, (v) => { this.view().filter = v; this.render(); });
+    this.input.value = this.view().filter;
+    this.count = h('span', { class: 'panel-note table-count', 'data-testid': `${id}-count`, 'aria-live': 'polite' });
     this.csvButton = h('button', {
       type: 'button', class: 'btn small', 'data-testid': `${id}-csv`, text: t('table.csv'),
       title: t('table.csv.help'), onclick: () => this.downloadCsv(),
@@ -55,6 +225,8 @@ export class DataTable {
   }
 
   element() { return this.el; }
+
+  view() { return viewOf(this.table, `${this.o.id}-table`, this.o.sort || null); }
 
   /** Replace the rows; `more`: the API has another page. */
   setRows(rows, more = false) {
@@ -94,84 +266,24 @@ export class DataTable {
     }
   }
 
-  value(c, r) { return c.value ? c.value(r) : null; }
-
   /** The rows on screen: filtered, then sorted. */
-  shown() {
-    const cols = this.o.columns;
-    let rows = this.rows;
-    if (this.filter) {
-      rows = rows.filter((r) => cols.some((c) => {
-        const v = this.value(c, r);
-        return v != null && String(v).toLowerCase().includes(this.filter);
-      }));
-    }
-    const s = this.sort;
-    const col = s && cols.find((c) => c.key === s.key);
-    if (col) {
-      const sign = s.dir === 'desc' ? -1 : 1;
-      // Blanks stay last whichever the direction.
-      rows = rows.map((r, i) => [r, i]).sort(([a, i], [b, j]) => {
-        const va = this.value(col, a); const vb = this.value(col, b);
-        const blank = (v) => v == null || v === '';
-        if (blank(va) || blank(vb)) return compare(va, vb) || i - j;
-        return sign * compare(va, vb) || i - j;
-      }).map(([r]) => r);
-    }
-    return rows;
-  }
-
-  toggleSort(key) {
-    const s = this.sort;
-    this.sort = { key, dir: s && s.key === key && s.dir === 'asc' ? 'desc' : s && s.key === key ? 'asc' : this.firstDir(key) };
-    this.render();
-  }
-
-  /** Numbers start largest first, text A to Z. */
-  firstDir(key) {
-    const col = this.o.columns.find((c) => c.key === key);
-    const sample = this.rows.map((r) => this.value(col, r)).find((v) => v != null && v !== '');
-    return typeof sample === 'number' ? 'desc' : 'asc';
-  }
+  shown() { return arrange(this.view(), this.cols, this.rows).map((it) => it.r); }
 
   render() {
-    const { id, columns } = this.o;
-    const rows = this.shown();
-    const head = h('tr', null, ...columns.map((c) => {
-      const sorted = this.sort?.key === c.key ? this.sort.dir : null;
-      const label = t(c.h);
-      const th = h('th', {
-        scope: 'col', class: c.cls, 'aria-sort': sorted ? (sorted === 'asc' ? 'ascending' : 'descending') : null,
-      });
-      if (c.sort === false || !c.value) th.textContent = label;
-      else {
-        th.append(h('button', {
-          type: 'button', class: 'sort', 'data-testid': `${id}-sort-${c.key}`, 'data-dir': sorted,
-          title: t('table.sort'), onclick: () => this.toggleSort(c.key),
-        }, label, h('span', { class: 'sort-mark', 'aria-hidden': 'true', text: sorted === 'asc' ? ' ▲' : sorted === 'desc' ? ' ▼' : '' })));
-      }
-      return th;
-    }));
-    const body = h('tbody');
-    if (!rows.length) {
-      body.append(h('tr', { class: 'empty-row' }, h('td', {
-        class: 'empty', colspan: String(columns.length), text: this.rows.length ? t('table.noMatch') : t('empty'),
-      })));
-    }
-    rows.forEach((r, i) => body.append(h('tr', { 'data-testid': `${id}-row-${i + 1}` },
-      ...columns.map((c) => h('td', { class: c.cls }, c.cell(r))))));
-    this.table.replaceChildren(h('thead', null, head), body);
-    this.table.dataset.rows = String(rows.length);
-    setText(this.count, this.filter
-      ? t('table.countOf', { n: fmtInt(rows.length), of: fmtInt(this.rows.length) })
-      : t('table.count', { n: fmtInt(rows.length) }));
+    const { id } = this.o;
+    const view = this.view();
+    const shown = draw(this.table, {
+      prefix: id, cols: this.cols, rows: this.rows, view, testid: (r, i, pos) => `${id}-row-${pos + 1}`,
+      onSort: (key) => { toggleSort(view, this.cols, this.rows, key); this.render(); },
+    });
+    setText(this.count, countText(view, shown.length, this.rows.length));
     this.moreButton.hidden = !(this.o.more && this.hasMore);
   }
 
   /** What the table shows, as CSV: the column titles and each cell's plain value. */
   downloadCsv() {
-    const cols = this.o.columns.filter((c) => c.value);
+    const cols = this.cols.filter((c) => c.value);
     downloadCsv(csvName(...(this.o.csv ? this.o.csv() : [this.o.id])),
-      cols.map((c) => ({ title: t(c.h), value: (r) => this.value(c, r) })), this.shown());
+      cols.map((c) => ({ title: t(c.h), value: (r) => c.value(r) })), this.shown());
   }
 }

@@ -5,7 +5,7 @@ import { t, fmtBps, fmtCap, fmtBytes, fmtPct, fmtInt, fmtNum, fmtAgo, fmtDuratio
 import { getJSON, getPage } from '../api.js';
 import * as paths from '../paths.js';
 import { RateChart } from '../charts.js';
-import { h, setText, renderTable, when } from '../dom.js';
+import { h, setText, when } from '../dom.js';
 import { can } from '../session.js';
 import { nodeState, statusLabel, statusCell } from '../nodes.js';
 import {
@@ -16,7 +16,7 @@ import { bigBps, setBigBps, bar, setBar, sourceBadge } from '../widgets.js';
 import { BlockedPanel, BLOCKED_REFRESH_MS } from './blocked.js';
 import { RangePicker, rangeFromHash, bounds, HISTORY_PRESETS } from '../timerange.js';
 import { loadError } from '../errors.js';
-import { DataTable } from '../table.js';
+import { DataTable, renderTable } from '../table.js';
 import { downloadCsv, csvName } from '../csv.js';
 import { searchHref } from './search.js';
 
@@ -187,16 +187,17 @@ export class AgencyView {
 
   renderNodesTable() {
     const now = serverNow();
+    const drops = (n) => (n.health.interfaces || []).reduce((s, i) => s + (i.kernel_drops || 0) + (i.queue_drops || 0), 0);
     renderTable(this.c.nodes, [
       { h: 'col.node', cell: (n) => h('a', { class: 'strong', href: `#/node/${encodeURIComponent(n.node_id)}`, text: n.node_id }) },
       { h: 'col.status', cell: (n) => statusCell(n) },
-      { h: 'col.lastSeen', cell: (n) => (n.last_seen ? fmtAgo(now - Date.parse(n.last_seen)) : t('seen.never')) },
+      { h: 'col.lastSeen', cell: (n) => (n.last_seen ? fmtAgo(now - Date.parse(n.last_seen)) : t('seen.never')), sortValue: (n) => (n.last_seen ? Date.parse(n.last_seen) : null) },
       { h: 'col.address', cell: (n) => n.address || '—', cls: 'mono' },
       { h: 'col.version', cell: (n) => n.agent_version || n.health?.agent_version || '—' },
-      { h: 'col.uptime', cell: (n) => (n.health ? fmtDuration(n.health.uptime_secs) : '—'), cls: 'num' },
-      { h: 'col.cpu', cell: (n) => (n.health ? `${fmtNum(n.health.cpu_percent, 1)}%` : '—'), cls: 'num' },
-      { h: 'col.drops', cell: (n) => (n.health ? fmtInt((n.health.interfaces || []).reduce((s, i) => s + (i.kernel_drops || 0) + (i.queue_drops || 0), 0)) : '—'), cls: 'num' },
-      { h: 'col.lostRecords', cell: (n) => fmtInt(n.dropped_records ?? 0), cls: 'num', title: () => t('node.dropped.help') },
+      { h: 'col.uptime', cell: (n) => (n.health ? fmtDuration(n.health.uptime_secs) : '—'), cls: 'num', sortValue: (n) => n.health?.uptime_secs },
+      { h: 'col.cpu', cell: (n) => (n.health ? `${fmtNum(n.health.cpu_percent, 1)}%` : '—'), cls: 'num', sortValue: (n) => n.health?.cpu_percent },
+      { h: 'col.drops', cell: (n) => (n.health ? fmtInt(drops(n)) : '—'), cls: 'num', sortValue: (n) => (n.health ? drops(n) : null) },
+      { h: 'col.lostRecords', cell: (n) => fmtInt(n.dropped_records ?? 0), cls: 'num', title: () => t('node.dropped.help'), sortValue: (n) => n.dropped_records ?? 0 },
     ], this.nodeList || [], (n) => `agency-node-row-${n.node_id}`);
   }
 

@@ -5,7 +5,8 @@ import { t, tn, fmtInt, fmtDateTime } from '../i18n.js';
 import { getJSON } from '../api.js';
 import * as paths from '../paths.js';
 import { loadError } from '../errors.js';
-import { h, setText, renderTable, showTableMessage, when } from '../dom.js';
+import { h, setText, showTableMessage, when } from '../dom.js';
+import { renderTable } from '../table.js';
 import { cache, serverNow, agencyName, unitLabel, agencies } from '../state.js';
 import { ruleText } from '../format.js';
 import { methodBadge } from '../widgets.js';
@@ -129,26 +130,26 @@ export class BlockedPanel {
       { h: 'col.target', cell: (r) => r.target, cls: 'site', title: (r) => r.target },
       { h: 'col.method', cell: (r) => methodBadge(r.method) },
       { h: 'col.rule', cell: (r) => ruleText(r), cls: 'site', title: (r) => `${r.rule} · ${r.list}` },
-      { h: 'col.clients', cell: (r) => fmtInt(r.clients), cls: 'num' },
-      { h: 'col.attempts', cell: (r) => fmtInt(r.attempts), cls: 'num' },
+      { h: 'col.clients', cell: (r) => fmtInt(r.clients), cls: 'num', sortValue: (r) => r.clients },
+      { h: 'col.attempts', cell: (r) => fmtInt(r.attempts), cls: 'num', sortValue: (r) => r.attempts },
     ], d.targets || [], (r, i) => `blocked-target-${i + 1}`);
     renderTable(c.clients, [
       { h: 'col.client', cell: (r) => r.client, cls: 'mono' },
       { h: this.agency ? 'col.unit' : 'col.agencyUnit', cell: (r) => this.agencyUnit(r) },
-      { h: 'col.targets', cell: (r) => fmtInt(r.targets), cls: 'num' },
-      { h: 'col.attempts', cell: (r) => fmtInt(r.attempts), cls: 'num' },
+      { h: 'col.targets', cell: (r) => fmtInt(r.targets), cls: 'num', sortValue: (r) => r.targets },
+      { h: 'col.attempts', cell: (r) => fmtInt(r.attempts), cls: 'num', sortValue: (r) => r.attempts },
     ], d.clients || [], (r, i) => `blocked-client-${i + 1}`);
   }
 
   renderRecent(rows) {
     renderTable(this.c.recent, [
-      { h: 'col.time', cell: (r) => when(r.last_seen), cls: 'num', title: (r) => `${fmtDateTime(Date.parse(r.first_seen))} – ${fmtDateTime(Date.parse(r.last_seen))}` },
+      { h: 'col.time', cell: (r) => when(r.last_seen), cls: 'num', title: (r) => `${fmtDateTime(Date.parse(r.first_seen))} – ${fmtDateTime(Date.parse(r.last_seen))}`, sortValue: (r) => Date.parse(r.last_seen) },
       { h: this.agency ? 'col.unit' : 'col.agencyUnit', cell: (r) => this.agencyUnit(r) },
       { h: 'col.client', cell: (r) => r.client, cls: 'mono' },
       { h: 'col.target', cell: (r) => r.target, cls: 'site', title: (r) => r.target },
       { h: 'col.method', cell: (r) => methodBadge(r.method) },
       { h: 'col.rule', cell: (r) => ruleText(r), cls: 'site', title: (r) => `${r.rule} · ${r.list}` },
-      { h: 'col.attempts', cell: (r) => fmtInt(r.attempts), cls: 'num' },
+      { h: 'col.attempts', cell: (r) => fmtInt(r.attempts), cls: 'num', sortValue: (r) => r.attempts },
     ], rows, (r, i) => `blocked-row-${i + 1}`);
   }
 }

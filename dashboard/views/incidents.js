@@ -6,7 +6,8 @@ import { fmtMonth, zoneMidnight, zoneParts, zoneTime } from '../format.js';
 import { getJSON } from '../api.js';
 import * as paths from '../paths.js';
 import { loadError } from '../errors.js';
-import { h, setText, renderTable, showTableMessage, when } from '../dom.js';
+import { h, setText, showTableMessage, when } from '../dom.js';
+import { renderTable } from '../table.js';
 import { ownAgency } from '../session.js';
 import { windowCovers } from '../maintenance.js';
 import { cache, serverNow, agencyLabel, agencies, onReset } from '../state.js';
@@ -17,6 +18,9 @@ import { RangePicker, rangeFromHash, bounds, HISTORY_PRESETS } from '../timerang
 
 const HOUR = 3600e3;
 const DAY = 86400e3;
+
+/** Worst highest, so that sorting by severity (largest first) starts with critical. */
+const sevRank = (sev) => (SEVERITIES.includes(sev) ? SEVERITIES.length - SEVERITIES.indexOf(sev) : null);
 
 /**
  * The timeline's axis, in the NOC's zone: [ms, label] every 15 min,
@@ -176,7 +180,7 @@ export class IncidentsView {
     setText(this.c.count, tn('inc.count', rows.length, { n: fmtInt(rows.length) }));
     this.c.count.dataset.value = String(rows.length);
     renderTable(this.c.table, [
-      { h: 'col.severity', cell: (r) => sevBadge(r.severity) },
+      { h: 'col.severity', cell: (r) => sevBadge(r.severity), sortValue: (r) => sevRank(r.severity) },
       {
         h: 'col.kind',
         cell: (r) => {
@@ -189,27 +193,22 @@ export class IncidentsView {
             under.length ? h('span', { class: 'sub children', 'data-testid': `incident-children-${r.id}` }, `${t('inc.under')} ${under.join(', ')}`) : null);
         },
       },
-      { h: 'col.nodeAgency', cell: (r) => h('span', null, h('a', { href: `#/agency/${encodeURIComponent(r.agency)}`, class: 'strong', text: r.node_id }), h('span', { class: 'sub', text: agencyLabel(r.agency) })) },
-      { h: 'col.started', cell: (r) => when(r.started_ms), cls: 'num', title: (r) => fmtDateTime(r.started_ms) },
+      { h: 'col.nodeAgency', cell: (r) => h('span', null, h('a', { href: `#/agency/${encodeURIComponent(r.agency)}`, class: 'strong', text: r.node_id }), h('span', { class: 'sub', text: agencyLabel(r.agency) })), sortValue: (r) => r.node_id },
+      { h: 'col.started', cell: (r) => when(r.started_ms), cls: 'num', title: (r) => fmtDateTime(r.started_ms), sortValue: (r) => r.started_ms },
       {
         h: 'col.duration',
         cell: (r) => (r.resolved_ms == null
           ? h('span', { class: 'dur', 'data-start': String(r.started_ms), text: `${fmtSpan(now - r.started_ms)} · ${t('inc.ongoing')}` })
           : fmtSpan(r.resolved_ms - r.started_ms)),
         cls: 'num',
+        sortValue: (r) => (r.resolved_ms ?? now) - r.started_ms,
       },
-      { h: 'col.acked', cell: (r) => ackCell(r, () => this.loadList()) },
-      { h: 'col.resolved', cell: (r) => (r.resolved_ms == null ? '—' : when(r.resolved_ms)), cls: 'num' },
-    ], rows, (r) => `incident-row-${r.id}`);
-    const trs = this.c.table.querySelectorAll('tbody tr[data-testid]');
-    rows.forEach((r, k) => {
-      const tr = trs[k];
-      if (!tr) return;
-      tr.dataset.state = r.resolved_ms == null ? 'open' : 'resolved';
-      tr.dataset.acked = String(r.acked_ms != null);
-      tr.dataset.severity = r.severity;
-      tr.dataset.kind = r.kind;
-      tr.dataset.node = r.node_id;
+      { h: 'col.acked', cell: (r) => ackCell(r, () => this.loadList()), sortValue: (r) => r.acked_ms },
+      { h: 'col.resolved', cell: (r) => (r.resolved_ms == null ? '—' : when(r.resolved_ms)), cls: 'num', sortValue: (r) => r.resolved_ms },
+    ], rows, (r) => `incident-row-${r.id}`, {
+      rowData: (r) => ({
+        state: r.resolved_ms == null ? 'open' : 'resolved', acked: String(r.acked_ms != null), severity: r.severity, kind: r.kind, node: r.node_id,
+      }),
     });
   }
 
@@ -225,15 +224,16 @@ export class IncidentsView {
   renderStats(d) {
     const rows = SEVERITIES.filter((s) => d && d[s]).map((s) => ({ sev: s, ...d[s] }));
     const secs = (v) => (v == null ? '—' : fmtSpan(v * 1000));
+    const num = (key, title, cell) => ({ h: title, cell: (r) => cell(r[key]), cls: 'num', sortValue: (r) => r[key] });
     renderTable(this.c.stats, [
-      { h: 'col.severity', cell: (r) => sevBadge(r.sev) },
-      { h: 'col.incidents', cell: (r) => fmtInt(r.incidents), cls: 'num' },
-      { h: 'col.ackedN', cell: (r) => fmtInt(r.acknowledged), cls: 'num' },
-      { h: 'col.resolvedN', cell: (r) => fmtInt(r.resolved), cls: 'num' },
-      { h: 'col.meanAck', cell: (r) => secs(r.mean_ack_secs), cls: 'num' },
-      { h: 'col.maxAck', cell: (r) => secs(r.max_ack_secs), cls: 'num' },
-      { h: 'col.meanResolve', cell: (r) => secs(r.mean_resolve_secs), cls: 'num' },
-      { h: 'col.maxResolve', cell: (r) => secs(r.max_resolve_secs), cls: 'num' },
+      { h: 'col.severity', cell: (r) => sevBadge(r.sev), sortValue: (r) => sevRank(r.sev) },
+      num('incidents', 'col.incidents', fmtInt),
+      num('acknowledged', 'col.ackedN', fmtInt),
+      num('resolved', 'col.resolvedN', fmtInt),
+      num('mean_ack_secs', 'col.meanAck', secs),
+      num('max_ack_secs', 'col.maxAck', secs),
+      num('mean_resolve_secs', 'col.meanResolve', secs),
+      num('max_resolve_secs', 'col.maxResolve', secs),
     ], rows, (r) => `incident-stats-${r.sev}`);
     if (!rows.length) showTableMessage(this.c.stats, t('inc.stats.none'));
   }
