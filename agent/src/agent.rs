@@ -187,7 +187,11 @@ impl Agent {
         // Enforcement before any packet: the last good policy is in force
         // before the collector is reachable.
         let enforcer = if opts.enforce {
-            cfg.enforce_target().map(Enforcer::new)
+            cfg.enforce_target().map(|t| {
+                let mut e = Enforcer::new(t);
+                e.keep_offloads(cfg.enforce.keep_offloads);
+                e
+            })
         } else {
             None
         };

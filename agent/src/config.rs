@@ -284,6 +284,10 @@ pub struct EnforceConfig {
     pub name_block_secs: u64,
     /// The agency's DNS responder (absent: no DNS answering by the agent).
     pub dns: Option<DnsConfig>,
+    /// Leave GRO/GSO/TSO on the two interfaces as they are (by default the
+    /// agent turns them off: merged 64 KiB packets make HTB lumpy at low
+    /// rates).
+    pub keep_offloads: bool,
 }
 
 impl Default for EnforceConfig {
@@ -295,6 +299,7 @@ impl Default for EnforceConfig {
             attempt_fold_secs: 10,
             name_block_secs: 300,
             dns: None,
+            keep_offloads: false,
         }
     }
 }

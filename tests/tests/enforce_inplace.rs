@@ -91,6 +91,14 @@ fn leaf(t: &Topo, dev: &str, parent: &str) -> String {
     .to_string()
 }
 
+/// Bytes the leaf qdisc under `parent` has sent.
+fn leaf_sent(t: &Topo, dev: &str, parent: &str) -> u64 {
+    sent(&sh_out(&format!(
+        "ip netns exec {} tc -s qdisc show dev {dev} parent {parent}",
+        t.router
+    )))
+}
+
 /// One second of TCP from the internet to `ns` (download) and one back
 /// (upload), then until the router's queues have drained (the counters
 /// stop moving).
@@ -146,6 +154,36 @@ fn config(t: &Topo) -> Vec<String> {
     lines
 }
 
+/// Every qdisc (kind, handle, parent) and HTB class (id, parent) of both
+/// trees, with the leaf qdiscs' byte counters kept apart: what a rate-only
+/// change leaves in place.
+fn handles(t: &Topo) -> Vec<String> {
+    let mut out = Vec::new();
+    for dev in ["lan0", "wan0"] {
+        let text = sh_out(&format!(
+            "ip netns exec {} sh -c 'tc qdisc show dev {dev}; tc class show dev {dev}'",
+            t.router
+        ));
+        for l in text.lines() {
+            match l.split_whitespace().collect::<Vec<_>>().as_slice() {
+                ["qdisc", _, handle, "parent", parent, ..] => {
+                    out.push(format!("{dev} qdisc {handle} parent {parent}"))
+                }
+                ["qdisc", kind, handle, "root", ..] => {
+                    out.push(format!("{dev} qdisc {kind} {handle} root"))
+                }
+                ["class", "htb", id, "root", ..] => out.push(format!("{dev} class {id} root")),
+                ["class", "htb", id, "parent", parent, ..] => {
+                    out.push(format!("{dev} class {id} parent {parent}"))
+                }
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// What a rate-only change must keep: the classes' and the root's counters
 /// (no class is new) and the root qdisc.
 fn assert_kept(t: &Topo, before: &[(&str, &str, u64)], roots: &[(&str, (String, u64))]) {
@@ -189,6 +227,13 @@ fn policy_apply_changes_rates_in_place_and_rebuilds_for_a_new_unit() {
     assert!(lan.sent > BUSY && wan.sent > BUSY, "{lan:?} {wan:?}");
     let roots = [("lan0", root(&t, "lan0")), ("wan0", root(&t, "wan0"))];
     assert_eq!(roots[0].1 .0, "qdisc htb 1: root");
+    let handles_before = handles(&t);
+    assert!(
+        handles_before.contains(&"lan0 qdisc 10: parent 1:10".to_string()),
+        "{handles_before:?}"
+    );
+    let leaves_before = [leaf_sent(&t, "lan0", "1:10"), leaf_sent(&t, "wan0", "1:10")];
+    assert!(leaves_before.iter().all(|b| *b > BUSY), "{leaves_before:?}");
 
     // Unit a's download rate and ceil change: in place.
     let v2 = t.write_policy("v2.toml", &policy(2, (5_000_000, 20_000_000), false));
@@ -206,8 +251,22 @@ fn policy_apply_changes_rates_in_place_and_rebuilds_for_a_new_unit() {
     );
     let l = leaf(&t, "lan0", "1:10");
     if l.starts_with("qdisc pfifo ") {
-        // pfifo is sized from the ceil (about 200 ms at 20 Mbit/s).
-        assert!(l.contains("limit 330p"), "{l}");
+        // pfifo is sized from the ceil (100 ms at 20 Mbit/s).
+        assert!(l.contains("limit 165p"), "{l}");
+    }
+    // The same objects: the same handles, and the leaves' counters kept (a
+    // leaf or class replaced by one of the same handle starts at zero).
+    assert_eq!(
+        handles(&t),
+        handles_before,
+        "handles after the in-place change"
+    );
+    for (dev, before) in ["lan0", "wan0"].into_iter().zip(leaves_before) {
+        let now = leaf_sent(&t, dev, "1:10");
+        assert!(
+            now >= before,
+            "leaf 10: on {dev}: {now} bytes after, {before} before: replaced"
+        );
     }
     eprintln!("after the in-place change: {now:?}; leaf {l}");
 

@@ -107,6 +107,11 @@ pub fn tc_show(dev: &str) -> Result<KernelTc, CommandError> {
     })
 }
 
+/// `ethtool ARGS…`; its stdout.
+pub fn ethtool(args: &[&str]) -> Result<String, CommandError> {
+    run("ethtool", args)
+}
+
 /// Remove the agent's root qdisc from a device (back to the kernel default).
 pub fn tc_clear(dev: &str) -> Result<(), CommandError> {
     run("tc", &["qdisc", "del", "dev", dev, "root"]).map(drop)

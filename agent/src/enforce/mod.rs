@@ -15,6 +15,7 @@
 pub mod apply;
 pub mod dns_live;
 pub mod names;
+pub mod offloads;
 
 use std::time::Instant;
 
@@ -93,6 +94,11 @@ pub struct Enforcer {
     applied_here: bool,
     /// Rebuild the trees even when only rates changed.
     always_rebuild: bool,
+    /// Leave GRO/GSO/TSO as they are on the shaped interfaces.
+    keep_offloads: bool,
+    /// This process turned them off (again after every rebuild: a
+    /// recreated interface has its defaults back).
+    offloads_off: bool,
 }
 
 impl Enforcer {
@@ -110,7 +116,15 @@ impl Enforcer {
             applied: None,
             applied_here: false,
             always_rebuild: false,
+            keep_offloads: false,
+            offloads_off: false,
         }
+    }
+
+    /// Leave the shaped interfaces' offloads as they are (`[enforce]
+    /// keep_offloads`); by default they are turned off (see [`offloads`]).
+    pub fn keep_offloads(&mut self, yes: bool) {
+        self.keep_offloads = yes;
     }
 
     /// Rebuild the HTB trees on every apply, even when only rates changed
@@ -226,6 +240,11 @@ impl Enforcer {
             },
             Err(why) => self.rebuild(new, why)?,
         };
+        if !self.keep_offloads && (!self.offloads_off || matches!(shaping, Shaping::Rebuilt { .. }))
+        {
+            offloads::shaped_interfaces(&self.target);
+            self.offloads_off = true;
+        }
         if let Err(cause) = apply::nft_apply(&new.nft) {
             let restored = self.restore_tc();
             return Err(EnforceError::Nft {

@@ -543,7 +543,7 @@ upload = { rate_bps = 5000000, ceil_bps = 20000000 }
         assert_eq!(
             batch,
             "class change dev lan0 parent 1:1 classid 1:10 htb rate 10000000bit ceil 20000000bit burst 15140b cburst 25000b quantum 25000\n\
-             qdisc change dev lan0 parent 1:10 handle 10: pfifo limit 330\n"
+             qdisc change dev lan0 parent 1:10 handle 10: pfifo limit 165\n"
         );
         assert_reaches(&prev, &new);
         // fq_codel's parameters do not follow the ceil: the class alone.

@@ -17,8 +17,11 @@
 //!
 //! This kernel has only the u32 tc classifier, so packets are classified by
 //! nftables in `postrouting` (`meta priority set 1:NN`), which HTB reads
-//! directly when the major number matches its handle. Each leaf gets the best
-//! queue the kernel offers ([`LeafQdisc`]).
+//! directly when the major number matches its handle. A unit's class comes
+//! from one lookup in an interval map of the units' subnets (`units4`,
+//! `units6`: prefix → class id), so classifying costs the same for 500
+//! units as for one. Each leaf gets the best queue the kernel offers
+//! ([`LeafQdisc`]); a pfifo leaf is sized in time ([`pfifo_limit`]).
 //!
 //! The tc script rebuilds both trees whole; when a new plan differs from the
 //! one in force only in rates, [`super::inplace`] derives the `tc class
@@ -36,9 +39,10 @@
 //! it follows the responder's live mark, which a rebuild would drop.
 
 use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnetwork::IpNetwork;
-use simpul_proto::policy::{L4Proto, Policy, Rates};
+use simpul_proto::policy::{DirectionRates, L4Proto, Policy, Rates};
 use time::OffsetDateTime;
 
 use super::dns_redirect::{self, DnsRedirect};
@@ -110,10 +114,40 @@ impl LeafQdisc {
             LeafQdisc::FqCodel => String::new(),
             LeafQdisc::Cake => " unlimited".into(),
             LeafQdisc::Sfq => " perturb 10".into(),
-            // About 200 ms of full-size frames at the ceil, at least 128.
-            LeafQdisc::Pfifo => format!(" limit {}", (ceil_bps / 8 / 5 / MTU_FRAME).max(128)),
+            LeafQdisc::Pfifo => format!(" limit {}", pfifo_limit(ceil_bps)),
         }
     }
+}
+
+/// Queueing delay a pfifo leaf holds at its class's ceil.
+pub const LEAF_DELAY_MS: u64 = 100;
+/// Fewest packets a pfifo leaf holds, whatever its ceil.
+pub const LEAF_MIN_PACKETS: u64 = 8;
+/// Most packets a pfifo leaf holds (kernel memory, see [`pfifo_limit`]).
+pub const LEAF_MAX_PACKETS: u64 = 10_000;
+
+/// Packets a pfifo leaf holds: [`LEAF_DELAY_MS`] of full-size frames at
+/// the class's ceil, so a full queue delays its class's packets by that
+/// much at any rate (a fixed packet count is 1.5 s at 1 Mbit/s and a
+/// millisecond at 1 Gbit/s); 100 ms is above the round trip of the
+/// agencies' typical internet paths, which a single TCP flow needs queued
+/// to keep its class busy.
+///
+/// Counted in packets (pfifo), not bytes (bfifo): bfifo drops every packet
+/// larger than its limit, and a slow class's limit in bytes is below a
+/// GRO/TSO super-packet (64 KiB) or a jumbo frame, which would then never
+/// pass; pfifo always takes a packet into a queue with room. The queue is
+/// full-size frames because the agent turns GRO off on the shaped
+/// interfaces (see the agent's `enforce::offloads`). The floor
+/// ([`LEAF_MIN_PACKETS`]; reached below 1 Mbit/s) keeps a slow class
+/// working: pfifo counts an ACK like a full frame, and a queue of one or
+/// two would drop a flow's ACKs and its segments' bursts. The cap
+/// ([`LEAF_MAX_PACKETS`], 100 ms at 1.2 Gbit/s) bounds the memory a full
+/// queue holds (about 2.3 KiB of kernel memory per frame, 23 MB) for the
+/// uncapped exempt class (10 Gbit/s would be 82,000 packets).
+pub fn pfifo_limit(ceil_bps: u64) -> u64 {
+    ((ceil_bps / 8).saturating_mul(LEAF_DELAY_MS) / 1000 / MTU_FRAME)
+        .clamp(LEAF_MIN_PACKETS, LEAF_MAX_PACKETS)
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -372,6 +406,9 @@ pub fn plan(
             list,
         );
     }
+    let (units4, units6) = unit_classes(&units);
+    class_map(&mut nft, "units4", "ipv4_addr", &units4);
+    class_map(&mut nft, "units6", "ipv6_addr", &units6);
 
     // Classification into the HTB classes.
     nft.push_str(
@@ -389,23 +426,18 @@ pub fn plan(
             );
         }
     }
-    for (i, (code, nets, _)) in units.iter().enumerate() {
-        let minor = FIRST_UNIT_MINOR + i as u32;
-        let (v4, v6) = split(nets);
-        for (fam, list) in [("ip", v4), ("ip6", v6)] {
-            if list.is_empty() {
-                continue;
-            }
-            let l = list.join(", ");
-            let _ = writeln!(
-                nft,
-                "\t\toifname \"{lan}\" {fam} daddr {{ {l} }} meta priority set 1:{minor:x} accept comment \"unit {code} download\""
-            );
-            let _ = writeln!(
-                nft,
-                "\t\toifname \"{wan}\" {fam} saddr {{ {l} }} meta priority set 1:{minor:x} accept comment \"unit {code} upload\""
-            );
-        }
+    // One lookup per packet, whatever the number of units: the unit's
+    // address (the destination going down the LAN, the source going up the
+    // WAN) in an interval map to its class. A miss ends the rule there.
+    for (fam, v) in [("ip", "4"), ("ip6", "6")] {
+        let _ = writeln!(
+            nft,
+            "\t\toifname \"{lan}\" meta priority set {fam} daddr map @units{v} accept comment \"unit download\""
+        );
+        let _ = writeln!(
+            nft,
+            "\t\toifname \"{wan}\" meta priority set {fam} saddr map @units{v} accept comment \"unit upload\""
+        );
     }
     let _ = writeln!(
         nft,
@@ -505,6 +537,112 @@ pub fn plan(
         nft,
         tc,
     })
+}
+
+fn class_map(out: &mut String, name: &str, ty: &str, elements: &[String]) {
+    let _ = writeln!(
+        out,
+        "\tmap {name} {{\n\t\ttype {ty} : classid\n\t\tflags interval"
+    );
+    if !elements.is_empty() {
+        let _ = writeln!(out, "\t\telements = {{ {} }}", elements.join(", "));
+    }
+    out.push_str("\t}\n");
+}
+
+/// The elements (`prefix : 1:NN`) of the IPv4 and IPv6 unit maps, in
+/// inventory order. An interval map refuses overlapping elements (the whole
+/// script would fail) where rules in a row took the first match: the
+/// inventory refuses overlapping unit subnets, and should two overlap
+/// anyway the earlier unit keeps the common addresses (as its rule did) and
+/// the later one the rest, as prefixes.
+fn unit_classes(units: &[(&str, Vec<IpNetwork>, DirectionRates)]) -> (Vec<String>, Vec<String>) {
+    let mut out = (Vec::new(), Vec::new());
+    let mut claimed: [Vec<(u128, u128)>; 2] = [Vec::new(), Vec::new()];
+    for (i, (_, nets, _)) in units.iter().enumerate() {
+        let minor = FIRST_UNIT_MINOR + i as u32;
+        for n in nets {
+            let (fam, bits, lo) = match n.network() {
+                IpAddr::V4(a) => (0, 32, u128::from(u32::from(a))),
+                IpAddr::V6(a) => (1, 128, u128::from(a)),
+            };
+            let hi = last_of(lo, bits - u32::from(n.prefix()));
+            for (a, b) in uncovered(lo, hi, &claimed[fam]) {
+                for (start, len) in prefixes(a, b, bits) {
+                    let addr = if fam == 0 {
+                        IpAddr::V4(Ipv4Addr::from(start as u32))
+                    } else {
+                        IpAddr::V6(Ipv6Addr::from(start))
+                    };
+                    let e = if len == bits {
+                        format!("{addr} : 1:{minor:x}")
+                    } else {
+                        format!("{addr}/{len} : 1:{minor:x}")
+                    };
+                    if fam == 0 { &mut out.0 } else { &mut out.1 }.push(e);
+                }
+            }
+            claimed[fam].push((lo, hi));
+        }
+    }
+    out
+}
+
+/// The last address of the block of 2^`host_bits` addresses at `lo`.
+fn last_of(lo: u128, host_bits: u32) -> u128 {
+    if host_bits >= 128 {
+        u128::MAX
+    } else {
+        lo | ((1u128 << host_bits) - 1)
+    }
+}
+
+/// The parts of `lo..=hi` outside every range of `taken`.
+fn uncovered(lo: u128, hi: u128, taken: &[(u128, u128)]) -> Vec<(u128, u128)> {
+    let mut taken: Vec<(u128, u128)> = taken
+        .iter()
+        .copied()
+        .filter(|&(a, b)| a <= hi && b >= lo)
+        .collect();
+    taken.sort_unstable();
+    let mut out = Vec::new();
+    let mut from = lo;
+    for (a, b) in taken {
+        if a > from {
+            out.push((from, a - 1));
+        }
+        match b.checked_add(1) {
+            Some(next) if next > from => from = next,
+            Some(_) => {}
+            None => return out,
+        }
+        if from > hi {
+            return out;
+        }
+    }
+    out.push((from, hi));
+    out
+}
+
+/// `lo..=hi` as the fewest aligned blocks: (first address, prefix length).
+fn prefixes(mut lo: u128, hi: u128, bits: u32) -> Vec<(u128, u32)> {
+    let mut out = Vec::new();
+    loop {
+        let mut host = if lo == 0 {
+            bits
+        } else {
+            lo.trailing_zeros().min(bits)
+        };
+        while host > 0 && last_of(lo, host) > hi {
+            host -= 1;
+        }
+        let end = last_of(lo, host);
+        out.push((lo, bits - host));
+        if end >= hi {
+            return out;
+        }
+        lo = end + 1;
+    }
 }
 
 fn units_nets(units: &[UnitView], codes: &[String]) -> Vec<IpNetwork> {
@@ -659,16 +797,30 @@ until = "2026-11-30T00:00:00+07:00"
             nft.contains("table inet simpul\ndelete table inet simpul\ntable inet simpul {"),
             "{nft}"
         );
+        // Units by map: a and b have allocations (classes 1:10, 1:11), c
+        // has none and stays in the default class.
         assert!(
-            nft.contains("oifname \"lan0\" ip daddr { 10.1.1.0/24 } meta priority set 1:10 accept"),
+            nft.contains("\tmap units4 {\n\t\ttype ipv4_addr : classid\n\t\tflags interval\n\t\telements = { 10.1.1.0/24 : 1:10, 10.1.2.0/24 : 1:11 }\n\t}"),
             "{nft}"
         );
         assert!(
-            nft.contains(
-                "oifname \"wan0\" ip6 saddr { fd00:1::/64 } meta priority set 1:10 accept"
-            ),
+            nft.contains("\t\telements = { fd00:1::/64 : 1:10 }\n"),
             "{nft}"
         );
+        for rule in [
+            "oifname \"lan0\" meta priority set ip daddr map @units4 accept",
+            "oifname \"wan0\" meta priority set ip saddr map @units4 accept",
+            "oifname \"lan0\" meta priority set ip6 daddr map @units6 accept",
+            "oifname \"wan0\" meta priority set ip6 saddr map @units6 accept",
+        ] {
+            assert_eq!(nft.matches(rule).count(), 1, "{rule}: {nft}");
+        }
+        assert!(!nft.contains("10.1.3.0"), "unit c has no class: {nft}");
+        // Exempt first, the units next, the default class last.
+        let exempt = nft.find("@intranet4 meta priority set 1:2").unwrap();
+        let unit = nft.find("map @units4").unwrap();
+        let default = nft.find("meta priority set 1:fff").unwrap();
+        assert!(exempt < unit && unit < default, "{nft}");
         assert!(
             nft.contains("oifname \"lan0\" ip saddr @intranet4 meta priority set 1:2 accept"),
             "{nft}"
@@ -698,6 +850,136 @@ until = "2026-11-30T00:00:00+07:00"
         let later = plan_at(&p, &cfg, datetime!(2026-11-30 03:00 UTC));
         assert!(later.suspended_units.is_empty());
         assert!(!later.same_state(&plan));
+    }
+
+    #[test]
+    fn classification_is_one_rule_per_direction_for_any_number_of_units() {
+        let (mut p, mut i) = inputs();
+        let unit = i.node.agency.units[0].clone();
+        let rates = p.allocation.units["a"];
+        i.node.agency.units.clear();
+        p.allocation.units.clear();
+        for n in 0..500u32 {
+            let code = format!("u{n}");
+            let subnet = format!("10.100.{}.{}/28", n / 16, n % 16 * 16);
+            i.node.agency.units.push(UnitView {
+                code: code.clone(),
+                subnets: vec![parse_cidr(&subnet).unwrap()],
+                ..unit.clone()
+            });
+            p.allocation.units.insert(code, rates);
+        }
+        let plan = plan(&p, &i, datetime!(2026-11-28 03:00 UTC), LeafQdisc::Pfifo).unwrap();
+        let rules = plan
+            .nft
+            .lines()
+            .filter(|l| l.contains("meta priority set"))
+            .count();
+        // Exempt (2 sets × 2 families × 2 directions), units (2 families ×
+        // 2 directions), the default class.
+        assert_eq!(rules, 8 + 4 + 1, "{}", plan.nft);
+        assert!(plan
+            .nft
+            .contains("10.100.0.0/28 : 1:10, 10.100.0.16/28 : 1:11,"));
+        assert!(plan.nft.contains(", 10.100.31.48/28 : 1:203 }"));
+        assert_eq!(plan.nft.matches(" : 1:").count(), 500);
+    }
+
+    #[test]
+    fn overlapping_unit_subnets_go_to_the_first_unit() {
+        let net = |s: &str| parse_cidr(s).unwrap();
+        let rates = DirectionRates {
+            download: Rates {
+                rate_bps: 1,
+                ceil_bps: 1,
+            },
+            upload: Rates {
+                rate_bps: 1,
+                ceil_bps: 1,
+            },
+        };
+        let units = vec![
+            ("a", vec![net("10.1.2.0/24"), net("fd00::/64")], rates),
+            ("b", vec![net("10.1.0.0/16"), net("10.1.2.7/32")], rates),
+            ("c", vec![net("0.0.0.0/0"), net("::/0")], rates),
+        ];
+        let (v4, v6) = unit_classes(&units);
+        assert_eq!(
+            v4,
+            [
+                "10.1.2.0/24 : 1:10",
+                "10.1.0.0/23 : 1:11",
+                "10.1.3.0/24 : 1:11",
+                "10.1.4.0/22 : 1:11",
+                "10.1.8.0/21 : 1:11",
+                "10.1.16.0/20 : 1:11",
+                "10.1.32.0/19 : 1:11",
+                "10.1.64.0/18 : 1:11",
+                "10.1.128.0/17 : 1:11",
+                "0.0.0.0/5 : 1:12",
+                "8.0.0.0/7 : 1:12",
+                "10.0.0.0/16 : 1:12",
+                "10.2.0.0/15 : 1:12",
+                "10.4.0.0/14 : 1:12",
+                "10.8.0.0/13 : 1:12",
+                "10.16.0.0/12 : 1:12",
+                "10.32.0.0/11 : 1:12",
+                "10.64.0.0/10 : 1:12",
+                "10.128.0.0/9 : 1:12",
+                "11.0.0.0/8 : 1:12",
+                "12.0.0.0/6 : 1:12",
+                "16.0.0.0/4 : 1:12",
+                "32.0.0.0/3 : 1:12",
+                "64.0.0.0/2 : 1:12",
+                "128.0.0.0/1 : 1:12",
+            ]
+        );
+        assert_eq!(v6[0], "fd00::/64 : 1:10");
+        assert_eq!(v6[1], "::/1 : 1:12");
+        assert!(v6.contains(&"fd00:0:0:1::/64 : 1:12".to_string()), "{v6:?}");
+        assert_eq!(v6.last().unwrap(), "fe00::/7 : 1:12");
+        // Together the blocks cover the whole space once: 2^128 addresses,
+        // 0 in u128 arithmetic.
+        let total = v6.iter().fold(0u128, |sum, e| {
+            let len: u32 = e.split(['/', ' ']).nth(1).unwrap().parse().unwrap();
+            sum.wrapping_add(1u128 << (128 - len))
+        });
+        assert_eq!(total, 0, "{v6:?}");
+    }
+
+    #[test]
+    fn pfifo_leaves_hold_100_ms_at_the_ceil() {
+        // 1 Mbit/s: 8 full frames (97 ms), not 128 (1.5 s).
+        assert_eq!(pfifo_limit(1_000_000), 8);
+        assert_eq!(pfifo_limit(10_000_000), 82);
+        assert_eq!(pfifo_limit(100_000_000), 825);
+        assert_eq!(pfifo_limit(1_000_000_000), 8256);
+        // A slow class still holds a few packets; the exempt class's
+        // 10 Gbit/s is capped.
+        assert_eq!(pfifo_limit(64_000), LEAF_MIN_PACKETS);
+        assert_eq!(pfifo_limit(EXEMPT_RATE_BPS), LEAF_MAX_PACKETS);
+        assert_eq!(pfifo_limit(u64::MAX), LEAF_MAX_PACKETS);
+        for ceil in [1_000_000u64, 10_000_000, 100_000_000, 1_000_000_000] {
+            let ms = pfifo_limit(ceil) as f64 * MTU_FRAME as f64 * 8.0 / ceil as f64 * 1000.0;
+            assert!((90.0..=100.0).contains(&ms), "{ceil}: {ms} ms");
+        }
+        let (p, i) = inputs();
+        let tc = plan(&p, &i, datetime!(2026-11-28 03:00 UTC), LeafQdisc::Pfifo)
+            .unwrap()
+            .tc;
+        // Unit a's download ceil is 40 Mbit/s, its upload ceil 20.
+        assert!(
+            tc.contains("qdisc add dev lan0 parent 1:10 handle 10: pfifo limit 330\n"),
+            "{tc}"
+        );
+        assert!(
+            tc.contains("qdisc add dev wan0 parent 1:10 handle 10: pfifo limit 165\n"),
+            "{tc}"
+        );
+        assert!(
+            tc.contains("qdisc add dev lan0 parent 1:2 handle 2: pfifo limit 10000\n"),
+            "{tc}"
+        );
     }
 
     #[test]
