@@ -15,6 +15,11 @@
 #   IDLE_SECONDS [3]    idle-RSS measurement window
 #   WRITE_MD [1]        0 = do not touch BENCHMARKS.md (report is still in bench/out/)
 #   STRICT [0]          1 = exit non-zero when the agent could not be measured
+#   LIVE [1]            0 = skip live capture (section agent-live): agent `run` vs
+#                       `softflowd -i` on a veth, tcpreplay at LIVE_PPS [35000] for
+#                       LIVE_SECONDS [20] (CPU % of a core, RSS), then --topspeed
+#                       (drops); LIVE_THREADS [1] ring threads for the agent
+#   QUIET_LOAD [2]      wait (up to QUIET_WAIT [600] s) for a 1-min load below this
 # Exit status: 0 ok (agent may be "n/a" unless STRICT=1), 1 a byte-total check failed,
 #              2 setup error (missing tool, generator failure).
 set -uo pipefail
@@ -45,6 +50,13 @@ STRICT=${STRICT:-0}
 log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 2; }
 
+LIVE=${LIVE:-1}
+LIVE_PPS=${LIVE_PPS:-35000}
+LIVE_SECONDS=${LIVE_SECONDS:-20}
+LIVE_THREADS=${LIVE_THREADS:-1}
+QUIET_LOAD=${QUIET_LOAD:-2}
+QUIET_WAIT=${QUIET_WAIT:-600}
+
 for t in python3 softflowd nfcapd nfdump pmacctd timeout ss ip; do
     command -v "$t" >/dev/null 2>&1 || die "required tool '$t' not found"
 done
@@ -56,6 +68,7 @@ NFCAPD_PID=""
 IDLE_PID=""
 NS_A=""
 NS_B=""
+LIVE_PID=""
 
 cleanup() {
     if [ -n "$NFCAPD_PID" ] && kill -0 "$NFCAPD_PID" 2>/dev/null; then
@@ -63,6 +76,9 @@ cleanup() {
     fi
     if [ -n "$IDLE_PID" ] && kill -0 "$IDLE_PID" 2>/dev/null; then
         kill -KILL "$IDLE_PID" 2>/dev/null; wait "$IDLE_PID" 2>/dev/null
+    fi
+    if [ -n "$LIVE_PID" ] && kill -0 "$LIVE_PID" 2>/dev/null; then
+        kill -KILL "$LIVE_PID" 2>/dev/null; wait "$LIVE_PID" 2>/dev/null
     fi
     [ -n "$NS_A" ] && ip netns del "$NS_A" 2>/dev/null
     [ -n "$NS_B" ] && ip netns del "$NS_B" 2>/dev/null
@@ -157,6 +173,12 @@ check_total() {  # check_total TOOL RUN BYTES PACKETS
 
 log "warming page cache"
 cat "$PCAP" >/dev/null
+# Other work on the machine skews every figure: wait for a quiet one.
+waited=0
+while ! awk -v m="$QUIET_LOAD" '{exit !($1 < m)}' /proc/loadavg && [ "$waited" -lt "$QUIET_WAIT" ]; do
+    log "waiting for a quiet machine (load average $(cut -d' ' -f1 /proc/loadavg), want < $QUIET_LOAD)"
+    sleep 15; waited=$((waited + 15))
+done
 # The machine must be quiet: the load average before the timed runs goes
 # into the report.
 export BENCH_LOADAVG="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -340,6 +362,83 @@ EOF
         "threads": int(sys.argv[3] or 0), "seconds": float(sys.argv[4])}))' "$rss" "$hwm" "$thr" "$IDLE_SECONDS" >"$IDLE_JSON"
 }
 measure_idle
+
+# ---------------------------------------------------------------- (d2) live capture
+LIVE_JSONL=$OUT/live-results.jsonl
+LIVE_MD=$OUT/live-section.md
+ticks_of() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null; }
+# live_run TOOL MODE -> one JSON line in $LIVE_JSONL
+#   MODE rate: tcpreplay --pps LIVE_PPS for LIVE_SECONDS; topspeed: --topspeed, the whole pcap
+live_run() {
+    local tool=$1 mode=$2 ifa=veth-lv0 ifb=veth-lv1 ns
+    NS_A=simpul-live-a-$$; NS_B=simpul-live-b-$$
+    ip netns add "$NS_A" && ip netns add "$NS_B" &&
+        ip link add "$ifa" netns "$NS_A" type veth peer name "$ifb" netns "$NS_B" || return 1
+    for ns in "$NS_A" "$NS_B"; do
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 2>/dev/null
+        ip -n "$ns" link set lo up
+    done
+    ip -n "$NS_A" link set "$ifa" up; ip -n "$NS_B" link set "$ifb" up
+    local tag=live.$tool.$mode
+    if [ "$tool" = agent ]; then
+        printf '[agent]\nid = "bench"\nstate_dir = "%s"\n\n[capture]\ninterfaces = ["%s"]\nthreads = %s\n\n[output]\nflows_jsonl = "%s"\n' \
+            "$WORK/$tag-state" "$ifb" "$LIVE_THREADS" "$WORK/$tag.jsonl" >"$WORK/$tag.toml"
+        # `ip netns exec` execs the tool, so $! is the tool's own PID.
+        ip netns exec "$NS_B" "$AGENT_BIN" run --config "$WORK/$tag.toml" >"$LOGS/$tag.out" 2>"$LOGS/$tag.err" &
+    else
+        ip netns exec "$NS_B" softflowd -d -c "$WORK/$tag.ctl" -v 9 -n 127.0.0.1:9 -i "$ifb" \
+            >"$LOGS/$tag.out" 2>"$LOGS/$tag.err" &
+    fi
+    LIVE_PID=$!
+    sleep 2
+    if ! kill -0 "$LIVE_PID" 2>/dev/null; then
+        log "  $tag: $tool exited early (see $LOGS/$tag.err)"; LIVE_PID=""
+        ip netns del "$NS_A"; ip netns del "$NS_B"; NS_A=""; NS_B=""; return 1
+    fi
+    local args
+    if [ "$mode" = rate ]; then
+        args=(--pps="$LIVE_PPS" --limit=$((LIVE_PPS * LIVE_SECONDS)))
+    else
+        args=(--topspeed)
+    fi
+    local t0 s0 t1 s1 rss hwm load
+    t0=$(ticks_of "$LIVE_PID"); s0=$(date +%s.%N)
+    ip netns exec "$NS_A" tcpreplay -q -i "$ifa" "${args[@]}" "$PCAP" >"$LOGS/$tag.tcpreplay" 2>&1
+    sleep 1   # the last block timeout / libpcap buffer
+    t1=$(ticks_of "$LIVE_PID"); s1=$(date +%s.%N)
+    rss=$(awk '/^VmRSS:/{print $2}' "/proc/$LIVE_PID/status")
+    hwm=$(awk '/^VmHWM:/{print $2}' "/proc/$LIVE_PID/status")
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
+    if [ "$tool" = softflowd ]; then
+        softflowctl -c "$WORK/$tag.ctl" statistics >"$LOGS/$tag.stats" 2>&1
+        softflowctl -c "$WORK/$tag.ctl" shutdown >/dev/null 2>&1
+    fi
+    kill -TERM "$LIVE_PID" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$LIVE_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$LIVE_PID" 2>/dev/null; wait "$LIVE_PID" 2>/dev/null; LIVE_PID=""
+    ip netns del "$NS_A"; ip netns del "$NS_B"; NS_A=""; NS_B=""
+    python3 "$BENCH/lib/live_result.py" "$tool" "$mode" "$t0" "$t1" "$s0" "$s1" "$rss" "$hwm" \
+        "$LOGS/$tag.tcpreplay" "$LOGS/$tag.err" "$LOGS/$tag.stats" "$load" >>"$LIVE_JSONL"
+    log "  $tag: $(tail -n 1 "$LIVE_JSONL")"
+}
+measure_live() {
+    : >"$LIVE_JSONL"
+    [ "$LIVE" = 1 ] || { log "LIVE=0: live capture skipped"; return; }
+    command -v tcpreplay >/dev/null || { log "live capture: tcpreplay missing, skipped"; return; }
+    [ "$BUILD_FAILED" = 1 ] && { log "live capture: build failed, skipped"; return; }
+    [ -x "$AGENT_BIN" ] || { log "live capture: no agent binary, skipped"; return; }
+    log "live capture: tcpreplay at $LIVE_PPS pps for ${LIVE_SECONDS}s, then --topspeed"
+    for mode in rate topspeed; do
+        for tool in agent softflowd; do
+            live_run "$tool" "$mode" || log "  live $tool $mode failed"
+        done
+    done
+    python3 "$BENCH/lib/live_result.py" --report "$LIVE_JSONL" "$LIVE_PPS" "$LIVE_SECONDS" >"$LIVE_MD"
+    if [ "$WRITE_MD" = 1 ]; then
+        python3 "$BENCH/lib/write_section.py" agent-live "$LIVE_MD" || log "write_section agent-live failed"
+    fi
+}
+measure_live
 
 # ---------------------------------------------------------------- (e) report
 python3 "$BENCH/lib/replay_report.py" --meta "$META" --results "$RESULTS" --idle "$IDLE_JSON" \

@@ -397,9 +397,20 @@ impl PacketLoop {
         self.adopt();
         let mut report = Report::default();
         match (capture, live) {
-            (Capture::Live, Some((capture, batches))) => {
+            (Capture::Live, Some((mut capture, batches))) => {
                 let stats = capture.stats().to_vec();
-                self.live(&batches);
+                match capture.take_inline() {
+                    Some(mut ring) => self.live_loop(|proc| {
+                        if ring.poll(200, |ts, frame| {
+                            proc.handle_frame(LinkType::Ethernet, ts, frame)
+                        }) == 0
+                        {
+                            proc.tick(now_ns());
+                        }
+                        true
+                    }),
+                    None => self.live(&batches),
+                }
                 tracing::info!("stopping: draining capture and ending flows");
                 capture.stop();
                 while let Ok(batch) = batches.try_recv() {
@@ -488,20 +499,35 @@ impl PacketLoop {
     }
 
     fn live(&mut self, batches: &crossbeam_channel::Receiver<crate::capture::live::Batch>) {
+        self.live_loop(
+            |proc| match batches.recv_timeout(Duration::from_millis(200)) {
+                Ok(batch) => {
+                    for (ts, frame) in batch.iter() {
+                        proc.handle_frame(LinkType::Ethernet, ts, frame);
+                    }
+                    true
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    proc.tick(now_ns());
+                    true
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => false,
+            },
+        );
+    }
+
+    /// Run `next` (handle what arrived within ~200 ms; false = the source
+    /// ended) until stopped, with the policy, DNS events, link and output
+    /// kept up around it.
+    fn live_loop<F: FnMut(&mut Processor<Sinks>) -> bool>(&mut self, mut next: F) {
         let mut last_flush = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             self.adopt();
             while let Ok(ev) = self.dns_events.try_recv() {
                 self.proc.record_attempt(dns_attempt(ev));
             }
-            match batches.recv_timeout(Duration::from_millis(200)) {
-                Ok(batch) => {
-                    for (ts, frame) in batch.iter() {
-                        self.proc.handle_frame(LinkType::Ethernet, ts, frame);
-                    }
-                }
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => self.proc.tick(now_ns()),
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            if !next(&mut self.proc) {
+                break;
             }
             // Sealing is a clock comparison until due; the link never blocks here.
             self.proc.sink_mut().1.on_tick(Instant::now());

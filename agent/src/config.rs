@@ -88,6 +88,25 @@ pub struct CaptureConfig {
     /// Kernel socket receive buffer: absorbs bursts of 64 KiB offloaded frames
     /// while the capture thread is descheduled.
     pub socket_buffer_bytes: usize,
+    /// "auto" (a TPACKET_V3 ring, else pnet), "ring" (fail without one) or "pnet".
+    pub method: CaptureMethod,
+    /// Ring capture threads per interface (a PACKET_FANOUT group when > 1).
+    pub threads: usize,
+    /// Ring geometry: block size and count, and how long the kernel holds a
+    /// block that is not full before handing it over (the capture latency).
+    pub ring_block_kib: u32,
+    pub ring_blocks: u32,
+    pub ring_block_timeout_ms: u32,
+}
+
+/// How frames are read off an interface.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureMethod {
+    #[default]
+    Auto,
+    Ring,
+    Pnet,
 }
 
 impl Default for CaptureConfig {
@@ -97,6 +116,11 @@ impl Default for CaptureConfig {
             read_buffer_size: 67_584,
             queue_batches: 1024,
             socket_buffer_bytes: 32 << 20,
+            method: CaptureMethod::Auto,
+            threads: 1,
+            ring_block_kib: 1024,
+            ring_blocks: 16,
+            ring_block_timeout_ms: 2,
         }
     }
 }

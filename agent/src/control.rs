@@ -173,6 +173,7 @@ impl Control {
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::Release);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
@@ -284,13 +285,15 @@ impl State {
                 Source::Collector { inbox, .. } => match inbox.recv_timeout(TICK) {
                     Ok(msg) => self.on_message(msg),
                     Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => std::thread::sleep(TICK),
+                    Err(RecvTimeoutError::Disconnected) => std::thread::park_timeout(TICK),
                 },
                 Source::Standalone { .. } => {
-                    std::thread::sleep(TICK);
+                    std::thread::park_timeout(TICK);
                     self.standalone_files(&mut source);
                 }
-                Source::Fixed { .. } => std::thread::sleep(TICK),
+                // Parked rather than asleep: `stop` unparks, so a replay's
+                // process does not wait out a tick before it exits.
+                Source::Fixed { .. } => std::thread::park_timeout(TICK),
             }
             self.tick();
             self.publish();

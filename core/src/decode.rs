@@ -126,7 +126,23 @@ fn classify(err: &SliceError) -> DecodeError {
 }
 
 /// Decode one captured frame.
+#[inline]
 pub fn decode(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DecodeError> {
+    // Nearly every frame is Ethernet (at most one 802.1Q tag), unfragmented
+    // IPv4 or IPv6 without extension headers, carrying TCP, UDP or ICMP. Those
+    // are read directly; anything else, including every frame the fast path
+    // is not sure about, goes through etherparse, so results stay identical
+    // (`fast_path_matches_etherparse` checks that).
+    if link == LinkType::Ethernet {
+        if let Some(p) = fast::ethernet(frame) {
+            return Ok(p);
+        }
+    }
+    decode_full(link, frame)
+}
+
+/// The general decoder (etherparse), for every link type and oddity.
+pub fn decode_full(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DecodeError> {
     let sliced = match link {
         LinkType::Ethernet => SlicedPacket::from_ethernet(frame),
         LinkType::LinuxSll => SlicedPacket::from_linux_sll(frame),
@@ -257,6 +273,122 @@ fn has_ports(proto: u8) -> bool {
     matches!(proto, 6 | 17 | 33 | 132 | 136)
 }
 
+/// Hand-written decoding of the common case. Returns `None` whenever the
+/// frame is anything but a plain, complete, well-formed packet; the caller
+/// then asks etherparse, which also classifies the errors.
+mod fast {
+    use super::{Packet, TcpInfo};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    #[inline(always)]
+    fn be16(d: &[u8], at: usize) -> Option<u16> {
+        Some(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]))
+    }
+
+    #[inline]
+    pub(super) fn ethernet(frame: &[u8]) -> Option<Packet<'_>> {
+        let mut ether_type = be16(frame, 12)?;
+        let mut at = 14;
+        let mut vlan = None;
+        if ether_type == 0x8100 {
+            vlan = Some(be16(frame, 14)? & 0x0fff);
+            ether_type = be16(frame, 16)?;
+            at = 18;
+        }
+        let ip = frame.get(at..)?;
+        let (src, dst, proto, ip_len, l4) = match ether_type {
+            0x0800 => ipv4(ip)?,
+            0x86dd => ipv6(ip)?,
+            _ => return None,
+        };
+        let mut p = Packet {
+            vlan,
+            vlan_inner: None,
+            src,
+            dst,
+            proto,
+            ip_len,
+            ports: None,
+            tcp: None,
+            fragment: None,
+            payload: &[],
+        };
+        match proto {
+            6 => {
+                let doff = usize::from(*l4.get(12)? >> 4) * 4;
+                if doff < 20 || doff > l4.len() {
+                    return None;
+                }
+                p.ports = Some((be16(l4, 0)?, be16(l4, 2)?));
+                p.tcp = Some(TcpInfo {
+                    flags: l4[13],
+                    seq: u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]),
+                });
+                p.payload = &l4[doff..];
+            }
+            17 => {
+                let ulen = usize::from(be16(l4, 4)?);
+                if ulen < 8 || ulen > l4.len() {
+                    return None;
+                }
+                p.ports = Some((be16(l4, 0)?, be16(l4, 2)?));
+                p.payload = &l4[8..ulen];
+            }
+            // ICMP and ICMPv6: etherparse wants their 8-byte header whole.
+            1 | 58 if l4.len() >= 8 => {}
+            _ => return None,
+        }
+        Some(p)
+    }
+
+    type Net<'a> = (IpAddr, IpAddr, u8, u32, &'a [u8]);
+
+    #[inline(always)]
+    fn ipv4(ip: &[u8]) -> Option<Net<'_>> {
+        let h: &[u8; 20] = ip.get(..20)?.try_into().ok()?;
+        // Version 4, no options; not a fragment (flags MF and offset zero).
+        if h[0] != 0x45 || (u16::from_be_bytes([h[6], h[7]]) & 0x3fff) != 0 {
+            return None;
+        }
+        let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+        let proto = h[9];
+        if total < 20 || total > ip.len() || !matches!(proto, 1 | 6 | 17) {
+            return None;
+        }
+        Some((
+            IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
+            IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
+            proto,
+            total as u32,
+            &ip[20..total],
+        ))
+    }
+
+    #[inline(always)]
+    fn ipv6(ip: &[u8]) -> Option<Net<'_>> {
+        let h: &[u8; 40] = ip.get(..40)?.try_into().ok()?;
+        let payload = usize::from(u16::from_be_bytes([h[4], h[5]]));
+        let next = h[6];
+        // Any other next header may be an extension header: etherparse's job.
+        if h[0] >> 4 != 6 || payload == 0 || 40 + payload > ip.len() || !matches!(next, 6 | 17 | 58)
+        {
+            return None;
+        }
+        let addr = |at: usize| {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&h[at..at + 16]);
+            IpAddr::V6(Ipv6Addr::from(a))
+        };
+        Some((
+            addr(8),
+            addr(24),
+            next,
+            payload as u32 + 40,
+            &ip[40..40 + payload],
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +427,89 @@ mod tests {
             let r = decode(LinkType::Ethernet, &f[..n]);
             assert!(r.is_err(), "prefix {n} decoded");
         }
+    }
+
+    /// Frames of every shape the fast path reads, then cut short and with
+    /// header bytes flipped: `decode` (fast path first) and `decode_full`
+    /// (etherparse only) must agree on each, packet or error.
+    #[test]
+    fn fast_path_matches_etherparse() {
+        let mut frames: Vec<Vec<u8>> = Vec::new();
+        for vlan in [None, Some(42u16)] {
+            for v6 in [false, true] {
+                for l4 in 0..3 {
+                    let eth = PacketBuilder::ethernet2([1; 6], [2; 6]);
+                    let ip = match (vlan, v6) {
+                        (Some(v), false) => eth.single_vlan(v.try_into().unwrap()).ipv4(
+                            [10, 0, 0, 1],
+                            [10, 0, 0, 2],
+                            64,
+                        ),
+                        (Some(v), true) => eth
+                            .single_vlan(v.try_into().unwrap())
+                            .ipv6([1; 16], [2; 16], 64),
+                        (None, false) => eth.ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64),
+                        (None, true) => eth.ipv6([1; 16], [2; 16], 64),
+                    };
+                    let payload = [7u8; 37];
+                    let mut out = Vec::new();
+                    match l4 {
+                        0 => ip.tcp(1234, 443, 99, 1000).syn().write(&mut out, &payload),
+                        1 => ip.udp(5353, 53).write(&mut out, &payload),
+                        _ if v6 => ip.icmpv6_echo_request(1, 2).write(&mut out, &payload),
+                        _ => ip.icmpv4_echo_request(1, 2).write(&mut out, &payload),
+                    }
+                    .unwrap();
+                    // Ethernet padding after a short packet.
+                    let mut padded = out.clone();
+                    padded.extend_from_slice(&[0; 9]);
+                    frames.push(out);
+                    frames.push(padded);
+                }
+            }
+        }
+        let mut x: u32 = 0x9e37_79b9;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        let mut checked = 0;
+        for f in &frames {
+            assert!(
+                fast::ethernet(f).is_some(),
+                "the fast path skips a plain frame"
+            );
+            for n in 0..=f.len() {
+                assert_eq!(
+                    decode(LinkType::Ethernet, &f[..n]),
+                    decode_full(LinkType::Ethernet, &f[..n]),
+                    "prefix {n} of {f:02x?}"
+                );
+                checked += 1;
+            }
+            for _ in 0..3000 {
+                let mut m = f.clone();
+                for _ in 0..1 + rnd() % 3 {
+                    let at = (rnd() as usize) % m.len().min(80);
+                    m[at] = match rnd() % 4 {
+                        0 => 0,
+                        1 => 0xff,
+                        _ => rnd() as u8,
+                    };
+                }
+                let cut = m.len() - (rnd() as usize % 4).min(m.len());
+                let m = &m[..cut];
+                assert_eq!(
+                    decode(LinkType::Ethernet, m),
+                    decode_full(LinkType::Ethernet, m),
+                    "{m:02x?}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 50_000);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Live capture on a veth inside network namespaces, with dumpcap capturing the
 //! same interface at the same time: the agent's flows must equal tshark's
-//! reading of dumpcap's file, packet for packet and byte for byte.
+//! reading of dumpcap's file, packet for packet and byte for byte. The
+//! default capture is the TPACKET_V3 ring; a second test runs a ring agent
+//! and a pnet agent side by side on the same traffic.
 
 mod common;
 
@@ -12,9 +14,61 @@ use common::*;
 
 #[test]
 fn live_flows_equal_tshark_on_the_same_interface() {
+    let run = capture_lab("lv", &[r#""auto""#]);
+    let log = &run.logs[0];
+    assert!(
+        log.iter()
+            .any(|l| l.contains("capturing") && l.contains("method=ring")),
+        "the ring was not used: {log:#?}"
+    );
+    check_agent(&run.records[0], log, &run.want);
+}
+
+/// The ring (read by the processing thread, and two rings in a fanout
+/// group on their own threads) and the pnet fallback, capturing the same
+/// veth at the same time, give the same flows (and all equal tshark's).
+#[test]
+fn ring_and_pnet_capture_give_the_same_flows() {
+    let run = capture_lab("lr", &[r#""ring""#, r#""pnet""#, "\"ring\"\nthreads = 2"]);
+    let methods = [
+        "method=ring",
+        "method=pnet",
+        "method=ring (2 fanout threads)",
+    ];
+    for (log, method) in run.logs.iter().zip(methods) {
+        assert!(
+            log.iter()
+                .any(|l| l.contains("capturing") && l.contains(method)),
+            "{method} not used: {log:#?}"
+        );
+    }
+    for (records, log) in run.records.iter().zip(&run.logs) {
+        check_agent(records, log, &run.want);
+    }
+    let ring = agent_conversations(&run.records[0]);
+    let pnet = agent_conversations(&run.records[1]);
+    assert!(ring.len() >= 8, "too little traffic: {ring:?}");
+    let diffs = diff_conversations(&ring, &pnet);
+    assert!(diffs.is_empty(), "ring vs pnet:\n{}", diffs.join("\n"));
+    let fanout = agent_conversations(&run.records[2]);
+    let diffs = diff_conversations(&fanout, &pnet);
+    assert!(diffs.is_empty(), "fanout vs pnet:\n{}", diffs.join("\n"));
+}
+
+struct LabRun {
+    /// Per agent, in the order of the methods asked for.
+    records: Vec<Vec<simpul_proto::FlowRecord>>,
+    logs: Vec<Vec<String>>,
+    want: std::collections::BTreeMap<ConvKey, ConvTotals>,
+}
+
+/// One agent per capture method (what follows `method = ` in its
+/// `[capture]` section) on the client's veth, dumpcap beside them,
+/// the same traffic for all.
+fn capture_lab(tag: &str, methods: &[&str]) -> LabRun {
     assert!(is_root(), "live capture needs root (CI runs as root)");
     let agent = agent_bin();
-    let mut lab = Lab::new("lv");
+    let mut lab = Lab::new(tag);
     let client = lab.ns("client");
     let server = lab.ns("server");
     lab.link(
@@ -35,8 +89,6 @@ fn live_flows_equal_tshark_on_the_same_interface() {
     std::fs::create_dir(&www).unwrap();
     std::fs::write(www.join("big.bin"), vec![0x5a; 3_000_000]).unwrap();
     std::fs::write(www.join("index.html"), "halo").unwrap();
-    let flows = dir.path().join("flows.jsonl");
-    let cfg = dir.path().join("agent.toml");
     std::fs::write(
         dir.path().join("inventory.toml"),
         r#"[[agencies]]
@@ -50,14 +102,20 @@ agency = "diskominfo"
 "#,
     )
     .unwrap();
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[agent]
+    let mut flows = Vec::new();
+    let mut cfgs = Vec::new();
+    for (i, method) in methods.iter().enumerate() {
+        let f = dir.path().join(format!("flows-{i}.jsonl"));
+        let cfg = dir.path().join(format!("agent-{i}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"[agent]
 id = "live-test"
 state_dir = "{}"
 [capture]
 interfaces = ["lan0"]
+method = {method}
 [flows]
 active_timeout_secs = 1
 [output]
@@ -65,11 +123,14 @@ flows_jsonl = "{}"
 [standalone]
 inventory_file = "inventory.toml"
 "#,
-            dir.path().join("state").display(),
-            flows.display()
-        ),
-    )
-    .unwrap();
+                dir.path().join(format!("state-{i}")).display(),
+                f.display()
+            ),
+        )
+        .unwrap();
+        flows.push(f);
+        cfgs.push(cfg);
+    }
     let pcap = dir.path().join("ref.pcapng");
 
     lab.spawn(
@@ -86,15 +147,20 @@ inventory_file = "inventory.toml"
         ],
         true,
     );
-    let ag = lab.spawn_piped(
-        &client,
-        &[
-            agent.to_str().unwrap(),
-            "run",
-            "--config",
-            cfg.to_str().unwrap(),
-        ],
-    );
+    let agents: Vec<usize> = cfgs
+        .iter()
+        .map(|cfg| {
+            lab.spawn_piped(
+                &client,
+                &[
+                    agent.to_str().unwrap(),
+                    "run",
+                    "--config",
+                    cfg.to_str().unwrap(),
+                ],
+            )
+        })
+        .collect();
     let dc = lab.spawn_piped(
         &client,
         &[
@@ -108,22 +174,27 @@ inventory_file = "inventory.toml"
         ],
     );
 
-    // Both capturers must be up before the first packet.
-    let agent_err = lab.child(ag).stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(agent_err).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut agent_log = Vec::new();
-    let up = wait_for(20, || {
-        while let Ok(l) = rx.try_recv() {
-            agent_log.push(l);
-        }
-        agent_log.iter().any(|l| l.contains("agent running"))
-    });
-    assert!(up, "agent did not start: {agent_log:#?}");
+    // Every capturer must be up before the first packet.
+    let mut logs: Vec<(std::sync::mpsc::Receiver<String>, Vec<String>)> = Vec::new();
+    for &ag in &agents {
+        let agent_err = lab.child(ag).stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(agent_err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        logs.push((rx, Vec::new()));
+    }
+    for (rx, agent_log) in &mut logs {
+        let up = wait_for(20, || {
+            while let Ok(l) = rx.try_recv() {
+                agent_log.push(l);
+            }
+            agent_log.iter().any(|l| l.contains("agent running"))
+        });
+        assert!(up, "agent did not start: {agent_log:#?}");
+    }
     let dumpcap_err = lab.child(dc).stderr.take().unwrap();
     let (dtx, drx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -182,13 +253,29 @@ inventory_file = "inventory.toml"
         .and_then(|r| r.split_whitespace().next())
         .unwrap_or("");
     assert!(counts.ends_with("/0"), "dumpcap dropped packets: {summary}");
-    let st = lab.signal_and_wait(ag, "TERM");
-    while let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
-        agent_log.push(l);
+    let mut run = LabRun {
+        records: Vec::new(),
+        logs: Vec::new(),
+        want: tshark_conversations(&pcap),
+    };
+    for ((&ag, (rx, mut agent_log)), f) in agents.iter().zip(logs).zip(&flows) {
+        let st = lab.signal_and_wait(ag, "TERM");
+        while let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+            agent_log.push(l);
+        }
+        assert!(st.success(), "agent exit {st:?}: {agent_log:#?}");
+        run.records.push(read_jsonl(f));
+        run.logs.push(agent_log);
     }
-    assert!(st.success(), "agent exit {st:?}: {agent_log:#?}");
+    run
+}
 
-    let records = read_jsonl(&flows);
+/// One agent's flows against tshark's, and its capture counters.
+fn check_agent(
+    records: &[simpul_proto::FlowRecord],
+    agent_log: &[String],
+    want: &std::collections::BTreeMap<ConvKey, ConvTotals>,
+) {
     let interim = records
         .iter()
         .filter(|r| r.kind == simpul_proto::RecordKind::Interim)
@@ -197,9 +284,8 @@ inventory_file = "inventory.toml"
         interim >= 1,
         "the download should have produced interim records"
     );
-    let got = agent_conversations(&records);
-    let want = tshark_conversations(&pcap);
-    let diffs = diff_conversations(&got, &want);
+    let got = agent_conversations(records);
+    let diffs = diff_conversations(&got, want);
     assert!(
         diffs.is_empty(),
         "{} differences:\n{}\nagent log:\n{}",

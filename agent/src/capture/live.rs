@@ -1,7 +1,11 @@
-//! Live capture: one AF_PACKET socket (through `pnet`) and one thread per
-//! interface, handing batches of frames to the processing thread through a
-//! bounded lock-free channel. The capture thread never waits on the consumer:
-//! a full channel drops the batch and counts it.
+//! Live capture: per interface, `capture.threads` TPACKET_V3 rings in one
+//! PACKET_FANOUT group ([`super::ring`], one thread each), or one AF_PACKET
+//! socket read through `pnet` when the ring cannot be set up (or
+//! `capture.method = "pnet"`). Either hands batches of frames to the
+//! processing thread through a bounded lock-free channel; batches come back
+//! to their capture thread for reuse when dropped, so steady capture
+//! allocates nothing. The capture threads never wait on the consumer: a full
+//! channel drops the batch and counts it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,7 +15,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use pnet_datalink::{Channel, Config};
 
-use crate::config::CaptureConfig;
+use super::ring::{Ring, RingParams};
+use crate::config::{CaptureConfig, CaptureMethod};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
@@ -29,6 +34,25 @@ pub struct Batch {
     pub data: Vec<u8>,
     /// (timestamp ns, offset, length)
     pub frames: Vec<(u64, u32, u32)>,
+    /// Where the emptied batch goes when dropped (its capture thread).
+    pool: Option<Sender<Batch>>,
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let mut data = std::mem::take(&mut self.data);
+            let mut frames = std::mem::take(&mut self.frames);
+            data.clear();
+            frames.clear();
+            // A full or closed pool just frees it.
+            let _ = pool.try_send(Batch {
+                data,
+                frames,
+                pool: None,
+            });
+        }
+    }
 }
 
 impl Batch {
@@ -54,12 +78,56 @@ pub struct InterfaceStats {
     /// Frames dropped by us because the processing thread was behind.
     pub queue_drops: AtomicU64,
     pub read_errors: AtomicU64,
+    /// "ring" (TPACKET_V3, with the number of fanout threads) or "pnet".
+    pub method: String,
 }
 
 pub struct LiveCapture {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     stats: Vec<Arc<InterfaceStats>>,
+    inline: Option<InlineRing>,
+}
+
+/// The one ring of a one-interface, one-thread capture, read by the
+/// processing thread itself: frames are handled where the kernel wrote
+/// them, with no copy, no second thread and no hand-off to wake it.
+pub struct InlineRing {
+    ring: Ring,
+    stats: Arc<InterfaceStats>,
+    seen: super::ring::RingStats,
+    last_stats: Instant,
+}
+
+impl InlineRing {
+    /// Wait up to `timeout_ms` for frames and hand each to `f(ts_ns, frame)`.
+    /// Returns how many there were.
+    pub fn poll<F: FnMut(u64, &[u8])>(&mut self, timeout_ms: i32, mut f: F) -> usize {
+        let (mut bytes, mut frames) = (0u64, 0u64);
+        let r = self.ring.next_blocks(timeout_ms, |meta, frame| {
+            frames += 1;
+            bytes += frame.len() as u64;
+            f(meta.ts_ns, frame);
+        });
+        if let Err(e) = r {
+            self.stats.read_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(interface = %self.stats.name, error = %e, "capture poll failed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.stats.frames.fetch_add(frames, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if frames == 0 || self.last_stats.elapsed() >= Duration::from_secs(1) {
+            self.last_stats = Instant::now();
+            add_ring_stats(&mut self.ring, &mut self.seen, &self.stats);
+        }
+        frames as usize
+    }
+}
+
+impl Drop for InlineRing {
+    fn drop(&mut self) {
+        add_ring_stats(&mut self.ring, &mut self.seen, &self.stats);
+    }
 }
 
 const BATCH_FRAMES: usize = 64;
@@ -82,6 +150,7 @@ impl LiveCapture {
         for name in &cfg.interfaces {
             let iface =
                 all.iter()
+            inline: None,
                     .find(|i| &i.name == name)
                     .ok_or_else(|| LiveError::NoSuchInterface {
                         name: name.clone(),
@@ -95,6 +164,55 @@ impl LiveCapture {
             // SAFETY: plain socket(2) call; the fd is handed to pnet, which owns it.
             let fd = unsafe {
                 libc::socket(
+            if cfg.method != CaptureMethod::Pnet && cfg.interfaces.len() == 1 && cfg.threads <= 1 {
+                match Ring::open(iface.index, ring_params(cfg), None) {
+                    Ok(ring) => {
+                        let stats = Arc::new(InterfaceStats {
+                            name: name.clone(),
+                            method: "ring".into(),
+                            ..Default::default()
+                        });
+                        tracing::info!(interface = %name, method = %stats.method, "capturing");
+                        cap.stats.push(stats.clone());
+                        cap.inline = Some(InlineRing {
+                            ring,
+                            stats,
+                            seen: Default::default(),
+                            last_stats: Instant::now(),
+                        });
+                        continue;
+                    }
+                    Err(e) if cfg.method == CaptureMethod::Ring => {
+                        return Err(LiveError::Socket {
+                            name: name.clone(),
+                            cause: std::io::Error::other(e.to_string()),
+                        })
+                    }
+                    Err(e) => tracing::warn!(
+                        interface = %name, error = %e,
+                        "no TPACKET_V3 ring; falling back to one pnet socket (a system call per frame)"
+                    ),
+                }
+            } else if cfg.method != CaptureMethod::Pnet {
+                match start_rings(cfg, iface.index, name, &tx, &stop) {
+                    Ok((stats, threads)) => {
+                        tracing::info!(interface = %name, method = %stats.method, "capturing");
+                        cap.stats.push(stats);
+                        cap.threads.extend(threads);
+                        continue;
+                    }
+                    Err(e) if cfg.method == CaptureMethod::Ring => {
+                        return Err(LiveError::Socket {
+                            name: name.clone(),
+                            cause: std::io::Error::other(e.to_string()),
+                        })
+                    }
+                    Err(e) => tracing::warn!(
+                        interface = %name, error = %e,
+                        "no TPACKET_V3 ring; falling back to one pnet socket (a system call per frame)"
+                    ),
+                }
+            }
                     libc::AF_PACKET,
                     libc::SOCK_RAW,
                     i32::from((libc::ETH_P_ALL as u16).to_be()),
@@ -134,6 +252,7 @@ impl LiveCapture {
             });
             cap.stats.push(stats.clone());
             let tx = tx.clone();
+                method: "pnet".into(),
             let stop = stop.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("capture-{name}"))
@@ -143,7 +262,7 @@ impl LiveCapture {
                     cause,
                 })?;
             cap.threads.push(handle);
-            tracing::info!(interface = %name, "capturing");
+            tracing::info!(interface = %name, method = %"pnet", "capturing");
         }
         Ok((cap, rx))
     }
@@ -156,6 +275,12 @@ impl LiveCapture {
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::SeqCst);
         for t in self.threads.drain(..) {
+    /// The ring to read on the processing thread, when the capture is one
+    /// ring (then nothing arrives on the batch channel).
+    pub fn take_inline(&mut self) -> Option<InlineRing> {
+        self.inline.take()
+    }
+
             let _ = t.join();
         }
     }
@@ -165,6 +290,139 @@ fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
+/// Open `cfg.threads` rings on one interface, in one fanout group when
+/// more than one, and start a thread per ring. All or nothing.
+fn start_rings(
+    cfg: &CaptureConfig,
+    ifindex: u32,
+    name: &str,
+    tx: &Sender<Batch>,
+    stop: &Arc<AtomicBool>,
+) -> Result<(Arc<InterfaceStats>, Vec<JoinHandle<()>>), super::ring::RingError> {
+    let threads = cfg.threads.max(1);
+    let params = ring_params(cfg);
+    // Fanout groups are per network namespace: keep ours apart from another
+    // process's on the same interface.
+    let group = (std::process::id() as u16) ^ (ifindex as u16).rotate_left(8);
+    let fanout = (threads > 1).then_some(group);
+    let mut rings = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        rings.push(Ring::open(ifindex, params, fanout)?);
+    }
+    let stats = Arc::new(InterfaceStats {
+        name: name.to_owned(),
+        method: if threads > 1 {
+            format!("ring ({threads} fanout threads)")
+        } else {
+            "ring".into()
+        },
+        ..Default::default()
+    });
+    let mut handles = Vec::with_capacity(threads);
+    for (i, ring) in rings.into_iter().enumerate() {
+        let (tx, stop, stats) = (tx.clone(), stop.clone(), stats.clone());
+        let h = std::thread::Builder::new()
+            .name(format!("capture-{name}-{i}"))
+            .spawn(move || ring_loop(ring, tx, stop, stats))
+            .map_err(|cause| super::ring::RingError::Sys {
+                step: "spawn a capture thread",
+                cause,
+            })?;
+        handles.push(h);
+    }
+    Ok((stats, handles))
+}
+
+fn ring_params(cfg: &CaptureConfig) -> RingParams {
+    RingParams {
+        block_size: cfg.ring_block_kib.saturating_mul(1024),
+        block_count: cfg.ring_blocks,
+        block_timeout_ms: cfg.ring_block_timeout_ms.max(1),
+    }
+}
+
+/// Frames per batch handed over from a ring (a block holds thousands).
+const RING_BATCH_FRAMES: usize = 256;
+/// Recycled batches kept per ring thread.
+const RING_POOL: usize = 64;
+
+fn ring_loop(mut ring: Ring, tx: Sender<Batch>, stop: Arc<AtomicBool>, stats: Arc<InterfaceStats>) {
+    let (pool_tx, pool_rx) = crossbeam_channel::bounded::<Batch>(RING_POOL);
+    let fresh = |pool: &Sender<Batch>, rx: &Receiver<Batch>| {
+        let mut b = rx.try_recv().unwrap_or_else(|_| Batch {
+            data: Vec::with_capacity(RING_BATCH_FRAMES * 1600),
+            frames: Vec::with_capacity(RING_BATCH_FRAMES),
+            pool: None,
+        });
+        b.pool = Some(pool.clone());
+        b
+    };
+    // Sends `batch` (and takes a fresh one); false once the consumer is gone.
+    let hand_over = |batch: &mut Batch| -> bool {
+        let n = batch.frames.len() as u64;
+        let full = std::mem::replace(batch, fresh(&pool_tx, &pool_rx));
+        match tx.try_send(full) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                stats.queue_drops.fetch_add(n, Ordering::Relaxed);
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    };
+    let mut batch = fresh(&pool_tx, &pool_rx);
+    let mut last_stats = Instant::now();
+    let mut seen = super::ring::RingStats::default();
+    let mut open = true;
+    while open && !stop.load(Ordering::Relaxed) {
+        let (mut frames, mut bytes) = (0u64, 0u64);
+        let r = ring.next_blocks(100, |meta, frame| {
+            if !open {
+                return;
+            }
+            let off = batch.data.len() as u32;
+            batch.data.extend_from_slice(frame);
+            batch.frames.push((meta.ts_ns, off, frame.len() as u32));
+            frames += 1;
+            bytes += frame.len() as u64;
+            if batch.frames.len() >= RING_BATCH_FRAMES {
+                open = hand_over(&mut batch);
+            }
+        });
+        if let Err(e) = r {
+            stats.read_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(interface = %stats.name, error = %e, "capture poll failed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stats.frames.fetch_add(frames, Ordering::Relaxed);
+        stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+        // What a block retired with goes at once: nothing waits for more.
+        if open && !batch.frames.is_empty() {
+            open = hand_over(&mut batch);
+        }
+        if last_stats.elapsed() >= Duration::from_secs(1) {
+            last_stats = Instant::now();
+            add_ring_stats(&mut ring, &mut seen, &stats);
+        }
+    }
+    if !batch.frames.is_empty() {
+        let _ = tx.send_timeout(batch, Duration::from_millis(200));
+    }
+    add_ring_stats(&mut ring, &mut seen, &stats);
+}
+
+/// Add what the ring's kernel counters gained since `seen`.
+fn add_ring_stats(ring: &mut Ring, seen: &mut super::ring::RingStats, stats: &InterfaceStats) {
+    let now = ring.stats();
+    stats
+        .kernel_packets
+        .fetch_add(now.packets - seen.packets, Ordering::Relaxed);
+    stats
+        .kernel_drops
+        .fetch_add(now.drops - seen.drops, Ordering::Relaxed);
+    *seen = now;
+}
+
 }
 
 fn capture_loop(

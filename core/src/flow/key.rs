@@ -100,7 +100,8 @@ impl FlowKey {
     ) -> (FlowKey, Side) {
         let (s, v6) = ip_bytes(src);
         let (d, _) = ip_bytes(dst);
-        let sender_is_lo = (s, sport) <= (d, dport);
+        // Big-endian integers order like the byte arrays, in one compare.
+        let sender_is_lo = (u128::from_be_bytes(s), sport) <= (u128::from_be_bytes(d), dport);
         let (lo_ip, lo_port, hi_ip, hi_port) = if sender_is_lo {
             (s, sport, d, dport)
         } else {
