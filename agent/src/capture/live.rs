@@ -146,11 +146,11 @@ impl LiveCapture {
             stop: stop.clone(),
             threads: Vec::new(),
             stats: Vec::new(),
+            inline: None,
         };
         for name in &cfg.interfaces {
             let iface =
                 all.iter()
-            inline: None,
                     .find(|i| &i.name == name)
                     .ok_or_else(|| LiveError::NoSuchInterface {
                         name: name.clone(),
@@ -160,10 +160,6 @@ impl LiveCapture {
                             .collect::<Vec<_>>()
                             .join(", "),
                     })?;
-            // Our own socket, so PACKET_STATISTICS can be read from it.
-            // SAFETY: plain socket(2) call; the fd is handed to pnet, which owns it.
-            let fd = unsafe {
-                libc::socket(
             if cfg.method != CaptureMethod::Pnet && cfg.interfaces.len() == 1 && cfg.threads <= 1 {
                 match Ring::open(iface.index, ring_params(cfg), None) {
                     Ok(ring) => {
@@ -213,6 +209,10 @@ impl LiveCapture {
                     ),
                 }
             }
+            // Our own socket, so PACKET_STATISTICS can be read from it.
+            // SAFETY: plain socket(2) call; the fd is handed to pnet, which owns it.
+            let fd = unsafe {
+                libc::socket(
                     libc::AF_PACKET,
                     libc::SOCK_RAW,
                     i32::from((libc::ETH_P_ALL as u16).to_be()),
@@ -248,11 +248,11 @@ impl LiveCapture {
             };
             let stats = Arc::new(InterfaceStats {
                 name: name.clone(),
+                method: "pnet".into(),
                 ..Default::default()
             });
             cap.stats.push(stats.clone());
             let tx = tx.clone();
-                method: "pnet".into(),
             let stop = stop.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("capture-{name}"))
@@ -271,25 +271,21 @@ impl LiveCapture {
         &self.stats
     }
 
-    /// Stop the capture threads and wait for them (they wake every 100 ms).
-    pub fn stop(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for t in self.threads.drain(..) {
     /// The ring to read on the processing thread, when the capture is one
     /// ring (then nothing arrives on the batch channel).
     pub fn take_inline(&mut self) -> Option<InlineRing> {
         self.inline.take()
     }
 
+    /// Stop the capture threads and wait for them (they wake every 100 ms).
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 /// Open `cfg.threads` rings on one interface, in one fanout group when
 /// more than one, and start a thread per ring. All or nothing.
 fn start_rings(
@@ -423,6 +419,10 @@ fn add_ring_stats(ring: &mut Ring, seen: &mut super::ring::RingStats, stats: &In
     *seen = now;
 }
 
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn capture_loop(
