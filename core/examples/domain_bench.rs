@@ -207,9 +207,8 @@ fn time_lookups<F: Fn(&str) -> bool>(queries: &[String], rounds: usize, f: F) ->
 }
 
 /// The machine's random-access latency: a dependent chase through a 32 MiB
-/// cycle (the size of the 3 M-rule table), in CPU ns per load. A lookup
-/// that misses costs about one of these per cold label, a hit one more for
-/// the arena check.
+/// cycle, in CPU ns per load. A lookup costs about one of these (the
+/// probes of a name's cold suffixes overlap), plus hashing and scanning.
 fn memory_latency_ns() -> f64 {
     let n = 1usize << 22;
     let mut order: Vec<usize> = (0..n).collect();

@@ -9,18 +9,19 @@
 //! fatal, because one bad line in a national list of millions must not leave
 //! an agency unprotected.
 //!
-//! Layout (measured for 3 M names; see BENCHMARKS.md, section `domains`):
-//! - one contiguous byte arena holding every rule as `[len u8][name bytes]`,
-//!   lowercased ASCII, without the trailing dot (IDNs arrive as punycode);
-//! - an open-addressing (linear probing) table of `u64` slots, each the high
-//!   32 bits of the rule's 64-bit hash (a fingerprint) and the rule's arena
-//!   offset. A fingerprint match is verified against the arena bytes, so hash
-//!   collisions never produce a false match.
+//! Rules are stored lowercased, without the trailing dot (IDNs arrive as
+//! punycode), inline in 64-byte buckets with two candidate buckets per rule
+//! (see [`table`]): probing a name costs one memory latency, hit or miss,
+//! and a hit is confirmed against the stored bytes, so hash collisions never
+//! produce a false match. Measured for 3 M names in BENCHMARKS.md, section
+//! `domains`.
 //!
 //! The hash is computed label by label from the right (TLD first), so all
 //! suffixes of a queried name (`id`, `go.id`, `example.go.id`, …) are hashed
-//! in one pass; their first table slots are loaded before any is inspected so
-//! the cache misses overlap.
+//! in one pass; the buckets of every suffix are prefetched before any is
+//! inspected, so the cache misses of a deep name overlap instead of adding.
+
+mod table;
 
 use std::io::BufRead;
 use std::net::IpAddr;
@@ -34,10 +35,9 @@ pub const MAX_REPORTED_INVALID: usize = 20;
 pub const MAX_NAME_LEN: usize = 253;
 
 const MAX_LABEL_LEN: usize = 63;
-const EMPTY: u64 = u64::MAX;
-/// Suffixes whose first slot is fetched before probing (deeper ones are
+/// Suffixes whose buckets are prefetched before probing (deeper ones are
 /// probed one after the other).
-const BATCH: usize = 8;
+const BATCH: usize = 16;
 const SEED: u64 = 0x243F_6A88_85A3_08D3;
 const K: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -180,12 +180,7 @@ pub enum Inserted {
 /// [`DomainSet::from_lines`].
 #[derive(Debug, Clone)]
 pub struct DomainSet {
-    arena: Vec<u8>,
-    table: Vec<u64>,
-    mask: usize,
-    len: usize,
-    /// (first arena offset, list id), ascending offsets.
-    lists: Vec<(u32, u16)>,
+    table: table::Table,
     report: LoadReport,
 }
 
@@ -218,11 +213,11 @@ impl DomainSet {
 
     /// Number of distinct rules.
     pub fn len(&self) -> usize {
-        self.len
+        self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.table.len() == 0
     }
 
     /// What loading produced (merged over every list of the builder).
@@ -230,20 +225,16 @@ impl DomainSet {
         &self.report
     }
 
-    /// Heap bytes held (arena + table + list index).
+    /// Heap bytes held (buckets, long names, list tags).
     pub fn memory_bytes(&self) -> usize {
-        self.arena.capacity() + self.table.capacity() * 8 + self.lists.capacity() * 8
+        self.table.memory_bytes()
     }
 
-    /// Every rule in load order.
+    /// Every rule once, in table order (deterministic for the same input).
     pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
-        let mut off = 0usize;
-        std::iter::from_fn(move || {
-            let len = usize::from(*self.arena.get(off)?);
-            let bytes = self.arena.get(off + 1..off + 1 + len)?;
-            off += 1 + len;
-            Some(std::str::from_utf8(bytes).unwrap_or(""))
-        })
+        self.table
+            .iter()
+            .map(|(name, _)| std::str::from_utf8(name).unwrap_or(""))
     }
 
     /// Whether `name` or one of its parent domains is a rule.
@@ -260,14 +251,17 @@ impl DomainSet {
 
     /// [`DomainSet::lookup`] for raw bytes (e.g. a DNS question name).
     pub fn lookup_bytes(&self, name: &[u8]) -> Option<Match<'_>> {
-        if self.len == 0 {
+        if self.table.len() == 0 {
             return None;
         }
         let name = name.strip_suffix(b".").unwrap_or(name);
         if name.is_empty() || name.len() > MAX_NAME_LEN {
             return None;
         }
-        // Phase 1: hashes and label starts of the first BATCH suffixes.
+        let mut buf = [0u8; MAX_NAME_LEN];
+        let name = lowercase_into(name, &mut buf);
+        // Phase 1: hash the first BATCH suffixes (TLD first) and prefetch
+        // their buckets as each hash is known.
         let mut hashes = [0u64; BATCH];
         let mut starts = [0usize; BATCH];
         let mut n = 0;
@@ -277,7 +271,9 @@ impl DomainSet {
         while n < BATCH {
             let start = label_start(name, end);
             h = mix_label(h, &name[start..end]);
-            hashes[n] = finish(h);
+            let hash = finish(h);
+            self.table.prefetch(hash);
+            hashes[n] = hash;
             starts[n] = start;
             n += 1;
             if start == 0 {
@@ -286,29 +282,18 @@ impl DomainSet {
             }
             end = start - 1;
         }
-        // Phase 2: independent loads of each suffix's home slot, so their
-        // cache misses overlap.
-        let mut first = [EMPTY; BATCH];
+        // Phase 2: probe in order (TLD first: the broadest rule wins).
         for i in 0..n {
-            first[i] = self.table[(hashes[i] as usize) & self.mask];
-        }
-        // Phase 3: probe in order (TLD first: the broadest rule wins).
-        for i in 0..n {
-            if first[i] == EMPTY {
-                continue;
-            }
-            if let Some(off) = self.probe(hashes[i], first[i], &name[starts[i]..]) {
-                return Some(self.match_at(off));
+            if let Some(hit) = self.table.find(hashes[i], &name[starts[i]..]) {
+                return Some(to_match(hit));
             }
         }
         // Names with more than BATCH labels: the rest one by one.
         while more {
             let start = label_start(name, end);
             h = mix_label(h, &name[start..end]);
-            let hash = finish(h);
-            let slot = self.table[(hash as usize) & self.mask];
-            if let Some(off) = self.probe(hash, slot, &name[start..]) {
-                return Some(self.match_at(off));
+            if let Some(hit) = self.table.find(finish(h), &name[start..]) {
+                return Some(to_match(hit));
             }
             if start == 0 {
                 more = false;
@@ -318,45 +303,23 @@ impl DomainSet {
         }
         None
     }
+}
 
-    /// Linear probing from the home slot (already loaded as `slot`).
-    #[inline]
-    fn probe(&self, hash: u64, mut slot: u64, name: &[u8]) -> Option<u32> {
-        let fp = hash >> 32;
-        let mut i = (hash as usize) & self.mask;
-        loop {
-            if slot == EMPTY {
-                return None;
-            }
-            if slot >> 32 == fp {
-                let off = slot as u32;
-                if self.name_at(off).eq_ignore_ascii_case(name) {
-                    return Some(off);
-                }
-            }
-            i = (i + 1) & self.mask;
-            slot = self.table[i];
-        }
+fn to_match(hit: table::Hit<'_>) -> Match<'_> {
+    Match {
+        rule: std::str::from_utf8(hit.name).unwrap_or(""),
+        list: hit.list,
     }
+}
 
-    #[inline]
-    fn name_at(&self, off: u32) -> &[u8] {
-        let off = off as usize;
-        let len = usize::from(self.arena[off]);
-        &self.arena[off + 1..off + 1 + len]
+/// `name` ASCII-lowercased into `buf` (`name` is at most `buf`'s length).
+#[inline]
+fn lowercase_into<'a>(name: &[u8], buf: &'a mut [u8; MAX_NAME_LEN]) -> &'a [u8] {
+    let out = &mut buf[..name.len()];
+    for (o, &b) in out.iter_mut().zip(name) {
+        *o = b.to_ascii_lowercase();
     }
-
-    fn match_at(&self, off: u32) -> Match<'_> {
-        let idx = self.lists.partition_point(|&(start, _)| start <= off);
-        let list = match idx {
-            0 => 0,
-            i => self.lists[i - 1].1,
-        };
-        Match {
-            rule: std::str::from_utf8(self.name_at(off)).unwrap_or(""),
-            list,
-        }
-    }
+    out
 }
 
 /// Start of the label ending at `end` (exclusive).
@@ -442,11 +405,7 @@ fn rule_hash(name: &[u8]) -> u64 {
 /// Accumulates rules from one or more lists.
 #[derive(Debug)]
 pub struct DomainSetBuilder {
-    arena: Vec<u8>,
-    table: Vec<u64>,
-    mask: usize,
-    len: usize,
-    lists: Vec<(u32, u16)>,
+    table: table::Table,
     report: LoadReport,
 }
 
@@ -458,28 +417,25 @@ impl Default for DomainSetBuilder {
 
 impl DomainSetBuilder {
     pub fn new() -> Self {
-        Self::with_capacity(0)
-    }
-
-    /// Pre-size for about `rules` rules (avoids rehashing while loading).
-    pub fn with_capacity(rules: usize) -> Self {
-        let slots = table_slots(rules).max(16);
         DomainSetBuilder {
-            arena: Vec::with_capacity(rules * 20),
-            table: new_table(slots),
-            mask: slots - 1,
-            len: 0,
-            lists: Vec::new(),
+            table: table::Table::default(),
             report: LoadReport::default(),
         }
     }
 
+    /// Pre-size for about `rules` rules (avoids rehashing while loading).
+    pub fn with_capacity(rules: usize) -> Self {
+        let mut b = Self::new();
+        b.reserve(rules);
+        b
+    }
+
     pub fn len(&self) -> usize {
-        self.len
+        self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.table.len() == 0
     }
 
     /// Add one rule (`example.com`, `Example.COM.`, `*.example.com`).
@@ -492,74 +448,19 @@ impl DomainSetBuilder {
         let name = name.strip_prefix(b"*.").unwrap_or(name);
         let name = name.strip_suffix(b".").unwrap_or(name);
         validate(name)?;
-        if self.arena.len() + 1 + name.len() >= u32::MAX as usize {
-            return Err(InvalidReason::SetFull);
-        }
-        // Grow first: `grow` rehashes every rule in the arena.
-        if (self.len + 1) * 5 > self.table.len() * 4 {
-            self.grow();
-        }
-        let off = self.arena.len();
-        self.arena.push(name.len() as u8);
-        self.arena.extend(name.iter().map(u8::to_ascii_lowercase));
-        let hash = rule_hash(&self.arena[off + 1..]);
-        if self.find(hash, off) {
-            self.arena.truncate(off);
+        let mut buf = [0u8; MAX_NAME_LEN];
+        let name = lowercase_into(name, &mut buf);
+        let hash = rule_hash(name);
+        if self.table.find(hash, name).is_some() {
             return Ok(Inserted::Duplicate);
         }
-        place(&mut self.table, self.mask, hash, off as u32);
-        self.len += 1;
-        if self.lists.last().map(|&(_, l)| l) != Some(list) {
-            self.lists.push((off as u32, list));
-        }
+        self.table.insert(hash, name, list)?;
         Ok(Inserted::Added)
-    }
-
-    /// Whether the rule just written at `off` (the arena's tail) is already in.
-    fn find(&self, hash: u64, off: usize) -> bool {
-        let fp = hash >> 32;
-        let name = &self.arena[off + 1..];
-        let mut i = (hash as usize) & self.mask;
-        loop {
-            let slot = self.table[i];
-            if slot == EMPTY {
-                return false;
-            }
-            if slot >> 32 == fp {
-                let o = slot as u32 as usize;
-                let len = usize::from(self.arena[o]);
-                if &self.arena[o + 1..o + 1 + len] == name {
-                    return true;
-                }
-            }
-            i = (i + 1) & self.mask;
-        }
     }
 
     /// Make room for `additional` more rules without rehashing on the way.
     pub fn reserve(&mut self, additional: usize) {
-        let slots = table_slots(self.len.saturating_add(additional));
-        if slots > self.table.len() {
-            self.rehash(slots);
-        }
-    }
-
-    fn grow(&mut self) {
-        self.rehash(self.table.len() * 2);
-    }
-
-    fn rehash(&mut self, slots: usize) {
-        let mut table = new_table(slots);
-        let mask = slots - 1;
-        let mut off = 0;
-        while off < self.arena.len() {
-            let len = usize::from(self.arena[off]);
-            let name = &self.arena[off + 1..off + 1 + len];
-            place(&mut table, mask, rule_hash(name), off as u32);
-            off += 1 + len;
-        }
-        self.table = table;
-        self.mask = mask;
+        self.table.reserve(additional, None);
     }
 
     /// Read a list; `list` is the id lookups report for its rules.
@@ -608,21 +509,15 @@ impl DomainSetBuilder {
             path: path.display().to_string(),
             source,
         })?;
-        // Size both structures once: a quick pass counts the lines (an upper
-        // bound on the rules, bar multi-name hosts lines), and the file is at
-        // least as long as the arena it fills (each line holds its name and a
-        // newline; the arena a length byte and the name).
+        // Size the table once: a quick pass counts the lines (an upper bound
+        // on the rules, bar multi-name hosts lines), and the file's bytes
+        // bound the names' bytes (each line holds its name and a newline).
         let lines = count_lines(&f).map_err(|source| DomainsError::Io { line: 0, source })?;
-        self.reserve(lines);
-        if let Ok(meta) = f.metadata() {
-            let want = usize::try_from(meta.len())
-                .unwrap_or(0)
-                .min(u32::MAX as usize);
-            if want > self.arena.capacity() - self.arena.len() {
-                self.arena.reserve_exact(want);
-                advise_huge_pages(&self.arena);
-            }
-        }
+        let bytes = f
+            .metadata()
+            .ok()
+            .and_then(|m| usize::try_from(m.len()).ok());
+        self.table.reserve(lines, bytes);
         self.add_lines(std::io::BufReader::with_capacity(1 << 16, f), format, list)
     }
 
@@ -697,16 +592,11 @@ impl DomainSetBuilder {
         }
     }
 
-    /// Freeze: spare capacity is returned to the allocator.
+    /// Freeze: an over-estimated reservation is given back.
     pub fn build(mut self) -> DomainSet {
-        self.arena.shrink_to_fit();
-        self.lists.shrink_to_fit();
+        self.table.shrink_if_sparse();
         DomainSet {
-            arena: self.arena,
             table: self.table,
-            mask: self.mask,
-            len: self.len,
-            lists: self.lists,
             report: self.report,
         }
     }
@@ -727,13 +617,6 @@ fn count_lines(f: &std::fs::File) -> std::io::Result<usize> {
     }
     r.seek(std::io::SeekFrom::Start(0))?;
     Ok(n + 1)
-}
-
-fn new_table(slots: usize) -> Vec<u64> {
-    let mut t = Vec::with_capacity(slots);
-    advise_huge_pages(&t);
-    t.resize(slots, EMPTY);
-    t
 }
 
 /// Ask for transparent huge pages on a big buffer: random probes into tens
@@ -760,19 +643,6 @@ fn advise_huge_pages<T>(v: &Vec<T>) {
             );
         }
     }
-}
-
-fn table_slots(rules: usize) -> usize {
-    // Load factor at most 0.8.
-    (rules.saturating_mul(5) / 4 + 1).next_power_of_two()
-}
-
-fn place(table: &mut [u64], mask: usize, hash: u64, off: u32) {
-    let mut i = (hash as usize) & mask;
-    while table[i] != EMPTY {
-        i = (i + 1) & mask;
-    }
-    table[i] = (hash >> 32) << 32 | u64::from(off);
 }
 
 /// Check a rule (before lowercasing): LDH plus `_`, label and name lengths,
@@ -932,7 +802,7 @@ impl DomainFilter {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
 
     fn set(text: &str, format: ListFormat) -> DomainSet {
         DomainSet::from_lines(text.as_bytes(), format).expect("in-memory read")
@@ -1176,6 +1046,18 @@ mod tests {
         prop::collection::vec(label(), 1..5).prop_map(|v| v.join("."))
     }
 
+    /// Also names past the inline limit (stored out of line) and up to
+    /// the 253-byte maximum.
+    fn long_domain() -> impl Strategy<Value = String> {
+        let label = prop_oneof![
+            3 => label(),
+            1 => "[a-z]{30,63}",
+        ];
+        prop::collection::vec(label, 1..6)
+            .prop_map(|v| v.join("."))
+            .prop_filter("at most 253 bytes", |d| d.len() <= MAX_NAME_LEN)
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
         #[test]
@@ -1201,6 +1083,37 @@ mod tests {
                 prop_assert!(s.contains(r));
                 let sub = format!("zz.{r}");
                 prop_assert!(s.contains(&sub));
+            }
+        }
+
+        #[test]
+        fn long_names_and_many_lists_match_naive_model(
+            rules in prop::collection::vec((long_domain(), 0u16..300), 0..80),
+            queries in prop::collection::vec(long_domain(), 1..40),
+        ) {
+            let mut b = DomainSetBuilder::new();
+            let mut naive: HashMap<String, u16> = HashMap::new();
+            for (r, list) in &rules {
+                let added = b.insert(r, *list).expect("generated rules are valid");
+                let key = r.to_ascii_lowercase();
+                let new = !naive.contains_key(&key);
+                // The first list a rule came from is kept.
+                naive.entry(key).or_insert(*list);
+                prop_assert_eq!(added == Inserted::Added, new);
+            }
+            let s = b.build();
+            let keys: HashSet<String> = naive.keys().cloned().collect();
+            prop_assert_eq!(s.len(), keys.len());
+            let mut listed: Vec<&str> = s.iter().collect();
+            listed.sort_unstable();
+            let mut want: Vec<&str> = keys.iter().map(String::as_str).collect();
+            want.sort_unstable();
+            prop_assert_eq!(listed, want);
+            for q in queries.iter().chain(rules.iter().map(|r| &r.0)) {
+                let got = s.lookup(q).map(|m| (m.rule.to_string(), m.list));
+                let rule = naive_lookup(&keys, q);
+                let want = rule.map(|r| { let l = naive[&r]; (r, l) });
+                prop_assert_eq!(got, want, "query {}", q);
             }
         }
 
