@@ -261,19 +261,22 @@ fn lan_dns_works_again_soon_after_the_agent_is_killed_while_a_blocked_cidr_stays
     let killed = Instant::now();
     let status = t.lab.signal_and_wait(agent, "KILL");
     assert!(!status.success(), "agent exit: {status:?}");
+    // The mark is read in the kernel (fast); a dig may wait out its 1 s
+    // timeout when the router rate-limits its port-unreachable answers.
+    let gone = wait_for(20, || !live_set(&t).contains("lan0"));
+    let mark_gone = killed.elapsed();
     let back = wait_for(20, || {
         answered_by_the_lans_resolver(&t, INTERNET, "A", INTERNET)
     });
     let lapse = killed.elapsed();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     eprintln!(
-        "LAN DNS answered by its own resolver {:.2} s after the agent was killed (load {})",
+        "after the agent was killed: live mark gone in {:.2} s, LAN DNS answered by its own resolver in {:.2} s (load {})",
+        mark_gone.as_secs_f64(),
         lapse.as_secs_f64(),
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
+    assert!(gone, "the live mark outlived the agent: {}", live_set(&t));
     assert!(
         back,
         "the LAN's DNS still goes to the dead agent: {}",

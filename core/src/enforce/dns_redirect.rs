@@ -10,7 +10,10 @@
 //! when it stops ([`lapse_script`]). When the agent dies the element
 //! expires and new DNS flows go to the resolver the client asked; the
 //! blocks held in the policy table (CIDRs, ports, suspension) and the name
-//! refusals stay.
+//! refusals stay. NAT is decided at a flow's first packet: a flow redirected
+//! before the lapse stays redirected until conntrack forgets it (UDP: 30 s
+//! without a packet). Stub resolvers send each query from a fresh source
+//! port, a new flow, so their queries after the lapse are not affected.
 //!
 //! The table `inet simpul_dns` is apart from the policy table, which every
 //! policy change replaces whole: the set and its element survive a policy
