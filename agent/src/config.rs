@@ -304,7 +304,8 @@ pub struct EnforceConfig {
     /// one event per this many seconds; the first is reported at once.
     pub attempt_fold_secs: u64,
     /// How long a connection refused because of a blocked TLS/QUIC/HTTP
-    /// name stays refused in the kernel (client, server and port).
+    /// name stays refused in the kernel (its 5-tuple: the connection's
+    /// retransmissions and late packets, not the server's other sites).
     pub name_block_secs: u64,
     /// The agency's DNS responder (absent: no DNS answering by the agent).
     pub dns: Option<DnsConfig>,
@@ -321,7 +322,7 @@ impl Default for EnforceConfig {
             wan_interface: None,
             always_allow: Vec::new(),
             attempt_fold_secs: 10,
-            name_block_secs: 300,
+            name_block_secs: 120,
             dns: None,
             keep_offloads: false,
         }

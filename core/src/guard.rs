@@ -2,7 +2,8 @@
 //! name the capture learns is checked against the blocking rules, so each
 //! attempt the kernel refuses becomes an event, and a blocked name seen in
 //! a TLS/QUIC ClientHello or HTTP request becomes a kernel entry for that
-//! client, server and port (the kernel cannot read names itself).
+//! one connection (the kernel cannot read names itself; other names served
+//! from the same address stay reachable).
 //!
 //! Pure: the kernel entries leave through a channel to `enforce::names`,
 //! events through the caller's closure; time is the packet time.
@@ -20,11 +21,12 @@ use crate::policy::matcher::{BlockMatcher, RuleHit};
 
 const NS: u64 = 1_000_000_000;
 
-/// A connection to refuse in the kernel for a while: `client` → `server`
-/// on `proto`/`port`, because of a blocked name.
+/// A connection to refuse in the kernel for a while, because of a blocked
+/// name: `client`:`client_port` → `server`:`port` on `proto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NameBlock {
     pub client: IpAddr,
+    pub client_port: u16,
     pub server: IpAddr,
     pub proto: u8,
     pub port: u16,
@@ -33,7 +35,9 @@ pub struct NameBlock {
 /// What the kernel side is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KernelRequest {
-    Block(NameBlock),
+    /// `seen_ns`: the packet time of the naming packet (capture → kernel
+    /// latency is measured from it).
+    Block { tuple: NameBlock, seen_ns: u64 },
     /// The policy changed: forget every name-triggered entry.
     Clear,
 }
@@ -50,9 +54,9 @@ pub struct GuardStats {
 pub struct Guard {
     matcher: Option<Arc<BlockMatcher>>,
     log: AttemptLog,
-    /// Tuples refused because of a name: later connections on them are
-    /// reported under the same name and rule (the kernel refuses them
-    /// before any ClientHello could be seen).
+    /// Connections refused because of a name: a later connection reusing
+    /// one's ports is reported under the same name and rule (the kernel
+    /// refuses it before any ClientHello could be seen).
     named: HashMap<NameBlock, (RuleHit, String, u64)>,
     kernel: Option<Sender<KernelRequest>>,
     hold_ns: u64,
@@ -114,22 +118,25 @@ impl Guard {
         }
     }
 
-    /// A connection's first packet: `client` opens to `server`:`port`.
+    /// A connection's first packet: `tuple.client` opens to `tuple.server`.
     /// Returns whether the tuple is refused because of an earlier blocked
     /// name: the caller reports it through [`Guard::on_refused_end`] when
     /// the connection ends without showing a name of its own.
-    #[allow(clippy::too_many_arguments)]
     pub fn on_new_flow(
         &mut self,
         ts: u64,
-        client: IpAddr,
-        server: IpAddr,
-        proto: u8,
-        port: u16,
+        tuple: NameBlock,
         agencies: &AgencyMap,
         out: &mut impl FnMut(BlockedAttempt),
     ) -> bool {
         let Some(m) = &self.matcher else { return false };
+        let NameBlock {
+            client,
+            server,
+            proto,
+            port,
+            ..
+        } = tuple;
         let ports = proto == 6 || proto == 17;
         if let Some(hit) = m.check_connection(client, server, proto, port) {
             let target = if ports {
@@ -149,12 +156,6 @@ impl Guard {
             self.log.record(a, agencies, out);
             return false;
         }
-        let tuple = NameBlock {
-            client,
-            server,
-            proto,
-            port,
-        };
         self.named
             .get(&tuple)
             .is_some_and(|(_, _, until)| ts < *until)
@@ -184,37 +185,35 @@ impl Guard {
         }
     }
 
-    /// The capture learned the name `client` asked `server`:`port` for.
-    #[allow(clippy::too_many_arguments)]
+    /// The capture learned the name the connection `tuple` asked for.
     pub fn on_name(
         &mut self,
         ts: u64,
-        client: IpAddr,
-        server: IpAddr,
-        proto: u8,
-        port: u16,
+        tuple: NameBlock,
         name: &str,
         method: BlockMethod,
         agencies: &AgencyMap,
         out: &mut impl FnMut(BlockedAttempt),
     ) {
         let Some(m) = &self.matcher else { return };
+        let NameBlock {
+            client,
+            server,
+            proto,
+            port,
+            ..
+        } = tuple;
         if m.always_allowed(client) || m.exempt(server) {
             return;
         }
         let Some(hit) = m.check_name(name, method) else {
             return;
         };
-        let tuple = NameBlock {
-            client,
-            server,
-            proto,
-            port,
-        };
         self.named
             .insert(tuple, (hit.clone(), name.to_string(), ts + self.hold_ns));
         self.name_blocks += 1;
-        self.send(KernelRequest::Block(tuple));
+        // Before the event: the kernel entry is what races the connection.
+        self.send(KernelRequest::Block { tuple, seen_ns: ts });
         let a = attempt(ts, client, server, proto, Some(port), hit, name.to_string());
         self.log.record(a, agencies, out);
     }
@@ -306,39 +305,60 @@ mod tests {
         s.parse().expect("ip")
     }
 
+    fn conn(client: &str, client_port: u16, server: &str, proto: u8, port: u16) -> NameBlock {
+        NameBlock {
+            client: ip(client),
+            client_port,
+            server: ip(server),
+            proto,
+            port,
+        }
+    }
+
     #[test]
-    fn blocked_name_makes_a_kernel_entry_and_later_connections_are_reported() {
+    fn blocked_name_makes_a_kernel_entry_for_that_connection_only() {
         let (mut g, rx, map) = guard("domains = [\"slot88.example\"]\n");
         let mut out = Vec::new();
-        let (c, s) = (ip("10.1.1.5"), ip("198.51.100.7"));
-        assert!(!g.on_new_flow(NS, c, s, 6, 443, &map, &mut |r| out.push(r)));
+        let block = conn("10.1.1.5", 40001, "198.51.100.7", 6, 443);
+        assert!(!g.on_new_flow(NS, block, &map, &mut |r| out.push(r)));
         assert!(out.is_empty(), "no rule for the address itself");
         g.on_name(
             NS,
-            c,
-            s,
-            6,
-            443,
+            block,
             "www.slot88.example",
             BlockMethod::Sni,
             &map,
             &mut |r| out.push(r),
         );
-        let block = NameBlock {
-            client: c,
-            server: s,
-            proto: 6,
-            port: 443,
-        };
-        assert_eq!(rx.try_recv(), Ok(KernelRequest::Block(block)));
+        assert_eq!(
+            rx.try_recv(),
+            Ok(KernelRequest::Block {
+                tuple: block,
+                seen_ns: NS
+            })
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].method, BlockMethod::Sni);
         assert_eq!(out[0].target, "www.slot88.example");
         assert_eq!(out[0].rule, "slot88.example");
-        // The retry never shows a ClientHello (the kernel resets it), yet it
-        // is counted under the name that caused the entry, when it ends.
+        // Another connection from the same client to the same address (an
+        // allowed name on a shared host) is not refused.
+        let other = conn("10.1.1.5", 40002, "198.51.100.7", 6, 443);
+        assert!(!g.on_new_flow(NS, other, &map, &mut |r| out.push(r)));
+        g.on_name(
+            NS,
+            other,
+            "portal.go.id",
+            BlockMethod::Sni,
+            &map,
+            &mut |r| out.push(r),
+        );
+        assert!(rx.try_recv().is_err(), "allowed names make no entry");
+        // A connection reusing the refused ports never shows a ClientHello
+        // (the kernel resets it), yet it is counted under the name that
+        // caused the entry, when it ends.
         for i in 2..5 {
-            assert!(g.on_new_flow(i * NS, c, s, 6, 443, &map, &mut |r| out.push(r)));
+            assert!(g.on_new_flow(i * NS, block, &map, &mut |r| out.push(r)));
             g.on_refused_end(i * NS, block, &map, &mut |r| out.push(r));
         }
         g.tick(20 * NS, &map, &mut |r| out.push(r));
@@ -347,21 +367,8 @@ mod tests {
         assert_eq!(out[1].target, "www.slot88.example");
         // After the hold time the tuple is free again.
         g.tick(62 * NS, &map, &mut |r| out.push(r));
-        assert!(!g.on_new_flow(63 * NS, c, s, 6, 443, &map, &mut |r| out.push(r)));
+        assert!(!g.on_new_flow(63 * NS, block, &map, &mut |r| out.push(r)));
         assert_eq!(out.len(), 2);
-        // Allowed names make no entry.
-        g.on_name(
-            64 * NS,
-            c,
-            s,
-            6,
-            443,
-            "portal.go.id",
-            BlockMethod::Http,
-            &map,
-            &mut |r| out.push(r),
-        );
-        assert!(rx.try_recv().is_err());
     }
 
     #[test]
@@ -371,10 +378,7 @@ mod tests {
         for port in 1..=6 {
             g.on_name(
                 NS,
-                ip("10.0.0.1"),
-                ip("192.0.2.1"),
-                6,
-                port,
+                conn("10.0.0.1", 50000 + port, "192.0.2.1", 6, 443),
                 "x.example",
                 BlockMethod::Sni,
                 &map,
@@ -393,33 +397,13 @@ mod tests {
     fn address_rules_name_the_socket() {
         let (mut g, _rx, map) = guard("cidrs = [\"203.0.113.0/24\"]\n");
         let mut out = Vec::new();
-        g.on_new_flow(
-            NS,
-            ip("10.0.0.1"),
-            ip("203.0.113.9"),
-            6,
-            80,
-            &map,
-            &mut |r| out.push(r),
-        );
-        g.on_new_flow(
-            NS,
-            ip("10.0.0.1"),
-            ip("2001:db8::1"),
-            6,
-            80,
-            &map,
-            &mut |r| out.push(r),
-        );
-        g.on_new_flow(
-            NS,
-            ip("10.0.0.1"),
-            ip("203.0.113.9"),
-            1,
-            0,
-            &map,
-            &mut |r| out.push(r),
-        );
+        for c in [
+            conn("10.0.0.1", 40000, "203.0.113.9", 6, 80),
+            conn("10.0.0.1", 40000, "2001:db8::1", 6, 80),
+            conn("10.0.0.1", 0, "203.0.113.9", 1, 0),
+        ] {
+            g.on_new_flow(NS, c, &map, &mut |r| out.push(r));
+        }
         let targets: Vec<&str> = out.iter().map(|r| r.target.as_str()).collect();
         assert_eq!(targets, ["203.0.113.9:80", "203.0.113.9"]);
         assert_eq!(out[1].port, None);

@@ -91,7 +91,7 @@ impl Default for ProcessorConfig {
                 max_packets: 12,
             },
             attempt_fold_secs: 10,
-            name_block_secs: 300,
+            name_block_secs: 120,
         }
     }
 }
@@ -367,16 +367,10 @@ impl<S: RecordSink> Processor<S> {
         if obs.created {
             attribute(&key, initiator, &mut flow.ext, agencies, dns, stats);
             if guard.active() {
-                let server = initiator.other();
-                flow.ext.refused_by_name = guard.on_new_flow(
-                    ts,
-                    key.ip(initiator),
-                    key.ip(server),
-                    key.proto,
-                    key.port(server),
-                    agencies,
-                    &mut |b| sink.blocked(b),
-                );
+                flow.ext.refused_by_name =
+                    guard.on_new_flow(ts, connection(&key, initiator), agencies, &mut |b| {
+                        sink.blocked(b)
+                    });
             }
         }
         let ext = &mut flow.ext;
@@ -406,13 +400,9 @@ impl<S: RecordSink> Processor<S> {
                     if let (Some((name, method)), true) = (named, guard.active()) {
                         // It showed its name, so the kernel did not refuse it.
                         ext.refused_by_name = false;
-                        let server = initiator.other();
                         guard.on_name(
                             ts,
-                            key.ip(initiator),
-                            key.ip(server),
-                            key.proto,
-                            key.port(server),
+                            connection(&key, initiator),
                             name,
                             method,
                             agencies,
@@ -664,6 +654,18 @@ fn learn_dns(
     }
 }
 
+/// The flow as the connection a name block refuses: its initiator is the client.
+fn connection(key: &FlowKey, initiator: Side) -> crate::guard::NameBlock {
+    let server = initiator.other();
+    crate::guard::NameBlock {
+        client: key.ip(initiator),
+        client_port: key.port(initiator),
+        server: key.ip(server),
+        proto: key.proto,
+        port: key.port(server),
+    }
+}
+
 fn export<S: RecordSink>(
     e: Export<'_, FlowExt>,
     agencies: &AgencyMap,
@@ -673,16 +675,9 @@ fn export<S: RecordSink>(
     interim_out: bool,
 ) {
     if e.ext.refused_by_name && e.kind == simpul_proto::RecordKind::Final {
-        let key = e.key;
-        let (client, server) = (e.core.initiator, e.core.initiator.other());
         guard.on_refused_end(
             e.core.first_ts,
-            crate::guard::NameBlock {
-                client: key.ip(client),
-                server: key.ip(server),
-                proto: key.proto,
-                port: key.port(server),
-            },
+            connection(e.key, e.core.initiator),
             agencies,
             &mut |b| sink.blocked(b),
         );

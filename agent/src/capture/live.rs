@@ -132,6 +132,10 @@ impl Drop for InlineRing {
 
 const BATCH_FRAMES: usize = 64;
 const BATCH_MAX_AGE: Duration = Duration::from_millis(5);
+/// After a frame that may name a blocked site, batches go as soon as the
+/// socket is drained, for this long (a ClientHello or QUIC Initial in two
+/// packets arrives back to back): a name block races the server's answer.
+const URGENT_WINDOW: Duration = Duration::from_millis(10);
 
 impl LiveCapture {
     /// Open every configured interface and start capturing.
@@ -435,7 +439,23 @@ fn capture_loop(
     let mut batch = Batch::default();
     let mut batch_started = Instant::now();
     let mut last_stats = Instant::now();
+    let mut urgent_until: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
+        // Without this, a lone frame waits for the next one or the 100 ms
+        // read timeout.
+        if !batch.frames.is_empty()
+            && urgent_until.is_some_and(|t| Instant::now() < t)
+            && !readable_now(fd)
+        {
+            let n = batch.frames.len() as u64;
+            match tx.try_send(std::mem::take(&mut batch)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    stats.queue_drops.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(TrySendError::Disconnected(_)) => break,
+            }
+        }
         match rx.next() {
             Ok(frame) => {
                 let ts = now_ns();
@@ -445,6 +465,9 @@ fn capture_loop(
                 let off = batch.data.len() as u32;
                 batch.data.extend_from_slice(frame);
                 batch.frames.push((ts, off, frame.len() as u32));
+                if crate::enforce::names::may_carry_name(frame) {
+                    urgent_until = Some(Instant::now() + URGENT_WINDOW);
+                }
                 stats.frames.fetch_add(1, Ordering::Relaxed);
                 stats.bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
             }
@@ -476,6 +499,17 @@ fn capture_loop(
         let _ = tx.send_timeout(batch, Duration::from_millis(200));
     }
     read_kernel_stats(fd, &stats);
+}
+
+/// Whether a frame is waiting on the socket (poll without waiting).
+fn readable_now(fd: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: p is valid for the duration of the call.
+    unsafe { libc::poll(&mut p, 1, 0) > 0 }
 }
 
 /// SO_RCVBUFFORCE (root) ignores net.core.rmem_max; fall back to SO_RCVBUF.

@@ -15,6 +15,7 @@
 pub mod apply;
 pub mod dns_live;
 pub mod names;
+pub mod netlink;
 pub mod offloads;
 
 use std::time::Instant;
