@@ -8,6 +8,8 @@ import {
 } from './i18n.js';
 import { h, setText, showTableMessage, formMessage, when } from './dom.js';
 import { renderTable } from './table.js';
+import { rankOf } from './sorting.js';
+import { SEVERITIES } from './alarms.js';
 import { getJSON, postJSON } from './api.js';
 import * as paths from './paths.js';
 import { loadError } from './errors.js';
@@ -294,7 +296,7 @@ export class NodeView {
 
   renderIncidents(list, now) {
     renderTable(this.c.incidents, [
-      { h: 'col.severity', cell: (i) => h('span', { class: `sev sev-${i.severity}`, text: t(`sev.${i.severity}`) }) },
+      { h: 'col.severity', cell: (i) => h('span', { class: `sev sev-${i.severity}`, text: t(`sev.${i.severity}`) }), sortValue: (i) => rankOf(SEVERITIES, i.severity) },
       { h: 'col.kind', cell: (i) => h('span', { class: `kind kind-${i.kind}`, text: t(`kind.${i.kind}`) }) },
       { h: 'col.started', cell: (i) => when(i.started_ms), cls: 'num', title: (i) => fmtDateTime(i.started_ms), sortValue: (i) => i.started_ms },
       { h: 'col.duration', cell: (i) => (i.resolved_ms == null ? `${fmtSpan(now - i.started_ms)} · ${t('inc.ongoing')}` : fmtSpan(i.resolved_ms - i.started_ms)), cls: 'num', sortValue: (i) => (i.resolved_ms ?? now) - i.started_ms },

@@ -50,6 +50,16 @@ export function sortRows(rows, keyOf, dir) {
     .map(([r]) => r);
 }
 
+/**
+ * A value's place in a ranked list as a sort key, the list's first highest
+ * (severities worst first: sorting largest first starts with the worst);
+ * not in the list: blank.
+ */
+export function rankOf(list, v) {
+  const i = list.indexOf(v);
+  return i < 0 ? null : list.length - i;
+}
+
 /** The words of a filter, lower case ("" → none). */
 export function filterWords(query) {
   return String(query || '').toLocaleLowerCase().split(/\s+/).filter(Boolean);

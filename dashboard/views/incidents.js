@@ -8,6 +8,7 @@ import * as paths from '../paths.js';
 import { loadError } from '../errors.js';
 import { h, setText, showTableMessage, when } from '../dom.js';
 import { renderTable } from '../table.js';
+import { rankOf } from '../sorting.js';
 import { ownAgency } from '../session.js';
 import { windowCovers } from '../maintenance.js';
 import { cache, serverNow, agencyLabel, agencies, onReset } from '../state.js';
@@ -19,8 +20,7 @@ import { RangePicker, rangeFromHash, bounds, HISTORY_PRESETS } from '../timerang
 const HOUR = 3600e3;
 const DAY = 86400e3;
 
-/** Worst highest, so that sorting by severity (largest first) starts with critical. */
-const sevRank = (sev) => (SEVERITIES.includes(sev) ? SEVERITIES.length - SEVERITIES.indexOf(sev) : null);
+const sevRank = (sev) => rankOf(SEVERITIES, sev);
 
 /**
  * The timeline's axis, in the NOC's zone: [ms, label] every 15 min,

@@ -13,7 +13,7 @@ import {
   SHOTS, apiLogin, apiFetch, getJSON, launchBrowser, loginPage, startCollector, waitFor, pageKit,
 } from './helpers.js';
 import {
-  compareKeys, sortRows, isBlank, filterWords, matchesWords, firstDir, nextSort,
+  compareKeys, sortRows, isBlank, filterWords, matchesWords, firstDir, nextSort, rankOf,
 } from '../../dashboard/sorting.js';
 
 describe('sorting.js: what rows sort and filter on', () => {
@@ -43,6 +43,12 @@ describe('sorting.js: what rows sort and filter on', () => {
     assert.deepEqual(sortRows(['10.0.0.12', '10.0.0.9', '10.0.1.1'], (s) => s, 'asc'), ['10.0.0.9', '10.0.0.12', '10.0.1.1']);
     assert.deepEqual(sortRows(['v2', 7, 'abc', 3], (s) => s, 'asc'), [3, 7, 'abc', 'v2']);
     assert.equal(compareKeys(true, false), 1);
+  });
+
+  it('a ranked list (severities) sorts worst first, largest first', () => {
+    const sev = ['critical', 'major', 'minor', 'info'];
+    const rows = ['minor', 'critical', 'bogus', 'info', 'major'];
+    assert.deepEqual(sortRows(rows, (s) => rankOf(sev, s), firstDir(rows.map((s) => rankOf(sev, s)))), ['critical', 'major', 'minor', 'info', 'bogus']);
   });
 
   it('a filter keeps rows holding every word, in any case', () => {
