@@ -334,11 +334,14 @@ class TokensPart {
 
   /** The new token, once: copy it now, it cannot be shown again. */
   showCreated(made) {
-    this.created.replaceChildren(
+    // replaceChildren prints a null as the text "null": leave the wall URL out instead.
+    const parts = [
       h('h3', { class: 'part-title', text: t('tokens.once.title', { name: made.name }) }),
       h('p', { class: 'note warn-note', text: t('tokens.once') }),
       secretBox(t('tokens.token'), made.token, 'token-value'),
-      made.kiosk ? secretBox(t('tokens.wallUrl'), kioskUrl(made.token), 'token-url') : null,
+    ];
+    if (made.kiosk) parts.push(secretBox(t('tokens.wallUrl'), kioskUrl(made.token), 'token-url'));
+    this.created.replaceChildren(...parts,
       h('button', { type: 'button', class: 'btn', 'data-testid': 'token-dismiss', text: t('tokens.dismiss'), onclick: () => { this.created.replaceChildren(); this.created.hidden = true; } }));
     this.created.dataset.id = made.id;
     this.created.hidden = false;

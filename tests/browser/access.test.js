@@ -519,6 +519,7 @@ describe('Simpul dashboard: logins, roles and admin screens (collector demo)', {
     const token = await page.getByTestId('token-value').inputValue();
     assert.equal(token, made.token);
     assert.match(token, /^spl_/);
+    assert.ok(!(await page.getByTestId('token-created').textContent()).includes('null'), 'no stray "null" in the new-token panel');
     const tRow = page.getByTestId(`token-row-${made.id}`);
     await tRow.waitFor();
     assert.equal(await tRow.getAttribute('data-state'), 'active');
@@ -573,8 +574,14 @@ describe('Simpul dashboard: logins, roles and admin screens (collector demo)', {
     // In English too.
     await page.getByTestId('lang-switch').click();
     await waitFor(async () => (await page.locator('#h-audit').textContent()) === 'Audit log', { message: 'English audit page' });
-    assert.deepEqual(await page.locator('[data-testid="audit-table"] thead th').allTextContents(),
-      ['Time', 'Actor', 'Address', 'Action', 'Target', 'Outcome', 'Detail']);
+    // The heading changes before the table is drawn again: wait for the headers themselves.
+    const english = ['Time', 'Actor', 'Address', 'Action', 'Target', 'Outcome', 'Detail'];
+    let heads = [];
+    await waitFor(async () => {
+      heads = await page.locator('[data-testid="audit-table"] thead th').allTextContents();
+      return JSON.stringify(heads) === JSON.stringify(english);
+    }, { message: 'English audit headers' }).catch(() => {});
+    assert.deepEqual(heads, english);
     await page.getByTestId('lang-switch').click();
     await waitFor(async () => (await page.getAttribute('html', 'lang')) === 'id', { message: 'back to Indonesian' });
     assertClean(watch, 'admin screens');
