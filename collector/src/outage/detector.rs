@@ -6,8 +6,13 @@
 //!   closed link shortens that to `link_grace_ms` (an agent that restarts
 //!   reconnects well within it; one that died does not), because waiting the
 //!   full silence for a link we know is gone only delays the alert.
-//! - UP again only after `up_after_heartbeats` heartbeats in a row: one
-//!   stray packet through a dying rural link is not a recovery.
+//! - UP again only after `up_after_heartbeats` heartbeats in a row, spaced
+//!   at least `up_spacing_ms` apart on arrival: one stray packet through a
+//!   dying rural link is not a recovery, and neither is a burst of
+//!   heartbeats the link held during the cut and delivers together. Arrival
+//!   spacing, not the agent's `sent_ms`: a queued burst carries send times
+//!   2 s apart (they were sent during the cut), so only arrival shows whether
+//!   the link carries traffic over time now; it also ignores clock skew.
 //! - A node with a parent that goes silent is held for `group_wait_ms`: if
 //!   the parent goes down meanwhile the child is UNREACHABLE (recorded, not
 //!   alerted; the parent's alert names it), else it is DOWN on its own.
@@ -19,14 +24,23 @@
 //! - Nothing goes DOWN before `startup_grace_ms` after the detector started:
 //!   after a collector restart every node looks silent until its agent
 //!   reconnects.
+//!
+//! Every node keeps the time its state can next change by the clock alone
+//! (its silence deadline, group wait, grace, flap window) in an ordered
+//! index; [`Detector::next_deadline_ms`] tells the caller when to call
+//! [`Detector::tick`], so DOWN lands at the deadline itself, not on the next
+//! coarse tick after it, and a tick visits only the nodes that are due.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DetectorConfig {
     pub down_after_ms: u64,
     pub link_grace_ms: u64,
     pub up_after_heartbeats: u32,
+    /// Heartbeats arriving closer than this after the last one counted
+    /// towards UP do not count again (a burst is one heartbeat).
+    pub up_spacing_ms: u64,
     /// Heartbeats further apart than this are not "in a row".
     pub consecutive_gap_ms: u64,
     pub group_wait_ms: u64,
@@ -42,6 +56,7 @@ impl DetectorConfig {
             down_after_ms,
             link_grace_ms: (heartbeat_interval_ms * 2).min(down_after_ms),
             up_after_heartbeats: 2,
+            up_spacing_ms: heartbeat_interval_ms / 2,
             consecutive_gap_ms: heartbeat_interval_ms * 2,
             group_wait_ms: heartbeat_interval_ms * 2,
             flap_window_ms: 10 * 60 * 1000,
@@ -108,11 +123,20 @@ pub enum Event {
 
 #[derive(Debug)]
 struct Node {
+    /// Index into `Detector::names` (the deadline index holds ids).
+    id: u32,
     status: Status,
     parent: Option<String>,
     last_heartbeat_ms: Option<u64>,
-    /// Heartbeats in a row while not up.
+    /// Silent since this time when never heard from: the detector's start
+    /// for the registry's nodes, the link's opening for a new one.
+    known_since_ms: u64,
+    /// Spaced heartbeats in a row while not up.
     streak: u32,
+    /// Arrival of the last heartbeat that counted towards `streak`.
+    last_counted_ms: Option<u64>,
+    /// This node's entry in `Detector::due`.
+    due_ms: Option<u64>,
     /// The link closed at this time and has not come back.
     link_closed_ms: Option<u64>,
     /// Silent (deadline passed) since this time, waiting for the parent.
@@ -126,12 +150,16 @@ struct Node {
 }
 
 impl Node {
-    fn new(parent: Option<String>) -> Self {
+    fn new(id: u32, parent: Option<String>, known_since_ms: u64) -> Self {
         Node {
+            id,
             status: Status::Unknown,
             parent,
             last_heartbeat_ms: None,
+            known_since_ms,
             streak: 0,
+            last_counted_ms: None,
+            due_ms: None,
             link_closed_ms: None,
             pending_since_ms: None,
             grace_until_ms: None,
@@ -146,6 +174,12 @@ pub struct Detector {
     cfg: DetectorConfig,
     started_ms: u64,
     nodes: BTreeMap<String, Node>,
+    /// Node names by id.
+    names: Vec<String>,
+    /// Direct children of each parent (for the nodes a change reaches).
+    children: HashMap<String, BTreeSet<String>>,
+    /// (time, node id): when each node's state can next change by itself.
+    due: BTreeSet<(u64, u32)>,
 }
 
 impl Detector {
@@ -154,7 +188,17 @@ impl Detector {
             cfg,
             started_ms: now_ms,
             nodes: BTreeMap::new(),
+            names: Vec::new(),
+            children: HashMap::new(),
+            due: BTreeSet::new(),
         }
+    }
+
+    /// When [`Detector::tick`] next has work: the earliest deadline of any
+    /// node (None: nothing changes until a heartbeat or a link event).
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        let grace_end = self.started_ms.saturating_add(self.cfg.startup_grace_ms);
+        self.due.first().map(|&(t, _)| t.max(grace_end))
     }
 
     pub fn config(&self) -> &DetectorConfig {
@@ -167,12 +211,24 @@ impl Detector {
         let parent = parent
             .filter(|p| *p != node && !self.is_ancestor(node, p))
             .map(str::to_string);
-        match self.nodes.get_mut(node) {
-            Some(n) => n.parent = parent,
-            None => {
-                self.nodes.insert(node.to_string(), Node::new(parent));
+        self.add_node_if_missing(node);
+        let Some(n) = self.nodes.get_mut(node) else {
+            return;
+        };
+        let old = std::mem::replace(&mut n.parent, parent.clone());
+        if old == parent {
+            return;
+        }
+        if let Some(o) = old {
+            if let Some(set) = self.children.get_mut(&o) {
+                set.remove(node);
             }
         }
+        if let Some(p) = parent {
+            self.children.entry(p).or_default().insert(node.to_string());
+        }
+        // Another parent may be down or up: look at the node now.
+        self.schedule_at(node, Some(0));
     }
 
     /// A node whose outage is still open from before a restart: it stays
@@ -185,7 +241,10 @@ impl Detector {
             n.raw_up = false;
             n.last_heartbeat_ms = Some(last_seen_ms);
             n.streak = 0;
+            n.last_counted_ms = None;
         }
+        self.reschedule(node);
+        self.touch_descendants(node, 0);
     }
 
     pub fn status(&self, node: &str) -> Option<Status> {
@@ -236,30 +295,137 @@ impl Detector {
         root
     }
 
-    pub fn link_opened(&mut self, node: &str) {
+    /// A link from `node` opened at `now_ms`. A node never heard from is
+    /// silent from now, not from the detector's start: its first heartbeat
+    /// follows on the same link, and must not find it already DOWN.
+    pub fn link_opened(&mut self, node: &str, now_ms: u64) {
         self.add_node_if_missing(node);
         if let Some(n) = self.nodes.get_mut(node) {
             n.link_closed_ms = None;
+            if n.last_heartbeat_ms.is_none() {
+                n.known_since_ms = n.known_since_ms.max(now_ms);
+            }
         }
+        self.reschedule(node);
     }
 
     pub fn link_closed(&mut self, node: &str, now_ms: u64) {
         if let Some(n) = self.nodes.get_mut(node) {
             n.link_closed_ms = Some(now_ms);
             n.streak = 0;
+            n.last_counted_ms = None;
         }
+        self.reschedule(node);
     }
 
     fn add_node_if_missing(&mut self, node: &str) {
         if !self.nodes.contains_key(node) {
-            self.nodes.insert(node.to_string(), Node::new(None));
+            let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+            self.names.push(node.to_string());
+            let since = self.started_ms;
+            self.nodes
+                .insert(node.to_string(), Node::new(id, None, since));
+            self.reschedule(node);
         }
+    }
+
+    /// When `n`'s state can next change by the clock alone.
+    fn next_due(&self, n: &Node) -> Option<u64> {
+        let cfg = &self.cfg;
+        let mut due: Option<u64> = None;
+        let mut at = |t: u64| due = Some(due.map_or(t, |d| d.min(t)));
+        if n.status == Status::Flapping {
+            if let Some(&first) = n.changes.front() {
+                // Changes older than the window are dropped strictly after it.
+                at(first.saturating_add(cfg.flap_window_ms).saturating_add(1));
+            }
+        }
+        if !n.raw_up && n.status == Status::Unreachable {
+            // Waiting for its down ancestor (whose recovery touches it), then
+            // for its grace.
+            if let Some(g) = n.grace_until_ms {
+                at(g);
+            }
+        } else if n.raw_up || n.status == Status::Unknown {
+            match n.pending_since_ms {
+                Some(p) => at(p.saturating_add(cfg.group_wait_ms)),
+                None => {
+                    let silent_since = n.last_heartbeat_ms.unwrap_or(n.known_since_ms);
+                    let mut deadline = silent_since.saturating_add(cfg.down_after_ms);
+                    if let Some(closed) = n.link_closed_ms {
+                        deadline = deadline.min(closed.saturating_add(cfg.link_grace_ms));
+                    }
+                    at(deadline);
+                }
+            }
+        }
+        let grace_end = self.started_ms.saturating_add(cfg.startup_grace_ms);
+        due.map(|d| d.max(grace_end))
+    }
+
+    /// Put `node` in the deadline index at `at` (None: not due).
+    fn schedule_at(&mut self, node: &str, at: Option<u64>) {
+        let Some(n) = self.nodes.get_mut(node) else {
+            return;
+        };
+        if n.due_ms == at {
+            return;
+        }
+        if let Some(old) = n.due_ms {
+            self.due.remove(&(old, n.id));
+        }
+        if let Some(t) = at {
+            self.due.insert((t, n.id));
+        }
+        n.due_ms = at;
+    }
+
+    fn reschedule(&mut self, node: &str) {
+        let due = self.nodes.get(node).and_then(|n| self.next_due(n));
+        self.schedule_at(node, due);
+    }
+
+    /// Every node below `node`, sorted by name.
+    fn descendants(&self, node: &str) -> Vec<String> {
+        let mut out = BTreeSet::new();
+        let mut todo = vec![node.to_string()];
+        while let Some(p) = todo.pop() {
+            for c in self.children.get(&p).into_iter().flatten() {
+                if c != node && out.insert(c.clone()) {
+                    todo.push(c.clone());
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// `node` changed between up and down: what its descendants wait for
+    /// (an ancestor's recovery) may have happened, so look at them at `now`.
+    fn touch_descendants(&mut self, node: &str, now: u64) {
+        for c in self.descendants(node) {
+            self.schedule_at(&c, Some(now));
+        }
+    }
+
+    fn state_of(&self, node: &str) -> Option<(Status, bool)> {
+        self.nodes.get(node).map(|n| (n.status, n.raw_up))
     }
 
     /// A heartbeat (or any message) from `node` at `now_ms`.
     pub fn heartbeat(&mut self, node: &str, now_ms: u64) -> Vec<Event> {
         self.add_node_if_missing(node);
+        let before = self.state_of(node);
+        let events = self.heartbeat_inner(node, now_ms);
+        self.reschedule(node);
+        if self.state_of(node) != before {
+            self.touch_descendants(node, now_ms);
+        }
+        events
+    }
+
+    fn heartbeat_inner(&mut self, node: &str, now_ms: u64) -> Vec<Event> {
         let up_after = self.cfg.up_after_heartbeats.max(1);
+        let spacing = self.cfg.up_spacing_ms;
         let mut events = Vec::new();
         let Some(n) = self.nodes.get_mut(node) else {
             return events;
@@ -268,6 +434,7 @@ impl Detector {
             .is_some_and(|prev| now_ms.saturating_sub(prev) > self.cfg.consecutive_gap_ms)
         {
             n.streak = 0;
+            n.last_counted_ms = None;
         }
         n.last_heartbeat_ms = Some(now_ms);
         n.link_closed_ms = None;
@@ -276,18 +443,26 @@ impl Detector {
         if n.raw_up {
             return events;
         }
-        n.streak += 1;
+        let spaced = n
+            .last_counted_ms
+            .is_none_or(|c| now_ms.saturating_sub(c) >= spacing);
+        if spaced {
+            n.streak += 1;
+            n.last_counted_ms = Some(now_ms);
+        }
         match n.status {
             // First contact since start: up at once (nothing was alerted).
             Status::Unknown => {
                 n.raw_up = true;
                 n.status = Status::Up;
                 n.streak = 0;
+                n.last_counted_ms = None;
             }
             Status::Unreachable => {
                 n.raw_up = true;
                 n.status = Status::Up;
                 n.streak = 0;
+                n.last_counted_ms = None;
                 events.push(Event::Reachable {
                     node: node.to_string(),
                     at_ms: now_ms,
@@ -296,6 +471,7 @@ impl Detector {
             Status::Down | Status::Flapping if n.streak >= up_after => {
                 n.raw_up = true;
                 n.streak = 0;
+                n.last_counted_ms = None;
                 self.changed(node, now_ms, true, &mut events);
             }
             _ => {}
@@ -304,19 +480,44 @@ impl Detector {
     }
 
     /// Advance time: silences become DOWN/UNREACHABLE, flapping settles.
+    /// Only nodes whose deadline has come are looked at.
     pub fn tick(&mut self, now_ms: u64) -> Vec<Event> {
         let mut events = Vec::new();
         if now_ms < self.started_ms.saturating_add(self.cfg.startup_grace_ms) {
             return events;
         }
-        let names: Vec<String> = self.nodes.keys().cloned().collect();
-        // Parents first where possible: sort by depth so a hub's DOWN is
-        // decided before its children's in the same tick.
-        let mut by_depth: Vec<(usize, String)> =
-            names.into_iter().map(|n| (self.depth(&n), n)).collect();
-        by_depth.sort();
-        for (_, name) in by_depth {
-            self.tick_node(&name, now_ms, &mut events);
+        // A pass can make other nodes due now (a hub's change reaches its
+        // children); a few passes settle that, anything left is due at once
+        // for the next call.
+        for _ in 0..4 {
+            let mut by_depth: Vec<(usize, String)> = Vec::new();
+            while let Some(&(t, id)) = self.due.first() {
+                if t > now_ms {
+                    break;
+                }
+                self.due.pop_first();
+                let Some(name) = self.names.get(id as usize).cloned() else {
+                    continue;
+                };
+                if let Some(n) = self.nodes.get_mut(&name) {
+                    n.due_ms = None;
+                }
+                by_depth.push((self.depth(&name), name));
+            }
+            if by_depth.is_empty() {
+                break;
+            }
+            // Parents first: a hub's DOWN is decided before its children's
+            // in the same tick.
+            by_depth.sort();
+            for (_, name) in by_depth {
+                let before = self.state_of(&name);
+                self.tick_node(&name, now_ms, &mut events);
+                self.reschedule(&name);
+                if self.state_of(&name) != before {
+                    self.touch_descendants(&name, now_ms);
+                }
+            }
         }
         events
     }
@@ -373,7 +574,7 @@ impl Detector {
             self.changed(name, now, false, events);
             return;
         }
-        let silent_since = n.last_heartbeat_ms.unwrap_or(self.started_ms);
+        let silent_since = n.last_heartbeat_ms.unwrap_or(n.known_since_ms);
         let mut deadline = silent_since.saturating_add(cfg.down_after_ms);
         if let Some(closed) = n.link_closed_ms {
             deadline = deadline.min(closed.saturating_add(cfg.link_grace_ms));
@@ -418,6 +619,15 @@ impl Detector {
         let Some(n) = self.nodes.get_mut(name) else {
             return;
         };
+        // Changes older than the window no longer count (a node that is not
+        // flapping is not looked at by `tick` just to forget them).
+        while n
+            .changes
+            .front()
+            .is_some_and(|&t| now.saturating_sub(t) > cfg.flap_window_ms)
+        {
+            n.changes.pop_front();
+        }
         n.changes.push_back(now);
         let flapping = n.status == Status::Flapping;
         if !flapping && n.changes.len() as u32 >= cfg.flap_threshold.max(2) {
@@ -445,13 +655,7 @@ impl Detector {
         // Descendants already silent (held in their group wait, or silent
         // but not yet past it) become unreachable under this root.
         let mut unreachable = Vec::new();
-        let children: Vec<String> = self
-            .nodes
-            .iter()
-            .filter(|(c, _)| c.as_str() != name && self.is_ancestor(name, c))
-            .map(|(c, _)| c.clone())
-            .collect();
-        for c in children {
+        for c in self.descendants(name) {
             let Some(cn) = self.nodes.get_mut(&c) else {
                 continue;
             };
@@ -725,6 +929,199 @@ mod tests {
         });
         assert_eq!(kinds(&evs), ["up a"]);
         assert_eq!(evs[0].0, 106_000);
+    }
+
+    /// Drive `d` only at the instants it asks for (`next_deadline_ms`), as
+    /// the monitor does, with heartbeats at the given times; returns the
+    /// events with their times.
+    fn run_precise(d: &mut Detector, heartbeats: &[(u64, &str)], to: u64) -> Vec<(u64, Event)> {
+        let mut out = Vec::new();
+        let mut hb = heartbeats.iter().peekable();
+        loop {
+            let next_hb = hb.peek().map(|(t, _)| *t);
+            let next_due = d.next_deadline_ms();
+            let t = match (next_hb, next_due) {
+                (Some(h), Some(n)) if n < h => n,
+                (Some(h), _) => h,
+                (None, Some(n)) => n,
+                (None, None) => break,
+            };
+            if t >= to {
+                break;
+            }
+            if next_hb == Some(t) {
+                let (_, node) = hb.next().expect("peeked");
+                out.extend(d.heartbeat(node, t).into_iter().map(|e| (t, e)));
+            } else {
+                out.extend(d.tick(t).into_iter().map(|e| (t, e)));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn down_lands_exactly_at_the_silence_deadline() {
+        let mut d = Detector::new(cfg(), 0);
+        d.add_node("a", None);
+        // Heartbeats every 2 s up to 20 000 + 7 ms: the deadline is 10 s later.
+        let mut hbs: Vec<(u64, &str)> = (0..=10).map(|i| (i * HB, "a")).collect();
+        hbs.push((20_007, "a"));
+        let mut probe = Detector::new(cfg(), 0);
+        probe.add_node("a", None);
+        for &(t, n) in &hbs {
+            probe.heartbeat(n, t);
+        }
+        assert_eq!(probe.next_deadline_ms(), Some(30_007));
+        assert!(probe.tick(30_006).is_empty(), "one ms early is too early");
+        assert_eq!(
+            kinds(
+                &probe
+                    .tick(30_007)
+                    .into_iter()
+                    .map(|e| (0, e))
+                    .collect::<Vec<_>>()
+            ),
+            ["down a "]
+        );
+        // Driven by its own deadlines, nothing else waking it: the DOWN is
+        // at the deadline, not on a later tick.
+        let evs = run_precise(&mut d, &hbs, 60_000);
+        assert_eq!(kinds(&evs), ["down a "]);
+        assert_eq!(evs[0].0, 20_007 + 10_000);
+        match &evs[0].1 {
+            Event::Down {
+                last_seen_ms,
+                at_ms,
+                ..
+            } => {
+                assert_eq!(*last_seen_ms, Some(20_007));
+                assert_eq!(*at_ms, 30_007);
+            }
+            e => panic!("{e:?}"),
+        }
+        // Down, and nothing is due until a heartbeat: no busy ticking.
+        assert_eq!(d.next_deadline_ms(), None);
+    }
+
+    #[test]
+    fn a_closed_link_is_due_at_its_grace() {
+        let mut d = Detector::new(cfg(), 0);
+        d.add_node("a", None);
+        let hbs: Vec<(u64, &str)> = (0..=10).map(|i| (i * HB, "a")).collect();
+        run_precise(&mut d, &hbs, 20_001);
+        d.link_closed("a", 20_100);
+        assert_eq!(d.next_deadline_ms(), Some(24_100));
+        let evs = run_precise(&mut d, &[], 60_000);
+        assert_eq!(kinds(&evs), ["down a "]);
+        assert_eq!(evs[0].0, 24_100);
+    }
+
+    #[test]
+    fn a_burst_of_queued_heartbeats_is_one_heartbeat() {
+        let mut d = Detector::new(cfg(), 0);
+        d.add_node("a", None);
+        let mut hbs: Vec<(u64, &str)> = (0..=10).map(|i| (i * HB, "a")).collect();
+        // Cut after 20 s; down at 30 s. At 41 s the link comes back and
+        // delivers the 5 heartbeats it held, a few ms apart.
+        for k in 0..5 {
+            hbs.push((41_000 + k * 3, "a"));
+        }
+        let evs = run_precise(&mut d, &hbs, 44_000);
+        assert_eq!(kinds(&evs), ["down a "], "a burst is not a recovery");
+        assert_eq!(d.status("a"), Some(Status::Down));
+        // But it is a sign of life: the next spaced heartbeat brings it up.
+        let evs = run_precise(&mut d, &[(43_000, "a")], 44_000);
+        assert_eq!(kinds(&evs), ["up a"]);
+        assert_eq!(evs[0].0, 43_000);
+    }
+
+    #[test]
+    fn k_spaced_heartbeats_bring_a_node_up_and_bursts_never_count_twice() {
+        let mut c = cfg();
+        c.up_after_heartbeats = 3;
+        let mut d = Detector::new(c, 0);
+        d.add_node("a", None);
+        let mut hbs: Vec<(u64, &str)> = (0..=10).map(|i| (i * HB, "a")).collect();
+        // Back at 40 s: bursts of 4 at 40, 42 and 44 s; each burst is one.
+        for base in [40_000, 42_000, 44_000] {
+            for k in 0..4 {
+                hbs.push((base + k, "a"));
+            }
+        }
+        let evs = run_precise(&mut d, &hbs, 50_000);
+        assert_eq!(kinds(&evs), ["down a ", "up a"]);
+        assert_eq!(
+            evs[1].0, 44_000,
+            "the third spaced heartbeat, not the third of a burst"
+        );
+        // `up_spacing_ms` (1 s here) after the last counted one is spaced
+        // enough; 999 ms is not.
+        let mut d = Detector::new(cfg(), 0);
+        d.add_node("a", None);
+        let mut hbs: Vec<(u64, &str)> = (0..=10).map(|i| (i * HB, "a")).collect();
+        hbs.extend([(40_000, "a"), (40_999, "a")]);
+        let evs = run_precise(&mut d, &hbs, 41_000);
+        assert_eq!(kinds(&evs), ["down a "]);
+        let evs = run_precise(&mut d, &[(41_000, "a")], 43_000);
+        assert_eq!(kinds(&evs), ["up a"]);
+        assert_eq!(evs[0].0, 41_000);
+    }
+
+    #[test]
+    fn deadlines_drive_group_waits_and_recoveries_of_children() {
+        // The same topology story as the 100 ms-tick test, driven only by
+        // the detector's own deadlines.
+        let mut d = Detector::new(cfg(), 0);
+        d.add_node("hub", None);
+        d.add_node("c1", Some("hub"));
+        let mut hbs = Vec::new();
+        for i in 0..10 {
+            hbs.push((i * HB, "hub"));
+            hbs.push((i * HB, "c1"));
+        }
+        // The hub goes silent after 18 s; c1 after 16 s (its heartbeat phase).
+        hbs.retain(|&(t, n)| !(n == "c1" && t == 18_000));
+        // Hub back at 40 s and 42 s; c1 back at 48 s and 50 s.
+        for t in [40_000, 42_000, 44_000, 46_000, 48_000, 50_000] {
+            hbs.push((t, "hub"));
+        }
+        hbs.extend([(48_000, "c1"), (50_000, "c1")]);
+        hbs.sort();
+        let evs = run_precise(&mut d, &hbs, 55_000);
+        assert_eq!(
+            kinds(&evs),
+            [
+                "down hub c1",
+                "unreachable c1 <- hub",
+                "up hub",
+                "reachable c1"
+            ]
+        );
+        // c1 was silent first (deadline 26 s) and held for the group wait;
+        // the hub's own deadline (28 s) decided.
+        assert_eq!(evs[0].0, 28_000);
+        assert_eq!(evs[2].0, 42_000);
+        assert_eq!(evs[3].0, 48_000);
+        assert_eq!(d.status("c1"), Some(Status::Up));
+    }
+
+    #[test]
+    fn a_new_node_whose_link_opens_late_is_not_down_before_its_first_heartbeat() {
+        // The link opens a minute after start; its first heartbeat is the
+        // next input. Ticks in between (any other node's deadline) must not
+        // find it silent since the detector's start.
+        let mut d = Detector::new(cfg(), 0);
+        d.link_opened("late", 60_000);
+        assert!(d.tick(60_000).is_empty());
+        assert!(d.tick(60_001).is_empty());
+        assert!(d.heartbeat("late", 60_002).is_empty());
+        assert_eq!(d.status("late"), Some(Status::Up));
+        // Opened and never heard: down a silence after the opening.
+        let mut d = Detector::new(cfg(), 0);
+        d.link_opened("mute", 61_000);
+        assert_eq!(d.next_deadline_ms(), Some(71_000));
+        let evs: Vec<(u64, Event)> = d.tick(71_000).into_iter().map(|e| (0, e)).collect();
+        assert_eq!(kinds(&evs), ["down mute "]);
     }
 
     #[test]

@@ -85,6 +85,7 @@ enum Input {
     Opened {
         node: String,
         agency: String,
+        at_ms: u64,
     },
     Heartbeat {
         node: String,
@@ -148,7 +149,9 @@ pub struct OutageMonitor {
 /// Heartbeats from 50 k agents every 2 s are 25 k inputs a second; the
 /// queue holds several seconds of them.
 const QUEUE: usize = 262_144;
-const TICK: Duration = Duration::from_millis(100);
+/// Retries of refused alerts, escalations and the API's view run on this
+/// beat; outage deadlines do not wait for it (see `Worker::run`).
+const HOUSEKEEPING: Duration = Duration::from_millis(100);
 
 impl OutageMonitor {
     /// `known`: every enrolled node with its agency (so a node that never
@@ -265,6 +268,7 @@ impl OutageMonitor {
         self.send(Input::Opened {
             node: node.to_string(),
             agency: agency.to_string(),
+            at_ms: now_ms(),
         });
     }
 
@@ -346,7 +350,7 @@ impl OutageMonitor {
         g.values().cloned().collect()
     }
 
-    /// Ask the thread to end (within a tick) without waiting.
+    /// Ask the thread to end (within a housekeeping beat) without waiting.
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::Release);
     }
@@ -385,11 +389,17 @@ struct Worker {
 }
 
 impl Worker {
+    /// Sleeps until the next input, the detector's earliest deadline or the
+    /// housekeeping beat, whichever comes first: a node goes DOWN at its
+    /// deadline (to the millisecond), not up to a beat later.
     fn run(&mut self, rx: &Receiver<Input>, store: &mut IncidentStore, stop: &AtomicBool) {
-        let mut next_tick = now_ms();
+        let mut next_house = now_ms();
         while !stop.load(Ordering::Acquire) {
-            let wait = next_tick.saturating_sub(now_ms());
-            match rx.recv_timeout(Duration::from_millis(wait)) {
+            let wake = self
+                .detector
+                .next_deadline_ms()
+                .map_or(next_house, |d| d.min(next_house));
+            match rx.recv_timeout(until(wake)) {
                 Ok(input) => {
                     self.input(input, store);
                     self.stats.processed.fetch_add(1, Ordering::Relaxed);
@@ -398,10 +408,12 @@ impl Worker {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             let now = now_ms();
-            if now >= next_tick {
-                next_tick = now + TICK.as_millis() as u64;
+            if self.detector.next_deadline_ms().is_some_and(|d| d <= now) {
                 let events = self.detector.tick(now);
                 self.handle(events, store);
+            }
+            if now >= next_house {
+                next_house = now + HOUSEKEEPING.as_millis() as u64;
                 self.retry_unsent(store);
                 if now.saturating_sub(self.last_escalation_check) >= 5_000 {
                     self.last_escalation_check = now;
@@ -421,9 +433,13 @@ impl Worker {
 
     fn input(&mut self, input: Input, store: &mut IncidentStore) {
         match input {
-            Input::Opened { node, agency } => {
+            Input::Opened {
+                node,
+                agency,
+                at_ms,
+            } => {
                 self.known(&node, &agency);
-                self.detector.link_opened(&node);
+                self.detector.link_opened(&node, at_ms);
             }
             Input::Heartbeat {
                 node,
@@ -868,6 +884,15 @@ impl Worker {
         let mut g = self.view.write().unwrap_or_else(|p| p.into_inner());
         *g = v;
     }
+}
+
+/// From now until the wall-clock millisecond `ms` begins (zero if past):
+/// deadlines are in `now_ms` time, and waking at the start of the
+/// millisecond, not a rounding later, is what keeps DOWN on time.
+fn until(ms: u64) -> Duration {
+    (std::time::UNIX_EPOCH + Duration::from_millis(ms))
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or(Duration::ZERO)
 }
 
 /// "3 mnt 20 dtk", "2 jam 5 mnt".
