@@ -139,6 +139,7 @@ where
     let mut summary = ReadSummary::default();
     let mut off = 24;
     while off < data.len() {
+        prefetch(data, off + PREFETCH_AHEAD);
         let (Some(sec), Some(frac), Some(incl)) = (
             u32_at(data, off, be),
             u32_at(data, off + 4, be),
@@ -158,6 +159,28 @@ where
         off = start + incl as usize;
     }
     Ok(summary)
+}
+
+/// Records are a few hundred bytes apart and the walk reads only their
+/// headers: without a hint each one is a fresh miss to memory.
+const PREFETCH_AHEAD: usize = 2048;
+
+/// Ask the CPU to start loading `data[at]`'s cache line (no-op past the end).
+#[inline(always)]
+fn prefetch(data: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(b) = data.get(at) {
+        // SAFETY: a prefetch never faults and reads nothing into the
+        // program; the pointer is in bounds anyway, and SSE is part of the
+        // x86_64 baseline.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (b as *const u8).cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, at);
 }
 
 struct Interface {
