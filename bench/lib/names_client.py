@@ -10,7 +10,11 @@ PROBE_US microseconds until a send fails (the router's reset arrived), and
 records ClientHello sent → connection refused as seen on the wire (an upper
 bound: the last probe interval is included).
 
-Usage: names_client.py SERVER NAME COUNT MODE GAP_MS OUT_JSON [PROBE_US]
+Each connection has a port of its own (BASE_PORT + i): an ephemeral port
+the kernel hands out again would repeat a refused 5-tuple, refused at its
+SYN for the entry's lifetime.
+
+Usage: names_client.py SERVER NAME COUNT MODE GAP_MS OUT_JSON BASE_PORT [PROBE_US]
 """
 import json
 import socket
@@ -35,13 +39,14 @@ def client_hello(name):
 
 def main():
     server, name, count, mode, gap_ms, out_path = sys.argv[1:7]
-    probe_us = int(sys.argv[7]) if len(sys.argv) > 7 else 100
+    base_port = int(sys.argv[7])
+    probe_us = int(sys.argv[8]) if len(sys.argv) > 8 else 100
     count, gap = int(count), float(gap_ms) / 1000.0
     refused_us, survived, errors = [], 0, 0
-    for _ in range(count):
+    for i in range(count):
         hello = client_hello(name)
         try:
-            s = socket.create_connection((server, 443), timeout=2)
+            s = socket.create_connection((server, 443), timeout=2, source_address=("", base_port + i))
         except OSError:
             errors += 1
             time.sleep(gap)
