@@ -60,9 +60,10 @@ struct Names {
 }
 
 impl Names {
-    /// The topology, the delay line, the sites and the agent, ready: the
-    /// policy is in force in the packet path.
-    fn start(tag: &str) -> Names {
+    /// The topology, the delay line, the sites and the agent (capture
+    /// `method`: auto, ring or pnet), ready: the policy is in force in the
+    /// packet path.
+    fn start(tag: &str, method: &str) -> Names {
         let mut lab = Lab::new(tag);
         let router = lab.ns("r");
         let client = lab.ns("c");
@@ -164,6 +165,7 @@ id = "router-names"
 state_dir = {state:?}
 [capture]
 interfaces = ["lan0"]
+method = "{method}"
 [output]
 blocked_jsonl = {events:?}
 [standalone]
@@ -297,8 +299,26 @@ fn quic_initial_hex() -> String {
 
 #[test]
 fn first_request_to_a_blocked_name_10ms_away_is_refused() {
+    first_requests_refused("nm", "auto");
+}
+
+/// The fallback capture hands a frame that may name a site over at once
+/// too (it used to wait for the next frame or its 100 ms read timeout).
+#[test]
+fn first_request_is_refused_with_the_pnet_capture() {
+    first_requests_refused("np", "pnet");
+}
+
+fn first_requests_refused(tag: &str, method: &str) {
     assert!(is_root(), "enforcement tests need root (CI runs as root)");
-    let t = Names::start("nm");
+    let t = Names::start(tag, method);
+    let log = t.log_text();
+    assert!(
+        method == "auto"
+            || log.contains(&format!("method={method}"))
+            || log.contains(&format!("method=\"{method}\"")),
+        "capture method {method} not in use:\n{log}"
+    );
     // The path really is 10 ms long.
     let ping = sh_out(&format!(
         "ip netns exec {} ping -c 3 -i 0.2 -q {SERVER}",
@@ -377,7 +397,7 @@ fn first_request_to_a_blocked_name_10ms_away_is_refused() {
 #[test]
 fn an_allowed_name_on_the_blocked_names_address_is_served() {
     assert!(is_root(), "enforcement tests need root (CI runs as root)");
-    let t = Names::start("nn");
+    let t = Names::start("nn", "auto");
     for round in 0..3u16 {
         let err = https_from(&t.client, "www.blocked.example", 42001 + 2 * round)
             .expect_err("blocked name");
