@@ -215,7 +215,11 @@ fn blocked_sites_fail_on_every_path_and_each_attempt_is_reported() {
     // microseconds, so a page that fast could beat the entry: /slow).
     assert!(curl(
         &b,
-        &["-H", "Host: judi.example", &format!("http://{INTERNET}/slow")]
+        &[
+            "-H",
+            "Host: judi.example",
+            &format!("http://{INTERNET}/slow")
+        ]
     )
     .is_err());
     let body = curl(
