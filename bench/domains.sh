@@ -77,11 +77,14 @@ the TLD in one pass, prefetches the three lines of every suffix as soon as its h
 waits for the first line only, and for the other two only when that line holds the name's
 displaced bit. A hit is confirmed on the bytes already fetched, so a hit, a miss and a deep
 hit each cost about one memory latency ({med('memory_latency_cpu_ns'):.0f} ns here) plus
-~50–100 ns of hashing and scanning. Before (one `u64` slot of fingerprint + offset per name
-in a linear-probing table, names in a separate arena) a hit needed two dependent reads: 463 ns
-hit / 269 ns miss / 502 ns deep hit and 33.0 B per name on this list (BENCHMARKS of
-2026-12-04). A deep *miss* must wait for every suffix (6–8 labels, up to 24 lines in flight),
-so it stays a little above one latency. `cargo bench -p simpul-core --bench domains` times the
+~50–100 ns of hashing and scanning. The previous layout (one `u64` slot of fingerprint +
+offset per name in a linear-probing table, names in a separate arena, commit d6faef2) needed
+two dependent reads for a hit; run side by side with this one on 2026-12-04 22:33 UTC (load
+average 3.8, random read 145 ns, 3 alternating runs each, CPU ns): hit 375 → 251, miss 206 →
+209, deep hit 386 → 277, deep miss 364 → 326; heap 94.5 → 86.4 MB (33.0 → 30.2 B per name);
+load 0.97 → 1.19 s (placing names among three lines costs more than appending to an arena). A
+deep *miss* must wait for every suffix (6–8 labels, up to 24 lines in flight), so it stays
+above one latency. `cargo bench -p simpul-core --bench domains` times the
 same lookups in criterion, for a 20 k-rule set that fits in cache (`domains_20000`) and the
 3 M size (`domains_3000000`).
 
