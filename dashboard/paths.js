@@ -44,12 +44,12 @@ export const topHosts = (params) => `${V1}/top/hosts${qs(params)}`;
 export const topSites = (params) => `${V1}/top/sites${qs(params)}`;
 /** { agency, unit, host, peer, site, proto, sort, cursor, limit, from, to, format } */
 export const flows = (params) => `${V1}/flows${qs(params)}`;
-/** { q, from, to } */
+/** { q, from, to, limit, format ('csv' with part: units | hosts | peers | sites | blocked), part } */
 export const search = (params) => `${V1}/search${qs(params)}`;
 /** Bytes per unit: { from, to, format } */
 export const agencyUnits = (code, params) => `${V1}/agencies/${enc(code)}/units${qs(params)}`;
 
-// Blocked attempts: { agency, limit, from, to }
+// Blocked attempts: { agency, limit, from, to, format ('csv': the list only) }
 export const blocked = (params) => `${V1}/blocked${qs(params)}`;
 export const blockedSummary = (params) => `${V1}/blocked/summary${qs(params)}`;
 
@@ -65,7 +65,7 @@ export const incidents = (params) => `${V1}/incidents${qs(params)}`;
 export const incidentAck = (id) => `${V1}/incidents/${enc(id)}/ack`;
 /** { agency } */
 export const incidentStats = (params) => `${V1}/incidents/stats${qs(params)}`;
-/** { from, to } (Unix s) */
+/** { from, to (Unix s; at most a year apart), agency, node, format ('csv') } */
 export const availability = (params) => `${V1}/availability${qs(params)}`;
 export const maintenance = () => `${V1}/maintenance`;
 export const maintenanceWindow = (id, rest = '') => `${V1}/maintenance/${enc(id)}${rest}`;

@@ -2,7 +2,8 @@
 // page for one) over a chosen range, polled every 5 s (the live feed
 // carries the overview only).
 import { t, tn, fmtInt, fmtDateTime } from '../i18n.js';
-import { getJSON } from '../api.js';
+import { getJSON, apiUrl, ApiError } from '../api.js';
+import { download, csvName, BOM } from '../csv.js';
 import * as paths from '../paths.js';
 import { loadError } from '../errors.js';
 import { h, setText, showTableMessage, when } from '../dom.js';
@@ -13,6 +14,71 @@ import { methodBadge } from '../widgets.js';
 import { RangePicker, rangeFromHash, rangeLabel, bounds } from '../timerange.js';
 
 export const BLOCKED_REFRESH_MS = 5000;
+
+/** The newest attempts the panel shows: as many on screen, and the range may hold more. */
+const RECENT_LIMIT = 50;
+
+/**
+ * Download the server's CSV at `path` (the session's cookie goes with it)
+ * under the name the server gives it (Content-Disposition: what and range).
+ */
+export async function downloadServerCsv(path) {
+  const res = await fetch(apiUrl(path), { cache: 'no-store', credentials: 'same-origin' });
+  if (!res.ok) {
+    let msg = `HTTP ${res.status}`;
+    try { msg = (await res.json()).error || msg; } catch (_) { /* not JSON */ }
+    throw new ApiError(res.status, msg);
+  }
+  const name = /filename="([^"]+)"/.exec(res.headers.get('content-disposition') || '')?.[1] || csvName('export');
+  const text = await res.text();
+  // text() drops the byte-order mark; a spreadsheet needs it to read UTF-8.
+  download(name, text.startsWith(BOM) ? text : BOM + text);
+}
+
+/** The server's CSV from a table's button: busy meanwhile, a failure said beside it. */
+export async function csvFromServer(btn, path) {
+  const old = btn.parentElement?.querySelector('.csv-error');
+  old?.remove();
+  btn.disabled = true;
+  try {
+    await downloadServerCsv(path);
+  } catch (e) {
+    btn.after(h('span', { class: 'form-error csv-error', role: 'alert', 'data-testid': `${btn.dataset.testid}-error`, text: t('table.csv.failed', { msg: loadError(e) }) }));
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+/**
+ * Let the CSV button of `table` (drawn by renderTable) download the
+ * server's export when pathOf() gives a path: the table holds the rows the
+ * page asked for, the server's CSV every row of the range (up to the API's
+ * limit). null keeps the table's own CSV of what it shows. The button is
+ * table.js's: a listener capturing on the table takes the click first.
+ * Call markCsv(table) after each redraw (the button says which it is).
+ */
+export function serverCsv(table, pathOf) {
+  table.csvPath = pathOf;
+  if (table.dataset.serverCsv) return;
+  table.dataset.serverCsv = 'on';
+  table.addEventListener('click', (e) => {
+    const btn = e.target instanceof Element ? e.target.closest('button') : null;
+    if (!btn || btn.dataset.testid !== `${table.dataset.testid}-csv`) return;
+    const path = table.csvPath();
+    if (!path) return;
+    e.stopPropagation();
+    csvFromServer(btn, path);
+  }, true);
+}
+
+/** The CSV button's source (data-source "server" or "table") and help text. */
+export function markCsv(table) {
+  const btn = table.querySelector(`[data-testid="${table.dataset.testid}-csv"]`);
+  if (!btn) return;
+  const server = !!table.csvPath?.();
+  btn.dataset.source = server ? 'server' : 'table';
+  btn.title = t(server ? 'table.csv.server' : 'table.csv.help');
+}
 
 /** The ranges #/blocked offers (the agency page passes its own). */
 const BLOCKED_PRESETS = ['15m', '1h', '6h', '24h', '7d', '30d'];
@@ -40,6 +106,14 @@ export class BlockedPanel {
       recent: h('table', { class: 'data', 'data-testid': 'blocked-recent-table' }),
     };
     this.setPaths();
+    serverCsv(this.c.recent, () => this.recentCsvPath());
+  }
+
+  /** The server's CSV of every attempt of the range, when the table may not hold them all. */
+  recentCsvPath() {
+    if ((this.recentCount ?? 0) < RECENT_LIMIT) return null;
+    const b = bounds(this.range, serverNow());
+    return paths.blocked({ agency: this.agency, from: b.from, to: b.to, format: 'csv' });
   }
 
   /** Cache keys per range (without `from`, which moves every second); the last 15 min is the API's default window. */
@@ -53,7 +127,7 @@ export class BlockedPanel {
   url(which, withFrom = true) {
     const r = this.range;
     const b = withFrom && r.key !== '15m' ? bounds(r, serverNow()) : null;
-    const q = { agency: this.agency, limit: which === 'summary' ? 10 : 50, from: b?.from, to: r.key === 'custom' ? b?.to : null };
+    const q = { agency: this.agency, limit: which === 'summary' ? 10 : RECENT_LIMIT, from: b?.from, to: r.key === 'custom' ? b?.to : null };
     return which === 'summary' ? paths.blockedSummary(q) : paths.blocked(q);
   }
 
@@ -151,6 +225,8 @@ export class BlockedPanel {
       { h: 'col.rule', cell: (r) => ruleText(r), cls: 'site', title: (r) => `${r.rule} · ${r.list}` },
       { h: 'col.attempts', cell: (r) => fmtInt(r.attempts), cls: 'num', sortValue: (r) => r.attempts },
     ], rows, (r, i) => `blocked-row-${i + 1}`);
+    this.recentCount = rows ? rows.length : 0;
+    markCsv(this.c.recent);
   }
 }
 

@@ -13,9 +13,16 @@ import { sourceBadge, methodBadge } from '../widgets.js';
 import { RangePicker, rangeFromHash, bounds, hashParams } from '../timerange.js';
 import { loadError } from '../errors.js';
 import { DataTable } from '../table.js';
+import { csvFromServer } from './blocked.js';
 
 export const SEARCH_PRESETS = ['1h', '6h', '24h', '7d', '30d'];
 const FLOW_PAGE = 100;
+/**
+ * Rows of each list in the search's answer (the API's defaults): a list
+ * that full may hold more in the range, and its CSV is then the server's
+ * (every row of the range, up to the API's limit).
+ */
+const SERVER_CSV_AT = { units: 20, hosts: 20, peers: 20, sites: 20, blocked: 100 };
 
 /** The address of the search page for `q` (keeps the page's range). */
 export function searchHref(q) {
@@ -64,7 +71,21 @@ export class SearchView {
       panel('sites', 'search.sites', this.tables.sites),
       panel('flows', 'search.flows', this.tables.flows),
       panel('blocked', 'search.blocked', this.tables.blocked)));
+    for (const part of Object.keys(SERVER_CSV_AT)) this.serverCsv(part);
     this.load();
+  }
+
+  /** A list as full as the answer allows downloads the server's CSV of it; a shorter one its own rows. */
+  serverCsv(part) {
+    const table = this.tables[part];
+    const full = () => table.rows.length >= SERVER_CSV_AT[part];
+    table.downloadCsv = () => (full() && this.bounds
+      ? csvFromServer(table.csvButton, paths.search({ q: this.q, from: this.bounds.from, to: this.bounds.to, format: 'csv', part }))
+      : DataTable.prototype.downloadCsv.call(table));
+    table.markCsv = () => {
+      table.csvButton.dataset.source = full() ? 'server' : 'table';
+      table.csvButton.title = t(full() ? 'table.csv.server' : 'table.csv.help');
+    };
   }
 
   update() {}
@@ -167,6 +188,7 @@ export class SearchView {
       kpi('search.kpi.down', fmtBytes(s.bytes_down), 'search-kpi-down'));
     const show = (key, rows, more) => {
       this.tables[key].setRows(rows || [], more);
+      this.tables[key].markCsv?.();
       this.sections[key].hidden = false;
     };
     if (d.kind !== 'unit' && d.kind !== 'address') show('units', s.units);

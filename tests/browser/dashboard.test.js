@@ -567,14 +567,15 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     assert.ok(stats.critical?.acknowledged >= 1 || stats.major?.acknowledged >= 1, `the acknowledgements count: ${JSON.stringify(stats)}`);
     await page.screenshot({ path: path.join(SHOTS, 'incidents.png'), fullPage: true });
 
-    // Availability today and this month, maintenance and unreachable apart.
+    // Availability over today (the NOC's day), maintenance and unreachable apart.
     await page.getByTestId('tab-availability').click();
     await page.getByTestId('availability-page').waitFor();
+    await page.getByTestId('av-today').click();
     const avRows = page.locator('[data-testid="availability-table"] tbody tr[data-testid]');
     await waitFor(async () => (await avRows.count()) === nodes.length, { message: 'an availability row per node' });
-    assert.deepEqual(await page.locator('[data-testid="availability-table"] thead th.group').allTextContents(), ['Hari ini', 'Bulan ini']);
+    await waitFor(async () => (await page.getByTestId('av-today').getAttribute('aria-pressed')) === 'true', { message: 'today chosen' });
     const down = page.getByTestId('availability-row-bappeda-02');
-    assert.ok(Number(await down.getAttribute('data-today-pct')) < 100, 'bappeda-02 lost availability today');
+    await waitFor(async () => Number(await down.getAttribute('data-pct')) < 100, { message: 'bappeda-02 lost availability today' });
     assert.match((await down.locator('td').nth(1).textContent()), /^\d{1,3},\d{2}%$/);
     // The school's unreachable time is shown apart and not counted against it.
     const school = page.getByTestId('availability-row-disdik-sd-01');
@@ -583,7 +584,7 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
       const d = new Date(); d.setHours(0, 0, 0, 0); return Math.floor(d.getTime() / 1000);
     })}`);
     assert.ok(schoolToday.unreachable_ms > 0, JSON.stringify(schoolToday));
-    if (schoolToday.down_ms === 0) assert.equal(await school.getAttribute('data-today-pct'), '100', 'unreachable time is not downtime');
+    if (schoolToday.down_ms === 0) assert.equal(await school.getAttribute('data-pct'), '100', 'unreachable time is not downtime');
 
     // Add a maintenance window: created by the logged-in operator (no name to type).
     assert.equal(await page.getByTestId('maintenance-by').count(), 0, 'no "by" field');
@@ -668,8 +669,8 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
     await page.getByTestId('lang-switch').click();
     await waitFor(async () => (await page.getAttribute('html', 'lang')) === 'en', { message: 'html lang="en"' });
     assert.equal(await page.locator('#h-av').textContent(), 'Node availability');
-    await waitFor(async () => JSON.stringify(await page.locator('[data-testid="availability-table"] thead th.group').allTextContents()) === '["Today","This month"]',
-      { message: 'English availability headers' });
+    await waitFor(async () => (await page.getByTestId('av-today').textContent()) === 'Today' && (await page.getByTestId('av-month').textContent()) === 'This month',
+      { message: 'English calendar ranges' });
     assert.equal(await page.locator('#h-mt').textContent(), 'Maintenance windows');
     await page.getByTestId('tab-incidents').click();
     await page.getByTestId('incidents-page').waitFor();

@@ -154,9 +154,11 @@ describe('the wall (default demo; the browser on UTC)', { timeout: 900000 }, () 
 
       // #/availability counts "today" from WIB midnight and "this month" from the 1st, 00:00 WIB.
       const froms = [];
-      page.on('request', (r) => { const m = /\/api\/v1\/availability\?from=(\d+)$/.exec(r.url()); if (m) froms.push(Number(m[1])); });
+      page.on('request', (r) => { const m = /\/api\/v1\/availability\?from=(\d+)&to=\d+$/.exec(r.url()); if (m) froms.push(Number(m[1])); });
       await page.goto(`${collector.url}#/availability`);
-      await waitFor(() => froms.length >= 2, { timeout: 30000, message: 'today and this month asked' });
+      await page.getByTestId('av-today').click();
+      await page.getByTestId('av-month').click();
+      await waitFor(() => froms.length >= 3, { timeout: 30000, message: 'today and this month asked' });
       const wib = new Date(Date.now() + WIB_MS);
       const wibMidnight = Date.UTC(wib.getUTCFullYear(), wib.getUTCMonth(), wib.getUTCDate()) / 1000 - 7 * 3600;
       const wibFirst = Date.UTC(wib.getUTCFullYear(), wib.getUTCMonth(), 1) / 1000 - 7 * 3600;
