@@ -143,6 +143,23 @@ describe('the wall (default demo; the browser on UTC)', { timeout: 900000 }, () 
       assert.ok(ticks.length >= 4, `timeline ticks: ${ticks}`);
       for (const tk of ticks) assert.match(tk, /^(00|03|06|09|12|15|18|21)\.00$/, `timeline tick ${tk} of ${ticks}`);
 
+      // The history chart's time axis (drawn on a canvas; the chart writes its labels to
+      // data-x-ticks): 24 h ticks fall on whole WIB hours that are multiples of the step.
+      // On UTC hours a 2–12 h step would give odd WIB hours (UTC 00 = WIB 07).
+      const ov = await get('api/v1/overview');
+      const busy = [...ov.agencies].sort((a, b) => (b.in_bps + b.out_bps) - (a.in_bps + a.out_bps))[0].code;
+      await page.goto(`${collector.url}#/agency/${busy}?range=24h`);
+      const hist = page.getByTestId('history-chart');
+      let xticks = [];
+      await waitFor(async () => {
+        xticks = ((await hist.getAttribute('data-x-ticks')) || '').split(' | ').filter(Boolean);
+        return xticks.length >= 3;
+      }, { timeout: 60000, message: 'the 24 h chart has its axis labels' });
+      const hours = xticks.map((x) => { const m = /^(\d{2})\.00$/.exec(x); assert.ok(m, `a whole-hour tick: ${x} of ${xticks}`); return Number(m[1]); });
+      const stepH = (hours[1] - hours[0] + 24) % 24;
+      assert.ok(stepH >= 2, `a 24 h axis steps at least 2 h: ${xticks}`);
+      for (const hr of hours) assert.equal(hr % stepH, 0, `tick ${hr}.00 is on the WIB ${stepH} h grid: ${xticks}`);
+
       // #/blocked: the newest attempts (of the last minutes) in WIB, not 7 h off.
       await page.goto(`${collector.url}#/blocked`);
       const firstBlocked = page.locator('[data-testid="blocked-row-1"] td').first();
