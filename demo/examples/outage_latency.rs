@@ -239,8 +239,12 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    let mut detect = Histogram::<u64>::new(3)?;
-    let mut deliver = Histogram::<u64>::new(3)?;
+    // Five significant digits: exact to the millisecond around 10 000 ms.
+    let mut detect = Histogram::<u64>::new(5)?;
+    let mut deliver = Histogram::<u64>::new(5)?;
+    // From the last heartbeat (the incident's start) to DOWN: the silence
+    // the detector waited, which should be `down_after_secs` to the ms.
+    let mut silence = Histogram::<u64>::new(5)?;
     let mut missing = 0;
     let arrived = arrivals.lock().map(|a| a.clone()).unwrap_or_default();
     for (node, (t, wall)) in &cut_at {
@@ -254,6 +258,9 @@ async fn main() -> anyhow::Result<()> {
         }) {
             if let Some(d) = inc["detected_ms"].as_u64() {
                 detect.record(d.saturating_sub(*wall))?;
+                if let Some(s) = inc["started_ms"].as_u64() {
+                    silence.record(d.saturating_sub(s))?;
+                }
             }
         }
     }
@@ -265,6 +272,7 @@ async fn main() -> anyhow::Result<()> {
         "heartbeat_interval_ms": 2000,
         "down_after_secs": 10,
         "detect_ms": { "p50": pct(&detect, 0.5), "p90": pct(&detect, 0.9), "p99": pct(&detect, 0.99), "max": detect.max(), "min": detect.min() },
+        "silence_ms": { "p50": pct(&silence, 0.5), "p99": pct(&silence, 0.99), "max": silence.max(), "min": silence.min() },
         "deliver_ms": { "p50": pct(&deliver, 0.5), "p90": pct(&deliver, 0.9), "p99": pct(&deliver, 0.99), "max": deliver.max(), "min": deliver.min() },
     });
     println!("{out}");
