@@ -118,8 +118,8 @@ impl Default for CaptureConfig {
             socket_buffer_bytes: 32 << 20,
             method: CaptureMethod::Auto,
             threads: 1,
-            ring_block_kib: 1024,
-            ring_blocks: 16,
+            ring_block_kib: 128,
+            ring_blocks: 256,
             ring_block_timeout_ms: 2,
         }
     }
