@@ -4,6 +4,9 @@
 //! default capture is the TPACKET_V3 ring; a second test runs a ring agent
 //! and a pnet agent side by side on the same traffic.
 
+// A test: a failed unwrap is a failed test (also in its helpers).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};
