@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Enforcement benchmark (issue 4), in throwaway network namespaces:
+# Enforcement benchmark (issues 4, 12), in throwaway network namespaces:
 #  1. shaping accuracy per rate: the real `simpul-agent policy apply` (tc HTB +
 #     nftables) in a router namespace between a client and a server namespace,
-#     iperf3 TCP download and upload through it at each unit rate;
+#     iperf3 TCP download and upload through it at each unit rate, once per
+#     agent offload mode: the router's veths set up as a router's NICs run
+#     (GRO on: frames from the wire merged into packets of up to 64 KiB) and
+#     the endpoints sending wire-sized frames, then the agent either turning
+#     GRO/GSO/TSO off on them (its default) or keeping them
+#     (`[enforce] keep_offloads = true`);
 #  2. policy apply time for one agency of 500 units: first apply, identical
 #     re-apply, one unit's rate changed, every rate changed — the rate-only
 #     changes in place (`tc class change`) and, with `--rebuild`, by
@@ -11,17 +16,20 @@
 # Writes the "enforce-shaping" and "enforce-apply" sections of BENCHMARKS.md.
 # Needs root (namespaces, tc, nft), iperf3, python3.
 #
-# Knobs: RATES (Mbit/s, "1 5 20 100 500"), RUNS (3 per rate and direction),
+# Knobs: RATES (Mbit/s, "1 10 100 1000"), RUNS (3 per rate and direction),
 # SECS (4 measured seconds per iperf3 test), OMIT (2 s not counted first);
 # below LOW_RATE (5000000 bit/s) one test per direction, LOW_OMIT (16) s
 # omitted, then RUNS windows of LOW_SECS (5) s;
-# UNITS (500), APPLY_RUNS (5), ENDPOINT_OFFLOADS (off: TSO/GSO off on the
-# client and server veths; on: veth defaults), SKIP_SHAPING=1, SKIP_APPLY=1, SKIP_BUILD=1,
+# UNITS (500), APPLY_RUNS (5), MODES ("off keep": the agent turns the router's
+# offloads off / keeps them), ROUTER_GRO (on: GRO on the router's veths, as a
+# NIC's default; off: the veth default), ENDPOINT_OFFLOADS (off: TSO/GSO off
+# on the client and server veths, a wire's frames; on: veth defaults, whose
+# 64 KiB packets cross to the router whatever its GRO), SKIP_SHAPING=1, SKIP_APPLY=1, SKIP_BUILD=1,
 # WRITE_MD=0 (sections left in $OUT only), OUT (bench/out/enforce),
 # REPORT_ONLY=1 (rewrite the sections from the last run's results).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RATES=${RATES:-"1 5 20 100 500"}
+RATES=${RATES:-"1 10 100 1000"}
 RUNS=${RUNS:-3}
 SECS=${SECS:-4}
 OMIT=${OMIT:-2}
@@ -32,6 +40,8 @@ UNITS=${UNITS:-500}
 APPLY_RUNS=${APPLY_RUNS:-5}
 OUT=${OUT:-bench/out/enforce}
 ENDPOINT_OFFLOADS=${ENDPOINT_OFFLOADS:-off}
+ROUTER_GRO=${ROUTER_GRO:-on}
+MODES=${MODES:-"off keep"}
 WRITE_MD=${WRITE_MD:-1}
 LIB=bench/lib/enforce_bench.py
 AGENT=$PWD/target/release/simpul-agent
@@ -87,8 +97,34 @@ PY
 # 1. Shaping accuracy
 # ======================================================================
 shaping() {
-    local C=$P-c R=$P-r S=$P-s
     local load_before; load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+    : >"$OUT/shaping.jsonl"
+    : >"$OUT/shaping-modes.jsonl"
+    local mode
+    for mode in $MODES; do
+        shaping_mode "$mode"
+    done
+    meta_common "$load_before" | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+a = sys.argv[1:]
+m.update(secs=int(a[0]), omit=int(a[1]), runs=int(a[2]), low_rate=int(a[3]), low_omit=int(a[4]), low_secs=int(a[5]),
+         modes=[json.loads(l) for l in open(a[6]) if l.strip()])
+print(json.dumps(m))' "$SECS" "$OMIT" "$RUNS" "$LOW_RATE" "$LOW_OMIT" "$LOW_SECS" "$OUT/shaping-modes.jsonl" \
+        >"$OUT/shaping-meta.json"
+
+    python3 "$LIB" report-shaping "$OUT/shaping-meta.json" "$OUT/shaping.jsonl" "$OUT/shaping-section.md"
+    cat "$OUT/shaping-section.md"
+    [ "$WRITE_MD" = 1 ] && python3 bench/lib/write_section.py enforce-shaping "$OUT/shaping-section.md"
+    return 0
+}
+
+# One sweep of $RATES with the agent's offload mode $1 (off | keep), in
+# namespaces of its own; results appended to $OUT/shaping.jsonl, what the
+# sweep saw to $OUT/shaping-modes.jsonl.
+shaping_mode() {
+    local mode=$1
+    local C=$P-c R=$P-r S=$P-s
     newns "$C"; newns "$R"; newns "$S"
     ip link add eth0 netns "$C" type veth peer name lan0 netns "$R"
     ip link add wan0 netns "$R" type veth peer name eth0 netns "$S"
@@ -99,21 +135,36 @@ shaping() {
     for x in "$C eth0" "$R lan0" "$R wan0" "$S eth0"; do set -- $x; ip -n "$1" link set "$2" up; done
     ip -n "$C" route add default via 10.1.1.1
     ip -n "$S" route add 10.0.0.0/8 via 198.51.100.1
-    # veth hands the hosts' 64 KiB TSO/GSO packets to the router intact,
-    # which no Ethernet wire would; with the hosts segmenting, the router
-    # forwards (and HTB counts) wire-sized frames.
-    local offload_note="veth defaults (TSO/GSO on: the router forwards packets of up to 64 KiB)"
+    command -v ethtool >/dev/null || die "ethtool not found (scripts/setup.sh installs it)"
+    # A wire carries frames: the hosts segment (veth would otherwise hand
+    # their 64 KiB TSO/GSO packets to the router whole, whatever the
+    # router's GRO). The router's veths merge them again with GRO, as a
+    # router's NICs do by default (veth's default is GRO off; veth merges
+    # only what comes from a peer without TSO).
+    local offload_note="" d
     if [ "$ENDPOINT_OFFLOADS" = off ]; then
-        command -v ethtool >/dev/null || die "ethtool not found (or set ENDPOINT_OFFLOADS=on)"
         ip netns exec "$C" ethtool -K eth0 tso off gso off
         ip netns exec "$S" ethtool -K eth0 tso off gso off
-        offload_note="TSO and GSO off on the client's and server's veth, so the router forwards wire-sized frames; GRO off on the router's veths (their default)"
+        offload_note="TSO and GSO off on the client's and server's veth (a wire's frames)"
+    else
+        offload_note="veth defaults on the client and server (TSO/GSO on: their 64 KiB packets reach the router whole)"
+    fi
+    if [ "$ROUTER_GRO" = on ]; then
+        for d in lan0 wan0; do ip netns exec "$R" ethtool -K "$d" gro on; done
+        offload_note+="; GRO on on the router's veths (a NIC's default)"
+    else
+        offload_note+="; GRO off on the router's veths (veth's default)"
     fi
     ip netns exec "$R" sysctl -qw net.ipv4.ip_forward=1
+    router_features() {
+        ip netns exec "$R" sh -c 'for d in lan0 wan0; do printf "%s: " $d; ethtool -k $d | awk -F": " "/^(generic-receive-offload|tcp-segmentation-offload|generic-segmentation-offload):/ {printf \"%s=%s \", \$1, \$2}"; echo; done'
+    }
+    local features_before; features_before=$(router_features)
+    log "shaping [$mode]: router before the agent: $features_before"
 
     # -J: the server's own intervals (the receiver's, for upload) reach the
     # client with --get-server-output.
-    ip netns exec "$S" iperf3 -s -J -p 5201 >"$OUT/logs/iperf3-server.log" 2>&1 &
+    ip netns exec "$S" iperf3 -s -J -p 5201 >"$OUT/logs/iperf3-server-$mode.log" 2>&1 &
     PIDS+=($!)
     local i
     for i in $(seq 1 50); do
@@ -121,18 +172,26 @@ shaping() {
         sleep 0.1
     done
 
-    python3 "$LIB" shaping-config "$WORK" >"$WORK/shaping-agent.toml"
+    python3 "$LIB" shaping-config "$WORK" "$mode" >"$WORK/shaping-agent.toml"
     python3 "$LIB" shaping-inventory >"$WORK/shaping-inventory.toml"
-    cp "$WORK/shaping-agent.toml" "$WORK/shaping-inventory.toml" "$OUT/logs/"
+    cp "$WORK/shaping-agent.toml" "$OUT/logs/shaping-agent-$mode.toml"
+    cp "$WORK/shaping-inventory.toml" "$OUT/logs/"
 
-    # HTB's own count of link-layer bytes sent by unit a's class on DEV, with
-    # the time of the reading (ms).
+    # HTB's own count of link-layer bytes and packets (segments, for a
+    # merged packet) sent by unit a's class on DEV, with the time of the
+    # reading (ms), and what its leaf holds: bytes and packets (skbs: a
+    # merged packet counts once).
     htb_sample() {
-        local a b bytes
+        local a b sent queued
         a=$(now_ms)
-        bytes=$(ip netns exec "$R" tc -s class show dev "$1" classid 1:10 | awk '/Sent/ {print $2; exit}')
+        sent=$(ip netns exec "$R" tc -s class show dev "$1" classid 1:10 | awk '/Sent/ {print $2, $4; exit}')
         b=$(now_ms)
-        echo "${bytes:-0} $(python3 -c "print(($a + $b) / 2)")"
+        queued=$(ip netns exec "$R" tc -s -j qdisc show dev "$1" parent 1:10 |
+            python3 -c 'import json, sys; q = (json.load(sys.stdin) or [{}])[0]; print(q.get("backlog", 0), q.get("qlen", 0))' 2>/dev/null || true)
+        [ -n "$sent" ] || sent="0 0"
+        [ -n "$queued" ] || queued="0 0"
+        set -- $sent $queued
+        echo "$1 $(python3 -c "print(($a + $b) / 2)") $2 $3 $4"
     }
     # One iperf3 test of `windows` measurement windows of `wsecs` seconds
     # after `omit` seconds and one more (dropped, see record in $LIB); prints
@@ -142,7 +201,7 @@ shaping() {
         local rate=$1 dir=$2 run=$3 omit=$4 windows=$5 wsecs=$6 f rc=0 pid dev blk k
         local secs=$((1 + windows * wsecs)) samples="" t_start
         blk=$(python3 "$LIB" blksize "$rate")
-        f="$OUT/logs/iperf-$rate-$dir-$run.json"
+        f="$OUT/logs/iperf-$mode-$rate-$dir-$run.json"
         local rev=(); [ "$dir" = download ] && rev=(-R)
         dev=wan0; [ "$dir" = download ] && dev=lan0
         t_start=$(now_ms)
@@ -162,25 +221,34 @@ shaping() {
         fi
         wait "$pid" || rc=$?
         [ "$rc" = 0 ] || log "iperf3 exit status $rc (see $f.err)"
-        python3 "$LIB" record "$f" "$rate" "$dir" "$run" "$windows" "$wsecs" "$samples"
+        python3 "$LIB" record "$f" "$rate" "$dir" "$run" "$windows" "$wsecs" "$samples" "$mode"
     }
 
-    # Baseline: what the unshaped path carries.
-    log "shaping: unshaped baseline"
+    # Baseline: what the unshaped path carries with the router's offloads
+    # as the agent will leave them (mode off: set here as the agent sets
+    # them, then back to the router's defaults for the agent to change).
+    log "shaping [$mode]: unshaped baseline"
+    if [ "$mode" = off ]; then
+        for d in lan0 wan0; do ip netns exec "$R" ethtool -K "$d" gro off gso off tso off; done
+    fi
     local bd bu
     bd=$(iperf_test 0 download 0 1 1 2 | python3 -c 'import json,sys; print(json.load(sys.stdin).get("goodput_bps") or 0)')
     bu=$(iperf_test 0 upload 0 1 1 2 | python3 -c 'import json,sys; print(json.load(sys.stdin).get("goodput_bps") or 0)')
-    log "shaping: unshaped goodput download $bd, upload $bu bit/s"
+    log "shaping [$mode]: unshaped goodput download $bd, upload $bu bit/s"
+    if [ "$mode" = off ]; then
+        for d in lan0 wan0; do ip netns exec "$R" ethtool -K "$d" gso on tso on; done
+        [ "$ROUTER_GRO" = on ] && for d in lan0 wan0; do ip netns exec "$R" ethtool -K "$d" gro on; done
+        [ "$(router_features)" = "$features_before" ] || die "router offloads not restored: $(router_features)"
+    fi
 
-    : >"$OUT/shaping.jsonl"
-    local rates_bps=() skipped=() version=0 leaf="" leaf_note=""
+    local rates_bps=() skipped=() version=0 leaf="" leaf_note="" features_after="" agent_log=""
     local m rate pol out
     for m in $RATES; do
         rate=$(python3 -c "print(int(float('$m') * 1000000))")
         if python3 -c "import sys; sys.exit(0 if min($bd, $bu) >= 1.2 * $rate * 1448 / 1514 else 1)"; then
             rates_bps+=("$rate")
         else
-            log "shaping: $m Mbit/s skipped: unshaped path too slow"
+            log "shaping [$mode]: $m Mbit/s skipped: unshaped path too slow"
             skipped+=("$rate")
             continue
         fi
@@ -188,37 +256,41 @@ shaping() {
         pol="$WORK/shaping-$rate.toml"
         python3 "$LIB" shaping-policy "$rate" "$version" >"$pol"
         cp "$pol" "$OUT/logs/"
-        if ! out=$(ip netns exec "$R" "$AGENT" policy apply "$pol" --config "$WORK/shaping-agent.toml" 2>"$OUT/logs/apply-$rate.err"); then
-            log "shaping: policy apply failed at $m Mbit/s: $(tail -3 "$OUT/logs/apply-$rate.err")"
+        local err="$OUT/logs/apply-$mode-$rate.err"
+        if ! out=$(ip netns exec "$R" "$AGENT" policy apply "$pol" --config "$WORK/shaping-agent.toml" 2>"$err"); then
+            log "shaping [$mode]: policy apply failed at $m Mbit/s: $(tail -3 "$err")"
             for dir in download upload; do
-                echo "{\"rate_bps\": $rate, \"dir\": \"$dir\", \"run\": 0, \"error\": \"policy apply failed\"}" >>"$OUT/shaping.jsonl"
+                echo "{\"mode\": \"$mode\", \"rate_bps\": $rate, \"dir\": \"$dir\", \"run\": 0, \"error\": \"policy apply failed\"}" >>"$OUT/shaping.jsonl"
             done
             continue
         fi
-        log "shaping: $m Mbit/s: $out"
+        log "shaping [$mode]: $m Mbit/s: $out"
         if [ -z "$leaf" ]; then
             leaf=$(ip netns exec "$R" tc qdisc show dev lan0 | awk '$4 == "parent" && $5 == "1:10" {print $2; exit}')
-            leaf_note=$(grep -o 'leaf qdisc: [^"]*' "$OUT/logs/apply-$rate.err" | head -1 || true)
-            grep -q 'lacks better' "$OUT/logs/apply-$rate.err" &&
+            leaf_note=$(grep -o 'leaf qdisc: [^"]*' "$err" | head -1 || true)
+            grep -q 'lacks better' "$err" &&
                 leaf_note="this kernel has none of fq_codel, CAKE, SFQ; the agent logs the fallback"
             [ -n "$leaf_note" ] || leaf_note="detected by the agent"
+            features_after=$(router_features)
+            agent_log=$(grep -o 'offloads turned off[^"]*' "$err" | head -1 || true)
+            log "shaping [$mode]: router after the agent: $features_after ${agent_log:+(agent: $agent_log)}"
         fi
         ip netns exec "$R" sh -c 'tc qdisc show dev lan0; tc class show dev lan0; tc qdisc show dev wan0; tc class show dev wan0' \
-            >"$OUT/logs/tc-$rate.txt"
+            >"$OUT/logs/tc-$mode-$rate.txt"
         local dir run
         if [ "$rate" -lt "$LOW_RATE" ]; then
-            # TCP through this rate's deep tail-drop leaf takes many seconds
-            # to settle: one long test per direction, RUNS windows after a
-            # long omit.
+            # TCP at such a rate takes seconds to settle (slow start overshoots
+            # the small queue, losses, timeouts): one long test per direction,
+            # RUNS windows after a long omit.
             for dir in download upload; do
                 iperf_test "$rate" "$dir" 1 "$LOW_OMIT" "$RUNS" "$LOW_SECS" | tee -a "$OUT/shaping.jsonl" |
-                    while read -r line; do log "shaping: $m Mbit/s $dir: $line"; done
+                    while read -r line; do log "shaping [$mode]: $m Mbit/s $dir: $line"; done
             done
         else
             for run in $(seq 1 "$RUNS"); do
                 for dir in download upload; do
                     iperf_test "$rate" "$dir" "$run" "$OMIT" 1 "$SECS" | tee -a "$OUT/shaping.jsonl" |
-                        while read -r line; do log "shaping: $m Mbit/s $dir: $line"; done
+                        while read -r line; do log "shaping [$mode]: $m Mbit/s $dir: $line"; done
                 done
             done
         fi
@@ -227,26 +299,19 @@ shaping() {
     local rates_json skipped_json
     rates_json=$(printf '%s\n' "${rates_bps[@]}" | python3 -c 'import json,sys; print(json.dumps([int(l) for l in sys.stdin if l.strip()]))')
     skipped_json=$(printf '%s\n' "${skipped[@]}" | python3 -c 'import json,sys; print(json.dumps([int(l) for l in sys.stdin if l.strip()]))')
-    meta_common "$load_before" | python3 -c '
+    python3 -c '
 import json, sys
-m = json.load(sys.stdin)
 a = sys.argv[1:]
-m.update(secs=int(a[0]), omit=int(a[1]), runs=int(a[2]), low_rate=int(a[10]), low_omit=int(a[11]), low_secs=int(a[12]), rates_bps=json.loads(a[3]) + json.loads(a[4]),
-         skipped=json.loads(a[4]), leaf=a[5] or "?", leaf_note=a[6],
-         baseline={"secs": 2, "download_bps": float(a[7]), "upload_bps": float(a[8])}, offloads=a[9])
-print(json.dumps(m))' "$SECS" "$OMIT" "$RUNS" "$rates_json" "$skipped_json" "$leaf" "$leaf_note" "$bd" "$bu" "$offload_note" \
-        "$LOW_RATE" "$LOW_OMIT" "$LOW_SECS" \
-        >"$OUT/shaping-meta.json"
+print(json.dumps(dict(mode=a[0], rates_bps=json.loads(a[1]) + json.loads(a[2]), skipped=json.loads(a[2]),
+    leaf=a[3] or "?", leaf_note=a[4], baseline={"secs": 2, "download_bps": float(a[5]), "upload_bps": float(a[6])},
+    offloads=a[7], features_before=a[8], features_after=a[9], agent_log=a[10])))' \
+        "$mode" "$rates_json" "$skipped_json" "$leaf" "$leaf_note" "$bd" "$bu" "$offload_note" \
+        "$features_before" "$features_after" "$agent_log" >>"$OUT/shaping-modes.jsonl"
 
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     PIDS=()
     for ns in "$C" "$R" "$S"; do ip netns del "$ns"; done
     NAMESPACES=()
-
-    python3 "$LIB" report-shaping "$OUT/shaping-meta.json" "$OUT/shaping.jsonl" "$OUT/shaping-section.md"
-    cat "$OUT/shaping-section.md"
-    [ "$WRITE_MD" = 1 ] && python3 bench/lib/write_section.py enforce-shaping "$OUT/shaping-section.md"
-    return 0
 }
 
 # ======================================================================
@@ -327,9 +392,10 @@ print(json.dumps({"scenario": s, "run": int(run), "rc": int(rc), "wall_ms": floa
         timed_apply first "$run" "$WORK/units-base.toml"
         if [ -z "$kernel_after" ]; then
             kernel_after=$(ip netns exec "$A" sh -c '
-                printf "{\"classes_lan\": %d, \"classes_wan\": %d, \"nft_rules\": %d}\n" \
+                printf "{\"classes_lan\": %d, \"classes_wan\": %d, \"nft_rules\": %d, \"nft_elements\": %d}\n" \
                     "$(tc class show dev lan0 | wc -l)" "$(tc class show dev wan0 | wc -l)" \
-                    "$(nft list table inet simpul | grep -c "comment \"unit ")"')
+                    "$(nft list table inet simpul | grep -c "map @units")" \
+                    "$(nft list table inet simpul | grep -o ": 1:[0-9a-f]*" | wc -l)"')
             log "apply: kernel after the first apply: $kernel_after"
         fi
         timed_apply identical "$run" "$WORK/units-base.toml"
