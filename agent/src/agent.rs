@@ -189,7 +189,7 @@ impl Agent {
         let enforcer = if opts.enforce {
             cfg.enforce_target().map(|t| {
                 let mut e = Enforcer::new(t);
-                e.keep_offloads(cfg.enforce.keep_offloads);
+                e.offload_mode(cfg.enforce.offload_mode());
                 e
             })
         } else {

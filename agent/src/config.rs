@@ -309,10 +309,23 @@ pub struct EnforceConfig {
     pub name_block_secs: u64,
     /// The agency's DNS responder (absent: no DNS answering by the agent).
     pub dns: Option<DnsConfig>,
-    /// Leave GRO/GSO/TSO on the two interfaces as they are (by default the
-    /// agent turns them off: merged 64 KiB packets make HTB lumpy at low
-    /// rates).
-    pub keep_offloads: bool,
+    /// GRO/LRO/TSO/GSO on the two interfaces: `auto` (default) turns them
+    /// off only while a class is too slow for a 64 KiB merged packet, `off`
+    /// always, `keep` never (see `enforce::offloads`).
+    pub offloads: Option<OffloadMode>,
+    /// Deprecated spelling of `offloads = "keep"` (true); false was the
+    /// default and means the default.
+    pub keep_offloads: Option<bool>,
+}
+
+/// What the agent does with the shaped interfaces' merging offloads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffloadMode {
+    #[default]
+    Auto,
+    Off,
+    Keep,
 }
 
 impl Default for EnforceConfig {
@@ -324,7 +337,8 @@ impl Default for EnforceConfig {
             attempt_fold_secs: 10,
             name_block_secs: 120,
             dns: None,
-            keep_offloads: false,
+            offloads: None,
+            keep_offloads: None,
         }
     }
 }
@@ -333,6 +347,22 @@ impl EnforceConfig {
     /// Whether the agent shapes and filters at all.
     pub fn enabled(&self) -> bool {
         self.lan_interface.is_some() || self.wan_interface.is_some()
+    }
+
+    /// The offload mode, `offloads` first; the deprecated `keep_offloads`
+    /// is logged as such (a conflict with `offloads` is a config problem).
+    pub fn offload_mode(&self) -> OffloadMode {
+        if let Some(keep) = self.keep_offloads {
+            tracing::warn!(
+                keep_offloads = keep,
+                "[enforce] keep_offloads is deprecated: use offloads = \"keep\" (or \"auto\", the default, or \"off\")"
+            );
+        }
+        match (self.offloads, self.keep_offloads) {
+            (Some(m), _) => m,
+            (None, Some(true)) => OffloadMode::Keep,
+            (None, _) => OffloadMode::Auto,
+        }
     }
 }
 
@@ -641,6 +671,14 @@ impl AgentConfig {
                 "must differ from lan_interface".into(),
             );
         }
+        if e.keep_offloads == Some(true) && matches!(e.offloads, Some(m) if m != OffloadMode::Keep)
+        {
+            bad(
+                "enforce.keep_offloads",
+                "true contradicts offloads; keep only offloads (keep_offloads is deprecated)"
+                    .into(),
+            );
+        }
         for (i, a) in e.always_allow.iter().enumerate() {
             if let Err(m) = parse_cidr(a) {
                 bad(&format!("enforce.always_allow[{i}]"), m);
@@ -936,6 +974,32 @@ mod tests {
             assert!(e.contains(place), "{text}: {e}");
         }
         assert!(!parse("[agent]\nid = \"x\"\n").unwrap().enforce.enabled());
+    }
+
+    #[test]
+    fn offload_mode_defaults_to_auto_and_keeps_the_old_key() {
+        let mode = |t: &str| parse(t).unwrap().enforce.offload_mode();
+        assert_eq!(mode("[agent]\nid = \"x\"\n"), OffloadMode::Auto);
+        for (m, want) in [
+            ("auto", OffloadMode::Auto),
+            ("off", OffloadMode::Off),
+            ("keep", OffloadMode::Keep),
+        ] {
+            assert_eq!(mode(&format!("[enforce]\noffloads = \"{m}\"\n")), want);
+        }
+        assert_eq!(mode("[enforce]\nkeep_offloads = true\n"), OffloadMode::Keep);
+        assert_eq!(
+            mode("[enforce]\nkeep_offloads = false\n"),
+            OffloadMode::Auto
+        );
+        assert_eq!(
+            mode("[enforce]\nkeep_offloads = true\noffloads = \"keep\"\n"),
+            OffloadMode::Keep
+        );
+        let e = err("[enforce]\nkeep_offloads = true\noffloads = \"off\"\n");
+        assert!(e.contains("enforce.keep_offloads: true contradicts"), "{e}");
+        let e = err("[enforce]\noffloads = \"on\"\n");
+        assert!(e.contains("unknown variant"), "{e}");
     }
 
     #[test]

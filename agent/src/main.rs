@@ -460,7 +460,7 @@ fn policy_command(action: PolicyAction) -> Result<()> {
                 .context("[enforce] lan_interface and wan_interface must be set to apply")?;
             let mut enforcer = Enforcer::new(target);
             enforcer.always_rebuild(rebuild);
-            enforcer.keep_offloads(cfg.enforce.keep_offloads);
+            enforcer.offload_mode(cfg.enforce.offload_mode());
             // What a previous run left in force is what a failure rolls back to.
             let last = cfg
                 .agent

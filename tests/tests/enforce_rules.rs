@@ -379,3 +379,108 @@ fn killed_agent_leaves_the_policy_enforcing_and_restart_restores_last_good() {
     );
     assert!(t.can_connect(&t.a, ALWAYS_ALLOWED, 5201));
 }
+
+/// `ethtool -k`'s state of one feature of a router interface ("on", "off").
+fn feature(t: &Topo, dev: &str, name: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &t.router, "ethtool", "-k", dev])
+        .output()
+        .expect("run ethtool");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap_or("missing")
+        .to_string()
+}
+
+/// Unit a's rates: below the offload threshold (52.44 Mbit/s) or not; the
+/// agency and the rest of its hosts always far above it.
+fn offload_policy(version: u64, unit_a_rate: u64) -> String {
+    format!(
+        r#"version = {version}
+agency = "dinkes"
+[allocation]
+download = {{ rate_bps = 1000000000, ceil_bps = 1000000000 }}
+upload = {{ rate_bps = 1000000000, ceil_bps = 1000000000 }}
+[allocation.units.a]
+download = {{ rate_bps = {unit_a_rate}, ceil_bps = 1000000000 }}
+upload = {{ rate_bps = {unit_a_rate}, ceil_bps = 1000000000 }}
+"#
+    )
+}
+
+#[test]
+fn auto_offloads_are_off_while_a_class_is_slow_and_back_on_after() {
+    assert!(is_root(), "enforcement tests need root (CI runs as root)");
+    let mut t = Topo::new("eg");
+    // The router's interfaces as a NIC's defaults (GRO, TSO, GSO on), but
+    // the admin has GSO off on wan0: the agent must never turn that on.
+    sh(&format!(
+        "ip netns exec {} sh -c 'ethtool -K lan0 gro on tso on gso on && ethtool -K wan0 gro on tso on gso off'",
+        t.router
+    ));
+    assert_eq!(feature(&t, "wan0", "generic-receive-offload"), "on");
+    assert_eq!(feature(&t, "wan0", "generic-segmentation-offload"), "off");
+
+    let policy_file = t.dir.path().join("policy.toml");
+    std::fs::write(&policy_file, offload_policy(1, 1_000_000)).expect("write policy");
+    t.write_config(Some(&policy_file));
+    // A 1 Gbit/s uplink, so that every class can be above the threshold.
+    let inventory = t.dir.path().join("inventory.toml");
+    let text = std::fs::read_to_string(&inventory).expect("read inventory");
+    std::fs::write(&inventory, text.replace("100000000", "1000000000")).expect("write inventory");
+    let log = t.dir.path().join("agent.log");
+    let run = format!(
+        "exec {} run --config {} 2>{}",
+        common::agent_bin().display(),
+        t.config.display(),
+        log.display()
+    );
+    let router = t.router.clone();
+    t.lab.spawn(&router, &["sh", "-c", &run], true);
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // Unit a at 1 Mbit/s in both directions: GRO and TSO off on both.
+    let all = |state: &str| {
+        ["lan0", "wan0"].iter().all(|d| {
+            ["generic-receive-offload", "tcp-segmentation-offload"]
+                .iter()
+                .all(|f| feature(&t, d, f) == state)
+        })
+    };
+    assert!(
+        wait_for(30, || all("off")),
+        "offloads not turned off for a 1 Mbit/s class: {}",
+        log_text()
+    );
+    assert_eq!(feature(&t, "lan0", "generic-segmentation-offload"), "off");
+    let l = log_text();
+    assert!(
+        l.contains("offload turned off")
+            && l.contains("class=1:10")
+            && l.contains("class_rate_bps=1000000")
+            && l.contains("threshold_bps=52440000"),
+        "{l}"
+    );
+
+    // Every class at or above the threshold (a rate-only change): what the
+    // agent turned off is back on, the admin's GSO on wan0 stays off.
+    std::fs::write(&policy_file, offload_policy(2, 60_000_000)).expect("rewrite policy");
+    assert!(
+        wait_for(15, || all("on")),
+        "offloads not back on with every class fast: {}",
+        log_text()
+    );
+    assert_eq!(feature(&t, "lan0", "generic-segmentation-offload"), "on");
+    assert_eq!(feature(&t, "wan0", "generic-segmentation-offload"), "off");
+    assert!(log_text().contains("turned back on"), "{}", log_text());
+    assert!(
+        log_text().contains("rates changed in place"),
+        "{}",
+        log_text()
+    );
+    for l in log_text().lines().filter(|l| l.contains("offload")) {
+        eprintln!("{l}");
+    }
+}

@@ -26,6 +26,7 @@ use simpul_core::inventory::NodeView;
 use simpul_proto::policy::Policy;
 use time::OffsetDateTime;
 
+use crate::config::OffloadMode;
 use apply::CommandError;
 
 #[derive(Debug, thiserror::Error)]
@@ -95,11 +96,13 @@ pub struct Enforcer {
     applied_here: bool,
     /// Rebuild the trees even when only rates changed.
     always_rebuild: bool,
-    /// Leave GRO/GSO/TSO as they are on the shaped interfaces.
-    keep_offloads: bool,
-    /// This process turned them off (again after every rebuild: a
+    /// What to do with GRO/GSO/TSO on the shaped interfaces.
+    offload_mode: OffloadMode,
+    /// `off`: this process turned them off (again after every rebuild: a
     /// recreated interface has its defaults back).
     offloads_off: bool,
+    /// `auto`: what this process turned off, per interface.
+    offloads_auto: offloads::Auto,
 }
 
 impl Enforcer {
@@ -117,15 +120,16 @@ impl Enforcer {
             applied: None,
             applied_here: false,
             always_rebuild: false,
-            keep_offloads: false,
+            offload_mode: OffloadMode::Auto,
             offloads_off: false,
+            offloads_auto: offloads::Auto::default(),
         }
     }
 
-    /// Leave the shaped interfaces' offloads as they are (`[enforce]
-    /// keep_offloads`); by default they are turned off (see [`offloads`]).
-    pub fn keep_offloads(&mut self, yes: bool) {
-        self.keep_offloads = yes;
+    /// What to do with the shaped interfaces' offloads (`[enforce]
+    /// offloads`; see [`offloads`]).
+    pub fn offload_mode(&mut self, mode: OffloadMode) {
+        self.offload_mode = mode;
     }
 
     /// Rebuild the HTB trees on every apply, even when only rates changed
@@ -241,10 +245,16 @@ impl Enforcer {
             },
             Err(why) => self.rebuild(new, why)?,
         };
-        if !self.keep_offloads && (!self.offloads_off || matches!(shaping, Shaping::Rebuilt { .. }))
-        {
-            offloads::shaped_interfaces(&self.target);
-            self.offloads_off = true;
+        let rebuilt = matches!(shaping, Shaping::Rebuilt { .. });
+        match self.offload_mode {
+            OffloadMode::Keep => {}
+            OffloadMode::Off => {
+                if !self.offloads_off || rebuilt {
+                    offloads::shaped_interfaces(&self.target);
+                    self.offloads_off = true;
+                }
+            }
+            OffloadMode::Auto => self.offloads_auto.apply(new, &self.target, rebuilt),
         }
         if let Err(cause) = apply::nft_apply(&new.nft) {
             let restored = self.restore_tc();
