@@ -26,6 +26,7 @@ use simpul_proto::policy::Policy;
 use simpul_proto::wire::feature;
 
 use crate::capture::live::{InterfaceStats, LiveCapture, LiveError};
+use crate::capture::name_lane::NameLaneHooks;
 use crate::config::AgentConfig;
 use crate::control::{Control, ControlSettings, InForce, Snapshot, Source};
 use crate::dnsproxy::{BlockAction, BlockEvent, DnsProxyConfig, DnsService};
@@ -255,10 +256,17 @@ impl Agent {
         );
 
         let enforcing = opts.enforce && cfg.enforce.enabled();
+        let mut name_lane = None;
         let names = if enforcing {
             match NameBlocker::start(cfg.enforce.name_block_secs) {
                 Ok((n, tx)) => {
-                    proc.guard_mut().set_kernel(tx);
+                    let guard = proc.guard_mut();
+                    name_lane = Some(NameLaneHooks {
+                        claims: guard.share_claims(),
+                        kernel: tx.clone(),
+                        hold_ns: guard.hold_ns(),
+                    });
+                    guard.set_kernel(tx);
                     Some(n)
                 }
                 Err(e) => {
@@ -279,7 +287,7 @@ impl Agent {
         let stop = Arc::new(AtomicBool::new(false));
         let live = match &opts.capture {
             Capture::Live => {
-                let (capture, batches) = LiveCapture::start(&cfg.capture)?;
+                let (capture, batches) = LiveCapture::start_with_lane(&cfg.capture, name_lane)?;
                 health.set_interfaces(capture.stats());
                 Some((capture, batches))
             }

@@ -9,7 +9,7 @@
 //! events through the caller's closure; time is the packet time.
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crossbeam_channel::{Sender, TrySendError};
 use hashbrown::HashMap;
@@ -36,8 +36,13 @@ pub struct NameBlock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KernelRequest {
     /// `seen_ns`: the packet time of the naming packet (capture → kernel
-    /// latency is measured from it).
-    Block { tuple: NameBlock, seen_ns: u64 },
+    /// latency is measured from it); `lane`: asked by the capture's name
+    /// lane rather than the packet path.
+    Block {
+        tuple: NameBlock,
+        seen_ns: u64,
+        lane: bool,
+    },
     /// The policy changed: forget every name-triggered entry.
     Clear,
 }
@@ -51,8 +56,74 @@ pub struct GuardStats {
     pub name_blocks_dropped: u64,
 }
 
+/// Connections already sent to the kernel, shared by the guard and the
+/// capture's name lane (a thread of its own that sees naming frames before
+/// the packet path does): whoever claims a connection first asks the
+/// kernel, the other one does not ask again. Also where the lane finds the
+/// policy in force.
+#[derive(Debug, Default)]
+pub struct NameClaims {
+    matcher: RwLock<Option<Arc<BlockMatcher>>>,
+    /// Connection → when its claim lapses (packet time, ns).
+    claimed: Mutex<HashMap<NameBlock, u64>>,
+}
+
+/// Claims kept at most; beyond this the oldest-lapsing do not matter more
+/// than memory (a claim only saves a duplicate kernel request).
+const MAX_CLAIMS: usize = 100_000;
+
+impl NameClaims {
+    /// The blocking rules in force, if any.
+    pub fn matcher(&self) -> Option<Arc<BlockMatcher>> {
+        self.matcher
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// True when `tuple` was not claimed (or its claim lapsed by `ts`):
+    /// the caller asks the kernel. Claimed until `until`.
+    pub fn claim(&self, tuple: NameBlock, ts: u64, until: u64) -> bool {
+        let mut c = self.claimed.lock().unwrap_or_else(PoisonError::into_inner);
+        if c.get(&tuple).is_some_and(|u| ts < *u) {
+            return false;
+        }
+        if c.len() >= MAX_CLAIMS {
+            c.retain(|_, u| ts < *u);
+        }
+        if c.len() < MAX_CLAIMS {
+            c.insert(tuple, until);
+        }
+        true
+    }
+
+    /// Undo a claim whose kernel request could not be sent.
+    pub fn release(&self, tuple: &NameBlock) {
+        self.claimed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(tuple);
+    }
+
+    fn set_matcher(&self, m: Option<Arc<BlockMatcher>>) {
+        *self.matcher.write().unwrap_or_else(PoisonError::into_inner) = m;
+        self.claimed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    fn prune(&self, now: u64) {
+        self.claimed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, u| now < *u);
+    }
+}
+
 pub struct Guard {
     matcher: Option<Arc<BlockMatcher>>,
+    claims: Option<Arc<NameClaims>>,
     log: AttemptLog,
     /// Connections refused because of a name: a later connection reusing
     /// one's ports is reported under the same name and rule (the kernel
@@ -70,6 +141,7 @@ impl Guard {
     pub fn new(fold_secs: u64, hold_secs: u64) -> Self {
         Guard {
             matcher: None,
+            claims: None,
             log: AttemptLog::new(fold_secs, 100_000),
             named: HashMap::new(),
             kernel: None,
@@ -85,6 +157,22 @@ impl Guard {
             name_blocks: self.name_blocks,
             name_blocks_dropped: self.name_blocks_dropped,
         }
+    }
+
+    /// The claims shared with a capture-side name lane (made on first use).
+    pub fn share_claims(&mut self) -> Arc<NameClaims> {
+        if let Some(c) = &self.claims {
+            return c.clone();
+        }
+        let c = Arc::new(NameClaims::default());
+        c.set_matcher(self.matcher.clone());
+        self.claims = Some(c.clone());
+        c
+    }
+
+    /// How long a name-triggered kernel entry lives, in ns.
+    pub fn hold_ns(&self) -> u64 {
+        self.hold_ns
     }
 
     pub fn active(&self) -> bool {
@@ -112,6 +200,9 @@ impl Guard {
             return;
         }
         self.matcher = m;
+        if let Some(c) = &self.claims {
+            c.set_matcher(self.matcher.clone());
+        }
         if !self.named.is_empty() {
             self.named.clear();
             self.send(KernelRequest::Clear);
@@ -209,11 +300,23 @@ impl Guard {
         let Some(hit) = m.check_name(name, method) else {
             return;
         };
+        let until = ts + self.hold_ns;
         self.named
-            .insert(tuple, (hit.clone(), name.to_string(), ts + self.hold_ns));
-        self.name_blocks += 1;
-        // Before the event: the kernel entry is what races the connection.
-        self.send(KernelRequest::Block { tuple, seen_ns: ts });
+            .insert(tuple, (hit.clone(), name.to_string(), until));
+        // The name lane may have asked already; the event is still ours.
+        if self
+            .claims
+            .as_ref()
+            .is_none_or(|c| c.claim(tuple, ts, until))
+        {
+            self.name_blocks += 1;
+            // Before the event: the kernel entry is what races the connection.
+            self.send(KernelRequest::Block {
+                tuple,
+                seen_ns: ts,
+                lane: false,
+            });
+        }
         let a = attempt(ts, client, server, proto, Some(port), hit, name.to_string());
         self.log.record(a, agencies, out);
     }
@@ -231,6 +334,9 @@ impl Guard {
     pub fn tick(&mut self, now: u64, agencies: &AgencyMap, out: &mut impl FnMut(BlockedAttempt)) {
         self.log.tick(now, agencies, out);
         self.named.retain(|_, (_, _, until)| now < *until);
+        if let Some(c) = &self.claims {
+            c.prune(now);
+        }
     }
 
     pub fn flush(&mut self, agencies: &AgencyMap, out: &mut impl FnMut(BlockedAttempt)) {
@@ -334,7 +440,8 @@ mod tests {
             rx.try_recv(),
             Ok(KernelRequest::Block {
                 tuple: block,
-                seen_ns: NS
+                seen_ns: NS,
+                lane: false,
             })
         );
         assert_eq!(out.len(), 1);
@@ -408,5 +515,49 @@ mod tests {
         assert_eq!(targets, ["203.0.113.9:80", "203.0.113.9"]);
         assert_eq!(out[1].port, None);
         assert_eq!(out[1].proto, "icmp");
+    }
+
+    #[test]
+    fn a_connection_the_name_lane_refused_is_not_asked_again() {
+        let (mut g, rx, map) = guard("domains = [\"slot88.example\"]\n");
+        let claims = g.share_claims();
+        assert!(
+            claims.matcher().is_some(),
+            "the lane sees the rules in force"
+        );
+        let lane = conn("10.1.1.5", 40001, "198.51.100.7", 6, 443);
+        // The lane got there first.
+        assert!(claims.claim(lane, NS, NS + 60 * NS));
+        let mut out = Vec::new();
+        g.on_name(
+            NS + 5,
+            lane,
+            "slot88.example",
+            BlockMethod::Sni,
+            &map,
+            &mut |r| out.push(r),
+        );
+        assert!(rx.try_recv().is_err(), "asked the kernel twice");
+        assert_eq!(out.len(), 1, "the attempt is still reported once");
+        // A connection the lane missed (say, a ClientHello in two
+        // segments): the packet path asks, and the lane would not again.
+        let missed = conn("10.1.1.5", 40002, "198.51.100.7", 6, 443);
+        g.on_name(
+            NS,
+            missed,
+            "slot88.example",
+            BlockMethod::Sni,
+            &map,
+            &mut |r| out.push(r),
+        );
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(KernelRequest::Block { lane: false, .. })
+        ));
+        assert!(!claims.claim(missed, NS + 1, NS + 60 * NS));
+        // A new policy forgets every claim, and the lane sees it.
+        g.set_matcher(None);
+        assert!(claims.matcher().is_none());
+        assert!(claims.claim(lane, NS + 2, NS + 60 * NS));
     }
 }

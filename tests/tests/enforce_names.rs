@@ -61,9 +61,9 @@ struct Names {
 
 impl Names {
     /// The topology, the delay line, the sites and the agent (capture
-    /// `method`: auto, ring or pnet), ready: the policy is in force in the
-    /// packet path.
-    fn start(tag: &str, method: &str) -> Names {
+    /// `method`: auto, ring or pnet; `extra`: more `[capture]` lines),
+    /// ready: the policy is in force in the packet path.
+    fn start(tag: &str, method: &str, extra: &str) -> Names {
         let mut lab = Lab::new(tag);
         let router = lab.ns("r");
         let client = lab.ns("c");
@@ -166,6 +166,7 @@ state_dir = {state:?}
 [capture]
 interfaces = ["lan0"]
 method = "{method}"
+{extra}
 [output]
 blocked_jsonl = {events:?}
 [standalone]
@@ -188,7 +189,7 @@ attempt_fold_secs = 1
                 "sh",
                 "-c",
                 &format!(
-                    "SIMPUL_LOG=info,simpul_agent::enforce::names=debug exec {} run --config {} 2>{}",
+                    "SIMPUL_LOG=info,simpul_agent::enforce::names=debug,simpul_agent::capture::name_lane=debug exec {} run --config {} 2>{}",
                     agent.display(),
                     config.display(),
                     log.display()
@@ -297,21 +298,46 @@ fn quic_initial_hex() -> String {
     hex
 }
 
+/// The default capture: a TPACKET_V3 ring, with its name lane.
 #[test]
 fn first_request_to_a_blocked_name_10ms_away_is_refused() {
-    first_requests_refused("nm", "auto");
+    first_requests_refused("nm", "auto", Lane::Races);
+}
+
+/// The ring's blocks held for 200 ms: only the name lane can stop the
+/// first requests, and it makes every entry.
+#[test]
+fn the_name_lane_alone_refuses_the_first_requests() {
+    first_requests_refused("nl", "ring", Lane::Alone);
 }
 
 /// The fallback capture hands a frame that may name a site over at once
 /// too (it used to wait for the next frame or its 100 ms read timeout).
 #[test]
 fn first_request_is_refused_with_the_pnet_capture() {
-    first_requests_refused("np", "pnet");
+    first_requests_refused("np", "pnet", Lane::None);
 }
 
-fn first_requests_refused(tag: &str, method: &str) {
+/// Who is expected to make the kernel entries.
+#[derive(PartialEq)]
+enum Lane {
+    /// The ring's name lane and its packet path race for each connection
+    /// (the lane nearly always wins); one entry each either way.
+    Races,
+    /// The ring's blocks come too late: the lane makes every entry.
+    Alone,
+    /// pnet capture: no lane, the packet path makes every entry.
+    None,
+}
+
+fn first_requests_refused(tag: &str, method: &str, lane: Lane) {
     assert!(is_root(), "enforcement tests need root (CI runs as root)");
-    let t = Names::start(tag, method);
+    let extra = if lane == Lane::Alone {
+        "ring_block_timeout_ms = 200"
+    } else {
+        ""
+    };
+    let t = Names::start(tag, method, extra);
     let log = t.log_text();
     assert!(
         method == "auto"
@@ -389,6 +415,30 @@ fn first_requests_refused(tag: &str, method: &str) {
         "no netlink entry in the log:\n{log}"
     );
     assert!(!log.contains("via=\"nft\""), "nft fallback used:\n{log}");
+    // With the ring, its name lane is on and makes the entries; the
+    // packet path does not ask again for a connection the lane refused.
+    assert_eq!(
+        log.contains("name_lane=\"active\"") || log.contains("name_lane=active"),
+        lane != Lane::None,
+        "name lane state wrong for {method}:\n{log}"
+    );
+    let mut from_lane = 0;
+    for port in [41001, 41002, 41003] {
+        let entry: Vec<&str> = log
+            .lines()
+            .filter(|l| {
+                l.contains("connection refused for a blocked name")
+                    && l.contains(&format!("client_port={port} "))
+            })
+            .collect();
+        assert_eq!(entry.len(), 1, "one kernel request for port {port}:\n{log}");
+        from_lane += usize::from(entry[0].contains("from=\"name lane\""));
+    }
+    match lane {
+        Lane::Alone => assert_eq!(from_lane, 3, "entries not all from the lane:\n{log}"),
+        Lane::Races => assert!(from_lane >= 1, "the lane made no entry:\n{log}"),
+        Lane::None => assert_eq!(from_lane, 0, "a lane with pnet capture:\n{log}"),
+    }
     for l in log.lines().filter(|l| l.contains("capture_to_kernel_us")) {
         eprintln!("{l}");
     }
@@ -397,7 +447,7 @@ fn first_requests_refused(tag: &str, method: &str) {
 #[test]
 fn an_allowed_name_on_the_blocked_names_address_is_served() {
     assert!(is_root(), "enforcement tests need root (CI runs as root)");
-    let t = Names::start("nn", "auto");
+    let t = Names::start("nn", "auto", "");
     for round in 0..3u16 {
         let err = https_from(&t.client, "www.blocked.example", 42001 + 2 * round)
             .expect_err("blocked name");

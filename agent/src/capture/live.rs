@@ -6,15 +6,20 @@
 //! to their capture thread for reuse when dropped, so steady capture
 //! allocates nothing. The capture threads never wait on the consumer: a full
 //! channel drops the batch and counts it.
+//!
+//! Beside each ring, when names are being blocked, a name lane
+//! ([`super::name_lane`]) sees the few frames that may name a site at once,
+//! without waiting for the ring's block to be handed over.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use pnet_datalink::{Channel, Config};
 
+use super::name_lane::{NameLaneHooks, NameLaneStats};
 use super::ring::{Ring, RingParams};
 use crate::config::{CaptureConfig, CaptureMethod};
 
@@ -80,6 +85,9 @@ pub struct InterfaceStats {
     pub read_errors: AtomicU64,
     /// "ring" (TPACKET_V3, with the number of fanout threads) or "pnet".
     pub method: String,
+    /// The ring's name lane, when it has one.
+    /// Set once, after the ring's threads hold these stats.
+    pub name_lane: OnceLock<Arc<NameLaneStats>>,
 }
 
 pub struct LiveCapture {
@@ -140,6 +148,15 @@ const URGENT_WINDOW: Duration = Duration::from_millis(10);
 impl LiveCapture {
     /// Open every configured interface and start capturing.
     pub fn start(cfg: &CaptureConfig) -> Result<(LiveCapture, Receiver<Batch>), LiveError> {
+        Self::start_with_lane(cfg, None)
+    }
+
+    /// As [`LiveCapture::start`]; with `lane`, each ring gets a name lane
+    /// (pnet capture needs none: it hands a naming frame over at once).
+    pub fn start_with_lane(
+        cfg: &CaptureConfig,
+        lane: Option<NameLaneHooks>,
+    ) -> Result<(LiveCapture, Receiver<Batch>), LiveError> {
         if cfg.interfaces.is_empty() {
             return Err(LiveError::NoInterfaces);
         }
@@ -172,6 +189,7 @@ impl LiveCapture {
                             method: "ring".into(),
                             ..Default::default()
                         });
+                        start_lane(iface.index, &stats, lane.as_ref(), &mut cap);
                         tracing::info!(interface = %name, method = %stats.method, "capturing");
                         cap.stats.push(stats.clone());
                         cap.inline = Some(InlineRing {
@@ -196,6 +214,7 @@ impl LiveCapture {
             } else if cfg.method != CaptureMethod::Pnet {
                 match start_rings(cfg, iface.index, name, &tx, &stop) {
                     Ok((stats, threads)) => {
+                        start_lane(iface.index, &stats, lane.as_ref(), &mut cap);
                         tracing::info!(interface = %name, method = %stats.method, "capturing");
                         cap.stats.push(stats);
                         cap.threads.extend(threads);
@@ -286,6 +305,29 @@ impl LiveCapture {
         self.stop.store(true, Ordering::SeqCst);
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+    }
+}
+
+/// The name lane beside a ring, its thread joining the capture's; none
+/// when names are not being blocked, or (logged) when it cannot open: the
+/// ring's packet path still refuses blocked names, a block later.
+fn start_lane(
+    ifindex: u32,
+    stats: &InterfaceStats,
+    hooks: Option<&NameLaneHooks>,
+    cap: &mut LiveCapture,
+) {
+    let Some(hooks) = hooks else { return };
+    let name = &stats.name;
+    match super::name_lane::start(ifindex, name, hooks.clone(), cap.stop.clone()) {
+        Ok((handle, lane)) => {
+            cap.threads.push(handle);
+            let _ = stats.name_lane.set(lane);
+            tracing::info!(interface = %name, name_lane = "active", "blocked names are refused from a filtered socket beside the ring, without waiting for its blocks");
+        }
+        Err(e) => {
+            tracing::warn!(interface = %name, name_lane = "off", error = %e, "no name lane: blocked names are refused from the ring's blocks only (up to ~10 ms later)");
         }
     }
 }

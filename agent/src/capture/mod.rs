@@ -2,4 +2,5 @@
 
 pub mod file;
 pub mod live;
+pub mod name_lane;
 pub mod ring;

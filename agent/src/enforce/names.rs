@@ -254,13 +254,17 @@ fn run(rx: &Receiver<KernelRequest>, stop: &AtomicBool, stats: &NameBlockerStats
             Err(RecvTimeoutError::Disconnected) => break,
         };
         // Everything queued meanwhile goes in the same kernel transaction.
-        let mut blocks: Vec<(NameBlock, u64)> = Vec::new();
+        let mut blocks: Vec<(NameBlock, u64, bool)> = Vec::new();
         let mut clear = false;
         for r in std::iter::once(first).chain(rx.try_iter().take(QUEUE)) {
             match r {
-                KernelRequest::Block { tuple, seen_ns } => {
-                    if !blocks.iter().any(|(b, _)| *b == tuple) {
-                        blocks.push((tuple, seen_ns));
+                KernelRequest::Block {
+                    tuple,
+                    seen_ns,
+                    lane,
+                } => {
+                    if !blocks.iter().any(|(b, _, _)| *b == tuple) {
+                        blocks.push((tuple, seen_ns, lane));
                     }
                 }
                 KernelRequest::Clear => {
@@ -287,7 +291,7 @@ fn run(rx: &Receiver<KernelRequest>, stop: &AtomicBool, stats: &NameBlockerStats
                 stats
                     .entries_added
                     .fetch_add(blocks.len() as u64, Ordering::Relaxed);
-                for (b, seen) in &blocks {
+                for (b, seen, lane) in &blocks {
                     tracing::debug!(
                         client = %b.client,
                         client_port = b.client_port,
@@ -295,6 +299,7 @@ fn run(rx: &Receiver<KernelRequest>, stop: &AtomicBool, stats: &NameBlockerStats
                         proto = b.proto,
                         port = b.port,
                         via,
+                        from = if *lane { "name lane" } else { "packet path" },
                         capture_to_kernel_us = done.saturating_sub(*seen) / 1000,
                         apply_us = started.elapsed().as_micros() as u64,
                         "connection refused for a blocked name"
@@ -334,7 +339,7 @@ impl Kernel {
     /// Add the connections' elements; says how.
     fn add(
         &mut self,
-        blocks: &[(NameBlock, u64)],
+        blocks: &[(NameBlock, u64, bool)],
         stats: &NameBlockerStats,
     ) -> Result<&'static str, CommandError> {
         if let Some(sock) = self.socket.as_mut() {
@@ -348,20 +353,20 @@ impl Kernel {
                 }
             }
         }
-        let tuples: Vec<NameBlock> = blocks.iter().map(|(b, _)| *b).collect();
+        let tuples: Vec<NameBlock> = blocks.iter().map(|(b, ..)| *b).collect();
         nft_apply(&elements_script(&tuples)).map(|()| "nft")
     }
 }
 
 fn add_netlink(
     sock: &mut NftSocket,
-    blocks: &[(NameBlock, u64)],
+    blocks: &[(NameBlock, u64, bool)],
     hold: Duration,
 ) -> Result<(), super::netlink::NetlinkError> {
     for (set, _, _) in SETS {
         let elements: Vec<Element> = blocks
             .iter()
-            .filter_map(|(b, _)| element_key(b))
+            .filter_map(|(b, ..)| element_key(b))
             .filter(|(s, _)| *s == set)
             .map(|(_, key)| Element { key, timeout: hold })
             .collect();
