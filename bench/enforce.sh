@@ -5,9 +5,10 @@
 #     iperf3 TCP download and upload through it at each unit rate, once per
 #     agent offload mode: the router's veths set up as a router's NICs run
 #     (GRO on: frames from the wire merged into packets of up to 64 KiB) and
-#     the endpoints sending wire-sized frames, then the agent either turning
-#     GRO/GSO/TSO off on them (its default) or keeping them
-#     (`[enforce] keep_offloads = true`);
+#     the endpoints sending wire-sized frames, then the agent turning
+#     GRO/GSO/TSO off on them (`[enforce] offloads = "off"`), keeping them
+#     ("keep"), or turning them off only while a class is too slow for them
+#     ("auto", the default: one running agent across the rates);
 #  2. policy apply time for one agency of 500 units: first apply, identical
 #     re-apply, one unit's rate changed, every rate changed — the rate-only
 #     changes in place (`tc class change`) and, with `--rebuild`, by
@@ -20,8 +21,8 @@
 # SECS (4 measured seconds per iperf3 test), OMIT (2 s not counted first);
 # below LOW_RATE (5000000 bit/s) one test per direction, LOW_OMIT (16) s
 # omitted, then RUNS windows of LOW_SECS (5) s;
-# UNITS (500), APPLY_RUNS (5), MODES ("off keep": the agent turns the router's
-# offloads off / keeps them), ROUTER_GRO (on: GRO on the router's veths, as a
+# UNITS (500), APPLY_RUNS (5), MODES ("off keep auto": the agent turns the
+# router's offloads off / keeps them / decides per plan), ROUTER_GRO (on: GRO on the router's veths, as a
 # NIC's default; off: the veth default), ENDPOINT_OFFLOADS (off: TSO/GSO off
 # on the client and server veths, a wire's frames; on: veth defaults, whose
 # 64 KiB packets cross to the router whatever its GRO), SKIP_SHAPING=1, SKIP_APPLY=1, SKIP_BUILD=1,
@@ -41,7 +42,7 @@ APPLY_RUNS=${APPLY_RUNS:-5}
 OUT=${OUT:-bench/out/enforce}
 ENDPOINT_OFFLOADS=${ENDPOINT_OFFLOADS:-off}
 ROUTER_GRO=${ROUTER_GRO:-on}
-MODES=${MODES:-"off keep"}
+MODES=${MODES:-"off keep auto"}
 WRITE_MD=${WRITE_MD:-1}
 LIB=bench/lib/enforce_bench.py
 AGENT=$PWD/target/release/simpul-agent
@@ -119,7 +120,7 @@ print(json.dumps(m))' "$SECS" "$OMIT" "$RUNS" "$LOW_RATE" "$LOW_OMIT" "$LOW_SECS
     return 0
 }
 
-# One sweep of $RATES with the agent's offload mode $1 (off | keep), in
+# One sweep of $RATES with the agent's offload mode $1 (off | keep | auto), in
 # namespaces of its own; results appended to $OUT/shaping.jsonl, what the
 # sweep saw to $OUT/shaping-modes.jsonl.
 shaping_mode() {
@@ -156,6 +157,12 @@ shaping_mode() {
         offload_note+="; GRO off on the router's veths (veth's default)"
     fi
     ip netns exec "$R" sysctl -qw net.ipv4.ip_forward=1
+    # auto runs the agent (`run`), which captures: on an idle interface.
+    if [ "$mode" = auto ]; then
+        ip -n "$R" link add cap0 type veth peer name cap1
+        ip -n "$R" link set cap0 up
+        ip -n "$R" link set cap1 up
+    fi
     router_features() {
         ip netns exec "$R" sh -c 'for d in lan0 wan0; do printf "%s: " $d; ethtool -k $d | awk -F": " "/^(generic-receive-offload|tcp-segmentation-offload|generic-segmentation-offload):/ {printf \"%s=%s \", \$1, \$2}"; echo; done'
     }
@@ -242,7 +249,7 @@ shaping_mode() {
     fi
 
     local rates_bps=() skipped=() version=0 leaf="" leaf_note="" features_after="" agent_log=""
-    local m rate pol out
+    local m rate pol out run_pid="" run_log="$OUT/logs/run-$mode.err" per_rate=""
     for m in $RATES; do
         rate=$(python3 -c "print(int(float('$m') * 1000000))")
         if python3 -c "import sys; sys.exit(0 if min($bd, $bu) >= 1.2 * $rate * 1448 / 1514 else 1)"; then
@@ -257,7 +264,27 @@ shaping_mode() {
         python3 "$LIB" shaping-policy "$rate" "$version" >"$pol"
         cp "$pol" "$OUT/logs/"
         local err="$OUT/logs/apply-$mode-$rate.err"
-        if ! out=$(ip netns exec "$R" "$AGENT" policy apply "$pol" --config "$WORK/shaping-agent.toml" 2>"$err"); then
+        if [ "$mode" = auto ]; then
+            # One running agent: each rate is an edit of its policy file.
+            cp "$pol" "$WORK/shaping-run-policy.toml.tmp"
+            mv -f "$WORK/shaping-run-policy.toml.tmp" "$WORK/shaping-run-policy.toml"
+            if [ -z "$run_pid" ]; then
+                ip netns exec "$R" "$AGENT" run --config "$WORK/shaping-agent.toml" 2>"$run_log" &
+                run_pid=$!
+                PIDS+=("$run_pid")
+            fi
+            out=""
+            for i in $(seq 1 300); do
+                out=$(python3 "$LIB" run-applied "$run_log")
+                echo "$out" | grep -q "\"version\": $version," && break
+                kill -0 "$run_pid" 2>/dev/null || die "agent run exited: $(tail -3 "$run_log")"
+                out=""
+                sleep 0.1
+            done
+            [ -n "$out" ] || die "agent run did not apply version $version within 30 s: $(tail -3 "$run_log")"
+            sleep 0.5   # the offload changes follow the tc batch
+            cp "$run_log" "$err"
+        elif ! out=$(ip netns exec "$R" "$AGENT" policy apply "$pol" --config "$WORK/shaping-agent.toml" 2>"$err"); then
             log "shaping [$mode]: policy apply failed at $m Mbit/s: $(tail -3 "$err")"
             for dir in download upload; do
                 echo "{\"mode\": \"$mode\", \"rate_bps\": $rate, \"dir\": \"$dir\", \"run\": 0, \"error\": \"policy apply failed\"}" >>"$OUT/shaping.jsonl"
@@ -272,11 +299,13 @@ shaping_mode() {
                 leaf_note="this kernel has none of fq_codel, CAKE, SFQ; the agent logs the fallback"
             [ -n "$leaf_note" ] || leaf_note="detected by the agent"
             features_after=$(router_features)
-            agent_log=$(grep -o 'offloads turned off[^"]*' "$err" | head -1 || true)
+            agent_log=$(grep -o 'offloads\? turned off[^"]*' "$err" | head -1 || true)
             log "shaping [$mode]: router after the agent: $features_after ${agent_log:+(agent: $agent_log)}"
         fi
         ip netns exec "$R" sh -c 'tc qdisc show dev lan0; tc class show dev lan0; tc qdisc show dev wan0; tc class show dev wan0' \
             >"$OUT/logs/tc-$mode-$rate.txt"
+        per_rate+="$m Mbit/s: $(router_features | tr '\n' ' ')"$'\n'
+        log "shaping [$mode]: router at $m Mbit/s: $(router_features | tr '\n' ' ')"
         local dir run
         if [ "$rate" -lt "$LOW_RATE" ]; then
             # TCP at such a rate takes seconds to settle (slow start overshoots
@@ -304,9 +333,9 @@ import json, sys
 a = sys.argv[1:]
 print(json.dumps(dict(mode=a[0], rates_bps=json.loads(a[1]) + json.loads(a[2]), skipped=json.loads(a[2]),
     leaf=a[3] or "?", leaf_note=a[4], baseline={"secs": 2, "download_bps": float(a[5]), "upload_bps": float(a[6])},
-    offloads=a[7], features_before=a[8], features_after=a[9], agent_log=a[10])))' \
+    offloads=a[7], features_before=a[8], features_after=a[9], agent_log=a[10], features_per_rate=a[11])))' \
         "$mode" "$rates_json" "$skipped_json" "$leaf" "$leaf_note" "$bd" "$bu" "$offload_note" \
-        "$features_before" "$features_after" "$agent_log" >>"$OUT/shaping-modes.jsonl"
+        "$features_before" "$features_after" "$agent_log" "$per_rate" >>"$OUT/shaping-modes.jsonl"
 
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     PIDS=()

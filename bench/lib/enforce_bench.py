@@ -4,7 +4,9 @@
 Subcommands:
   shaping-config DIR MODE            agent.toml for the shaping router (no collector; its
                                      inventory is shaping-inventory.toml beside it); MODE off |
-                                     keep: the agent turns the interfaces' offloads off / keeps them
+                                     keep | auto (`[enforce] offloads`); auto is for a running
+                                     agent (`run`, policy file shaping-run-policy.toml, capturing
+                                     on an idle veth cap0)
   shaping-inventory                  inventory: agency bench, unit a = 10.1.1.0/24, the router
   shaping-policy RATE_BPS VERSION    policy: agency and unit a at RATE_BPS (rate = ceil), both ways
   units-config DIR                   agent.toml for the apply router (inventory: units-inventory.toml
@@ -36,7 +38,8 @@ GOODPUT_PER_LINK_BIT = 1448 / 1514
 MBIT = 1_000_000
 
 
-def agent_config(d, node, state, inventory, always_allow=None, run=None, keep_offloads=False):
+def agent_config(d, node, state, inventory, always_allow=None, run=None, offloads=None,
+                 capture_if="lan0"):
     """agent.toml of a router without a collector: the inventory (and
     policy) files are relative to the agent.toml's directory. With `run`
     (a policy file), what `simpul-agent run` needs too: capture on lan0,
@@ -44,7 +47,7 @@ def agent_config(d, node, state, inventory, always_allow=None, run=None, keep_of
     allow = f"always_allow = {json.dumps(always_allow)}\n" if always_allow else ""
     policy = f'policy_file = "{run}"\n' if run else ""
     run_part = f"""[capture]
-interfaces = ["lan0"]
+interfaces = ["{capture_if}"]
 [output]
 flows_jsonl = "{d}/{state}-flows.jsonl"
 """ if run else ""
@@ -56,13 +59,17 @@ inventory_file = "{inventory}"
 {policy}[enforce]
 lan_interface = "lan0"
 wan_interface = "wan0"
-{"keep_offloads = true" + chr(10) if keep_offloads else ""}{allow}""", end="")
+{f'offloads = "{offloads}"' + chr(10) if offloads else ""}{allow}""", end="")
 
 
 def shaping_config(d, mode):
-    assert mode in ("off", "keep"), mode
+    assert mode in ("off", "keep", "auto"), mode
+    # auto needs one agent across the rates (it turns back on only what it
+    # turned off itself); its capture is on an idle interface so that the
+    # shaping is measured, not the capture's CPU.
+    run = "shaping-run-policy.toml" if mode == "auto" else None
     agent_config(d, "bench-router", f"state-shaping-{mode}", "shaping-inventory.toml",
-                 keep_offloads=mode == "keep")
+                 run=run, offloads=mode, capture_if="cap0")
 
 
 def shaping_inventory():
@@ -354,8 +361,9 @@ def fmt_mbit(bps):
 
 
 MODE_LABEL = {
-    "off": "the agent turns GRO/GSO/TSO off on `lan0` and `wan0` (its default)",
-    "keep": "`keep_offloads = true`: the router's GRO stays on",
+    "off": "`offloads = \"off\"`: the agent turns GRO/GSO/TSO off on `lan0` and `wan0`",
+    "keep": "`offloads = \"keep\"`: the router's GRO stays on",
+    "auto": "`offloads = \"auto\"` (the default): off while a class is below the threshold, back on after",
 }
 
 
@@ -373,8 +381,13 @@ router namespace: client ns (10.1.1.2) ─veth─ `lan0` router `wan0` ─veth�
 (198.51.100.10), 1500-byte MTU. Offloads as on a real router: {first.get('offloads', '?')};
 so the router's shaped interfaces receive frames merged into packets of up to 64 KiB, as
 a router whose NICs run GRO (their default) does. Each rate is measured twice, once per
-*agent offload mode*: the agent turning GRO/GSO/TSO off on the shaped interfaces
-(default) and keeping them (`[enforce] keep_offloads = true`).
+*agent offload mode* (`[enforce] offloads`): `off`, the agent turning GRO/GSO/TSO off on
+the shaped interfaces; `keep`, leaving them on; `auto` (the default), turning them off only
+while a class's rate is below the threshold where its 10 ms HTB burst holds a 64 KiB merged
+packet (52.44 Mbit/s) and back on (what it turned off) when none is. `off` and `keep` apply
+each rate with `simpul-agent policy apply`; `auto` with one running agent (`simpul-agent run`,
+the rates in order as edits of its policy file, capture on an idle veth), since
+only a running agent remembers what it turned off.
 One iperf3 TCP stream at a time (`iperf3 -c … -O OMIT -t T -l BLOCK -J --get-server-output`,
 `-R` for download; BLOCK ≈ 10 ms of data at the rate, 1448 B to 128 KiB, because the
 receiver reads whole blocks and the default 128 KiB is a second at 1 Mbit/s). Goodput is
@@ -463,6 +476,10 @@ Median of the runs, [min–max] in brackets.
                      f"after its first apply: `{fa}`"
                      + (f" (the agent logs: \"{mi['agent_log'].strip()}\")" if mi.get("agent_log") else "") + ".")
         lines.append("")
+        if mi["mode"] == "auto" and mi.get("features_per_rate"):
+            per = "; ".join(" ".join(l.split()) for l in mi["features_per_rate"].splitlines() if l.strip())
+            lines.append(f"Mode auto, the router's offloads after each rate's policy is in force: `{per}`.")
+            lines.append("")
     lines.append(SHAPING_CHOICE)
     lines.append("")
     lines.append(context(meta))
@@ -471,19 +488,22 @@ Median of the runs, [min–max] in brackets.
 
 
 SHAPING_CHOICE = (
-    "The choice: by default the agent turns GRO/GSO/TSO off on the two shaped interfaces "
-    "(`agent/src/enforce/offloads.rs`, logged with the reason). With GRO kept, HTB queues the merged "
-    "packets (the leaf-queue column: tens of KiB each) and at 1 Mbit/s sends one at line rate and then "
-    "nothing for a third of a second: one-second goodput swings far outside ±1 %, the run's median misses "
-    "the target and the 100 ms leaf holds over a second. With the offloads off every rate from 1 to 100 "
-    "Mbit/s is within ±1 %, and the 1-s intervals with it. At 1000 Mbit/s HTB itself still sends at the "
-    "rate (*HTB-counted* within ±0.1 %) but TCP's goodput falls 1–2 % short: this 2-core VM, shared with "
-    "other work, forwards the 83 k frames/s one by one and TCP loses packets (the retransmits) that a "
-    "router's NIC and cores would not; with GRO kept the same rate is within ±1 %. So: offloads off (the "
-    "default) where any class is slow — which is every agency with per-unit allocations; "
-    "`[enforce] keep_offloads = true` for a router whose classes are all 10 Mbit/s or more (±1 % at "
-    "10–1000 Mbit/s above). Sizing HTB's bursts for 64 KiB packets instead was not taken: at 1 Mbit/s "
-    "that is half a second of line-rate burst per class, lumps by design.")
+    "The choice: `[enforce] offloads = \"auto\"` by default (`agent/src/enforce/offloads.rs`). With GRO "
+    "kept, HTB queues the merged packets (the leaf-queue column: tens of KiB each) and at 1 Mbit/s sends "
+    "one at line rate and then nothing for a third of a second: one-second goodput swings far outside "
+    "±1 % and the 100 ms leaf holds over a second. With the offloads off the low rates are within ±1 %, "
+    "but at 1000 Mbit/s this 2-core VM forwards 83 k frames/s one by one and TCP loses packets (the "
+    "retransmits) while HTB itself still sends at the rate (*HTB-counted*). Neither fixed setting covers "
+    "1–1000 Mbit/s, so in auto the agent turns the merging offloads off only while some class's rate is "
+    "below the threshold where its HTB burst (10 ms at the rate, `core/src/enforce/plan.rs`) is smaller "
+    "than a 64 KiB merged packet — 65,550 B × 800 = 52.44 Mbit/s — GRO/LRO on the interface that feeds "
+    "that tree and TSO/GSO on the tree's own, and turns back on exactly what it turned off once no class "
+    "is that slow (never what the admin had off), logging each change with the class, its rate and the "
+    "threshold. The rate decides, not the ceil: a class gets only its rate while its siblings are busy. "
+    "The class of the agency's other hosts is not counted (its rate is what the units leave, at least 1 % "
+    "of the agency's, so counting it would keep the offloads off at every rate). Sizing HTB's bursts for "
+    "64 KiB packets instead was not taken: at 1 Mbit/s that is half a second of line-rate burst per "
+    "class, lumps by design.")
 
 
 SCENARIOS = [

@@ -258,6 +258,11 @@ impl Enforcer {
         }
         if let Err(cause) = apply::nft_apply(&new.nft) {
             let restored = self.restore_tc();
+            // The offloads follow the shaping back (a slow class of the
+            // restored plan must not get merged packets).
+            if let (OffloadMode::Auto, Some(prev)) = (self.offload_mode, &self.applied) {
+                self.offloads_auto.apply(prev, &self.target, false);
+            }
             return Err(EnforceError::Nft {
                 version,
                 cause,
