@@ -614,7 +614,20 @@ impl Worker {
     }
 
     fn handle(&mut self, events: Vec<Event>, store: &mut IncidentStore) {
-        self.view_dirty |= !events.is_empty();
+        if !events.is_empty() {
+            // The API's view changes before the incidents are written, so a
+            // reader who sees an incident never sees its node still up. At
+            // most once per housekeeping beat: a mass recovery is thousands
+            // of one-event batches, each view a copy of every node.
+            let now = now_ms();
+            if now.saturating_sub(self.last_view_ms) >= HOUSEKEEPING.as_millis() as u64 {
+                self.last_view_ms = now;
+                self.view_dirty = false;
+                self.publish_view();
+            } else {
+                self.view_dirty = true;
+            }
+        }
         for e in events {
             tracing::info!(event = ?e, "node state");
             match e {
