@@ -12,7 +12,7 @@ mod enforce_lab;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::netns::wait_for;
 use common::*;
