@@ -87,7 +87,7 @@ directory (WAL, \`synchronous=FULL\`); each agent the agent's own link
 (\`link::Uplink\`: spool, client, wire protocol 3) that enrolled with a
 one-time token and reconnects with its credential. Each agent's spool holds
 $((E2E_RECORDS / E2E_NODES)) flow records in batches of 1000 (plus 8 counter
-samples a batch; final records of distinct flows — unlike \\`bench-ingest\\`,
+samples a batch; final records of distinct flows — unlike \`bench-ingest\`,
 no interim records updating stored flows), filled while the links were down,
 as a spool fills during an outage. Timed from the links' start (TLS, Hello) to the last agent's empty
 spool: an agent deletes a batch only on the collector's ack, and the
