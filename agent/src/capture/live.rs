@@ -200,16 +200,7 @@ impl LiveCapture {
                         });
                         continue;
                     }
-                    Err(e) if cfg.method == CaptureMethod::Ring => {
-                        return Err(LiveError::Socket {
-                            name: name.clone(),
-                            cause: std::io::Error::other(e.to_string()),
-                        })
-                    }
-                    Err(e) => tracing::warn!(
-                        interface = %name, error = %e,
-                        "no TPACKET_V3 ring; falling back to one pnet socket (a system call per frame)"
-                    ),
+                    Err(e) => ring_unavailable(cfg.method, name, e)?,
                 }
             } else if cfg.method != CaptureMethod::Pnet {
                 match start_rings(cfg, iface.index, name, &tx, &stop) {
@@ -220,16 +211,7 @@ impl LiveCapture {
                         cap.threads.extend(threads);
                         continue;
                     }
-                    Err(e) if cfg.method == CaptureMethod::Ring => {
-                        return Err(LiveError::Socket {
-                            name: name.clone(),
-                            cause: std::io::Error::other(e.to_string()),
-                        })
-                    }
-                    Err(e) => tracing::warn!(
-                        interface = %name, error = %e,
-                        "no TPACKET_V3 ring; falling back to one pnet socket (a system call per frame)"
-                    ),
+                    Err(e) => ring_unavailable(cfg.method, name, e)?,
                 }
             }
             // Our own socket, so PACKET_STATISTICS can be read from it.
@@ -600,4 +582,24 @@ fn read_kernel_stats(fd: i32, stats: &InterfaceStats) {
             .kernel_drops
             .fetch_add(u64::from(s.tp_drops), Ordering::Relaxed);
     }
+}
+
+/// A ring that could not be opened: an error when the configuration asked
+/// for the ring, otherwise the pnet fallback, said in the log.
+fn ring_unavailable(
+    method: CaptureMethod,
+    name: &str,
+    e: impl std::fmt::Display,
+) -> Result<(), LiveError> {
+    if method == CaptureMethod::Ring {
+        return Err(LiveError::Socket {
+            name: name.to_string(),
+            cause: std::io::Error::other(e.to_string()),
+        });
+    }
+    tracing::warn!(
+        interface = %name, error = %e,
+        "no TPACKET_V3 ring; falling back to one pnet socket (a system call per frame)"
+    );
+    Ok(())
 }

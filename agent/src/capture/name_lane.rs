@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::ring::set_opt;
 use crossbeam_channel::{Sender, TrySendError};
 use simpul_core::decode::{decode, LinkType};
 use simpul_core::dpi::{http, quic, tls};
@@ -289,24 +290,6 @@ pub fn start(
     Ok((handle, stats))
 }
 
-fn setsockopt<T>(fd: &OwnedFd, level: i32, opt: i32, val: &T) -> io::Result<()> {
-    // SAFETY: `val` points to a live, initialised T of the size we pass.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            opt,
-            (val as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// The filtered socket: created with protocol 0 (it receives nothing),
 /// filtered, then bound to the interface and every protocol, so no
 /// unfiltered frame is ever queued on it.
@@ -331,14 +314,14 @@ pub fn open_socket(ifindex: u32) -> Result<OwnedFd, LaneError> {
         filter: program.as_mut_ptr(),
     };
     // The kernel copies the program during the call; `program` outlives it.
-    setsockopt(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
+    set_opt(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
         .map_err(err("SO_ATTACH_FILTER"))?;
-    setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &LANE_RCVBUF).map_err(err("SO_RCVBUF"))?;
+    set_opt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &LANE_RCVBUF).map_err(err("SO_RCVBUF"))?;
     let tv = libc::timeval {
         tv_sec: 0,
         tv_usec: STOP_POLL_MS * 1000,
     };
-    setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv).map_err(err("SO_RCVTIMEO"))?;
+    set_opt(&fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv).map_err(err("SO_RCVTIMEO"))?;
     // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
     let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     addr.sll_family = libc::AF_PACKET as u16;

@@ -91,13 +91,8 @@ pub struct Ring {
 // the ring to another thread is sound.
 unsafe impl Send for Ring {}
 
-fn setsockopt<T>(
-    fd: &OwnedFd,
-    level: i32,
-    opt: i32,
-    val: &T,
-    step: &'static str,
-) -> Result<(), RingError> {
+/// `setsockopt(2)` with a typed value; the name lane uses it too.
+pub(super) fn set_opt<T>(fd: &OwnedFd, level: i32, opt: i32, val: &T) -> io::Result<()> {
     // SAFETY: `val` points to a live, initialised T of the size we pass.
     let rc = unsafe {
         libc::setsockopt(
@@ -111,8 +106,18 @@ fn setsockopt<T>(
     if rc == 0 {
         Ok(())
     } else {
-        Err(sys(step))
+        Err(io::Error::last_os_error())
     }
+}
+
+fn setsockopt<T>(
+    fd: &OwnedFd,
+    level: i32,
+    opt: i32,
+    val: &T,
+    step: &'static str,
+) -> Result<(), RingError> {
+    set_opt(fd, level, opt, val).map_err(|cause| RingError::Sys { step, cause })
 }
 
 impl Ring {
