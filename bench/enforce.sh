@@ -54,27 +54,8 @@ mkdir -p "$OUT/logs"
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d /tmp/simpul-enforce-bench.XXXXXX)
 P=sbe$$                      # namespace prefix: unique per run
-NAMESPACES=()
-PIDS=()
-
-cleanup() {
-    local p ns
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-newns() {
-    ip netns del "$1" 2>/dev/null || true
-    ip netns add "$1"
-    NAMESPACES+=("$1")
-    ip -n "$1" link set lo up
-    # No IPv6 autoconf chatter on the links.
-    ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-}
+# shellcheck source=bench/lib/netns.sh
+. bench/lib/netns.sh  # the scripts run from the repository root
 
 # ms since the epoch, µs resolution.
 now_ms() { local t=${EPOCHREALTIME/./}; echo "$((t / 1000)).$(printf '%03d' $((t % 1000)))"; }

@@ -40,26 +40,8 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d /tmp/simpul-names-bench.XXXXXX)
 P=sbn$$
-NAMESPACES=()
-PIDS=()
-
-cleanup() {
-    local p ns
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-newns() {
-    ip netns del "$1" 2>/dev/null || true
-    ip netns add "$1"
-    ip -n "$1" link set lo up
-    ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-    NAMESPACES+=("$1")
-}
+# shellcheck source=bench/lib/netns.sh
+. bench/lib/netns.sh  # the scripts run from the repository root
 
 log "building the agent (release)"
 cargo build --release -q -p simpul-agent
