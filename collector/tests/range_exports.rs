@@ -12,7 +12,7 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{enroll, send_batch, token};
+use common::{enroll, parse_csv, send_batch, token};
 use serde_json::Value;
 use simpul_collector::server::Collector;
 use simpul_collector::store::{Maintenance, NewIncident};
@@ -153,38 +153,6 @@ async fn csv(c: &Collector, path: &str, auth: &str) -> (String, Vec<Vec<String>>
         .unwrap_or_else(|| panic!("{path}: a file name: {head}"))
         .to_string();
     (name, parse_csv(&body))
-}
-
-/// RFC 4180 records (quoted cells may hold commas, quotes, line breaks).
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let text = text
-        .strip_prefix('\u{feff}')
-        .expect("a BOM for spreadsheets");
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut cell = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(ch) = chars.next() {
-        match (quoted, ch) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                cell.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => cell.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut cell)),
-            (false, '\r') => {}
-            (false, '\n') => {
-                row.push(std::mem::take(&mut cell));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, c) => cell.push(c),
-        }
-    }
-    assert!(cell.is_empty() && row.is_empty(), "the last line ends");
-    rows
 }
 
 /// What a JSON value reads as in the CSV: text as is (defused with an

@@ -11,7 +11,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{enroll, send_batch};
+use common::{enroll, parse_csv, send_batch};
 use serde_json::Value;
 use simpul_collector::server::Collector;
 use simpul_proto::inventory::{Agency, Inventory, Unit};
@@ -329,38 +329,6 @@ fn key(r: &Value) -> (String, u64) {
 
 fn total(r: &Value) -> u64 {
     r["bytes_up"].as_u64().unwrap() + r["bytes_down"].as_u64().unwrap()
-}
-
-/// RFC 4180 records (quoted cells may hold commas, quotes, line breaks).
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let text = text
-        .strip_prefix('\u{feff}')
-        .expect("a BOM for spreadsheets");
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut cell = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(ch) = chars.next() {
-        match (quoted, ch) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                cell.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => cell.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut cell)),
-            (false, '\r') => {}
-            (false, '\n') => {
-                row.push(std::mem::take(&mut cell));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, c) => cell.push(c),
-        }
-    }
-    assert!(cell.is_empty() && row.is_empty(), "the last line ends");
-    rows
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
