@@ -10,26 +10,8 @@ import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import {
-  SHOTS, apiLogin, getJSON, launchBrowser, loginPage, pageKit, startCollector, waitFor,
+  SHOTS, apiLogin, getJSON, launchBrowser, loginPage, pageKit, startCollector, waitFor, parseCsv,
 } from './helpers.js';
-
-/** RFC 4180 records of a CSV text (BOM required: spreadsheets need it). */
-function parseCsv(text) {
-  assert.equal(text.charCodeAt(0), 0xfeff, 'a byte-order mark for spreadsheets');
-  const rows = [];
-  let row = [];
-  let cell = '';
-  let quoted = false;
-  for (let i = 1; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') { cell += '"'; i++; } else if (c === '"') quoted = false; else cell += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') { row.push(cell); cell = ''; } else if (c === '\r') { /* CRLF */ } else if (c === '\n') { row.push(cell); rows.push(row); row = []; cell = ''; } else cell += c;
-  }
-  assert.ok(!cell && !row.length, 'the last line ends');
-  return rows;
-}
 
 /** What a JSON value reads as in the server's CSV. */
 const cellOf = (v) => (v == null ? '' : typeof v === 'string' && /^[=+\-@]/.test(v) ? `'${v}` : String(v));

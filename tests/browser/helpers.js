@@ -324,3 +324,21 @@ export function pageKit(tag, env) {
   });
   return { newPage, assertClean, step, show: (page) => { shown = page; } };
 }
+
+/** RFC 4180 records of a CSV text (BOM required: spreadsheets need it). */
+export function parseCsv(text) {
+  assert.equal(text.charCodeAt(0), 0xfeff, 'a byte-order mark for spreadsheets');
+  const rows = [];
+  let row = [];
+  let cell = '';
+  let quoted = false;
+  for (let i = 1; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { cell += '"'; i++; } else if (c === '"') quoted = false; else cell += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') { row.push(cell); cell = ''; } else if (c === '\r') { /* CRLF */ } else if (c === '\n') { row.push(cell); rows.push(row); row = []; cell = ''; } else cell += c;
+  }
+  assert.ok(!cell && !row.length, 'the last line ends');
+  return rows;
+}

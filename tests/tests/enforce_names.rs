@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 
 use common::netns::{sh, sh_out, wait_for, Lab};
 use common::*;
-use enforce_lab::{curl, https};
+use enforce_lab::{curl, https, quic_initial_hex};
 use simpul_proto::{BlockMethod, BlockedAttempt};
 
 const CLIENT: &str = "10.1.1.2";
@@ -277,25 +277,6 @@ fn udp_exchange(ns: &str, port: u16, payloads_hex: &[&str]) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-/// The client's first QUIC Initial from the recorded fixture (SNI
-/// quic.example.go.id), as hex.
-fn quic_initial_hex() -> String {
-    let text = tshark(&[
-        "-r",
-        &fixtures_dir().join("quic.pcapng").display().to_string(),
-        "-n",
-        "-Y",
-        "udp.dstport == 443 && tls.handshake.extensions_server_name == \"quic.example.go.id\"",
-        "-T",
-        "fields",
-        "-e",
-        "udp.payload",
-    ]);
-    let hex = text.lines().next().unwrap_or("").replace(':', "");
-    assert!(hex.len() >= 2400, "no QUIC Initial in the fixture: {text}");
-    hex
 }
 
 /// The default capture: a TPACKET_V3 ring, with its name lane.

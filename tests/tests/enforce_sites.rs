@@ -78,25 +78,6 @@ fn udp_echoes(ns: &str, ip: &str, port: u16, payload_hex: &str) -> bool {
     )
 }
 
-/// The client's first QUIC Initial from the recorded fixture (SNI
-/// quic.example.go.id), as hex: the agent decrypts it from the payload alone.
-fn quic_initial_hex() -> String {
-    let text = tshark(&[
-        "-r",
-        &fixtures_dir().join("quic.pcapng").display().to_string(),
-        "-n",
-        "-Y",
-        "udp.dstport == 443 && tls.handshake.extensions_server_name == \"quic.example.go.id\"",
-        "-T",
-        "fields",
-        "-e",
-        "udp.payload",
-    ]);
-    let hex = text.lines().next().unwrap_or("").replace(':', "");
-    assert!(hex.len() >= 2400, "no QUIC Initial in the fixture: {text}");
-    hex
-}
-
 fn attempts(path: &Path) -> Vec<BlockedAttempt> {
     std::fs::read_to_string(path)
         .unwrap_or_default()

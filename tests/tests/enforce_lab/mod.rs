@@ -522,3 +522,25 @@ pub fn https(ns: &str, name: &str, server: &str, path: &str) -> Result<String, S
         ],
     )
 }
+
+/// The client's first QUIC Initial from the recorded fixture (SNI
+/// quic.example.go.id), as hex: the agent decrypts it from the payload alone.
+pub fn quic_initial_hex() -> String {
+    let text = crate::common::tshark(&[
+        "-r",
+        &crate::common::fixtures_dir()
+            .join("quic.pcapng")
+            .display()
+            .to_string(),
+        "-n",
+        "-Y",
+        "udp.dstport == 443 && tls.handshake.extensions_server_name == \"quic.example.go.id\"",
+        "-T",
+        "fields",
+        "-e",
+        "udp.payload",
+    ]);
+    let hex = text.lines().next().unwrap_or("").replace(':', "");
+    assert!(hex.len() >= 2400, "no QUIC Initial in the fixture: {text}");
+    hex
+}
