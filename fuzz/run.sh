@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 RUNS=${RUNS:-10000000}
-ALL="decode_and_name capture_file wire_agent wire_collector policy domain_list"
+ALL="decode_and_name capture_file wire_agent wire_collector policy domain_list netflow"
 TARGETS=${TARGETS:-$ALL}
 JOBS=${JOBS:-1}
 OUT=out
@@ -121,6 +121,7 @@ what = {
     "wire_collector": "collector frame → agent's decoders (v3, v2, JSON) (`simpul_proto::fuzzing::wire_collector`)",
     "policy": "TOML/JSON → policy parse + validation, matcher, plan; else inventory validation (`simpul_core::fuzzing::policy`)",
     "domain_list": "blocklist text → `DomainSetBuilder` (`ListFormat::Auto`) + lookups (`simpul_core::fuzzing::domain_list`)",
+    "netflow": "datagrams → NetFlow v5/v9/IPFIX decoder with its template cache (`simpul_core::netflow::fuzz`)",
 }
 rows = [json.load(open(os.path.join(out, t + ".json"))) for t in order
         if os.path.exists(os.path.join(out, t + ".json"))]
