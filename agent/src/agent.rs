@@ -258,7 +258,7 @@ impl Agent {
         let enforcing = opts.enforce && cfg.enforce.enabled();
         let mut name_lane = None;
         let names = if enforcing {
-            match NameBlocker::start(cfg.enforce.name_block_secs) {
+            match NameBlocker::start(cfg.enforce.name_block_secs, cfg.enforce.name_resets) {
                 Ok((n, tx)) => {
                     let guard = proc.guard_mut();
                     name_lane = Some(NameLaneHooks {

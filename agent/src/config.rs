@@ -307,6 +307,11 @@ pub struct EnforceConfig {
     /// name stays refused in the kernel (its 5-tuple: the connection's
     /// retransmissions and late packets, not the server's other sites).
     pub name_block_secs: u64,
+    /// Reset both ends of a TCP connection refused by name at once, from
+    /// the router (`enforce::reset`); without it only the end whose packet
+    /// next crosses the router is reset, and the other may wait out its
+    /// timeout. Default true.
+    pub name_resets: bool,
     /// The agency's DNS responder (absent: no DNS answering by the agent).
     pub dns: Option<DnsConfig>,
     /// GRO/LRO/TSO/GSO on the two interfaces: `auto` (default) turns them
@@ -336,6 +341,7 @@ impl Default for EnforceConfig {
             always_allow: Vec::new(),
             attempt_fold_secs: 10,
             name_block_secs: 120,
+            name_resets: true,
             dns: None,
             offloads: None,
             keep_offloads: None,

@@ -64,6 +64,9 @@ pub struct Packet<'a> {
 pub struct TcpInfo {
     pub flags: u8,
     pub seq: u32,
+    /// The acknowledgment number (meaningful with [`TCP_ACK`]): the
+    /// resets for a connection refused by name start from it.
+    pub ack: u32,
 }
 
 pub const TCP_FIN: u8 = 0x01;
@@ -227,6 +230,7 @@ pub fn decode_full(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DecodeErr
             packet.tcp = Some(TcpInfo {
                 flags: raw.get(13).copied().unwrap_or(0),
                 seq: tcp.sequence_number(),
+                ack: tcp.acknowledgment_number(),
             });
             packet.payload = tcp.payload();
         }
@@ -251,6 +255,7 @@ pub fn decode_full(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DecodeErr
                     packet.tcp = Some(TcpInfo {
                         flags: p[13],
                         seq: u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
+                        ack: u32::from_be_bytes([p[8], p[9], p[10], p[11]]),
                     });
                 }
             } else if fragment.is_none() && has_ports(proto) && proto != 6 && proto != 17 {
@@ -323,6 +328,7 @@ mod fast {
                 p.tcp = Some(TcpInfo {
                     flags: l4[13],
                     seq: u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]),
+                    ack: u32::from_be_bytes([l4[8], l4[9], l4[10], l4[11]]),
                 });
                 p.payload = &l4[doff..];
             }

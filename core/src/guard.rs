@@ -32,16 +32,40 @@ pub struct NameBlock {
     pub port: u16,
 }
 
+/// Where a connection's naming TCP segment (client to server) stood: its
+/// sequence and acknowledgment numbers and payload length. The kernel side
+/// resets both ends from it ([`crate::enforce::reset`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpPosition {
+    pub seq: u32,
+    pub ack: u32,
+    pub len: u32,
+}
+
+impl TcpPosition {
+    /// The position of a segment with these header fields, if it
+    /// acknowledges anything (without ACK its ACK number means nothing).
+    pub fn of(flags: u8, seq: u32, ack: u32, payload_len: usize) -> Option<Self> {
+        (flags & crate::decode::TCP_ACK != 0).then_some(TcpPosition {
+            seq,
+            ack,
+            len: payload_len as u32,
+        })
+    }
+}
+
 /// What the kernel side is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KernelRequest {
     /// `seen_ns`: the packet time of the naming packet (capture → kernel
     /// latency is measured from it); `lane`: asked by the capture's name
-    /// lane rather than the packet path.
+    /// lane rather than the packet path; `tcp`: where the naming segment
+    /// stood, for the resets (None for UDP).
     Block {
         tuple: NameBlock,
         seen_ns: u64,
         lane: bool,
+        tcp: Option<TcpPosition>,
     },
     /// The policy changed: forget every name-triggered entry.
     Clear,
@@ -276,11 +300,14 @@ impl Guard {
         }
     }
 
-    /// The capture learned the name the connection `tuple` asked for.
+    /// The capture learned the name the connection `tuple` asked for, from
+    /// a segment at `tcp` (TCP) or a datagram (None).
+    #[allow(clippy::too_many_arguments)]
     pub fn on_name(
         &mut self,
         ts: u64,
         tuple: NameBlock,
+        tcp: Option<TcpPosition>,
         name: &str,
         method: BlockMethod,
         agencies: &AgencyMap,
@@ -315,6 +342,7 @@ impl Guard {
                 tuple,
                 seen_ns: ts,
                 lane: false,
+                tcp,
             });
         }
         let a = attempt(ts, client, server, proto, Some(port), hit, name.to_string());
@@ -407,6 +435,13 @@ mod tests {
         (g, rx, AgencyMap::empty())
     }
 
+    /// A ClientHello of 517 bytes at seq 1, acknowledging the server's 1.
+    const AT: Option<TcpPosition> = Some(TcpPosition {
+        seq: 1,
+        ack: 1,
+        len: 517,
+    });
+
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")
     }
@@ -431,6 +466,7 @@ mod tests {
         g.on_name(
             NS,
             block,
+            AT,
             "www.slot88.example",
             BlockMethod::Sni,
             &map,
@@ -442,6 +478,7 @@ mod tests {
                 tuple: block,
                 seen_ns: NS,
                 lane: false,
+                tcp: AT,
             })
         );
         assert_eq!(out.len(), 1);
@@ -455,6 +492,7 @@ mod tests {
         g.on_name(
             NS,
             other,
+            AT,
             "portal.go.id",
             BlockMethod::Sni,
             &map,
@@ -486,6 +524,7 @@ mod tests {
             g.on_name(
                 NS,
                 conn("10.0.0.1", 50000 + port, "192.0.2.1", 6, 443),
+                AT,
                 "x.example",
                 BlockMethod::Sni,
                 &map,
@@ -532,6 +571,7 @@ mod tests {
         g.on_name(
             NS + 5,
             lane,
+            AT,
             "slot88.example",
             BlockMethod::Sni,
             &map,
@@ -545,6 +585,7 @@ mod tests {
         g.on_name(
             NS,
             missed,
+            AT,
             "slot88.example",
             BlockMethod::Sni,
             &map,

@@ -12,7 +12,7 @@ use crate::counters::{self, SecondCounters, Slot};
 use crate::decode::{self, DecodeError, LinkType, Packet};
 use crate::dpi::dns;
 use crate::flow::{Direction, Export, FlowKey, FlowLimits, FlowStats, FlowTable, Side};
-use crate::guard::Guard;
+use crate::guard::{Guard, TcpPosition};
 use crate::naming::{DnsCache, FlowNames, InspectLimits, StreamInspector, Verdict};
 
 const NS: u64 = 1_000_000_000;
@@ -400,9 +400,15 @@ impl<S: RecordSink> Processor<S> {
                     if let (Some((name, method)), true) = (named, guard.active()) {
                         // It showed its name, so the kernel did not refuse it.
                         ext.refused_by_name = false;
+                        // This segment completed the name: the resets
+                        // start from where it stood.
+                        let at = p
+                            .tcp
+                            .and_then(|t| TcpPosition::of(t.flags, t.seq, t.ack, p.payload.len()));
                         guard.on_name(
                             ts,
                             connection(&key, initiator),
+                            at,
                             name,
                             method,
                             agencies,

@@ -29,7 +29,7 @@ use super::ring::set_opt;
 use crossbeam_channel::{Sender, TrySendError};
 use simpul_core::decode::{decode, LinkType};
 use simpul_core::dpi::{http, quic, tls};
-use simpul_core::guard::{KernelRequest, NameBlock, NameClaims};
+use simpul_core::guard::{KernelRequest, NameBlock, NameClaims, TcpPosition};
 use simpul_core::policy::matcher::BlockMatcher;
 use simpul_proto::BlockMethod;
 
@@ -230,9 +230,20 @@ pub fn name_filter() -> Vec<libc::sock_filter> {
     assemble(&ops)
 }
 
-/// What the lane makes of a frame the filter passed: the connection and
-/// the name it asks for, if it names one whole in this frame.
-pub fn frame_name(frame: &[u8]) -> Option<(NameBlock, String, BlockMethod)> {
+/// What a frame the filter passed names, if it names a site whole.
+#[derive(Debug)]
+pub struct Named {
+    pub tuple: NameBlock,
+    /// Where the TCP segment stood (None for QUIC), for the resets.
+    pub tcp: Option<TcpPosition>,
+    pub name: String,
+    pub method: BlockMethod,
+}
+
+/// What the lane makes of a frame the filter passed: the connection, the
+/// name it asks for and where its segment stood, if it names one whole in
+/// this frame.
+pub fn frame_name(frame: &[u8]) -> Option<Named> {
     let p = decode(LinkType::Ethernet, frame).ok()?;
     let (sport, dport) = p.ports?;
     let (name, method) = match p.proto {
@@ -257,7 +268,15 @@ pub fn frame_name(frame: &[u8]) -> Option<(NameBlock, String, BlockMethod)> {
         proto: p.proto,
         port: dport,
     };
-    Some((tuple, name, method))
+    let tcp = p
+        .tcp
+        .and_then(|t| TcpPosition::of(t.flags, t.seq, t.ack, p.payload.len()));
+    Some(Named {
+        tuple,
+        tcp,
+        name,
+        method,
+    })
 }
 
 /// Whether the rules refuse `tuple` for `name` (the guard's test).
@@ -401,7 +420,13 @@ fn lane_loop(
         let Some(m) = hooks.claims.matcher() else {
             continue;
         };
-        let Some((tuple, name, method)) = buf.get(..n).and_then(frame_name) else {
+        let Some(Named {
+            tuple,
+            tcp,
+            name,
+            method,
+        }) = buf.get(..n).and_then(frame_name)
+        else {
             continue;
         };
         if !refused(&m, &tuple, &name, method) {
@@ -415,6 +440,7 @@ fn lane_loop(
             tuple,
             seen_ns: ts,
             lane: true,
+            tcp,
         }) {
             Ok(()) => {
                 stats.blocks.fetch_add(1, Ordering::Relaxed);
@@ -546,8 +572,8 @@ mod tests {
             1,
             0,
             0,
-            0,
-            0,
+            0x03,
+            0xe8,
             (doff as u8) << 4,
             0x18,
             0xff,
@@ -743,10 +769,24 @@ mod tests {
     #[test]
     fn frames_the_lane_reads_name_their_connection() {
         let hello = v4_tcp(40001, HELLO);
-        let (t, name, m) = frame_name(&hello).expect("SNI");
+        let Named {
+            tuple: t,
+            tcp: at,
+            name,
+            method: m,
+        } = frame_name(&hello).expect("SNI");
         assert_eq!(
             (name.as_str(), m),
             ("portal.example.go.id", BlockMethod::Sni)
+        );
+        // Where the segment stood: the resets to both ends start from it.
+        assert_eq!(
+            at,
+            Some(TcpPosition {
+                seq: 1,
+                ack: 1000,
+                len: HELLO.len() as u32
+            })
         );
         assert_eq!(
             (
@@ -773,17 +813,29 @@ mod tests {
                 ),
             ),
         );
-        let (t, name, m) = frame_name(&get).expect("Host");
+        let Named {
+            tuple: t,
+            tcp: at,
+            name,
+            method: m,
+        } = frame_name(&get).expect("Host");
         assert_eq!(
             (name.as_str(), m, t.port),
             ("www.blocked.example", BlockMethod::Http, 80)
         );
+        assert_eq!(at.map(|at| (at.ack, at.len)), Some((1000, 48)));
         let q = eth(None, 0x86dd, &ipv6(17, &udp(40007, 443, &quic_initial())));
-        let (t, name, m) = frame_name(&q).expect("QUIC");
+        let Named {
+            tuple: t,
+            tcp: at,
+            name,
+            method: m,
+        } = frame_name(&q).expect("QUIC");
         assert_eq!(
             (name.as_str(), m, t.proto),
             ("video.example.go.id", BlockMethod::Quic, 17)
         );
+        assert_eq!(at, None, "no reset for QUIC");
         // Half a ClientHello names nothing here (the packet path reassembles).
         assert!(frame_name(&v4_tcp(40001, &HELLO[..100])).is_none());
         assert!(frame_name(&v4_tcp(40001, b"HTTP/1.1 200 OK\r\n\r\n")).is_none());

@@ -17,6 +17,7 @@ pub mod dns_live;
 pub mod names;
 pub mod netlink;
 pub mod offloads;
+pub mod reset;
 
 use std::time::Instant;
 

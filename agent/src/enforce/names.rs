@@ -5,8 +5,11 @@
 //! connection — client address and port, server address, protocol, server
 //! port — to be refused; this thread adds the 5-tuple to an nftables set
 //! whose elements time out. Its next packet either way is refused in the
-//! kernel: TCP gets a reset towards whichever end sent it (so both ends
-//! drop the connection), anything else (QUIC) is dropped. Other
+//! kernel: TCP gets a reset towards whichever end sent it, anything else
+//! (QUIC) is dropped. A TCP connection is also reset at both ends at once
+//! ([`super::reset`], numbered from the naming segment): a server close by
+//! may already have acknowledged the ClientHello, and then the client has
+//! nothing more to send and would never meet the kernel's reset. Other
 //! connections to the same address — other names on a shared host or a
 //! CDN — are not touched.
 //!
@@ -33,7 +36,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::apply::{nft_apply, CommandError};
 use super::netlink::{Element, Key, NftSocket};
-use simpul_core::guard::{KernelRequest, NameBlock};
+use super::reset::Resetter;
+use simpul_core::guard::{KernelRequest, NameBlock, TcpPosition};
 
 pub const NAMES_TABLE: &str = "simpul_names";
 
@@ -182,6 +186,10 @@ pub struct NameBlockerStats {
     pub clears: AtomicU64,
     /// Batches that went through `nft` because netlink failed.
     pub nft_fallbacks: AtomicU64,
+    /// Resets sent to either end of a TCP connection refused by name.
+    pub resets_sent: AtomicU64,
+    /// Resets that could not be sent (no raw socket, the send failed).
+    pub reset_errors: AtomicU64,
 }
 
 pub struct NameBlocker {
@@ -192,9 +200,13 @@ pub struct NameBlocker {
 }
 
 impl NameBlocker {
-    /// Create the table (replacing an old one) and start the thread.
+    /// Create the table (replacing an old one) and start the thread;
+    /// `resets`: reset both ends of a refused TCP connection at once.
     /// Returns the sender for the processor's guard.
-    pub fn start(hold_secs: u64) -> Result<(NameBlocker, Sender<KernelRequest>), CommandError> {
+    pub fn start(
+        hold_secs: u64,
+        resets: bool,
+    ) -> Result<(NameBlocker, Sender<KernelRequest>), CommandError> {
         let hold_secs = hold_secs.max(1);
         nft_apply(&table_script(hold_secs))?;
         let (tx, rx) = crossbeam_channel::bounded(QUEUE);
@@ -204,7 +216,10 @@ impl NameBlocker {
             let (stop, stats) = (stop.clone(), stats.clone());
             std::thread::Builder::new()
                 .name("simpul-names".into())
-                .spawn(move || run(&rx, &stop, &stats, hold_secs))
+                .spawn(move || {
+                    let resetter = resets.then(Resetter::open);
+                    run(&rx, &stop, &stats, hold_secs, resetter.as_ref())
+                })
                 .map_err(|cause| CommandError::Spawn {
                     program: "thread",
                     cause,
@@ -213,6 +228,7 @@ impl NameBlocker {
         tracing::info!(
             table = NAMES_TABLE,
             hold_secs,
+            resets,
             "name-triggered refusals ready"
         );
         Ok((
@@ -236,6 +252,16 @@ impl NameBlocker {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+        let s = &self.stats;
+        tracing::info!(
+            entries_added = s.entries_added.load(Ordering::Relaxed),
+            batches = s.batches.load(Ordering::Relaxed),
+            failures = s.failures.load(Ordering::Relaxed),
+            nft_fallbacks = s.nft_fallbacks.load(Ordering::Relaxed),
+            resets_sent = s.resets_sent.load(Ordering::Relaxed),
+            reset_errors = s.reset_errors.load(Ordering::Relaxed),
+            "name refusals stopped"
+        );
     }
 }
 
@@ -245,7 +271,17 @@ impl Drop for NameBlocker {
     }
 }
 
-fn run(rx: &Receiver<KernelRequest>, stop: &AtomicBool, stats: &NameBlockerStats, hold: u64) {
+/// A connection to refuse: the tuple, the naming packet's time, whether
+/// the name lane asked, where its TCP segment stood.
+type Refusal = (NameBlock, u64, bool, Option<TcpPosition>);
+
+fn run(
+    rx: &Receiver<KernelRequest>,
+    stop: &AtomicBool,
+    stats: &NameBlockerStats,
+    hold: u64,
+    resetter: Option<&Resetter>,
+) {
     let mut kernel = Kernel::new(Duration::from_secs(hold));
     while !stop.load(Ordering::Acquire) {
         let first = match rx.recv_timeout(Duration::from_millis(200)) {
@@ -254,7 +290,7 @@ fn run(rx: &Receiver<KernelRequest>, stop: &AtomicBool, stats: &NameBlockerStats
             Err(RecvTimeoutError::Disconnected) => break,
         };
         // Everything queued meanwhile goes in the same kernel transaction.
-        let mut blocks: Vec<(NameBlock, u64, bool)> = Vec::new();
+        let mut blocks: Vec<Refusal> = Vec::new();
         let mut clear = false;
         for r in std::iter::once(first).chain(rx.try_iter().take(QUEUE)) {
             match r {
@@ -262,9 +298,10 @@ fn run(rx: &Receiver<KernelRequest>, stop: &AtomicBool, stats: &NameBlockerStats
                     tuple,
                     seen_ns,
                     lane,
+                    tcp,
                 } => {
-                    if !blocks.iter().any(|(b, _, _)| *b == tuple) {
-                        blocks.push((tuple, seen_ns, lane));
+                    if !blocks.iter().any(|(b, ..)| *b == tuple) {
+                        blocks.push((tuple, seen_ns, lane, tcp));
                     }
                 }
                 KernelRequest::Clear => {
@@ -284,14 +321,28 @@ fn run(rx: &Receiver<KernelRequest>, stop: &AtomicBool, stats: &NameBlockerStats
             continue;
         }
         let started = Instant::now();
-        match kernel.add(&blocks, stats) {
+        // The entries first, then the resets: whatever a reset provokes
+        // (a challenge ACK from an end that moved on) meets the refusal.
+        let added = kernel.add(&blocks, stats);
+        let added_us = started.elapsed().as_micros() as u64;
+        let in_kernel = now_ns();
+        if let Some(r) = resetter {
+            for (b, _, _, tcp) in &blocks {
+                if let Some(at) = tcp {
+                    let o = r.reset(b, *at);
+                    stats.resets_sent.fetch_add(o.sent, Ordering::Relaxed);
+                    stats.reset_errors.fetch_add(o.failed, Ordering::Relaxed);
+                }
+            }
+        }
+        let reset_done = now_ns();
+        match added {
             Ok(via) => {
-                let done = now_ns();
                 stats.batches.fetch_add(1, Ordering::Relaxed);
                 stats
                     .entries_added
                     .fetch_add(blocks.len() as u64, Ordering::Relaxed);
-                for (b, seen, lane) in &blocks {
+                for (b, seen, lane, tcp) in &blocks {
                     tracing::debug!(
                         client = %b.client,
                         client_port = b.client_port,
@@ -300,8 +351,10 @@ fn run(rx: &Receiver<KernelRequest>, stop: &AtomicBool, stats: &NameBlockerStats
                         port = b.port,
                         via,
                         from = if *lane { "name lane" } else { "packet path" },
-                        capture_to_kernel_us = done.saturating_sub(*seen) / 1000,
-                        apply_us = started.elapsed().as_micros() as u64,
+                        capture_to_kernel_us = in_kernel.saturating_sub(*seen) / 1000,
+                        apply_us = added_us,
+                        capture_to_reset_us = (tcp.is_some() && resetter.is_some())
+                            .then(|| reset_done.saturating_sub(*seen) / 1000),
                         "connection refused for a blocked name"
                     );
                 }
@@ -339,7 +392,7 @@ impl Kernel {
     /// Add the connections' elements; says how.
     fn add(
         &mut self,
-        blocks: &[(NameBlock, u64, bool)],
+        blocks: &[Refusal],
         stats: &NameBlockerStats,
     ) -> Result<&'static str, CommandError> {
         if let Some(sock) = self.socket.as_mut() {
@@ -360,7 +413,7 @@ impl Kernel {
 
 fn add_netlink(
     sock: &mut NftSocket,
-    blocks: &[(NameBlock, u64, bool)],
+    blocks: &[Refusal],
     hold: Duration,
 ) -> Result<(), super::netlink::NetlinkError> {
     for (set, _, _) in SETS {
