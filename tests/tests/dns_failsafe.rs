@@ -152,13 +152,49 @@ fn answered_by_the_lans_resolver(t: &Topo, server: &str, qtype: &str, want: &str
     st == "NOERROR" && ans == [want]
 }
 
-fn start_agent(t: &mut Topo) -> usize {
+/// An `nft` first in the agent's PATH that appends each run (its
+/// arguments and script) to `nft.log` and runs the real one.
+fn nft_logger(t: &Topo) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = t.dir.path().join("bin");
+    let log = t.dir.path().join("nft.log");
+    std::fs::create_dir_all(&dir).expect("bin dir");
+    let real = sh_out("command -v nft");
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"--- nft $*\" >> {log}\ntee -a {log} | {real} \"$@\"\n",
+        log = log.display(),
+        real = real.trim()
+    );
+    let wrapper = dir.join("nft");
+    std::fs::write(&wrapper, script).expect("write wrapper");
+    sh(&format!("chmod 755 {}", wrapper.display()));
+    (dir, log)
+}
+
+/// `nft` runs the agent made so far, and the log.
+fn nft_runs(log: &std::path::Path) -> (usize, String) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    (text.matches("--- nft ").count(), text)
+}
+
+fn start_agent(t: &mut Topo, bin: &std::path::Path) -> usize {
     let agent = common::agent_bin();
     let config = t.config.display().to_string();
     let router = t.router.clone();
+    let path = format!(
+        "PATH={}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     t.lab.spawn(
         &router,
-        &[agent.to_str().expect("utf-8"), "run", "--config", &config],
+        &[
+            "env",
+            &path,
+            agent.to_str().expect("utf-8"),
+            "run",
+            "--config",
+            &config,
+        ],
         false,
     )
 }
@@ -213,7 +249,8 @@ fn lan_dns_works_again_soon_after_the_agent_is_killed_while_a_blocked_cidr_stays
         format!("{text}listen6 = \"[{ROUTER_LAN6}]:53\"\n"),
     )
     .expect("write config");
-    let agent = start_agent(&mut t);
+    let (bin, nft_log) = nft_logger(&t);
+    let agent = start_agent(&mut t, &bin);
 
     // The agent: DNS to the LAN's resolver is redirected to its responder,
     // over IPv4 and IPv6; the blocked name gets NXDOMAIN with the SOA.
@@ -255,6 +292,18 @@ fn lan_dns_works_again_soon_after_the_agent_is_killed_while_a_blocked_cidr_stays
     assert!(
         t.can_connect(&t.a, INTERNET, 5201),
         "allowed address unreachable"
+    );
+    // The agent ran nft (the policy's rules go through it), so the logger
+    // sees it; renewing the mark (every second, for a mark of 3 s) does
+    // not: over 4 s the mark stays with no nft run at all.
+    let (runs, text) = nft_runs(&nft_log);
+    assert!(runs > 0 && text.contains("simpul_dns"), "{text}");
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(live_set(&t).contains("\"lan0\""), "{}", live_set(&t));
+    let (later, text) = nft_runs(&nft_log);
+    assert_eq!(
+        later, runs,
+        "nft runs while the mark was only renewed: {text}"
     );
 
     // SIGKILL: nothing renews the mark any more.
@@ -301,7 +350,7 @@ fn lan_dns_works_again_soon_after_the_agent_is_killed_while_a_blocked_cidr_stays
     assert!(!live_set(&t).contains("lan0"), "{}", live_set(&t));
 
     // A restarted agent takes the redirect back once its responder answers…
-    let agent = start_agent(&mut t);
+    let agent = start_agent(&mut t, &bin);
     assert!(
         wait_for(30, || dig(&t.a, INTERNET, BLOCKED_NAME, "A").0
             == "NXDOMAIN"),

@@ -5,17 +5,23 @@
 //! it stops; when the agent dies the mark runs out, and new DNS flows go to
 //! the resolver the client asked while the policy's blocks stay in force.
 //!
-//! One `nft` run per renewal (about once a second, some 3 ms of CPU): a
-//! renewal needs add, delete and add in one transaction, which a netlink
-//! batch could carry as well.
+//! A renewal (add, delete, add: one transaction) goes to the kernel as one
+//! netlink batch ([`super::netlink`]), not an `nft` process: about once a
+//! second, a fork, an exec and a ruleset parse (some 3 ms of CPU) each
+//! time would be the agent's steadiest cost at idle. `nft` is the fallback
+//! when netlink fails, and it declares the table and set when they are not
+//! there yet (the policy's rules declare them too), which netlink here
+//! does not encode.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use simpul_core::enforce::dns_redirect::{
     lapse_script, refresh_script, DNS_TABLE, LIVE_SET, LIVE_TIMEOUT_SECS,
 };
 
 use super::apply::nft_apply;
+use super::netlink::{ifname_key, Element, NetlinkError, NftSocket};
 
 /// What the log last said about the mark, so each change is said once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,12 +36,20 @@ struct State {
     said: Said,
     /// After [`LiveMark::lapse`]: never renewed again.
     stopped: bool,
+    /// Opened at the first renewal; dropped after a failure (it may hold
+    /// stale answers) and opened again at the next.
+    socket: Option<NftSocket>,
+    /// Whether the last netlink failure was logged (once per run of them).
+    said_fallback: bool,
 }
 
 /// The mark for one LAN interface.
 pub struct LiveMark {
     lan: String,
-    // Held while `nft` runs, so a renewal in flight cannot put the mark
+    /// The mark's key in the set (None: a name netlink cannot carry; `nft`
+    /// then says why).
+    key: Option<Vec<u8>>,
+    // Held while the kernel is asked, so a renewal in flight cannot put the mark
     // back after a stop removed it.
     state: Mutex<State>,
 }
@@ -44,9 +58,12 @@ impl LiveMark {
     pub fn new(lan: &str) -> LiveMark {
         LiveMark {
             lan: lan.to_string(),
+            key: ifname_key(lan),
             state: Mutex::new(State {
                 said: Said::Nothing,
                 stopped: false,
+                socket: None,
+                said_fallback: false,
             }),
         }
     }
@@ -69,7 +86,15 @@ impl LiveMark {
         if st.stopped {
             return;
         }
-        match nft_apply(&refresh_script(&self.lan)) {
+        let timeout = Duration::from_secs(LIVE_TIMEOUT_SECS);
+        let renewed = self
+            .over_netlink(
+                &mut st,
+                |sock, e| sock.renew_element(DNS_TABLE, LIVE_SET, e),
+                timeout,
+            )
+            .or_else(|_| nft_apply(&refresh_script(&self.lan)).map_err(|e| e.to_string()));
+        match renewed {
             Ok(()) => {
                 if st.said != Said::Live {
                     tracing::info!(
@@ -121,7 +146,14 @@ impl LiveMark {
             return;
         }
         st.stopped = true;
-        match nft_apply(&lapse_script(&self.lan)) {
+        let removed = self
+            .over_netlink(
+                &mut st,
+                |sock, e| sock.remove_element(DNS_TABLE, LIVE_SET, e),
+                Duration::ZERO,
+            )
+            .or_else(|_| nft_apply(&lapse_script(&self.lan)).map_err(|e| e.to_string()));
+        match removed {
             Ok(()) => tracing::info!(
                 lan = %self.lan,
                 "DNS redirect off: the responder stopped; the LAN's DNS goes to the resolvers its clients ask (the policy's blocks stay in force)"
@@ -131,6 +163,41 @@ impl LiveMark {
                 error = %e,
                 "cannot remove the DNS redirect's live mark at stop; the redirect lapses within {LIVE_TIMEOUT_SECS} s by itself"
             ),
+        }
+    }
+
+    /// `change` the mark's element over netlink; Err (logged once per run
+    /// of failures) when the caller should fall back to `nft`.
+    fn over_netlink(
+        &self,
+        st: &mut State,
+        change: impl FnOnce(&mut NftSocket, &Element) -> Result<(), NetlinkError>,
+        timeout: Duration,
+    ) -> Result<(), ()> {
+        let key = self.key.clone().ok_or(())?;
+        let result = match st.socket.as_mut() {
+            Some(sock) => change(sock, &Element { key, timeout }),
+            None => NftSocket::open().and_then(|mut sock| {
+                let r = change(&mut sock, &Element { key, timeout });
+                st.socket = Some(sock);
+                r
+            }),
+        };
+        match result {
+            Ok(()) => {
+                st.said_fallback = false;
+                Ok(())
+            }
+            Err(e) => {
+                st.socket = None;
+                // The first renewal before the policy declared the set
+                // lands here (ENOENT): `nft` declares it.
+                if !st.said_fallback {
+                    tracing::info!(lan = %self.lan, error = %e, "the DNS redirect's live mark goes through the nft program this time");
+                    st.said_fallback = true;
+                }
+                Err(())
+            }
         }
     }
 }

@@ -1,12 +1,13 @@
-//! Adding set elements to nftables straight through netlink: one
-//! NETLINK_NETFILTER batch (BATCH_BEGIN, NFT_MSG_NEWSETELEM, BATCH_END) per
-//! call, acknowledged by the kernel before [`NftSocket::add_elements`]
-//! returns, so the element is in force when it does. An `nft` process per
+//! Adding and removing set elements in nftables straight through netlink:
+//! one NETLINK_NETFILTER batch (BATCH_BEGIN, NFT_MSG_NEWSETELEM or
+//! NFT_MSG_DELSETELEM…, BATCH_END) per call, one kernel transaction,
+//! acknowledged before the call returns, so the change is in force when it
+//! does. An `nft` process per
 //! entry costs a fork, an exec and a ruleset parse (tens of milliseconds
 //! here); this costs one `sendmsg` and one `recv`.
 //!
-//! Only what the name blocks need is encoded: elements with a key and a
-//! timeout, in a set of an `inet` table. Layouts are the kernel's uapi
+//! Only what the name blocks and the DNS redirect's live mark need is
+//! encoded: elements with a key and a timeout, in a set of an `inet` table. Layouts are the kernel's uapi
 //! (`linux/netlink.h`, `linux/netfilter/nfnetlink.h`,
 //! `linux/netfilter/nf_tables.h`).
 
@@ -19,6 +20,7 @@ const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_DELSETELEM: u16 = 14;
 const NFPROTO_INET: u8 = 1;
 
 const NLM_F_REQUEST: u16 = 0x1;
@@ -47,7 +49,7 @@ pub enum NetlinkError {
     Send(io::Error),
     #[error("no answer from nftables over netlink: {0}")]
     Receive(io::Error),
-    #[error("nftables refused the elements for {table}/{set}: {cause}")]
+    #[error("nftables refused the elements for inet {table} {set}: {cause}")]
     Refused {
         table: String,
         set: String,
@@ -80,6 +82,19 @@ impl Key {
     pub fn build(self) -> Vec<u8> {
         self.0
     }
+}
+
+/// The key of an interface name in a set of `type ifname`: the name
+/// zero-padded to IFNAMSIZ (16) bytes. None for a name the kernel could not
+/// hold (empty, 16 bytes or more, or with a NUL).
+pub fn ifname_key(name: &str) -> Option<Vec<u8>> {
+    const IFNAMSIZ: usize = 16;
+    if name.is_empty() || name.len() >= IFNAMSIZ || name.as_bytes().contains(&0) {
+        return None;
+    }
+    let mut k = name.as_bytes().to_vec();
+    k.resize(IFNAMSIZ, 0);
+    Some(k)
 }
 
 pub struct NftSocket {
@@ -152,9 +167,49 @@ impl NftSocket {
         if elements.is_empty() {
             return Ok(());
         }
+        self.transact(table, set, &[(Op::Add, elements)])
+    }
+
+    /// Give `element` a fresh full timeout: add, delete, add in one
+    /// transaction (an `add` of an element that is there keeps its old
+    /// expiry; the set never lacks it in between).
+    pub fn renew_element(
+        &mut self,
+        table: &str,
+        set: &str,
+        element: &Element,
+    ) -> Result<(), NetlinkError> {
+        let one = std::slice::from_ref(element);
+        self.transact(
+            table,
+            set,
+            &[(Op::Add, one), (Op::Delete, one), (Op::Add, one)],
+        )
+    }
+
+    /// Remove `element` now: add (so the delete cannot fail on one that
+    /// expired), delete, in one transaction.
+    pub fn remove_element(
+        &mut self,
+        table: &str,
+        set: &str,
+        element: &Element,
+    ) -> Result<(), NetlinkError> {
+        let one = std::slice::from_ref(element);
+        self.transact(table, set, &[(Op::Add, one), (Op::Delete, one)])
+    }
+
+    /// Send `ops` as one batch and wait for the kernel's answer to each.
+    fn transact(
+        &mut self,
+        table: &str,
+        set: &str,
+        ops: &[(Op, &[Element])],
+    ) -> Result<(), NetlinkError> {
         let seq = self.seq;
-        self.seq = self.seq.wrapping_add(3);
-        let msg = new_setelem_batch(seq, table, set, elements);
+        let count = ops.len() as u32;
+        self.seq = self.seq.wrapping_add(count + 2);
+        let msg = setelem_batch(seq, table, set, ops);
         // SAFETY: msg is a valid buffer of msg.len() bytes.
         let sent = unsafe {
             libc::send(
@@ -167,10 +222,12 @@ impl NftSocket {
         if sent < 0 {
             return Err(NetlinkError::Send(io::Error::last_os_error()));
         }
-        self.wait_ack(seq + 1, table, set)
+        self.wait_ack(seq.wrapping_add(count), table, set)
     }
 
-    /// Read answers until the one for `seq`: success, or the kernel's errno.
+    /// Read answers until the one for `seq` (the batch's last message):
+    /// success, or the first errno the kernel gives for any message of the
+    /// batch (it answers every one, in order).
     fn wait_ack(&mut self, seq: u32, table: &str, set: &str) -> Result<(), NetlinkError> {
         loop {
             // SAFETY: buf is valid for buf.len() bytes.
@@ -240,45 +297,69 @@ fn messages(mut data: &[u8]) -> Result<Vec<Answer<'_>>, NetlinkError> {
     Ok(out)
 }
 
+/// What one message of a batch does with its elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Add,
+    Delete,
+}
+
 /// The three messages: BATCH_BEGIN (`seq`), NEWSETELEM (`seq + 1`, the
 /// only one acknowledged), BATCH_END (`seq + 2`).
 pub fn new_setelem_batch(seq: u32, table: &str, set: &str, elements: &[Element]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(128 + elements.len() * 80);
+    setelem_batch(seq, table, set, &[(Op::Add, elements)])
+}
+
+/// BATCH_BEGIN (`seq`), one acknowledged NEWSETELEM or DELSETELEM per op
+/// (`seq + 1`…), BATCH_END: one transaction.
+pub fn setelem_batch(seq: u32, table: &str, set: &str, ops: &[(Op, &[Element])]) -> Vec<u8> {
+    let n: usize = ops.iter().map(|(_, e)| e.len()).sum();
+    let mut b = Vec::with_capacity(128 + ops.len() * 64 + n * 80);
     let begin = start_msg(&mut b, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq);
     nfgen(&mut b, 0, NFNL_SUBSYS_NFTABLES);
     end_msg(&mut b, begin);
 
-    let msg = start_msg(
-        &mut b,
-        (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM,
-        NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK,
-        seq.wrapping_add(1),
-    );
-    nfgen(&mut b, NFPROTO_INET, 0);
-    attr_str(&mut b, NFTA_SET_ELEM_LIST_TABLE, table);
-    attr_str(&mut b, NFTA_SET_ELEM_LIST_SET, set);
-    let list = start_nest(&mut b, NFTA_SET_ELEM_LIST_ELEMENTS);
-    for e in elements {
-        let el = start_nest(&mut b, NFTA_LIST_ELEM);
-        let key = start_nest(&mut b, NFTA_SET_ELEM_KEY);
-        attr(&mut b, NFTA_DATA_VALUE, &e.key);
-        end_nest(&mut b, key);
-        let ms = u64::try_from(e.timeout.as_millis()).unwrap_or(u64::MAX);
-        attr(&mut b, NFTA_SET_ELEM_TIMEOUT, &ms.to_be_bytes());
-        end_nest(&mut b, el);
+    let mut next = seq;
+    for (op, elements) in ops {
+        next = next.wrapping_add(1);
+        setelem_msg(&mut b, next, *op, table, set, elements);
     }
-    end_nest(&mut b, list);
-    end_msg(&mut b, msg);
 
     let fin = start_msg(
         &mut b,
         NFNL_MSG_BATCH_END,
         NLM_F_REQUEST,
-        seq.wrapping_add(2),
+        next.wrapping_add(1),
     );
     nfgen(&mut b, 0, NFNL_SUBSYS_NFTABLES);
     end_msg(&mut b, fin);
     b
+}
+
+/// One NEWSETELEM (with each element's timeout) or DELSETELEM (keys only).
+fn setelem_msg(b: &mut Vec<u8>, seq: u32, op: Op, table: &str, set: &str, elements: &[Element]) {
+    let (ty, flags) = match op {
+        Op::Add => (NFT_MSG_NEWSETELEM, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK),
+        Op::Delete => (NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ACK),
+    };
+    let msg = start_msg(b, (NFNL_SUBSYS_NFTABLES << 8) | ty, flags, seq);
+    nfgen(b, NFPROTO_INET, 0);
+    attr_str(b, NFTA_SET_ELEM_LIST_TABLE, table);
+    attr_str(b, NFTA_SET_ELEM_LIST_SET, set);
+    let list = start_nest(b, NFTA_SET_ELEM_LIST_ELEMENTS);
+    for e in elements {
+        let el = start_nest(b, NFTA_LIST_ELEM);
+        let key = start_nest(b, NFTA_SET_ELEM_KEY);
+        attr(b, NFTA_DATA_VALUE, &e.key);
+        end_nest(b, key);
+        if op == Op::Add {
+            let ms = u64::try_from(e.timeout.as_millis()).unwrap_or(u64::MAX);
+            attr(b, NFTA_SET_ELEM_TIMEOUT, &ms.to_be_bytes());
+        }
+        end_nest(b, el);
+    }
+    end_nest(b, list);
+    end_msg(b, msg);
 }
 
 /// Writes an nlmsghdr with a length to patch; returns where it starts.
@@ -382,6 +463,48 @@ mod tests {
         assert_eq!(&value[12..16], [12, 0, 4, 0]);
         assert_eq!(&value[16..24], 120_000u64.to_be_bytes());
         assert_eq!(value.len(), 24);
+    }
+
+    #[test]
+    fn a_renewal_is_add_delete_add_in_one_batch_and_a_delete_carries_no_timeout() {
+        let key = ifname_key("lan0").expect("fits");
+        assert_eq!(key.len(), 16);
+        assert_eq!(&key[..5], b"lan0\0");
+        assert_eq!(ifname_key(""), None);
+        assert_eq!(ifname_key("sixteen-chars-xx"), None);
+        assert!(ifname_key("fifteen-chars-x").is_some());
+        let e = Element {
+            key: key.clone(),
+            timeout: Duration::from_secs(3),
+        };
+        let one = std::slice::from_ref(&e);
+        let b = setelem_batch(
+            40,
+            "simpul_dns",
+            "live",
+            &[(Op::Add, one), (Op::Delete, one), (Op::Add, one)],
+        );
+        let msgs = messages(&b).expect("well formed");
+        let kinds: Vec<(u16, u32)> = msgs.iter().map(|m| (m.ty, m.seq)).collect();
+        let (new, del) = ((10 << 8) | 12, (10 << 8) | 14);
+        assert_eq!(
+            kinds,
+            [(0x10, 40), (new, 41), (del, 42), (new, 43), (0x11, 44)]
+        );
+        let timeout = 3_000u64.to_be_bytes();
+        let has_timeout = |p: &[u8]| p.windows(8).any(|w| w == timeout);
+        assert!(has_timeout(msgs[1].payload) && has_timeout(msgs[3].payload));
+        assert!(!has_timeout(msgs[2].payload));
+        // The delete names the same key; it and the adds are acknowledged.
+        assert!(msgs[2].payload.windows(16).any(|w| w == key.as_slice()));
+        let flags = |i: usize| u16::from_ne_bytes([b[i + 6], b[i + 7]]);
+        let mut at = 0;
+        let mut acked = Vec::new();
+        while at < b.len() {
+            acked.push(flags(at) & NLM_F_ACK != 0);
+            at += u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize;
+        }
+        assert_eq!(acked, [false, true, true, true, false]);
     }
 
     #[test]
