@@ -191,6 +191,7 @@ impl Agent {
             cfg.enforce_target().map(|t| {
                 let mut e = Enforcer::new(t);
                 e.offload_mode(cfg.enforce.offload_mode());
+                e.offload_state(&state_dir.join(crate::enforce::offloads::STATE_FILE));
                 e
             })
         } else {

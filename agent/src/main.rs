@@ -461,6 +461,11 @@ fn policy_command(action: PolicyAction) -> Result<()> {
             let mut enforcer = Enforcer::new(target);
             enforcer.always_rebuild(rebuild);
             enforcer.offload_mode(cfg.enforce.offload_mode());
+            enforcer.offload_state(
+                &cfg.agent
+                    .state_dir
+                    .join(simpul_agent::enforce::offloads::STATE_FILE),
+            );
             // What a previous run left in force is what a failure rolls back to.
             let last = cfg
                 .agent

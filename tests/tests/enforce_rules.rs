@@ -484,3 +484,94 @@ fn auto_offloads_are_off_while_a_class_is_slow_and_back_on_after() {
         eprintln!("{l}");
     }
 }
+
+/// Whether every one of GRO and TSO is `state` on both router interfaces.
+fn gro_tso_all(t: &Topo, state: &str) -> bool {
+    ["lan0", "wan0"].iter().all(|d| {
+        ["generic-receive-offload", "tcp-segmentation-offload"]
+            .iter()
+            .all(|f| feature(t, d, f) == state)
+    })
+}
+
+#[test]
+fn a_restarted_agent_gives_back_the_offloads_its_predecessor_turned_off() {
+    assert!(is_root(), "enforcement tests need root (CI runs as root)");
+    let mut t = Topo::new("eq");
+    // A NIC's defaults, but the admin has GSO off on wan0.
+    sh(&format!(
+        "ip netns exec {} sh -c 'ethtool -K lan0 gro on tso on gso on && ethtool -K wan0 gro on tso on gso off'",
+        t.router
+    ));
+    let policy_file = t.dir.path().join("policy.toml");
+    std::fs::write(&policy_file, offload_policy(1, 1_000_000)).expect("write policy");
+    t.write_config(Some(&policy_file));
+    let inventory = t.dir.path().join("inventory.toml");
+    let text = std::fs::read_to_string(&inventory).expect("read inventory");
+    std::fs::write(&inventory, text.replace("100000000", "1000000000")).expect("write inventory");
+    let auto_config = std::fs::read_to_string(&t.config).expect("config");
+    let log = t.dir.path().join("agent.log");
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let start = |t: &mut Topo| {
+        let run = format!(
+            "exec {} run --config {} 2>>{}",
+            common::agent_bin().display(),
+            t.config.display(),
+            log.display()
+        );
+        let router = t.router.clone();
+        t.lab.spawn(&router, &["sh", "-c", &run], true)
+    };
+
+    // A 1 Mbit/s class: the agent turns GRO, TSO (and lan0's GSO) off,
+    // then dies without a word.
+    let agent = start(&mut t);
+    assert!(
+        wait_for(30, || gro_tso_all(&t, "off")),
+        "offloads not turned off for a 1 Mbit/s class: {}",
+        log_text()
+    );
+    assert_eq!(feature(&t, "lan0", "generic-segmentation-offload"), "off");
+    t.lab.signal_and_wait(agent, "KILL");
+
+    // Restarted with every class fast: it turns back on what its
+    // predecessor turned off (it turned nothing off itself), never the
+    // admin's GSO on wan0.
+    std::fs::write(&policy_file, offload_policy(2, 60_000_000)).expect("rewrite policy");
+    let agent = start(&mut t);
+    assert!(
+        wait_for(30, || gro_tso_all(&t, "on")),
+        "a restarted agent left its predecessor's offloads off: {}",
+        log_text()
+    );
+    assert_eq!(feature(&t, "lan0", "generic-segmentation-offload"), "on");
+    assert_eq!(feature(&t, "wan0", "generic-segmentation-offload"), "off");
+
+    // Slow again, killed again; restarted with `keep`: the router's own
+    // settings come back at start, not the agent's earlier change.
+    std::fs::write(&policy_file, offload_policy(3, 1_000_000)).expect("rewrite policy");
+    assert!(
+        wait_for(30, || gro_tso_all(&t, "off")),
+        "offloads not turned off again: {}",
+        log_text()
+    );
+    t.lab.signal_and_wait(agent, "KILL");
+    std::fs::write(&t.config, format!("{auto_config}offloads = \"keep\"\n")).expect("config");
+    let agent = start(&mut t);
+    assert!(
+        wait_for(30, || gro_tso_all(&t, "on")),
+        "offloads = \"keep\" did not give the router its own settings back: {}",
+        log_text()
+    );
+    assert_eq!(feature(&t, "lan0", "generic-segmentation-offload"), "on");
+    assert_eq!(feature(&t, "wan0", "generic-segmentation-offload"), "off");
+    assert!(
+        log_text().contains("earlier run turned off turned back on"),
+        "{}",
+        log_text()
+    );
+    t.lab.signal_and_wait(agent, "TERM");
+    for l in log_text().lines().filter(|l| l.contains("offload")) {
+        eprintln!("{l}");
+    }
+}

@@ -102,7 +102,8 @@ pub struct Enforcer {
     /// `off`: this process turned them off (again after every rebuild: a
     /// recreated interface has its defaults back).
     offloads_off: bool,
-    /// `auto`: what this process turned off, per interface.
+    /// `auto`: what the agent turned off, per interface (this run and,
+    /// with [`Enforcer::offload_state`], earlier ones).
     offloads_auto: offloads::Auto,
 }
 
@@ -131,6 +132,16 @@ impl Enforcer {
     /// offloads`; see [`offloads`]).
     pub fn offload_mode(&mut self, mode: OffloadMode) {
         self.offload_mode = mode;
+    }
+
+    /// Keep what the agent turns off in `path` (see [`offloads::Ledger`]),
+    /// starting from what earlier runs left there; with `keep`, give those
+    /// back to the router now. Call after [`Enforcer::offload_mode`].
+    pub fn offload_state(&mut self, path: &std::path::Path) {
+        self.offloads_auto = offloads::Auto::with_ledger(offloads::Ledger::load(path));
+        if self.offload_mode == OffloadMode::Keep {
+            self.offloads_auto.ledger_mut().restore();
+        }
     }
 
     /// Rebuild the HTB trees on every apply, even when only rates changed
@@ -248,10 +259,15 @@ impl Enforcer {
         };
         let rebuilt = matches!(shaping, Shaping::Rebuilt { .. });
         match self.offload_mode {
-            OffloadMode::Keep => {}
+            OffloadMode::Keep => {
+                // A restore that failed at start is tried again.
+                if !self.offloads_auto.ledger_mut().is_empty() {
+                    self.offloads_auto.ledger_mut().restore();
+                }
+            }
             OffloadMode::Off => {
                 if !self.offloads_off || rebuilt {
-                    offloads::shaped_interfaces(&self.target);
+                    offloads::shaped_interfaces(&self.target, self.offloads_auto.ledger_mut());
                     self.offloads_off = true;
                 }
             }

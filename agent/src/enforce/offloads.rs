@@ -23,8 +23,16 @@
 //! The agent turns back on exactly what it turned off once no class needs
 //! it, never what the admin had off. `"off"` turns them off on both
 //! interfaces whatever the rates, `"keep"` leaves them alone.
+//!
+//! What the agent turned off is kept in its state directory ([`Ledger`],
+//! [`STATE_FILE`]), so a restarted agent still knows which features were
+//! the router's own and which were its doing: `auto` turns its
+//! predecessor's back on when no class needs them, and `keep` gives the
+//! router back everything any earlier run turned off, rather than taking
+//! the agent's own change for the router's setting.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use simpul_core::enforce::plan::{self, EnforceTarget, Plan};
 
@@ -199,22 +207,140 @@ fn set(dev: &str, features: &[&'static str], state: &str) -> Result<(), CommandE
     apply::ethtool(&args).map(|_| ())
 }
 
-/// `auto`: what the agent turned off, per interface, and what the last
-/// plan wanted (no `ethtool` run while that stays the same).
+/// The file in `[agent] state_dir` that [`Ledger`] keeps.
+pub const STATE_FILE: &str = "offloads-turned-off.json";
+
+/// What the agent turned off, per interface, as the state file holds it.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct LedgerFile {
+    turned_off: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// The features the agent (this run or an earlier one) turned off, per
+/// interface, kept on disk (written whole, see [`crate::state_files`])
+/// whenever it changes. Without a path (one-off tools, tests) it lives in
+/// memory only.
 ///
 /// Not restored when the agent stops: the trees and the plan's rates stay
 /// in the kernel and keep shaping without the agent, and they shape
-/// evenly only with the merged packets kept out. A restart does not know
-/// what its predecessor turned off, so it leaves those features off even
-/// when no class needs them any more (never wrong, only dearer at high
-/// rates); the admin turns them back on with `ethtool -K`.
+/// evenly only with the merged packets kept out. The next run reads the
+/// file and turns them back on when they are no longer needed (`auto`) or
+/// at once (`keep`).
+#[derive(Debug, Default)]
+pub struct Ledger {
+    path: Option<PathBuf>,
+    turned_off: BTreeMap<String, BTreeSet<&'static str>>,
+}
+
+impl Ledger {
+    /// What earlier runs left in `path`. A missing file is an empty
+    /// ledger; an unreadable one is logged and taken as empty (its
+    /// features then stay off until the admin turns them on: dearer at
+    /// high rates, never wrong).
+    pub fn load(path: &Path) -> Ledger {
+        let file: LedgerFile = match crate::state_files::read_json(path) {
+            Ok(f) => f.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read which offloads an earlier run turned off; they stay as they are (turn them on with ethtool -K if no slow class needs them off)");
+                LedgerFile::default()
+            }
+        };
+        let mut turned_off = BTreeMap::new();
+        for (dev, names) in file.turned_off {
+            let known: BTreeSet<&'static str> = names
+                .iter()
+                .filter_map(|n| FEATURES.into_iter().find(|f| f == n))
+                .collect();
+            if known.len() != names.len() {
+                tracing::warn!(device = %dev, file = %path.display(), "unknown offload names in the state file ignored");
+            }
+            if !known.is_empty() {
+                turned_off.insert(dev, known);
+            }
+        }
+        if !turned_off.is_empty() {
+            tracing::info!(file = %path.display(), turned_off = ?turned_off, "offloads an earlier run turned off");
+        }
+        Ledger {
+            path: Some(path.to_path_buf()),
+            turned_off,
+        }
+    }
+
+    /// What the agent turned off on `dev`.
+    pub fn get(&self, dev: &str) -> BTreeSet<&'static str> {
+        self.turned_off.get(dev).cloned().unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.turned_off.is_empty()
+    }
+
+    /// Record that the agent has `features` off on `dev` (written at once
+    /// when that changes).
+    pub fn set(&mut self, dev: &str, features: BTreeSet<&'static str>) {
+        if self.get(dev) == features {
+            return;
+        }
+        if features.is_empty() {
+            self.turned_off.remove(dev);
+        } else {
+            self.turned_off.insert(dev.to_string(), features);
+        }
+        self.save();
+    }
+
+    fn save(&self) {
+        let Some(path) = &self.path else { return };
+        let file = LedgerFile {
+            turned_off: self
+                .turned_off
+                .iter()
+                .map(|(d, f)| (d.clone(), f.iter().map(|s| s.to_string()).collect()))
+                .collect(),
+        };
+        if let Err(e) = crate::state_files::write_json(path, &file) {
+            tracing::warn!(error = %e, "cannot record which offloads the agent turned off: after a restart they stay off until the admin turns them on");
+        }
+    }
+
+    /// `keep`: turn back on everything the agent turned off (this run or
+    /// an earlier one), so the router has its own settings again.
+    pub fn restore(&mut self) {
+        let devs: Vec<String> = self.turned_off.keys().cloned().collect();
+        for dev in devs {
+            let features: Vec<&'static str> = self.get(&dev).into_iter().collect();
+            match set(&dev, &features, "on") {
+                Ok(()) => {
+                    tracing::info!(device = %dev, turned_on = %features.join(","), "offloads an earlier run turned off turned back on ([enforce] offloads = \"keep\"): the router's own settings again");
+                    self.set(&dev, BTreeSet::new());
+                }
+                Err(e) => {
+                    tracing::warn!(device = %dev, features = %features.join(","), error = %e, "cannot turn back on the offloads an earlier run turned off")
+                }
+            }
+        }
+    }
+}
+
+/// `auto`: what the agent turned off, per interface ([`Ledger`]), and what
+/// the last plan wanted (no `ethtool` run while that stays the same).
 #[derive(Debug, Default)]
 pub struct Auto {
-    ours: BTreeMap<String, BTreeSet<&'static str>>,
+    ours: Ledger,
     last: Option<Vec<(String, BTreeSet<&'static str>)>>,
 }
 
 impl Auto {
+    /// Starting from what earlier runs turned off.
+    pub fn with_ledger(ours: Ledger) -> Auto {
+        Auto { ours, last: None }
+    }
+
+    pub fn ledger_mut(&mut self) -> &mut Ledger {
+        &mut self.ours
+    }
+
     /// Bring both interfaces to what `plan` wants; `force` re-reads them
     /// even when the plan wants what the last one did (after a rebuild).
     /// Failures are logged, never fatal (the trees still shape, only less
@@ -231,7 +357,7 @@ impl Auto {
         }
         let mut all_done = true;
         for ((dev, why), (_, must)) in wanted.iter().zip(&sets) {
-            let ours = self.ours.get(dev).cloned().unwrap_or_default();
+            let ours = self.ours.get(dev);
             if must.is_empty() && ours.is_empty() {
                 continue;
             }
@@ -286,7 +412,7 @@ impl Auto {
                     }
                 }
             }
-            self.ours.insert(dev.clone(), now_ours);
+            self.ours.set(dev, now_ours);
         }
         // A failure is retried with the next plan.
         self.last = all_done.then_some(sets);
@@ -294,19 +420,24 @@ impl Auto {
 }
 
 /// Turn the offloads off on both shaped interfaces, logging what was
-/// changed and why; a failure is logged, never fatal (the trees still
-/// shape, only less evenly at low rates).
-pub fn shaped_interfaces(target: &EnforceTarget) {
+/// changed and why and recording it in `ours`; a failure is logged, never
+/// fatal (the trees still shape, only less evenly at low rates).
+pub fn shaped_interfaces(target: &EnforceTarget, ours: &mut Ledger) {
     for dev in [&target.lan, &target.wan] {
         match turn_off(dev) {
             Ok(on) if on.is_empty() => {
                 tracing::debug!(device = %dev, "offloads already off");
             }
-            Ok(on) => tracing::info!(
-                device = %dev,
-                turned_off = %on.join(","),
-                "offloads turned off on a shaped interface ([enforce] offloads = \"off\"): merged 64 KiB packets make HTB send in lumps at low rates"
-            ),
+            Ok(on) => {
+                tracing::info!(
+                    device = %dev,
+                    turned_off = %on.join(","),
+                    "offloads turned off on a shaped interface ([enforce] offloads = \"off\"): merged 64 KiB packets make HTB send in lumps at low rates"
+                );
+                let mut all = ours.get(dev);
+                all.extend(on);
+                ours.set(dev, all);
+            }
             Err(e) => tracing::warn!(
                 device = %dev,
                 error = %e,
@@ -462,6 +593,46 @@ mod tests {
         let s = step(&set_of(&RX), &[], &set_of(&[gro, tso, gso]));
         assert_eq!(s.on, [gso, tso]);
         assert_eq!(s.ours, set_of(&[gro]));
+    }
+
+    #[test]
+    fn a_restart_knows_what_an_earlier_run_turned_off() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state").join(STATE_FILE);
+        let (gro, gso) = ("generic-receive-offload", TX[1]);
+        // Nothing yet: an empty ledger, no file written for it.
+        let mut first = Ledger::load(&path);
+        assert!(first.is_empty());
+        first.set("lan0", set_of(&[gro, gso]));
+        first.set("wan0", set_of(&[gro]));
+        // A later run reads it back.
+        let mut second = Ledger::load(&path);
+        assert_eq!(second.get("lan0"), set_of(&[gro, gso]));
+        assert_eq!(second.get("wan0"), set_of(&[gro]));
+        assert!(second.get("eth9").is_empty());
+        // With no class slow any more, exactly what the first run turned
+        // off comes back on, though this run turned nothing off.
+        let s = step(&BTreeSet::new(), &[], &second.get("lan0"));
+        assert_eq!(s.on, [gro, gso]);
+        second.set("lan0", s.ours);
+        second.set("wan0", BTreeSet::new());
+        assert!(Ledger::load(&path).is_empty());
+        let text = std::fs::read_to_string(&path).expect("state file");
+        assert!(!text.contains(gro), "{text}");
+        // Unknown names (a newer agent's file) and a garbled file are
+        // ignored, not fatal.
+        std::fs::write(
+            &path,
+            r#"{"turned_off":{"lan0":["generic-receive-offload","ntuple-filters"]}}"#,
+        )
+        .expect("write");
+        assert_eq!(Ledger::load(&path).get("lan0"), set_of(&[gro]));
+        std::fs::write(&path, "{not json").expect("write");
+        assert!(Ledger::load(&path).is_empty());
+        // In memory only: nothing is written.
+        let mut mem = Ledger::default();
+        mem.set("lan0", set_of(&[gro]));
+        assert_eq!(mem.get("lan0"), set_of(&[gro]));
     }
 
     #[test]
