@@ -3,8 +3,12 @@
 after another, each sending a real TLS ClientHello (Python's ssl, through a
 memory BIO) that names NAME.
 
-quiet: the connection then stays silent for 50 ms and is aborted; the
-agent's own log gives capture → element-in-kernel.
+quiet: the connection then stays silent, waiting up to 500 ms for the
+agent's reset (the server only acknowledges, like one that answered the
+ClientHello before the refusal was in: a silent client meets no kernel
+reset, only the one the agent sends it), and records ClientHello sent →
+reset received; the agent's own log gives capture → element-in-kernel
+and capture → resets sent.
 probe: after the ClientHello the client sends a 1-byte segment every
 PROBE_US microseconds until a send fails (the router's reset arrived), and
 records ClientHello sent → connection refused as seen on the wire (an upper
@@ -43,6 +47,7 @@ def main():
     probe_us = int(sys.argv[8]) if len(sys.argv) > 8 else 100
     count, gap = int(count), float(gap_ms) / 1000.0
     refused_us, survived, errors = [], 0, 0
+    reset_us, not_reset = [], 0
     for i in range(count):
         hello = client_hello(name)
         try:
@@ -71,11 +76,27 @@ def main():
             if not done:
                 survived += 1
         else:
-            time.sleep(0.05)
+            s.settimeout(0.5)
+            try:
+                s.recv(1)
+                not_reset += 1
+            except ConnectionResetError:
+                reset_us.append((time.perf_counter() - t0) * 1e6)
+            except OSError:
+                not_reset += 1
         s.close()
         time.sleep(gap)
     with open(out_path, "w") as f:
-        json.dump({"refused_us": refused_us, "survived": survived, "errors": errors}, f)
+        json.dump(
+            {
+                "refused_us": refused_us,
+                "survived": survived,
+                "errors": errors,
+                "reset_us": reset_us,
+                "not_reset": not_reset,
+            },
+            f,
+        )
 
 
 if __name__ == "__main__":
