@@ -32,12 +32,14 @@ use crate::control::{Control, ControlSettings, InForce, Snapshot, Source};
 use crate::dnsproxy::{BlockAction, BlockEvent, DnsProxyConfig, DnsService};
 use crate::enforce::names::NameBlocker;
 use crate::enforce::Enforcer;
+use crate::export::{IpfixSink, IpfixTotals};
 use crate::link::{HealthState, LinkOptions, LinkSink, StopReport, TimedSink, Uplink};
 use crate::output::JsonlSink;
 use crate::replay::FileOutcome;
 
-/// Where records go: JSON lines (files optional) and the collector link.
-pub type Sinks = Tee<JsonlSink, Option<LinkSink>>;
+/// Where records go: JSON lines (files optional), the collector link and
+/// the IPFIX export.
+pub type Sinks = Tee<JsonlSink, Tee<Option<LinkSink>, Option<IpfixSink>>>;
 
 /// DNS block events waiting for the packet thread; more are dropped (the
 /// DNS answer itself is never held up).
@@ -67,6 +69,8 @@ pub enum AgentError {
     Replay(#[from] crate::capture::file::FileError),
     #[error("the packet thread panicked")]
     Panicked,
+    #[error("{0}")]
+    Ipfix(#[from] crate::export::ipfix::IpfixError),
 }
 
 /// Where packets come from.
@@ -116,6 +120,8 @@ pub struct Report {
     pub files: Vec<FileOutcome>,
     pub link: Option<StopReport>,
     pub sealed_batches: u64,
+    /// With `[export.ipfix]`: what was exported.
+    pub ipfix: Option<IpfixTotals>,
     pub interfaces: Vec<(String, u64, u64, u64, u64)>,
     pub seconds: f64,
 }
@@ -179,7 +185,11 @@ impl Agent {
             }
             (None, _) => (None, None),
         };
-        if uplink.is_none() && cfg.output.flows_jsonl.is_none() && o.flows.is_none() {
+        if uplink.is_none()
+            && cfg.output.flows_jsonl.is_none()
+            && o.flows.is_none()
+            && cfg.export.ipfix.is_none()
+        {
             tracing::warn!(
                 "neither [collector] nor a flows file is configured: flow records go nowhere"
             );
@@ -246,14 +256,22 @@ impl Agent {
             }
         }
 
+        let ipfix = cfg
+            .export
+            .ipfix
+            .as_ref()
+            .map(|c| IpfixSink::start(c, cfg.flows.max_flows))
+            .transpose()?;
+        // IPFIX gets a long flow's interim records too, as deltas.
+        let exporting = ipfix.is_some();
         let mut proc = Processor::new(
             &cfg.processor_config(),
             AgencyMap::empty(),
-            Tee(jsonl, link_sink),
+            Tee(jsonl, Tee(link_sink, ipfix)),
         );
         let to_collector = uplink.is_some();
         proc.set_interim_records(
-            o.interim || to_collector || matches!(opts.capture, Capture::Live),
+            o.interim || to_collector || exporting || matches!(opts.capture, Capture::Live),
         );
 
         let enforcing = opts.enforce && cfg.enforce.enabled();
@@ -479,6 +497,7 @@ impl PacketLoop {
             (Capture::Live, None) => {}
         }
         let (sealed, link) = self.shutdown();
+        report.ipfix = self.proc.sink_mut().1 .1.as_mut().map(IpfixSink::finish);
         report.stats = self.proc.stats().clone();
         report.flows_written = self.proc.sink().0.flows_written;
         report.sealed_batches = sealed;
@@ -562,7 +581,7 @@ impl PacketLoop {
         if let Err(e) = self.proc.sink_mut().0.flush() {
             tracing::error!(error = %e, "cannot write the output files");
         }
-        let sealed = match self.proc.sink_mut().1.as_mut() {
+        let sealed = match self.proc.sink_mut().1 .0.as_mut() {
             Some(link) => {
                 link.seal_now();
                 link.sealed_batches

@@ -53,6 +53,8 @@ pub struct AgentConfig {
     pub standalone: Option<StandaloneConfig>,
     /// Bandwidth and access enforcement through the kernel (tc HTB + nftables).
     pub enforce: EnforceConfig,
+    /// Flows exported to other tools (`[export.ipfix]`); off unless present.
+    pub export: crate::export::ExportConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -646,6 +648,7 @@ impl AgentConfig {
             }
         }
         self.enforce_problems(&mut out);
+        self.export.check(&mut out);
         out
     }
 

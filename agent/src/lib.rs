@@ -3,8 +3,9 @@
 //! [`agent::Agent`] is the component (start/stop) that `main.rs` runs.
 //! Inside: [`capture`] (AF_PACKET, pcap files) and [`replay`] feed packets
 //! to `simpul_core::processor`; records go to [`output`] (JSON lines) and
-//! [`link`] (spool and WebSocket to the collector); [`control`] follows the
-//! inventory and policy (collector or standalone files) and drives
+//! [`link`] (spool and WebSocket to the collector), and [`export`] (IPFIX)
+//! when configured; [`control`] follows the inventory and policy (collector
+//! or standalone files) and drives
 //! [`enforce`] (nft/tc) and the [`dnsproxy`] responder.
 
 pub mod agent;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod control;
 pub mod dnsproxy;
 pub mod enforce;
+pub mod export;
 pub mod fuzzing;
 pub mod link;
 pub mod lists;

@@ -67,6 +67,10 @@ enum Command {
         /// Blocked attempts, one JSON object per line (appended).
         #[arg(long, requires = "policy")]
         blocked_out: Option<PathBuf>,
+        /// Export the flows as IPFIX to this HOST:PORT (as [export.ipfix]
+        /// collector, the section's other settings kept or defaulted).
+        #[arg(long, value_name = "HOST:PORT")]
+        ipfix: Option<String>,
     },
     /// Capture live on the configured interfaces, enforce with [enforce].
     /// Stops cleanly on SIGINT and SIGTERM.
@@ -143,6 +147,7 @@ fn main() {
             looping,
             policy,
             blocked_out,
+            ipfix,
         } => replay(ReplayArgs {
             pcaps: pcap,
             config,
@@ -156,6 +161,7 @@ fn main() {
             realtime,
             looping,
             policy,
+            ipfix,
         }),
         Command::Run { config } => run(&config),
         Command::Policy { action } => policy_command(action),
@@ -190,12 +196,30 @@ struct ReplayArgs {
     realtime: bool,
     looping: bool,
     policy: Option<PathBuf>,
+    ipfix: Option<String>,
 }
 
 fn replay(a: ReplayArgs) -> Result<()> {
     let mut cfg = load(a.config.as_deref())?;
-    if a.outputs.flows.is_none() && cfg.collector.is_none() {
-        bail!("--flows-out is required unless the config has a [collector] section");
+    if let Some(to) = &a.ipfix {
+        let section = match cfg.export.ipfix.take() {
+            Some(mut s) => {
+                s.collector.clone_from(to);
+                s
+            }
+            None => simpul_agent::export::IpfixConfig::to(to.clone()),
+        };
+        let mut problems = Vec::new();
+        section.check("--ipfix", &mut problems);
+        if !problems.is_empty() {
+            bail!("{}", simpul_proto::problem::describe(&problems));
+        }
+        cfg.export.ipfix = Some(section);
+    }
+    if a.outputs.flows.is_none() && cfg.collector.is_none() && cfg.export.ipfix.is_none() {
+        bail!(
+            "--flows-out is required unless the config has a [collector] section or IPFIX export"
+        );
     }
     // Only a replay that delivers to a collector has state to keep (its
     // credential and spool). Any other replay uses a scratch directory: it
@@ -293,7 +317,7 @@ fn print_summary(r: &Report, flows: u64, json: bool, truncated: &[String]) {
             "frames": s.frames, "packets": s.packets, "bytes": s.bytes, "flows": flows,
             "errors": errors, "fragments": s.fragments, "orphan_fragments": s.orphan_fragments,
             "dns_messages": s.dns_messages, "seconds": secs, "packets_per_second": pps,
-            "truncated_files": truncated,
+            "truncated_files": truncated, "ipfix": r.ipfix,
         });
         println!("{v}");
         return;
@@ -313,6 +337,12 @@ fn print_summary(r: &Report, flows: u64, json: bool, truncated: &[String]) {
         "named       sni {} quic {} http {} dns {}",
         s.named_sni, s.named_quic, s.named_http, s.named_dns
     );
+    if let Some(x) = &r.ipfix {
+        println!(
+            "ipfix       {} records in {} messages, {} send errors",
+            x.records, x.messages, x.send_errors
+        );
+    }
     println!("seconds     {secs:.3}");
     println!("packets/s   {pps:.0}");
 }
