@@ -772,4 +772,77 @@ mod tests {
         p.finish();
         assert_eq!(p.stats().frames, 3);
     }
+
+    /// The packet path names a site from a ClientHello split over two
+    /// segments: the kernel request carries where the segment that
+    /// completed it stood, so the resets are numbered past the whole hello.
+    #[test]
+    fn a_blocked_name_asks_the_kernel_with_the_naming_segments_numbers() {
+        use crate::guard::{KernelRequest, TcpPosition};
+        use crate::policy::matcher::{BlockMatcher, Exemptions};
+        use etherparse::PacketBuilder;
+        use simpul_proto::policy::Policy;
+        use std::sync::Arc;
+
+        const HELLO: &[u8] = include_bytes!("dpi/testdata/client_hello_portal.bin");
+        let policy = Policy::parse(
+            "version = 1\nagency = \"a\"\n[allocation]\ndownload = { rate_bps = 1000000, ceil_bps = 1000000 }\nupload = { rate_bps = 1000000, ceil_bps = 1000000 }\n[blocking]\ndomains = [\"portal.example.go.id\"]\n",
+        )
+        .expect("policy");
+        let mut p = crate::fuzzing::processor();
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        let guard = p.guard_mut();
+        guard.set_matcher(Some(Arc::new(BlockMatcher::new(
+            &policy,
+            &Exemptions::default(),
+        ))));
+        guard.set_kernel(tx);
+        let frame = |from_client: bool, seq: u32, ack: u32, syn: bool, payload: &[u8]| {
+            let (src, dst, sport, dport) = if from_client {
+                ([10, 1, 1, 2], [198, 51, 100, 10], 40001, 443)
+            } else {
+                ([198, 51, 100, 10], [10, 1, 1, 2], 443, 40001)
+            };
+            let b = PacketBuilder::ethernet2([2; 6], [4; 6])
+                .ipv4(src, dst, 64)
+                .tcp(sport, dport, seq, 64240);
+            let b = match (syn, ack) {
+                (true, 0) => b.syn(),
+                (true, _) => b.syn().ack(ack),
+                (false, _) => b.ack(ack),
+            };
+            let mut out = Vec::new();
+            b.write(&mut out, payload).expect("frame");
+            out
+        };
+        let ts = 1_700_000_000_000_000_000u64;
+        let split = 100;
+        for (i, f) in [
+            frame(true, 999, 0, true, &[]),
+            frame(false, 4999, 1000, true, &[]),
+            frame(true, 1000, 5000, false, &HELLO[..split]),
+            frame(true, 1000 + split as u32, 5000, false, &HELLO[split..]),
+        ]
+        .iter()
+        .enumerate()
+        {
+            p.handle_frame(LinkType::Ethernet, ts + i as u64, f);
+        }
+        match rx.try_recv() {
+            Ok(KernelRequest::Block { tcp, lane, .. }) => {
+                assert!(!lane);
+                let at = tcp.expect("TCP position");
+                assert_eq!(
+                    at,
+                    TcpPosition {
+                        seq: 1000 + split as u32,
+                        ack: 5000,
+                        len: (HELLO.len() - split) as u32,
+                    }
+                );
+                assert_eq!(at.seq.wrapping_add(at.len), 1000 + HELLO.len() as u32);
+            }
+            other => panic!("no kernel request: {other:?}"),
+        }
+    }
 }
