@@ -33,10 +33,18 @@ pub struct Piece {
     pub start: u64,
 }
 
+/// A flow's identity: its id, and its addresses and ports in case ids are
+/// only unique per flow table (a replay over several tables).
+type FlowKey = (u64, IpAddr, IpAddr, Option<u16>, Option<u16>);
+
+fn key(r: &FlowRecord) -> FlowKey {
+    (r.flow_id, r.src_ip, r.dst_ip, r.src_port, r.dst_port)
+}
+
 /// Per running flow, what it exported; bounded.
 #[derive(Debug)]
 pub struct Deltas {
-    sent: HashMap<u64, Sent>,
+    sent: HashMap<FlowKey, Sent>,
     cap: usize,
     /// Interim records not exported because `cap` flows were being tracked
     /// (their final record carries the whole flow instead).
@@ -61,8 +69,8 @@ impl Deltas {
     /// The part of `r` not exported yet; None when nothing is new.
     pub fn take(&mut self, r: &FlowRecord) -> Option<Piece> {
         let prev = match r.kind {
-            RecordKind::Final => self.sent.remove(&r.flow_id),
-            RecordKind::Interim => self.sent.get(&r.flow_id).copied(),
+            RecordKind::Final => self.sent.remove(&key(r)),
+            RecordKind::Interim => self.sent.get(&key(r)).copied(),
         };
         if r.kind == RecordKind::Interim && prev.is_none() && self.sent.len() >= self.cap {
             self.interim_skipped += 1;
@@ -82,7 +90,7 @@ impl Deltas {
         };
         if r.kind == RecordKind::Interim {
             self.sent.insert(
-                r.flow_id,
+                key(r),
                 Sent {
                     packets_up: r.packets_up.max(p.packets_up),
                     bytes_up: r.bytes_up.max(p.bytes_up),

@@ -552,3 +552,18 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+#[test]
+fn flows_sharing_an_id_but_not_addresses_are_kept_apart() {
+    let mut d = Deltas::new(10);
+    let a = flow(1, RecordKind::Interim, (10, 100), (10, 100), 2);
+    let mut b = a.clone();
+    b.src_port = Some(40001);
+    assert!(d.take(&a).is_some());
+    assert!(d.take(&b).is_some());
+    assert_eq!(d.tracked(), 2);
+    let mut b_end = flow(1, RecordKind::Final, (12, 120), (10, 100), 3);
+    b_end.src_port = Some(40001);
+    let p = d.take(&b_end).unwrap();
+    assert_eq!((p.packets_up, p.bytes_up), (2, 20));
+}
