@@ -53,8 +53,8 @@ shown because the machine was shared with other builds (load average {', '.join(
 | measure | median | target | |
 |---|---:|---:|---|
 | resident memory after load (VmRSS delta) | {med('rss_delta_mb'):.1f} MB | ≤ 100 MB | {ok(med('rss_delta_mb'), 100)} |
-| heap held by the set (table lines + long names) | {med('heap_mb'):.1f} MB | | |
-| heap per name | {med('heap_mb') * 1048576 / r0['rules']:.1f} B | | was 33.0 B |
+| heap held by the set (table lines + long names + rule filter) | {med('heap_mb'):.1f} MB | | |
+| heap per name | {med('heap_mb') * 1048576 / r0['rules']:.1f} B | | 30.2 B before the rule filter, 33.0 B before inline lines |
 | peak resident during load (VmHWM) | {med('vmhwm_mb'):.1f} MB | | |
 | load time, CPU | {med('load_cpu_s'):.2f} s | ≤ 2 s | {ok(med('load_cpu_s'), 2)} |
 | load time, wall | {med('load_s'):.2f} s | | |
@@ -66,25 +66,31 @@ shown because the machine was shared with other builds (load average {', '.join(
 | this machine's random-read latency (dependent loads, 32 MiB, 4 KiB pages) | {med('memory_latency_cpu_ns'):.0f} ns | | |
 | load average (1 min) at each run | {' / '.join(r['loadavg'] for r in runs)} | | |
 
-Layout (`core/src/policy/domains/table.rs`): names stored inline, lowercase, in 64-byte
-cache lines (`[len][list tag][name]` back to back after a 2-byte header; names over 60 bytes
-out of line), each name in one of three candidate lines picked by its hash (bucketized cuckoo
-hashing, lines filled to ~80 %), on transparent huge pages (`MADV_HUGEPAGE`,
+Layout (`core/src/policy/domains/table.rs`, `filter.rs`): names stored inline, lowercase, in
+64-byte cache lines (`[len][list tag][name]` back to back after a 2-byte header; names over 60
+bytes out of line), each name in one of three candidate lines picked by its hash (bucketized
+cuckoo hashing, lines filled to ~80 %), on transparent huge pages (`MADV_HUGEPAGE`,
 {med('anon_huge_mb'):.0f} MB). A name goes to its first line when that has room, else the first
-line's header keeps a bit of its hash. A lookup hashes the name's suffixes label by label from
-the TLD in one pass, prefetches the three lines of every suffix as soon as its hash is known
-(so the misses of a deep name overlap), then probes TLD first (the broadest rule wins): it
-waits for the first line only, and for the other two only when that line holds the name's
-displaced bit. A hit is confirmed on the bytes already fetched, so a hit, a miss and a deep
-hit each cost about one memory latency ({med('memory_latency_cpu_ns'):.0f} ns here) plus
-~50–100 ns of hashing and scanning. The previous layout (one `u64` slot of fingerprint +
-offset per name in a linear-probing table, names in a separate arena, commit d6faef2) needed
-two dependent reads for a hit; run side by side with this one on 2026-12-04 22:33 UTC (load
-average 3.8, random read 145 ns, 3 alternating runs each, CPU ns): hit 375 → 251, miss 206 →
-209, deep hit 386 → 277, deep miss 364 → 326; heap 94.5 → 86.4 MB (33.0 → 30.2 B per name);
-load 0.97 → 1.19 s (placing names among three lines costs more than appending to an arena). A
-deep *miss* must wait for every suffix (6–8 labels, up to 24 lines in flight), so it stays
-above one latency. `cargo bench -p simpul-core --bench domains` times the
+line's header keeps a bit of its hash. In front of the table, a Bloom filter of the rules: one
+64-bit word per rule picked by its hash, 3 bits set in it, 8 bits a rule
+({r0['rules'] / 1048576:.1f} MB here, small enough to stay in the ~4 MB of last-level cache a
+process keeps on this VM; ~5 % false positives). A lookup hashes the name's suffixes label by
+label from the TLD and asks the filter about each as soon as its hash is known; only a suffix the
+filter lets through is probed in the table, TLD first (the broadest rule wins): its three lines
+are prefetched, the first is waited for, the other two only when that line holds the name's
+displaced bit. A hit is confirmed on the bytes fetched, so neither hash collisions nor filter
+false positives ever match. A hit or deep hit thus costs one memory latency
+({med('memory_latency_cpu_ns'):.0f} ns here) plus hashing, the filter and the scan; a miss or deep
+miss usually no table access at all (only a filter false positive reaches the table). Before the
+filter (commit 3af12e8) every suffix's lines were fetched, so a deep miss had up to 24 lines in
+flight and waited for all of them; side by side on 2026-12-05 01:07 UTC (load average 5.5, random
+read 137 ns, 3 alternating runs each, CPU ns): hit 248 → 251, miss 197 → 65, deep hit 265 → 257,
+deep miss 323 → 134; heap 86.4 → 89.2 MB; load 1.19 → 1.29 s (every rule hashed once more to
+fill the filter). Filters of 4–12 bits a rule, side by side: hits cost the same at every size,
+misses and deep misses fall up to 8 bits (fewer false positives) and no further. The layout
+before the inline lines (one `u64` slot of fingerprint + offset per name, names in a separate
+arena, commit d6faef2) needed two dependent reads for a hit (375 ns hit, 364 ns deep miss side
+by side on 2026-12-04). `cargo bench -p simpul-core --bench domains` times the
 same lookups in criterion, for a 20 k-rule set that fits in cache (`domains_20000`) and the
 3 M size (`domains_3000000`).
 

@@ -11,6 +11,7 @@
 //! adblock rules, with a few comments. `measure` loads the file in a fresh
 //! process and prints one JSON object: load time, VmRSS delta, VmHWM, rule
 //! count and lookup nanoseconds for hits, misses and deep subdomains.
+//! `DOMAIN_BENCH_ROUNDS=N` (default 3) repeats the lookups, e.g. under `perf record`.
 
 // A benchmark or tool on synthetic, known-good input: a failed unwrap is a
 // broken benchmark, reported by the panic.
@@ -272,7 +273,11 @@ fn measure(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     }
     let deep_hits: Vec<String> = hits.iter().map(|d| format!("a1.b2.c3.www.{d}")).collect();
     let deep_misses: Vec<String> = misses.iter().map(|d| format!("a1.b2.c3.www.{d}")).collect();
-    let rounds = 3;
+    // More passes for profiling (`DOMAIN_BENCH_ROUNDS=200 perf record …`).
+    let rounds = std::env::var("DOMAIN_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
     let (hit_ns, hit_cpu, hit_found) = time_lookups(&hits, rounds, |q| set.lookup(q).is_some());
     let (miss_ns, miss_cpu, miss_found) =
         time_lookups(&misses, rounds, |q| set.lookup(q).is_some());

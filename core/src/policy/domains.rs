@@ -10,17 +10,20 @@
 //! an agency unprotected.
 //!
 //! Rules are stored lowercased, without the trailing dot (IDNs arrive as
-//! punycode), inline in 64-byte buckets with two candidate buckets per rule
-//! (see [`table`]): probing a name costs one memory latency, hit or miss,
-//! and a hit is confirmed against the stored bytes, so hash collisions never
-//! produce a false match. Measured for 3 M names in BENCHMARKS.md, section
-//! `domains`.
+//! punycode), inline in 64-byte lines with three candidate lines per rule
+//! (see [`table`]): probing a name costs one memory latency, and a hit is
+//! confirmed against the stored bytes, so hash collisions never produce a
+//! false match. Measured for 3 M names in BENCHMARKS.md, section `domains`.
 //!
 //! The hash is computed label by label from the right (TLD first), so all
 //! suffixes of a queried name (`id`, `go.id`, `example.go.id`, …) are hashed
-//! in one pass; the buckets of every suffix are prefetched before any is
-//! inspected, so the cache misses of a deep name overlap instead of adding.
+//! in one pass. A Bloom filter of the rules small enough to stay in cache
+//! ([`filter`]) says which suffixes may be rules: only those are probed in
+//! the table (their lines prefetched together, so the misses overlap), so
+//! most misses never touch the table and the unlisted suffixes of a deep
+//! name cost no memory access.
 
+mod filter;
 mod table;
 
 use std::io::BufRead;
@@ -35,9 +38,6 @@ pub const MAX_REPORTED_INVALID: usize = 20;
 pub const MAX_NAME_LEN: usize = 253;
 
 const MAX_LABEL_LEN: usize = 63;
-/// Suffixes whose buckets are prefetched before probing (deeper ones are
-/// probed one after the other).
-const BATCH: usize = 16;
 const SEED: u64 = 0x243F_6A88_85A3_08D3;
 const K: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -181,6 +181,7 @@ pub enum Inserted {
 #[derive(Debug, Clone)]
 pub struct DomainSet {
     table: table::Table,
+    filter: filter::RuleFilter,
     report: LoadReport,
 }
 
@@ -225,9 +226,9 @@ impl DomainSet {
         &self.report
     }
 
-    /// Heap bytes held (buckets, long names, list tags).
+    /// Heap bytes held (lines, long names, list tags, rule filter).
     pub fn memory_bytes(&self) -> usize {
-        self.table.memory_bytes()
+        self.table.memory_bytes() + self.filter.memory_bytes()
     }
 
     /// Every rule once, in table order (deterministic for the same input).
@@ -260,48 +261,26 @@ impl DomainSet {
         }
         let mut buf = [0u8; MAX_NAME_LEN];
         let name = lowercase_into(name, &mut buf);
-        // Phase 1: hash the first BATCH suffixes (TLD first) and prefetch
-        // their buckets as each hash is known.
-        let mut hashes = [0u64; BATCH];
-        let mut starts = [0usize; BATCH];
-        let mut n = 0;
+        // Hash the suffixes TLD first and ask the in-cache filter about
+        // each: the few that may be rules are probed in the table as they
+        // come (TLD first: the broadest rule wins), so a hit needs no
+        // hashing of the labels below it.
         let mut h = SEED;
         let mut end = name.len();
-        let mut more = true;
-        while n < BATCH {
+        loop {
             let start = label_start(name, end);
             h = mix_label(h, &name[start..end]);
             let hash = finish(h);
-            self.table.prefetch(hash);
-            hashes[n] = hash;
-            starts[n] = start;
-            n += 1;
+            if self.filter.may_contain(hash) {
+                if let Some(hit) = self.table.find(hash, &name[start..]) {
+                    return Some(to_match(hit));
+                }
+            }
             if start == 0 {
-                more = false;
-                break;
+                return None;
             }
             end = start - 1;
         }
-        // Phase 2: probe in order (TLD first: the broadest rule wins).
-        for i in 0..n {
-            if let Some(hit) = self.table.find(hashes[i], &name[starts[i]..]) {
-                return Some(to_match(hit));
-            }
-        }
-        // Names with more than BATCH labels: the rest one by one.
-        while more {
-            let start = label_start(name, end);
-            h = mix_label(h, &name[start..end]);
-            if let Some(hit) = self.table.find(finish(h), &name[start..]) {
-                return Some(to_match(hit));
-            }
-            if start == 0 {
-                more = false;
-            } else {
-                end = start - 1;
-            }
-        }
-        None
     }
 }
 
@@ -400,6 +379,15 @@ fn rule_hash(name: &[u8]) -> u64 {
         }
         end = start - 1;
     }
+}
+
+/// The filter of a finished table.
+fn filter_of(table: &table::Table) -> filter::RuleFilter {
+    let mut f = filter::RuleFilter::for_rules(table.len());
+    for (name, _) in table.iter() {
+        f.add(rule_hash(name));
+    }
+    f
 }
 
 /// Accumulates rules from one or more lists.
@@ -596,6 +584,7 @@ impl DomainSetBuilder {
     pub fn build(mut self) -> DomainSet {
         self.table.shrink_if_sparse();
         DomainSet {
+            filter: filter_of(&self.table),
             table: self.table,
             report: self.report,
         }
@@ -1005,7 +994,7 @@ mod tests {
     }
 
     #[test]
-    fn deep_names_beyond_batch() {
+    fn names_with_many_labels() {
         let s = set("deep.example.com\n", ListFormat::Plain);
         let name = format!("{}deep.example.com", "x.".repeat(40));
         assert!(s.contains(&name));

@@ -259,6 +259,13 @@ impl Table {
     #[inline]
     pub(super) fn find(&self, hash: u64, name: &[u8]) -> Option<Hit<'_>> {
         let [first, rest @ ..] = self.buckets(hash);
+        // Asked for now, so that when the first line says the name may be
+        // elsewhere their misses have overlapped with its own.
+        for &i in &rest {
+            if let Some(l) = self.lines.get(i) {
+                prefetch_line(l);
+            }
+        }
         let home = self.lines.get(first)?;
         if let Some(hit) = self.scan(home, name) {
             return Some(hit);
