@@ -14,6 +14,7 @@ DEBIAN_PACKAGES=(
   chromium nodejs   # dashboard tests in a real browser (npm ships with nodejs)
   prometheus        # promtool and a server: the /metrics test checks the scrape and runs the dashboard's queries
   poppler-utils     # pdftotext: tests read the monthly report PDFs back
+  clickhouse-server clickhouse-client  # the ClickHouse flow store's tests and bench (18.16+)
 )
 
 missing=()

@@ -41,6 +41,9 @@ pub enum StoreError {
     Type(#[from] rusqlite::types::FromSqlError),
     #[error("cannot encode health as JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The ClickHouse flow store (`store/clickhouse`) failed or refused.
+    #[error("ClickHouse at {url}: {detail}")]
+    ClickHouse { url: String, detail: String },
 }
 
 /// Why an agent's enrollment or login was refused. The `Display` text is sent

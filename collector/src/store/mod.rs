@@ -17,6 +17,7 @@ mod bench;
 mod bench_search;
 mod blocked;
 mod categories;
+pub mod clickhouse;
 mod codec;
 mod error;
 mod flowscan;

@@ -1,0 +1,1 @@
+//! Ingest benchmark on ClickHouse (bench/clickhouse.sh).

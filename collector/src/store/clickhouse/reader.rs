@@ -1,0 +1,743 @@
+//! Queries. Every answer is shaped as the in-memory store shapes it (the
+//! reference the SQLite store is held to), with ClickHouse doing the
+//! scanning and summing: rollups are read with FINAL (a batch written
+//! twice counts once, see `mod.rs`), a flow is its latest row by
+//! (seq, idx), and every filter is pushed into the SQL so LIMITs are exact.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use serde::Deserialize;
+use simpul_proto::BlockedAttempt;
+
+use super::client::lit;
+use super::rows::{latest_select, StateRow, NO_SOURCE};
+use super::{ip_from_key, ip_key, schema, ClickHouseFlowStore};
+use crate::store::codec::{
+    block_method_code, block_method_from, rfc_ns, rfc_s, secs, site_source_from,
+};
+use crate::store::search::{row_matches, Tally, TopRows};
+use crate::store::traits::{FlowReader, Traffic};
+use crate::store::{
+    peaks, BlockedAgency, BlockedClient, BlockedFilter, BlockedMatch, BlockedRow, BlockedSummary,
+    BlockedTarget, FlowFilter, FlowPage, FlowRow, FlowSort, Investigation, Net, OverviewSite,
+    SeriesPoint, Step, StoreError, TopAgency, TopHost, TopSite, UnitUsage, UsagePoint, UsageSeries,
+    MAX_BLOCKED, MAX_INVESTIGATE_SCAN, MAX_USAGE_STEPS,
+};
+
+const NS: u64 = 1_000_000_000;
+/// Seconds one usage answer reads for its peaks (a month of one agency).
+const MAX_PEAK_SECONDS: usize = 31 * 86_400;
+
+pub(super) struct ChReader {
+    s: ClickHouseFlowStore,
+}
+
+impl ChReader {
+    pub(super) fn new(s: ClickHouseFlowStore) -> Self {
+        Self { s }
+    }
+
+    fn rows<T: for<'de> Deserialize<'de>>(&self, sql: &str) -> Result<Vec<T>, StoreError> {
+        self.s.client.rows(sql)
+    }
+
+    fn t(&self, table: &str) -> String {
+        format!("{}.{table}", self.s.db)
+    }
+}
+
+fn step_table(step: Step) -> &'static str {
+    match step {
+        Step::Second => schema::USAGE_1S.name,
+        Step::Minute => schema::USAGE_1M.name,
+        Step::Hour => schema::USAGE_1H.name,
+    }
+}
+
+/// First and last key of a network, as `ip_key`s.
+fn net_keys(n: &Net) -> (String, String) {
+    let (lo, hi) = n.blob_range();
+    let k = |b: Vec<u8>| format!("{}{}", if b.len() == 4 { '4' } else { '6' }, hex::encode(b));
+    (k(lo), k(hi))
+}
+
+fn in_net(col: &str, n: &Net) -> String {
+    let (lo, hi) = net_keys(n);
+    format!("({col} >= {} AND {col} <= {})", lit(&lo), lit(&hi))
+}
+
+/// `col` is `name` or a subdomain of it, ASCII case-insensitively (as
+/// `search::site_matches`).
+fn name_matches(col: &str, name: &str) -> String {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    let t = format!("lower(replaceRegexpOne({col}, '\\\\.+$', ''))");
+    format!(
+        "({t} = {} OR endsWith({t}, {}))",
+        lit(&n),
+        lit(&format!(".{n}"))
+    )
+}
+
+fn agency_cond(col: &str, agency: Option<&str>) -> String {
+    agency.map_or(String::new(), |a| format!(" AND {col} = {}", lit(a)))
+}
+
+#[derive(Deserialize)]
+struct ScopeSum {
+    agency: String,
+    scope: u8,
+    i: u64,
+    o: u64,
+}
+
+#[derive(Deserialize)]
+struct SiteSum {
+    site: String,
+    b: u64,
+    f: u64,
+    #[serde(default)]
+    src: u8,
+}
+
+#[derive(Deserialize)]
+struct AgencySum {
+    agency: String,
+    b: u64,
+}
+
+#[derive(Deserialize)]
+struct Bucket {
+    ts: u64,
+    i: u64,
+    o: u64,
+    ii: u64,
+    io: u64,
+}
+
+#[derive(Deserialize)]
+struct Second {
+    #[serde(default)]
+    agency: String,
+    ts: u64,
+    i: u64,
+    o: u64,
+}
+
+#[derive(Deserialize)]
+struct HostSum {
+    agency: String,
+    unit: String,
+    host: String,
+    u: u64,
+    d: u64,
+    f: u64,
+}
+
+#[derive(Deserialize)]
+struct UnitSum {
+    unit: String,
+    i: u64,
+    o: u64,
+    ii: u64,
+    io: u64,
+}
+
+#[derive(Deserialize)]
+struct BlockedIn {
+    node: String,
+    first_seen: u64,
+    last_seen: u64,
+    client: String,
+    agency: String,
+    unit: String,
+    method: u8,
+    target: String,
+    server: Option<String>,
+    port: Option<u16>,
+    proto: String,
+    rule: String,
+    list: String,
+    attempts: u32,
+}
+
+impl BlockedIn {
+    fn row(self) -> Result<BlockedRow, StoreError> {
+        const T: &str = "blocked";
+        Ok(BlockedRow {
+            node_id: self.node,
+            attempt: BlockedAttempt {
+                first_seen: self.first_seen,
+                last_seen: self.last_seen,
+                client: ip_from_key(&self.client, T)?,
+                agency: self.agency,
+                unit: self.unit,
+                method: block_method_from(i64::from(self.method))?,
+                target: self.target,
+                server: self.server.map(|s| ip_from_key(&s, T)).transpose()?,
+                port: self.port,
+                proto: self.proto,
+                rule: self.rule,
+                list: self.list,
+                attempts: self.attempts,
+            },
+        })
+    }
+}
+
+const BLOCKED_COLS: &str = "node, first_seen, last_seen, client, agency, unit, method, target, \
+                            server, port, proto, rule, list, attempts";
+
+fn limit_or(n: usize, default: usize) -> usize {
+    if n == 0 {
+        default
+    } else {
+        n.min(MAX_BLOCKED)
+    }
+}
+
+impl ChReader {
+    /// The flows of the filter's range whose latest state passes every
+    /// condition, in page order after the cursor, at most `limit`.
+    fn flow_rows(&self, f: &FlowFilter, limit: usize) -> Result<Vec<(i64, FlowRow)>, StoreError> {
+        let fr = self.t("flow_records");
+        let (from, to) = (f.from.saturating_mul(NS), f.to.saturating_mul(NS));
+        let agency = agency_cond("agency", f.agency.as_deref());
+        let mut having = format!("x_last_seen >= {from} AND x_last_seen < {to}");
+        if let Some(h) = f.host {
+            let k = lit(&ip_key(h));
+            having.push_str(&format!(" AND (x_src_ip = {k} OR x_dst_ip = {k})"));
+        }
+        if let Some(n) = &f.net {
+            having.push_str(&format!(
+                " AND ({} OR {})",
+                in_net("x_src_ip", n),
+                in_net("x_dst_ip", n)
+            ));
+        }
+        if let Some(n) = &f.peer {
+            having.push_str(&format!(" AND {}", in_net("x_peer_ip", n)));
+        }
+        if let Some(s) = &f.site {
+            having.push_str(&format!(
+                " AND isNotNull(x_site) AND {}",
+                name_matches("assumeNotNull(x_site)", s)
+            ));
+        }
+        if let Some(u) = &f.unit {
+            having.push_str(&format!(" AND x_unit = {}", lit(u)));
+        }
+        if let Some(p) = &f.proto {
+            having.push_str(&format!(
+                " AND lower(x_proto) = {}",
+                lit(&p.to_ascii_lowercase())
+            ));
+        }
+        let key = match f.sort {
+            FlowSort::Time => "x_last_seen",
+            FlowSort::Bytes => "(x_bytes_up + x_bytes_down)",
+        };
+        if let Some(c) = f.cursor {
+            having.push_str(&format!(
+                " AND ({key} < {k} OR ({key} = {k} AND x_fid < {id}))",
+                k = c.key,
+                id = c.id
+            ));
+        }
+        let sql = format!(
+            "SELECT {} FROM {fr} WHERE (node, boot, flow_id) IN \
+             (SELECT node, boot, flow_id FROM {fr} WHERE last_seen >= {from}{agency}){agency} \
+             GROUP BY node, boot, flow_id HAVING {having} \
+             ORDER BY {key} DESC, x_fid DESC LIMIT {limit}",
+            latest_select()
+        );
+        let rows: Vec<StateRow> = self.rows(&sql)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let (node_id, id, record) = r.record()?;
+            if row_matches(f, &record) {
+                out.push((id, FlowRow { node_id, record }));
+            }
+        }
+        Ok(out)
+    }
+
+    fn host_sums(
+        &self,
+        agency: Option<&str>,
+        unit: Option<&str>,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<TopHost>, StoreError> {
+        let from = from / 60 * 60;
+        let unit = unit.map_or(String::new(), |u| format!(" AND unit = {}", lit(u)));
+        let rows: Vec<HostSum> = self.rows(&format!(
+            "SELECT agency, unit, host, sum(bytes_up) AS u, sum(bytes_down) AS d, \
+             sum(flows) AS f FROM {} FINAL WHERE minute >= {from} AND minute < {to}{}{unit} \
+             GROUP BY agency, unit, host ORDER BY u + d DESC, host ASC LIMIT {}",
+            self.t("top_hosts_1m"),
+            agency_cond("agency", agency),
+            limit.min(1000)
+        ))?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(TopHost {
+                    host: ip_from_key(&r.host, "top_hosts_1m")?.to_string(),
+                    agency: r.agency,
+                    unit: r.unit,
+                    bytes_up: r.u,
+                    bytes_down: r.d,
+                    flows: r.f,
+                })
+            })
+            .collect()
+    }
+
+    fn blocked_where(&self, f: &BlockedFilter) -> String {
+        let mut w = format!(
+            "last_seen >= {} AND last_seen < {}",
+            f.from.saturating_mul(NS),
+            f.to.saturating_mul(NS)
+        );
+        w.push_str(&agency_cond("agency", f.agency.as_deref()));
+        if let Some(n) = &f.node {
+            w.push_str(&format!(" AND node = {}", lit(n)));
+        }
+        if let Some(m) = f.method {
+            w.push_str(&format!(" AND method = {}", block_method_code(m)));
+        }
+        w
+    }
+}
+
+impl FlowReader for ChReader {
+    fn check(&self) -> Result<(), StoreError> {
+        let v = schema::version(&self.s.client, &self.s.db)?;
+        if v > schema::VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found: v as i64,
+                supported: schema::VERSION as i64,
+            });
+        }
+        Ok(())
+    }
+
+    fn traffic(&self, now: SystemTime, window_secs: u32) -> Result<Traffic, StoreError> {
+        let end = secs(now);
+        let start = end.saturating_sub(u64::from(window_secs.max(1)));
+        let u1s = self.t("usage_1s");
+        let mut t = Traffic::default();
+        for r in self.rows::<ScopeSum>(&format!(
+            "SELECT agency, scope, sum(bytes_in) AS i, sum(bytes_out) AS o FROM {u1s} FINAL \
+             WHERE ts >= {start} AND ts < {end} GROUP BY agency, scope"
+        ))? {
+            let a = t.agencies.entry(r.agency).or_default();
+            let at = if r.scope == 0 { 0 } else { 2 };
+            a[at] += r.i;
+            a[at + 1] += r.o;
+        }
+        let first_minute = (end / 60 * 60).saturating_sub(14 * 60);
+        t.top_sites = self
+            .rows::<SiteSum>(&format!(
+                "SELECT site, sum(bytes) AS b, sum(flows) AS f FROM {} FINAL \
+                 WHERE minute >= {first_minute} AND minute <= {end} GROUP BY site \
+                 ORDER BY b DESC, site ASC LIMIT 10",
+                self.t("top_sites_1m")
+            ))?
+            .into_iter()
+            .map(|r| OverviewSite {
+                site: r.site,
+                bytes: r.b,
+                flows: r.f,
+            })
+            .collect();
+        let mut agencies: Vec<TopAgency> = self
+            .rows::<AgencySum>(&format!(
+                "SELECT agency, sum(bytes_in + bytes_out) AS b FROM {u1s} FINAL \
+                 WHERE ts >= {first_minute} AND ts < {} GROUP BY agency",
+                end / 60 * 60 + 60
+            ))?
+            .into_iter()
+            .map(|r| TopAgency {
+                code: r.agency,
+                bytes: r.b,
+            })
+            .collect();
+        agencies.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.code.cmp(&b.code)));
+        t.top_agencies = agencies;
+        Ok(t)
+    }
+
+    fn usage(
+        &self,
+        agency: &str,
+        from: u64,
+        to: u64,
+        step: Step,
+    ) -> Result<UsageSeries, StoreError> {
+        let s = step.secs();
+        let from = from / s * s;
+        let to = to.saturating_add(s - 1) / s * s;
+        let to = to.max(from);
+        let a = lit(agency);
+        let buckets: Vec<Bucket> = self.rows(&format!(
+            "SELECT ts, sum(bytes_in) AS i, sum(bytes_out) AS o, \
+             sumIf(bytes_in, scope = 0) AS ii, sumIf(bytes_out, scope = 0) AS io \
+             FROM {} FINAL WHERE agency = {a} AND ts >= {from} AND ts < {to} \
+             GROUP BY ts HAVING i + o > 0 ORDER BY ts LIMIT {}",
+            self.t(step_table(step)),
+            MAX_USAGE_STEPS + 1
+        ))?;
+        peaks::check_points(buckets.len())?;
+        let seconds: Vec<Second> = self.rows(&format!(
+            "SELECT ts, sum(bytes_in) AS i, sum(bytes_out) AS o FROM {} FINAL \
+             WHERE agency = {a} AND ts >= {from} AND ts < {to} GROUP BY ts LIMIT {}",
+            self.t("usage_1s"),
+            MAX_PEAK_SECONDS + 1
+        ))?;
+        if seconds.len() > MAX_PEAK_SECONDS {
+            return Err(StoreError::Invalid {
+                what: "usage range",
+                value: format!("{from}..{to}"),
+                reason: "more seconds with traffic than one answer's peaks may read \
+                         (31 days): ask a shorter range",
+            });
+        }
+        let (mut tin, mut tout) = (0, 0);
+        let mut points = Vec::with_capacity(buckets.len());
+        let mut point_ts = Vec::with_capacity(buckets.len());
+        for b in buckets {
+            tin += b.i;
+            tout += b.o;
+            points.push(UsagePoint {
+                ts: rfc_s(b.ts as i64),
+                bytes_in: b.i,
+                bytes_out: b.o,
+                in_bps: b.i as f64 * 8.0 / s as f64,
+                out_bps: b.o as f64 * 8.0 / s as f64,
+                internet_bytes_in: b.ii,
+                internet_bytes_out: b.io,
+                peak_in_bps: None,
+                peak_out_bps: None,
+                p95_in_bps: None,
+                p95_out_bps: None,
+            });
+            point_ts.push(b.ts as i64);
+        }
+        let steps = peaks::from_seconds(
+            seconds.into_iter().map(|x| (x.ts as i64, [x.i, x.o])),
+            s as i64,
+        );
+        let now = secs(SystemTime::now()) as i64 + 1;
+        let (peaks, sketches) = peaks::apply(
+            &mut points,
+            &point_ts,
+            steps,
+            (from as i64, to as i64, s as i64),
+            now,
+        );
+        Ok(UsageSeries {
+            agency: agency.to_string(),
+            step_secs: s,
+            from: rfc_s(from as i64),
+            to: rfc_s(to as i64),
+            points,
+            total_bytes_in: tin,
+            total_bytes_out: tout,
+            peaks,
+            sketches,
+        })
+    }
+
+    fn usage_series_since(
+        &self,
+        since_sec: u64,
+    ) -> Result<HashMap<String, Vec<SeriesPoint>>, StoreError> {
+        let rows: Vec<Second> = self.rows(&format!(
+            "SELECT agency, ts, sum(bytes_in) AS i, sum(bytes_out) AS o FROM {} FINAL \
+             WHERE ts >= {since_sec} GROUP BY agency, ts ORDER BY agency, ts",
+            self.t("usage_1s")
+        ))?;
+        let mut out: HashMap<String, Vec<SeriesPoint>> = HashMap::new();
+        for r in rows {
+            out.entry(r.agency).or_default().push(SeriesPoint {
+                ts: rfc_s(r.ts as i64),
+                in_bps: r.i * 8,
+                out_bps: r.o * 8,
+            });
+        }
+        Ok(out)
+    }
+
+    fn top_hosts(
+        &self,
+        agency: Option<&str>,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<TopHost>, StoreError> {
+        self.host_sums(agency, None, from, to, limit)
+    }
+
+    fn top_sites(
+        &self,
+        agency: Option<&str>,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<TopSite>, StoreError> {
+        let from = from / 60 * 60;
+        let rows: Vec<SiteSum> = self.rows(&format!(
+            "SELECT site, sum(bytes) AS b, sum(flows) AS f, min(source) AS src FROM {} FINAL \
+             WHERE minute >= {from} AND minute < {to}{} GROUP BY site \
+             ORDER BY b DESC, site ASC LIMIT {}",
+            self.t("top_sites_1m"),
+            agency_cond("agency", agency),
+            limit.min(1000)
+        ))?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(TopSite {
+                    site: r.site,
+                    bytes: r.b,
+                    flows: r.f,
+                    site_source: match r.src {
+                        NO_SOURCE => None,
+                        c => Some(site_source_from(i64::from(c))?),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    fn flows(&self, f: &FlowFilter) -> Result<Vec<FlowRow>, StoreError> {
+        Ok(self.flow_page(f)?.rows)
+    }
+
+    fn flow_page(&self, f: &FlowFilter) -> Result<FlowPage, StoreError> {
+        if let Some(c) = f.cursor {
+            if c.sort != f.sort {
+                return Err(StoreError::Invalid {
+                    what: "cursor",
+                    value: c.encode(),
+                    reason: "belongs to another sort order: start again without it",
+                });
+            }
+        }
+        let mut top = TopRows::new(f);
+        for (id, row) in self.flow_rows(f, crate::store::search::page_limit(f) + 1)? {
+            top.offer(id, row);
+        }
+        Ok(top.page())
+    }
+
+    fn investigate(&self, f: &FlowFilter, top: usize) -> Result<Investigation, StoreError> {
+        let all = FlowFilter {
+            sort: FlowSort::Time,
+            cursor: None,
+            ..f.clone()
+        };
+        let rows = self.flow_rows(&all, MAX_INVESTIGATE_SCAN as usize + 1)?;
+        let complete = rows.len() as u64 <= MAX_INVESTIGATE_SCAN;
+        let mut tally = Tally::default();
+        for (_, r) in rows.iter().take(MAX_INVESTIGATE_SCAN as usize) {
+            tally.scanned += 1;
+            tally.add(&r.record);
+        }
+        Ok(tally.finish(complete, top))
+    }
+
+    fn unit_usage(
+        &self,
+        agency: &str,
+        from: u64,
+        to: u64,
+        step: Step,
+    ) -> Result<Vec<UnitUsage>, StoreError> {
+        let s = step.secs();
+        let (from, to) = (from / s * s, to.div_ceil(s) * s);
+        let rows: Vec<UnitSum> = self.rows(&format!(
+            "SELECT unit, sum(bytes_in) AS i, sum(bytes_out) AS o, \
+             sumIf(bytes_in, scope = 0) AS ii, sumIf(bytes_out, scope = 0) AS io \
+             FROM {} FINAL WHERE agency = {} AND ts >= {from} AND ts < {to} GROUP BY unit",
+            self.t(step_table(step)),
+            lit(agency)
+        ))?;
+        let mut out: Vec<UnitUsage> = rows
+            .into_iter()
+            .map(|r| UnitUsage {
+                unit: r.unit,
+                bytes_in: r.i,
+                bytes_out: r.o,
+                internet_bytes_in: r.ii,
+                internet_bytes_out: r.io,
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (b.bytes_in + b.bytes_out)
+                .cmp(&(a.bytes_in + a.bytes_out))
+                .then(a.unit.cmp(&b.unit))
+        });
+        Ok(out)
+    }
+
+    fn unit_hosts(
+        &self,
+        agency: &str,
+        unit: &str,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<TopHost>, StoreError> {
+        self.host_sums(Some(agency), Some(unit), from, to, limit)
+    }
+
+    fn blocked_matching(
+        &self,
+        from: u64,
+        to: u64,
+        agency: Option<&str>,
+        m: &BlockedMatch,
+        limit: usize,
+    ) -> Result<Vec<BlockedRow>, StoreError> {
+        let mut w = self.blocked_where(&BlockedFilter {
+            from,
+            to,
+            agency: agency.map(str::to_string),
+            ..BlockedFilter::default()
+        });
+        if let Some(n) = &m.client {
+            w.push_str(&format!(" AND {}", in_net("client", n)));
+        }
+        if let Some(t) = &m.target {
+            w.push_str(&format!(" AND {}", name_matches("target", t)));
+        }
+        if let Some(u) = &m.unit {
+            w.push_str(&format!(" AND unit = {}", lit(u)));
+        }
+        let rows: Vec<BlockedIn> = self.rows(&format!(
+            "SELECT {BLOCKED_COLS} FROM {} FINAL WHERE {w} ORDER BY last_seen DESC LIMIT {}",
+            self.t("blocked"),
+            limit.min(MAX_BLOCKED)
+        ))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let r = r.row()?;
+            if m.matches(&r.attempt) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    fn blocked(&self, f: &BlockedFilter) -> Result<Vec<BlockedRow>, StoreError> {
+        let rows: Vec<BlockedIn> = self.rows(&format!(
+            "SELECT {BLOCKED_COLS} FROM {} FINAL WHERE {} ORDER BY last_seen DESC LIMIT {}",
+            self.t("blocked"),
+            self.blocked_where(f),
+            limit_or(f.limit, 100)
+        ))?;
+        rows.into_iter().map(BlockedIn::row).collect()
+    }
+
+    fn blocked_summary(&self, f: &BlockedFilter) -> Result<BlockedSummary, StoreError> {
+        #[derive(Deserialize)]
+        struct Totals {
+            a: u64,
+            r: u64,
+        }
+        #[derive(Deserialize)]
+        struct Agency {
+            agency: String,
+            a: u64,
+            c: u64,
+        }
+        #[derive(Deserialize)]
+        struct Target {
+            target: String,
+            a: u64,
+            c: u64,
+            m: u8,
+            ru: String,
+            li: String,
+            ls: u64,
+        }
+        #[derive(Deserialize)]
+        struct Client {
+            agency: String,
+            client: String,
+            a: u64,
+            t: u64,
+            u: String,
+            ls: u64,
+        }
+        let n = limit_or(f.limit, 10);
+        let from = format!(
+            "{} FINAL WHERE {}",
+            self.t("blocked"),
+            self.blocked_where(f)
+        );
+        let totals: Vec<Totals> = self.rows(&format!(
+            "SELECT toUInt64(sum(attempts)) AS a, count() AS r FROM {from}"
+        ))?;
+        let agencies: Vec<Agency> = self.rows(&format!(
+            "SELECT agency, sum(attempts) AS a, uniqExact(client) AS c FROM {from} \
+             GROUP BY agency ORDER BY a DESC, agency ASC"
+        ))?;
+        let targets: Vec<Target> = self.rows(&format!(
+            "SELECT target, sum(attempts) AS a, uniqExact(client) AS c, \
+             argMax(method, last_seen) AS m, argMax(rule, last_seen) AS ru, \
+             argMax(list, last_seen) AS li, max(last_seen) AS ls FROM {from} \
+             GROUP BY target ORDER BY a DESC, target ASC LIMIT {n}"
+        ))?;
+        let clients: Vec<Client> = self.rows(&format!(
+            "SELECT agency, client, sum(attempts) AS a, uniqExact(target) AS t, \
+             argMax(unit, last_seen) AS u, max(last_seen) AS ls FROM {from} \
+             GROUP BY agency, client ORDER BY a DESC, agency ASC, client ASC LIMIT {n}"
+        ))?;
+        let rfc = |ns: u64| rfc_ns(i64::try_from(ns).unwrap_or(i64::MAX));
+        let t = totals.first();
+        Ok(BlockedSummary {
+            from: rfc_s(f.from as i64),
+            to: rfc_s(f.to as i64),
+            attempts: t.map_or(0, |t| t.a),
+            records: t.map_or(0, |t| t.r),
+            agencies: agencies
+                .into_iter()
+                .map(|a| BlockedAgency {
+                    agency: a.agency,
+                    attempts: a.a,
+                    clients: a.c,
+                })
+                .collect(),
+            targets: targets
+                .into_iter()
+                .map(|x| {
+                    Ok(BlockedTarget {
+                        target: x.target,
+                        attempts: x.a,
+                        clients: x.c,
+                        method: block_method_from(i64::from(x.m))?,
+                        rule: x.ru,
+                        list: x.li,
+                        last_seen: rfc(x.ls),
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+            clients: clients
+                .into_iter()
+                .map(|x| {
+                    Ok(BlockedClient {
+                        client: ip_from_key(&x.client, "blocked")?.to_string(),
+                        agency: x.agency,
+                        unit: x.u,
+                        attempts: x.a,
+                        targets: x.t,
+                        last_seen: rfc(x.ls),
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+        })
+    }
+}

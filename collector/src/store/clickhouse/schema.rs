@@ -1,0 +1,241 @@
+//! Tables and materialized views, for ClickHouse 18.16 and later (Debian
+//! bookworm's package): MergeTree engines, `PARTITION BY`, materialized
+//! views writing `TO` a table, `FINAL`. Nothing newer: no table TTL (19.6),
+//! no LowCardinality, no query parameters.
+//!
+//! Every data table is a ReplacingMergeTree whose sorting key ends in the
+//! row's identity (node, boot, seq and the row's place in the batch), so a
+//! batch written twice (see `mod.rs`) collapses to one copy; readers use
+//! `FINAL`, which applies the collapse before ClickHouse has merged.
+//!
+//! The rollups (1 min and 1 h usage, top hosts and sites per minute) are
+//! materialized views over the insert blocks. They group by the batch
+//! identity too: a view sees one insert block and sums within it, and only
+//! a whole batch is reproducible (a re-sent batch brings the same rows, but
+//! may share its insert with other batches than the first time). So a rollup
+//! row is one batch's sum for one minute/hour and key; a batch of 1000
+//! records of one second gives one row per unit and scope instead of one per
+//! second and counter, and the readers sum the rest.
+//!
+//! Retention: 18.16 has no TTL, so every table is partitioned by day (the
+//! hourly rollup by 30 days) and `Writer::apply_retention` drops the
+//! partitions wholly past their table's retention (data lives up to one
+//! partition longer than the setting).
+
+use super::client::Client;
+use crate::store::StoreError;
+
+/// This code's schema; a database with a newer one is refused.
+pub const VERSION: u64 = 1;
+
+const DAY: u64 = 86_400;
+const NS: u64 = 1_000_000_000;
+
+/// A table with retention: its name, the partition length in seconds and
+/// the unit of its partitioned time column (1: seconds, NS: nanoseconds).
+#[derive(Debug, Clone, Copy)]
+pub struct Table {
+    pub name: &'static str,
+    pub part_secs: u64,
+    pub time_unit: u64,
+}
+
+pub const FLOWS: Table = Table {
+    name: "flow_records",
+    part_secs: DAY,
+    time_unit: NS,
+};
+pub const BLOCKED: Table = Table {
+    name: "blocked",
+    part_secs: DAY,
+    time_unit: NS,
+};
+pub const USAGE_1S: Table = Table {
+    name: "usage_1s",
+    part_secs: DAY,
+    time_unit: 1,
+};
+pub const USAGE_1M: Table = Table {
+    name: "usage_1m",
+    part_secs: DAY,
+    time_unit: 1,
+};
+pub const USAGE_1H: Table = Table {
+    name: "usage_1h",
+    part_secs: 30 * DAY,
+    time_unit: 1,
+};
+pub const TOP_HOSTS: Table = Table {
+    name: "top_hosts_1m",
+    part_secs: DAY,
+    time_unit: 1,
+};
+pub const TOP_SITES: Table = Table {
+    name: "top_sites_1m",
+    part_secs: DAY,
+    time_unit: 1,
+};
+
+fn part(t: Table, col: &str) -> String {
+    format!("intDiv({col}, {})", t.part_secs * t.time_unit)
+}
+
+/// The statements, in order; every one is idempotent.
+fn statements(db: &str) -> Vec<String> {
+    let id = "node String, boot UInt64, seq UInt64";
+    vec![
+        format!("CREATE DATABASE IF NOT EXISTS {db}"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.meta (key String, value UInt64) \
+             ENGINE = ReplacingMergeTree(value) ORDER BY key"
+        ),
+        // High-water marks, written after each call's data (see mod.rs).
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.streams ({id}, dropped UInt64) \
+             ENGINE = ReplacingMergeTree(seq) ORDER BY (node, boot)"
+        ),
+        // One row per stored flow record, holding the flow's state after it
+        // (the latest row of a flow, by (seq, idx), is the flow), and what
+        // it credits to the top hosts/sites: the growth since the previous
+        // record, at the record's minute, under the sending node's agency.
+        // Ip columns are sortable keys ("4"+8 hex or "6"+32 hex digits) so
+        // ORDER BY and ranges follow address order.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.flow_records ({id}, idx UInt32, fid Int64, \
+             flow_id UInt64, is_final UInt8, restart UInt8, end_reason UInt8, proto String, \
+             src_ip String, src_port Nullable(UInt16), dst_ip String, dst_port Nullable(UInt16), \
+             vlan Nullable(UInt16), vlan_inner Nullable(UInt16), packets_up UInt64, bytes_up UInt64, \
+             packets_down UInt64, bytes_down UInt64, first_seen UInt64, last_seen UInt64, \
+             tcp_flags_up Nullable(UInt8), tcp_flags_down Nullable(UInt8), sni Nullable(String), \
+             http_host Nullable(String), dns_query Nullable(String), site Nullable(String), \
+             site_source UInt8, agency String, unit String, scope UInt8, \
+             local_ip String, peer_ip String, has_site UInt8, \
+             credit UInt8, credit_agency String, minute UInt64, host_up UInt64, host_down UInt64, \
+             new_flow UInt8) \
+             ENGINE = ReplacingMergeTree() PARTITION BY {} \
+             ORDER BY (node, boot, flow_id, seq, idx)",
+            part(FLOWS, "last_seen")
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.blocked ({id}, idx UInt32, first_seen UInt64, \
+             last_seen UInt64, client String, agency String, unit String, method UInt8, \
+             target String, server Nullable(String), port Nullable(UInt16), proto String, \
+             rule String, list String, attempts UInt32) \
+             ENGINE = ReplacingMergeTree() PARTITION BY {} \
+             ORDER BY (agency, last_seen, node, boot, seq, idx)",
+            part(BLOCKED, "last_seen")
+        ),
+        // Per-second counters as the agents send them: the 1 s rollup.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.usage_1s (agency String, ts UInt64, unit String, \
+             scope UInt8, {id}, idx UInt32, bytes_in UInt64, bytes_out UInt64, \
+             packets_in UInt64, packets_out UInt64) \
+             ENGINE = ReplacingMergeTree() PARTITION BY {} \
+             ORDER BY (agency, ts, unit, scope, node, boot, seq, idx)",
+            part(USAGE_1S, "ts")
+        ),
+        rollup_table(db, USAGE_1M),
+        rollup_view(db, USAGE_1M, 60),
+        rollup_table(db, USAGE_1H),
+        rollup_view(db, USAGE_1H, 3600),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.top_hosts_1m (agency String, minute UInt64, \
+             unit String, host String, {id}, bytes_up UInt64, bytes_down UInt64, flows UInt64) \
+             ENGINE = ReplacingMergeTree() PARTITION BY {} \
+             ORDER BY (agency, minute, unit, host, node, boot, seq)",
+            part(TOP_HOSTS, "minute")
+        ),
+        format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.top_hosts_1m_mv TO {db}.top_hosts_1m AS \
+             SELECT credit_agency AS agency, minute, unit, local_ip AS host, node, boot, seq, \
+             sum(host_up) AS bytes_up, sum(host_down) AS bytes_down, sum(new_flow) AS flows \
+             FROM {db}.flow_records WHERE credit = 1 \
+             GROUP BY agency, minute, unit, host, node, boot, seq"
+        ),
+        // source: the best (lowest) site source code, 255 for none. (The
+        // filter is on has_site: `site` there would mean the alias.)
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.top_sites_1m (agency String, minute UInt64, \
+             site String, {id}, bytes UInt64, flows UInt64, source UInt8) \
+             ENGINE = ReplacingMergeTree() PARTITION BY {} \
+             ORDER BY (agency, minute, site, node, boot, seq)",
+            part(TOP_SITES, "minute")
+        ),
+        format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.top_sites_1m_mv TO {db}.top_sites_1m AS \
+             SELECT credit_agency AS agency, minute, assumeNotNull(site) AS site, node, boot, seq, \
+             sum(host_up + host_down) AS bytes, sum(new_flow) AS flows, min(site_source) AS source \
+             FROM {db}.flow_records WHERE credit = 1 AND has_site = 1 \
+             GROUP BY agency, minute, site, node, boot, seq"
+        ),
+    ]
+}
+
+fn rollup_table(db: &str, t: Table) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{} (agency String, ts UInt64, unit String, scope UInt8, \
+         node String, boot UInt64, seq UInt64, bytes_in UInt64, bytes_out UInt64, \
+         packets_in UInt64, packets_out UInt64) \
+         ENGINE = ReplacingMergeTree() PARTITION BY {} \
+         ORDER BY (agency, ts, unit, scope, node, boot, seq)",
+        t.name,
+        part(t, "ts")
+    )
+}
+
+fn rollup_view(db: &str, t: Table, step: u64) -> String {
+    format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{name}_mv TO {db}.{name} AS \
+         SELECT agency, intDiv(ts, {step}) * {step} AS ts, unit, scope, node, boot, seq, \
+         sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out, \
+         sum(packets_in) AS packets_in, sum(packets_out) AS packets_out \
+         FROM {db}.usage_1s GROUP BY agency, ts, unit, scope, node, boot, seq",
+        name = t.name
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct Version {
+    v: u64,
+}
+
+/// The schema version the database holds (0: none yet).
+pub fn version(c: &Client, db: &str) -> Result<u64, StoreError> {
+    let rows: Vec<Version> = c.rows(&format!(
+        "SELECT toUInt64(max(value)) AS v FROM {db}.meta WHERE key = 'schema'"
+    ))?;
+    Ok(rows.first().map_or(0, |r| r.v))
+}
+
+/// Create what is missing; refuse a database a newer collector wrote.
+pub fn migrate(c: &Client, db: &str) -> Result<(), StoreError> {
+    if !db.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') || db.is_empty() {
+        return Err(StoreError::Invalid {
+            what: "storage.clickhouse.database",
+            value: db.to_string(),
+            reason: "must be letters, digits and _",
+        });
+    }
+    for s in statements(db) {
+        c.exec(&s)?;
+    }
+    let found = version(c, db)?;
+    if found > VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found: found as i64,
+            supported: VERSION as i64,
+        });
+    }
+    if found < VERSION {
+        c.insert(
+            &format!("{db}.meta"),
+            format!("{{\"key\":\"schema\",\"value\":{VERSION}}}\n").as_bytes(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Every table with retention, with its setting's name.
+pub const RETAINED: [Table; 7] = [
+    FLOWS, BLOCKED, USAGE_1S, USAGE_1M, USAGE_1H, TOP_HOSTS, TOP_SITES,
+];

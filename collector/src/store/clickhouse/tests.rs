@@ -1,0 +1,511 @@
+//! One suite, two backends: the same batches into SQLite and into a private
+//! ClickHouse (Debian's clickhouse-server, started on a temporary directory;
+//! these tests fail, never skip, when it is not installed), then every
+//! reader method asked the same questions.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use simpul_proto::wire::Batch;
+use simpul_proto::{BlockMethod, BlockedAttempt};
+
+use super::server::TempClickHouse;
+use super::writer::ChWriter;
+use super::{ClickHouseConfig, ClickHouseFlowStore, WriterSlot};
+use crate::store::bench::Generator;
+use crate::store::traits::{FlowReader, FlowStore, FlowWriter};
+use crate::store::{
+    BatchOutcome, BlockedFilter, BlockedMatch, BlockedRow, FlowFilter, FlowRow, FlowSort, Net,
+    NodeBatches, Step, Store, StoreConfig,
+};
+
+fn server() -> TempClickHouse {
+    TempClickHouse::start().unwrap_or_else(|e| panic!("ClickHouse tests need a server: {e}"))
+}
+
+fn cfg() -> StoreConfig {
+    StoreConfig {
+        aggregate_delay_ms: 0,
+        flow_retention_days: 36_500,
+        blocked_retention_days: 36_500,
+        ..StoreConfig::default()
+    }
+}
+
+fn open(ch: &TempClickHouse, db: &str) -> ClickHouseFlowStore {
+    let c = ClickHouseConfig {
+        url: ch.url.clone(),
+        database: db.into(),
+        ..ClickHouseConfig::default()
+    };
+    ClickHouseFlowStore::open(&c, &cfg()).expect("open the ClickHouse store")
+}
+
+fn attempt(i: u64, agency: &str, last_seen: u64) -> BlockedAttempt {
+    BlockedAttempt {
+        first_seen: last_seen - 1_000_000,
+        last_seen,
+        client: format!("10.0.0.{}", i % 7).parse().unwrap(),
+        agency: agency.into(),
+        unit: "unit0".into(),
+        method: if i.is_multiple_of(2) {
+            BlockMethod::Sni
+        } else {
+            BlockMethod::Dns
+        },
+        target: format!("site{}.example", i % 5),
+        server: None,
+        port: Some(443),
+        proto: "tcp".into(),
+        rule: "example".into(),
+        list: if i.is_multiple_of(3) { "judi" } else { "ads" }.into(),
+        attempts: (i % 3 + 1) as u32,
+    }
+}
+
+/// 40 batches of 300 records (long flows send an interim record first),
+/// counters and blocked attempts, then the first five again.
+fn batches() -> Vec<(String, String, Batch)> {
+    let mut g = Generator::new();
+    let mut out = Vec::new();
+    for i in 0..40u64 {
+        let (node, mut b) = g.batch(300);
+        let agency = format!("agency{node:02}");
+        let ts = b.flows.last().map_or(0, |f| f.last_seen);
+        b.blocked = (0..4).map(|k| attempt(i * 4 + k, &agency, ts)).collect();
+        out.push((format!("node-{node:02}"), agency, b));
+    }
+    let again: Vec<_> = out[..5].to_vec();
+    out.extend(again);
+    out
+}
+
+fn ingest(w: &mut dyn FlowWriter, all: &[(String, String, Batch)]) -> Vec<BatchOutcome> {
+    let mut o = Vec::new();
+    for (node, agency, b) in all {
+        let g = NodeBatches {
+            node_id: node,
+            agency,
+            strict_seq: true,
+            batches: std::slice::from_ref(b),
+        };
+        o.extend(w.ingest_many(&[g]).expect("ingest").concat());
+    }
+    w.fold_aggregates().expect("fold");
+    o
+}
+
+fn range(all: &[(String, String, Batch)]) -> (u64, u64) {
+    let last = all
+        .iter()
+        .map(|(_, _, b)| b.sealed_ms / 1000)
+        .max()
+        .unwrap()
+        + 1;
+    (last - 3600, last)
+}
+
+fn sorted_flows(mut v: Vec<FlowRow>) -> Vec<FlowRow> {
+    v.sort_by(|x, y| (&x.node_id, x.record.flow_id).cmp(&(&y.node_id, y.record.flow_id)));
+    v
+}
+
+fn sorted_blocked(mut v: Vec<BlockedRow>) -> Vec<BlockedRow> {
+    v.sort_by(|x, y| {
+        let k = |r: &BlockedRow| {
+            (
+                r.attempt.last_seen,
+                r.node_id.clone(),
+                r.attempt.target.clone(),
+                r.attempt.client,
+            )
+        };
+        k(x).cmp(&k(y))
+    });
+    v
+}
+
+/// Every page of a filter, followed by cursor.
+fn all_pages(r: &dyn FlowReader, f: &FlowFilter) -> Vec<FlowRow> {
+    let mut f = f.clone();
+    let mut out = Vec::new();
+    for _ in 0..1000 {
+        let p = r.flow_page(&f).expect("page");
+        out.extend(p.rows);
+        match p.next {
+            Some(c) => f.cursor = crate::store::FlowCursor::decode(&c),
+            None => return out,
+        }
+    }
+    panic!("pages never ended");
+}
+
+/// The answers of two readers over the data of `all`.
+fn assert_same_answers(a: &dyn FlowReader, b: &dyn FlowReader, all: &[(String, String, Batch)]) {
+    let (first, last) = range(all);
+    let now = UNIX_EPOCH + Duration::from_secs(last);
+    for step in [Step::Second, Step::Minute, Step::Hour] {
+        for ag in ["agency00", "agency03", "nope"] {
+            assert_eq!(
+                a.usage(ag, first, last, step).unwrap(),
+                b.usage(ag, first, last, step).unwrap(),
+                "usage {ag} {step:?}"
+            );
+            assert_eq!(
+                a.unit_usage(ag, first, last, step).unwrap(),
+                b.unit_usage(ag, first, last, step).unwrap(),
+                "unit usage {ag} {step:?}"
+            );
+        }
+    }
+    assert_eq!(a.traffic(now, 5).unwrap(), b.traffic(now, 5).unwrap());
+    assert_eq!(a.traffic(now, 900).unwrap(), b.traffic(now, 900).unwrap());
+    assert_eq!(
+        a.usage_series_since(last - 60).unwrap(),
+        b.usage_series_since(last - 60).unwrap()
+    );
+    for agency in [None, Some("agency01")] {
+        let hosts = a.top_hosts(agency, first, last, 20).unwrap();
+        assert!(!hosts.is_empty());
+        assert_eq!(hosts, b.top_hosts(agency, first, last, 20).unwrap());
+        let sites = a.top_sites(agency, first, last, 20).unwrap();
+        assert!(!sites.is_empty());
+        assert_eq!(sites, b.top_sites(agency, first, last, 20).unwrap());
+    }
+    let unit = a.unit_usage("agency01", first, last, Step::Minute).unwrap()[0]
+        .unit
+        .clone();
+    assert_eq!(
+        a.unit_hosts("agency01", &unit, first, last, 7).unwrap(),
+        b.unit_hosts("agency01", &unit, first, last, 7).unwrap()
+    );
+    let host = a.top_hosts(None, first, last, 1).unwrap()[0]
+        .host
+        .parse()
+        .unwrap();
+    let site = a.top_sites(Some("agency02"), first, last, 1).unwrap()[0]
+        .site
+        .clone();
+    let base = FlowFilter {
+        from: first,
+        to: last,
+        limit: 1000,
+        ..FlowFilter::default()
+    };
+    let filters = [
+        FlowFilter {
+            host: Some(host),
+            ..base.clone()
+        },
+        FlowFilter {
+            site: Some(site.to_uppercase()),
+            agency: Some("agency02".into()),
+            ..base.clone()
+        },
+        FlowFilter {
+            net: Some(Net::parse("10.0.0.0/8").unwrap()),
+            proto: Some("TCP".into()),
+            agency: Some("agency05".into()),
+            ..base.clone()
+        },
+        FlowFilter {
+            peer: Some(Net::parse("0.0.0.0/1").unwrap()),
+            unit: Some(unit.clone()),
+            agency: Some("agency01".into()),
+            ..base.clone()
+        },
+    ];
+    for f in &filters {
+        let x = sorted_flows(a.flows(f).unwrap());
+        assert!(
+            !x.is_empty() && x.len() < 1000,
+            "{} rows for {f:?}",
+            x.len()
+        );
+        assert_eq!(x, sorted_flows(b.flows(f).unwrap()), "{f:?}");
+        // A peer's site is the last one the scan met: the order of rows
+        // with equal keys differs between stores (the SQLite store's chunk
+        // order, here the flow id), so only the rest is compared.
+        let blind = |mut i: crate::store::Investigation| {
+            for p in &mut i.peers {
+                p.site = None;
+            }
+            i
+        };
+        assert_eq!(
+            blind(a.investigate(f, 5).unwrap()),
+            blind(b.investigate(f, 5).unwrap()),
+            "{f:?}"
+        );
+        // Small pages in both orders: every flow once, the same set.
+        for sort in [FlowSort::Time, FlowSort::Bytes] {
+            let paged = FlowFilter {
+                limit: 7,
+                sort,
+                ..f.clone()
+            };
+            let pa = all_pages(a, &paged);
+            assert_eq!(pa.len(), x.len(), "{sort:?} {f:?}");
+            assert_eq!(sorted_flows(pa.clone()), x);
+            assert_eq!(sorted_flows(all_pages(b, &paged)), x);
+            // Newest (or biggest) first within the pages.
+            let keys: Vec<u64> = pa
+                .iter()
+                .map(|r| match sort {
+                    FlowSort::Time => r.record.last_seen,
+                    FlowSort::Bytes => r.record.bytes_total(),
+                })
+                .collect();
+            assert!(keys.windows(2).all(|w| w[0] >= w[1]), "{sort:?}");
+        }
+    }
+    let blocked = BlockedFilter {
+        from: first,
+        to: last,
+        limit: 1000,
+        ..BlockedFilter::default()
+    };
+    let rows = a.blocked(&blocked).unwrap();
+    assert_eq!(rows.len(), 160);
+    assert_eq!(
+        sorted_blocked(rows),
+        sorted_blocked(b.blocked(&blocked).unwrap())
+    );
+    for summary in [
+        BlockedFilter {
+            limit: 3,
+            agency: Some("agency04".into()),
+            ..blocked.clone()
+        },
+        BlockedFilter {
+            limit: 50,
+            method: Some(BlockMethod::Dns),
+            ..blocked.clone()
+        },
+    ] {
+        assert_eq!(
+            a.blocked_summary(&summary).unwrap(),
+            b.blocked_summary(&summary).unwrap()
+        );
+        assert_eq!(
+            a.blocked_categories(&summary).unwrap(),
+            b.blocked_categories(&summary).unwrap()
+        );
+    }
+    let m = BlockedMatch {
+        client: Some(Net::parse("10.0.0.0/30").unwrap()),
+        target: Some("SITE2.example".into()),
+        unit: Some("unit0".into()),
+    };
+    let x = sorted_blocked(a.blocked_matching(first, last, None, &m, 1000).unwrap());
+    assert!(!x.is_empty());
+    assert_eq!(
+        x,
+        sorted_blocked(b.blocked_matching(first, last, None, &m, 1000).unwrap())
+    );
+}
+
+#[test]
+fn clickhouse_answers_like_sqlite() {
+    let ch = server();
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open(dir.path(), cfg()).unwrap();
+    let click = open(&ch, "same_answers");
+    assert_eq!(click.kind(), "clickhouse");
+    assert!(matches!(
+        click
+            .writer()
+            .map(|_| ())
+            .and_then(|_| click.writer().map(|_| ())),
+        Ok(())
+    ));
+    let all = batches();
+    let mut outcomes = Vec::new();
+    for s in [&sqlite as &dyn FlowStore, &click] {
+        let mut w = s.writer().unwrap();
+        assert!(matches!(
+            s.writer().map(|_| ()),
+            Err(crate::store::StoreError::WriterInUse)
+        ));
+        outcomes.push(ingest(w.as_mut(), &all));
+    }
+    assert_eq!(outcomes[0], outcomes[1]);
+    let dups = outcomes[1]
+        .iter()
+        .filter(|o| **o == BatchOutcome::Duplicate)
+        .count();
+    assert_eq!(dups, 5);
+    let (r0, r1) = (FlowStore::reader(&sqlite).unwrap(), click.reader().unwrap());
+    r1.check().unwrap();
+    assert_same_answers(r0.as_ref(), r1.as_ref(), &all);
+
+    // A new writer (a restarted collector) knows the marks: everything again
+    // is a duplicate, and nothing changes.
+    let mut w = click.writer().unwrap();
+    let again = ingest(w.as_mut(), &all);
+    assert!(again.iter().all(|o| *o == BatchOutcome::Duplicate));
+    drop(w);
+    // Merged or not, the same answers.
+    for t in super::schema::RETAINED {
+        click
+            .client()
+            .exec(&format!("OPTIMIZE TABLE same_answers.{} FINAL", t.name))
+            .unwrap();
+    }
+    assert_same_answers(r0.as_ref(), r1.as_ref(), &all);
+}
+
+#[test]
+fn a_crash_between_the_data_and_the_marks_doubles_nothing() {
+    let ch = server();
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open(dir.path(), cfg()).unwrap();
+    let click = open(&ch, "crash");
+    let all = batches();
+    let (first_half, rest) = all.split_at(20);
+    ingest(FlowStore::writer(&sqlite).unwrap().as_mut(), &all);
+    {
+        let mut w = click.writer().unwrap();
+        ingest(w.as_mut(), first_half);
+    }
+    // Data of the next batches written, their marks not: the writer dies
+    // (its caches with it) before acknowledging.
+    {
+        let mut w =
+            ChWriter::open(click.clone(), WriterSlot(Arc::new(AtomicBool::new(true)))).unwrap();
+        w.crash_before_marks = true;
+        for (node, agency, b) in &rest[..10] {
+            let g = NodeBatches {
+                node_id: node,
+                agency,
+                strict_seq: true,
+                batches: std::slice::from_ref(b),
+            };
+            assert!(w.ingest_many(&[g]).is_err());
+        }
+    }
+    let raw = |sql: &str| -> u64 {
+        #[derive(serde::Deserialize)]
+        struct N {
+            n: u64,
+        }
+        click.client().rows::<N>(sql).unwrap()[0].n
+    };
+    // Rows of those batches are in, above the marks.
+    for t in [
+        "flow_records",
+        "usage_1s",
+        "blocked",
+        "top_hosts_1m",
+        "usage_1m",
+    ] {
+        assert!(
+            raw(&format!("SELECT count() AS n FROM crash.{t}")) > 0,
+            "{t}"
+        );
+    }
+    // The agent sends them again, and the rest: stored, not duplicates.
+    let mut w = click.writer().unwrap();
+    let o = ingest(w.as_mut(), rest);
+    assert_eq!(
+        o.iter().filter(|o| **o == BatchOutcome::Stored).count(),
+        20,
+        "{o:?}"
+    );
+    drop(w);
+    // Both copies were inserted; every answer counts one (the SQLite store
+    // had every batch once).
+    let (r0, r1) = (FlowStore::reader(&sqlite).unwrap(), click.reader().unwrap());
+    assert_same_answers(r0.as_ref(), r1.as_ref(), &all);
+}
+
+#[test]
+fn restart_closes_and_retention_drop_whole_days() {
+    let ch = server();
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open(dir.path(), cfg()).unwrap();
+    // Flows and blocked attempts kept 30 days here (the SQLite side keeps
+    // them for the comparison before retention runs).
+    let click = ClickHouseFlowStore::open(
+        &ClickHouseConfig {
+            url: ch.url.clone(),
+            database: "retention".into(),
+            flow_retention_days: Some(30),
+            blocked_retention_days: Some(30),
+            ..ClickHouseConfig::default()
+        },
+        &cfg(),
+    )
+    .unwrap();
+    let all = batches();
+    for s in [&sqlite as &dyn FlowStore, &click] {
+        let mut w = s.writer().unwrap();
+        ingest(w.as_mut(), &all);
+        // Every node restarted: its open flows end as agent_restart.
+        let mut closed = 0;
+        for n in 0..40 {
+            closed += w.close_interim(&format!("node-{n:02}"), u64::MAX).unwrap();
+        }
+        assert!(closed > 0);
+        let again: u64 = (0..40)
+            .map(|n| w.close_interim(&format!("node-{n:02}"), u64::MAX).unwrap())
+            .sum();
+        assert_eq!(again, 0);
+    }
+    let (r0, r1) = (FlowStore::reader(&sqlite).unwrap(), click.reader().unwrap());
+    assert_same_answers(r0.as_ref(), r1.as_ref(), &all);
+
+    let (first, last) = range(&all);
+    let mut w = click.writer().unwrap();
+    // Within every retention: nothing goes.
+    let st = w
+        .apply_retention(UNIX_EPOCH + Duration::from_secs(last + 86_400))
+        .unwrap();
+    assert_eq!((st.flows, st.usage_1s, st.usage_1h), (0, 0, 0));
+    // 40 days on: flows, blocked, seconds, minutes and top lists (30 days)
+    // go; the hours (730 days) stay.
+    let st = w
+        .apply_retention(UNIX_EPOCH + Duration::from_secs(last + 40 * 86_400))
+        .unwrap();
+    assert!(
+        st.flows > 0 && st.blocked_attempts > 0 && st.usage_1s > 0 && st.top_hosts_1m > 0,
+        "{st:?}"
+    );
+    assert_eq!(st.usage_1h, 0);
+    let f = FlowFilter {
+        from: first,
+        to: last,
+        limit: 10,
+        ..FlowFilter::default()
+    };
+    assert!(r1.flows(&f).unwrap().is_empty());
+    assert!(r1.top_hosts(None, first, last, 5).unwrap().is_empty());
+    let hours = r1.unit_usage("agency00", first, last, Step::Hour).unwrap();
+    assert!(!hours.is_empty());
+    assert_eq!(
+        hours,
+        r0.unit_usage("agency00", first, last, Step::Hour).unwrap()
+    );
+}
+
+#[test]
+fn a_missing_or_wrong_server_is_a_clear_error() {
+    let c = ClickHouseConfig {
+        url: "http://127.0.0.1:1".into(),
+        timeout_secs: 2,
+        ..ClickHouseConfig::default()
+    };
+    let e = ClickHouseFlowStore::open(&c, &cfg())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ClickHouse at http://127.0.0.1:1"), "{e}");
+    let bad = ClickHouseConfig {
+        database: "a-b".into(),
+        ..c.clone()
+    };
+    let e = ClickHouseFlowStore::open(&bad, &cfg())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("storage.clickhouse.database"), "{e}");
+}
