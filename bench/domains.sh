@@ -74,7 +74,7 @@ cuckoo hashing, lines filled to ~80 %), on transparent huge pages (`MADV_HUGEPAG
 line's header keeps a bit of its hash. In front of the table, a Bloom filter of the rules: one
 64-bit word per rule picked by its hash, 3 bits set in it, 8 bits a rule
 ({r0['rules'] / 1048576:.1f} MB here, small enough to stay in the ~4 MB of last-level cache a
-process keeps on this VM; ~5 % false positives). A lookup hashes the name's suffixes label by
+process keeps on this VM; ~4 % false positives). A lookup hashes the name's suffixes label by
 label from the TLD and asks the filter about each as soon as its hash is known; only a suffix the
 filter lets through is probed in the table, TLD first (the broadest rule wins): its three lines
 are prefetched, the first is waited for, the other two only when that line holds the name's

@@ -15,7 +15,7 @@
 //!
 //! Register-blocked: the hash picks one 64-bit word and sets [`K`] bits in
 //! it, so a query is one load. No false negatives, so no rule is ever
-//! skipped; a false positive (~5 % at this size) only costs a table probe,
+//! skipped; a false positive (~4 % at this size) only costs a table probe,
 //! which confirms every hit on the stored bytes.
 
 /// Bits set per rule in its word.
@@ -106,7 +106,7 @@ mod tests {
         let false_pos = (n..n + probes)
             .filter(|&i| f.may_contain(super::super::finish(i)))
             .count() as u64;
-        // The sizing the module comment promises (~5 %), with room for
+        // The sizing the module comment promises (~4 %), with room for
         // the variance of this sample.
         assert!(false_pos * 100 < probes * 7, "{false_pos} of {probes}");
         assert!(
