@@ -108,6 +108,18 @@ pub struct StorageConfig {
     pub flow_retention_days: u32,
     /// Blocked attempts are kept this long; unset: as long as flows.
     pub blocked_retention_days: Option<u32>,
+    /// Where flows go: "sqlite" (embedded, the default) or "clickhouse"
+    /// (`[storage.clickhouse]`; the control store stays SQLite).
+    pub backend: StorageBackend,
+    pub clickhouse: crate::store::clickhouse::ClickHouseConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    #[default]
+    Sqlite,
+    Clickhouse,
 }
 
 impl Default for StorageConfig {
@@ -116,6 +128,8 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("data"),
             flow_retention_days: 30,
             blocked_retention_days: None,
+            backend: StorageBackend::Sqlite,
+            clickhouse: Default::default(),
         }
     }
 }
@@ -319,6 +333,11 @@ impl CollectorConfig {
         }
         if self.storage.flow_retention_days == 0 {
             bad("storage.flow_retention_days", "must be at least 1".into());
+        }
+        if self.storage.backend == StorageBackend::Clickhouse {
+            for (key, why) in self.storage.clickhouse.problems() {
+                bad(key, why);
+            }
         }
         if self.storage.blocked_retention_days == Some(0) {
             bad(

@@ -82,7 +82,16 @@ impl Collector {
         let data_dir = config.storage.data_dir.clone();
         let store = Store::open(&data_dir, store_config(&config)).context("cannot open storage")?;
         let store = Arc::new(store);
-        let flows: Arc<dyn FlowStore> = store.clone();
+        let flows: Arc<dyn FlowStore> = match config.storage.backend {
+            crate::config::StorageBackend::Sqlite => store.clone(),
+            crate::config::StorageBackend::Clickhouse => Arc::new(
+                crate::store::clickhouse::ClickHouseFlowStore::open(
+                    &config.storage.clickhouse,
+                    &store_config(&config),
+                )
+                .context("cannot open the ClickHouse flow store")?,
+            ),
+        };
         let control: Arc<dyn ControlStore> = store.clone();
         let access: Arc<dyn AccessStore> = store;
         Self::start_with(config, flows, control, access).await
