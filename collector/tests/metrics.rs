@@ -15,7 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::SinkExt;
 use serde_json::json;
-use simpul_proto::wire::{self, AgentMessage, Batch, Health, Heartbeat, InterfaceHealth};
+use simpul_proto::wire::{
+    self, AgentMessage, Batch, Health, Heartbeat, InterfaceHealth, NameLaneHealth,
+};
 use simpul_proto::{BlockMethod, BlockedAttempt, CounterSample, TrafficScope};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -94,6 +96,22 @@ fn health() -> Health {
         policy_version: 1,
         policy_failures: 2,
         inventory_version: 1,
+        name_lanes: vec![
+            NameLaneHealth {
+                interface: "eth0".into(),
+                frames: 70,
+                blocks: 6,
+                dropped: 2,
+                read_errors: 1,
+            },
+            NameLaneHealth {
+                interface: "eth1".into(),
+                frames: 30,
+                blocks: 1,
+                dropped: 0,
+                read_errors: 0,
+            },
+        ],
     }
 }
 
@@ -468,6 +486,23 @@ async fn prometheus_scrapes_the_nocs_figures() {
         4.0
     );
     assert_eq!(s.value("simpul_agent_capture_frames_total", &node), 1500.0);
+    assert_eq!(s.value("simpul_agent_name_lanes", &node), 2.0);
+    assert_eq!(s.value("simpul_agent_name_lane_frames_total", &node), 100.0);
+    assert_eq!(s.value("simpul_agent_name_lane_blocks_total", &node), 7.0);
+    assert_eq!(
+        s.value(
+            "simpul_agent_name_lane_lost_total",
+            &[node[0], ("what", "dropped")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        s.value(
+            "simpul_agent_name_lane_lost_total",
+            &[node[0], ("what", "read_error")]
+        ),
+        1.0
+    );
     assert_eq!(s.value("simpul_agent_spool_bytes", &node), 123_456.0);
     assert_eq!(
         s.value("simpul_agent_spool_quota_bytes", &node),

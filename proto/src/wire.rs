@@ -154,6 +154,29 @@ pub struct Health {
     pub policy_failures: u64,
     /// Version of the inventory the agent attributes with (0: none).
     pub inventory_version: u64,
+    /// The name lane beside each capture ring that has one (none with pnet
+    /// capture or from an agent built before it was reported). Last, so
+    /// that an older agent's heartbeat is this one without it (see
+    /// [`decode_agent`]).
+    #[serde(default)]
+    pub name_lanes: Vec<NameLaneHealth>,
+}
+
+/// What one interface's name lane did since the agent started: the
+/// filtered socket beside the capture ring that refuses blocked names
+/// within milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameLaneHealth {
+    pub interface: String,
+    /// Frames its filter passed (TLS handshakes, HTTP request lines, QUIC
+    /// Initials).
+    pub frames: u64,
+    /// Connections it asked the kernel to refuse.
+    pub blocks: u64,
+    /// Refusals lost because the kernel side was behind (the ring's packet
+    /// path then asks, later).
+    pub dropped: u64,
+    pub read_errors: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,9 +327,29 @@ pub fn decode<'a, T: Deserialize<'a>>(frame: &'a [u8]) -> Result<T, WireError> {
 pub fn decode_agent(frame: &[u8]) -> Result<(u8, AgentMessage), WireError> {
     let (version, body) = split(frame)?;
     match version {
-        PROTOCOL_VERSION => Ok((version, decode_body(body)?)),
+        PROTOCOL_VERSION => match decode_body(body) {
+            Ok(m) => Ok((version, m)),
+            Err(e) => decode_older_heartbeat(body).map(|m| (version, m)).ok_or(e),
+        },
         2 => Ok((2, decode_body::<v2::AgentMessage>(body)?.into())),
         v => Err(WireError::Version(v)),
+    }
+}
+
+/// A heartbeat of a version-3 agent built before `Health` grew its last
+/// field (`name_lanes`): postcard is positional and the heartbeat ends where
+/// that field would start, so the same bytes and an empty list (one 0
+/// byte) are the message it meant.
+fn decode_older_heartbeat(body: &[u8]) -> Option<AgentMessage> {
+    /// `AgentMessage::Heartbeat`'s variant index, as postcard writes it.
+    const HEARTBEAT: u8 = 3;
+    if body.first() != Some(&HEARTBEAT) {
+        return None;
+    }
+    let padded = [body, &[0]].concat();
+    match decode_body(&padded) {
+        Ok(m @ AgentMessage::Heartbeat(_)) => Some(m),
+        _ => None,
     }
 }
 
@@ -464,6 +507,53 @@ pub(crate) mod tests {
         let mut trailing = good.clone();
         trailing.push(0);
         assert!(decode::<AgentMessage>(&trailing).is_err());
+    }
+
+    #[test]
+    fn name_lane_counters_travel_and_older_heartbeats_still_read() {
+        let lanes = vec![NameLaneHealth {
+            interface: "lan0".into(),
+            frames: 120,
+            blocks: 3,
+            dropped: 1,
+            read_errors: 0,
+        }];
+        let hb = |name_lanes: Vec<NameLaneHealth>| {
+            AgentMessage::Heartbeat(Heartbeat {
+                sent_ms: 9,
+                health: Health {
+                    uptime_secs: 60,
+                    inventory_version: 4,
+                    name_lanes,
+                    ..Health::default()
+                },
+            })
+        };
+        let frame = encode(&hb(lanes.clone()));
+        assert_eq!(decode_agent(&frame).unwrap(), (3, hb(lanes)));
+        // An agent built before the field: its heartbeat ends where the
+        // list (here empty: one 0 byte) starts.
+        let mut older = encode(&hb(Vec::new()));
+        assert_eq!(older.pop(), Some(0));
+        assert!(decode::<AgentMessage>(&older).is_err());
+        assert_eq!(decode_agent(&older).unwrap(), (3, hb(Vec::new())));
+        // Only a heartbeat is read that way; a short batch stays an error.
+        let batch = encode(&AgentMessage::Batch(Batch {
+            boot_epoch: 1,
+            seq: 1,
+            sealed_ms: 1,
+            flows: vec![],
+            counters: vec![],
+            blocked: vec![],
+            dropped_records: 0,
+            dropped_batches: 0,
+        }));
+        assert!(decode_agent(&batch[..batch.len() - 1]).is_err());
+        // JSON without the field (text frames of an older agent).
+        let mut v = serde_json::to_value(Health::default()).unwrap();
+        v.as_object_mut().unwrap().remove("name_lanes");
+        let h: Health = serde_json::from_value(v).unwrap();
+        assert!(h.name_lanes.is_empty());
     }
 
     /// The opening messages' layout is frozen: these bytes are what every

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use simpul_proto::wire::{Health, InterfaceHealth};
+use simpul_proto::wire::{Health, InterfaceHealth, NameLaneHealth};
 
 use crate::capture::live::InterfaceStats;
 use simpul_core::processor::{Processor, RecordSink};
@@ -86,10 +86,8 @@ impl HealthState {
     /// The health as sent in a heartbeat; `cpu_percent` is left at 0 for the
     /// caller that measures intervals ([`CpuMeter`]).
     pub fn snapshot(&self) -> Health {
-        let interfaces = self
-            .interfaces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let stats = self.interfaces.lock().unwrap_or_else(|p| p.into_inner());
+        let interfaces = stats
             .iter()
             .map(|i| InterfaceHealth {
                 name: i.name.clone(),
@@ -98,6 +96,20 @@ impl HealthState {
                 queue_drops: i.queue_drops.load(Relaxed),
             })
             .collect();
+        let name_lanes = stats
+            .iter()
+            .filter_map(|i| {
+                let l = i.name_lane.get()?;
+                Some(NameLaneHealth {
+                    interface: i.name.clone(),
+                    frames: l.frames.load(Relaxed),
+                    blocks: l.blocks.load(Relaxed),
+                    dropped: l.dropped.load(Relaxed),
+                    read_errors: l.read_errors.load(Relaxed),
+                })
+            })
+            .collect();
+        drop(stats);
         Health {
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_secs: self.uptime_secs(),
@@ -116,6 +128,7 @@ impl HealthState {
             policy_version: self.policy_version.load(Relaxed),
             policy_failures: self.policy_failures.load(Relaxed),
             inventory_version: self.inventory_version.load(Relaxed),
+            name_lanes,
         }
     }
 }
@@ -194,6 +207,34 @@ mod tests {
         assert_eq!(s.packets, 5);
         assert!(s.rss_bytes > 0);
         assert_eq!(s.agent_version, env!("CARGO_PKG_VERSION"));
+        assert!(s.name_lanes.is_empty());
+        // An interface with a name lane reports it; one without does not.
+        let lane = Arc::new(crate::capture::name_lane::NameLaneStats::default());
+        lane.frames.store(40, Relaxed);
+        lane.blocks.store(2, Relaxed);
+        lane.dropped.store(1, Relaxed);
+        let with = InterfaceStats {
+            name: "lan0".into(),
+            ..InterfaceStats::default()
+        };
+        with.name_lane.set(lane).expect("set once");
+        let without = InterfaceStats {
+            name: "wan0".into(),
+            ..InterfaceStats::default()
+        };
+        h.set_interfaces(&[Arc::new(with), Arc::new(without)]);
+        let s = h.snapshot();
+        assert_eq!(s.interfaces.len(), 2);
+        assert_eq!(
+            s.name_lanes,
+            [NameLaneHealth {
+                interface: "lan0".into(),
+                frames: 40,
+                blocks: 2,
+                dropped: 1,
+                read_errors: 0,
+            }]
+        );
         let mut m = CpuMeter::new();
         assert_eq!(m.sample(), 0.0);
         let mut x = 0u64;

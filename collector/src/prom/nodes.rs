@@ -104,6 +104,27 @@ const SKEW: Family = Family {
     help: "The agent's clock minus the collector's at its last heartbeat.",
 };
 
+const NAME_LANES: Family = Family {
+    name: "simpul_agent_name_lanes",
+    kind: Kind::Gauge,
+    help: "Capture interfaces with a name lane (the filtered socket that refuses blocked names within milliseconds); 0 with pnet capture or an agent that does not report it.",
+};
+const NAME_LANE_FRAMES: Family = Family {
+    name: "simpul_agent_name_lane_frames_total",
+    kind: Kind::Counter,
+    help: "Frames the name lanes' filters passed (TLS handshakes, HTTP request lines, QUIC Initials), all interfaces, since the agent started.",
+};
+const NAME_LANE_BLOCKS: Family = Family {
+    name: "simpul_agent_name_lane_blocks_total",
+    kind: Kind::Counter,
+    help: "Connections the name lanes asked the kernel to refuse since the agent started.",
+};
+const NAME_LANE_LOST: Family = Family {
+    name: "simpul_agent_name_lane_lost_total",
+    kind: Kind::Counter,
+    help: "Name-lane work lost since the agent started, by what: dropped (a refusal not handed on, the kernel side behind; the capture's packet path asks later) or read_error (the lane's socket failed a read).",
+};
+
 /// Longest agent version kept as a label value (agents send it).
 const MAX_VERSION: usize = 64;
 
@@ -154,6 +175,10 @@ fn health(e: &mut Exposition, s: &AppState) {
         &RSS,
         &UPTIME,
         &SKEW,
+        &NAME_LANES,
+        &NAME_LANE_FRAMES,
+        &NAME_LANE_BLOCKS,
+        &NAME_LANE_LOST,
     ] {
         e.family(f);
     }
@@ -184,5 +209,18 @@ fn health(e: &mut Exposition, s: &AppState) {
         e.family(&UPTIME).int(&l, h.uptime_secs);
         e.family(&SKEW)
             .sample(&l, live.clock_skew_ms as f64 / 1000.0);
+        let lanes = &h.name_lanes;
+        let sum = |f: fn(&simpul_proto::wire::NameLaneHealth) -> u64| -> u64 {
+            lanes.iter().map(f).fold(0, u64::saturating_add)
+        };
+        e.family(&NAME_LANES).int(&l, lanes.len() as u64);
+        e.family(&NAME_LANE_FRAMES).int(&l, sum(|n| n.frames));
+        e.family(&NAME_LANE_BLOCKS).int(&l, sum(|n| n.blocks));
+        e.family(&NAME_LANE_LOST)
+            .int(&[l[0], l[1], ("what", "dropped")], sum(|n| n.dropped))
+            .int(
+                &[l[0], l[1], ("what", "read_error")],
+                sum(|n| n.read_errors),
+            );
     }
 }

@@ -158,6 +158,7 @@ impl From<Health> for super::Health {
             policy_version: h.policy_version,
             policy_failures: h.policy_failures,
             inventory_version: 0,
+            name_lanes: Vec::new(),
         }
     }
 }
