@@ -48,6 +48,8 @@ pub struct CollectorConfig {
     pub auth: crate::auth::AuthConfig,
     /// Monthly reports: made on the 1st, mailed to these recipients.
     pub reports: crate::reports::schedule::ReportsConfig,
+    /// NetFlow v5/v9 and IPFIX in (disabled unless `listen` is set).
+    pub netflow: crate::netflow::NetflowConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -376,6 +378,7 @@ impl CollectorConfig {
         }
         out.extend(self.auth.problems());
         out.extend(self.reports.problems(&self.notify));
+        out.extend(self.netflow.problems());
         out
     }
 

@@ -21,6 +21,7 @@ pub mod lists;
 pub mod lists_api;
 pub mod live;
 pub mod logging;
+pub mod netflow;
 pub mod notify;
 pub mod openapi;
 pub mod outage;

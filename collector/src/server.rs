@@ -69,6 +69,8 @@ pub struct Collector {
     pub state: AppState,
     pub http_addr: Option<SocketAddr>,
     pub tls_addr: Option<SocketAddr>,
+    /// `[netflow] listen` as bound.
+    pub netflow_addr: Option<SocketAddr>,
     pub tls: TlsFiles,
     handles: Vec<axum_server::Handle>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -173,6 +175,7 @@ impl Collector {
             state: state.clone(),
             http_addr: None,
             tls_addr: None,
+            netflow_addr: None,
             tls: tls.clone(),
             handles: Vec::new(),
             tasks: Vec::new(),
@@ -208,6 +211,11 @@ impl Collector {
             ack,
             state.shutdown.clone(),
         )?);
+
+        if let Some((addr, task)) = crate::netflow::start(&state)? {
+            collector.netflow_addr = Some(addr);
+            collector.tasks.push(task);
+        }
 
         let limits = connection_limits(&config.server);
         // The loopback listener (tools, a local reverse proxy: one address

@@ -37,6 +37,16 @@ pub const RECORDED: &[(&str, Kind, &str)] = &[
     ("simpul_http_connections", Kind::Gauge, "HTTP connections open now (dashboard, API, live feeds)."),
     ("simpul_http_connections_refused_total", Kind::Counter, "HTTP connections refused at the connection limits."),
     ("simpul_live_feeds", Kind::Gauge, "Live dashboard feeds (WebSockets) open now."),
+    // NetFlow/IPFIX in (per exporter node; exporters are bounded by [netflow] max_exporters).
+    ("simpul_netflow_datagrams_total", Kind::Counter, "NetFlow/IPFIX datagrams received, per exporter node."),
+    ("simpul_netflow_records_total", Kind::Counter, "Flow records decoded from NetFlow/IPFIX datagrams, per exporter node."),
+    ("simpul_netflow_decode_errors_total", Kind::Counter, "NetFlow/IPFIX datagrams that could not be read, per exporter node and reason (truncated, version, malformed, exporters)."),
+    ("simpul_netflow_sequence_lost_total", Kind::Counter, "Records (v5, IPFIX) or datagrams (v9) the exporter's sequence numbers say were lost, per exporter node."),
+    ("simpul_netflow_templates_refused_total", Kind::Counter, "Templates not kept because the exporter's share of the template cache is full, per exporter node."),
+    ("simpul_netflow_sets_without_template_total", Kind::Counter, "Data sets skipped because their template was not known yet, per exporter node."),
+    ("simpul_netflow_sampling_interval", Kind::Gauge, "Sampling interval of the exporter's last records (1: unsampled; stored counts are multiplied by it), per exporter node."),
+    ("simpul_netflow_ignored_datagrams_total", Kind::Counter, "Datagrams from exporters not listed (accept_unlisted = false) or past max_exporters."),
+    ("simpul_netflow_store_errors_total", Kind::Counter, "NetFlow/IPFIX batches the flow store failed to write (UDP: nothing is re-sent)."),
 ];
 
 /// Label values known in advance: these series exist from the start at
@@ -98,6 +108,13 @@ const RECORDED_LABELLED: &[&str] = &[
     "simpul_notify_rate_limited_total",
     "simpul_auth_logins_total",
     "simpul_auth_denied_total",
+    "simpul_netflow_datagrams_total",
+    "simpul_netflow_records_total",
+    "simpul_netflow_decode_errors_total",
+    "simpul_netflow_sequence_lost_total",
+    "simpul_netflow_templates_refused_total",
+    "simpul_netflow_sets_without_template_total",
+    "simpul_netflow_sampling_interval",
 ];
 
 #[cfg(test)]
