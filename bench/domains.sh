@@ -81,13 +81,15 @@ are prefetched, the first is waited for, the other two only when that line holds
 displaced bit. A hit is confirmed on the bytes fetched, so neither hash collisions nor filter
 false positives ever match. A hit or deep hit thus costs one memory latency
 ({med('memory_latency_cpu_ns'):.0f} ns here) plus hashing, the filter and the scan; a miss or deep
-miss usually no table access at all (only a filter false positive reaches the table). Before the
-filter (commit 3af12e8) every suffix's lines were fetched, so a deep miss had up to 24 lines in
-flight and waited for all of them; side by side on 2026-12-05 01:07 UTC (load average 5.5, random
-read 137 ns, 3 alternating runs each, CPU ns): hit 248 → 251, miss 197 → 65, deep hit 265 → 257,
-deep miss 323 → 134; heap 86.4 → 89.2 MB; load 1.19 → 1.29 s (every rule hashed once more to
-fill the filter). Filters of 4–12 bits a rule, side by side: hits cost the same at every size,
-misses and deep misses fall up to 8 bits (fewer false positives) and no further. The layout
+miss usually no table access at all (only a filter false positive reaches the table). While a
+list loads, the filter is kept up to date (sized from the file's line count), so a new rule it
+rejects needs no duplicate probe in the table. Before the filter (commit 3af12e8) every suffix's
+lines were fetched, so a deep miss had up to 24 lines in flight and waited for all of them; side
+by side on 2026-12-05 01:23 UTC (load average 3.4–4.2, random read 148 ns, 8 alternating runs
+each, medians, CPU ns): hit 257 → 260, miss 211 → 83, deep hit 278 → 275, deep miss 335 → 128;
+heap 86.4 → 89.2 MB; load 1.24 → 1.25 s. Filters of 4–12 bits a rule, side by side: hits cost
+the same at every size, misses and deep misses fall up to 8 bits (fewer false positives) and no
+further. The layout
 before the inline lines (one `u64` slot of fingerprint + offset per name, names in a separate
 arena, commit d6faef2) needed two dependent reads for a hit (375 ns hit, 364 ns deep miss side
 by side on 2026-12-04). `cargo bench -p simpul-core --bench domains` times the

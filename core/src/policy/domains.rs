@@ -381,9 +381,9 @@ fn rule_hash(name: &[u8]) -> u64 {
     }
 }
 
-/// The filter of a finished table.
-fn filter_of(table: &table::Table) -> filter::RuleFilter {
-    let mut f = filter::RuleFilter::for_rules(table.len());
+/// A filter of every rule in `table`, sized for `rules`.
+fn filter_of(table: &table::Table, rules: usize) -> filter::RuleFilter {
+    let mut f = filter::RuleFilter::for_rules(rules);
     for (name, _) in table.iter() {
         f.add(rule_hash(name));
     }
@@ -394,6 +394,13 @@ fn filter_of(table: &table::Table) -> filter::RuleFilter {
 #[derive(Debug)]
 pub struct DomainSetBuilder {
     table: table::Table,
+    /// Kept up to date while rules arrive once the expected count is known
+    /// (`reserve`): a new rule that the filter rejects needs no duplicate
+    /// probe, which would be a cache miss per rule. Unsized (answers
+    /// "maybe" to everything) before that.
+    filter: filter::RuleFilter,
+    /// Rules `filter` is sized for.
+    filter_for: usize,
     report: LoadReport,
 }
 
@@ -407,6 +414,8 @@ impl DomainSetBuilder {
     pub fn new() -> Self {
         DomainSetBuilder {
             table: table::Table::default(),
+            filter: filter::RuleFilter::default(),
+            filter_for: 0,
             report: LoadReport::default(),
         }
     }
@@ -439,16 +448,27 @@ impl DomainSetBuilder {
         let mut buf = [0u8; MAX_NAME_LEN];
         let name = lowercase_into(name, &mut buf);
         let hash = rule_hash(name);
-        if self.table.find(hash, name).is_some() {
+        if self.filter.may_contain(hash) && self.table.find(hash, name).is_some() {
             return Ok(Inserted::Duplicate);
         }
         self.table.insert(hash, name, list)?;
+        self.filter.add(hash);
         Ok(Inserted::Added)
     }
 
     /// Make room for `additional` more rules without rehashing on the way.
     pub fn reserve(&mut self, additional: usize) {
         self.table.reserve(additional, None);
+        self.size_filter(additional);
+    }
+
+    /// Size the filter for `additional` more rules than are in now.
+    fn size_filter(&mut self, additional: usize) {
+        let want = self.table.len().saturating_add(additional);
+        if want > self.filter_for {
+            self.filter = filter_of(&self.table, want);
+            self.filter_for = want;
+        }
     }
 
     /// Read a list; `list` is the id lookups report for its rules.
@@ -506,6 +526,7 @@ impl DomainSetBuilder {
             .ok()
             .and_then(|m| usize::try_from(m.len()).ok());
         self.table.reserve(lines, bytes);
+        self.size_filter(lines);
         self.add_lines(std::io::BufReader::with_capacity(1 << 16, f), format, list)
     }
 
@@ -583,8 +604,16 @@ impl DomainSetBuilder {
     /// Freeze: an over-estimated reservation is given back.
     pub fn build(mut self) -> DomainSet {
         self.table.shrink_if_sparse();
+        let rules = self.table.len();
+        // Sized as it should be unless more rules came than were announced
+        // (more false positives) or far fewer (memory held for nothing).
+        let filter = if (rules..=rules.saturating_mul(2)).contains(&self.filter_for) {
+            self.filter
+        } else {
+            filter_of(&self.table, rules)
+        };
         DomainSet {
-            filter: filter_of(&self.table),
+            filter,
             table: self.table,
             report: self.report,
         }
@@ -994,6 +1023,40 @@ mod tests {
     }
 
     #[test]
+    fn files_loaded_one_after_another_keep_duplicates_and_lists_exact() {
+        // add_path announces each file's size: the filter that skips the
+        // duplicate probe is resized for the second file and must still
+        // know every rule of the first.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = dir.path().join("first.txt");
+        let second = dir.path().join("second.txt");
+        let a: String = (0..3_000).map(|i| format!("a{i}.judi.com\n")).collect();
+        let b: String = (0..3_000)
+            .map(|i| format!("0.0.0.0 a{}.judi.com\nb{i}.slot.xyz\n", i * 2))
+            .collect();
+        std::fs::write(&first, a).expect("write");
+        // And rules of its own again, which only the filter's updates
+        // while loading know about.
+        let again: String = (0..100).map(|i| format!("||b{i}.slot.xyz^\n")).collect();
+        std::fs::write(&second, b + &again).expect("write");
+        let mut builder = DomainSetBuilder::new();
+        let r1 = builder.add_path(&first, ListFormat::Auto, 1).expect("read");
+        let r2 = builder
+            .add_path(&second, ListFormat::Auto, 2)
+            .expect("read");
+        assert_eq!((r1.added, r1.duplicates), (3_000, 0));
+        // a0, a2, … a2998 were in the first file.
+        assert_eq!((r2.added, r2.duplicates), (4_500, 1_600));
+        let s = builder.build();
+        assert_eq!(s.len(), 7_500);
+        assert_eq!(s.lookup("x.a2.judi.com").map(|m| m.list), Some(1));
+        assert_eq!(s.lookup("a3002.judi.com").map(|m| m.list), Some(2));
+        assert_eq!(s.lookup("www.b2999.slot.xyz").map(|m| m.list), Some(2));
+        assert!(s.lookup("a6000.judi.com").is_none());
+        assert!(s.lookup("b3000.slot.xyz").is_none());
+    }
+
+    #[test]
     fn names_with_many_labels() {
         let s = set("deep.example.com\n", ListFormat::Plain);
         let name = format!("{}deep.example.com", "x.".repeat(40));
@@ -1053,8 +1116,14 @@ mod tests {
         fn matches_naive_model(
             rules in prop::collection::vec(domain(), 0..60),
             queries in prop::collection::vec((domain(), prop::bool::ANY), 1..60),
+            // None: rules arrive unannounced; else announced, too few or
+            // too many (the filter is kept up to date while loading).
+            reserve in prop::option::of(0usize..120),
         ) {
-            let mut b = DomainSetBuilder::new();
+            let mut b = match reserve {
+                Some(n) => DomainSetBuilder::with_capacity(n),
+                None => DomainSetBuilder::new(),
+            };
             let mut naive = HashSet::new();
             for r in &rules {
                 b.insert(r, 0).expect("generated rules are valid");
@@ -1079,8 +1148,12 @@ mod tests {
         fn long_names_and_many_lists_match_naive_model(
             rules in prop::collection::vec((long_domain(), 0u16..300), 0..80),
             queries in prop::collection::vec(long_domain(), 1..40),
+            reserve in prop::option::of(0usize..160),
         ) {
             let mut b = DomainSetBuilder::new();
+            if let Some(n) = reserve {
+                b.reserve(n);
+            }
             let mut naive: HashMap<String, u16> = HashMap::new();
             for (r, list) in &rules {
                 let added = b.insert(r, *list).expect("generated rules are valid");
