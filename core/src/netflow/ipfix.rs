@@ -32,13 +32,11 @@ pub(crate) fn decode(
         });
     }
     let mut r = Reader::at(&data[HEADER_LEN..length], HEADER_LEN);
-    let d = cache.domain(exporter, Version::Ipfix, domain)?;
-    let lost = sequence_gap(d.expected, sequence);
+    cache.domain(exporter, Version::Ipfix, domain)?;
     let mut out = Decoded {
         version: Some(Version::Ipfix),
         domain,
         export_secs: u64::from(secs),
-        lost,
         ..Decoded::default()
     };
     let clock = Clock {
@@ -86,9 +84,19 @@ pub(crate) fn decode(
         }
     }
     let d = cache.domain(exporter, Version::Ipfix, domain)?;
+    // RFC 7011 numbers a message by the data records sent before it; some
+    // exporters (softflowd 1.1) by those sent up to its end. Either reading
+    // that explains the number is taken, so neither counts phantom losses.
+    let before = sequence_gap(d.expected, sequence);
+    let inclusive = d
+        .last_seq
+        .filter(|_| counted)
+        .map(|p| sequence_gap(Some(p.wrapping_add(records)), sequence));
+    out.lost = inclusive.map_or(before, |i| i.min(before));
     // Records of an unknown template cannot be counted: the next gap would
     // be a guess, so the stream resynchronises instead.
     d.expected = counted.then(|| sequence.wrapping_add(records));
+    d.last_seq = counted.then_some(sequence);
     Ok(out)
 }
 

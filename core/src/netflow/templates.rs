@@ -194,6 +194,8 @@ pub(crate) struct Domain {
     pub templates: HashMap<u16, Template>,
     /// The sequence number the next datagram should carry.
     pub expected: Option<u32>,
+    /// The previous datagram's sequence number (IPFIX: see `ipfix::decode`).
+    pub last_seq: Option<u32>,
     pub sampling: Sampling,
     samplers: HashMap<u64, u32>,
     /// systemInitTimeMilliseconds from options data (IPFIX uptime fields).

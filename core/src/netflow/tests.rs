@@ -522,8 +522,37 @@ fn softflowd_exports_decode_to_the_capture_totals() {
     for dg in fixture("sf-v9s.bin") {
         let out = d.decode(ip("127.0.0.1"), &dg).expect("v9 sampled");
         sampled += out.flows.len();
+        // `softflowd -s 4` says so in options data (samplingInterval 34).
+        assert!(out.flows.iter().all(|f| f.sampling == 4), "{:?}", out.flows);
     }
     assert!(sampled >= 1);
+}
+
+/// softflowd numbers IPFIX messages by the records sent up to their end
+/// (RFC 7011: before their start); neither reading may count a loss on a
+/// loss-free export of many messages.
+#[test]
+fn softflowd_ipfix_sequence_numbers_count_no_phantom_losses() {
+    let mut d = Decoder::default();
+    let (mut flows, mut lost) = (0, 0);
+    let dgs = fixture("sf-imix-v10.bin");
+    assert!(dgs.len() > 50);
+    for dg in &dgs {
+        let out = d.decode(ip("127.0.0.1"), dg).expect("ipfix");
+        flows += out.flows.len();
+        lost += out.lost;
+    }
+    assert_eq!(lost, 0);
+    assert!(flows > 2000, "{flows}");
+    // A message really lost is counted.
+    let mut d = Decoder::default();
+    let mut lost = 0;
+    for (i, dg) in dgs.iter().enumerate() {
+        if i != 10 {
+            lost += d.decode(ip("127.0.0.1"), dg).expect("ipfix").lost;
+        }
+    }
+    assert!(lost >= 20, "{lost}");
 }
 
 proptest! {
