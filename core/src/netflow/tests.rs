@@ -555,6 +555,34 @@ fn softflowd_ipfix_sequence_numbers_count_no_phantom_losses() {
     assert!(lost >= 20, "{lost}");
 }
 
+/// The fuzz target's seeds and their mutations on stable (what
+/// `fuzz/run.sh netflow` starts from): never a panic.
+#[test]
+fn fuzz_seeds_and_mutations_never_panic() {
+    let dir = format!("{}/../fuzz/seeds/netflow", env!("CARGO_MANIFEST_DIR"));
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("fuzz/seeds/netflow") {
+        let seed = std::fs::read(e.expect("entry").path()).expect("seed");
+        fuzz(&seed);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..200 {
+            let mut m = seed.clone();
+            for _ in 0..3 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x as usize) % m.len().max(1);
+                if let Some(b) = m.get_mut(i) {
+                    *b = (x >> 40) as u8;
+                }
+            }
+            fuzz(&m);
+        }
+        n += 1;
+    }
+    assert!(n >= 6, "{n} seeds");
+}
+
 proptest! {
     #[test]
     fn any_bytes_are_an_error_or_records_never_a_panic(data in proptest::collection::vec(any::<u8>(), 0..600)) {
