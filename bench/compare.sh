@@ -20,6 +20,11 @@
 #                       LIVE_SECONDS [20] (CPU % of a core, RSS), then --topspeed
 #                       (drops); LIVE_THREADS [1] ring threads for the agent
 #   QUIET_LOAD [2]      wait (up to QUIET_WAIT [600] s) for a 1-min load below this
+#   AGENT_SHARDS [2]    also time the agent with SIMPUL_REPLAY_FLOW_THREADS=this
+#                       (flows on that many shards; 0 = skip that row)
+#   FLOOR [1]           0 = skip the floor rows: bench/lib/pcap_floor.c (gcc -O2) walks
+#                       the same pcap reading only record headers and IP length fields,
+#                       1 and 2 threads, read() and mmap -- no flow meter can beat it
 # Exit status: 0 ok (agent may be "n/a" unless STRICT=1), 1 a byte-total check failed,
 #              2 setup error (missing tool, generator failure).
 set -uo pipefail
@@ -56,6 +61,9 @@ LIVE_SECONDS=${LIVE_SECONDS:-20}
 LIVE_THREADS=${LIVE_THREADS:-1}
 QUIET_LOAD=${QUIET_LOAD:-2}
 QUIET_WAIT=${QUIET_WAIT:-600}
+
+FLOOR=${FLOOR:-1}
+export AGENT_SHARDS=${AGENT_SHARDS:-2}
 
 for t in python3 softflowd nfcapd nfdump pmacctd timeout ss ip; do
     command -v "$t" >/dev/null 2>&1 || die "required tool '$t' not found"
@@ -242,6 +250,51 @@ else
     emit agent 0 -1 "" "" "" "" "" "" "$AGENT_NOTE"
 fi
 [ -n "$AGENT_NOTE" ] && AGENT_FAILED=1
+
+# ---------------------------------------------------------------- (c1a) agent, sharded flows
+if [ -z "$AGENT_NOTE" ] && [ "$AGENT_SHARDS" -gt 1 ] 2>/dev/null; then
+    for i in $(seq 1 "$RUNS"); do
+        jf=$WORK/agent-sharded.$i.jsonl
+        timed "agent-sharded.$i" env SIMPUL_REPLAY_FLOW_THREADS="$AGENT_SHARDS" "$AGENT_BIN" replay --pcap "$PCAP" --flows-out "$jf"
+        read -r A_PK A_BY A_REC < <(python3 -c '
+import json, sys
+pk = by = n = 0
+try:
+    for line in open(sys.argv[1]):
+        if line.strip():
+            r = json.loads(line); by += r["bytes_up"] + r["bytes_down"]; pk += r["packets_up"] + r["packets_down"]; n += 1
+except (OSError, ValueError, KeyError):
+    pass
+print(pk, by, n)' "$jf")
+        note=""
+        [ "$T_RC" != 0 ] && note="exited with status $T_RC"
+        check_total "agent-sharded" "$i" "$A_BY" "$A_PK"
+        emit agent_sharded "$i" "$T_RC" "$T_WALL" "$T_RSS" "$T_CPU" "$A_PK" "$A_BY" "$A_REC" "$note"
+        rm -f "$jf"
+    done
+fi
+
+# ---------------------------------------------------------------- (c1b) the floor
+# The same file walked by a program that does nothing else (see pcap_floor.c):
+# its whole-process wall time bounds any replay of this file on this machine.
+if [ "$FLOOR" = 1 ]; then
+    if gcc -O2 -pthread -o "$WORK/pcap_floor" "$BENCH/lib/pcap_floor.c" 2>"$LOGS/pcap_floor-build.log"; then
+        for mode in read mmap; do
+            for th in 1 2; do
+                for i in $(seq 1 "$RUNS"); do
+                    timed "floor-$mode-$th.$i" "$WORK/pcap_floor" "$PCAP" "$th" "$mode"
+                    read -r F_PK F_BY < <(sed -n 's/^packets=\([0-9]*\) ip_bytes=\([0-9]*\).*/\1 \2/p' "$LOGS/floor-$mode-$th.$i.out")
+                    note=""
+                    [ "$T_RC" != 0 ] && note="pcap_floor exited with status $T_RC"
+                    check_total "floor-$mode-$th" "$i" "${F_BY:-0}" "${F_PK:-0}"
+                    emit "floor_${mode}_$th" "$i" "$T_RC" "$T_WALL" "$T_RSS" "$T_CPU" "${F_PK:-}" "${F_BY:-}" "" "$note"
+                done
+            done
+        done
+    else
+        log "WARNING: cannot build bench/lib/pcap_floor.c (see $LOGS/pcap_floor-build.log); floor rows skipped"
+    fi
+fi
 
 # ---------------------------------------------------------------- (c2) softflowd -> nfcapd
 for i in $(seq 1 "$RUNS"); do

@@ -2,6 +2,13 @@
 //! memory-mapped file and decodes, the other runs the flow table, naming and
 //! counters. Decoded packets borrow the map, so nothing is copied between them.
 //!
+//! With `SIMPUL_REPLAY_FLOW_THREADS=N` (N > 1, no policy in force) the flows
+//! run on N shards instead, each owning its share of address pairs
+//! ([`sharded`]): the same records. Not the default: on this 2-core VM the
+//! shards, the reader and the merger need about a third more CPU than the two
+//! threads above, so they only pay off with cores to spare
+//! (`bench/compare.sh` measures both).
+//!
 //! [`replay_realtime`] instead paces packets at their recorded speed with
 //! timestamps shifted to now, so a capture file can stand in for a live
 //! router (demos, soak tests of the collector link).
@@ -11,6 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::bounded;
+
+mod sharded;
 
 use crate::capture::file::{self, FileError};
 use crate::link::TimedSink;
@@ -35,11 +44,34 @@ pub struct FileOutcome {
 
 type Decoded<'a> = (u64, Result<Packet<'a>, DecodeError>);
 
-/// Replay `paths` in order through `proc`, decoding on a second thread.
+/// Replay `paths` in order through `proc`, decoding on a second thread (or
+/// on shards, see the module doc: the same records, other flow ids).
 pub fn replay_files<S: RecordSink + Send>(
     paths: &[PathBuf],
     proc: &mut Processor<S>,
 ) -> Result<Vec<FileOutcome>, FileError> {
+    replay_files_sharded(paths, proc, flow_threads())
+}
+
+/// Flow threads for a replay: `SIMPUL_REPLAY_FLOW_THREADS`, else 1 (the
+/// two-thread path).
+fn flow_threads() -> usize {
+    std::env::var("SIMPUL_REPLAY_FLOW_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(1)
+}
+
+/// [`replay_files`] with `shards` flow threads (1 = one processor, no merge).
+pub fn replay_files_sharded<S: RecordSink + Send>(
+    paths: &[PathBuf],
+    proc: &mut Processor<S>,
+    shards: usize,
+) -> Result<Vec<FileOutcome>, FileError> {
+    if shards > 1 && proc.shardable() {
+        return sharded::replay(paths, proc, shards);
+    }
     let mut outcomes = Vec::new();
     for path in paths {
         outcomes.push(replay_one(path, proc)?);
@@ -261,4 +293,110 @@ where
     }
     on_tick(proc, Instant::now());
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simpul_core::agency::AgencyMap;
+    use simpul_core::processor::ProcessorConfig;
+    use simpul_proto::{BlockedAttempt, CounterSample, FlowRecord};
+
+    #[derive(Default)]
+    struct Collect {
+        flows: Vec<String>,
+        counters: Vec<String>,
+    }
+
+    impl RecordSink for Collect {
+        fn flow(&mut self, mut r: FlowRecord) {
+            r.flow_id = 0; // numbered per shard
+            self.flows
+                .push(serde_json::to_string(&r).unwrap_or_default());
+        }
+        fn counters(&mut self, c: CounterSample) {
+            self.counters
+                .push(serde_json::to_string(&c).unwrap_or_default());
+        }
+        fn blocked(&mut self, _: BlockedAttempt) {}
+    }
+
+    fn fixtures() -> Vec<PathBuf> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        v.retain(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("pcap" | "pcapng")
+            )
+        });
+        v.sort();
+        assert!(v.len() >= 6, "recorded fixtures in {}", dir.display());
+        v
+    }
+
+    fn run(paths: &[PathBuf], shards: usize) -> (Vec<String>, Vec<String>, ProcessorStats) {
+        let mut p = Processor::new(
+            &ProcessorConfig::default(),
+            AgencyMap::empty(),
+            Collect::default(),
+        );
+        let outcomes = replay_files_sharded(paths, &mut p, shards).expect("fixtures replay");
+        assert_eq!(outcomes.len(), paths.len());
+        p.finish();
+        let stats = p.stats().clone();
+        let Collect {
+            mut flows,
+            mut counters,
+        } = std::mem::take(p.sink_mut());
+        flows.sort();
+        counters.sort();
+        (flows, counters, stats)
+    }
+
+    use simpul_core::processor::ProcessorStats;
+
+    /// The shards write the records, counters and statistics one processor
+    /// writes: per file (DNS answers naming later flows, IPv6 fragments,
+    /// interim records of a long download) and across files in one replay.
+    #[test]
+    fn shards_write_what_one_processor_writes() {
+        let all = fixtures();
+        let mut cases: Vec<Vec<PathBuf>> = all.iter().map(|p| vec![p.clone()]).collect();
+        cases.push(all.clone());
+        for paths in &cases {
+            let one = run(paths, 1);
+            assert!(!one.0.is_empty(), "{paths:?} has flows");
+            for shards in [2, 3, 5] {
+                let many = run(paths, shards);
+                assert_eq!(one.0, many.0, "flow records of {paths:?}, {shards} shards");
+                assert_eq!(one.1, many.1, "counters of {paths:?}, {shards} shards");
+                assert_eq!(one.2, many.2, "statistics of {paths:?}, {shards} shards");
+            }
+        }
+    }
+
+    /// A file cut inside a record reports where, sharded or not.
+    #[test]
+    fn shards_report_a_cut_file() {
+        let src = fixtures().into_iter().find(|p| p.ends_with("http.pcap"));
+        let src = src.expect("http.pcap fixture");
+        let data = std::fs::read(&src).expect("read fixture");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cut = dir.path().join("cut.pcap");
+        std::fs::write(&cut, &data[..data.len() - 7]).expect("write");
+        let paths = vec![cut];
+        for shards in [1, 2] {
+            let mut p = Processor::new(
+                &ProcessorConfig::default(),
+                AgencyMap::empty(),
+                Collect::default(),
+            );
+            let o = replay_files_sharded(&paths, &mut p, shards).expect("replay");
+            assert!(o[0].truncated_at.is_some(), "{shards} shards");
+            assert!(o[0].frames > 0);
+        }
+    }
 }

@@ -33,6 +33,15 @@ LABEL = {
     "softflowd": "softflowd -v 9 (+nfcapd)",
     "pmacctd": "pmacctd (print plugin)",
 }
+COUNTS["agent_sharded"] = COUNTS["agent"]
+LABEL["agent_sharded"] = "simpul-agent replay, flows on %s shards" % os.environ.get("AGENT_SHARDS", "2")
+# The floor: bench/lib/pcap_floor.c walking the same file, nothing else.
+FLOORS = ("floor_read_1", "floor_read_2", "floor_mmap_1", "floor_mmap_2")
+for _f in FLOORS:
+    _mode, _th = _f.split("_")[1:]
+    COUNTS[_f] = ("total_ip_bytes", "")
+    LABEL[_f] = "floor: walk only, %s, %s thread%s" % ("read()" if _mode == "read" else "mmap", _th,
+                                                      "s" if _th != "1" else "")
 
 
 def cmd_first_line(args, match=None):
@@ -127,7 +136,7 @@ def main():
     gt_pk = meta["total_packets"]
 
     tools = {}
-    for t in ("agent", "softflowd", "pmacctd"):
+    for t in ("agent", "agent_sharded", "softflowd", "pmacctd") + FLOORS:
         rs = [r for r in runs if r["tool"] == t]
         ok = [r for r in rs if r["rc"] == 0 and r["wall_s"] is not None]
         notes = sorted({r["note"] for r in rs if r.get("note")})
@@ -193,6 +202,14 @@ def main():
         md.append("| %s | %s | %.3f | %.2f | %.0f MiB | %s | %s | %s |" % (
             LABEL[t], fmt_rate(r["pps"]), r["wall"], r["cpu"], r["rss_kb"] / 1024.0,
             fmt_int(r["bytes"]), verdict, ratio))
+    floors = [(t, tools[t]) for t in FLOORS if tools.get(t, {}).get("ok")]
+    for t, r in ([("agent_sharded", tools["agent_sharded"])] if tools["agent_sharded"]["ok"] else []) + floors:
+        ok = r["match"] and r["consistent"]
+        failed |= not ok
+        ratio = ("%.2f×" % (r["pps"] / base_pps)) if base_pps and r["pps"] else "n/a"
+        md.append("| %s | %s | %.3f | %.2f | %.0f MiB | %s | %s | %s |" % (
+            LABEL[t], fmt_rate(r["pps"]), r["wall"], r["cpu"], r["rss_kb"] / 1024.0,
+            fmt_int(r["bytes"]), "exact" if ok else "**MISMATCH**", ratio))
     md.append("")
 
     ag = tools["agent"]
@@ -202,6 +219,28 @@ def main():
             TARGET_SPEEDUP, "met" if sp >= TARGET_SPEEDUP else "NOT met", sp))
     else:
         md.append("Target: agent ≥ %.0f× softflowd packets/s — not measured (agent n/a)." % TARGET_SPEEDUP)
+    if floors and sf.get("ok"):
+        budget = sf["wall"] / TARGET_SPEEDUP
+        best_t, best = min(floors, key=lambda x: x[1]["wall"])
+        one = [r for t, r in floors if t.endswith("_1")]
+        md.append("")
+        md.append(
+            "**The floor.** %.0f× softflowd is a whole-process wall time of %.3f s for this %.0f MB file "
+            "(%.1f GB/s). Only walking the file, reading each record header and IP length field and "
+            "nothing else, takes %.3f s at best (%s)%s. %s" % (
+                TARGET_SPEEDUP, budget, meta["pcap_file_bytes"] / 1e6,
+                meta["pcap_file_bytes"] / budget / 1e9, best["wall"], LABEL[best_t],
+                ("; one thread at best %.3f s" % min(r["wall"] for r in one)) if one else "",
+                ("So the target is out of reach on this machine: the walk alone is slower than the budget."
+                 if best["wall"] >= budget else
+                 "That leaves %.3f s (%.0f%% of the budget) for decoding, %s flow tables and writing %s records "
+                 "on %s cores: %.1f ns of CPU per packet at most, against %.0f ns the agent spends today "
+                 "(%.2f CPU s / %s packets)." % (
+                     budget - best["wall"], 100.0 * (budget - best["wall"]) / budget,
+                     fmt_int(meta["flows"]), fmt_int(meta["flows"]), m["nproc"],
+                     (budget - best["wall"]) * (m["nproc"] or 1) * 1e9 / gt_pk,
+                     (ag["cpu"] * 1e9 / gt_pk) if ag.get("ok") else float("nan"),
+                     ag["cpu"] if ag.get("ok") else float("nan"), fmt_int(gt_pk)))))
     if idle.get("status") == "ok":
         md.append("")
         md.append("Agent idle RSS (`simpul-agent run` capturing on a silent veth in a throwaway netns, after %gs): "

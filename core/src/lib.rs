@@ -27,5 +27,6 @@ pub mod naming;
 pub mod netflow;
 pub mod policy;
 pub mod processor;
+pub mod shard;
 pub mod signing;
 pub mod sketch;

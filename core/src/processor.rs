@@ -161,6 +161,7 @@ struct FragEntry {
 type FragKey = (IpAddr, IpAddr, u8, u32);
 
 pub struct Processor<S: RecordSink> {
+    cfg: ProcessorConfig,
     table: FlowTable<FlowExt>,
     frags: HashMap<FragKey, FragEntry>,
     dns: DnsCache,
@@ -180,6 +181,7 @@ impl<S: RecordSink> Processor<S> {
     pub fn new(cfg: &ProcessorConfig, agencies: AgencyMap, sink: S) -> Self {
         let units = agencies.labels().len();
         Self {
+            cfg: *cfg,
             table: FlowTable::new(cfg.flows),
             frags: HashMap::new(),
             dns: DnsCache::new(cfg.dns_cache_entries),
@@ -265,14 +267,53 @@ impl<S: RecordSink> Processor<S> {
         &mut self.sink
     }
 
-    /// Handle one captured frame at `ts` (Unix nanoseconds).
-    pub fn handle_frame(&mut self, link: LinkType, ts: u64, frame: &[u8]) {
-        self.handle_decoded(ts, decode::decode(link, frame));
+    /// A processor for shard `index` of `count` that split one capture by
+    /// [`crate::shard::shard_of`]: the same settings, inventory and interim choice, its own
+    /// flow table (a `count`-th of the cap, ids that no other shard uses),
+    /// DNS cache, counters and sink. Only while no policy is in force
+    /// ([`Self::shardable`]): the guard folds attempts across flows.
+    pub fn shard<T: RecordSink>(&self, index: usize, count: usize, sink: T) -> Processor<T> {
+        let count = count.max(1);
+        let mut cfg = self.cfg;
+        cfg.flows.max_flows = cfg.flows.max_flows.div_ceil(count);
+        let mut p = Processor::new(&cfg, self.agencies.clone(), sink);
+        p.interim_out = self.interim_out;
+        p.table.set_ids(index as u64 + 1, count as u64);
+        p
     }
 
-    /// Handle a frame decoded elsewhere (the replay decodes on another thread).
-    pub fn handle_decoded(&mut self, ts: u64, decoded: Result<Packet<'_>, DecodeError>) {
-        self.stats.frames += 1;
+    /// Whether the flows of a capture may be split over shards with the
+    /// same records as one processor: not while the guard folds attempts
+    /// and holds name blocks across flows.
+    pub fn shardable(&self) -> bool {
+        !self.guard.active()
+    }
+
+    /// Add a finished shard's work counters to this processor's.
+    pub fn absorb<T: RecordSink>(&mut self, shard: &Processor<T>) {
+        let (a, b) = (&mut self.stats, &shard.stats);
+        a.frames += b.frames;
+        a.packets += b.packets;
+        a.bytes += b.bytes;
+        for (x, y) in a.decode_errors.iter_mut().zip(b.decode_errors) {
+            *x += y;
+        }
+        a.fragments += b.fragments;
+        a.orphan_fragments += b.orphan_fragments;
+        a.dns_messages += b.dns_messages;
+        a.dns_malformed += b.dns_malformed;
+        a.named_sni += b.named_sni;
+        a.named_quic += b.named_quic;
+        a.named_http += b.named_http;
+        a.named_dns += b.named_dns;
+        a.records_final += b.records_final;
+        a.records_interim += b.records_interim;
+        self.table.absorb_stats(&shard.table.stats());
+    }
+
+    /// Let time pass as a packet at `ts` that another shard handles would:
+    /// the same sweeps and counter seconds as one processor seeing it.
+    pub fn advance(&mut self, ts: u64) {
         if ts >= self.next_sweep {
             self.tick(ts);
         }
@@ -283,6 +324,46 @@ impl<S: RecordSink> Processor<S> {
             ..
         } = self;
         counters.roll(ts / NS, agencies, &mut |c| sink.counters(c));
+    }
+
+    /// Whether `ts` is where one processor would sweep (the first packet of
+    /// a later second): a sharded reader tells every shard about it.
+    pub fn sweep_due(next_sweep: &mut u64, ts: u64) -> bool {
+        if ts < *next_sweep {
+            return false;
+        }
+        *next_sweep = (ts - ts % NS).saturating_add(NS);
+        true
+    }
+
+    /// Learn the addresses of a DNS answer that another shard accounts, so
+    /// later flows here are named as one processor would name them.
+    pub fn learn_dns_answer(&mut self, p: &Packet<'_>) {
+        let parsed = match p.proto {
+            17 => dns::parse(p.payload),
+            _ => dns::parse_tcp(p.payload),
+        };
+        if let Ok(msg) = parsed {
+            if msg.is_response {
+                if let Some(q) = msg.query.as_deref() {
+                    let name: Arc<str> = Arc::from(q);
+                    for (addr, _ttl) in &msg.addresses {
+                        self.dns.insert(p.dst, *addr, name.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handle one captured frame at `ts` (Unix nanoseconds).
+    pub fn handle_frame(&mut self, link: LinkType, ts: u64, frame: &[u8]) {
+        self.handle_decoded(ts, decode::decode(link, frame));
+    }
+
+    /// Handle a frame decoded elsewhere (the replay decodes on another thread).
+    pub fn handle_decoded(&mut self, ts: u64, decoded: Result<Packet<'_>, DecodeError>) {
+        self.stats.frames += 1;
+        self.advance(ts);
         match decoded {
             Ok(p) => self.handle_packet(ts, &p),
             Err(e) => self.stats.decode_errors[e.index()] += 1,

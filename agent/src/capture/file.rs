@@ -71,17 +71,131 @@ where
 }
 
 /// Same as [`read_file`] over bytes in memory (`path` labels errors).
-pub fn read_bytes<'a, F>(data: &'a [u8], path: &Path, f: F) -> Result<ReadSummary, FileError>
+pub fn read_bytes<'a, F>(data: &'a [u8], path: &Path, mut f: F) -> Result<ReadSummary, FileError>
 where
     F: FnMut(LinkType, u64, &'a [u8]),
 {
-    match data.get(..4) {
-        Some([0x0a, 0x0d, 0x0d, 0x0a]) => read_pcapng(data, path, f),
-        Some(m) if pcap_magic(m).is_some() => read_pcap(data, path, f),
-        _ => Err(FileError::NotPcap {
+    let (mut walker, at) = Walker::start(data, path)?;
+    let body = data.get(at..).unwrap_or_default();
+    let used = walker.walk(body, at, true, &mut f)?;
+    walker.finish(at + used, data.len())
+}
+
+/// The record format a [`Walker`] reads.
+enum Format {
+    Pcap {
+        be: bool,
+        /// Nanoseconds per fraction unit (1000 for microsecond files).
+        frac_ns: u64,
+        link: LinkType,
+    },
+    Pcapng {
+        be: bool,
+        ifaces: Vec<Interface>,
+    },
+}
+
+/// Reads the records of a capture file piece by piece, so a file can be
+/// read in chunks as well as walked in one piece when memory-mapped: one
+/// implementation of the formats for both.
+pub struct Walker {
+    path: PathBuf,
+    format: Format,
+    summary: ReadSummary,
+}
+
+impl Walker {
+    /// Recognise the format from the file's first bytes (24 suffice);
+    /// returns the walker and how many of those bytes were the file header.
+    pub fn start(head: &[u8], path: &Path) -> Result<(Self, usize), FileError> {
+        let corrupt = |what, offset| FileError::Corrupt {
             path: path.to_owned(),
-            magic: data.iter().take(4).copied().collect(),
-        }),
+            what,
+            offset,
+        };
+        let (format, used) = match head.get(..4) {
+            Some([0x0a, 0x0d, 0x0d, 0x0a]) => (
+                Format::Pcapng {
+                    be: false,
+                    ifaces: Vec::new(),
+                },
+                0,
+            ),
+            Some(m) if pcap_magic(m).is_some() => {
+                let (be, nanos) = pcap_magic(m).ok_or_else(|| corrupt("header", 0))?;
+                // The top bits of the link type field carry FCS information (pcap 2.4 addendum).
+                let linktype =
+                    u32_at(head, 20, be).ok_or_else(|| corrupt("header", 0))? & 0x0fff_ffff;
+                let link = LinkType::from_pcap(linktype).ok_or_else(|| FileError::LinkType {
+                    path: path.to_owned(),
+                    linktype,
+                })?;
+                let frac_ns = if nanos { 1 } else { 1000 };
+                (Format::Pcap { be, frac_ns, link }, 24)
+            }
+            _ => {
+                return Err(FileError::NotPcap {
+                    path: path.to_owned(),
+                    magic: head.iter().take(4).copied().collect(),
+                })
+            }
+        };
+        let walker = Self {
+            path: path.to_owned(),
+            format,
+            summary: ReadSummary::default(),
+        };
+        Ok((walker, used))
+    }
+
+    /// Call `f` for every whole record in `buf`, which holds the file from
+    /// offset `base` on; returns how many bytes of `buf` were whole records
+    /// (the next piece starts there). `prefetch`: hint the CPU ahead (for a
+    /// memory-mapped file, whose pages are not yet in cache).
+    pub fn walk<'a, F>(
+        &mut self,
+        buf: &'a [u8],
+        base: usize,
+        prefetch: bool,
+        f: &mut F,
+    ) -> Result<usize, FileError>
+    where
+        F: FnMut(LinkType, u64, &'a [u8]),
+    {
+        match &mut self.format {
+            Format::Pcap { be, frac_ns, link } => {
+                let (be, frac_ns, link) = (*be, *frac_ns, *link);
+                Ok(walk_pcap(
+                    buf,
+                    be,
+                    frac_ns,
+                    link,
+                    prefetch,
+                    &mut self.summary,
+                    f,
+                ))
+            }
+            Format::Pcapng { be, ifaces } => {
+                walk_pcapng(buf, base, &self.path, be, ifaces, &mut self.summary, f)
+            }
+        }
+    }
+
+    /// The file ended after `end` bytes, of which the records took `used`.
+    pub fn finish(mut self, used: usize, end: usize) -> Result<ReadSummary, FileError> {
+        if used < end {
+            self.summary.truncated_at = Some(used);
+        }
+        if matches!(self.format, Format::Pcapng { .. })
+            && self.summary.frames == 0
+            && self.summary.skipped_frames > 0
+        {
+            return Err(FileError::LinkType {
+                path: self.path,
+                linktype: 0,
+            });
+        }
+        Ok(self.summary)
     }
 }
 
@@ -116,41 +230,32 @@ fn u16_at(d: &[u8], off: usize, be: bool) -> Option<u16> {
     })
 }
 
-fn read_pcap<'a, F>(data: &'a [u8], path: &Path, mut f: F) -> Result<ReadSummary, FileError>
+fn walk_pcap<'a, F>(
+    data: &'a [u8],
+    be: bool,
+    frac_ns: u64,
+    link: LinkType,
+    hint: bool,
+    summary: &mut ReadSummary,
+    f: &mut F,
+) -> usize
 where
     F: FnMut(LinkType, u64, &'a [u8]),
 {
-    let corrupt = |what, offset| FileError::Corrupt {
-        path: path.to_owned(),
-        what,
-        offset,
-    };
-    let (be, nanos) = data
-        .get(..4)
-        .and_then(pcap_magic)
-        .ok_or_else(|| corrupt("header", 0))?;
-    // The top bits of the link type field carry FCS information (pcap 2.4 addendum).
-    let linktype = u32_at(data, 20, be).ok_or_else(|| corrupt("header", 0))? & 0x0fff_ffff;
-    let link = LinkType::from_pcap(linktype).ok_or_else(|| FileError::LinkType {
-        path: path.to_owned(),
-        linktype,
-    })?;
-    let frac_ns: u64 = if nanos { 1 } else { 1000 };
-    let mut summary = ReadSummary::default();
-    let mut off = 24;
+    let mut off = 0;
     while off < data.len() {
-        prefetch(data, off + PREFETCH_AHEAD);
+        if hint {
+            prefetch(data, off + PREFETCH_AHEAD);
+        }
         let (Some(sec), Some(frac), Some(incl)) = (
             u32_at(data, off, be),
             u32_at(data, off + 4, be),
             u32_at(data, off + 8, be),
         ) else {
-            summary.truncated_at = Some(off);
             break;
         };
         let start = off + 16;
         let Some(frame) = data.get(start..start + incl as usize) else {
-            summary.truncated_at = Some(off);
             break;
         };
         let ts = u64::from(sec) * 1_000_000_000 + u64::from(frac) * frac_ns;
@@ -158,7 +263,7 @@ where
         summary.frames += 1;
         off = start + incl as usize;
     }
-    Ok(summary)
+    off
 }
 
 /// Records are a few hundred bytes apart and the walk reads only their
@@ -190,41 +295,45 @@ struct Interface {
     finer_div: u64,
 }
 
-fn read_pcapng<'a, F>(data: &'a [u8], path: &Path, mut f: F) -> Result<ReadSummary, FileError>
+fn walk_pcapng<'a, F>(
+    data: &'a [u8],
+    base: usize,
+    path: &Path,
+    be: &mut bool,
+    ifaces: &mut Vec<Interface>,
+    summary: &mut ReadSummary,
+    f: &mut F,
+) -> Result<usize, FileError>
 where
     F: FnMut(LinkType, u64, &'a [u8]),
 {
-    let corrupt = |what, offset| FileError::Corrupt {
+    let corrupt = |what, offset: usize| FileError::Corrupt {
         path: path.to_owned(),
         what,
-        offset,
+        offset: base + offset,
     };
-    let mut summary = ReadSummary::default();
-    let mut be = false;
-    let mut ifaces: Vec<Interface> = Vec::new();
     let mut off = 0usize;
     while off < data.len() {
         if data.len() - off < 12 {
-            summary.truncated_at = Some(off);
             break;
         }
         let raw_type = &data[off..off + 4];
         if raw_type == [0x0a, 0x0d, 0x0d, 0x0a] {
             // Section header: its byte-order magic decides the endianness of the section.
-            be = match data.get(off + 8..off + 12) {
+            *be = match data.get(off + 8..off + 12) {
                 Some([0x1a, 0x2b, 0x3c, 0x4d]) => true,
                 Some([0x4d, 0x3c, 0x2b, 0x1a]) => false,
                 _ => return Err(corrupt("section header byte-order magic", off)),
             };
             ifaces.clear();
         }
+        let be = *be;
         let btype = u32_at(data, off, be).ok_or_else(|| corrupt("block", off))?;
         let blen = u32_at(data, off + 4, be).ok_or_else(|| corrupt("block", off))? as usize;
         if blen < 12 || !blen.is_multiple_of(4) {
             return Err(corrupt("block length", off));
         }
         let Some(block) = data.get(off..off + blen) else {
-            summary.truncated_at = Some(off);
             break;
         };
         let body = &block[8..blen - 4];
@@ -302,13 +411,7 @@ where
         }
         off += blen;
     }
-    if summary.frames == 0 && summary.skipped_frames > 0 {
-        return Err(FileError::LinkType {
-            path: path.to_owned(),
-            linktype: 0,
-        });
-    }
-    Ok(summary)
+    Ok(off)
 }
 
 /// if_tsresol: high bit set = negative power of 2, else negative power of 10.

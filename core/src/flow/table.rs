@@ -128,6 +128,8 @@ pub struct FlowTable<X> {
     map: HashMap<FlowKey, Flow<X>>,
     limits: FlowLimits,
     next_id: u64,
+    /// Ids advance by this much, so shards of one capture never hand out the same id.
+    id_step: u64,
     stats: FlowStats,
 }
 
@@ -137,8 +139,28 @@ impl<X: Default> FlowTable<X> {
             map: HashMap::with_capacity(limits.max_flows.min(1 << 16)),
             limits,
             next_id: 1,
+            id_step: 1,
             stats: FlowStats::default(),
         }
+    }
+
+    /// Number flows `first`, `first + step`, …: table `i` of `n` shards
+    /// uses (i + 1, n), so ids stay unique across the shards of one capture.
+    pub fn set_ids(&mut self, first: u64, step: u64) {
+        self.next_id = first.max(1);
+        self.id_step = step.max(1);
+    }
+
+    /// Add another table's activity counters to this one's (shards merged at the end).
+    pub fn absorb_stats(&mut self, other: &FlowStats) {
+        let s = &mut self.stats;
+        s.created += other.created;
+        s.ended_idle += other.ended_idle;
+        s.ended_fin += other.ended_fin;
+        s.ended_rst += other.ended_rst;
+        s.ended_shutdown += other.ended_shutdown;
+        s.evicted += other.evicted;
+        s.interim_records += other.interim_records;
     }
 
     pub fn len(&self) -> usize {
@@ -190,6 +212,7 @@ impl<X: Default> FlowTable<X> {
         }
         let mut created = false;
         let next_id = &mut self.next_id;
+        let id_step = self.id_step;
         let stats = &mut self.stats;
         // One hash lookup for the common case of a known flow.
         let flow = self.map.entry(key).or_insert_with(|| {
@@ -200,7 +223,7 @@ impl<X: Default> FlowTable<X> {
                 sender
             };
             let id = *next_id;
-            *next_id += 1;
+            *next_id += id_step;
             stats.created += 1;
             created = true;
             Flow {
