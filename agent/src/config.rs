@@ -197,7 +197,12 @@ pub struct OutputConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct CollectorConfig {
     /// `wss://host:port/api/v1/agent` (`ws://` only for tests: no encryption).
+    /// The one-collector form of `urls`.
     pub url: String,
+    /// Several collectors, most preferred first: the agent fails over to
+    /// the next when one fails and stays on the one that works (see
+    /// [`crate::link::client`]). Exclusive with `url`.
+    pub urls: Option<Vec<String>>,
     /// One-time enrollment token, only used while no credential is stored.
     pub enroll_token: Option<String>,
     /// PEM file with the collector's CA certificate(s); the only roots trusted.
@@ -218,6 +223,7 @@ impl Default for CollectorConfig {
     fn default() -> Self {
         Self {
             url: String::new(),
+            urls: None,
             enroll_token: None,
             ca_cert: None,
             spool_quota_bytes: 512 << 20,
@@ -227,6 +233,10 @@ impl Default for CollectorConfig {
         }
     }
 }
+
+/// Most collector addresses an agent takes: a failover walks the list, and
+/// a long one only delays finding the collector that answers.
+pub const MAX_COLLECTORS: usize = 16;
 
 /// Smallest spool quota: a few busy batches must fit.
 pub const MIN_SPOOL_QUOTA_BYTES: u64 = 1 << 20;
@@ -241,16 +251,76 @@ impl CollectorConfig {
         }
     }
 
-    /// Check every key; problems are placed under `collector.`.
-    pub fn check(&self, out: &mut Vec<Problem>) -> Option<CollectorUrl> {
-        let at = |k: &str| format!("collector.{k}");
-        let url = match CollectorUrl::parse(&self.url) {
-            Ok(u) => Some(u),
-            Err(m) => {
-                out.push(Problem::new(at("url"), m));
-                None
+    /// The collector addresses as configured, most preferred first (`urls`,
+    /// or `url` alone), unchecked.
+    pub fn addresses(&self) -> Vec<&str> {
+        match &self.urls {
+            Some(urls) => urls.iter().map(String::as_str).collect(),
+            None => vec![self.url.as_str()],
+        }
+    }
+
+    /// Every address parsed, or a problem at its key (`collector.url`,
+    /// `collector.urls[i]`); None when any is wrong.
+    fn check_addresses(&self, out: &mut Vec<Problem>) -> Option<Vec<CollectorUrl>> {
+        let Some(urls) = &self.urls else {
+            if self.url.is_empty() {
+                out.push(Problem::new(
+                    "collector.url",
+                    "required: the collector's wss:// address (or urls = [...] for several collectors)",
+                ));
+                return None;
             }
+            return match CollectorUrl::parse(&self.url) {
+                Ok(u) => Some(vec![u]),
+                Err(m) => {
+                    out.push(Problem::new("collector.url", m));
+                    None
+                }
+            };
         };
+        let before = out.len();
+        if !self.url.is_empty() {
+            out.push(Problem::new(
+                "collector.urls",
+                "set either url (one collector) or urls (several), not both",
+            ));
+        }
+        if urls.is_empty() {
+            out.push(Problem::new(
+                "collector.urls",
+                "must list at least one collector address",
+            ));
+        }
+        if urls.len() > MAX_COLLECTORS {
+            out.push(Problem::new(
+                "collector.urls",
+                format!("at most {MAX_COLLECTORS} collector addresses"),
+            ));
+        }
+        let mut parsed: Vec<CollectorUrl> = Vec::with_capacity(urls.len());
+        for (i, text) in urls.iter().enumerate() {
+            match CollectorUrl::parse(text) {
+                Ok(u) => {
+                    if let Some(j) = parsed.iter().position(|p| *p == u) {
+                        out.push(Problem::new(
+                            format!("collector.urls[{i}]"),
+                            format!("the same collector as urls[{j}]"),
+                        ));
+                    }
+                    parsed.push(u);
+                }
+                Err(m) => out.push(Problem::new(format!("collector.urls[{i}]"), m)),
+            }
+        }
+        (out.len() == before).then_some(parsed)
+    }
+
+    /// Check every key; problems are placed under `collector.`. Returns
+    /// the collector addresses, most preferred first.
+    pub fn check(&self, out: &mut Vec<Problem>) -> Option<Vec<CollectorUrl>> {
+        let at = |k: &str| format!("collector.{k}");
+        let url = self.check_addresses(out);
         if let Some(t) = &self.enroll_token {
             if t.trim().is_empty() {
                 out.push(Problem::new(
@@ -259,7 +329,7 @@ impl CollectorConfig {
                 ));
             }
         }
-        if url.as_ref().is_some_and(|u| u.tls) && self.ca_cert.is_none() {
+        if url.iter().flatten().any(|u| u.tls) && self.ca_cert.is_none() {
             out.push(Problem::new(
                 at("ca_cert"),
                 "required for wss:// (PEM file of the collector's CA)",
@@ -776,8 +846,9 @@ impl AgentConfig {
         }
     }
 
-    /// `[enforce] always_allow` plus the collector's address when its URL
-    /// names an IP address.
+    /// `[enforce] always_allow` plus every collector address whose URL
+    /// names an IP address: enforcement must never cut the agent off from
+    /// the collector it fails over to.
     pub fn always_allowed(&self) -> Vec<IpNetwork> {
         let mut out: Vec<IpNetwork> = self
             .enforce
@@ -786,9 +857,14 @@ impl AgentConfig {
             .filter_map(|a| parse_cidr(a).ok())
             .collect();
         if let Some(c) = &self.collector {
-            if let Ok(u) = CollectorUrl::parse(&c.url) {
-                if let Ok(ip) = u.host.parse::<std::net::IpAddr>() {
-                    out.push(IpNetwork::from(ip));
+            for a in c.addresses() {
+                if let Ok(u) = CollectorUrl::parse(a) {
+                    if let Ok(ip) = u.host.parse::<std::net::IpAddr>() {
+                        let net = IpNetwork::from(ip);
+                        if !out.contains(&net) {
+                            out.push(net);
+                        }
+                    }
                 }
             }
         }
@@ -894,8 +970,73 @@ mod tests {
         assert_eq!(col.batch_interval_ms, 1000);
         assert_eq!(col.heartbeat_interval_ms, 2000);
         assert!(!col.json_debug);
-        let url = col.check(&mut Vec::new()).unwrap();
-        assert_eq!(url.to_url(), "ws://127.0.0.1:9000/api/v1/agent");
+        let urls = col.check(&mut Vec::new()).unwrap();
+        assert_eq!(urls.len(), 1);
+        assert_eq!(urls[0].to_url(), "ws://127.0.0.1:9000/api/v1/agent");
+    }
+
+    #[test]
+    fn several_collectors_in_order_all_always_allowed() {
+        let c = parse(
+            "[collector]\nurls = [\"wss://192.0.2.9:9000/api/v1/agent\", \"wss://noc-b.example.go.id:9001\", \"wss://[2001:db8::7]:9000\"]\nca_cert = \"/ca.pem\"\n[enforce]\nlan_interface = \"lan0\"\nwan_interface = \"wan0\"\nalways_allow = [\"192.0.2.9/32\"]\n",
+        )
+        .unwrap();
+        let col = c.collector.as_ref().unwrap();
+        let urls: Vec<String> = col
+            .check(&mut Vec::new())
+            .unwrap()
+            .iter()
+            .map(CollectorUrl::to_url)
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "wss://192.0.2.9:9000/api/v1/agent",
+                "wss://noc-b.example.go.id:9001/api/v1/agent",
+                "wss://[2001:db8::7]:9000/api/v1/agent",
+            ]
+        );
+        // Every address that is an IP, once; a name is the admin's to list.
+        let allowed: Vec<String> = c.always_allowed().iter().map(|n| n.to_string()).collect();
+        assert_eq!(allowed, ["192.0.2.9/32", "2001:db8::7/128"]);
+        // The one-address form still works and means a list of one.
+        let one = parse("[collector]\nurl = \"ws://127.0.0.1:9000\"\n").unwrap();
+        assert_eq!(one.collector.unwrap().addresses(), ["ws://127.0.0.1:9000"]);
+    }
+
+    #[test]
+    fn collector_address_lists_are_checked() {
+        for (text, want) in [
+            (
+                "[collector]\nurl = \"ws://a:1\"\nurls = [\"ws://b:1\"]\n",
+                "collector.urls: set either url (one collector) or urls (several), not both",
+            ),
+            (
+                "[collector]\nurls = []\n",
+                "collector.urls: must list at least one collector address",
+            ),
+            ("[collector]\n", "collector.url: required"),
+            (
+                "[collector]\nurls = [\"ws://a:1\", \"https://b:1\"]\n",
+                "collector.urls[1]: \"https://b:1\" must start with wss://",
+            ),
+            (
+                "[collector]\nurls = [\"ws://a:1\", \"ws://a:1/api/v1/agent\"]\n",
+                "collector.urls[1]: the same collector as urls[0]",
+            ),
+            (
+                "[collector]\nurls = [\"ws://a:1\", \"wss://b:1\"]\n",
+                "collector.ca_cert: required for wss://",
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.contains(want), "{text}: {want} not in {e}");
+        }
+        let many: Vec<String> = (0..=MAX_COLLECTORS)
+            .map(|i| format!("\"ws://c{i}:1\""))
+            .collect();
+        let e = err(&format!("[collector]\nurls = [{}]\n", many.join(", ")));
+        assert!(e.contains("collector.urls: at most 16"), "{e}");
     }
 
     #[test]

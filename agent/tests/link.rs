@@ -470,6 +470,116 @@ fn exactly_once_across_collector_restart() {
     assert!(spool_files(tmp.path()).is_empty());
 }
 
+/// The collector a heartbeat says the agent is on: (index, failovers, url).
+fn last_link(db: &SharedDb) -> Option<(u32, u64, String)> {
+    let d = db.lock().unwrap();
+    let c = d.heartbeats.last()?.health.collector.clone()?;
+    Some((c.index, c.failovers, c.url))
+}
+
+#[test]
+fn fails_over_to_the_next_collector_stays_there_and_wraps_around() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A and B share one store (`db`), as two collectors on one data dir or
+    // one database do; B is not running yet.
+    let db = SharedDb::default();
+    let a = Collector::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Behavior::AckSome {
+            acks: 3,
+            close_after: 6,
+        },
+        db.clone(),
+    );
+    let (addr_a, addr_b) = (a.addr, free_addr());
+    let url_b = format!("ws://{addr_b}/api/v1/agent");
+    let mut cfg = config("", tmp.path());
+    cfg.urls = Some(vec![a.url(), url_b.clone()]);
+    let (uplink, mut sink) = start(&cfg, Arc::new(HealthState::new())).unwrap();
+    for b in 0..10u64 {
+        produce(&mut sink, b * 10..b * 10 + 10);
+    }
+    wait_until("six batches at A", Duration::from_secs(10), || {
+        db.lock().unwrap().received.len() >= 6
+    });
+    wait_until("a heartbeat at A", Duration::from_secs(10), || {
+        last_link(&db).is_some()
+    });
+    assert_eq!(last_link(&db).map(|l| (l.0, l.1)), Some((0, 0)));
+    a.shutdown();
+    let seen_by_a: Vec<(u64, u64)> = db.lock().unwrap().received.clone();
+    for b in 10..13u64 {
+        produce(&mut sink, b * 10..b * 10 + 10);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let b = Collector::start(addr_b, Behavior::Normal, db.clone());
+    for n in 13..15u64 {
+        produce(&mut sink, n * 10..n * 10 + 10);
+    }
+    wait_until(
+        "all batches committed through B",
+        Duration::from_secs(30),
+        || db.lock().unwrap().committed.len() == 15,
+    );
+    wait_until("spool emptied by B's acks", Duration::from_secs(10), || {
+        uplink.spool_stats().batches == 0
+    });
+    wait_until("a heartbeat naming B", Duration::from_secs(10), || {
+        last_link(&db).is_some_and(|l| l.0 == 1)
+    });
+    assert_eq!(last_link(&db), Some((1, 1, url_b)));
+    {
+        let d = db.lock().unwrap();
+        // A's unacknowledged batches went to B.
+        let after = &d.received[seen_by_a.len()..];
+        for unacked in &seen_by_a[3..] {
+            assert!(
+                after.contains(unacked),
+                "{unacked:?} not re-sent: {after:?}"
+            );
+        }
+        assert_eq!(
+            d.enrolls.len(),
+            1,
+            "B took A's credential: no new enrollment"
+        );
+    }
+    assert_eq!(committed_samples(&db), (0..150).collect::<Vec<_>>());
+
+    // A is back (its own store here, to tell its traffic apart): the agent
+    // stays on B, which works.
+    let db_a = SharedDb::default();
+    let a = Collector::start(addr_a, Behavior::Normal, db_a.clone());
+    produce(&mut sink, 150..160);
+    wait_until("B took the next batch", Duration::from_secs(10), || {
+        db.lock().unwrap().committed.len() == 16
+    });
+    let beats = db.lock().unwrap().heartbeats.len();
+    wait_until("more heartbeats at B", Duration::from_secs(10), || {
+        db.lock().unwrap().heartbeats.len() >= beats + 5
+    });
+    assert_eq!(
+        db_a.lock().unwrap().connections,
+        0,
+        "went back to A unasked"
+    );
+
+    // B dies: the list wraps around to A.
+    b.shutdown();
+    produce(&mut sink, 160..170);
+    wait_until("a heartbeat at A again", Duration::from_secs(30), || {
+        last_link(&db_a).is_some()
+    });
+    let (index, failovers, _) = last_link(&db_a).unwrap();
+    assert_eq!((index, failovers), (0, 2));
+    wait_until("the batch after B at A", Duration::from_secs(10), || {
+        db_a.lock().unwrap().committed.len() == 1
+    });
+    assert_eq!(uplink.stop().spooled_batches, 0);
+    a.shutdown();
+    drop(sink);
+}
+
 #[test]
 fn spool_survives_agent_restart_and_is_sent_first_in_order() {
     let tmp = tempfile::tempdir().unwrap();

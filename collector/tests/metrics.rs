@@ -112,6 +112,7 @@ fn health() -> Health {
                 read_errors: 0,
             },
         ],
+        collector: None,
     }
 }
 

@@ -160,6 +160,22 @@ pub struct Health {
     /// [`decode_agent`]).
     #[serde(default)]
     pub name_lanes: Vec<NameLaneHealth>,
+    /// Which of its collector addresses the agent is on (None from an agent
+    /// built before it was reported). Last, for the same reason.
+    #[serde(default)]
+    pub collector: Option<CollectorLink>,
+}
+
+/// The collector address an agent's link is on, of those it was given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectorLink {
+    /// The address, normalized (`wss://host:port/path`).
+    pub url: String,
+    /// Its place in the agent's list: 0 is the most preferred.
+    pub index: u32,
+    /// Times since the agent started that it was welcomed by another
+    /// address than the one before.
+    pub failovers: u64,
 }
 
 /// What one interface's name lane did since the agent started: the
@@ -337,20 +353,24 @@ pub fn decode_agent(frame: &[u8]) -> Result<(u8, AgentMessage), WireError> {
 }
 
 /// A heartbeat of a version-3 agent built before `Health` grew its last
-/// field (`name_lanes`): postcard is positional and the heartbeat ends where
-/// that field would start, so the same bytes and an empty list (one 0
-/// byte) are the message it meant.
+/// fields (`name_lanes`, then `collector`): postcard is positional and the
+/// heartbeat ends where those fields would start, so the same bytes and an
+/// empty list or None (one 0 byte each) are the message it meant.
 fn decode_older_heartbeat(body: &[u8]) -> Option<AgentMessage> {
     /// `AgentMessage::Heartbeat`'s variant index, as postcard writes it.
     const HEARTBEAT: u8 = 3;
     if body.first() != Some(&HEARTBEAT) {
         return None;
     }
-    let padded = [body, &[0]].concat();
-    match decode_body(&padded) {
-        Ok(m @ AgentMessage::Heartbeat(_)) => Some(m),
-        _ => None,
-    }
+    /// Fields added to the end of `Health` since version 3 began.
+    const ADDED: usize = 2;
+    (1..=ADDED).find_map(|missing| {
+        let padded = [body, &[0; ADDED][..missing]].concat();
+        match decode_body(&padded) {
+            Ok(m @ AgentMessage::Heartbeat(_)) => Some(m),
+            _ => None,
+        }
+    })
 }
 
 /// Encode a collector message for a session of protocol `version`.
@@ -554,6 +574,44 @@ pub(crate) mod tests {
         v.as_object_mut().unwrap().remove("name_lanes");
         let h: Health = serde_json::from_value(v).unwrap();
         assert!(h.name_lanes.is_empty());
+    }
+
+    #[test]
+    fn collector_link_travels_and_heartbeats_without_it_still_read() {
+        let hb = |collector: Option<CollectorLink>| {
+            AgentMessage::Heartbeat(Heartbeat {
+                sent_ms: 9,
+                health: Health {
+                    uptime_secs: 60,
+                    inventory_version: 4,
+                    collector,
+                    ..Health::default()
+                },
+            })
+        };
+        let on_b = Some(CollectorLink {
+            url: "wss://b:9001/api/v1/agent".into(),
+            index: 1,
+            failovers: 2,
+        });
+        let frame = encode(&hb(on_b.clone()));
+        assert_eq!(decode_agent(&frame).unwrap(), (3, hb(on_b)));
+        // An agent with name lanes but before `collector`: one byte short.
+        let mut older = encode(&hb(None));
+        assert_eq!(older.pop(), Some(0));
+        assert_eq!(decode_agent(&older).unwrap(), (3, hb(None)));
+        // One before both: two bytes short.
+        assert_eq!(older.pop(), Some(0));
+        assert!(decode::<AgentMessage>(&older).is_err());
+        assert_eq!(decode_agent(&older).unwrap(), (3, hb(None)));
+        // Three short is not a heartbeat of any build.
+        older.pop();
+        assert!(decode_agent(&older).is_err());
+        // JSON without the field.
+        let mut v = serde_json::to_value(Health::default()).unwrap();
+        v.as_object_mut().unwrap().remove("collector");
+        let h: Health = serde_json::from_value(v).unwrap();
+        assert_eq!(h.collector, None);
     }
 
     /// The opening messages' layout is frozen: these bytes are what every

@@ -6,6 +6,21 @@
 //! Every connection starts from the oldest spooled batch: whatever was in
 //! flight when a link died is re-sent, and the collector drops batches it
 //! already committed. That, not this side, makes delivery exactly-once.
+//!
+//! # Several collectors
+//! With more than one address (`[collector] urls`) every failure of a
+//! session — connect, TLS, refusal, a dropped link, a missing reply or ack —
+//! moves the next attempt to the next address (after the last, the first),
+//! with the same backoff as a reconnect to one collector. The agent then
+//! stays on the collector that works: it does not go back to the first on
+//! its own. The collectors share one store (one at a time on SQLite, all at
+//! once on PostgreSQL and ClickHouse), so any of them is as good as another
+//! for the records; going back would only cost a reconnect, a re-sent window
+//! and, while the first is still down, a failed attempt every time it is
+//! tried — and a first collector that comes back is reached anyway at the
+//! next failure, since the list wraps around. The same spool is re-sent to
+//! whichever collector answers, and the store's (node, boot, seq) dedup
+//! keeps it exactly once.
 
 use std::collections::VecDeque;
 use std::io;
@@ -18,7 +33,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use serde::{Deserialize, Serialize};
 use simpul_proto::wire::{
-    self, AgentMessage, CollectorMessage, Enroll, Heartbeat, Hello, WireError,
+    self, AgentMessage, CollectorLink, CollectorMessage, Enroll, Heartbeat, Hello, WireError,
 };
 
 use super::FromCollector;
@@ -103,7 +118,15 @@ pub(crate) struct ClientCtx {
     pub node_id: String,
     pub state_dir: PathBuf,
     pub options: LinkOptions,
-    pub url: CollectorUrl,
+    /// The collector addresses, most preferred first (at least one).
+    pub urls: Vec<CollectorUrl>,
+    /// Index in `urls` of the address tried next, and in use while a
+    /// session lives.
+    pub current: usize,
+    /// Index of the address that last welcomed this agent.
+    pub on: Option<usize>,
+    /// Times a Welcome came from another address than the previous one.
+    pub failovers: u64,
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Some(deadline) once [`super::Uplink::stop`] asked to flush and stop.
     pub stop: watch::Receiver<Option<Instant>>,
@@ -129,6 +152,45 @@ impl ClientCtx {
 
     fn stopping(&self) -> Option<Instant> {
         *self.stop.borrow()
+    }
+
+    /// The address of the current (or next) attempt.
+    fn url(&self) -> &CollectorUrl {
+        // `current` only ever comes from `next_address`, below the length.
+        &self.urls[self.current.min(self.urls.len().saturating_sub(1))]
+    }
+
+    /// After a failed session: the next attempt goes to the next address.
+    fn next_address(&mut self) {
+        if self.urls.len() > 1 {
+            let from = self.url().to_url();
+            self.current = (self.current + 1) % self.urls.len();
+            tracing::warn!(from = %from, to = %self.url().to_url(),
+                "trying the next collector address");
+        }
+    }
+
+    /// A Welcome from the current address: count a move to another one.
+    fn welcomed_here(&mut self) {
+        match self.on {
+            Some(prev) if prev != self.current => {
+                self.failovers += 1;
+                tracing::warn!(collector = %self.url().to_url(),
+                    previous = %self.urls.get(prev).map(CollectorUrl::to_url).unwrap_or_default(),
+                    failovers = self.failovers, "failed over to another collector");
+            }
+            _ => {}
+        }
+        self.on = Some(self.current);
+    }
+
+    /// Which collector the link is on, for the heartbeat's health.
+    fn link_health(&self) -> CollectorLink {
+        CollectorLink {
+            url: self.url().to_url(),
+            index: self.current as u32,
+            failovers: self.failovers,
+        }
     }
 }
 
@@ -272,16 +334,18 @@ pub(crate) async fn run(mut ctx: ClientCtx) {
             }
             Ok(SessionEnd::Drained) => break,
             Err(SessionError::Refused(reason)) => {
-                tracing::error!(collector = %ctx.url.to_url(), node_id = %ctx.node_id, %reason,
+                tracing::error!(collector = %ctx.url().to_url(), node_id = %ctx.node_id, %reason,
                     "collector refused this agent; retrying later");
                 backoff.at_least(REFUSED_BACKOFF);
+                ctx.next_address();
             }
             Err(e @ SessionError::NoCredential { .. }) => {
                 tracing::error!(error = %e, "cannot authenticate to the collector");
                 backoff.at_least(BACKOFF_MAX);
             }
             Err(e) => {
-                tracing::warn!(collector = %ctx.url.to_url(), error = %e, "collector link down; reconnecting");
+                tracing::warn!(collector = %ctx.url().to_url(), error = %e, "collector link down; reconnecting");
+                ctx.next_address();
             }
         }
         if began.elapsed() >= STABLE_AFTER {
@@ -411,7 +475,8 @@ async fn session(ctx: &mut ClientCtx, cpu: &mut CpuMeter) -> Result<SessionEnd, 
                     wire::PROTOCOL_VERSION
                 )));
             }
-            tracing::info!(collector = %ctx.url.to_url(), node_id = %ctx.node_id, %agency, "connected to the collector");
+            tracing::info!(collector = %ctx.url().to_url(), index = ctx.current, node_id = %ctx.node_id, %agency, "connected to the collector");
+            ctx.welcomed_here();
             ctx.deliver(FromCollector::PolicyKey(policy_key));
             ctx.shared.control.welcomed(features);
             // The collector's interval wins: its liveness timeout is built on it.
@@ -432,7 +497,7 @@ async fn session(ctx: &mut ClientCtx, cpu: &mut CpuMeter) -> Result<SessionEnd, 
 }
 
 async fn connect(ctx: &ClientCtx) -> Result<Ws, SessionError> {
-    let url = &ctx.url;
+    let url = ctx.url();
     let addr = format!("{}:{}", url.host, url.port);
     let tcp = tokio::time::timeout(
         CONNECT_TIMEOUT,
@@ -650,6 +715,7 @@ async fn stream(
                 }
                 let mut health = shared.health.snapshot();
                 health.cpu_percent = cpu.sample();
+                health.collector = Some(ctx.link_health());
                 let hb = AgentMessage::Heartbeat(Heartbeat { sent_ms: super::sink::unix_ms(), health });
                 send(ws, to_message(&hb, json)).await?;
                 send(ws, Message::Ping(Bytes::new())).await?;

@@ -129,6 +129,8 @@ impl HealthState {
             policy_failures: self.policy_failures.load(Relaxed),
             inventory_version: self.inventory_version.load(Relaxed),
             name_lanes,
+            // Filled in by the link, which knows which collector it is on.
+            collector: None,
         }
     }
 }

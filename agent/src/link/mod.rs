@@ -13,6 +13,8 @@
 //! - The client sends spooled batches oldest first, a window at a time, and
 //!   deletes each on the collector's `Ack`. Reconnects re-send everything
 //!   unacknowledged; the collector drops what it already committed.
+//! - With several collector addresses (`[collector] urls`) a failed link
+//!   moves to the next one; the spool does not care which collector acks.
 //!
 //! - What the collector sends besides acks (the inventory, signed policies,
 //!   its policy key) goes to the [`LinkOptions::inbox`]; what the agent
@@ -296,8 +298,8 @@ impl Uplink {
         options: LinkOptions,
     ) -> Result<(Uplink, LinkSink), LinkError> {
         let mut problems = Vec::new();
-        let url = cfg.check(&mut problems);
-        let url = match (url, problems.first()) {
+        let urls = cfg.check(&mut problems);
+        let urls = match (urls, problems.first()) {
             (Some(u), None) => u,
             (_, Some(p)) => {
                 return Err(LinkError::Config {
@@ -318,7 +320,7 @@ impl Uplink {
                 message: format!("{node_id:?} is not a valid node id"),
             });
         }
-        let tls = match (&url.tls, &cfg.ca_cert) {
+        let tls = match (urls.iter().any(|u| u.tls), &cfg.ca_cert) {
             (true, Some(ca)) => Some(client::tls_config(ca)?),
             (true, None) => {
                 return Err(LinkError::Config {
@@ -326,11 +328,11 @@ impl Uplink {
                     message: "required for wss://".into(),
                 })
             }
-            (false, _) => {
-                tracing::warn!(url = %cfg.url, "collector link is unencrypted (ws://): for tests only");
-                None
-            }
+            (false, _) => None,
         };
+        for u in urls.iter().filter(|u| !u.tls) {
+            tracing::warn!(url = %u.to_url(), "collector link is unencrypted (ws://): for tests only");
+        }
         std::fs::create_dir_all(state_dir).map_err(|cause| LinkError::StateDir {
             path: state_dir.to_owned(),
             cause,
@@ -370,7 +372,10 @@ impl Uplink {
             cfg: cfg.clone(),
             node_id: node_id.to_string(),
             state_dir: state_dir.to_owned(),
-            url,
+            urls,
+            current: 0,
+            on: None,
+            failovers: 0,
             tls,
             stop: stop_rx,
             hostname: client::hostname(),
@@ -393,7 +398,8 @@ impl Uplink {
                 });
             }
         };
-        tracing::info!(collector = %cfg.url, node_id, boot_epoch, "collector link started");
+        let collectors = cfg.addresses().join(", ");
+        tracing::info!(%collectors, node_id, boot_epoch, "collector link started");
         let sink = LinkSink::new(
             Duration::from_millis(cfg.batch_interval_ms),
             tx,

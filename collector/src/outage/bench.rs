@@ -66,6 +66,7 @@ pub fn bench_heartbeats(dir: &Path, nodes: usize, secs: f64) -> anyhow::Result<H
             flows_evicted: 0,
             inventory_version: 3,
             name_lanes: Vec::new(),
+            collector: None,
             spool_batches: 0,
             spool_bytes: 0,
             spool_quota_bytes: 1 << 30,

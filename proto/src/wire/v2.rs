@@ -159,6 +159,7 @@ impl From<Health> for super::Health {
             policy_failures: h.policy_failures,
             inventory_version: 0,
             name_lanes: Vec::new(),
+            collector: None,
         }
     }
 }
