@@ -112,7 +112,11 @@ fn health() -> Health {
                 read_errors: 0,
             },
         ],
-        collector: None,
+        collector: Some(simpul_proto::wire::CollectorLink {
+            url: "wss://10.255.1.10:8443/api/v1/agent".into(),
+            index: 1,
+            failovers: 3,
+        }),
     }
 }
 
@@ -488,6 +492,11 @@ async fn prometheus_scrapes_the_nocs_figures() {
     );
     assert_eq!(s.value("simpul_agent_capture_frames_total", &node), 1500.0);
     assert_eq!(s.value("simpul_agent_name_lanes", &node), 2.0);
+    assert_eq!(s.value("simpul_agent_collector_index", &node), 1.0);
+    assert_eq!(
+        s.value("simpul_agent_collector_failovers_total", &node),
+        3.0
+    );
     assert_eq!(s.value("simpul_agent_name_lane_frames_total", &node), 100.0);
     assert_eq!(s.value("simpul_agent_name_lane_blocks_total", &node), 7.0);
     assert_eq!(

@@ -125,6 +125,17 @@ const NAME_LANE_LOST: Family = Family {
     help: "Name-lane work lost since the agent started, by what: dropped (a refusal not handed on, the kernel side behind; the capture's packet path asks later) or read_error (the lane's socket failed a read).",
 };
 
+const COLLECTOR_INDEX: Family = Family {
+    name: "simpul_agent_collector_index",
+    kind: Kind::Gauge,
+    help: "Which of its collector addresses ([collector] urls) the agent is on: 0 is the first, most preferred (absent from an agent that does not report it).",
+};
+const COLLECTOR_FAILOVERS: Family = Family {
+    name: "simpul_agent_collector_failovers_total",
+    kind: Kind::Counter,
+    help: "Times since the agent started that another collector address welcomed it than the one before.",
+};
+
 /// Longest agent version kept as a label value (agents send it).
 const MAX_VERSION: usize = 64;
 
@@ -179,6 +190,8 @@ fn health(e: &mut Exposition, s: &AppState) {
         &NAME_LANE_FRAMES,
         &NAME_LANE_BLOCKS,
         &NAME_LANE_LOST,
+        &COLLECTOR_INDEX,
+        &COLLECTOR_FAILOVERS,
     ] {
         e.family(f);
     }
@@ -222,5 +235,11 @@ fn health(e: &mut Exposition, s: &AppState) {
                 &[l[0], l[1], ("what", "read_error")],
                 sum(|n| n.read_errors),
             );
+        let link = h.collector.as_ref();
+        if let Some(c) = link {
+            e.family(&COLLECTOR_INDEX).int(&l, u64::from(c.index));
+        }
+        e.family(&COLLECTOR_FAILOVERS)
+            .int(&l, link.map_or(0, |c| c.failovers));
     }
 }
