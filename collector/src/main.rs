@@ -80,6 +80,16 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Ingest the same batches into SQLite and ClickHouse (records/s, bytes
+    /// per flow, query latency); without --url, a private clickhouse-server.
+    BenchClickhouse {
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, default_value = "simpul_bench")]
+        database: String,
+    },
     /// Measure ingest of agent batches into SQLite (records per second, one core).
     BenchIngest {
         #[arg(long, default_value_t = 1_000_000)]
@@ -332,6 +342,25 @@ fn run(cli: Cli) -> Result<()> {
                 current.agencies.len(),
                 current.nodes.len()
             );
+            Ok(())
+        }
+        Command::BenchClickhouse {
+            records,
+            url,
+            database,
+        } => {
+            use simpul_collector::store::clickhouse::{bench::bench_clickhouse, server};
+            let private = match url {
+                Some(_) => None,
+                None => Some(server::TempClickHouse::start().map_err(anyhow::Error::msg)?),
+            };
+            let url =
+                url.unwrap_or_else(|| private.as_ref().map_or(String::new(), |p| p.url.clone()));
+            let dir = std::env::temp_dir().join(format!("simpul-bench-ch-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let report = bench_clickhouse(&url, &database, &dir, records);
+            let _ = std::fs::remove_dir_all(&dir);
+            println!("{}", serde_json::to_string(&report?)?);
             Ok(())
         }
         Command::BenchIngest { records, data_dir } => {

@@ -509,3 +509,37 @@ fn a_missing_or_wrong_server_is_a_clear_error() {
         .to_string();
     assert!(e.contains("storage.clickhouse.database"), "{e}");
 }
+
+#[test]
+fn collector_toml_chooses_the_backend() {
+    use crate::config::{CollectorConfig, StorageBackend};
+    let path = std::path::Path::new("/etc/simpul/collector.toml");
+    let base = "[server]\nlisten = \"127.0.0.1:8080\"\n";
+    let c = CollectorConfig::parse(base, path).unwrap();
+    assert_eq!(c.storage.backend, StorageBackend::Sqlite);
+    let c = CollectorConfig::parse(
+        &format!(
+            "{base}[storage]\nbackend = \"clickhouse\"\n[storage.clickhouse]\n\
+             url = \"http://10.0.0.5:8123\"\ndatabase = \"noc\"\nusage_1h_retention_days = 365\n"
+        ),
+        path,
+    )
+    .unwrap();
+    assert_eq!(c.storage.backend, StorageBackend::Clickhouse);
+    assert_eq!(c.storage.clickhouse.url, "http://10.0.0.5:8123");
+    assert_eq!(c.storage.clickhouse.database, "noc");
+    assert_eq!(c.storage.clickhouse.usage_1h_retention_days, 365);
+    assert_eq!(c.storage.clickhouse.top_retention_days, 30);
+    let e = CollectorConfig::parse(
+        &format!(
+            "{base}[storage]\nbackend = \"clickhouse\"\n[storage.clickhouse]\nurl = \"https://x\"\n"
+        ),
+        path,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("storage.clickhouse.url"), "{e}");
+    assert!(
+        CollectorConfig::parse(&format!("{base}[storage]\nbackend = \"mongo\"\n"), path).is_err()
+    );
+}

@@ -23,6 +23,9 @@ use crate::store::{sequence_check, BatchOutcome, NodeBatches, RetentionStats, St
 /// before that horizon is looked up in ClickHouse (long flows after a
 /// restart); a later-starting one cannot have been stored before it.
 const CACHE_WINDOW_NS: u64 = 3600 * 1_000_000_000;
+/// Cached flows at most: past it the horizon moves up to the median last
+/// record (more look-ups for long flows, bounded memory at any rate).
+const MAX_CACHED: usize = 2_000_000;
 /// Rows per insert at most (whole batches only): far below ClickHouse's
 /// `max_insert_block_size` (1 048 576), so an insert is one block and a
 /// batch is never split between two blocks of a view.
@@ -251,8 +254,15 @@ impl ChWriter {
         Ok(())
     }
 
+    /// Raise the horizon (never lower it: every flow whose last record is
+    /// at or after it must stay cached) and drop what falls below.
     fn evict(&mut self) {
-        let h = self.newest.saturating_sub(CACHE_WINDOW_NS);
+        let mut h = self.newest.saturating_sub(CACHE_WINDOW_NS);
+        if self.cache.len() > MAX_CACHED {
+            let mut seen: Vec<u64> = self.cache.values().map(|s| s.last_seen).collect();
+            let mid = seen.len() / 2;
+            h = h.max(*seen.select_nth_unstable(mid).1);
+        }
         if h > self.horizon {
             self.horizon = h;
             self.cache.retain(|_, st| st.last_seen >= h);
@@ -398,7 +408,7 @@ impl FlowWriter for ChWriter {
         self.cache.extend(changed);
         self.newest = newest;
         self.calls += 1;
-        if self.calls.is_multiple_of(64) {
+        if self.calls.is_multiple_of(64) || self.cache.len() > MAX_CACHED {
             self.evict();
         }
         Ok(out)
