@@ -15,6 +15,7 @@ DEBIAN_PACKAGES=(
   prometheus        # promtool and a server: the /metrics test checks the scrape and runs the dashboard's queries
   poppler-utils     # pdftotext: tests read the monthly report PDFs back
   clickhouse-server clickhouse-client  # the ClickHouse flow store's tests and bench (18.16+)
+  postgresql        # the PostgreSQL control store's tests (initdb/postgres on a temp dir; the package creates the postgres account they run as)
 )
 
 missing=()

@@ -41,6 +41,9 @@ pub enum StoreError {
     Type(#[from] rusqlite::types::FromSqlError),
     #[error("cannot encode health as JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The PostgreSQL control store (`store/postgres`) failed or refused.
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
     /// The ClickHouse flow store (`store/clickhouse`) failed or refused.
     #[error("ClickHouse at {url}: {detail}")]
     ClickHouse { url: String, detail: String },

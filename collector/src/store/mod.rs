@@ -23,9 +23,11 @@ mod error;
 mod flowscan;
 mod incidents;
 mod ingest;
+mod lease;
 mod lists;
 pub mod memory;
 mod peaks;
+pub mod postgres;
 mod query;
 mod record;
 mod registry;
@@ -666,6 +668,15 @@ impl ControlStore for Store {
 
     fn list_sources(&self) -> Result<Vec<ListSource>, StoreError> {
         lists::sources(&self.inner.control.durable())
+    }
+
+    fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let conn = self.inner.control.durable();
+        lease::try_lease(&conn, name, holder, ttl, std::time::SystemTime::now())
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> Result<bool, StoreError> {
+        lease::release_lease(&self.inner.control.durable(), name, holder)
     }
 
     fn incidents(&self) -> Result<IncidentStore, StoreError> {

@@ -35,19 +35,19 @@ pub(crate) fn check_code(what: &'static str, s: &str) -> Result<(), StoreError> 
 }
 
 /// 32 random bytes, hex: what tokens and credentials look like on the wire.
-fn new_secret() -> String {
+pub(super) fn new_secret() -> String {
     let mut b = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut b);
     hex::encode(b)
 }
 
-fn sha256(secret: &str) -> [u8; 32] {
+pub(super) fn sha256(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
 /// Compares every byte whatever the first difference, so response time does
 /// not tell an attacker how much of a guess was right.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -537,6 +537,16 @@ CREATE TABLE usage_peak_1h (
     PRIMARY KEY (agency, ts)
 ) WITHOUT ROWID;
 "#,
+    // 11: leader leases (store/lease.rs): the outage detector's, so the same
+    // code leads on SQLite and on a control store shared by several
+    // collectors.
+    r#"
+CREATE TABLE leases (
+    name        TEXT PRIMARY KEY NOT NULL,
+    holder      TEXT NOT NULL,
+    expires_ms  INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The migration that adds the peak tables: the per-second rows it finds

@@ -325,6 +325,14 @@ pub trait ControlStore: Send + Sync {
     fn list_sources(&self) -> Result<Vec<ListSource>, StoreError>;
     fn node_policy_states(&self) -> Result<Vec<NodePolicyState>, StoreError>;
 
+    /// Take the lease `name` for `holder` until `ttl` from now, or renew it:
+    /// true when `holder` holds it now (it was free, expired, or its own).
+    /// At most one holder at a time, however many collectors ask at once.
+    fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Give the lease up (a clean stop), so another takes it at once.
+    /// False when `holder` did not hold it.
+    fn release_lease(&self, name: &str, holder: &str) -> Result<bool, StoreError>;
+
     /// The incidents and maintenance windows (one writer: the outage monitor).
     fn incidents(&self) -> Result<IncidentStore, StoreError>;
     /// Where the notification log lives (the notifier opens its own
