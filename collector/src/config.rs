@@ -114,6 +114,8 @@ pub struct StorageConfig {
     /// (`[storage.clickhouse]`; the control store stays SQLite).
     pub backend: StorageBackend,
     pub clickhouse: crate::store::clickhouse::ClickHouseConfig,
+    /// The control store: "sqlite" (the default) or "postgres" (`url`).
+    pub control: crate::store::postgres::PostgresConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -132,6 +134,7 @@ impl Default for StorageConfig {
             blocked_retention_days: None,
             backend: StorageBackend::Sqlite,
             clickhouse: Default::default(),
+            control: Default::default(),
         }
     }
 }
@@ -340,6 +343,20 @@ impl CollectorConfig {
             for (key, why) in self.storage.clickhouse.problems() {
                 bad(key, why);
             }
+        }
+        for (key, why) in self.storage.control.problems() {
+            bad(key, why);
+        }
+        if self.storage.control.backend == crate::store::postgres::ControlBackend::Postgres {
+            bad(
+                "storage.control.backend",
+                format!(
+                    "\"postgres\" is not complete yet: {} are still SQLite-only, so \
+                     collectors sharing it would each open incidents and alert on their own; \
+                     keep \"sqlite\" (one collector) until they move",
+                    crate::store::postgres::NOT_ON_POSTGRES
+                ),
+            );
         }
         if self.storage.blocked_retention_days == Some(0) {
             bad(

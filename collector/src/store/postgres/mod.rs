@@ -38,10 +38,23 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 
-/// `[storage.control]` with `backend = "postgres"`.
+/// Where the control store lives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ControlBackend {
+    /// `simpul.db` in the data directory: one collector.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database several collectors share.
+    Postgres,
+}
+
+/// `[storage.control]`: `backend`, and with `backend = "postgres"` where
+/// the database is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PostgresConfig {
+    pub backend: ControlBackend,
     /// `postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (libpq form; a
     /// `host=… dbname=…` string works too).
     pub url: String,
@@ -54,6 +67,7 @@ pub struct PostgresConfig {
 impl Default for PostgresConfig {
     fn default() -> Self {
         Self {
+            backend: ControlBackend::Sqlite,
             url: String::new(),
             connections: 4,
             timeout_secs: 10,
@@ -61,10 +75,18 @@ impl Default for PostgresConfig {
     }
 }
 
+/// What the collector still keeps only in SQLite: with these apart, two
+/// collectors on one PostgreSQL would each detect outages and alert on
+/// their own, so the server refuses the backend until they move.
+pub const NOT_ON_POSTGRES: &str = "incidents, maintenance windows and the notification log";
+
 impl PostgresConfig {
-    /// (key, what is wrong) for the config check.
+    /// (key, what is wrong) for the config check; nothing for SQLite.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
+        if self.backend == ControlBackend::Sqlite {
+            return out;
+        }
         if self.url.is_empty() {
             out.push((
                 "storage.control.url",

@@ -8,7 +8,7 @@ use std::time::Duration;
 use simpul_proto::wire::PolicyOutcome;
 
 use super::server::TempPostgres;
-use super::{PgStore, PostgresConfig};
+use super::{ControlBackend, PgStore, PostgresConfig};
 use crate::auth::Role;
 use crate::store::access::{AuditCheck, AuditFilter, NewApiToken, NewAudit, NewSession, User};
 use crate::store::traits::{
@@ -44,6 +44,7 @@ fn pg_store(server: &TempPostgres, db: &str) -> PgStore {
 
 fn open_pg(url: &str) -> PgStore {
     PgStore::open(&PostgresConfig {
+        backend: ControlBackend::Postgres,
         url: url.to_string(),
         ..PostgresConfig::default()
     })
@@ -609,6 +610,7 @@ fn postgres_lease_has_one_holder_among_rivals() {
 #[test]
 fn postgres_config_problems_are_named() {
     let bad = PostgresConfig {
+        backend: ControlBackend::Postgres,
         url: "mysql://nope".into(),
         connections: 0,
         timeout_secs: 0,
@@ -622,7 +624,9 @@ fn postgres_config_problems_are_named() {
             "storage.control.timeout_secs"
         ]
     );
+    assert!(PostgresConfig::default().problems().is_empty());
     assert!(PostgresConfig {
+        backend: ControlBackend::Postgres,
         url: "postgresql://simpul@db.example:5432/simpul".into(),
         ..Default::default()
     }
@@ -636,4 +640,31 @@ fn postgres_config_problems_are_named() {
     })
     .unwrap_err();
     assert!(matches!(err, StoreError::Postgres(_)), "{err}");
+}
+
+/// Until incidents and the notification log move, a collector refuses the
+/// PostgreSQL control store by name instead of splitting its state.
+#[test]
+fn collector_config_refuses_postgres_control_with_the_missing_pieces() {
+    let parse = |text: &str| {
+        crate::config::CollectorConfig::parse(text, std::path::Path::new("collector.toml"))
+    };
+    let base = "[server]\nlisten = \"127.0.0.1:9000\"\n";
+    let cfg = parse(base).unwrap();
+    assert_eq!(cfg.storage.control.backend, ControlBackend::Sqlite);
+    let err = parse(&format!(
+        "{base}[storage.control]\nbackend = \"postgres\"\n\
+         url = \"postgresql://simpul@db:5432/simpul\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("storage.control.backend"), "{err}");
+    assert!(err.contains("notification log"), "{err}");
+    let err = parse(&format!(
+        "{base}[storage.control]\nbackend = \"postgres\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("storage.control.url"), "{err}");
+    assert!(parse(&format!("{base}[storage.control]\nbackend = \"mysql\"\n")).is_err());
 }
