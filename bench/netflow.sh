@@ -6,7 +6,7 @@
 #   bench/netflow.sh            (RUNS=3 PACKETS=2000000 FLOWS=250000 RATE=5000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for t in python3 softflowd nfcapd nfdump editcap /usr/bin/time; do
+for t in python3 softflowd nfcapd nfdump editcap; do
     command -v "$t" >/dev/null || { echo "netflow.sh: $t is missing (scripts/setup.sh)" >&2; exit 1; }
 done
 cargo build --release -q -p simpul-collector
