@@ -6,4 +6,5 @@ pub mod api;
 pub mod bench;
 pub mod conditions;
 pub mod detector;
+pub mod leader;
 pub mod monitor;
