@@ -52,6 +52,7 @@ async fn unlisted_exporter_attributed_by_subnets_with_sampling_applied() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = base_config(dir.path());
     cfg.netflow.listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.netflow.accept_unlisted = true;
     let c = start(cfg, &[], vec![]).await;
     let inv = Inventory {
         agencies: vec![
@@ -128,5 +129,13 @@ async fn unlisted_exporter_attributed_by_subnets_with_sampling_applied() {
     ] {
         assert!(metrics.contains(line), "no {line:?} in\n{metrics}");
     }
+    // Not listed and not in the inventory: its flows are kept, but a
+    // forgeable UDP source is never a node the outage monitor watches.
+    assert!(c
+        .state
+        .outage
+        .nodes()
+        .iter()
+        .all(|n| n.node_id != "nf-127-0-0-1"));
     c.stop().await;
 }

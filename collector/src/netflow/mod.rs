@@ -24,7 +24,9 @@ pub struct NetflowConfig {
     /// Exporters by address: their agency and node id.
     pub exporter: Vec<ExporterConfig>,
     /// Take datagrams from exporters not listed (attributed by the
-    /// inventory's subnets, node id `nf-<address>`).
+    /// inventory's subnets, node id `nf-<address>`). Off by default: UDP
+    /// source addresses are easily forged, and a forged exporter would
+    /// write flows into agencies' figures.
     pub accept_unlisted: bool,
     /// Exporters remembered at most (templates, sequence numbers).
     pub max_exporters: usize,
@@ -39,7 +41,7 @@ impl Default for NetflowConfig {
         NetflowConfig {
             listen: None,
             exporter: Vec::new(),
-            accept_unlisted: true,
+            accept_unlisted: false,
             max_exporters: 1024,
             max_templates_per_exporter: 512,
             receive_buffer_bytes: 8 << 20,
@@ -135,7 +137,7 @@ mod tests {
     fn disabled_unless_listen_is_set() {
         let cfg = parse("").expect("defaults");
         assert!(cfg.netflow.listen.is_none());
-        assert!(cfg.netflow.accept_unlisted);
+        assert!(!cfg.netflow.accept_unlisted);
     }
 
     #[test]

@@ -73,6 +73,10 @@ struct Exporter {
     next_flow: u64,
     last_beat: Option<Instant>,
     last_seen_saved: Option<Instant>,
+    /// Listed in `[[netflow.exporter]]` or in the inventory's nodes: only
+    /// then is it a node the outage monitor watches (a source address is
+    /// easily forged over UDP; forged ones must not raise outages).
+    monitored: bool,
 }
 
 /// The registry's last-seen of an exporter is written at most this often.
@@ -160,7 +164,8 @@ impl Pipeline {
             let agency = listed
                 .and_then(|e| e.agency.clone())
                 .or_else(|| self.state.inventory.node(&node).map(|n| n.agency));
-            tracing::info!(exporter = %ip, node = %node, agency = agency.as_deref().unwrap_or("(per flow, by subnet)"), "NetFlow/IPFIX exporter heard first");
+            let monitored = listed.is_some() || self.state.inventory.node(&node).is_some();
+            tracing::info!(exporter = %ip, node = %node, monitored, agency = agency.as_deref().unwrap_or("(per flow, by subnet)"), "NetFlow/IPFIX exporter heard first");
             self.exporters.insert(
                 ip,
                 Exporter {
@@ -170,6 +175,7 @@ impl Pipeline {
                     next_flow: 1,
                     last_beat: None,
                     last_seen_saved: None,
+                    monitored,
                 },
             );
         }
@@ -250,7 +256,7 @@ impl Pipeline {
             s.flows.push(to_record(f, id, agency, unit, scope));
             full |= s.flows.len() >= FLUSH_RECORDS;
         }
-        let beat = e.last_beat.is_none_or(|t| t.elapsed() >= self.beat_every);
+        let beat = e.monitored && e.last_beat.is_none_or(|t| t.elapsed() >= self.beat_every);
         if beat {
             let agency = e
                 .agency
