@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use serde::Serialize;
 
 use super::conditions::{AllocationWatch, Change, ConditionConfig, Conditions};
-use super::detector::{Detector, DetectorConfig, Event};
+use super::detector::{Detector, DetectorConfig, Event, Status};
 use crate::config::NodesConfig;
 use crate::inventory::Topology;
 use crate::state::now_ms;
@@ -57,6 +57,12 @@ pub struct Alert {
 /// Where alerts go. `Err` means the alert was not queued: the incident is
 /// not marked notified, and the monitor tries again.
 pub type AlertSink = Arc<dyn Fn(&Alert) -> Result<(), String> + Send + Sync>;
+
+/// Whether this collector leads now (`outage::leader::Leader::is_leading`).
+/// A follower tracks every node but opens no incident and sends no alert;
+/// when it becomes leader it records what its detector sees (nodes down
+/// without an open outage, outages of nodes that are up again).
+pub type LeaderGate = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// A node as the dashboard and API see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -163,6 +169,18 @@ impl OutageMonitor {
         topology: Topology,
         alerts: AlertSink,
     ) -> Result<OutageMonitor, MonitorError> {
+        Self::start_led(cfg, store, known, topology, alerts, None)
+    }
+
+    /// `start`, leading only while `gate` says so (None: always).
+    pub fn start_led(
+        cfg: &NodesConfig,
+        store: &dyn ControlStore,
+        known: Vec<(String, String)>,
+        topology: Topology,
+        alerts: AlertSink,
+        gate: Option<LeaderGate>,
+    ) -> Result<OutageMonitor, MonitorError> {
         let mut incidents = store.incidents()?;
         let parent_of = |n: &str| topology.parents.get(n).cloned();
         let started = now_ms();
@@ -216,6 +234,8 @@ impl OutageMonitor {
             last_view_ms: 0,
             view_dirty: true,
             unsent: Vec::new(),
+            leading: gate.is_none(),
+            gate,
         };
         // An outage recorded but not yet handed to the notifier when the
         // previous run died: hand it over now (the notifier's log drops it
@@ -386,6 +406,8 @@ struct Worker {
     view_dirty: bool,
     /// Alerts the sink refused, retried every tick.
     unsent: Vec<Alert>,
+    gate: Option<LeaderGate>,
+    leading: bool,
 }
 
 impl Worker {
@@ -395,6 +417,7 @@ impl Worker {
     fn run(&mut self, rx: &Receiver<Input>, store: &mut IncidentStore, stop: &AtomicBool) {
         let mut next_house = now_ms();
         while !stop.load(Ordering::Acquire) {
+            self.follow_the_lead(store);
             let wake = self
                 .detector
                 .next_deadline_ms()
@@ -613,6 +636,43 @@ impl Worker {
         }
     }
 
+    /// Take over (see `LeaderGate`) or step down.
+    fn follow_the_lead(&mut self, store: &mut IncidentStore) {
+        let Some(gate) = &self.gate else { return };
+        let now_leading = gate();
+        if now_leading == self.leading {
+            return;
+        }
+        self.leading = now_leading;
+        tracing::info!(leading = now_leading, "outage detector leadership changed");
+        if !now_leading {
+            return;
+        }
+        let now = now_ms();
+        let states: Vec<(String, Status)> = self
+            .detector
+            .statuses()
+            .map(|(n, st)| (n.to_string(), st))
+            .collect();
+        for (node, status) in states {
+            match status {
+                Status::Down if matches!(store.open_for(&node), Ok(None)) => {
+                    let started = self.detector.last_heartbeat_ms(&node).unwrap_or(now);
+                    if let Some((inc, fresh)) =
+                        self.open(store, &node, "down", None, &[], started, now)
+                    {
+                        if fresh && !inc.maintenance {
+                            let a = self.alert(&inc, AlertState::Firing, "down");
+                            self.send_alert(a, store);
+                        }
+                    }
+                }
+                Status::Up => self.resolve(store, &node, now),
+                _ => {}
+            }
+        }
+    }
+
     fn handle(&mut self, events: Vec<Event>, store: &mut IncidentStore) {
         if !events.is_empty() {
             // The API's view changes before the incidents are written, so a
@@ -627,6 +687,9 @@ impl Worker {
             } else {
                 self.view_dirty = true;
             }
+        }
+        if !self.leading {
+            return;
         }
         for e in events {
             tracing::info!(event = ?e, "node state");
@@ -718,6 +781,9 @@ impl Worker {
         at_ms: u64,
         store: &mut IncidentStore,
     ) {
+        if !self.leading {
+            return;
+        }
         for ch in changes {
             let kind = ch.condition.kind();
             tracing::info!(node, kind, active = ch.active, detail = %ch.detail, "node condition");
@@ -772,6 +838,9 @@ impl Worker {
     }
 
     fn retry_unsent(&mut self, store: &mut IncidentStore) {
+        if !self.leading {
+            return;
+        }
         for a in std::mem::take(&mut self.unsent) {
             self.send_alert(a, store);
         }
@@ -780,6 +849,9 @@ impl Worker {
     /// Outages unacknowledged for `escalate_after_mins` × level go to the
     /// next level's contacts (the notifier's routing decides who).
     fn escalate(&mut self, now: u64, store: &mut IncidentStore) {
+        if !self.leading {
+            return;
+        }
         let after = self.cfg.escalate_after_mins * 60_000;
         if after == 0 {
             return;
@@ -994,6 +1066,86 @@ mod tests {
         m.stop();
     }
 
+    /// A follower tracks a node going down but records and sends nothing;
+    /// when it becomes leader it opens the outage it saw and alerts once,
+    /// and resolves it like any other when the node is back.
+    #[test]
+    fn a_follower_stays_quiet_and_catches_up_when_it_leads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::Store::open(dir.path(), crate::store::StoreConfig::default())
+            .expect("store");
+        let alerts: Arc<std::sync::Mutex<Vec<Alert>>> = Arc::default();
+        let sink: AlertSink = {
+            let alerts = alerts.clone();
+            Arc::new(move |a: &Alert| {
+                alerts.lock().expect("lock").push(a.clone());
+                Ok(())
+            })
+        };
+        let lead = Arc::new(AtomicBool::new(false));
+        let gate: LeaderGate = {
+            let lead = lead.clone();
+            Arc::new(move || lead.load(Ordering::Acquire))
+        };
+        let cfg = NodesConfig {
+            heartbeat_interval_ms: 100,
+            down_after_secs: 1,
+            ..NodesConfig::default()
+        };
+        let m = OutageMonitor::start_led(
+            &cfg,
+            &store,
+            vec![("n1".into(), "dinkes".into())],
+            Topology::default(),
+            sink,
+            Some(gate),
+        )
+        .expect("start");
+        let until = |what: &str, ok: &dyn Fn() -> bool| {
+            let end = std::time::Instant::now() + Duration::from_secs(20);
+            while !ok() {
+                assert!(std::time::Instant::now() < end, "{what}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        m.heartbeat("n1", "dinkes");
+        until("n1 goes down", &|| {
+            m.nodes().iter().any(|n| n.status == "down")
+        });
+        // The detector's next beats pass; still nothing recorded or sent.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(alerts.lock().expect("lock").is_empty());
+        let incidents = store.incidents().expect("incidents");
+        assert!(incidents.open_for("n1").expect("read").is_none());
+
+        lead.store(true, Ordering::Release);
+        until("the new leader alerts", &|| {
+            !alerts.lock().expect("lock").is_empty()
+        });
+        assert!(incidents.open_for("n1").expect("read").is_some());
+        // Back, heartbeating as a live agent does.
+        let end = std::time::Instant::now() + Duration::from_secs(20);
+        while alerts.lock().expect("lock").len() < 2 {
+            assert!(std::time::Instant::now() < end, "the recovery is sent");
+            m.heartbeat("n1", "dinkes");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let got: Vec<(String, AlertState)> = alerts
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|a| (a.kind.clone(), a.state))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("node_down".to_string(), AlertState::Firing),
+                ("node_down".to_string(), AlertState::Resolved)
+            ]
+        );
+        m.stop();
+    }
+
     /// Escalation over simulated time: one alert per level, none once
     /// acknowledged.
     #[test]
@@ -1026,6 +1178,8 @@ mod tests {
             last_view_ms: 0,
             view_dirty: true,
             unsent: Vec::new(),
+            gate: None,
+            leading: true,
         };
         let t0 = 1_000_000;
         let (inc, _) = incidents
