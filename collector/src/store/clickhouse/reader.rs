@@ -199,9 +199,23 @@ fn limit_or(n: usize, default: usize) -> usize {
 impl ChReader {
     /// The flows of the filter's range whose latest state passes every
     /// condition, in page order after the cursor, at most `limit`.
-    fn flow_rows(&self, f: &FlowFilter, limit: usize) -> Result<Vec<(i64, FlowRow)>, StoreError> {
+    ///
+    /// `window`: only flows whose latest record is in [start, end) (ns),
+    /// a part of the range: a flow is its latest row, and that row is in
+    /// the window, so reading the window's rows finds every such flow
+    /// (their older rows are read through the key index).
+    fn flow_rows(
+        &self,
+        f: &FlowFilter,
+        limit: usize,
+        window: Option<(u64, u64)>,
+    ) -> Result<Vec<(i64, FlowRow)>, StoreError> {
         let fr = self.t("flow_records");
         let (from, to) = (f.from.saturating_mul(NS), f.to.saturating_mul(NS));
+        let (from, to) = match window {
+            Some((start, end)) => (from.max(start), to.min(end)),
+            None => (from, to),
+        };
         let agency = agency_cond("agency", f.agency.as_deref());
         let mut having = format!("x_last_seen >= {from} AND x_last_seen < {to}");
         if let Some(h) = f.host {
@@ -244,9 +258,14 @@ impl ChReader {
                 id = c.id
             ));
         }
+        // Rows of the flows the range's rows name; a flow's rows (the same
+        // agent first_seen) are none older than its first packet, so the
+        // oldest first_seen there bounds the partitions read.
+        let cand = format!("{fr} WHERE last_seen >= {from} AND last_seen < {to}{agency}");
         let sql = format!(
-            "SELECT {} FROM {fr} WHERE (node, boot, flow_id) IN \
-             (SELECT node, boot, flow_id FROM {fr} WHERE last_seen >= {from}{agency}){agency} \
+            "SELECT {} FROM {fr} PREWHERE (node, boot, flow_id) IN \
+             (SELECT node, boot, flow_id FROM {cand}) \
+             WHERE last_seen >= (SELECT min(first_seen) FROM {cand}){agency} \
              GROUP BY node, boot, flow_id HAVING {having} \
              ORDER BY {key} DESC, x_fid DESC LIMIT {limit}",
             latest_select()
@@ -260,6 +279,31 @@ impl ChReader {
             }
         }
         Ok(out)
+    }
+
+    /// `flow_rows` over the whole range, but by time: windows back from
+    /// the range's end (or the cursor), eight times longer each, until one
+    /// holds `want` flows (the newest page of a month reads minutes).
+    fn newest_first(&self, f: &FlowFilter, want: usize) -> Result<Vec<(i64, FlowRow)>, StoreError> {
+        if f.sort != FlowSort::Time {
+            return self.flow_rows(f, want, None);
+        }
+        let (from, mut end) = (f.from.saturating_mul(NS), f.to.saturating_mul(NS));
+        if let Some(c) = f.cursor {
+            end = end.min(c.key.saturating_add(1));
+        }
+        let mut w = 60 * NS;
+        loop {
+            let start = end.saturating_sub(w);
+            if start <= from {
+                return self.flow_rows(f, want, None);
+            }
+            let rows = self.flow_rows(f, want, Some((start, end)))?;
+            if rows.len() >= want {
+                return Ok(rows);
+            }
+            w = w.saturating_mul(8);
+        }
     }
 
     fn host_sums(
@@ -525,8 +569,9 @@ impl FlowReader for ChReader {
                 });
             }
         }
+        let want = crate::store::search::page_limit(f) + 1;
         let mut top = TopRows::new(f);
-        for (id, row) in self.flow_rows(f, crate::store::search::page_limit(f) + 1)? {
+        for (id, row) in self.newest_first(f, want)? {
             top.offer(id, row);
         }
         Ok(top.page())
@@ -538,7 +583,7 @@ impl FlowReader for ChReader {
             cursor: None,
             ..f.clone()
         };
-        let rows = self.flow_rows(&all, MAX_INVESTIGATE_SCAN as usize + 1)?;
+        let rows = self.newest_first(&all, MAX_INVESTIGATE_SCAN as usize + 1)?;
         let complete = rows.len() as u64 <= MAX_INVESTIGATE_SCAN;
         let mut tally = Tally::default();
         for (_, r) in rows.iter().take(MAX_INVESTIGATE_SCAN as usize) {
