@@ -129,8 +129,14 @@ pub struct ProcessorStats {
     pub fragments: u64,
     /// Non-first fragments whose first fragment never came.
     pub orphan_fragments: u64,
+    /// DNS messages parsed whole ([`dns::parse`] succeeded).
     pub dns_messages: u64,
+    /// DNS messages the parser refused.
     pub dns_malformed: u64,
+    /// DNS messages not parsed because their header shows they cannot name
+    /// anything ([`dns_may_teach`]): no question, or a query or an answerless
+    /// reply on a flow already named. Neither messages nor malformed.
+    pub dns_skipped: u64,
     pub named_sni: u64,
     pub named_quic: u64,
     pub named_http: u64,
@@ -302,6 +308,7 @@ impl<S: RecordSink> Processor<S> {
         a.orphan_fragments += b.orphan_fragments;
         a.dns_messages += b.dns_messages;
         a.dns_malformed += b.dns_malformed;
+        a.dns_skipped += b.dns_skipped;
         a.named_sni += b.named_sni;
         a.named_quic += b.named_quic;
         a.named_http += b.named_http;
@@ -339,6 +346,10 @@ impl<S: RecordSink> Processor<S> {
     /// Learn the addresses of a DNS answer that another shard accounts, so
     /// later flows here are named as one processor would name them.
     pub fn learn_dns_answer(&mut self, p: &Packet<'_>) {
+        // Only a response with answers to a question names addresses.
+        if !dns_may_teach(p, true) {
+            return;
+        }
         let parsed = match p.proto {
             17 => dns::parse(p.payload),
             _ => dns::parse_tcp(p.payload),
@@ -499,10 +510,21 @@ impl<S: RecordSink> Processor<S> {
                 }
             }
         }
-        if p.proto == 17 && (sport == 53 || dport == 53) && !p.payload.is_empty() {
-            learn_dns(dns::parse(p.payload), p, ext.names_mut(), dns, stats);
-        } else if p.proto == 6 && (sport == 53 || dport == 53) && p.payload.len() > 2 {
-            learn_dns(dns::parse_tcp(p.payload), p, ext.names_mut(), dns, stats);
+        let dns_port = sport == 53 || dport == 53;
+        let dns_payload = match p.proto {
+            17 => dns_port && !p.payload.is_empty(),
+            6 => dns_port && p.payload.len() > 2,
+            _ => false,
+        };
+        if dns_payload {
+            let names = ext.names_mut();
+            if !dns_may_teach(p, names.dns_query.is_some()) {
+                stats.dns_skipped += 1;
+            } else if p.proto == 17 {
+                learn_dns(dns::parse(p.payload), p, names, dns, stats);
+            } else {
+                learn_dns(dns::parse_tcp(p.payload), p, names, dns, stats);
+            }
         }
 
         let outbound = Some(sender) == ext.local;
@@ -712,6 +734,28 @@ fn attribute(
     }
 }
 
+/// Whether the DNS message in `p` (UDP, or the first of a TCP stream) can
+/// teach [`learn_dns`] anything, read from its 12-byte header: a name needs a
+/// question on a flow not yet `named`; addresses need a response with
+/// answers to a question. Parsing the rest costs more than the whole flow
+/// update. A header not all there is parsed as before (the parser reports it).
+fn dns_may_teach(p: &Packet<'_>, named: bool) -> bool {
+    let msg = match p.proto {
+        17 => Some(p.payload),
+        _ => p.payload.get(..2).and_then(|l| {
+            let len = usize::from(u16::from_be_bytes([l[0], l[1]]));
+            p.payload.get(2..2 + len)
+        }),
+    };
+    let Some(&[_, _, flags, _, qd_hi, qd_lo, an_hi, an_lo, _, _, _, _, ..]) = msg else {
+        return true;
+    };
+    let questions = u16::from_be_bytes([qd_hi, qd_lo]);
+    let answers = u16::from_be_bytes([an_hi, an_lo]);
+    let response = flags & 0x80 != 0;
+    questions > 0 && (!named || (response && answers > 0))
+}
+
 fn learn_dns(
     parsed: Result<dns::DnsMessage, dns::DnsError>,
     p: &Packet<'_>,
@@ -829,6 +873,90 @@ pub fn build_record(e: &Export<'_, FlowExt>, agencies: &AgencyMap) -> FlowRecord
 #[cfg(test)]
 mod tests {
     use crate::decode::LinkType;
+
+    /// DNS messages that cannot name anything are not parsed, and counted
+    /// as skipped; naming is what parsing them all gave.
+    #[test]
+    fn dns_messages_that_teach_nothing_are_skipped() {
+        use super::{Processor, RecordSink};
+        use crate::agency::AgencyMap;
+        use etherparse::PacketBuilder;
+        use simpul_proto::{BlockedAttempt, CounterSample, FlowRecord};
+
+        #[derive(Default)]
+        struct Flows(Vec<FlowRecord>);
+        impl RecordSink for Flows {
+            fn flow(&mut self, r: FlowRecord) {
+                self.0.push(r);
+            }
+            fn counters(&mut self, _: CounterSample) {}
+            fn blocked(&mut self, _: BlockedAttempt) {}
+        }
+        let question: &[u8] = b"\x01a\x07example\x00\x00\x01\x00\x01";
+        let header = |flags: u16, qd: u16, an: u16| {
+            let mut h = vec![0, 7];
+            for v in [flags, qd, an, 0, 0] {
+                h.extend_from_slice(&v.to_be_bytes());
+            }
+            h
+        };
+        let query = [header(0x0100, 1, 0), question.to_vec()].concat();
+        let answer = [
+            header(0x8180, 1, 1),
+            question.to_vec(),
+            vec![0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 51, 100, 20],
+        ]
+        .concat();
+        let nxdomain = [header(0x8183, 1, 0), question.to_vec()].concat();
+        let udp = |to_server: bool, payload: &[u8]| {
+            let (src, dst, sport, dport) = if to_server {
+                ([10, 1, 1, 2], [10, 0, 0, 53], 40000, 53)
+            } else {
+                ([10, 0, 0, 53], [10, 1, 1, 2], 53, 40000)
+            };
+            let mut out = Vec::new();
+            PacketBuilder::ethernet2([2; 6], [4; 6])
+                .ipv4(src, dst, 64)
+                .udp(sport, dport)
+                .write(&mut out, payload)
+                .expect("frame");
+            out
+        };
+        let mut connect = Vec::new();
+        PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv4([10, 1, 1, 2], [198, 51, 100, 20], 64)
+            .tcp(40001, 443, 1, 64240)
+            .syn()
+            .write(&mut connect, &[])
+            .expect("frame");
+        let mut p = Processor::new(
+            &crate::fuzzing::small_config(),
+            AgencyMap::empty(),
+            Flows::default(),
+        );
+        let frames = [
+            udp(true, &[0; 40]),   // no question (an IMIX filler): skipped
+            udp(true, &query),     // names the flow: parsed
+            udp(true, &query),     // a retransmission: skipped
+            udp(false, &answer),   // addresses: parsed
+            udp(false, &nxdomain), // no answers, flow named: skipped
+            udp(false, &[1; 5]),   // header cut short: parsed, malformed
+            connect,
+        ];
+        let ts = 1_700_000_000_000_000_000u64;
+        for (i, f) in frames.iter().enumerate() {
+            p.handle_frame(LinkType::Ethernet, ts + i as u64, f);
+        }
+        p.finish();
+        let s = p.stats();
+        assert_eq!((s.dns_messages, s.dns_malformed, s.dns_skipped), (2, 1, 3));
+        assert_eq!(s.named_dns, 1, "the answer named the connection");
+        let flows = &p.sink().0;
+        let dns = flows.iter().find(|r| r.dst_port == Some(53));
+        assert_eq!(dns.and_then(|r| r.dns_query.as_deref()), Some("a.example"));
+        let web = flows.iter().find(|r| r.dst_port == Some(443));
+        assert_eq!(web.and_then(|r| r.site.as_deref()), Some("a.example"));
+    }
 
     /// Fuzz regression (`capture_file`): a pcapng frame whose timestamp
     /// saturated to the end of u64 made `tick` overflow computing the next
