@@ -262,6 +262,10 @@ impl Agent {
             .as_ref()
             .map(|c| IpfixSink::start(c, cfg.flows.max_flows))
             .transpose()?;
+        if let Some(s) = &ipfix {
+            // Only ever set here, once per agent.
+            let _ = health.ipfix.set(s.stats());
+        }
         // IPFIX gets a long flow's interim records too, as deltas.
         let exporting = ipfix.is_some();
         let mut proc = Processor::new(
@@ -279,6 +283,7 @@ impl Agent {
         let names = if enforcing {
             match NameBlocker::start(cfg.enforce.name_block_secs, cfg.enforce.name_resets) {
                 Ok((n, tx)) => {
+                    let _ = health.name_block.set(n.stats.clone());
                     let guard = proc.guard_mut();
                     name_lane = Some(NameLaneHooks {
                         claims: guard.share_claims(),

@@ -117,6 +117,22 @@ fn health() -> Health {
             index: 1,
             failovers: 3,
         }),
+        name_block: Some(simpul_proto::wire::NameBlockHealth {
+            entries_added: 11,
+            batches: 8,
+            failures: 1,
+            clears: 2,
+            nft_fallbacks: 3,
+            resets_sent: 20,
+            reset_errors: 4,
+        }),
+        ipfix: Some(simpul_proto::wire::IpfixHealth {
+            messages: 40,
+            records: 950,
+            send_errors: 5,
+            record_errors: 6,
+            interim_skipped: 7,
+        }),
     }
 }
 
@@ -513,6 +529,20 @@ async fn prometheus_scrapes_the_nocs_figures() {
         ),
         1.0
     );
+    let one = |name: &str| s.value(name, &node);
+    assert_eq!(one("simpul_agent_name_block_entries_total"), 11.0);
+    assert_eq!(one("simpul_agent_name_block_batches_total"), 8.0);
+    assert_eq!(one("simpul_agent_name_block_nft_fallbacks_total"), 3.0);
+    assert_eq!(one("simpul_agent_name_block_clears_total"), 2.0);
+    assert_eq!(one("simpul_agent_name_block_resets_total"), 20.0);
+    let what = |name: &str, what: &str| s.value(name, &[node[0], ("what", what)]);
+    assert_eq!(what("simpul_agent_name_block_errors_total", "kernel"), 1.0);
+    assert_eq!(what("simpul_agent_name_block_errors_total", "reset"), 4.0);
+    assert_eq!(one("simpul_agent_ipfix_messages_total"), 40.0);
+    assert_eq!(one("simpul_agent_ipfix_records_total"), 950.0);
+    assert_eq!(what("simpul_agent_ipfix_errors_total", "send"), 5.0);
+    assert_eq!(what("simpul_agent_ipfix_errors_total", "record"), 6.0);
+    assert_eq!(one("simpul_agent_ipfix_interim_skipped_total"), 7.0);
     assert_eq!(s.value("simpul_agent_spool_bytes", &node), 123_456.0);
     assert_eq!(
         s.value("simpul_agent_spool_quota_bytes", &node),

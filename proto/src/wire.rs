@@ -164,6 +164,46 @@ pub struct Health {
     /// built before it was reported). Last, for the same reason.
     #[serde(default)]
     pub collector: Option<CollectorLink>,
+    /// What the name-triggered refusals did (None: not enforcing, or an
+    /// agent built before it was reported). Last, for the same reason.
+    #[serde(default)]
+    pub name_block: Option<NameBlockHealth>,
+    /// What the IPFIX exporter sent (None: not exporting, or an older
+    /// agent). Last, for the same reason.
+    #[serde(default)]
+    pub ipfix: Option<IpfixHealth>,
+}
+
+/// The name blocker's counters since the agent started: the kernel
+/// entries that refuse connections by name, and the TCP resets beside them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameBlockHealth {
+    /// Connections put in the kernel's refusal set.
+    pub entries_added: u64,
+    /// Kernel transactions that added them.
+    pub batches: u64,
+    /// Transactions (or clears) the kernel refused.
+    pub failures: u64,
+    /// Times the set was emptied (a policy change).
+    pub clears: u64,
+    /// Transactions that went through `nft` because netlink failed.
+    pub nft_fallbacks: u64,
+    /// Resets sent to either end of a refused TCP connection.
+    pub resets_sent: u64,
+    pub reset_errors: u64,
+}
+
+/// The IPFIX exporter's counters since the agent started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpfixHealth {
+    pub messages: u64,
+    pub records: u64,
+    pub send_errors: u64,
+    /// Records that could not be encoded.
+    pub record_errors: u64,
+    /// Interim records not exported because the running flows' table was
+    /// full (their final record carries the whole flow instead).
+    pub interim_skipped: u64,
 }
 
 /// The collector address an agent's link is on, of those it was given.
@@ -353,7 +393,7 @@ pub fn decode_agent(frame: &[u8]) -> Result<(u8, AgentMessage), WireError> {
 }
 
 /// A heartbeat of a version-3 agent built before `Health` grew its last
-/// fields (`name_lanes`, then `collector`): postcard is positional and the
+/// fields (`name_lanes`, `collector`, `name_block`, `ipfix`): postcard is positional and the
 /// heartbeat ends where those fields would start, so the same bytes and an
 /// empty list or None (one 0 byte each) are the message it meant.
 fn decode_older_heartbeat(body: &[u8]) -> Option<AgentMessage> {
@@ -363,7 +403,7 @@ fn decode_older_heartbeat(body: &[u8]) -> Option<AgentMessage> {
         return None;
     }
     /// Fields added to the end of `Health` since version 3 began.
-    const ADDED: usize = 2;
+    const ADDED: usize = 4;
     (1..=ADDED).find_map(|missing| {
         let padded = [body, &[0; ADDED][..missing]].concat();
         match decode_body(&padded) {
@@ -604,14 +644,67 @@ pub(crate) mod tests {
         assert_eq!(older.pop(), Some(0));
         assert!(decode::<AgentMessage>(&older).is_err());
         assert_eq!(decode_agent(&older).unwrap(), (3, hb(None)));
-        // Three short is not a heartbeat of any build.
-        older.pop();
-        assert!(decode_agent(&older).is_err());
         // JSON without the field.
         let mut v = serde_json::to_value(Health::default()).unwrap();
         v.as_object_mut().unwrap().remove("collector");
         let h: Health = serde_json::from_value(v).unwrap();
         assert_eq!(h.collector, None);
+    }
+
+    #[test]
+    fn name_block_and_ipfix_counters_travel_and_heartbeats_without_them_still_read() {
+        let hb = |name_block: Option<NameBlockHealth>, ipfix: Option<IpfixHealth>| {
+            AgentMessage::Heartbeat(Heartbeat {
+                sent_ms: 9,
+                health: Health {
+                    uptime_secs: 60,
+                    inventory_version: 4,
+                    name_block,
+                    ipfix,
+                    ..Health::default()
+                },
+            })
+        };
+        let blocks = Some(NameBlockHealth {
+            entries_added: 7,
+            batches: 5,
+            failures: 1,
+            clears: 2,
+            nft_fallbacks: 1,
+            resets_sent: 12,
+            reset_errors: 3,
+        });
+        let export = Some(IpfixHealth {
+            messages: 40,
+            records: 900,
+            send_errors: 2,
+            record_errors: 1,
+            interim_skipped: 6,
+        });
+        let full = hb(blocks.clone(), export.clone());
+        assert_eq!(decode_agent(&encode(&full)).unwrap(), (3, full));
+        // Each build since version 3 began ends one trailing field earlier:
+        // `ipfix`, `name_block`, `collector`, `name_lanes`.
+        let mut older = encode(&hb(None, None));
+        for missing in 1..=4 {
+            assert_eq!(older.pop(), Some(0), "{missing} short");
+            assert!(decode::<AgentMessage>(&older).is_err());
+            assert_eq!(decode_agent(&older).unwrap(), (3, hb(None, None)));
+        }
+        // One more is not a heartbeat of any build (that byte was
+        // `inventory_version`'s 4, not a missing field).
+        assert_eq!(older.pop(), Some(4));
+        assert!(decode_agent(&older).is_err());
+        // A build with the name blocker's counters but before `ipfix`.
+        let mut mid = encode(&hb(blocks.clone(), None));
+        assert_eq!(mid.pop(), Some(0));
+        assert_eq!(decode_agent(&mid).unwrap(), (3, hb(blocks, None)));
+        // JSON without the fields.
+        let mut v = serde_json::to_value(Health::default()).unwrap();
+        v.as_object_mut().unwrap().remove("name_block");
+        v.as_object_mut().unwrap().remove("ipfix");
+        let h: Health = serde_json::from_value(v).unwrap();
+        assert_eq!((h.name_block, h.ipfix), (None, None));
     }
 
     /// The opening messages' layout is frozen: these bytes are what every

@@ -140,6 +140,8 @@ pub struct IpfixStats {
     pub send_errors: AtomicU64,
     /// Records that could not be encoded (logged once).
     pub record_errors: AtomicU64,
+    /// Mirrors the delta table's count, for the heartbeat.
+    pub interim_skipped: AtomicU64,
 }
 
 /// [`IpfixStats`] at the end of a run.
@@ -322,6 +324,9 @@ impl Drop for IpfixSink {
 impl RecordSink for IpfixSink {
     fn flow(&mut self, record: FlowRecord) {
         let Some(piece) = self.deltas.take(&record) else {
+            self.stats
+                .interim_skipped
+                .store(self.deltas.interim_skipped, Relaxed);
             return;
         };
         let b = match biflow(&record, &piece) {

@@ -5,12 +5,14 @@
 //! second and must never wait on a lock the network side holds.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use simpul_proto::wire::{Health, InterfaceHealth, NameLaneHealth};
+use simpul_proto::wire::{Health, InterfaceHealth, IpfixHealth, NameBlockHealth, NameLaneHealth};
 
 use crate::capture::live::InterfaceStats;
+use crate::enforce::names::NameBlockerStats;
+use crate::export::ipfix::IpfixStats;
 use simpul_core::processor::{Processor, RecordSink};
 
 /// Counters behind [`Health`]; cheap to update from any thread.
@@ -33,6 +35,10 @@ pub struct HealthState {
     pub inventory_version: AtomicU64,
     /// Capture interfaces; set once at start, read at each heartbeat.
     interfaces: Mutex<Vec<Arc<InterfaceStats>>>,
+    /// Set once when name refusals start; unset, the heartbeat says None.
+    pub name_block: OnceLock<Arc<NameBlockerStats>>,
+    /// Set once when the IPFIX exporter starts.
+    pub ipfix: OnceLock<Arc<IpfixStats>>,
 }
 
 impl Default for HealthState {
@@ -58,6 +64,8 @@ impl HealthState {
             policy_failures: AtomicU64::new(0),
             inventory_version: AtomicU64::new(0),
             interfaces: Mutex::new(Vec::new()),
+            name_block: OnceLock::new(),
+            ipfix: OnceLock::new(),
         }
     }
 
@@ -131,6 +139,22 @@ impl HealthState {
             name_lanes,
             // Filled in by the link, which knows which collector it is on.
             collector: None,
+            name_block: self.name_block.get().map(|s| NameBlockHealth {
+                entries_added: s.entries_added.load(Relaxed),
+                batches: s.batches.load(Relaxed),
+                failures: s.failures.load(Relaxed),
+                clears: s.clears.load(Relaxed),
+                nft_fallbacks: s.nft_fallbacks.load(Relaxed),
+                resets_sent: s.resets_sent.load(Relaxed),
+                reset_errors: s.reset_errors.load(Relaxed),
+            }),
+            ipfix: self.ipfix.get().map(|s| IpfixHealth {
+                messages: s.messages.load(Relaxed),
+                records: s.records.load(Relaxed),
+                send_errors: s.send_errors.load(Relaxed),
+                record_errors: s.record_errors.load(Relaxed),
+                interim_skipped: s.interim_skipped.load(Relaxed),
+            }),
         }
     }
 }
@@ -236,6 +260,37 @@ mod tests {
                 dropped: 1,
                 read_errors: 0,
             }]
+        );
+        assert_eq!((s.name_block, s.ipfix), (None, None));
+        // Name refusals and IPFIX export report once started.
+        let names = Arc::new(NameBlockerStats::default());
+        names.entries_added.store(3, Relaxed);
+        names.resets_sent.store(6, Relaxed);
+        names.nft_fallbacks.store(1, Relaxed);
+        h.name_block.set(names).expect("set once");
+        let export = Arc::new(IpfixStats::default());
+        export.messages.store(2, Relaxed);
+        export.records.store(30, Relaxed);
+        export.interim_skipped.store(4, Relaxed);
+        h.ipfix.set(export).expect("set once");
+        let s = h.snapshot();
+        assert_eq!(
+            s.name_block,
+            Some(NameBlockHealth {
+                entries_added: 3,
+                nft_fallbacks: 1,
+                resets_sent: 6,
+                ..NameBlockHealth::default()
+            })
+        );
+        assert_eq!(
+            s.ipfix,
+            Some(IpfixHealth {
+                messages: 2,
+                records: 30,
+                interim_skipped: 4,
+                ..IpfixHealth::default()
+            })
         );
         let mut m = CpuMeter::new();
         assert_eq!(m.sample(), 0.0);

@@ -210,6 +210,8 @@ fn without_routine(n: &Value) -> Value {
             }
             // Counters only (frames, refusals, losses), moving with traffic.
             h.remove("name_lanes");
+            h.remove("name_block");
+            h.remove("ipfix");
             if let Some(Value::Array(ifs)) = h.get_mut("interfaces") {
                 for i in ifs {
                     if let Some(i) = i.as_object_mut() {
@@ -484,6 +486,22 @@ mod tests {
         };
         assert_ne!(node(1), node(2));
         assert_eq!(without_routine(&node(1)), without_routine(&node(2)));
+    }
+
+    #[test]
+    fn name_block_and_ipfix_counters_are_routine() {
+        let node = |resets: u64, records: u64| {
+            json!({"id": "n", "health": {"uptime_secs": 1, "interfaces": [],
+                   "name_block": {"entries_added": 1, "resets_sent": resets},
+                   "ipfix": {"messages": 1, "records": records}}})
+        };
+        assert_ne!(node(1, 5), node(2, 5));
+        assert_ne!(node(1, 5), node(1, 6));
+        assert_eq!(without_routine(&node(1, 5)), without_routine(&node(2, 9)));
+        // What is not a counter still goes at once.
+        let mut moved = node(1, 5);
+        moved["agency"] = json!("KOMINFO");
+        assert_ne!(without_routine(&node(1, 5)), without_routine(&moved));
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub fn bench_heartbeats(dir: &Path, nodes: usize, secs: f64) -> anyhow::Result<H
             inventory_version: 3,
             name_lanes: Vec::new(),
             collector: None,
+            name_block: None,
+            ipfix: None,
             spool_batches: 0,
             spool_bytes: 0,
             spool_quota_bytes: 1 << 30,

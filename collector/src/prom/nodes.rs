@@ -136,6 +136,58 @@ const COLLECTOR_FAILOVERS: Family = Family {
     help: "Times since the agent started that another collector address welcomed it than the one before.",
 };
 
+const NAME_BLOCK_ENTRIES: Family = Family {
+    name: "simpul_agent_name_block_entries_total",
+    kind: Kind::Counter,
+    help: "Connections the agent put in the kernel's refusal set (blocked by name) since it started; absent from an agent not enforcing or not reporting it.",
+};
+const NAME_BLOCK_BATCHES: Family = Family {
+    name: "simpul_agent_name_block_batches_total",
+    kind: Kind::Counter,
+    help: "Kernel transactions that added name refusals since the agent started.",
+};
+const NAME_BLOCK_NFT_FALLBACKS: Family = Family {
+    name: "simpul_agent_name_block_nft_fallbacks_total",
+    kind: Kind::Counter,
+    help: "Name-refusal transactions that went through the nft command because netlink failed, since the agent started.",
+};
+const NAME_BLOCK_CLEARS: Family = Family {
+    name: "simpul_agent_name_block_clears_total",
+    kind: Kind::Counter,
+    help: "Times the agent emptied its name-refusal set (a policy change) since it started.",
+};
+const NAME_BLOCK_RESETS: Family = Family {
+    name: "simpul_agent_name_block_resets_total",
+    kind: Kind::Counter,
+    help: "TCP resets sent to either end of a connection refused by name, since the agent started.",
+};
+const NAME_BLOCK_ERRORS: Family = Family {
+    name: "simpul_agent_name_block_errors_total",
+    kind: Kind::Counter,
+    help: "Name-refusal failures since the agent started, by what: kernel (a transaction or clear the kernel refused) or reset (a reset that could not be sent).",
+};
+
+const IPFIX_MESSAGES: Family = Family {
+    name: "simpul_agent_ipfix_messages_total",
+    kind: Kind::Counter,
+    help: "IPFIX messages the agent exported ([export.ipfix]) since it started; absent from an agent not exporting or not reporting it.",
+};
+const IPFIX_RECORDS: Family = Family {
+    name: "simpul_agent_ipfix_records_total",
+    kind: Kind::Counter,
+    help: "Flow records the agent exported as IPFIX since it started.",
+};
+const IPFIX_ERRORS: Family = Family {
+    name: "simpul_agent_ipfix_errors_total",
+    kind: Kind::Counter,
+    help: "IPFIX export failures since the agent started, by what: send (a message the socket refused) or record (a flow that could not be encoded).",
+};
+const IPFIX_INTERIM_SKIPPED: Family = Family {
+    name: "simpul_agent_ipfix_interim_skipped_total",
+    kind: Kind::Counter,
+    help: "Interim records not exported as IPFIX because the running flows' table was full (the final record carries the whole flow), since the agent started.",
+};
+
 /// Longest agent version kept as a label value (agents send it).
 const MAX_VERSION: usize = 64;
 
@@ -192,6 +244,16 @@ fn health(e: &mut Exposition, s: &AppState) {
         &NAME_LANE_LOST,
         &COLLECTOR_INDEX,
         &COLLECTOR_FAILOVERS,
+        &NAME_BLOCK_ENTRIES,
+        &NAME_BLOCK_BATCHES,
+        &NAME_BLOCK_NFT_FALLBACKS,
+        &NAME_BLOCK_CLEARS,
+        &NAME_BLOCK_RESETS,
+        &NAME_BLOCK_ERRORS,
+        &IPFIX_MESSAGES,
+        &IPFIX_RECORDS,
+        &IPFIX_ERRORS,
+        &IPFIX_INTERIM_SKIPPED,
     ] {
         e.family(f);
     }
@@ -241,5 +303,23 @@ fn health(e: &mut Exposition, s: &AppState) {
         }
         e.family(&COLLECTOR_FAILOVERS)
             .int(&l, link.map_or(0, |c| c.failovers));
+        if let Some(b) = &h.name_block {
+            e.family(&NAME_BLOCK_ENTRIES).int(&l, b.entries_added);
+            e.family(&NAME_BLOCK_BATCHES).int(&l, b.batches);
+            e.family(&NAME_BLOCK_NFT_FALLBACKS).int(&l, b.nft_fallbacks);
+            e.family(&NAME_BLOCK_CLEARS).int(&l, b.clears);
+            e.family(&NAME_BLOCK_RESETS).int(&l, b.resets_sent);
+            e.family(&NAME_BLOCK_ERRORS)
+                .int(&[l[0], l[1], ("what", "kernel")], b.failures)
+                .int(&[l[0], l[1], ("what", "reset")], b.reset_errors);
+        }
+        if let Some(x) = &h.ipfix {
+            e.family(&IPFIX_MESSAGES).int(&l, x.messages);
+            e.family(&IPFIX_RECORDS).int(&l, x.records);
+            e.family(&IPFIX_ERRORS)
+                .int(&[l[0], l[1], ("what", "send")], x.send_errors)
+                .int(&[l[0], l[1], ("what", "record")], x.record_errors);
+            e.family(&IPFIX_INTERIM_SKIPPED).int(&l, x.interim_skipped);
+        }
     }
 }

@@ -160,6 +160,8 @@ impl From<Health> for super::Health {
             inventory_version: 0,
             name_lanes: Vec::new(),
             collector: None,
+            name_block: None,
+            ipfix: None,
         }
     }
 }
