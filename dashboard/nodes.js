@@ -290,6 +290,7 @@ export class NodeView {
       ['col.drops', fmtInt(drops)],
       ['node.decodeErrors', fmtInt(hl.decode_errors)],
       ['node.activeFlows', fmtInt(hl.active_flows)],
+      ...linkFacts(hl),
     ] : [['node.health', t('node.noHealth')]]);
     if (incidents) this.renderIncidents(incidents, now);
   }
@@ -303,6 +304,45 @@ export class NodeView {
       { h: 'col.acked', cell: (i) => (i.acked_ms == null ? '—' : t('ack.by', { by: i.acked_by, t: when(i.acked_ms) })), sortValue: (i) => i.acked_ms },
     ], list, (i) => `node-incident-${i.id}`);
   }
+}
+
+/** Sum of a field over a list (absent fields count 0). */
+const total = (list, key) => list.reduce((s, x) => s + (x[key] || 0), 0);
+
+/**
+ * The collector address, name lanes, name refusals and IPFIX export, each
+ * only when the agent reports it (older agents, no enforcement, no export).
+ */
+function linkFacts(hl) {
+  const rows = [];
+  const span = (id, text) => h('span', { 'data-testid': id, text });
+  const c = hl.collector;
+  if (c) {
+    rows.push(['node.collector', span('node-health-collector',
+      t('node.collectorLink', { url: c.url, i: fmtInt((c.index ?? 0) + 1), n: fmtInt(c.failovers ?? 0) }))]);
+  }
+  const lanes = hl.name_lanes || [];
+  if (lanes.length) {
+    rows.push(['node.nameLanes', span('node-health-name-lanes', t('node.nameLanesValue', {
+      lanes: fmtInt(lanes.length), frames: fmtInt(total(lanes, 'frames')), blocks: fmtInt(total(lanes, 'blocks')),
+      lost: fmtInt(total(lanes, 'dropped') + total(lanes, 'read_errors')),
+    }))]);
+  }
+  const b = hl.name_block;
+  if (b) {
+    rows.push(['node.nameBlock', span('node-health-name-block', t('node.nameBlockValue', {
+      entries: fmtInt(b.entries_added ?? 0), resets: fmtInt(b.resets_sent ?? 0),
+      errors: fmtInt((b.failures ?? 0) + (b.reset_errors ?? 0)),
+    }))]);
+  }
+  const x = hl.ipfix;
+  if (x) {
+    rows.push(['node.ipfix', span('node-health-ipfix', t('node.ipfixValue', {
+      messages: fmtInt(x.messages ?? 0), records: fmtInt(x.records ?? 0),
+      errors: fmtInt((x.send_errors ?? 0) + (x.record_errors ?? 0)), skipped: fmtInt(x.interim_skipped ?? 0),
+    }))]);
+  }
+  return rows;
 }
 
 /** A definition list from [[label key, text | Node]]. */

@@ -207,6 +207,34 @@ describe('Simpul NOC dashboard: navigation and time ranges (collector demo)', { 
     assertClean();
   });
 
+  step('the node page says which collector address the agent is on, in both languages', async () => {
+    // Demo agents are the real agent over the real link: their heartbeats
+    // name the address they were welcomed on, the one the demo printed
+    // (the two behind the flaky relay are on the relay's).
+    const want = collector.logTail(1e6).match(/Agents connect to (wss:\/\/\S+)/)?.[1];
+    assert.match(want || '', /^wss:\/\/localhost:\d+\/api\/v1\/agent$/, 'the demo printed the agents\' address');
+    const flaky = ['disdik-kec-01', 'disdik-sd-01'];
+    let node;
+    await waitFor(async () => {
+      node = (await get('api/v1/nodes')).find((n) => n.status !== 'revoked' && !flaky.includes(n.node_id) && n.health?.collector);
+      return !!node;
+    }, { message: 'a demo agent reported its collector link', timeout: 60000 });
+    assert.deepEqual(node.health.collector, { url: want, index: 0, failovers: 0 });
+    await page.goto(`${collector.url}#/node/${node.node_id}`);
+    const link = page.getByTestId('node-health-collector');
+    await link.waitFor();
+    assert.equal(await link.textContent(), `${want} · alamat ke-1 · 0× pindah`);
+    // No name lanes, refusals or IPFIX export in the demo (file capture, no
+    // enforcement, no [export.ipfix]): those rows stay away.
+    for (const id of ['node-health-name-lanes', 'node-health-name-block', 'node-health-ipfix']) {
+      assert.equal(await page.getByTestId(id).count(), 0, id);
+    }
+    await page.getByTestId('lang-switch').click();
+    await waitFor(async () => (await link.textContent()) === `${want} · address #1 · 0 failovers`, { message: 'in English' });
+    await page.getByTestId('lang-switch').click();
+    assertClean();
+  });
+
   step('an unknown address says so, in both languages, with the way home', async () => {
     for (const hash of ['#/nosuch', '#/agency/', '#/admin/users/extra', '#/incidents/x']) {
       await page.goto(`${collector.url}${hash}`);
