@@ -316,7 +316,7 @@ fn print_summary(r: &Report, flows: u64, json: bool, truncated: &[String]) {
         let v = serde_json::json!({
             "frames": s.frames, "packets": s.packets, "bytes": s.bytes, "flows": flows,
             "errors": errors, "fragments": s.fragments, "orphan_fragments": s.orphan_fragments,
-            "dns_messages": s.dns_messages, "seconds": secs, "packets_per_second": pps,
+            "dns_messages": s.dns_messages, "dns_skipped": s.dns_skipped, "seconds": secs, "packets_per_second": pps,
             "truncated_files": truncated, "ipfix": r.ipfix,
         });
         println!("{v}");
