@@ -1005,6 +1005,17 @@ fn clock(ms: u64) -> String {
 mod tests {
     use super::*;
 
+    /// An alert sink that keeps every alert it is given, for the test to read.
+    fn recording_sink() -> (Arc<std::sync::Mutex<Vec<Alert>>>, AlertSink) {
+        let alerts: Arc<std::sync::Mutex<Vec<Alert>>> = Arc::default();
+        let kept = alerts.clone();
+        let sink: AlertSink = Arc::new(move |a: &Alert| {
+            kept.lock().expect("lock").push(a.clone());
+            Ok(())
+        });
+        (alerts, sink)
+    }
+
     /// Through the real monitor thread and a real store: a clock-skew
     /// condition opens its own incident beside the node's liveness, alerts
     /// once, and resolves with a recovery when the clock is right again.
@@ -1013,14 +1024,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = crate::store::Store::open(dir.path(), crate::store::StoreConfig::default())
             .expect("store");
-        let alerts: Arc<std::sync::Mutex<Vec<Alert>>> = Arc::default();
-        let sink: AlertSink = {
-            let alerts = alerts.clone();
-            Arc::new(move |a: &Alert| {
-                alerts.lock().expect("lock").push(a.clone());
-                Ok(())
-            })
-        };
+        let (alerts, sink) = recording_sink();
         let m = OutageMonitor::start(
             &NodesConfig::default(),
             &store,
@@ -1074,14 +1078,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = crate::store::Store::open(dir.path(), crate::store::StoreConfig::default())
             .expect("store");
-        let alerts: Arc<std::sync::Mutex<Vec<Alert>>> = Arc::default();
-        let sink: AlertSink = {
-            let alerts = alerts.clone();
-            Arc::new(move |a: &Alert| {
-                alerts.lock().expect("lock").push(a.clone());
-                Ok(())
-            })
-        };
+        let (alerts, sink) = recording_sink();
         let lead = Arc::new(AtomicBool::new(false));
         let gate: LeaderGate = {
             let lead = lead.clone();
@@ -1154,14 +1151,7 @@ mod tests {
         let store = crate::store::Store::open(dir.path(), crate::store::StoreConfig::default())
             .expect("store");
         let mut incidents = store.incidents().expect("incidents");
-        let alerts: Arc<std::sync::Mutex<Vec<Alert>>> = Arc::default();
-        let sink: AlertSink = {
-            let alerts = alerts.clone();
-            Arc::new(move |a: &Alert| {
-                alerts.lock().expect("lock").push(a.clone());
-                Ok(())
-            })
-        };
+        let (alerts, sink) = recording_sink();
         let cfg = NodesConfig::default();
         let mut w = Worker {
             cfg: cfg.clone(),

@@ -622,34 +622,72 @@ pub(crate) fn audit(conn: &Connection, f: &AuditFilter) -> Result<Vec<AuditEntry
 pub(crate) fn verify_audit(conn: &Connection) -> Result<AuditCheck, StoreError> {
     let mut st = conn.prepare(&format!("SELECT {AUDIT_COLS} FROM audit ORDER BY seq"))?;
     let mut rows = st.query([])?;
-    let mut expected_seq = 1u64;
-    let mut prev = vec![0u8; 32];
-    let mut n = 0u64;
+    let mut chain = AuditChainWalk::default();
     while let Some(r) = rows.next()? {
         let (e, stored_prev, stored_hash) = audit_row(r)?;
-        let broken = |reason: String| Ok(AuditCheck::Broken { seq: e.seq, reason });
-        if e.seq != expected_seq {
-            return broken(format!(
-                "row {expected_seq} is missing (the next row is {})",
-                e.seq
-            ));
+        if let Err(broken) = chain.step(&e, &stored_prev, stored_hash) {
+            return Ok(broken);
         }
-        if stored_prev != prev {
-            return broken(
+    }
+    Ok(chain.intact())
+}
+
+/// The audit chain's check, row by row in `seq` order, whatever store the
+/// rows come from: every backend must judge a chain the same way.
+pub(crate) struct AuditChainWalk {
+    expected_seq: u64,
+    prev: Vec<u8>,
+    rows: u64,
+}
+
+impl Default for AuditChainWalk {
+    fn default() -> Self {
+        Self {
+            expected_seq: 1,
+            prev: vec![0u8; 32],
+            rows: 0,
+        }
+    }
+}
+
+impl AuditChainWalk {
+    /// The next stored row with its stored links; `Err` says where and why
+    /// the chain is broken.
+    pub(crate) fn step(
+        &mut self,
+        e: &AuditEntry,
+        stored_prev: &[u8],
+        stored_hash: Vec<u8>,
+    ) -> Result<(), AuditCheck> {
+        let broken = |reason: String| AuditCheck::Broken { seq: e.seq, reason };
+        if e.seq != self.expected_seq {
+            return Err(broken(format!(
+                "row {} is missing (the next row is {})",
+                self.expected_seq, e.seq
+            )));
+        }
+        if stored_prev != self.prev {
+            return Err(broken(
                 "does not link to the row before it (a row was removed or changed before it)"
                     .into(),
-            );
+            ));
         }
-        let h = audit_hash(&prev, e.seq, e.at_ms, &e.event);
+        let h = audit_hash(&self.prev, e.seq, e.at_ms, &e.event);
         if h[..] != stored_hash[..] {
-            return broken("its content does not match its hash (the row was changed)".into());
+            return Err(broken(
+                "its content does not match its hash (the row was changed)".into(),
+            ));
         }
-        prev = stored_hash;
-        expected_seq += 1;
-        n += 1;
+        self.prev = stored_hash;
+        self.expected_seq += 1;
+        self.rows += 1;
+        Ok(())
     }
-    Ok(AuditCheck::Intact {
-        rows: n,
-        last_hash: hex::encode(&prev),
-    })
+
+    pub(crate) fn intact(self) -> AuditCheck {
+        AuditCheck::Intact {
+            rows: self.rows,
+            last_hash: hex::encode(&self.prev),
+        }
+    }
 }

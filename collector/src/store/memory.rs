@@ -633,11 +633,7 @@ impl FlowReader for MemoryFlowStore {
                 internet_bytes_out: v[3],
             })
             .collect();
-        out.sort_by(|a, b| {
-            (b.bytes_in + b.bytes_out)
-                .cmp(&(a.bytes_in + a.bytes_out))
-                .then(a.unit.cmp(&b.unit))
-        });
+        UnitUsage::sort(&mut out);
         Ok(out)
     }
 

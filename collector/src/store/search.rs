@@ -533,6 +533,17 @@ pub struct UnitUsage {
     pub internet_bytes_out: u64,
 }
 
+impl UnitUsage {
+    /// The order every store answers in: most bytes first, then by unit.
+    pub(crate) fn sort(units: &mut [UnitUsage]) {
+        units.sort_by(|a, b| {
+            (b.bytes_in + b.bytes_out)
+                .cmp(&(a.bytes_in + a.bytes_out))
+                .then(a.unit.cmp(&b.unit))
+        });
+    }
+}
+
 /// Which blocked attempts a search wants beside the time range and agency.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlockedMatch {

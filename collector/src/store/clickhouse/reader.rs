@@ -619,11 +619,7 @@ impl FlowReader for ChReader {
                 internet_bytes_out: r.io,
             })
             .collect();
-        out.sort_by(|a, b| {
-            (b.bytes_in + b.bytes_out)
-                .cmp(&(a.bytes_in + a.bytes_out))
-                .then(a.unit.cmp(&b.unit))
-        });
+        UnitUsage::sort(&mut out);
         Ok(out)
     }
 

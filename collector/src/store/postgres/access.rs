@@ -7,8 +7,8 @@ use postgres::{GenericClient, Row};
 use super::{i, u, PgStore};
 use crate::auth::Role;
 use crate::store::access::{
-    audit_hash, new_secret, ApiToken, AuditCheck, AuditEntry, AuditFilter, NewApiToken, NewAudit,
-    NewSession, Session, User,
+    audit_hash, new_secret, ApiToken, AuditChainWalk, AuditCheck, AuditEntry, AuditFilter,
+    NewApiToken, NewAudit, NewSession, Session, User,
 };
 use crate::store::registry::sha256;
 use crate::store::traits::AccessStore;
@@ -497,11 +497,13 @@ impl AccessStore for PgStore {
         self.run(|c| {
             // A portal over the rows, so a long chain is walked in pages,
             // not loaded whole; REPEATABLE READ sees one moment of it.
-            let mut tx = c.build_transaction().read_only(true)
+            let mut tx = c
+                .build_transaction()
+                .read_only(true)
                 .isolation_level(postgres::IsolationLevel::RepeatableRead)
                 .start()?;
             let portal = tx.bind(&format!("SELECT {AUDIT_COLS} FROM audit ORDER BY seq"), &[])?;
-            let (mut expected, mut prev, mut n) = (1u64, vec![0u8; 32], 0u64);
+            let mut chain = AuditChainWalk::default();
             loop {
                 let rows = tx.query_portal(&portal, 1000)?;
                 if rows.is_empty() {
@@ -509,29 +511,12 @@ impl AccessStore for PgStore {
                 }
                 for r in &rows {
                     let (e, stored_prev, stored_hash) = audit_row(r);
-                    let broken = |reason: String| Ok(AuditCheck::Broken { seq: e.seq, reason });
-                    if e.seq != expected {
-                        return broken(format!("row {expected} is missing (the next row is {})", e.seq));
+                    if let Err(broken) = chain.step(&e, &stored_prev, stored_hash) {
+                        return Ok(broken);
                     }
-                    if stored_prev != prev {
-                        return broken(
-                            "does not link to the row before it (a row was removed or changed before it)"
-                                .into(),
-                        );
-                    }
-                    let h = audit_hash(&prev, e.seq, e.at_ms, &e.event);
-                    if h[..] != stored_hash[..] {
-                        return broken("its content does not match its hash (the row was changed)".into());
-                    }
-                    prev = stored_hash;
-                    expected += 1;
-                    n += 1;
                 }
             }
-            Ok(AuditCheck::Intact {
-                rows: n,
-                last_hash: hex::encode(&prev),
-            })
+            Ok(chain.intact())
         })
     }
 }
