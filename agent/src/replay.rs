@@ -18,7 +18,6 @@
 //! router (demos, soak tests of the collector link).
 
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -47,6 +46,16 @@ pub struct FileOutcome {
     pub path: PathBuf,
     pub frames: u64,
     pub truncated_at: Option<usize>,
+}
+
+impl FileOutcome {
+    fn new(path: &Path, read: &file::ReadSummary) -> Self {
+        Self {
+            path: path.to_owned(),
+            frames: read.frames,
+            truncated_at: read.truncated_at,
+        }
+    }
 }
 
 /// Replay `paths` in order through `proc`, decoding on a second thread (or
@@ -148,15 +157,7 @@ fn replay_chunked<S: RecordSink + Send>(
         // File offset of buf[0]; bytes at its start carried from the last chunk.
         let (mut base, mut carry) = (0usize, 0usize);
         let summary = loop {
-            let mut filled = carry;
-            while filled < buf.len() {
-                match file.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(open_err(e)),
-                }
-            }
+            let filled = file::fill(&mut file, &mut buf, carry).map_err(open_err)?;
             let eof = filled < buf.len();
             let data = &buf[..filled];
             let (w, start) = match walker.as_mut() {
@@ -208,12 +209,7 @@ fn replay_chunked<S: RecordSink + Send>(
         if consumer.join().is_err() {
             tracing::error!("packet processing thread panicked");
         }
-        let summary = summary?;
-        Ok(FileOutcome {
-            path: path.to_owned(),
-            frames: summary.frames,
-            truncated_at: summary.truncated_at,
-        })
+        Ok(FileOutcome::new(path, &summary?))
     })
 }
 
@@ -387,11 +383,7 @@ where
                 }
             })?;
             if summary.passes == 1 {
-                summary.files.push(FileOutcome {
-                    path: path.to_owned(),
-                    frames: read.frames,
-                    truncated_at: read.truncated_at,
-                });
+                summary.files.push(FileOutcome::new(path, &read));
             }
         }
         if stop.load(Ordering::Relaxed) {

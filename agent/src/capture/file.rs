@@ -427,6 +427,25 @@ fn tsresol(r: u8) -> (u64, u64) {
     }
 }
 
+/// Read from `file` into `buf[from..]` until it is full or the file ends;
+/// how far `buf` is filled (short of its length only at the end of the file).
+pub(crate) fn fill(
+    file: &mut impl std::io::Read,
+    buf: &mut [u8],
+    from: usize,
+) -> std::io::Result<usize> {
+    let mut filled = from;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

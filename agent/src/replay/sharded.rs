@@ -17,7 +17,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,7 +27,7 @@ use simpul_core::shard::{dns_answer_hint, shard_of_frame};
 use simpul_proto::{BlockedAttempt, CounterSample, FlowRecord, TrafficScope};
 
 use super::FileOutcome;
-use crate::capture::file::{FileError, Walker};
+use crate::capture::file::{fill, FileError, Walker};
 
 /// Bytes read per chunk: small enough to still be in cache when the shards
 /// read the frames the reader just dealt out.
@@ -268,12 +267,7 @@ impl Reader {
                 let Some(w) = walker else {
                     unreachable!("the walker starts with the first chunk")
                 };
-                let summary = w.finish(base, base + carry)?;
-                return Ok(FileOutcome {
-                    path: path.to_owned(),
-                    frames: summary.frames,
-                    truncated_at: summary.truncated_at,
-                });
+                return Ok(FileOutcome::new(path, &w.finish(base, base + carry)?));
             }
             // A record longer than a chunk gets a chunk of twice the size.
             let want = if carry * 2 > CHUNK { carry * 2 } else { CHUNK };
@@ -284,15 +278,7 @@ impl Reader {
             if let Some((p, used, filled)) = &prev {
                 buf[..carry].copy_from_slice(&p[*used..*filled]);
             }
-            let mut filled = carry;
-            while filled < buf.len() {
-                match file.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(open_err(e)),
-                }
-            }
+            let filled = fill(&mut file, buf, carry).map_err(open_err)?;
             let eof = filled < buf.len();
             let data = &buf[..filled];
             let start = match &walker {
@@ -350,12 +336,10 @@ impl Reader {
                 let Some(w) = walker else {
                     unreachable!("the walker starts with the first chunk")
                 };
-                let summary = w.finish(base + used, base + filled)?;
-                return Ok(FileOutcome {
-                    path: path.to_owned(),
-                    frames: summary.frames,
-                    truncated_at: summary.truncated_at,
-                });
+                return Ok(FileOutcome::new(
+                    path,
+                    &w.finish(base + used, base + filled)?,
+                ));
             }
             if let Some((old, _, _)) = prev.take() {
                 self.pool.push(old);
