@@ -294,3 +294,52 @@ impl Generator {
         }
     }
 }
+
+/// The batches the store comparison tests (memory, ClickHouse against
+/// SQLite) feed every store alike.
+#[cfg(test)]
+pub(crate) mod comparison {
+    use simpul_proto::wire::Batch;
+    use simpul_proto::{BlockMethod, BlockedAttempt};
+
+    use super::Generator;
+
+    fn attempt(i: u64, agency: &str, last_seen: u64) -> BlockedAttempt {
+        BlockedAttempt {
+            first_seen: last_seen - 1_000_000,
+            last_seen,
+            client: format!("10.0.0.{}", i % 7).parse().unwrap(),
+            agency: agency.into(),
+            unit: "unit0".into(),
+            method: if i.is_multiple_of(2) {
+                BlockMethod::Sni
+            } else {
+                BlockMethod::Dns
+            },
+            target: format!("site{}.example", i % 5),
+            server: None,
+            port: Some(443),
+            proto: "tcp".into(),
+            rule: "example".into(),
+            list: if i.is_multiple_of(3) { "judi" } else { "ads" }.into(),
+            attempts: (i % 3 + 1) as u32,
+        }
+    }
+
+    /// 40 batches of 300 records (long flows send an interim record first),
+    /// counters and blocked attempts, then the first five again.
+    pub(crate) fn comparison_batches() -> Vec<(String, String, Batch)> {
+        let mut g = Generator::new();
+        let mut out = Vec::new();
+        for i in 0..40u64 {
+            let (node, mut b) = g.batch(300);
+            let agency = format!("agency{node:02}");
+            let ts = b.flows.last().map_or(0, |f| f.last_seen);
+            b.blocked = (0..4).map(|k| attempt(i * 4 + k, &agency, ts)).collect();
+            out.push((format!("node-{node:02}"), agency, b));
+        }
+        let again: Vec<_> = out[..5].to_vec();
+        out.extend(again);
+        out
+    }
+}

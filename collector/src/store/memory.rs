@@ -795,48 +795,9 @@ mod conformance {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-    use crate::store::bench::Generator;
+    use crate::store::bench::comparison::comparison_batches;
     use crate::store::{Store, TopSite};
     use simpul_proto::wire::Batch;
-    use simpul_proto::BlockMethod;
-
-    fn attempt(i: u64, agency: &str, last_seen: u64) -> BlockedAttempt {
-        BlockedAttempt {
-            first_seen: last_seen - 1_000_000,
-            last_seen,
-            client: format!("10.0.0.{}", i % 7).parse().unwrap(),
-            agency: agency.into(),
-            unit: "unit0".into(),
-            method: if i.is_multiple_of(2) {
-                BlockMethod::Sni
-            } else {
-                BlockMethod::Dns
-            },
-            target: format!("site{}.example", i % 5),
-            server: None,
-            port: Some(443),
-            proto: "tcp".into(),
-            rule: "example".into(),
-            list: "judi".into(),
-            attempts: (i % 3 + 1) as u32,
-        }
-    }
-
-    fn batches() -> Vec<(String, String, Batch)> {
-        let mut g = Generator::new();
-        let mut out = Vec::new();
-        for i in 0..40u64 {
-            let (node, mut b) = g.batch(300);
-            let agency = format!("agency{node:02}");
-            let ts = b.flows.last().map_or(0, |f| f.last_seen);
-            b.blocked = (0..4).map(|k| attempt(i * 4 + k, &agency, ts)).collect();
-            out.push((format!("node-{node:02}"), agency, b));
-        }
-        // Re-sent batches are duplicates in both.
-        let again: Vec<_> = out[..5].to_vec();
-        out.extend(again);
-        out
-    }
 
     #[test]
     fn memory_and_sqlite_answer_alike() {
@@ -854,7 +815,7 @@ mod conformance {
         for s in stores {
             let mut w = s.writer().unwrap();
             let mut o = Vec::new();
-            for (node, agency, b) in batches() {
+            for (node, agency, b) in comparison_batches() {
                 let group = NodeBatches {
                     node_id: &node,
                     agency: &agency,
@@ -875,7 +836,7 @@ mod conformance {
             5
         );
 
-        let all = batches();
+        let all = comparison_batches();
         let last = all
             .iter()
             .map(|(_, _, b)| b.sealed_ms / 1000)

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use simpul_proto::wire::Batch;
-use simpul_proto::{BlockMethod, BlockedAttempt};
+use simpul_proto::BlockMethod;
 
 use super::server::TempClickHouse;
 use super::writer::ChWriter;
 use super::{ClickHouseConfig, ClickHouseFlowStore, WriterSlot};
-use crate::store::bench::Generator;
+use crate::store::bench::comparison::comparison_batches;
 use crate::store::traits::{FlowReader, FlowStore, FlowWriter};
 use crate::store::{
     BatchOutcome, BlockedFilter, BlockedMatch, BlockedRow, FlowFilter, FlowRow, FlowSort, Net,
@@ -40,45 +40,6 @@ fn open(ch: &TempClickHouse, db: &str) -> ClickHouseFlowStore {
         ..ClickHouseConfig::default()
     };
     ClickHouseFlowStore::open(&c, &cfg()).expect("open the ClickHouse store")
-}
-
-fn attempt(i: u64, agency: &str, last_seen: u64) -> BlockedAttempt {
-    BlockedAttempt {
-        first_seen: last_seen - 1_000_000,
-        last_seen,
-        client: format!("10.0.0.{}", i % 7).parse().unwrap(),
-        agency: agency.into(),
-        unit: "unit0".into(),
-        method: if i.is_multiple_of(2) {
-            BlockMethod::Sni
-        } else {
-            BlockMethod::Dns
-        },
-        target: format!("site{}.example", i % 5),
-        server: None,
-        port: Some(443),
-        proto: "tcp".into(),
-        rule: "example".into(),
-        list: if i.is_multiple_of(3) { "judi" } else { "ads" }.into(),
-        attempts: (i % 3 + 1) as u32,
-    }
-}
-
-/// 40 batches of 300 records (long flows send an interim record first),
-/// counters and blocked attempts, then the first five again.
-fn batches() -> Vec<(String, String, Batch)> {
-    let mut g = Generator::new();
-    let mut out = Vec::new();
-    for i in 0..40u64 {
-        let (node, mut b) = g.batch(300);
-        let agency = format!("agency{node:02}");
-        let ts = b.flows.last().map_or(0, |f| f.last_seen);
-        b.blocked = (0..4).map(|k| attempt(i * 4 + k, &agency, ts)).collect();
-        out.push((format!("node-{node:02}"), agency, b));
-    }
-    let again: Vec<_> = out[..5].to_vec();
-    out.extend(again);
-    out
 }
 
 fn ingest(w: &mut dyn FlowWriter, all: &[(String, String, Batch)]) -> Vec<BatchOutcome> {
@@ -320,7 +281,7 @@ fn clickhouse_answers_like_sqlite() {
             .and_then(|_| click.writer().map(|_| ())),
         Ok(())
     ));
-    let all = batches();
+    let all = comparison_batches();
     let mut outcomes = Vec::new();
     for s in [&sqlite as &dyn FlowStore, &click] {
         let mut w = s.writer().unwrap();
@@ -362,7 +323,7 @@ fn a_crash_between_the_data_and_the_marks_doubles_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = Store::open(dir.path(), cfg()).unwrap();
     let click = open(&ch, "crash");
-    let all = batches();
+    let all = comparison_batches();
     let (first_half, rest) = all.split_at(20);
     ingest(FlowStore::writer(&sqlite).unwrap().as_mut(), &all);
     {
@@ -444,7 +405,7 @@ fn restart_closes_and_retention_drop_whole_days() {
         &cfg(),
     )
     .unwrap();
-    let all = batches();
+    let all = comparison_batches();
     for s in [&sqlite as &dyn FlowStore, &click] {
         let mut w = s.writer().unwrap();
         ingest(w.as_mut(), &all);
