@@ -152,9 +152,11 @@ impl Encoder {
             self.finish(now_ns, out);
             self.start(now_ns);
             if !self.fits(set_id) {
-                // Only the templates fit beside the header: send them alone.
+                // Only the templates fit beside the header: send them alone,
+                // then the record in a message of its own, even when the
+                // templates are due with every message (they just went out).
                 self.finish(now_ns, out);
-                self.start(now_ns);
+                self.open(now_ns, false);
             }
         }
         if self.open_set.map(|(_, id)| id) != Some(set_id) {
@@ -207,11 +209,16 @@ impl Encoder {
     }
 
     fn start(&mut self, now_ns: u64) {
+        self.open(now_ns, true);
+    }
+
+    /// A new message, led by the templates when `templates` and they are due.
+    fn open(&mut self, now_ns: u64, templates: bool) {
         self.buf.clear();
         self.buf.resize(HEADER, 0);
         self.records_in_message = 0;
         self.open_set = None;
-        if self.templates_due(now_ns) {
+        if templates && self.templates_due(now_ns) {
             let at = self.buf.len();
             self.buf.extend_from_slice(&TEMPLATE_SET.to_be_bytes());
             self.buf.extend_from_slice(&[0, 0]);
