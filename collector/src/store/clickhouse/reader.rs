@@ -196,113 +196,126 @@ fn limit_or(n: usize, default: usize) -> usize {
     }
 }
 
-impl ChReader {
-    /// The flows of the filter's range whose latest state passes every
-    /// condition, in page order after the cursor, at most `limit`.
-    ///
-    /// `window`: only flows whose latest record is in [start, end) (ns),
-    /// a part of the range: a flow is its latest row, and that row is in
-    /// the window, so reading the window's rows finds every such flow
-    /// (their older rows are read through the key index).
-    fn flow_rows(
-        &self,
-        f: &FlowFilter,
-        limit: usize,
-        window: Option<(u64, u64)>,
-    ) -> Result<Vec<(i64, FlowRow)>, StoreError> {
-        let fr = self.t("flow_records");
-        let (from, to) = (f.from.saturating_mul(NS), f.to.saturating_mul(NS));
-        let (from, to) = match window {
-            Some((start, end)) => (from.max(start), to.min(end)),
-            None => (from, to),
-        };
-        let agency = agency_cond("agency", f.agency.as_deref());
-        let mut having = format!("x_last_seen >= {from} AND x_last_seen < {to}");
-        if let Some(h) = f.host {
-            let k = lit(&ip_key(h));
-            having.push_str(&format!(" AND (x_src_ip = {k} OR x_dst_ip = {k})"));
-        }
-        if let Some(n) = &f.net {
-            having.push_str(&format!(
-                " AND ({} OR {})",
-                in_net("x_src_ip", n),
-                in_net("x_dst_ip", n)
-            ));
-        }
-        if let Some(n) = &f.peer {
-            having.push_str(&format!(" AND {}", in_net("x_peer_ip", n)));
-        }
-        if let Some(s) = &f.site {
-            having.push_str(&format!(
-                " AND isNotNull(x_site) AND {}",
-                name_matches("assumeNotNull(x_site)", s)
-            ));
-        }
-        if let Some(u) = &f.unit {
-            having.push_str(&format!(" AND x_unit = {}", lit(u)));
-        }
-        if let Some(p) = &f.proto {
-            having.push_str(&format!(
-                " AND lower(x_proto) = {}",
-                lit(&p.to_ascii_lowercase())
-            ));
-        }
-        let key = match f.sort {
-            FlowSort::Time => "x_last_seen",
-            FlowSort::Bytes => "(x_bytes_up + x_bytes_down)",
-        };
-        if let Some(c) = f.cursor {
-            having.push_str(&format!(
-                " AND ({key} < {k} OR ({key} = {k} AND x_fid < {id}))",
-                k = c.key,
-                id = c.id
-            ));
-        }
-        // Rows of the flows the range's rows name; a flow's rows (the same
-        // agent first_seen) are none older than its first packet, so the
-        // oldest first_seen there bounds the partitions read.
-        let cand = format!("{fr} WHERE last_seen >= {from} AND last_seen < {to}{agency}");
-        let sql = format!(
-            "SELECT {} FROM {fr} PREWHERE (node, boot, flow_id) IN \
-             (SELECT node, boot, flow_id FROM {cand}) \
-             WHERE last_seen >= (SELECT min(first_seen) FROM {cand}){agency} \
-             GROUP BY node, boot, flow_id HAVING {having} \
-             ORDER BY {key} DESC, x_fid DESC LIMIT {limit}",
-            latest_select()
-        );
-        let rows: Vec<StateRow> = self.rows(&sql)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let (node_id, id, record) = r.record()?;
-            if row_matches(f, &record) {
-                out.push((id, FlowRow { node_id, record }));
-            }
-        }
-        Ok(out)
+/// The filter's conditions on a flow state's columns, named with `p`
+/// before them (`""` for a stored row, `"x_"` for a flow's latest state):
+/// the range, the row conditions and the cursor.
+fn state_conds(f: &FlowFilter, p: &str) -> String {
+    let (from, to) = (f.from.saturating_mul(NS), f.to.saturating_mul(NS));
+    let mut c = format!("{p}last_seen >= {from} AND {p}last_seen < {to}");
+    if let Some(h) = f.host {
+        let k = lit(&ip_key(h));
+        c.push_str(&format!(" AND ({p}src_ip = {k} OR {p}dst_ip = {k})"));
     }
+    if let Some(n) = &f.net {
+        c.push_str(&format!(
+            " AND ({} OR {})",
+            in_net(&format!("{p}src_ip"), n),
+            in_net(&format!("{p}dst_ip"), n)
+        ));
+    }
+    if let Some(n) = &f.peer {
+        c.push_str(&format!(" AND {}", in_net(&format!("{p}peer_ip"), n)));
+    }
+    if let Some(s) = &f.site {
+        c.push_str(&format!(
+            " AND isNotNull({p}site) AND {}",
+            name_matches(&format!("assumeNotNull({p}site)"), s)
+        ));
+    }
+    if let Some(u) = &f.unit {
+        c.push_str(&format!(" AND {p}unit = {}", lit(u)));
+    }
+    if let Some(pr) = &f.proto {
+        c.push_str(&format!(
+            " AND lower({p}proto) = {}",
+            lit(&pr.to_ascii_lowercase())
+        ));
+    }
+    if let Some(cur) = f.cursor {
+        c.push_str(&format!(
+            " AND ({k} < {v} OR ({k} = {v} AND {p}fid < {id}))",
+            k = sort_key(f.sort, p),
+            v = cur.key,
+            id = cur.id
+        ));
+    }
+    c
+}
 
-    /// `flow_rows` over the whole range, but by time: windows back from
-    /// the range's end (or the cursor), eight times longer each, until one
-    /// holds `want` flows (the newest page of a month reads minutes).
-    fn newest_first(&self, f: &FlowFilter, want: usize) -> Result<Vec<(i64, FlowRow)>, StoreError> {
-        if f.sort != FlowSort::Time {
-            return self.flow_rows(f, want, None);
-        }
-        let (from, mut end) = (f.from.saturating_mul(NS), f.to.saturating_mul(NS));
-        if let Some(c) = f.cursor {
-            end = end.min(c.key.saturating_add(1));
-        }
-        let mut w = 60 * NS;
+/// The page order's key of a state.
+fn sort_key(sort: FlowSort, p: &str) -> String {
+    match sort {
+        FlowSort::Time => format!("{p}last_seen"),
+        FlowSort::Bytes => format!("({p}bytes_up + {p}bytes_down)"),
+    }
+}
+
+#[derive(Deserialize)]
+struct Threshold {
+    k: u64,
+    id: i64,
+}
+
+/// Candidate rows a page starts from: at least this many, eight times more
+/// each round that finds too few.
+const FIRST_CANDIDATES: usize = 256;
+
+impl ChReader {
+    /// The first `want` flows in page order (after the cursor) whose latest
+    /// state passes the filter.
+    ///
+    /// A flow is its latest row, so it is found among the stored rows
+    /// that pass the filter themselves, ranked by the page key: take the
+    /// first `k` such rows (a short read of a few columns, no grouping),
+    /// then the latest state of just their flows (through the key index).
+    /// A flow whose latest state ranks at or above the `k`-th row has that
+    /// latest row among the `k`, so every flow ranking there is found; if
+    /// `want` of them pass, they are the answer, else `k` grows until the
+    /// rows run out.
+    fn flow_rows(&self, f: &FlowFilter, want: usize) -> Result<Vec<(i64, FlowRow)>, StoreError> {
+        let fr = self.t("flow_records");
+        let agency = agency_cond("agency", f.agency.as_deref());
+        let key = sort_key(f.sort, "");
+        let xkey = sort_key(f.sort, "x_");
+        let mut k = want.saturating_mul(2).max(FIRST_CANDIDATES);
         loop {
-            let start = end.saturating_sub(w);
-            if start <= from {
-                return self.flow_rows(f, want, None);
+            let ranked = format!(
+                "FROM {fr} WHERE {}{agency} ORDER BY {key} DESC, fid DESC",
+                state_conds(f, "")
+            );
+            let threshold: Option<Threshold> = self
+                .rows(&format!(
+                    "SELECT {key} AS k, fid AS id {ranked} LIMIT {}, 1",
+                    k - 1
+                ))?
+                .pop();
+            let mut having = state_conds(f, "x_");
+            if let Some(t) = &threshold {
+                having.push_str(&format!(
+                    " AND ({xkey} > {v} OR ({xkey} = {v} AND x_fid >= {id}))",
+                    v = t.k,
+                    id = t.id
+                ));
             }
-            let rows = self.flow_rows(f, want, Some((start, end)))?;
-            if rows.len() >= want {
-                return Ok(rows);
+            let sql = format!(
+                "SELECT {} FROM {fr} PREWHERE (node, boot, flow_id) IN \
+                 (SELECT node, boot, flow_id {ranked} LIMIT {k}) \
+                 WHERE 1{agency} GROUP BY node, boot, flow_id HAVING {having} \
+                 ORDER BY {xkey} DESC, x_fid DESC LIMIT {want}",
+                latest_select()
+            );
+            let rows: Vec<StateRow> = self.rows(&sql)?;
+            if rows.len() >= want || threshold.is_none() {
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let (node_id, id, record) = r.record()?;
+                    if row_matches(f, &record) {
+                        out.push((id, FlowRow { node_id, record }));
+                    }
+                }
+                return Ok(out);
             }
-            w = w.saturating_mul(8);
+            k = k.saturating_mul(8);
         }
     }
 
@@ -571,7 +584,7 @@ impl FlowReader for ChReader {
         }
         let want = crate::store::search::page_limit(f) + 1;
         let mut top = TopRows::new(f);
-        for (id, row) in self.newest_first(f, want)? {
+        for (id, row) in self.flow_rows(f, want)? {
             top.offer(id, row);
         }
         Ok(top.page())
@@ -583,7 +596,7 @@ impl FlowReader for ChReader {
             cursor: None,
             ..f.clone()
         };
-        let rows = self.newest_first(&all, MAX_INVESTIGATE_SCAN as usize + 1)?;
+        let rows = self.flow_rows(&all, MAX_INVESTIGATE_SCAN as usize + 1)?;
         let complete = rows.len() as u64 <= MAX_INVESTIGATE_SCAN;
         let mut tally = Tally::default();
         for (_, r) in rows.iter().take(MAX_INVESTIGATE_SCAN as usize) {
