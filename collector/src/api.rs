@@ -517,6 +517,10 @@ pub async fn blocked_summary(
 struct Health {
     status: &'static str,
     db: String,
+    /// "sqlite" or "postgres".
+    control: &'static str,
+    /// This collector's outage detector leads (always, alone on SQLite).
+    outage_leader: bool,
 }
 
 pub async fn healthz(State(s): State<AppState>) -> Response {
@@ -529,6 +533,8 @@ pub async fn healthz(State(s): State<AppState>) -> Response {
         Ok(()) => Json(Health {
             status: "ok",
             db: "ok".into(),
+            control: s.control.backend(),
+            outage_leader: s.outage.is_leading(),
         })
         .into_response(),
         Err(ApiError(_, e)) => (
@@ -536,6 +542,8 @@ pub async fn healthz(State(s): State<AppState>) -> Response {
             Json(Health {
                 status: "degraded",
                 db: e,
+                control: s.control.backend(),
+                outage_leader: s.outage.is_leading(),
             }),
         )
             .into_response(),

@@ -347,14 +347,17 @@ impl CollectorConfig {
         for (key, why) in self.storage.control.problems() {
             bad(key, why);
         }
-        if self.storage.control.backend == crate::store::postgres::ControlBackend::Postgres {
+        if self.storage.control.backend == crate::store::postgres::ControlBackend::Postgres
+            && self.storage.control.lease_secs > self.nodes.down_after_secs
+        {
+            // A follower takes over within about lease_secs of the leader's
+            // death: longer than a heartbeat window, an outage could go
+            // unrecorded for longer than it takes to call a node down.
             bad(
-                "storage.control.backend",
+                "storage.control.lease_secs",
                 format!(
-                    "\"postgres\" is not complete yet: {} are still SQLite-only, so \
-                     collectors sharing it would each open incidents and alert on their own; \
-                     keep \"sqlite\" (one collector) until they move",
-                    crate::store::postgres::NOT_ON_POSTGRES
+                    "must be at most nodes.down_after_secs ({})",
+                    self.nodes.down_after_secs
                 ),
             );
         }

@@ -850,7 +850,9 @@ fn access_schemas() -> Value {
     let ms_or_null = json!({"type": ["integer", "null"], "description": "Unix milliseconds"});
     let code = json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"});
     json!({
-        "Health": {"type": "object", "properties": {"status": {"type": "string", "enum": ["ok", "degraded"]}, "db": {"type": "string"}}},
+        "Health": {"type": "object", "properties": {"status": {"type": "string", "enum": ["ok", "degraded"]}, "db": {"type": "string"},
+            "control": {"type": "string", "enum": ["sqlite", "postgres"], "description": "the control store ([storage.control] backend)"},
+            "outage_leader": {"type": "boolean", "description": "this collector's outage detector leads (opens incidents, sends alerts); always true for one collector on SQLite"}}},
         "Metrics": {"type": "string", "description": "Prometheus text format"},
         "WebSocket": {"type": "string", "description": "a WebSocket upgrade"},
         "OpenApi": {"type": "object"},

@@ -76,6 +76,8 @@ pub struct Collector {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     writer: Option<Writer>,
     notifier: Option<crate::notify::Notifier>,
+    /// The outage detector's lease (several collectors on PostgreSQL).
+    leader: Option<crate::outage::leader::Leader>,
 }
 
 impl Collector {
@@ -94,8 +96,21 @@ impl Collector {
                 .context("cannot open the ClickHouse flow store")?,
             ),
         };
-        let control: Arc<dyn ControlStore> = store.clone();
-        let access: Arc<dyn AccessStore> = store;
+        let (control, access): (Arc<dyn ControlStore>, Arc<dyn AccessStore>) =
+            match config.storage.control.backend {
+                crate::store::postgres::ControlBackend::Sqlite => (store.clone(), store),
+                crate::store::postgres::ControlBackend::Postgres => {
+                    let cfg = config.storage.control.clone();
+                    let pg = tokio::task::spawn_blocking(move || {
+                        crate::store::postgres::PgStore::open(&cfg)
+                    })
+                    .await?
+                    .context("cannot open the PostgreSQL control store ([storage.control])")?;
+                    tracing::info!(url = %pg.url(), "control store on PostgreSQL");
+                    let pg = Arc::new(pg);
+                    (pg.clone(), pg)
+                }
+            };
         Self::start_with(config, flows, control, access).await
     }
 
@@ -140,17 +155,35 @@ impl Collector {
             .map(|n| (n.node_id, n.agency))
             .collect();
         let notifier =
-            crate::notify::Notifier::start(config.notify.clone(), control.database_path())
+            crate::notify::Notifier::start_on(config.notify.clone(), || control.notification_log())
                 .context("cannot start notifications")?;
         let alerts = notifier.handle().alert_sink();
-        let outage = crate::outage::monitor::OutageMonitor::start(
+        // One collector on SQLite always leads; collectors sharing a
+        // PostgreSQL control store take turns through its lease.
+        let leader = if control.backend() == "postgres" {
+            let id = crate::outage::leader::collector_id(&config.storage.control.collector_id);
+            Some(
+                crate::outage::leader::Leader::start(
+                    control.clone(),
+                    crate::outage::leader::OUTAGE_LEASE,
+                    &id,
+                    Duration::from_secs(config.storage.control.lease_secs),
+                )
+                .context("cannot start the outage detector's lease")?,
+            )
+        } else {
+            None
+        };
+        let outage = crate::outage::monitor::OutageMonitor::start_led(
             &config.nodes,
             control.as_ref(),
             known,
             inventory.topology(),
             alerts,
+            leader.as_ref().map(crate::outage::leader::Leader::gate),
         )
-        .context("cannot start the outage monitor")?;
+        .context("cannot start the outage monitor")?
+        .with_collector_id(leader.as_ref().map(|l| l.holder().to_owned()));
         let state = AppState {
             config: Arc::new(config.clone()),
             flows,
@@ -181,6 +214,7 @@ impl Collector {
             tasks: Vec::new(),
             writer: Some(writer),
             notifier: Some(notifier),
+            leader,
         };
         let every = |period: Duration, f: fn(&AppState)| {
             let state = state.clone();
@@ -200,6 +234,13 @@ impl Collector {
                 crate::edge::return_free_memory()
             }),
         ]);
+        if collector.leader.is_some() {
+            collector
+                .tasks
+                .push(tokio::spawn(crate::outage::shared::seen_elsewhere(
+                    state.clone(),
+                )));
+        }
         // "Terima" buttons pressed in the NOC's Telegram chats.
         let outage = state.outage.clone();
         let ack: crate::notify::telegram_ack::AckFn = Arc::new(move |id, by| {
@@ -336,6 +377,22 @@ impl Collector {
     /// with a WebSocket Close and a TLS close_notify); outages are flushed to
     /// the notifier, which finishes its sends within its grace; the writer
     /// commits what is queued.
+    /// This collector's name in the outage detector's lease (None: a
+    /// single collector on SQLite, which always leads).
+    pub fn collector_id(&self) -> Option<&str> {
+        self.leader
+            .as_ref()
+            .map(crate::outage::leader::Leader::holder)
+    }
+
+    /// Stop renewing the outage detector's lease without giving it up, as
+    /// a collector killed with SIGKILL does (tests of the takeover).
+    pub fn abandon_lease(&mut self) {
+        if let Some(l) = self.leader.take() {
+            l.abandon();
+        }
+    }
+
     pub async fn stop(mut self) {
         self.state.shutdown.trigger();
         for h in &self.handles {
@@ -352,6 +409,10 @@ impl Collector {
         // Outages first, so their last alerts are queued; then the notifier
         // finishes the sends in flight.
         self.state.outage.shutdown();
+        // A clean stop hands the lease over at once.
+        if let Some(l) = self.leader.take() {
+            let _ = tokio::task::spawn_blocking(move || drop(l)).await;
+        }
         if let Some(n) = self.notifier.take() {
             let _ = tokio::task::spawn_blocking(move || n.stop()).await;
         }

@@ -32,9 +32,19 @@ pub fn allocation(s: &AppState, agency: &str, now: SystemTime) -> (u64, u64) {
 pub fn nodes(s: &AppState, now: SystemTime) -> Result<Vec<NodeInfo>, StoreError> {
     let timeout = Duration::from_secs(s.config.nodes.down_after_secs);
     let mut nodes = s.control.nodes(now, timeout)?;
+    // The SQLite registry counts drops itself (same file as the streams);
+    // another registry has them from the flow store.
+    let dropped = if s.control.backend() == "sqlite" {
+        Default::default()
+    } else {
+        s.flows.reader()?.dropped_records()?
+    };
     let inv = s.inventory.current();
     let live = s.nodes.snapshot();
     for n in &mut nodes {
+        if let Some(&d) = dropped.get(&n.node_id) {
+            n.dropped_records = d;
+        }
         if let Some(l) = live.get(&n.node_id) {
             n.refused_records = l.refused_records;
         }

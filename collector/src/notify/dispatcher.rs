@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use super::config::{parse_offset, DeliveryConfig, NotifyConfig};
 use super::email::Email;
 use super::http::SendError;
-use super::log::Log;
+use super::log::NotifyLog;
 use super::telegram::Telegram;
 use super::webhook::Webhook;
 use super::whatsapp::WhatsApp;
@@ -167,7 +167,7 @@ struct Done {
 }
 
 pub(crate) struct Dispatcher {
-    log: Log,
+    log: Box<dyn NotifyLog>,
     channels: BTreeMap<String, Slot>,
     delivery: DeliveryConfig,
     offset_secs: i32,
@@ -182,7 +182,7 @@ pub(crate) struct Dispatcher {
 
 impl Dispatcher {
     pub fn new(
-        log: Log,
+        log: Box<dyn NotifyLog>,
         channels: BTreeMap<String, Slot>,
         cfg: &NotifyConfig,
         wake: Arc<tokio::sync::Notify>,
@@ -375,7 +375,7 @@ impl Dispatcher {
             let attempt = row.attempts + 1;
             // If this process dies during the call, the row goes again then.
             let retry_at = now + self.backoff(attempt);
-            if !self.log.claim(row.id, now, retry_at)? {
+            if !self.log.claim(row.id, row.attempts, now, retry_at)? {
                 continue;
             }
             let slot = self.channels.get_mut(&row.channel).expect("checked above");

@@ -1,6 +1,8 @@
 //! The durable notification log: the `notifications` table in the collector's
-//! SQLite file. Every write is its own committed transaction before anything
-//! depends on it (see the module docs of `notify` for the delivery argument).
+//! SQLite file, or in the control store's PostgreSQL database when several
+//! collectors share one (`store::postgres::PgNotifyLog`). Every write is its
+//! own committed transaction before anything depends on it (see the module
+//! docs of `notify` for the delivery argument).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -14,7 +16,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A pending row, as the dispatcher needs it.
 #[derive(Debug, Clone)]
-pub(crate) struct PendingRow {
+pub struct PendingRow {
     pub id: i64,
     pub channel: String,
     pub incident_id: i64,
@@ -27,14 +29,60 @@ pub(crate) struct PendingRow {
     pub last_error: Option<String>,
 }
 
-pub(crate) struct Log {
+/// The log's operations, one implementation per database.
+pub trait NotifyLog: Send {
+    /// Write the rows for `n`: one per channel in `routed`, plus (for
+    /// resolved / acknowledged) every configured channel already told about
+    /// the incident. See the module docs for suppression. Returns new rows;
+    /// a (channel, incident, state) already logged is not written again.
+    fn enqueue(
+        &mut self,
+        n: &Notification,
+        routed: &BTreeSet<String>,
+        configured: &dyn Fn(&str) -> bool,
+        now_ms: u64,
+        suppress_unsent: bool,
+    ) -> Result<usize, NotifyError>;
+    /// Pending rows, oldest first (due or not: the dispatcher needs the
+    /// older rows of an incident to keep order).
+    fn pending(&self, limit: usize) -> Result<Vec<PendingRow>, NotifyError>;
+    fn count_pending(&self) -> Result<u64, NotifyError>;
+    /// Count an attempt before making it, and schedule the next one in case
+    /// this process dies during the call. False: the row is no longer
+    /// pending (suppressed meanwhile), or (several dispatchers on one
+    /// database) another dispatcher claimed attempt `attempts + 1` first.
+    fn claim(
+        &self,
+        id: i64,
+        attempts: u32,
+        now_ms: u64,
+        retry_at_ms: u64,
+    ) -> Result<bool, NotifyError>;
+    fn mark_sent(&self, id: i64, now_ms: u64, progress: u32) -> Result<(), NotifyError>;
+    fn mark_retry(
+        &self,
+        id: i64,
+        next_ms: u64,
+        error: &str,
+        progress: u32,
+    ) -> Result<(), NotifyError>;
+    fn mark_failed(&self, id: i64, error: &str, progress: u32) -> Result<(), NotifyError>;
+    /// Delete final rows created before `before_ms`.
+    fn prune(&self, before_ms: u64) -> Result<usize, NotifyError>;
+    fn counts(&self) -> Result<BTreeMap<Status, u64>, NotifyError>;
+    /// Newest first, or (for one incident) oldest first.
+    fn recent(&self, limit: usize, incident: Option<i64>) -> Result<Vec<LogEntry>, NotifyError>;
+}
+
+/// The log in the collector's SQLite file.
+pub struct SqliteLog {
     conn: Connection,
 }
 
-impl Log {
+impl SqliteLog {
     /// Open (creating if needed) the database at `path` and its
     /// notification tables.
-    pub fn open(path: &Path) -> Result<Log, NotifyError> {
+    pub fn open(path: &Path) -> Result<SqliteLog, NotifyError> {
         let open_err = |source| NotifyError::Open {
             path: path.to_path_buf(),
             source,
@@ -64,17 +112,19 @@ impl Log {
             NotifyError::Config(format!("the notification log in {}: {e}", path.display()))
         })?;
         conn.set_prepared_statement_cache_capacity(32);
-        Ok(Log { conn })
+        Ok(SqliteLog { conn })
     }
+}
 
+impl NotifyLog for SqliteLog {
     /// Write the rows for `n`: one per channel in `routed`, plus (for
     /// resolved / acknowledged) every configured channel already told about
     /// the incident. See the module docs for suppression. Returns new rows.
-    pub fn enqueue(
+    fn enqueue(
         &mut self,
         n: &Notification,
         routed: &BTreeSet<String>,
-        configured: impl Fn(&str) -> bool,
+        configured: &dyn Fn(&str) -> bool,
         now_ms: u64,
         suppress_unsent: bool,
     ) -> Result<usize, NotifyError> {
@@ -169,7 +219,7 @@ impl Log {
 
     /// Pending rows, oldest first (due or not: the dispatcher needs the
     /// older rows of an incident to keep order).
-    pub fn pending(&self, limit: usize) -> Result<Vec<PendingRow>, NotifyError> {
+    fn pending(&self, limit: usize) -> Result<Vec<PendingRow>, NotifyError> {
         let mut st = self.conn.prepare_cached(
             "SELECT id, channel, incident_id, state, payload, attempts, progress,
                     next_attempt_ms, created_ms, last_error
@@ -192,7 +242,7 @@ impl Log {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn count_pending(&self) -> Result<u64, NotifyError> {
+    fn count_pending(&self) -> Result<u64, NotifyError> {
         Ok(self.conn.query_row(
             "SELECT count(*) FROM notifications WHERE status = 'pending'",
             [],
@@ -203,7 +253,13 @@ impl Log {
     /// Count an attempt before making it, and schedule the next one in case
     /// this process dies during the call. False: the row is no longer
     /// pending (suppressed meanwhile).
-    pub fn claim(&self, id: i64, now_ms: u64, retry_at_ms: u64) -> Result<bool, NotifyError> {
+    fn claim(
+        &self,
+        id: i64,
+        _attempts: u32,
+        now_ms: u64,
+        retry_at_ms: u64,
+    ) -> Result<bool, NotifyError> {
         let n = self.conn.execute(
             "UPDATE notifications SET attempts = attempts + 1, last_attempt_ms = ?2,
                     next_attempt_ms = ?3
@@ -213,7 +269,7 @@ impl Log {
         Ok(n == 1)
     }
 
-    pub fn mark_sent(&self, id: i64, now_ms: u64, progress: u32) -> Result<(), NotifyError> {
+    fn mark_sent(&self, id: i64, now_ms: u64, progress: u32) -> Result<(), NotifyError> {
         self.conn.execute(
             "UPDATE notifications SET status = 'sent', sent_ms = ?2, progress = ?3 WHERE id = ?1",
             params![id, now_ms as i64, progress],
@@ -221,7 +277,7 @@ impl Log {
         Ok(())
     }
 
-    pub fn mark_retry(
+    fn mark_retry(
         &self,
         id: i64,
         next_ms: u64,
@@ -236,7 +292,7 @@ impl Log {
         Ok(())
     }
 
-    pub fn mark_failed(&self, id: i64, error: &str, progress: u32) -> Result<(), NotifyError> {
+    fn mark_failed(&self, id: i64, error: &str, progress: u32) -> Result<(), NotifyError> {
         self.conn.execute(
             "UPDATE notifications SET status = 'failed', last_error = ?2, progress = ?3
              WHERE id = ?1",
@@ -246,14 +302,14 @@ impl Log {
     }
 
     /// Delete final rows created before `before_ms`.
-    pub fn prune(&self, before_ms: u64) -> Result<usize, NotifyError> {
+    fn prune(&self, before_ms: u64) -> Result<usize, NotifyError> {
         Ok(self.conn.execute(
             "DELETE FROM notifications WHERE status <> 'pending' AND created_ms < ?1",
             [before_ms as i64],
         )?)
     }
 
-    pub fn counts(&self) -> Result<BTreeMap<Status, u64>, NotifyError> {
+    fn counts(&self) -> Result<BTreeMap<Status, u64>, NotifyError> {
         let mut st = self
             .conn
             .prepare_cached("SELECT status, count(*) FROM notifications GROUP BY status")?;
@@ -269,11 +325,7 @@ impl Log {
     }
 
     /// Newest first, or (for one incident) oldest first.
-    pub fn recent(
-        &self,
-        limit: usize,
-        incident: Option<i64>,
-    ) -> Result<Vec<LogEntry>, NotifyError> {
+    fn recent(&self, limit: usize, incident: Option<i64>) -> Result<Vec<LogEntry>, NotifyError> {
         let sql = format!(
             "SELECT id, channel, incident_id, state, severity, payload, status, attempts,
                     progress, last_error, created_ms, last_attempt_ms, next_attempt_ms, sent_ms

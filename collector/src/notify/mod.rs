@@ -59,6 +59,7 @@ pub use config::{
     WebhookConfig, Weekday, WhatsAppConfig, WhatsAppFormat, WindowConfig,
 };
 pub use dispatcher::ChannelStats;
+pub use log::{NotifyLog, PendingRow, SqliteLog};
 pub use routing::Router;
 
 /// How bad it is. Ordered: `Critical > Major > Minor > Info`.
@@ -249,7 +250,7 @@ impl Status {
         }
     }
 
-    fn parse(s: &str) -> Option<Status> {
+    pub(crate) fn parse(s: &str) -> Option<Status> {
         Some(match s {
             "pending" => Status::Pending,
             "sent" => Status::Sent,
@@ -296,6 +297,8 @@ pub enum NotifyError {
     },
     #[error("notification log: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("notification log: {0}")]
+    Store(#[from] crate::store::StoreError),
     #[error("cannot encode notification: {0}")]
     Json(#[from] serde_json::Error),
     #[error("cannot start the notification dispatcher: {0}")]
@@ -304,7 +307,7 @@ pub enum NotifyError {
 
 /// Shared by the [`Notifier`] and its handles.
 struct Shared {
-    log: Mutex<log::Log>,
+    log: Mutex<Box<dyn NotifyLog>>,
     router: Router,
     delivery: DeliveryConfig,
     wake: Arc<tokio::sync::Notify>,
@@ -332,7 +335,7 @@ impl NotifyHandle {
             log.enqueue(
                 n,
                 &channels,
-                |c| self.shared.router.has_channel(c),
+                &|c| self.shared.router.has_channel(c),
                 // Row times are real times, whatever clock routing used.
                 self::now_ms(),
                 self.shared.delivery.suppress_unsent_on_resolve,
@@ -411,13 +414,25 @@ impl Notifier {
     /// same file) and start the dispatcher on its own thread. Secrets written
     /// as `env:NAME` are read from the environment here.
     pub fn start(cfg: NotifyConfig, db_path: &Path) -> Result<Notifier, NotifyError> {
+        Self::start_on(cfg, || {
+            Ok(Box::new(log::SqliteLog::open(db_path)?) as Box<dyn NotifyLog>)
+        })
+    }
+
+    /// [`Self::start`] on the log `open` gives (called twice: one log for
+    /// enqueueing, one for the dispatcher), e.g. the control store's
+    /// ([`crate::store::ControlStore::notification_log`]).
+    pub fn start_on(
+        cfg: NotifyConfig,
+        open: impl Fn() -> Result<Box<dyn NotifyLog>, NotifyError>,
+    ) -> Result<Notifier, NotifyError> {
         cfg.check()
             .map_err(|problems| NotifyError::Config(simpul_proto::problem::describe(&problems)))?;
         let router = Router::new(&cfg)
             .map_err(|(location, message)| NotifyError::Config(format!("{location}: {message}")))?;
         let channels = dispatcher::build_channels(&cfg)?;
-        let enqueue_log = log::Log::open(db_path)?;
-        let dispatch_log = log::Log::open(db_path)?;
+        let enqueue_log = open()?;
+        let dispatch_log = open()?;
         let wake = Arc::new(tokio::sync::Notify::new());
         let stats = Arc::new(Mutex::new(
             channels

@@ -20,6 +20,25 @@ use crate::store::ControlStore;
 /// The outage detector's lease.
 pub const OUTAGE_LEASE: &str = "outage-detector";
 
+/// This collector's name in the lease: `[storage.control] collector_id`,
+/// else `HOSTNAME:PID` (a second collector in the same process, as tests
+/// run them: `HOSTNAME:PID:2`, so the two never share a name).
+pub fn collector_id(configured: &str) -> String {
+    static STARTED: AtomicU64 = AtomicU64::new(0);
+    if !configured.is_empty() {
+        return configured.to_owned();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "collector".into());
+    match STARTED.fetch_add(1, Ordering::Relaxed) {
+        0 => format!("{host}:{}", std::process::id()),
+        n => format!("{host}:{}:{}", std::process::id(), n + 1),
+    }
+}
+
 pub struct Leader {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
@@ -38,6 +57,10 @@ struct Shared {
 impl Shared {
     fn now_ms(&self) -> u64 {
         u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn is_leading(&self) -> bool {
+        self.now_ms() < self.until_ms.load(Ordering::Acquire)
     }
 }
 
@@ -95,7 +118,19 @@ impl Leader {
 
     /// Whether this collector leads now.
     pub fn is_leading(&self) -> bool {
-        self.shared.now_ms() < self.shared.until_ms.load(Ordering::Acquire)
+        self.shared.is_leading()
+    }
+
+    /// [`Self::is_leading`] for the outage monitor, without owning the
+    /// leader (whose drop releases the lease).
+    pub fn gate(&self) -> crate::outage::monitor::LeaderGate {
+        let shared = self.shared.clone();
+        Arc::new(move || shared.is_leading())
+    }
+
+    /// The name this collector holds the lease under.
+    pub fn holder(&self) -> &str {
+        &self.holder
     }
 
     fn stop_thread(&mut self) {

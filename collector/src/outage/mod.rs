@@ -8,3 +8,4 @@ pub mod conditions;
 pub mod detector;
 pub mod leader;
 pub mod monitor;
+pub mod shared;

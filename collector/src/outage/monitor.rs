@@ -110,6 +110,13 @@ enum Input {
         node: String,
         at_ms: u64,
     },
+    /// Another collector heard `node` at `at_ms` (the shared registry's
+    /// last-seen): a heartbeat unless this one heard it later itself.
+    SeenElsewhere {
+        node: String,
+        agency: String,
+        at_ms: u64,
+    },
     Ack {
         id: i64,
         by: String,
@@ -146,6 +153,10 @@ pub struct MonitorStats {
 
 pub struct OutageMonitor {
     tx: Sender<Input>,
+    /// Whether the worker acts as leader now (always, without a gate).
+    leading: Arc<AtomicBool>,
+    /// The name this collector leads under (None: one collector alone).
+    collector_id: Option<String>,
     view: Arc<RwLock<BTreeMap<String, NodeView>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -213,7 +224,9 @@ impl OutageMonitor {
         let view = Arc::new(RwLock::new(BTreeMap::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(MonitorStats::default());
+        let leading = Arc::new(AtomicBool::new(gate.is_none()));
         let mut worker = Worker {
+            leading_flag: leading.clone(),
             cfg: cfg.clone(),
             topology,
             detector,
@@ -262,6 +275,8 @@ impl OutageMonitor {
         );
         Ok(OutageMonitor {
             tx,
+            leading,
+            collector_id: None,
             view,
             stop,
             thread: Some(thread),
@@ -330,6 +345,31 @@ impl OutageMonitor {
             node: node.to_string(),
             at_ms: now_ms(),
         });
+    }
+
+    /// `node` was last heard at `at_ms` by whichever collector it is on
+    /// (several collectors: the shared registry's last-seen).
+    pub fn seen_elsewhere(&self, node: &str, agency: &str, at_ms: u64) {
+        self.send(Input::SeenElsewhere {
+            node: node.to_string(),
+            agency: agency.to_string(),
+            at_ms,
+        });
+    }
+
+    /// Whether this collector's monitor opens incidents and alerts now.
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::Acquire)
+    }
+
+    /// Name the collector in `/metrics` and `/healthz` (its lease holder).
+    pub fn with_collector_id(mut self, id: Option<String>) -> Self {
+        self.collector_id = id;
+        self
+    }
+
+    pub fn collector_id(&self) -> Option<&str> {
+        self.collector_id.as_deref()
     }
 
     /// Acknowledge an incident (the first acknowledgement counts).
@@ -408,6 +448,8 @@ struct Worker {
     unsent: Vec<Alert>,
     gate: Option<LeaderGate>,
     leading: bool,
+    /// `leading`, for `OutageMonitor::is_leading`.
+    leading_flag: Arc<AtomicBool>,
 }
 
 impl Worker {
@@ -479,6 +521,24 @@ impl Worker {
                 }
             }
             Input::Closed { node, at_ms } => self.detector.link_closed(&node, at_ms),
+            Input::SeenElsewhere {
+                node,
+                agency,
+                at_ms,
+            } => {
+                // Seen here at or after that: this collector knows better
+                // (its own link's close included).
+                if self
+                    .detector
+                    .last_heartbeat_ms(&node)
+                    .is_some_and(|mine| mine >= at_ms)
+                {
+                    return;
+                }
+                self.known(&node, &agency);
+                let events = self.detector.heartbeat(&node, at_ms);
+                self.handle(events, store);
+            }
             Input::Allocation {
                 agency,
                 used_pct,
@@ -644,11 +704,29 @@ impl Worker {
             return;
         }
         self.leading = now_leading;
+        self.leading_flag.store(now_leading, Ordering::Release);
         tracing::info!(leading = now_leading, "outage detector leadership changed");
         if !now_leading {
             return;
         }
         let now = now_ms();
+        // Outages the previous leader recorded but died before handing to
+        // the notifier: hand them over (the log drops one it did get).
+        match store.list(&crate::store::IncidentFilter {
+            open_only: true,
+            limit: 1_000_000,
+            ..Default::default()
+        }) {
+            Ok(open) => {
+                for inc in open.iter().filter(|i| {
+                    i.notified_ms.is_none() && !i.maintenance && i.kind != "unreachable"
+                }) {
+                    let a = self.alert(inc, AlertState::Firing, &inc.kind);
+                    self.send_alert(a, store);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read open incidents on taking the lead"),
+        }
         let states: Vec<(String, Status)> = self
             .detector
             .statuses()
@@ -1170,6 +1248,7 @@ mod tests {
             unsent: Vec::new(),
             gate: None,
             leading: true,
+            leading_flag: Arc::default(),
         };
         let t0 = 1_000_000;
         let (inc, _) = incidents

@@ -24,6 +24,11 @@ const STORE_SIZE: Family = Family {
     kind: Kind::Gauge,
     help: "Size on disk of the collector's SQLite database, by file (database, wal: the write-ahead log not yet checkpointed).",
 };
+const LEADER: Family = Family {
+    name: "simpul_outage_leader",
+    kind: Kind::Gauge,
+    help: "1 while this collector's outage detector leads (opens incidents, sends alerts), 0 while it follows; collector is its name in the lease (single: one collector on SQLite, which always leads).",
+};
 const BLOCKED: Family = Family {
     name: "simpul_blocked_attempts_total",
     kind: Kind::Counter,
@@ -45,6 +50,11 @@ pub fn write(e: &mut Exposition, s: &AppState) {
             ("store", s.flows.kind()),
         ],
         1,
+    );
+    let collector = s.outage.collector_id().unwrap_or("single");
+    e.family(&LEADER).int(
+        &[("collector", collector), ("control", s.control.backend())],
+        u64::from(s.outage.is_leading()),
     );
     let db = s.control.database_path();
     let wal = {

@@ -120,7 +120,73 @@ pub struct NodeSpan {
     pub seen: bool,
 }
 
-pub struct IncidentStore {
+/// Incidents and maintenance windows, on SQLite ([`SqliteIncidents`]) or
+/// PostgreSQL (`postgres::PgIncidents`). One writer per collector (the
+/// outage monitor); with several collectors, only the leader opens
+/// incidents, and "one open outage per node" is the database's unique
+/// index, not the caller's care.
+pub trait Incidents: Send {
+    /// The open outage (down, group_down, unreachable, flapping) of `node`.
+    fn open_for(&self, node: &str) -> Result<Option<Incident>, StoreError>;
+    /// The open incident of `node` of a condition `kind` (agent_health, …).
+    fn open_for_kind(&self, node: &str, kind: &str) -> Result<Option<Incident>, StoreError>;
+    fn get(&self, id: i64) -> Result<Option<Incident>, StoreError>;
+    /// Open an incident; if the node already has one open (e.g. from before
+    /// a restart, or opened by another collector), that one is returned and
+    /// nothing is written.
+    fn open(&mut self, n: &NewIncident<'_>) -> Result<(Incident, bool), StoreError>;
+    fn set_kind(&mut self, id: i64, kind: &str) -> Result<(), StoreError>;
+    fn resolve(&mut self, id: i64, at_ms: u64) -> Result<(), StoreError>;
+    fn mark_notified(&mut self, id: i64, at_ms: u64) -> Result<(), StoreError>;
+    fn set_escalation(&mut self, id: i64, level: u32) -> Result<(), StoreError>;
+    /// Acknowledge (the first acknowledgement counts). `None`: no such incident.
+    fn ack(&mut self, id: i64, by: &str, at_ms: u64) -> Result<Option<Incident>, StoreError>;
+    /// Unacknowledged open ones first, then newest.
+    fn list(&self, f: &IncidentFilter) -> Result<Vec<Incident>, StoreError>;
+    /// Open incidents that were notified and not acknowledged.
+    fn unacknowledged(&self) -> Result<Vec<Incident>, StoreError>;
+    fn add_maintenance(&mut self, m: &Maintenance) -> Result<Maintenance, StoreError>;
+    fn maintenance_window(&self, id: i64) -> Result<Option<Maintenance>, StoreError>;
+    /// Change a window's times or reason (the caller checks what may change).
+    fn update_maintenance(&mut self, m: &Maintenance) -> Result<bool, StoreError>;
+    fn delete_maintenance(&mut self, id: i64) -> Result<bool, StoreError>;
+    /// Windows that ended before `before_ms` go (retention).
+    fn prune_maintenance(&mut self, before_ms: u64) -> Result<usize, StoreError>;
+    /// Windows that have not ended at `now_ms`.
+    fn open_maintenance_count(&self, now_ms: u64) -> Result<u64, StoreError>;
+    /// Windows that end after `from_ms` (current and future, and the past
+    /// ones overlapping a report period), by start.
+    fn maintenance_since(&self, from_ms: u64) -> Result<Vec<Maintenance>, StoreError>;
+
+    /// Availability of each node over the period (see [`availability`]).
+    fn availability(
+        &self,
+        nodes: &[NodeSpan],
+        from_ms: u64,
+        to_ms: u64,
+        now_ms: u64,
+    ) -> Result<Vec<Availability>, StoreError> {
+        availability(self, nodes, from_ms, to_ms, now_ms)
+    }
+}
+
+/// What `ControlStore::incidents` hands out.
+pub type IncidentStore = Box<dyn Incidents>;
+
+/// A window must end after it starts.
+pub(crate) fn check_window(m: &Maintenance) -> Result<(), StoreError> {
+    if m.ends_ms <= m.starts_ms {
+        return Err(StoreError::Invalid {
+            what: "maintenance window",
+            value: format!("{}..{}", m.starts_ms, m.ends_ms),
+            reason: "must end after it starts",
+        });
+    }
+    Ok(())
+}
+
+/// Incidents in the collector's SQLite file.
+pub struct SqliteIncidents {
     conn: Connection,
 }
 
@@ -162,13 +228,15 @@ fn i(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-impl IncidentStore {
+impl SqliteIncidents {
     pub(crate) fn new(conn: Connection) -> Self {
-        IncidentStore { conn }
+        SqliteIncidents { conn }
     }
+}
 
+impl Incidents for SqliteIncidents {
     /// The open outage (down, group_down, unreachable, flapping) of `node`.
-    pub fn open_for(&self, node: &str) -> Result<Option<Incident>, StoreError> {
+    fn open_for(&self, node: &str) -> Result<Option<Incident>, StoreError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM incidents WHERE node_id = ?1 AND resolved_ms IS NULL AND kind IN {OUTAGE_KINDS}"
         );
@@ -176,7 +244,7 @@ impl IncidentStore {
     }
 
     /// The open incident of `node` of a condition `kind` (agent_health, …).
-    pub fn open_for_kind(&self, node: &str, kind: &str) -> Result<Option<Incident>, StoreError> {
+    fn open_for_kind(&self, node: &str, kind: &str) -> Result<Option<Incident>, StoreError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM incidents WHERE node_id = ?1 AND resolved_ms IS NULL AND kind = ?2"
         );
@@ -186,7 +254,7 @@ impl IncidentStore {
             .optional()?)
     }
 
-    pub fn get(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+    fn get(&self, id: i64) -> Result<Option<Incident>, StoreError> {
         Ok(self
             .conn
             .query_row(
@@ -199,7 +267,7 @@ impl IncidentStore {
 
     /// Open an incident; if the node already has one open (e.g. from before
     /// a restart), that one is returned and nothing is written.
-    pub fn open(&mut self, n: &NewIncident<'_>) -> Result<(Incident, bool), StoreError> {
+    fn open(&mut self, n: &NewIncident<'_>) -> Result<(Incident, bool), StoreError> {
         let existing = if is_outage_kind(n.kind) {
             self.open_for(n.node_id)?
         } else {
@@ -232,7 +300,7 @@ impl IncidentStore {
         Ok((inc, true))
     }
 
-    pub fn set_kind(&mut self, id: i64, kind: &str) -> Result<(), StoreError> {
+    fn set_kind(&mut self, id: i64, kind: &str) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE incidents SET kind = ?2 WHERE id = ?1",
             params![id, kind],
@@ -240,7 +308,7 @@ impl IncidentStore {
         Ok(())
     }
 
-    pub fn resolve(&mut self, id: i64, at_ms: u64) -> Result<(), StoreError> {
+    fn resolve(&mut self, id: i64, at_ms: u64) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE incidents SET resolved_ms = ?2 WHERE id = ?1 AND resolved_ms IS NULL",
             params![id, i(at_ms)],
@@ -248,7 +316,7 @@ impl IncidentStore {
         Ok(())
     }
 
-    pub fn mark_notified(&mut self, id: i64, at_ms: u64) -> Result<(), StoreError> {
+    fn mark_notified(&mut self, id: i64, at_ms: u64) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE incidents SET notified_ms = COALESCE(notified_ms, ?2) WHERE id = ?1",
             params![id, i(at_ms)],
@@ -256,7 +324,7 @@ impl IncidentStore {
         Ok(())
     }
 
-    pub fn set_escalation(&mut self, id: i64, level: u32) -> Result<(), StoreError> {
+    fn set_escalation(&mut self, id: i64, level: u32) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE incidents SET escalation = MAX(escalation, ?2) WHERE id = ?1",
             params![id, level],
@@ -265,7 +333,7 @@ impl IncidentStore {
     }
 
     /// Acknowledge (the first acknowledgement counts). `None`: no such incident.
-    pub fn ack(&mut self, id: i64, by: &str, at_ms: u64) -> Result<Option<Incident>, StoreError> {
+    fn ack(&mut self, id: i64, by: &str, at_ms: u64) -> Result<Option<Incident>, StoreError> {
         self.conn.execute(
             "UPDATE incidents SET acked_ms = ?2, acked_by = ?3 WHERE id = ?1 AND acked_ms IS NULL",
             params![id, i(at_ms), by],
@@ -273,7 +341,7 @@ impl IncidentStore {
         self.get(id)
     }
 
-    pub fn list(&self, f: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
+    fn list(&self, f: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
         let mut sql = format!("SELECT {COLUMNS} FROM incidents WHERE 1=1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         if let Some(n) = &f.node_id {
@@ -308,7 +376,7 @@ impl IncidentStore {
     }
 
     /// Open incidents that were notified and not acknowledged.
-    pub fn unacknowledged(&self) -> Result<Vec<Incident>, StoreError> {
+    fn unacknowledged(&self) -> Result<Vec<Incident>, StoreError> {
         let mut st = self.conn.prepare(&format!(
             "SELECT {COLUMNS} FROM incidents WHERE resolved_ms IS NULL AND acked_ms IS NULL AND notified_ms IS NOT NULL"
         ))?;
@@ -316,14 +384,8 @@ impl IncidentStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn add_maintenance(&mut self, m: &Maintenance) -> Result<Maintenance, StoreError> {
-        if m.ends_ms <= m.starts_ms {
-            return Err(StoreError::Invalid {
-                what: "maintenance window",
-                value: format!("{}..{}", m.starts_ms, m.ends_ms),
-                reason: "must end after it starts",
-            });
-        }
+    fn add_maintenance(&mut self, m: &Maintenance) -> Result<Maintenance, StoreError> {
+        check_window(m)?;
         self.conn.execute(
             "INSERT INTO maintenance (node_id, agency, starts_ms, ends_ms, reason, created_by, created_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -343,7 +405,7 @@ impl IncidentStore {
         })
     }
 
-    pub fn maintenance_window(&self, id: i64) -> Result<Option<Maintenance>, StoreError> {
+    fn maintenance_window(&self, id: i64) -> Result<Option<Maintenance>, StoreError> {
         Ok(self
             .conn
             .query_row(
@@ -356,21 +418,15 @@ impl IncidentStore {
     }
 
     /// Change a window's times or reason (the caller checks what may change).
-    pub fn update_maintenance(&mut self, m: &Maintenance) -> Result<bool, StoreError> {
-        if m.ends_ms <= m.starts_ms {
-            return Err(StoreError::Invalid {
-                what: "maintenance window",
-                value: format!("{}..{}", m.starts_ms, m.ends_ms),
-                reason: "must end after it starts",
-            });
-        }
+    fn update_maintenance(&mut self, m: &Maintenance) -> Result<bool, StoreError> {
+        check_window(m)?;
         Ok(self.conn.execute(
             "UPDATE maintenance SET starts_ms = ?2, ends_ms = ?3, reason = ?4 WHERE id = ?1",
             params![m.id, i(m.starts_ms), i(m.ends_ms), m.reason],
         )? == 1)
     }
 
-    pub fn delete_maintenance(&mut self, id: i64) -> Result<bool, StoreError> {
+    fn delete_maintenance(&mut self, id: i64) -> Result<bool, StoreError> {
         Ok(self
             .conn
             .execute("DELETE FROM maintenance WHERE id = ?1", [id])?
@@ -378,14 +434,14 @@ impl IncidentStore {
     }
 
     /// Windows that ended before `before_ms` go (retention).
-    pub fn prune_maintenance(&mut self, before_ms: u64) -> Result<usize, StoreError> {
+    fn prune_maintenance(&mut self, before_ms: u64) -> Result<usize, StoreError> {
         Ok(self
             .conn
             .execute("DELETE FROM maintenance WHERE ends_ms < ?1", [i(before_ms)])?)
     }
 
     /// Windows that have not ended at `now_ms`.
-    pub fn open_maintenance_count(&self, now_ms: u64) -> Result<u64, StoreError> {
+    fn open_maintenance_count(&self, now_ms: u64) -> Result<u64, StoreError> {
         let n: i64 = self.conn.query_row(
             "SELECT count(*) FROM maintenance WHERE ends_ms > ?1",
             [i(now_ms)],
@@ -396,7 +452,7 @@ impl IncidentStore {
 
     /// Windows that end after `from_ms` (current and future, and the past
     /// ones overlapping a report period).
-    pub fn maintenance_since(&self, from_ms: u64) -> Result<Vec<Maintenance>, StoreError> {
+    fn maintenance_since(&self, from_ms: u64) -> Result<Vec<Maintenance>, StoreError> {
         let mut st = self.conn.prepare(
             "SELECT id, node_id, agency, starts_ms, ends_ms, reason, created_by, created_ms
              FROM maintenance WHERE ends_ms > ?1 ORDER BY starts_ms",
@@ -404,89 +460,90 @@ impl IncidentStore {
         let rows = st.query_map([i(from_ms)], maintenance_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
 
-    /// Availability of each node over the period. Time before a node was
-    /// enrolled is not measured (it is not "up"), and a node that never
-    /// connected is down for all the time it was measured.
-    pub fn availability(
-        &self,
-        nodes: &[NodeSpan],
-        from_ms: u64,
-        to_ms: u64,
-        now_ms: u64,
-    ) -> Result<Vec<Availability>, StoreError> {
-        let windows = self.maintenance_since(from_ms)?;
-        let mut out = Vec::new();
-        let end_ms = to_ms.min(now_ms.max(from_ms));
-        for n in nodes {
-            let (node, agency) = (&n.node_id, &n.agency);
-            let start_ms = from_ms.max(n.enrolled_ms).min(end_ms);
-            let incidents = self.list(&IncidentFilter {
-                node_id: Some(node.clone()),
-                from_ms: Some(from_ms),
-                to_ms: Some(to_ms),
-                limit: 100_000,
-                ..Default::default()
-            })?;
-            let mine: Vec<&Maintenance> = windows
-                .iter()
-                .filter(|w| match (&w.node_id, &w.agency) {
-                    (Some(n), _) => n == node,
-                    (None, Some(a)) => a == agency,
-                    (None, None) => true,
-                })
-                .collect();
-            let mut a = Availability {
-                node_id: node.clone(),
-                agency: agency.clone(),
-                from_ms,
-                to_ms,
-                down_ms: 0,
-                unreachable_ms: 0,
-                maintenance_ms: 0,
-                unmonitored_ms: start_ms - from_ms,
-                availability_pct: None,
-                incidents: 0,
-                never_seen: !n.seen,
-            };
-            for inc in &incidents {
-                let start = inc.started_ms.max(start_ms);
-                let end = inc.resolved_ms.unwrap_or(now_ms).min(to_ms);
-                if inc.resolved_ms.unwrap_or(now_ms).min(to_ms) > inc.started_ms.max(from_ms) {
-                    a.incidents += 1;
-                }
-                if end <= start || !n.seen {
-                    continue;
-                }
-                if inc.kind == "unreachable" {
-                    a.unreachable_ms += end - start;
-                    continue;
-                }
-                // The part inside maintenance windows is maintenance.
-                let covered = covered_ms(start, end, &mine);
-                a.maintenance_ms += covered;
-                a.down_ms += (end - start) - covered;
+/// Availability of each node over the period, from its incidents and the
+/// maintenance windows. Time before a node was enrolled is not measured (it
+/// is not "up"), and a node that never connected is down for all the time
+/// it was measured.
+pub fn availability<S: Incidents + ?Sized>(
+    store: &S,
+    nodes: &[NodeSpan],
+    from_ms: u64,
+    to_ms: u64,
+    now_ms: u64,
+) -> Result<Vec<Availability>, StoreError> {
+    let windows = store.maintenance_since(from_ms)?;
+    let mut out = Vec::new();
+    let end_ms = to_ms.min(now_ms.max(from_ms));
+    for n in nodes {
+        let (node, agency) = (&n.node_id, &n.agency);
+        let start_ms = from_ms.max(n.enrolled_ms).min(end_ms);
+        let incidents = store.list(&IncidentFilter {
+            node_id: Some(node.clone()),
+            from_ms: Some(from_ms),
+            to_ms: Some(to_ms),
+            limit: 100_000,
+            ..Default::default()
+        })?;
+        let mine: Vec<&Maintenance> = windows
+            .iter()
+            .filter(|w| match (&w.node_id, &w.agency) {
+                (Some(n), _) => n == node,
+                (None, Some(a)) => a == agency,
+                (None, None) => true,
+            })
+            .collect();
+        let mut a = Availability {
+            node_id: node.clone(),
+            agency: agency.clone(),
+            from_ms,
+            to_ms,
+            down_ms: 0,
+            unreachable_ms: 0,
+            maintenance_ms: 0,
+            unmonitored_ms: start_ms - from_ms,
+            availability_pct: None,
+            incidents: 0,
+            never_seen: !n.seen,
+        };
+        for inc in &incidents {
+            let start = inc.started_ms.max(start_ms);
+            let end = inc.resolved_ms.unwrap_or(now_ms).min(to_ms);
+            if inc.resolved_ms.unwrap_or(now_ms).min(to_ms) > inc.started_ms.max(from_ms) {
+                a.incidents += 1;
             }
-            if !n.seen && end_ms > start_ms {
-                // Never connected: one outage from enrollment on.
-                let covered = covered_ms(start_ms, end_ms, &mine);
-                a.maintenance_ms = covered;
-                a.down_ms = (end_ms - start_ms) - covered;
+            if end <= start || !n.seen {
+                continue;
             }
-            let measured = end_ms
-                .saturating_sub(start_ms)
-                .saturating_sub(a.maintenance_ms + a.unreachable_ms);
-            if measured > 0 {
-                a.availability_pct =
-                    Some(100.0 * (1.0 - a.down_ms.min(measured) as f64 / measured as f64));
-            } else if end_ms > start_ms {
-                // Measured, but all of it maintenance or unreachable.
-                a.availability_pct = Some(100.0);
+            if inc.kind == "unreachable" {
+                a.unreachable_ms += end - start;
+                continue;
             }
-            out.push(a);
+            // The part inside maintenance windows is maintenance.
+            let covered = covered_ms(start, end, &mine);
+            a.maintenance_ms += covered;
+            a.down_ms += (end - start) - covered;
         }
-        Ok(out)
+        if !n.seen && end_ms > start_ms {
+            // Never connected: one outage from enrollment on.
+            let covered = covered_ms(start_ms, end_ms, &mine);
+            a.maintenance_ms = covered;
+            a.down_ms = (end_ms - start_ms) - covered;
+        }
+        let measured = end_ms
+            .saturating_sub(start_ms)
+            .saturating_sub(a.maintenance_ms + a.unreachable_ms);
+        if measured > 0 {
+            a.availability_pct =
+                Some(100.0 * (1.0 - a.down_ms.min(measured) as f64 / measured as f64));
+        } else if end_ms > start_ms {
+            // Measured, but all of it maintenance or unreachable.
+            a.availability_pct = Some(100.0);
+        }
+        out.push(a);
     }
+    Ok(out)
 }
 
 /// How much of `[start, end)` the windows cover (overlaps counted once).

@@ -58,7 +58,8 @@ pub use blocked::{
 pub use categories::{categories_of, BlockedCategory};
 pub use error::{AuthError, StoreError};
 pub use incidents::{
-    Availability, Incident, IncidentFilter, IncidentStore, Maintenance, NewIncident, NodeSpan,
+    Availability, Incident, IncidentFilter, IncidentStore, Incidents, Maintenance, NewIncident,
+    NodeSpan, SqliteIncidents,
 };
 pub use ingest::{sequence_check, BatchOutcome, NodeBatches};
 pub use peaks::{RangePeaks, StepSketch, MAX_USAGE_STEPS};
@@ -274,7 +275,7 @@ impl Store {
     pub fn incidents(&self) -> Result<IncidentStore, StoreError> {
         let conn = open_rw(&self.inner.path)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        Ok(IncidentStore::new(conn))
+        Ok(Box::new(SqliteIncidents::new(conn)))
     }
 
     /// A new read-only connection for queries. Readers see the last
@@ -419,6 +420,16 @@ impl FlowWriter for Writer {
 impl FlowReader for Reader {
     fn check(&self) -> Result<(), StoreError> {
         Reader::check(self)
+    }
+
+    fn dropped_records(&self) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT node_id, total(dropped_records) FROM streams GROUP BY node_id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)? as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn traffic(&self, now: std::time::SystemTime, window_secs: u32) -> Result<Traffic, StoreError> {
@@ -685,6 +696,12 @@ impl ControlStore for Store {
 
     fn database_path(&self) -> &Path {
         self.path()
+    }
+
+    fn notification_log(
+        &self,
+    ) -> Result<Box<dyn crate::notify::NotifyLog>, crate::notify::NotifyError> {
+        Ok(Box::new(crate::notify::SqliteLog::open(self.path())?))
     }
 }
 

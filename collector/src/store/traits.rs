@@ -134,6 +134,13 @@ pub trait FlowReader {
         limit: usize,
     ) -> Result<Vec<BlockedRow>, StoreError>;
     fn blocked(&self, filter: &BlockedFilter) -> Result<Vec<BlockedRow>, StoreError>;
+    /// Records each node's agent said its spool dropped, over all boots
+    /// (counted per boot beside the high-water marks): what the nodes
+    /// list shows when the registry is in another store (PostgreSQL).
+    /// Stores that keep no such count answer nothing.
+    fn dropped_records(&self) -> Result<HashMap<String, u64>, StoreError> {
+        Ok(HashMap::new())
+    }
     fn blocked_summary(&self, filter: &BlockedFilter) -> Result<BlockedSummary, StoreError>;
     /// Attempts per category (the rule's list) over the filter's range.
     /// Stores without their own query fold the newest `MAX_BLOCKED` rows.
@@ -335,9 +342,17 @@ pub trait ControlStore: Send + Sync {
 
     /// The incidents and maintenance windows (one writer: the outage monitor).
     fn incidents(&self) -> Result<IncidentStore, StoreError>;
-    /// Where the notification log lives (the notifier opens its own
-    /// connections on it; the schema is this store's).
+    /// The SQLite file (the metrics' size figures); PostgreSQL has none.
     fn database_path(&self) -> &std::path::Path;
+    /// A handle on the notification log (the notifier opens two: one to
+    /// enqueue, one for its dispatcher); the schema is this store's.
+    fn notification_log(
+        &self,
+    ) -> Result<Box<dyn crate::notify::NotifyLog>, crate::notify::NotifyError>;
+    /// "sqlite" or "postgres" (logs, `/healthz`).
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
 }
 
 /// Operators, sessions, API tokens and the audit chain (`access.rs`).

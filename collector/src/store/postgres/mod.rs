@@ -16,13 +16,17 @@
 //! policy save. A job that finds its connection closed reconnects first, so
 //! a database restart costs the calls in flight, not the collector.
 //!
-//! Not on PostgreSQL yet: incidents, maintenance windows and the notification
-//! log (`incidents()`, `database_path()` answer with an error or the SQLite
-//! fallback); the server refuses this backend until they are (config.rs).
+//! Incidents, maintenance windows and the notification log are here too
+//! (`incidents.rs`, `notify_log.rs`), so every collector on the database
+//! sees one outage history and one delivery queue. Dropped-record counts
+//! per boot stay beside the flows (the flow store's `streams`), which every
+//! collector writes through its own flow store.
 
 mod access;
 mod control;
+mod incidents;
 mod lease;
+mod notify_log;
 mod schema;
 pub mod server;
 #[cfg(test)]
@@ -62,6 +66,13 @@ pub struct PostgresConfig {
     pub connections: usize,
     /// Connecting, and any one statement, gives up after this long.
     pub timeout_secs: u64,
+    /// The outage detector's lease (outage/leader.rs): the leader renews
+    /// it every third of this; a follower takes over at most about this
+    /// long after the leader dies.
+    pub lease_secs: u64,
+    /// This collector's name in the lease table, `/healthz` and
+    /// `/metrics`; empty: `HOSTNAME:PID`. Unique per collector.
+    pub collector_id: String,
 }
 
 impl Default for PostgresConfig {
@@ -71,14 +82,14 @@ impl Default for PostgresConfig {
             url: String::new(),
             connections: 4,
             timeout_secs: 10,
+            lease_secs: 6,
+            collector_id: String::new(),
         }
     }
 }
 
-/// What the collector still keeps only in SQLite: with these apart, two
-/// collectors on one PostgreSQL would each detect outages and alert on
-/// their own, so the server refuses the backend until they move.
-pub const NOT_ON_POSTGRES: &str = "incidents, maintenance windows and the notification log";
+pub use incidents::PgIncidents;
+pub use notify_log::PgNotifyLog;
 
 impl PostgresConfig {
     /// (key, what is wrong) for the config check; nothing for SQLite.
@@ -103,6 +114,15 @@ impl PostgresConfig {
         }
         if self.timeout_secs == 0 {
             out.push(("storage.control.timeout_secs", "must be at least 1".into()));
+        }
+        if !(1..=300).contains(&self.lease_secs) {
+            out.push(("storage.control.lease_secs", "must be 1 to 300".into()));
+        }
+        if self.collector_id.len() > 200 || self.collector_id.chars().any(char::is_control) {
+            out.push((
+                "storage.control.collector_id",
+                "must be at most 200 characters, none of them control characters".into(),
+            ));
         }
         out
     }

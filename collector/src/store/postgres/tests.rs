@@ -15,7 +15,10 @@ use crate::store::traits::{
     AccessStore, ControlStore, DefaultPolicyVersion, ListSource, ListVersion, NodePolicyState,
     PolicyVersion,
 };
-use crate::store::{AuthError, NodeStatus, Store, StoreConfig, StoreError};
+use crate::store::{
+    AuthError, IncidentFilter, Maintenance, NewIncident, NodeSpan, NodeStatus, Store, StoreConfig,
+    StoreError,
+};
 
 trait Both: ControlStore + AccessStore {}
 impl<T: ControlStore + AccessStore> Both for T {}
@@ -614,6 +617,8 @@ fn postgres_config_problems_are_named() {
         url: "mysql://nope".into(),
         connections: 0,
         timeout_secs: 0,
+        lease_secs: 0,
+        collector_id: "a\nb".into(),
     };
     let keys: Vec<_> = bad.problems().into_iter().map(|(k, _)| k).collect();
     assert_eq!(
@@ -621,7 +626,9 @@ fn postgres_config_problems_are_named() {
         [
             "storage.control.url",
             "storage.control.connections",
-            "storage.control.timeout_secs"
+            "storage.control.timeout_secs",
+            "storage.control.lease_secs",
+            "storage.control.collector_id"
         ]
     );
     assert!(PostgresConfig::default().problems().is_empty());
@@ -642,29 +649,409 @@ fn postgres_config_problems_are_named() {
     assert!(matches!(err, StoreError::Postgres(_)), "{err}");
 }
 
-/// Until incidents and the notification log move, a collector refuses the
-/// PostgreSQL control store by name instead of splitting its state.
+/// The collector takes the PostgreSQL control store with its URL, and names
+/// what is missing or out of range.
 #[test]
-fn collector_config_refuses_postgres_control_with_the_missing_pieces() {
+fn collector_config_takes_postgres_control_and_names_its_problems() {
     let parse = |text: &str| {
         crate::config::CollectorConfig::parse(text, std::path::Path::new("collector.toml"))
     };
     let base = "[server]\nlisten = \"127.0.0.1:9000\"\n";
     let cfg = parse(base).unwrap();
     assert_eq!(cfg.storage.control.backend, ControlBackend::Sqlite);
-    let err = parse(&format!(
+    let cfg = parse(&format!(
         "{base}[storage.control]\nbackend = \"postgres\"\n\
-         url = \"postgresql://simpul@db:5432/simpul\"\n"
+         url = \"postgresql://simpul@db:5432/simpul\"\ncollector_id = \"noc-a\"\n"
     ))
-    .unwrap_err()
-    .to_string();
-    assert!(err.contains("storage.control.backend"), "{err}");
-    assert!(err.contains("notification log"), "{err}");
+    .unwrap();
+    assert_eq!(cfg.storage.control.backend, ControlBackend::Postgres);
+    assert_eq!(cfg.storage.control.collector_id, "noc-a");
+    assert_eq!(cfg.storage.control.lease_secs, 6);
     let err = parse(&format!(
         "{base}[storage.control]\nbackend = \"postgres\"\n"
     ))
     .unwrap_err()
     .to_string();
     assert!(err.contains("storage.control.url"), "{err}");
+    // A lease longer than the heartbeat window could leave an outage
+    // unrecorded for longer than it takes to call a node down.
+    let err = parse(&format!(
+        "{base}[nodes]\ndown_after_secs = 10\n[storage.control]\nbackend = \"postgres\"\n\
+         url = \"postgresql://simpul@db:5432/simpul\"\nlease_secs = 30\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("storage.control.lease_secs"), "{err}");
     assert!(parse(&format!("{base}[storage.control]\nbackend = \"mysql\"\n")).is_err());
+}
+
+fn new_incident<'a>(node: &'a str, kind: &'a str, start: u64) -> NewIncident<'a> {
+    NewIncident {
+        node_id: node,
+        agency: "dinkes",
+        kind,
+        severity: "major",
+        root_cause: None,
+        children: &[],
+        started_ms: start,
+        detected_ms: start + 10_000,
+        maintenance: false,
+    }
+}
+
+#[test]
+fn incidents_open_resolve_and_list_on_both_backends() {
+    on_both(|s| {
+        let mut inc = s.incidents().unwrap();
+        let children = vec!["dinkes-sd".to_string()];
+        let (a, fresh) = inc
+            .open(&NewIncident {
+                children: &children,
+                ..new_incident("n1", "group_down", 1_000)
+            })
+            .unwrap();
+        assert!(fresh);
+        assert_eq!(a.children, children);
+        // One open outage per node, whatever its kind; a condition beside it.
+        let (again, fresh) = inc.open(&new_incident("n1", "down", 5_000)).unwrap();
+        assert!(!fresh);
+        assert_eq!(again.id, a.id);
+        let (skew, fresh) = inc.open(&new_incident("n1", "clock_skew", 6_000)).unwrap();
+        assert!(fresh && skew.id != a.id);
+        assert_eq!(inc.open_for("n1").unwrap().map(|i| i.id), Some(a.id));
+        assert_eq!(
+            inc.open_for_kind("n1", "clock_skew").unwrap().map(|i| i.id),
+            Some(skew.id)
+        );
+        inc.set_kind(a.id, "down").unwrap();
+        inc.mark_notified(a.id, 20_000).unwrap();
+        inc.mark_notified(a.id, 30_000).unwrap();
+        inc.set_escalation(a.id, 2).unwrap();
+        inc.set_escalation(a.id, 1).unwrap();
+        let got = inc.get(a.id).unwrap().unwrap();
+        assert_eq!(
+            (got.kind.as_str(), got.notified_ms, got.escalation),
+            ("down", Some(20_000), 2)
+        );
+        assert_eq!(
+            inc.unacknowledged()
+                .unwrap()
+                .iter()
+                .map(|i| i.id)
+                .collect::<Vec<_>>(),
+            [a.id]
+        );
+        let acked = inc.ack(a.id, "budi", 40_000).unwrap().unwrap();
+        assert_eq!(acked.acked_by.as_deref(), Some("budi"));
+        let twice = inc.ack(a.id, "sari", 50_000).unwrap().unwrap();
+        assert_eq!(
+            (twice.acked_by.as_deref(), twice.acked_ms),
+            (Some("budi"), Some(40_000))
+        );
+        assert!(inc.ack(9_999, "x", 1).unwrap().is_none());
+        assert!(inc.unacknowledged().unwrap().is_empty());
+        inc.resolve(a.id, 60_000).unwrap();
+        inc.resolve(a.id, 70_000).unwrap();
+        assert_eq!(inc.get(a.id).unwrap().unwrap().resolved_ms, Some(60_000));
+        assert!(inc.open_for("n1").unwrap().is_none());
+        let (b, fresh) = inc.open(&new_incident("n1", "down", 80_000)).unwrap();
+        assert!(fresh && b.id != a.id);
+        let (c, _) = inc.open(&new_incident("n2", "down", 500)).unwrap();
+        let all = inc
+            .list(&IncidentFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        // Unacknowledged open ones first (newest first), then the rest.
+        let ids: Vec<i64> = all.iter().map(|i| i.id).collect();
+        assert_eq!(ids, [b.id, skew.id, c.id, a.id]);
+        let mine = inc
+            .list(&IncidentFilter {
+                node_id: Some("n2".into()),
+                open_only: true,
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(mine.iter().map(|i| i.id).collect::<Vec<_>>(), [c.id]);
+        let ranged = inc
+            .list(&IncidentFilter {
+                agency: Some("dinkes".into()),
+                from_ms: Some(65_000),
+                to_ms: Some(90_000),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        // a ended before the range; c, skew and b are open through it.
+        assert_eq!(ranged.len(), 3, "{ranged:?}");
+    });
+}
+
+#[test]
+fn maintenance_windows_and_availability_on_both_backends() {
+    on_both(|s| {
+        let mut inc = s.incidents().unwrap();
+        const H: u64 = 3_600_000;
+        let (a, _) = inc.open(&new_incident("n1", "down", 2 * H)).unwrap();
+        inc.resolve(a.id, 3 * H).unwrap();
+        let w = Maintenance {
+            id: 0,
+            node_id: Some("n1".into()),
+            agency: None,
+            starts_ms: 2 * H + H / 2,
+            ends_ms: 4 * H,
+            reason: "ganti router".into(),
+            created_by: "noc".into(),
+            created_ms: 1,
+        };
+        let stored = inc.add_maintenance(&w).unwrap();
+        assert!(stored.id > 0);
+        assert_eq!(
+            inc.maintenance_window(stored.id).unwrap(),
+            Some(stored.clone())
+        );
+        assert!(matches!(
+            inc.add_maintenance(&Maintenance {
+                ends_ms: w.starts_ms,
+                ..w.clone()
+            }),
+            Err(StoreError::Invalid { .. })
+        ));
+        let later = inc
+            .add_maintenance(&Maintenance {
+                node_id: None,
+                agency: Some("dinkes".into()),
+                starts_ms: 30 * H,
+                ends_ms: 31 * H,
+                ..w.clone()
+            })
+            .unwrap();
+        assert_eq!(inc.open_maintenance_count(3 * H).unwrap(), 2);
+        assert_eq!(inc.open_maintenance_count(5 * H).unwrap(), 1);
+        let since: Vec<i64> = inc
+            .maintenance_since(0)
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(since, [stored.id, later.id]);
+        let av = inc
+            .availability(
+                &[NodeSpan {
+                    node_id: "n1".into(),
+                    agency: "dinkes".into(),
+                    enrolled_ms: 0,
+                    seen: true,
+                }],
+                0,
+                24 * H,
+                30 * H,
+            )
+            .unwrap();
+        assert_eq!((av[0].down_ms, av[0].maintenance_ms), (H / 2, H / 2));
+        assert!(inc
+            .update_maintenance(&Maintenance {
+                reason: "ganti switch".into(),
+                ends_ms: 5 * H,
+                ..stored.clone()
+            })
+            .unwrap());
+        let changed = inc.maintenance_window(stored.id).unwrap().unwrap();
+        assert_eq!(
+            (changed.reason.as_str(), changed.ends_ms),
+            ("ganti switch", 5 * H)
+        );
+        assert!(!inc
+            .update_maintenance(&Maintenance {
+                id: 9_999,
+                ..stored.clone()
+            })
+            .unwrap());
+        assert_eq!(inc.prune_maintenance(10 * H).unwrap(), 1);
+        assert!(inc.maintenance_window(stored.id).unwrap().is_none());
+        assert!(inc.delete_maintenance(later.id).unwrap());
+        assert!(!inc.delete_maintenance(later.id).unwrap());
+        assert!(inc.maintenance_since(0).unwrap().is_empty());
+    });
+}
+
+fn notification(incident: i64, state: crate::notify::NotifyState) -> crate::notify::Notification {
+    let a = crate::outage::monitor::Alert {
+        incident_id: incident,
+        state: match state {
+            crate::notify::NotifyState::Resolved => crate::outage::monitor::AlertState::Resolved,
+            _ => crate::outage::monitor::AlertState::Firing,
+        },
+        severity: "major".into(),
+        agency: "dinkes".into(),
+        node: "n1".into(),
+        kind: "down".into(),
+        title: "PADAM: n1 (dinkes)".into(),
+        body: "Node n1 tidak mengirim heartbeat.".into(),
+        starts_at_ms: 1_000,
+        ends_at_ms: None,
+        labels: Default::default(),
+    };
+    crate::notify::Notification::from(&a)
+}
+
+#[test]
+fn notification_log_on_both_backends() {
+    use crate::notify::{NotifyState, Status};
+    use std::collections::BTreeSet;
+    on_both(|s| {
+        let mut log = s.notification_log().unwrap();
+        let other = s.notification_log().unwrap();
+        let both: BTreeSet<String> = ["telegram".to_string(), "webhook".to_string()].into();
+        let yes = |_: &str| true;
+        let firing = notification(7, NotifyState::Firing);
+        assert_eq!(log.enqueue(&firing, &both, &yes, 1_000, true).unwrap(), 2);
+        // The same (channel, incident, state) again is nothing new.
+        assert_eq!(log.enqueue(&firing, &both, &yes, 2_000, true).unwrap(), 0);
+        assert_eq!(other.count_pending().unwrap(), 2);
+        let pending = other.pending(10).unwrap();
+        assert_eq!(pending.len(), 2);
+        assert!(pending[0].id < pending[1].id);
+        let (t, w) = (&pending[0], &pending[1]);
+        assert_eq!((t.channel.as_str(), t.attempts), ("telegram", 0));
+        // Two dispatchers read the same row: one claim wins.
+        assert!(log.claim(t.id, 0, 3_000, 60_000).unwrap());
+        if s.backend() == "postgres" {
+            assert!(!other.claim(t.id, 0, 3_000, 60_000).unwrap());
+        }
+        log.mark_sent(t.id, 4_000, 1).unwrap();
+        assert!(
+            !log.claim(t.id, 1, 5_000, 60_000).unwrap(),
+            "sent is not pending"
+        );
+        log.mark_retry(w.id, 9_000, "HTTP 502", 0).unwrap();
+        // Resolved: the webhook row never attempted is moot and suppressed;
+        // the recovery goes only where the outage went.
+        let resolved = notification(7, NotifyState::Resolved);
+        let none = BTreeSet::new();
+        assert_eq!(
+            log.enqueue(&resolved, &none, &yes, 10_000, true).unwrap(),
+            1
+        );
+        let rows = other.recent(usize::MAX, Some(7)).unwrap();
+        let view: Vec<(&str, &str, Status)> = rows
+            .iter()
+            .map(|r| (r.channel.as_str(), r.state.as_str(), r.status))
+            .collect();
+        assert_eq!(
+            view,
+            [
+                ("telegram", "firing", Status::Sent),
+                ("webhook", "firing", Status::Suppressed),
+                ("telegram", "resolved", Status::Pending),
+            ]
+        );
+        assert_eq!(rows[0].node.as_deref(), Some("n1"));
+        assert_eq!(rows[0].sent_ms, Some(4_000));
+        assert_eq!(rows[0].attempts, 1);
+        let newest = other.recent(1, None).unwrap();
+        assert_eq!(newest[0].id, rows[2].id);
+        let counts = other.counts().unwrap();
+        assert_eq!(
+            [Status::Sent, Status::Suppressed, Status::Pending].map(|k| counts.get(&k).copied()),
+            [Some(1), Some(1), Some(1)]
+        );
+        log.mark_failed(rows[2].id, "gave up", 0).unwrap();
+        assert_eq!(log.prune(1_000_000).unwrap(), 3);
+        assert!(other.recent(10, None).unwrap().is_empty());
+    });
+}
+
+/// Two collectors opening the same outage at the same moment (a lease
+/// handed over mid-detection) get one incident between them.
+#[test]
+fn postgres_outage_opens_once_across_collectors() {
+    let server = postgres();
+    let url = server
+        .database("open_once")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stores: Vec<PgStore> = (0..4).map(|_| open_pg(&url)).collect();
+    for round in 0..10u64 {
+        let barrier = Arc::new(std::sync::Barrier::new(stores.len()));
+        let results: Vec<(i64, bool)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = stores
+                .iter()
+                .map(|s| {
+                    let barrier = barrier.clone();
+                    scope.spawn(move || {
+                        let mut inc = s.incidents().unwrap();
+                        barrier.wait();
+                        let (i, fresh) = inc.open(&new_incident("n1", "down", round)).unwrap();
+                        (i.id, fresh)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(
+            results.iter().filter(|(_, fresh)| *fresh).count(),
+            1,
+            "{results:?}"
+        );
+        assert!(
+            results.iter().all(|(id, _)| *id == results[0].0),
+            "{results:?}"
+        );
+        stores[0]
+            .incidents()
+            .unwrap()
+            .resolve(results[0].0, round + 1)
+            .unwrap();
+    }
+}
+
+/// Drops are counted per boot beside the flows: the SQLite registry reads
+/// them from its own file; with the registry on PostgreSQL the nodes list
+/// takes the same figure from the flow store (service::nodes).
+#[test]
+fn dropped_records_per_boot_come_from_the_flow_store() {
+    use crate::store::traits::FlowStore;
+    use crate::store::NodeBatches;
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let server = postgres();
+    let pg = pg_store(&server, "dropped");
+    let hour = Duration::from_secs(3600);
+    for s in [&sqlite as &dyn Both, &pg] {
+        s.save_inventory(&inventory(false), 1).unwrap();
+        let token = s
+            .create_enrollment_token("dinkes", "dinkes-01", hour)
+            .unwrap();
+        s.enroll("dinkes-01", &token).unwrap();
+    }
+    let batch = |boot: u64, seq: u64, dropped: u64| simpul_proto::wire::Batch {
+        boot_epoch: boot,
+        seq,
+        sealed_ms: 0,
+        flows: Vec::new(),
+        counters: Vec::new(),
+        blocked: Vec::new(),
+        dropped_records: dropped,
+        dropped_batches: 0,
+    };
+    let batches = [batch(1, 1, 5), batch(1, 2, 2), batch(2, 1, 7)];
+    let mut w = FlowStore::writer(&sqlite).unwrap();
+    w.ingest_many(&[NodeBatches {
+        node_id: "dinkes-01",
+        agency: "dinkes",
+        strict_seq: true,
+        batches: &batches,
+    }])
+    .unwrap();
+    let from_flows = FlowStore::reader(&sqlite)
+        .unwrap()
+        .dropped_records()
+        .unwrap();
+    assert_eq!(from_flows.get("dinkes-01"), Some(&14));
+    let now = std::time::SystemTime::now();
+    assert_eq!(sqlite.nodes(now, hour).unwrap()[0].dropped_records, 14);
+    // PostgreSQL's registry does not know them; the flow store does.
+    assert_eq!(pg.nodes(now, hour).unwrap()[0].dropped_records, 0);
 }

@@ -1,0 +1,293 @@
+//! Two collectors on one PostgreSQL control store (flows each in their own
+//! SQLite file), as `[storage.control] backend = "postgres"` runs them: one
+//! outage detector leads through the lease; agents on the follower are not
+//! called down by the leader; a node that goes down gives one incident and
+//! one webhook message, not two; when the leader dies without a word, the
+//! follower leads within a heartbeat window and the next outage is again
+//! one incident and one message.
+
+// A test: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::SinkExt;
+use serde_json::Value;
+use simpul_collector::config::CollectorConfig;
+use simpul_collector::server::Collector;
+use simpul_collector::store::postgres::server::TempPostgres;
+use simpul_collector::store::IncidentFilter;
+use simpul_proto::inventory::Node;
+use simpul_proto::wire::{self, AgentMessage, Health, Heartbeat};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+
+const HEARTBEAT_MS: u64 = 500;
+/// Registry sightings are persisted about every 2 s and read every 1 s: a
+/// leader hears of a follower's agent within ~3.5 s, well inside this.
+const DOWN_AFTER_SECS: u64 = 6;
+const LEASE_SECS: u64 = 2;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Webhook bodies as received (Alertmanager v4 JSON).
+type Received = Arc<Mutex<Vec<Value>>>;
+
+async fn webhook_receiver() -> (String, Received) {
+    let got: Received = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/alert",
+            axum::routing::post(
+                |axum::extract::State(g): axum::extract::State<Received>, body: String| async move {
+                    g.lock().unwrap().push(serde_json::from_str(&body).unwrap());
+                    "ok"
+                },
+            ),
+        )
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/alert", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+/// (status, node) of every message received.
+fn messages(got: &Received) -> Vec<(String, String)> {
+    got.lock()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["status"].as_str().unwrap_or("").to_string(),
+                v["commonLabels"]["node"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn config(dir: &Path, url: &str, id: &str, webhook: &str) -> CollectorConfig {
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+listen_tls = "127.0.0.1:0"
+
+[storage]
+data_dir = "{dir}"
+
+[storage.control]
+backend = "postgres"
+url = "{url}"
+lease_secs = {LEASE_SECS}
+collector_id = "{id}"
+
+[nodes]
+heartbeat_interval_ms = {HEARTBEAT_MS}
+down_after_secs = {DOWN_AFTER_SECS}
+
+[notify.webhook.noc]
+url = "{webhook}"
+
+[[notify.routes]]
+channels = ["noc"]
+
+[notify.delivery]
+retry_initial_ms = 100
+retry_max_ms = 400
+poll_ms = 50
+"#,
+        dir = dir.display()
+    );
+    CollectorConfig::parse(&text, Path::new("collector.toml")).unwrap()
+}
+
+fn nodes() -> Vec<Node> {
+    ["n1", "n2"]
+        .iter()
+        .map(|id| Node {
+            id: (*id).into(),
+            agency: "dinkes".into(),
+            ..Node::default()
+        })
+        .collect()
+}
+
+/// An agent on `c` sending heartbeats until `cut` (its link then closes).
+async fn agent(c: &Collector, node: &str) -> oneshot::Sender<()> {
+    let cred = common::enroll_credential(c, "dinkes", node).await;
+    let mut ws = common::hello(
+        c.tls_addr.unwrap(),
+        c.tls.ca_cert.as_ref().unwrap(),
+        node,
+        &cred,
+    )
+    .await;
+    let (cut, mut cut_rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(HEARTBEAT_MS));
+        loop {
+            tokio::select! {
+                _ = &mut cut_rx => break,
+                _ = tick.tick() => {
+                    let hb = AgentMessage::Heartbeat(Heartbeat {
+                        sent_ms: now_ms(),
+                        health: Health::default(),
+                    });
+                    if ws.send(Message::Binary(wire::encode(&hb).into())).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = ws.close(None).await;
+    });
+    cut
+}
+
+/// Incidents of `node`, open or not, as the shared store has them.
+fn incidents_of(c: &Collector, node: &str) -> Vec<simpul_collector::store::Incident> {
+    c.state
+        .control
+        .incidents()
+        .unwrap()
+        .list(&IncidentFilter {
+            node_id: Some(node.into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap()
+}
+
+async fn wait_for(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    let end = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < end, "{what} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Watch both for `d`: never two leaders at one instant.
+async fn never_both(a: &Collector, b: &Collector, d: Duration) {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        assert!(
+            !(a.state.outage.is_leading() && b.state.outage.is_leading()),
+            "two outage detectors lead at once"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_collectors_one_leader_one_incident_one_message() {
+    // The server's setup client blocks: not on the runtime's threads.
+    let (_pg, url) = tokio::task::spawn_blocking(|| {
+        let pg = TempPostgres::start()
+            .unwrap_or_else(|e| panic!("this test needs PostgreSQL (scripts/setup.sh): {e}"));
+        let url = pg.database("two_collectors").unwrap();
+        (pg, url)
+    })
+    .await
+    .unwrap();
+    let (webhook, got) = webhook_receiver().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = common::start(
+        config(dir_a.path(), &url, "noc-a", &webhook),
+        &["dinkes"],
+        nodes(),
+    )
+    .await;
+    let b = common::start(
+        config(dir_b.path(), &url, "noc-b", &webhook),
+        &["dinkes"],
+        nodes(),
+    )
+    .await;
+    assert_eq!(a.collector_id(), Some("noc-a"));
+
+    // One leads, never both.
+    wait_for("a leader", Duration::from_secs(10), || {
+        a.state.outage.is_leading() || b.state.outage.is_leading()
+    })
+    .await;
+    never_both(&a, &b, Duration::from_secs(2)).await;
+    let (mut leader, follower) = if a.state.outage.is_leading() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let (_, health) = common::get(&leader, "/healthz").await;
+    assert_eq!(health["outage_leader"], true, "{health}");
+    assert_eq!(health["control"], "postgres", "{health}");
+    let (_, health) = common::get(&follower, "/healthz").await;
+    assert_eq!(health["outage_leader"], false, "{health}");
+
+    // Both agents are on the follower: the leader hears of them only
+    // through the shared registry, and must not call them down.
+    let cut_n1 = agent(&follower, "n1").await;
+    let cut_n2 = agent(&follower, "n2").await;
+    never_both(&leader, &follower, Duration::from_secs(DOWN_AFTER_SECS + 3)).await;
+    assert!(incidents_of(&leader, "n1").is_empty());
+    assert!(incidents_of(&leader, "n2").is_empty());
+    assert!(messages(&got).is_empty(), "{:?}", messages(&got));
+
+    // n1 goes down: both detectors see it, only the leader records it;
+    // both dispatchers read the log, one sends.
+    let _ = cut_n1.send(());
+    wait_for(
+        "n1's outage and its message",
+        Duration::from_secs(30),
+        || !incidents_of(&leader, "n1").is_empty() && !messages(&got).is_empty(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let n1 = incidents_of(&follower, "n1");
+    assert_eq!(n1.len(), 1, "{n1:?}");
+    assert_eq!(n1[0].kind, "down");
+    assert_eq!(messages(&got), [("firing".to_string(), "n1".to_string())]);
+
+    // The leader dies without giving the lease up: the follower leads
+    // within a heartbeat window.
+    leader.abandon_lease();
+    let died = Instant::now();
+    leader.stop().await;
+    wait_for(
+        "the follower takes the lead",
+        Duration::from_secs(DOWN_AFTER_SECS),
+        || follower.state.outage.is_leading(),
+    )
+    .await;
+    eprintln!("took the lead {:?} after the leader died", died.elapsed());
+    let (_, health) = common::get(&follower, "/healthz").await;
+    assert_eq!(health["outage_leader"], true, "{health}");
+
+    // Taking over neither reopens n1 nor alerts it again; n2 going down
+    // now is one incident and one message from the new leader.
+    let _ = cut_n2.send(());
+    wait_for(
+        "n2's outage and its message",
+        Duration::from_secs(30),
+        || !incidents_of(&follower, "n2").is_empty() && messages(&got).len() >= 2,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(incidents_of(&follower, "n1").len(), 1);
+    assert_eq!(incidents_of(&follower, "n2").len(), 1);
+    assert_eq!(
+        messages(&got),
+        [
+            ("firing".to_string(), "n1".to_string()),
+            ("firing".to_string(), "n2".to_string())
+        ]
+    );
+    follower.stop().await;
+}
