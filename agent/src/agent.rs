@@ -5,6 +5,7 @@
 //!
 //! ```text
 //!   capture/replay ──frames──► packet thread: Processor ──► JSONL + LinkSink ──► link
+//!   (or fanout rings ──► shard threads, a Processor each ──records──► packet thread)
 //!                                   ▲ AgencyMap, BlockMatcher                     │
 //!   control thread ──InForce────────┘  (inventory, policy, Enforcer) ◄─inventory,─┘
 //!        ▲ standalone files                                              signed policy
@@ -34,6 +35,7 @@ use crate::enforce::names::NameBlocker;
 use crate::enforce::Enforcer;
 use crate::export::{IpfixSink, IpfixTotals};
 use crate::link::{HealthState, LinkOptions, LinkSink, StopReport, TimedSink, Uplink};
+use crate::live_shards::Shards;
 use crate::output::JsonlSink;
 use crate::replay::FileOutcome;
 
@@ -309,6 +311,7 @@ impl Agent {
         };
 
         let stop = Arc::new(AtomicBool::new(false));
+        let name_hooks = name_lane.clone();
         let live = match &opts.capture {
             Capture::Live => {
                 let (capture, batches) = LiveCapture::start_with_lane(&cfg.capture, name_lane)?;
@@ -327,6 +330,7 @@ impl Agent {
             health: health.clone(),
             stop: stop.clone(),
             current: Snapshot::default(),
+            name_hooks,
         };
         let capture = opts.capture.clone();
         let packets = std::thread::Builder::new()
@@ -408,6 +412,8 @@ struct PacketLoop {
     health: Arc<HealthState>,
     stop: Arc<AtomicBool>,
     current: Snapshot,
+    /// What a live shard's guard needs to refuse names (when they are).
+    name_hooks: Option<NameLaneHooks>,
 }
 
 fn now_ns() -> u64 {
@@ -431,16 +437,47 @@ impl PacketLoop {
         match (capture, live) {
             (Capture::Live, Some((mut capture, batches))) => {
                 let stats = capture.stats().to_vec();
+                let rings = capture.take_shards();
                 match capture.take_inline() {
-                    Some(mut ring) => self.live_loop(|proc| {
-                        if ring.poll(200, |ts, frame| {
-                            proc.handle_frame(LinkType::Ethernet, ts, frame)
-                        }) == 0
-                        {
-                            proc.tick(now_ns());
-                        }
-                        true
-                    }),
+                    Some(mut ring) => self.live_loop(
+                        |proc| {
+                            if ring.poll(200, |ts, frame| {
+                                proc.handle_frame(LinkType::Ethernet, ts, frame)
+                            }) == 0
+                            {
+                                proc.tick(now_ns());
+                            }
+                            true
+                        },
+                        |health, proc| health.record_processor(proc),
+                    ),
+                    None if !rings.is_empty() => {
+                        let shards = match Shards::start(
+                            rings,
+                            &self.proc,
+                            self.name_hooks.as_ref(),
+                            &self.in_force,
+                            |p, current, s| adopt_snapshot(p, current, s, None, false),
+                        ) {
+                            Ok(s) => s,
+                            Err(e) => {
+                                capture.stop();
+                                self.shutdown();
+                                return Err(AgentError::Thread(e));
+                            }
+                        };
+                        let shards = std::cell::RefCell::new(shards);
+                        self.live_loop(
+                            |proc| {
+                                shards
+                                    .borrow_mut()
+                                    .receive(proc, Duration::from_millis(200))
+                            },
+                            |health, _| shards.borrow().record_health(health),
+                        );
+                        tracing::info!("stopping: the shards end their flows");
+                        shards.into_inner().finish(&mut self.proc);
+                    }
                     None => self.live(&batches),
                 }
                 tracing::info!("stopping: draining capture and ending flows");
@@ -470,7 +507,7 @@ impl PacketLoop {
                         p.sink_mut().on_tick(now);
                         self.health.record_processor(p);
                         if let Some(s) = self.in_force.changed(&mut self.seen) {
-                            adopt_snapshot(p, &mut self.current, s, self.dns_filter.as_ref());
+                            adopt_snapshot(p, &mut self.current, s, self.dns_filter.as_ref(), true);
                         }
                         while let Ok(ev) = self.dns_events.try_recv() {
                             p.record_attempt(dns_attempt(ev));
@@ -527,6 +564,7 @@ impl PacketLoop {
                 &mut self.current,
                 s,
                 self.dns_filter.as_ref(),
+                true,
             );
         }
     }
@@ -546,13 +584,19 @@ impl PacketLoop {
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => false,
             },
+            |health, proc| health.record_processor(proc),
         );
     }
 
     /// Run `next` (handle what arrived within ~200 ms; false = the source
     /// ended) until stopped, with the policy, DNS events, link and output
-    /// kept up around it.
-    fn live_loop<F: FnMut(&mut Processor<Sinks>) -> bool>(&mut self, mut next: F) {
+    /// kept up around it; `record` puts the packet counters in the health
+    /// once a second.
+    fn live_loop<F, H>(&mut self, mut next: F, mut record: H)
+    where
+        F: FnMut(&mut Processor<Sinks>) -> bool,
+        H: FnMut(&HealthState, &Processor<Sinks>),
+    {
         let mut last_flush = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             self.adopt();
@@ -567,7 +611,7 @@ impl PacketLoop {
             if last_flush.elapsed() >= Duration::from_secs(1) {
                 last_flush = Instant::now();
                 self.proc.tick(now_ns());
-                self.health.record_processor(&self.proc);
+                record(&self.health, &self.proc);
                 if let Err(e) = self.proc.sink_mut().0.flush() {
                     tracing::warn!(error = %e, "cannot flush output");
                 }
@@ -597,12 +641,14 @@ impl PacketLoop {
     }
 }
 
-/// New inventory and/or rules: the processor, its checks and the DNS responder.
-fn adopt_snapshot(
-    proc: &mut Processor<Sinks>,
+/// New inventory and/or rules: the processor, its checks and the DNS
+/// responder; `log` for the one processor that speaks for the others.
+fn adopt_snapshot<S: simpul_core::processor::RecordSink>(
+    proc: &mut Processor<S>,
     current: &mut Snapshot,
     s: Snapshot,
     dns: Option<&crate::dnsproxy::DnsHandle>,
+    log: bool,
 ) {
     let same_node = match (&current.node, &s.node) {
         (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
@@ -614,10 +660,12 @@ fn adopt_snapshot(
             .node
             .as_deref()
             .map_or_else(AgencyMap::empty, AgencyMap::new);
-        tracing::info!(
-            inventory = s.node.as_ref().map(|n| n.inventory_version),
-            "attribution follows the inventory in force"
-        );
+        if log {
+            tracing::info!(
+                inventory = s.node.as_ref().map(|n| n.inventory_version),
+                "attribution follows the inventory in force"
+            );
+        }
         proc.set_agencies(map);
     }
     let same_rules = match (&current.matcher, &s.matcher) {
@@ -629,10 +677,12 @@ fn adopt_snapshot(
         if let Some(d) = dns {
             set_dns_rules(d, s.matcher.as_deref());
         }
-        tracing::info!(
-            policy = s.matcher.as_ref().map(|m| m.version),
-            "blocking rules in force for events and names"
-        );
+        if log {
+            tracing::info!(
+                policy = s.matcher.as_ref().map(|m| m.version),
+                "blocking rules in force for events and names"
+            );
+        }
         proc.guard_mut().set_matcher(s.matcher.clone());
     }
     *current = s;
@@ -718,6 +768,7 @@ fn interface_totals(stats: &[Arc<InterfaceStats>]) -> Vec<(String, u64, u64, u64
                 kernel_packets = s.kernel_packets.load(Relaxed),
                 kernel_drops = s.kernel_drops.load(Relaxed),
                 queue_drops = s.queue_drops.load(Relaxed),
+                per_thread = %s.per_thread_text(),
                 "capture totals"
             );
             (

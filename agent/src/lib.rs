@@ -18,6 +18,7 @@ pub mod export;
 pub mod fuzzing;
 pub mod link;
 pub mod lists;
+pub mod live_shards;
 pub mod logging;
 pub mod output;
 pub mod replay;

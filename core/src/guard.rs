@@ -130,7 +130,19 @@ impl NameClaims {
     }
 
     fn set_matcher(&self, m: Option<Arc<BlockMatcher>>) {
-        *self.matcher.write().unwrap_or_else(PoisonError::into_inner) = m;
+        let mut current = self.matcher.write().unwrap_or_else(PoisonError::into_inner);
+        // Every shard's guard passes the same rules on: the first one
+        // clears the claims, the others must not clear the lane's new ones.
+        let same = match (&*current, &m) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            return;
+        }
+        *current = m;
+        drop(current);
         self.claimed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -157,6 +169,10 @@ pub struct Guard {
     hold_ns: u64,
     name_blocks: u64,
     name_blocks_dropped: u64,
+    /// A shard's guard: attempts wait here for the one guard that folds
+    /// them for every shard (a client's attempts at one target arrive
+    /// through several connections, and so several shards).
+    forward: Option<Vec<Attempt>>,
 }
 
 impl Guard {
@@ -172,6 +188,36 @@ impl Guard {
             hold_ns: hold_secs.max(1) * NS,
             name_blocks: 0,
             name_blocks_dropped: 0,
+            forward: None,
+        }
+    }
+
+    /// Keep attempts for [`Guard::take_attempts`] instead of folding them
+    /// here (a shard's guard).
+    pub fn forward_attempts(&mut self) {
+        self.forward.get_or_insert_with(Vec::new);
+    }
+
+    /// Move the attempts kept since the last call to `into` (to be given
+    /// to the folding guard's [`Guard::record`]).
+    pub fn take_attempts(&mut self, into: &mut Vec<Attempt>) {
+        if let Some(v) = &mut self.forward {
+            into.append(v);
+        }
+    }
+
+    /// Use `claims` shared with other guards (the shards of one capture)
+    /// and the name lane.
+    /// The claims keep the rules they have: this guard passes its own on
+    /// at its next [`Guard::set_matcher`].
+    pub fn set_claims(&mut self, claims: Arc<NameClaims>) {
+        self.claims = Some(claims);
+    }
+
+    fn note(&mut self, a: Attempt, agencies: &AgencyMap, out: &mut impl FnMut(BlockedAttempt)) {
+        match &mut self.forward {
+            Some(v) => v.push(a),
+            None => self.log.record(a, agencies, out),
         }
     }
 
@@ -268,7 +314,7 @@ impl Guard {
                 hit,
                 target,
             );
-            self.log.record(a, agencies, out);
+            self.note(a, agencies, out);
             return false;
         }
         self.named
@@ -296,7 +342,7 @@ impl Guard {
                 hit.clone(),
                 name.clone(),
             );
-            self.log.record(a, agencies, out);
+            self.note(a, agencies, out);
         }
     }
 
@@ -346,7 +392,7 @@ impl Guard {
             });
         }
         let a = attempt(ts, client, server, proto, Some(port), hit, name.to_string());
-        self.log.record(a, agencies, out);
+        self.note(a, agencies, out);
     }
 
     /// An attempt seen elsewhere (the DNS responder).
@@ -514,6 +560,52 @@ mod tests {
         g.tick(62 * NS, &map, &mut |r| out.push(r));
         assert!(!g.on_new_flow(63 * NS, block, &map, &mut |r| out.push(r)));
         assert_eq!(out.len(), 2);
+    }
+
+    /// Two shards' guards see one client refused at one address through
+    /// two connections: they forward the attempts, and the one folding
+    /// guard reports the first at once and the second folded, as a single
+    /// guard would. Claims shared with the lane survive the second shard
+    /// adopting the same rules.
+    #[test]
+    fn shards_forward_attempts_to_one_folding_guard() {
+        let (mut folding, _rx, map) = guard("cidrs = [\"203.0.113.0/24\"]\n");
+        let matcher = folding.matcher().cloned();
+        let claims = folding.share_claims();
+        let mut shards: Vec<Guard> = (0..2)
+            .map(|_| {
+                let mut g = Guard::new(10, 60);
+                g.forward_attempts();
+                g.set_claims(claims.clone());
+                g
+            })
+            .collect();
+        shards[0].set_matcher(matcher.clone());
+        let lane = conn("10.1.1.5", 40001, "198.51.100.7", 6, 443);
+        assert!(claims.claim(lane, NS, 60 * NS));
+        shards[1].set_matcher(matcher);
+        assert!(
+            !claims.claim(lane, NS, 60 * NS),
+            "the lane's claim was kept"
+        );
+        let mut out = Vec::new();
+        for (i, g) in shards.iter_mut().enumerate() {
+            let c = conn("10.0.0.1", 40000 + i as u16, "203.0.113.9", 6, 80);
+            g.on_new_flow(NS + i as u64, c, &map, &mut |r| out.push(r));
+        }
+        assert!(out.is_empty(), "a shard reports nothing itself");
+        let mut kept = Vec::new();
+        for g in &mut shards {
+            g.take_attempts(&mut kept);
+        }
+        assert_eq!(kept.len(), 2);
+        for a in kept {
+            folding.record(a, &map, &mut |r| out.push(r));
+        }
+        folding.tick(20 * NS, &map, &mut |r| out.push(r));
+        let counts: Vec<u32> = out.iter().map(|r| r.attempts).collect();
+        assert_eq!(counts, [1, 1], "the first at once, the repeat folded");
+        assert_eq!(folding.stats().attempts.attempts, 2);
     }
 
     #[test]

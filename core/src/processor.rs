@@ -166,6 +166,16 @@ struct FragEntry {
 
 type FragKey = (IpAddr, IpAddr, u8, u32);
 
+/// What a DNS answer taught: `client` looked up `name` and got `addr`.
+/// Live shards pass these to each other, since the answer and the
+/// connections it names are dealt to shards apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsAnswer {
+    pub client: IpAddr,
+    pub addr: IpAddr,
+    pub name: Arc<str>,
+}
+
 pub struct Processor<S: RecordSink> {
     cfg: ProcessorConfig,
     table: FlowTable<FlowExt>,
@@ -180,6 +190,9 @@ pub struct Processor<S: RecordSink> {
     /// Policy checks (events, name-triggered kernel entries); idle until a
     /// policy is set.
     guard: Guard,
+    /// With [`Self::share_dns_answers`]: answers learned here since the
+    /// last [`Self::take_dns_answers`].
+    dns_out: Option<Vec<DnsAnswer>>,
     sink: S,
 }
 
@@ -198,7 +211,28 @@ impl<S: RecordSink> Processor<S> {
             next_sweep: 0,
             interim_out: true,
             guard: Guard::new(cfg.attempt_fold_secs, cfg.name_block_secs),
+            dns_out: None,
             sink,
+        }
+    }
+
+    /// Keep what DNS answers teach for [`Self::take_dns_answers`] (a live
+    /// shard, whose answers name flows other shards see).
+    pub fn share_dns_answers(&mut self) {
+        self.dns_out.get_or_insert_with(Vec::new);
+    }
+
+    /// Move the answers learned since the last call to `into`.
+    pub fn take_dns_answers(&mut self, into: &mut Vec<DnsAnswer>) {
+        if let Some(v) = &mut self.dns_out {
+            into.append(v);
+        }
+    }
+
+    /// Learn answers another shard saw: later flows here are named by them.
+    pub fn learn_dns_answers(&mut self, answers: &[DnsAnswer]) {
+        for a in answers {
+            self.dns.insert(a.client, a.addr, a.name.clone());
         }
     }
 
@@ -449,6 +483,7 @@ impl<S: RecordSink> Processor<S> {
             counters,
             inspect,
             guard,
+            dns_out,
             ..
         } = self;
         let obs = table.observe(key, sender, ts, p.ip_len, tcp_flags, &mut |e| {
@@ -521,9 +556,9 @@ impl<S: RecordSink> Processor<S> {
             if !dns_may_teach(p, names.dns_query.is_some()) {
                 stats.dns_skipped += 1;
             } else if p.proto == 17 {
-                learn_dns(dns::parse(p.payload), p, names, dns, stats);
+                learn_dns(dns::parse(p.payload), p, names, dns, dns_out, stats);
             } else {
-                learn_dns(dns::parse_tcp(p.payload), p, names, dns, stats);
+                learn_dns(dns::parse_tcp(p.payload), p, names, dns, dns_out, stats);
             }
         }
 
@@ -761,6 +796,7 @@ fn learn_dns(
     p: &Packet<'_>,
     names: &mut FlowNames,
     cache: &mut DnsCache,
+    out: &mut Option<Vec<DnsAnswer>>,
     stats: &mut ProcessorStats,
 ) {
     let msg = match parsed {
@@ -780,6 +816,13 @@ fn learn_dns(
             let name: Arc<str> = Arc::from(q);
             for (addr, _ttl) in &msg.addresses {
                 cache.insert(p.dst, *addr, name.clone());
+                if let Some(out) = out {
+                    out.push(DnsAnswer {
+                        client: p.dst,
+                        addr: *addr,
+                        name: name.clone(),
+                    });
+                }
             }
         }
     }
@@ -956,6 +999,78 @@ mod tests {
         assert_eq!(dns.and_then(|r| r.dns_query.as_deref()), Some("a.example"));
         let web = flows.iter().find(|r| r.dst_port == Some(443));
         assert_eq!(web.and_then(|r| r.site.as_deref()), Some("a.example"));
+    }
+
+    /// Live shards: the DNS answer is dealt to one shard and the
+    /// connection it names to another; the answer passed over names the
+    /// connection there as one processor would. Shards' flow ids differ.
+    #[test]
+    fn a_dns_answer_one_shard_learns_names_a_flow_in_another() {
+        use super::{DnsAnswer, Processor, RecordSink};
+        use crate::agency::AgencyMap;
+        use etherparse::PacketBuilder;
+        use simpul_proto::{BlockedAttempt, CounterSample, FlowRecord};
+
+        #[derive(Default)]
+        struct Flows(Vec<FlowRecord>);
+        impl RecordSink for Flows {
+            fn flow(&mut self, r: FlowRecord) {
+                self.0.push(r);
+            }
+            fn counters(&mut self, _: CounterSample) {}
+            fn blocked(&mut self, _: BlockedAttempt) {}
+        }
+        let question: &[u8] = b"\x01a\x07example\x00\x00\x01\x00\x01";
+        let mut answer = vec![0, 7, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        answer.extend_from_slice(question);
+        answer.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 51, 100, 20]);
+        let mut reply = Vec::new();
+        PacketBuilder::ethernet2([4; 6], [2; 6])
+            .ipv4([10, 0, 0, 53], [10, 1, 1, 2], 64)
+            .udp(53, 40000)
+            .write(&mut reply, &answer)
+            .expect("frame");
+        let mut connect = Vec::new();
+        PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv4([10, 1, 1, 2], [198, 51, 100, 20], 64)
+            .tcp(40001, 443, 1, 64240)
+            .syn()
+            .write(&mut connect, &[])
+            .expect("frame");
+        let main = Processor::new(
+            &crate::fuzzing::small_config(),
+            AgencyMap::empty(),
+            Flows::default(),
+        );
+        let mut shards: Vec<Processor<Flows>> =
+            (0..2).map(|i| main.shard(i, 2, Flows::default())).collect();
+        for s in &mut shards {
+            s.share_dns_answers();
+        }
+        let ts = 1_700_000_000_000_000_000u64;
+        shards[0].handle_frame(LinkType::Ethernet, ts, &reply);
+        let mut learned = Vec::new();
+        shards[0].take_dns_answers(&mut learned);
+        assert_eq!(
+            learned,
+            [DnsAnswer {
+                client: [10, 1, 1, 2].into(),
+                addr: [198, 51, 100, 20].into(),
+                name: "a.example".into(),
+            }]
+        );
+        shards[0].take_dns_answers(&mut learned);
+        assert_eq!(learned.len(), 1, "taken once");
+        shards[1].learn_dns_answers(&learned);
+        shards[1].handle_frame(LinkType::Ethernet, ts + 1, &connect);
+        for s in &mut shards {
+            s.finish();
+        }
+        assert_eq!(shards[1].stats().named_dns, 1);
+        let web = &shards[1].sink().0[0];
+        assert_eq!(web.site.as_deref(), Some("a.example"));
+        let dns = &shards[0].sink().0[0];
+        assert_ne!(web.flow_id, dns.flow_id, "flow ids are the shards' own");
     }
 
     /// Fuzz regression (`capture_file`): a pcapng frame whose timestamp

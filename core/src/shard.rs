@@ -1,11 +1,89 @@
 //! Splitting one capture over shards that each run their own
 //! [`crate::processor::Processor`]: which shard owns a packet (its address
 //! pair, either way round) and which packets the other shards learn DNS
-//! answers from. Used by the agent's sharded replay.
+//! answers from, used by the agent's sharded replay; and, for live capture
+//! whose shards each tick on their own clock, [`CounterMerge`]: one
+//! sample per second and (unit, scope) out of the shards' samples.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use simpul_proto::{CounterSample, TrafficScope};
+
 use crate::decode::{self, LinkType, Packet};
+
+/// (second, agency, unit, scope) of a counter sample.
+type CounterKey = (u64, String, String, u8);
+
+/// Adds the shards' per-second counter samples up, and hands a second on
+/// once every shard has said it is past it ([`CounterMerge::passed`]): a
+/// second is then one sample per (unit, scope) whose bytes and packets are
+/// the sum of the shards', none counted twice, none lost. A sample for a
+/// second already handed on (a packet late into a second its shard had
+/// closed, as one processor also emits) goes with the next second handed on.
+#[derive(Debug)]
+pub struct CounterMerge {
+    /// Per shard: every sample of a second before this one was added.
+    passed: Vec<u64>,
+    pending: BTreeMap<CounterKey, CounterSample>,
+}
+
+impl CounterMerge {
+    pub fn new(shards: usize) -> Self {
+        CounterMerge {
+            passed: vec![0; shards.max(1)],
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// A shard's sample.
+    pub fn add(&mut self, c: CounterSample) {
+        let scope = match c.scope {
+            TrafficScope::Internet => 0,
+            TrafficScope::Intranet => 1,
+        };
+        let key = (c.ts, c.agency.clone(), c.unit.clone(), scope);
+        match self.pending.get_mut(&key) {
+            Some(m) => {
+                m.bytes_in += c.bytes_in;
+                m.bytes_out += c.bytes_out;
+                m.packets_in += c.packets_in;
+                m.packets_out += c.packets_out;
+            }
+            None => {
+                self.pending.insert(key, c);
+            }
+        }
+    }
+
+    /// Shard `shard` has added every sample of the seconds before `second`;
+    /// hand on the seconds every shard is past.
+    pub fn passed(&mut self, shard: usize, second: u64, out: &mut impl FnMut(CounterSample)) {
+        let Some(p) = self.passed.get_mut(shard) else {
+            return;
+        };
+        *p = (*p).max(second);
+        let all = self.passed.iter().copied().min().unwrap_or(0);
+        let later = self
+            .pending
+            .split_off(&(all, String::new(), String::new(), 0));
+        for (_, c) in std::mem::replace(&mut self.pending, later) {
+            out(c);
+        }
+    }
+
+    /// Hand on everything (every shard has finished).
+    pub fn flush(&mut self, out: &mut impl FnMut(CounterSample)) {
+        for (_, c) in std::mem::take(&mut self.pending) {
+            out(c);
+        }
+    }
+
+    /// Seconds' samples waiting for a shard.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+}
 
 /// Which of `count` shards handles a decoded packet: a hash of its two
 /// addresses taken in either order, so both directions of a flow, every
@@ -196,6 +274,72 @@ mod tests {
             }
         }
         assert!(spread.iter().all(|&n| n > 100), "hash spreads: {spread:?}");
+    }
+
+    fn sample(ts: u64, unit: &str, bytes_in: u64, packets_in: u64) -> CounterSample {
+        CounterSample {
+            ts,
+            agency: "diskominfo".into(),
+            unit: unit.into(),
+            scope: TrafficScope::Internet,
+            bytes_in,
+            bytes_out: 2 * bytes_in,
+            packets_in,
+            packets_out: 2 * packets_in,
+        }
+    }
+
+    /// Two shards' samples of one second and unit come out as one sample
+    /// with their sum, only once both shards are past that second; a
+    /// second neither shard saw traffic in gives nothing.
+    #[test]
+    fn counter_seconds_are_summed_across_shards_once_all_are_past() {
+        let mut m = CounterMerge::new(2);
+        let mut out = Vec::new();
+        m.add(sample(100, "a", 10, 1));
+        m.add(sample(100, "b", 7, 1));
+        m.add(sample(101, "a", 5, 1));
+        m.passed(0, 102, &mut |c| out.push(c));
+        assert!(out.is_empty(), "shard 1 may still add to 100 and 101");
+        m.add(sample(100, "a", 20, 2));
+        m.passed(1, 101, &mut |c| out.push(c));
+        assert_eq!(out, [sample(100, "a", 30, 3), sample(100, "b", 7, 1)]);
+        out.clear();
+        m.add(sample(101, "a", 1, 1));
+        m.passed(1, 102, &mut |c| out.push(c));
+        assert_eq!(out, [sample(101, "a", 6, 2)]);
+        assert_eq!(m.pending(), 0);
+    }
+
+    /// A sample late for a second already handed on is not lost: it goes
+    /// with the next second handed on (as one processor would emit it,
+    /// after the second's first sample); the totals are the shards' sums.
+    #[test]
+    fn late_samples_and_the_final_flush_lose_nothing() {
+        let mut m = CounterMerge::new(3);
+        let mut out = Vec::new();
+        for s in 0..3 {
+            m.add(sample(50, "a", 100, 10));
+            m.passed(s, 51, &mut |c| out.push(c));
+        }
+        assert_eq!(out, [sample(50, "a", 300, 30)]);
+        m.add(sample(50, "a", 1, 1));
+        m.add(sample(51, "a", 4, 4));
+        m.passed(2, 52, &mut |c| out.push(c));
+        assert_eq!(
+            out[1..],
+            [sample(50, "a", 1, 1)],
+            "51 waits for shards 0 and 1"
+        );
+        m.passed(0, 60, &mut |c| out.push(c));
+        assert_eq!(out.len(), 2, "51 waits for shard 1");
+        m.add(sample(53, "a", 9, 9));
+        m.passed(7, 99, &mut |c| out.push(c));
+        m.flush(&mut |c| out.push(c));
+        let bytes: u64 = out.iter().map(|c| c.bytes_in).sum();
+        let packets: u64 = out.iter().map(|c| c.packets_in + c.packets_out).sum();
+        assert_eq!((bytes, packets), (314, 3 * 44));
+        assert_eq!(m.pending(), 0);
     }
 
     #[test]

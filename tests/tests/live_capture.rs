@@ -17,7 +17,7 @@ use common::*;
 
 #[test]
 fn live_flows_equal_tshark_on_the_same_interface() {
-    let run = capture_lab("lv", &[r#""auto""#]);
+    let run = capture_lab("lv", &[r#""auto""#], false);
     let log = &run.logs[0];
     assert!(
         log.iter()
@@ -32,7 +32,11 @@ fn live_flows_equal_tshark_on_the_same_interface() {
 /// veth at the same time, give the same flows (and all equal tshark's).
 #[test]
 fn ring_and_pnet_capture_give_the_same_flows() {
-    let run = capture_lab("lr", &[r#""ring""#, r#""pnet""#, "\"ring\"\nthreads = 2"]);
+    let run = capture_lab(
+        "lr",
+        &[r#""ring""#, r#""pnet""#, "\"ring\"\nthreads = 2"],
+        false,
+    );
     let methods = [
         "method=ring",
         "method=pnet",
@@ -58,17 +62,116 @@ fn ring_and_pnet_capture_give_the_same_flows() {
     assert!(diffs.is_empty(), "fanout vs pnet:\n{}", diffs.join("\n"));
 }
 
+/// Two fanout threads, each with a flow table of its own, against one ring
+/// read by one processor, on traffic between many address pairs with a
+/// fragmented datagram among it: both equal tshark's flows, both threads
+/// got packets, no flow is split over the two tables (as many final
+/// records per conversation as the one processor's), flow ids are
+/// distinct, and the merged per-second counters add up to the flows.
+#[test]
+fn fanout_threads_with_a_flow_table_each_equal_one_processor() {
+    let run = capture_lab("lf", &[r#""ring""#, "\"ring\"\nthreads = 2"], true);
+    for (records, log) in run.records.iter().zip(&run.logs) {
+        check_agent(records, log, &run.want);
+    }
+    let log = &run.logs[1];
+    assert!(
+        log.iter()
+            .any(|l| l.contains("flow table sharded") && l.contains("shards=2")),
+        "the flow table was not sharded: {log:#?}"
+    );
+    let totals = log
+        .iter()
+        .find(|l| l.contains("capture totals"))
+        .expect("capture totals logged");
+    let per_thread: Vec<u64> = totals
+        .split("per_thread=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no per-thread counts: {totals}"))
+        .split(',')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(per_thread.len(), 2, "{totals}");
+    assert!(
+        per_thread.iter().all(|&n| n >= 20),
+        "a fanout thread got (almost) nothing: {totals}"
+    );
+    let finals = |records: &[simpul_proto::FlowRecord]| {
+        let mut per_conv = std::collections::BTreeMap::new();
+        for r in records
+            .iter()
+            .filter(|r| r.kind == simpul_proto::RecordKind::Final)
+        {
+            let k = conv_key(
+                String::new(),
+                proto_number(&r.proto),
+                (r.src_ip.to_string(), r.src_port.unwrap_or(0)),
+                (r.dst_ip.to_string(), r.dst_port.unwrap_or(0)),
+            );
+            *per_conv.entry(k).or_insert(0u32) += 1;
+        }
+        per_conv
+    };
+    let (one, sharded) = (finals(&run.records[0]), finals(&run.records[1]));
+    assert!(one.len() >= 20, "too little traffic: {one:?}");
+    assert_eq!(sharded, one, "a flow split over the two tables");
+    let mut ids: Vec<u64> = run.records[1]
+        .iter()
+        .filter(|r| r.kind == simpul_proto::RecordKind::Final)
+        .map(|r| r.flow_id)
+        .collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "flow ids repeat across the shards");
+    // 100 + 4000 (three fragments) + 200 bytes of UDP: five packets.
+    let fragmented = run
+        .want
+        .iter()
+        .find(|(k, _)| k.proto == 17 && (k.a.1 == 9998 || k.b.1 == 9998))
+        .map(|(_, t)| t.sent.values().map(|v| v.0).sum::<u64>());
+    assert_eq!(
+        fragmented,
+        Some(5),
+        "the fragmented datagram's flow in the reference"
+    );
+    for (i, (records, counters)) in run.records.iter().zip(&run.counters).enumerate() {
+        let flows = records
+            .iter()
+            .filter(|r| r.kind == simpul_proto::RecordKind::Final)
+            .fold((0u64, 0u64), |(p, b), r| {
+                (
+                    p + r.packets_up + r.packets_down,
+                    b + r.bytes_up + r.bytes_down,
+                )
+            });
+        let counted = counters.iter().fold((0u64, 0u64), |(p, b), c| {
+            (
+                p + c.packets_in + c.packets_out,
+                b + c.bytes_in + c.bytes_out,
+            )
+        });
+        assert_eq!(
+            counted, flows,
+            "agent {i}: counters vs flows (packets, bytes)"
+        );
+    }
+}
+
 struct LabRun {
     /// Per agent, in the order of the methods asked for.
     records: Vec<Vec<simpul_proto::FlowRecord>>,
+    counters: Vec<Vec<simpul_proto::CounterSample>>,
     logs: Vec<Vec<String>>,
     want: std::collections::BTreeMap<ConvKey, ConvTotals>,
 }
 
 /// One agent per capture method (what follows `method = ` in its
 /// `[capture]` section) on the client's veth, dumpcap beside them,
-/// the same traffic for all.
-fn capture_lab(tag: &str, methods: &[&str]) -> LabRun {
+/// the same traffic for all; with `spread`, also to and from 16 more
+/// server addresses (many address pairs) and a fragmented datagram.
+fn capture_lab(tag: &str, methods: &[&str], spread: bool) -> LabRun {
     assert!(is_root(), "live capture needs root (CI runs as root)");
     let agent = agent_bin();
     let mut lab = Lab::new(tag);
@@ -83,6 +186,11 @@ fn capture_lab(tag: &str, methods: &[&str]) -> LabRun {
         "10.10.1.1/24",
     );
     sh(&format!("ip -n {server} addr add 203.0.113.10/32 dev lo"));
+    if spread {
+        for i in 20..36 {
+            sh(&format!("ip -n {server} addr add 203.0.113.{i}/32 dev lo"));
+        }
+    }
     sh(&format!(
         "ip -n {client} route add 203.0.113.0/24 via 10.10.1.1"
     ));
@@ -106,9 +214,11 @@ agency = "diskominfo"
     )
     .unwrap();
     let mut flows = Vec::new();
+    let mut counter_files = Vec::new();
     let mut cfgs = Vec::new();
     for (i, method) in methods.iter().enumerate() {
         let f = dir.path().join(format!("flows-{i}.jsonl"));
+        let c = dir.path().join(format!("counters-{i}.jsonl"));
         let cfg = dir.path().join(format!("agent-{i}.toml"));
         std::fs::write(
             &cfg,
@@ -123,15 +233,18 @@ method = {method}
 active_timeout_secs = 1
 [output]
 flows_jsonl = "{}"
+counters_jsonl = "{}"
 [standalone]
 inventory_file = "inventory.toml"
 "#,
                 dir.path().join(format!("state-{i}")).display(),
-                f.display()
+                f.display(),
+                c.display()
             ),
         )
         .unwrap();
         flows.push(f);
+        counter_files.push(c);
         cfgs.push(cfg);
     }
     let pcap = dir.path().join("ref.pcapng");
@@ -237,6 +350,15 @@ inventory_file = "inventory.toml"
     }
     lab.exec(&client, "ping -c 3 -i 0.2 -q 203.0.113.10");
     lab.exec(&client, "python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [s.sendto(b'x'*n, ('203.0.113.10', 9999)) for n in (10, 500, 1400)]\"");
+    if spread {
+        // A datagram over the veth's MTU leaves in fragments; its flow
+        // also has whole datagrams.
+        lab.exec(&client, "python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [s.sendto(b'x'*n, ('203.0.113.10', 9998)) for n in (100, 4000, 200)]\"");
+        for i in 20..36 {
+            lab.exec(&client, &format!("ping -c 2 -i 0.2 -q 203.0.113.{i}"));
+            lab.exec(&client, &format!("python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [s.sendto(b'y'*n, ('203.0.113.{i}', 7000 + n)) for n in (1, 2)]\""));
+        }
+    }
     std::thread::sleep(Duration::from_millis(500));
 
     let st = lab.signal_and_wait(dc, "INT");
@@ -258,16 +380,27 @@ inventory_file = "inventory.toml"
     assert!(counts.ends_with("/0"), "dumpcap dropped packets: {summary}");
     let mut run = LabRun {
         records: Vec::new(),
+        counters: Vec::new(),
         logs: Vec::new(),
         want: tshark_conversations(&pcap),
     };
-    for ((&ag, (rx, mut agent_log)), f) in agents.iter().zip(logs).zip(&flows) {
+    for (((&ag, (rx, mut agent_log)), f), c) in
+        agents.iter().zip(logs).zip(&flows).zip(&counter_files)
+    {
         let st = lab.signal_and_wait(ag, "TERM");
         while let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
             agent_log.push(l);
         }
         assert!(st.success(), "agent exit {st:?}: {agent_log:#?}");
         run.records.push(read_jsonl(f));
+        run.counters.push(
+            std::fs::read_to_string(c)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect(),
+        );
         run.logs.push(agent_log);
     }
     run

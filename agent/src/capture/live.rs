@@ -7,6 +7,11 @@
 //! allocates nothing. The capture threads never wait on the consumer: a full
 //! channel drops the batch and counts it.
 //!
+//! One interface with `capture.threads` > 1 is the exception: its rings
+//! are handed to the caller whole ([`LiveCapture::take_shards`]), for
+//! threads that each process their own ring with a flow table of their
+//! own (`crate::live_shards`); nothing is copied or handed over per frame.
+//!
 //! Beside each ring, when names are being blocked, a name lane
 //! ([`super::name_lane`]) sees the few frames that may name a site at once,
 //! without waiting for the ring's block to be handed over.
@@ -85,6 +90,9 @@ pub struct InterfaceStats {
     pub read_errors: AtomicU64,
     /// "ring" (TPACKET_V3, with the number of fanout threads) or "pnet".
     pub method: String,
+    /// Frames per fanout ring, in ring order (empty without fanout): a
+    /// ring that never gets any means the group is not spreading flows.
+    pub per_thread: Box<[AtomicU64]>,
     /// The ring's name lane, when it has one.
     /// Set once, after the ring's threads hold these stats.
     pub name_lane: OnceLock<Arc<NameLaneStats>>,
@@ -95,6 +103,21 @@ pub struct LiveCapture {
     threads: Vec<JoinHandle<()>>,
     stats: Vec<Arc<InterfaceStats>>,
     inline: Option<InlineRing>,
+    /// One interface, several rings in a fanout group: each read by a
+    /// thread of the caller's that owns a flow table of its own.
+    shards: Vec<InlineRing>,
+}
+
+impl InterfaceStats {
+    /// `per_thread` as text for the logs ("1200,1187").
+    pub fn per_thread_text(&self) -> String {
+        let v: Vec<String> = self
+            .per_thread
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed).to_string())
+            .collect();
+        v.join(",")
+    }
 }
 
 /// The one ring of a one-interface, one-thread capture, read by the
@@ -105,6 +128,12 @@ pub struct InlineRing {
     stats: Arc<InterfaceStats>,
     seen: super::ring::RingStats,
     last_stats: Instant,
+    /// Its place in the fanout group (0 without one).
+    index: usize,
+    /// Frames received before every ring of the group had joined are
+    /// skipped: until then a ring sees all traffic, and the group deals by
+    /// a count still growing, so they would be counted twice or apart.
+    since_ns: u64,
 }
 
 impl InlineRing {
@@ -112,7 +141,11 @@ impl InlineRing {
     /// Returns how many there were.
     pub fn poll<F: FnMut(u64, &[u8])>(&mut self, timeout_ms: i32, mut f: F) -> usize {
         let (mut bytes, mut frames) = (0u64, 0u64);
+        let since = self.since_ns;
         let r = self.ring.next_blocks(timeout_ms, |meta, frame| {
+            if meta.ts_ns < since {
+                return;
+            }
             frames += 1;
             bytes += frame.len() as u64;
             f(meta.ts_ns, frame);
@@ -124,6 +157,9 @@ impl InlineRing {
         }
         self.stats.frames.fetch_add(frames, Ordering::Relaxed);
         self.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(n) = self.stats.per_thread.get(self.index) {
+            n.fetch_add(frames, Ordering::Relaxed);
+        }
         if frames == 0 || self.last_stats.elapsed() >= Duration::from_secs(1) {
             self.last_stats = Instant::now();
             add_ring_stats(&mut self.ring, &mut self.seen, &self.stats);
@@ -168,6 +204,7 @@ impl LiveCapture {
             threads: Vec::new(),
             stats: Vec::new(),
             inline: None,
+            shards: Vec::new(),
         };
         for name in &cfg.interfaces {
             let iface =
@@ -197,7 +234,21 @@ impl LiveCapture {
                             stats,
                             seen: Default::default(),
                             last_stats: Instant::now(),
+                            index: 0,
+                            since_ns: 0,
                         });
+                        continue;
+                    }
+                    Err(e) => ring_unavailable(cfg.method, name, e)?,
+                }
+            } else if cfg.method != CaptureMethod::Pnet && cfg.interfaces.len() == 1 {
+                match open_shards(cfg, iface.index, name) {
+                    Ok(shards) => {
+                        let stats = shards[0].stats.clone();
+                        start_lane(iface.index, &stats, lane.as_ref(), &mut cap);
+                        tracing::info!(interface = %name, method = %stats.method, "capturing");
+                        cap.stats.push(stats);
+                        cap.shards = shards;
                         continue;
                     }
                     Err(e) => ring_unavailable(cfg.method, name, e)?,
@@ -282,6 +333,12 @@ impl LiveCapture {
         self.inline.take()
     }
 
+    /// The rings of a one-interface fanout group, for threads that each
+    /// process their own ring (then nothing arrives on the batch channel).
+    pub fn take_shards(&mut self) -> Vec<InlineRing> {
+        std::mem::take(&mut self.shards)
+    }
+
     /// Stop the capture threads and wait for them (they wake every 100 ms).
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -314,6 +371,47 @@ fn start_lane(
     }
 }
 
+/// The fanout group's id: groups are per network namespace, so keep ours
+/// apart from another process's on the same interface.
+fn fanout_group(ifindex: u32) -> u16 {
+    (std::process::id() as u16) ^ (ifindex as u16).rotate_left(8)
+}
+
+/// `cfg.threads` rings on one interface in one fanout group, for the
+/// caller's threads. All or nothing.
+fn open_shards(
+    cfg: &CaptureConfig,
+    ifindex: u32,
+    name: &str,
+) -> Result<Vec<InlineRing>, super::ring::RingError> {
+    let threads = cfg.threads.max(2);
+    let params = ring_params(cfg);
+    let group = fanout_group(ifindex);
+    let mut rings = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        rings.push(Ring::open(ifindex, params, Some(group))?);
+    }
+    let since_ns = now_ns();
+    let stats = Arc::new(InterfaceStats {
+        name: name.to_owned(),
+        method: format!("ring ({threads} fanout threads)"),
+        per_thread: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+        ..Default::default()
+    });
+    Ok(rings
+        .into_iter()
+        .enumerate()
+        .map(|(index, ring)| InlineRing {
+            ring,
+            stats: stats.clone(),
+            seen: Default::default(),
+            last_stats: Instant::now(),
+            index,
+            since_ns,
+        })
+        .collect())
+}
+
 /// Open `cfg.threads` rings on one interface, in one fanout group when
 /// more than one, and start a thread per ring. All or nothing.
 fn start_rings(
@@ -325,10 +423,7 @@ fn start_rings(
 ) -> Result<(Arc<InterfaceStats>, Vec<JoinHandle<()>>), super::ring::RingError> {
     let threads = cfg.threads.max(1);
     let params = ring_params(cfg);
-    // Fanout groups are per network namespace: keep ours apart from another
-    // process's on the same interface.
-    let group = (std::process::id() as u16) ^ (ifindex as u16).rotate_left(8);
-    let fanout = (threads > 1).then_some(group);
+    let fanout = (threads > 1).then_some(fanout_group(ifindex));
     let mut rings = Vec::with_capacity(threads);
     for _ in 0..threads {
         rings.push(Ring::open(ifindex, params, fanout)?);
@@ -340,6 +435,10 @@ fn start_rings(
         } else {
             "ring".into()
         },
+        per_thread: (0..threads)
+            .filter(|_| threads > 1)
+            .map(|_| AtomicU64::new(0))
+            .collect(),
         ..Default::default()
     });
     let mut handles = Vec::with_capacity(threads);
@@ -347,7 +446,7 @@ fn start_rings(
         let (tx, stop, stats) = (tx.clone(), stop.clone(), stats.clone());
         let h = std::thread::Builder::new()
             .name(format!("capture-{name}-{i}"))
-            .spawn(move || ring_loop(ring, tx, stop, stats))
+            .spawn(move || ring_loop(ring, i, tx, stop, stats))
             .map_err(|cause| super::ring::RingError::Sys {
                 step: "spawn a capture thread",
                 cause,
@@ -370,7 +469,13 @@ const RING_BATCH_FRAMES: usize = 256;
 /// Recycled batches kept per ring thread.
 const RING_POOL: usize = 64;
 
-fn ring_loop(mut ring: Ring, tx: Sender<Batch>, stop: Arc<AtomicBool>, stats: Arc<InterfaceStats>) {
+fn ring_loop(
+    mut ring: Ring,
+    index: usize,
+    tx: Sender<Batch>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<InterfaceStats>,
+) {
     let (pool_tx, pool_rx) = crossbeam_channel::bounded::<Batch>(RING_POOL);
     let fresh = |pool: &Sender<Batch>, rx: &Receiver<Batch>| {
         let mut b = rx.try_recv().unwrap_or_else(|_| Batch {
@@ -420,6 +525,9 @@ fn ring_loop(mut ring: Ring, tx: Sender<Batch>, stop: Arc<AtomicBool>, stats: Ar
         }
         stats.frames.fetch_add(frames, Ordering::Relaxed);
         stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(n) = stats.per_thread.get(index) {
+            n.fetch_add(frames, Ordering::Relaxed);
+        }
         // What a block retired with goes at once: nothing waits for more.
         if open && !batch.frames.is_empty() {
             open = hand_over(&mut batch);

@@ -3,8 +3,8 @@
 //! (when it is full or after a short timeout), so a busy link costs one
 //! `poll` per block instead of one `recvfrom` per frame. Several rings on one
 //! interface can join a PACKET_FANOUT group: the kernel then spreads flows
-//! over them by a hash of the addresses and ports (both directions of a
-//! connection hash alike), one thread per ring.
+//! over them by their address pair (both directions and every fragment
+//! alike, [`super::fanout`]), one thread per ring.
 //!
 //! Every `unsafe` of the capture path is in this file, each with its reason.
 
@@ -121,10 +121,8 @@ fn setsockopt<T>(
 }
 
 impl Ring {
-    /// Open a ring on interface `ifindex`; with `fanout`, join that group id
-    /// (PACKET_FANOUT_HASH with defragmentation off: fragments carry no ports,
-    /// and the kernel hashes them, like every fragment of one datagram, on
-    /// addresses only).
+    /// Open a ring on interface `ifindex`; with `fanout`, join that group id,
+    /// dealing by address pair ([`super::fanout`]).
     pub fn open(ifindex: u32, params: RingParams, fanout: Option<u16>) -> Result<Ring, RingError> {
         let page = 4096u32;
         if params.block_size == 0
@@ -218,13 +216,27 @@ impl Ring {
             return Err(sys("bind to the interface"));
         }
         if let Some(group) = fanout {
-            let arg: u32 = u32::from(group) | (libc::PACKET_FANOUT_HASH << 16);
+            let arg: u32 = u32::from(group) | (libc::PACKET_FANOUT_CBPF << 16);
             setsockopt(
                 &ring.fd,
                 libc::SOL_PACKET,
                 libc::PACKET_FANOUT,
                 &arg,
                 "PACKET_FANOUT",
+            )?;
+            // The group's program; each member sets the same one, so the
+            // group never deals by another while its rings join.
+            let prog = super::fanout::address_pair_program();
+            let fprog = libc::sock_fprog {
+                len: prog.len() as u16,
+                filter: prog.as_ptr().cast_mut(),
+            };
+            setsockopt(
+                &ring.fd,
+                libc::SOL_PACKET,
+                libc::PACKET_FANOUT_DATA,
+                &fprog,
+                "PACKET_FANOUT_DATA (the fanout program)",
             )?;
         }
         Ok(ring)
