@@ -89,6 +89,18 @@ enum Command {
         url: Option<String>,
         #[arg(long, default_value = "simpul_bench")]
         database: String,
+        /// Instead: generate this many flows inside ClickHouse and time the
+        /// reader on them (the 100 M figure); no SQLite side.
+        #[arg(long)]
+        generate: Option<u64>,
+        /// With --generate: agents (one agency each) and hours of traffic.
+        #[arg(long, default_value_t = 500)]
+        nodes: u32,
+        #[arg(long, default_value_t = 96)]
+        hours: u32,
+        /// With --generate: keep the database afterwards.
+        #[arg(long)]
+        keep: bool,
     },
     /// Measure ingest of agent batches into SQLite (records per second, one core).
     BenchIngest {
@@ -214,6 +226,36 @@ fn open_store(cfg: &CollectorConfig) -> Result<Store> {
     )?)
 }
 
+/// The registry and operators where the server keeps them (`[storage.control]`),
+/// so operator commands act on what the running collectors read.
+struct Control {
+    control: std::sync::Arc<dyn simpul_collector::store::ControlStore>,
+    access: std::sync::Arc<dyn simpul_collector::store::AccessStore>,
+}
+
+fn open_control(cfg: &CollectorConfig) -> Result<Control> {
+    use simpul_collector::store::postgres::{ControlBackend, PgStore};
+    Ok(match cfg.storage.control.backend {
+        ControlBackend::Sqlite => {
+            let s = std::sync::Arc::new(open_store(cfg)?);
+            Control {
+                control: s.clone(),
+                access: s,
+            }
+        }
+        ControlBackend::Postgres => {
+            let pg = std::sync::Arc::new(
+                PgStore::open(&cfg.storage.control)
+                    .context("cannot open the PostgreSQL control store ([storage.control])")?,
+            );
+            Control {
+                control: pg.clone(),
+                access: pg,
+            }
+        }
+    })
+}
+
 /// Resolves on SIGINT or SIGTERM (systemd and container runtimes stop
 /// services with SIGTERM).
 async fn stop_signal() -> Result<()> {
@@ -249,9 +291,9 @@ fn run(cli: Cli) -> Result<()> {
             valid_hours,
         } => {
             let cfg = CollectorConfig::load(&config)?;
-            let store = open_store(&cfg)?;
+            let store = open_control(&cfg)?;
             let inv = simpul_collector::inventory::Inventories::load(
-                std::sync::Arc::new(store.clone()),
+                store.control.clone(),
                 cfg.inventory.file.clone(),
             )?;
             let entry = inv.node(&node).with_context(|| {
@@ -271,13 +313,13 @@ fn run(cli: Cli) -> Result<()> {
                     entry.agency
                 );
             }
-            let token = store.create_enrollment_token(
+            let token = store.control.create_enrollment_token(
                 &entry.agency,
                 &node,
                 std::time::Duration::from_secs(valid_hours * 3600),
             )?;
             cli::audit_cli(
-                &store,
+                store.access.as_ref(),
                 "node.enrollment_token",
                 &node,
                 serde_json::json!({"agency": entry.agency, "valid_hours": valid_hours}),
@@ -287,9 +329,14 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Revoke { config, node } => {
             let cfg = CollectorConfig::load(&config)?;
-            let store = open_store(&cfg)?;
-            store.revoke_node(&node)?;
-            cli::audit_cli(&store, "node.revoke", &node, serde_json::json!({}));
+            let store = open_control(&cfg)?;
+            store.control.revoke_node(&node)?;
+            cli::audit_cli(
+                store.access.as_ref(),
+                "node.revoke",
+                &node,
+                serde_json::json!({}),
+            );
             println!("node {node} revoked (a running collector ends its session within seconds)");
             Ok(())
         }
@@ -312,7 +359,7 @@ fn run(cli: Cli) -> Result<()> {
             command: AuditCommand::Verify { config },
         } => {
             let cfg = CollectorConfig::load(&config)?;
-            cli::audit_verify(&open_store(&cfg)?)
+            cli::audit_verify(open_control(&cfg)?.access.as_ref())
         }
         Command::Check { config } => {
             let cfg = CollectorConfig::load(&config)?;
@@ -348,6 +395,10 @@ fn run(cli: Cli) -> Result<()> {
             records,
             url,
             database,
+            generate,
+            nodes,
+            hours,
+            keep,
         } => {
             use simpul_collector::store::clickhouse::{bench::bench_clickhouse, server};
             let private = match url {
@@ -356,6 +407,12 @@ fn run(cli: Cli) -> Result<()> {
             };
             let url =
                 url.unwrap_or_else(|| private.as_ref().map_or(String::new(), |p| p.url.clone()));
+            if let Some(flows) = generate {
+                use simpul_collector::store::clickhouse::generate::bench_generated;
+                let report = bench_generated(&url, &database, flows, nodes, hours, keep)?;
+                println!("{}", serde_json::to_string(&report)?);
+                return Ok(());
+            }
             let dir = std::env::temp_dir().join(format!("simpul-bench-ch-{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
             let report = bench_clickhouse(&url, &database, &dir, records);
@@ -398,15 +455,19 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// The store and the inventory of a config (operator commands).
-fn open_with_inventory(config: &std::path::Path) -> Result<(Store, Inventories)> {
+/// The operators' store and the inventory of a config (operator commands).
+fn open_with_inventory(
+    config: &std::path::Path,
+) -> Result<(std::sync::Arc<dyn simpul_collector::store::AccessStore>, Inventories)> {
     let cfg = CollectorConfig::load(config)?;
-    let store = open_store(&cfg)?;
-    let inv = Inventories::load(
-        std::sync::Arc::new(store.clone()),
-        cfg.inventory.file.clone(),
-    )?;
-    Ok((store, inv))
+    let store = open_control(&cfg)?;
+    let inv = Inventories::load(store.control.clone(), cfg.inventory.file.clone())?;
+    Ok((store.access, inv))
+}
+
+/// The operators' store of a config.
+fn access_of(config: &std::path::Path) -> Result<std::sync::Arc<dyn simpul_collector::store::AccessStore>> {
+    Ok(open_control(&CollectorConfig::load(config)?)?.access)
 }
 
 fn user(command: UserCommand) -> Result<()> {
@@ -421,7 +482,7 @@ fn user(command: UserCommand) -> Result<()> {
             let (store, inv) = open_with_inventory(&config)?;
             let pw = cli::read_password(std::io::stdin().lock())?;
             cli::user_add(
-                &store,
+                store.as_ref(),
                 &inv,
                 &name,
                 display_name.as_deref(),
@@ -431,18 +492,18 @@ fn user(command: UserCommand) -> Result<()> {
             )
         }
         UserCommand::Passwd { config, name } => {
-            let store = open_store(&CollectorConfig::load(&config)?)?;
+            let store = access_of(&config)?;
             let pw = cli::read_password(std::io::stdin().lock())?;
-            cli::user_passwd(&store, &name, &pw)
+            cli::user_passwd(store.as_ref(), &name, &pw)
         }
         UserCommand::Disable { config, name } => {
-            cli::user_disable(&open_store(&CollectorConfig::load(&config)?)?, &name, true)
+            cli::user_disable(access_of(&config)?.as_ref(), &name, true)
         }
         UserCommand::Enable { config, name } => {
-            cli::user_disable(&open_store(&CollectorConfig::load(&config)?)?, &name, false)
+            cli::user_disable(access_of(&config)?.as_ref(), &name, false)
         }
         UserCommand::List { config } => {
-            cli::user_list(&open_store(&CollectorConfig::load(&config)?)?)
+            cli::user_list(access_of(&config)?.as_ref())
         }
     }
 }
@@ -459,7 +520,7 @@ fn api_token(command: TokenCommand) -> Result<()> {
         } => {
             let (store, inv) = open_with_inventory(&config)?;
             let token = cli::token_create(
-                &store,
+                store.as_ref(),
                 &inv,
                 &name,
                 &role,
@@ -471,10 +532,10 @@ fn api_token(command: TokenCommand) -> Result<()> {
             Ok(())
         }
         TokenCommand::List { config } => {
-            cli::token_list(&open_store(&CollectorConfig::load(&config)?)?)
+            cli::token_list(access_of(&config)?.as_ref())
         }
         TokenCommand::Revoke { config, id } => {
-            cli::token_revoke(&open_store(&CollectorConfig::load(&config)?)?, &id)
+            cli::token_revoke(access_of(&config)?.as_ref(), &id)
         }
     }
 }

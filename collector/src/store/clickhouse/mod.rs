@@ -31,6 +31,7 @@
 //! ClickHouse restart but not the ClickHouse host losing power.
 
 mod client;
+mod peaks;
 mod reader;
 mod rows;
 pub mod schema;
@@ -40,6 +41,7 @@ mod tests;
 mod writer;
 
 pub mod bench;
+pub mod generate;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -66,8 +68,9 @@ pub struct ClickHouseConfig {
     /// `flow_retention_days` and `blocked_retention_days`.
     pub flow_retention_days: Option<u32>,
     pub blocked_retention_days: Option<u32>,
-    /// Per-second counters (the 1 s step and every step's peaks).
+    /// Per-second counters (the 1 s step).
     pub usage_1s_retention_days: u32,
+    /// The 1 min / 1 h rollups and their peaks and p95.
     pub usage_1m_retention_days: u32,
     pub usage_1h_retention_days: u32,
     /// Top hosts and sites per minute.
@@ -145,7 +148,7 @@ impl ClickHouseConfig {
     }
 
     /// Retention in days per table of `schema::RETAINED`, in its order.
-    fn retention(&self, store: &StoreConfig) -> [u32; 7] {
+    fn retention(&self, store: &StoreConfig) -> [u32; 9] {
         [
             self.flow_retention_days
                 .unwrap_or(store.flow_retention_days),
@@ -156,6 +159,8 @@ impl ClickHouseConfig {
             self.usage_1h_retention_days,
             self.top_retention_days,
             self.top_retention_days,
+            self.usage_1m_retention_days,
+            self.usage_1h_retention_days,
         ]
     }
 }
@@ -165,7 +170,7 @@ impl ClickHouseConfig {
 pub struct ClickHouseFlowStore {
     client: Arc<Client>,
     db: Arc<str>,
-    retention: [u32; 7],
+    retention: [u32; 9],
     writer_open: Arc<AtomicBool>,
 }
 

@@ -26,8 +26,6 @@ use crate::store::{
 };
 
 const NS: u64 = 1_000_000_000;
-/// Seconds one usage answer reads for its peaks (a month of one agency).
-const MAX_PEAK_SECONDS: usize = 31 * 86_400;
 
 pub(super) struct ChReader {
     s: ClickHouseFlowStore,
@@ -447,20 +445,26 @@ impl FlowReader for ChReader {
             MAX_USAGE_STEPS + 1
         ))?;
         peaks::check_points(buckets.len())?;
-        let seconds: Vec<Second> = self.rows(&format!(
-            "SELECT ts, sum(bytes_in) AS i, sum(bytes_out) AS o FROM {} FINAL \
-             WHERE agency = {a} AND ts >= {from} AND ts < {to} GROUP BY ts LIMIT {}",
-            self.t("usage_1s"),
-            MAX_PEAK_SECONDS + 1
-        ))?;
-        if seconds.len() > MAX_PEAK_SECONDS {
-            return Err(StoreError::Invalid {
-                what: "usage range",
-                value: format!("{from}..{to}"),
-                reason: "more seconds with traffic than one answer's peaks may read \
-                         (31 days): ask a shorter range",
-            });
-        }
+        // The 1 s step's peaks are its seconds; the others' are kept per
+        // step (`peaks.rs`), as long as the step's rollup.
+        let steps = if step == Step::Second {
+            let seconds: Vec<Second> = self.rows(&format!(
+                "SELECT ts, sum(bytes_in) AS i, sum(bytes_out) AS o FROM {} FINAL \
+                 WHERE agency = {a} AND ts >= {from} AND ts < {to} GROUP BY ts LIMIT {}",
+                self.t("usage_1s"),
+                MAX_USAGE_STEPS + 1
+            ))?;
+            peaks::from_seconds(seconds.into_iter().map(|x| (x.ts as i64, [x.i, x.o])), 1)
+        } else {
+            super::peaks::read_steps(
+                &self.s.client,
+                &self.s.db,
+                agency,
+                (from, to),
+                s,
+                MAX_USAGE_STEPS + 1,
+            )?
+        };
         let (mut tin, mut tout) = (0, 0);
         let mut points = Vec::with_capacity(buckets.len());
         let mut point_ts = Vec::with_capacity(buckets.len());
@@ -482,10 +486,6 @@ impl FlowReader for ChReader {
             });
             point_ts.push(b.ts as i64);
         }
-        let steps = peaks::from_seconds(
-            seconds.into_iter().map(|x| (x.ts as i64, [x.i, x.o])),
-            s as i64,
-        );
         let now = secs(SystemTime::now()) as i64 + 1;
         let (peaks, sketches) = peaks::apply(
             &mut points,

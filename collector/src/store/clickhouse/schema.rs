@@ -26,7 +26,8 @@ use super::client::Client;
 use crate::store::StoreError;
 
 /// This code's schema; a database with a newer one is refused.
-pub const VERSION: u64 = 1;
+/// 2: the peak tables (`usage_peak_1m`, `usage_peak_1h`).
+pub const VERSION: u64 = 2;
 
 const DAY: u64 = 86_400;
 const NS: u64 = 1_000_000_000;
@@ -62,6 +63,16 @@ pub const USAGE_1M: Table = Table {
 };
 pub const USAGE_1H: Table = Table {
     name: "usage_1h",
+    part_secs: 30 * DAY,
+    time_unit: 1,
+};
+pub const PEAK_1M: Table = Table {
+    name: "usage_peak_1m",
+    part_secs: DAY,
+    time_unit: 1,
+};
+pub const PEAK_1H: Table = Table {
+    name: "usage_peak_1h",
     part_secs: 30 * DAY,
     time_unit: 1,
 };
@@ -138,6 +149,10 @@ fn statements(db: &str) -> Vec<String> {
         rollup_view(db, USAGE_1M, 60),
         rollup_table(db, USAGE_1H),
         rollup_view(db, USAGE_1H, 3600),
+        // Written by the writer's fold (`peaks.rs`): the latest fold of a
+        // step replaces the ones before.
+        peak_table(db, PEAK_1M),
+        peak_table(db, PEAK_1H),
         format!(
             "CREATE TABLE IF NOT EXISTS {db}.top_hosts_1m (agency String, minute UInt64, \
              unit String, host String, {id}, bytes_up UInt64, bytes_down UInt64, flows UInt64) \
@@ -178,6 +193,16 @@ fn rollup_table(db: &str, t: Table) -> String {
          packets_in UInt64, packets_out UInt64) \
          ENGINE = ReplacingMergeTree() PARTITION BY {} \
          ORDER BY (agency, ts, unit, scope, node, boot, seq)",
+        t.name,
+        part(t, "ts")
+    )
+}
+
+fn peak_table(db: &str, t: Table) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{} (agency String, ts UInt64, max_in UInt64, \
+         max_out UInt64, sketch_in String, sketch_out String, version UInt64) \
+         ENGINE = ReplacingMergeTree(version) PARTITION BY {} ORDER BY (agency, ts)",
         t.name,
         part(t, "ts")
     )
@@ -236,6 +261,6 @@ pub fn migrate(c: &Client, db: &str) -> Result<(), StoreError> {
 }
 
 /// Every table with retention, with its setting's name.
-pub const RETAINED: [Table; 7] = [
-    FLOWS, BLOCKED, USAGE_1S, USAGE_1M, USAGE_1H, TOP_HOSTS, TOP_SITES,
+pub const RETAINED: [Table; 9] = [
+    FLOWS, BLOCKED, USAGE_1S, USAGE_1M, USAGE_1H, TOP_HOSTS, TOP_SITES, PEAK_1M, PEAK_1H,
 ];

@@ -454,6 +454,12 @@ fn restart_closes_and_retention_drop_whole_days() {
         hours,
         r0.unit_usage("agency00", first, last, Step::Hour).unwrap()
     );
+    // The seconds are gone; the hours' peaks and p95 are kept with them
+    // (usage_peak_1h), so the answer is still SQLite's.
+    let u = r1.usage("agency00", first, last, Step::Hour).unwrap();
+    assert!(u.peaks.peak_in_bps.is_some() && u.peaks.steps_without_peaks == 0);
+    assert_eq!(u, r0.usage("agency00", first, last, Step::Hour).unwrap());
+    assert!(st.usage_peak_1m > 0 && st.usage_peak_1h == 0, "{st:?}");
 }
 
 #[test]

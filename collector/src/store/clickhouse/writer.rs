@@ -3,14 +3,15 @@
 //! marks. Why the order and the cache make batches count exactly once: see
 //! `mod.rs`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use simpul_proto::{EndReason, FlowRecord, RecordKind};
 
 use super::client::lit;
+use super::peaks::{self, Minute};
 use super::rows::{flow_out, latest_select, Credit, StateRow};
 use super::schema::{self, Table};
 use super::{ClickHouseFlowStore, WriterSlot};
@@ -30,6 +31,9 @@ const MAX_CACHED: usize = 2_000_000;
 /// `max_insert_block_size` (1 048 576), so an insert is one block and a
 /// batch is never split between two blocks of a view.
 const MAX_INSERT_ROWS: usize = 200_000;
+/// Under steady ingest (no idle second for `fold_aggregates`), the peaks
+/// of the minutes touched are refolded this often.
+const PEAK_FOLD_EVERY: Duration = Duration::from_secs(5);
 
 type FlowKey = (Arc<str>, u64, u64);
 
@@ -68,6 +72,10 @@ pub(super) struct ChWriter {
     newest: u64,
     horizon: u64,
     calls: u64,
+    /// Minutes whose peaks are to be refolded (`peaks.rs`).
+    dirty: BTreeSet<Minute>,
+    last_fold: Instant,
+    fold_version: u64,
     /// Tests: fail every call after its data, before its marks (a crash
     /// between the insert and the acknowledgement).
     #[cfg(test)]
@@ -189,6 +197,9 @@ impl ChWriter {
             newest,
             horizon: newest.saturating_sub(CACHE_WINDOW_NS),
             calls: 0,
+            dirty: peaks::recent_minutes(&s.client, &db)?,
+            last_fold: Instant::now(),
+            fold_version: 0,
             #[cfg(test)]
             crash_before_marks: false,
             s,
@@ -404,6 +415,21 @@ impl FlowWriter for ChWriter {
             })?;
         }
         self.insert("streams", marks)?;
+        for (g, outcomes) in groups.iter().zip(&out) {
+            for (b, o) in g.batches.iter().zip(outcomes) {
+                if *o == BatchOutcome::Stored {
+                    for c in &b.counters {
+                        self.dirty.insert((g.agency.to_string(), c.ts / 60 * 60));
+                    }
+                }
+            }
+        }
+        if self.last_fold.elapsed() >= PEAK_FOLD_EVERY {
+            // The call is stored; a failed fold is retried with the next.
+            if let Err(e) = self.fold_peaks() {
+                tracing::warn!(error = %e, "cannot fold usage peaks");
+            }
+        }
         self.streams.extend(staged);
         self.cache.extend(changed);
         self.newest = newest;
@@ -459,11 +485,13 @@ impl FlowWriter for ChWriter {
     }
 
     fn fold_aggregates(&mut self) -> Result<u64, StoreError> {
-        // The views fold as rows arrive.
-        Ok(0)
+        // The views fold the rest as rows arrive.
+        self.fold_peaks()
     }
 
     fn apply_retention(&mut self, now: SystemTime) -> Result<RetentionStats, StoreError> {
+        // Minutes about to lose their seconds get their peaks first.
+        self.fold_peaks()?;
         let now_s = secs(now);
         let mut st = RetentionStats::default();
         for (t, days) in schema::RETAINED.iter().zip(self.s.retention) {
@@ -476,6 +504,8 @@ impl FlowWriter for ChWriter {
                 "usage_1m" => st.usage_1m = dropped,
                 "usage_1h" => st.usage_1h = dropped,
                 "top_hosts_1m" => st.top_hosts_1m = dropped,
+                "usage_peak_1m" => st.usage_peak_1m = dropped,
+                "usage_peak_1h" => st.usage_peak_1h = dropped,
                 _ => st.top_sites_1m = dropped,
             }
         }
@@ -490,6 +520,24 @@ struct Part {
 }
 
 impl ChWriter {
+    /// Refold the peaks of the minutes touched since the last fold: the
+    /// number of minutes.
+    fn fold_peaks(&mut self) -> Result<u64, StoreError> {
+        self.last_fold = Instant::now();
+        if self.dirty.is_empty() {
+            return Ok(0);
+        }
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        // Later folds replace earlier ones, also across writers.
+        self.fold_version = now.max(self.fold_version + 1);
+        peaks::fold(&self.s.client, &self.s.db, &self.dirty, self.fold_version)?;
+        let n = self.dirty.len() as u64;
+        self.dirty.clear();
+        Ok(n)
+    }
+
     /// Drop the partitions of `t` that end at or before `cut` (seconds).
     fn drop_before(&self, t: Table, cut: u64) -> Result<u64, StoreError> {
         let db = &self.s.db;
