@@ -19,6 +19,10 @@
 #                       `softflowd -i` on a veth, tcpreplay at LIVE_PPS [35000] for
 #                       LIVE_SECONDS [20] (CPU % of a core, RSS), then --topspeed
 #                       (drops); LIVE_THREADS [1] ring threads for the agent
+#   LIVE_SHARDED [2]    also an agent row with this many fanout rings, each
+#                       thread with a flow table of its own (0 = skip that row)
+#   ONLY_LIVE [0]       1 = only the live capture rows (no replay rows, the
+#                       replay section of BENCHMARKS.md left as it is)
 #   QUIET_LOAD [2]      wait (up to QUIET_WAIT [600] s) for a 1-min load below this
 #   AGENT_SHARDS [2]    also time the agent with SIMPUL_REPLAY_FLOW_THREADS=this
 #                       (flows on that many shards; 0 = skip that row)
@@ -59,6 +63,8 @@ LIVE=${LIVE:-1}
 LIVE_PPS=${LIVE_PPS:-35000}
 LIVE_SECONDS=${LIVE_SECONDS:-20}
 LIVE_THREADS=${LIVE_THREADS:-1}
+LIVE_SHARDED=${LIVE_SHARDED:-2}
+ONLY_LIVE=${ONLY_LIVE:-0}
 QUIET_LOAD=${QUIET_LOAD:-2}
 QUIET_WAIT=${QUIET_WAIT:-600}
 
@@ -192,6 +198,7 @@ done
 export BENCH_LOADAVG="$(cut -d' ' -f1-3 /proc/loadavg)"
 log "load average before the runs: $BENCH_LOADAVG"
 
+if [ "$ONLY_LIVE" != 1 ]; then  # (c1) to (d): the replay rows
 # ---------------------------------------------------------------- (c1) agent
 AGENT_FAILED=0
 if [ -z "$AGENT_NOTE" ]; then
@@ -416,14 +423,16 @@ EOF
 }
 measure_idle
 
+fi  # ONLY_LIVE
 # ---------------------------------------------------------------- (d2) live capture
 LIVE_JSONL=$OUT/live-results.jsonl
 LIVE_MD=$OUT/live-section.md
 ticks_of() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null; }
-# live_run TOOL MODE -> one JSON line in $LIVE_JSONL
+# live_run TOOL MODE [THREADS] -> one JSON line in $LIVE_JSONL
 #   MODE rate: tcpreplay --pps LIVE_PPS for LIVE_SECONDS; topspeed: --topspeed, the whole pcap
+#   THREADS: the agent's ring threads [LIVE_THREADS]; other than that, its row is agent_tTHREADS
 live_run() {
-    local tool=$1 mode=$2 ifa=veth-lv0 ifb=veth-lv1 ns
+    local tool=$1 mode=$2 threads=${3:-$LIVE_THREADS} ifa=veth-lv0 ifb=veth-lv1 ns label=$1
     NS_A=simpul-live-a-$$; NS_B=simpul-live-b-$$
     ip netns add "$NS_A" && ip netns add "$NS_B" &&
         ip link add "$ifa" netns "$NS_A" type veth peer name "$ifb" netns "$NS_B" || return 1
@@ -432,10 +441,11 @@ live_run() {
         ip -n "$ns" link set lo up
     done
     ip -n "$NS_A" link set "$ifa" up; ip -n "$NS_B" link set "$ifb" up
-    local tag=live.$tool.$mode
+    [ "$tool" = agent ] && [ "$threads" != "$LIVE_THREADS" ] && label=agent_t$threads
+    local tag=live.$label.$mode
     if [ "$tool" = agent ]; then
         printf '[agent]\nid = "bench"\nstate_dir = "%s"\n\n[capture]\ninterfaces = ["%s"]\nthreads = %s\n\n[output]\nflows_jsonl = "%s"\n' \
-            "$WORK/$tag-state" "$ifb" "$LIVE_THREADS" "$WORK/$tag.jsonl" >"$WORK/$tag.toml"
+            "$WORK/$tag-state" "$ifb" "$threads" "$WORK/$tag.jsonl" >"$WORK/$tag.toml"
         # `ip netns exec` execs the tool, so $! is the tool's own PID.
         ip netns exec "$NS_B" "$AGENT_BIN" run --config "$WORK/$tag.toml" >"$LOGS/$tag.out" 2>"$LOGS/$tag.err" &
     else
@@ -470,7 +480,7 @@ live_run() {
     for _ in $(seq 1 100); do kill -0 "$LIVE_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$LIVE_PID" 2>/dev/null; wait "$LIVE_PID" 2>/dev/null; LIVE_PID=""
     ip netns del "$NS_A"; ip netns del "$NS_B"; NS_A=""; NS_B=""
-    python3 "$BENCH/lib/live_result.py" "$tool" "$mode" "$t0" "$t1" "$s0" "$s1" "$rss" "$hwm" \
+    python3 "$BENCH/lib/live_result.py" "$label" "$mode" "$t0" "$t1" "$s0" "$s1" "$rss" "$hwm" \
         "$LOGS/$tag.tcpreplay" "$LOGS/$tag.err" "$LOGS/$tag.stats" "$load" >>"$LIVE_JSONL"
     log "  $tag: $(tail -n 1 "$LIVE_JSONL")"
 }
@@ -485,6 +495,9 @@ measure_live() {
         for tool in agent softflowd; do
             live_run "$tool" "$mode" || log "  live $tool $mode failed"
         done
+        if [ "$LIVE_SHARDED" -gt 1 ] 2>/dev/null && [ "$LIVE_SHARDED" != "$LIVE_THREADS" ]; then
+            live_run agent "$mode" "$LIVE_SHARDED" || log "  live agent ($LIVE_SHARDED threads) $mode failed"
+        fi
     done
     python3 "$BENCH/lib/live_result.py" --report "$LIVE_JSONL" "$LIVE_PPS" "$LIVE_SECONDS" >"$LIVE_MD"
     if [ "$WRITE_MD" = 1 ]; then
@@ -492,6 +505,10 @@ measure_live() {
     fi
 }
 measure_live
+if [ "$ONLY_LIVE" = 1 ]; then
+    log "ONLY_LIVE=1: live rows in $LIVE_MD; the replay section is left as it was"
+    exit 0
+fi
 
 # ---------------------------------------------------------------- (e) report
 python3 "$BENCH/lib/replay_report.py" --meta "$META" --results "$RESULTS" --idle "$IDLE_JSON" \

@@ -92,7 +92,9 @@ pub struct CaptureConfig {
     pub socket_buffer_bytes: usize,
     /// "auto" (a TPACKET_V3 ring, else pnet), "ring" (fail without one) or "pnet".
     pub method: CaptureMethod,
-    /// Ring capture threads per interface (a PACKET_FANOUT group when > 1).
+    /// Ring capture threads per interface (a PACKET_FANOUT group when > 1,
+    /// dealt by address pair). With one interface, each thread owns a flow
+    /// table of its own; with several, they feed the one processing thread.
     pub threads: usize,
     /// Ring geometry: block size and count, and how long the kernel holds a
     /// block that is not full before handing it over (the capture latency).

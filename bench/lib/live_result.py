@@ -29,13 +29,16 @@ def one(argv):
          "cpu_percent": round(cpu, 2) if cpu is not None else None,
          "vmrss_kb": int(rss or 0), "vmhwm_kb": int(hwm or 0), "loadavg": load,
          "captured": None, "drops": None}
-    if tool == "agent":
+    if tool.startswith("agent"):
         log = open(err, errors="replace").read() if os.path.exists(err) else ""
         t = re.search(r"capture totals.*", log)
         if t:
             num = lambda k: int(re.search(k + r"=(\d+)", t.group(0)).group(1))
             r["captured"] = num("frames")
             r["drops"] = num("kernel_drops") + num("queue_drops")
+            per = re.search(r"per_thread=([\d,]+)", t.group(0))
+            if per:
+                r["per_thread"] = [int(n) for n in per.group(1).split(",")]
         meth = re.search(r"capturing.*method=(\S+(?: \(\d+ fanout threads\))?)", log)
         r["method"] = meth.group(1) if meth else "?"
     else:
@@ -58,6 +61,10 @@ def fmt(v):
 def report(path, pps, secs):
     rows = [json.loads(line) for line in open(path) if line.strip()]
     name = {"agent": "simpul-agent run", "softflowd": "softflowd -i"}
+    for r in rows:
+        m = re.fullmatch(r"agent_t(\d+)", r["tool"])
+        if m:
+            name[r["tool"]] = f"simpul-agent run, {m.group(1)} threads with a flow table each"
     mib = lambda kb: f"{kb / 1024:.1f} MiB"
     out = ["## Live capture, agent vs softflowd (`bench/compare.sh`)", "",
            "The replay benchmark's IMIX pcap sent by tcpreplay from one network namespace over a veth to another, "
@@ -68,7 +75,10 @@ def report(path, pps, secs):
            "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         rate = f"--pps {pps} for {secs} s" if r["mode"] == "rate" else "--topspeed"
-        out.append(f"| {name.get(r['tool'], r['tool'])} | {r.get('method', '?')} | {rate} | {fmt(r['sent'])} | "
+        method = r.get("method", "?")
+        if r.get("per_thread"):
+            method += " — frames per thread " + " / ".join(fmt(n) for n in r["per_thread"])
+        out.append(f"| {name.get(r['tool'], r['tool'])} | {method} | {rate} | {fmt(r['sent'])} | "
                    f"{fmt(r['pps'])} | {fmt(r['captured'])} | {fmt(r['drops'])} | {fmt(r['cpu_percent'])} | "
                    f"{mib(r['vmrss_kb'])} ({mib(r['vmhwm_kb'])}) | {r['loadavg']} |")
     by = {(r["tool"], r["mode"]): r for r in rows}
@@ -77,7 +87,7 @@ def report(path, pps, secs):
         ok = ag["cpu_percent"] <= 5 and ag["cpu_percent"] < sf["cpu_percent"]
         out += ["", f"Target at {int(pps) // 1000} kpps: agent ≤ 5 % of a core and below softflowd — "
                     f"**{'met' if ok else 'NOT met'}** ({ag['cpu_percent']} % vs {sf['cpu_percent']} %)."]
-    for t in ("agent", "softflowd"):
+    for t in ["agent", "softflowd"] + sorted({r["tool"] for r in rows if r["tool"].startswith("agent_t")}):
         r = by.get((t, "topspeed"))
         if r:
             out += ["", f"At the highest rate tcpreplay reaches on this VM ({fmt(r['pps'])} packets/s while both "
