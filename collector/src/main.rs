@@ -9,7 +9,7 @@ use simpul_collector::auth::cli;
 use simpul_collector::config::CollectorConfig;
 use simpul_collector::inventory::Inventories;
 use simpul_collector::server::Collector;
-use simpul_collector::store::{ControlStore, Store};
+use simpul_collector::store::{AccessStore, ControlStore, Store};
 
 #[derive(Parser)]
 #[command(
@@ -229,8 +229,8 @@ fn open_store(cfg: &CollectorConfig) -> Result<Store> {
 /// The registry and operators where the server keeps them (`[storage.control]`),
 /// so operator commands act on what the running collectors read.
 struct Control {
-    control: std::sync::Arc<dyn simpul_collector::store::ControlStore>,
-    access: std::sync::Arc<dyn simpul_collector::store::AccessStore>,
+    control: std::sync::Arc<dyn ControlStore>,
+    access: std::sync::Arc<dyn AccessStore>,
 }
 
 fn open_control(cfg: &CollectorConfig) -> Result<Control> {
@@ -458,7 +458,7 @@ fn run(cli: Cli) -> Result<()> {
 /// The operators' store and the inventory of a config (operator commands).
 fn open_with_inventory(
     config: &std::path::Path,
-) -> Result<(std::sync::Arc<dyn simpul_collector::store::AccessStore>, Inventories)> {
+) -> Result<(std::sync::Arc<dyn AccessStore>, Inventories)> {
     let cfg = CollectorConfig::load(config)?;
     let store = open_control(&cfg)?;
     let inv = Inventories::load(store.control.clone(), cfg.inventory.file.clone())?;
@@ -466,7 +466,7 @@ fn open_with_inventory(
 }
 
 /// The operators' store of a config.
-fn access_of(config: &std::path::Path) -> Result<std::sync::Arc<dyn simpul_collector::store::AccessStore>> {
+fn access_of(config: &std::path::Path) -> Result<std::sync::Arc<dyn AccessStore>> {
     Ok(open_control(&CollectorConfig::load(config)?)?.access)
 }
 
@@ -502,9 +502,7 @@ fn user(command: UserCommand) -> Result<()> {
         UserCommand::Enable { config, name } => {
             cli::user_disable(access_of(&config)?.as_ref(), &name, false)
         }
-        UserCommand::List { config } => {
-            cli::user_list(access_of(&config)?.as_ref())
-        }
+        UserCommand::List { config } => cli::user_list(access_of(&config)?.as_ref()),
     }
 }
 
@@ -531,11 +529,7 @@ fn api_token(command: TokenCommand) -> Result<()> {
             println!("{token}");
             Ok(())
         }
-        TokenCommand::List { config } => {
-            cli::token_list(access_of(&config)?.as_ref())
-        }
-        TokenCommand::Revoke { config, id } => {
-            cli::token_revoke(access_of(&config)?.as_ref(), &id)
-        }
+        TokenCommand::List { config } => cli::token_list(access_of(&config)?.as_ref()),
+        TokenCommand::Revoke { config, id } => cli::token_revoke(access_of(&config)?.as_ref(), &id),
     }
 }

@@ -483,6 +483,11 @@ impl Worker {
                 if now.saturating_sub(self.last_escalation_check) >= 5_000 {
                     self.last_escalation_check = now;
                     self.escalate(now, store);
+                    // Several collectors: a window added through another
+                    // collector's API is in the shared store, not here.
+                    if self.gate.is_some() {
+                        self.reload_maintenance(store);
+                    }
                 }
                 // The API's view: a copy of every node, so once a second
                 // (with 50 k nodes, every tick would cost more than the
@@ -602,12 +607,16 @@ impl Worker {
                     }
                 };
                 // The windows in force follow the store.
-                match store.maintenance_since(now_ms().saturating_sub(30 * 86_400_000)) {
-                    Ok(list) => self.maintenance = list,
-                    Err(e) => tracing::error!(error = %e, "cannot reload maintenance windows"),
-                }
+                self.reload_maintenance(store);
                 let _ = reply.send(result);
             }
+        }
+    }
+
+    fn reload_maintenance(&mut self, store: &IncidentStore) {
+        match store.maintenance_since(now_ms().saturating_sub(30 * 86_400_000)) {
+            Ok(list) => self.maintenance = list,
+            Err(e) => tracing::error!(error = %e, "cannot reload maintenance windows"),
         }
     }
 
