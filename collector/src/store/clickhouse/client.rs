@@ -28,6 +28,8 @@ pub struct Client {
     url: String,
     host_port: String,
     timeout: Duration,
+    /// Settings sent with every request (`&name=value…`).
+    settings: String,
 }
 
 impl Client {
@@ -60,7 +62,17 @@ impl Client {
             url: url.trim_end_matches('/').to_string(),
             host_port,
             timeout,
+            settings: String::new(),
         })
+    }
+
+    /// For Distributed tables (`[storage.clickhouse] cluster`): an insert
+    /// returns once every shard has its rows (not when they are queued on
+    /// this server), and IN/JOIN subqueries over a Distributed table read
+    /// each shard's own rows (rows of one node live on one shard).
+    pub fn distributed(mut self) -> Client {
+        self.settings = "&insert_distributed_sync=1&distributed_product_mode=local".into();
+        self
     }
 
     pub fn url(&self) -> &str {
@@ -112,6 +124,7 @@ impl Client {
     fn post(&self, query: &str, body: &[u8]) -> Result<Vec<u8>, StoreError> {
         // 64-bit integers as JSON numbers (serde reads them exactly).
         let mut path = String::from("/?output_format_json_quote_64bit_integers=0");
+        path.push_str(&self.settings);
         if !query.is_empty() {
             path.push_str("&query=");
             path.extend(utf8_percent_encode(query, NON_ALPHANUMERIC));

@@ -75,6 +75,18 @@ pub struct ClickHouseConfig {
     pub usage_1h_retention_days: u32,
     /// Top hosts and sites per minute.
     pub top_retention_days: u32,
+    /// Spread the flows over this cluster (its name in the servers'
+    /// `remote_servers`): every table is created on each shard in
+    /// `local_database`, with Distributed tables in `database` over them
+    /// (sharded by node, so one node's rows and their duplicates meet on
+    /// one shard). Unset: one server.
+    pub cluster: Option<String>,
+    /// With `cluster`: each shard's HTTP interface (one replica a shard),
+    /// `url` among them. Tables are created through these, not ON CLUSTER
+    /// (which needs ZooKeeper).
+    pub shards: Vec<String>,
+    /// With `cluster`: the shards' own tables; unset: `{database}_local`.
+    pub local_database: Option<String>,
 }
 
 impl Default for ClickHouseConfig {
@@ -89,8 +101,15 @@ impl Default for ClickHouseConfig {
             usage_1m_retention_days: 30,
             usage_1h_retention_days: 730,
             top_retention_days: 30,
+            cluster: None,
+            shards: Vec::new(),
+            local_database: None,
         }
     }
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 impl ClickHouseConfig {
@@ -100,12 +119,7 @@ impl ClickHouseConfig {
         if let Err(e) = Client::new(&self.url, Duration::from_secs(1)) {
             out.push(("storage.clickhouse.url", e.to_string()));
         }
-        if self.database.is_empty()
-            || !self
-                .database
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        if !is_name(&self.database) {
             out.push((
                 "storage.clickhouse.database",
                 "must be letters, digits and _".into(),
@@ -144,7 +158,47 @@ impl ClickHouseConfig {
                 out.push((k, "must be at least 1".into()));
             }
         }
+        match &self.cluster {
+            None if !self.shards.is_empty() || self.local_database.is_some() => out.push((
+                "storage.clickhouse.cluster",
+                "shards and local_database need a cluster".into(),
+            )),
+            None => {}
+            Some(c) => {
+                if !is_name(c) {
+                    out.push((
+                        "storage.clickhouse.cluster",
+                        "must be letters, digits and _".into(),
+                    ));
+                }
+                let local = self.local_db();
+                if !is_name(&local) || local == self.database {
+                    out.push((
+                        "storage.clickhouse.local_database",
+                        "must be letters, digits and _, and not the database".into(),
+                    ));
+                }
+                let trim = |u: &str| u.trim_end_matches('/').to_string();
+                if !self.shards.iter().any(|u| trim(u) == trim(&self.url)) {
+                    out.push((
+                        "storage.clickhouse.shards",
+                        "must list every shard's URL, url among them".into(),
+                    ));
+                }
+                for u in &self.shards {
+                    if let Err(e) = Client::new(u, Duration::from_secs(1)) {
+                        out.push(("storage.clickhouse.shards", e.to_string()));
+                    }
+                }
+            }
+        }
         out
+    }
+
+    fn local_db(&self) -> String {
+        self.local_database
+            .clone()
+            .unwrap_or_else(|| format!("{}_local", self.database))
     }
 
     /// Retention in days per table of `schema::RETAINED`, in its order.
@@ -170,6 +224,10 @@ impl ClickHouseConfig {
 pub struct ClickHouseFlowStore {
     client: Arc<Client>,
     db: Arc<str>,
+    /// With a cluster: each shard and its local database (retention drops
+    /// partitions there); else empty.
+    shards: Arc<Vec<Client>>,
+    local_db: Arc<str>,
     retention: [u32; 9],
     writer_open: Arc<AtomicBool>,
 }
@@ -185,11 +243,29 @@ impl ClickHouseFlowStore {
                 reason: "fix [storage.clickhouse] in collector.toml",
             });
         }
-        let client = Client::new(&cfg.url, Duration::from_secs(cfg.timeout_secs))?;
-        schema::migrate(&client, &cfg.database)?;
+        let timeout = Duration::from_secs(cfg.timeout_secs);
+        let mut client = Client::new(&cfg.url, timeout)?;
+        let mut shards = Vec::new();
+        let local_db = match &cfg.cluster {
+            None => {
+                schema::migrate(&client, &cfg.database)?;
+                cfg.database.clone()
+            }
+            Some(cluster) => {
+                client = client.distributed();
+                for u in &cfg.shards {
+                    shards.push(Client::new(u, timeout)?);
+                }
+                let local = cfg.local_db();
+                schema::migrate_cluster(&client, &shards, &cfg.database, &local, cluster)?;
+                local
+            }
+        };
         Ok(Self {
             client: Arc::new(client),
             db: cfg.database.as_str().into(),
+            shards: Arc::new(shards),
+            local_db: local_db.as_str().into(),
             retention: cfg.retention(store),
             writer_open: Arc::new(AtomicBool::new(false)),
         })
@@ -201,6 +277,16 @@ impl ClickHouseFlowStore {
 
     pub fn database(&self) -> &str {
         &self.db
+    }
+
+    /// Where a table's parts are: each shard's local database, or the
+    /// one server's database.
+    pub fn part_homes(&self) -> Vec<(&Client, &str)> {
+        if self.shards.is_empty() {
+            vec![(&self.client, &self.db)]
+        } else {
+            self.shards.iter().map(|c| (c, &*self.local_db)).collect()
+        }
     }
 }
 

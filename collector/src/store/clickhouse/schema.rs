@@ -244,6 +244,66 @@ pub fn migrate(c: &Client, db: &str) -> Result<(), StoreError> {
     for s in statements(db) {
         c.exec(&s)?;
     }
+    check_version(c, db)
+}
+
+/// Every table, with what a Distributed table over it shards by.
+const SHARDED: [(&str, &str); 11] = [
+    ("meta", "cityHash64(key)"),
+    ("streams", "cityHash64(node)"),
+    ("flow_records", "cityHash64(node)"),
+    ("blocked", "cityHash64(node)"),
+    ("usage_1s", "cityHash64(node)"),
+    ("usage_1m", "cityHash64(node)"),
+    ("usage_1h", "cityHash64(node)"),
+    ("top_hosts_1m", "cityHash64(node)"),
+    ("top_sites_1m", "cityHash64(node)"),
+    ("usage_peak_1m", "cityHash64(agency)"),
+    ("usage_peak_1h", "cityHash64(agency)"),
+];
+
+/// A cluster: every table and view on each shard in `local`, and on each
+/// shard Distributed tables in `db` over them (any shard can serve the
+/// collector). Statement by statement through each shard's URL: ON CLUSTER
+/// would need ZooKeeper. Rows of one node go to one shard, so a batch
+/// written twice collapses there (FINAL is applied per shard) and the
+/// views see a batch whole; a peak row's agency, likewise.
+pub fn migrate_cluster(
+    main: &Client,
+    shards: &[Client],
+    db: &str,
+    local: &str,
+    cluster: &str,
+) -> Result<(), StoreError> {
+    for name in [db, local, cluster] {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        {
+            return Err(StoreError::Invalid {
+                what: "storage.clickhouse",
+                value: name.to_string(),
+                reason: "database and cluster names must be letters, digits and _",
+            });
+        }
+    }
+    for shard in shards {
+        for s in statements(local) {
+            shard.exec(&s)?;
+        }
+        shard.exec(&format!("CREATE DATABASE IF NOT EXISTS {db}"))?;
+        for (t, key) in SHARDED {
+            shard.exec(&format!(
+                "CREATE TABLE IF NOT EXISTS {db}.{t} AS {local}.{t} \
+                 ENGINE = Distributed({cluster}, {local}, {t}, {key})"
+            ))?;
+        }
+    }
+    check_version(main, db)
+}
+
+fn check_version(c: &Client, db: &str) -> Result<(), StoreError> {
     let found = version(c, db)?;
     if found > VERSION {
         return Err(StoreError::SchemaTooNew {

@@ -21,6 +21,8 @@ pub struct TempClickHouse {
     child: Child,
     dir: PathBuf,
     pub url: String,
+    /// The native protocol's port (what a cluster's `remote_servers` name).
+    pub tcp_port: u16,
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -48,6 +50,33 @@ pub fn binary() -> Result<PathBuf, String> {
 impl TempClickHouse {
     /// Start a server and wait until its HTTP interface answers.
     pub fn start() -> Result<TempClickHouse, String> {
+        let e = |x: std::io::Error| format!("no free port: {x}");
+        Self::start_with(free_port().map_err(e)?, free_port().map_err(e)?, "")
+    }
+
+    /// `shards` servers, each knowing all of them as the cluster `name`
+    /// (one replica per shard, the same database names everywhere):
+    /// Distributed tables over them work from any one.
+    pub fn start_cluster(name: &str, shards: usize) -> Result<Vec<TempClickHouse>, String> {
+        let e = |x: std::io::Error| format!("no free port: {x}");
+        let mut ports = Vec::new();
+        for _ in 0..shards {
+            ports.push((free_port().map_err(e)?, free_port().map_err(e)?));
+        }
+        let mut xml = format!("<remote_servers><{name}>");
+        for (_, tcp) in &ports {
+            xml.push_str(&format!(
+                "<shard><replica><host>127.0.0.1</host><port>{tcp}</port></replica></shard>"
+            ));
+        }
+        xml.push_str(&format!("</{name}></remote_servers>"));
+        ports
+            .into_iter()
+            .map(|(http, tcp)| Self::start_with(http, tcp, &xml))
+            .collect()
+    }
+
+    fn start_with(http: u16, tcp: u16, extra: &str) -> Result<TempClickHouse, String> {
         let bin = binary()?;
         let dir = std::env::temp_dir().join(format!(
             "simpul-clickhouse-{}-{}",
@@ -58,10 +87,6 @@ impl TempClickHouse {
         ));
         let e = |what: &str, err: std::io::Error| format!("{what} {}: {err}", dir.display());
         std::fs::create_dir_all(dir.join("data")).map_err(|x| e("cannot create", x))?;
-        let (http, tcp) = (
-            free_port().map_err(|x| e("no free port for", x))?,
-            free_port().map_err(|x| e("no free port for", x))?,
-        );
         let d = dir.display();
         let config = format!(
             "<yandex>\n\
@@ -74,7 +99,7 @@ impl TempClickHouse {
              <format_schema_path>{d}/format_schemas/</format_schema_path>\n\
              <users_config>{d}/users.xml</users_config>\n\
              <default_profile>default</default_profile><default_database>default</default_database>\n\
-             <mark_cache_size>268435456</mark_cache_size>\n\
+             <mark_cache_size>268435456</mark_cache_size>\n{extra}\n\
              </yandex>\n"
         );
         let users = "<yandex><profiles><default></default></profiles>\
@@ -108,6 +133,7 @@ impl TempClickHouse {
         let mut server = TempClickHouse {
             child,
             url: format!("http://127.0.0.1:{http}"),
+            tcp_port: tcp,
             dir,
         };
         let client = Client::new(&server.url, Duration::from_secs(5)).map_err(|x| x.to_string())?;

@@ -516,3 +516,78 @@ fn collector_toml_chooses_the_backend() {
         CollectorConfig::parse(&format!("{base}[storage]\nbackend = \"mongo\"\n"), path).is_err()
     );
 }
+
+#[derive(serde::Deserialize)]
+struct Count {
+    n: u64,
+}
+
+fn count(c: &super::Client, sql: &str) -> u64 {
+    c.rows::<Count>(sql).expect("count")[0].n
+}
+
+#[test]
+fn a_cluster_of_two_shards_answers_like_one_server() {
+    let shards = TempClickHouse::start_cluster("simpul_test", 2)
+        .unwrap_or_else(|e| panic!("ClickHouse tests need a server: {e}"));
+    let urls: Vec<String> = shards.iter().map(|s| s.url.clone()).collect();
+    let c = ClickHouseConfig {
+        url: urls[1].clone(),
+        database: "spread".into(),
+        cluster: Some("simpul_test".into()),
+        shards: urls.clone(),
+        ..ClickHouseConfig::default()
+    };
+    let click = ClickHouseFlowStore::open(&c, &cfg()).expect("open on the cluster");
+    // A second collector opening the same cluster changes nothing.
+    ClickHouseFlowStore::open(&c, &cfg()).expect("open again");
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open(dir.path(), cfg()).unwrap();
+    let all = comparison_batches();
+    let o0 = ingest(FlowStore::writer(&sqlite).unwrap().as_mut(), &all);
+    let o1 = ingest(click.writer().unwrap().as_mut(), &all);
+    assert_eq!(o0, o1);
+
+    // Real Distributed tables: every shard holds some nodes' rows, none all.
+    let local = |t: &str| -> Vec<u64> {
+        shards
+            .iter()
+            .map(|s| {
+                let c = super::Client::new(&s.url, Duration::from_secs(10)).unwrap();
+                count(&c, &format!("SELECT count() AS n FROM spread_local.{t}"))
+            })
+            .collect()
+    };
+    for t in ["flow_records", "usage_1s", "top_hosts_1m", "usage_peak_1m"] {
+        let total = count(
+            click.client(),
+            &format!("SELECT count() AS n FROM spread.{t}"),
+        );
+        let per = local(t);
+        assert!(
+            per.iter().all(|&n| n > 0 && n < total),
+            "{t}: {per:?} of {total}"
+        );
+        assert_eq!(per.iter().sum::<u64>(), total, "{t}");
+    }
+    let (r0, r1) = (FlowStore::reader(&sqlite).unwrap(), click.reader().unwrap());
+    r1.check().unwrap();
+    assert_same_answers(r0.as_ref(), r1.as_ref(), &all);
+
+    // A restarted collector knows the marks kept on the shards.
+    let again = ingest(click.writer().unwrap().as_mut(), &all);
+    assert!(again.iter().all(|o| *o == BatchOutcome::Duplicate));
+    assert_same_answers(r0.as_ref(), r1.as_ref(), &all);
+
+    // Retention drops the partitions on every shard.
+    let (_, last) = range(&all);
+    let before: u64 = local("usage_1s").iter().sum();
+    let st = click
+        .writer()
+        .unwrap()
+        .apply_retention(UNIX_EPOCH + Duration::from_secs(last + 40 * 86_400))
+        .unwrap();
+    assert_eq!(st.usage_1s, before);
+    assert_eq!(local("usage_1s"), vec![0, 0]);
+    assert!(local("usage_1h").iter().all(|&n| n > 0));
+}

@@ -538,10 +538,20 @@ impl ChWriter {
         Ok(n)
     }
 
-    /// Drop the partitions of `t` that end at or before `cut` (seconds).
+    /// Drop the partitions of `t` that end at or before `cut` (seconds),
+    /// on every shard.
     fn drop_before(&self, t: Table, cut: u64) -> Result<u64, StoreError> {
-        let db = &self.s.db;
-        let parts: Vec<Part> = self.s.client.rows(&format!(
+        let mut dropped = 0;
+        for (c, db) in self.s.part_homes() {
+            dropped += drop_before_on(c, db, t, cut)?;
+        }
+        Ok(dropped)
+    }
+}
+
+fn drop_before_on(c: &super::Client, db: &str, t: Table, cut: u64) -> Result<u64, StoreError> {
+    {
+        let parts: Vec<Part> = c.rows(&format!(
             "SELECT partition, toUInt64(sum(rows)) AS rows FROM system.parts \
              WHERE database = {} AND table = {} AND active GROUP BY partition",
             lit(db),
@@ -554,9 +564,7 @@ impl ChWriter {
                 detail: format!("partition {:?} is not a period number", p.partition),
             })?;
             if (n + 1) * t.part_secs <= cut {
-                self.s
-                    .client
-                    .exec(&format!("ALTER TABLE {db}.{} DROP PARTITION {n}", t.name))?;
+                c.exec(&format!("ALTER TABLE {db}.{} DROP PARTITION {n}", t.name))?;
                 dropped += p.rows;
             }
         }
