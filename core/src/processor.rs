@@ -1,6 +1,7 @@
 //! The per-packet pipeline: decode → fragments → flow table → naming →
 //! counters, and flow records out. Pure: time comes from the caller.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -18,6 +19,10 @@ use crate::naming::{DnsCache, FlowNames, InspectLimits, StreamInspector, Verdict
 const NS: u64 = 1_000_000_000;
 /// Unmatched IP fragments are kept this long waiting for their first fragment.
 const FRAGMENT_TIMEOUT_NS: u64 = 30 * NS;
+/// A live shard's new flows without a DNS name stay this long (and at most
+/// this many) open to an answer another shard passes over late.
+const LATE_NAMING_NS: u64 = 2 * NS;
+const LATE_NAMING_FLOWS: usize = 4096;
 
 /// Where records go.
 pub trait RecordSink {
@@ -166,11 +171,12 @@ struct FragEntry {
 
 type FragKey = (IpAddr, IpAddr, u8, u32);
 
-/// What a DNS answer taught: `client` looked up `name` and got `addr`.
-/// Live shards pass these to each other, since the answer and the
-/// connections it names are dealt to shards apart.
+/// What a DNS answer taught: `client` looked up `name` and got `addr`,
+/// in a packet at `ts`. Live shards pass these to each other, since the
+/// answer and the connections it names are dealt to shards apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsAnswer {
+    pub ts: u64,
     pub client: IpAddr,
     pub addr: IpAddr,
     pub name: Arc<str>,
@@ -193,6 +199,10 @@ pub struct Processor<S: RecordSink> {
     /// With [`Self::share_dns_answers`]: answers learned here since the
     /// last [`Self::take_dns_answers`].
     dns_out: Option<Vec<DnsAnswer>>,
+    /// With `dns_out`: recent flows that got no DNS name when they began
+    /// (first packet time, key), for an answer that arrives from another
+    /// shard after them although it was captured before them.
+    unnamed: VecDeque<(u64, FlowKey)>,
     sink: S,
 }
 
@@ -212,6 +222,7 @@ impl<S: RecordSink> Processor<S> {
             interim_out: true,
             guard: Guard::new(cfg.attempt_fold_secs, cfg.name_block_secs),
             dns_out: None,
+            unnamed: VecDeque::new(),
             sink,
         }
     }
@@ -229,10 +240,38 @@ impl<S: RecordSink> Processor<S> {
         }
     }
 
-    /// Learn answers another shard saw: later flows here are named by them.
+    /// Learn answers another shard saw: later flows here are named by
+    /// them, and so are flows that began here after the answer was
+    /// captured but before it came over (the shards run apart by up to a
+    /// ring block or two).
     pub fn learn_dns_answers(&mut self, answers: &[DnsAnswer]) {
         for a in answers {
             self.dns.insert(a.client, a.addr, a.name.clone());
+        }
+        // Only flows that began after the earliest answer can take one.
+        let Some(earliest) = answers.iter().map(|a| a.ts).min() else {
+            return;
+        };
+        let from = self.unnamed.partition_point(|(t, _)| *t < earliest);
+        for (_, key) in self.unnamed.range(from..) {
+            let Some(flow) = self.table.get_mut(key) else {
+                continue;
+            };
+            let ext = &mut flow.ext;
+            let Some(local) = ext.local else { continue };
+            if ext.names.as_ref().is_some_and(|n| n.dns_name.is_some()) {
+                continue;
+            }
+            let (client, server) = (key.ip(local), key.ip(local.other()));
+            let first = flow.core.first_ts;
+            if let Some(a) = answers
+                .iter()
+                .rev()
+                .find(|a| a.client == client && a.addr == server && a.ts <= first)
+            {
+                ext.names_mut().dns_name = Some(a.name.clone());
+                self.stats.named_dns += 1;
+            }
         }
     }
 
@@ -484,6 +523,7 @@ impl<S: RecordSink> Processor<S> {
             inspect,
             guard,
             dns_out,
+            unnamed,
             ..
         } = self;
         let obs = table.observe(key, sender, ts, p.ip_len, tcp_flags, &mut |e| {
@@ -493,6 +533,14 @@ impl<S: RecordSink> Processor<S> {
         let initiator = flow.core.initiator;
         if obs.created {
             attribute(&key, initiator, &mut flow.ext, agencies, dns, stats);
+            if dns_out.is_some() && flow.ext.names.as_ref().is_none_or(|n| n.dns_name.is_none()) {
+                while unnamed.front().is_some_and(|(t, _)| {
+                    t.saturating_add(LATE_NAMING_NS) < ts || unnamed.len() >= LATE_NAMING_FLOWS
+                }) {
+                    unnamed.pop_front();
+                }
+                unnamed.push_back((ts, key));
+            }
             if guard.active() {
                 flow.ext.refused_by_name =
                     guard.on_new_flow(ts, connection(&key, initiator), agencies, &mut |b| {
@@ -556,9 +604,9 @@ impl<S: RecordSink> Processor<S> {
             if !dns_may_teach(p, names.dns_query.is_some()) {
                 stats.dns_skipped += 1;
             } else if p.proto == 17 {
-                learn_dns(dns::parse(p.payload), p, names, dns, dns_out, stats);
+                learn_dns(dns::parse(p.payload), p, ts, names, dns, dns_out, stats);
             } else {
-                learn_dns(dns::parse_tcp(p.payload), p, names, dns, dns_out, stats);
+                learn_dns(dns::parse_tcp(p.payload), p, ts, names, dns, dns_out, stats);
             }
         }
 
@@ -794,6 +842,7 @@ fn dns_may_teach(p: &Packet<'_>, named: bool) -> bool {
 fn learn_dns(
     parsed: Result<dns::DnsMessage, dns::DnsError>,
     p: &Packet<'_>,
+    ts: u64,
     names: &mut FlowNames,
     cache: &mut DnsCache,
     out: &mut Option<Vec<DnsAnswer>>,
@@ -818,6 +867,7 @@ fn learn_dns(
                 cache.insert(p.dst, *addr, name.clone());
                 if let Some(out) = out {
                     out.push(DnsAnswer {
+                        ts,
                         client: p.dst,
                         addr: *addr,
                         name: name.clone(),
@@ -1054,6 +1104,7 @@ mod tests {
         assert_eq!(
             learned,
             [DnsAnswer {
+                ts,
                 client: [10, 1, 1, 2].into(),
                 addr: [198, 51, 100, 20].into(),
                 name: "a.example".into(),
@@ -1063,12 +1114,28 @@ mod tests {
         assert_eq!(learned.len(), 1, "taken once");
         shards[1].learn_dns_answers(&learned);
         shards[1].handle_frame(LinkType::Ethernet, ts + 1, &connect);
+        // A shard that saw the connection before the answer came over
+        // names it all the same (captured after the answer); one whose
+        // connection began before the answer was captured does not.
+        let mut late = main.shard(1, 2, Flows::default());
+        late.share_dns_answers();
+        late.handle_frame(LinkType::Ethernet, ts + 1, &connect);
+        late.learn_dns_answers(&learned);
+        let mut early = main.shard(1, 2, Flows::default());
+        early.share_dns_answers();
+        early.handle_frame(LinkType::Ethernet, ts - 1, &connect);
+        early.learn_dns_answers(&learned);
+        shards.extend([late, early]);
         for s in &mut shards {
             s.finish();
         }
-        assert_eq!(shards[1].stats().named_dns, 1);
+        let sites: Vec<Option<&str>> = shards[1..]
+            .iter()
+            .map(|s| s.sink().0[0].site.as_deref())
+            .collect();
+        assert_eq!(sites, [Some("a.example"), Some("a.example"), None]);
+        assert_eq!(shards[2].stats().named_dns, 1);
         let web = &shards[1].sink().0[0];
-        assert_eq!(web.site.as_deref(), Some("a.example"));
         let dns = &shards[0].sink().0[0];
         assert_ne!(web.flow_id, dns.flow_id, "flow ids are the shards' own");
     }

@@ -297,6 +297,10 @@ impl<X: Default> FlowTable<X> {
         self.map.get(key)
     }
 
+    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow<X>> {
+        self.map.get_mut(key)
+    }
+
     /// Visit every flow (re-attribution after an inventory change).
     pub fn for_each_mut<F: FnMut(&FlowKey, &FlowCore, &mut X)>(&mut self, mut f: F) {
         for (key, flow) in self.map.iter_mut() {
