@@ -191,6 +191,8 @@ export class NodeView {
       spool: h('p', { class: 'kpi-detail', 'data-testid': 'node-spool' }),
       health: h('dl', { class: 'facts', 'data-testid': 'node-health' }),
       incidents: h('table', { class: 'data', 'data-testid': 'node-incidents-table' }),
+      exporter: h('dl', { class: 'facts', 'data-testid': 'node-exporter' }),
+      domains: h('table', { class: 'data', 'data-testid': 'node-exporter-domains' }),
     };
     const kpi = (id, label, value, ...notes) => h('section', { class: 'kpi loss-kpi', 'aria-labelledby': id },
       h('h3', { class: 'kpi-label', id, text: label }), h('div', { class: 'kpi-value' }, value), ...notes);
@@ -214,7 +216,11 @@ export class NodeView {
       h('div', { class: 'two' },
         panel('h-node-facts', t('node.facts'), c.facts),
         panel('h-node-health', t('node.health'), c.health)),
+      c.exporterPanel = panel('h-node-exporter', t('node.exporter'), h('p', { class: 'note', text: t('node.exporter.note') }), c.exporter,
+        h('div', { class: 'table-wrap' }, c.domains)),
       panel('h-node-inc', [c.incTitle, this.picker.element()], h('div', { class: 'table-wrap' }, c.incidents))));
+    c.exporterPanel.dataset.testid = 'node-exporter-panel';
+    c.exporterPanel.hidden = true; // an agent's page: shown once the exporters say it is one
     this.load();
     this.timer = setInterval(() => this.load(), NODE_REFRESH_MS);
   }
@@ -234,14 +240,21 @@ export class NodeView {
     const b = bounds(range, this.serverNow());
     try {
       await this.agencies(signal).catch((e) => { if (e.name === 'AbortError') throw e; });
-      const [nodes, incidents] = await Promise.all([
+      const [nodes, incidents, exporters] = await Promise.all([
         getJSON(paths.nodes(), { signal }),
         getJSON(paths.incidents({ node: this.id, from: b.from, to: range.key === 'custom' ? b.to : null, limit: 100 }), { signal }).catch((e) => {
           if (e.name === 'AbortError') throw e;
           return null; // a node of another agency, or gone: the node list says so
         }),
+        getJSON(paths.netflowExporters(), { signal }).catch((e) => {
+          if (e.name === 'AbortError') throw e;
+          return []; // an older collector: no exporters to show
+        }),
       ]);
-      if (range === this.range) this.render(nodes.find((n) => n.node_id === this.id) || null, incidents);
+      if (range === this.range) {
+        this.render(nodes.find((n) => n.node_id === this.id) || null, incidents);
+        this.renderExporter(exporters.find((x) => x.node_id === this.id) || null);
+      }
     } catch (e) {
       if (e.name !== 'AbortError' && !this.node) showTableMessage(this.c.incidents, loadError(e));
     }
@@ -293,6 +306,36 @@ export class NodeView {
       ...linkFacts(hl),
     ] : [['node.health', t('node.noHealth')]]);
     if (incidents) this.renderIncidents(incidents, now);
+  }
+
+  /** A NetFlow/IPFIX exporter's protocol, sampling, templates and gaps; hidden for agents. */
+  renderExporter(x) {
+    const c = this.c;
+    c.exporterPanel.hidden = !x;
+    if (!x) return;
+    const heard = x.last_heard_ms != null;
+    const proto = t(`origin.${x.protocol}`);
+    const rates = x.sampling_intervals || [];
+    const rate = (n) => (n > 1 ? t('node.exporter.samplingValue', { n: fmtInt(n) }) : t('node.exporter.unsampled'));
+    const span = (id, text) => h('span', { 'data-testid': id, text });
+    facts(c.exporter, [
+      ['node.exporter.protocol', span('node-exporter-protocol', proto)],
+      ['node.exporter.sampling', span('node-exporter-sampling', heard && rates.length ? rates.map(rate).join(' · ') : t('node.exporter.notHeard'))],
+      ['node.exporter.templates', span('node-exporter-templates', fmtInt(x.templates ?? 0))],
+      ['node.exporter.lost', h('span', { 'data-testid': 'node-exporter-lost', 'data-value': String(x.lost ?? 0), class: x.lost > 0 ? 'loss' : null, title: t('node.exporter.lost.help'), text: fmtInt(x.lost ?? 0) })],
+      ['node.exporter.lastExport', span('node-exporter-last-export', x.last_export_ms ? `${fmtAgo(this.serverNow() - x.last_export_ms)} · ${fmtDateTime(x.last_export_ms)}` : t('node.exporter.notHeard'))],
+      ['node.exporter.traffic', span('node-exporter-traffic', t('node.exporter.trafficValue', { d: fmtInt(x.datagrams ?? 0), r: fmtInt(x.records ?? 0), e: fmtInt(x.decode_errors ?? 0) }))],
+    ]);
+    renderTable(c.domains, [
+      { h: 'node.exporter.domain', cell: (d) => fmtInt(d.domain), cls: 'num', sortValue: (d) => d.domain },
+      { h: 'node.exporter.protocol', cell: (d) => t(`origin.${d.protocol}`) },
+      { h: 'node.exporter.sampling', cell: (d) => (d.sampling_interval > 1 ? `1:${fmtInt(d.sampling_interval)}` : '1:1'), sortValue: (d) => d.sampling_interval },
+      { h: 'node.exporter.templates', cell: (d) => fmtInt(d.templates), cls: 'num', sortValue: (d) => d.templates },
+      { h: 'node.exporter.options', cell: (d) => fmtInt(d.options_templates), cls: 'num', sortValue: (d) => d.options_templates },
+      { h: 'node.exporter.lost', cell: (d) => lossCell(d.lost), cls: 'num', title: () => t('node.exporter.lost.help'), sortValue: (d) => d.lost },
+      { h: 'node.exporter.datagrams', cell: (d) => fmtInt(d.datagrams), cls: 'num', sortValue: (d) => d.datagrams },
+      { h: 'node.exporter.lastExport', cell: (d) => (d.last_export_ms ? fmtDateTime(d.last_export_ms) : '—'), cls: 'num', sortValue: (d) => d.last_export_ms },
+    ], x.domains || [], (d) => `node-exporter-domain-${d.protocol}-${d.domain}`);
   }
 
   renderIncidents(list, now) {

@@ -56,6 +56,7 @@ export const blockedSummary = (params) => `${V1}/blocked/summary${qs(params)}`;
 // Nodes
 /** { agency } */
 export const nodes = (params) => `${V1}/nodes${qs(params)}`;
+export const netflowExporters = (params) => `${V1}/netflow/exporters${qs(params)}`;
 export const nodeEnrollmentToken = (id) => `${V1}/nodes/${enc(id)}/enrollment-token`;
 export const nodeRevoke = (id) => `${V1}/nodes/${enc(id)}/revoke`;
 

@@ -41,6 +41,32 @@ export function sourceBadge(src) {
   return src ? h('span', { class: `badge src-${src}`, text: src.toUpperCase() }) : '—';
 }
 
+/**
+ * Where a flow came from: an agent, or an exporter with its protocol and the
+ * sampling rate its counts were multiplied by ("NetFlow v9 · 1:100
+ * (dikalikan)"); rows of older collectors have no origin.
+ */
+export function originBadge(r) {
+  if (!r.origin) return '—';
+  const proto = t(`origin.${r.origin}`) || r.origin;
+  const n = r.sampling_interval;
+  let text = proto;
+  let title = null;
+  if (r.origin !== 'agent') {
+    if (n == null) {
+      text = t('origin.rateUnknown', { proto });
+      title = t('origin.rateUnknown.help');
+    } else if (n > 1) {
+      text = t('origin.sampled', { proto, n });
+      title = t('origin.sampled.help', { n });
+    }
+  }
+  return h('span', {
+    class: `badge origin origin-${r.origin}`, 'data-testid': 'flow-origin', 'data-origin': r.origin,
+    'data-sampling': n == null ? '' : String(n), title, text,
+  });
+}
+
 export function sevBadge(sev) {
   return h('span', { class: `sev sev-${sev}`, 'data-severity': sev, text: t(`sev.${sev}`) });
 }

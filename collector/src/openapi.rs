@@ -145,6 +145,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         &["agency"],
         "NodeList",
     ),
+    get(
+        "/api/v1/netflow/exporters",
+        "NetFlow/IPFIX exporters: protocol, sampling rates in force and over time, templates, sequence gaps per observation domain, last export",
+        Wall,
+        &["agency"],
+        "ExporterList",
+    ),
     call(
         "post",
         "/api/v1/nodes/{id}/enrollment-token",
@@ -732,7 +739,9 @@ fn schemas() -> Value {
             "bytes_up": {"type": "integer"}, "bytes_down": {"type": "integer"}, "flows": {"type": "integer"}}}},
         "TopSites": {"type": "array", "items": {"type": "object", "properties": {
             "site": {"type": "string"}, "bytes": {"type": "integer"}, "flows": {"type": "integer"}, "site_source": {"type": ["string", "null"]}}}},
-        "Flows": {"type": "array", "items": {"type": "object", "description": "node_id plus every FlowRecord field (see proto/src/flow.rs)"}},
+        "Flows": {"type": "array", "items": {"type": "object", "description": "node_id plus every FlowRecord field (see proto/src/flow.rs), plus where it came from", "properties": {
+            "origin": {"type": "string", "enum": ["agent", "netflow-v5", "netflow-v9", "ipfix", "netflow"], "description": "netflow: an exporter not heard since the collector started"},
+            "sampling_interval": {"type": ["integer", "null"], "minimum": 1, "description": "exported flows: one packet in N was counted and the counts were multiplied by N (1: unsampled); null for agents or when not known (before this collector run heard the exporter, or two rates overlap)"}}}},
         "Blocked": {"type": "object", "description": "node_id plus every BlockedAttempt field (see proto/src/blocked.rs)", "properties": {
             "node_id": {"type": "string"}, "first_seen": time, "last_seen": time,
             "client": {"type": "string"}, "agency": {"type": "string"}, "unit": {"type": "string"}, "method": method,
@@ -804,7 +813,30 @@ fn schemas() -> Value {
     if let (Some(all), Value::Object(more)) = (base.as_object_mut(), search_schemas()) {
         all.extend(more);
     }
+    if let (Some(all), Value::Object(more)) = (base.as_object_mut(), netflow_schemas()) {
+        all.extend(more);
+    }
     base
+}
+
+/// NetFlow/IPFIX exporters (`netflow::status`).
+fn netflow_schemas() -> Value {
+    json!({
+        "ExporterList": {"type": "array", "items": {"$ref": "#/components/schemas/Exporter"}},
+        "Exporter": {"type": "object", "properties": {
+            "node_id": {"type": "string"}, "address": {"type": "string"}, "agency": {"type": ["string", "null"], "description": "null: its flows are attributed one by one by the inventory's subnets"},
+            "monitored": {"type": "boolean"}, "protocol": {"type": "string", "enum": ["netflow-v5", "netflow-v9", "ipfix", "netflow"]},
+            "sampling_intervals": {"type": "array", "items": {"type": "integer"}, "description": "rates in force now over its domains"},
+            "templates": {"type": "integer"}, "lost": {"type": "integer", "description": "lost per the sequence numbers (flows for v5 and IPFIX, datagrams for v9)"},
+            "datagrams": {"type": "integer"}, "records": {"type": "integer"}, "decode_errors": {"type": "integer"},
+            "last_export_ms": {"type": ["integer", "null"]}, "last_heard_ms": {"type": ["integer", "null"]},
+            "domains": {"type": "array", "items": {"type": "object", "properties": {
+                "protocol": {"type": "string"}, "domain": {"type": "integer"}, "sampling_interval": {"type": "integer"},
+                "sampling_algorithm": {"type": "integer"}, "templates": {"type": "integer"}, "options_templates": {"type": "integer"},
+                "lost": {"type": "integer"}, "datagrams": {"type": "integer"}, "records": {"type": "integer"}, "last_export_ms": {"type": "integer"}}}},
+            "spells": {"type": "array", "items": {"type": "object", "description": "a sampling rate over a span of flow end times (Unix ms)", "properties": {
+                "interval": {"type": "integer"}, "from_ms": {"type": "integer"}, "to_ms": {"type": "integer"}}}}}}
+    })
 }
 
 /// Investigation: search and the drill-down's units.

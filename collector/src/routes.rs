@@ -42,6 +42,7 @@ pub fn handler(e: &Endpoint, tls: bool) -> Option<MethodRouter<AppState>> {
         ("get", "/api/v1/openapi.json") => get(crate::openapi::document),
         ("get", "/api/v1/live") => get(crate::live::upgrade),
         ("get", "/api/v1/nodes") => get(api::nodes),
+        ("get", "/api/v1/netflow/exporters") => get(crate::netflow::api::exporters),
         ("post", "/api/v1/nodes/{id}/enrollment-token") => post(api::enrollment_token),
         ("post", "/api/v1/nodes/{id}/revoke") => post(api::revoke_node),
         ("get", "/api/v1/agencies") => get(api::agencies),

@@ -57,6 +57,8 @@ pub const FLOW_COLUMNS: &[&str] = &[
     "vlan_inner",
     "tcp_flags_up",
     "tcp_flags_down",
+    "origin",
+    "sampling_interval",
 ];
 
 /// `/api/v1/flows` parameters.
@@ -199,7 +201,7 @@ pub async fn flows(
     }
     filter.limit = row_limit(q.limit, 100, 1000)?;
     let page = read(&s, move |_, r| r.flow_page(&filter)).await?;
-    let mut resp = Json(page.rows).into_response();
+    let mut resp = Json(s.netflow.annotate(&page.rows)).into_response();
     if let Some(next) = page.next {
         if let Ok(v) = HeaderValue::from_str(&next) {
             resp.headers_mut().insert(NEXT_CURSOR, v);
@@ -228,7 +230,7 @@ async fn flows_csv(
         let mut out = String::from(csv::BOM);
         out.push_str(&csv::header(FLOW_COLUMNS));
         loop {
-            for row in &page.rows {
+            for row in &s.netflow.annotate(&page.rows) {
                 out.push_str(&csv::line(row, FLOW_COLUMNS));
             }
             sent += page.rows.len();
@@ -416,7 +418,19 @@ pub async fn search(
             let name = csv::range_name(&["search", part.name(), &result.q], from, to);
             Ok(csv::response(&name, part.csv(&result)))
         }
-        None => Ok(Json(result).into_response()),
+        None => {
+            // Each flow says where it came from (agent or exporter, sampling).
+            let mut v = serde_json::to_value(&result).map_err(|e| {
+                crate::api::ApiError(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("search result: {e}"),
+                )
+            })?;
+            if let Some(flows) = v.get_mut("flows") {
+                s.netflow.annotate_json(&result.flows, flows);
+            }
+            Ok(Json(v).into_response())
+        }
     }
 }
 

@@ -201,6 +201,7 @@ impl Collector {
             access,
             auth: Arc::new(crate::auth::Auth::new(config.auth.clone())),
             agents: Arc::new(crate::state::AgentSessions::default()),
+            netflow: Arc::new(crate::netflow::status::Exporters::default()),
         };
         let tls = crate::tls::ensure(&config.server, &data_dir)?;
 

@@ -40,6 +40,8 @@ pub struct AppState {
     pub auth: Arc<crate::auth::Auth>,
     /// The live agent sessions (revocation and replacement end them).
     pub agents: Arc<AgentSessions>,
+    /// NetFlow/IPFIX exporters: protocol, sampling, templates, gaps.
+    pub netflow: Arc<crate::netflow::status::Exporters>,
 }
 
 /// The live agent sessions, one per node: a newer session of the same

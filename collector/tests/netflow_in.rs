@@ -105,6 +105,12 @@ async fn unlisted_exporter_attributed_by_subnets_with_sampling_applied() {
         "{f}"
     );
     assert_eq!(f["src_ip"], "8.8.4.4");
+    // The v5 header's sampling, on the flow where NOC staff look.
+    assert_eq!(
+        (f["origin"].as_str(), f["sampling_interval"].as_u64()),
+        (Some("netflow-v5"), Some(10)),
+        "{f}"
+    );
     let (_, v) = get(&c, "/api/v1/flows?agency=dinkes&from=0").await;
     let f = &v[0];
     assert_eq!(
@@ -137,5 +143,194 @@ async fn unlisted_exporter_attributed_by_subnets_with_sampling_applied() {
         .nodes()
         .iter()
         .all(|n| n.node_id != "nf-127-0-0-1"));
+    c.stop().await;
+}
+
+/// A listed exporter's sampled NetFlow v9 export (options template with
+/// the sampling interval, a sequence gap) through the real UDP receiver:
+/// the flows API says where each flow came from and the rate its counts
+/// were multiplied by; the exporters API shows protocol, rate, templates,
+/// gaps per source id and the last export; another agency's officer does
+/// not see the exporter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampled_v9_export_shows_its_rate_on_flows_and_on_the_exporter() {
+    use simpul_core::netflow::synth::{SynthFlow, V9Exporter};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = base_config(dir.path());
+    cfg.netflow.listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.netflow.exporter = vec![simpul_collector::netflow::ExporterConfig {
+        address: "127.0.0.1".parse().unwrap(),
+        agency: Some("dinkes".into()),
+        node_id: Some("dinkes-mt1".into()),
+    }];
+    let c = start(cfg, &[], vec![]).await;
+    let inv = Inventory {
+        agencies: vec![
+            Agency {
+                code: "dinkes".into(),
+                name: "Dinkes".into(),
+                units: vec![unit("sekretariat", "10.10.1.0/24")],
+            },
+            Agency {
+                code: "bappeda".into(),
+                name: "Bappeda".into(),
+                units: vec![unit("umum", "10.20.0.0/16")],
+            },
+        ],
+        ..Inventory::default()
+    };
+    c.state.inventory.set(&inv).unwrap();
+    // Before anything is heard the listed exporter is known, protocol not.
+    let (_, v) = get(&c, "/api/v1/netflow/exporters").await;
+    assert_eq!(
+        (v[0]["node_id"].as_str(), v[0]["protocol"].as_str()),
+        (Some("dinkes-mt1"), Some("netflow")),
+        "{v}"
+    );
+
+    let now = simpul_collector::state::now_ms();
+    let mut x = V9Exporter::new(7, 100, now - 3_600_000);
+    let flow = |last: u8, bytes: u64| SynthFlow {
+        src: [10, 10, 1, last].into(),
+        dst: [8, 8, 8, 8].into(),
+        src_port: 40000,
+        dst_port: 443,
+        proto: 6,
+        bytes,
+        packets: 2,
+        start_ms: now - 5_000,
+        end_ms: now - 1_000,
+    };
+    let to = c.netflow_addr.expect("the NetFlow receiver is bound");
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(&x.datagram(now, &[flow(5, 150), flow(6, 90)], true), to)
+        .unwrap();
+    // Three datagrams lost on the way.
+    x.skip(3);
+    sock.send_to(&x.datagram(now, &[flow(7, 60)], false), to)
+        .unwrap();
+
+    let mut flows = serde_json::Value::Null;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (status, v) = get(&c, "/api/v1/flows?agency=dinkes&from=0").await;
+        assert_eq!(status, 200, "{v}");
+        if v.as_array().is_some_and(|a| a.len() == 3) {
+            flows = v;
+            break;
+        }
+    }
+    let rows = flows.as_array().expect("three flows stored");
+    let mut bytes: Vec<u64> = rows.iter().filter_map(|f| f["bytes_up"].as_u64()).collect();
+    bytes.sort_unstable();
+    assert_eq!(bytes, [6_000, 9_000, 15_000], "counts × 100: {flows}");
+    for f in rows {
+        assert_eq!(
+            (
+                f["node_id"].as_str(),
+                f["origin"].as_str(),
+                f["sampling_interval"].as_u64()
+            ),
+            (Some("dinkes-mt1"), Some("netflow-v9"), Some(100)),
+            "{f}"
+        );
+    }
+    // So does the CSV export.
+    let (status, csv) = get(&c, "/api/v1/flows?agency=dinkes&from=0&format=csv").await;
+    assert_eq!(status, 200, "{csv}");
+    let table = parse_csv(csv.as_str().unwrap());
+    let col = |n: &str| table[0].iter().position(|c| c == n).unwrap();
+    assert_eq!(table.len(), 4, "{csv}");
+    for line in &table[1..] {
+        assert_eq!(
+            (
+                line[col("origin")].as_str(),
+                line[col("sampling_interval")].as_str()
+            ),
+            ("netflow-v9", "100"),
+            "{line:?}"
+        );
+    }
+    // The search's flows say the same.
+    let (status, v) = get(&c, "/api/v1/search?q=10.10.1.5&from=0").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (
+            v["flows"][0]["origin"].as_str(),
+            v["flows"][0]["sampling_interval"].as_u64()
+        ),
+        (Some("netflow-v9"), Some(100)),
+        "{v}"
+    );
+
+    let (status, v) = get(&c, "/api/v1/netflow/exporters").await;
+    assert_eq!(status, 200, "{v}");
+    let e = &v[0];
+    assert_eq!(
+        (
+            e["node_id"].as_str(),
+            e["agency"].as_str(),
+            e["protocol"].as_str(),
+            e["monitored"].as_bool()
+        ),
+        (
+            Some("dinkes-mt1"),
+            Some("dinkes"),
+            Some("netflow-v9"),
+            Some(true)
+        ),
+        "{e}"
+    );
+    assert_eq!(e["sampling_intervals"], serde_json::json!([100]), "{e}");
+    assert_eq!(
+        (
+            e["templates"].as_u64(),
+            e["lost"].as_u64(),
+            e["datagrams"].as_u64(),
+            e["records"].as_u64()
+        ),
+        (Some(2), Some(3), Some(2), Some(3)),
+        "{e}"
+    );
+    assert_eq!(e["last_export_ms"].as_u64(), Some(now / 1000 * 1000), "{e}");
+    let d = &e["domains"][0];
+    assert_eq!(
+        (
+            d["protocol"].as_str(),
+            d["domain"].as_u64(),
+            d["sampling_interval"].as_u64(),
+            d["templates"].as_u64(),
+            d["options_templates"].as_u64(),
+            d["lost"].as_u64()
+        ),
+        (
+            Some("netflow-v9"),
+            Some(7),
+            Some(100),
+            Some(1),
+            Some(1),
+            Some(3)
+        ),
+        "{e}"
+    );
+
+    // Its agency's officer sees it; another agency's does not.
+    let mine = bearer(&token(&c, "agency", Some("dinkes")));
+    let (status, v) = raw_request(&c, "GET", "/api/v1/netflow/exporters", None, "", &mine).await;
+    assert_eq!((status, v.as_array().map(Vec::len)), (200, Some(1)), "{v}");
+    let other = bearer(&token(&c, "agency", Some("bappeda")));
+    let (status, v) = raw_request(&c, "GET", "/api/v1/netflow/exporters", None, "", &other).await;
+    assert_eq!((status, v.as_array().map(Vec::len)), (200, Some(0)), "{v}");
+    let (status, _) = raw_request(
+        &c,
+        "GET",
+        "/api/v1/netflow/exporters?agency=dinkes",
+        None,
+        "",
+        &other,
+    )
+    .await;
+    assert_eq!(status, 403);
     c.stop().await;
 }

@@ -12,7 +12,7 @@ import {
   state, cache, serverNow, SERIES_SPAN, denseSeries, liveEnd, replaceSeries, agencyName, unitLabel, agencies,
 } from '../state.js';
 import { level, ratioOf, endpoint, protoName } from '../format.js';
-import { bigBps, setBigBps, bar, setBar, sourceBadge } from '../widgets.js';
+import { bigBps, setBigBps, bar, setBar, sourceBadge, originBadge } from '../widgets.js';
 import { BlockedPanel, BLOCKED_REFRESH_MS } from './blocked.js';
 import { RangePicker, rangeFromHash, bounds, HISTORY_PRESETS } from '../timerange.js';
 import { loadError } from '../errors.js';
@@ -257,6 +257,7 @@ export class AgencyView {
           { key: 'scope', h: 'col.scope', cell: (r) => (r.scope ? t(`scope.${r.scope}`) : '—'), value: (r) => r.scope || '' },
           { key: 'bytes_up', h: 'col.bytesUp', cell: (r) => fmtBytes(r.bytes_up), value: (r) => r.bytes_up, cls: 'num' },
           { key: 'bytes_down', h: 'col.bytesDown', cell: (r) => fmtBytes(r.bytes_down), value: (r) => r.bytes_down, cls: 'num' },
+          { key: 'origin', h: 'col.origin', cell: (r) => originBadge(r), value: (r) => `${r.origin || ''} ${r.sampling_interval ?? ''}` },
         ],
       }),
     };

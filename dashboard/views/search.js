@@ -9,7 +9,7 @@ import * as paths from '../paths.js';
 import { h, setText, when } from '../dom.js';
 import { serverNow, agencyName } from '../state.js';
 import { endpoint, protoName, ruleText } from '../format.js';
-import { sourceBadge, methodBadge } from '../widgets.js';
+import { sourceBadge, methodBadge, originBadge } from '../widgets.js';
 import { RangePicker, rangeFromHash, bounds, hashParams } from '../timerange.js';
 import { loadError } from '../errors.js';
 import { DataTable } from '../table.js';
@@ -250,6 +250,7 @@ export function flowTable(id, csv, more) {
       { key: 'proto', h: 'col.proto', cell: (r) => protoName(r.proto), value: (r) => r.proto },
       { key: 'bytes_up', h: 'col.bytesUp', cell: (r) => fmtBytes(r.bytes_up), value: (r) => r.bytes_up, cls: 'num' },
       { key: 'bytes_down', h: 'col.bytesDown', cell: (r) => fmtBytes(r.bytes_down), value: (r) => r.bytes_down, cls: 'num' },
+      { key: 'origin', h: 'col.origin', cell: (r) => originBadge(r), value: (r) => `${r.origin || ''} ${r.sampling_interval ?? ''}` },
     ],
   });
 }

@@ -169,6 +169,13 @@ pub fn demo_config(opts: &DemoOptions) -> CollectorConfig {
         cfg.server.max_connections_per_address.max(opts.agents + 64);
     // The demo NOC is in WIB (times in notifications).
     cfg.notify.utc_offset = "+07:00".into();
+    // A router that exports NetFlow instead of running the agent.
+    cfg.netflow.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    cfg.netflow.exporter = vec![simpul_collector::netflow::ExporterConfig {
+        address: std::net::IpAddr::from([127, 0, 0, 1]),
+        agency: Some(crate::exporter::AGENCY.into()),
+        node_id: Some(crate::exporter::NODE.into()),
+    }];
     cfg
 }
 
@@ -214,8 +221,12 @@ fn demo_inventory(opts: &DemoOptions) -> String {
     t.push_str(&format!(
         "\n[[nodes]]\nid = \"{FLAKY_HUB}\"\nagency = \"{FLAKY_AGENCY}\"\ncriticality = \"critical\"\n\
          \n[[nodes]]\nid = \"{FLAKY_SCHOOL}\"\nagency = \"{FLAKY_AGENCY}\"\nparent = \"{FLAKY_HUB}\"\ncriticality = \"minor\"\n\
+         \n[[nodes]]\nid = \"{}\"\nagency = \"{}\"\n\
          \n[[nodes]]\nid = \"{}\"\nagency = \"{}\"\n",
-        SWITCHED_OFF.1, SWITCHED_OFF.0
+        SWITCHED_OFF.1,
+        SWITCHED_OFF.0,
+        crate::exporter::NODE,
+        crate::exporter::AGENCY
     ));
     t
 }
@@ -376,10 +387,13 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         .context("demo: cannot listen for the flaky link")?;
     let relay_port = relay.local_addr()?.port();
     let (link_up, link_state) = watch::channel(true);
-    let link_tasks = [
+    let mut link_tasks = vec![
         tokio::spawn(flaky_link(relay, tls_addr, link_state)),
         tokio::spawn(cut_now_and_then(link_up)),
     ];
+    if let Some(to) = collector.netflow_addr {
+        link_tasks.push(tokio::spawn(crate::exporter::run(to)));
+    }
 
     let mut nodes: Vec<DemoNode> = AGENCIES
         .iter()
@@ -495,6 +509,14 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         LINK_UP_FOR.as_secs() / 60,
         SWITCHED_OFF.1
     );
+    if let Some(to) = collector.netflow_addr {
+        println!(
+            "NetFlow: {} (a router of {}) exports NetFlow v9 sampled 1:{} to {to}",
+            crate::exporter::NODE,
+            crate::exporter::AGENCY,
+            crate::exporter::SAMPLING
+        );
+    }
     println!("Press Ctrl-C to stop.");
     use std::io::Write;
     let _ = std::io::stdout().flush();

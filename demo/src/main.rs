@@ -3,6 +3,7 @@
 
 mod accounts;
 mod demo;
+mod exporter;
 mod province;
 mod rewrite;
 

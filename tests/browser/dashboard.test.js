@@ -397,7 +397,7 @@ describe('Simpul NOC dashboard (collector demo)', { timeout: 600000 }, () => {
       assert.ok(headers >= 4, `${what} has column headers`);
     }
     const flowCells = await page.locator('[data-testid="flows-table"] tbody tr[data-testid] td').first().locator('xpath=..').locator('td').allTextContents();
-    assert.equal(flowCells.length, 10, 'flow row: time, unit, initiator, destination, site, source, proto, scope, bytes ↑, bytes ↓');
+    assert.equal(flowCells.length, 11, 'flow row: time, unit, initiator, destination, site, source, proto, scope, bytes ↑, bytes ↓, origin');
     assert.match(flowCells[6], /^(TCP|UDP|ICMP|ICMPv6|\d+)/, `protocol cell: ${flowCells[6]}`);
     assert.match(flowCells[9], /\d.*B$/, `bytes cell: ${flowCells[9]}`);
     // The same rows as the API (newest first).

@@ -6,8 +6,10 @@
 //! the same writer as agent batches. Each exporter is a node: its export
 //! stream is its heartbeat.
 
+pub mod api;
 pub mod convert;
 pub mod receiver;
+pub mod status;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -115,11 +117,49 @@ pub fn start(
     let Some(addr) = state.config.netflow.listen else {
         return Ok(None);
     };
+    seed_exporters(state);
     let socket = receiver::bind(addr, state.config.netflow.receive_buffer_bytes)?;
     let local = socket.local_addr()?;
     tracing::info!(listen = %local, "NetFlow/IPFIX receiver listening");
     let task = tokio::spawn(receiver::run(state.clone(), socket));
     Ok(Some((local, task)))
+}
+
+/// Exporters known before they speak: those listed, and those the node
+/// registry remembers from earlier runs (their flows are in the store; the
+/// flows API must not call them agents' flows after a restart).
+fn seed_exporters(state: &crate::state::AppState) {
+    for e in &state.config.netflow.exporter {
+        let node = e
+            .node_id
+            .clone()
+            .unwrap_or_else(|| NetflowConfig::default_node_id(e.address));
+        state.netflow.known(
+            &node,
+            &e.address.to_string(),
+            e.agency.as_deref(),
+            "netflow",
+        );
+    }
+    let timeout = std::time::Duration::from_secs(state.config.nodes.down_after_secs);
+    match state.control.nodes(std::time::SystemTime::now(), timeout) {
+        Ok(nodes) => {
+            for n in nodes
+                .iter()
+                .filter(|n| n.hostname.as_deref() == Some(receiver::EXPORTER_HOSTNAME))
+            {
+                state.netflow.known(
+                    &n.node_id,
+                    n.address.as_deref().unwrap_or(""),
+                    Some(&n.agency),
+                    n.agent_version.as_deref().unwrap_or("netflow"),
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read which nodes are NetFlow exporters")
+        }
+    }
 }
 
 #[cfg(test)]

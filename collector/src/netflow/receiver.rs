@@ -79,6 +79,10 @@ struct Exporter {
     monitored: bool,
 }
 
+/// The hostname an exporter has in the node registry (how a later run
+/// tells its flows from agents').
+pub const EXPORTER_HOSTNAME: &str = "netflow exporter";
+
 /// The registry's last-seen of an exporter is written at most this often.
 const SEEN_EVERY: Duration = Duration::from_secs(30);
 
@@ -97,7 +101,7 @@ fn save_seen(
     tokio::task::spawn_blocking(move || {
         let now = std::time::SystemTime::now();
         let seen = |c: &dyn crate::store::ControlStore| {
-            c.node_seen(&node, &address, version, "netflow exporter", None, now)
+            c.node_seen(&node, &address, version, EXPORTER_HOSTNAME, None, now)
         };
         if let Err(crate::store::StoreError::UnknownNode(_)) = seen(control.as_ref()) {
             let enrolled = control
@@ -193,6 +197,7 @@ impl Pipeline {
             return;
         };
         let node = e.node.clone();
+        let (e_agency, e_monitored) = (e.agency.clone(), e.monitored);
         metrics::counter!("simpul_netflow_datagrams_total", "node" => node.clone()).increment(1);
         let decoded = match self.decoder.decode(from, data) {
             Ok(d) => d,
@@ -204,10 +209,20 @@ impl Pipeline {
                     NetflowError::TooManyExporters { .. } => "exporters",
                 };
                 metrics::counter!("simpul_netflow_decode_errors_total", "node" => node.clone(), "reason" => reason).increment(1);
+                self.state.netflow.decode_error(&node);
                 tracing::debug!(exporter = %from, error = %err, "NetFlow/IPFIX datagram not read");
                 return;
             }
         };
+        self.state.netflow.heard(
+            &node,
+            from,
+            e_agency.as_deref(),
+            e_monitored,
+            &decoded,
+            &self.decoder.domains_of(from),
+            crate::state::now_ms(),
+        );
         if decoded.lost > 0 {
             metrics::counter!("simpul_netflow_sequence_lost_total", "node" => node.clone())
                 .increment(decoded.lost);

@@ -9,6 +9,7 @@
 //! and the exporter's address, and gets typed records or a typed error.
 
 pub mod ipfix;
+pub mod synth;
 pub mod templates;
 pub mod v5;
 pub mod v9;
@@ -16,7 +17,7 @@ pub mod v9;
 use std::net::IpAddr;
 
 use templates::Cache;
-pub use templates::{Limits, Sampling};
+pub use templates::{DomainInfo, Limits, Sampling};
 
 /// A datagram that cannot be read, with what and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -151,6 +152,11 @@ impl Decoder {
     /// The sampling an exporter's options told (any domain), if any.
     pub fn sampling_of(&self, exporter: IpAddr) -> Option<Sampling> {
         self.cache.sampling_of(exporter)
+    }
+
+    /// Templates and sampling per domain of `exporter`.
+    pub fn domains_of(&self, exporter: IpAddr) -> Vec<DomainInfo> {
+        self.cache.domains_of(exporter)
     }
 
     /// Forget an exporter (its templates, sequence, sampling).

@@ -189,6 +189,20 @@ impl Template {
     }
 }
 
+/// One domain of an exporter as the cache holds it (for the NOC's view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DomainInfo {
+    pub version: Version,
+    /// Observation domain (IPFIX), source id (v9), engine type/id (v5).
+    pub domain: u32,
+    pub templates: usize,
+    pub options_templates: usize,
+    /// The domain-wide sampling its options (or v5 header) announced.
+    pub sampling: Sampling,
+    /// Samplers it named by id (v9 FLOW_SAMPLER_ID, IPFIX selectorId).
+    pub samplers: usize,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Domain {
     pub templates: HashMap<u16, Template>,
@@ -244,6 +258,27 @@ impl Cache {
             .values()
             .map(|d| d.sampling)
             .find(|s| s.interval > 1)
+    }
+
+    /// What the cache holds per domain of `exporter`, by (version, domain).
+    pub(crate) fn domains_of(&self, exporter: IpAddr) -> Vec<DomainInfo> {
+        let Some(e) = self.exporters.get(&exporter) else {
+            return Vec::new();
+        };
+        let mut out: Vec<DomainInfo> = e
+            .domains
+            .iter()
+            .map(|(&(version, domain), d)| DomainInfo {
+                version,
+                domain,
+                templates: d.templates.values().filter(|t| !t.options).count(),
+                options_templates: d.templates.values().filter(|t| t.options).count(),
+                sampling: d.sampling,
+                samplers: d.samplers.len(),
+            })
+            .collect();
+        out.sort_by_key(|d| (d.version.name(), d.domain));
+        out
     }
 
     pub(crate) fn forget(&mut self, exporter: IpAddr) {
