@@ -163,6 +163,27 @@ pub async fn run(state: AppState) {
     }
 }
 
+/// Several collectors on one control store each make the reports (their
+/// dashboards serve them) but only one mails them: the first to claim the
+/// month in the shared store, for good (it retries its own failures; if it
+/// is gone for good, nobody else mails that month). One collector alone
+/// always mails.
+async fn mails_here(state: &AppState, month: &str) -> anyhow::Result<bool> {
+    let Some(holder) = state.outage.collector_id().map(str::to_owned) else {
+        return Ok(true);
+    };
+    let control = state.control.clone();
+    let name = format!("reports-mailed-{month}");
+    let mine = tokio::task::spawn_blocking(move || {
+        control.try_lease(&name, &holder, Duration::from_secs(400 * 86_400))
+    })
+    .await??;
+    if !mine {
+        tracing::info!(month, "monthly reports are mailed by another collector");
+    }
+    Ok(mine)
+}
+
 /// Make and mail last month's reports if they are due and not done yet.
 pub async fn run_once(state: &AppState, now_s: u64) -> anyhow::Result<Pass> {
     let cfg = &state.config;
@@ -184,6 +205,9 @@ pub async fn run_once(state: &AppState, now_s: u64) -> anyhow::Result<Pass> {
             tokio::task::spawn_blocking(move || generate(&s, month, now_s, &d, lang)).await??;
     }
     if !cfg.reports.wants_mail() || dir.join("mailed").exists() {
+        return Ok(pass);
+    }
+    if !mails_here(state, &month.to_string()).await? {
         return Ok(pass);
     }
     let Some(channel) = cfg.reports.channel(&cfg.notify) else {
