@@ -4,7 +4,8 @@
 //! called down by the leader; a node that goes down gives one incident and
 //! one webhook message, not two; when the leader dies without a word, the
 //! follower leads within a heartbeat window and the next outage is again
-//! one incident and one message.
+//! one incident and one message. Both make the monthly reports; one mails
+//! them.
 
 // A test: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -60,6 +61,54 @@ async fn webhook_receiver() -> (String, Received) {
     (url, got)
 }
 
+/// Just enough SMTP (as the reports' test): counts the messages.
+async fn smtp_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mails: Arc<Mutex<Vec<String>>> = Arc::default();
+    let store = mails.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = sock.into_split();
+                let mut r = BufReader::new(r);
+                w.write_all(b"220 sink.test ESMTP\r\n").await?;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).await? == 0 {
+                        return Ok::<(), std::io::Error>(());
+                    }
+                    let up = line.trim_end().to_ascii_uppercase();
+                    if up.starts_with("EHLO") || up.starts_with("HELO") {
+                        w.write_all(b"250-sink.test\r\n250 8BITMIME\r\n").await?;
+                    } else if up == "DATA" {
+                        w.write_all(b"354 go ahead\r\n").await?;
+                        let mut data = String::new();
+                        loop {
+                            line.clear();
+                            if r.read_line(&mut line).await? == 0 || line == ".\r\n" {
+                                break;
+                            }
+                            data.push_str(&line);
+                        }
+                        store.lock().unwrap().push(data);
+                        w.write_all(b"250 queued\r\n").await?;
+                    } else if up == "QUIT" {
+                        w.write_all(b"221 bye\r\n").await?;
+                        return Ok(());
+                    } else {
+                        w.write_all(b"250 OK\r\n").await?;
+                    }
+                }
+            });
+        }
+    });
+    (port, mails)
+}
+
 /// (status, node) of every message received.
 fn messages(got: &Received) -> Vec<(String, String)> {
     got.lock()
@@ -74,7 +123,7 @@ fn messages(got: &Received) -> Vec<(String, String)> {
         .collect()
 }
 
-fn config(dir: &Path, url: &str, id: &str, webhook: &str) -> CollectorConfig {
+fn config(dir: &Path, url: &str, id: &str, webhook: &str, smtp: u16) -> CollectorConfig {
     let text = format!(
         r#"
 [server]
@@ -104,6 +153,16 @@ channels = ["noc"]
 retry_initial_ms = 100
 retry_max_ms = 400
 poll_ms = 50
+
+[notify.email.pimpinan]
+host = "127.0.0.1"
+port = {smtp}
+tls = "none"
+from = "NOC <noc@example.go.id>"
+to = ["noc@example.go.id"]
+
+[reports]
+recipients = ["kadis@example.go.id"]
 "#,
         dir = dir.display()
     );
@@ -199,20 +258,37 @@ async fn two_collectors_one_leader_one_incident_one_message() {
     .await
     .unwrap();
     let (webhook, got) = webhook_receiver().await;
+    let (smtp, mails) = smtp_sink().await;
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = common::start(
-        config(dir_a.path(), &url, "noc-a", &webhook),
+        config(dir_a.path(), &url, "noc-a", &webhook, smtp),
         &["dinkes"],
         nodes(),
     )
     .await;
     let b = common::start(
-        config(dir_b.path(), &url, "noc-b", &webhook),
+        config(dir_b.path(), &url, "noc-b", &webhook, smtp),
         &["dinkes"],
         nodes(),
     )
     .await;
     assert_eq!(a.collector_id(), Some("noc-a"));
+
+    // Last month's reports: both make them, one mails them.
+    let now_s = now_ms() / 1000;
+    let mut mailed = 0;
+    for c in [&a, &b, &a] {
+        let pass = simpul_collector::reports::schedule::run_once(&c.state, now_s)
+            .await
+            .unwrap();
+        assert!(pass.month.is_some(), "{pass:?}");
+        mailed += pass.mailed;
+    }
+    assert_eq!(mailed, 1);
+    assert_eq!(mails.lock().unwrap().len(), 1);
+    for d in [&dir_a, &dir_b] {
+        assert!(std::fs::read_dir(d.path().join("reports")).unwrap().count() > 0);
+    }
 
     // One leads, never both.
     wait_for("a leader", Duration::from_secs(10), || {
