@@ -204,26 +204,39 @@ impl Exporters {
             for f in &d.flows {
                 note_spell(&mut e.spells, f.sampling.max(1), f.end_ms);
             }
-            e.domains = ds.values().cloned().collect();
-            e.templates = e
-                .domains
-                .iter()
-                .map(|d| d.templates + d.options_templates)
-                .sum();
-            let mut rates: Vec<u32> = e
-                .domains
-                .iter()
-                .map(|d| d.sampling_interval.max(1))
-                .collect();
-            rates.sort_unstable();
-            rates.dedup();
-            e.sampling_intervals = rates;
         });
     }
 
-    /// Every exporter, by node id.
+    /// Every exporter, by node id, with its domains (gathered here, not per
+    /// datagram: the API asks far less often than exporters send).
     pub fn list(&self) -> Vec<ExporterStatus> {
-        let mut out: Vec<ExporterStatus> = self.with(|i| i.by_node.values().cloned().collect());
+        let mut out: Vec<ExporterStatus> = self.with(|i| {
+            i.by_node
+                .values()
+                .map(|e| {
+                    let mut e = e.clone();
+                    e.domains = i
+                        .domains
+                        .get(&e.node_id)
+                        .map(|ds| ds.values().cloned().collect())
+                        .unwrap_or_default();
+                    e.templates = e
+                        .domains
+                        .iter()
+                        .map(|d| d.templates + d.options_templates)
+                        .sum();
+                    let mut rates: Vec<u32> = e
+                        .domains
+                        .iter()
+                        .map(|d| d.sampling_interval.max(1))
+                        .collect();
+                    rates.sort_unstable();
+                    rates.dedup();
+                    e.sampling_intervals = rates;
+                    e
+                })
+                .collect()
+        });
         out.sort_by(|a, b| a.node_id.cmp(&b.node_id));
         out
     }
