@@ -312,35 +312,6 @@ fn signal(child: &Child, sig: &str) {
         .status();
 }
 
-/// The admin's API token, made on the shared control store. The
-/// `api-token create` command would write it to the collector's local
-/// SQLite file, which collectors on PostgreSQL do not read.
-fn admin_token(pg_url: &str) -> String {
-    use simpul_collector::auth::Role;
-    use simpul_collector::store::postgres::{ControlBackend, PgStore, PostgresConfig};
-    use simpul_collector::store::{AccessStore, NewApiToken};
-    let store = PgStore::open(&PostgresConfig {
-        backend: ControlBackend::Postgres,
-        url: pg_url.to_owned(),
-        ..Default::default()
-    })
-    .unwrap_or_else(|e| panic!("open the control store at {pg_url}: {e}"));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let (token, _) = store
-        .create_api_token(&NewApiToken {
-            name: "e2e-admin",
-            role: &Role::Admin,
-            kiosk: false,
-            created_by: "cli:e2e",
-            now_ms: now,
-            expires_ms: None,
-        })
-        .unwrap_or_else(|e| panic!("create the admin token: {e}"));
-    token
-}
-
 /// collector.toml of A switched to the shared stores (through the
 /// relays), the default detection settings and the webhook; B's config
 /// beside it: its own addresses, data directory and lease name. Returns
@@ -455,7 +426,8 @@ fn killing_a_collector_under_traffic_moves_agents_without_loss_doubles_or_alerts
     for (node, agency, ..) in NODES {
         a.add_node(agency, node, "");
     }
-    a.token = Some(admin_token(&pg.url_of(DB)));
+    // The admin's API token comes from `api-token create` on A's config:
+    // into the shared control store, so B takes it too.
     a.start();
     assert!(
         wait_for(30, || leading(&ns_a, a.http) == Some(true)),
@@ -538,8 +510,13 @@ fn killing_a_collector_under_traffic_moves_agents_without_loss_doubles_or_alerts
         );
     }
 
-    // Kill A, the leader with two agents on it, under traffic.
     phase("agents up and streaming");
+    // A leads for longer than a heartbeat window while puskesmas-01 is
+    // heard only by B: a leader blind to the shared last-seen times would
+    // call it down meanwhile (the incident count below would show it).
+    std::thread::sleep(Duration::from_secs(12));
+
+    // Kill A, the leader with two agents on it, under traffic.
     assert!(
         watch.saw((Some(true), Some(false))),
         "never A leading and B following: {:?}",
