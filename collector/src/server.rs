@@ -248,10 +248,12 @@ impl Collector {
             let outage = outage.clone();
             Box::pin(async move { matches!(outage.ack(id, &by).await, Ok(Some(_))) })
         });
+        let outage = state.outage.clone();
         collector.tasks.extend(crate::notify::telegram_ack::start(
             &config.notify,
             ack,
             state.shutdown.clone(),
+            Arc::new(move || outage.is_leading()),
         )?);
 
         if let Some((addr, task)) = crate::netflow::start(&state)? {

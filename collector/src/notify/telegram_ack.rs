@@ -23,10 +23,15 @@ pub type AckFn =
     Arc<dyn Fn(i64, String) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
 
 /// Start one poller per Telegram channel with `ack_button` on.
+///
+/// `leading`: whether this collector polls now. Telegram hands a bot's
+/// updates to one reader at a time (a second gets 409 Conflict), so of
+/// several collectors only the outage detector's leader reads them.
 pub fn start(
     cfg: &NotifyConfig,
     ack: AckFn,
     shutdown: crate::server::Shutdown,
+    leading: crate::outage::monitor::LeaderGate,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, NotifyError> {
     let mut tasks = Vec::new();
     for (name, t) in &cfg.telegram {
@@ -34,13 +39,13 @@ pub fn start(
             continue;
         }
         let poller = Poller::new(name, t)?;
-        let ack = ack.clone();
+        let (ack, leading) = (ack.clone(), leading.clone());
         let mut stop = shutdown.subscribe();
         // A long poll in flight is dropped on the stop: Telegram keeps the
         // update, and the next start reads it again.
         tasks.push(tokio::spawn(async move {
             tokio::select! {
-                () = poller.run(ack) => {}
+                () = poller.run(ack, leading) => {}
                 () = stop.wait() => {}
             }
         }));
@@ -96,10 +101,14 @@ impl Poller {
         Ok(v)
     }
 
-    async fn run(self, ack: AckFn) {
+    async fn run(self, ack: AckFn, leading: crate::outage::monitor::LeaderGate) {
         let mut offset: i64 = 0;
         let mut backoff = Duration::from_secs(1);
         loop {
+            if !leading() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
             let body =
                 json!({"offset": offset, "timeout": 25, "allowed_updates": ["callback_query"]});
             let updates = match self.call("getUpdates", &body).await {
@@ -198,6 +207,7 @@ mod tests {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let answers: Arc<Mutex<Vec<Value>>> = Arc::default();
         let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let polled = served.clone();
         let app = {
             let answers = answers.clone();
             axum::Router::new()
@@ -254,7 +264,16 @@ mod tests {
                 Box::pin(async { true })
             })
         };
-        let tasks = start(&cfg, ack, crate::server::Shutdown::default()).expect("start");
+        // A follower (another collector leads) does not read the updates.
+        let leading = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let gate = {
+            let leading = leading.clone();
+            Arc::new(move || leading.load(std::sync::atomic::Ordering::SeqCst))
+        };
+        let tasks = start(&cfg, ack, crate::server::Shutdown::default(), gate).expect("start");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!polled.load(std::sync::atomic::Ordering::SeqCst));
+        leading.store(true, std::sync::atomic::Ordering::SeqCst);
         for _ in 0..100 {
             if answers.lock().expect("lock").len() >= 2 {
                 break;
