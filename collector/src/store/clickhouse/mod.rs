@@ -202,7 +202,7 @@ impl ClickHouseConfig {
     }
 
     /// Retention in days per table of `schema::RETAINED`, in its order.
-    fn retention(&self, store: &StoreConfig) -> [u32; 9] {
+    fn retention(&self, store: &StoreConfig) -> [u32; 10] {
         [
             self.flow_retention_days
                 .unwrap_or(store.flow_retention_days),
@@ -215,6 +215,8 @@ impl ClickHouseConfig {
             self.top_retention_days,
             self.usage_1m_retention_days,
             self.usage_1h_retention_days,
+            self.flow_retention_days
+                .unwrap_or(store.flow_retention_days),
         ]
     }
 }
@@ -228,7 +230,7 @@ pub struct ClickHouseFlowStore {
     /// partitions there); else empty.
     shards: Arc<Vec<Client>>,
     local_db: Arc<str>,
-    retention: [u32; 9],
+    retention: [u32; 10],
     writer_open: Arc<AtomicBool>,
 }
 

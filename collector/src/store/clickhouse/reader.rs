@@ -16,7 +16,7 @@ use super::{ip_from_key, ip_key, schema, ClickHouseFlowStore};
 use crate::store::codec::{
     block_method_code, block_method_from, rfc_ns, rfc_s, secs, site_source_from,
 };
-use crate::store::search::{row_matches, Tally, TopRows};
+use crate::store::search::{has_row_conditions, row_matches, Tally, TopRows};
 use crate::store::traits::{FlowReader, Traffic};
 use crate::store::{
     peaks, BlockedAgency, BlockedClient, BlockedFilter, BlockedMatch, BlockedRow, BlockedSummary,
@@ -257,6 +257,9 @@ struct Threshold {
 /// Candidate rows a page starts from: at least this many, eight times more
 /// each round that finds too few.
 const FIRST_CANDIDATES: usize = 256;
+/// The newest page's first window (then 80 ms, 640 ms, …): a busy
+/// collector has `k` rows in it, a quiet one takes a few more short reads.
+const FIRST_WINDOW_NS: u64 = 10_000_000;
 
 impl ChReader {
     /// The first `want` flows in page order (after the cursor) whose latest
@@ -271,6 +274,9 @@ impl ChReader {
     /// `want` of them pass, they are the answer, else `k` grows until the
     /// rows run out.
     fn flow_rows(&self, f: &FlowFilter, want: usize) -> Result<Vec<(i64, FlowRow)>, StoreError> {
+        if f.sort == FlowSort::Time && !has_row_conditions(f) {
+            return self.newest_rows(f, want);
+        }
         let fr = self.t("flow_records");
         let agency = agency_cond("agency", f.agency.as_deref());
         let key = sort_key(f.sort, "");
@@ -287,34 +293,100 @@ impl ChReader {
                     k - 1
                 ))?
                 .pop();
-            let mut having = state_conds(f, "x_");
-            if let Some(t) = &threshold {
-                having.push_str(&format!(
+            let above = threshold.as_ref().map(|t| {
+                format!(
                     " AND ({xkey} > {v} OR ({xkey} = {v} AND x_fid >= {id}))",
                     v = t.k,
                     id = t.id
-                ));
-            }
-            let sql = format!(
-                "SELECT {} FROM {fr} PREWHERE (node, boot, flow_id) IN \
-                 (SELECT node, boot, flow_id {ranked} LIMIT {k}) \
-                 WHERE 1{agency} GROUP BY node, boot, flow_id HAVING {having} \
-                 ORDER BY {xkey} DESC, x_fid DESC LIMIT {want}",
-                latest_select()
-            );
-            let rows: Vec<StateRow> = self.rows(&sql)?;
+                )
+            });
+            let rows = self.latest_of(f, &ranked, k, above.as_deref().unwrap_or(""), want)?;
             if rows.len() >= want || threshold.is_none() {
-                let mut out = Vec::with_capacity(rows.len());
-                for r in rows {
-                    let (node_id, id, record) = r.record()?;
-                    if row_matches(f, &record) {
-                        out.push((id, FlowRow { node_id, record }));
-                    }
-                }
-                return Ok(out);
+                return Ok(rows);
             }
             k = k.saturating_mul(8);
         }
+    }
+
+    /// `flow_rows` for the newest flows with no condition beyond time and
+    /// agency (the flows page as it opens): the candidates come from
+    /// `flow_times`, sorted by time, in windows back from the range's end
+    /// (or the cursor), eight times longer each until one holds `k` rows,
+    /// so a page reads the last rows of the range, not all of them. With
+    /// `k` rows in the window they are the range's newest `k`; a flow
+    /// ranking above the `k`-th is then found as in `flow_rows` (ties with
+    /// it are left to a larger `k`: these rows carry no page id).
+    fn newest_rows(&self, f: &FlowFilter, want: usize) -> Result<Vec<(i64, FlowRow)>, StoreError> {
+        let ft = self.t("flow_times");
+        let agency = agency_cond("agency", f.agency.as_deref());
+        let (from, mut end) = (f.from.saturating_mul(NS), f.to.saturating_mul(NS));
+        if let Some(c) = f.cursor {
+            end = end.min(c.key.saturating_add(1));
+        }
+        let mut k = want.saturating_mul(2).max(FIRST_CANDIDATES);
+        let mut w = FIRST_WINDOW_NS;
+        loop {
+            let start = end.saturating_sub(w).max(from);
+            let ranked = format!(
+                "FROM {ft} WHERE last_seen >= {start} AND last_seen < {end}{agency} \
+                 ORDER BY last_seen DESC"
+            );
+            #[derive(Deserialize)]
+            struct K {
+                k: u64,
+            }
+            let threshold: Option<K> = self
+                .rows(&format!(
+                    "SELECT last_seen AS k {ranked} LIMIT {}, 1",
+                    k - 1
+                ))?
+                .pop();
+            if threshold.is_none() && start > from {
+                w = w.saturating_mul(8);
+                continue;
+            }
+            let above = threshold
+                .as_ref()
+                .map(|t| format!(" AND x_last_seen > {}", t.k));
+            let rows = self.latest_of(f, &ranked, k, above.as_deref().unwrap_or(""), want)?;
+            if rows.len() >= want || threshold.is_none() {
+                return Ok(rows);
+            }
+            k = k.saturating_mul(8);
+        }
+    }
+
+    /// The latest state of the flows of the first `k` rows of `ranked`
+    /// (`FROM … ORDER BY …`), those passing the filter and `above`, in page
+    /// order, at most `want`.
+    fn latest_of(
+        &self,
+        f: &FlowFilter,
+        ranked: &str,
+        k: usize,
+        above: &str,
+        want: usize,
+    ) -> Result<Vec<(i64, FlowRow)>, StoreError> {
+        let xkey = sort_key(f.sort, "x_");
+        let sql = format!(
+            "SELECT {} FROM {} PREWHERE (node, boot, flow_id) IN \
+             (SELECT node, boot, flow_id {ranked} LIMIT {k}) \
+             WHERE 1{} GROUP BY node, boot, flow_id HAVING {}{above} \
+             ORDER BY {xkey} DESC, x_fid DESC LIMIT {want}",
+            latest_select(),
+            self.t("flow_records"),
+            agency_cond("agency", f.agency.as_deref()),
+            state_conds(f, "x_"),
+        );
+        let rows: Vec<StateRow> = self.rows(&sql)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let (node_id, id, record) = r.record()?;
+            if row_matches(f, &record) {
+                out.push((id, FlowRow { node_id, record }));
+            }
+        }
+        Ok(out)
     }
 
     fn host_sums(

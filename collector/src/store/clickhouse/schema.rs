@@ -46,6 +46,13 @@ pub const FLOWS: Table = Table {
     part_secs: DAY,
     time_unit: NS,
 };
+/// Every flow record's time and identity, sorted by time (`flow_records`
+/// is sorted by identity): the newest page reads its last rows only.
+pub const FLOW_TIMES: Table = Table {
+    name: "flow_times",
+    part_secs: DAY,
+    time_unit: NS,
+};
 pub const BLOCKED: Table = Table {
     name: "blocked",
     part_secs: DAY,
@@ -126,6 +133,20 @@ fn statements(db: &str) -> Vec<String> {
              ENGINE = ReplacingMergeTree() PARTITION BY {} \
              ORDER BY (node, boot, flow_id, seq, idx)",
             part(FLOWS, "last_seen")
+        ),
+        // Sorted by time first, the identity after it: a row's time is part
+        // of what its identity determines (a batch written again brings the
+        // same rows), so a second copy still collapses onto the first.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.flow_times (last_seen UInt64, {id}, idx UInt32, \
+             flow_id UInt64, agency String) \
+             ENGINE = ReplacingMergeTree() PARTITION BY {} \
+             ORDER BY (last_seen, node, boot, seq, idx)",
+            part(FLOW_TIMES, "last_seen")
+        ),
+        format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.flow_times_mv TO {db}.flow_times AS \
+             SELECT last_seen, node, boot, seq, idx, flow_id, agency FROM {db}.flow_records"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {db}.blocked ({id}, idx UInt32, first_seen UInt64, \
@@ -248,7 +269,8 @@ pub fn migrate(c: &Client, db: &str) -> Result<(), StoreError> {
 }
 
 /// Every table, with what a Distributed table over it shards by.
-const SHARDED: [(&str, &str); 11] = [
+const SHARDED: [(&str, &str); 12] = [
+    ("flow_times", "cityHash64(node)"),
     ("meta", "cityHash64(key)"),
     ("streams", "cityHash64(node)"),
     ("flow_records", "cityHash64(node)"),
@@ -321,6 +343,7 @@ fn check_version(c: &Client, db: &str) -> Result<(), StoreError> {
 }
 
 /// Every table with retention, with its setting's name.
-pub const RETAINED: [Table; 9] = [
+pub const RETAINED: [Table; 10] = [
     FLOWS, BLOCKED, USAGE_1S, USAGE_1M, USAGE_1H, TOP_HOSTS, TOP_SITES, PEAK_1M, PEAK_1H,
+    FLOW_TIMES,
 ];

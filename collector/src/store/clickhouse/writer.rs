@@ -506,6 +506,8 @@ impl FlowWriter for ChWriter {
                 "top_hosts_1m" => st.top_hosts_1m = dropped,
                 "usage_peak_1m" => st.usage_peak_1m = dropped,
                 "usage_peak_1h" => st.usage_peak_1h = dropped,
+                // The flows' time index: counted with the flows.
+                "flow_times" => {}
                 _ => st.top_sites_1m = dropped,
             }
         }
