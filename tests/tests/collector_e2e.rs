@@ -1,8 +1,12 @@
 //! Agents → collector, end to end with the real binaries: TLS WebSocket,
 //! enrollment, SQLite, the HTTP API. Per-agency byte totals must equal
 //! tshark's reading of the same captures, across a link cut and a collector
-//! killed with SIGKILL mid-stream; wrong credentials and foreign agencies are
+//! killed with SIGKILL mid-stream, with flows on SQLite and again on
+//! ClickHouse (`*_on_clickhouse`); wrong credentials and foreign agencies are
 //! refused.
+
+// A test: a failed unwrap is a failed test (also in its helpers).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -11,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::clickhouse::{self, TempClickHouse};
 use common::collector::*;
 use common::netns::{sh, wait_for};
 use common::*;
@@ -69,6 +74,16 @@ fn fixture(name: &str) -> PathBuf {
 
 #[test]
 fn agency_totals_equal_tshark_for_two_agents() {
+    agency_totals_equal_tshark(None);
+}
+
+#[test]
+fn agency_totals_equal_tshark_for_two_agents_on_clickhouse() {
+    agency_totals_equal_tshark(Some(&clickhouse::start()));
+}
+
+/// Flows on SQLite, or on `ch` when given.
+fn agency_totals_equal_tshark(ch: Option<&TempClickHouse>) {
     let dir = tempfile::tempdir().unwrap();
     let mut c = Collector::new(
         dir.path(),
@@ -76,6 +91,9 @@ fn agency_totals_equal_tshark_for_two_agents() {
         "127.0.0.1",
         &[],
     );
+    if let Some(ch) = ch {
+        clickhouse::use_clickhouse(&c, ch, "e2e_totals");
+    }
     c.start();
     let url = format!("wss://localhost:{}/api/v1/agent", c.tls_port());
     let a_pcaps = vec![
@@ -175,27 +193,42 @@ fn agency_totals_equal_tshark_for_two_agents() {
 
 #[test]
 fn link_cut_and_collector_kill_lose_and_double_nothing() {
+    link_cut_and_collector_kill(None, "cl", "10.254.7");
+}
+
+#[test]
+fn link_cut_and_collector_kill_lose_and_double_nothing_on_clickhouse() {
+    link_cut_and_collector_kill(Some(&clickhouse::start()), "ck", "10.254.17");
+}
+
+/// Flows on SQLite, or on `ch` when given; `tag` and the /30 of `net` keep
+/// the two variants apart when they run together.
+fn link_cut_and_collector_kill(ch: Option<&TempClickHouse>, tag: &str, net: &str) {
     assert!(is_root(), "needs root for the network namespace");
     let dir = tempfile::tempdir().unwrap();
     // The agent lives in its own namespace behind a veth we can cut.
-    let mut lab = common::netns::Lab::new("cl");
+    let mut lab = common::netns::Lab::new(tag);
     let ns = lab.ns("agent");
     let host_if = format!("{}h", &lab.prefix);
+    let (host_ip, agent_ip) = (format!("{net}.1"), format!("{net}.2"));
     sh(&format!(
         "ip link add {host_if} type veth peer name wan0 netns {ns}"
     ));
-    sh(&format!("ip addr add 10.254.7.1/30 dev {host_if}"));
+    sh(&format!("ip addr add {host_ip}/30 dev {host_if}"));
     sh(&format!("ip link set {host_if} up"));
-    sh(&format!("ip -n {ns} addr add 10.254.7.2/30 dev wan0"));
+    sh(&format!("ip -n {ns} addr add {agent_ip}/30 dev wan0"));
     sh(&format!("ip -n {ns} link set wan0 up"));
     let mut c = Collector::new(
         dir.path(),
         &[("dinkes", 100_000_000)],
-        "10.254.7.1",
-        &["10.254.7.1"],
+        &host_ip,
+        &[&host_ip],
     );
+    if let Some(ch) = ch {
+        clickhouse::use_clickhouse(&c, ch, "e2e_kill");
+    }
     c.start();
-    let url = format!("wss://10.254.7.1:{}/api/v1/agent", c.tls_port());
+    let url = format!("wss://{host_ip}:{}/api/v1/agent", c.tls_port());
     let pcaps = vec![
         fixture("download.pcapng"),
         fixture("https.pcapng"),

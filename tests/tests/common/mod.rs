@@ -372,6 +372,7 @@ pub fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+pub mod clickhouse;
 pub mod collector;
 pub mod netns;
 pub mod receiver;
