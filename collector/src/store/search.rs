@@ -393,6 +393,11 @@ pub struct Investigation {
     pub units: Vec<UnitTally>,
 }
 
+/// A peer's site: the one of its newest named flow (by last_seen, then
+/// name), chosen by the records and not by the order a store's scan meets
+/// them, so every store names a peer alike.
+type NamedAt = (u64, String);
+
 /// Adds matched flows up; `finish` keeps the top `top` of each list.
 #[derive(Default)]
 pub(crate) struct Tally {
@@ -401,7 +406,7 @@ pub(crate) struct Tally {
     down: u64,
     pub(crate) scanned: u64,
     hosts: HashMap<(IpAddr, String, String), [u64; 3]>,
-    peers: HashMap<IpAddr, ([u64; 3], Option<String>)>,
+    peers: HashMap<IpAddr, ([u64; 3], Option<NamedAt>)>,
     sites: HashMap<String, [u64; 2]>,
     units: HashMap<(String, String), [u64; 2]>,
 }
@@ -429,8 +434,14 @@ impl Tally {
         p.0[0] = p.0[0].saturating_add(up);
         p.0[1] = p.0[1].saturating_add(down);
         p.0[2] += 1;
-        if r.site.is_some() {
-            p.1 = r.site.clone();
+        if let Some(site) = &r.site {
+            let newer = p
+                .1
+                .as_ref()
+                .is_none_or(|(seen, name)| (r.last_seen, site.as_str()) > (*seen, name.as_str()));
+            if newer {
+                p.1 = Some((r.last_seen, site.clone()));
+            }
         }
         if let Some(site) = &r.site {
             let s = self.sites.entry(site.to_ascii_lowercase()).or_default();
@@ -471,7 +482,7 @@ impl Tally {
             .into_iter()
             .map(|(p, (v, site))| PeerTally {
                 peer: p.to_string(),
-                site,
+                site: site.map(|(_, name)| name),
                 bytes_up: v[0],
                 bytes_down: v[1],
                 flows: v[2],
@@ -502,9 +513,16 @@ impl Tally {
             bytes_down: self.down,
             scanned: self.scanned,
             complete,
+            // A host counted under two units (the inventory moved it) is
+            // two rows: the unit breaks their tie, not the map's order.
             hosts: best(
                 hosts,
-                |h: &HostTally| (h.bytes_up + h.bytes_down, h.host.clone()),
+                |h: &HostTally| {
+                    (
+                        h.bytes_up + h.bytes_down,
+                        format!("{} {}/{}", h.host, h.agency, h.unit),
+                    )
+                },
                 top,
             ),
             peers: best(
