@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::netns::wait_for;
+use common::netns::{sh, wait_for};
 use common::*;
 use enforce_lab::*;
 use simpul_proto::{BlockMethod, BlockedAttempt};
@@ -398,4 +398,264 @@ fn blocked_sites_fail_on_every_path_and_each_attempt_is_reported() {
     // The agent stops cleanly; its events stay on disk.
     let status = t.lab.signal_and_wait(agent_idx, "TERM");
     assert!(status.success(), "agent exit: {status:?}");
+}
+
+/// Which of two fanout rings the kernel deals the pair `a`–`b` to: the
+/// agent's cBPF program (`agent/src/capture/fanout.rs`: the addresses
+/// summed, times 0x9e3779b1, shifted right 16) modulo the rings. Which
+/// ring is which thread does not matter here, only that two pairs differ.
+fn ring_of(a: &str, b: &str) -> u32 {
+    let ip = |s: &str| u32::from(s.parse::<std::net::Ipv4Addr>().expect("IPv4"));
+    (ip(a).wrapping_add(ip(b)).wrapping_mul(0x9e37_79b1) >> 16) % 2
+}
+
+/// Unit a addresses (10.1.1.10 on) meeting `pick`, `n` of them, not in `taken`.
+fn unit_a_addresses(n: usize, taken: &[String], pick: impl Fn(&str) -> bool) -> Vec<String> {
+    let v: Vec<String> = (10..250)
+        .map(|i| format!("10.1.1.{i}"))
+        .filter(|a| !taken.contains(a) && pick(a))
+        .take(n)
+        .collect();
+    assert_eq!(v.len(), n, "not enough unit a addresses for the split");
+    v
+}
+
+/// Connections from `client` (an address) to `proto_port` on the internet
+/// server in the name set.
+fn connections_of(set: &str, client: &str, proto_port: &str) -> usize {
+    set.split([',', '{', '}', '\n'])
+        .map(str::trim)
+        .filter(|e| {
+            e.starts_with(&format!("{client} . "))
+                && e.contains(&format!(". {INTERNET} . {proto_port}"))
+        })
+        .count()
+}
+
+/// Blocked attempts of `client` at `target` by `method`, summed over folds.
+fn attempt_count(events: &Path, method: BlockMethod, client: &str, target: &str) -> u32 {
+    attempts(events)
+        .iter()
+        .filter(|e| e.method == method && e.client.to_string() == client && e.target == target)
+        .map(|e| e.attempts)
+        .sum()
+}
+
+/// The per-thread frame counts of the agent's "capture totals" line
+/// (`per_thread=a,b`), from a log without colours.
+fn per_thread(log: &str) -> Vec<u64> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("capture totals"))
+        .unwrap_or_else(|| panic!("no capture totals in the log:\n{log}"));
+    let text = line
+        .split("per_thread=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no per_thread in {line}"));
+    text.split(',')
+        .map(|n| n.parse().unwrap_or_else(|e| panic!("{n} in {line}: {e}")))
+        .collect()
+}
+
+/// `capture.threads = 2` on lan0: each fanout ring's thread owns a flow
+/// table. Clients on addresses dealt to both rings are refused by name
+/// (SNI, HTTP Host) with a reset, first attempt and repeat alike, while an
+/// allowed name on the same server is served; each attempt is reported
+/// once. A name a client resolves through the agent's responder names its
+/// next connection although the kernel deals the DNS exchange (client ↔
+/// router) and the connection (client ↔ server) to different rings.
+#[test]
+fn names_are_refused_and_learned_across_two_capture_threads() {
+    assert!(is_root(), "enforcement tests need root (CI runs as root)");
+    let mut t = Topo::new("esx");
+    let dir = t.dir.path().to_path_buf();
+    t.start_sites();
+    let policy_file = dir.join("policy.toml");
+    std::fs::write(&policy_file, policy(1, V1)).expect("write policy");
+    t.write_config(Some(&policy_file));
+    let events = t.enable_dns();
+    let text = std::fs::read_to_string(&t.config).expect("config");
+    let text = text.replace("[capture]\n", "[capture]\nthreads = 2\nmethod = \"ring\"\n");
+    std::fs::write(&t.config, text).expect("write config");
+
+    // Client addresses: for the blocked names two per ring; for DNS naming
+    // four whose DNS exchange and connection are dealt to different rings,
+    // two each way.
+    let blocked = [
+        unit_a_addresses(2, &[], |a| ring_of(a, INTERNET) == 0),
+        unit_a_addresses(2, &[], |a| ring_of(a, INTERNET) == 1),
+    ]
+    .concat();
+    let named = [
+        unit_a_addresses(2, &blocked, |a| {
+            ring_of(a, ROUTER_LAN) == 0 && ring_of(a, INTERNET) == 1
+        }),
+        unit_a_addresses(2, &blocked, |a| {
+            ring_of(a, ROUTER_LAN) == 1 && ring_of(a, INTERNET) == 0
+        }),
+    ]
+    .concat();
+    for addr in blocked.iter().chain(&named) {
+        sh(&format!("ip -n {} addr add {addr}/24 dev eth0", t.a));
+    }
+
+    let log = dir.join("agent.log");
+    let agent_idx = t.lab.spawn(
+        &t.router.clone(),
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "SIMPUL_LOG=info exec {} run --config {} 2>{}",
+                agent_bin().display(),
+                t.config.display(),
+                log.display()
+            ),
+        ],
+        true,
+    );
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let a = t.a.clone();
+    assert!(
+        wait_for(30, || dig(&a, ROUTER_LAN, "allowed.example").1
+            == [INTERNET]),
+        "agent DNS responder did not answer; log:\n{}",
+        log_text()
+    );
+    assert!(
+        wait_for(15, || log_text()
+            .contains("flow table sharded over the fanout rings' threads")),
+        "capture not sharded; log:\n{}",
+        log_text()
+    );
+
+    let from = |addr: &str, args: &[&str]| {
+        let mut all = vec!["--interface", addr];
+        all.extend_from_slice(args);
+        curl(&a, &all)
+    };
+    let resolve = format!("www.blocked.example:443:{INTERNET}");
+    let allowed = format!("allowed.example:443:{INTERNET}");
+    let plain = format!("http://{INTERNET}/slow");
+    for addr in &blocked {
+        // The first connection and a repeat (its own 5-tuple): both reset.
+        for attempt in ["first", "repeat"] {
+            let err = from(
+                addr,
+                &["--resolve", &resolve, "https://www.blocked.example/slow"],
+            )
+            .expect_err("SNI block");
+            eprintln!("{addr} blocked SNI, {attempt}: {err}");
+            assert_reset(&format!("{addr} blocked SNI, {attempt}"), &err);
+        }
+        assert!(
+            wait_for(5, || connections_of(&names_set(&t), addr, "tcp . 443") >= 2),
+            "{addr}: no kernel entry for each blocked connection: {}",
+            names_set(&t)
+        );
+        for attempt in ["first", "repeat"] {
+            let err = from(addr, &["-H", "Host: judi.example", &plain]).expect_err("Host block");
+            eprintln!("{addr} blocked Host, {attempt}: {err}");
+            assert_reset(&format!("{addr} blocked Host, {attempt}"), &err);
+        }
+        // An allowed name on the same server, from the same client: served.
+        let body = from(addr, &["--resolve", &allowed, "https://allowed.example/"])
+            .unwrap_or_else(|e| panic!("{addr}: allowed name over TLS refused: {e}"));
+        assert!(body.contains("site allowed.example"), "{body}");
+        let body = from(
+            addr,
+            &[
+                "-H",
+                "Host: allowed.example",
+                &format!("http://{INTERNET}/"),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{addr}: allowed Host refused: {e}"));
+        assert!(body.contains("site allowed.example"), "{body}");
+    }
+
+    // Resolve, then connect (no name of its own on the wire).
+    for (i, addr) in named.iter().enumerate() {
+        let name = format!("n{i}.named.example");
+        let out = common::netns::sh_out(&format!(
+            "ip netns exec {a} dig -b {addr} @{ROUTER_LAN} {name} A +short +time=2 +tries=2"
+        ));
+        assert_eq!(out.trim(), INTERNET, "{addr} resolving {name}");
+        assert!(
+            python_probe(
+                &a,
+                &format!(
+                    "import socket; socket.create_connection(('{INTERNET}', 80), 3, ('{addr}', 0)).close()"
+                ),
+            ),
+            "{addr}: connection after resolving {name} failed"
+        );
+    }
+
+    // Each attempt is reported once: two SNI and two Host per client.
+    let counts = |addr: &str| {
+        (
+            attempt_count(&events, BlockMethod::Sni, addr, "www.blocked.example"),
+            attempt_count(&events, BlockMethod::Http, addr, "judi.example"),
+        )
+    };
+    let reported = wait_for(10, || blocked.iter().all(|addr| counts(addr) == (2, 2)));
+    // A second pass of folding may not add any.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    for addr in &blocked {
+        assert!(
+            reported && counts(addr) == (2, 2),
+            "{addr}: (SNI, Host) attempts {:?}, want (2, 2); events {:#?}",
+            counts(addr),
+            attempts(&events)
+        );
+    }
+    assert!(
+        !attempts(&events)
+            .iter()
+            .any(|e| e.target.contains("allowed.example") || e.target.contains("named.example")),
+        "allowed names reported as blocked: {:#?}",
+        attempts(&events)
+    );
+
+    let status = t.lab.signal_and_wait(agent_idx, "TERM");
+    assert!(
+        status.success(),
+        "agent exit: {status:?}; log:\n{}",
+        log_text()
+    );
+    let threads = per_thread(&log_text());
+    eprintln!("frames per capture thread: {threads:?}");
+    assert!(
+        threads.len() == 2 && threads.iter().all(|n| *n > 0),
+        "both capture threads must see traffic: {threads:?}"
+    );
+
+    // The DNS-named connections, each named by the answer another ring's
+    // thread saw.
+    let flows: Vec<simpul_proto::FlowRecord> = std::fs::read_to_string(dir.join("flows.jsonl"))
+        .expect("flows.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad flow {l}: {e}")))
+        .collect();
+    for (i, addr) in named.iter().enumerate() {
+        let name = format!("n{i}.named.example");
+        let conn: Vec<_> = flows
+            .iter()
+            .filter(|f| {
+                f.src_ip.to_string() == *addr
+                    && f.dst_ip.to_string() == INTERNET
+                    && f.dst_port == Some(80)
+            })
+            .collect();
+        assert!(!conn.is_empty(), "{addr}: no flow to port 80");
+        for f in conn {
+            assert_eq!(
+                (f.site.as_deref(), f.site_source),
+                (Some(name.as_str()), Some(simpul_proto::SiteSource::Dns)),
+                "{addr}: flow not named by its DNS answer: {f:?}"
+            );
+        }
+    }
 }
