@@ -25,7 +25,7 @@ loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "load average before the run: $loadavg"
 if [ -n "${GENERATE:-}" ]; then
   NODES=${NODES:-500}
-  HOURS=${HOURS:-96}
+  HOURS=${HOURS:-48}
   free_gb=$(df -BG --output=avail "${TMPDIR:-/tmp}" | tail -1 | tr -dc 0-9)
   need_gb=$(( GENERATE / 7000000 + 3 ))
   if [ "$free_gb" -lt "$need_gb" ]; then

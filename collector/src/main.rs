@@ -96,7 +96,7 @@ enum Command {
         /// With --generate: agents (one agency each) and hours of traffic.
         #[arg(long, default_value_t = 500)]
         nodes: u32,
-        #[arg(long, default_value_t = 96)]
+        #[arg(long, default_value_t = 48)]
         hours: u32,
         /// With --generate: keep the database afterwards.
         #[arg(long)]
