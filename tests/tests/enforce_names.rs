@@ -282,21 +282,29 @@ fn udp_exchange(ns: &str, port: u16, payloads_hex: &[&str]) -> Vec<String> {
 /// The default capture: a TPACKET_V3 ring, with its name lane.
 #[test]
 fn first_request_to_a_blocked_name_10ms_away_is_refused() {
-    first_requests_refused("nm", "auto", Lane::Races);
+    first_requests_refused("nm", "auto", Lane::Races, 1);
 }
 
 /// The ring's blocks held for 200 ms: only the name lane can stop the
 /// first requests, and it makes every entry.
 #[test]
 fn the_name_lane_alone_refuses_the_first_requests() {
-    first_requests_refused("nl", "ring", Lane::Alone);
+    first_requests_refused("nl", "ring", Lane::Alone, 1);
 }
 
 /// The fallback capture hands a frame that may name a site over at once
 /// too (it used to wait for the next frame or its 100 ms read timeout).
 #[test]
 fn first_request_is_refused_with_the_pnet_capture() {
-    first_requests_refused("np", "pnet", Lane::None);
+    first_requests_refused("np", "pnet", Lane::None, 1);
+}
+
+/// Two fanout threads, each with a flow table: a shard's guard and the
+/// name lane share the claims, so each connection is still one kernel
+/// request, and the shard's events reach the one folding guard.
+#[test]
+fn first_requests_are_refused_with_two_capture_threads() {
+    first_requests_refused("nt", "ring", Lane::Races, 2);
 }
 
 /// Who is expected to make the kernel entries.
@@ -311,15 +319,20 @@ enum Lane {
     None,
 }
 
-fn first_requests_refused(tag: &str, method: &str, lane: Lane) {
+fn first_requests_refused(tag: &str, method: &str, lane: Lane, threads: usize) {
     assert!(is_root(), "enforcement tests need root (CI runs as root)");
     let extra = if lane == Lane::Alone {
         "ring_block_timeout_ms = 200"
     } else {
         ""
     };
-    let t = Names::start(tag, method, extra);
+    let t = Names::start(tag, method, &format!("threads = {threads}\n{extra}"));
     let log = t.log_text();
+    assert_eq!(
+        log.contains("flow table sharded over the fanout rings' threads"),
+        threads > 1,
+        "flow table sharding wrong for {threads} threads:\n{log}"
+    );
     assert!(
         method == "auto"
             || log.contains(&format!("method={method}"))
