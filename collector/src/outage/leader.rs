@@ -45,6 +45,15 @@ pub struct Leader {
     store: Arc<dyn ControlStore>,
     name: String,
     holder: String,
+    /// What the lease row holds: `holder#instance`, so two processes given
+    /// the same `collector_id` (a copied config) are still two rivals, and
+    /// one of them leads, instead of both renewing "their" lease.
+    lease_holder: String,
+}
+
+/// `holder` plus a random instance tag for this process's lease.
+fn lease_holder(holder: &str) -> String {
+    format!("{holder}#{:016x}", rand::random::<u64>())
 }
 
 struct Shared {
@@ -81,9 +90,10 @@ impl Leader {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(3);
         let believe_ms = ttl_ms - (ttl_ms / 4).max(1);
         let period = Duration::from_millis(ttl_ms / 3);
+        let lease_holder = lease_holder(holder);
         let thread = {
             let (shared, store) = (shared.clone(), store.clone());
-            let (name, holder) = (name.to_owned(), holder.to_owned());
+            let (name, holder) = (name.to_owned(), lease_holder.clone());
             std::thread::Builder::new()
                 .name("simpul-leader".into())
                 .spawn(move || {
@@ -113,6 +123,7 @@ impl Leader {
             store,
             name: name.to_owned(),
             holder: holder.to_owned(),
+            lease_holder,
         })
     }
 
@@ -154,7 +165,7 @@ impl Drop for Leader {
     fn drop(&mut self) {
         if self.thread.is_some() {
             self.stop_thread();
-            if let Err(e) = self.store.release_lease(&self.name, &self.holder) {
+            if let Err(e) = self.store.release_lease(&self.name, &self.lease_holder) {
                 tracing::warn!(lease = %self.name, error = %e, "cannot release the lease");
             }
         }
@@ -218,6 +229,21 @@ mod tests {
             next.is_leading()
         });
         drop(b);
+    }
+
+    /// A copied config gives two processes one `collector_id`: they must
+    /// still be rivals, or both lead and every outage alerts twice.
+    #[test]
+    fn one_collector_id_in_two_processes_still_has_one_leader() {
+        let dir = tempfile::tempdir().unwrap();
+        let s: Arc<dyn ControlStore> =
+            Arc::new(Store::open(dir.path(), StoreConfig::default()).unwrap());
+        let ttl = Duration::from_millis(900);
+        let a = Leader::start(s.clone(), OUTAGE_LEASE, "collector-a", ttl).unwrap();
+        let b = Leader::start(s, OUTAGE_LEASE, "collector-a", ttl).unwrap();
+        wait_for("someone leads", || a.is_leading() || b.is_leading());
+        never_both(&a, &b, 1500);
+        assert_eq!(a.holder(), b.holder(), "both still show the configured name");
     }
 
     #[test]
