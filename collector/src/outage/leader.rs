@@ -243,7 +243,11 @@ mod tests {
         let b = Leader::start(s, OUTAGE_LEASE, "collector-a", ttl).unwrap();
         wait_for("someone leads", || a.is_leading() || b.is_leading());
         never_both(&a, &b, 1500);
-        assert_eq!(a.holder(), b.holder(), "both still show the configured name");
+        assert_eq!(
+            a.holder(),
+            b.holder(),
+            "both still show the configured name"
+        );
     }
 
     #[test]
