@@ -47,17 +47,23 @@ impl DnsCache {
 
     /// The name `client` looked up for `addr`, else anyone's name for `addr`.
     pub fn lookup(&mut self, client: IpAddr, addr: IpAddr) -> Option<Arc<str>> {
+        self.lookup_whose(client, addr).map(|(n, _)| n)
+    }
+
+    /// As [`Self::lookup`], and whether the name is `client`'s own lookup
+    /// (false: someone else's name for `addr`).
+    pub fn lookup_whose(&mut self, client: IpAddr, addr: IpAddr) -> Option<(Arc<str>, bool)> {
         if let Some(n) = self.young.get(&(client, addr)) {
-            return Some(n.clone());
+            return Some((n.clone(), true));
         }
         if let Some(n) = self.old.get(&(client, addr)).cloned() {
             self.insert(client, addr, n.clone());
-            return Some(n);
+            return Some((n, true));
         }
         self.young_any
             .get(&addr)
             .or_else(|| self.old_any.get(&addr))
-            .cloned()
+            .map(|n| (n.clone(), false))
     }
 
     pub fn len(&self) -> usize {
@@ -78,6 +84,9 @@ pub struct FlowNames {
     pub dns_query: Option<Box<str>>,
     /// From the DNS cache when the flow started.
     pub dns_name: Option<Arc<str>>,
+    /// `dns_name` is another client's lookup of the address: a live shard
+    /// replaces it with the client's own answer if that comes over late.
+    pub dns_anyone: bool,
 }
 
 impl FlowNames {

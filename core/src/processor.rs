@@ -259,7 +259,11 @@ impl<S: RecordSink> Processor<S> {
             };
             let ext = &mut flow.ext;
             let Some(local) = ext.local else { continue };
-            if ext.names.as_ref().is_some_and(|n| n.dns_name.is_some()) {
+            if ext
+                .names
+                .as_ref()
+                .is_some_and(|n| n.dns_name.is_some() && !n.dns_anyone)
+            {
                 continue;
             }
             let (client, server) = (key.ip(local), key.ip(local.other()));
@@ -269,8 +273,12 @@ impl<S: RecordSink> Processor<S> {
                 .rev()
                 .find(|a| a.client == client && a.addr == server && a.ts <= first)
             {
-                ext.names_mut().dns_name = Some(a.name.clone());
-                self.stats.named_dns += 1;
+                let names = ext.names_mut();
+                if names.dns_name.is_none() {
+                    self.stats.named_dns += 1;
+                }
+                names.dns_name = Some(a.name.clone());
+                names.dns_anyone = false;
             }
         }
     }
@@ -533,7 +541,15 @@ impl<S: RecordSink> Processor<S> {
         let initiator = flow.core.initiator;
         if obs.created {
             attribute(&key, initiator, &mut flow.ext, agencies, dns, stats);
-            if dns_out.is_some() && flow.ext.names.as_ref().is_none_or(|n| n.dns_name.is_none()) {
+            // Named by someone else's lookup: the client's own answer may
+            // still come over from another shard, as for a flow unnamed.
+            if dns_out.is_some()
+                && flow
+                    .ext
+                    .names
+                    .as_ref()
+                    .is_none_or(|n| n.dns_name.is_none() || n.dns_anyone)
+            {
                 while unnamed.front().is_some_and(|(t, _)| {
                     t.saturating_add(LATE_NAMING_NS) < ts || unnamed.len() >= LATE_NAMING_FLOWS
                 }) {
@@ -802,8 +818,10 @@ fn attribute(
 ) {
     let responder = initiator.other();
     let (local, remote_ip) = place(key, initiator, ext, agencies);
-    if let Some(name) = dns.lookup(key.ip(local), remote_ip) {
-        ext.names_mut().dns_name = Some(name);
+    if let Some((name, own)) = dns.lookup_whose(key.ip(local), remote_ip) {
+        let names = ext.names_mut();
+        names.dns_name = Some(name);
+        names.dns_anyone = !own;
         stats.named_dns += 1;
     }
     let inspect = match key.proto {
@@ -1138,6 +1156,66 @@ mod tests {
         let web = &shards[1].sink().0[0];
         let dns = &shards[0].sink().0[0];
         assert_ne!(web.flow_id, dns.flow_id, "flow ids are the shards' own");
+    }
+
+    /// Live shards: a flow that began before its client's own DNS answer
+    /// came over took another client's name for the address; the client's
+    /// own answer, captured before the flow, replaces it (one processor
+    /// would have had it first). A name of its own is kept.
+    #[test]
+    fn a_late_own_answer_replaces_another_clients_name() {
+        use super::{DnsAnswer, Processor, RecordSink};
+        use crate::agency::AgencyMap;
+        use etherparse::PacketBuilder;
+        use simpul_proto::{BlockedAttempt, CounterSample, FlowRecord};
+
+        #[derive(Default)]
+        struct Flows(Vec<FlowRecord>);
+        impl RecordSink for Flows {
+            fn flow(&mut self, r: FlowRecord) {
+                self.0.push(r);
+            }
+            fn counters(&mut self, _: CounterSample) {}
+            fn blocked(&mut self, _: BlockedAttempt) {}
+        }
+        let server = [198, 51, 100, 20];
+        let mut connect = Vec::new();
+        PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv4([10, 1, 1, 2], server, 64)
+            .tcp(40001, 80, 1, 64240)
+            .syn()
+            .write(&mut connect, &[])
+            .expect("frame");
+        let ts = 1_700_000_000_000_000_000u64;
+        let answer = |ts, client: [u8; 4], name: &str| DnsAnswer {
+            ts,
+            client: client.into(),
+            addr: server.into(),
+            name: name.into(),
+        };
+        let others = [answer(ts - 10, [10, 1, 1, 3], "other.example")];
+        let own = [answer(ts, [10, 1, 1, 2], "own.example")];
+        let main = Processor::new(
+            &crate::fuzzing::small_config(),
+            AgencyMap::empty(),
+            Flows::default(),
+        );
+        let mut late = main.shard(1, 2, Flows::default());
+        late.share_dns_answers();
+        late.learn_dns_answers(&others);
+        late.handle_frame(LinkType::Ethernet, ts + 1, &connect);
+        late.learn_dns_answers(&own);
+        // Its own name first: a later answer of someone else's changes nothing.
+        let mut kept = main.shard(1, 2, Flows::default());
+        kept.share_dns_answers();
+        kept.learn_dns_answers(&own);
+        kept.handle_frame(LinkType::Ethernet, ts + 1, &connect);
+        kept.learn_dns_answers(&[answer(ts, [10, 1, 1, 3], "other.example")]);
+        for s in [&mut late, &mut kept] {
+            s.finish();
+            assert_eq!(s.sink().0[0].site.as_deref(), Some("own.example"));
+            assert_eq!(s.stats().named_dns, 1, "one flow named once");
+        }
     }
 
     /// Fuzz regression (`capture_file`): a pcapng frame whose timestamp

@@ -619,6 +619,23 @@ fn names_are_refused_and_learned_across_two_capture_threads() {
         attempts(&events)
     );
 
+    // Policy v2 allows blocked.example again: every thread's entries go,
+    // and clients on either thread reach it.
+    std::fs::write(&policy_file, policy(2, V2)).expect("rewrite policy");
+    assert!(
+        wait_for(10, || !names_set(&t).contains("tcp . 443")),
+        "name entries of v1 not cleared: {}",
+        names_set(&t)
+    );
+    for addr in &blocked {
+        let body = from(
+            addr,
+            &["--resolve", &resolve, "https://www.blocked.example/"],
+        )
+        .unwrap_or_else(|e| panic!("{addr}: unblocked by v2 but refused: {e}"));
+        assert!(body.contains("www.blocked.example"), "{body}");
+    }
+
     let status = t.lab.signal_and_wait(agent_idx, "TERM");
     assert!(
         status.success(),
