@@ -19,8 +19,9 @@ use crate::naming::{DnsCache, FlowNames, InspectLimits, StreamInspector, Verdict
 const NS: u64 = 1_000_000_000;
 /// Unmatched IP fragments are kept this long waiting for their first fragment.
 const FRAGMENT_TIMEOUT_NS: u64 = 30 * NS;
-/// A live shard's new flows without a DNS name stay this long (and at most
-/// this many) open to an answer another shard passes over late.
+/// A live shard's new flows without a DNS name of their client's own stay
+/// this long (and at most this many) open to an answer another shard
+/// passes over late.
 const LATE_NAMING_NS: u64 = 2 * NS;
 const LATE_NAMING_FLOWS: usize = 4096;
 
