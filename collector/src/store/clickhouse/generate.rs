@@ -239,8 +239,10 @@ pub fn bench_generated(
     for s in counter_sql(db, nodes, hours) {
         client.exec(&s)?;
     }
-    // The peaks of the minutes with per-second counters, as a writer
-    // opening folds them.
+    // The folded rollups of it all, as a server running for a while would
+    // have them (`rollups.rs`); then the peaks of the minutes with
+    // per-second counters, as a writer opening folds them.
+    super::rollups::fold_all(&client, db, 0)?;
     store.writer()?.fold_aggregates()?;
     // As a server running for a while would have them: parts merged, one
     // partition at a time (a merge needs room for one partition's copy).

@@ -33,6 +33,7 @@
 mod client;
 mod peaks;
 mod reader;
+mod rollups;
 mod rows;
 pub mod schema;
 pub mod server;
@@ -232,6 +233,8 @@ pub struct ClickHouseFlowStore {
     local_db: Arc<str>,
     retention: [u32; 10],
     writer_open: Arc<AtomicBool>,
+    /// Minutes the writer stored but did not fold yet (`rollups.rs`).
+    pending: rollups::Shared,
 }
 
 impl ClickHouseFlowStore {
@@ -270,6 +273,7 @@ impl ClickHouseFlowStore {
             local_db: local_db.as_str().into(),
             retention: cfg.retention(store),
             writer_open: Arc::new(AtomicBool::new(false)),
+            pending: rollups::Shared::default(),
         })
     }
 

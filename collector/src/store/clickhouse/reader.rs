@@ -1,7 +1,8 @@
 //! Queries. Every answer is shaped as the in-memory store shapes it (the
 //! reference the SQLite store is held to), with ClickHouse doing the
 //! scanning and summing: rollups are read with FINAL (a batch written
-//! twice counts once, see `mod.rs`), a flow is its latest row by
+//! twice counts once, see `mod.rs`), folded ones but for the minutes not
+//! folded yet (`rollups.rs`), a flow is its latest row by
 //! (seq, idx), and every filter is pushed into the SQL so LIMITs are exact.
 
 use std::collections::HashMap;
@@ -12,7 +13,7 @@ use simpul_proto::BlockedAttempt;
 
 use super::client::lit;
 use super::rows::{latest_select, StateRow, NO_SOURCE};
-use super::{ip_from_key, ip_key, schema, ClickHouseFlowStore};
+use super::{ip_from_key, ip_key, rollups, schema, ClickHouseFlowStore};
 use crate::store::codec::{
     block_method_code, block_method_from, rfc_ns, rfc_s, secs, site_source_from,
 };
@@ -43,13 +44,54 @@ impl ChReader {
     fn t(&self, table: &str) -> String {
         format!("{}.{table}", self.s.db)
     }
-}
 
-fn step_table(step: Step) -> &'static str {
-    match step {
-        Step::Second => schema::USAGE_1S.name,
-        Step::Minute => schema::USAGE_1M.name,
-        Step::Hour => schema::USAGE_1H.name,
+    /// The counters of one step matching `cond` over `[from, to)`, as a
+    /// subquery with `cols`: the seconds, or the folded steps and the
+    /// views' rows of the steps not folded yet (`rollups.rs`).
+    fn usage_src(
+        &self,
+        step: Step,
+        cols: &str,
+        cond: &str,
+        range: (u64, u64),
+        agency: Option<&str>,
+    ) -> String {
+        let (folded, raw) = match step {
+            Step::Second => {
+                return format!(
+                    "(SELECT {cols} FROM {} FINAL WHERE {cond})",
+                    self.t("usage_1s")
+                )
+            }
+            Step::Minute => (rollups::USAGE_1M, schema::USAGE_1M.name),
+            Step::Hour => (rollups::USAGE_1H, schema::USAGE_1H.name),
+        };
+        let pending = rollups::pending_steps(
+            &rollups::lock(&self.s.pending).usage,
+            step.secs(),
+            range,
+            agency,
+        );
+        rollups::source(&self.s.db, (folded, raw), "ts", cols, cond, &pending)
+    }
+
+    /// Top hosts (`sites`: false) or sites per minute, as `usage_src`.
+    fn top_src(
+        &self,
+        sites: bool,
+        cols: &str,
+        cond: &str,
+        range: (u64, u64),
+        agency: Option<&str>,
+    ) -> String {
+        let pending =
+            rollups::pending_steps(&rollups::lock(&self.s.pending).hosts, 60, range, agency);
+        let tables = if sites {
+            (rollups::SITES, schema::TOP_SITES.name)
+        } else {
+            (rollups::HOSTS, schema::TOP_HOSTS.name)
+        };
+        rollups::source(&self.s.db, tables, "minute", cols, cond, &pending)
     }
 }
 
@@ -399,12 +441,21 @@ impl ChReader {
     ) -> Result<Vec<TopHost>, StoreError> {
         let from = from / 60 * 60;
         let unit = unit.map_or(String::new(), |u| format!(" AND unit = {}", lit(u)));
+        let cond = format!(
+            "minute >= {from} AND minute < {to}{}{unit}",
+            agency_cond("agency", agency)
+        );
         let rows: Vec<HostSum> = self.rows(&format!(
             "SELECT agency, unit, host, sum(bytes_up) AS u, sum(bytes_down) AS d, \
-             sum(flows) AS f FROM {} FINAL WHERE minute >= {from} AND minute < {to}{}{unit} \
+             sum(flows) AS f FROM {} \
              GROUP BY agency, unit, host ORDER BY u + d DESC, host ASC LIMIT {}",
-            self.t("top_hosts_1m"),
-            agency_cond("agency", agency),
+            self.top_src(
+                false,
+                "agency, unit, host, bytes_up, bytes_down, flows",
+                &cond,
+                (from, to),
+                agency
+            ),
             limit.min(1000)
         ))?;
         rows.into_iter()
@@ -467,10 +518,15 @@ impl FlowReader for ChReader {
         let first_minute = (end / 60 * 60).saturating_sub(14 * 60);
         t.top_sites = self
             .rows::<SiteSum>(&format!(
-                "SELECT site, sum(bytes) AS b, sum(flows) AS f FROM {} FINAL \
-                 WHERE minute >= {first_minute} AND minute <= {end} GROUP BY site \
+                "SELECT site, sum(bytes) AS b, sum(flows) AS f FROM {} GROUP BY site \
                  ORDER BY b DESC, site ASC LIMIT 10",
-                self.t("top_sites_1m")
+                self.top_src(
+                    true,
+                    "site, bytes, flows",
+                    &format!("minute >= {first_minute} AND minute <= {end}"),
+                    (first_minute, end + 1),
+                    None
+                )
             ))?
             .into_iter()
             .map(|r| OverviewSite {
@@ -511,9 +567,14 @@ impl FlowReader for ChReader {
         let buckets: Vec<Bucket> = self.rows(&format!(
             "SELECT ts, sum(bytes_in) AS i, sum(bytes_out) AS o, \
              sumIf(bytes_in, scope = 0) AS ii, sumIf(bytes_out, scope = 0) AS io \
-             FROM {} FINAL WHERE agency = {a} AND ts >= {from} AND ts < {to} \
-             GROUP BY ts HAVING i + o > 0 ORDER BY ts LIMIT {}",
-            self.t(step_table(step)),
+             FROM {} GROUP BY ts HAVING i + o > 0 ORDER BY ts LIMIT {}",
+            self.usage_src(
+                step,
+                "ts, scope, bytes_in, bytes_out",
+                &format!("agency = {a} AND ts >= {from} AND ts < {to}"),
+                (from, to),
+                Some(agency)
+            ),
             MAX_USAGE_STEPS + 1
         ))?;
         peaks::check_points(buckets.len())?;
@@ -617,12 +678,20 @@ impl FlowReader for ChReader {
         limit: usize,
     ) -> Result<Vec<TopSite>, StoreError> {
         let from = from / 60 * 60;
+        let cond = format!(
+            "minute >= {from} AND minute < {to}{}",
+            agency_cond("agency", agency)
+        );
         let rows: Vec<SiteSum> = self.rows(&format!(
-            "SELECT site, sum(bytes) AS b, sum(flows) AS f, min(source) AS src FROM {} FINAL \
-             WHERE minute >= {from} AND minute < {to}{} GROUP BY site \
-             ORDER BY b DESC, site ASC LIMIT {}",
-            self.t("top_sites_1m"),
-            agency_cond("agency", agency),
+            "SELECT site, sum(bytes) AS b, sum(flows) AS f, min(source) AS src FROM {} \
+             GROUP BY site ORDER BY b DESC, site ASC LIMIT {}",
+            self.top_src(
+                true,
+                "site, bytes, flows, source",
+                &cond,
+                (from, to),
+                agency
+            ),
             limit.min(1000)
         ))?;
         rows.into_iter()
@@ -690,9 +759,14 @@ impl FlowReader for ChReader {
         let rows: Vec<UnitSum> = self.rows(&format!(
             "SELECT unit, sum(bytes_in) AS i, sum(bytes_out) AS o, \
              sumIf(bytes_in, scope = 0) AS ii, sumIf(bytes_out, scope = 0) AS io \
-             FROM {} FINAL WHERE agency = {} AND ts >= {from} AND ts < {to} GROUP BY unit",
-            self.t(step_table(step)),
-            lit(agency)
+             FROM {} GROUP BY unit",
+            self.usage_src(
+                step,
+                "unit, scope, bytes_in, bytes_out",
+                &format!("agency = {} AND ts >= {from} AND ts < {to}", lit(agency)),
+                (from, to),
+                Some(agency)
+            )
         ))?;
         let mut out: Vec<UnitUsage> = rows
             .into_iter()

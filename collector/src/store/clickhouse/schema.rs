@@ -15,7 +15,8 @@
 //! may share its insert with other batches than the first time). So a rollup
 //! row is one batch's sum for one minute/hour and key; a batch of 1000
 //! records of one second gives one row per unit and scope instead of one per
-//! second and counter, and the readers sum the rest.
+//! second and counter. Such rows barely shrink, so the writer folds them
+//! into one row per step and key (`rollups.rs`), which readers use.
 //!
 //! Retention: 18.16 has no TTL, so every table is partitioned by day (the
 //! hourly rollup by 30 days) and `Writer::apply_retention` drops the
@@ -27,7 +28,9 @@ use crate::store::StoreError;
 
 /// This code's schema; a database with a newer one is refused.
 /// 2: the peak tables (`usage_peak_1m`, `usage_peak_1h`).
-pub const VERSION: u64 = 2;
+/// 3: the folded rollups (`rollups.rs`), filled from the views' tables on
+/// upgrade.
+pub const VERSION: u64 = 3;
 
 const DAY: u64 = 86_400;
 const NS: u64 = 1_000_000_000;
@@ -93,6 +96,43 @@ pub const TOP_SITES: Table = Table {
     part_secs: DAY,
     time_unit: 1,
 };
+
+/// The folded rollups (`rollups.rs`), each with the views' table it folds
+/// (whose retention it keeps).
+pub const FOLDED: [(Table, Table); 4] = [
+    (
+        Table {
+            name: super::rollups::USAGE_1M,
+            part_secs: DAY,
+            time_unit: 1,
+        },
+        USAGE_1M,
+    ),
+    (
+        Table {
+            name: super::rollups::USAGE_1H,
+            part_secs: 30 * DAY,
+            time_unit: 1,
+        },
+        USAGE_1H,
+    ),
+    (
+        Table {
+            name: super::rollups::HOSTS,
+            part_secs: DAY,
+            time_unit: 1,
+        },
+        TOP_HOSTS,
+    ),
+    (
+        Table {
+            name: super::rollups::SITES,
+            part_secs: DAY,
+            time_unit: 1,
+        },
+        TOP_SITES,
+    ),
+];
 
 fn part(t: Table, col: &str) -> String {
     format!("intDiv({col}, {})", t.part_secs * t.time_unit)
@@ -174,6 +214,42 @@ fn statements(db: &str) -> Vec<String> {
         // step replaces the ones before.
         peak_table(db, PEAK_1M),
         peak_table(db, PEAK_1H),
+        // The folds (`rollups.rs`): one row per step and key, the latest
+        // fold replacing the ones before.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{} (agency String, ts UInt64, unit String, \
+             scope UInt8, bytes_in UInt64, bytes_out UInt64, packets_in UInt64, \
+             packets_out UInt64, version UInt64) \
+             ENGINE = ReplacingMergeTree(version) PARTITION BY {} \
+             ORDER BY (agency, ts, unit, scope)",
+            FOLDED[0].0.name,
+            part(FOLDED[0].0, "ts")
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{} (agency String, ts UInt64, unit String, \
+             scope UInt8, bytes_in UInt64, bytes_out UInt64, packets_in UInt64, \
+             packets_out UInt64, version UInt64) \
+             ENGINE = ReplacingMergeTree(version) PARTITION BY {} \
+             ORDER BY (agency, ts, unit, scope)",
+            FOLDED[1].0.name,
+            part(FOLDED[1].0, "ts")
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{} (agency String, minute UInt64, unit String, \
+             host String, bytes_up UInt64, bytes_down UInt64, flows UInt64, version UInt64) \
+             ENGINE = ReplacingMergeTree(version) PARTITION BY {} \
+             ORDER BY (agency, minute, unit, host)",
+            FOLDED[2].0.name,
+            part(FOLDED[2].0, "minute")
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{} (agency String, minute UInt64, site String, \
+             bytes UInt64, flows UInt64, source UInt8, version UInt64) \
+             ENGINE = ReplacingMergeTree(version) PARTITION BY {} \
+             ORDER BY (agency, minute, site)",
+            FOLDED[3].0.name,
+            part(FOLDED[3].0, "minute")
+        ),
         format!(
             "CREATE TABLE IF NOT EXISTS {db}.top_hosts_1m (agency String, minute UInt64, \
              unit String, host String, {id}, bytes_up UInt64, bytes_down UInt64, flows UInt64) \
@@ -269,7 +345,7 @@ pub fn migrate(c: &Client, db: &str) -> Result<(), StoreError> {
 }
 
 /// Every table, with what a Distributed table over it shards by.
-const SHARDED: [(&str, &str); 12] = [
+const SHARDED: [(&str, &str); 16] = [
     ("flow_times", "cityHash64(node)"),
     ("meta", "cityHash64(key)"),
     ("streams", "cityHash64(node)"),
@@ -282,6 +358,10 @@ const SHARDED: [(&str, &str); 12] = [
     ("top_sites_1m", "cityHash64(node)"),
     ("usage_peak_1m", "cityHash64(agency)"),
     ("usage_peak_1h", "cityHash64(agency)"),
+    ("usage_1m_f", "cityHash64(agency)"),
+    ("usage_1h_f", "cityHash64(agency)"),
+    ("top_hosts_1m_f", "cityHash64(agency)"),
+    ("top_sites_1m_f", "cityHash64(agency)"),
 ];
 
 /// A cluster: every table and view on each shard in `local`, and on each
@@ -334,6 +414,10 @@ fn check_version(c: &Client, db: &str) -> Result<(), StoreError> {
         });
     }
     if found < VERSION {
+        if found > 0 && found < 3 {
+            // The views' tables of an older database, folded once.
+            super::rollups::fold_all(c, db, 0)?;
+        }
         c.insert(
             &format!("{db}.meta"),
             format!("{{\"key\":\"schema\",\"value\":{VERSION}}}\n").as_bytes(),

@@ -12,6 +12,7 @@ use simpul_proto::{EndReason, FlowRecord, RecordKind};
 
 use super::client::lit;
 use super::peaks::{self, Minute};
+use super::rollups;
 use super::rows::{flow_out, latest_select, Credit, StateRow};
 use super::schema::{self, Table};
 use super::{ClickHouseFlowStore, WriterSlot};
@@ -187,6 +188,12 @@ impl ChWriter {
             ))?
             .first()
             .map_or(0, |m| m.v);
+        {
+            let mut p = rollups::lock(&s.pending);
+            p.usage.extend(peaks::recent_minutes(&s.client, &db)?);
+            p.hosts
+                .extend(rollups::recent_host_minutes(&s.client, &db)?);
+        }
         let mut w = ChWriter {
             streams: marks
                 .into_iter()
@@ -205,6 +212,11 @@ impl ChWriter {
             s,
             _slot: slot,
         };
+        // Readers list the minutes not folded yet: fold the opening's many
+        // now (a failure is retried with the next call).
+        if let Err(e) = w.fold_peaks() {
+            tracing::warn!(error = %e, "cannot fold usage rollups");
+        }
         let h = w.horizon;
         for r in w.states_as_of_marks(&format!(
             "(node, boot, flow_id) IN (SELECT node, boot, flow_id FROM {db}.flow_records \
@@ -327,6 +339,7 @@ impl FlowWriter for ChWriter {
         let (mut flows, mut counters, mut blocked) =
             (Rows::default(), Rows::default(), Rows::default());
         let mut newest = self.newest;
+        let (mut usage_minutes, mut host_minutes) = (BTreeSet::new(), BTreeSet::new());
         for (g, outcomes) in groups.iter().zip(&out) {
             let node = self.node(g.node_id);
             for (b, o) in g.batches.iter().zip(outcomes) {
@@ -343,6 +356,10 @@ impl FlowWriter for ChWriter {
                         continue;
                     };
                     newest = newest.max(rec.last_seen);
+                    host_minutes.insert((
+                        credit.agency.to_string(),
+                        rec.last_seen / 1_000_000_000 / 60 * 60,
+                    ));
                     flows.push(&flow_out(
                         g.node_id,
                         b.boot_epoch,
@@ -355,6 +372,7 @@ impl FlowWriter for ChWriter {
                     changed.insert(key, state);
                 }
                 for (i, c) in b.counters.iter().enumerate() {
+                    usage_minutes.insert((g.agency.to_string(), c.ts / 60 * 60));
                     counters.push(&CounterOut {
                         agency: g.agency,
                         ts: c.ts,
@@ -395,6 +413,13 @@ impl FlowWriter for ChWriter {
         }
 
         // 3. Data, then marks; the caches take the call only once both are in.
+        // Readers take the call's minutes from the views' tables until they
+        // are folded, from before its rows can be seen.
+        {
+            let mut p = rollups::lock(&self.s.pending);
+            p.usage.extend(usage_minutes);
+            p.hosts.extend(host_minutes);
+        }
         self.insert("flow_records", flows)?;
         self.insert("usage_1s", counters)?;
         self.insert("blocked", blocked)?;
@@ -511,6 +536,14 @@ impl FlowWriter for ChWriter {
                 _ => st.top_sites_1m = dropped,
             }
         }
+        // The folds keep their views' tables' retention (counted there).
+        for (t, of) in schema::FOLDED {
+            let Some(i) = schema::RETAINED.iter().position(|r| r.name == of.name) else {
+                continue;
+            };
+            let cut = now_s.saturating_sub(u64::from(self.s.retention[i]) * 86_400);
+            self.drop_before(t, cut)?;
+        }
         Ok(st)
     }
 }
@@ -526,7 +559,10 @@ impl ChWriter {
     /// number of minutes.
     fn fold_peaks(&mut self) -> Result<u64, StoreError> {
         self.last_fold = Instant::now();
-        if self.dirty.is_empty() {
+        if self.dirty.is_empty() && {
+            let p = rollups::lock(&self.s.pending);
+            p.usage.is_empty() && p.hosts.is_empty()
+        } {
             return Ok(0);
         }
         let now = SystemTime::now()
@@ -537,6 +573,21 @@ impl ChWriter {
         peaks::fold(&self.s.client, &self.s.db, &self.dirty, self.fold_version)?;
         let n = self.dirty.len() as u64;
         self.dirty.clear();
+        // The writer alone adds minutes, and not while it folds.
+        let (usage, hosts) = {
+            let p = rollups::lock(&self.s.pending);
+            (p.usage.clone(), p.hosts.clone())
+        };
+        rollups::fold(
+            &self.s.client,
+            &self.s.db,
+            &usage,
+            &hosts,
+            self.fold_version,
+        )?;
+        let mut p = rollups::lock(&self.s.pending);
+        p.usage.retain(|m| !usage.contains(m));
+        p.hosts.retain(|m| !hosts.contains(m));
         Ok(n)
     }
 

@@ -1,0 +1,209 @@
+//! Folded rollups: one row per (agency, step, key) and fold version, so
+//! readers over long ranges sum few rows. The views' tables (`usage_1m`,
+//! `usage_1h`, `top_hosts_1m`, `top_sites_1m`) hold one row per batch and
+//! key (what exactly-once needs, see `schema.rs`) and barely shrink; the
+//! writer refolds the minutes a stored call touched from them (FINAL: a
+//! batch written twice counts once) into the `*_f` tables, along with the
+//! peaks (`peaks.rs`). A refold replaces the row before it
+//! (ReplacingMergeTree by version), so folding again changes nothing.
+//!
+//! Until a touched minute is folded, readers read it from the views'
+//! tables: the writer lists it in `Pending`, which readers of this process
+//! share. (Known limit: a reader in another process sees a late batch's
+//! minute from the folded row until the writer's next fold, ≤ 5 s.)
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use super::client::{lit, Client};
+use super::peaks::Minute;
+use crate::store::StoreError;
+
+pub const USAGE_1M: &str = "usage_1m_f";
+pub const USAGE_1H: &str = "usage_1h_f";
+pub const HOSTS: &str = "top_hosts_1m_f";
+pub const SITES: &str = "top_sites_1m_f";
+
+/// Steps per statement at most (far below `max_query_size`).
+const CHUNK: usize = 2000;
+
+/// Minutes stored but not folded yet.
+#[derive(Default, Debug)]
+pub struct Pending {
+    /// Counters, by agency and minute.
+    pub usage: BTreeSet<Minute>,
+    /// Credited flow records, by credit agency and minute.
+    pub hosts: BTreeSet<Minute>,
+}
+
+pub type Shared = std::sync::Arc<Mutex<Pending>>;
+
+pub fn lock(p: &Shared) -> std::sync::MutexGuard<'_, Pending> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn list(steps: &[(&str, u64)]) -> String {
+    steps
+        .iter()
+        .map(|(a, ts)| format!("({}, {ts})", lit(a)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn agencies(steps: &[(&str, u64)]) -> String {
+    let set: BTreeSet<&str> = steps.iter().map(|s| s.0).collect();
+    let l: Vec<String> = set.into_iter().map(lit).collect();
+    format!("agency IN ({})", l.join(", "))
+}
+
+/// `WHERE` of the steps `[(agency, start)]` over a table's time column.
+fn steps_cond(steps: &[(&str, u64)], col: &str, span: u64) -> String {
+    let lo = steps.iter().map(|s| s.1).min().unwrap_or(0);
+    let hi = steps.iter().map(|s| s.1).max().unwrap_or(0) + span;
+    format!(
+        "{} AND {col} >= {lo} AND {col} < {hi} AND (agency, {col}) IN ({})",
+        agencies(steps),
+        list(steps)
+    )
+}
+
+fn usage_sql(db: &str, to: &str, from: &str, step: u64, cond: &str, v: u64) -> String {
+    format!(
+        "INSERT INTO {db}.{to} (agency, ts, unit, scope, bytes_in, bytes_out, packets_in, \
+         packets_out, version) \
+         SELECT agency, intDiv(ts, {step}) * {step} AS t, unit, scope, sum(bytes_in), \
+         sum(bytes_out), sum(packets_in), sum(packets_out), toUInt64({v}) \
+         FROM {db}.{from} FINAL WHERE {cond} GROUP BY agency, t, unit, scope"
+    )
+}
+
+fn hosts_sql(db: &str, cond: &str, v: u64) -> String {
+    format!(
+        "INSERT INTO {db}.{HOSTS} (agency, minute, unit, host, bytes_up, bytes_down, flows, \
+         version) \
+         SELECT agency, minute, unit, host, sum(bytes_up), sum(bytes_down), sum(flows), \
+         toUInt64({v}) FROM {db}.top_hosts_1m FINAL WHERE {cond} \
+         GROUP BY agency, minute, unit, host"
+    )
+}
+
+fn sites_sql(db: &str, cond: &str, v: u64) -> String {
+    format!(
+        "INSERT INTO {db}.{SITES} (agency, minute, site, bytes, flows, source, version) \
+         SELECT agency, minute, site, sum(bytes), sum(flows), min(source), toUInt64({v}) \
+         FROM {db}.top_sites_1m FINAL WHERE {cond} GROUP BY agency, minute, site"
+    )
+}
+
+/// Refold the given minutes (and the hours of the usage ones).
+pub fn fold(
+    c: &Client,
+    db: &str,
+    usage: &BTreeSet<Minute>,
+    hosts: &BTreeSet<Minute>,
+    v: u64,
+) -> Result<(), StoreError> {
+    let mins: Vec<(&str, u64)> = usage.iter().map(|(a, m)| (a.as_str(), *m)).collect();
+    for chunk in mins.chunks(CHUNK) {
+        c.exec(&usage_sql(
+            db,
+            USAGE_1M,
+            "usage_1m",
+            60,
+            &steps_cond(chunk, "ts", 60),
+            v,
+        ))?;
+    }
+    let hours: BTreeSet<(&str, u64)> = mins.iter().map(|(a, m)| (*a, m / 3600 * 3600)).collect();
+    let hours: Vec<(&str, u64)> = hours.into_iter().collect();
+    for chunk in hours.chunks(CHUNK) {
+        c.exec(&usage_sql(
+            db,
+            USAGE_1H,
+            "usage_1h",
+            3600,
+            &steps_cond(chunk, "ts", 3600),
+            v,
+        ))?;
+    }
+    let mins: Vec<(&str, u64)> = hosts.iter().map(|(a, m)| (a.as_str(), *m)).collect();
+    for chunk in mins.chunks(CHUNK) {
+        let cond = steps_cond(chunk, "minute", 60);
+        c.exec(&hosts_sql(db, &cond, v))?;
+        c.exec(&sites_sql(db, &cond, v))?;
+    }
+    Ok(())
+}
+
+/// Fold everything the views' tables hold (a database written before the
+/// folded tables, or generated).
+pub fn fold_all(c: &Client, db: &str, v: u64) -> Result<(), StoreError> {
+    c.exec(&usage_sql(db, USAGE_1M, "usage_1m", 60, "1", v))?;
+    c.exec(&usage_sql(db, USAGE_1H, "usage_1h", 3600, "1", v))?;
+    c.exec(&hosts_sql(db, "1", v))?;
+    c.exec(&sites_sql(db, "1", v))
+}
+
+/// The credited minutes of the last two hours before the newest one (what
+/// a writer opening refolds, with `peaks::recent_minutes` for the usage).
+pub fn recent_host_minutes(c: &Client, db: &str) -> Result<BTreeSet<Minute>, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct M {
+        agency: String,
+        m: u64,
+    }
+    let rows: Vec<M> = c.rows(&format!(
+        "SELECT DISTINCT agency, minute AS m FROM {db}.top_hosts_1m \
+         WHERE minute >= (SELECT max(minute) FROM {db}.top_hosts_1m) - 7200 \
+         UNION ALL SELECT DISTINCT agency, minute AS m FROM {db}.top_sites_1m \
+         WHERE minute >= (SELECT max(minute) FROM {db}.top_sites_1m) - 7200"
+    ))?;
+    Ok(rows.into_iter().map(|r| (r.agency, r.m)).collect())
+}
+
+/// A reader's source of a folded table and the views' table it folds: the
+/// folded rows matching `cond` but for the `pending` steps (agency, start;
+/// not folded yet), and the views' rows of those, as one subquery with
+/// the columns `cols` (the same in both tables; the caller sums).
+pub fn source(
+    db: &str,
+    (folded, raw): (&str, &str),
+    time: &str,
+    cols: &str,
+    cond: &str,
+    pending: &[(String, u64)],
+) -> String {
+    if pending.is_empty() {
+        return format!("(SELECT {cols} FROM {db}.{folded} FINAL WHERE {cond})");
+    }
+    if pending.len() > CHUNK {
+        // Too many to list (`max_query_size`): the views' rows alone are
+        // as exact, only slower.
+        return format!("(SELECT {cols} FROM {db}.{raw} FINAL WHERE {cond})");
+    }
+    let l = pending
+        .iter()
+        .map(|(a, ts)| format!("({}, {ts})", lit(a)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "(SELECT {cols} FROM {db}.{folded} FINAL WHERE {cond} AND (agency, {time}) NOT IN ({l}) \
+         UNION ALL SELECT {cols} FROM {db}.{raw} FINAL WHERE {cond} AND (agency, {time}) IN ({l}))"
+    )
+}
+
+/// The pending steps of `step` seconds within `[from, to)`, of `agency`
+/// if given.
+pub fn pending_steps(
+    set: &BTreeSet<Minute>,
+    step: u64,
+    (from, to): (u64, u64),
+    agency: Option<&str>,
+) -> Vec<(String, u64)> {
+    let steps: BTreeSet<(String, u64)> = set
+        .iter()
+        .filter(|(a, m)| agency.is_none_or(|x| x == a) && *m + 60 > from && *m < to)
+        .map(|(a, m)| (a.clone(), m / step * step))
+        .collect();
+    steps.into_iter().collect()
+}
