@@ -16,4 +16,6 @@ cargo test --workspace --all-targets --no-fail-fast
 
 echo "== dashboard in a real browser (playwright-core driving Debian's chromium)"
 cargo build -q -p simpul-demo
-node --test tests/browser/
+# Two files at a time: most of their time is spent waiting for the demo's
+# traffic to build up, not on the CPU, and the suite must stay under 30 min.
+node --test --test-concurrency=2 tests/browser/

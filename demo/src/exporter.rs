@@ -22,6 +22,8 @@ pub const AGENCY_INDEX: u8 = 0;
 const TEMPLATES_EVERY: u32 = 10;
 /// One datagram in this many is skipped (a gap the collector counts).
 const LOSE_EVERY: u32 = 60;
+/// Which datagram of each `LOSE_EVERY` is skipped.
+const FIRST_LOSS: u32 = 5;
 
 /// Send a datagram of a few sampled flows every second to `to`.
 pub async fn run(to: SocketAddr) {
@@ -85,7 +87,9 @@ pub async fn run(to: SocketAddr) {
                 }
             })
             .collect();
-        if n % LOSE_EVERY == LOSE_EVERY - 1 {
+        // The first loss comes a few seconds in, so a fresh demo shows a gap
+        // at once rather than after a minute.
+        if n % LOSE_EVERY == FIRST_LOSS {
             x.skip(1);
         }
         let d = x.datagram(now, &flows, n % TEMPLATES_EVERY == 0);

@@ -106,7 +106,7 @@ describe('Simpul NOC dashboard: a NetFlow exporter and its sampled flows (collec
     assert.equal(await page.getByTestId('node-exporter-sampling').textContent(), '1:100 (byte dan paket dikalikan 100)');
     assert.equal(await page.getByTestId('node-exporter-templates').textContent(), String(x.templates));
     assert.equal(x.templates, 2, 'a flow template and a sampling options template');
-    // The demo skips one sequence number in 60 datagrams (one a second): the gap shows within about a minute of the start.
+    // The demo skips one sequence number in 60 datagrams (one a second), the first about 6 s after its start.
     await waitFor(async () => Number(await page.getByTestId('node-exporter-lost').getAttribute('data-value')) >= 1,
       { timeout: 120000, interval: 1000, message: 'a sequence gap counted' });
     const lost = (await get('api/v1/netflow/exporters')).find((e) => e.node_id === EXPORTER).domains[0].lost;
