@@ -984,26 +984,29 @@ pub fn build_record(e: &Export<'_, FlowExt>, agencies: &AgencyMap) -> FlowRecord
 
 #[cfg(test)]
 mod tests {
+    use super::RecordSink;
     use crate::decode::LinkType;
+    use simpul_proto::{BlockedAttempt, CounterSample, FlowRecord};
+
+    /// A sink that keeps the flow records (the tests look only at those).
+    #[derive(Default)]
+    struct Flows(Vec<FlowRecord>);
+    impl RecordSink for Flows {
+        fn flow(&mut self, r: FlowRecord) {
+            self.0.push(r);
+        }
+        fn counters(&mut self, _: CounterSample) {}
+        fn blocked(&mut self, _: BlockedAttempt) {}
+    }
 
     /// DNS messages that cannot name anything are not parsed, and counted
     /// as skipped; naming is what parsing them all gave.
     #[test]
     fn dns_messages_that_teach_nothing_are_skipped() {
-        use super::{Processor, RecordSink};
+        use super::Processor;
         use crate::agency::AgencyMap;
         use etherparse::PacketBuilder;
-        use simpul_proto::{BlockedAttempt, CounterSample, FlowRecord};
 
-        #[derive(Default)]
-        struct Flows(Vec<FlowRecord>);
-        impl RecordSink for Flows {
-            fn flow(&mut self, r: FlowRecord) {
-                self.0.push(r);
-            }
-            fn counters(&mut self, _: CounterSample) {}
-            fn blocked(&mut self, _: BlockedAttempt) {}
-        }
         let question: &[u8] = b"\x01a\x07example\x00\x00\x01\x00\x01";
         let header = |flags: u16, qd: u16, an: u16| {
             let mut h = vec![0, 7];
@@ -1075,20 +1078,10 @@ mod tests {
     /// connection there as one processor would. Shards' flow ids differ.
     #[test]
     fn a_dns_answer_one_shard_learns_names_a_flow_in_another() {
-        use super::{DnsAnswer, Processor, RecordSink};
+        use super::{DnsAnswer, Processor};
         use crate::agency::AgencyMap;
         use etherparse::PacketBuilder;
-        use simpul_proto::{BlockedAttempt, CounterSample, FlowRecord};
 
-        #[derive(Default)]
-        struct Flows(Vec<FlowRecord>);
-        impl RecordSink for Flows {
-            fn flow(&mut self, r: FlowRecord) {
-                self.0.push(r);
-            }
-            fn counters(&mut self, _: CounterSample) {}
-            fn blocked(&mut self, _: BlockedAttempt) {}
-        }
         let question: &[u8] = b"\x01a\x07example\x00\x00\x01\x00\x01";
         let mut answer = vec![0, 7, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
         answer.extend_from_slice(question);
@@ -1165,20 +1158,10 @@ mod tests {
     /// would have had it first). A name of its own is kept.
     #[test]
     fn a_late_own_answer_replaces_another_clients_name() {
-        use super::{DnsAnswer, Processor, RecordSink};
+        use super::{DnsAnswer, Processor};
         use crate::agency::AgencyMap;
         use etherparse::PacketBuilder;
-        use simpul_proto::{BlockedAttempt, CounterSample, FlowRecord};
 
-        #[derive(Default)]
-        struct Flows(Vec<FlowRecord>);
-        impl RecordSink for Flows {
-            fn flow(&mut self, r: FlowRecord) {
-                self.0.push(r);
-            }
-            fn counters(&mut self, _: CounterSample) {}
-            fn blocked(&mut self, _: BlockedAttempt) {}
-        }
         let server = [198, 51, 100, 20];
         let mut connect = Vec::new();
         PacketBuilder::ethernet2([2; 6], [4; 6])
