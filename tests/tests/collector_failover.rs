@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -15,36 +14,6 @@ use common::collector::*;
 use common::netns::wait_for;
 use common::*;
 use simpul_proto::FlowRecord;
-
-/// What identifies one record and what it counted.
-type RecordKey = (String, u64, String, String, String, String, String);
-type Counted = (u64, u64, u64, u64);
-
-fn key(r: &FlowRecord) -> (RecordKey, Counted) {
-    (
-        (
-            format!("{:?}", r.kind),
-            r.flow_id,
-            r.proto.clone(),
-            r.src_ip.to_string(),
-            format!("{:?}", r.src_port),
-            r.dst_ip.to_string(),
-            format!("{:?}", r.dst_port),
-        ),
-        (r.packets_up, r.bytes_up, r.packets_down, r.bytes_down),
-    )
-}
-
-/// Records as a multiset: how often each (identity, counts) occurs.
-fn multiset<'a>(
-    records: impl Iterator<Item = &'a FlowRecord>,
-) -> BTreeMap<(RecordKey, Counted), u32> {
-    let mut m = BTreeMap::new();
-    for r in records {
-        *m.entry(key(r)).or_insert(0) += 1;
-    }
-    m
-}
 
 /// The second collector: collector A's config with its own ports and log,
 /// on A's data directory (same CA, keys, credentials and store).

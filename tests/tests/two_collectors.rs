@@ -155,36 +155,6 @@ impl Drop for LeaderWatch {
     }
 }
 
-/// What identifies one record and what it counted.
-type RecordKey = (String, u64, String, String, String, String, String);
-type Counted = (u64, u64, u64, u64);
-
-fn key(r: &FlowRecord) -> (RecordKey, Counted) {
-    (
-        (
-            format!("{:?}", r.kind),
-            r.flow_id,
-            r.proto.clone(),
-            r.src_ip.to_string(),
-            format!("{:?}", r.src_port),
-            r.dst_ip.to_string(),
-            format!("{:?}", r.dst_port),
-        ),
-        (r.packets_up, r.bytes_up, r.packets_down, r.bytes_down),
-    )
-}
-
-/// Records as a multiset: how often each (identity, counts) occurs.
-fn multiset<'a>(
-    records: impl Iterator<Item = &'a FlowRecord>,
-) -> BTreeMap<(RecordKey, Counted), u32> {
-    let mut m = BTreeMap::new();
-    for r in records {
-        *m.entry(key(r)).or_insert(0) += 1;
-    }
-    m
-}
-
 fn stored_flows(c: &Collector, agency: &str) -> Vec<FlowRecord> {
     let v = c.get(&format!("/api/v1/flows?agency={agency}&from=0&limit=1000"));
     let rows = v.as_array().unwrap_or_else(|| panic!("not a list: {v}"));

@@ -2,11 +2,13 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use super::binary;
 use super::netns::wait_for;
+use simpul_proto::FlowRecord;
 
 pub fn collector_bin() -> PathBuf {
     binary("simpul-collector", "simpul-collector")
@@ -382,4 +384,34 @@ heartbeat_interval_ms = 500
     let p = dir.join(format!("agent-{node}.toml"));
     std::fs::write(&p, cfg).expect("write agent.toml");
     p
+}
+
+/// What identifies one record and what it counted.
+pub type RecordKey = (String, u64, String, String, String, String, String);
+pub type Counted = (u64, u64, u64, u64);
+
+pub fn key(r: &FlowRecord) -> (RecordKey, Counted) {
+    (
+        (
+            format!("{:?}", r.kind),
+            r.flow_id,
+            r.proto.clone(),
+            r.src_ip.to_string(),
+            format!("{:?}", r.src_port),
+            r.dst_ip.to_string(),
+            format!("{:?}", r.dst_port),
+        ),
+        (r.packets_up, r.bytes_up, r.packets_down, r.bytes_down),
+    )
+}
+
+/// Records as a multiset: how often each (identity, counts) occurs.
+pub fn multiset<'a>(
+    records: impl Iterator<Item = &'a FlowRecord>,
+) -> BTreeMap<(RecordKey, Counted), u32> {
+    let mut m = BTreeMap::new();
+    for r in records {
+        *m.entry(key(r)).or_insert(0) += 1;
+    }
+    m
 }
