@@ -28,13 +28,18 @@ if [ -n "${GENERATE:-}" ]; then
   HOURS=${HOURS:-48}
   free_gb=$(df -BG --output=avail "${TMPDIR:-/tmp}" | tail -1 | tr -dc 0-9)
   need_gb=$(( GENERATE / 7000000 + 3 ))
-  if [ "$free_gb" -lt "$need_gb" ]; then
+  if [ -z "${REUSE:-}" ] && [ "$free_gb" -lt "$need_gb" ]; then
     echo "need ~${need_gb} GB free under ${TMPDIR:-/tmp} for $GENERATE flows, have ${free_gb} GB" >&2
     exit 1
   fi
   start=$(date +%s)
+  # KEEP=1 keeps the generated database (with CLICKHOUSE_URL, a server of
+  # your own); REUSE=1 times a kept one of the same shape again.
+  KEEP_ARGS=()
+  [ -n "${KEEP:-}" ] && KEEP_ARGS+=(--keep)
+  [ -n "${REUSE:-}" ] && KEEP_ARGS+=(--reuse)
   out=$(target/release/simpul-collector bench-clickhouse --generate "$GENERATE" \
-    --nodes "$NODES" --hours "$HOURS" "${URL_ARGS[@]}")
+    --nodes "$NODES" --hours "$HOURS" "${URL_ARGS[@]}" "${KEEP_ARGS[@]}")
   echo "$out"
   tmp=$(mktemp)
   python3 - "$out" "$loadavg" "$(nproc)" \

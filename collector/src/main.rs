@@ -101,6 +101,10 @@ enum Command {
         /// With --generate: keep the database afterwards.
         #[arg(long)]
         keep: bool,
+        /// With --generate: time a kept database made with the same
+        /// arguments again instead of generating it anew.
+        #[arg(long)]
+        reuse: bool,
     },
     /// Measure ingest of agent batches into SQLite (records per second, one core).
     BenchIngest {
@@ -399,6 +403,7 @@ fn run(cli: Cli) -> Result<()> {
             nodes,
             hours,
             keep,
+            reuse,
         } => {
             use simpul_collector::store::clickhouse::{bench::bench_clickhouse, server};
             let private = match url {
@@ -409,7 +414,7 @@ fn run(cli: Cli) -> Result<()> {
                 url.unwrap_or_else(|| private.as_ref().map_or(String::new(), |p| p.url.clone()));
             if let Some(flows) = generate {
                 use simpul_collector::store::clickhouse::generate::bench_generated;
-                let report = bench_generated(&url, &database, flows, nodes, hours, keep)?;
+                let report = bench_generated(&url, &database, flows, nodes, hours, keep, reuse)?;
                 println!("{}", serde_json::to_string(&report)?);
                 return Ok(());
             }

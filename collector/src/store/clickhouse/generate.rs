@@ -17,6 +17,7 @@
 //! of 1000 agencies would be 700 M rows (so only the last hour's steps have
 //! peaks and p95).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -200,34 +201,16 @@ struct V {
     v: String,
 }
 
-/// Generate `flows` flow records of `nodes` agents over `hours` into a fresh
-/// database `db` at `url`, then time the reader. The database is dropped
-/// afterwards unless `keep`.
-pub fn bench_generated(
-    url: &str,
+/// Write `flows` flows and their counters, fold and merge them; the
+/// seconds it took, also noted in the database's `meta` for `--reuse`.
+fn generate(
+    client: &Client,
+    store: &ClickHouseFlowStore,
     db: &str,
     flows: u64,
     nodes: u32,
     hours: u32,
-    keep: bool,
-) -> Result<GeneratedReport, StoreError> {
-    let nodes = nodes.max(1);
-    let hours = hours.max(2);
-    let client = Client::new(url, Duration::from_secs(3600))?;
-    client.exec(&format!("DROP DATABASE IF EXISTS {db}"))?;
-    let store = ClickHouseFlowStore::open(
-        &ClickHouseConfig {
-            url: url.to_string(),
-            database: db.to_string(),
-            timeout_secs: 3600,
-            ..ClickHouseConfig::default()
-        },
-        &StoreConfig {
-            flow_retention_days: 36_500,
-            blocked_retention_days: 36_500,
-            ..StoreConfig::default()
-        },
-    )?;
+) -> Result<f64, StoreError> {
     let t = Instant::now();
     let mut off = 0;
     while off < flows {
@@ -242,7 +225,7 @@ pub fn bench_generated(
     // The folded rollups of it all, as a server running for a while would
     // have them (`rollups.rs`); then the peaks of the minutes with
     // per-second counters, as a writer opening folds them.
-    super::rollups::fold_all(&client, db, 0)?;
+    super::rollups::fold_all(client, db, 0)?;
     store.writer()?.fold_aggregates()?;
     // As a server running for a while would have them: parts merged, one
     // partition at a time (a merge needs room for one partition's copy).
@@ -263,7 +246,99 @@ pub fn bench_generated(
             ))?;
         }
     }
-    let generate_secs = t.elapsed().as_secs_f64();
+    let secs = t.elapsed().as_secs_f64();
+    client.exec(&format!(
+        "INSERT INTO {db}.meta VALUES ('bench_flows', {flows}), ('bench_nodes', {nodes}), \
+         ('bench_hours', {hours}), ('bench_generate_ms', {})",
+        (secs * 1000.0) as u64
+    ))?;
+    Ok(secs)
+}
+
+/// The generation seconds of a kept database made with the same
+/// arguments, or None when there is none (or it differs).
+fn kept_generation(
+    client: &Client,
+    db: &str,
+    flows: u64,
+    nodes: u32,
+    hours: u32,
+) -> Result<Option<f64>, StoreError> {
+    #[derive(Deserialize)]
+    struct Kv {
+        key: String,
+        value: u64,
+    }
+    let exists = client
+        .rows::<N>(&format!(
+            "SELECT count() AS n FROM system.tables WHERE database = {} AND name = 'meta'",
+            super::client::lit(db)
+        ))?
+        .first()
+        .is_some_and(|r| r.n > 0);
+    if !exists {
+        return Ok(None);
+    }
+    let kv: HashMap<String, u64> = client
+        .rows::<Kv>(&format!(
+            "SELECT key, max(value) AS value FROM {db}.meta GROUP BY key"
+        ))?
+        .into_iter()
+        .map(|r| (r.key, r.value))
+        .collect();
+    let same = kv.get("bench_flows") == Some(&flows)
+        && kv.get("bench_nodes") == Some(&u64::from(nodes))
+        && kv.get("bench_hours") == Some(&u64::from(hours));
+    Ok(if same {
+        kv.get("bench_generate_ms").map(|ms| *ms as f64 / 1000.0)
+    } else {
+        None
+    })
+}
+
+/// Generate `flows` flow records of `nodes` agents over `hours` into a fresh
+/// database `db` at `url`, then time the reader. The database is dropped
+/// afterwards unless `keep`.
+pub fn bench_generated(
+    url: &str,
+    db: &str,
+    flows: u64,
+    nodes: u32,
+    hours: u32,
+    keep: bool,
+    reuse: bool,
+) -> Result<GeneratedReport, StoreError> {
+    let nodes = nodes.max(1);
+    let hours = hours.max(2);
+    let client = Client::new(url, Duration::from_secs(3600))?;
+    // A kept database of the same shape is timed again as it is: at 100 M
+    // the generation takes most of an hour and does not change with the
+    // reader's code.
+    let kept = if reuse {
+        kept_generation(&client, db, flows, nodes, hours)?
+    } else {
+        None
+    };
+    if kept.is_none() {
+        client.exec(&format!("DROP DATABASE IF EXISTS {db}"))?;
+    }
+    let store = ClickHouseFlowStore::open(
+        &ClickHouseConfig {
+            url: url.to_string(),
+            database: db.to_string(),
+            timeout_secs: 3600,
+            ..ClickHouseConfig::default()
+        },
+        &StoreConfig {
+            flow_retention_days: 36_500,
+            blocked_retention_days: 36_500,
+            ..StoreConfig::default()
+        },
+    )?;
+    let generate_secs = match kept {
+        Some(secs) => secs,
+        None => generate(&client, &store, db, flows, nodes, hours)?,
+    };
     let one = |sql: &str| -> Result<u64, StoreError> {
         Ok(client.rows::<N>(sql)?.first().map_or(0, |r| r.n))
     };
