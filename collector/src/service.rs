@@ -32,9 +32,10 @@ pub fn allocation(s: &AppState, agency: &str, now: SystemTime) -> (u64, u64) {
 pub fn nodes(s: &AppState, now: SystemTime) -> Result<Vec<NodeInfo>, StoreError> {
     let timeout = Duration::from_secs(s.config.nodes.down_after_secs);
     let mut nodes = s.control.nodes(now, timeout)?;
-    // The SQLite registry counts drops itself (same file as the streams);
-    // another registry has them from the flow store.
-    let dropped = if s.control.backend() == "sqlite" {
+    // The SQLite registry counts drops itself when the flows are in its
+    // file too (the streams beside the nodes); otherwise the flow store
+    // has them (a PostgreSQL registry, or flows on ClickHouse).
+    let dropped = if s.control.backend() == "sqlite" && s.flows.kind() == "sqlite" {
         Default::default()
     } else {
         s.flows.reader()?.dropped_records()?

@@ -501,6 +501,27 @@ impl FlowReader for ChReader {
         Ok(())
     }
 
+    fn dropped_records(&self) -> Result<HashMap<String, u64>, StoreError> {
+        #[derive(Deserialize)]
+        struct Boot {
+            node: String,
+            n: u64,
+        }
+        // A boot's newest mark holds its whole count (the counts only grow
+        // with the marks), so the largest is the boot's figure, merged or
+        // not.
+        let boots: Vec<Boot> = self.rows(&format!(
+            "SELECT node, max(dropped_records) AS n FROM {} GROUP BY node, boot",
+            self.t("streams")
+        ))?;
+        let mut out: HashMap<String, u64> = HashMap::new();
+        for b in boots {
+            let sum = out.entry(b.node).or_default();
+            *sum = sum.saturating_add(b.n);
+        }
+        Ok(out)
+    }
+
     fn traffic(&self, now: SystemTime, window_secs: u32) -> Result<Traffic, StoreError> {
         let end = secs(now);
         let start = end.saturating_sub(u64::from(window_secs.max(1)));

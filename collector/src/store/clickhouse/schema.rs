@@ -30,7 +30,10 @@ use crate::store::StoreError;
 /// 2: the peak tables (`usage_peak_1m`, `usage_peak_1h`).
 /// 3: the folded rollups (`rollups.rs`), filled from the views' tables on
 /// upgrade.
-pub const VERSION: u64 = 3;
+/// 4: `streams.dropped_records`, the records each boot's agent said its
+/// spool dropped, so far (added to an older database by ALTER: the boots
+/// before it count 0, as nothing kept them).
+pub const VERSION: u64 = 4;
 
 const DAY: u64 = 86_400;
 const NS: u64 = 1_000_000_000;
@@ -147,9 +150,12 @@ fn statements(db: &str) -> Vec<String> {
             "CREATE TABLE IF NOT EXISTS {db}.meta (key String, value UInt64) \
              ENGINE = ReplacingMergeTree(value) ORDER BY key"
         ),
-        // High-water marks, written after each call's data (see mod.rs).
+        // High-water marks, written after each call's data (see mod.rs),
+        // with what the boot's agent said it dropped up to the mark: the
+        // most batches, and the records summed over its stored batches.
         format!(
-            "CREATE TABLE IF NOT EXISTS {db}.streams ({id}, dropped UInt64) \
+            "CREATE TABLE IF NOT EXISTS {db}.streams ({id}, dropped UInt64, \
+             {STREAMS_RECORDS} UInt64) \
              ENGINE = ReplacingMergeTree(seq) ORDER BY (node, boot)"
         ),
         // One row per stored flow record, holding the flow's state after it
@@ -341,7 +347,33 @@ pub fn migrate(c: &Client, db: &str) -> Result<(), StoreError> {
     for s in statements(db) {
         c.exec(&s)?;
     }
+    add_streams_records(c, db)?;
     check_version(c, db)
+}
+
+/// The column version 4 added to `streams`.
+const STREAMS_RECORDS: &str = "dropped_records";
+
+#[derive(serde::Deserialize)]
+struct Found {
+    n: u64,
+}
+
+/// Give a `streams` table of a database older than version 4 its
+/// `dropped_records` column (18.16 has no ADD COLUMN IF NOT EXISTS, so the
+/// server's catalogue is asked first). A Distributed table over the shards'
+/// tables needs it as well: it reads the columns it declares.
+fn add_streams_records(c: &Client, db: &str) -> Result<(), StoreError> {
+    let found: Vec<Found> = c.rows(&format!(
+        "SELECT count() AS n FROM system.columns \
+         WHERE database = '{db}' AND table = 'streams' AND name = '{STREAMS_RECORDS}'"
+    ))?;
+    if found.first().is_some_and(|f| f.n > 0) {
+        return Ok(());
+    }
+    c.exec(&format!(
+        "ALTER TABLE {db}.streams ADD COLUMN {STREAMS_RECORDS} UInt64 DEFAULT 0"
+    ))
 }
 
 /// Every table, with what a Distributed table over it shards by.
@@ -394,6 +426,7 @@ pub fn migrate_cluster(
         for s in statements(local) {
             shard.exec(&s)?;
         }
+        add_streams_records(shard, local)?;
         shard.exec(&format!("CREATE DATABASE IF NOT EXISTS {db}"))?;
         for (t, key) in SHARDED {
             shard.exec(&format!(
@@ -401,6 +434,7 @@ pub fn migrate_cluster(
                  ENGINE = Distributed({cluster}, {local}, {t}, {key})"
             ))?;
         }
+        add_streams_records(shard, db)?;
     }
     check_version(main, db)
 }

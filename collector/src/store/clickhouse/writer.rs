@@ -16,7 +16,7 @@ use super::rollups;
 use super::rows::{flow_out, latest_select, Credit, StateRow};
 use super::schema::{self, Table};
 use super::{ClickHouseFlowStore, WriterSlot};
-use crate::store::codec::{block_method_code, scope_code, secs};
+use crate::store::codec::{block_method_code, scope_code, secs, MAX_COUNT};
 use crate::store::traits::FlowWriter;
 use crate::store::{sequence_check, BatchOutcome, NodeBatches, RetentionStats, StoreError};
 
@@ -66,8 +66,7 @@ impl State {
 
 pub(super) struct ChWriter {
     s: ClickHouseFlowStore,
-    /// (node, boot) → (high-water mark, most batches the agent said it dropped)
-    streams: HashMap<(String, u64), (u64, u64)>,
+    streams: HashMap<(String, u64), StreamMark>,
     cache: HashMap<FlowKey, State>,
     nodes: HashSet<Arc<str>>,
     newest: u64,
@@ -84,12 +83,24 @@ pub(super) struct ChWriter {
     _slot: WriterSlot,
 }
 
+/// A boot's high-water mark and what its agent said it dropped up to it.
+#[derive(Debug, Clone, Copy, Default)]
+struct StreamMark {
+    seq: u64,
+    /// The most batches.
+    dropped: u64,
+    /// The records, summed over the boot's stored batches (capped as the
+    /// SQLite store caps them).
+    dropped_records: u64,
+}
+
 #[derive(Deserialize)]
 struct Mark {
     node: String,
     boot: u64,
     seq: u64,
     dropped: u64,
+    dropped_records: u64,
 }
 
 #[derive(Serialize)]
@@ -98,6 +109,7 @@ struct MarkOut<'a> {
     boot: u64,
     seq: u64,
     dropped: u64,
+    dropped_records: u64,
 }
 
 #[derive(Serialize)]
@@ -178,7 +190,8 @@ impl ChWriter {
     pub(super) fn open(s: ClickHouseFlowStore, slot: WriterSlot) -> Result<ChWriter, StoreError> {
         let db = s.db.clone();
         let marks: Vec<Mark> = s.client.rows(&format!(
-            "SELECT node, boot, max(seq) AS seq, max(dropped) AS dropped \
+            "SELECT node, boot, max(seq) AS seq, max(dropped) AS dropped, \
+             max(dropped_records) AS dropped_records \
              FROM {db}.streams GROUP BY node, boot"
         ))?;
         let newest = s
@@ -197,7 +210,14 @@ impl ChWriter {
         let mut w = ChWriter {
             streams: marks
                 .into_iter()
-                .map(|m| ((m.node, m.boot), (m.seq, m.dropped)))
+                .map(|m| {
+                    let mark = StreamMark {
+                        seq: m.seq,
+                        dropped: m.dropped,
+                        dropped_records: m.dropped_records,
+                    };
+                    ((m.node, m.boot), mark)
+                })
                 .collect(),
             cache: HashMap::new(),
             nodes: HashSet::new(),
@@ -299,7 +319,7 @@ impl FlowWriter for ChWriter {
         groups: &[NodeBatches<'_>],
     ) -> Result<Vec<Vec<BatchOutcome>>, StoreError> {
         // 1. Outcomes against the marks (and the call's earlier batches).
-        let mut staged: HashMap<(String, u64), (u64, u64)> = HashMap::new();
+        let mut staged: HashMap<(String, u64), StreamMark> = HashMap::new();
         let mut out = Vec::with_capacity(groups.len());
         let mut lookups: HashSet<(&str, u64, u64)> = HashSet::new();
         for g in groups {
@@ -307,16 +327,24 @@ impl FlowWriter for ChWriter {
             for b in g.batches {
                 let key = (g.node_id.to_string(), b.boot_epoch);
                 let known = staged.get(&key).or_else(|| self.streams.get(&key)).copied();
-                if let Some((max, dropped)) = known {
+                if let Some(k) = known {
                     if let Some(o) =
-                        sequence_check(max, dropped, b.seq, b.dropped_batches, g.strict_seq)
+                        sequence_check(k.seq, k.dropped, b.seq, b.dropped_batches, g.strict_seq)
                     {
                         outcomes.push(o);
                         continue;
                     }
                 }
-                let dropped = known.map_or(0, |k| k.1);
-                staged.insert(key, (b.seq, dropped.max(b.dropped_batches)));
+                let k = known.unwrap_or_default();
+                let records = k.dropped_records.saturating_add(b.dropped_records);
+                staged.insert(
+                    key,
+                    StreamMark {
+                        seq: b.seq,
+                        dropped: k.dropped.max(b.dropped_batches),
+                        dropped_records: records.min(MAX_COUNT as u64),
+                    },
+                );
                 for f in &b.flows {
                     if f.first_seen < self.horizon {
                         lookups.insert((g.node_id, b.boot_epoch, f.flow_id));
@@ -431,12 +459,13 @@ impl FlowWriter for ChWriter {
             });
         }
         let mut marks = Rows::default();
-        for ((node, boot), (seq, dropped)) in &staged {
+        for ((node, boot), m) in &staged {
             marks.push(&MarkOut {
                 node,
                 boot: *boot,
-                seq: *seq,
-                dropped: *dropped,
+                seq: m.seq,
+                dropped: m.dropped,
+                dropped_records: m.dropped_records,
             })?;
         }
         self.insert("streams", marks)?;
@@ -487,7 +516,7 @@ impl FlowWriter for ChWriter {
             let mark = self
                 .streams
                 .get(&(node_id.to_string(), *boot))
-                .map_or(0, |m| m.0);
+                .map_or(0, |m| m.seq);
             body.push(&flow_out(node_id, *boot, mark, u32::MAX, rec, true, None))?;
         }
         self.insert("flow_records", body)?;
