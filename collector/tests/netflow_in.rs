@@ -334,3 +334,263 @@ async fn sampled_v9_export_shows_its_rate_on_flows_and_on_the_exporter() {
     assert_eq!(status, 403);
     c.stop().await;
 }
+
+/// An IPFIX message (RFC 7011) around `sets`: `seq` counts the data
+/// records the domain sent before it (options records included).
+fn ipfix(now_ms: u64, seq: u32, domain: u32, sets: &[Vec<u8>]) -> Vec<u8> {
+    let body = sets.concat();
+    let mut b = Vec::new();
+    b.extend(10u16.to_be_bytes());
+    b.extend(u16::try_from(16 + body.len()).unwrap().to_be_bytes());
+    b.extend(u32::try_from(now_ms / 1000).unwrap().to_be_bytes());
+    b.extend(seq.to_be_bytes());
+    b.extend(domain.to_be_bytes());
+    b.extend(body);
+    b
+}
+
+fn ipfix_set(id: u16, content: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend(id.to_be_bytes());
+    b.extend(u16::try_from(4 + content.len()).unwrap().to_be_bytes());
+    b.extend(content);
+    b
+}
+
+/// A template record (set 2), or with `scope` fields an options template
+/// record (set 3): its id, then (information element, length) fields.
+fn ipfix_template(id: u16, scope: Option<u16>, fields: &[(u16, u16)]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend(id.to_be_bytes());
+    b.extend(u16::try_from(fields.len()).unwrap().to_be_bytes());
+    if let Some(s) = scope {
+        b.extend(s.to_be_bytes());
+    }
+    for (ie, len) in fields {
+        b.extend(ie.to_be_bytes());
+        b.extend(len.to_be_bytes());
+    }
+    b
+}
+
+/// Addresses, ports, protocol, octet and packet counts of `counter` bytes
+/// each, flowStart/EndMilliseconds.
+fn ipfix_flow_fields(counter: u16) -> [(u16, u16); 9] {
+    [
+        (8, 4),
+        (12, 4),
+        (7, 2),
+        (11, 2),
+        (4, 1),
+        (1, counter),
+        (2, counter),
+        (152, 8),
+        (153, 8),
+    ]
+}
+
+fn ipfix_flow(src: [u8; 4], counter: usize, bytes: u64, end_ms: u64) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend(src);
+    b.extend([8, 8, 8, 8]);
+    b.extend(40000u16.to_be_bytes());
+    b.extend(443u16.to_be_bytes());
+    b.push(6);
+    b.extend(&bytes.to_be_bytes()[8 - counter..]);
+    b.extend(&2u64.to_be_bytes()[8 - counter..]);
+    b.extend((end_ms - 4_000).to_be_bytes());
+    b.extend(end_ms.to_be_bytes());
+    b
+}
+
+/// A listed exporter speaking IPFIX from two observation domains, each
+/// with its own templates under the same template id (one with 8-byte
+/// counters, one with 4-byte) and its own sampling (domain 11: one packet
+/// in 100 as samplingPacketInterval/Space; domain 12: samplingInterval 10,
+/// random), domain 11 losing four records on the way: the flows API says
+/// IPFIX and each flow's rate, and the exporters API shows protocol,
+/// rates, templates and gaps per domain, as it does for v9.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipfix_export_shows_its_domains_templates_gaps_and_sampling() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = base_config(dir.path());
+    cfg.netflow.listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.netflow.exporter = vec![simpul_collector::netflow::ExporterConfig {
+        address: "127.0.0.1".parse().unwrap(),
+        agency: Some("dinkes".into()),
+        node_id: Some("dinkes-rb1".into()),
+    }];
+    let c = start(cfg, &[], vec![]).await;
+    let inv = Inventory {
+        agencies: vec![
+            Agency {
+                code: "dinkes".into(),
+                name: "Dinkes".into(),
+                units: vec![unit("sekretariat", "10.10.1.0/24")],
+            },
+            Agency {
+                code: "bappeda".into(),
+                name: "Bappeda".into(),
+                units: vec![unit("umum", "10.20.0.0/16")],
+            },
+        ],
+        ..Inventory::default()
+    };
+    c.state.inventory.set(&inv).unwrap();
+    let (_, v) = get(&c, "/api/v1/netflow/exporters").await;
+    assert_eq!(
+        (v[0]["node_id"].as_str(), v[0]["protocol"].as_str()),
+        (Some("dinkes-rb1"), Some("netflow")),
+        "{v}"
+    );
+
+    let now = simpul_collector::state::now_ms();
+    // Scope: observationDomainId (149).
+    let templates = |counter: u16, sampling: &[(u16, u16)]| {
+        [
+            ipfix_set(2, &ipfix_template(256, None, &ipfix_flow_fields(counter))),
+            ipfix_set(3, &ipfix_template(300, Some(1), sampling)),
+        ]
+    };
+    let [t11, o11] = templates(8, &[(149, 4), (305, 4), (306, 4)]);
+    let [t12, o12] = templates(4, &[(149, 4), (34, 4), (35, 1)]);
+    let mut od11 = 11u32.to_be_bytes().to_vec();
+    od11.extend(1u32.to_be_bytes());
+    od11.extend(99u32.to_be_bytes());
+    let mut od12 = 12u32.to_be_bytes().to_vec();
+    od12.extend(10u32.to_be_bytes());
+    od12.push(2);
+    let to = c.netflow_addr.expect("the NetFlow receiver is bound");
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let data11 = [
+        ipfix_flow([10, 10, 1, 5], 8, 150, now - 1_000),
+        ipfix_flow([10, 10, 1, 6], 8, 90, now - 1_000),
+    ]
+    .concat();
+    let sets = [t11, o11, ipfix_set(300, &od11), ipfix_set(256, &data11)];
+    sock.send_to(&ipfix(now, 0, 11, &sets), to).unwrap();
+    let data12 = ipfix_flow([10, 10, 1, 8], 4, 700, now - 30_000);
+    let sets = [t12, o12, ipfix_set(300, &od12), ipfix_set(256, &data12)];
+    sock.send_to(&ipfix(now, 0, 12, &sets), to).unwrap();
+    // Domain 11 sent three records (the options record and two flows),
+    // then four more that were lost on the way.
+    let data = ipfix_flow([10, 10, 1, 7], 8, 60, now - 2_000);
+    sock.send_to(&ipfix(now, 3 + 4, 11, &[ipfix_set(256, &data)]), to)
+        .unwrap();
+
+    let mut flows = serde_json::Value::Null;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (status, v) = get(&c, "/api/v1/flows?agency=dinkes&from=0").await;
+        assert_eq!(status, 200, "{v}");
+        if v.as_array().is_some_and(|a| a.len() == 4) {
+            flows = v;
+            break;
+        }
+    }
+    let rows = flows.as_array().expect("four flows stored");
+    let mut seen: Vec<(String, u64, &str, u64)> = rows
+        .iter()
+        .map(|f| {
+            assert_eq!(f["node_id"], "dinkes-rb1", "{f}");
+            (
+                f["src_ip"].as_str().unwrap().to_string(),
+                f["bytes_up"].as_u64().unwrap(),
+                f["origin"].as_str().unwrap(),
+                f["sampling_interval"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("10.10.1.5".to_string(), 15_000, "ipfix", 100),
+            ("10.10.1.6".to_string(), 9_000, "ipfix", 100),
+            ("10.10.1.7".to_string(), 6_000, "ipfix", 100),
+            ("10.10.1.8".to_string(), 7_000, "ipfix", 10),
+        ],
+        "{flows}"
+    );
+
+    let (status, v) = get(&c, "/api/v1/netflow/exporters").await;
+    assert_eq!(status, 200, "{v}");
+    let e = &v[0];
+    assert_eq!(
+        (
+            e["node_id"].as_str(),
+            e["agency"].as_str(),
+            e["protocol"].as_str(),
+            e["monitored"].as_bool()
+        ),
+        (
+            Some("dinkes-rb1"),
+            Some("dinkes"),
+            Some("ipfix"),
+            Some(true)
+        ),
+        "{e}"
+    );
+    assert_eq!(e["sampling_intervals"], serde_json::json!([10, 100]), "{e}");
+    assert_eq!(
+        (
+            e["templates"].as_u64(),
+            e["lost"].as_u64(),
+            e["datagrams"].as_u64(),
+            e["records"].as_u64(),
+            e["decode_errors"].as_u64()
+        ),
+        (Some(4), Some(4), Some(3), Some(4), Some(0)),
+        "{e}"
+    );
+    assert_eq!(e["last_export_ms"].as_u64(), Some(now / 1000 * 1000), "{e}");
+    let domain = |d: &serde_json::Value| {
+        (
+            d["protocol"].as_str().map(str::to_string),
+            d["domain"].as_u64(),
+            d["sampling_interval"].as_u64(),
+            d["sampling_algorithm"].as_u64(),
+            d["templates"].as_u64(),
+            d["options_templates"].as_u64(),
+            d["lost"].as_u64(),
+            d["datagrams"].as_u64(),
+            d["records"].as_u64(),
+        )
+    };
+    let ipfix = Some("ipfix".to_string());
+    let domains: Vec<_> = e["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(domain)
+        .collect();
+    assert_eq!(
+        domains,
+        [
+            (
+                ipfix.clone(),
+                Some(11),
+                Some(100),
+                Some(0),
+                Some(1),
+                Some(1),
+                Some(4),
+                Some(2),
+                Some(3)
+            ),
+            (
+                ipfix,
+                Some(12),
+                Some(10),
+                Some(2),
+                Some(1),
+                Some(1),
+                Some(0),
+                Some(1),
+                Some(1)
+            ),
+        ],
+        "{e}"
+    );
+    c.stop().await;
+}
