@@ -603,7 +603,7 @@ fn param(path: &str, name: &str) -> Value {
         ),
         "proto" => ("tcp, udp, icmp, … or a protocol number", json!({"type": "string"})),
         "sort" => (
-            "time (newest first, default) or bytes (most first)",
+            "time (newest first, default) or bytes (most first); flows that tie go by node, boot and flow id, descending, on every store",
             json!({"type": "string", "enum": ["time", "bytes"]}),
         ),
         "cursor" => (

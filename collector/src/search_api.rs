@@ -127,12 +127,9 @@ impl FlowsQuery {
         };
         let cursor = match self.cursor.as_deref() {
             None | Some("") => None,
-            Some(c) => Some(
-                FlowCursor::decode(c)
-                    .ok_or_else(|| bad("cursor: not one this API gave; start again without it"))?,
-            ),
+            Some(c) => Some(FlowCursor::parse(c).map_err(|e| bad(format!("cursor: {e}")))?),
         };
-        if cursor.is_some_and(|c| c.sort != sort) {
+        if cursor.as_ref().is_some_and(|c| c.sort != sort) {
             return Err(bad(
                 "cursor: it belongs to another sort order; start again without it",
             ));

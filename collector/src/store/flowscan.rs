@@ -25,8 +25,11 @@ use super::{BlockedRow, FlowFilter, FlowRow, Reader, Step, StoreError, TopHost};
 enum Seen {
     /// The next chunk's newest last_seen (ns), before its rows are read.
     Chunk(i64),
-    /// A matching row: its id and the flow.
-    Row(i64, Box<FlowRow>),
+    /// A matching row: its agent's boot and the flow.
+    Row(u64, Box<FlowRow>),
+    /// A chunk's newest rows ended at this last_seen with rows left at it:
+    /// read those too?
+    Ties(i64),
 }
 
 type Visit<'a> = dyn FnMut(Seen) -> Result<bool, StoreError> + 'a;
@@ -53,12 +56,13 @@ impl Reader {
             // Time order: a chunk whose newest row is older than a full
             // page's oldest adds nothing, nor does any after it.
             Seen::Chunk(max) => Ok(f.sort == FlowSort::Bytes || !top.closed_below(max as u64)),
-            Seen::Row(id, row) => {
+            Seen::Ties(at) => Ok(top.open_at(at as u64)),
+            Seen::Row(boot, row) => {
                 scanned += 1;
                 if scanned > MAX_PAGE_SCAN {
                     return Err(too_broad(f));
                 }
-                top.offer(id, *row);
+                top.offer(boot, *row);
                 Ok(true)
             }
         })?;
@@ -95,7 +99,10 @@ impl Reader {
     /// Visit the rows matching `f` chunk by chunk, newest chunk first,
     /// until the visitor says stop. `newest_only`: without row conditions
     /// and sorted by time, a chunk's newest page is all a page needs, and
-    /// SQL picks it.
+    /// SQL picks it by (last_seen, row id), which needs no join; the rows
+    /// it left at the page's oldest instant are read after, when the
+    /// visitor says they could enter (rows tie there, and the page order
+    /// breaks ties by flow identity, not row id).
     fn scan(
         &self,
         f: &FlowFilter,
@@ -104,13 +111,20 @@ impl Reader {
     ) -> Result<(), StoreError> {
         let from_ns = time(f.from).saturating_mul(1_000_000_000);
         let mut to_ns = time(f.to).saturating_mul(1_000_000_000);
-        // Time order: rows at or before the cursor's instant only.
-        let (c_ls, c_id) = match (f.sort, f.cursor) {
+        // Time order: rows before the cursor only. Its flow's identity
+        // decides at its instant (the bit-cast boot and flow id as SQL sees
+        // them: AFTER_CURSOR compares them as unsigned).
+        let (c_ls, c_node, c_boot, c_flow) = match (f.sort, &f.cursor) {
             (FlowSort::Time, Some(c)) => {
                 to_ns = to_ns.min(time(c.key).saturating_add(1));
-                (time(c.key), c.id)
+                (
+                    time(c.key),
+                    c.flow.node.as_str(),
+                    c.flow.boot as i64,
+                    c.flow.flow_id as i64,
+                )
             }
-            _ => (i64::MAX, i64::MAX),
+            _ => (i64::MAX, "", 0, 0),
         };
         if to_ns <= from_ns {
             return Ok(());
@@ -119,46 +133,47 @@ impl Reader {
         let tx = self.conn.unchecked_transaction()?;
         let chunks = matching_chunks(&tx, f, from_ns, to_ns)?;
         let rows_only = newest_only && f.sort == FlowSort::Time && !has_row_conditions(f);
-        let mut scan = tx.prepare_cached(if rows_only {
-            "SELECT id, stream, flow_id, state, rec FROM flows
-             WHERE id >= ?1 AND id < ?2 AND last_seen >= ?3 AND last_seen < ?4
-               AND (last_seen < ?5 OR (last_seen = ?5 AND id < ?6))
-             ORDER BY last_seen DESC, id DESC LIMIT ?7"
+        let mut scan = tx.prepare_cached(&if rows_only {
+            format!(
+                "{} ORDER BY last_seen DESC, id DESC LIMIT ?9",
+                newest_in_chunk()
+            )
         } else {
-            "SELECT id, stream, flow_id, state, rec FROM flows
-             WHERE id >= ?1 AND id < ?2 AND last_seen >= ?3 AND last_seen < ?4
-               AND (last_seen < ?5 OR (last_seen = ?5 AND id < ?6))"
+            newest_in_chunk()
         })?;
         let want = super::search::page_limit(f) as i64 + 1;
-        let mut node_of = tx.prepare_cached("SELECT node_id FROM streams WHERE id = ?1")?;
-        let mut nodes: HashMap<i64, String> = HashMap::new();
+        let mut streams = Streams::new(&tx)?;
         for (chunk, max_last_seen) in chunks {
             if !visit(Seen::Chunk(max_last_seen))? {
                 break;
             }
             let (lo, hi) = (chunk << CHUNK_BITS, (chunk + 1) << CHUNK_BITS);
             let mut rows = if rows_only {
-                scan.query(params![lo, hi, from_ns, to_ns, c_ls, c_id, want])?
+                scan.query(params![
+                    lo, hi, from_ns, to_ns, c_ls, c_node, c_boot, c_flow, want
+                ])?
             } else {
-                scan.query(params![lo, hi, from_ns, to_ns, c_ls, c_id])?
+                scan.query(params![
+                    lo, hi, from_ns, to_ns, c_ls, c_node, c_boot, c_flow
+                ])?
             };
-            while let Some(r) = rows.next()? {
-                let v = record::decode(r.get_ref(4)?.as_blob()?)?;
-                let state: i64 = r.get(3)?;
-                let record = v.to_record(id_back(r.get(2)?), state & STATE_FINAL != 0)?;
-                if !row_matches(f, &record) {
-                    continue;
-                }
-                let stream: i64 = r.get(1)?;
-                let node_id = match nodes.get(&stream) {
-                    Some(n) => n.clone(),
-                    None => {
-                        let n: String = node_of.query_row([stream], |r| r.get(0))?;
-                        nodes.insert(stream, n.clone());
-                        n
-                    }
-                };
-                if !visit(Seen::Row(r.get(0)?, Box::new(FlowRow { node_id, record })))? {
+            let Some(last) = visit_rows(f, &mut rows, &mut streams, visit)? else {
+                return Ok(());
+            };
+            // A full chunk page: rows at its oldest instant with lower ids
+            // were left out, and may rank above those kept.
+            if rows_only && last.count >= want && visit(Seen::Ties(last.last_seen))? {
+                let mut ties = tx.prepare_cached(&ties_in_chunk())?;
+                let mut rows = ties.query(params![
+                    lo,
+                    last.id,
+                    last.last_seen,
+                    c_ls,
+                    c_node,
+                    c_boot,
+                    c_flow
+                ])?;
+                if visit_rows(f, &mut rows, &mut streams, visit)?.is_none() {
                     return Ok(());
                 }
             }
@@ -255,6 +270,108 @@ impl Reader {
     }
 }
 
+/// The node and boot of each stream, read once per scan.
+struct Streams<'t> {
+    of: rusqlite::CachedStatement<'t>,
+    known: HashMap<i64, (String, u64)>,
+}
+
+impl<'t> Streams<'t> {
+    fn new(tx: &'t Transaction<'_>) -> Result<Self, StoreError> {
+        Ok(Streams {
+            of: tx.prepare_cached("SELECT node_id, boot_epoch FROM streams WHERE id = ?1")?,
+            known: HashMap::new(),
+        })
+    }
+
+    fn get(&mut self, stream: i64) -> Result<(String, u64), StoreError> {
+        if let Some(s) = self.known.get(&stream) {
+            return Ok(s.clone());
+        }
+        let s: (String, i64) = self
+            .of
+            .query_row([stream], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let s = (s.0, id_back(s.1));
+        self.known.insert(stream, s.clone());
+        Ok(s)
+    }
+}
+
+/// Where a chunk's rows ended: how many, the last one's id and last_seen.
+struct Last {
+    count: i64,
+    id: i64,
+    last_seen: i64,
+}
+
+/// Show the rows of one chunk query (`id, stream, flow_id, state, rec,
+/// last_seen`) that pass the filter to the visitor. None: it said stop.
+fn visit_rows(
+    f: &FlowFilter,
+    rows: &mut rusqlite::Rows<'_>,
+    streams: &mut Streams<'_>,
+    visit: &mut Visit<'_>,
+) -> Result<Option<Last>, StoreError> {
+    let mut last = Last {
+        count: 0,
+        id: 0,
+        last_seen: 0,
+    };
+    while let Some(r) = rows.next()? {
+        last = Last {
+            count: last.count + 1,
+            id: r.get(0)?,
+            last_seen: r.get(5)?,
+        };
+        let v = record::decode(r.get_ref(4)?.as_blob()?)?;
+        let state: i64 = r.get(3)?;
+        let record = v.to_record(id_back(r.get(2)?), state & STATE_FINAL != 0)?;
+        if !row_matches(f, &record) {
+            continue;
+        }
+        let (node_id, boot) = streams.get(r.get(1)?)?;
+        if !visit(Seen::Row(boot, Box::new(FlowRow { node_id, record })))? {
+            return Ok(None);
+        }
+    }
+    Ok(Some(last))
+}
+
+/// Rows of one chunk (ids ?1..?2) in [?3, ?4) before the cursor.
+fn newest_in_chunk() -> String {
+    format!(
+        "SELECT id, stream, flow_id, state, rec, last_seen FROM flows
+         WHERE id >= ?1 AND id < ?2 AND last_seen >= ?3 AND last_seen < ?4 AND {}",
+        before_cursor(5)
+    )
+}
+
+/// The rows at one instant ?3 of a chunk's ids ?1..?2 (those below the
+/// rows its newest page kept), before the cursor.
+fn ties_in_chunk() -> String {
+    format!(
+        "SELECT id, stream, flow_id, state, rec, last_seen FROM flows
+         WHERE id >= ?1 AND id < ?2 AND last_seen = ?3 AND {}",
+        before_cursor(4)
+    )
+}
+
+/// A row before the cursor (parameters from ?n: last_seen, node, boot,
+/// flow id): before its instant, or at it of a flow whose identity is
+/// lower. Boots and flow ids are u64 stored bit-cast, so `(x < 0, x)`
+/// orders them as unsigned. The stream subqueries run only for rows at the
+/// cursor's instant, and once.
+fn before_cursor(n: usize) -> String {
+    let (ls, node, boot, flow) = (n, n + 1, n + 2, n + 3);
+    format!(
+        "(last_seen < ?{ls} OR (last_seen = ?{ls} AND (
+           stream IN (SELECT id FROM streams WHERE node_id < ?{node}
+             OR (node_id = ?{node} AND (boot_epoch < 0, boot_epoch) < (?{boot} < 0, ?{boot})))
+           OR (stream IN (SELECT id FROM streams WHERE node_id = ?{node} AND boot_epoch = ?{boot})
+             AND (flow_id < 0, flow_id) < (?{flow} < 0, ?{flow})))))"
+    )
+}
+
 /// The SQL of [`Reader::blocked_matching`] and its parameters, built per
 /// call so the planner sees only the conditions it can index.
 fn blocked_query(
@@ -326,7 +443,7 @@ fn check_filter(f: &FlowFilter) -> Result<(), StoreError> {
             reason: "is empty",
         });
     }
-    if let Some(c) = f.cursor {
+    if let Some(c) = &f.cursor {
         if c.sort != f.sort {
             return Err(StoreError::Invalid {
                 what: "cursor",
@@ -573,6 +690,42 @@ mod tests {
                 p.contains("USING INDEX blocked_client (client=? AND last_seen>? AND last_seen<?)"),
                 "{p}"
             );
+        }
+        // A flow page reads each chunk by row id (no index on last_seen,
+        // schema.rs says why), and the cursor's stream lookups by the
+        // streams' unique key, never a scan of flows.
+        let cursor = || {
+            vec![
+                Value::Integer(0),
+                Value::Integer(1 << 16),
+                Value::Integer(0),
+                Value::Integer(10),
+                Value::Integer(5),
+                Value::Text("dinkes-01".into()),
+                Value::Integer(-3),
+                Value::Integer(7),
+            ]
+        };
+        let mut newest = cursor();
+        newest.push(Value::Integer(101));
+        for (sql, args) in [
+            (
+                format!(
+                    "{} ORDER BY last_seen DESC, id DESC LIMIT ?9",
+                    newest_in_chunk()
+                ),
+                newest,
+            ),
+            (newest_in_chunk(), cursor()),
+            (ties_in_chunk(), cursor()[..7].to_vec()),
+        ] {
+            let p = plan(&r, &sql, args);
+            assert!(
+                p.contains("SEARCH flows USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
+                "{p}"
+            );
+            assert!(!p.contains("SCAN flows"), "{p}");
+            assert!(!p.contains("SCAN streams"), "{p}");
         }
         let (sql, args) = blocked_query(0, 10, Some("dinkes"), &BlockedMatch::default(), 10);
         let p = plan(&r, &sql, args);

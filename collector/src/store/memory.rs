@@ -26,8 +26,9 @@ const NS: u64 = 1_000_000_000;
 
 #[derive(Debug, Clone)]
 struct Flow {
-    /// Stable and unique: pages order ties by it, as SQLite by row id.
-    id: i64,
+    /// With `node` and the record's flow id, the flow's identity: pages
+    /// order ties by it.
+    boot: u64,
     node: String,
     record: FlowRecord,
     closed: bool,
@@ -51,7 +52,6 @@ struct Data {
     hosts: HashMap<HostKey, [u64; 3]>,
     sites: HashMap<SiteKey, (u64, u64, Option<SiteSource>)>,
     blocked: Vec<(String, BlockedAttempt)>,
-    next_flow_id: i64,
 }
 
 /// See the module docs.
@@ -253,12 +253,10 @@ fn ingest_flow(d: &mut Data, node: &str, agency: &str, boot: u64, rec: &FlowReco
     match d.flows.get(&key).cloned() {
         None => {
             credit(d, agency, &rec, rec.bytes_up, rec.bytes_down, 1);
-            d.next_flow_id += 1;
-            let id = d.next_flow_id;
             d.flows.insert(
                 key,
                 Flow {
-                    id,
+                    boot,
                     node: node.to_string(),
                     closed: is_final,
                     restart_closed: false,
@@ -287,7 +285,7 @@ fn ingest_flow(d: &mut Data, node: &str, agency: &str, boot: u64, rec: &FlowReco
             d.flows.insert(
                 key,
                 Flow {
-                    id: old.id,
+                    boot,
                     node: node.to_string(),
                     closed: is_final || still,
                     restart_closed: still,
@@ -565,7 +563,7 @@ impl FlowReader for MemoryFlowStore {
     }
 
     fn flow_page(&self, f: &FlowFilter) -> Result<FlowPage, StoreError> {
-        if let Some(c) = f.cursor {
+        if let Some(c) = &f.cursor {
             if c.sort != f.sort {
                 return Err(StoreError::Invalid {
                     what: "cursor",
@@ -578,7 +576,7 @@ impl FlowReader for MemoryFlowStore {
         let mut top = TopRows::new(f);
         for x in flows_in(&d, f) {
             top.offer(
-                x.id,
+                x.boot,
                 FlowRow {
                     node_id: x.node.clone(),
                     record: x.record.clone(),
@@ -591,7 +589,13 @@ impl FlowReader for MemoryFlowStore {
     fn investigate(&self, f: &FlowFilter, top: usize) -> Result<Investigation, StoreError> {
         let d = self.lock();
         let mut rows: Vec<&Flow> = flows_in(&d, f).collect();
-        rows.sort_by_key(|x| std::cmp::Reverse((x.record.last_seen, x.id)));
+        rows.sort_by(|a, b| {
+            let (ka, kb) = (
+                (a.record.last_seen, &a.node, a.boot, a.record.flow_id),
+                (b.record.last_seen, &b.node, b.boot, b.record.flow_id),
+            );
+            kb.cmp(&ka)
+        });
         let mut tally = Tally::default();
         let complete = rows.len() as u64 <= MAX_INVESTIGATE_SCAN;
         for x in rows.into_iter().take(MAX_INVESTIGATE_SCAN as usize) {

@@ -70,8 +70,8 @@ pub use query::{
 };
 pub use retention::RetentionStats;
 pub use search::{
-    BlockedMatch, FlowCursor, FlowPage, FlowSort, HostTally, Investigation, Net, PeerTally,
-    SiteTally, UnitTally, UnitUsage, MAX_INVESTIGATE_SCAN, MAX_PAGE_SCAN,
+    BlockedMatch, CursorError, FlowCursor, FlowId, FlowPage, FlowSort, HostTally, Investigation,
+    Net, PeerTally, SiteTally, UnitTally, UnitUsage, MAX_INVESTIGATE_SCAN, MAX_PAGE_SCAN,
 };
 pub use traits::{
     AccessStore, ControlStore, DefaultPolicyVersion, FlowReader, FlowStore, FlowWriter, ListSource,

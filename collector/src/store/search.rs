@@ -136,6 +136,8 @@ fn blob(b: u128, v4: bool) -> Vec<u8> {
 }
 
 /// Order of a flow page: newest last packet first, or most bytes first.
+/// Flows whose key ties are ordered by their identity, [`FlowId`],
+/// descending, so every store pages them alike.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FlowSort {
@@ -153,7 +155,8 @@ impl FlowSort {
         }
     }
 
-    /// The value a row is ordered by (descending; ties by row id, descending).
+    /// The value a row is ordered by (descending; ties by [`FlowId`],
+    /// descending).
     pub(crate) fn key(self, r: &FlowRecord) -> u64 {
         match self {
             FlowSort::Time => r.last_seen,
@@ -162,47 +165,121 @@ impl FlowSort {
     }
 }
 
-/// Where the previous page ended: its last row's sort key and row id. Sent
-/// to clients as an opaque hex string; a cursor of another sort is refused.
+/// What names a flow in every store: the node's id (compared as bytes),
+/// the agent's boot and its flow id (both as unsigned numbers). The
+/// tie-breaker of every page order, chosen over a store's row ids (arrival
+/// order) or hashes so that SQLite, ClickHouse and the in-memory store
+/// order ties, and cut pages, alike.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FlowId {
+    pub node: String,
+    pub boot: u64,
+    pub flow_id: u64,
+}
+
+impl FlowId {
+    /// (key, identity) in page order terms: greater comes first.
+    fn cmp_at(&self, key: u64, other_key: u64, other: (&str, u64, u64)) -> std::cmp::Ordering {
+        (key, self.node.as_str(), self.boot, self.flow_id)
+            .cmp(&(other_key, other.0, other.1, other.2))
+    }
+}
+
+/// Why a client's cursor is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorError {
+    /// Not hex, or not a cursor of any version.
+    Malformed,
+    /// A cursor of the format before flow ties were ordered by identity
+    /// (sort key and a store's row id): it cannot say where its page ended.
+    Outdated,
+}
+
+impl fmt::Display for CursorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CursorError::Malformed => "not one this API gave; start again without it",
+            CursorError::Outdated => {
+                "from an earlier version of the collector, which ordered pages \
+                 differently; start again without it"
+            }
+        })
+    }
+}
+
+/// Where the previous page ended: its last row's sort key and flow
+/// identity. Sent to clients as an opaque hex string; a cursor of another
+/// sort is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowCursor {
     pub sort: FlowSort,
     pub key: u64,
-    pub id: i64,
+    pub flow: FlowId,
 }
 
+/// The first byte of a cursor of the current format; the earlier format
+/// began with the sort ('t' or 'b') and was 17 bytes long.
+const CURSOR_V2: u8 = 2;
+/// Longest node id a cursor carries (node ids are far shorter; a bound so a
+/// hostile cursor costs nothing).
+const CURSOR_MAX_NODE: usize = 255;
+
 impl FlowCursor {
+    /// Version, sort, key, boot, flow id, then the node id's bytes.
     pub fn encode(&self) -> String {
-        let mut b = Vec::with_capacity(17);
+        let mut b = Vec::with_capacity(26 + self.flow.node.len());
+        b.push(CURSOR_V2);
         b.push(match self.sort {
             FlowSort::Time => b't',
             FlowSort::Bytes => b'b',
         });
         b.extend_from_slice(&self.key.to_be_bytes());
-        b.extend_from_slice(&self.id.to_be_bytes());
+        b.extend_from_slice(&self.flow.boot.to_be_bytes());
+        b.extend_from_slice(&self.flow.flow_id.to_be_bytes());
+        b.extend_from_slice(self.flow.node.as_bytes());
         hex::encode(b)
     }
 
-    pub fn decode(s: &str) -> Option<FlowCursor> {
-        let b = hex::decode(s).ok()?;
-        if b.len() != 17 {
-            return None;
+    /// A cursor a client sent back, or why it is refused.
+    pub fn parse(s: &str) -> Result<FlowCursor, CursorError> {
+        let b = hex::decode(s).map_err(|_| CursorError::Malformed)?;
+        if b.len() == 17 && matches!(b[0], b't' | b'b') {
+            return Err(CursorError::Outdated);
         }
-        let sort = match b[0] {
+        if b.len() < 26 || b.len() > 26 + CURSOR_MAX_NODE || b[0] != CURSOR_V2 {
+            return Err(CursorError::Malformed);
+        }
+        let sort = match b[1] {
             b't' => FlowSort::Time,
             b'b' => FlowSort::Bytes,
-            _ => return None,
+            _ => return Err(CursorError::Malformed),
         };
-        Some(FlowCursor {
+        let num = |at: usize| -> Result<u64, CursorError> {
+            b[at..at + 8]
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| CursorError::Malformed)
+        };
+        let node = String::from_utf8(b[26..].to_vec()).map_err(|_| CursorError::Malformed)?;
+        Ok(FlowCursor {
             sort,
-            key: u64::from_be_bytes(b[1..9].try_into().ok()?),
-            id: i64::from_be_bytes(b[9..17].try_into().ok()?),
+            key: num(2)?,
+            flow: FlowId {
+                node,
+                boot: num(10)?,
+                flow_id: num(18)?,
+            },
         })
     }
 
-    /// A row at (key, id) comes after this cursor in the page order.
-    pub(crate) fn before(&self, key: u64, id: i64) -> bool {
-        (key, id) < (self.key, self.id)
+    pub fn decode(s: &str) -> Option<FlowCursor> {
+        FlowCursor::parse(s).ok()
+    }
+
+    /// A row at `key` of flow (node, boot, flow id) comes after this cursor
+    /// in the page order.
+    pub(crate) fn before(&self, key: u64, flow: (&str, u64, u64)) -> bool {
+        self.flow.cmp_at(self.key, key, flow) == std::cmp::Ordering::Greater
     }
 }
 
@@ -270,8 +347,8 @@ pub(crate) struct TopRows {
     sort: FlowSort,
     want: usize,
     cursor: Option<FlowCursor>,
-    /// (key, id, row), descending.
-    found: Vec<(u64, i64, FlowRow)>,
+    /// (key, identity, row), descending.
+    found: Vec<(u64, FlowId, FlowRow)>,
 }
 
 impl TopRows {
@@ -279,7 +356,7 @@ impl TopRows {
         TopRows {
             sort: f.sort,
             want: page_limit(f) + 1,
-            cursor: f.cursor,
+            cursor: f.cursor.clone(),
             found: Vec::new(),
         }
     }
@@ -289,20 +366,38 @@ impl TopRows {
         self.found.len() >= self.want && self.found.last().is_some_and(|f| key < f.0)
     }
 
-    /// Whether a row with this key and id could enter (cheap test before
-    /// decoding more of it).
-    pub(crate) fn wants(&self, key: u64, id: i64) -> bool {
-        self.cursor.is_none_or(|c| c.before(key, id))
-            && !(self.found.len() >= self.want
-                && self.found.last().is_some_and(|f| (key, id) < (f.0, f.1)))
+    /// Whether some row at `key` could still be among the page's rows
+    /// (not just the one past them that only says another page exists).
+    pub(crate) fn open_at(&self, key: u64) -> bool {
+        self.found.get(self.want - 2).is_none_or(|f| f.0 <= key)
     }
 
-    pub(crate) fn offer(&mut self, id: i64, row: FlowRow) {
+    /// Whether a row with this key of flow (node, boot, flow id) could
+    /// enter.
+    fn wants(&self, key: u64, flow: (&str, u64, u64)) -> bool {
+        self.cursor.as_ref().is_none_or(|c| c.before(key, flow))
+            && !(self.found.len() >= self.want
+                && self
+                    .found
+                    .last()
+                    .is_some_and(|f| f.1.cmp_at(f.0, key, flow).is_gt()))
+    }
+
+    /// Offer the latest state of flow (row's node, `boot`, its flow id).
+    pub(crate) fn offer(&mut self, boot: u64, row: FlowRow) {
         let key = self.sort.key(&row.record);
-        if !self.wants(key, id) {
+        let flow = (row.node_id.as_str(), boot, row.record.flow_id);
+        if !self.wants(key, flow) {
             return;
         }
-        let at = self.found.partition_point(|f| (f.0, f.1) > (key, id));
+        let at = self
+            .found
+            .partition_point(|f| f.1.cmp_at(f.0, key, flow).is_gt());
+        let id = FlowId {
+            node: row.node_id.clone(),
+            boot,
+            flow_id: row.record.flow_id,
+        };
         self.found.insert(at, (key, id, row));
         self.found.truncate(self.want);
     }
@@ -311,11 +406,11 @@ impl TopRows {
         let more = self.found.len() >= self.want;
         self.found.truncate(self.want - 1);
         let next = if more {
-            self.found.last().map(|(key, id, _)| {
+            self.found.last().map(|(key, flow, _)| {
                 FlowCursor {
                     sort: self.sort,
                     key: *key,
-                    id: *id,
+                    flow: flow.clone(),
                 }
                 .encode()
             })
@@ -612,11 +707,103 @@ mod tests {
         let c = FlowCursor {
             sort: FlowSort::Bytes,
             key: 1234,
-            id: (7 << 16) | 3,
+            flow: FlowId {
+                node: "dinkes-01".into(),
+                boot: u64::MAX,
+                flow_id: 7,
+            },
         };
-        assert_eq!(FlowCursor::decode(&c.encode()), Some(c));
+        let mut b = hex::decode(c.encode()).unwrap();
+        assert_eq!(FlowCursor::parse(&c.encode()), Ok(c));
         assert_eq!(FlowCursor::decode("zz"), None);
         assert_eq!(FlowCursor::decode("00"), None);
         assert_eq!(FlowCursor::decode(&"78".repeat(17)), None);
+        // Not UTF-8 in the node, or a node longer than any.
+        b.push(0xff);
+        assert_eq!(
+            FlowCursor::parse(&hex::encode(&b)),
+            Err(CursorError::Malformed)
+        );
+        b.pop();
+        b.extend(std::iter::repeat_n(b'a', 256));
+        assert_eq!(
+            FlowCursor::parse(&hex::encode(&b)),
+            Err(CursorError::Malformed)
+        );
+        // The earlier format (sort, key, row id) is named as such.
+        let old = format!("74{}{}", "00".repeat(8), "01".repeat(8));
+        assert_eq!(FlowCursor::parse(&old), Err(CursorError::Outdated));
+        assert!(CursorError::Outdated
+            .to_string()
+            .contains("earlier version"));
+    }
+
+    /// Ties in the sort key go by (node, boot, flow id), descending, with
+    /// boots and flow ids compared as unsigned numbers.
+    #[test]
+    fn ties_go_by_flow_identity() {
+        use simpul_proto::{EndReason, RecordKind, TrafficScope};
+        let row = |node: &str, flow_id: u64| FlowRow {
+            node_id: node.into(),
+            record: FlowRecord {
+                flow_id,
+                kind: RecordKind::Final,
+                end_reason: EndReason::Fin,
+                proto: "tcp".into(),
+                src_ip: "10.0.0.1".parse().unwrap(),
+                src_port: None,
+                dst_ip: "192.0.2.1".parse().unwrap(),
+                dst_port: None,
+                vlan: None,
+                vlan_inner: None,
+                packets_up: 1,
+                bytes_up: 10,
+                packets_down: 0,
+                bytes_down: 0,
+                first_seen: 5,
+                last_seen: 9,
+                tcp_flags_up: None,
+                tcp_flags_down: None,
+                sni: None,
+                http_host: None,
+                dns_query: None,
+                site: None,
+                site_source: None,
+                agency: "a".into(),
+                unit: "u".into(),
+                scope: TrafficScope::Internet,
+            },
+        };
+        let offered = [
+            ("a", 1, 3),
+            ("b", 1, 1),
+            ("a", u64::MAX, 1),
+            ("a", 1, u64::MAX),
+            ("B", 9, 9),
+        ];
+        let mut order = Vec::new();
+        let mut f = FlowFilter {
+            limit: 2,
+            ..FlowFilter::default()
+        };
+        loop {
+            let mut top = TopRows::new(&f);
+            for (node, boot, id) in offered {
+                top.offer(boot, row(node, id));
+            }
+            let page = top.page();
+            order.extend(
+                page.rows
+                    .iter()
+                    .map(|r| (r.node_id.clone(), r.record.flow_id)),
+            );
+            match page.next {
+                Some(c) => f.cursor = FlowCursor::decode(&c),
+                None => break,
+            }
+        }
+        let want = [("b", 1), ("a", 1), ("a", u64::MAX), ("a", 3), ("B", 9)];
+        let want: Vec<(String, u64)> = want.iter().map(|(n, i)| (n.to_string(), *i)).collect();
+        assert_eq!(order, want);
     }
 }

@@ -21,9 +21,9 @@ use crate::store::search::{has_row_conditions, row_matches, Tally, TopRows};
 use crate::store::traits::{FlowReader, Traffic};
 use crate::store::{
     peaks, BlockedAgency, BlockedClient, BlockedFilter, BlockedMatch, BlockedRow, BlockedSummary,
-    BlockedTarget, FlowFilter, FlowPage, FlowRow, FlowSort, Investigation, Net, OverviewSite,
-    SeriesPoint, Step, StoreError, TopAgency, TopHost, TopSite, UnitUsage, UsagePoint, UsageSeries,
-    MAX_BLOCKED, MAX_INVESTIGATE_SCAN, MAX_USAGE_STEPS,
+    BlockedTarget, FlowFilter, FlowId, FlowPage, FlowRow, FlowSort, Investigation, Net,
+    OverviewSite, SeriesPoint, Step, StoreError, TopAgency, TopHost, TopSite, UnitUsage,
+    UsagePoint, UsageSeries, MAX_BLOCKED, MAX_INVESTIGATE_SCAN, MAX_USAGE_STEPS,
 };
 
 const NS: u64 = 1_000_000_000;
@@ -271,15 +271,32 @@ fn state_conds(f: &FlowFilter, p: &str) -> String {
             lit(&pr.to_ascii_lowercase())
         ));
     }
-    if let Some(cur) = f.cursor {
+    if let Some(cur) = &f.cursor {
         c.push_str(&format!(
-            " AND ({k} < {v} OR ({k} = {v} AND {p}fid < {id}))",
-            k = sort_key(f.sort, p),
-            v = cur.key,
-            id = cur.id
+            " AND {}",
+            ranks(&sort_key(f.sort, p), "<", cur.key, &cur.flow)
         ));
     }
     c
+}
+
+/// Whether a row's (key, node, boot, flow id) is `op` ("<" or ">=") the
+/// given one: the page order (`search::FlowId`), with tuples spelled out
+/// for ClickHouse 18.16. Node ids compare as bytes, as in every store.
+fn ranks(key: &str, op: &str, v: u64, flow: &FlowId) -> String {
+    let strict = if op == "<" { "<" } else { ">" };
+    format!(
+        "({key} {strict} {v} OR ({key} = {v} AND (node {strict} {n} OR (node = {n} AND \
+         (boot {strict} {b} OR (boot = {b} AND flow_id {op} {id}))))))",
+        n = lit(&flow.node),
+        b = flow.boot,
+        id = flow.flow_id
+    )
+}
+
+/// Page order after the sort key `key`.
+fn identity_order(key: &str) -> String {
+    format!("{key} DESC, node DESC, boot DESC, flow_id DESC")
 }
 
 /// The page order's key of a state.
@@ -293,7 +310,22 @@ fn sort_key(sort: FlowSort, p: &str) -> String {
 #[derive(Deserialize)]
 struct Threshold {
     k: u64,
-    id: i64,
+    node: String,
+    boot: u64,
+    flow_id: u64,
+}
+
+impl Threshold {
+    /// The condition on a flow's latest state (key `xkey`) to rank at or
+    /// above this row.
+    fn above(&self, xkey: &str) -> String {
+        let flow = FlowId {
+            node: self.node.clone(),
+            boot: self.boot,
+            flow_id: self.flow_id,
+        };
+        format!(" AND {}", ranks(xkey, ">=", self.k, &flow))
+    }
 }
 
 /// Candidate rows a page starts from: at least this many, eight times more
@@ -315,7 +347,7 @@ impl ChReader {
     /// latest row among the `k`, so every flow ranking there is found; if
     /// `want` of them pass, they are the answer, else `k` grows until the
     /// rows run out.
-    fn flow_rows(&self, f: &FlowFilter, want: usize) -> Result<Vec<(i64, FlowRow)>, StoreError> {
+    fn flow_rows(&self, f: &FlowFilter, want: usize) -> Result<Vec<(u64, FlowRow)>, StoreError> {
         if f.sort == FlowSort::Time && !has_row_conditions(f) {
             return self.newest_rows(f, want);
         }
@@ -326,22 +358,17 @@ impl ChReader {
         let mut k = want.saturating_mul(2).max(FIRST_CANDIDATES);
         loop {
             let ranked = format!(
-                "FROM {fr} WHERE {}{agency} ORDER BY {key} DESC, fid DESC",
-                state_conds(f, "")
+                "FROM {fr} WHERE {}{agency} ORDER BY {}",
+                state_conds(f, ""),
+                identity_order(&key)
             );
             let threshold: Option<Threshold> = self
                 .rows(&format!(
-                    "SELECT {key} AS k, fid AS id {ranked} LIMIT {}, 1",
+                    "SELECT {key} AS k, node, boot, flow_id {ranked} LIMIT {}, 1",
                     k - 1
                 ))?
                 .pop();
-            let above = threshold.as_ref().map(|t| {
-                format!(
-                    " AND ({xkey} > {v} OR ({xkey} = {v} AND x_fid >= {id}))",
-                    v = t.k,
-                    id = t.id
-                )
-            });
+            let above = threshold.as_ref().map(|t| t.above(&xkey));
             let rows = self.latest_of(f, &ranked, k, above.as_deref().unwrap_or(""), want)?;
             if rows.len() >= want || threshold.is_none() {
                 return Ok(rows);
@@ -356,14 +383,17 @@ impl ChReader {
     /// (or the cursor), eight times longer each until one holds `k` rows,
     /// so a page reads the last rows of the range, not all of them. With
     /// `k` rows in the window they are the range's newest `k`; a flow
-    /// ranking above the `k`-th is then found as in `flow_rows` (ties with
-    /// it are left to a larger `k`: these rows carry no page id).
-    fn newest_rows(&self, f: &FlowFilter, want: usize) -> Result<Vec<(i64, FlowRow)>, StoreError> {
+    /// ranking at or above the `k`-th is then found as in `flow_rows`.
+    /// The window bounds the key's range, so the read still goes by the
+    /// table's sort key; ordering its rows by identity too costs a sort of
+    /// the window only.
+    fn newest_rows(&self, f: &FlowFilter, want: usize) -> Result<Vec<(u64, FlowRow)>, StoreError> {
         let ft = self.t("flow_times");
-        let agency = agency_cond("agency", f.agency.as_deref());
+        let mut agency = agency_cond("agency", f.agency.as_deref());
         let (from, mut end) = (f.from.saturating_mul(NS), f.to.saturating_mul(NS));
-        if let Some(c) = f.cursor {
+        if let Some(c) = &f.cursor {
             end = end.min(c.key.saturating_add(1));
+            agency.push_str(&format!(" AND {}", ranks("last_seen", "<", c.key, &c.flow)));
         }
         let mut k = want.saturating_mul(2).max(FIRST_CANDIDATES);
         let mut w = FIRST_WINDOW_NS;
@@ -371,15 +401,12 @@ impl ChReader {
             let start = end.saturating_sub(w).max(from);
             let ranked = format!(
                 "FROM {ft} WHERE last_seen >= {start} AND last_seen < {end}{agency} \
-                 ORDER BY last_seen DESC"
+                 ORDER BY {}",
+                identity_order("last_seen")
             );
-            #[derive(Deserialize)]
-            struct K {
-                k: u64,
-            }
-            let threshold: Option<K> = self
+            let threshold: Option<Threshold> = self
                 .rows(&format!(
-                    "SELECT last_seen AS k {ranked} LIMIT {}, 1",
+                    "SELECT last_seen AS k, node, boot, flow_id {ranked} LIMIT {}, 1",
                     k - 1
                 ))?
                 .pop();
@@ -387,9 +414,7 @@ impl ChReader {
                 w = w.saturating_mul(8);
                 continue;
             }
-            let above = threshold
-                .as_ref()
-                .map(|t| format!(" AND x_last_seen > {}", t.k));
+            let above = threshold.as_ref().map(|t| t.above("x_last_seen"));
             let rows = self.latest_of(f, &ranked, k, above.as_deref().unwrap_or(""), want)?;
             if rows.len() >= want || threshold.is_none() {
                 return Ok(rows);
@@ -400,7 +425,7 @@ impl ChReader {
 
     /// The latest state of the flows of the first `k` rows of `ranked`
     /// (`FROM … ORDER BY …`), those passing the filter and `above`, in page
-    /// order, at most `want`.
+    /// order, at most `want`, each with its boot.
     fn latest_of(
         &self,
         f: &FlowFilter,
@@ -408,24 +433,26 @@ impl ChReader {
         k: usize,
         above: &str,
         want: usize,
-    ) -> Result<Vec<(i64, FlowRow)>, StoreError> {
+    ) -> Result<Vec<(u64, FlowRow)>, StoreError> {
         let xkey = sort_key(f.sort, "x_");
         let sql = format!(
             "SELECT {} FROM {} PREWHERE (node, boot, flow_id) IN \
              (SELECT node, boot, flow_id {ranked} LIMIT {k}) \
              WHERE 1{} GROUP BY node, boot, flow_id HAVING {}{above} \
-             ORDER BY {xkey} DESC, x_fid DESC LIMIT {want}",
+             ORDER BY {} LIMIT {want}",
             latest_select(),
             self.t("flow_records"),
             agency_cond("agency", f.agency.as_deref()),
             state_conds(f, "x_"),
+            identity_order(&xkey),
         );
         let rows: Vec<StateRow> = self.rows(&sql)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let (node_id, id, record) = r.record()?;
+            let boot = r.boot;
+            let (node_id, _, record) = r.record()?;
             if row_matches(f, &record) {
-                out.push((id, FlowRow { node_id, record }));
+                out.push((boot, FlowRow { node_id, record }));
             }
         }
         Ok(out)
@@ -735,7 +762,7 @@ impl FlowReader for ChReader {
     }
 
     fn flow_page(&self, f: &FlowFilter) -> Result<FlowPage, StoreError> {
-        if let Some(c) = f.cursor {
+        if let Some(c) = &f.cursor {
             if c.sort != f.sort {
                 return Err(StoreError::Invalid {
                     what: "cursor",
@@ -746,8 +773,8 @@ impl FlowReader for ChReader {
         }
         let want = crate::store::search::page_limit(f) + 1;
         let mut top = TopRows::new(f);
-        for (id, row) in self.flow_rows(f, want)? {
-            top.offer(id, row);
+        for (boot, row) in self.flow_rows(f, want)? {
+            top.offer(boot, row);
         }
         Ok(top.page())
     }

@@ -184,7 +184,8 @@ fn assert_same_answers(a: &dyn FlowReader, b: &dyn FlowReader, all: &[(String, S
             "{} rows for {f:?}",
             x.len()
         );
-        assert_eq!(x, sorted_flows(b.flows(f).unwrap()), "{f:?}");
+        // In the same order too: ties go by flow identity on both.
+        assert_eq!(a.flows(f).unwrap(), b.flows(f).unwrap(), "{f:?}");
         assert_eq!(
             a.investigate(f, 5).unwrap(),
             b.investigate(f, 5).unwrap(),
@@ -200,7 +201,7 @@ fn assert_same_answers(a: &dyn FlowReader, b: &dyn FlowReader, all: &[(String, S
             let pa = all_pages(a, &paged);
             assert_eq!(pa.len(), x.len(), "{sort:?} {f:?}");
             assert_eq!(sorted_flows(pa.clone()), x);
-            assert_eq!(sorted_flows(all_pages(b, &paged)), x);
+            assert_eq!(all_pages(b, &paged), pa, "{sort:?} {f:?}");
             // Newest (or biggest) first within the pages.
             let keys: Vec<u64> = pa
                 .iter()
@@ -227,7 +228,7 @@ fn assert_same_answers(a: &dyn FlowReader, b: &dyn FlowReader, all: &[(String, S
         let keys = |p: &[FlowRow]| p.iter().map(|r| r.record.last_seen).collect::<Vec<_>>();
         assert_eq!(keys(&pa), keys(&pb), "{agency:?}");
         assert!(keys(&pa).windows(2).all(|w| w[0] >= w[1]));
-        assert_eq!(sorted_flows(pa), sorted_flows(pb), "{agency:?}");
+        assert_eq!(pa, pb, "{agency:?}");
     }
     let blocked = BlockedFilter {
         from: first,
@@ -890,4 +891,154 @@ fn an_older_cluster_gains_the_drop_counts() {
         [BatchOutcome::Stored]
     );
     assert_eq!(r.dropped_records().unwrap().get("node-a"), Some(&6));
+}
+
+/// Flows that tie on every sort key (one instant, one byte count) across
+/// nodes, boots and flow ids (some above i64::MAX, where a signed compare
+/// would turn them around), paged seven at a time: every store gives the
+/// same sequence, (node, boot, flow id) descending, each flow once, whether
+/// the page reads by time alone (ClickHouse's flow_times, SQLite's newest
+/// rows of a chunk), by agency, with a row condition, or by bytes.
+#[test]
+fn tied_flows_page_alike_on_every_store() {
+    use simpul_proto::{EndReason, FlowRecord, RecordKind, TrafficScope};
+    const T: u64 = 1_764_236_100;
+    let flow = |flow_id: u64, agency: &str, last_seen: u64, bytes: u64| FlowRecord {
+        flow_id,
+        kind: RecordKind::Final,
+        end_reason: EndReason::Fin,
+        proto: if flow_id.is_multiple_of(3) {
+            "udp"
+        } else {
+            "tcp"
+        }
+        .into(),
+        src_ip: format!("10.9.{}.{}", flow_id % 7, flow_id % 200 + 1)
+            .parse()
+            .unwrap(),
+        src_port: Some(40_000),
+        dst_ip: "203.0.113.9".parse().unwrap(),
+        dst_port: Some(443),
+        vlan: None,
+        vlan_inner: None,
+        packets_up: 1,
+        bytes_up: bytes,
+        packets_down: 0,
+        bytes_down: 0,
+        first_seen: (T - 5) * 1_000_000_000,
+        last_seen,
+        tcp_flags_up: None,
+        tcp_flags_down: None,
+        sni: None,
+        http_host: None,
+        dns_query: None,
+        site: None,
+        site_source: None,
+        agency: agency.into(),
+        unit: "umum".into(),
+        scope: TrafficScope::Internet,
+    };
+    // (node, agency, boot, first flow id): node ids that sort apart only by
+    // case, two boots of one node, flow ids either side of 2^63.
+    let streams: [(&str, &str, u64, u64); 5] = [
+        ("node-a", "agency00", 100, 1),
+        ("node-a", "agency00", 200, 1),
+        ("node-b", "agency01", 100, 1),
+        ("Node-b", "agency00", 100, (1 << 63) - 20),
+        ("node-c", "agency01", 300, 40),
+    ];
+    let tied = T * 1_000_000_000;
+    let mut all = Vec::new();
+    let mut want = Vec::new();
+    for (node, agency, boot, first) in streams {
+        let mut flows = Vec::new();
+        for i in 0..40u64 {
+            let id = first + i;
+            // Most tie; a few are older and bigger (not tied by time, but
+            // tied by bytes with each other).
+            let (ls, bytes) = if i % 10 == 9 {
+                (tied - 1_000_000_000, 5000)
+            } else {
+                (tied, 1000)
+            };
+            flows.push(flow(id, agency, ls, bytes));
+            want.push((node.to_string(), agency, boot, id, ls, bytes));
+        }
+        all.push((
+            node.to_string(),
+            agency.to_string(),
+            Batch {
+                boot_epoch: boot,
+                seq: 1,
+                sealed_ms: T * 1000,
+                flows,
+                counters: vec![],
+                blocked: vec![],
+                dropped_records: 0,
+                dropped_batches: 0,
+            },
+        ));
+    }
+    let ch = server();
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open(dir.path(), cfg()).unwrap();
+    let memory = crate::store::memory::MemoryFlowStore::new(cfg());
+    let click = open(&ch, "tied_pages");
+    let stores: [&dyn FlowStore; 3] = [&memory, &sqlite, &click];
+    for s in stores {
+        ingest(s.writer().unwrap().as_mut(), &all);
+    }
+    let readers: Vec<_> = stores.iter().map(|s| s.reader().unwrap()).collect();
+    let base = FlowFilter {
+        from: T - 60,
+        to: T + 60,
+        limit: 7,
+        ..FlowFilter::default()
+    };
+    let filters = [
+        base.clone(),
+        FlowFilter {
+            agency: Some("agency00".into()),
+            ..base.clone()
+        },
+        FlowFilter {
+            proto: Some("tcp".into()),
+            ..base.clone()
+        },
+    ];
+    for f in filters {
+        for sort in [FlowSort::Time, FlowSort::Bytes] {
+            let f = FlowFilter { sort, ..f.clone() };
+            let mut expect: Vec<_> = want
+                .iter()
+                .filter(|w| f.agency.as_deref().is_none_or(|a| a == w.1))
+                .filter(|w| f.proto.is_none() || !w.3.is_multiple_of(3))
+                .map(|w| {
+                    let key = if sort == FlowSort::Time { w.4 } else { w.5 };
+                    (key, w.0.clone(), w.2, w.3)
+                })
+                .collect();
+            expect.sort_by(|a, b| b.cmp(a));
+            let expect: Vec<(String, u64)> = expect.into_iter().map(|e| (e.1, e.3)).collect();
+            let pages: Vec<Vec<FlowRow>> =
+                readers.iter().map(|r| all_pages(r.as_ref(), &f)).collect();
+            let ids = |p: &[FlowRow]| -> Vec<(String, u64)> {
+                p.iter()
+                    .map(|r| (r.node_id.clone(), r.record.flow_id))
+                    .collect()
+            };
+            assert_eq!(ids(&pages[0]), expect, "memory {sort:?} {f:?}");
+            assert_eq!(ids(&pages[1]), expect, "SQLite {sort:?} {f:?}");
+            assert_eq!(ids(&pages[2]), expect, "ClickHouse {sort:?} {f:?}");
+            assert_eq!(pages[1], pages[2], "{sort:?} {f:?}");
+            // And the cursors themselves: each store's next page starts
+            // where the others' does.
+            let first: Vec<Option<String>> = readers
+                .iter()
+                .map(|r| r.flow_page(&f).unwrap().next)
+                .collect();
+            assert!(first[0].is_some());
+            assert!(first.iter().all(|c| *c == first[0]), "{first:?}");
+        }
+    }
 }
