@@ -39,6 +39,8 @@ pub mod schema;
 pub mod server;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_coarse;
 mod writer;
 
 pub mod bench;

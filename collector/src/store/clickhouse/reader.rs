@@ -93,7 +93,115 @@ impl ChReader {
         };
         rollups::source(&self.s.db, tables, "minute", cols, cond, &pending)
     }
+
+    /// Top hosts or sites over `[from, to)` (`from` on a minute), as
+    /// `top_src`: whole days and hours from their folds where they ended
+    /// over an hour ago and are not pending, the rest from the minutes.
+    /// `extra`: further conditions (" AND …").
+    fn top_src_long(
+        &self,
+        sites: bool,
+        cols: &str,
+        extra: &str,
+        (from, to): (u64, u64),
+        agency: Option<&str>,
+    ) -> String {
+        let minutes = |not_coarse: &str| {
+            self.top_src(
+                sites,
+                cols,
+                &format!("minute >= {from} AND minute < {to}{extra}{not_coarse}"),
+                (from, to),
+                agency,
+            )
+        };
+        let [(hour, hours_h, hours_s), (day, days_h, days_s)] = rollups::COARSE;
+        // The open hour and the one before always come from the minutes,
+        // so a reader in another process (which does not see this writer's
+        // pending steps) never takes a step that is not folded yet.
+        let settled = (secs(SystemTime::now()) / hour).saturating_sub(1) * hour;
+        let whole = |lo: u64, hi: u64, step: u64| {
+            let (a, b) = (lo.div_ceil(step) * step, hi / step * step);
+            if a < b {
+                (a, b)
+            } else {
+                (hi, hi)
+            }
+        };
+        let (h0, h1) = whole(from, to.min(settled).max(from), hour);
+        if h0 >= h1 {
+            return minutes("");
+        }
+        let (d0, d1) = whole(h0, h1, day);
+        let (ph, pd) = {
+            let p = rollups::lock(&self.s.pending);
+            (
+                rollups::pending_steps(&p.coarse[0], hour, (h0, h1), agency),
+                rollups::pending_steps(&p.coarse[1], day, (d0, d1), agency),
+            )
+        };
+        if ph.len() + pd.len() > MAX_LISTED_STEPS {
+            return minutes("");
+        }
+        let pairs = |v: &[(String, u64)]| {
+            v.iter()
+                .map(|(a, t)| format!("({}, {t})", lit(a)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let not_in = |v: &[(String, u64)]| {
+            if v.is_empty() {
+                String::new()
+            } else {
+                format!(" AND (agency, minute) NOT IN ({})", pairs(v))
+            }
+        };
+        let or_in = |v: &[(String, u64)], step: u64| {
+            if v.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " OR (agency, intDiv(minute, {step}) * {step}) IN ({})",
+                    pairs(v)
+                )
+            }
+        };
+        let (hours_t, days_t) = if sites {
+            (hours_s, days_s)
+        } else {
+            (hours_h, days_h)
+        };
+        // A pending day is read by its hours, a pending hour by its
+        // minutes (a pending hour's day is pending too).
+        let mut parts = Vec::with_capacity(3);
+        if d0 < d1 {
+            parts.push(format!(
+                "SELECT {cols} FROM {} FINAL WHERE minute >= {d0} AND minute < {d1}{extra}{}",
+                self.t(days_t),
+                not_in(&pd)
+            ));
+        }
+        parts.push(format!(
+            "SELECT {cols} FROM {} FINAL WHERE minute >= {h0} AND minute < {h1}{extra} \
+             AND (minute < {d0} OR minute >= {d1}{}){}",
+            self.t(hours_t),
+            or_in(&pd, day),
+            not_in(&ph)
+        ));
+        parts.push(format!(
+            "SELECT {cols} FROM {}",
+            minutes(&format!(
+                " AND (minute < {h0} OR minute >= {h1}{})",
+                or_in(&ph, hour)
+            ))
+        ));
+        format!("({})", parts.join(" UNION ALL "))
+    }
 }
+
+/// Pending hours and days listed in one query at most; past it, a range
+/// is read from the minutes alone (as exact, only slower).
+const MAX_LISTED_STEPS: usize = 2000;
 
 /// First and last key of a network, as `ip_key`s.
 fn net_keys(n: &Net) -> (String, String) {
@@ -468,18 +576,15 @@ impl ChReader {
     ) -> Result<Vec<TopHost>, StoreError> {
         let from = from / 60 * 60;
         let unit = unit.map_or(String::new(), |u| format!(" AND unit = {}", lit(u)));
-        let cond = format!(
-            "minute >= {from} AND minute < {to}{}{unit}",
-            agency_cond("agency", agency)
-        );
+        let extra = format!("{}{unit}", agency_cond("agency", agency));
         let rows: Vec<HostSum> = self.rows(&format!(
             "SELECT agency, unit, host, sum(bytes_up) AS u, sum(bytes_down) AS d, \
              sum(flows) AS f FROM {} \
              GROUP BY agency, unit, host ORDER BY u + d DESC, host ASC LIMIT {}",
-            self.top_src(
+            self.top_src_long(
                 false,
                 "agency, unit, host, bytes_up, bytes_down, flows",
-                &cond,
+                &extra,
                 (from, to),
                 agency
             ),
@@ -583,11 +688,20 @@ impl FlowReader for ChReader {
                 flows: r.f,
             })
             .collect();
+        // Whole minutes: the folded minutes hold the same sums as the
+        // seconds at a sixtieth of the rows (at 500 agents, 3.6 M seconds
+        // in 15 minutes against 60 k minutes).
+        let last_minute_end = end / 60 * 60 + 60;
         let mut agencies: Vec<TopAgency> = self
             .rows::<AgencySum>(&format!(
-                "SELECT agency, sum(bytes_in + bytes_out) AS b FROM {u1s} FINAL \
-                 WHERE ts >= {first_minute} AND ts < {} GROUP BY agency",
-                end / 60 * 60 + 60
+                "SELECT agency, sum(bytes_in + bytes_out) AS b FROM {} GROUP BY agency",
+                self.usage_src(
+                    Step::Minute,
+                    "agency, bytes_in, bytes_out",
+                    &format!("ts >= {first_minute} AND ts < {last_minute_end}"),
+                    (first_minute, last_minute_end),
+                    None
+                )
             ))?
             .into_iter()
             .map(|r| TopAgency {
@@ -726,17 +840,13 @@ impl FlowReader for ChReader {
         limit: usize,
     ) -> Result<Vec<TopSite>, StoreError> {
         let from = from / 60 * 60;
-        let cond = format!(
-            "minute >= {from} AND minute < {to}{}",
-            agency_cond("agency", agency)
-        );
         let rows: Vec<SiteSum> = self.rows(&format!(
             "SELECT site, sum(bytes) AS b, sum(flows) AS f, min(source) AS src FROM {} \
              GROUP BY site ORDER BY b DESC, site ASC LIMIT {}",
-            self.top_src(
+            self.top_src_long(
                 true,
                 "site, bytes, flows, source",
-                &cond,
+                &agency_cond("agency", agency),
                 (from, to),
                 agency
             ),

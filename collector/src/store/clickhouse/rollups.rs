@@ -11,6 +11,14 @@
 //! tables: the writer lists it in `Pending`, which readers of this process
 //! share. (Known limit: a reader in another process sees a late batch's
 //! minute from the folded row until the writer's next fold, ≤ 5 s.)
+//!
+//! Top hosts and sites are also folded per hour and per day (`COARSE`),
+//! each from the step below, once the step has ended: a national
+//! deployment has ~50 M host-minutes in two days, and top-N over them is
+//! the history page's first question. Readers take a whole hour or day
+//! from them only when it ended over an hour ago and is not pending
+//! (`Pending::coarse`), and the rest from the minutes, so a reader in
+//! another process never misses the open hour.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -23,6 +31,16 @@ pub const USAGE_1M: &str = "usage_1m_f";
 pub const USAGE_1H: &str = "usage_1h_f";
 pub const HOSTS: &str = "top_hosts_1m_f";
 pub const SITES: &str = "top_sites_1m_f";
+pub const HOSTS_1H: &str = "top_hosts_1h_f";
+pub const SITES_1H: &str = "top_sites_1h_f";
+pub const HOSTS_1D: &str = "top_hosts_1d_f";
+pub const SITES_1D: &str = "top_sites_1d_f";
+
+/// The coarser folds of top hosts and sites, each folded from the one
+/// before it (the minutes first): (step, hosts, sites). Their time column
+/// keeps the name `minute` (the step's start) so one SQL serves all.
+pub const COARSE: [(u64, &str, &str); 2] =
+    [(3600, HOSTS_1H, SITES_1H), (86_400, HOSTS_1D, SITES_1D)];
 
 /// Steps per statement at most (far below `max_query_size`).
 const CHUNK: usize = 2000;
@@ -34,6 +52,21 @@ pub struct Pending {
     pub usage: BTreeSet<Minute>,
     /// Credited flow records, by credit agency and minute.
     pub hosts: BTreeSet<Minute>,
+    /// The hours and days (as `COARSE`) of `hosts`' minutes, until their
+    /// step has ended and been folded.
+    pub coarse: [BTreeSet<Minute>; 2],
+}
+
+impl Pending {
+    /// Minutes of credited flow records stored, with their hours and days.
+    pub fn add_hosts(&mut self, minutes: impl IntoIterator<Item = Minute>) {
+        for (agency, m) in minutes {
+            for (set, (step, ..)) in self.coarse.iter_mut().zip(COARSE) {
+                set.insert((agency.clone(), m / step * step));
+            }
+            self.hosts.insert((agency, m));
+        }
+    }
 }
 
 pub type Shared = std::sync::Arc<Mutex<Pending>>;
@@ -77,21 +110,36 @@ fn usage_sql(db: &str, to: &str, from: &str, step: u64, cond: &str, v: u64) -> S
     )
 }
 
-fn hosts_sql(db: &str, cond: &str, v: u64) -> String {
+/// Fold `from` (a views' table or a finer fold) into `to` by `step`.
+fn hosts_sql(db: &str, (to, from): (&str, &str), step: u64, cond: &str, v: u64) -> String {
     format!(
-        "INSERT INTO {db}.{HOSTS} (agency, minute, unit, host, bytes_up, bytes_down, flows, \
+        "INSERT INTO {db}.{to} (agency, minute, unit, host, bytes_up, bytes_down, flows, \
          version) \
-         SELECT agency, minute, unit, host, sum(bytes_up), sum(bytes_down), sum(flows), \
-         toUInt64({v}) FROM {db}.top_hosts_1m FINAL WHERE {cond} \
-         GROUP BY agency, minute, unit, host"
+         SELECT agency, intDiv(minute, {step}) * {step} AS m, unit, host, sum(bytes_up), \
+         sum(bytes_down), sum(flows), toUInt64({v}) FROM {db}.{from} FINAL WHERE {cond} \
+         GROUP BY agency, m, unit, host"
     )
 }
 
-fn sites_sql(db: &str, cond: &str, v: u64) -> String {
+fn sites_sql(db: &str, (to, from): (&str, &str), step: u64, cond: &str, v: u64) -> String {
     format!(
-        "INSERT INTO {db}.{SITES} (agency, minute, site, bytes, flows, source, version) \
-         SELECT agency, minute, site, sum(bytes), sum(flows), min(source), toUInt64({v}) \
-         FROM {db}.top_sites_1m FINAL WHERE {cond} GROUP BY agency, minute, site"
+        "INSERT INTO {db}.{to} (agency, minute, site, bytes, flows, source, version) \
+         SELECT agency, intDiv(minute, {step}) * {step} AS m, site, sum(bytes), sum(flows), \
+         min(source), toUInt64({v}) FROM {db}.{from} FINAL WHERE {cond} \
+         GROUP BY agency, m, site"
+    )
+}
+
+/// `WHERE` of the coarse steps `[(agency, start)]` of `step` seconds over
+/// the finer rows they are folded from.
+fn coarse_cond(steps: &[(&str, u64)], step: u64) -> String {
+    let lo = steps.iter().map(|s| s.1).min().unwrap_or(0);
+    let hi = steps.iter().map(|s| s.1).max().unwrap_or(0) + step;
+    format!(
+        "{} AND minute >= {lo} AND minute < {hi} AND (agency, intDiv(minute, {step}) * {step}) \
+         IN ({})",
+        agencies(steps),
+        list(steps)
     )
 }
 
@@ -129,8 +177,50 @@ pub fn fold(
     let mins: Vec<(&str, u64)> = hosts.iter().map(|(a, m)| (a.as_str(), *m)).collect();
     for chunk in mins.chunks(CHUNK) {
         let cond = steps_cond(chunk, "minute", 60);
-        c.exec(&hosts_sql(db, &cond, v))?;
-        c.exec(&sites_sql(db, &cond, v))?;
+        c.exec(&hosts_sql(db, (HOSTS, "top_hosts_1m"), 60, &cond, v))?;
+        c.exec(&sites_sql(db, (SITES, "top_sites_1m"), 60, &cond, v))?;
+    }
+    Ok(())
+}
+
+/// Fold the hours, then the days, of `coarse` (as `Pending::coarse`) that
+/// ended by `now` (seconds): what was folded, to be taken off the pending.
+pub fn fold_coarse(
+    c: &Client,
+    db: &str,
+    coarse: &[BTreeSet<Minute>; 2],
+    now: u64,
+    v: u64,
+) -> Result<[BTreeSet<Minute>; 2], StoreError> {
+    let mut done: [BTreeSet<Minute>; 2] = Default::default();
+    let mut finer = (HOSTS, SITES);
+    for (i, (step, hosts, sites)) in COARSE.into_iter().enumerate() {
+        let ended: Vec<(&str, u64)> = coarse[i]
+            .iter()
+            .filter(|(_, t)| t + step <= now)
+            .map(|(a, t)| (a.as_str(), *t))
+            .collect();
+        for chunk in ended.chunks(CHUNK) {
+            let cond = coarse_cond(chunk, step);
+            c.exec(&hosts_sql(db, (hosts, finer.0), step, &cond, v))?;
+            c.exec(&sites_sql(db, (sites, finer.1), step, &cond, v))?;
+        }
+        done[i] = ended.into_iter().map(|(a, t)| (a.to_string(), t)).collect();
+        finer = (hosts, sites);
+    }
+    Ok(done)
+}
+
+/// Fold every hour and day of the minutes' folds (a database written
+/// before the coarse folds, or generated). Steps not ended yet are folded
+/// too: readers do not take them from here until they have ended, and a
+/// minute stored in them later makes them pending.
+pub fn fold_coarse_all(c: &Client, db: &str, v: u64) -> Result<(), StoreError> {
+    let mut finer = (HOSTS, SITES);
+    for (step, hosts, sites) in COARSE {
+        c.exec(&hosts_sql(db, (hosts, finer.0), step, "1", v))?;
+        c.exec(&sites_sql(db, (sites, finer.1), step, "1", v))?;
+        finer = (hosts, sites);
     }
     Ok(())
 }
@@ -140,8 +230,9 @@ pub fn fold(
 pub fn fold_all(c: &Client, db: &str, v: u64) -> Result<(), StoreError> {
     c.exec(&usage_sql(db, USAGE_1M, "usage_1m", 60, "1", v))?;
     c.exec(&usage_sql(db, USAGE_1H, "usage_1h", 3600, "1", v))?;
-    c.exec(&hosts_sql(db, "1", v))?;
-    c.exec(&sites_sql(db, "1", v))
+    c.exec(&hosts_sql(db, (HOSTS, "top_hosts_1m"), 60, "1", v))?;
+    c.exec(&sites_sql(db, (SITES, "top_sites_1m"), 60, "1", v))?;
+    fold_coarse_all(c, db, v)
 }
 
 /// The credited minutes of the last two hours before the newest one (what

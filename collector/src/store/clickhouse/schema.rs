@@ -33,7 +33,9 @@ use crate::store::StoreError;
 /// 4: `streams.dropped_records`, the records each boot's agent said its
 /// spool dropped, so far (added to an older database by ALTER: the boots
 /// before it count 0, as nothing kept them).
-pub const VERSION: u64 = 4;
+/// 5: top hosts and sites folded per hour and per day (`rollups::COARSE`),
+/// filled from the minutes' folds on upgrade.
+pub const VERSION: u64 = 5;
 
 const DAY: u64 = 86_400;
 const NS: u64 = 1_000_000_000;
@@ -102,7 +104,7 @@ pub const TOP_SITES: Table = Table {
 
 /// The folded rollups (`rollups.rs`), each with the views' table it folds
 /// (whose retention it keeps).
-pub const FOLDED: [(Table, Table); 4] = [
+pub const FOLDED: [(Table, Table); 8] = [
     (
         Table {
             name: super::rollups::USAGE_1M,
@@ -135,7 +137,50 @@ pub const FOLDED: [(Table, Table); 4] = [
         },
         TOP_SITES,
     ),
+    // The coarse folds of hosts and sites (`rollups::COARSE`), in weeks
+    // and months: few rows each.
+    (
+        Table {
+            name: super::rollups::HOSTS_1H,
+            part_secs: 7 * DAY,
+            time_unit: 1,
+        },
+        TOP_HOSTS,
+    ),
+    (
+        Table {
+            name: super::rollups::SITES_1H,
+            part_secs: 7 * DAY,
+            time_unit: 1,
+        },
+        TOP_SITES,
+    ),
+    (
+        Table {
+            name: super::rollups::HOSTS_1D,
+            part_secs: 30 * DAY,
+            time_unit: 1,
+        },
+        TOP_HOSTS,
+    ),
+    (
+        Table {
+            name: super::rollups::SITES_1D,
+            part_secs: 30 * DAY,
+            time_unit: 1,
+        },
+        TOP_SITES,
+    ),
 ];
+
+/// Index granularity of the tables the NOC wall reads for a few recent
+/// seconds or minutes of every agency. They are ordered by agency first
+/// (an agency's own pages read a narrow range), so a time range across all
+/// agencies reads a granule or two per agency: with ClickHouse's default
+/// of 8192 rows that was 4 M rows for a 15-minute overview at 500 agents,
+/// with 256 it is 128 k (and an agency's own range reads no more). Set
+/// when a table is created: a database made before keeps its 8192.
+const FINE: u32 = 256;
 
 fn part(t: Table, col: &str) -> String {
     format!("intDiv({col}, {})", t.part_secs * t.time_unit)
@@ -209,7 +254,8 @@ fn statements(db: &str) -> Vec<String> {
              scope UInt8, {id}, idx UInt32, bytes_in UInt64, bytes_out UInt64, \
              packets_in UInt64, packets_out UInt64) \
              ENGINE = ReplacingMergeTree() PARTITION BY {} \
-             ORDER BY (agency, ts, unit, scope, node, boot, seq, idx)",
+             ORDER BY (agency, ts, unit, scope, node, boot, seq, idx) \
+             SETTINGS index_granularity = {FINE}",
             part(USAGE_1S, "ts")
         ),
         rollup_table(db, USAGE_1M),
@@ -227,7 +273,7 @@ fn statements(db: &str) -> Vec<String> {
              scope UInt8, bytes_in UInt64, bytes_out UInt64, packets_in UInt64, \
              packets_out UInt64, version UInt64) \
              ENGINE = ReplacingMergeTree(version) PARTITION BY {} \
-             ORDER BY (agency, ts, unit, scope)",
+             ORDER BY (agency, ts, unit, scope) SETTINGS index_granularity = {FINE}",
             FOLDED[0].0.name,
             part(FOLDED[0].0, "ts")
         ),
@@ -240,22 +286,12 @@ fn statements(db: &str) -> Vec<String> {
             FOLDED[1].0.name,
             part(FOLDED[1].0, "ts")
         ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {db}.{} (agency String, minute UInt64, unit String, \
-             host String, bytes_up UInt64, bytes_down UInt64, flows UInt64, version UInt64) \
-             ENGINE = ReplacingMergeTree(version) PARTITION BY {} \
-             ORDER BY (agency, minute, unit, host)",
-            FOLDED[2].0.name,
-            part(FOLDED[2].0, "minute")
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {db}.{} (agency String, minute UInt64, site String, \
-             bytes UInt64, flows UInt64, source UInt8, version UInt64) \
-             ENGINE = ReplacingMergeTree(version) PARTITION BY {} \
-             ORDER BY (agency, minute, site)",
-            FOLDED[3].0.name,
-            part(FOLDED[3].0, "minute")
-        ),
+        hosts_fold_table(db, FOLDED[2].0),
+        sites_fold_table(db, FOLDED[3].0),
+        hosts_fold_table(db, FOLDED[4].0),
+        sites_fold_table(db, FOLDED[5].0),
+        hosts_fold_table(db, FOLDED[6].0),
+        sites_fold_table(db, FOLDED[7].0),
         format!(
             "CREATE TABLE IF NOT EXISTS {db}.top_hosts_1m (agency String, minute UInt64, \
              unit String, host String, {id}, bytes_up UInt64, bytes_down UInt64, flows UInt64) \
@@ -287,6 +323,30 @@ fn statements(db: &str) -> Vec<String> {
              GROUP BY agency, minute, site, node, boot, seq"
         ),
     ]
+}
+
+/// A fold of top hosts per minute, hour or day (`minute`: the step's start).
+fn hosts_fold_table(db: &str, t: Table) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{} (agency String, minute UInt64, unit String, \
+         host String, bytes_up UInt64, bytes_down UInt64, flows UInt64, version UInt64) \
+         ENGINE = ReplacingMergeTree(version) PARTITION BY {} \
+         ORDER BY (agency, minute, unit, host) SETTINGS index_granularity = {FINE}",
+        t.name,
+        part(t, "minute")
+    )
+}
+
+/// A fold of top sites per minute, hour or day.
+fn sites_fold_table(db: &str, t: Table) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{} (agency String, minute UInt64, site String, \
+         bytes UInt64, flows UInt64, source UInt8, version UInt64) \
+         ENGINE = ReplacingMergeTree(version) PARTITION BY {} \
+         ORDER BY (agency, minute, site) SETTINGS index_granularity = {FINE}",
+        t.name,
+        part(t, "minute")
+    )
 }
 
 fn rollup_table(db: &str, t: Table) -> String {
@@ -377,7 +437,7 @@ fn add_streams_records(c: &Client, db: &str) -> Result<(), StoreError> {
 }
 
 /// Every table, with what a Distributed table over it shards by.
-const SHARDED: [(&str, &str); 16] = [
+const SHARDED: [(&str, &str); 20] = [
     ("flow_times", "cityHash64(node)"),
     ("meta", "cityHash64(key)"),
     ("streams", "cityHash64(node)"),
@@ -394,6 +454,10 @@ const SHARDED: [(&str, &str); 16] = [
     ("usage_1h_f", "cityHash64(agency)"),
     ("top_hosts_1m_f", "cityHash64(agency)"),
     ("top_sites_1m_f", "cityHash64(agency)"),
+    ("top_hosts_1h_f", "cityHash64(agency)"),
+    ("top_sites_1h_f", "cityHash64(agency)"),
+    ("top_hosts_1d_f", "cityHash64(agency)"),
+    ("top_sites_1d_f", "cityHash64(agency)"),
 ];
 
 /// A cluster: every table and view on each shard in `local`, and on each
@@ -451,6 +515,9 @@ fn check_version(c: &Client, db: &str) -> Result<(), StoreError> {
         if found > 0 && found < 3 {
             // The views' tables of an older database, folded once.
             super::rollups::fold_all(c, db, 0)?;
+        } else if found > 0 && found < 5 {
+            // Its minutes' folds into the hours and days version 5 added.
+            super::rollups::fold_coarse_all(c, db, 0)?;
         }
         c.insert(
             &format!("{db}.meta"),

@@ -20,11 +20,11 @@ use crate::store::{
     NodeBatches, Step, Store, StoreConfig,
 };
 
-fn server() -> TempClickHouse {
+pub(super) fn server() -> TempClickHouse {
     TempClickHouse::start().unwrap_or_else(|e| panic!("ClickHouse tests need a server: {e}"))
 }
 
-fn cfg() -> StoreConfig {
+pub(super) fn cfg() -> StoreConfig {
     StoreConfig {
         aggregate_delay_ms: 0,
         flow_retention_days: 36_500,
@@ -33,7 +33,7 @@ fn cfg() -> StoreConfig {
     }
 }
 
-fn open(ch: &TempClickHouse, db: &str) -> ClickHouseFlowStore {
+pub(super) fn open(ch: &TempClickHouse, db: &str) -> ClickHouseFlowStore {
     let c = ClickHouseConfig {
         url: ch.url.clone(),
         database: db.into(),
@@ -42,7 +42,7 @@ fn open(ch: &TempClickHouse, db: &str) -> ClickHouseFlowStore {
     ClickHouseFlowStore::open(&c, &cfg()).expect("open the ClickHouse store")
 }
 
-fn ingest(w: &mut dyn FlowWriter, all: &[(String, String, Batch)]) -> Vec<BatchOutcome> {
+pub(super) fn ingest(w: &mut dyn FlowWriter, all: &[(String, String, Batch)]) -> Vec<BatchOutcome> {
     let mut o = Vec::new();
     for (node, agency, b) in all {
         let g = NodeBatches {
@@ -822,77 +822,6 @@ async fn the_nodes_list_shows_drops_kept_on_clickhouse() {
     c.stop().await;
 }
 
-/// The same on a cluster made before the counts were kept: each shard's
-/// `streams` and the Distributed table over them gain the column (a
-/// Distributed table reads only the columns it declares).
-#[test]
-fn an_older_cluster_gains_the_drop_counts() {
-    let shards = TempClickHouse::start_cluster("simpul_test", 2)
-        .unwrap_or_else(|e| panic!("ClickHouse tests need a server: {e}"));
-    let urls: Vec<String> = shards.iter().map(|s| s.url.clone()).collect();
-    let clients: Vec<super::Client> = urls
-        .iter()
-        .map(|u| super::Client::new(u, Duration::from_secs(10)).unwrap())
-        .collect();
-    for (i, c) in clients.iter().enumerate() {
-        for sql in [
-            "CREATE DATABASE old_local",
-            "CREATE TABLE old_local.meta (key String, value UInt64) \
-             ENGINE = ReplacingMergeTree(value) ORDER BY key",
-            "CREATE TABLE old_local.streams (node String, boot UInt64, seq UInt64, \
-             dropped UInt64) ENGINE = ReplacingMergeTree(seq) ORDER BY (node, boot)",
-            "CREATE DATABASE old",
-            "CREATE TABLE old.meta AS old_local.meta \
-             ENGINE = Distributed(simpul_test, old_local, meta, cityHash64(key))",
-            "CREATE TABLE old.streams AS old_local.streams \
-             ENGINE = Distributed(simpul_test, old_local, streams, cityHash64(node))",
-        ] {
-            c.exec(sql).unwrap();
-        }
-        if i == 0 {
-            c.exec("INSERT INTO old_local.meta VALUES ('schema', 3)")
-                .unwrap();
-            c.exec("INSERT INTO old_local.streams VALUES ('node-a', 1, 4, 0)")
-                .unwrap();
-        }
-    }
-    let click = ClickHouseFlowStore::open(
-        &ClickHouseConfig {
-            url: urls[1].clone(),
-            database: "old".into(),
-            cluster: Some("simpul_test".into()),
-            shards: urls.clone(),
-            ..ClickHouseConfig::default()
-        },
-        &cfg(),
-    )
-    .expect("open the older cluster");
-    for c in &clients {
-        for db in ["old", "old_local"] {
-            let n = count(
-                c,
-                &format!(
-                    "SELECT count() AS n FROM system.columns WHERE database = '{db}' \
-                     AND table = 'streams' AND name = 'dropped_records'"
-                ),
-            );
-            assert_eq!(n, 1, "{db} on {}", c.url());
-        }
-    }
-    let r = click.reader().unwrap();
-    assert_eq!(r.dropped_records().unwrap().get("node-a"), Some(&0));
-    let mut w = click.writer().unwrap();
-    assert_eq!(
-        one_batch(w.as_mut(), "node-a", &drops(1, 4, 9)).unwrap(),
-        [BatchOutcome::Duplicate]
-    );
-    assert_eq!(
-        one_batch(w.as_mut(), "node-a", &drops(1, 5, 6)).unwrap(),
-        [BatchOutcome::Stored]
-    );
-    assert_eq!(r.dropped_records().unwrap().get("node-a"), Some(&6));
-}
-
 /// Flows that tie on every sort key (one instant, one byte count) across
 /// nodes, boots and flow ids (some above i64::MAX, where a signed compare
 /// would turn them around), paged seven at a time: every store gives the
@@ -1041,4 +970,75 @@ fn tied_flows_page_alike_on_every_store() {
             assert!(first.iter().all(|c| *c == first[0]), "{first:?}");
         }
     }
+}
+
+/// The same on a cluster made before the counts were kept: each shard's
+/// `streams` and the Distributed table over them gain the column (a
+/// Distributed table reads only the columns it declares).
+#[test]
+fn an_older_cluster_gains_the_drop_counts() {
+    let shards = TempClickHouse::start_cluster("simpul_test", 2)
+        .unwrap_or_else(|e| panic!("ClickHouse tests need a server: {e}"));
+    let urls: Vec<String> = shards.iter().map(|s| s.url.clone()).collect();
+    let clients: Vec<super::Client> = urls
+        .iter()
+        .map(|u| super::Client::new(u, Duration::from_secs(10)).unwrap())
+        .collect();
+    for (i, c) in clients.iter().enumerate() {
+        for sql in [
+            "CREATE DATABASE old_local",
+            "CREATE TABLE old_local.meta (key String, value UInt64) \
+             ENGINE = ReplacingMergeTree(value) ORDER BY key",
+            "CREATE TABLE old_local.streams (node String, boot UInt64, seq UInt64, \
+             dropped UInt64) ENGINE = ReplacingMergeTree(seq) ORDER BY (node, boot)",
+            "CREATE DATABASE old",
+            "CREATE TABLE old.meta AS old_local.meta \
+             ENGINE = Distributed(simpul_test, old_local, meta, cityHash64(key))",
+            "CREATE TABLE old.streams AS old_local.streams \
+             ENGINE = Distributed(simpul_test, old_local, streams, cityHash64(node))",
+        ] {
+            c.exec(sql).unwrap();
+        }
+        if i == 0 {
+            c.exec("INSERT INTO old_local.meta VALUES ('schema', 3)")
+                .unwrap();
+            c.exec("INSERT INTO old_local.streams VALUES ('node-a', 1, 4, 0)")
+                .unwrap();
+        }
+    }
+    let click = ClickHouseFlowStore::open(
+        &ClickHouseConfig {
+            url: urls[1].clone(),
+            database: "old".into(),
+            cluster: Some("simpul_test".into()),
+            shards: urls.clone(),
+            ..ClickHouseConfig::default()
+        },
+        &cfg(),
+    )
+    .expect("open the older cluster");
+    for c in &clients {
+        for db in ["old", "old_local"] {
+            let n = count(
+                c,
+                &format!(
+                    "SELECT count() AS n FROM system.columns WHERE database = '{db}' \
+                     AND table = 'streams' AND name = 'dropped_records'"
+                ),
+            );
+            assert_eq!(n, 1, "{db} on {}", c.url());
+        }
+    }
+    let r = click.reader().unwrap();
+    assert_eq!(r.dropped_records().unwrap().get("node-a"), Some(&0));
+    let mut w = click.writer().unwrap();
+    assert_eq!(
+        one_batch(w.as_mut(), "node-a", &drops(1, 4, 9)).unwrap(),
+        [BatchOutcome::Duplicate]
+    );
+    assert_eq!(
+        one_batch(w.as_mut(), "node-a", &drops(1, 5, 6)).unwrap(),
+        [BatchOutcome::Stored]
+    );
+    assert_eq!(r.dropped_records().unwrap().get("node-a"), Some(&6));
 }

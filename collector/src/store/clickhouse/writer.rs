@@ -204,8 +204,7 @@ impl ChWriter {
         {
             let mut p = rollups::lock(&s.pending);
             p.usage.extend(peaks::recent_minutes(&s.client, &db)?);
-            p.hosts
-                .extend(rollups::recent_host_minutes(&s.client, &db)?);
+            p.add_hosts(rollups::recent_host_minutes(&s.client, &db)?);
         }
         let mut w = ChWriter {
             streams: marks
@@ -446,7 +445,7 @@ impl FlowWriter for ChWriter {
         {
             let mut p = rollups::lock(&self.s.pending);
             p.usage.extend(usage_minutes);
-            p.hosts.extend(host_minutes);
+            p.add_hosts(host_minutes);
         }
         self.insert("flow_records", flows)?;
         self.insert("usage_1s", counters)?;
@@ -590,7 +589,7 @@ impl ChWriter {
         self.last_fold = Instant::now();
         if self.dirty.is_empty() && {
             let p = rollups::lock(&self.s.pending);
-            p.usage.is_empty() && p.hosts.is_empty()
+            p.usage.is_empty() && p.hosts.is_empty() && p.coarse.iter().all(|c| c.is_empty())
         } {
             return Ok(0);
         }
@@ -603,9 +602,9 @@ impl ChWriter {
         let n = self.dirty.len() as u64;
         self.dirty.clear();
         // The writer alone adds minutes, and not while it folds.
-        let (usage, hosts) = {
+        let (usage, hosts, coarse) = {
             let p = rollups::lock(&self.s.pending);
-            (p.usage.clone(), p.hosts.clone())
+            (p.usage.clone(), p.hosts.clone(), p.coarse.clone())
         };
         rollups::fold(
             &self.s.client,
@@ -614,9 +613,20 @@ impl ChWriter {
             &hosts,
             self.fold_version,
         )?;
+        // After the minutes: an hour is folded from them, a day from its hours.
+        let folded = rollups::fold_coarse(
+            &self.s.client,
+            &self.s.db,
+            &coarse,
+            now / 1_000_000_000,
+            self.fold_version,
+        )?;
         let mut p = rollups::lock(&self.s.pending);
         p.usage.retain(|m| !usage.contains(m));
         p.hosts.retain(|m| !hosts.contains(m));
+        for (set, done) in p.coarse.iter_mut().zip(&folded) {
+            set.retain(|m| !done.contains(m));
+        }
         Ok(n)
     }
 
