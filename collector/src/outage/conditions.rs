@@ -17,6 +17,13 @@ pub struct ConditionConfig {
     pub drop_heartbeats: u32,
     /// A policy failure is cleared after this many heartbeats without one.
     pub policy_clear_heartbeats: u32,
+    /// A heartbeat is a clock sample only when it arrived this long or
+    /// longer after the one before (closer: part of a held backlog the link
+    /// delivered at once)…
+    pub skew_min_gap_ms: u64,
+    /// …and no longer than this after it (further: the first after a
+    /// silence, which may have waited on the way as long as the silence).
+    pub skew_max_gap_ms: u64,
 }
 
 impl Default for ConditionConfig {
@@ -26,6 +33,9 @@ impl Default for ConditionConfig {
             spool_fraction: 0.9,
             drop_heartbeats: 3,
             policy_clear_heartbeats: 30,
+            // Half and twice the default 2 s heartbeat interval.
+            skew_min_gap_ms: 1_000,
+            skew_max_gap_ms: 4_000,
         }
     }
 }
@@ -72,6 +82,8 @@ struct NodeState {
     /// clock that is behind, never ahead, so the largest of recent samples
     /// is the best estimate of the real difference.
     skews: std::collections::VecDeque<i64>,
+    /// When the last heartbeat arrived (collector clock).
+    last_arrival_ms: Option<u64>,
     drops: Option<u64>,
     growing: u32,
     quiet: u32,
@@ -98,8 +110,9 @@ impl Conditions {
         }
     }
 
-    /// One heartbeat's health and the clock difference it showed.
-    pub fn observe(&mut self, node: &str, h: &Health, skew_ms: i64) -> Vec<Change> {
+    /// One heartbeat's health and the clock difference it showed, arrived
+    /// at `at_ms`.
+    pub fn observe(&mut self, node: &str, h: &Health, skew_ms: i64, at_ms: u64) -> Vec<Change> {
         let cfg = self.cfg;
         // Looked up before inserting: a heartbeat allocates nothing here.
         if !self.nodes.contains_key(node) {
@@ -129,10 +142,19 @@ impl Conditions {
         };
 
         // Clock: on above the limit, off below half of it, judged on the
-        // least-delayed of recent heartbeats.
-        st.skews.push_back(skew_ms);
-        if st.skews.len() > SKEW_SAMPLES {
-            st.skews.pop_front();
+        // least-delayed of recent heartbeats that came in the agent's
+        // rhythm. A link that comes back after a cut delivers every
+        // heartbeat it held in one burst, each as old as its wait; enough
+        // of them would fill the samples and read as a clock behind.
+        let in_rhythm = st.last_arrival_ms.replace(at_ms).is_some_and(|prev| {
+            let gap = at_ms.saturating_sub(prev);
+            (cfg.skew_min_gap_ms..=cfg.skew_max_gap_ms).contains(&gap)
+        });
+        if in_rhythm {
+            st.skews.push_back(skew_ms);
+            if st.skews.len() > SKEW_SAMPLES {
+                st.skews.pop_front();
+            }
         }
         let skew_ms = st.skews.iter().copied().max().unwrap_or(skew_ms);
         let skew = if st.skews.len() < SKEW_SAMPLES {
@@ -312,8 +334,17 @@ mod tests {
         }
     }
 
+    thread_local! {
+        /// Arrival times of `changes`' heartbeats: 2 s apart.
+        static ARRIVAL: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
     fn changes(c: &mut Conditions, h: &Health, skew: i64) -> Vec<(Condition, bool)> {
-        c.observe("n", h, skew)
+        let at = ARRIVAL.with(|a| {
+            a.set(a.get() + 2_000);
+            a.get()
+        });
+        c.observe("n", h, skew, at)
             .into_iter()
             .map(|x| (x.condition, x.active))
             .collect()
@@ -333,6 +364,42 @@ mod tests {
         assert_eq!(feed(&[-6_000; 5]), [(Condition::ClockSkew, true)]);
         assert!(feed(&[4_000; 5]).is_empty(), "hysteresis");
         assert_eq!(feed(&[1_000; 5]), [(Condition::ClockSkew, false)]);
+    }
+
+    #[test]
+    fn heartbeats_a_cut_link_held_and_delivers_at_once_are_not_a_clock_off() {
+        let cfg = ConditionConfig::default();
+        let mut c = Conditions::new(cfg);
+        let h = health(0, 0, 0);
+        let mut seen = Vec::new();
+        let mut at = 0;
+        for _ in 0..10 {
+            at += 2_000;
+            seen.extend(c.observe("n", &h, 0, at));
+        }
+        // Cut for 18 s: the 6 heartbeats sent before the agent gave the
+        // session up arrive together when the link is back, each as late
+        // as it waited (the freshest 7 s), then the agent goes on in its
+        // rhythm.
+        let cut = at;
+        at += 18_000;
+        for k in 0..6u64 {
+            let sent = cut + 1_000 + k * 2_000;
+            let skew = sent as i64 - at as i64;
+            seen.extend(c.observe("n", &h, skew, at + k));
+        }
+        for _ in 0..10 {
+            at += 2_000;
+            seen.extend(c.observe("n", &h, 0, at));
+        }
+        assert!(seen.is_empty(), "{seen:?}");
+        // An agent whose clock really is off, in its rhythm, still is.
+        for _ in 0..5 {
+            at += 2_000;
+            seen.extend(c.observe("n", &h, -6_000, at));
+        }
+        let on: Vec<_> = seen.iter().map(|x| (x.condition, x.active)).collect();
+        assert_eq!(on, [(Condition::ClockSkew, true)]);
     }
 
     #[test]

@@ -18,6 +18,14 @@
 //!   alerted; the parent's alert names it), else it is DOWN on its own.
 //!   Heartbeat phases differ, so children are often seen silent before
 //!   their hub.
+//! - An UNREACHABLE node whose ancestor is back up gets `reconnect_grace_ms`
+//!   to be heard from before it is DOWN on its own. Its agent found the
+//!   collector unreachable through the dead hub and backed off, up to the
+//!   agent's longest reconnect wait; a shorter grace alerts the NOC to
+//!   children that are only waiting out their backoff. One heard from
+//!   again is not down for silence within that grace either: what came may
+//!   be the heartbeats the cut held on a connection its agent had already
+//!   given up, delivered when the link came back.
 //! - FLAPPING when a node changes state `flap_threshold` times within
 //!   `flap_window_ms`: one event, then quiet until it has been stable for a
 //!   whole window.
@@ -44,10 +52,19 @@ pub struct DetectorConfig {
     /// Heartbeats further apart than this are not "in a row".
     pub consecutive_gap_ms: u64,
     pub group_wait_ms: u64,
+    /// How long an unreachable node may stay silent after its ancestor's
+    /// recovery before it is down on its own.
+    pub reconnect_grace_ms: u64,
     pub flap_window_ms: u64,
     pub flap_threshold: u32,
     pub startup_grace_ms: u64,
 }
+
+/// The longest an agent waits between reconnect attempts: its backoff cap
+/// (30 s) plus 25 % jitter (agent/src/link/client.rs, `BACKOFF_MAX`). An
+/// agent behind a dead hub fails its attempts at once (no route) and is at
+/// this cap after half a minute.
+pub const AGENT_RECONNECT_MAX_MS: u64 = 37_500;
 
 impl DetectorConfig {
     /// Defaults derived from the heartbeat interval and the silence.
@@ -59,6 +76,10 @@ impl DetectorConfig {
             up_spacing_ms: heartbeat_interval_ms / 2,
             consecutive_gap_ms: heartbeat_interval_ms * 2,
             group_wait_ms: heartbeat_interval_ms * 2,
+            // Its next attempt, the handshake and a heartbeat on a link
+            // that has just come back.
+            reconnect_grace_ms: down_after_ms
+                .max(AGENT_RECONNECT_MAX_MS + heartbeat_interval_ms * 2),
             flap_window_ms: 10 * 60 * 1000,
             flap_threshold: 4,
             startup_grace_ms: down_after_ms + heartbeat_interval_ms,
@@ -144,6 +165,11 @@ struct Node {
     /// Unreachable, its ancestor back: its own outage only if still silent
     /// at this time (its agent may be in reconnect backoff).
     grace_until_ms: Option<u64>,
+    /// Heard from again after being unreachable: silence does not count
+    /// before this time. What came may be the heartbeats a cut link held on
+    /// a connection the agent had already given up; it then reconnects only
+    /// after its backoff.
+    reconnect_until_ms: Option<u64>,
     /// Underlying up/down, which flapping hides.
     raw_up: bool,
     changes: VecDeque<u64>,
@@ -163,6 +189,7 @@ impl Node {
             link_closed_ms: None,
             pending_since_ms: None,
             grace_until_ms: None,
+            reconnect_until_ms: None,
             raw_up: false,
             changes: VecDeque::new(),
         }
@@ -349,18 +376,21 @@ impl Detector {
         } else if n.raw_up || n.status == Status::Unknown {
             match n.pending_since_ms {
                 Some(p) => at(p.saturating_add(cfg.group_wait_ms)),
-                None => {
-                    let silent_since = n.last_heartbeat_ms.unwrap_or(n.known_since_ms);
-                    let mut deadline = silent_since.saturating_add(cfg.down_after_ms);
-                    if let Some(closed) = n.link_closed_ms {
-                        deadline = deadline.min(closed.saturating_add(cfg.link_grace_ms));
-                    }
-                    at(deadline);
-                }
+                None => at(Self::silence_deadline(cfg, n)),
             }
         }
         let grace_end = self.started_ms.saturating_add(cfg.startup_grace_ms);
         due.map(|d| d.max(grace_end))
+    }
+
+    /// When `n` is silent for long enough to be down (or unreachable).
+    fn silence_deadline(cfg: &DetectorConfig, n: &Node) -> u64 {
+        let silent_since = n.last_heartbeat_ms.unwrap_or(n.known_since_ms);
+        let mut deadline = silent_since.saturating_add(cfg.down_after_ms);
+        if let Some(closed) = n.link_closed_ms {
+            deadline = deadline.min(closed.saturating_add(cfg.link_grace_ms));
+        }
+        deadline.max(n.reconnect_until_ms.unwrap_or(0))
     }
 
     /// Put `node` in the deadline index at `at` (None: not due).
@@ -463,6 +493,7 @@ impl Detector {
                 n.status = Status::Up;
                 n.streak = 0;
                 n.last_counted_ms = None;
+                n.reconnect_until_ms = Some(now_ms.saturating_add(self.cfg.reconnect_grace_ms));
                 events.push(Event::Reachable {
                     node: node.to_string(),
                     at_ms: now_ms,
@@ -560,13 +591,16 @@ impl Detector {
         }
         if !n.raw_up && n.status == Status::Unreachable {
             if root.is_some() {
+                // Down again before this node was heard from: its grace
+                // starts afresh at the next recovery.
+                n.grace_until_ms = None;
                 return;
             }
-            // The ancestor is back: give this node a whole silence period to
-            // reconnect before it counts as its own outage.
+            // The ancestor is back: its agent is likely still waiting out
+            // its reconnect backoff, which is longer than a silence period.
             let until = *n
                 .grace_until_ms
-                .get_or_insert(now.saturating_add(cfg.down_after_ms));
+                .get_or_insert(now.saturating_add(cfg.reconnect_grace_ms));
             if now < until {
                 return;
             }
@@ -574,12 +608,7 @@ impl Detector {
             self.changed(name, now, false, events);
             return;
         }
-        let silent_since = n.last_heartbeat_ms.unwrap_or(n.known_since_ms);
-        let mut deadline = silent_since.saturating_add(cfg.down_after_ms);
-        if let Some(closed) = n.link_closed_ms {
-            deadline = deadline.min(closed.saturating_add(cfg.link_grace_ms));
-        }
-        let silent = now >= deadline;
+        let silent = now >= Self::silence_deadline(&cfg, n);
         if !silent {
             return;
         }
@@ -841,8 +870,8 @@ mod tests {
         );
         // Restore the hub; c1's agent is in reconnect backoff and returns
         // 6 s later (reachable, no outage of its own); c2 stays silent and
-        // becomes its own outage a whole silence period after the hub.
-        let evs = run(&mut d, 40_000, 80_000, |t| {
+        // becomes its own outage a reconnect grace after the hub.
+        let evs = run(&mut d, 40_000, 90_000, |t| {
             if t >= 48_000 {
                 vec!["hub", "c1", "other"]
             } else {
@@ -850,7 +879,95 @@ mod tests {
             }
         });
         assert_eq!(kinds(&evs), ["up hub", "reachable c1", "down c2 "]);
-        assert_eq!(evs[2].0, 42_000 + 10_000);
+        assert_eq!(evs[2].0, 42_000 + cfg().reconnect_grace_ms);
+        assert_eq!(d.status("c1"), Some(Status::Up));
+    }
+
+    #[test]
+    fn a_child_waiting_out_its_reconnect_backoff_is_not_alerted_when_its_hub_returns() {
+        let mut d = Detector::new(cfg(), 0);
+        d.add_node("hub", None);
+        for c in ["c1", "c2"] {
+            d.add_node(c, Some("hub"));
+        }
+        // A long hub outage: every agent behind it is at its longest
+        // reconnect wait. The hub is back at 60 s (up at 62 s); c1's next
+        // attempt comes that longest wait later; c2 never comes back.
+        let c1_back = 62_000 + AGENT_RECONNECT_MAX_MS;
+        let evs = run(&mut d, 0, 120_000, |t| match t {
+            ..20_000 => vec!["hub", "c1", "c2"],
+            20_000..60_000 => vec![],
+            t if t < c1_back => vec!["hub"],
+            _ => vec!["hub", "c1"],
+        });
+        assert_eq!(
+            kinds(&evs),
+            [
+                "down hub c1,c2",
+                "unreachable c1 <- hub",
+                "unreachable c2 <- hub",
+                "up hub",
+                "reachable c1",
+                "down c2 "
+            ]
+        );
+        assert_eq!(evs[3].0, 62_000);
+        assert_eq!(evs[5].0, 62_000 + cfg().reconnect_grace_ms);
+        assert!(cfg().reconnect_grace_ms > AGENT_RECONNECT_MAX_MS);
+    }
+
+    #[test]
+    fn a_child_heard_through_a_connection_its_agent_gave_up_is_not_alerted() {
+        let mut d = Detector::new(cfg(), 0);
+        d.add_node("hub", None);
+        d.add_node("c1", Some("hub"));
+        let mut hbs: Vec<(u64, &str)> = Vec::new();
+        for i in 0..10 {
+            hbs.extend([(i * HB, "hub"), (i * HB, "c1")]);
+        }
+        // Cut after 18 s; back at 60 s. The connection c1's agent gave up
+        // delivers the heartbeats it held, then closes; the hub's agent
+        // reconnects at once, c1's 35 s later (its backoff).
+        hbs.extend([(60_000, "c1"), (60_002, "c1"), (60_004, "c1")]);
+        let mut evs = run_precise(&mut d, &hbs, 60_050);
+        d.link_closed("c1", 60_100);
+        let mut later: Vec<(u64, &str)> = (0..40).map(|i| (61_000 + i * HB, "hub")).collect();
+        later.extend((0..20).map(|i| (95_000 + i * HB, "c1")));
+        later.sort();
+        evs.extend(run_precise(&mut d, &later, 130_000));
+        assert_eq!(
+            kinds(&evs),
+            [
+                "down hub c1",
+                "unreachable c1 <- hub",
+                "reachable c1",
+                "up hub"
+            ]
+        );
+        assert_eq!(d.status("c1"), Some(Status::Up));
+    }
+
+    #[test]
+    fn a_hub_down_again_before_its_child_returns_gives_the_child_a_fresh_grace() {
+        let mut d = Detector::new(cfg(), 0);
+        d.add_node("hub", None);
+        d.add_node("c1", Some("hub"));
+        // The hub is up 62-70 s, silent again until 100 s, up at 102 s;
+        // c1 is back 20 s after that, well within a grace counted from
+        // the second recovery but past one counted from the first.
+        let evs = run(&mut d, 0, 160_000, |t| match t {
+            ..20_000 => vec!["hub", "c1"],
+            60_000..70_000 | 100_000..122_000 => vec!["hub"],
+            122_000.. => vec!["hub", "c1"],
+            _ => vec![],
+        });
+        let ks = kinds(&evs);
+        assert!(!ks.iter().any(|k| k.starts_with("down c1")), "{ks:?}");
+        assert_eq!(
+            ks.last().map(String::as_str),
+            Some("reachable c1"),
+            "{ks:?}"
+        );
         assert_eq!(d.status("c1"), Some(Status::Up));
     }
 

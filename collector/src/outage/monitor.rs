@@ -239,6 +239,8 @@ impl OutageMonitor {
             ),
             conditions: Conditions::new(ConditionConfig {
                 max_clock_skew_ms: i64::try_from(cfg.max_clock_skew_ms).unwrap_or(i64::MAX),
+                skew_min_gap_ms: cfg.heartbeat_interval_ms / 2,
+                skew_max_gap_ms: cfg.heartbeat_interval_ms * 2,
                 ..ConditionConfig::default()
             }),
             view: view.clone(),
@@ -521,7 +523,7 @@ impl Worker {
                 let events = self.detector.heartbeat(&node, at_ms);
                 self.handle(events, store);
                 if let Some((h, skew)) = health {
-                    let changes = self.conditions.observe(&node, &h, skew);
+                    let changes = self.conditions.observe(&node, &h, skew, at_ms);
                     self.conditions_changed(&node, changes, at_ms, store);
                 }
             }
@@ -1112,29 +1114,24 @@ mod tests {
         let store = crate::store::Store::open(dir.path(), crate::store::StoreConfig::default())
             .expect("store");
         let (alerts, sink) = recording_sink();
-        let m = OutageMonitor::start(
-            &NodesConfig::default(),
-            &store,
-            vec![],
-            Topology::default(),
-            sink,
-        )
-        .expect("start");
+        // Clock samples come from heartbeats in the agent's rhythm, so
+        // these come at the (short) interval, until the monitor answers.
+        let cfg = NodesConfig {
+            heartbeat_interval_ms: 100,
+            ..NodesConfig::default()
+        };
+        let m =
+            OutageMonitor::start(&cfg, &store, vec![], Topology::default(), sink).expect("start");
         let h = Health::default();
-        let wait = |n: usize| {
+        let beat_until = |n: usize, ahead_ms: u64| {
             let end = std::time::Instant::now() + Duration::from_secs(10);
             while alerts.lock().expect("lock").len() < n && std::time::Instant::now() < end {
-                std::thread::sleep(Duration::from_millis(20));
+                m.heartbeat_with_health("n1", "dinkes", now_ms() + ahead_ms, &h);
+                std::thread::sleep(Duration::from_millis(100));
             }
         };
-        for _ in 0..5 {
-            m.heartbeat_with_health("n1", "dinkes", now_ms() + 60_000, &h);
-        }
-        wait(1);
-        for _ in 0..5 {
-            m.heartbeat_with_health("n1", "dinkes", now_ms(), &h);
-        }
-        wait(2);
+        beat_until(1, 60_000);
+        beat_until(2, 0);
         let got: Vec<(String, AlertState)> = alerts
             .lock()
             .expect("lock")
