@@ -44,10 +44,12 @@ if [ -n "${GENERATE:-}" ]; then
   tmp=$(mktemp)
   python3 - "$out" "$loadavg" "$(nproc)" \
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" "$(uname -r)" \
-    "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(( $(date +%s) - start ))" > "$tmp" <<'PY'
+    "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(( $(date +%s) - start ))" "${REUSE:-}" > "$tmp" <<'PY'
 import json, sys
 d = json.loads(sys.argv[1])
-load, cores, cpu, kernel, when, wall = sys.argv[2:8]
+load, cores, cpu, kernel, when, wall, reuse = sys.argv[2:9]
+reused = (" (in an earlier run, while other work ran; kept with KEEP=1 and timed"
+          " again here with REUSE=1)") if reuse else ""
 def ms(v): return f"{v:.1f}" if v >= 1 else f"{v:.3f}"
 print(f"""## Flow store: ClickHouse at {d['flows']/1e6:.0f} M generated flows (`GENERATE={d['flows']} bench/clickhouse.sh`)
 
@@ -58,7 +60,7 @@ the top-N views firing on the inserts; `bench-ingest`'s distributions:
 {d['hours']} hours, 4 units, hosts skewed over 250 a unit, 3000 sites skewed,
 20 000 peers skewed). Per-second counters for the last hour (feeding the
 1 min / 1 h views); the earlier minutes and hours written pre-summed.
-Generated and merged (`OPTIMIZE … PARTITION … FINAL`) in {d['generate_secs']:.0f} s;
+Generated and merged (`OPTIMIZE … PARTITION … FINAL`) in {d['generate_secs']:.0f} s{reused};
 the whole run took {wall} s. Queries through the store's reader (the API's
 code path), median of 3; the newest-flows pages are over the whole range.
 
