@@ -10,6 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use simpul_collector::server::Collector;
 use simpul_proto::inventory::{Agency, Inventory, Unit};
 
 fn v5(recs: &[([u8; 4], [u8; 4], u32, u32)]) -> Vec<u8> {
@@ -45,6 +46,36 @@ fn unit(code: &str, subnet: &str) -> Unit {
         name: code.into(),
         subnets: vec![subnet.into()],
     }
+}
+
+/// A collector listening for NetFlow on loopback, with the exporter there
+/// listed as `node_id` of Dinkes, and Dinkes and Bappeda in its inventory.
+async fn with_listed_exporter(dir: &std::path::Path, node_id: &str) -> Collector {
+    let mut cfg = base_config(dir);
+    cfg.netflow.listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.netflow.exporter = vec![simpul_collector::netflow::ExporterConfig {
+        address: "127.0.0.1".parse().unwrap(),
+        agency: Some("dinkes".into()),
+        node_id: Some(node_id.into()),
+    }];
+    let c = start(cfg, &[], vec![]).await;
+    let inv = Inventory {
+        agencies: vec![
+            Agency {
+                code: "dinkes".into(),
+                name: "Dinkes".into(),
+                units: vec![unit("sekretariat", "10.10.1.0/24")],
+            },
+            Agency {
+                code: "bappeda".into(),
+                name: "Bappeda".into(),
+                units: vec![unit("umum", "10.20.0.0/16")],
+            },
+        ],
+        ..Inventory::default()
+    };
+    c.state.inventory.set(&inv).unwrap();
+    c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,30 +188,7 @@ async fn sampled_v9_export_shows_its_rate_on_flows_and_on_the_exporter() {
     use simpul_core::netflow::synth::{SynthFlow, V9Exporter};
 
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = base_config(dir.path());
-    cfg.netflow.listen = Some("127.0.0.1:0".parse().unwrap());
-    cfg.netflow.exporter = vec![simpul_collector::netflow::ExporterConfig {
-        address: "127.0.0.1".parse().unwrap(),
-        agency: Some("dinkes".into()),
-        node_id: Some("dinkes-mt1".into()),
-    }];
-    let c = start(cfg, &[], vec![]).await;
-    let inv = Inventory {
-        agencies: vec![
-            Agency {
-                code: "dinkes".into(),
-                name: "Dinkes".into(),
-                units: vec![unit("sekretariat", "10.10.1.0/24")],
-            },
-            Agency {
-                code: "bappeda".into(),
-                name: "Bappeda".into(),
-                units: vec![unit("umum", "10.20.0.0/16")],
-            },
-        ],
-        ..Inventory::default()
-    };
-    c.state.inventory.set(&inv).unwrap();
+    let c = with_listed_exporter(dir.path(), "dinkes-mt1").await;
     // Before anything is heard the listed exporter is known, protocol not.
     let (_, v) = get(&c, "/api/v1/netflow/exporters").await;
     assert_eq!(
@@ -413,30 +421,7 @@ fn ipfix_flow(src: [u8; 4], counter: usize, bytes: u64, end_ms: u64) -> Vec<u8> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipfix_export_shows_its_domains_templates_gaps_and_sampling() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = base_config(dir.path());
-    cfg.netflow.listen = Some("127.0.0.1:0".parse().unwrap());
-    cfg.netflow.exporter = vec![simpul_collector::netflow::ExporterConfig {
-        address: "127.0.0.1".parse().unwrap(),
-        agency: Some("dinkes".into()),
-        node_id: Some("dinkes-rb1".into()),
-    }];
-    let c = start(cfg, &[], vec![]).await;
-    let inv = Inventory {
-        agencies: vec![
-            Agency {
-                code: "dinkes".into(),
-                name: "Dinkes".into(),
-                units: vec![unit("sekretariat", "10.10.1.0/24")],
-            },
-            Agency {
-                code: "bappeda".into(),
-                name: "Bappeda".into(),
-                units: vec![unit("umum", "10.20.0.0/16")],
-            },
-        ],
-        ..Inventory::default()
-    };
-    c.state.inventory.set(&inv).unwrap();
+    let c = with_listed_exporter(dir.path(), "dinkes-rb1").await;
     let (_, v) = get(&c, "/api/v1/netflow/exporters").await;
     assert_eq!(
         (v[0]["node_id"].as_str(), v[0]["protocol"].as_str()),
