@@ -54,6 +54,15 @@ pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 /// WebSocket path on the collector.
 pub const AGENT_PATH: &str = "/api/v1/agent";
 
+/// An agent's reconnect backoff doubles up to this, then each wait is
+/// jittered by up to ±25 %.
+pub const RECONNECT_BACKOFF_MAX_MS: u64 = 30_000;
+
+/// The longest an agent waits between reconnect attempts, jitter included:
+/// what the collector's outage detector gives a node behind a hub that came
+/// back before calling it down.
+pub const RECONNECT_WAIT_MAX_MS: u64 = RECONNECT_BACKOFF_MAX_MS * 5 / 4;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AgentMessage {
     /// First message of a node that has no credential yet: trade the one-time

@@ -65,7 +65,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Closing politely is not worth waiting for.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const BACKOFF_MAX: Duration = Duration::from_millis(simpul_proto::wire::RECONNECT_BACKOFF_MAX_MS);
 /// After a refusal, retry no faster than this: a refusal is a decision, not
 /// a glitch, and repeating it at 2 Hz only floods the collector's log.
 const REFUSED_BACKOFF: Duration = Duration::from_secs(5);
@@ -752,7 +752,9 @@ mod tests {
         let d: Vec<Duration> = (0..10).map(|_| b.next_delay()).collect();
         assert!(d[0] >= Duration::from_millis(375) && d[0] <= Duration::from_millis(625));
         assert!(d[3] >= Duration::from_secs(3));
-        assert!(d.iter().all(|x| *x <= BACKOFF_MAX.mul_f64(1.25)));
+        // The collector's outage detector counts on this bound.
+        let longest = Duration::from_millis(simpul_proto::wire::RECONNECT_WAIT_MAX_MS);
+        assert!(d.iter().all(|x| *x <= longest));
         assert!(d[9] >= BACKOFF_MAX.mul_f64(0.75));
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(625));

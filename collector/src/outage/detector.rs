@@ -60,11 +60,11 @@ pub struct DetectorConfig {
     pub startup_grace_ms: u64,
 }
 
-/// The longest an agent waits between reconnect attempts: its backoff cap
-/// (30 s) plus 25 % jitter (agent/src/link/client.rs, `BACKOFF_MAX`). An
-/// agent behind a dead hub fails its attempts at once (no route) and is at
-/// this cap after half a minute.
-pub const AGENT_RECONNECT_MAX_MS: u64 = 37_500;
+/// The longest an agent waits between reconnect attempts (its backoff cap
+/// plus jitter, shared with the agent through the wire protocol). An agent
+/// behind a dead hub fails its attempts at once (no route) and is at this
+/// cap after half a minute.
+pub const AGENT_RECONNECT_MAX_MS: u64 = simpul_proto::wire::RECONNECT_WAIT_MAX_MS;
 
 impl DetectorConfig {
     /// Defaults derived from the heartbeat interval and the silence.
