@@ -5,7 +5,8 @@
 //! one webhook message, not two; when the leader dies without a word, the
 //! follower leads within a heartbeat window and the next outage is again
 //! one incident and one message. Both make the monthly reports; one mails
-//! them.
+//! them, and a month whose claimant died before mailing is mailed by the
+//! other once the claim lapses.
 
 // A test: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -366,4 +367,110 @@ async fn two_collectors_one_leader_one_incident_one_message() {
         ]
     );
     follower.stop().await;
+}
+
+/// The lease rows named like `pattern`: (holder, seconds until it lapses).
+fn leases(url: &str, pattern: &str) -> Vec<(String, f64)> {
+    let mut pg = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    pg.query(
+        "SELECT holder, EXTRACT(EPOCH FROM expires - clock_timestamp())::float8 \
+         FROM leases WHERE name LIKE $1",
+        &[&pattern],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_month_claimed_by_a_collector_that_died_unmailed_is_mailed_by_another() {
+    let (pg, url) = tokio::task::spawn_blocking(|| {
+        let pg = TempPostgres::start()
+            .unwrap_or_else(|e| panic!("this test needs PostgreSQL (scripts/setup.sh): {e}"));
+        let url = pg.database("mail_claim").unwrap();
+        (pg, url)
+    })
+    .await
+    .unwrap();
+    let (webhook, _) = webhook_receiver().await;
+    let (smtp, mails) = smtp_sink().await;
+    // A's mail server refuses: nothing listens on the port any more.
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = common::start(
+        config(dir_a.path(), &url, "noc-a", &webhook, refused),
+        &["dinkes"],
+        nodes(),
+    )
+    .await;
+    let b = common::start(
+        config(dir_b.path(), &url, "noc-b", &webhook, smtp),
+        &["dinkes"],
+        nodes(),
+    )
+    .await;
+    let now_s = now_ms() / 1000;
+    use simpul_collector::reports::schedule::run_once;
+
+    // A claims the month and fails to mail; while its claim lasts, B
+    // leaves the month to it.
+    let err = run_once(&a.state, now_s).await.unwrap_err();
+    assert!(format!("{err:#}").contains("mailing"), "{err:#}");
+    assert_eq!(run_once(&b.state, now_s).await.unwrap().mailed, 0);
+    let held = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || leases(&url, "reports-mailed-%")
+    })
+    .await
+    .unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].0, "noc-a");
+    assert!(held[0].1 > 3000.0 && held[0].1 < 2.0 * 3600.0, "{held:?}");
+
+    // A dies; its claim lapses (two hours on, here by the lease's clock).
+    a.stop().await;
+    tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || {
+            let mut pg = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            pg.execute(
+                "UPDATE leases SET expires = clock_timestamp() - interval '1 second' \
+                 WHERE name LIKE 'reports-mailed-%'",
+                &[],
+            )
+            .unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    let pass = run_once(&b.state, now_s).await.unwrap();
+    assert_eq!(pass.mailed, 1, "{pass:?}");
+    assert_eq!(mails.lock().unwrap().len(), 1);
+
+    // Mailed: B keeps the claim for good, and nobody mails again.
+    let held = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || leases(&url, "reports-mailed-%")
+    })
+    .await
+    .unwrap();
+    assert_eq!(held[0].0, "noc-b");
+    assert!(held[0].1 > 300.0 * 86_400.0, "{held:?}");
+    let a = common::start(
+        config(dir_a.path(), &url, "noc-a", &webhook, smtp),
+        &["dinkes"],
+        nodes(),
+    )
+    .await;
+    assert_eq!(run_once(&a.state, now_s).await.unwrap().mailed, 0);
+    assert_eq!(run_once(&b.state, now_s).await.unwrap().mailed, 0);
+    assert_eq!(mails.lock().unwrap().len(), 1);
+    a.stop().await;
+    b.stop().await;
+    drop(pg);
 }

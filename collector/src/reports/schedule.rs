@@ -164,25 +164,36 @@ pub async fn run(state: AppState) {
 }
 
 /// Several collectors on one control store each make the reports (their
-/// dashboards serve them) but only one mails them: the first to claim the
-/// month in the shared store, for good (it retries its own failures; if it
-/// is gone for good, nobody else mails that month). One collector alone
-/// always mails.
-async fn mails_here(state: &AppState, month: &str) -> anyhow::Result<bool> {
+/// dashboards serve them) but only one mails them: the one holding the
+/// month's claim in the shared store. The claim lapses after
+/// `MAIL_CLAIM` unless renewed (each pass of its holder renews it, and a
+/// failed pass is retried within `RETRY`), so a collector that dies before
+/// it has mailed leaves the month to another; once mailed, the claim is
+/// kept for good (`MAILED_CLAIM`). One collector alone always mails.
+async fn mails_here(state: &AppState, month: &str, ttl: Duration) -> anyhow::Result<bool> {
     let Some(holder) = state.outage.collector_id().map(str::to_owned) else {
         return Ok(true);
     };
     let control = state.control.clone();
-    let name = format!("reports-mailed-{month}");
-    let mine = tokio::task::spawn_blocking(move || {
-        control.try_lease(&name, &holder, Duration::from_secs(400 * 86_400))
-    })
-    .await??;
+    let name = mail_claim_name(month);
+    let mine =
+        tokio::task::spawn_blocking(move || control.try_lease(&name, &holder, ttl)).await??;
     if !mine {
         tracing::info!(month, "monthly reports are mailed by another collector");
     }
     Ok(mine)
 }
+
+/// The name of a month's mailing claim in the control store's leases.
+pub fn mail_claim_name(month: &str) -> String {
+    format!("reports-mailed-{month}")
+}
+
+/// How long a claim to mail a month's reports lasts unless its holder
+/// renews it: longer than a failed pass's retry and a slow mailing.
+const MAIL_CLAIM: Duration = Duration::from_secs(2 * 3600);
+/// The claim once the month is mailed: nobody mails it again.
+const MAILED_CLAIM: Duration = Duration::from_secs(400 * 86_400);
 
 /// Make and mail last month's reports if they are due and not done yet.
 pub async fn run_once(state: &AppState, now_s: u64) -> anyhow::Result<Pass> {
@@ -207,7 +218,7 @@ pub async fn run_once(state: &AppState, now_s: u64) -> anyhow::Result<Pass> {
     if !cfg.reports.wants_mail() || dir.join("mailed").exists() {
         return Ok(pass);
     }
-    if !mails_here(state, &month.to_string()).await? {
+    if !mails_here(state, &month.to_string(), MAIL_CLAIM).await? {
         return Ok(pass);
     }
     let Some(channel) = cfg.reports.channel(&cfg.notify) else {
@@ -288,6 +299,12 @@ pub async fn run_once(state: &AppState, now_s: u64) -> anyhow::Result<Pass> {
         all.push_str(&key);
         all.push('\n');
         std::fs::write(&done_file, all)?;
+    }
+    // Mailed: the claim is kept for good before this collector stops
+    // asking (the marker below); should keeping it fail, the next pass
+    // mails nothing again (`mailed.partial`) and keeps it then.
+    if !mails_here(state, &month.to_string(), MAILED_CLAIM).await? {
+        tracing::warn!(%month, "monthly reports mailed here while another collector held the claim");
     }
     std::fs::write(dir.join("mailed"), crate::state::now_ms().to_string())?;
     Ok(pass)
