@@ -314,7 +314,13 @@ impl Detector {
                 break;
             }
             let Some(pn) = self.nodes.get(&p) else { break };
-            if matches!(pn.status, Status::Down | Status::Unreachable) && !pn.raw_up {
+            // A flapping ancestor hides its downs from the NOC, not from
+            // its children: while it is down they are unreachable behind it.
+            if matches!(
+                pn.status,
+                Status::Down | Status::Unreachable | Status::Flapping
+            ) && !pn.raw_up
+            {
                 root = Some(p.clone());
             }
             cur = pn.parent.clone();
@@ -985,6 +991,43 @@ mod tests {
         });
         assert_eq!(kinds(&evs), ["down c1 "]);
         assert_eq!(evs[0].0, 28_000 + 4_000);
+    }
+
+    #[test]
+    fn the_children_of_a_flapping_hub_stay_grouped_under_it() {
+        let mut d = Detector::new(cfg(), 0);
+        d.add_node("hub", None);
+        for c in ["c1", "c2"] {
+            d.add_node(c, Some("hub"));
+        }
+        // The hub's link is up 20 s, cut 15 s, repeatedly for 5 minutes;
+        // the children are heard only while it is up, a few seconds after
+        // it returns (their agents' reconnect).
+        let evs = run(&mut d, 0, 20 * 60_000, |t| {
+            let phase = t % 35_000;
+            if t < 300_000 && phase >= 20_000 {
+                vec![]
+            } else if t < 300_000 && phase < 6_000 && t >= 35_000 {
+                vec!["hub"]
+            } else {
+                vec!["hub", "c1", "c2"]
+            }
+        });
+        let k = kinds(&evs);
+        // Not one outage of a child's own while the hub flaps: each time
+        // the hub is down they are unreachable behind it.
+        assert!(
+            !k.iter()
+                .any(|e| e.starts_with("down c") || e.starts_with("flapping c")),
+            "{k:?}"
+        );
+        assert!(k.contains(&"flapping hub".to_string()), "{k:?}");
+        assert_eq!(
+            k.last().map(String::as_str),
+            Some("flapping-ended hub up=true"),
+            "{k:?}"
+        );
+        assert_eq!(d.status("c1"), Some(Status::Up));
     }
 
     #[test]
