@@ -227,6 +227,25 @@ fn incidents_of(c: &Collector, node: &str) -> Vec<simpul_collector::store::Incid
         .unwrap()
 }
 
+/// A private PostgreSQL with database `name`: (server, URL).
+async fn postgres(name: &'static str) -> (TempPostgres, String) {
+    // The server's setup client blocks: not on the runtime's threads.
+    tokio::task::spawn_blocking(move || {
+        let pg = TempPostgres::start()
+            .unwrap_or_else(|e| panic!("this test needs PostgreSQL (scripts/setup.sh): {e}"));
+        let url = pg.database(name).unwrap();
+        (pg, url)
+    })
+    .await
+    .unwrap()
+}
+
+/// Collector `id` on the shared control store at `url`, Dinkes' nodes in
+/// its inventory.
+async fn collector(dir: &Path, url: &str, id: &str, webhook: &str, smtp: u16) -> Collector {
+    common::start(config(dir, url, id, webhook, smtp), &["dinkes"], nodes()).await
+}
+
 async fn wait_for(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
     let end = Instant::now() + within;
     while !ok() {
@@ -249,30 +268,12 @@ async fn never_both(a: &Collector, b: &Collector, d: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_collectors_one_leader_one_incident_one_message() {
-    // The server's setup client blocks: not on the runtime's threads.
-    let (_pg, url) = tokio::task::spawn_blocking(|| {
-        let pg = TempPostgres::start()
-            .unwrap_or_else(|e| panic!("this test needs PostgreSQL (scripts/setup.sh): {e}"));
-        let url = pg.database("two_collectors").unwrap();
-        (pg, url)
-    })
-    .await
-    .unwrap();
+    let (_pg, url) = postgres("two_collectors").await;
     let (webhook, got) = webhook_receiver().await;
     let (smtp, mails) = smtp_sink().await;
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = common::start(
-        config(dir_a.path(), &url, "noc-a", &webhook, smtp),
-        &["dinkes"],
-        nodes(),
-    )
-    .await;
-    let b = common::start(
-        config(dir_b.path(), &url, "noc-b", &webhook, smtp),
-        &["dinkes"],
-        nodes(),
-    )
-    .await;
+    let a = collector(dir_a.path(), &url, "noc-a", &webhook, smtp).await;
+    let b = collector(dir_b.path(), &url, "noc-b", &webhook, smtp).await;
     assert_eq!(a.collector_id(), Some("noc-a"));
 
     // Last month's reports: both make them, one mails them.
@@ -385,14 +386,7 @@ fn leases(url: &str, pattern: &str) -> Vec<(String, f64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_month_claimed_by_a_collector_that_died_unmailed_is_mailed_by_another() {
-    let (pg, url) = tokio::task::spawn_blocking(|| {
-        let pg = TempPostgres::start()
-            .unwrap_or_else(|e| panic!("this test needs PostgreSQL (scripts/setup.sh): {e}"));
-        let url = pg.database("mail_claim").unwrap();
-        (pg, url)
-    })
-    .await
-    .unwrap();
+    let (pg, url) = postgres("mail_claim").await;
     let (webhook, _) = webhook_receiver().await;
     let (smtp, mails) = smtp_sink().await;
     // A's mail server refuses: nothing listens on the port any more.
@@ -402,18 +396,8 @@ async fn a_month_claimed_by_a_collector_that_died_unmailed_is_mailed_by_another(
         .unwrap()
         .port();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = common::start(
-        config(dir_a.path(), &url, "noc-a", &webhook, refused),
-        &["dinkes"],
-        nodes(),
-    )
-    .await;
-    let b = common::start(
-        config(dir_b.path(), &url, "noc-b", &webhook, smtp),
-        &["dinkes"],
-        nodes(),
-    )
-    .await;
+    let a = collector(dir_a.path(), &url, "noc-a", &webhook, refused).await;
+    let b = collector(dir_b.path(), &url, "noc-b", &webhook, smtp).await;
     let now_s = now_ms() / 1000;
     use simpul_collector::reports::schedule::run_once;
 
@@ -461,12 +445,7 @@ async fn a_month_claimed_by_a_collector_that_died_unmailed_is_mailed_by_another(
     .unwrap();
     assert_eq!(held[0].0, "noc-b");
     assert!(held[0].1 > 300.0 * 86_400.0, "{held:?}");
-    let a = common::start(
-        config(dir_a.path(), &url, "noc-a", &webhook, smtp),
-        &["dinkes"],
-        nodes(),
-    )
-    .await;
+    let a = collector(dir_a.path(), &url, "noc-a", &webhook, smtp).await;
     assert_eq!(run_once(&a.state, now_s).await.unwrap().mailed, 0);
     assert_eq!(run_once(&b.state, now_s).await.unwrap().mailed, 0);
     assert_eq!(mails.lock().unwrap().len(), 1);
