@@ -16,7 +16,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,30 +25,6 @@ use common::collector::*;
 use common::netns::{sh, wait_for};
 use common::*;
 use simpul_proto::FlowRecord;
-
-/// What identifies one record and what it counted.
-type Key = (String, u64, String, String, String, String, String);
-type Counted = (u64, u64, u64, u64);
-
-fn multiset<'a>(records: impl Iterator<Item = &'a FlowRecord>) -> BTreeMap<(Key, Counted), u32> {
-    let mut m = BTreeMap::new();
-    for r in records {
-        let k = (
-            (
-                format!("{:?}", r.kind),
-                r.flow_id,
-                r.proto.clone(),
-                r.src_ip.to_string(),
-                format!("{:?}", r.src_port),
-                r.dst_ip.to_string(),
-                format!("{:?}", r.dst_port),
-            ),
-            (r.packets_up, r.bytes_up, r.packets_down, r.bytes_down),
-        );
-        *m.entry(k).or_insert(0) += 1;
-    }
-    m
-}
 
 /// download.pcapng (7.3 s) and `copies - 1` copies of it shifted 8 s apart,
 /// in one file: sustained traffic, the same flows again and again.

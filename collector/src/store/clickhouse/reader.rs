@@ -140,20 +140,15 @@ impl ChReader {
                 rollups::pending_steps(&p.coarse[1], day, (d0, d1), agency),
             )
         };
-        if ph.len() + pd.len() > MAX_LISTED_STEPS {
+        // Too many to list: the minutes alone are as exact, only slower.
+        if ph.len() + pd.len() > rollups::CHUNK {
             return minutes("");
         }
-        let pairs = |v: &[(String, u64)]| {
-            v.iter()
-                .map(|(a, t)| format!("({}, {t})", lit(a)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let not_in = |v: &[(String, u64)]| {
             if v.is_empty() {
                 String::new()
             } else {
-                format!(" AND (agency, minute) NOT IN ({})", pairs(v))
+                format!(" AND (agency, minute) NOT IN ({})", rollups::list(v))
             }
         };
         let or_in = |v: &[(String, u64)], step: u64| {
@@ -162,7 +157,7 @@ impl ChReader {
             } else {
                 format!(
                     " OR (agency, intDiv(minute, {step}) * {step}) IN ({})",
-                    pairs(v)
+                    rollups::list(v)
                 )
             }
         };
@@ -198,10 +193,6 @@ impl ChReader {
         format!("({})", parts.join(" UNION ALL "))
     }
 }
-
-/// Pending hours and days listed in one query at most; past it, a range
-/// is read from the minutes alone (as exact, only slower).
-const MAX_LISTED_STEPS: usize = 2000;
 
 /// First and last key of a network, as `ip_key`s.
 fn net_keys(n: &Net) -> (String, String) {

@@ -43,7 +43,7 @@ pub const COARSE: [(u64, &str, &str); 2] =
     [(3600, HOSTS_1H, SITES_1H), (86_400, HOSTS_1D, SITES_1D)];
 
 /// Steps per statement at most (far below `max_query_size`).
-const CHUNK: usize = 2000;
+pub const CHUNK: usize = 2000;
 
 /// Minutes stored but not folded yet.
 #[derive(Default, Debug)]
@@ -75,10 +75,11 @@ pub fn lock(p: &Shared) -> std::sync::MutexGuard<'_, Pending> {
     p.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn list(steps: &[(&str, u64)]) -> String {
+/// `(agency, start), …` for an `IN` list.
+pub fn list<A: AsRef<str>>(steps: &[(A, u64)]) -> String {
     steps
         .iter()
-        .map(|(a, ts)| format!("({}, {ts})", lit(a)))
+        .map(|(a, ts)| format!("({}, {ts})", lit(a.as_ref())))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -272,11 +273,7 @@ pub fn source(
         // as exact, only slower.
         return format!("(SELECT {cols} FROM {db}.{raw} FINAL WHERE {cond})");
     }
-    let l = pending
-        .iter()
-        .map(|(a, ts)| format!("({}, {ts})", lit(a)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let l = list(pending);
     format!(
         "(SELECT {cols} FROM {db}.{folded} FINAL WHERE {cond} AND (agency, {time}) NOT IN ({l}) \
          UNION ALL SELECT {cols} FROM {db}.{raw} FINAL WHERE {cond} AND (agency, {time}) IN ({l}))"
