@@ -15,6 +15,7 @@ import * as paths from './paths.js';
 import { loadError } from './errors.js';
 import { RangePicker, rangeFromHash, rangeLabel, bounds, HISTORY_PRESETS } from './timerange.js';
 import { can } from './session.js';
+import { CollectorsLine } from './collectors.js';
 import { confirmDialog, openDialog, secretBox } from './dialogs.js';
 
 export function statusLabel(s) { return t(`status.${s}`) || s; }
@@ -63,7 +64,10 @@ export class NodesView {
         h('div', { class: 'panel-head' }, h('h2', { id: 'h-node-list', text: t('nodes.title') }), this.count,
           can.admin() ? h('span', { class: 'panel-note', text: t('nodes.adminNote') }) : null),
         this.message,
-        h('div', { class: 'table-wrap' }, this.table))));
+        h('div', { class: 'table-wrap' }, this.table)),
+      can.operate() ? h('section', { class: 'panel', 'aria-labelledby': 'h-collectors' },
+        h('div', { class: 'panel-head' }, h('h2', { id: 'h-collectors', text: t('collectors.title') })),
+        (this.collectors = new CollectorsLine({ withTable: true })).el) : null));
     this.load();
     this.timer = setInterval(() => this.load(), REFRESH_MS);
   }
@@ -72,6 +76,7 @@ export class NodesView {
 
   destroy() {
     clearInterval(this.timer);
+    this.collectors?.destroy();
     this.ctl.abort();
   }
 

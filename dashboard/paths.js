@@ -56,6 +56,8 @@ export const blockedSummary = (params) => `${V1}/blocked/summary${qs(params)}`;
 // Nodes
 /** { agency } */
 export const nodes = (params) => `${V1}/nodes${qs(params)}`;
+/** This collector, who leads outage detection, every lease (NOC roles). */
+export const collectors = () => `${V1}/collectors`;
 export const netflowExporters = (params) => `${V1}/netflow/exporters${qs(params)}`;
 export const nodeEnrollmentToken = (id) => `${V1}/nodes/${enc(id)}/enrollment-token`;
 export const nodeRevoke = (id) => `${V1}/nodes/${enc(id)}/revoke`;

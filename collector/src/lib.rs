@@ -12,6 +12,7 @@
 pub mod agent_ws;
 pub mod api;
 pub mod auth;
+pub mod collectors_api;
 pub mod config;
 pub mod csv;
 pub mod edge;

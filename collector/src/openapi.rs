@@ -488,6 +488,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         &["limit", "incident"],
         "NotificationList",
     ),
+    get(
+        "/api/v1/collectors",
+        "Which collector answers, who leads outage detection (null: nobody, no alerts are sent) and who holds each lease of the control store (report mailing claims too), expired ones included",
+        Operate,
+        &[],
+        "Collectors",
+    ),
     get("/api/v1/users", "Operator accounts", Admin, &[], "UserList"),
     call(
         "post",
@@ -933,6 +940,7 @@ fn access_schemas() -> Value {
             "node_id": {"type": "string"}, "agency": {"type": "string"}, "token": {"type": "string"}, "expires_ms": ms}},
         "Notification": {"type": "object", "description": "one message on one channel for one incident state"},
         "NotificationList": {"type": "array", "items": {"$ref": "#/components/schemas/Notification"}},
+        "Collectors": collectors_schema(),
         "AuditEntry": {"type": "object", "properties": {
             "seq": {"type": "integer"}, "at_ms": ms, "actor": {"type": "string"}, "address": {"type": "string"},
             "action": {"type": "string"}, "target": {"type": "string"}, "detail": {"type": "string", "description": "JSON"},
@@ -941,6 +949,23 @@ fn access_schemas() -> Value {
         "AuditList": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}},
         "MonthlyReport": report_schema(),
     })
+}
+
+/// `GET /api/v1/collectors` (collectors_api.rs).
+fn collectors_schema() -> Value {
+    let ms = json!({"type": "integer", "description": "Unix milliseconds"});
+    json!({"type": "object", "properties": {
+            "this_collector": {"type": "string", "description": "the collector answering: [storage.control] collector_id, else HOSTNAME:PID"},
+            "control": {"type": "string", "enum": ["sqlite", "postgres"]},
+            "outage_leader": {"type": ["object", "null"], "description": "null: no collector holds the outage detector's lease, so nobody opens incidents or sends alerts",
+                "properties": {"collector_id": {"type": "string"}, "instance": {"type": ["string", "null"]}, "this_collector": {"type": "boolean"},
+                    "until_ms": {"type": ["integer", "null"], "description": "the lease's expiry, renewed every third of it; null: one collector on SQLite, which leads without a lease"}}},
+            "leases": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "purpose": {"type": "string", "enum": ["outage-detection", "report-mailing", "other"]},
+                "month": {"type": ["string", "null"], "description": "YYYY-MM of a report mailing claim"},
+                "holder": {"type": "string", "description": "collector_id#instance (the instance tag tells two processes with one collector_id apart)"},
+                "collector_id": {"type": "string"}, "instance": {"type": ["string", "null"]}, "this_collector": {"type": "boolean"},
+                "live": {"type": "boolean", "description": "false: expired, nobody holds it"}, "expires_ms": ms}}}}})
 }
 
 /// `GET /api/v1/reports/monthly` (reports/mod.rs `Report`).

@@ -89,6 +89,7 @@ pub fn handler(e: &Endpoint, tls: bool) -> Option<MethodRouter<AppState>> {
         ("post", "/api/v1/maintenance/{id}/end") => post(outage::api::end_maintenance),
         ("delete", "/api/v1/maintenance/{id}") => delete(outage::api::delete_maintenance),
         ("get", "/api/v1/notifications") => get(outage::api::notifications),
+        ("get", "/api/v1/collectors") => get(crate::collectors_api::collectors),
         ("get", "/api/v1/users") => get(auth::users),
         ("post", "/api/v1/users") => post(auth::add_user),
         ("patch", "/api/v1/users/{name}") => patch(auth::change_user),

@@ -23,6 +23,7 @@ import { maintenanceScope } from '../maintenance.js';
 import { confirmDialog } from '../dialogs.js';
 import { els } from '../chrome.js';
 import { BLOCKED_REFRESH_MS } from './blocked.js';
+import { CollectorsLine } from '../collectors.js';
 
 const STATUS_ORDER = { down: 0, flapping: 1, unreachable: 2, unknown: 3, never: 4, up: 5, revoked: 6 };
 const WALL_BLOCKED = paths.blockedSummary({ limit: 10 });
@@ -144,7 +145,9 @@ export class OverviewView {
             this.agencyList)),
         this.side = h('div', { class: 'side' },
           this.nodePanel = h('section', { class: 'panel nodes-panel', 'aria-labelledby': 'h-nodes' },
-            h('div', { class: 'panel-head' }, h('h2', { id: 'h-nodes', text: t('panel.nodes') }), this.nodeNote), this.nodeGrid),
+            h('div', { class: 'panel-head' }, h('h2', { id: 'h-nodes', text: t('panel.nodes') }), this.nodeNote), this.nodeGrid,
+            // Who alerts: the NOC's to see (the server refuses other roles).
+            can.operate() ? (this.collectors = new CollectorsLine()).el : null),
           // Top agencies and sites side by side: each list gets the height, not a third of it.
           this.rankPair = h('div', { class: 'rank-pair', 'data-testid': 'rank-pair' }, this.ranks.agencies.section, this.ranks.sites.section),
           // Blocked attempts name client addresses: not on the viewer's wall.
@@ -787,6 +790,7 @@ export class OverviewView {
   destroy() {
     clearInterval(this.timer);
     this.unsubscribe?.();
+    this.collectors?.destroy();
     this.ctl.abort();
   }
 }

@@ -28,14 +28,31 @@ pub fn collector_id(configured: &str) -> String {
     if !configured.is_empty() {
         return configured.to_owned();
     }
+    match STARTED.fetch_add(1, Ordering::Relaxed) {
+        0 => host_pid(),
+        n => format!("{}:{}", host_pid(), n + 1),
+    }
+}
+
+/// `HOSTNAME:PID`: what a collector is called when it has no
+/// `collector_id` (also one alone on SQLite, which holds no lease).
+pub fn host_pid() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "collector".into());
-    match STARTED.fetch_add(1, Ordering::Relaxed) {
-        0 => format!("{host}:{}", std::process::id()),
-        n => format!("{host}:{}:{}", std::process::id(), n + 1),
+    format!("{host}:{}", std::process::id())
+}
+
+/// A lease holder's collector id and instance tag (`lease_holder` undone);
+/// a month's mailing claim carries the bare collector id, no tag.
+pub fn split_holder(holder: &str) -> (&str, Option<&str>) {
+    match holder.rsplit_once('#') {
+        Some((id, tag)) if tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            (id, Some(tag))
+        }
+        _ => (holder, None),
     }
 }
 
@@ -229,6 +246,16 @@ mod tests {
             next.is_leading()
         });
         drop(b);
+    }
+
+    #[test]
+    fn holders_split_into_collector_and_instance() {
+        let h = lease_holder("noc#a");
+        let (id, tag) = split_holder(&h);
+        assert_eq!(id, "noc#a");
+        assert_eq!(tag.map(str::len), Some(16));
+        assert_eq!(split_holder("noc-a"), ("noc-a", None));
+        assert_eq!(split_holder("noc#b"), ("noc#b", None));
     }
 
     /// A copied config gives two processes one `collector_id`: they must

@@ -186,8 +186,15 @@ async fn mails_here(state: &AppState, month: &str, ttl: Duration) -> anyhow::Res
 
 /// The name of a month's mailing claim in the control store's leases.
 pub fn mail_claim_name(month: &str) -> String {
-    format!("reports-mailed-{month}")
+    format!("{MAIL_CLAIM_PREFIX}{month}")
 }
+
+/// The month (`YYYY-MM`) a lease of that name claims, if it is a mailing claim.
+pub fn mail_claim_month(lease: &str) -> Option<&str> {
+    lease.strip_prefix(MAIL_CLAIM_PREFIX)
+}
+
+const MAIL_CLAIM_PREFIX: &str = "reports-mailed-";
 
 /// How long a claim to mail a month's reports lasts unless its holder
 /// renews it: longer than a failed pass's retry and a slow mailing.

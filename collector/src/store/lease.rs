@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::StoreError;
+use super::{Lease, StoreError};
 
 fn ms(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
@@ -44,4 +44,26 @@ pub(crate) fn release_lease(
         "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
         params![name, holder],
     )? == 1)
+}
+
+pub(crate) fn leases(
+    conn: &Connection,
+    limit: usize,
+    now: SystemTime,
+) -> Result<Vec<Lease>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let now = ms(now);
+    let mut stmt =
+        conn.prepare_cached("SELECT name, holder, expires_ms FROM leases ORDER BY name LIMIT ?1")?;
+    let rows = stmt.query_map(params![limit], |r| {
+        let expires: i64 = r.get(2)?;
+        Ok(Lease {
+            name: r.get(0)?,
+            holder: r.get(1)?,
+            expires_ms: u64::try_from(expires).unwrap_or(0),
+            // try_lease takes a lease over once expires_ms < now.
+            live: expires >= now,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -74,8 +74,8 @@ pub use search::{
     Net, PeerTally, SiteTally, UnitTally, UnitUsage, MAX_INVESTIGATE_SCAN, MAX_PAGE_SCAN,
 };
 pub use traits::{
-    AccessStore, ControlStore, DefaultPolicyVersion, FlowReader, FlowStore, FlowWriter, ListSource,
-    ListVersion, NodePolicyState, PolicyVersion, Traffic,
+    AccessStore, ControlStore, DefaultPolicyVersion, FlowReader, FlowStore, FlowWriter, Lease,
+    ListSource, ListVersion, NodePolicyState, PolicyVersion, Traffic,
 };
 
 /// Database file name inside the data directory.
@@ -688,6 +688,11 @@ impl ControlStore for Store {
 
     fn release_lease(&self, name: &str, holder: &str) -> Result<bool, StoreError> {
         lease::release_lease(&self.inner.control.durable(), name, holder)
+    }
+
+    fn leases(&self, limit: usize) -> Result<Vec<Lease>, StoreError> {
+        let conn = self.inner.control.durable();
+        lease::leases(&conn, limit, std::time::SystemTime::now())
     }
 
     fn incidents(&self) -> Result<IncidentStore, StoreError> {

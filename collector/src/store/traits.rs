@@ -213,6 +213,19 @@ pub struct ListVersion {
     pub decided_by: Option<String>,
 }
 
+/// A lease as the control store holds it (`leases`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lease {
+    pub name: String,
+    /// Who took it last: `collector_id#instance` for a leader's lease
+    /// (outage/leader.rs), the bare collector id for a month's mailing claim.
+    pub holder: String,
+    /// Unix milliseconds.
+    pub expires_ms: u64,
+    /// Not expired yet: `holder` holds it and nobody else can take it.
+    pub live: bool,
+}
+
 /// Where a list is synced from, and how the last sync went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListSource {
@@ -339,6 +352,10 @@ pub trait ControlStore: Send + Sync {
     /// Give the lease up (a clean stop), so another takes it at once.
     /// False when `holder` did not hold it.
     fn release_lease(&self, name: &str, holder: &str) -> Result<bool, StoreError>;
+    /// The leases by name, at most `limit`, the expired ones included (not
+    /// live: nobody holds them now), judged by the clock that decides
+    /// expiry in `try_lease`.
+    fn leases(&self, limit: usize) -> Result<Vec<Lease>, StoreError>;
 
     /// The incidents and maintenance windows (one writer: the outage monitor).
     fn incidents(&self) -> Result<IncidentStore, StoreError>;

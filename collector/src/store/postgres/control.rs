@@ -717,6 +717,10 @@ impl ControlStore for PgStore {
         self.pg_release_lease(name, holder)
     }
 
+    fn leases(&self, limit: usize) -> Result<Vec<crate::store::Lease>, StoreError> {
+        self.pg_leases(limit)
+    }
+
     fn incidents(&self) -> Result<IncidentStore, StoreError> {
         Ok(Box::new(super::PgIncidents::new(self.clone())))
     }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::PgStore;
-use crate::store::StoreError;
+use crate::store::{Lease, StoreError};
 
 impl PgStore {
     pub(crate) fn pg_try_lease(
@@ -28,6 +28,28 @@ impl PgStore {
                 &[&name, &holder, &ttl_ms],
             )?
             .is_some())
+        })
+    }
+
+    /// Expiry by the database's clock, as `pg_try_lease` judges it.
+    pub(crate) fn pg_leases(&self, limit: usize) -> Result<Vec<Lease>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |c| {
+            Ok(c.query(
+                "SELECT name, holder,
+                        (EXTRACT(EPOCH FROM expires) * 1000)::BIGINT,
+                        expires >= clock_timestamp()
+                 FROM leases ORDER BY name LIMIT $1",
+                &[&limit],
+            )?
+            .iter()
+            .map(|r| Lease {
+                name: r.get(0),
+                holder: r.get(1),
+                expires_ms: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
+                live: r.get(3),
+            })
+            .collect())
         })
     }
 

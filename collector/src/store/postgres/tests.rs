@@ -582,6 +582,56 @@ fn leases_on_both_backends() {
     on_both(lease_rules);
 }
 
+/// What the NOC is shown of the leases: holder and expiry as stored, an
+/// expired lease listed as expired (nobody holds it), not left out.
+fn lease_list(s: &dyn Both) {
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    assert!(s.leases(10).unwrap().is_empty());
+    let long = Duration::from_secs(600);
+    let outage = "noc-a#00000000000000aa";
+    let before = now_ms();
+    assert!(s.try_lease("outage-detector", outage, long).unwrap());
+    assert!(s
+        .try_lease(
+            "reports-mailed-2026-11",
+            "noc-b",
+            Duration::from_millis(100)
+        )
+        .unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    let l = s.leases(10).unwrap();
+    let names: Vec<_> = l.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["outage-detector", "reports-mailed-2026-11"]);
+    assert_eq!((l[0].holder.as_str(), l[0].live), (outage, true));
+    // The database's clock is this machine's: a few seconds' slack.
+    let expires = l[0].expires_ms;
+    assert!(
+        expires + 5_000 >= before + 600_000 && expires <= now_ms() + 605_000,
+        "{expires}"
+    );
+    assert_eq!((l[1].holder.as_str(), l[1].live), ("noc-b", false));
+    assert!(l[1].expires_ms < now_ms(), "{:?}", l[1]);
+    assert_eq!(s.leases(1).unwrap().len(), 1);
+    // Taken over once expired: live again, under its new holder.
+    assert!(s
+        .try_lease("reports-mailed-2026-11", "noc-a", long)
+        .unwrap());
+    let l = s.leases(10).unwrap();
+    assert_eq!((l[1].holder.as_str(), l[1].live), ("noc-a", true));
+    assert!(s.release_lease("outage-detector", outage).unwrap());
+    assert_eq!(s.leases(10).unwrap().len(), 1);
+}
+
+#[test]
+fn lease_list_on_both_backends() {
+    on_both(lease_list);
+}
+
 /// Many contenders at once, on two collectors: exactly one holds it.
 #[test]
 fn postgres_lease_has_one_holder_among_rivals() {
