@@ -447,20 +447,58 @@ impl ChReader {
     /// `want` of them pass, they are the answer, else `k` grows until the
     /// rows run out.
     fn flow_rows(&self, f: &FlowFilter, want: usize) -> Result<Vec<(u64, FlowRow)>, StoreError> {
-        if f.sort == FlowSort::Time && !has_row_conditions(f) {
-            return self.newest_rows(f, want);
+        if !has_row_conditions(f) {
+            return match f.sort {
+                FlowSort::Time => self.newest_rows(f, want),
+                FlowSort::Bytes => self.biggest_rows(f, want),
+            };
         }
-        let fr = self.t("flow_records");
-        let agency = agency_cond("agency", f.agency.as_deref());
         let key = sort_key(f.sort, "");
+        let ranked = format!(
+            "FROM {} WHERE {}{} ORDER BY {}",
+            self.t("flow_records"),
+            state_conds(f, ""),
+            agency_cond("agency", f.agency.as_deref()),
+            identity_order(&key)
+        );
+        self.ranked_rows(f, want, &key, &ranked)
+    }
+
+    /// `flow_rows` by bytes with no condition beyond time and agency (the
+    /// biggest flows of a range): the candidates are ranked from
+    /// `flow_index`, five narrow columns, not from every column of the
+    /// range's `flow_records`.
+    fn biggest_rows(&self, f: &FlowFilter, want: usize) -> Result<Vec<(u64, FlowRow)>, StoreError> {
+        let mut conds = format!(
+            "last_seen >= {} AND last_seen < {}{}",
+            f.from.saturating_mul(NS),
+            f.to.saturating_mul(NS),
+            agency_cond("agency", f.agency.as_deref())
+        );
+        if let Some(c) = &f.cursor {
+            conds.push_str(&format!(" AND {}", ranks("bytes", "<", c.key, &c.flow)));
+        }
+        let ranked = format!(
+            "FROM {} WHERE {conds} ORDER BY {}",
+            self.t("flow_index"),
+            identity_order("bytes")
+        );
+        self.ranked_rows(f, want, "bytes", &ranked)
+    }
+
+    /// The first `want` flows of `ranked` (`FROM … WHERE … ORDER BY …`,
+    /// rows passing the filter in page order, `key` their sort key) whose
+    /// latest state passes the filter.
+    fn ranked_rows(
+        &self,
+        f: &FlowFilter,
+        want: usize,
+        key: &str,
+        ranked: &str,
+    ) -> Result<Vec<(u64, FlowRow)>, StoreError> {
         let xkey = sort_key(f.sort, "x_");
         let mut k = want.saturating_mul(2).max(FIRST_CANDIDATES);
         loop {
-            let ranked = format!(
-                "FROM {fr} WHERE {}{agency} ORDER BY {}",
-                state_conds(f, ""),
-                identity_order(&key)
-            );
             let threshold: Option<Threshold> = self
                 .rows(&format!(
                     "SELECT {key} AS k, node, boot, flow_id {ranked} LIMIT {}, 1",
@@ -468,7 +506,7 @@ impl ChReader {
                 ))?
                 .pop();
             let above = threshold.as_ref().map(|t| t.above(&xkey));
-            let rows = self.latest_of(f, &ranked, k, above.as_deref().unwrap_or(""), want)?;
+            let rows = self.latest_of(f, ranked, k, above.as_deref().unwrap_or(""), want)?;
             if rows.len() >= want || threshold.is_none() {
                 return Ok(rows);
             }
@@ -478,7 +516,7 @@ impl ChReader {
 
     /// `flow_rows` for the newest flows with no condition beyond time and
     /// agency (the flows page as it opens): the candidates come from
-    /// `flow_times`, sorted by time, in windows back from the range's end
+    /// `flow_index`, sorted by time, in windows back from the range's end
     /// (or the cursor), eight times longer each until one holds `k` rows,
     /// so a page reads the last rows of the range, not all of them. With
     /// `k` rows in the window they are the range's newest `k`; a flow
@@ -487,7 +525,7 @@ impl ChReader {
     /// table's sort key; ordering its rows by identity too costs a sort of
     /// the window only.
     fn newest_rows(&self, f: &FlowFilter, want: usize) -> Result<Vec<(u64, FlowRow)>, StoreError> {
-        let ft = self.t("flow_times");
+        let ft = self.t("flow_index");
         let mut agency = agency_cond("agency", f.agency.as_deref());
         let (from, mut end) = (f.from.saturating_mul(NS), f.to.saturating_mul(NS));
         if let Some(c) = &f.cursor {

@@ -35,7 +35,11 @@ use crate::store::StoreError;
 /// before it count 0, as nothing kept them).
 /// 5: top hosts and sites folded per hour and per day (`rollups::COARSE`),
 /// filled from the minutes' folds on upgrade.
-pub const VERSION: u64 = 5;
+/// 6: `flow_index` (each record's time, size and identity, sorted by time)
+/// replaces `flow_times`, which had no size: the biggest flows of a range
+/// are ranked from it instead of from every column of `flow_records`.
+/// Filled from `flow_records` on upgrade.
+pub const VERSION: u64 = 6;
 
 const DAY: u64 = 86_400;
 const NS: u64 = 1_000_000_000;
@@ -54,10 +58,12 @@ pub const FLOWS: Table = Table {
     part_secs: DAY,
     time_unit: NS,
 };
-/// Every flow record's time and identity, sorted by time (`flow_records`
-/// is sorted by identity): the newest page reads its last rows only.
-pub const FLOW_TIMES: Table = Table {
-    name: "flow_times",
+/// Every flow record's time, size (its flow's bytes both ways so far) and
+/// identity, sorted by time (`flow_records` is sorted by identity): the
+/// newest page reads its last rows only, the biggest flows page the range's
+/// rows of five narrow columns.
+pub const FLOW_INDEX: Table = Table {
+    name: "flow_index",
     part_secs: DAY,
     time_unit: NS,
 };
@@ -229,15 +235,16 @@ fn statements(db: &str) -> Vec<String> {
         // of what its identity determines (a batch written again brings the
         // same rows), so a second copy still collapses onto the first.
         format!(
-            "CREATE TABLE IF NOT EXISTS {db}.flow_times (last_seen UInt64, {id}, idx UInt32, \
-             flow_id UInt64, agency String) \
+            "CREATE TABLE IF NOT EXISTS {db}.flow_index (last_seen UInt64, {id}, idx UInt32, \
+             flow_id UInt64, agency String, bytes UInt64) \
              ENGINE = ReplacingMergeTree() PARTITION BY {} \
              ORDER BY (last_seen, node, boot, seq, idx)",
-            part(FLOW_TIMES, "last_seen")
+            part(FLOW_INDEX, "last_seen")
         ),
         format!(
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.flow_times_mv TO {db}.flow_times AS \
-             SELECT last_seen, node, boot, seq, idx, flow_id, agency FROM {db}.flow_records"
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.flow_index_mv TO {db}.flow_index AS \
+             SELECT last_seen, node, boot, seq, idx, flow_id, agency, \
+             bytes_up + bytes_down AS bytes FROM {db}.flow_records"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {db}.blocked ({id}, idx UInt32, first_seen UInt64, \
@@ -408,7 +415,51 @@ pub fn migrate(c: &Client, db: &str) -> Result<(), StoreError> {
         c.exec(&s)?;
     }
     add_streams_records(c, db)?;
+    retire_flow_times(c, db, db)?;
     check_version(c, db)
+}
+
+/// Drop version 5's `flow_times` and its view (its rows are refilled into
+/// `flow_index` by `fill_flow_index`). `flow_index_mv` already takes every
+/// insert, so no record written meanwhile is missed; a crash before the
+/// refill leaves the version at 5, so the next opening refills.
+fn retire_flow_times(c: &Client, db: &str, local: &str) -> Result<(), StoreError> {
+    c.exec(&format!("DROP TABLE IF EXISTS {local}.flow_times_mv"))?;
+    c.exec(&format!("DROP TABLE IF EXISTS {local}.flow_times"))?;
+    if db != local {
+        c.exec(&format!("DROP TABLE IF EXISTS {db}.flow_times"))?;
+    }
+    Ok(())
+}
+
+/// Fill `flow_index` from the records of a database older than version 6,
+/// an hour at a time (a year's database would not fit one request's
+/// timeout). A row written twice (by the view and here) collapses: it has
+/// one identity.
+fn fill_flow_index(c: &Client, db: &str) -> Result<(), StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Hour {
+        h: u64,
+    }
+    let hour = 3600 * NS;
+    let hours: Vec<Hour> = c.rows(&format!(
+        "SELECT DISTINCT intDiv(last_seen, {hour}) AS h FROM {db}.flow_records ORDER BY h"
+    ))?;
+    tracing::info!(
+        db,
+        hours = hours.len(),
+        "filling flow_index from flow_records"
+    );
+    for Hour { h } in hours {
+        c.exec(&format!(
+            "INSERT INTO {db}.flow_index SELECT last_seen, node, boot, seq, idx, flow_id, \
+             agency, bytes_up + bytes_down AS bytes FROM {db}.flow_records \
+             WHERE last_seen >= {} AND last_seen < {}",
+            h * hour,
+            (h + 1) * hour
+        ))?;
+    }
+    Ok(())
 }
 
 /// The column version 4 added to `streams`.
@@ -438,7 +489,7 @@ fn add_streams_records(c: &Client, db: &str) -> Result<(), StoreError> {
 
 /// Every table, with what a Distributed table over it shards by.
 const SHARDED: [(&str, &str); 20] = [
-    ("flow_times", "cityHash64(node)"),
+    ("flow_index", "cityHash64(node)"),
     ("meta", "cityHash64(key)"),
     ("streams", "cityHash64(node)"),
     ("flow_records", "cityHash64(node)"),
@@ -499,6 +550,7 @@ pub fn migrate_cluster(
             ))?;
         }
         add_streams_records(shard, db)?;
+        retire_flow_times(shard, db, local)?;
     }
     check_version(main, db)
 }
@@ -519,6 +571,9 @@ fn check_version(c: &Client, db: &str) -> Result<(), StoreError> {
             // Its minutes' folds into the hours and days version 5 added.
             super::rollups::fold_coarse_all(c, db, 0)?;
         }
+        if found > 0 && found < 6 {
+            fill_flow_index(c, db)?;
+        }
         c.insert(
             &format!("{db}.meta"),
             format!("{{\"key\":\"schema\",\"value\":{VERSION}}}\n").as_bytes(),
@@ -530,5 +585,5 @@ fn check_version(c: &Client, db: &str) -> Result<(), StoreError> {
 /// Every table with retention, with its setting's name.
 pub const RETAINED: [Table; 10] = [
     FLOWS, BLOCKED, USAGE_1S, USAGE_1M, USAGE_1H, TOP_HOSTS, TOP_SITES, PEAK_1M, PEAK_1H,
-    FLOW_TIMES,
+    FLOW_INDEX,
 ];

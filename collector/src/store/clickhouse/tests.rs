@@ -213,22 +213,32 @@ fn assert_same_answers(a: &dyn FlowReader, b: &dyn FlowReader, all: &[(String, S
             assert!(keys.windows(2).all(|w| w[0] >= w[1]), "{sort:?}");
         }
     }
-    // The flows page as it opens (time and agency only: on ClickHouse read
-    // through the time index, in windows from the end): every page, newest
-    // first, the same flows.
-    for (agency, limit) in [(None, 500), (Some("agency03"), 7)] {
-        let f = FlowFilter {
-            agency: agency.map(str::to_string),
-            limit,
-            ..base.clone()
-        };
-        let pa = all_pages(a, &f);
-        assert!(pa.len() > 200, "{}", pa.len());
-        let pb = all_pages(b, &f);
-        let keys = |p: &[FlowRow]| p.iter().map(|r| r.record.last_seen).collect::<Vec<_>>();
-        assert_eq!(keys(&pa), keys(&pb), "{agency:?}");
-        assert!(keys(&pa).windows(2).all(|w| w[0] >= w[1]));
-        assert_eq!(pa, pb, "{agency:?}");
+    // The flows page as it opens, newest or biggest first (time and agency
+    // only: on ClickHouse read through `flow_index`, by time in windows from
+    // the end): every page, in order, the same flows.
+    for sort in [FlowSort::Time, FlowSort::Bytes] {
+        for (agency, limit) in [(None, 500), (Some("agency03"), 7)] {
+            let f = FlowFilter {
+                agency: agency.map(str::to_string),
+                limit,
+                sort,
+                ..base.clone()
+            };
+            let pa = all_pages(a, &f);
+            assert!(pa.len() > 200, "{}", pa.len());
+            let pb = all_pages(b, &f);
+            let keys = |p: &[FlowRow]| {
+                p.iter()
+                    .map(|r| match sort {
+                        FlowSort::Time => r.record.last_seen,
+                        FlowSort::Bytes => r.record.bytes_total(),
+                    })
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(keys(&pa), keys(&pb), "{sort:?} {agency:?}");
+            assert!(keys(&pa).windows(2).all(|w| w[0] >= w[1]));
+            assert_eq!(pa, pb, "{sort:?} {agency:?}");
+        }
     }
     let blocked = BlockedFilter {
         from: first,
@@ -755,6 +765,64 @@ fn an_older_database_gains_the_drop_counts() {
             .get("node-a"),
         Some(&6)
     );
+}
+
+/// A database of schema 5 (`flow_times`, no sizes) opened by this code:
+/// `flow_index` is filled from the records written before and while it had
+/// its old view, `flow_times` is gone, and every answer (the biggest flows
+/// among them) is SQLite's. Opening it again changes nothing.
+#[test]
+fn a_version_5_database_gains_the_flow_index() {
+    let ch = server();
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open(dir.path(), cfg()).unwrap();
+    let sqlite: &dyn FlowStore = &sqlite;
+    let all = comparison_batches();
+    let (before, after) = all.split_at(all.len() / 2);
+    let click = open(&ch, "v5");
+    let mut w = click.writer().unwrap();
+    ingest(w.as_mut(), before);
+    let c = super::Client::new(&ch.url, Duration::from_secs(10)).unwrap();
+    // Back to version 5's shape: its time index and view, its version.
+    for sql in [
+        "DROP TABLE v5.flow_index_mv",
+        "DROP TABLE v5.flow_index",
+        "CREATE TABLE v5.flow_times (last_seen UInt64, node String, boot UInt64, \
+         seq UInt64, idx UInt32, flow_id UInt64, agency String) \
+         ENGINE = ReplacingMergeTree() PARTITION BY intDiv(last_seen, 86400000000000) \
+         ORDER BY (last_seen, node, boot, seq, idx)",
+        "CREATE MATERIALIZED VIEW v5.flow_times_mv TO v5.flow_times AS \
+         SELECT last_seen, node, boot, seq, idx, flow_id, agency FROM v5.flow_records",
+        "TRUNCATE TABLE v5.meta",
+        "INSERT INTO v5.meta VALUES ('schema', 5)",
+    ] {
+        c.exec(sql).unwrap();
+    }
+    // What a version-5 collector wrote: through the old view.
+    ingest(w.as_mut(), after);
+    drop((w, click));
+    assert!(count(&c, "SELECT count() AS n FROM v5.flow_times") > 0);
+    let click = open(&ch, "v5");
+    assert_eq!(super::schema::version(&c, "v5").unwrap(), 6);
+    let tables = |name: &str| {
+        count(
+            &c,
+            &format!(
+                "SELECT count() AS n FROM system.tables WHERE database = 'v5' AND name = '{name}'"
+            ),
+        )
+    };
+    assert_eq!((tables("flow_times"), tables("flow_times_mv")), (0, 0));
+    let records = count(&c, "SELECT count() AS n FROM v5.flow_records FINAL");
+    let indexed = "SELECT count() AS n FROM v5.flow_index FINAL";
+    assert_eq!(count(&c, indexed), records);
+    ingest(sqlite.writer().unwrap().as_mut(), &all);
+    let (s, r) = (sqlite.reader().unwrap(), click.reader().unwrap());
+    assert_same_answers(s.as_ref(), r.as_ref(), &all);
+    drop((r, click));
+    let again = open(&ch, "v5");
+    assert_eq!(count(&c, indexed), records);
+    assert_same_answers(s.as_ref(), again.reader().unwrap().as_ref(), &all);
 }
 
 /// The nodes list of a collector whose flows are on ClickHouse (its

@@ -560,7 +560,7 @@ impl FlowWriter for ChWriter {
                 "usage_peak_1m" => st.usage_peak_1m = dropped,
                 "usage_peak_1h" => st.usage_peak_1h = dropped,
                 // The flows' time index: counted with the flows.
-                "flow_times" => {}
+                "flow_index" => {}
                 _ => st.top_sites_1m = dropped,
             }
         }
