@@ -1,8 +1,8 @@
 // Several collectors on one PostgreSQL control store take turns through
 // leases: which one leads outage detection (and so alerts), which mails a
-// month's reports. The NOC (admins, operators) sees who leads and which
-// collector serves this page (GET /api/v1/collectors): on the wall as a
-// line under the node tiles, on #/nodes with every lease. Nobody leading
+// month's reports. Every role sees who leads and which collector serves
+// this page (GET /api/v1/collectors) on the wall, as a line under the node
+// tiles; the NOC (admins, operators) also on #/nodes with every lease. Nobody leading
 // means nobody opens incidents or sends alerts, so that is shown as an alarm.
 import { t, fmtDateTime } from './i18n.js';
 import { getJSON } from './api.js';

@@ -490,8 +490,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     get(
         "/api/v1/collectors",
-        "Which collector answers, who leads outage detection (null: nobody, no alerts are sent) and who holds each lease of the control store (report mailing claims too), expired ones included",
-        Operate,
+        "Which collector answers, who leads outage detection (null: nobody, no alerts are sent) and who holds each lease of the control store (report mailing claims too), expired ones included. Every role: the wall must show a detector nobody leads",
+        Wall,
         &[],
         "Collectors",
     ),

@@ -146,8 +146,9 @@ export class OverviewView {
         this.side = h('div', { class: 'side' },
           this.nodePanel = h('section', { class: 'panel nodes-panel', 'aria-labelledby': 'h-nodes' },
             h('div', { class: 'panel-head' }, h('h2', { id: 'h-nodes', text: t('panel.nodes') }), this.nodeNote), this.nodeGrid,
-            // Who alerts: the NOC's to see (the server refuses other roles).
-            can.operate() ? (this.collectors = new CollectorsLine()).el : null),
+            // Who alerts, for every role: a wall kiosk (viewer) is where the
+            // NOC would first see that no collector is alerting.
+            (this.collectors = new CollectorsLine()).el),
           // Top agencies and sites side by side: each list gets the height, not a third of it.
           this.rankPair = h('div', { class: 'rank-pair', 'data-testid': 'rank-pair' }, this.ranks.agencies.section, this.ranks.sites.section),
           // Blocked attempts name client addresses: not on the viewer's wall.
