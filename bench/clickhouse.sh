@@ -8,6 +8,9 @@
 # ClickHouse is Debian's clickhouse-server, started privately on a
 # temporary directory (or CLICKHOUSE_URL).
 #
+# NOTE="…" adds a paragraph under the side-by-side table (what the run
+# could not control, say).
+#
 # GENERATE=N instead writes N flows inside ClickHouse (INSERT … SELECT
 # FROM numbers(), rows shaped as the writer writes them, NODES agents over
 # HOURS hours; see collector/src/store/clickhouse/generate.rs) and times
@@ -92,10 +95,11 @@ echo "$out"
 tmp=$(mktemp)
 python3 - "$out" "$RECORDS" "$loadavg" "$(nproc)" \
   "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" "$(uname -r)" \
-  "$(date -u '+%Y-%m-%d %H:%M UTC')" > "$tmp" <<'PY'
+  "$(date -u '+%Y-%m-%d %H:%M UTC')" "${NOTE:-}" > "$tmp" <<'PY'
 import json, sys
 d = json.loads(sys.argv[1])
-records, load, cores, cpu, kernel, when = sys.argv[2:8]
+records, load, cores, cpu, kernel, when, note = sys.argv[2:9]
+note = f"\n\n{note}" if note else ""
 version = d["clickhouse_version"]
 s, c = d["sqlite"], d["clickhouse"]
 def k(v): return f"{v/1000:.0f} k"
@@ -126,7 +130,7 @@ whole range just ingested.
 | newest 100 flows, ms | {ms(s['flow_page_ms'])} | {ms(c['flow_page_ms'])} |
 
 Machine: {cores} cores, {cpu}, kernel {kernel}; run {when}; load average before the run {load}
-(the ClickHouse server runs on the same cores as the benchmark).""")
+(the ClickHouse server runs on the same cores as the benchmark).{note}""")
 PY
 python3 bench/lib/write_section.py clickhouse "$tmp"
 rm -f "$tmp"

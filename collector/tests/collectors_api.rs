@@ -64,24 +64,7 @@ async fn one_collector_on_sqlite_leads_and_every_role_is_told() {
 }
 
 fn config(dir: &Path, url: &str, id: &str) -> CollectorConfig {
-    let text = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-listen_tls = "127.0.0.1:0"
-
-[storage]
-data_dir = "{dir}"
-
-[storage.control]
-backend = "postgres"
-url = "{url}"
-lease_secs = {LEASE_SECS}
-collector_id = "{id}"
-"#,
-        dir = dir.display()
-    );
-    CollectorConfig::parse(&text, Path::new("collector.toml")).unwrap()
+    common::postgres_config(dir, url, id, LEASE_SECS, "")
 }
 
 /// Ask `c` until `ok` holds for its answer (leases move on their own clock).

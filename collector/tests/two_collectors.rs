@@ -125,21 +125,8 @@ fn messages(got: &Received) -> Vec<(String, String)> {
 }
 
 fn config(dir: &Path, url: &str, id: &str, webhook: &str, smtp: u16) -> CollectorConfig {
-    let text = format!(
+    let extra = format!(
         r#"
-[server]
-listen = "127.0.0.1:0"
-listen_tls = "127.0.0.1:0"
-
-[storage]
-data_dir = "{dir}"
-
-[storage.control]
-backend = "postgres"
-url = "{url}"
-lease_secs = {LEASE_SECS}
-collector_id = "{id}"
-
 [nodes]
 heartbeat_interval_ms = {HEARTBEAT_MS}
 down_after_secs = {DOWN_AFTER_SECS}
@@ -164,10 +151,9 @@ to = ["noc@example.go.id"]
 
 [reports]
 recipients = ["kadis@example.go.id"]
-"#,
-        dir = dir.display()
+"#
     );
-    CollectorConfig::parse(&text, Path::new("collector.toml")).unwrap()
+    common::postgres_config(dir, url, id, LEASE_SECS, &extra)
 }
 
 fn nodes() -> Vec<Node> {

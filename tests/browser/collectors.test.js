@@ -5,38 +5,20 @@
 // on #/nodes with every lease, in Bahasa Indonesia and English; agency
 // officers and the wall's viewer see the line on the wall (a kiosk is where
 // the NOC notices that nobody alerts), not the lease table; "nobody leads"
-// is an alarm; a 390×844 phone does not scroll
-// sideways.
+// is an alarm; a 390×844 phone does not scroll sideways.
 //   cargo build -p simpul-demo && node --test tests/browser/collectors.test.js
-import { after, before, describe } from 'node:test';
+import { describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
-  SHOTS, apiFetch, apiLogin, getJSON, launchBrowser, loginPage, pageKit, startCollector, waitFor,
+  SHOTS, apiFetch, apiLogin, demoSuite, getJSON, loginPage, waitFor,
 } from './helpers.js';
 
 const PATH = 'api/v1/collectors';
 
 describe('Simpul NOC dashboard: which collector leads outage detection (collector demo)', { timeout: 900000 }, () => {
-  let collector;
-  let browser;
-  let creds;
-  let api;
-  const kit = pageKit('collectors', () => ({ browser, collector }));
-
-  before(async () => {
-    mkdirSync(SHOTS, { recursive: true });
-    collector = await startCollector();
-    creds = collector.credentials();
-    api = await apiLogin(collector.url, creds.admin);
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    await browser?.close().catch(() => {});
-    await collector?.stop();
-  });
+  const s = demoSuite('collectors');
+  const { kit } = s;
 
   /** The line's state once it has loaded. */
   const line = async (page) => {
@@ -57,24 +39,24 @@ describe('Simpul NOC dashboard: which collector leads outage detection (collecto
   const scrollWidth = (page) => page.evaluate(() => document.documentElement.scrollWidth);
 
   kit.step('the API: the demo\'s one collector leads; every role may ask, strangers must log in', async () => {
-    const c = await getJSON(collector.url, PATH, api);
+    const c = await getJSON(s.collector.url, PATH, s.api);
     assert.equal(c.control, 'sqlite');
     assert.ok(c.this_collector, 'this collector is named');
     assert.equal(c.outage_leader?.collector_id, c.this_collector);
     assert.equal(c.outage_leader.this_collector, true);
-    const operator = await apiLogin(collector.url, creds.operator);
-    assert.equal((await apiFetch(collector.url, operator, 'GET', PATH)).status, 200);
+    const operator = await apiLogin(s.collector.url, s.creds.operator);
+    assert.equal((await apiFetch(s.collector.url, operator, 'GET', PATH)).status, 200);
     for (const role of ['agency', 'viewer']) {
-      const s = await apiLogin(collector.url, creds[role]);
-      assert.equal((await apiFetch(collector.url, s, 'GET', PATH)).status, 200, role);
+      const session = await apiLogin(s.collector.url, s.creds[role]);
+      assert.equal((await apiFetch(s.collector.url, session, 'GET', PATH)).status, 200, role);
     }
-    assert.equal((await apiFetch(collector.url, null, 'GET', PATH)).status, 401);
+    assert.equal((await apiFetch(s.collector.url, null, 'GET', PATH)).status, 401);
   });
 
   kit.step('the wall and #/nodes name the leader and the collector serving the page, in both languages', async () => {
-    const id = (await getJSON(collector.url, PATH, api)).this_collector;
+    const id = (await getJSON(s.collector.url, PATH, s.api)).this_collector;
     const { page, watch } = await kit.newPage();
-    await loginPage(page, collector.url, creds.admin);
+    await loginPage(page, s.collector.url, s.creds.admin);
     const wall = await line(page);
     assert.deepEqual([wall.state, wall.leader, wall.self], ['led', id, id]);
     assert.equal(wall.leaderText, `Deteksi gangguan dipimpin oleh ${id} (kolektor ini)`);
@@ -88,7 +70,7 @@ describe('Simpul NOC dashboard: which collector leads outage detection (collecto
       { message: 'the leader in English' });
     assert.equal((await line(page)).selfText, `This page is served by ${id}`);
 
-    await page.goto(`${collector.url}#/nodes`);
+    await page.goto(`${s.collector.url}#/nodes`);
     await page.getByTestId('nodes-page').waitFor();
     const nodes = await line(page);
     assert.deepEqual([nodes.state, nodes.leader], ['led', id]);
@@ -99,14 +81,14 @@ describe('Simpul NOC dashboard: which collector leads outage detection (collecto
   });
 
   kit.step('agency officers and the wall\'s viewer see who leads on the wall, not the lease table', async () => {
-    const id = (await getJSON(collector.url, PATH, api)).this_collector;
+    const id = (await getJSON(s.collector.url, PATH, s.api)).this_collector;
     for (const role of ['agency', 'viewer']) {
       const { page, watch } = await kit.newPage();
-      await loginPage(page, collector.url, creds[role]);
+      await loginPage(page, s.collector.url, s.creds[role]);
       await page.getByTestId('node-grid').waitFor();
       await waitFor(async () => (await line(page)).state === 'led', { message: `${role}: the leader line` });
       assert.equal((await line(page)).leaderText, `Deteksi gangguan dipimpin oleh ${id} (kolektor ini)`, role);
-      await page.goto(`${collector.url}#/nodes`);
+      await page.goto(`${s.collector.url}#/nodes`);
       await page.getByTestId('nodes-page').waitFor();
       assert.equal(await page.getByTestId('leases-table').count(), 0, role);
       kit.assertClean(watch, role);
@@ -118,12 +100,12 @@ describe('Simpul NOC dashboard: which collector leads outage detection (collecto
   // is shown here by answering the real answer with its leader taken out.
   kit.step('nobody leading is an alarm, on the wall and on a phone without sideways scrolling', async () => {
     const { page, ctx, watch } = await kit.newPage();
-    await loginPage(page, collector.url, creds.operator);
+    await loginPage(page, s.collector.url, s.creds.operator);
     assert.equal((await line(page)).state, 'led');
     const phone = await ctx.newPage();
     await phone.setViewportSize({ width: 390, height: 844 });
     for (const hash of ['#/', '#/nodes']) {
-      await phone.goto(`${collector.url}${hash}`);
+      await phone.goto(`${s.collector.url}${hash}`);
       await line(phone);
       await phone.waitForTimeout(1000);
       assert.ok(await scrollWidth(phone) <= 390, `${hash}: ${await scrollWidth(phone)}px wide`);
@@ -143,7 +125,7 @@ describe('Simpul NOC dashboard: which collector leads outage detection (collecto
     assert.equal(none.leaderText, 'Tidak ada kolektor yang memimpin deteksi gangguan: tidak ada alarm yang dikirim!');
     assert.ok(await page.getByTestId('collectors').evaluate((el) => el.classList.contains('crit')), 'shown as an alarm');
     await page.screenshot({ path: path.join(SHOTS, 'collectors-nobody-leads.png') });
-    await page.goto(`${collector.url}#/nodes`);
+    await page.goto(`${s.collector.url}#/nodes`);
     const row = page.getByTestId('lease-row-outage-detector');
     await row.waitFor();
     assert.equal(await row.getAttribute('data-live'), 'false');
@@ -155,7 +137,7 @@ describe('Simpul NOC dashboard: which collector leads outage detection (collecto
       body.outage_leader = null;
       await route.fulfill({ response: res, json: body });
     });
-    await phone.goto(`${collector.url}#/`);
+    await phone.goto(`${s.collector.url}#/`);
     await phone.locator('[data-testid="collectors"][data-state="none"]').waitFor({ timeout: 30000 });
     await phone.waitForTimeout(1000);
     assert.ok(await scrollWidth(phone) <= 390, `the alarm on a phone: ${await scrollWidth(phone)}px wide`);

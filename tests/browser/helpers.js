@@ -1,9 +1,9 @@
 // Shared helpers for the dashboard browser tests: start the real collector in
 // demo mode, launch Debian's Chromium, wait for conditions, read the page.
-import { it } from 'node:test';
+import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -326,6 +326,29 @@ export function pageKit(tag, env) {
 }
 
 /** RFC 4180 records of a CSV text (BOM required: spreadsheets need it). */
+/**
+ * The demo collector and a browser for one describe() block: started
+ * before its tests, stopped after them. Fields fill in as `before` runs:
+ * `collector`, `creds`, `api` (an admin's session), `browser`, and `kit`
+ * (`pageKit(tag)`).
+ */
+export function demoSuite(tag) {
+  const s = { collector: null, browser: null, creds: null, api: null };
+  s.kit = pageKit(tag, () => s);
+  before(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    s.collector = await startCollector();
+    s.creds = s.collector.credentials();
+    s.api = await apiLogin(s.collector.url, s.creds.admin);
+    s.browser = await launchBrowser();
+  });
+  after(async () => {
+    await s.browser?.close().catch(() => {});
+    await s.collector?.stop();
+  });
+  return s;
+}
+
 export function parseCsv(text) {
   assert.equal(text.charCodeAt(0), 0xfeff, 'a byte-order mark for spreadsheets');
   const rows = [];

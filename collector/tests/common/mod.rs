@@ -31,6 +31,35 @@ pub fn base_config(dir: &std::path::Path) -> CollectorConfig {
     cfg
 }
 
+/// A collector of several on one PostgreSQL control store, named `id`,
+/// with `extra` collector.toml after its storage sections.
+pub fn postgres_config(
+    dir: &std::path::Path,
+    url: &str,
+    id: &str,
+    lease_secs: u64,
+    extra: &str,
+) -> CollectorConfig {
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+listen_tls = "127.0.0.1:0"
+
+[storage]
+data_dir = "{dir}"
+
+[storage.control]
+backend = "postgres"
+url = "{url}"
+lease_secs = {lease_secs}
+collector_id = "{id}"
+{extra}"#,
+        dir = dir.display()
+    );
+    CollectorConfig::parse(&text, std::path::Path::new("collector.toml")).unwrap()
+}
+
 /// Start `cfg` with an inventory of these agencies and nodes (tests add
 /// nodes as they enroll them: [`add_node`]).
 pub async fn start(cfg: CollectorConfig, agencies: &[&str], nodes: Vec<Node>) -> Collector {
