@@ -265,6 +265,8 @@ const NORMALISED: &str = "(normalised)";
 ///   time too, so PDFs are compared by size only.
 /// - `/metrics`: process counters and timings, not a store's answer (the
 ///   status and content type are still compared).
+/// - Collectors: the id of the collector answering (its host name and
+///   process id when not configured), so the leader's too.
 /// - Flow cursors (the `x-next-cursor` header, a search's `next_cursor`):
 ///   one names the page's last flow by its node, boot and flow id, and each
 ///   side's agents booted at their own instant; each side follows its own
@@ -298,6 +300,7 @@ fn normalise(route: &str, a: &mut Answer, dir: &Path) {
         "/api/v1/audit" => &["at_ms", "time", "hash", "prev_hash", "actor"],
         r if r.contains("/policy") => &["created_ms", "key_id"],
         r if r.starts_with("/api/v1/lists") => &["created_ms"],
+        "/api/v1/collectors" => &["this_collector", "collector_id"],
         _ => &[],
     };
     blank(&mut a.body, &|obj, k| {
