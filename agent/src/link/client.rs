@@ -594,6 +594,24 @@ async fn first_reply(ws: &mut Ws, what: &'static str) -> Result<CollectorMessage
     }
 }
 
+/// A heartbeat with the agent's health now, and a ping the collector
+/// answers (the liveness check's frame).
+async fn send_heartbeat(
+    ws: &mut Ws,
+    ctx: &ClientCtx,
+    cpu: &mut CpuMeter,
+) -> Result<(), SessionError> {
+    let mut health = ctx.shared.health.snapshot();
+    health.cpu_percent = cpu.sample();
+    health.collector = Some(ctx.link_health());
+    let hb = AgentMessage::Heartbeat(Heartbeat {
+        sent_ms: super::sink::unix_ms(),
+        health,
+    });
+    send(ws, to_message(&hb, ctx.cfg.json_debug)).await?;
+    send(ws, Message::Ping(Bytes::new())).await
+}
+
 /// Stream batches and heartbeats until the link fails or a stop is drained.
 async fn stream(
     ws: &mut Ws,
@@ -614,6 +632,12 @@ async fn stream(
     let mut last_rx = Instant::now();
     let mut stop = ctx.stop.clone();
     let mut sent = 0u64;
+    // The first heartbeat goes before the spool: after an outage the
+    // collector learns the node's health and which collector it is on at
+    // once, not after a window of batches it may take long to store (or,
+    // on a collector that drops the link mid-window, never).
+    ticker.tick().await;
+    send_heartbeat(ws, ctx, cpu).await?;
     loop {
         while in_flight.len() < WINDOW {
             let next = shared.lock_spool().next_after(cursor);
@@ -713,12 +737,7 @@ async fn stream(
                 if in_flight.front().is_some_and(|(_, t)| t.elapsed() > ACK_TIMEOUT) {
                     return Err(SessionError::Timeout("a batch acknowledgement"));
                 }
-                let mut health = shared.health.snapshot();
-                health.cpu_percent = cpu.sample();
-                health.collector = Some(ctx.link_health());
-                let hb = AgentMessage::Heartbeat(Heartbeat { sent_ms: super::sink::unix_ms(), health });
-                send(ws, to_message(&hb, json)).await?;
-                send(ws, Message::Ping(Bytes::new())).await?;
+                send_heartbeat(ws, ctx, cpu).await?;
             }
             r = stop.changed() => {
                 if r.is_err() {
