@@ -48,6 +48,26 @@ fn unit(code: &str, subnet: &str) -> Unit {
     }
 }
 
+/// Dinkes (10.10.1.0/24) and Bappeda (10.20.0.0/16) in `c`'s inventory.
+fn two_agencies(c: &Collector) {
+    let inv = Inventory {
+        agencies: vec![
+            Agency {
+                code: "dinkes".into(),
+                name: "Dinkes".into(),
+                units: vec![unit("sekretariat", "10.10.1.0/24")],
+            },
+            Agency {
+                code: "bappeda".into(),
+                name: "Bappeda".into(),
+                units: vec![unit("umum", "10.20.0.0/16")],
+            },
+        ],
+        ..Inventory::default()
+    };
+    c.state.inventory.set(&inv).unwrap();
+}
+
 /// A collector listening for NetFlow on loopback, with the exporter there
 /// listed as `node_id` of Dinkes, and Dinkes and Bappeda in its inventory.
 async fn with_listed_exporter(dir: &std::path::Path, node_id: &str) -> Collector {
@@ -59,22 +79,7 @@ async fn with_listed_exporter(dir: &std::path::Path, node_id: &str) -> Collector
         node_id: Some(node_id.into()),
     }];
     let c = start(cfg, &[], vec![]).await;
-    let inv = Inventory {
-        agencies: vec![
-            Agency {
-                code: "dinkes".into(),
-                name: "Dinkes".into(),
-                units: vec![unit("sekretariat", "10.10.1.0/24")],
-            },
-            Agency {
-                code: "bappeda".into(),
-                name: "Bappeda".into(),
-                units: vec![unit("umum", "10.20.0.0/16")],
-            },
-        ],
-        ..Inventory::default()
-    };
-    c.state.inventory.set(&inv).unwrap();
+    two_agencies(&c);
     c
 }
 
@@ -85,22 +90,7 @@ async fn unlisted_exporter_attributed_by_subnets_with_sampling_applied() {
     cfg.netflow.listen = Some("127.0.0.1:0".parse().unwrap());
     cfg.netflow.accept_unlisted = true;
     let c = start(cfg, &[], vec![]).await;
-    let inv = Inventory {
-        agencies: vec![
-            Agency {
-                code: "dinkes".into(),
-                name: "Dinkes".into(),
-                units: vec![unit("sekretariat", "10.10.1.0/24")],
-            },
-            Agency {
-                code: "bappeda".into(),
-                name: "Bappeda".into(),
-                units: vec![unit("umum", "10.20.0.0/16")],
-            },
-        ],
-        ..Inventory::default()
-    };
-    c.state.inventory.set(&inv).unwrap();
+    two_agencies(&c);
     let to = c.netflow_addr.expect("the NetFlow receiver is bound");
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.send_to(

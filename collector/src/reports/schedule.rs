@@ -185,7 +185,7 @@ async fn mails_here(state: &AppState, month: &str, ttl: Duration) -> anyhow::Res
 }
 
 /// The name of a month's mailing claim in the control store's leases.
-pub fn mail_claim_name(month: &str) -> String {
+fn mail_claim_name(month: &str) -> String {
     format!("{MAIL_CLAIM_PREFIX}{month}")
 }
 

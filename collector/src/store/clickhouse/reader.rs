@@ -499,12 +499,7 @@ impl ChReader {
         let xkey = sort_key(f.sort, "x_");
         let mut k = want.saturating_mul(2).max(FIRST_CANDIDATES);
         loop {
-            let threshold: Option<Threshold> = self
-                .rows(&format!(
-                    "SELECT {key} AS k, node, boot, flow_id {ranked} LIMIT {}, 1",
-                    k - 1
-                ))?
-                .pop();
+            let threshold = self.kth(key, ranked, k)?;
             let above = threshold.as_ref().map(|t| t.above(&xkey));
             let rows = self.latest_of(f, ranked, k, above.as_deref().unwrap_or(""), want)?;
             if rows.len() >= want || threshold.is_none() {
@@ -541,12 +536,7 @@ impl ChReader {
                  ORDER BY {}",
                 identity_order("last_seen")
             );
-            let threshold: Option<Threshold> = self
-                .rows(&format!(
-                    "SELECT last_seen AS k, node, boot, flow_id {ranked} LIMIT {}, 1",
-                    k - 1
-                ))?
-                .pop();
+            let threshold = self.kth("last_seen", &ranked, k)?;
             if threshold.is_none() && start > from {
                 w = w.saturating_mul(8);
                 continue;
@@ -558,6 +548,17 @@ impl ChReader {
             }
             k = k.saturating_mul(8);
         }
+    }
+
+    /// The `k`-th row of `ranked` (`FROM … ORDER BY …`, `key` its sort
+    /// key): None when it has fewer.
+    fn kth(&self, key: &str, ranked: &str, k: usize) -> Result<Option<Threshold>, StoreError> {
+        Ok(self
+            .rows(&format!(
+                "SELECT {key} AS k, node, boot, flow_id {ranked} LIMIT {}, 1",
+                k - 1
+            ))?
+            .pop())
     }
 
     /// The latest state of the flows of the first `k` rows of `ranked`
